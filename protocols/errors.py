@@ -1,0 +1,67 @@
+"""The error hierarchy of the MPC protocols (DESIGN.md section 4).
+
+Every error a public function raises for bad input or a failed check is an ``MPCError``.
+Messages never contain secret values: they name the check that failed, never the numbers.
+
+- ``InvalidMessage``: a message is malformed or out of place. The session's state is unchanged,
+  so the caller may drop the message and go on (a retry with the right message still works).
+- ``FutureMessage``: an ``InvalidMessage`` for a well-formed message of a later round; a frontend
+  may keep it and deliver it again once the session has reached that round.
+- ``ProtocolAbort``: a well-formed message failed a check (a proof, a commitment opening, a
+  consistency equation). ``culprit`` names the party at fault; the session is dead and raises the
+  same abort on every later call.
+- ``ProofError``: raised by a zero-knowledge ``verify`` function; sessions turn it into a
+  ``ProtocolAbort`` naming the prover.
+- ``KeyLocked``: the key share may no longer be used (two-party ECDSA after a failed signature).
+- ``UsageError``: the caller misused the API (wrong arguments, calling out of order).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MPCError",
+    "InvalidMessage",
+    "FutureMessage",
+    "ProtocolAbort",
+    "ProofError",
+    "KeyLocked",
+    "UsageError",
+]
+
+
+class MPCError(Exception):
+    """Base class of every error raised by this library."""
+
+
+class InvalidMessage(MPCError):
+    """A message is malformed, unknown or out of place; the session state is unchanged."""
+
+
+class FutureMessage(InvalidMessage):
+    """A well-formed message of a round the session has not reached yet."""
+
+
+class ProofError(MPCError):
+    """A zero-knowledge proof or a commitment opening did not verify."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ProtocolAbort(MPCError):
+    """A check failed; ``culprit`` is the party at fault (None if it cannot be known)."""
+
+    def __init__(self, reason: str, culprit: int | None = None) -> None:
+        who = "unknown party" if culprit is None else f"party {culprit}"
+        super().__init__(f"{who}: {reason}")
+        self.reason = reason
+        self.culprit = culprit
+
+
+class KeyLocked(MPCError):
+    """The key share is locked for good (a computed signature failed to verify)."""
+
+
+class UsageError(MPCError):
+    """The API was called with wrong arguments or in the wrong order."""

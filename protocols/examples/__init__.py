@@ -1,0 +1,1 @@
+"""Small protocols that show how the round framework is used."""

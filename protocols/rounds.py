@@ -1,0 +1,364 @@
+"""The round-message framework (DESIGN.md section 2): immutable messages and sans-I/O sessions.
+
+Wire format of a :class:`Message` (version 1): one JSON object with exactly the keys
+``v, protocol, session_id, round, sender, recipient, payload``, serialised with sorted keys, no
+white space and ASCII only. ``Message.from_bytes`` parses strictly (no duplicate keys, no floats,
+no NaN, bounded size and depth) and re-encodes: input that is not byte-for-byte canonical is
+rejected. Payload values are JSON values without floats; binary data travels as lowercase hex.
+
+A :class:`Session` is one party's state in one run. Subclasses implement ``_begin()`` (the first
+messages) and, for each incoming round N, two methods:
+
+- ``_decode_roundN(msg)`` turns the payload into typed values. It raises ``InvalidMessage`` for
+  malformed input and ``ProofError`` for a failed proof, and never changes state.
+- ``_on_roundN(inputs)`` runs when every expected message of round N has been decoded, with
+  ``inputs`` mapping each sender to its decoded value; it changes state and returns the
+  messages to send. A failed check here raises ``ProtocolAbort`` naming the culprit.
+
+The base class checks the envelope (protocol, session id, recipient, sender, round, duplicates)
+before any decoding, so a rejected message never touches the session state, and it turns a
+``ProofError`` into a ``ProtocolAbort`` that names the sender. After an abort every call raises
+the same abort.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from protocols.errors import (
+    FutureMessage,
+    InvalidMessage,
+    MPCError,
+    ProofError,
+    ProtocolAbort,
+    UsageError,
+)
+
+__all__ = ["Message", "Session", "WIRE_VERSION", "MAX_MESSAGE_BYTES", "parse_hex"]
+
+WIRE_VERSION = 1
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 16
+SESSION_ID_LENGTH = 32
+_KEYS = frozenset({"v", "protocol", "session_id", "round", "sender", "recipient", "payload"})
+_PROTOCOL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]{0,63}$")
+
+
+def _freeze(value: Any, depth: int = 0) -> Any:
+    """Deep-copy a JSON-able value into immutable containers, rejecting anything else."""
+    if depth > MAX_DEPTH:
+        raise InvalidMessage("payload nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v, depth + 1) for v in value)
+    if isinstance(value, Mapping):
+        frozen = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMessage("payload keys must be strings")
+            frozen[key] = _freeze(item, depth + 1)
+        return MappingProxyType(frozen)
+    raise InvalidMessage(f"payload value of type {type(value).__name__} is not allowed")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, MappingProxyType):
+        return dict(value)
+    raise TypeError(type(value).__name__)
+
+
+def _encode(obj: Any) -> bytes:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False,
+        default=_json_default,
+    ).encode("ascii")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise InvalidMessage("duplicate key in message")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidMessage(f"{name} is not allowed")
+
+
+def _reject_float(text: str) -> Any:
+    raise InvalidMessage("floating-point numbers are not allowed")
+
+
+def _is_party_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**32
+
+
+@dataclass(frozen=True)
+class Message:
+    """One protocol message. ``recipient=None`` means broadcast to every other party."""
+
+    protocol: str
+    session_id: bytes
+    round: int
+    sender: int
+    recipient: int | None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.match(self.protocol):
+            raise InvalidMessage("bad protocol name")
+        if not isinstance(self.session_id, bytes) or len(self.session_id) != SESSION_ID_LENGTH:
+            raise InvalidMessage("session id must be 32 bytes")
+        if not isinstance(self.round, int) or isinstance(self.round, bool) or not 0 <= self.round < 2**16:
+            raise InvalidMessage("bad round number")
+        if not _is_party_id(self.sender):
+            raise InvalidMessage("bad sender id")
+        if self.recipient is not None and not _is_party_id(self.recipient):
+            raise InvalidMessage("bad recipient id")
+        if not isinstance(self.payload, Mapping):
+            raise InvalidMessage("payload must be a mapping")
+        object.__setattr__(self, "payload", _freeze(self.payload))
+
+    def to_bytes(self) -> bytes:
+        """The canonical, versioned JSON encoding."""
+        return _encode(
+            {
+                "v": WIRE_VERSION,
+                "protocol": self.protocol,
+                "session_id": self.session_id.hex(),
+                "round": self.round,
+                "sender": self.sender,
+                "recipient": self.recipient,
+                "payload": self.payload,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Message:
+        """Parse the canonical encoding; anything malformed or non-canonical is ``InvalidMessage``."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidMessage("message must be bytes")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise InvalidMessage("message too large")
+        data = bytes(data)
+        obj = _parse_json(data)
+        if not isinstance(obj, dict) or set(obj) != _KEYS:
+            raise InvalidMessage("message must have exactly the keys " + ",".join(sorted(_KEYS)))
+        if obj["v"] != WIRE_VERSION or isinstance(obj["v"], bool):
+            raise InvalidMessage("unsupported wire version")
+        session_id = parse_hex(obj["session_id"], "session_id")
+        message = cls(
+            protocol=obj["protocol"],
+            session_id=session_id,
+            round=obj["round"],
+            sender=obj["sender"],
+            recipient=obj["recipient"],
+            payload=obj["payload"],
+        )
+        if message.to_bytes() != data:
+            raise InvalidMessage("message encoding is not canonical")
+        return message
+
+    def __repr__(self) -> str:
+        to = "all" if self.recipient is None else self.recipient
+        return (
+            f"Message({self.protocol} sid={self.session_id.hex()[:8]}… round={self.round} "
+            f"{self.sender}->{to} keys={sorted(self.payload)})"
+        )
+
+
+def _parse_json(data: bytes) -> Any:
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise InvalidMessage("message must be ASCII") from None
+    if _nesting_depth(text) > MAX_DEPTH + 2:
+        raise InvalidMessage("message nested too deeply")
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_float=_reject_float,
+            parse_constant=_reject_constant,
+        )
+    except InvalidMessage:
+        raise
+    except (ValueError, RecursionError):
+        raise InvalidMessage("message is not valid JSON") from None
+
+
+def _nesting_depth(text: str) -> int:
+    """An upper bound on the bracket depth (brackets inside strings count too: harmless)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_hex(value: Any, name: str) -> bytes:
+    if not isinstance(value, str) or len(value) % 2 or value != value.lower():
+        raise InvalidMessage(f"{name} must be lowercase hex")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise InvalidMessage(f"{name} must be lowercase hex") from None
+
+
+class Session:
+    """One party's state in one protocol run (sans-I/O: no clocks, no sockets, no sleeps)."""
+
+    protocol: ClassVar[str]
+
+    def __init__(self, session_id: bytes, party_id: int, parties: Iterable[int]) -> None:
+        parties = tuple(sorted(parties))
+        if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_LENGTH:
+            raise UsageError("session_id must be 32 bytes")
+        if len(set(parties)) != len(parties) or not all(_is_party_id(p) for p in parties):
+            raise UsageError("party ids must be distinct integers in [1, 2^32)")
+        if party_id not in parties:
+            raise UsageError("party_id must be one of the parties")
+        self.session_id = session_id
+        self.party_id = party_id
+        self.parties = parties
+        self._started = False
+        self._round: int | None = None
+        self._awaited: frozenset[int] = frozenset()
+        self._inputs: dict[int, Any] = {}
+        self._done = False
+        self._result: Any = None
+        self._abort: ProtocolAbort | None = None
+
+    # --- public API -------------------------------------------------------------------------
+    @property
+    def peers(self) -> tuple[int, ...]:
+        return tuple(p for p in self.parties if p != self.party_id)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def aborted(self) -> ProtocolAbort | None:
+        return self._abort
+
+    @property
+    def awaiting_round(self) -> int | None:
+        """The round whose messages the session waits for (None when done or not started)."""
+        return self._round
+
+    def start(self) -> list[Message]:
+        """The party's first messages."""
+        self._raise_if_aborted()
+        if self._started:
+            raise UsageError("session already started")
+        messages = self._guard(self._begin)
+        self._started = True
+        return messages
+
+    def receive(self, msg: Message) -> list[Message]:
+        """Consume one message; returns what is now ready to send (often nothing)."""
+        self._raise_if_aborted()
+        if not isinstance(msg, Message):
+            raise InvalidMessage("not a Message")
+        self._check_envelope(msg)
+        decoded = self._guard(lambda: self._decode(msg), culprit=msg.sender)
+        self._inputs[msg.sender] = decoded
+        if set(self._inputs) != self._awaited:
+            return []
+        inputs, self._inputs = self._inputs, {}
+        handler: Callable[[dict[int, Any]], list[Message]] = getattr(self, f"_on_round{msg.round}")
+        return self._guard(lambda: handler(inputs))
+
+    def result(self) -> Any:
+        """The session's output; raises ``UsageError`` before it is done."""
+        self._raise_if_aborted()
+        if not self._done:
+            raise UsageError("session is not done")
+        return self._result
+
+    # --- for subclasses ---------------------------------------------------------------------
+    def _begin(self) -> list[Message]:
+        raise NotImplementedError
+
+    def _expect(self, round: int, senders: Iterable[int] | None = None) -> None:
+        """Wait for round ``round`` from ``senders`` (default: every peer)."""
+        self._round = round
+        self._awaited = frozenset(self.peers if senders is None else senders)
+        self._inputs = {}
+
+    def _finish(self, result: Any) -> None:
+        self._round = None
+        self._awaited = frozenset()
+        self._done = True
+        self._result = result
+
+    def _message(self, round: int, payload: Mapping[str, Any], recipient: int | None = None) -> Message:
+        return Message(self.protocol, self.session_id, round, self.party_id, recipient, payload)
+
+    def _broadcast(self, round: int, payload: Mapping[str, Any]) -> list[Message]:
+        return [self._message(round, payload)]
+
+    # --- internals --------------------------------------------------------------------------
+    def _raise_if_aborted(self) -> None:
+        if self._abort is not None:
+            raise self._abort
+
+    def _guard(self, step: Callable[[], Any], culprit: int | None = None) -> Any:
+        """Run a step; turn proof failures into an abort naming ``culprit`` and remember aborts."""
+        try:
+            return step()
+        except ProofError as exc:
+            self._abort = ProtocolAbort(exc.reason, culprit)
+        except ProtocolAbort as exc:
+            self._abort = exc
+        raise self._abort
+
+    def _decode(self, msg: Message) -> Any:
+        """Decode a payload; decoders are pure, so any failure leaves the state as it was."""
+        decode: Callable[[Message], Any] = getattr(self, f"_decode_round{msg.round}")
+        try:
+            return decode(msg)
+        except MPCError:
+            raise
+        except Exception as exc:  # a hostile payload must only ever surface as InvalidMessage
+            raise InvalidMessage(f"malformed round {msg.round} payload") from exc
+
+    def _check_envelope(self, msg: Message) -> None:
+        if msg.protocol != self.protocol:
+            raise InvalidMessage(f"message for protocol {msg.protocol!r}, expected {self.protocol!r}")
+        if msg.session_id != self.session_id:
+            raise InvalidMessage("message for another session")
+        if msg.sender not in self.parties or msg.sender == self.party_id:
+            raise InvalidMessage(f"unknown sender {msg.sender}")
+        if msg.recipient is not None and msg.recipient != self.party_id:
+            raise InvalidMessage("message addressed to another party")
+        if self._done:
+            raise InvalidMessage("session already finished")
+        if not self._started or self._round is None:
+            raise FutureMessage("session not started")
+        if msg.round > self._round:
+            raise FutureMessage(f"message of round {msg.round} while waiting for round {self._round}")
+        if msg.round < self._round:
+            raise InvalidMessage(f"message of past round {msg.round}")
+        if msg.sender not in self._awaited:
+            raise InvalidMessage(f"no message expected from party {msg.sender} in this round")
+        if msg.sender in self._inputs:
+            raise InvalidMessage("duplicate message")
+        if not hasattr(self, f"_decode_round{msg.round}"):
+            raise InvalidMessage(f"round {msg.round} has no incoming messages")
+
+    def __repr__(self) -> str:
+        state = "aborted" if self._abort else "done" if self._done else f"round {self._round}"
+        return f"<{type(self).__name__} party={self.party_id} sid={self.session_id.hex()[:8]}… {state}>"
