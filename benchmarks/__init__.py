@@ -1,0 +1,1 @@
+"""Benchmarks of the signing path and its building blocks (DESIGN.md section 6)."""

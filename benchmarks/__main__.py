@@ -1,0 +1,79 @@
+"""``python -m benchmarks [--quick] [--json PATH] [--only SUBSTRING]``.
+
+Runs every case and the references in one process, then prints a Markdown table with each
+case's median and p95 and its ratio to each of its references measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from benchmarks.timing import Case, Result, measure
+
+# Each module defines cases(quick: bool) -> list[Case]; modules that fail to import (an
+# optional extra missing) are reported and skipped.
+CASE_MODULES = ["benchmarks.reference_cases"]
+OPTIONAL_MODULES = [
+    "benchmarks.paillier_cases",
+    "benchmarks.frost_cases",
+    "benchmarks.ecdsa2p_cases",
+    "benchmarks.wallet_cases",
+]
+
+
+def collect(quick: bool) -> list[Case]:
+    cases: list[Case] = []
+    for name in CASE_MODULES + OPTIONAL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if name in CASE_MODULES or exc.name != name:
+                raise
+            continue
+        cases.extend(module.cases(quick))
+    return cases
+
+
+def run(quick: bool, only: str | None) -> list[Result]:
+    cases = collect(quick)
+    needed = {ref for c in cases if only is None or only in c.name for ref in c.references}
+    selected = [c for c in cases if only is None or only in c.name or c.name in needed]
+    results: dict[str, Result] = {}
+    for case in selected:
+        runs = max(3, case.runs // 10) if quick else case.runs
+        results[case.name] = measure(case, runs)
+        print(f"  measured {case.name}: {results[case.name].median_ms:.3f} ms", file=sys.stderr)
+    for case in selected:
+        for ref in case.references:
+            if ref in results and results[ref].median_ms > 0:
+                results[case.name].ratios[ref] = results[case.name].median_ms / results[ref].median_ms
+    return list(results.values())
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| case | median ms | p95 ms | runs | ratio to reference |", "|---|---:|---:|---:|---|"]
+    for r in results:
+        ratios = ", ".join(f"{v:.2f}× {k}" for k, v in r.ratios.items()) or "—"
+        lines.append(f"| {r.name} | {r.median_ms:.3f} | {r.p95_ms:.3f} | {r.runs} | {ratios} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few runs per case (smoke test)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--only", metavar="SUBSTRING", help="run only cases whose name contains this")
+    args = parser.parse_args(argv)
+    results = run(args.quick, args.only)
+    print(table(results))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump([r.to_json() for r in results], fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Timing helpers: warm-up, then median and p95 of wall-clock runs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured operation.
+
+    ``setup`` (optional) runs before each timed call, untimed, and its return value is passed
+    to ``fn``; ``references`` names the reference cases this one is compared with.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    setup: Callable[[], Any] | None = None
+    references: tuple[str, ...] = ()
+    runs: int = 30
+    warmup: int = 2
+
+
+@dataclass
+class Result:
+    name: str
+    median_ms: float
+    p95_ms: float
+    runs: int
+    ratios: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "median_ms": round(self.median_ms, 4),
+            "p95_ms": round(self.p95_ms, 4),
+            "runs": self.runs,
+            "ratios": {k: round(v, 3) for k, v in self.ratios.items()},
+        }
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def measure(case: Case, runs: int | None = None) -> Result:
+    runs = runs or case.runs
+    samples: list[float] = []
+    for i in range(case.warmup + runs):
+        arg = case.setup() if case.setup else None
+        start = time.perf_counter()
+        case.fn(arg) if case.setup else case.fn()
+        elapsed = (time.perf_counter() - start) * 1000.0
+        if i >= case.warmup:
+            samples.append(elapsed)
+    return Result(case.name, statistics.median(samples), percentile(samples, 0.95), runs)
