@@ -1,0 +1,137 @@
+"""The wire format of ``Message``: canonical, strict, immutable."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.errors import InvalidMessage
+from protocols.rounds import MAX_MESSAGE_BYTES, Message
+
+SID = bytes(range(32))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def make(**overrides) -> Message:
+    fields = dict(protocol="test/proto", session_id=SID, round=1, sender=1, recipient=2, payload={"a": "00"})
+    fields.update(overrides)
+    return Message(**fields)
+
+
+@settings(max_examples=100, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5),
+       recipient=st.none() | st.integers(1, 2**32 - 1))
+def test_round_trip(payload, recipient):
+    msg = make(payload=payload, recipient=recipient)
+    data = msg.to_bytes()
+    again = Message.from_bytes(data)
+    assert again == msg and again.to_bytes() == data
+
+
+def test_encoding_is_canonical_json():
+    data = make().to_bytes()
+    obj = json.loads(data)
+    assert obj["v"] == 1 and obj["session_id"] == SID.hex()
+    assert data == json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_payload_is_immutable():
+    payload = {"list": [1, 2], "map": {"k": "v"}}
+    msg = make(payload=payload)
+    payload["list"].append(3)
+    assert msg.payload["list"] == (1, 2)
+    with pytest.raises(TypeError):
+        msg.payload["new"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        msg.payload["map"]["k"] = "w"  # type: ignore[index]
+
+
+def _reencode(mutate) -> bytes:
+    obj = json.loads(make().to_bytes())
+    mutate(obj)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda o: o.pop("payload"),
+        lambda o: o.update(extra=1),
+        lambda o: o.update(v=2),
+        lambda o: o.update(v=True),
+        lambda o: o.update(session_id=SID.hex()[:-2]),
+        lambda o: o.update(session_id=SID.hex().upper()),
+        lambda o: o.update(round=-1),
+        lambda o: o.update(round="1"),
+        lambda o: o.update(sender=0),
+        lambda o: o.update(sender=True),
+        lambda o: o.update(recipient="2"),
+        lambda o: o.update(protocol=""),
+        lambda o: o.update(protocol="Bad Name"),
+        lambda o: o.update(payload=[1]),
+        lambda o: o.update(payload={"f": 1.5}),
+    ],
+)
+def test_rejects_malformed_fields(mutate):
+    with pytest.raises(InvalidMessage):
+        Message.from_bytes(_reencode(mutate))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"\xff\xfe",
+        b'{"v":1,"v":1}',
+        b"[" * 10000 + b"]" * 10000,
+        b'{"payload":{"x":NaN}}',
+    ],
+)
+def test_rejects_garbage(data):
+    with pytest.raises(InvalidMessage):
+        Message.from_bytes(data)
+
+
+def test_rejects_non_canonical_spacing_and_order():
+    data = make().to_bytes()
+    obj = json.loads(data)
+    with pytest.raises(InvalidMessage, match="canonical"):
+        Message.from_bytes(json.dumps(obj, sort_keys=True).encode())
+    with pytest.raises(InvalidMessage, match="canonical"):
+        Message.from_bytes(json.dumps(dict(reversed(list(obj.items()))), separators=(",", ":")).encode())
+
+
+def test_rejects_oversized_and_huge_integers():
+    with pytest.raises(InvalidMessage):
+        Message.from_bytes(b" " * (MAX_MESSAGE_BYTES + 1))
+    huge = _reencode(lambda o: o.update(payload={"n": 0})).replace(b'"n":0', b'"n":' + b"9" * 5000)
+    with pytest.raises(InvalidMessage):
+        Message.from_bytes(huge)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_bit_flips_never_escape_as_other_errors(data):
+    raw = bytearray(make(payload={"x": secrets.token_hex(4)}).to_bytes())
+    index = data.draw(st.integers(0, len(raw) - 1))
+    raw[index] ^= 1 << data.draw(st.integers(0, 7))
+    try:
+        Message.from_bytes(bytes(raw))
+    except InvalidMessage:
+        pass
+
+
+def test_repr_shows_no_payload_values():
+    msg = make(payload={"secret": "deadbeefcafe"})
+    assert "deadbeefcafe" not in repr(msg)
