@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import secrets
 from abc import ABC, abstractmethod
 from typing import Any
@@ -163,9 +164,10 @@ class Point:
         return Point(self.group, self.group._raw_neg(self._raw))
 
     def __mul__(self, k: int) -> Point:
-        if not isinstance(k, int):
+        try:
+            k = operator.index(k) % self.group.order
+        except TypeError:
             return NotImplemented
-        k %= self.group.order
         if k == 0 or self.is_identity:
             return self.group.identity()
         return Point(self.group, self.group._raw_mul(self._raw, k))

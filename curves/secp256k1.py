@@ -18,8 +18,8 @@ from curves.errors import CurveError, InvalidEncoding
 __all__ = ["Secp256k1", "secp256k1", "P", "N"]
 
 _CURVE = SECP256k1.curve
-P: int = _CURVE.p()
-N: int = SECP256k1.order
+P: int = int(_CURVE.p())
+N: int = int(SECP256k1.order)
 _B = 7
 _SQRT_EXP = (P + 1) // 4  # p ≡ 3 (mod 4)
 _G: PointJacobi = SECP256k1.generator  # carries python-ecdsa's precomputed table
