@@ -17,8 +17,8 @@ messages) and, for each incoming round N, two methods:
 
 The base class checks the envelope (protocol, session id, recipient, sender, round, duplicates)
 before any decoding, so a rejected message never touches the session state, and it turns a
-``ProofError`` into a ``ProtocolAbort`` that names the sender. After an abort every call raises
-the same abort.
+``ProofError`` into a ``ProtocolAbort`` that names the sender. After an abort (or a
+``KeyLocked``) every call raises the same error.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from protocols.errors import (
     FutureMessage,
     InvalidMessage,
+    KeyLocked,
     MPCError,
     ProofError,
     ProtocolAbort,
@@ -238,7 +239,7 @@ class Session:
         self._inputs: dict[int, Any] = {}
         self._done = False
         self._result: Any = None
-        self._abort: ProtocolAbort | None = None
+        self._abort: ProtocolAbort | KeyLocked | None = None
 
     # --- public API -------------------------------------------------------------------------
     @property
@@ -250,7 +251,7 @@ class Session:
         return self._done
 
     @property
-    def aborted(self) -> ProtocolAbort | None:
+    def aborted(self) -> ProtocolAbort | KeyLocked | None:
         return self._abort
 
     @property
@@ -321,7 +322,7 @@ class Session:
             return step()
         except ProofError as exc:
             self._abort = ProtocolAbort(exc.reason, culprit)
-        except ProtocolAbort as exc:
+        except (ProtocolAbort, KeyLocked) as exc:
             self._abort = exc
         raise self._abort
 
