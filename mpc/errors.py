@@ -1,0 +1,300 @@
+"""The wallet engine's errors (DESIGN.md section 3): stable codes, HTTP-style statuses, JSON form.
+
+Every error the engine raises is an :class:`EngineError` (itself a ``protocols.errors.MPCError``)
+with two class attributes that callers may rely on:
+
+- ``code``: a stable uppercase id in the pattern ``MODULE_[CONTEXT_]ERROR``
+  (``WALLET_ALREADY_EXISTS``, ``BACKUP_DECRYPTION_FAILED``). Codes never change meaning; a new
+  situation gets a new code. Every code is listed in ``docs/errors.md`` with what to do about it.
+- ``status``: the HTTP status a service frontend should answer with.
+
+``err.to_json()`` gives ``{"error": {"id": code, "message": text}}``; :func:`from_json` turns that
+back into the matching class on the other side of a transport. Messages name the check or the
+object that failed, never a secret value (no share, key, password or plaintext).
+
+Errors of the protocol and group layers are turned into engine errors by
+:func:`from_protocol_error`; :class:`KeyLockedError` is also a ``protocols.errors.KeyLocked``, so
+``except KeyLocked`` catches a locked key from either layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from curves.errors import CurveError
+from protocols.errors import (
+    InvalidMessage,
+    KeyLocked,
+    MPCError,
+    ProofError,
+    ProtocolAbort,
+    UsageError,
+)
+
+__all__ = [
+    "EngineError",
+    "InputInvalid",
+    "MessageInvalid",
+    "AuthFailed",
+    "NotFound",
+    "ClientNotFound",
+    "WalletNotFound",
+    "BackupNotFound",
+    "BackupKeyNotFound",
+    "KeychainEntryNotFound",
+    "WalletAlreadyExists",
+    "StateInvalid",
+    "OperationInProgress",
+    "KeyLockedError",
+    "ProtocolAborted",
+    "DKGFailed",
+    "SignFailed",
+    "BackupDecryptionFailed",
+    "BackupPasswordInvalid",
+    "KeychainCorrupted",
+    "StoreSchemaUnsupported",
+    "WebhookFailed",
+    "ERRORS",
+    "from_json",
+    "from_protocol_error",
+]
+
+
+class EngineError(MPCError):
+    """Base of every wallet-engine error; on its own, an unexpected internal failure."""
+
+    code: ClassVar[str] = "ENGINE_INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "internal error in the wallet engine"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        """The wire form ``{"error": {"id": code, "message": text}}``."""
+        return {"error": {"id": self.code, "message": self.message}}
+
+
+# --- 400: the request itself is wrong ---------------------------------------------------------
+class InputInvalid(EngineError):
+    """An argument is malformed or out of range (wrong length, unknown chain, bad encoding)."""
+
+    code = "INPUT_INVALID"
+    status = 400
+    default_message = "invalid input"
+
+
+class MessageInvalid(InputInvalid):
+    """A protocol message is malformed or out of place; the session is unchanged."""
+
+    code = "MESSAGE_INVALID"
+    status = 400
+    default_message = "invalid or out-of-place protocol message"
+
+
+class WalletAlreadyExists(EngineError):
+    """Generate was called for a client whose wallet already reached ``STORED_CLIENT``."""
+
+    code = "WALLET_ALREADY_EXISTS"
+    status = 400
+    default_message = "the client already has a wallet"
+
+
+class BackupDecryptionFailed(EngineError):
+    """An encrypted backup share did not open: wrong key, tampered or truncated box, wrong context."""
+
+    code = "BACKUP_DECRYPTION_FAILED"
+    status = 400
+    default_message = "the backup share could not be decrypted"
+
+
+class BackupPasswordInvalid(BackupDecryptionFailed):
+    """The password (or PIN) given for a ``PASSWORD`` backup does not unwrap its key."""
+
+    code = "BACKUP_PASSWORD_INVALID"
+    status = 400
+    default_message = "the backup password is not correct"
+
+
+# --- 401 / 404 --------------------------------------------------------------------------------
+class AuthFailed(EngineError):
+    """The caller could not be authenticated or is not allowed to act for this client."""
+
+    code = "AUTH_FAILED"
+    status = 401
+    default_message = "authentication failed"
+
+
+class NotFound(EngineError):
+    """A named object does not exist."""
+
+    code = "NOT_FOUND"
+    status = 404
+    default_message = "not found"
+
+
+class ClientNotFound(NotFound):
+    """No client with this id exists."""
+
+    code = "CLIENT_NOT_FOUND"
+    default_message = "unknown client"
+
+
+class WalletNotFound(NotFound):
+    """The client exists but has no wallet yet (generate has not completed)."""
+
+    code = "WALLET_NOT_FOUND"
+    default_message = "the client has no wallet"
+
+
+class BackupNotFound(NotFound):
+    """No completed backup exists for this client and backup method."""
+
+    code = "BACKUP_NOT_FOUND"
+    default_message = "no backup for this client and method"
+
+
+class BackupKeyNotFound(NotFound):
+    """The key of a backup is missing from where its backup method keeps it (e.g. cloud)."""
+
+    code = "BACKUP_KEY_NOT_FOUND"
+    default_message = "the backup key is missing"
+
+
+class KeychainEntryNotFound(NotFound):
+    """The device keychain has no entry of this name."""
+
+    code = "KEYCHAIN_ENTRY_NOT_FOUND"
+    default_message = "no keychain entry of this name"
+
+
+# --- 409 / 422 / 423: the request does not fit the current state --------------------------------
+class StateInvalid(EngineError):
+    """The operation is not allowed in the current state (wrong order of operations)."""
+
+    code = "STATE_INVALID"
+    status = 409
+    default_message = "operation not allowed in the current state"
+
+
+class OperationInProgress(EngineError):
+    """Another state-changing operation is already running for this client."""
+
+    code = "OPERATION_IN_PROGRESS"
+    status = 409
+    default_message = "another operation is in progress for this client"
+
+
+class ProtocolAborted(EngineError):
+    """A protocol run failed a check; ``culprit`` names the party at fault (None if unknown)."""
+
+    code = "PROTOCOL_ABORTED"
+    status = 422
+    default_message = "the protocol run was aborted"
+
+    def __init__(self, message: str | None = None, culprit: int | None = None) -> None:
+        super().__init__(message)
+        self.culprit = culprit
+
+
+class DKGFailed(ProtocolAborted):
+    """Key generation (2P-ECDSA keygen or FROST DKG) failed a check."""
+
+    code = "DKG_FAILED"
+    default_message = "distributed key generation failed"
+
+
+class SignFailed(ProtocolAborted):
+    """A signing run failed a check or produced no valid signature."""
+
+    code = "SIGN_FAILED"
+    default_message = "signing failed"
+
+
+class KeyLockedError(EngineError, KeyLocked):
+    """The ECDSA signing share is locked for good after a failed signature; recover to go on."""
+
+    code = "KEY_LOCKED"
+    status = 423
+    default_message = "the signing key is locked; recover the wallet to use it again"
+
+
+# --- 5xx: the engine or something it depends on failed -----------------------------------------
+class KeychainCorrupted(EngineError):
+    """A keychain entry is damaged (bad header, checksum mismatch, truncated)."""
+
+    code = "KEYCHAIN_CORRUPTED"
+    status = 500
+    default_message = "a keychain entry is corrupted"
+
+
+class StoreSchemaUnsupported(EngineError):
+    """The store was written by a newer (or unknown) schema version; nothing was changed."""
+
+    code = "STORE_SCHEMA_UNSUPPORTED"
+    status = 500
+    default_message = "the store's schema version is not supported"
+
+
+class WebhookFailed(EngineError):
+    """The self-managed-backup callback failed or timed out; the status was left unchanged."""
+
+    code = "WEBHOOK_FAILED"
+    status = 502
+    default_message = "the backup webhook failed"
+
+
+def _all_error_classes() -> list[type[EngineError]]:
+    found: list[type[EngineError]] = []
+    pending: list[type[EngineError]] = [EngineError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+ERRORS: Mapping[str, type[EngineError]] = {cls.code: cls for cls in _all_error_classes()}
+"""Every engine error class by its code."""
+
+
+def from_json(data: Any) -> EngineError:
+    """Rebuild the engine error of a ``to_json()`` document (an unknown id gives ``EngineError``)."""
+    body = data.get("error") if isinstance(data, Mapping) else None
+    if not isinstance(body, Mapping):
+        raise InputInvalid("not an engine error document")
+    code, message = body.get("id"), body.get("message")
+    if not isinstance(code, str) or not isinstance(message, str):
+        raise InputInvalid("engine error document needs string 'id' and 'message'")
+    # Walk the classes now rather than use ERRORS, so subclasses defined later are found too.
+    by_code = {cls.code: cls for cls in _all_error_classes()}
+    return by_code.get(code, EngineError)(message)
+
+
+def from_protocol_error(exc: BaseException) -> EngineError:
+    """Map an error of ``protocols`` or ``curves`` to the engine error a caller should see.
+
+    ``InvalidMessage`` → ``MessageInvalid`` (400); ``ProtocolAbort`` → ``ProtocolAborted`` (422,
+    same ``culprit``); ``ProofError`` → ``ProtocolAborted`` (culprit unknown); ``KeyLocked`` →
+    ``KeyLockedError`` (423); ``UsageError`` → ``StateInvalid`` (409); ``CurveError`` →
+    ``InputInvalid`` (400); an ``EngineError`` is returned as it is; anything else →
+    ``EngineError`` (500) with a generic message, since its text may not be safe to show.
+    Raise the result ``from exc`` to keep the cause for logs.
+    """
+    if isinstance(exc, EngineError):
+        return exc
+    if isinstance(exc, InvalidMessage):
+        return MessageInvalid(str(exc))
+    if isinstance(exc, ProtocolAbort):
+        return ProtocolAborted(str(exc), culprit=exc.culprit)
+    if isinstance(exc, ProofError):
+        return ProtocolAborted(exc.reason)
+    if isinstance(exc, KeyLocked):
+        return KeyLockedError()
+    if isinstance(exc, UsageError):
+        return StateInvalid(str(exc))
+    if isinstance(exc, CurveError):
+        return InputInvalid(str(exc))
+    return EngineError()
