@@ -1,0 +1,53 @@
+"""FROST(Ed25519, SHA-512) threshold signatures per RFC 9591: DKG, signing, refresh, resharing.
+
+Modules, named after the spec:
+- ``ciphersuite``  H1..H5, contextString and serialisation (§6.1)
+- ``helpers``      §4 helper functions (binding factors, group commitment, challenge)
+- ``keys``         KeyShare, its byte format, the trusted dealer (App. C)
+- ``dkg``          Pedersen DKG with proofs of knowledge (Komlo–Goldberg, Fig. 1)
+- ``round1``, ``round2``, ``aggregate``   §5.1, §5.2, §5.3 and §5.4
+- ``sign``         a signing session per signer over the round-message API
+- ``reshare``      refresh (same t, same ids) and resharing to a new (t', n') (Wong–Wang)
+- ``broadcast``    how broadcast consistency is checked over point-to-point channels
+
+One-call helpers run every party in memory (``protocols.local.run``) with a fresh session id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from protocols.errors import UsageError
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
+from protocols.frost.keys import KeyShare, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
+from protocols.frost.sign import SignSession
+from protocols.local import run
+
+__all__ = [
+    "Ciphersuite",
+    "FROST_ED25519_SHA512",
+    "KeyShare",
+    "SignSession",
+    "trusted_dealer_keygen",
+    "split_secret",
+    "secret_scalar_from_seed",
+    "sign",
+]
+
+
+def _new_session_id() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def sign(key_shares: Sequence[KeyShare], message: bytes) -> bytes:
+    """Sign ``message`` with the given shares (the signers); returns the 64-byte signature."""
+    shares = list(key_shares)
+    if not shares or not all(isinstance(s, KeyShare) for s in shares):
+        raise UsageError("need a non-empty list of KeyShare")
+    if len({s.public_key for s in shares}) != 1:
+        raise UsageError("key shares belong to different keys")
+    signers = [s.identifier for s in shares]
+    session_id = _new_session_id()
+    sessions = [SignSession(session_id, s, signers, message) for s in shares]
+    return run(sessions)[0]

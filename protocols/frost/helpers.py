@@ -1,0 +1,118 @@
+"""RFC 9591 §4 helper functions over the FROST(Ed25519, SHA-512) ciphersuite.
+
+- §4.2 ``derive_interpolating_value``: the Lagrange coefficient at 0 of identifier x_i in L.
+- §4.3 ``encode_group_commitment_list``: id ‖ D ‖ E per signer, sorted by identifier.
+- §4.4 ``compute_binding_factors``: ρ_i = H1(PK ‖ H4(msg) ‖ H5(encoded list) ‖ id_i).
+- §4.5 ``compute_group_commitment``: R = Σ (D_i + ρ_i·E_i).
+- §4.6 ``compute_challenge``: c = H2(R ‖ PK ‖ msg).
+(§4.1 ``nonce_generate`` lives in ``round1``, where it is used.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from curves import Point
+from protocols.errors import UsageError
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
+from protocols.sharing import lagrange_coefficient
+
+__all__ = [
+    "SigningCommitments",
+    "derive_interpolating_value",
+    "encode_group_commitment_list",
+    "binding_factor_inputs",
+    "compute_binding_factors",
+    "compute_group_commitment",
+    "compute_challenge",
+    "SigningContext",
+    "compute_signing_context",
+]
+
+
+@dataclass(frozen=True)
+class SigningCommitments:
+    """A signer's public nonce commitments (§5.1): D = d·B (hiding), E = e·B (binding)."""
+
+    identifier: int
+    hiding: Point
+    binding: Point
+
+
+def derive_interpolating_value(identifiers: Sequence[int], x_i: int) -> int:
+    """λ_i for x_i over ``identifiers`` (raises ``UsageError`` on duplicates or absence)."""
+    return lagrange_coefficient(SUITE.group, list(identifiers), x_i)
+
+
+def _sorted_list(commitment_list: Sequence[SigningCommitments]) -> Sequence[SigningCommitments]:
+    ids = [c.identifier for c in commitment_list]
+    if any(a >= b for a, b in zip(ids, ids[1:])):
+        raise UsageError("commitment list must be sorted by identifier without duplicates")
+    return commitment_list
+
+
+def encode_group_commitment_list(commitment_list: Sequence[SigningCommitments]) -> bytes:
+    """§4.3: concatenation of SerializeScalar(id) ‖ D ‖ E, in identifier order."""
+    return b"".join(
+        SUITE.serialize_identifier(c.identifier)
+        + SUITE.serialize_element(c.hiding)
+        + SUITE.serialize_element(c.binding)
+        for c in _sorted_list(commitment_list)
+    )
+
+
+def binding_factor_inputs(
+    group_public_key: Point, commitment_list: Sequence[SigningCommitments], msg: bytes
+) -> dict[int, bytes]:
+    """PK ‖ H4(msg) ‖ H5(encoded list) ‖ id_i for each signer (the input to H1)."""
+    prefix = (
+        SUITE.serialize_element(group_public_key)
+        + SUITE.H4(msg)
+        + SUITE.H5(encode_group_commitment_list(commitment_list))
+    )
+    return {c.identifier: prefix + SUITE.serialize_identifier(c.identifier) for c in commitment_list}
+
+
+def compute_binding_factors(
+    group_public_key: Point, commitment_list: Sequence[SigningCommitments], msg: bytes
+) -> dict[int, int]:
+    """§4.4: the binding factor ρ_i of every signer."""
+    inputs = binding_factor_inputs(group_public_key, commitment_list, msg)
+    return {identifier: SUITE.H1(data) for identifier, data in inputs.items()}
+
+
+def compute_group_commitment(
+    commitment_list: Sequence[SigningCommitments], binding_factors: dict[int, int]
+) -> Point:
+    """§4.5: R = Σ D_i + ρ_i·E_i."""
+    group_commitment = SUITE.group.identity()
+    for c in commitment_list:
+        group_commitment = group_commitment + c.hiding + c.binding * binding_factors[c.identifier]
+    return group_commitment
+
+
+def compute_challenge(group_commitment: Point, group_public_key: Point, msg: bytes) -> int:
+    """§4.6: c = H2(R ‖ PK ‖ msg), the RFC 8032 challenge."""
+    return SUITE.H2(group_commitment.to_bytes() + SUITE.serialize_element(group_public_key) + msg)
+
+
+@dataclass(frozen=True)
+class SigningContext:
+    """Everything §5.2 and §5.3 derive from (PK, commitment list, msg), computed once."""
+
+    identifiers: tuple[int, ...]
+    binding_factors: dict[int, int]
+    group_commitment: Point
+    challenge: int
+
+
+def compute_signing_context(
+    group_public_key: Point, commitment_list: Sequence[SigningCommitments], msg: bytes
+) -> SigningContext:
+    """Binding factors (§4.4), group commitment R (§4.5) and challenge c (§4.6)."""
+    binding_factors = compute_binding_factors(group_public_key, commitment_list, msg)
+    group_commitment = compute_group_commitment(commitment_list, binding_factors)
+    challenge = compute_challenge(group_commitment, group_public_key, msg)
+    identifiers = tuple(c.identifier for c in commitment_list)
+    return SigningContext(identifiers, binding_factors, group_commitment, challenge)

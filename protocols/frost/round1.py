@@ -1,0 +1,70 @@
+"""RFC 9591 §4.1 ``nonce_generate`` and §5.1 ``commit`` (signing round one).
+
+Each signer draws two nonces, hiding d and binding e, as nonce_generate(s_i) = H3(random_bytes(32)
+‖ SerializeScalar(s_i)): mixing in the secret share protects against a weak RNG (§4.1). It
+publishes D = d·B and E = e·B. The nonces are secret and usable for exactly one ``sign`` call
+(§7.3: reusing them with two different binding factors reveals s_i); :class:`SigningNonces`
+enforces that by handing its values out once.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from curves import SecretScalar
+from protocols.errors import UsageError
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
+from protocols.frost.helpers import SigningCommitments
+
+__all__ = ["SigningNonces", "SigningCommitments", "nonce_generate", "commit"]
+
+
+def nonce_generate(secret: SecretScalar, random_bytes: bytes | None = None) -> SecretScalar:
+    """§4.1: H3(random_bytes ‖ SerializeScalar(secret)); ``random_bytes`` only for test vectors."""
+    if random_bytes is None:
+        random_bytes = secrets.token_bytes(32)
+    if len(random_bytes) != 32:
+        raise UsageError("nonce randomness must be 32 bytes")
+    return SecretScalar(SUITE.group, SUITE.H3(random_bytes + secret.to_bytes()))
+
+
+class SigningNonces:
+    """A signer's secret nonce pair (d, e): single use, never shown by ``repr``."""
+
+    __slots__ = ("_nonces", "commitments")
+
+    def __init__(self, hiding: SecretScalar, binding: SecretScalar, commitments: SigningCommitments) -> None:
+        self._nonces: tuple[SecretScalar, SecretScalar] | None = (hiding, binding)
+        self.commitments = commitments
+
+    @property
+    def used(self) -> bool:
+        return self._nonces is None
+
+    def take(self) -> tuple[SecretScalar, SecretScalar]:
+        """Hand out (d, e) and forget them; a second call raises ``UsageError`` (§5.2, §7.3)."""
+        if self._nonces is None:
+            raise UsageError("signing nonces were already used; run round one again")
+        nonces, self._nonces = self._nonces, None
+        return nonces
+
+    def __repr__(self) -> str:
+        state = "used" if self._nonces is None else "unused"
+        return f"SigningNonces(identifier={self.commitments.identifier}, {state}, <redacted>)"
+
+    def __reduce__(self) -> object:
+        raise TypeError("signing nonces must never be serialised")
+
+
+def commit(
+    identifier: int,
+    signing_share: SecretScalar,
+    *,
+    hiding_randomness: bytes | None = None,
+    binding_randomness: bytes | None = None,
+) -> SigningNonces:
+    """§5.1: fresh nonces (d, e) and their commitments (D, E); read them from ``.commitments``."""
+    hiding = nonce_generate(signing_share, hiding_randomness)
+    binding = nonce_generate(signing_share, binding_randomness)
+    commitments = SigningCommitments(identifier, hiding.public_point(), binding.public_point())
+    return SigningNonces(hiding, binding, commitments)

@@ -1,0 +1,105 @@
+"""FROST signing session (RFC 9591 §5) without a coordinator: one per signer.
+
+Round 1  i -> all   SigningCommitments (D_i, E_i)                       (§5.1 commit; broadcast)
+Round 2  i -> all   sig_share z_i and the hash of i's commitment list   (§5.2 sign; broadcast)
+Output   every signer aggregates (§5.3), verifies the signature, and on failure verifies each
+         share to name the culprit (§5.4); all output the same 64-byte Ed25519 signature.
+
+Payloads (hex strings):  round 1 {"hiding": D (32 bytes), "binding": E (32 bytes)};
+round 2 {"sig_share": z_i (32-byte scalar), "view": SHA-256 view hash of the commitment list}.
+
+Every signer plays the coordinator's part itself (§7.5). The round-2 view hash makes sure all
+signers used the same commitment list (see ``protocols.frost.broadcast``): with different lists
+an honest signer's share would fail another's check and be blamed wrongly. The nonces are made
+in ``start()``, stay inside the session and are consumed by the single ``round2.sign`` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
+from protocols.errors import ProtocolAbort, UsageError
+from protocols.frost import round1, round2
+from protocols.frost.aggregate import aggregate_verified
+from protocols.frost.broadcast import VIEW_HASH_LENGTH, inconsistency_culprit, view_hash
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
+from protocols.frost.helpers import SigningCommitments, compute_signing_context, encode_group_commitment_list
+from protocols.frost.keys import KeyShare
+from protocols.rounds import Message, Session
+
+__all__ = ["SignSession"]
+
+
+class SignSession(Session):
+    """One signer's side of a FROST signing run; ``result()`` is the 64-byte signature."""
+
+    protocol = "frost/sign"
+
+    def __init__(self, session_id: bytes, key_share: KeyShare, signers: Iterable[int], message: bytes) -> None:
+        signers = tuple(sorted(signers))
+        if not isinstance(key_share, KeyShare):
+            raise UsageError("key_share must be a KeyShare")
+        if not isinstance(message, (bytes, bytearray)):
+            raise UsageError("message must be bytes")
+        if len(set(signers)) < key_share.threshold:
+            raise UsageError(f"need at least t = {key_share.threshold} signers")
+        if not set(signers) <= set(key_share.participants):
+            raise UsageError("every signer must be a participant of the key")
+        super().__init__(session_id, key_share.identifier, signers)
+        self.key_share = key_share
+        self.message = bytes(message)
+        self._nonces: round1.SigningNonces | None = None
+        self._commitment_list: list[SigningCommitments] = []
+        self._view = b""
+        self._sig_share = 0
+
+    # Round 1: commit (§5.1).
+    def _begin(self) -> list[Message]:
+        self._nonces = round1.commit(self.party_id, self.key_share.signing_share)
+        if not self.peers:
+            return self._on_round1({})
+        self._expect(1)
+        own = self._nonces.commitments
+        return self._broadcast(1, {"hiding": own.hiding.to_bytes().hex(), "binding": own.binding.to_bytes().hex()})
+
+    def _decode_round1(self, msg: Message) -> SigningCommitments:
+        require_keys(msg.payload, ("hiding", "binding"))
+        return SigningCommitments(
+            msg.sender, get_point(msg.payload, "hiding", SUITE.group), get_point(msg.payload, "binding", SUITE.group)
+        )
+
+    # Round 2: sign (§5.2) over the commitment list everyone must share.
+    def _on_round1(self, inputs: dict[int, SigningCommitments]) -> list[Message]:
+        if self._nonces is None:
+            raise UsageError("session not started")
+        commitments = dict(inputs)
+        commitments[self.party_id] = self._nonces.commitments
+        self._commitment_list = [commitments[i] for i in self.parties]
+        encoded = encode_group_commitment_list(self._commitment_list)
+        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded})
+        self._context = compute_signing_context(self.key_share.group_public_key, self._commitment_list, self.message)
+        self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
+        if not self.peers:
+            return self._on_round2({})
+        self._expect(2)
+        return self._broadcast(2, {"sig_share": SUITE.serialize_scalar(self._sig_share).hex(), "view": self._view.hex()})
+
+    def _decode_round2(self, msg: Message) -> int:
+        require_keys(msg.payload, ("sig_share", "view"))
+        sig_share = get_scalar(msg.payload, "sig_share", SUITE.group)
+        if get_bytes(msg.payload, "view", VIEW_HASH_LENGTH) != self._view:
+            culprit = inconsistency_culprit(self.parties, self.party_id, msg.sender)
+            raise ProtocolAbort("signers saw different round-1 commitments", culprit)
+        return sig_share
+
+    # Output: aggregate and verify (§5.3), naming a bad signer (§5.4).
+    def _on_round2(self, inputs: dict[int, int]) -> list[Message]:
+        sig_shares = dict(inputs)
+        sig_shares[self.party_id] = self._sig_share
+        signature = aggregate_verified(
+            self._commitment_list, self.message, self.key_share.group_public_key,
+            self.key_share.verifying_shares, sig_shares, self._context,
+        )
+        self._finish(signature)
+        return []
