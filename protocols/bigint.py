@@ -1,0 +1,264 @@
+"""One small backend for the big-integer arithmetic of Paillier and the CGGMP proofs.
+
+Uses gmpy2 (GMP) when it can be imported and pure Python otherwise; setting the environment
+variable ``PORTAL_MPC_NO_GMPY2=1`` before the first import forces the pure-Python path, and
+:func:`use_backend` switches at run time (for tests and benchmarks). ``BACKEND`` names the active
+path, ``"gmpy2"`` or ``"python"``. Both paths return identical values.
+
+Callers reach the operations through the module (``bigint.powmod(...)``, not ``from ... import
+powmod``) so that a switch takes effect everywhere.
+
+Values: every function accepts Python ints (or ``mpz``) and returns a plain ``int``, except
+:func:`mpz`, which converts to the backend's fastest integer type for callers that cache
+long-lived moduli (Paillier keys keep ``N`` and ``N²`` as ``mpz`` so that the hot path does not
+convert them on every call; the results handed back are still ``int``).
+
+Randomness comes only from :mod:`secrets`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import sympy
+
+from protocols.errors import InvalidMessage, UsageError
+
+__all__ = [
+    "BACKEND",
+    "use_backend",
+    "available_backends",
+    "mpz",
+    "powmod",
+    "invert",
+    "gcd",
+    "lcm",
+    "is_probable_prime",
+    "jacobi",
+    "isqrt",
+    "random_below",
+    "random_range",
+    "random_bits",
+    "random_signed",
+    "random_unit",
+    "CrtModulus",
+    "pack_nats",
+    "unpack_nats",
+]
+
+try:  # pragma: no cover - depends on the environment
+    import gmpy2 as _gmpy2
+except ImportError:  # pragma: no cover
+    _gmpy2 = None
+
+# Miller-Rabin rounds on top of the Baillie-PSW test for candidates chosen by an adversary.
+_PRIME_ROUNDS = 32
+
+BACKEND = "python"
+mpz: Callable[[int], Any] = int
+powmod: Callable[[int, int, int], int]
+invert: Callable[[int, int], int]
+is_probable_prime: Callable[[int], bool]
+gcd: Callable[[int, int], int]
+jacobi: Callable[[int, int], int]
+
+
+# --- pure-Python path ----------------------------------------------------------------------
+def _py_powmod(base: int, exponent: int, modulus: int) -> int:
+    """``base^exponent mod modulus``; a negative exponent inverts the base first."""
+    try:
+        return pow(int(base), int(exponent), int(modulus))
+    except ValueError:
+        raise UsageError("base is not invertible modulo the modulus") from None
+
+
+def _py_invert(a: int, modulus: int) -> int:
+    """The inverse of ``a`` modulo ``modulus`` (raises ``UsageError`` if there is none)."""
+    try:
+        return pow(int(a), -1, int(modulus))
+    except ValueError:
+        raise UsageError("value is not invertible modulo the modulus") from None
+
+
+def _py_is_probable_prime(n: int) -> bool:
+    """Baillie-PSW via sympy (no known counterexample), after trial division by sympy."""
+    return bool(sympy.isprime(int(n)))
+
+
+def _py_jacobi(a: int, n: int) -> int:
+    """The Jacobi symbol (a | n) for odd positive ``n``."""
+    if n <= 0 or n % 2 == 0:
+        raise UsageError("the Jacobi symbol needs an odd positive modulus")
+    a, n, result = int(a) % n, int(n), 1
+    while a:
+        while a % 2 == 0:
+            a //= 2
+            if n % 8 in (3, 5):
+                result = -result
+        a, n = n, a
+        if a % 4 == 3 and n % 4 == 3:
+            result = -result
+        a %= n
+    return result if n == 1 else 0
+
+
+# --- gmpy2 path ----------------------------------------------------------------------------
+def _gmp_powmod(base: int, exponent: int, modulus: int) -> int:
+    """``base^exponent mod modulus``; a negative exponent inverts the base first."""
+    try:
+        return int(_gmpy2.powmod(base, exponent, modulus))
+    except (ZeroDivisionError, ValueError):
+        raise UsageError("base is not invertible modulo the modulus") from None
+
+
+def _gmp_invert(a: int, modulus: int) -> int:
+    """The inverse of ``a`` modulo ``modulus`` (raises ``UsageError`` if there is none)."""
+    try:
+        return int(_gmpy2.invert(a, modulus))
+    except ZeroDivisionError:
+        raise UsageError("value is not invertible modulo the modulus") from None
+
+
+def _gmp_is_probable_prime(n: int) -> bool:
+    """GMP's test: trial division, Baillie-PSW, then extra Miller-Rabin rounds."""
+    return bool(n >= 2 and _gmpy2.is_prime(n, _PRIME_ROUNDS))
+
+
+def _gmp_gcd(a: int, b: int) -> int:
+    return int(_gmpy2.gcd(a, b))
+
+
+def _py_gcd(a: int, b: int) -> int:
+    return math.gcd(int(a), int(b))
+
+
+def _gmp_jacobi(a: int, n: int) -> int:
+    """The Jacobi symbol (a | n) for odd positive ``n``."""
+    if n <= 0 or n % 2 == 0:
+        raise UsageError("the Jacobi symbol needs an odd positive modulus")
+    return int(_gmpy2.jacobi(a, n))
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends this interpreter can run: always ``"python"``, ``"gmpy2"`` if importable."""
+    return ("gmpy2", "python") if _gmpy2 is not None else ("python",)
+
+
+def use_backend(name: str) -> None:
+    """Switch every operation of this module to ``name`` (``"gmpy2"`` or ``"python"``)."""
+    global BACKEND, mpz, powmod, invert, is_probable_prime, jacobi, gcd
+    if name not in available_backends():
+        raise UsageError(f"big-integer backend {name!r} is not available")
+    BACKEND = name
+    if name == "gmpy2":
+        mpz, powmod, invert = _gmpy2.mpz, _gmp_powmod, _gmp_invert
+        is_probable_prime, jacobi, gcd = _gmp_is_probable_prime, _gmp_jacobi, _gmp_gcd
+    else:
+        mpz, powmod, invert = int, _py_powmod, _py_invert
+        is_probable_prime, jacobi, gcd = _py_is_probable_prime, _py_jacobi, _py_gcd
+
+
+use_backend("python" if _gmpy2 is None or os.environ.get("PORTAL_MPC_NO_GMPY2") == "1" else "gmpy2")
+
+
+# --- backend-independent helpers -----------------------------------------------------------
+def lcm(a: int, b: int) -> int:
+    return math.lcm(int(a), int(b))
+
+
+def isqrt(n: int) -> int:
+    """The integer square root ⌊√n⌋ of a non-negative integer."""
+    return math.isqrt(int(n))
+
+
+def random_below(bound: int) -> int:
+    """Uniform in [0, bound)."""
+    return secrets.randbelow(bound)
+
+
+def random_range(low: int, high: int) -> int:
+    """Uniform in [low, high)."""
+    if high <= low:
+        raise UsageError("empty random range")
+    return low + secrets.randbelow(high - low)
+
+
+def random_bits(bits: int) -> int:
+    """Uniform in [0, 2^bits)."""
+    return secrets.randbits(bits)
+
+
+def random_signed(bound: int) -> int:
+    """Uniform in [-bound, bound] (the ``±bound`` sampling of the CGGMP proofs)."""
+    return secrets.randbelow(2 * bound + 1) - bound
+
+
+def random_unit(modulus: int) -> int:
+    """Uniform in Z*_modulus: [1, modulus) and coprime to it."""
+    while True:
+        r = secrets.randbelow(modulus - 1) + 1
+        if gcd(r, modulus) == 1:
+            return r
+
+
+@dataclass(frozen=True, repr=False)
+class CrtModulus:
+    """A modulus ``m1·m2`` of known factorisation, for exponentiation by the Chinese remainder theorem.
+
+    ``totient1`` and ``totient2`` are the orders of Z*_m1 and Z*_m2; exponents are reduced by
+    them, which is only valid for bases coprime to the modulus (the callers' bases are units).
+    Holds secrets: the ``repr`` shows nothing.
+    """
+
+    m1: int
+    m2: int
+    totient1: int
+    totient2: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_m1_inv", _py_invert(self.m1, self.m2))
+        object.__setattr__(self, "modulus", self.m1 * self.m2)
+
+    def __repr__(self) -> str:
+        return "CrtModulus(<secret>)"
+
+    def combine(self, r1: int, r2: int) -> int:
+        """The x mod m1·m2 with x ≡ r1 (mod m1) and x ≡ r2 (mod m2) (Garner's formula)."""
+        h = ((r2 - r1) * self._m1_inv) % self.m2  # type: ignore[attr-defined]
+        return int(r1 + h * self.m1)
+
+    def powmod(self, base: int, exponent: int) -> int:
+        """``base^exponent`` modulo ``m1·m2`` for a unit ``base`` (negative exponents allowed)."""
+        r1 = powmod(base % self.m1, exponent % self.totient1, self.m1)
+        r2 = powmod(base % self.m2, exponent % self.totient2, self.m2)
+        return self.combine(r1, r2)
+
+
+def pack_nats(version: int, values: list[int]) -> bytes:
+    """A version byte, then each natural number as a 2-byte length and minimal big-endian bytes."""
+    out = bytearray([version])
+    for value in values:
+        body = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        out += len(body).to_bytes(2, "big") + body
+    return bytes(out)
+
+
+def unpack_nats(data: bytes, version: int, count: int, what: str) -> list[int]:
+    """Strict inverse of :func:`pack_nats` for exactly ``count`` non-zero values."""
+    if not isinstance(data, (bytes, bytearray)) or not data or data[0] != version:
+        raise InvalidMessage(f"{what}: unknown encoding")
+    values, offset = [], 1
+    for _ in range(count):
+        length = int.from_bytes(data[offset : offset + 2], "big")
+        body = bytes(data[offset + 2 : offset + 2 + length])
+        if len(body) != length or length == 0 or body[0] == 0:
+            raise InvalidMessage(f"{what}: malformed value")
+        values.append(int.from_bytes(body, "big"))
+        offset += 2 + length
+    if offset != len(data):
+        raise InvalidMessage(f"{what}: trailing bytes")
+    return values
