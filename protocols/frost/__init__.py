@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from protocols.errors import UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
+from protocols.frost.dkg import DKGSession
 from protocols.frost.keys import KeyShare, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
 from protocols.frost.sign import SignSession
 from protocols.local import run
@@ -29,6 +30,8 @@ __all__ = [
     "FROST_ED25519_SHA512",
     "KeyShare",
     "SignSession",
+    "DKGSession",
+    "dkg",
     "trusted_dealer_keygen",
     "split_secret",
     "secret_scalar_from_seed",
@@ -51,3 +54,12 @@ def sign(key_shares: Sequence[KeyShare], message: bytes) -> bytes:
     session_id = _new_session_id()
     sessions = [SignSession(session_id, s, signers, message) for s in shares]
     return run(sessions)[0]
+
+
+def dkg(threshold: int, n: int) -> list[KeyShare]:
+    """Run a t-of-n DKG among parties 1..n in memory; returns their KeyShares in order."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise UsageError("n must be a positive integer")
+    parties = range(1, n + 1)
+    session_id = _new_session_id()
+    return run([DKGSession(session_id, i, parties, threshold) for i in parties])
