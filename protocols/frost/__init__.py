@@ -22,6 +22,7 @@ from protocols.errors import UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
 from protocols.frost.dkg import DKGSession
 from protocols.frost.keys import KeyShare, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
+from protocols.frost.reshare import RefreshSession, ReshareSession
 from protocols.frost.sign import SignSession
 from protocols.local import run
 
@@ -31,6 +32,10 @@ __all__ = [
     "KeyShare",
     "SignSession",
     "DKGSession",
+    "RefreshSession",
+    "ReshareSession",
+    "refresh",
+    "reshare",
     "dkg",
     "trusted_dealer_keygen",
     "split_secret",
@@ -43,13 +48,18 @@ def _new_session_id() -> bytes:
     return secrets.token_bytes(32)
 
 
-def sign(key_shares: Sequence[KeyShare], message: bytes) -> bytes:
-    """Sign ``message`` with the given shares (the signers); returns the 64-byte signature."""
+def _same_key(key_shares: Sequence[KeyShare]) -> list[KeyShare]:
     shares = list(key_shares)
     if not shares or not all(isinstance(s, KeyShare) for s in shares):
         raise UsageError("need a non-empty list of KeyShare")
     if len({s.public_key for s in shares}) != 1:
         raise UsageError("key shares belong to different keys")
+    return shares
+
+
+def sign(key_shares: Sequence[KeyShare], message: bytes) -> bytes:
+    """Sign ``message`` with the given shares (the signers); returns the 64-byte signature."""
+    shares = _same_key(key_shares)
     signers = [s.identifier for s in shares]
     session_id = _new_session_id()
     sessions = [SignSession(session_id, s, signers, message) for s in shares]
@@ -63,3 +73,34 @@ def dkg(threshold: int, n: int) -> list[KeyShare]:
     parties = range(1, n + 1)
     session_id = _new_session_id()
     return run([DKGSession(session_id, i, parties, threshold) for i in parties])
+
+
+def refresh(key_shares: Sequence[KeyShare]) -> list[KeyShare]:
+    """Refresh the given shares (≥ t of one key) in memory: same key, same t, fresh shares."""
+    shares = _same_key(key_shares)
+    parties = [s.identifier for s in shares]
+    session_id = _new_session_id()
+    return run([RefreshSession(session_id, s, parties) for s in shares])
+
+
+def reshare(key_shares: Sequence[KeyShare], new_threshold: int, new_participants: Sequence[int]) -> list[KeyShare]:
+    """Reshare the key of ``key_shares`` (≥ t old holders, the dealers) to a new t'-of-n' set.
+
+    An identifier in both sets is the same party. Returns the new KeyShares in the order of
+    ``sorted(new_participants)``.
+    """
+    shares = _same_key(key_shares)
+    by_id = {s.identifier: s for s in shares}
+    receivers = sorted(new_participants)
+    first = shares[0]
+    session_id = _new_session_id()
+    sessions = [
+        ReshareSession(
+            session_id, party, dealers=list(by_id), receivers=receivers, new_threshold=new_threshold,
+            key_share=by_id.get(party), group_public_key=first.group_public_key,
+            old_verifying_shares=first.verifying_shares,
+        )
+        for party in sorted(set(by_id) | set(receivers))
+    ]
+    results = run(sessions)
+    return [r for s, r in zip(sessions, results) if s.party_id in set(receivers)]
