@@ -156,10 +156,13 @@ class DealingSession(Session):
     def _decode_round2(self, msg: Message) -> int:
         require_keys(msg.payload, ("share", "view"))
         share = get_scalar(msg.payload, "share", SUITE.group)
-        if get_bytes(msg.payload, "view", VIEW_HASH_LENGTH) != self._view:
+        view = get_bytes(msg.payload, "view", VIEW_HASH_LENGTH)
+        # The share is checked against the commitment the sender sent *us* first: that check
+        # names the sender for sure, the view comparison only when no third party is involved.
+        feldman_verify(self._dealings[msg.sender].commitment, self.party_id, share)
+        if view != self._view:
             culprit = inconsistency_culprit(self.dealers, self.party_id, msg.sender)
             raise ProtocolAbort("parties saw different round-1 commitments", culprit)
-        feldman_verify(self._dealings[msg.sender].commitment, self.party_id, share)
         return share
 
     # --- round 3: confirmation --------------------------------------------------------------
