@@ -13,8 +13,8 @@ Byte format of ``KeyShare.to_bytes()`` (version 1; all integers big-endian):
 
 ``KeyShare.from_bytes`` accepts exactly this and nothing else: exact length, canonical scalar
 and points (prime-order, no identity), 1 ≤ t ≤ n, own identifier listed, s_i·B equal to the
-own verifying share, and all n verifying shares on one polynomial of degree t−1 whose value
-at 0 is PK.
+own verifying share, and all n verifying shares on one polynomial of degree exactly t−1 whose
+value at 0 is PK.
 
 The dealer (App. C.1 ``trusted_dealer_keygen`` / ``secret_share_shard``) splits a fresh or a
 given secret with Shamir's scheme; App. C.2 ``vss_commit`` gives the Feldman commitment whose
@@ -104,6 +104,14 @@ class KeyShare:
             expected = self.group_public_key if k == 0 else self.verifying_shares[k]
             if _interpolate_points(self.verifying_shares, basis, k) != expected:
                 raise UsageError("verifying shares do not lie on one polynomial of degree t-1")
+        if self.threshold >= 2:
+            # Exact degree: t-1 known points (PK and t-2 shares) must not already determine the
+            # next share, or the key could be opened by fewer than t parties.
+            points = {0: self.group_public_key, **self.verifying_shares}
+            lower = (0,) + self.participants[: self.threshold - 2]
+            nxt = self.participants[self.threshold - 2]
+            if _interpolate_points(points, lower, nxt) == points[nxt]:
+                raise UsageError("the sharing has a lower degree than t-1")
 
     def to_bytes(self) -> bytes:
         """The version-1 byte format (contains the secret share: store it encrypted)."""

@@ -17,7 +17,7 @@ from protocols.frost.sign import SignSession
 from protocols.rounds import Message
 from protocols.sharing import interpolate_at_zero
 
-FAST = settings(max_examples=15, deadline=None)
+FAST = settings(max_examples=40, deadline=None)
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
@@ -42,7 +42,7 @@ def test_any_signer_subset_signs_any_message(setup, message) -> None:
     verify(shares[0].public_key, message, signature)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(setup=threshold_setup(max_n=4), message=st.binary(max_size=64))
 def test_dkg_keys_sign(setup, message) -> None:
     t, n, signers = setup
@@ -124,7 +124,7 @@ def test_refresh_keeps_key_and_old_shares_do_not_mix() -> None:
         frost.sign([old[0], new[1]], b"mixed")
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     old=threshold_setup(max_n=4),
     new_n=st.integers(1, 4),
