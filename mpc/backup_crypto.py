@@ -24,7 +24,7 @@ method's name, so recovering through another method than the backup's raises ``I
   cost: the default is libsodium's MODERATE limits (3 passes, 256 MiB).
 - :class:`CloudMethod` (``CLOUD``): the key is saved through a :class:`CloudStorage` (the user's
   cloud drive; :class:`LocalFolderCloudStorage` is the default, :class:`MemoryCloudStorage` for
-  tests); the record only names the method. Missing key → ``BackupKeyNotFound``.
+  tests, :class:`KeychainCloudStorage` adapts any keychain); the record only names the method. Missing key → ``BackupKeyNotFound``.
 - :class:`PasskeyMethod` (``PASSKEY``): a device-held secret wraps the key through a
   :class:`PasskeyWrapper` (e.g. a WebAuthn PRF output on a real device;
   :class:`MemoryPasskeyWrapper` is the in-memory test double); the record is the wrapped key.
@@ -54,7 +54,7 @@ from mpc.errors import (
     KeychainCorrupted,
     KeychainEntryNotFound,
 )
-from mpc.keychain import FileKeychain, validate_name
+from mpc.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
 
 __all__ = [
     "KEY_LENGTH",
@@ -64,6 +64,7 @@ __all__ = [
     "BackupMethod",
     "PasswordMethod",
     "CloudStorage",
+    "KeychainCloudStorage",
     "LocalFolderCloudStorage",
     "MemoryCloudStorage",
     "CloudMethod",
@@ -271,44 +272,39 @@ class CloudStorage(ABC):
         """The blob stored under ``name``; ``BackupKeyNotFound`` if there is none."""
 
 
-class LocalFolderCloudStorage(CloudStorage):
-    """A local (or synced) folder as cloud storage: atomic, checksummed, 0600 files."""
+class KeychainCloudStorage(CloudStorage):
+    """Cloud storage over any :class:`~mpc.keychain.Keychain` (names validated the same way)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._files = FileKeychain(path)
+    def __init__(self, keychain: Keychain) -> None:
+        self.keychain = keychain
 
     def save(self, name: str, data: bytes) -> None:
-        self._files.put(name, data)
+        self.keychain.put(name, data)
 
     def load(self, name: str) -> bytes:
         try:
-            return self._files.get(name)
+            return self.keychain.get(name)
         except KeychainEntryNotFound:
-            raise BackupKeyNotFound(f"no backup key {name!r} in the cloud folder") from None
+            raise BackupKeyNotFound(f"no backup key {name!r} in cloud storage") from None
         except KeychainCorrupted:
-            raise BackupDecryptionFailed(f"backup key {name!r} in the cloud folder is damaged") from None
+            raise BackupDecryptionFailed(f"backup key {name!r} in cloud storage is damaged") from None
 
     def __repr__(self) -> str:
-        return f"<LocalFolderCloudStorage at {str(self._files.directory)!r}>"
+        return f"<{type(self).__name__} over {self.keychain!r}>"
 
 
-class MemoryCloudStorage(CloudStorage):
+class LocalFolderCloudStorage(KeychainCloudStorage):
+    """The default: a local (or synced) folder; atomic, checksummed 0600 files (a FileKeychain)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(FileKeychain(path))
+
+
+class MemoryCloudStorage(KeychainCloudStorage):
     """Cloud storage in memory (tests)."""
 
     def __init__(self) -> None:
-        self.blobs: dict[str, bytes] = {}
-
-    def save(self, name: str, data: bytes) -> None:
-        self.blobs[validate_name(name)] = bytes(data)
-
-    def load(self, name: str) -> bytes:
-        try:
-            return self.blobs[validate_name(name)]
-        except KeyError:
-            raise BackupKeyNotFound(f"no backup key {name!r} in cloud storage") from None
-
-    def __repr__(self) -> str:
-        return f"<MemoryCloudStorage with {len(self.blobs)} blobs>"
+        super().__init__(MemoryKeychain())
 
 
 class CloudMethod(BackupMethod):
@@ -375,7 +371,11 @@ class MemoryPasskeyWrapper(PasskeyWrapper):
 
 
 class PasskeyMethod(BackupMethod):
-    """``PASSKEY``: the key wrapped by a device-held secret; the record is the wrapped key."""
+    """``PASSKEY``: the key wrapped by a device-held secret; the record is the wrapped key.
+
+    The wrapper does not see the context; a record moved to another client or curve unwraps,
+    but its key then fails on that context's box (which binds the context itself).
+    """
 
     name = "PASSKEY"
 

@@ -239,7 +239,7 @@ def test_missing_cloud_key_in_memory_storage():
     key, _ = encrypt_backup(SHARE, CTX)
     storage = MemoryCloudStorage()
     record = CloudMethod(storage).store_key(CTX, key)
-    storage.blobs.clear()
+    storage.keychain.wipe()
     with pytest.raises(BackupKeyNotFound):
         CloudMethod(storage).load_key(CTX, record)
 
@@ -272,7 +272,7 @@ def test_cloud_key_of_wrong_length_is_refused():
     key, _ = encrypt_backup(SHARE, CTX)
     storage = MemoryCloudStorage()
     record = CloudMethod(storage).store_key(CTX, key)
-    storage.blobs[CloudMethod.object_name(CTX)] = b"short"
+    storage.keychain.put(CloudMethod.object_name(CTX), b"short")
     with pytest.raises(BackupDecryptionFailed):
         CloudMethod(storage).load_key(CTX, record)
 
@@ -307,3 +307,10 @@ def test_device_secret_is_validated_and_redacted():
     secret = bytes(range(32))
     wrapper = MemoryPasskeyWrapper(secret)
     assert secret.hex() not in repr(wrapper) and secret.hex() not in repr(PasskeyMethod(wrapper))
+
+
+def test_cloud_storage_repr_shows_no_key():
+    storage = MemoryCloudStorage()
+    key, _ = encrypt_backup(SHARE, CTX)
+    CloudMethod(storage).store_key(CTX, key)
+    assert key.hex() not in repr(storage) and repr(key) not in repr(CloudMethod(storage))
