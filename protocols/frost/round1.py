@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from curves import SecretScalar
+from curves import Point, SecretScalar
 from protocols.errors import UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.helpers import SigningCommitments
@@ -40,6 +40,12 @@ class SigningNonces:
     @property
     def used(self) -> bool:
         return self._nonces is None
+
+    def scaled_binding_commitment(self, binding_factor: int) -> Point:
+        """ρ·E computed as (ρ·e)·B: a fixed-base multiplication, several times faster (public value)."""
+        if self._nonces is None:
+            raise UsageError("signing nonces were already used")
+        return SUITE.group.base_mul(binding_factor * self._nonces[1].value % SUITE.order)
 
     def take(self) -> tuple[SecretScalar, SecretScalar]:
         """Hand out (d, e) and forget them; a second call raises ``UsageError`` (§5.2, §7.3)."""

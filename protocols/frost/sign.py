@@ -78,7 +78,10 @@ class SignSession(Session):
         self._commitment_list = [commitments[i] for i in self.parties]
         encoded = encode_group_commitment_list(self._commitment_list)
         self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded})
-        self._context = compute_signing_context(self.key_share.group_public_key, self._commitment_list, self.message)
+        self._context = compute_signing_context(
+            self.key_share.group_public_key, self._commitment_list, self.message,
+            self._nonces.scaled_binding_commitment, self.party_id,
+        )
         self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
         if not self.peers:
             return self._on_round2({})
