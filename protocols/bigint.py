@@ -34,6 +34,7 @@ __all__ = [
     "available_backends",
     "mpz",
     "powmod",
+    "mulmod",
     "invert",
     "gcd",
     "lcm",
@@ -61,6 +62,7 @@ _PRIME_ROUNDS = 32
 BACKEND = "python"
 mpz: Callable[[int], Any] = int
 powmod: Callable[[int, int, int], int]
+mulmod: Callable[[int, int, int], int]
 invert: Callable[[int, int], int]
 is_probable_prime: Callable[[int], bool]
 gcd: Callable[[int, int], int]
@@ -74,6 +76,10 @@ def _py_powmod(base: int, exponent: int, modulus: int) -> int:
         return pow(int(base), int(exponent), int(modulus))
     except ValueError:
         raise UsageError("base is not invertible modulo the modulus") from None
+
+
+def _py_mulmod(a: int, b: int, modulus: int) -> int:
+    return (a * b) % modulus
 
 
 def _py_invert(a: int, modulus: int) -> int:
@@ -115,6 +121,10 @@ def _gmp_powmod(base: int, exponent: int, modulus: int) -> int:
         raise UsageError("base is not invertible modulo the modulus") from None
 
 
+def _gmp_mulmod(a: int, b: int, modulus: int) -> int:
+    return int(_gmpy2.mpz(a) * b % modulus)
+
+
 def _gmp_invert(a: int, modulus: int) -> int:
     """The inverse of ``a`` modulo ``modulus`` (raises ``UsageError`` if there is none)."""
     try:
@@ -150,15 +160,15 @@ def available_backends() -> tuple[str, ...]:
 
 def use_backend(name: str) -> None:
     """Switch every operation of this module to ``name`` (``"gmpy2"`` or ``"python"``)."""
-    global BACKEND, mpz, powmod, invert, is_probable_prime, jacobi, gcd
+    global BACKEND, mpz, powmod, mulmod, invert, is_probable_prime, jacobi, gcd
     if name not in available_backends():
         raise UsageError(f"big-integer backend {name!r} is not available")
     BACKEND = name
     if name == "gmpy2":
-        mpz, powmod, invert = _gmpy2.mpz, _gmp_powmod, _gmp_invert
+        mpz, powmod, mulmod, invert = _gmpy2.mpz, _gmp_powmod, _gmp_mulmod, _gmp_invert
         is_probable_prime, jacobi, gcd = _gmp_is_probable_prime, _gmp_jacobi, _gmp_gcd
     else:
-        mpz, powmod, invert = int, _py_powmod, _py_invert
+        mpz, powmod, mulmod, invert = int, _py_powmod, _py_mulmod, _py_invert
         is_probable_prime, jacobi, gcd = _py_is_probable_prime, _py_jacobi, _py_gcd
 
 

@@ -148,7 +148,7 @@ class PaillierSecretKey:
         pk = self.public_key
         r = _check_nonce(pk, nonce)
         obfuscator = self._mod_n2.powmod(r, pk.n)  # type: ignore[attr-defined]
-        return (_nude(pk, m) * obfuscator) % pk.n_squared, r
+        return bigint.mulmod(_nude(pk, m), obfuscator, pk.n_squared), r
 
 
 def keygen(bits: int = 2 * PRIME_BITS) -> tuple[PaillierPublicKey, PaillierSecretKey]:
@@ -185,17 +185,17 @@ def encrypt(pk: PaillierPublicKey, m: int, nonce: int | None = None) -> tuple[in
     :func:`decrypt_signed` turns back into m).
     """
     r = _check_nonce(pk, nonce)
-    return (_nude(pk, m) * bigint.powmod(r, pk.n, pk.n_squared)) % pk.n_squared, r
+    return bigint.mulmod(_nude(pk, m), bigint.powmod(r, pk.n, pk.n_squared), pk.n_squared), r
 
 
 def add(pk: PaillierPublicKey, c1: int, c2: int) -> int:
     """Enc(a)·Enc(b) = Enc(a + b) (inputs must be valid ciphertexts, see validate_ciphertext)."""
-    return (c1 * c2) % pk.n_squared
+    return bigint.mulmod(c1, c2, pk.n_squared)
 
 
 def add_plain(pk: PaillierPublicKey, c: int, m: int) -> int:
     """Enc(a)·(1 + N)^m = Enc(a + m), with no fresh randomness."""
-    return (c * _nude(pk, m)) % pk.n_squared
+    return bigint.mulmod(c, _nude(pk, m), pk.n_squared)
 
 
 def mul(pk: PaillierPublicKey, c: int, k: int) -> int:

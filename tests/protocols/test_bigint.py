@@ -54,6 +54,7 @@ def test_backends_agree_on_powmod_invert_gcd_jacobi(a: int, e: int) -> None:
     if bigint.gcd(a, modulus) == 1:
         assert len(set(_in_both(bigint.powmod, a, e, modulus))) == 1
         assert len(set(_in_both(bigint.invert, a, modulus))) == 1
+    assert len(set(_in_both(bigint.mulmod, a, e, modulus))) == 1
 
 
 def test_backends_agree_on_primality() -> None:
