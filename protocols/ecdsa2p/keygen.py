@@ -1,0 +1,146 @@
+"""Two-party ECDSA key generation (Lindell 2017, key generation; CGGMP proofs for Paillier).
+
+Round 1  P1 -> P2  commitment to (Q1 = x1·G, Schnorr proof of x1)
+Round 2  P2 -> P1  Q2 = x2·G with its Schnorr proof; P2's setup (N̂, s, t) with Π_prm
+Round 3  P1 -> P2  opening of round 1; N, c_key = Enc(x1), Π_mod, Π_fac, Π_log*
+                   (see ``encrypted_share``); P1 checked Π_prm first (cached per setup)
+Round 4  P2 -> P1  Q = Q1 + Q2, confirming that P2 accepted and stored its share
+Output   P1KeyShare / P2KeyShare with the same joint public key Q (33-byte compressed)
+
+Commit-then-open stops P1 from choosing Q1 after seeing Q2 (so that Q would be P1's choice);
+P2 sends Q2 in the clear because P1 is already bound. Every peer value is decoded strictly and
+every proof verified before use; a failure aborts naming the peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from curves import Point, SecretScalar
+from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
+from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
+from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, verify_setup
+from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
+from protocols.encoding import get_bytes, get_point, require_keys
+from protocols.errors import ProtocolAbort
+from protocols.rounds import Message
+from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
+from protocols.zk import schnorr
+
+__all__ = ["KeygenP1", "KeygenP2"]
+
+PROTOCOL = "ecdsa2p/keygen"
+
+
+@dataclass(frozen=True)
+class _Round2:
+    q2: Point
+    setup: CustodianSetupPublic
+
+
+@dataclass(frozen=True)
+class _Round3:
+    q1: Point
+    encrypted: EncryptedShare
+
+
+class KeygenP1(TwoPartySession):
+    """The client's side of keygen."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, session_id: bytes) -> None:
+        super().__init__(session_id, CLIENT)
+        self._x1 = SecretScalar.random(GROUP)
+
+    def _begin(self) -> list[Message]:
+        q1 = self._x1.public_point()
+        proof = schnorr.prove(self._x1, self._transcript("dlog", 1, CLIENT))
+        commitment, nonce = self._commit(point_and_proof_bytes(q1, proof))
+        self._opening = {"Q1": q1.to_bytes().hex(), "proof": proof.to_payload(), "nonce": nonce.hex()}
+        self._expect(2)
+        return [self._message(1, {"commitment": commitment.hex()}, CUSTODIAN)]
+
+    def _decode_round2(self, msg: Message) -> _Round2:
+        require_keys(msg.payload, ("Q2", "proof", "setup"))
+        q2 = get_point(msg.payload, "Q2", GROUP)
+        proof = schnorr.SchnorrProof.from_payload(msg.payload["proof"], GROUP)
+        setup = CustodianSetupPublic.from_payload(msg.payload["setup"])
+        schnorr.verify(q2, proof, self._transcript("dlog", 2, CUSTODIAN))
+        verify_setup(setup)
+        return _Round2(q2, setup)
+
+    def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
+        round2: _Round2 = inputs[CUSTODIAN]
+        self._q2 = round2.q2
+        self._paillier, encrypted = prove_encrypted_share(
+            self._x1, round2.setup.params, self._transcript("encrypted-share", 3, CLIENT)
+        )
+        self._expect(4)
+        return [self._message(3, {**self._opening, **encrypted.to_payload()}, CUSTODIAN)]
+
+    def _decode_round4(self, msg: Message) -> Point:
+        require_keys(msg.payload, ("Q",))
+        return get_point(msg.payload, "Q", GROUP)
+
+    def _on_round4(self, inputs: dict[int, Any]) -> list[Message]:
+        public = self._x1.public_point() + self._q2
+        if public.is_identity or inputs[CUSTODIAN] != public:
+            raise ProtocolAbort("custodian confirmed a different public key", CUSTODIAN)
+        self._finish(P1KeyShare(self._x1, public, self._q2, self._paillier))
+        return []
+
+
+class KeygenP2(TwoPartySession):
+    """The custodian's side of keygen; ``setup`` is its long-lived ring-Pedersen setup."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, session_id: bytes, setup: CustodianSetup) -> None:
+        super().__init__(session_id, CUSTODIAN)
+        self._setup = setup
+        self._x2 = SecretScalar.random(GROUP)
+
+    def _begin(self) -> list[Message]:
+        self._expect(1)
+        return []
+
+    def _decode_round1(self, msg: Message) -> bytes:
+        require_keys(msg.payload, ("commitment",))
+        return get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
+
+    def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
+        self._commitment = inputs[CLIENT]
+        proof = schnorr.prove(self._x2, self._transcript("dlog", 2, CUSTODIAN))
+        payload = {
+            "Q2": self._x2.public_point().to_bytes().hex(),
+            "proof": proof.to_payload(),
+            "setup": self._setup.public.to_payload(),
+        }
+        self._expect(3)
+        return [self._message(2, payload, CLIENT)]
+
+    def _decode_round3(self, msg: Message) -> _Round3:
+        payload = msg.payload
+        require_keys(payload, ("Q1", "proof", "nonce", *EncryptedShare.payload_keys()))
+        q1 = get_point(payload, "Q1", GROUP)
+        proof = schnorr.SchnorrProof.from_payload(payload["proof"], GROUP)
+        nonce = get_bytes(payload, "nonce", NONCE_LENGTH)
+        params = self._setup.public.params
+        encrypted = EncryptedShare.from_payload(
+            {k: payload[k] for k in EncryptedShare.payload_keys()}, params, q1
+        )
+        self._verify_opening(self._commitment, point_and_proof_bytes(q1, proof), nonce)
+        schnorr.verify(q1, proof, self._transcript("dlog", 1, CLIENT))
+        verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
+        return _Round3(q1, encrypted)
+
+    def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
+        round3: _Round3 = inputs[CLIENT]
+        public = round3.q1 + self._x2.public_point()
+        if public.is_identity:
+            raise ProtocolAbort("joint public key is the identity", CLIENT)
+        share = P2KeyShare(self._x2, public, round3.q1, round3.encrypted.paillier, round3.encrypted.c_key)
+        self._finish(share)
+        return [self._message(4, {"Q": public.to_bytes().hex()}, CLIENT)]

@@ -1,0 +1,120 @@
+"""The custodian's long-lived setup: ring-Pedersen parameters (N̂, s, t) with their Π_prm proof.
+
+In Lindell-style two-party ECDSA with CGGMP proofs, P2 (the custodian) verifies P1's proofs
+about P1's Paillier key and encrypted share (Π_fac, Π_log*), and those proofs need the
+*verifier's* ring-Pedersen parameters (REFERENCES.md §2 and §3: ZenGo's prover-made N̂ is the
+pitfall). The custodian generates them once (two safe primes: seconds to minutes), proves them
+well formed with Π_prm, stores and reuses them; a client checks Π_prm once per setup and caches
+the verdict (``verify_setup`` keeps a process-wide cache keyed by the setup's hash).
+
+The Π_prm proof is bound to the parameters only (it is a statement about a long-lived object,
+not about a session); the proofs that use the parameters bind the session themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from protocols.encoding import require_keys
+from protocols.errors import InvalidMessage
+from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, generate_ring_pedersen
+from protocols.transcript import Transcript
+from protocols.zk import prm
+
+__all__ = ["CustodianSetup", "CustodianSetupPublic", "generate_setup", "verify_setup"]
+
+_PRM_DOMAIN = "ecdsa2p/custodian-setup/prm"
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _prm_transcript() -> Transcript:
+    return Transcript(_PRM_DOMAIN)
+
+
+@dataclass(frozen=True)
+class CustodianSetupPublic:
+    """What the custodian publishes: (N̂, s, t) and Π_prm."""
+
+    params: RingPedersenParams
+    proof: prm.PrmProof
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"params": self.params.to_payload(), "prm": self.proof.to_payload()}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> CustodianSetupPublic:
+        """Strict decoding (raises ``InvalidMessage``); the proof is *not* verified here."""
+        if not isinstance(payload, Mapping):
+            raise InvalidMessage("setup must be an object")
+        require_keys(payload, ("params", "prm"))
+        params = RingPedersenParams.from_payload(payload["params"])
+        return cls(params, prm.PrmProof.from_payload(payload["prm"], params))
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 over the canonical parameters and proof: the cache key and a stable setup id."""
+        return hashlib.sha256(_canonical(self.to_payload())).digest()
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class CustodianSetup:
+    """The custodian's setup with its trapdoor (the safe primes and λ); ``repr`` shows no secret."""
+
+    public: CustodianSetupPublic
+    secret: RingPedersenSecret
+
+    def __repr__(self) -> str:
+        return f"CustodianSetup(<secret>, id={self.public.fingerprint.hex()[:16]})"
+
+    def to_bytes(self) -> bytes:
+        """The secret (it determines the parameters) followed by the proof, for storage."""
+        body = _canonical(self.public.proof.to_payload())
+        secret = self.secret.to_bytes()
+        return len(secret).to_bytes(4, "big") + secret + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CustodianSetup:
+        if len(data) < 4:
+            raise InvalidMessage("custodian setup truncated")
+        size = int.from_bytes(data[:4], "big")
+        secret = RingPedersenSecret.from_bytes(data[4 : 4 + size])
+        try:
+            proof_payload = json.loads(data[4 + size :])
+        except ValueError:
+            raise InvalidMessage("custodian setup proof is not valid JSON") from None
+        proof = prm.PrmProof.from_payload(proof_payload, secret.params)
+        setup = cls(CustodianSetupPublic(secret.params, proof), secret)
+        verify_setup(setup.public)
+        return setup
+
+
+def generate_setup(bits: int = 2048) -> CustodianSetup:
+    """Fresh ring-Pedersen parameters (safe primes: slow) with their Π_prm proof."""
+    params, secret = generate_ring_pedersen(bits)
+    proof = prm.prove(params, secret, _prm_transcript())
+    setup = CustodianSetup(CustodianSetupPublic(params, proof), secret)
+    _VERIFIED.add(setup.public.fingerprint)
+    return setup
+
+
+_VERIFIED: set[bytes] = set()
+_LOCK = threading.Lock()
+
+
+def verify_setup(public: CustodianSetupPublic) -> None:
+    """Raise ``ProofError`` unless Π_prm verifies; a setup verified once is not checked again."""
+    key = public.fingerprint
+    with _LOCK:
+        if key in _VERIFIED:
+            return
+    prm.verify(public.params, public.proof, _prm_transcript())
+    with _LOCK:
+        _VERIFIED.add(key)

@@ -1,0 +1,195 @@
+"""Key shares of two-party ECDSA: the client's (P1) and the custodian's (P2).
+
+The key is shared additively (REFERENCES.md §2, "Share form"): Q = Q1 + Q2 with Q1 = x1·G and
+Q2 = x2·G. P1 owns a Paillier key pair and x1; P2 holds x2, P1's Paillier public key and
+c_key = Enc(x1) (checked at keygen with Π_mod, Π_fac and Π_log*).
+
+A share made for backup only carries no Paillier material (``paillier is None`` on P1's side,
+``paillier`` and ``c_key`` None on P2's): it cannot sign, but a resharing turns it back into a
+signing share with a fresh Paillier key.
+
+P1's share has a ``locked`` flag that is part of its serialised state: once a signature P1
+computed fails to verify, the share must never be used again (CVE-2023-33242).
+
+Serialisation is canonical JSON with a version and a kind, through ``to_bytes``/``from_bytes``
+only; ``repr`` shows the public key, never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from curves import InvalidEncoding, Point, SecretScalar, secp256k1
+from protocols.encoding import encode_nat, get_bytes, get_nat, get_point, require_keys
+from protocols.errors import InvalidMessage, KeyLocked
+from protocols.paillier import MAX_MODULUS_BITS, PaillierPublicKey, PaillierSecretKey, validate_ciphertext
+
+__all__ = ["P1KeyShare", "P2KeyShare", "CLIENT", "CUSTODIAN"]
+
+CLIENT = 1  # P1: owns the Paillier key, decrypts, receives the signature first
+CUSTODIAN = 2  # P2: verifier, homomorphic step
+_VERSION = 1
+
+
+def _dump(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _load(data: bytes, kind: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        obj = json.loads(bytes(data))
+    except (ValueError, TypeError):
+        raise InvalidMessage(f"{kind} is not valid JSON") from None
+    if not isinstance(obj, dict) or obj.get("kind") != kind or obj.get("v") != _VERSION:
+        raise InvalidMessage(f"not a version-{_VERSION} {kind}")
+    require_keys(obj, ("kind", "v", *keys))
+    if _dump(obj) != bytes(data):
+        raise InvalidMessage(f"{kind} encoding is not canonical")
+    return obj
+
+
+def _secret(obj: Mapping[str, Any], key: str) -> SecretScalar:
+    try:
+        return SecretScalar.from_bytes(secp256k1, get_bytes(obj, key, 32))
+    except InvalidEncoding:
+        raise InvalidMessage(f"{key} is not a valid scalar") from None
+
+
+def _check_public(secret: SecretScalar, public: Point, what: str) -> None:
+    if secret.public_point() != public:
+        raise InvalidMessage(f"{what} does not match its public share")
+
+
+class P1KeyShare:
+    """The client's share: x1, the joint public key, P2's public share and the Paillier key."""
+
+    __slots__ = ("x1", "public_point", "q2", "paillier", "locked")
+
+    def __init__(
+        self,
+        x1: SecretScalar,
+        public_point: Point,
+        q2: Point,
+        paillier: PaillierSecretKey | None,
+        locked: bool = False,
+    ) -> None:
+        self.x1 = x1
+        self.public_point = public_point
+        self.q2 = q2
+        self.paillier = paillier
+        self.locked = locked
+
+    @property
+    def public_key(self) -> bytes:
+        """The joint public key Q, 33-byte compressed SEC1."""
+        return self.public_point.to_bytes()
+
+    @property
+    def q1(self) -> Point:
+        return self.x1.public_point()
+
+    @property
+    def can_sign(self) -> bool:
+        return self.paillier is not None and not self.locked
+
+    def lock(self) -> None:
+        """Lock the share for good (persist it afterwards)."""
+        self.locked = True
+
+    def check_usable(self) -> None:
+        """Raise ``KeyLocked`` if the share is locked."""
+        if self.locked:
+            raise KeyLocked("this ECDSA key share is locked after a failed signature; recover the wallet")
+
+    def to_bytes(self) -> bytes:
+        return _dump(
+            {
+                "kind": "ecdsa2p/p1-share",
+                "v": _VERSION,
+                "x1": self.x1.to_bytes().hex(),
+                "Q": self.public_key.hex(),
+                "Q2": self.q2.to_bytes().hex(),
+                "paillier": None if self.paillier is None else self.paillier.to_bytes().hex(),
+                "locked": self.locked,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> P1KeyShare:
+        obj = _load(data, "ecdsa2p/p1-share", ("x1", "Q", "Q2", "paillier", "locked"))
+        x1 = _secret(obj, "x1")
+        public = get_point(obj, "Q", secp256k1)
+        q2 = get_point(obj, "Q2", secp256k1)
+        _check_public(x1, public - q2, "x1")
+        paillier = None
+        if obj["paillier"] is not None:
+            paillier = PaillierSecretKey.from_bytes(get_bytes(obj, "paillier"))
+        if not isinstance(obj["locked"], bool):
+            raise InvalidMessage("locked must be a boolean")
+        return cls(x1, public, q2, paillier, obj["locked"])
+
+    def __repr__(self) -> str:
+        state = "locked" if self.locked else "signing" if self.paillier else "backup"
+        return f"P1KeyShare(Q={self.public_key.hex()}, {state})"
+
+
+class P2KeyShare:
+    """The custodian's share: x2, the joint public key, Q1, P1's Paillier key and c_key."""
+
+    __slots__ = ("x2", "public_point", "q1", "paillier", "c_key")
+
+    def __init__(
+        self,
+        x2: SecretScalar,
+        public_point: Point,
+        q1: Point,
+        paillier: PaillierPublicKey | None,
+        c_key: int | None,
+    ) -> None:
+        self.x2 = x2
+        self.public_point = public_point
+        self.q1 = q1
+        self.paillier = paillier
+        self.c_key = c_key
+
+    @property
+    def public_key(self) -> bytes:
+        return self.public_point.to_bytes()
+
+    @property
+    def can_sign(self) -> bool:
+        return self.paillier is not None
+
+    def to_bytes(self) -> bytes:
+        return _dump(
+            {
+                "kind": "ecdsa2p/p2-share",
+                "v": _VERSION,
+                "x2": self.x2.to_bytes().hex(),
+                "Q": self.public_key.hex(),
+                "Q1": self.q1.to_bytes().hex(),
+                "paillier_n": None if self.paillier is None else encode_nat(self.paillier.n),
+                "c_key": None if self.c_key is None else encode_nat(self.c_key),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> P2KeyShare:
+        obj = _load(data, "ecdsa2p/p2-share", ("x2", "Q", "Q1", "paillier_n", "c_key"))
+        x2 = _secret(obj, "x2")
+        public = get_point(obj, "Q", secp256k1)
+        q1 = get_point(obj, "Q1", secp256k1)
+        _check_public(x2, public - q1, "x2")
+        if (obj["paillier_n"] is None) != (obj["c_key"] is None):
+            raise InvalidMessage("paillier_n and c_key go together")
+        paillier = c_key = None
+        if obj["paillier_n"] is not None:
+            paillier = PaillierPublicKey(get_nat(obj, "paillier_n", MAX_MODULUS_BITS))
+            c_key = validate_ciphertext(paillier, get_nat(obj, "c_key", 2 * MAX_MODULUS_BITS))
+        return cls(x2, public, q1, paillier, c_key)
+
+    def __repr__(self) -> str:
+        state = "signing" if self.paillier else "backup"
+        return f"P2KeyShare(Q={self.public_key.hex()}, {state})"
