@@ -26,7 +26,7 @@ from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, gene
 from protocols.transcript import Transcript
 from protocols.zk import prm
 
-__all__ = ["CustodianSetup", "CustodianSetupPublic", "generate_setup", "verify_setup"]
+__all__ = ["CustodianSetup", "CustodianSetupPublic", "generate_setup", "setup_from_ring_pedersen", "verify_setup"]
 
 _PRM_DOMAIN = "ecdsa2p/custodian-setup/prm"
 
@@ -98,7 +98,11 @@ class CustodianSetup:
 
 def generate_setup(bits: int = 2048) -> CustodianSetup:
     """Fresh ring-Pedersen parameters (safe primes: slow) with their Π_prm proof."""
-    params, secret = generate_ring_pedersen(bits)
+    return setup_from_ring_pedersen(*generate_ring_pedersen(bits))
+
+
+def setup_from_ring_pedersen(params: RingPedersenParams, secret: RingPedersenSecret) -> CustodianSetup:
+    """A setup over existing ring-Pedersen parameters (proves Π_prm for them)."""
     proof = prm.prove(params, secret, _prm_transcript())
     setup = CustodianSetup(CustodianSetupPublic(params, proof), secret)
     _VERIFIED.add(setup.public.fingerprint)

@@ -1,6 +1,7 @@
 """Two-party ECDSA signing (Lindell 2017, signing protocol; REFERENCES.md §2 "Signing").
 
-Round 1  P1 -> P2  digest; commitment to (R1 = k1·G, Schnorr proof of k1)
+Round 1  P1 -> P2  digest and Q1 (so a mismatched pair stops here); commitment to
+                   (R1 = k1·G, Schnorr proof of k1)
 Round 2  P2 -> P1  R2 = k2·G with its Schnorr proof
 Round 3  P1 -> P2  opening of round 1
 Round 4  P2 -> P1  c3 = Enc(ρ·q + k2⁻¹·(m + r·x2)) ⊕ (k2⁻¹·r) ⊙ c_key     (homomorphic step)
@@ -82,7 +83,8 @@ class SignP1(TwoPartySession):
         commitment, nonce = self._commit(self._digest + point_and_proof_bytes(r1, proof))
         self._opening = {"R1": r1.to_bytes().hex(), "proof": proof.to_payload(), "nonce": nonce.hex()}
         self._expect(2)
-        return [self._message(1, {"digest": self._digest.hex(), "commitment": commitment.hex()}, CUSTODIAN)]
+        payload = {"digest": self._digest.hex(), "Q1": self._share.q1.to_bytes().hex(), "commitment": commitment.hex()}
+        return [self._message(1, payload, CUSTODIAN)]
 
     def _decode_round2(self, msg: Message) -> Point:
         require_keys(msg.payload, ("R2", "proof"))
@@ -141,9 +143,13 @@ class SignP2(TwoPartySession):
         return []
 
     def _decode_round1(self, msg: Message) -> bytes:
-        require_keys(msg.payload, ("digest", "commitment"))
+        require_keys(msg.payload, ("digest", "Q1", "commitment"))
         if get_bytes(msg.payload, "digest", 32) != self._digest:
             raise InvalidMessage("the client asks to sign a different digest")
+        # A stale or foreign pair is refused here, before any nonce is used (and before a
+        # failed signature could lock the client's share).
+        if get_point(msg.payload, "Q1", GROUP) != self._share.q1:
+            raise InvalidMessage("the client's share does not belong to this custodian share")
         return get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:

@@ -1,0 +1,113 @@
+"""Two-party ECDSA on secp256k1 (Lindell 2017 with CGGMP proofs for the Paillier key).
+
+The client is P1 (party 1): it owns a fresh Paillier key per share pair, decrypts, verifies
+and receives each signature first. The custodian is P2 (party 2): it holds long-lived
+ring-Pedersen parameters (``CustodianSetup``), verifies P1's proofs and does the homomorphic
+step (DESIGN.md section 5).
+
+Sessions: ``KeygenP1/KeygenP2``, ``SignP1/SignP2``, ``ReshareP1/ReshareP2``. One-call helpers
+that run both parties in memory: ``keygen``, ``sign``, ``refresh``, ``reshare``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+from protocols.ecdsa2p.common import CLIENT, CUSTODIAN
+from protocols.ecdsa2p.keygen import KeygenP1, KeygenP2
+from protocols.ecdsa2p.reshare import ReshareP1, ReshareP2
+from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, generate_setup, verify_setup
+from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
+from protocols.ecdsa2p.sign import SignP1, SignP2
+from protocols.ecdsa2p.signature import Signature, recover_public_key, verify_signature
+from protocols.local import run
+
+__all__ = [
+    "CLIENT",
+    "CUSTODIAN",
+    "CustodianSetup",
+    "CustodianSetupPublic",
+    "generate_setup",
+    "verify_setup",
+    "default_setup",
+    "set_default_setup",
+    "P1KeyShare",
+    "P2KeyShare",
+    "Signature",
+    "verify_signature",
+    "recover_public_key",
+    "KeygenP1",
+    "KeygenP2",
+    "SignP1",
+    "SignP2",
+    "ReshareP1",
+    "ReshareP2",
+    "keygen",
+    "sign",
+    "refresh",
+    "reshare",
+]
+
+_default_setup: CustodianSetup | None = None
+_setup_lock = threading.Lock()
+
+
+def default_setup() -> CustodianSetup:
+    """The process-wide custodian setup, generated on first use (safe primes: seconds)."""
+    global _default_setup
+    with _setup_lock:
+        if _default_setup is None:
+            _default_setup = generate_setup()
+        return _default_setup
+
+
+def set_default_setup(setup: CustodianSetup) -> None:
+    """Install the process-wide custodian setup (e.g. one loaded from storage, or test parameters)."""
+    global _default_setup
+    with _setup_lock:
+        _default_setup = setup
+
+
+def _session_id() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def keygen(setup: CustodianSetup | None = None) -> tuple[P1KeyShare, P2KeyShare]:
+    """Run keygen for both parties in memory; returns (client share, custodian share)."""
+    setup = setup or default_setup()
+    sid = _session_id()
+    p1, p2 = run([KeygenP1(sid), KeygenP2(sid, setup)])
+    return p1, p2
+
+
+def sign(p1_share: P1KeyShare, p2_share: P2KeyShare, digest32: bytes) -> Signature:
+    """Sign a 32-byte digest with both parties in memory; returns the low-s signature."""
+    sid = _session_id()
+    signature, _ = run([SignP1(sid, p1_share, digest32), SignP2(sid, p2_share, digest32)])
+    return signature
+
+
+def reshare(
+    p1_share: P1KeyShare,
+    p2_share: P2KeyShare,
+    *,
+    for_signing: bool = True,
+    setup: CustodianSetup | None = None,
+) -> tuple[P1KeyShare, P2KeyShare]:
+    """A new share pair for the same public key; ``for_signing=False`` makes a backup pair."""
+    if for_signing:
+        setup = setup or default_setup()
+    sid = _session_id()
+    p1, p2 = run([
+        ReshareP1(sid, p1_share, for_signing=for_signing),
+        ReshareP2(sid, p2_share, for_signing=for_signing, setup=setup),
+    ])
+    return p1, p2
+
+
+def refresh(
+    p1_share: P1KeyShare, p2_share: P2KeyShare, setup: CustodianSetup | None = None
+) -> tuple[P1KeyShare, P2KeyShare]:
+    """Fresh signing shares (and a fresh Paillier key) for the same public key."""
+    return reshare(p1_share, p2_share, for_signing=True, setup=setup)

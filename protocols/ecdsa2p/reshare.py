@@ -1,0 +1,185 @@
+"""Two-party resharing of an ECDSA key: refresh, backup and recover (REFERENCES.md §5, cb-mpc
+``refresh()``), with the CGGMP proofs for a fresh Paillier key.
+
+Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs
+Round 2  P2 -> P1  ρ2 (and, for a signing pair, P2's setup (N̂, s, t) with Π_prm)
+Round 3  P1 -> P2  opening of ρ1 (and, for a signing pair, N', c_key' = Enc(x1'), Π_mod,
+                   Π_fac, Π_log* for Q1' = Q1 + ρ·G, see ``encrypted_share``)
+Round 4  P2 -> P1  Q1', confirming that P2 accepted and derived its new share
+Output   new shares x1' = x1 + ρ, x2' = x2 − ρ (mod q) with ρ = ρ1 + ρ2; same Q
+
+ρ is joint: P1 is bound to ρ1 before it sees ρ2, and P2 picks ρ2 without knowing ρ1, so neither
+side controls the offset between old and new shares. An old share never combines with a new one
+(x1 + x2' = x − ρ). A pair made "for backup" carries no Paillier material and cannot sign; a
+later resharing "for signing" turns it back into a signing pair with a fresh Paillier key
+(wallet backup and recover). A locked share cannot be reshared: its bits may have leaked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from curves import Point, SecretScalar
+from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
+from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession
+from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
+from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, verify_setup
+from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
+from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
+from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
+from protocols.rounds import Message
+
+__all__ = ["ReshareP1", "ReshareP2"]
+
+PROTOCOL = "ecdsa2p/reshare"
+
+
+@dataclass(frozen=True)
+class _Round1:
+    commitment: bytes
+
+
+@dataclass(frozen=True)
+class _Round2:
+    rho2: int
+    setup: CustodianSetupPublic | None
+
+
+@dataclass(frozen=True)
+class _Round3:
+    rho1: int
+    encrypted: EncryptedShare | None
+
+
+def _get_flag(payload: Any, key: str) -> bool:
+    value = payload.get(key)
+    if not isinstance(value, bool):
+        raise InvalidMessage(f"{key} must be a boolean")
+    return value
+
+
+class ReshareP1(TwoPartySession):
+    """The client's side: it holds x1 (from a signing or a backup share)."""
+
+    protocol = PROTOCOL
+
+    def __init__(self, session_id: bytes, share: P1KeyShare, *, for_signing: bool = True) -> None:
+        share.check_usable()
+        super().__init__(session_id, CLIENT)
+        self._share = share
+        self._for_signing = for_signing
+        self._rho1 = GROUP.random_scalar()
+
+    def _begin(self) -> list[Message]:
+        commitment, self._nonce = self._commit(GROUP.encode_scalar(self._rho1))
+        self._expect(2)
+        payload = {
+            "Q": self._share.public_key.hex(),
+            "Q1": self._share.q1.to_bytes().hex(),
+            "commitment": commitment.hex(),
+            "for_signing": self._for_signing,
+        }
+        return [self._message(1, payload, CUSTODIAN)]
+
+    def _decode_round2(self, msg: Message) -> _Round2:
+        keys = ("rho2", "setup") if self._for_signing else ("rho2",)
+        require_keys(msg.payload, keys)
+        rho2 = get_scalar(msg.payload, "rho2", GROUP)
+        setup = None
+        if self._for_signing:
+            setup = CustodianSetupPublic.from_payload(msg.payload["setup"])
+            verify_setup(setup)
+        return _Round2(rho2, setup)
+
+    def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
+        round2: _Round2 = inputs[CUSTODIAN]
+        rho = (self._rho1 + round2.rho2) % GROUP.order
+        self._x1 = SecretScalar(GROUP, (self._share.x1.value + rho) % GROUP.order)
+        self._q2 = self._share.q2 - GROUP.base_mul(rho)
+        payload: dict[str, Any] = {"rho1": GROUP.encode_scalar(self._rho1).hex(), "nonce": self._nonce.hex()}
+        self._paillier = None
+        if round2.setup is not None:
+            transcript = self._transcript("encrypted-share", 3, CLIENT)
+            self._paillier, encrypted = prove_encrypted_share(self._x1, round2.setup.params, transcript)
+            payload.update(encrypted.to_payload())
+        self._expect(4)
+        return [self._message(3, payload, CUSTODIAN)]
+
+    def _decode_round4(self, msg: Message) -> Point:
+        require_keys(msg.payload, ("Q1",))
+        return get_point(msg.payload, "Q1", GROUP)
+
+    def _on_round4(self, inputs: dict[int, Any]) -> list[Message]:
+        if inputs[CUSTODIAN] != self._x1.public_point():
+            raise ProtocolAbort("custodian confirmed a different new share", CUSTODIAN)
+        self._finish(P1KeyShare(self._x1, self._share.public_point, self._q2, self._paillier))
+        return []
+
+
+class ReshareP2(TwoPartySession):
+    """The custodian's side: it holds x2; ``setup`` is needed when the new pair signs."""
+
+    protocol = PROTOCOL
+
+    def __init__(
+        self, session_id: bytes, share: P2KeyShare, *, for_signing: bool = True, setup: CustodianSetup | None = None
+    ) -> None:
+        if for_signing and setup is None:
+            raise UsageError("a resharing for signing needs the custodian setup")
+        super().__init__(session_id, CUSTODIAN)
+        self._share = share
+        self._for_signing = for_signing
+        self._setup = setup
+
+    def _begin(self) -> list[Message]:
+        self._expect(1)
+        return []
+
+    def _decode_round1(self, msg: Message) -> _Round1:
+        require_keys(msg.payload, ("Q", "Q1", "commitment", "for_signing"))
+        if _get_flag(msg.payload, "for_signing") != self._for_signing:
+            raise InvalidMessage("client and custodian disagree on the purpose of the resharing")
+        if get_point(msg.payload, "Q", GROUP) != self._share.public_point or \
+                get_point(msg.payload, "Q1", GROUP) != self._share.q1:
+            raise InvalidMessage("the client's share does not belong to this custodian share")
+        return _Round1(get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH))
+
+    def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
+        self._commitment = inputs[CLIENT].commitment
+        self._rho2 = GROUP.random_scalar()
+        payload: dict[str, Any] = {"rho2": GROUP.encode_scalar(self._rho2).hex()}
+        if self._setup is not None and self._for_signing:
+            payload["setup"] = self._setup.public.to_payload()
+        self._expect(3)
+        return [self._message(2, payload, CLIENT)]
+
+    def _new_q1(self, rho1: int) -> Point:
+        return self._share.q1 + GROUP.base_mul((rho1 + self._rho2) % GROUP.order)
+
+    def _decode_round3(self, msg: Message) -> _Round3:
+        payload = msg.payload
+        extra = EncryptedShare.payload_keys() if self._for_signing else ()
+        require_keys(payload, ("rho1", "nonce", *extra))
+        rho1 = get_scalar(payload, "rho1", GROUP)
+        nonce = get_bytes(payload, "nonce", NONCE_LENGTH)
+        q1 = self._new_q1(rho1)
+        encrypted = None
+        if self._for_signing:
+            params = self._setup.public.params  # type: ignore[union-attr]
+            encrypted = EncryptedShare.from_payload({k: payload[k] for k in extra}, params, q1)
+        self._verify_opening(self._commitment, GROUP.encode_scalar(rho1), nonce)
+        if encrypted is not None:
+            verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
+        return _Round3(rho1, encrypted)
+
+    def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
+        round3: _Round3 = inputs[CLIENT]
+        rho = (round3.rho1 + self._rho2) % GROUP.order
+        x2 = SecretScalar(GROUP, (self._share.x2.value - rho) % GROUP.order)
+        q1 = self._new_q1(round3.rho1)
+        paillier = c_key = None
+        if round3.encrypted is not None:
+            paillier, c_key = round3.encrypted.paillier, round3.encrypted.c_key
+        self._finish(P2KeyShare(x2, self._share.public_point, q1, paillier, c_key))
+        return [self._message(4, {"Q1": q1.to_bytes().hex()}, CLIENT)]

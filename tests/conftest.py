@@ -1,0 +1,17 @@
+"""Shared test set-up: the pre-generated custodian setup (never used by library code)."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols import ecdsa2p
+from protocols.ecdsa2p.setup import CustodianSetup, setup_from_ring_pedersen
+from tests.fixtures import ring_pedersen_sets
+
+
+@pytest.fixture(scope="session", autouse=True)
+def custodian_setup() -> CustodianSetup:
+    """Test ring-Pedersen parameters with their Π_prm proof, installed as the default setup."""
+    setup = setup_from_ring_pedersen(*ring_pedersen_sets()[0])
+    ecdsa2p.set_default_setup(setup)
+    return setup
