@@ -1,0 +1,265 @@
+"""The client role (a user's device): ``mpc.Client(client_id, keychain)``.
+
+The keychain holds the client's signing shares, one entry per curve
+(``<client_id>.<curve>.signing``). The client's backup share never stays on the device: it is
+encrypted here (XChaCha20-Poly1305 under a fresh key, bound to the client id and curve) and the
+key is kept by a backup method (``CLOUD`` by default: the client's cloud storage).
+
+Operation flows (client side; see ``mpc.custodian`` for the other side):
+  generate  ecdsa2p keygen (P1) + FROST DKG 2-of-2 → shares written to the keychain → "stored"
+  backup    ecdsa2p reshare for backup + FROST refresh → each backup share encrypted, key to the
+            backup method; the encrypted shares go to the custodian ("client_backup") unless the
+            customer stores them itself (they are then in the operation's result)
+  recover   custodian's "client_backup" (or the customer's copy) → decrypt → ecdsa2p reshare for
+            signing + FROST refresh → new signing shares in the keychain → "stored"
+  sign      ecdsa2p sign (P1: it decrypts, verifies and gets the signature first) or FROST sign.
+            A failed ECDSA signature locks the share for good, persisted in the keychain.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mpc.addresses import addresses
+from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, LocalFolderCloudStorage, decrypt_backup, encrypt_backup
+from mpc.custodian import _method_name, _sign_child, sign_hello, sign_result
+from mpc.errors import BackupNotFound, KeyLockedError, WalletAlreadyExists, WalletNotFound
+from mpc.keychain import FileKeychain, Keychain
+from mpc.wallet import CLIENT_PARTY, CURVES, PARTIES, curve_of_chain, decode_share
+from protocols import ecdsa2p, frost
+from protocols.compose import Composite, child_session_id
+from protocols.encoding import get_bytes, require_keys
+from protocols.errors import InvalidMessage, KeyLocked
+from protocols.rounds import Message
+
+__all__ = ["Client", "default_home"]
+
+
+def default_home() -> Path:
+    """Where file-based defaults live: ``$PORTAL_MPC_HOME`` or ``~/.portal-mpc``."""
+    return Path(os.environ.get("PORTAL_MPC_HOME", Path.home() / ".portal-mpc"))
+
+
+class Client:
+    """A device holding one client's signing shares."""
+
+    def __init__(self, client_id: str, keychain: Keychain | None = None, *, cloud: CloudStorage | None = None) -> None:
+        self.client_id = client_id
+        self.keychain = keychain if keychain is not None else FileKeychain(default_home() / "keychain" / client_id)
+        self.cloud = cloud if cloud is not None else LocalFolderCloudStorage(default_home() / "cloud")
+
+    # --- keychain -----------------------------------------------------------------------------
+    def _entry(self, curve: str) -> str:
+        return f"{self.client_id}.{curve}.signing"
+
+    def has_wallet(self) -> bool:
+        return all(self._entry(curve) in self.keychain for curve in CURVES)
+
+    def signing_share(self, curve: str) -> Any:
+        if self._entry(curve) not in self.keychain:
+            raise WalletNotFound("no signing share on this device")
+        return decode_share(curve, CLIENT_PARTY, self.keychain.get(self._entry(curve)))
+
+    def _store_signing_shares(self, shares: Mapping[str, Any]) -> None:
+        for curve in CURVES:
+            self.keychain.put(self._entry(curve), shares[curve].to_bytes())
+
+    def wipe(self) -> None:
+        """Forget this client's signing shares (a lost or reset device)."""
+        for curve in CURVES:
+            self.keychain.delete(self._entry(curve), missing_ok=True)
+
+    def public_keys(self) -> dict[str, bytes]:
+        return {curve: self.signing_share(curve).public_key for curve in CURVES}
+
+    def addresses(self, *, testnet: bool = False) -> dict[str, str]:
+        """The wallet's address on each chain, from the public keys on this device."""
+        keys = self.public_keys()
+        return addresses(keys["secp256k1"], keys["ed25519"], testnet=testnet)
+
+    # --- operations ---------------------------------------------------------------------------
+    def generate(self, session_id: bytes | None = None) -> ClientGenerate:
+        if self.has_wallet():
+            raise WalletAlreadyExists("this device already holds a wallet for the client")
+        return ClientGenerate(self, _sid(session_id))
+
+    def backup(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
+               client_stores_backup: bool = False) -> ClientBackup:
+        return ClientBackup(self, _sid(session_id), method or CloudMethod(self.cloud), client_stores_backup)
+
+    def recover(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
+                encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientRecover:
+        return ClientRecover(self, _sid(session_id), method or CloudMethod(self.cloud), encrypted_backup)
+
+    def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
+        return ClientSign(self, _sid(session_id), chain, data)
+
+
+def _sid(session_id: bytes | None) -> bytes:
+    return session_id if session_id is not None else secrets.token_bytes(32)
+
+
+def _stored_step(shares: Mapping[str, Any]) -> dict[str, str]:
+    return {curve: shares[curve].public_key.hex() for curve in CURVES}
+
+
+class _ClientOperation(Composite):
+    def __init__(self, client: Client, session_id: bytes) -> None:
+        super().__init__(session_id, CLIENT_PARTY, PARTIES)
+        self.client = client
+
+    def _child_id(self, name: str) -> bytes:
+        return child_session_id(self.session_id, name)
+
+    # The client speaks first: "hello" names the client and the operation's parameters.
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client.client_id}
+
+    def _begin(self) -> list[Message]:
+        return [self._step("hello", self._hello())] + self._start()
+
+    def _start(self) -> list[Message]:
+        raise NotImplementedError
+
+    def _shares(self) -> dict[str, Any]:
+        return {curve: self.child(curve).result() for curve in CURVES}
+
+
+class ClientGenerate(_ClientOperation):
+    protocol = "wallet/generate"
+
+    def _start(self) -> list[Message]:
+        return self._add_children({
+            "secp256k1": ecdsa2p.KeygenP1(self._child_id("secp256k1")),
+            "ed25519": frost.DKGSession(self._child_id("ed25519"), CLIENT_PARTY, PARTIES, 2),
+        })
+
+    def _on_children_done(self) -> list[Message]:
+        shares = self._shares()
+        self.client._store_signing_shares(shares)
+        self._finish(self.client.addresses())
+        return [self._step("stored", _stored_step(shares))]
+
+
+class ClientBackup(_ClientOperation):
+    protocol = "wallet/backup"
+
+    def __init__(self, client: Client, session_id: bytes, method: BackupMethod, client_stores_backup: bool) -> None:
+        super().__init__(client, session_id)
+        self.method = method
+        self.client_stores_backup = client_stores_backup
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client.client_id, "method": _method_name(self.method.name),
+                "client_stores_backup": self.client_stores_backup}
+
+    def _start(self) -> list[Message]:
+        return self._add_children({
+            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), self.client.signing_share("secp256k1"),
+                                           for_signing=False),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), self.client.signing_share("ed25519"), PARTIES),
+        })
+
+    def _on_children_done(self) -> list[Message]:
+        encrypted: dict[str, tuple[bytes, bytes]] = {}
+        for curve, share in self._shares().items():
+            context = BackupContext(self.client.client_id, curve)
+            key, box = encrypt_backup(share.to_bytes(), context)
+            encrypted[curve] = (box, self.method.store_key(context, key))
+        self._finish({"method": self.method.name, "encrypted_backup": encrypted if self.client_stores_backup else None})
+        if self.client_stores_backup:
+            return []
+        data = {curve: {"box": box.hex(), "record": record.hex()} for curve, (box, record) in encrypted.items()}
+        return [self._step("client_backup", data)]
+
+
+class ClientRecover(_ClientOperation):
+    protocol = "wallet/recover"
+
+    def __init__(self, client: Client, session_id: bytes, method: BackupMethod,
+                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> None:
+        super().__init__(client, session_id)
+        self.method = method
+        self.encrypted_backup = encrypted_backup
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client.client_id, "method": _method_name(self.method.name)}
+
+    def _start(self) -> list[Message]:
+        return []  # the children start once the custodian's "client_backup" step is decrypted
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        """Decrypt the backup shares (a wrong key or a tampered box fails here, changing nothing)."""
+        if name != "client_backup" or self._children:
+            raise InvalidMessage(f"unexpected step {name!r}")
+        require_keys(data, ("method", "boxes"))
+        if data["method"] != _method_name(self.method.name):
+            raise InvalidMessage("the custodian offers the backup of another method")
+        boxes = self.encrypted_backup or _decode_boxes(data["boxes"])
+        if set(boxes) != set(CURVES):
+            raise BackupNotFound("no encrypted client backup share for this method")
+        shares = {}
+        for curve in CURVES:
+            box, record = boxes[curve]
+            context = BackupContext(self.client.client_id, curve)
+            plaintext = decrypt_backup(self.method.load_key(context, record), box, context)
+            shares[curve] = decode_share(curve, CLIENT_PARTY, plaintext)
+        return shares
+
+    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        return self._add_children({
+            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), value["secp256k1"], for_signing=True),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), value["ed25519"], PARTIES),
+        })
+
+    def _on_children_done(self) -> list[Message]:
+        shares = self._shares()
+        self.client._store_signing_shares(shares)
+        self._finish(self.client.addresses())
+        return [self._step("stored", _stored_step(shares))]
+
+
+def _decode_boxes(data: Any) -> dict[str, tuple[bytes, bytes]]:
+    if not isinstance(data, Mapping) or not set(data) <= set(CURVES):
+        raise InvalidMessage("malformed encrypted backup")
+    out = {}
+    for curve, item in data.items():
+        require_keys(item, ("box", "record"))
+        out[curve] = (get_bytes(item, "box"), get_bytes(item, "record"))
+    return out
+
+
+class ClientSign(_ClientOperation):
+    protocol = "wallet/sign"
+
+    def __init__(self, client: Client, session_id: bytes, chain: str, data: bytes) -> None:
+        super().__init__(client, session_id)
+        self.chain = chain
+        self.curve = curve_of_chain(chain)
+        self.data = bytes(data)
+        self._share = client.signing_share(self.curve)
+        self._child = _sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data)
+
+    def _hello(self) -> dict[str, Any]:
+        return sign_hello(self.client.client_id, self.chain, self.data)
+
+    def _start(self) -> list[Message]:
+        return self._add_children({self.curve: self._child})
+
+    def receive(self, msg: Message) -> list[Message]:
+        try:
+            return super().receive(msg)
+        except KeyLocked:
+            # The share object was locked by the signing session: persist it before anything else.
+            self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
+            raise KeyLockedError() from None
+
+    def _on_children_done(self) -> list[Message]:
+        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        return []
+
+

@@ -1,0 +1,421 @@
+"""The custodian role (the service backend): ``mpc.Custodian(store)``.
+
+Each operation returns a session (``protocols.rounds.Session``-compatible) that any transport can
+drive against the client's session for the same operation; ``mpc.run_local`` drives both in
+memory. The custodian stores its shares and the statuses in its store, each change in one
+transaction. One state-changing operation (generate, backup, recover) runs per client at a time.
+
+Operation flows (custodian side; child protocols run side by side through ``Composite``):
+  generate  ecdsa2p keygen (P2) + FROST DKG 2-of-2 → store shares, STORED_DATABASE;
+            client's "stored" step → STORED_CLIENT (the wallet exists from then on)
+  backup    ecdsa2p reshare for backup + FROST refresh → custodian backup shares stored,
+            STORED_CUSTODIAN_BACKUP_SHARE; then the client's encrypted backup share
+            (default) → STORED_CLIENT_BACKUP_SHARE
+  recover   sends the stored encrypted client backup share; ecdsa2p reshare for signing + FROST
+            refresh from the backup shares → new signing shares replace the old ones,
+            STORED_DATABASE; client's "stored" step → STORED_CLIENT
+  sign      ecdsa2p sign (P2) or FROST sign; refused unless signing shares are STORED_CLIENT
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from mpc.addresses import addresses
+from mpc.errors import (
+    BackupNotFound,
+    KeyLockedError,
+    OperationInProgress,
+    StateInvalid,
+    WalletAlreadyExists,
+    WalletNotFound,
+    from_protocol_error,
+)
+from mpc.status import BackupShareStatus, SigningShareStatus
+from mpc.store import ClientRecord, SQLiteStore
+from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, SignResult, curve_of_chain, decode_share
+from protocols import ecdsa2p, frost
+from protocols.compose import Composite, child_session_id
+from protocols.ecdsa2p import CustodianSetup
+from protocols.encoding import get_bytes, require_keys
+from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
+from protocols.rounds import Message
+
+__all__ = ["Custodian", "OPERATION_TIMEOUT_SECONDS"]
+
+OPERATION_TIMEOUT_SECONDS = 600.0
+
+
+class Custodian:
+    """The service backend: holds custodian shares, statuses and (by default) encrypted client backups."""
+
+    def __init__(self, store: SQLiteStore | None = None, *, setup: CustodianSetup | None = None) -> None:
+        self.store = store if store is not None else SQLiteStore(":memory:")
+        self._setup = setup
+
+    # --- setup --------------------------------------------------------------------------------
+    @property
+    def setup(self) -> CustodianSetup:
+        """The long-lived ring-Pedersen setup: loaded from the store, else created once and stored."""
+        if self._setup is None:
+            data = self.store.load_setup()
+            if data is not None:
+                self._setup = CustodianSetup.from_bytes(data)
+            else:
+                self._setup = ecdsa2p.default_setup()
+                self.store.save_setup(self._setup.to_bytes())
+        return self._setup
+
+    # --- clients ------------------------------------------------------------------------------
+    def create_client(self) -> str:
+        """A new client id with no wallet yet."""
+        client_id = secrets.token_hex(16)
+        self.store.create_client(client_id, SigningShareStatus.NOT_CREATED.value, BackupShareStatus.NOT_CREATED.value)
+        return client_id
+
+    def get_client(self, client_id: str) -> dict[str, Any]:
+        """The custodian's view of a client: statuses, public keys and addresses."""
+        record = self.store.client(client_id)
+        view: dict[str, Any] = {
+            "client_id": record.client_id,
+            "signing_share_status": record.signing_share_status,
+            "backup_share_status": record.backup_share_status,
+            "backup_methods": self.store.backup_methods(client_id),
+            "ejected": record.ejected,
+            "public_keys": {},
+            "addresses": {},
+        }
+        if record.secp256k1_public and record.ed25519_public:
+            view["public_keys"] = {"secp256k1": record.secp256k1_public.hex(), "ed25519": record.ed25519_public.hex()}
+            view["addresses"] = addresses(record.secp256k1_public, record.ed25519_public)
+        return view
+
+    def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD) -> None:
+        """The customer confirms it stored the client's encrypted backup share itself."""
+        record = self.store.client(client_id)
+        if method not in self.store.backup_methods(client_id) or \
+                record.backup_share_status == BackupShareStatus.NOT_CREATED.value:
+            raise StateInvalid("no custodian backup share for this method yet")
+        self.store.update_client(client_id, backup_share_status=BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value)
+
+    # --- operations ---------------------------------------------------------------------------
+    def generate(self, client_id: str, session_id: bytes | None = None) -> CustodianGenerate:
+        record = self.store.client(client_id)
+        if record.has_wallet:
+            raise WalletAlreadyExists("this client already has a wallet")
+        return CustodianGenerate(self, client_id, session_id)
+
+    def backup(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None, *,
+               client_stores_backup: bool = False) -> CustodianBackup:
+        self._require_signing(self.store.client(client_id))
+        return CustodianBackup(self, client_id, session_id, method, client_stores_backup)
+
+    def recover(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianRecover:
+        record = self.store.client(client_id)
+        if not record.has_wallet or method not in self.store.backup_methods(client_id):
+            raise BackupNotFound("no backup for this client and method")
+        if record.backup_share_status != BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value:
+            raise StateInvalid("recover needs a backup whose client share is stored (STORED_CLIENT_BACKUP_SHARE)")
+        return CustodianRecover(self, client_id, session_id, method)
+
+    def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
+        self._require_signing(self.store.client(client_id))
+        return CustodianSign(self, client_id, session_id, chain, data)
+
+    # --- helpers used by the operations -------------------------------------------------------
+    @staticmethod
+    def _require_signing(record: ClientRecord) -> None:
+        if not record.has_wallet:
+            raise WalletNotFound("this client has no wallet")
+        if record.signing_share_status != SigningShareStatus.STORED_CLIENT.value:
+            raise StateInvalid("signing shares are not STORED_CLIENT")
+
+    def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any:
+        data = self.store.get_share(client_id, kind, method, curve)
+        if data is None:
+            raise (BackupNotFound if kind == "backup" else WalletNotFound)(f"no {kind} share for {curve}")
+        return decode_share(curve, CUSTODIAN_PARTY, data)
+
+    def _check_free(self, client_id: str) -> None:
+        record = self.store.client(client_id)
+        if record.operation and (record.operation_expires or 0) > time.time():
+            raise OperationInProgress(f"operation {record.operation} is running for this client")
+
+    def _acquire(self, client_id: str, operation: str) -> None:
+        with self.store.transaction():
+            self._check_free(client_id)
+            self.store.update_client(client_id, operation=operation,
+                                     operation_expires=time.time() + OPERATION_TIMEOUT_SECONDS)
+
+    def _release(self, client_id: str) -> None:
+        self.store.update_client(client_id, operation=None, operation_expires=None)
+
+
+def _public_keys_payload(shares: Mapping[str, Any]) -> dict[str, str]:
+    return {curve: shares[curve].public_key.hex() for curve in CURVES}
+
+
+class _CustodianOperation(Composite):
+    """A custodian operation: a composite session that stores its outcome and errors as engine errors."""
+
+    operation = "operation"
+    exclusive = True
+
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None) -> None:
+        super().__init__(session_id, CUSTODIAN_PARTY, PARTIES)
+        self.custodian = custodian
+        self.store = custodian.store
+        self.client_id = client_id
+        self._holds_lock = False
+        if self.exclusive:
+            custodian._check_free(client_id)
+
+    def _child_id(self, name: str) -> bytes:
+        return child_session_id(self.session_id, name)
+
+    def receive(self, msg: Message) -> list[Message]:
+        # The per-client lock is taken at the first message from the client (so a session that
+        # never hears from its client holds nothing) and released when the operation ends.
+        if self.exclusive and not self._holds_lock and not self.done and self.aborted is None:
+            self.custodian._acquire(self.client_id, self.operation)
+            self._holds_lock = True
+        try:
+            return super().receive(msg)
+        except (ProtocolAbort, KeyLocked):
+            self._end()
+            raise
+
+    def _end(self) -> None:
+        if self._holds_lock:
+            self.custodian._release(self.client_id)
+            self._holds_lock = False
+
+    def _complete(self, result: Any) -> None:
+        self._end()
+        self._finish(result)
+
+    # The client speaks first: its "hello" names the client and the operation's parameters.
+    def _begin(self) -> list[Message]:
+        return []
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client_id}
+
+    def _start(self) -> list[Message]:
+        raise NotImplementedError
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        if name == "hello" and not self._children and self._next_from_peer == 1:
+            if dict(data) != self._hello():
+                raise InvalidMessage("the client asks for another operation, client or parameters")
+            return None
+        if name == "stored" and self._children_done and self._expects_stored:
+            self._decode_stored(data, self._public)
+            return None
+        return self._decode_other_step(name, data)
+
+    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
+    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        if name == "hello":
+            return self._start()
+        if name == "stored":
+            self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_CLIENT.value,
+                                     has_wallet=1)
+            self._complete(self.custodian.get_client(self.client_id))
+            return []
+        return self._on_other_step(name, value)
+
+    def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
+    _expects_stored = False
+    _public: dict[str, str] = {}
+
+    def _decode_stored(self, data: Mapping[str, Any], expected: Mapping[str, str]) -> None:
+        require_keys(data, CURVES)
+        for curve in CURVES:
+            if get_bytes(data, curve).hex() != expected[curve]:
+                raise InvalidMessage("the client stored shares of other public keys")
+
+
+class CustodianGenerate(_CustodianOperation):
+    protocol = "wallet/generate"
+    operation = "generate"
+    _expects_stored = True
+
+    def _start(self) -> list[Message]:
+        return self._add_children({
+            "secp256k1": ecdsa2p.KeygenP2(self._child_id("secp256k1"), self.custodian.setup),
+            "ed25519": frost.DKGSession(self._child_id("ed25519"), CUSTODIAN_PARTY, PARTIES, 2),
+        })
+
+    def _on_children_done(self) -> list[Message]:
+        shares = {curve: self.child(curve).result() for curve in CURVES}
+        self._public = _public_keys_payload(shares)
+        with self.store.transaction():
+            for curve in CURVES:
+                self.store.put_share(self.client_id, "signing", "", curve, shares[curve].to_bytes())
+            self.store.update_client(
+                self.client_id,
+                secp256k1_public=shares["secp256k1"].public_key,
+                ed25519_public=shares["ed25519"].public_key,
+                signing_share_status=SigningShareStatus.STORED_DATABASE.value,
+            )
+        return []
+
+
+class CustodianBackup(_CustodianOperation):
+    protocol = "wallet/backup"
+    operation = "backup"
+
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str,
+                 client_stores_backup: bool) -> None:
+        self.method = _method_name(method)
+        self.client_stores_backup = client_stores_backup
+        super().__init__(custodian, client_id, session_id)
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client_id, "method": self.method, "client_stores_backup": self.client_stores_backup}
+
+    def _start(self) -> list[Message]:
+        secp = self.custodian._load_share(self.client_id, "signing", "", "secp256k1")
+        ed = self.custodian._load_share(self.client_id, "signing", "", "ed25519")
+        return self._add_children({
+            "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), secp, for_signing=False),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), ed, PARTIES),
+        })
+
+    def _on_children_done(self) -> list[Message]:
+        shares = {curve: self.child(curve).result() for curve in CURVES}
+        with self.store.transaction():
+            self.store.delete_shares(self.client_id, "backup", self.method)
+            for curve in CURVES:
+                self.store.put_share(self.client_id, "backup", self.method, curve, shares[curve].to_bytes())
+            self.store.update_client(
+                self.client_id, backup_share_status=BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value
+            )
+        if self.client_stores_backup:
+            self._complete(self.custodian.get_client(self.client_id))
+        return []
+
+    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name != "client_backup" or not self._children_done or self.client_stores_backup:
+            raise InvalidMessage(f"unexpected step {name!r}")
+        require_keys(data, CURVES)
+        out = {}
+        for curve in CURVES:
+            item = data[curve]
+            require_keys(item, ("box", "record"))
+            out[curve] = (get_bytes(item, "box"), get_bytes(item, "record"))
+        return out
+
+    def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        with self.store.transaction():
+            for curve, (box, record) in value.items():
+                self.store.put_client_backup(self.client_id, self.method, curve, box, record)
+            self.store.update_client(
+                self.client_id, backup_share_status=BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value
+            )
+        self._complete(self.custodian.get_client(self.client_id))
+        return []
+
+
+class CustodianRecover(_CustodianOperation):
+    protocol = "wallet/recover"
+    operation = "recover"
+
+    _expects_stored = True
+
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str) -> None:
+        self.method = _method_name(method)
+        super().__init__(custodian, client_id, session_id)
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client_id, "method": self.method}
+
+    def _start(self) -> list[Message]:
+        boxes: dict[str, Any] = {}
+        for curve in CURVES:
+            stored = self.store.get_client_backup(self.client_id, self.method, curve)
+            if stored is not None:
+                boxes[curve] = {"box": stored[0].hex(), "record": stored[1].hex()}
+        secp = self.custodian._load_share(self.client_id, "backup", self.method, "secp256k1")
+        ed = self.custodian._load_share(self.client_id, "backup", self.method, "ed25519")
+        self._public = {"secp256k1": secp.public_key.hex(), "ed25519": ed.public_key.hex()}
+        out = [self._step("client_backup", {"method": self.method, "boxes": boxes})]
+        return out + self._add_children({
+            "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), secp, for_signing=True,
+                                           setup=self.custodian.setup),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), ed, PARTIES),
+        })
+
+    def _on_children_done(self) -> list[Message]:
+        shares = {curve: self.child(curve).result() for curve in CURVES}
+        with self.store.transaction():
+            self.store.delete_shares(self.client_id, "signing", "")
+            for curve in CURVES:
+                self.store.put_share(self.client_id, "signing", "", curve, shares[curve].to_bytes())
+            self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_DATABASE.value)
+        return []
+
+
+class CustodianSign(_CustodianOperation):
+    protocol = "wallet/sign"
+    exclusive = False
+
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
+        self.chain = chain
+        self.curve = curve_of_chain(chain)
+        self.data = bytes(data)
+        super().__init__(custodian, client_id, session_id)
+        self._share = custodian._load_share(client_id, "signing", "", self.curve)
+
+    def _hello(self) -> dict[str, Any]:
+        return sign_hello(self.client_id, self.chain, self.data)
+
+    def _start(self) -> list[Message]:
+        child = _sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data)
+        return self._add_children({self.curve: child})
+
+    def _on_children_done(self) -> list[Message]:
+        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        return []
+
+
+def sign_hello(client_id: str, chain: str, data: bytes) -> dict[str, Any]:
+    """What both parties must agree on before signing: client, chain and SHA-256 of the data."""
+    return {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _method_name(method: str) -> str:
+    if not isinstance(method, str) or not method.isupper() or not method.replace("_", "").isalpha():
+        raise InvalidMessage("a backup method is an uppercase name such as CLOUD")
+    return method
+
+
+def _sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes) -> Any:
+    """The signing session of one party for one curve."""
+    try:
+        if curve == "secp256k1":
+            cls = ecdsa2p.SignP1 if party == CLIENT_PARTY else ecdsa2p.SignP2
+            return cls(session_id, share, data)
+        return frost.SignSession(session_id, share, PARTIES, data)
+    except KeyLocked:
+        raise KeyLockedError() from None
+    except UsageError as exc:
+        raise from_protocol_error(exc) from None
+
+
+def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> SignResult:
+    if curve == "secp256k1":
+        return SignResult(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
+                          signature.recid, signature.to_der())
+    return SignResult(chain, curve, public_key, bytes(signature))
+
+

@@ -1,0 +1,196 @@
+"""The custodian's storage: clients, share statuses, shares, encrypted client backups, setup.
+
+``SQLiteStore(path)`` (``":memory:"`` for tests) creates its schema on first use and refuses a
+database written by a newer schema (``StoreSchemaUnsupported``). Every state change of an
+operation happens in one transaction (``with store.transaction():``), so a crash never leaves a
+half-written share or a status that does not match the shares.
+
+Tables
+  meta            schema version
+  setup           the custodian's ring-Pedersen setup (one row)
+  clients         client id, public keys, signing/backup statuses, ejected flag, operation lock
+  shares          (client, kind = signing | backup, method, curve) -> share bytes
+  client_backups  (client, method, curve) -> encrypted client backup share and its key record
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mpc.errors import ClientNotFound, StoreSchemaUnsupported
+from protocols.errors import UsageError
+
+__all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS setup (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    secp256k1_public BLOB,
+    ed25519_public BLOB,
+    signing_share_status TEXT NOT NULL,
+    backup_share_status TEXT NOT NULL,
+    has_wallet INTEGER NOT NULL DEFAULT 0,
+    ejected INTEGER NOT NULL DEFAULT 0,
+    operation TEXT,
+    operation_expires REAL
+);
+CREATE TABLE IF NOT EXISTS shares (
+    client_id TEXT NOT NULL REFERENCES clients(client_id),
+    kind TEXT NOT NULL CHECK (kind IN ('signing', 'backup')),
+    method TEXT NOT NULL,
+    curve TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (client_id, kind, method, curve)
+);
+CREATE TABLE IF NOT EXISTS client_backups (
+    client_id TEXT NOT NULL REFERENCES clients(client_id),
+    method TEXT NOT NULL,
+    curve TEXT NOT NULL,
+    box BLOB NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (client_id, method, curve)
+);
+"""
+
+_CLIENT_COLUMNS = (
+    "client_id, secp256k1_public, ed25519_public, signing_share_status, backup_share_status, "
+    "has_wallet, ejected, operation, operation_expires"
+)
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    client_id: str
+    secp256k1_public: bytes | None
+    ed25519_public: bytes | None
+    signing_share_status: str
+    backup_share_status: str
+    has_wallet: bool
+    ejected: bool
+    operation: str | None
+    operation_expires: float | None
+
+
+class SQLiteStore:
+    """SQLite-backed custodian store; safe to share between threads of one process."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._init_schema()
+
+    def _init_schema(self) -> None:
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            self._conn.execute(statement)
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreSchemaUnsupported(
+                f"store schema version {row[0]} is newer than this engine's ({SCHEMA_VERSION})"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of work (nested uses join the outer transaction)."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self._conn.execute("COMMIT")
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, args)
+
+    # --- setup --------------------------------------------------------------------------------
+    def load_setup(self) -> bytes | None:
+        row = self._execute("SELECT data FROM setup WHERE id = 1").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_setup(self, data: bytes) -> None:
+        self._execute("INSERT OR REPLACE INTO setup VALUES (1, ?)", (data,))
+
+    # --- clients ------------------------------------------------------------------------------
+    def create_client(self, client_id: str, signing_status: str, backup_status: str) -> None:
+        self._execute(
+            "INSERT INTO clients (client_id, signing_share_status, backup_share_status) VALUES (?, ?, ?)",
+            (client_id, signing_status, backup_status),
+        )
+
+    def client(self, client_id: str) -> ClientRecord:
+        row = self._execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise ClientNotFound("no such client")
+        return ClientRecord(
+            row[0], _blob(row[1]), _blob(row[2]), row[3], row[4], bool(row[5]), bool(row[6]), row[7], row[8]
+        )
+
+    def update_client(self, client_id: str, **fields: Any) -> None:
+        allowed = set(_CLIENT_COLUMNS.replace(" ", "").split(",")) - {"client_id"}
+        if not fields or not set(fields) <= allowed:
+            raise UsageError("unknown client fields")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        cursor = self._execute(f"UPDATE clients SET {assignments} WHERE client_id = ?", (*fields.values(), client_id))
+        if cursor.rowcount != 1:
+            raise ClientNotFound("no such client")
+
+    # --- shares -------------------------------------------------------------------------------
+    def put_share(self, client_id: str, kind: str, method: str, curve: str, data: bytes) -> None:
+        self._execute("INSERT OR REPLACE INTO shares VALUES (?, ?, ?, ?, ?)", (client_id, kind, method, curve, data))
+
+    def get_share(self, client_id: str, kind: str, method: str, curve: str) -> bytes | None:
+        row = self._execute(
+            "SELECT data FROM shares WHERE client_id = ? AND kind = ? AND method = ? AND curve = ?",
+            (client_id, kind, method, curve),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def delete_shares(self, client_id: str, kind: str, method: str) -> None:
+        self._execute("DELETE FROM shares WHERE client_id = ? AND kind = ? AND method = ?", (client_id, kind, method))
+
+    def backup_methods(self, client_id: str) -> list[str]:
+        rows = self._execute(
+            "SELECT DISTINCT method FROM shares WHERE client_id = ? AND kind = 'backup' ORDER BY method", (client_id,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    # --- encrypted client backups ---------------------------------------------------------------
+    def put_client_backup(self, client_id: str, method: str, curve: str, box: bytes, record: bytes) -> None:
+        self._execute("INSERT OR REPLACE INTO client_backups VALUES (?, ?, ?, ?, ?)", (client_id, method, curve, box, record))
+
+    def get_client_backup(self, client_id: str, method: str, curve: str) -> tuple[bytes, bytes] | None:
+        row = self._execute(
+            "SELECT box, record FROM client_backups WHERE client_id = ? AND method = ? AND curve = ?",
+            (client_id, method, curve),
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _blob(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)

@@ -1,0 +1,72 @@
+"""What both roles of the wallet engine share: party ids, curves, chains, share encodings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mpc.addresses import CHAIN_CURVES
+from mpc.errors import InputInvalid
+from protocols import frost
+from protocols.ecdsa2p import P1KeyShare, P2KeyShare
+
+__all__ = [
+    "CLIENT_PARTY",
+    "CUSTODIAN_PARTY",
+    "PARTIES",
+    "CURVES",
+    "CHAINS",
+    "SignResult",
+    "curve_of_chain",
+    "decode_share",
+]
+
+CLIENT_PARTY = 1  # P1 in two-party ECDSA, FROST identifier 1
+CUSTODIAN_PARTY = 2  # P2 in two-party ECDSA, FROST identifier 2
+PARTIES = (CLIENT_PARTY, CUSTODIAN_PARTY)
+CURVES = ("secp256k1", "ed25519")
+CHAINS = tuple(CHAIN_CURVES)
+DEFAULT_METHOD = "CLOUD"
+
+
+def curve_of_chain(chain: str) -> str:
+    """The curve a chain signs with ("ethereum", "bitcoin", "tron" → secp256k1; others ed25519)."""
+    try:
+        return CHAIN_CURVES[chain]
+    except (KeyError, TypeError):
+        raise InputInvalid(f"unknown chain {chain!r}; expected one of {', '.join(CHAINS)}") from None
+
+
+def decode_share(curve: str, role: int, data: bytes) -> Any:
+    """A key share from its bytes: P1/P2 two-party ECDSA share or a FROST share."""
+    if curve == "secp256k1":
+        return P1KeyShare.from_bytes(data) if role == CLIENT_PARTY else P2KeyShare.from_bytes(data)
+    return frost.KeyShare.from_bytes(data)
+
+
+@dataclass(frozen=True)
+class SignResult:
+    """A signature as the chain wants it.
+
+    secp256k1: ``r``, ``s`` (low-s), ``recid`` and ``v`` = 27 + recid, ``signature`` = r ‖ s
+    (64 bytes), ``der``. ed25519: ``signature`` is the 64-byte RFC 8032 signature (R ‖ z).
+    """
+
+    chain: str
+    curve: str
+    public_key: bytes
+    signature: bytes
+    r: int | None = None
+    s: int | None = None
+    recid: int | None = None
+    der: bytes | None = None
+
+    @property
+    def v(self) -> int | None:
+        return None if self.recid is None else 27 + self.recid
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"chain": self.chain, "curve": self.curve, "signature": self.signature.hex()}
+        if self.r is not None:
+            out.update(r=hex(self.r), s=hex(self.s), v=self.v, recid=self.recid)
+        return out
