@@ -72,6 +72,7 @@ class ReshareP1(TwoPartySession):
         self._rho1 = GROUP.random_scalar()
 
     def _begin(self) -> list[Message]:
+        self._share.check_usable()
         commitment, self._nonce = self._commit(GROUP.encode_scalar(self._rho1))
         self._expect(2)
         payload = {
@@ -93,6 +94,7 @@ class ReshareP1(TwoPartySession):
         return _Round2(rho2, setup)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
+        self._share.check_usable()  # locked by a signing session since this one started
         round2: _Round2 = inputs[CUSTODIAN]
         rho = (self._rho1 + round2.rho2) % GROUP.order
         self._x1 = SecretScalar(GROUP, (self._share.x1.value + rho) % GROUP.order)

@@ -40,9 +40,10 @@ def _dump(obj: Mapping[str, Any]) -> bytes:
 def _load(data: bytes, kind: str, keys: tuple[str, ...]) -> dict[str, Any]:
     try:
         obj = json.loads(bytes(data))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidMessage(f"{kind} is not valid JSON") from None
-    if not isinstance(obj, dict) or obj.get("kind") != kind or obj.get("v") != _VERSION:
+    if not isinstance(obj, dict) or obj.get("kind") != kind or type(obj.get("v")) is not int \
+            or obj["v"] != _VERSION:
         raise InvalidMessage(f"not a version-{_VERSION} {kind}")
     require_keys(obj, ("kind", "v", *keys))
     if _dump(obj) != bytes(data):

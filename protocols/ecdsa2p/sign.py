@@ -31,7 +31,7 @@ from protocols import paillier
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
-from protocols.ecdsa2p.signature import Signature, digest_to_int, verify_signature
+from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
 from protocols.rounds import Message
@@ -73,11 +73,12 @@ class SignP1(TwoPartySession):
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
         super().__init__(session_id, CLIENT)
         self._share = share
+        self._m = digest_to_int(digest)  # validates the digest first (UsageError)
         self._digest = bytes(digest)
-        self._m = digest_to_int(digest)
         self._k1 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
+        self._share.check_usable()
         r1 = self._k1.public_point()
         proof = schnorr.prove(self._k1, self._transcript("dlog", 1, CLIENT, self._digest))
         commitment, nonce = self._commit(self._digest + point_and_proof_bytes(r1, proof))
@@ -94,6 +95,7 @@ class SignP1(TwoPartySession):
         return r2
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
+        self._share.check_usable()
         try:
             self._r_point, self._r = nonce_point(self._k1.value, inputs[CUSTODIAN])
         except ProtocolAbort as exc:
@@ -106,6 +108,9 @@ class SignP1(TwoPartySession):
         return paillier.decode_ciphertext(msg.payload, "c3", self._share.paillier.public_key)  # type: ignore[union-attr]
 
     def _on_round4(self, inputs: dict[int, Any]) -> list[Message]:
+        # Another session on this share object may have locked it since this one started:
+        # decrypting now would still tell the custodian one more bit (CVE-2023-33242).
+        self._share.check_usable()
         signature = self._finish_signature(inputs[CUSTODIAN])
         self._finish(signature)
         payload = {"r": GROUP.encode_scalar(signature.r).hex(), "s": GROUP.encode_scalar(signature.s).hex(),
@@ -134,8 +139,8 @@ class SignP2(TwoPartySession):
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
         super().__init__(session_id, CUSTODIAN)
         self._share = share
+        self._m = digest_to_int(digest)  # validates the digest first (UsageError)
         self._digest = bytes(digest)
-        self._m = digest_to_int(digest)
         self._k2 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
@@ -170,10 +175,10 @@ class SignP2(TwoPartySession):
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
         try:
-            _, r = nonce_point(self._k2.value, inputs[CLIENT])
+            _, self._r = nonce_point(self._k2.value, inputs[CLIENT])
         except ProtocolAbort as exc:
             raise ProtocolAbort(exc.reason, CLIENT) from None
-        c3 = self._homomorphic_step(r)
+        c3 = self._homomorphic_step(self._r)
         self._expect(5)
         return [self._message(4, {"c3": paillier.encode_ciphertext(c3)}, CLIENT)]
 
@@ -196,8 +201,16 @@ class SignP2(TwoPartySession):
 
     def _on_round5(self, inputs: dict[int, Any]) -> list[Message]:
         signature: Signature = inputs[CLIENT]
-        if not verify_signature(self._share.public_point, self._digest, signature):
+        if signature.r != self._r or not verify_signature(self._share.public_point, self._digest, signature):
             raise ProtocolAbort("the client's signature does not verify", CLIENT)
+        # (r, s) verifying says nothing about recid: a wrong one would make every recovering
+        # verifier (Ethereum's ecrecover) derive another address.
+        try:
+            recovered = recover_public_key(self._digest, signature)
+        except InvalidMessage:
+            recovered = None
+        if recovered != self._share.public_point:
+            raise ProtocolAbort("the client's recovery id does not recover the public key", CLIENT)
         self._finish(signature)
         return []
 

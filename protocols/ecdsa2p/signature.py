@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from curves import Point, secp256k1
+from curves import InvalidEncoding, Point, secp256k1
 from curves.secp256k1 import P as FIELD_P
 from protocols.errors import InvalidMessage, UsageError
 
@@ -92,7 +92,13 @@ def recover_public_key(digest: bytes, signature: Signature) -> Point:
     if x >= FIELD_P:
         raise InvalidMessage("recovery id names an x beyond the field")
     prefix = b"\x03" if signature.recid & 1 else b"\x02"
-    r_point = secp256k1.decode_point(prefix + x.to_bytes(32, "big"))
+    try:
+        r_point = secp256k1.decode_point(prefix + x.to_bytes(32, "big"))
+    except InvalidEncoding:
+        raise InvalidMessage("r is not the x-coordinate of a curve point") from None
     r_inv = pow(signature.r, -1, Q)
     e = digest_to_int(digest)
-    return (r_point * signature.s - secp256k1.base_mul(e)) * r_inv
+    public = (r_point * signature.s - secp256k1.base_mul(e)) * r_inv
+    if public.is_identity:  # s·R = e·G: the signature verifies under no public key
+        raise InvalidMessage("the signature recovers to the identity")
+    return public
