@@ -178,15 +178,22 @@ class _CustodianOperation(Composite):
         return child_session_id(self.session_id, name)
 
     def receive(self, msg: Message) -> list[Message]:
-        # The per-client lock is taken at the first message from the client (so a session that
-        # never hears from its client holds nothing) and released when the operation ends.
-        if self.exclusive and not self._holds_lock and not self.done and self.aborted is None:
+        # The per-client lock is taken at the client's first message after its hello (a session
+        # whose client never gets going, e.g. cannot decrypt its backup, holds nothing) and is
+        # released when the operation ends.
+        starts_work = isinstance(msg, Message) and msg.payload.get("step") != "hello"
+        newly = self.exclusive and starts_work and not self._holds_lock and not self.done and self.aborted is None
+        if newly:
             self.custodian._acquire(self.client_id, self.operation)
             self._holds_lock = True
         try:
             return super().receive(msg)
         except (ProtocolAbort, KeyLocked):
             self._end()
+            raise
+        except InvalidMessage:
+            if newly:  # a rejected message changes nothing, not even the lock
+                self._end()
             raise
 
     def _end(self) -> None:
@@ -214,6 +221,11 @@ class _CustodianOperation(Composite):
                 raise InvalidMessage("the client asks for another operation, client or parameters")
             return None
         if name == "stored" and self._children_done and self._expects_stored:
+            # Compare with what the store holds now: a retried operation may have replaced the shares.
+            record = self.store.client(self.client_id)
+            stored = {"secp256k1": (record.secp256k1_public or b"").hex(), "ed25519": (record.ed25519_public or b"").hex()}
+            if stored != self._public:
+                raise InvalidMessage("these shares were replaced by a later operation")
             self._decode_stored(data, self._public)
             return None
         return self._decode_other_step(name, data)
@@ -267,6 +279,7 @@ class CustodianGenerate(_CustodianOperation):
                 ed25519_public=shares["ed25519"].public_key,
                 signing_share_status=SigningShareStatus.STORED_DATABASE.value,
             )
+        self._end()  # only the client's confirmation is left: a retried generate may go ahead
         return []
 
 
@@ -362,6 +375,7 @@ class CustodianRecover(_CustodianOperation):
             for curve in CURVES:
                 self.store.put_share(self.client_id, "signing", "", curve, shares[curve].to_bytes())
             self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_DATABASE.value)
+        self._end()  # only the client's confirmation is left
         return []
 
 

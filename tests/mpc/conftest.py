@@ -1,0 +1,77 @@
+"""Wallet fixtures: an in-memory custodian and a client device with an in-memory keychain."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pytest
+from ecdsa import SECP256k1, VerifyingKey
+from ecdsa.util import sigdecode_string
+from nacl.signing import VerifyKey
+
+import mpc
+from mpc.backup_crypto import MemoryCloudStorage
+
+
+@dataclass
+class Wallet:
+    custodian: mpc.Custodian
+    client_id: str
+    client: mpc.Client
+    cloud: MemoryCloudStorage
+
+    def device(self) -> mpc.Client:
+        """A fresh device of the same client (empty keychain, same cloud storage)."""
+        return mpc.Client(self.client_id, mpc.MemoryKeychain(), cloud=self.cloud)
+
+    def generate(self):
+        return mpc.run_local(self.client.generate(), self.custodian.generate(self.client_id))
+
+    def sign(self, chain: str, data: bytes, client: mpc.Client | None = None):
+        client = client or self.client
+        return mpc.run_local(client.sign(chain, data), self.custodian.sign(self.client_id, chain, data))
+
+    def backup(self, client: mpc.Client | None = None, **kwargs):
+        client = client or self.client
+        return mpc.run_local(client.backup(**kwargs), self.custodian.backup(self.client_id))
+
+    def recover(self, client: mpc.Client):
+        return mpc.run_local(client.recover(), self.custodian.recover(self.client_id))
+
+    def status(self) -> tuple[str, str]:
+        view = self.custodian.get_client(self.client_id)
+        return view["signing_share_status"], view["backup_share_status"]
+
+
+def new_wallet(custodian: mpc.Custodian | None = None) -> Wallet:
+    custodian = custodian or mpc.Custodian()
+    client_id = custodian.create_client()
+    cloud = MemoryCloudStorage()
+    return Wallet(custodian, client_id, mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud), cloud)
+
+
+@pytest.fixture
+def wallet() -> Wallet:
+    return new_wallet()
+
+
+@pytest.fixture
+def generated(wallet: Wallet) -> Wallet:
+    wallet.generate()
+    return wallet
+
+
+def data_for(chain: str, text: bytes = b"pay 1 unit") -> bytes:
+    """A 32-byte digest for secp256k1 chains, the raw message for ed25519 chains."""
+    return hashlib.sha256(text).digest() if chain in ("ethereum", "bitcoin", "tron") else text
+
+
+def verify_result(result: mpc.SignResult, data: bytes) -> None:
+    """Check with ordinary single-key verifiers: python-ecdsa (low-s too) and PyNaCl."""
+    if result.curve == "secp256k1":
+        key = VerifyingKey.from_string(result.public_key, curve=SECP256k1)
+        assert key.verify_digest(result.signature, data, sigdecode=sigdecode_string)
+        assert result.s <= SECP256k1.order // 2
+    else:
+        VerifyKey(result.public_key).verify(data, result.signature)

@@ -1,0 +1,208 @@
+"""The wallet lifecycle: generate, addresses, sign, backup, recover, statuses and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+import mpc
+from mpc import errors
+from mpc.wallet import CHAINS
+from tests.mpc.conftest import data_for, new_wallet, verify_result
+
+NOT_CREATED = "NOT_CREATED"
+
+
+def test_generate_statuses_and_addresses(wallet):
+    assert wallet.status() == (NOT_CREATED, NOT_CREATED)
+    client_view, custodian_view = wallet.generate()
+    assert wallet.status() == ("STORED_CLIENT", NOT_CREATED)
+    assert client_view == wallet.client.addresses() == custodian_view["addresses"]
+    assert set(client_view) == set(CHAINS)
+    assert wallet.custodian.get_client(wallet.client_id)["addresses"] == client_view
+
+
+def test_generate_again_is_refused_and_changes_nothing(generated):
+    before = generated.custodian.get_client(generated.client_id)
+    keychain = {n: generated.client.keychain.get(n) for n in generated.client.keychain.names()}
+    with pytest.raises(errors.WalletAlreadyExists) as info:
+        generated.custodian.generate(generated.client_id)
+    assert info.value.status == 400 and info.value.code == "WALLET_ALREADY_EXISTS"
+    assert info.value.to_json()["error"]["id"] == "WALLET_ALREADY_EXISTS"
+    with pytest.raises(errors.WalletAlreadyExists):
+        generated.client.generate()
+    # A fresh device of the same client is refused by the custodian as well.
+    with pytest.raises(errors.WalletAlreadyExists):
+        mpc.run_local(generated.device().generate(), generated.custodian.generate(generated.client_id))
+    assert generated.custodian.get_client(generated.client_id) == before
+    assert {n: generated.client.keychain.get(n) for n in generated.client.keychain.names()} == keychain
+
+
+def test_interrupted_generate_can_be_retried(wallet):
+    # The client's confirmation never arrives: the custodian stored its shares only.
+    dropped = mpc.run_local
+    with pytest.raises(Exception):
+        from protocols.local import run
+        run([wallet.client.generate(), wallet.custodian.generate(wallet.client_id)],
+            tamper=lambda m: None if m.payload.get("step") == "stored" else m)
+    assert wallet.status() == ("STORED_DATABASE", NOT_CREATED)
+    retry_device = wallet.device()
+    client_view, _ = mpc.run_local(retry_device.generate(), wallet.custodian.generate(wallet.client_id))
+    assert wallet.status() == ("STORED_CLIENT", NOT_CREATED)
+    assert wallet.custodian.get_client(wallet.client_id)["addresses"] == client_view
+    assert dropped is mpc.run_local
+
+
+@pytest.mark.parametrize("chain", CHAINS)
+def test_sign_every_chain(generated, chain):
+    data = data_for(chain)
+    client_result, custodian_result = generated.sign(chain, data)
+    assert client_result == custodian_result
+    verify_result(client_result, data)
+    if client_result.curve == "secp256k1":
+        assert client_result.v in (27, 28) and len(client_result.signature) == 64
+
+
+def test_sign_refusals(wallet):
+    with pytest.raises(errors.WalletNotFound):
+        wallet.custodian.sign(wallet.client_id, "ethereum", data_for("ethereum"))
+    with pytest.raises(errors.WalletNotFound):
+        wallet.client.sign("ethereum", data_for("ethereum"))
+    wallet.generate()
+    with pytest.raises(errors.InputInvalid):
+        wallet.custodian.sign(wallet.client_id, "dogecoin", b"x" * 32)
+    with pytest.raises(errors.StateInvalid):
+        wallet.client.sign("ethereum", b"short")
+    with pytest.raises(errors.ClientNotFound):
+        wallet.custodian.sign("no-such-client", "ethereum", data_for("ethereum"))
+
+
+def test_sign_refused_unless_stored_client(wallet):
+    from protocols.local import run
+
+    with pytest.raises(Exception):
+        run([wallet.client.generate(), wallet.custodian.generate(wallet.client_id)],
+            tamper=lambda m: None if m.payload.get("step") == "stored" else m)
+    with pytest.raises(errors.WalletNotFound):
+        wallet.custodian.sign(wallet.client_id, "solana", b"m")
+
+
+def test_both_sides_must_sign_the_same_data(generated):
+    with pytest.raises(errors.MessageInvalid):
+        mpc.run_local(generated.client.sign("ethereum", data_for("ethereum", b"a")),
+                      generated.custodian.sign(generated.client_id, "ethereum", data_for("ethereum", b"b")))
+    generated.sign("ethereum", data_for("ethereum"))  # nothing got stuck
+
+
+def test_backup_then_recover_on_new_device(generated):
+    addresses = generated.client.addresses()
+    client_result, custodian_view = generated.backup()
+    assert client_result["method"] == "CLOUD"
+    assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")
+    assert custodian_view["backup_methods"] == ["CLOUD"]
+    generated.client.wipe()
+    assert not generated.client.has_wallet()
+    device = generated.device()
+    recovered, view = generated.recover(device)
+    assert recovered == addresses == view["addresses"]
+    assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")
+    for chain in CHAINS:
+        result, _ = generated.sign(chain, data_for(chain), client=device)
+        verify_result(result, data_for(chain))
+
+
+def test_old_signing_shares_do_not_sign_after_recover(generated):
+    generated.backup()
+    old_device = generated.client
+    device = generated.device()
+    generated.recover(device)
+    for chain in ("ethereum", "solana"):
+        with pytest.raises(errors.EngineError):
+            generated.sign(chain, data_for(chain), client=old_device)
+    # The refusal did not lock anything: the new device still signs.
+    generated.sign("ethereum", data_for("ethereum"), client=device)
+
+
+def test_recover_refused_before_backup(generated):
+    with pytest.raises(errors.BackupNotFound):
+        generated.custodian.recover(generated.client_id)
+    with pytest.raises(errors.BackupNotFound):
+        generated.custodian.recover(generated.client_id, "PASSWORD")
+
+
+def test_recover_with_missing_or_wrong_key_changes_nothing(generated):
+    generated.backup()
+    before = generated.custodian.get_client(generated.client_id)
+    stranger = mpc.Client(generated.client_id, mpc.MemoryKeychain())  # a cloud without the key
+    stranger.cloud = type(generated.cloud)()
+    with pytest.raises(errors.BackupKeyNotFound):
+        generated.recover(stranger)
+    assert generated.custodian.get_client(generated.client_id) == before
+    # The real device recovers right after (no operation lock left behind).
+    generated.recover(generated.device())
+
+
+def test_tampered_encrypted_backup_is_refused(generated):
+    generated.backup()
+    store = generated.custodian.store
+    box, record = store.get_client_backup(generated.client_id, "CLOUD", "ed25519")
+    store.put_client_backup(generated.client_id, "CLOUD", "ed25519", box[:-1] + bytes([box[-1] ^ 1]), record)
+    with pytest.raises(errors.BackupDecryptionFailed):
+        generated.recover(generated.device())
+    assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")
+
+
+def test_backup_stored_by_customer(generated):
+    client_result, _ = mpc.run_local(
+        generated.client.backup(client_stores_backup=True),
+        generated.custodian.backup(generated.client_id, client_stores_backup=True),
+    )
+    assert generated.status() == ("STORED_CLIENT", "STORED_CUSTODIAN_BACKUP_SHARE")
+    with pytest.raises(errors.StateInvalid):
+        generated.custodian.recover(generated.client_id)
+    generated.custodian.stored_client_backup_share(generated.client_id, "CLOUD")
+    assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")
+    device = generated.device()
+    encrypted = client_result["encrypted_backup"]
+    mpc.run_local(device.recover(encrypted_backup=encrypted), generated.custodian.recover(generated.client_id))
+    assert device.addresses() == generated.client.addresses()
+
+
+def test_failed_backup_can_be_rerun(generated):
+    from protocols.local import run
+
+    with pytest.raises(Exception):
+        run([generated.client.backup(), generated.custodian.backup(generated.client_id)],
+            tamper=lambda m: None if m.payload.get("step") == "client_backup" else m)
+    assert generated.status() == ("STORED_CLIENT", "STORED_CUSTODIAN_BACKUP_SHARE")
+    # The abandoned backup holds the client's operation lock until it expires.
+    with pytest.raises(errors.OperationInProgress):
+        generated.backup()
+    generated.custodian.store.update_client(generated.client_id, operation_expires=0.0)
+    generated.backup()
+    assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")
+
+
+def test_clients_are_independent():
+    custodian = mpc.Custodian()
+    first, second = new_wallet(custodian), new_wallet(custodian)
+    first.generate()
+    second.generate()
+    assert first.client.addresses() != second.client.addresses()
+    with pytest.raises(errors.EngineError):
+        mpc.run_local(first.client.sign("solana", b"m"), custodian.sign(second.client_id, "solana", b"m"))
+    first.sign("solana", b"m")
+
+
+def test_unknown_client():
+    custodian = mpc.Custodian()
+    for call in (lambda: custodian.get_client("nobody"), lambda: custodian.generate("nobody")):
+        with pytest.raises(errors.ClientNotFound) as info:
+            call()
+        assert info.value.status == 404
+
+
+def test_explicit_session_ids_are_honoured(wallet):
+    sid = b"\x42" * 32
+    client_op, custodian_op = wallet.client.generate(sid), wallet.custodian.generate(wallet.client_id, sid)
+    mpc.run_local(client_op, custodian_op)
+    assert client_op.session_id == custodian_op.session_id == sid
