@@ -152,6 +152,9 @@ class ClientBackup(_ClientOperation):
         super().__init__(client, session_id)
         self.method = method
         self.client_stores_backup = client_stores_backup
+        self._signing = {curve: client.signing_share(curve) for curve in CURVES}
+        if self._signing["secp256k1"].locked:  # its bits may have leaked: never reshare it
+            raise KeyLockedError()
 
     def _hello(self) -> dict[str, Any]:
         return {"client_id": self.client.client_id, "method": _method_name(self.method.name),
@@ -159,9 +162,8 @@ class ClientBackup(_ClientOperation):
 
     def _start(self) -> list[Message]:
         return self._add_children({
-            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), self.client.signing_share("secp256k1"),
-                                           for_signing=False),
-            "ed25519": frost.RefreshSession(self._child_id("ed25519"), self.client.signing_share("ed25519"), PARTIES),
+            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), self._signing["secp256k1"], for_signing=False),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), self._signing["ed25519"], PARTIES),
         })
 
     def _on_children_done(self) -> list[Message]:
