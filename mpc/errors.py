@@ -55,6 +55,7 @@ __all__ = [
     "KeychainCorrupted",
     "StoreSchemaUnsupported",
     "WebhookFailed",
+    "ChainLibraryMissing",
     "ERRORS",
     "from_json",
     "from_protocol_error",
@@ -244,6 +245,18 @@ class WebhookFailed(EngineError):
     code = "WEBHOOK_FAILED"
     status = 502
     default_message = "the backup webhook failed"
+
+
+class ChainLibraryMissing(EngineError, ImportError):
+    """A chain adapter (``mpc.chains.*``) needs a library that is not installed.
+
+    Also an ``ImportError``, so ``import mpc.chains.evm`` without the ``evm`` extra fails the way
+    an import does (``pytest.importorskip`` and ``except ImportError`` both work).
+    """
+
+    code = "CHAIN_LIBRARY_MISSING"
+    status = 501
+    default_message = "the chain adapter's library is not installed"
 
 
 def _all_error_classes() -> list[type[EngineError]]:

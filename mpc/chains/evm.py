@@ -1,0 +1,177 @@
+"""Ethereum and EVM chains: EIP-191 personal messages, EIP-712 typed data, EIP-155 and EIP-1559 transactions.
+
+Extra ``evm`` (eth-account, with eth-utils, eth-keys and rlp). eth-account does all hashing and
+serialisation; nothing here is hand-written RLP or Keccak. What the wallet signs (all Keccak-256):
+
+  sign_personal_message   keccak256(0x19 ‖ "Ethereum Signed Message:\\n" ‖ len(message) in decimal ‖ message)
+                          (EIP-191 version 0x45; ``encode_defunct``); v = 27 + recid
+  sign_typed_data         keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message))
+                          (EIP-712; ``encode_typed_data(full_message=...)``); v = 27 + recid
+  sign_transaction        legacy (no ``type`` or ``type`` 0), EIP-155:
+                            keccak256(rlp([nonce, gasPrice, gas, to, value, data, chainId, 0, 0]))
+                            v = chainId·2 + 35 + recid
+                          EIP-1559 (``type`` 2):
+                            keccak256(0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas, maxFeePerGas,
+                                                  gas, to, value, data, accessList]))
+                            y_parity (the ``v`` field) = recid
+
+Requests are decoded strictly before anything is signed: every integer a Python ``int`` (no
+``bool``, float or hex string) in range (nonce < 2^64 per EIP-2681, amounts and fees < 2^256,
+chainId ≥ 1), ``to`` a 20-byte address (mixed case only with a valid EIP-55 checksum; absent means
+contract creation), ``data`` bytes or 0x-hex, ``from`` (optional) the wallet's own address, and
+no field eth-account would not know. Unprotected (pre-EIP-155) transactions are refused, and so
+is ``maxPriorityFeePerGas > maxFeePerGas`` (such a transaction can never be included).
+
+eth-account exposes no public "sign with an external signer" call, so transactions use its
+``serializable_unsigned_transaction_from_dict`` and ``encode_transaction`` (``eth_account._utils``;
+tested with eth-account 0.13 and 0.14, pinned below 0.15 in the extra).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mpc.addresses import ethereum_address
+from mpc.chains._common import import_library, require_fields, require_hex_bytes, require_int, require_mapping
+from mpc.chains.signer import Signer, sign_checked
+from mpc.errors import InputInvalid
+
+_eth_account = import_library("eth_account", distribution="eth-account", extra="evm")
+_messages = import_library("eth_account.messages", distribution="eth-account", extra="evm")
+_legacy = import_library("eth_account._utils.legacy_transactions", distribution="eth-account>=0.13,<0.15", extra="evm")
+_eth_utils = import_library("eth_utils", distribution="eth-utils", extra="evm")
+
+__all__ = [
+    "SignedMessage",
+    "SignedTransaction",
+    "sign_personal_message",
+    "sign_typed_data",
+    "sign_transaction",
+    "transaction_hash_to_sign",
+]
+
+CHAIN = "ethereum"
+UINT256_MAX = 2**256 - 1
+NONCE_MAX = 2**64 - 1  # EIP-2681
+CHAIN_ID_MAX = 2**64 - 1
+_LEGACY_REQUIRED = {"nonce", "gasPrice", "gas", "chainId"}
+_DYNAMIC_REQUIRED = {"type", "nonce", "maxFeePerGas", "maxPriorityFeePerGas", "gas", "chainId"}
+_COMMON_OPTIONAL = {"to", "value", "data", "from"}
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """An EIP-191 or EIP-712 signature: ``signature`` is the 65-byte r ‖ s ‖ v that wallets return."""
+
+    message_hash: bytes
+    r: int
+    s: int
+    v: int
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class SignedTransaction:
+    """A signed transaction: ``raw`` for ``eth_sendRawTransaction``, ``hash`` = keccak256(raw)."""
+
+    raw: bytes
+    hash: bytes
+    r: int
+    s: int
+    v: int
+
+
+def _wallet_address(signer: Signer) -> str:
+    return ethereum_address(signer.public_key("secp256k1"))
+
+
+def _sign_message_hash(signer: Signer, message_hash: bytes) -> SignedMessage:
+    result = sign_checked(signer, CHAIN, bytes(message_hash))
+    v = 27 + result.recid
+    return SignedMessage(bytes(message_hash), result.r, result.s, v, result.signature + bytes([v]))
+
+
+def sign_personal_message(signer: Signer, message: bytes | str) -> SignedMessage:
+    """EIP-191 ``personal_sign``: ``str`` is signed as its UTF-8 text, ``bytes`` as they are."""
+    if isinstance(message, str):
+        signable = _messages.encode_defunct(text=message)
+    elif isinstance(message, (bytes, bytearray)):
+        signable = _messages.encode_defunct(primitive=bytes(message))
+    else:
+        raise InputInvalid("a personal message is bytes or str")
+    return _sign_message_hash(signer, _messages._hash_eip191_message(signable))
+
+
+def sign_typed_data(signer: Signer, full_message: Mapping[str, Any]) -> SignedMessage:
+    """EIP-712 ``eth_signTypedData_v4`` of ``{"types", "primaryType", "domain", "message"}``."""
+    require_mapping(full_message, "typed data")
+    require_fields(full_message, "typed data", {"types", "primaryType", "domain", "message"})
+    try:
+        signable = _messages.encode_typed_data(full_message=dict(full_message))
+        message_hash = _messages._hash_eip191_message(signable)
+    except Exception as exc:  # eth-account raises ValueError, TypeError, ValidationError, KeyError...
+        raise InputInvalid(f"typed data does not encode under EIP-712: {type(exc).__name__}") from None
+    return _sign_message_hash(signer, message_hash)
+
+
+def _address(value: Any, name: str) -> str:
+    if isinstance(value, (bytes, bytearray)) and len(value) == 20:
+        return _eth_utils.to_checksum_address(bytes(value))
+    if not isinstance(value, str) or not _eth_utils.is_hex_address(value):
+        raise InputInvalid(f"{name} must be a 20-byte 0x-hex address")
+    if value[2:] not in (value[2:].lower(), value[2:].upper()) and not _eth_utils.is_checksum_address(value):
+        raise InputInvalid(f"{name} has a mixed-case address with a wrong EIP-55 checksum")
+    return _eth_utils.to_checksum_address(value)
+
+
+def _clean_transaction(tx: Any, wallet: str) -> dict[str, Any]:
+    """The transaction as eth-account wants it, or ``InputInvalid``; see the module docstring."""
+    require_mapping(tx, "transaction")
+    tx_type = tx.get("type", 0)
+    if tx_type == 0 and not isinstance(tx_type, bool) and isinstance(tx_type, int):
+        require_fields(tx, "legacy transaction", _LEGACY_REQUIRED, _COMMON_OPTIONAL | {"type"})
+        fees = {"gasPrice": require_int(tx["gasPrice"], "gasPrice", maximum=UINT256_MAX)}
+    elif tx_type == 2 and not isinstance(tx_type, bool) and isinstance(tx_type, int):
+        require_fields(tx, "EIP-1559 transaction", _DYNAMIC_REQUIRED, _COMMON_OPTIONAL | {"accessList"})
+        fees = {name: require_int(tx[name], name, maximum=UINT256_MAX) for name in ("maxFeePerGas", "maxPriorityFeePerGas")}
+        if fees["maxPriorityFeePerGas"] > fees["maxFeePerGas"]:
+            raise InputInvalid("maxPriorityFeePerGas exceeds maxFeePerGas")
+    else:
+        raise InputInvalid("type must be the integer 0 (legacy, EIP-155) or 2 (EIP-1559)")
+    if "from" in tx and _address(tx["from"], "from") != wallet:
+        raise InputInvalid("from is not the wallet's address")
+    clean: dict[str, Any] = {
+        "nonce": require_int(tx["nonce"], "nonce", maximum=NONCE_MAX),
+        "gas": require_int(tx["gas"], "gas", maximum=UINT256_MAX),
+        "chainId": require_int(tx["chainId"], "chainId", minimum=1, maximum=CHAIN_ID_MAX),
+        "value": require_int(tx.get("value", 0), "value", maximum=UINT256_MAX),
+        "data": require_hex_bytes(tx.get("data", b""), "data", prefix=True),
+        **fees,
+    }
+    if "to" in tx:
+        clean["to"] = _address(tx["to"], "to")
+    if tx_type == 2:
+        clean["type"] = 2
+        clean["accessList"] = tx.get("accessList", [])
+    return clean
+
+
+def transaction_hash_to_sign(tx: Mapping[str, Any], wallet_address: str) -> tuple[Any, bytes]:
+    """eth-account's unsigned transaction for ``tx`` and the 32-byte hash the wallet signs."""
+    clean = _clean_transaction(tx, wallet_address)
+    try:
+        unsigned = _legacy.serializable_unsigned_transaction_from_dict(clean)
+        return unsigned, bytes(unsigned.hash())
+    except Exception as exc:  # eth-account validation (accessList shape, ...): TypeError, ValueError...
+        raise InputInvalid(f"eth-account refused the transaction: {type(exc).__name__}") from None
+
+
+def sign_transaction(signer: Signer, tx: Mapping[str, Any]) -> SignedTransaction:
+    """Sign a legacy EIP-155 or an EIP-1559 transaction dict (web3 field names)."""
+    unsigned, tx_hash = transaction_hash_to_sign(tx, _wallet_address(signer))
+    result = sign_checked(signer, CHAIN, tx_hash)
+    v = result.recid if tx.get("type", 0) == 2 else tx["chainId"] * 2 + 35 + result.recid
+    raw = bytes(_legacy.encode_transaction(unsigned, vrs=(v, result.r, result.s)))
+    return SignedTransaction(raw, bytes(_eth_utils.keccak(raw)), result.r, result.s, v)

@@ -1,0 +1,113 @@
+"""What the chain adapters sign with: a ``Signer`` and the checks applied to what it returns.
+
+A ``Signer`` is anything with ``public_key(curve)`` and ``sign(chain, data) -> SignResult``; the
+adapters never see shares or sessions. ``local_signer(client, custodian, client_id)`` runs the
+wallet's two-party sign operation in memory (``mpc.run_local``); a remote deployment supplies its
+own ``Signer`` that drives the same two sessions over its transport.
+
+``sign_checked`` does not trust the signer blindly: the result must be for the requested chain and
+curve, come from the wallet's public key, and verify. For secp256k1 the public key *recovered*
+from (r, s, recid) must be the wallet's key: this proves the signature and the recovery id at once
+(a wrong recid would make Ethereum's and Tron's ecrecover derive another account). Only low-s
+signatures with recid 0 or 1 are accepted, since that is all Ethereum's ``v`` and Tron's 65-byte
+form can carry (recid 2/3 needs R.x ≥ q, probability about 2^-128).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from curves import secp256k1
+from curves.errors import CurveError
+from mpc.errors import InputInvalid, SignFailed
+from mpc.wallet import SignResult, curve_of_chain
+from protocols.ecdsa2p.signature import HALF_Q, Signature, recover_public_key
+from protocols.errors import InvalidMessage
+
+if TYPE_CHECKING:
+    from mpc.client import Client
+    from mpc.custodian import Custodian
+
+__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked"]
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """The wallet as the adapters see it."""
+
+    def public_key(self, curve: str) -> bytes:
+        """The wallet's public key on ``curve`` (33-byte compressed secp256k1 or 32-byte ed25519)."""
+        ...
+
+    def sign(self, chain: str, data: bytes) -> SignResult:
+        """Sign ``data`` for ``chain``: a 32-byte digest (secp256k1 chains) or the message (ed25519)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalSigner:
+    """A ``Signer`` running both parties in this process (``mpc.run_local``)."""
+
+    client: Client
+    custodian: Custodian
+    client_id: str
+
+    def public_key(self, curve: str) -> bytes:
+        return self.client.public_keys()[curve]
+
+    def sign(self, chain: str, data: bytes) -> SignResult:
+        from mpc import run_local  # mpc imports nothing from mpc.chains; keep it that way
+
+        client_result, _ = run_local(self.client.sign(chain, data), self.custodian.sign(self.client_id, chain, data))
+        return client_result
+
+
+def local_signer(client: Client, custodian: Custodian, client_id: str) -> LocalSigner:
+    """A ``Signer`` for a client device and its custodian in the same process."""
+    return LocalSigner(client, custodian, client_id)
+
+
+def sign_checked(signer: Signer, chain: str, data: bytes) -> SignResult:
+    """``signer.sign(chain, data)``, refused (``SignFailed``) unless it is the wallet's valid signature."""
+    if not isinstance(signer, Signer):
+        raise InputInvalid("signer must have public_key(curve) and sign(chain, data)")
+    curve = curve_of_chain(chain)
+    if curve == "secp256k1" and len(data) != 32:
+        raise InputInvalid("a secp256k1 chain signs a 32-byte digest")
+    expected_key = bytes(signer.public_key(curve))
+    result = signer.sign(chain, bytes(data))
+    if not isinstance(result, SignResult) or result.chain != chain or result.curve != curve:
+        raise SignFailed(f"the signer returned no {curve} signature for {chain}")
+    if result.public_key != expected_key or len(result.signature) != 64:
+        raise SignFailed("the signature is not from the wallet's key")
+    if curve == "secp256k1":
+        _check_ecdsa(result, expected_key, data)
+    else:
+        _check_ed25519(result, expected_key, data)
+    return result
+
+
+def _check_ecdsa(result: SignResult, public_key: bytes, digest: bytes) -> None:
+    r, s, recid = result.r, result.s, result.recid
+    if not (isinstance(r, int) and isinstance(s, int) and recid in (0, 1)) or s > HALF_Q:
+        raise SignFailed("the signature is not a low-s ECDSA signature with recid 0 or 1")
+    if result.signature != r.to_bytes(32, "big") + s.to_bytes(32, "big"):
+        raise SignFailed("the signature bytes do not match r and s")
+    try:
+        recovered = recover_public_key(digest, Signature(r, s, recid))
+        wallet_point = secp256k1.decode_point(public_key)
+    except (InvalidMessage, CurveError):
+        raise SignFailed("the signature does not recover to a public key") from None
+    if recovered != wallet_point:
+        raise SignFailed("the signature does not recover to the wallet's key")
+
+
+def _check_ed25519(result: SignResult, public_key: bytes, message: bytes) -> None:
+    try:
+        VerifyKey(public_key).verify(message, result.signature)
+    except (BadSignatureError, ValueError, TypeError):
+        raise SignFailed("the ed25519 signature does not verify under the wallet's key") from None
