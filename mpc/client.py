@@ -29,14 +29,16 @@ from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudSto
 from mpc.custodian import _method_name, _sign_child, sign_hello, sign_result
 from mpc.errors import BackupNotFound, KeyLockedError, WalletAlreadyExists, WalletNotFound
 from mpc.keychain import FileKeychain, Keychain
-from mpc.wallet import CLIENT_PARTY, CURVES, PARTIES, curve_of_chain, decode_share
+from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, curve_of_chain, decode_share
 from protocols import ecdsa2p, frost
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
-from protocols.errors import InvalidMessage, KeyLocked
+from curves import ed25519, secp256k1
+from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort
+from protocols.sharing import interpolate_at_zero
 from protocols.rounds import Message
 
-__all__ = ["Client", "default_home"]
+__all__ = ["Client", "EjectedKeys", "default_home"]
 
 
 def default_home() -> Path:
@@ -94,6 +96,11 @@ class Client:
     def recover(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientRecover:
         return ClientRecover(self, _sid(session_id), method or CloudMethod(self.cloud), encrypted_backup)
+
+    def eject(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
+              encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientEject:
+        """Leave MPC: rebuild the whole private keys from both backup shares of ``method``."""
+        return ClientEject(self, _sid(session_id), method or CloudMethod(self.cloud), encrypted_backup)
 
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
         return ClientSign(self, _sid(session_id), chain, data)
@@ -199,18 +206,7 @@ class ClientRecover(_ClientOperation):
         if name != "client_backup" or self._children:
             raise InvalidMessage(f"unexpected step {name!r}")
         require_keys(data, ("method", "boxes"))
-        if data["method"] != _method_name(self.method.name):
-            raise InvalidMessage("the custodian offers the backup of another method")
-        boxes = self.encrypted_backup or _decode_boxes(data["boxes"])
-        if set(boxes) != set(CURVES):
-            raise BackupNotFound("no encrypted client backup share for this method")
-        shares = {}
-        for curve in CURVES:
-            box, record = boxes[curve]
-            context = BackupContext(self.client.client_id, curve)
-            plaintext = decrypt_backup(self.method.load_key(context, record), box, context)
-            shares[curve] = decode_share(curve, CLIENT_PARTY, plaintext)
-        return shares
+        return _open_backup(self.client.client_id, self.method, data, self.encrypted_backup)
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
         return self._add_children({
@@ -225,6 +221,27 @@ class ClientRecover(_ClientOperation):
         return [self._step("stored", _stored_step(shares))]
 
 
+def _open_backup(
+    client_id: str,
+    method: BackupMethod,
+    data: Mapping[str, Any],
+    encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None,
+) -> dict[str, Any]:
+    """The client backup shares: the customer's copy if given, else the custodian's boxes."""
+    if data["method"] != _method_name(method.name):
+        raise InvalidMessage("the custodian offers the backup of another method")
+    boxes = encrypted_backup or _decode_boxes(data["boxes"])
+    if set(boxes) != set(CURVES):
+        raise BackupNotFound("no encrypted client backup share for this method")
+    shares = {}
+    for curve in CURVES:
+        box, record = boxes[curve]
+        context = BackupContext(client_id, curve)
+        plaintext = decrypt_backup(method.load_key(context, record), box, context)
+        shares[curve] = decode_share(curve, CLIENT_PARTY, plaintext)
+    return shares
+
+
 def _decode_boxes(data: Any) -> dict[str, tuple[bytes, bytes]]:
     if not isinstance(data, Mapping) or not set(data) <= set(CURVES):
         raise InvalidMessage("malformed encrypted backup")
@@ -233,6 +250,76 @@ def _decode_boxes(data: Any) -> dict[str, tuple[bytes, bytes]]:
         require_keys(item, ("box", "record"))
         out[curve] = (get_bytes(item, "box"), get_bytes(item, "record"))
     return out
+
+
+class EjectedKeys:
+    """The whole private keys after an eject. ``repr`` shows only the public keys.
+
+    ``secp256k1_private_key`` is the 32-byte key (hex via ``secp256k1_private_key_hex()``),
+    importable into common Ethereum and Bitcoin wallets. ``ed25519_scalar`` is the raw secret
+    scalar (32 bytes little-endian) with ``ed25519_public_key``: FROST keys have no RFC 8032 seed,
+    so wallets that import seeds cannot take it; sign with it as an expanded secret key.
+    """
+
+    def __init__(self, secp256k1_private_key: bytes, secp256k1_public_key: bytes, ed25519_scalar: bytes,
+                 ed25519_public_key: bytes) -> None:
+        self.secp256k1_private_key = secp256k1_private_key
+        self.secp256k1_public_key = secp256k1_public_key
+        self.ed25519_scalar = ed25519_scalar
+        self.ed25519_public_key = ed25519_public_key
+
+    def secp256k1_private_key_hex(self) -> str:
+        return self.secp256k1_private_key.hex()
+
+    def __repr__(self) -> str:
+        return (f"EjectedKeys(secp256k1={self.secp256k1_public_key.hex()}, ed25519={self.ed25519_public_key.hex()}, "
+                "<private keys redacted>)")
+
+    __str__ = __repr__
+
+
+def _combine(client_shares: Mapping[str, Any], custodian_shares: Mapping[str, Any]) -> EjectedKeys:
+    """x = x1 + x2 (secp256k1, additive) and s = λ1·s1 + λ2·s2 (ed25519, Shamir over {1, 2})."""
+    p1, p2 = client_shares["secp256k1"], custodian_shares["secp256k1"]
+    x = (p1.x1.value + p2.x2.value) % secp256k1.order
+    e1, e2 = client_shares["ed25519"], custodian_shares["ed25519"]
+    scalar = interpolate_at_zero(ed25519, {e1.identifier: e1.signing_share.value, e2.identifier: e2.signing_share.value})
+    if secp256k1.base_mul(x).to_bytes() != p1.public_key or ed25519.base_mul(scalar).to_bytes() != e1.public_key:
+        raise ProtocolAbort("the custodian's backup shares do not complete the client's", CUSTODIAN_PARTY)
+    return EjectedKeys(secp256k1.encode_scalar(x), p1.public_key, ed25519.encode_scalar(scalar), e1.public_key)
+
+
+class ClientEject(_ClientOperation):
+    """Eject: rebuild each whole private key from the two backup shares of one method."""
+
+    protocol = "wallet/eject"
+
+    def __init__(self, client: Client, session_id: bytes, method: BackupMethod,
+                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> None:
+        super().__init__(client, session_id)
+        self.method = method
+        self.encrypted_backup = encrypted_backup
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client.client_id, "method": _method_name(self.method.name)}
+
+    def _start(self) -> list[Message]:
+        return []
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        if name != "eject" or self.done:
+            raise InvalidMessage(f"unexpected step {name!r}")
+        require_keys(data, ("method", "boxes", "shares"))
+        client_shares = _open_backup(self.client.client_id, self.method, data, self.encrypted_backup)
+        shares = data["shares"]
+        require_keys(shares, CURVES)
+        custodian_shares = {curve: decode_share(curve, CUSTODIAN_PARTY, get_bytes(shares, curve)) for curve in CURVES}
+        return _combine(client_shares, custodian_shares)
+
+    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        self._finish(value)
+        stored = {"secp256k1": value.secp256k1_public_key.hex(), "ed25519": value.ed25519_public_key.hex()}
+        return [self._step("ejected", stored)]
 
 
 class ClientSign(_ClientOperation):

@@ -28,6 +28,8 @@ from typing import Any
 from mpc.addresses import addresses
 from mpc.errors import (
     BackupNotFound,
+    InputInvalid,
+    WebhookFailed,
     KeyLockedError,
     OperationInProgress,
     StateInvalid,
@@ -37,12 +39,13 @@ from mpc.errors import (
 )
 from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.store import ClientRecord, SQLiteStore
-from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, SignResult, curve_of_chain, decode_share
+from mpc.webhook import BackupWebhook
+from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, SignResult, curve_of_chain, decode_share
 from protocols import ecdsa2p, frost
 from protocols.compose import Composite, child_session_id
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
-from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, UsageError
 from protocols.rounds import Message
 
 __all__ = ["Custodian", "OPERATION_TIMEOUT_SECONDS"]
@@ -53,9 +56,16 @@ OPERATION_TIMEOUT_SECONDS = 600.0
 class Custodian:
     """The service backend: holds custodian shares, statuses and (by default) encrypted client backups."""
 
-    def __init__(self, store: SQLiteStore | None = None, *, setup: CustodianSetup | None = None) -> None:
+    def __init__(
+        self,
+        store: SQLiteStore | None = None,
+        *,
+        setup: CustodianSetup | None = None,
+        webhook: BackupWebhook | None = None,
+    ) -> None:
         self.store = store if store is not None else SQLiteStore(":memory:")
         self._setup = setup
+        self.webhook = webhook
 
     # --- setup --------------------------------------------------------------------------------
     @property
@@ -74,17 +84,19 @@ class Custodian:
     def create_client(self) -> str:
         """A new client id with no wallet yet."""
         client_id = secrets.token_hex(16)
-        self.store.create_client(client_id, SigningShareStatus.NOT_CREATED.value, BackupShareStatus.NOT_CREATED.value)
+        self.store.create_client(client_id, SigningShareStatus.NOT_CREATED.value)
         return client_id
 
     def get_client(self, client_id: str) -> dict[str, Any]:
         """The custodian's view of a client: statuses, public keys and addresses."""
         record = self.store.client(client_id)
+        backups = self.store.backups(client_id)
         view: dict[str, Any] = {
             "client_id": record.client_id,
             "signing_share_status": record.signing_share_status,
-            "backup_share_status": record.backup_share_status,
-            "backup_methods": self.store.backup_methods(client_id),
+            "backup_share_status": _overall_backup_status([status for status, _ in backups.values()]),
+            "backups": {method: {"status": status, "self_managed": managed} for method, (status, managed) in backups.items()},
+            "backup_methods": list(backups),
             "ejected": record.ejected,
             "public_keys": {},
             "addresses": {},
@@ -96,11 +108,20 @@ class Custodian:
 
     def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD) -> None:
         """The customer confirms it stored the client's encrypted backup share itself."""
-        record = self.store.client(client_id)
-        if method not in self.store.backup_methods(client_id) or \
-                record.backup_share_status == BackupShareStatus.NOT_CREATED.value:
+        method = _method_name(method)
+        backups = self.store.backups(client_id)
+        if method not in backups:
             raise StateInvalid("no custodian backup share for this method yet")
-        self.store.update_client(client_id, backup_share_status=BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value)
+        self.store.set_backup(client_id, method, BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value, backups[method][1])
+
+    def _require_backup(self, client_id: str, method: str) -> None:
+        """Recover and eject need a complete backup of that method."""
+        record = self.store.client(client_id)
+        backups = self.store.backups(client_id)
+        if not record.has_wallet or method not in backups:
+            raise BackupNotFound("no backup for this client and method")
+        if backups[method][0] != BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value:
+            raise StateInvalid("this needs a backup whose client share is stored (STORED_CLIENT_BACKUP_SHARE)")
 
     # --- operations ---------------------------------------------------------------------------
     def generate(self, client_id: str, session_id: bytes | None = None) -> CustodianGenerate:
@@ -115,18 +136,24 @@ class Custodian:
         return CustodianBackup(self, client_id, session_id, method, client_stores_backup)
 
     def recover(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianRecover:
-        record = self.store.client(client_id)
-        if not record.has_wallet or method not in self.store.backup_methods(client_id):
-            raise BackupNotFound("no backup for this client and method")
-        if record.backup_share_status != BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value:
-            raise StateInvalid("recover needs a backup whose client share is stored (STORED_CLIENT_BACKUP_SHARE)")
+        self._require_backup(client_id, _method_name(method))
         return CustodianRecover(self, client_id, session_id, method)
+
+    def eject(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianEject:
+        """Hand the custodian backup shares to the client, which rebuilds each private key."""
+        self._require_backup(client_id, _method_name(method))
+        return CustodianEject(self, client_id, session_id, method)
 
     def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
         self._require_signing(self.store.client(client_id))
         return CustodianSign(self, client_id, session_id, chain, data)
 
     # --- helpers used by the operations -------------------------------------------------------
+    def _webhook(self) -> BackupWebhook:
+        if self.webhook is None:
+            raise StateInvalid("this backup is self-managed but no webhook is configured")
+        return self.webhook
+
     @staticmethod
     def _require_signing(record: ClientRecord) -> None:
         if not record.has_wallet:
@@ -136,6 +163,12 @@ class Custodian:
 
     def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any:
         data = self.store.get_share(client_id, kind, method, curve)
+        if data is None and kind == "backup" and self.store.backups(client_id).get(method, ("", False))[1]:
+            data = self._webhook().fetch(client_id, method, curve)
+            try:
+                return decode_share(curve, CUSTODIAN_PARTY, data)
+            except MPCError:
+                raise WebhookFailed("the fetch webhook returned a malformed share") from None
         if data is None:
             raise (BackupNotFound if kind == "backup" else WalletNotFound)(f"no {kind} share for {curve}")
         return decode_share(curve, CUSTODIAN_PARTY, data)
@@ -306,13 +339,18 @@ class CustodianBackup(_CustodianOperation):
 
     def _on_children_done(self) -> list[Message]:
         shares = {curve: self.child(curve).result() for curve in CURVES}
+        self_managed = self.custodian.webhook is not None
+        if self_managed:  # hand over first: a failing webhook leaves every status as it was
+            for curve in CURVES:
+                self.custodian.webhook.hand_over(self.client_id, self.method, curve, shares[curve].to_bytes())
         with self.store.transaction():
             self.store.delete_shares(self.client_id, "backup", self.method)
-            for curve in CURVES:
-                self.store.put_share(self.client_id, "backup", self.method, curve, shares[curve].to_bytes())
-            self.store.update_client(
-                self.client_id, backup_share_status=BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value
-            )
+            if not self_managed:  # after a hand-over the custodian keeps no copy
+                for curve in CURVES:
+                    self.store.put_share(self.client_id, "backup", self.method, curve, shares[curve].to_bytes())
+            self.store.set_backup(self.client_id, self.method,
+                                  BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value, self_managed)
+        self._self_managed = self_managed
         if self.client_stores_backup:
             self._complete(self.custodian.get_client(self.client_id))
         return []
@@ -332,40 +370,45 @@ class CustodianBackup(_CustodianOperation):
         with self.store.transaction():
             for curve, (box, record) in value.items():
                 self.store.put_client_backup(self.client_id, self.method, curve, box, record)
-            self.store.update_client(
-                self.client_id, backup_share_status=BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value
-            )
+            self.store.set_backup(self.client_id, self.method,
+                                  BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value, self._self_managed)
         self._complete(self.custodian.get_client(self.client_id))
         return []
 
 
-class CustodianRecover(_CustodianOperation):
-    protocol = "wallet/recover"
-    operation = "recover"
-
-    _expects_stored = True
+class _FromBackup(_CustodianOperation):
+    """An operation that starts from the custodian backup shares of one method."""
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str) -> None:
         self.method = _method_name(method)
         super().__init__(custodian, client_id, session_id)
+        # Loaded now, so a failing webhook (self-managed backups) is reported before any protocol.
+        self._backup = {curve: custodian._load_share(client_id, "backup", self.method, curve) for curve in CURVES}
+        self._public = {curve: self._backup[curve].public_key.hex() for curve in CURVES}
 
     def _hello(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "method": self.method}
 
-    def _start(self) -> list[Message]:
+    def _client_boxes(self) -> dict[str, Any]:
         boxes: dict[str, Any] = {}
         for curve in CURVES:
             stored = self.store.get_client_backup(self.client_id, self.method, curve)
             if stored is not None:
                 boxes[curve] = {"box": stored[0].hex(), "record": stored[1].hex()}
-        secp = self.custodian._load_share(self.client_id, "backup", self.method, "secp256k1")
-        ed = self.custodian._load_share(self.client_id, "backup", self.method, "ed25519")
-        self._public = {"secp256k1": secp.public_key.hex(), "ed25519": ed.public_key.hex()}
-        out = [self._step("client_backup", {"method": self.method, "boxes": boxes})]
+        return boxes
+
+
+class CustodianRecover(_FromBackup):
+    protocol = "wallet/recover"
+    operation = "recover"
+    _expects_stored = True
+
+    def _start(self) -> list[Message]:
+        out = [self._step("client_backup", {"method": self.method, "boxes": self._client_boxes()})]
         return out + self._add_children({
-            "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), secp, for_signing=True,
+            "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), self._backup["secp256k1"], for_signing=True,
                                            setup=self.custodian.setup),
-            "ed25519": frost.RefreshSession(self._child_id("ed25519"), ed, PARTIES),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), self._backup["ed25519"], PARTIES),
         })
 
     def _on_children_done(self) -> list[Message]:
@@ -376,6 +419,32 @@ class CustodianRecover(_CustodianOperation):
                 self.store.put_share(self.client_id, "signing", "", curve, shares[curve].to_bytes())
             self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_DATABASE.value)
         self._end()  # only the client's confirmation is left
+        return []
+
+
+class CustodianEject(_FromBackup):
+    """Eject: the client gets the custodian backup shares and rebuilds each private key.
+
+    The shares travel to the client in the clear as far as this layer goes: run it only over an
+    authenticated, encrypted transport. MPC operations keep working afterwards.
+    """
+
+    protocol = "wallet/eject"
+    operation = "eject"
+
+    def _start(self) -> list[Message]:
+        shares = {curve: self._backup[curve].to_bytes().hex() for curve in CURVES}
+        self._children_done = True  # no child protocol: the client's "ejected" step ends it
+        return [self._step("eject", {"method": self.method, "boxes": self._client_boxes(), "shares": shares})]
+
+    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name != "ejected" or self._next_from_peer < 2:
+            raise InvalidMessage(f"unexpected step {name!r}")
+        self._decode_stored(data, self._public)
+
+    def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        self.store.update_client(self.client_id, ejected=1)
+        self._complete(self.custodian.get_client(self.client_id))
         return []
 
 
@@ -408,9 +477,17 @@ def sign_hello(client_id: str, chain: str, data: bytes) -> dict[str, Any]:
 
 
 def _method_name(method: str) -> str:
-    if not isinstance(method, str) or not method.isupper() or not method.replace("_", "").isalpha():
-        raise InvalidMessage("a backup method is an uppercase name such as CLOUD")
+    if method not in BACKUP_METHODS:
+        raise InputInvalid(f"unknown backup method; expected one of {', '.join(BACKUP_METHODS)}")
     return method
+
+
+def _overall_backup_status(statuses: list[str]) -> str:
+    """The client-level backup status: the most complete backup over all methods."""
+    for status in (BackupShareStatus.STORED_CLIENT_BACKUP_SHARE, BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE):
+        if status.value in statuses:
+            return status.value
+    return BackupShareStatus.NOT_CREATED.value
 
 
 def _sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes) -> Any:

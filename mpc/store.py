@@ -8,7 +8,8 @@ half-written share or a status that does not match the shares.
 Tables
   meta            schema version
   setup           the custodian's ring-Pedersen setup (one row)
-  clients         client id, public keys, signing/backup statuses, ejected flag, operation lock
+  clients         client id, public keys, signing status, ejected flag, operation lock
+  backups         (client, method) -> backup status, whether the custodian share is self-managed
   shares          (client, kind = signing | backup, method, curve) -> share bytes
   client_backups  (client, method, curve) -> encrypted client backup share and its key record
 """
@@ -37,11 +38,17 @@ CREATE TABLE IF NOT EXISTS clients (
     secp256k1_public BLOB,
     ed25519_public BLOB,
     signing_share_status TEXT NOT NULL,
-    backup_share_status TEXT NOT NULL,
     has_wallet INTEGER NOT NULL DEFAULT 0,
     ejected INTEGER NOT NULL DEFAULT 0,
     operation TEXT,
     operation_expires REAL
+);
+CREATE TABLE IF NOT EXISTS backups (
+    client_id TEXT NOT NULL REFERENCES clients(client_id),
+    method TEXT NOT NULL,
+    status TEXT NOT NULL,
+    self_managed INTEGER NOT NULL,
+    PRIMARY KEY (client_id, method)
 );
 CREATE TABLE IF NOT EXISTS shares (
     client_id TEXT NOT NULL REFERENCES clients(client_id),
@@ -62,7 +69,7 @@ CREATE TABLE IF NOT EXISTS client_backups (
 """
 
 _CLIENT_COLUMNS = (
-    "client_id, secp256k1_public, ed25519_public, signing_share_status, backup_share_status, "
+    "client_id, secp256k1_public, ed25519_public, signing_share_status, "
     "has_wallet, ejected, operation, operation_expires"
 )
 
@@ -73,7 +80,6 @@ class ClientRecord:
     secp256k1_public: bytes | None
     ed25519_public: bytes | None
     signing_share_status: str
-    backup_share_status: str
     has_wallet: bool
     ejected: bool
     operation: str | None
@@ -134,19 +140,14 @@ class SQLiteStore:
         self._execute("INSERT OR REPLACE INTO setup VALUES (1, ?)", (data,))
 
     # --- clients ------------------------------------------------------------------------------
-    def create_client(self, client_id: str, signing_status: str, backup_status: str) -> None:
-        self._execute(
-            "INSERT INTO clients (client_id, signing_share_status, backup_share_status) VALUES (?, ?, ?)",
-            (client_id, signing_status, backup_status),
-        )
+    def create_client(self, client_id: str, signing_status: str) -> None:
+        self._execute("INSERT INTO clients (client_id, signing_share_status) VALUES (?, ?)", (client_id, signing_status))
 
     def client(self, client_id: str) -> ClientRecord:
         row = self._execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             raise ClientNotFound("no such client")
-        return ClientRecord(
-            row[0], _blob(row[1]), _blob(row[2]), row[3], row[4], bool(row[5]), bool(row[6]), row[7], row[8]
-        )
+        return ClientRecord(row[0], _blob(row[1]), _blob(row[2]), row[3], bool(row[4]), bool(row[5]), row[6], row[7])
 
     def update_client(self, client_id: str, **fields: Any) -> None:
         allowed = set(_CLIENT_COLUMNS.replace(" ", "").split(",")) - {"client_id"}
@@ -171,11 +172,16 @@ class SQLiteStore:
     def delete_shares(self, client_id: str, kind: str, method: str) -> None:
         self._execute("DELETE FROM shares WHERE client_id = ? AND kind = ? AND method = ?", (client_id, kind, method))
 
-    def backup_methods(self, client_id: str) -> list[str]:
+    # --- backups (one per client and method) ----------------------------------------------------
+    def set_backup(self, client_id: str, method: str, status: str, self_managed: bool) -> None:
+        self._execute("INSERT OR REPLACE INTO backups VALUES (?, ?, ?, ?)", (client_id, method, status, int(self_managed)))
+
+    def backups(self, client_id: str) -> dict[str, tuple[str, bool]]:
+        """method -> (status, self_managed)."""
         rows = self._execute(
-            "SELECT DISTINCT method FROM shares WHERE client_id = ? AND kind = 'backup' ORDER BY method", (client_id,)
+            "SELECT method, status, self_managed FROM backups WHERE client_id = ? ORDER BY method", (client_id,)
         ).fetchall()
-        return [r[0] for r in rows]
+        return {r[0]: (r[1], bool(r[2])) for r in rows}
 
     # --- encrypted client backups ---------------------------------------------------------------
     def put_client_backup(self, client_id: str, method: str, curve: str, box: bytes, record: bytes) -> None:

@@ -101,7 +101,7 @@ def test_custodian_restart_keeps_everything(tmp_path):
 
 def test_transaction_rolls_back_on_failure():
     store = mpc.SQLiteStore()
-    store.create_client("c1", "NOT_CREATED", "NOT_CREATED")
+    store.create_client("c1", "NOT_CREATED")
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.put_share("c1", "signing", "", "secp256k1", b"half")
