@@ -105,9 +105,7 @@ def output_script(address: str, network: str = "main") -> Any:
     params = _network(network)
     if not isinstance(address, str) or not address:
         raise InputInvalid("an address is a non-empty string")
-    lowered = address.lower()
-    # BIP173: a bech32 string is all lower or all upper case; a mixed one can only be base58.
-    version, program = _bech32.decode(params["bech32"], lowered) if address in (lowered, address.upper()) else (None, None)
+    version, program = _bech32.decode(params["bech32"], address)  # (None, None) unless valid for this hrp
     if version is not None:
         if version > 1 or (version == 1 and len(program) != 32):
             raise InputInvalid("only segwit v0 and v1 (taproot) outputs are supported")
