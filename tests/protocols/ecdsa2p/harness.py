@@ -27,12 +27,12 @@ import ecdsa
 import pytest
 from ecdsa.util import sigdecode_der
 
-from protocols.ecdsa2p import CLIENT, CUSTODIAN, P1KeyShare, Signature, verify_signature
+from protocols.ecdsa2p import CLIENT, CUSTODIAN, P1KeyShare, Signature
 from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort
 from protocols.local import Stalled, run
 from protocols.rounds import Message, Session
 
-Sessions = dict[int, Session]
+Sessions = Mapping[int, Session]
 
 
 def copy_p1(share: P1KeyShare) -> P1KeyShare:
@@ -227,14 +227,3 @@ def _attempt(scenario: Scenario, sessions: Sessions, honest: Message, payload: d
 
 def results_if_done(sessions: Sessions) -> dict[int, Any]:
     return {p: s.result() for p, s in sessions.items() if s.done}
-
-
-def assert_signature_ok(public_key: bytes, digest: bytes, sig: Signature) -> None:
-    assert verify_signature_bytes(public_key, digest, sig)
-    check_signature(public_key, digest, sig)
-
-
-def verify_signature_bytes(public_key: bytes, digest: bytes, sig: Signature) -> bool:
-    from curves import secp256k1
-
-    return verify_signature(secp256k1.decode_point(public_key), digest, sig)

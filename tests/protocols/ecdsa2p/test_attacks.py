@@ -123,8 +123,8 @@ def test_bad_paillier_modulus_is_refused(monkeypatch: pytest.MonkeyPatch, custod
 
 
 # --- a bad encrypted share -------------------------------------------------------------------------
-def replace_in_round3(field: str, value: Callable[[Any, Message], Any]) -> Callable[[Message], Message]:
-    """A wire tamper hook setting ``field`` of the client's round-3 message to ``value(session, msg)``."""
+def replace_in_round3(field: str, value: Callable[[Message], Any]) -> Callable[[Message], Message]:
+    """A wire tamper hook setting ``field`` of the client's round-3 message to ``value(msg)``."""
 
     def tamper(msg: Message) -> Message:
         if msg.round != 3 or msg.sender != CLIENT:
