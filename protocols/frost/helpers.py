@@ -85,22 +85,21 @@ def compute_binding_factors(
 def compute_group_commitment(
     commitment_list: Sequence[SigningCommitments],
     binding_factors: dict[int, int],
-    scaled_own: Callable[[int], Point] | None = None,
+    own_term: Callable[[int], Point] | None = None,
     own_identifier: int | None = None,
 ) -> Point:
     """§4.5: R = Σ D_i + ρ_i·E_i.
 
-    A signer may pass ``scaled_own`` (ρ ↦ ρ·E for its own E, computed from its nonce as a
-    fixed-base multiplication) for its own term; the result is the same point.
+    A signer may pass ``own_term`` (ρ ↦ D + ρ·E for its own commitments, computed from its
+    nonces as one fixed-base multiplication) for its own term; the result is the same point.
     """
     group_commitment = SUITE.group.identity()
     for c in commitment_list:
         rho = binding_factors[c.identifier]
-        if scaled_own is not None and c.identifier == own_identifier:
-            scaled = scaled_own(rho)
+        if own_term is not None and c.identifier == own_identifier:
+            group_commitment = group_commitment + own_term(rho)
         else:
-            scaled = c.binding * rho
-        group_commitment = group_commitment + c.hiding + scaled
+            group_commitment = group_commitment + c.hiding + c.binding * rho
     return group_commitment
 
 
@@ -123,12 +122,12 @@ def compute_signing_context(
     group_public_key: Point,
     commitment_list: Sequence[SigningCommitments],
     msg: bytes,
-    scaled_own: Callable[[int], Point] | None = None,
+    own_term: Callable[[int], Point] | None = None,
     own_identifier: int | None = None,
 ) -> SigningContext:
     """Binding factors (§4.4), group commitment R (§4.5) and challenge c (§4.6)."""
     binding_factors = compute_binding_factors(group_public_key, commitment_list, msg)
-    group_commitment = compute_group_commitment(commitment_list, binding_factors, scaled_own, own_identifier)
+    group_commitment = compute_group_commitment(commitment_list, binding_factors, own_term, own_identifier)
     challenge = compute_challenge(group_commitment, group_public_key, msg)
     identifiers = tuple(c.identifier for c in commitment_list)
     return SigningContext(identifiers, binding_factors, group_commitment, challenge)

@@ -41,11 +41,13 @@ class SigningNonces:
     def used(self) -> bool:
         return self._nonces is None
 
-    def scaled_binding_commitment(self, binding_factor: int) -> Point:
-        """ρ·E computed as (ρ·e)·B: a fixed-base multiplication, several times faster (public value)."""
+    def commitment_share(self, binding_factor: int) -> Point:
+        """D + ρ·E computed as (d + ρ·e)·B: one fixed-base multiplication instead of a
+        multiplication and an addition (the result is public: it is this signer's term of R)."""
         if self._nonces is None:
             raise UsageError("signing nonces were already used")
-        return SUITE.group.base_mul(binding_factor * self._nonces[1].value % SUITE.order)
+        hiding, binding = self._nonces
+        return SUITE.group.base_mul(hiding.value + binding_factor * binding.value)
 
     def take(self) -> tuple[SecretScalar, SecretScalar]:
         """Hand out (d, e) and forget them; a second call raises ``UsageError`` (§5.2, §7.3)."""

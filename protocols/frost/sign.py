@@ -80,7 +80,7 @@ class SignSession(Session):
         self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded})
         self._context = compute_signing_context(
             self.key_share.group_public_key, self._commitment_list, self.message,
-            self._nonces.scaled_binding_commitment, self.party_id,
+            self._nonces.commitment_share, self.party_id,
         )
         self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
         if not self.peers:

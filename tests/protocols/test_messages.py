@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import InvalidMessage
-from protocols.rounds import MAX_MESSAGE_BYTES, Message
+from protocols.rounds import MAX_DEPTH, MAX_MESSAGE_BYTES, Message
 
 SID = bytes(range(32))
 
@@ -135,3 +135,33 @@ def test_bit_flips_never_escape_as_other_errors(data):
 def test_repr_shows_no_payload_values():
     msg = make(payload={"secret": "deadbeefcafe"})
     assert "deadbeefcafe" not in repr(msg)
+
+
+def _nested(depth: int) -> dict:
+    payload: dict = {"leaf": 0}
+    for _ in range(depth - 1):
+        payload = {"x": payload}
+    return payload
+
+
+def test_nesting_limit_is_exact_at_the_boundary():
+    # The payload's values may sit MAX_DEPTH levels below it, and no deeper.
+    deepest = make(payload=_nested(MAX_DEPTH)).to_bytes()
+    assert Message.from_bytes(deepest).to_bytes() == deepest
+    for extra in (b"[0]", b"[[0]]", b"[[[0]]]"):
+        with pytest.raises(InvalidMessage, match="nested too deeply"):
+            Message.from_bytes(deepest.replace(b'"leaf":0', b'"leaf":' + extra))
+
+
+def test_many_shallow_brackets_are_accepted():
+    # More brackets than the depth limit, but shallow: the running depth decides, not the count.
+    payload = {"rows": [[secrets.token_hex(8), [1, 2]] for _ in range(3 * MAX_DEPTH)], "s": "[]{}" * 20}
+    data = make(payload=payload).to_bytes()
+    assert Message.from_bytes(data).to_bytes() == data
+
+
+def test_brackets_in_strings_count_toward_the_bound():
+    # Brackets inside strings are counted too (an upper bound): harmless, and never lets more through.
+    data = make(payload={"s": "[" * (MAX_DEPTH + 3)}).to_bytes()
+    with pytest.raises(InvalidMessage, match="nested too deeply"):
+        Message.from_bytes(data)
