@@ -2,7 +2,8 @@
 
 ``demo`` walks the whole wallet lifecycle in one process, with the custodian's state in a SQLite
 file and the device's keychain and cloud folder on disk: create a client, generate, show the
-addresses, sign on every chain (each signature checked by a standard single-key verifier),
+addresses, sign on every chain (each signature checked by a standard single-key verifier), sign
+one real transaction per chain with ``mpc.chains`` (where the chain's library is installed),
 back up, wipe the device, recover on a new device, sign again.
 
 ``setup`` creates the custodian's long-lived ring-Pedersen setup ahead of time and stores it.
@@ -55,6 +56,14 @@ def _sign_everywhere(client: mpc.Client, custodian: mpc.Custodian, client_id: st
         _say(f"sign on {chain}", f"{result.signature.hex()[:24]}… {_verify(result, data)} ({elapsed:.0f} ms)")
 
 
+def _chain_transactions(client: mpc.Client, custodian: mpc.Custodian, client_id: str) -> None:
+    """One real transaction per chain through mpc.chains (a chain without its library is skipped)."""
+    from mpc.chains import local_signer
+    from mpc.chains._demo import show_transactions
+
+    show_transactions(local_signer(client, custodian, client_id), client.addresses(), _say)
+
+
 def demo(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     print(f"portal-mpc demo (state in {directory})")
@@ -74,6 +83,7 @@ def demo(directory: Path) -> int:
     for chain, address in before.items():
         _say(f"  {chain} address", address)
     _sign_everywhere(device, custodian, client_id)
+    _chain_transactions(device, custodian, client_id)
 
     mpc.run_local(device.backup(), custodian.backup(client_id))
     _say("backup (CLOUD)", _statuses(custodian, client_id))
