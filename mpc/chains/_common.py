@@ -7,7 +7,7 @@ a float or a numeric string is not an amount), so a request means exactly one th
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -32,12 +32,12 @@ def require_mapping(value: Any, name: str) -> Mapping[str, Any]:
     return value
 
 
-def require_fields(value: Mapping[str, Any], name: str, required: set[str], optional: set[str] = frozenset()) -> None:
+def require_fields(value: Mapping[str, Any], name: str, required: Collection[str], optional: Collection[str] = ()) -> None:
     """Refuse missing and unknown fields: an unknown field is a request we do not understand."""
-    missing = sorted(required - set(value))
+    missing = sorted(set(required) - set(value))
     if missing:
         raise InputInvalid(f"{name} is missing {', '.join(missing)}")
-    unknown = sorted(set(value) - required - set(optional))
+    unknown = sorted(set(value) - set(required) - set(optional))
     if unknown:
         raise InputInvalid(f"{name} has unknown fields {', '.join(unknown)}")
 

@@ -130,16 +130,16 @@ def _clean_transaction(tx: Any, wallet: str) -> dict[str, Any]:
     """The transaction as eth-account wants it, or ``InputInvalid``; see the module docstring."""
     require_mapping(tx, "transaction")
     tx_type = tx.get("type", 0)
-    if tx_type == 0 and not isinstance(tx_type, bool) and isinstance(tx_type, int):
+    if isinstance(tx_type, bool) or not isinstance(tx_type, int) or tx_type not in (0, 2):
+        raise InputInvalid("type must be the integer 0 (legacy, EIP-155) or 2 (EIP-1559)")
+    if tx_type == 0:
         require_fields(tx, "legacy transaction", _LEGACY_REQUIRED, _COMMON_OPTIONAL | {"type"})
         fees = {"gasPrice": require_int(tx["gasPrice"], "gasPrice", maximum=UINT256_MAX)}
-    elif tx_type == 2 and not isinstance(tx_type, bool) and isinstance(tx_type, int):
+    else:
         require_fields(tx, "EIP-1559 transaction", _DYNAMIC_REQUIRED, _COMMON_OPTIONAL | {"accessList"})
         fees = {name: require_int(tx[name], name, maximum=UINT256_MAX) for name in ("maxFeePerGas", "maxPriorityFeePerGas")}
         if fees["maxPriorityFeePerGas"] > fees["maxFeePerGas"]:
             raise InputInvalid("maxPriorityFeePerGas exceeds maxFeePerGas")
-    else:
-        raise InputInvalid("type must be the integer 0 (legacy, EIP-155) or 2 (EIP-1559)")
     if "from" in tx and _address(tx["from"], "from") != wallet:
         raise InputInvalid("from is not the wallet's address")
     clean: dict[str, Any] = {

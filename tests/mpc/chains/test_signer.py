@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from mpc.chains import Signer, sign_checked
 from mpc.chains._common import import_library
 from mpc.errors import ChainLibraryMissing, InputInvalid, SignFailed
+from mpc.wallet import SignResult
 from protocols.ecdsa2p.signature import Q
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,16 +24,17 @@ CHAIN_LIBRARIES = ["eth_account", "embit", "tronpy", "solders", "stellar_sdk"]
 
 @dataclasses.dataclass
 class TamperingSigner:
-    """Signs with the real wallet, then changes one thing about the result."""
+    """Signs with the real wallet, then changes the result: ``change`` maps it to the fields to replace."""
 
     inner: Signer
-    change: dict
+    change: Callable[[SignResult], dict]
 
     def public_key(self, curve: str) -> bytes:
         return self.inner.public_key(curve)
 
-    def sign(self, chain: str, data: bytes):
-        return dataclasses.replace(self.inner.sign(chain, data), **self.change)
+    def sign(self, chain: str, data: bytes) -> SignResult:
+        result = self.inner.sign(chain, data)
+        return dataclasses.replace(result, **self.change(result))
 
 
 def test_local_signer_is_a_signer_and_its_results_pass(wallet):
@@ -51,13 +54,16 @@ def test_local_signer_is_a_signer_and_its_results_pass(wallet):
 def test_results_that_are_not_the_wallets_signature_are_refused(wallet, chain, change):
     data = DIGEST if chain == "ethereum" else b"message"
     with pytest.raises(SignFailed):
-        sign_checked(TamperingSigner(wallet.signer, change), chain, data)
+        sign_checked(TamperingSigner(wallet.signer, lambda _: change), chain, data)
 
 
 def test_wrong_recid_and_high_s_are_refused(wallet):
-    good = wallet.signer.sign("ethereum", DIGEST)
-    flipped = {"recid": 1 - good.recid}
-    high_s = {"s": Q - good.s, "signature": good.signature[:32] + (Q - good.s).to_bytes(32, "big")}
+    def flipped(result: SignResult) -> dict:
+        return {"recid": 1 - result.recid}
+
+    def high_s(result: SignResult) -> dict:  # (r, -s) verifies too, but is not low-s
+        return {"s": Q - result.s, "signature": result.signature[:32] + (Q - result.s).to_bytes(32, "big")}
+
     for change in (flipped, high_s):
         with pytest.raises(SignFailed):
             sign_checked(TamperingSigner(wallet.signer, change), "ethereum", DIGEST)
