@@ -41,7 +41,7 @@ from protocols.errors import (
     UsageError,
 )
 
-__all__ = ["Message", "Session", "WIRE_VERSION", "MAX_MESSAGE_BYTES", "parse_hex"]
+__all__ = ["Message", "Session", "WIRE_VERSION", "MAX_MESSAGE_BYTES", "parse_hex", "parse_strict_json"]
 
 WIRE_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -184,6 +184,17 @@ class Message:
             f"Message({self.protocol} sid={self.session_id.hex()[:8]}… round={self.round} "
             f"{self.sender}->{to} keys={sorted(self.payload)})"
         )
+
+
+def parse_strict_json(data: bytes) -> Any:
+    """Parse JSON strictly (ASCII, bounded depth, no floats/NaN/duplicate keys): ``InvalidMessage``.
+
+    For any JSON that crosses a trust boundary (messages, stored shares): the depth bound is
+    checked before the C parser runs, since a deeply nested input can exhaust the C stack.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidMessage("JSON input must be bytes")
+    return _parse_json(bytes(data))
 
 
 def _parse_json(data: bytes) -> Any:

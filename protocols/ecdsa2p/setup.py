@@ -23,6 +23,7 @@ from typing import Any
 from protocols.encoding import require_keys
 from protocols.errors import InvalidMessage
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, generate_ring_pedersen
+from protocols.rounds import parse_strict_json
 from protocols.transcript import Transcript
 from protocols.zk import prm
 
@@ -86,10 +87,7 @@ class CustodianSetup:
             raise InvalidMessage("custodian setup truncated")
         size = int.from_bytes(data[:4], "big")
         secret = RingPedersenSecret.from_bytes(data[4 : 4 + size])
-        try:
-            proof_payload = json.loads(data[4 + size :])
-        except ValueError:
-            raise InvalidMessage("custodian setup proof is not valid JSON") from None
+        proof_payload = parse_strict_json(data[4 + size :])
         proof = prm.PrmProof.from_payload(proof_payload, secret.params)
         setup = cls(CustodianSetupPublic(secret.params, proof), secret)
         verify_setup(setup.public)

@@ -24,6 +24,7 @@ from typing import Any
 from curves import InvalidEncoding, Point, SecretScalar, secp256k1
 from protocols.encoding import encode_nat, get_bytes, get_nat, get_point, require_keys
 from protocols.errors import InvalidMessage, KeyLocked
+from protocols.rounds import parse_strict_json
 from protocols.paillier import MAX_MODULUS_BITS, PaillierPublicKey, PaillierSecretKey, validate_ciphertext
 
 __all__ = ["P1KeyShare", "P2KeyShare", "CLIENT", "CUSTODIAN"]
@@ -38,10 +39,7 @@ def _dump(obj: Mapping[str, Any]) -> bytes:
 
 
 def _load(data: bytes, kind: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        obj = json.loads(bytes(data))
-    except (ValueError, TypeError, RecursionError):
-        raise InvalidMessage(f"{kind} is not valid JSON") from None
+    obj = parse_strict_json(data)
     if not isinstance(obj, dict) or obj.get("kind") != kind or type(obj.get("v")) is not int \
             or obj["v"] != _VERSION:
         raise InvalidMessage(f"not a version-{_VERSION} {kind}")
