@@ -21,6 +21,6 @@ This package itself imports no chain library; only the adapter modules do.
 
 from __future__ import annotations
 
-from mpc.chains.signer import LocalSigner, Signer, local_signer, sign_checked
+from mpc.chains.signer import LocalSigner, Signer, local_signer, sign_checked, sign_ecdsa, sign_ed25519
 
-__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked"]
+__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked", "sign_ecdsa", "sign_ed25519"]

@@ -27,11 +27,9 @@ from typing import Any
 
 from mpc.addresses import segwit_address
 from mpc.chains._common import import_library, require_fields, require_hex_bytes, require_int, require_mapping
-from mpc.chains.signer import Signer, sign_checked
+from mpc.chains.signer import Signer, sign_ecdsa
 from mpc.errors import InputInvalid
-from protocols.ecdsa2p.signature import Signature
 
-_embit = import_library("embit", distribution="embit", extra="bitcoin")
 _base58 = import_library("embit.base58", distribution="embit", extra="bitcoin")
 _bech32 = import_library("embit.bech32", distribution="embit", extra="bitcoin")
 _hashes = import_library("embit.hashes", distribution="embit", extra="bitcoin")
@@ -185,7 +183,6 @@ def sign_p2wpkh_spend(
         raise InputInvalid(f"the fee of {fee} sats exceeds max_fee")
     tx = _build(inputs, payments, sequence, locktime)
     for index, utxo in enumerate(inputs):
-        result = sign_checked(signer, CHAIN, p2wpkh_sighash(tx, index, public_key, utxo.amount))
-        der = Signature(result.r, result.s, result.recid).to_der()  # from the r, s sign_checked verified
+        der = sign_ecdsa(signer, CHAIN, p2wpkh_sighash(tx, index, public_key, utxo.amount)).to_der()
         tx.vin[index].witness = _script.Witness([der + bytes([SIGHASH_ALL]), public_key])
     return SignedTransaction(tx.serialize(), tx.txid().hex(), fee)

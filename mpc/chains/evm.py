@@ -35,10 +35,9 @@ from typing import Any
 
 from mpc.addresses import ethereum_address
 from mpc.chains._common import import_library, require_fields, require_hex_bytes, require_int, require_mapping
-from mpc.chains.signer import Signer, sign_checked
+from mpc.chains.signer import Signer, sign_ecdsa
 from mpc.errors import InputInvalid
 
-_eth_account = import_library("eth_account", distribution="eth-account", extra="evm")
 _messages = import_library("eth_account.messages", distribution="eth-account", extra="evm")
 _legacy = import_library("eth_account._utils.legacy_transactions", distribution="eth-account>=0.13,<0.15", extra="evm")
 _eth_utils = import_library("eth_utils", distribution="eth-utils", extra="evm")
@@ -88,9 +87,8 @@ def _wallet_address(signer: Signer) -> str:
 
 
 def _sign_message_hash(signer: Signer, message_hash: bytes) -> SignedMessage:
-    result = sign_checked(signer, CHAIN, bytes(message_hash))
-    v = 27 + result.recid
-    return SignedMessage(bytes(message_hash), result.r, result.s, v, result.signature + bytes([v]))
+    signature = sign_ecdsa(signer, CHAIN, bytes(message_hash))
+    return SignedMessage(bytes(message_hash), signature.r, signature.s, signature.v, signature.to_bytes() + bytes([signature.v]))
 
 
 def sign_personal_message(signer: Signer, message: bytes | str) -> SignedMessage:
@@ -171,7 +169,8 @@ def transaction_hash_to_sign(tx: Mapping[str, Any], wallet_address: str) -> tupl
 def sign_transaction(signer: Signer, tx: Mapping[str, Any]) -> SignedTransaction:
     """Sign a legacy EIP-155 or an EIP-1559 transaction dict (web3 field names)."""
     unsigned, tx_hash = transaction_hash_to_sign(tx, _wallet_address(signer))
-    result = sign_checked(signer, CHAIN, tx_hash)
-    v = result.recid if tx.get("type", 0) == 2 else tx["chainId"] * 2 + 35 + result.recid
-    raw = bytes(_legacy.encode_transaction(unsigned, vrs=(v, result.r, result.s)))
-    return SignedTransaction(raw, bytes(_eth_utils.keccak(raw)), result.r, result.s, v)
+    signature = sign_ecdsa(signer, CHAIN, tx_hash)
+    chain_id: int = tx["chainId"]
+    v = signature.recid if tx.get("type", 0) == 2 else chain_id * 2 + 35 + signature.recid
+    raw = bytes(_legacy.encode_transaction(unsigned, vrs=(v, signature.r, signature.s)))
+    return SignedTransaction(raw, bytes(_eth_utils.keccak(raw)), signature.r, signature.s, v)

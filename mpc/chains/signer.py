@@ -5,7 +5,8 @@ adapters never see shares or sessions. ``local_signer(client, custodian, client_
 wallet's two-party sign operation in memory (``mpc.run_local``); a remote deployment supplies its
 own ``Signer`` that drives the same two sessions over its transport.
 
-``sign_checked`` does not trust the signer blindly: the result must be for the requested chain and
+``sign_checked`` (and its typed forms ``sign_ecdsa`` → ``protocols.ecdsa2p.Signature`` and
+``sign_ed25519`` → 64 bytes, which the adapters use) does not trust the signer blindly: the result must be for the requested chain and
 curve, come from the wallet's public key, and verify. For secp256k1 the public key *recovered*
 from (r, s, recid) must be the wallet's key: this proves the signature and the recovery id at once
 (a wrong recid would make Ethereum's and Tron's ecrecover derive another account). Only low-s
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from mpc.client import Client
     from mpc.custodian import Custodian
 
-__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked"]
+__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked", "sign_ecdsa", "sign_ed25519"]
 
 
 @runtime_checkable
@@ -71,8 +72,8 @@ def local_signer(client: Client, custodian: Custodian, client_id: str) -> LocalS
     return LocalSigner(client, custodian, client_id)
 
 
-def sign_checked(signer: Signer, chain: str, data: bytes) -> SignResult:
-    """``signer.sign(chain, data)``, refused (``SignFailed``) unless it is the wallet's valid signature."""
+def _sign_matching(signer: Signer, chain: str, data: bytes) -> tuple[SignResult, bytes]:
+    """Sign and check that the result claims the right chain, curve and the wallet's key."""
     if not isinstance(signer, Signer):
         raise InputInvalid("signer must have public_key(curve) and sign(chain, data)")
     curve = curve_of_chain(chain)
@@ -84,26 +85,50 @@ def sign_checked(signer: Signer, chain: str, data: bytes) -> SignResult:
         raise SignFailed(f"the signer returned no {curve} signature for {chain}")
     if result.public_key != expected_key or len(result.signature) != 64:
         raise SignFailed("the signature is not from the wallet's key")
-    if curve == "secp256k1":
-        _check_ecdsa(result, expected_key, data)
+    return result, expected_key
+
+
+def sign_checked(signer: Signer, chain: str, data: bytes) -> SignResult:
+    """``signer.sign(chain, data)``, refused (``SignFailed``) unless it is the wallet's valid signature."""
+    result, public_key = _sign_matching(signer, chain, data)
+    if result.curve == "secp256k1":
+        _check_ecdsa(result, public_key, data)
     else:
-        _check_ed25519(result, expected_key, data)
+        _check_ed25519(result, public_key, data)
     return result
 
 
-def _check_ecdsa(result: SignResult, public_key: bytes, digest: bytes) -> None:
+def sign_ecdsa(signer: Signer, chain: str, digest: bytes) -> Signature:
+    """The checked low-s (r, s, recid ∈ {0, 1}) signature of a 32-byte digest on a secp256k1 chain."""
+    if curve_of_chain(chain) != "secp256k1":
+        raise InputInvalid(f"{chain} does not sign with secp256k1")
+    result, public_key = _sign_matching(signer, chain, digest)
+    return _check_ecdsa(result, public_key, digest)
+
+
+def sign_ed25519(signer: Signer, chain: str, message: bytes) -> bytes:
+    """The checked 64-byte ed25519 signature of ``message`` on an ed25519 chain."""
+    if curve_of_chain(chain) != "ed25519":
+        raise InputInvalid(f"{chain} does not sign with ed25519")
+    result, public_key = _sign_matching(signer, chain, message)
+    _check_ed25519(result, public_key, message)
+    return result.signature
+
+
+def _check_ecdsa(result: SignResult, public_key: bytes, digest: bytes) -> Signature:
     r, s, recid = result.r, result.s, result.recid
     if not (isinstance(r, int) and isinstance(s, int) and recid in (0, 1)) or s > HALF_Q:
         raise SignFailed("the signature is not a low-s ECDSA signature with recid 0 or 1")
     if result.signature != r.to_bytes(32, "big") + s.to_bytes(32, "big"):
         raise SignFailed("the signature bytes do not match r and s")
     try:
-        recovered = recover_public_key(digest, Signature(r, s, recid))
+        recovered = recover_public_key(digest, Signature(r, s, recid))  # recid 0/1 and low-s checked above
         wallet_point = secp256k1.decode_point(public_key)
     except (InvalidMessage, CurveError):
         raise SignFailed("the signature does not recover to a public key") from None
     if recovered != wallet_point:
         raise SignFailed("the signature does not recover to the wallet's key")
+    return Signature(r, s, recid)
 
 
 def _check_ed25519(result: SignResult, public_key: bytes, message: bytes) -> None:

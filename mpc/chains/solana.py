@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from mpc.chains._common import import_library
-from mpc.chains.signer import Signer, sign_checked
+from mpc.chains.signer import Signer, sign_ed25519
 from mpc.errors import InputInvalid
 
 _hash = import_library("solders.hash", distribution="solders", extra="solana")
@@ -69,9 +69,9 @@ def sign_message(signer: Signer, message: Any) -> Any:
         raise InputInvalid("the message has no recent blockhash")
     wallet = _pubkey.Pubkey.from_bytes(signer.public_key("ed25519"))
     index = _signer_index(message, wallet)
-    result = sign_checked(signer, CHAIN, data)
+    signature = sign_ed25519(signer, CHAIN, data)
     signatures = [_signature.Signature.default()] * message.header.num_required_signatures
-    signatures[index] = _signature.Signature.from_bytes(result.signature)
+    signatures[index] = _signature.Signature.from_bytes(signature)
     if isinstance(message, _message.Message):
         return _transaction.Transaction.populate(message, signatures)
     return _transaction.VersionedTransaction.populate(message, signatures)

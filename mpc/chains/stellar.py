@@ -21,7 +21,7 @@ from typing import Any
 
 from mpc.addresses import stellar_address
 from mpc.chains._common import import_library
-from mpc.chains.signer import Signer, sign_checked
+from mpc.chains.signer import Signer, sign_ed25519
 from mpc.errors import InputInvalid
 
 _sdk = import_library("stellar_sdk", distribution="stellar-sdk", extra="stellar")
@@ -48,10 +48,9 @@ def sign_envelope(signer: Signer, envelope: Any) -> Any:
     if not involves_account(envelope, stellar_address(public_key)):
         raise InputInvalid("the wallet is neither the source account nor an operation's source")
     tx_hash = envelope.hash()
-    result = sign_checked(signer, CHAIN, tx_hash)
-    signature = _sdk.DecoratedSignature(public_key[-4:], result.signature)
+    decorated = _sdk.DecoratedSignature(public_key[-4:], sign_ed25519(signer, CHAIN, tx_hash))
     return _sdk.TransactionEnvelope(envelope.transaction, envelope.network_passphrase,
-                                    [*envelope.signatures, signature])
+                                    [*envelope.signatures, decorated])
 
 
 def sign_envelope_xdr(signer: Signer, envelope_xdr: str, network_passphrase: str) -> str:

@@ -31,11 +31,10 @@ from typing import Any
 
 from mpc.addresses import tron_address
 from mpc.chains._common import import_library, require_fields, require_hex_bytes, require_int, require_mapping
-from mpc.chains.signer import Signer, sign_checked
+from mpc.chains.signer import Signer, sign_ecdsa
 from mpc.errors import InputInvalid
 
 _base58 = import_library("base58", distribution="base58", extra="tron")
-_tronpy = import_library("tronpy", distribution="tronpy", extra="tron")
 _pb = import_library("tronpy.proto.tron_pb2", distribution="tronpy[offline] (protobuf)", extra="tron")
 _any_pb2 = import_library("google.protobuf.any_pb2", distribution="protobuf", extra="tron")
 
@@ -162,5 +161,6 @@ def sign_transaction(signer: Signer, transaction: Mapping[str, Any]) -> SignedTr
     if transaction.get("txID") not in (None, "", txid.hex()):
         raise InputInvalid("txID is not the SHA-256 of the raw data")
     earlier = _earlier_signatures(transaction)
-    result = sign_checked(signer, CHAIN, txid)
-    return SignedTransaction(txid.hex(), dict(transaction["raw_data"]), raw.hex(), result.signature + bytes([result.recid]), earlier)
+    signature = sign_ecdsa(signer, CHAIN, txid)
+    return SignedTransaction(txid.hex(), dict(transaction["raw_data"]), raw.hex(),
+                             signature.to_bytes() + bytes([signature.recid]), earlier)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mpc.chains import Signer, sign_checked
+from mpc.chains import Signer, sign_checked, sign_ecdsa, sign_ed25519
 from mpc.chains._common import import_library
 from mpc.errors import ChainLibraryMissing, InputInvalid, SignFailed
 from mpc.wallet import SignResult
@@ -76,6 +76,10 @@ def test_bad_requests_to_sign_checked(wallet):
         sign_checked(wallet.signer, "ethereum", b"short")
     with pytest.raises(InputInvalid):
         sign_checked(wallet.signer, "dogecoin", DIGEST)
+    with pytest.raises(InputInvalid):
+        sign_ecdsa(wallet.signer, "solana", DIGEST)
+    with pytest.raises(InputInvalid):
+        sign_ed25519(wallet.signer, "ethereum", DIGEST)
 
 
 def test_missing_library_is_a_typed_import_error():
