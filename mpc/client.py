@@ -186,8 +186,12 @@ class ClientBackup(_ClientOperation):
         return [self._step("client_backup", data)]
 
 
-class ClientRecover(_ClientOperation):
-    protocol = "wallet/recover"
+class _FromBackup(_ClientOperation):
+    """An operation that starts from the client backup shares of one method.
+
+    The encrypted shares come from the custodian's first step, unless the customer kept them
+    (``encrypted_backup``); nothing starts before they are decrypted.
+    """
 
     def __init__(self, client: Client, session_id: bytes, method: BackupMethod,
                  encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> None:
@@ -199,7 +203,11 @@ class ClientRecover(_ClientOperation):
         return {"client_id": self.client.client_id, "method": _method_name(self.method.name)}
 
     def _start(self) -> list[Message]:
-        return []  # the children start once the custodian's "client_backup" step is decrypted
+        return []
+
+
+class ClientRecover(_FromBackup):
+    protocol = "wallet/recover"
 
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
         """Decrypt the backup shares (a wrong key or a tampered box fails here, changing nothing)."""
@@ -289,22 +297,10 @@ def _combine(client_shares: Mapping[str, Any], custodian_shares: Mapping[str, An
     return EjectedKeys(secp256k1.encode_scalar(x), p1.public_key, ed25519.encode_scalar(scalar), e1.public_key)
 
 
-class ClientEject(_ClientOperation):
+class ClientEject(_FromBackup):
     """Eject: rebuild each whole private key from the two backup shares of one method."""
 
     protocol = "wallet/eject"
-
-    def __init__(self, client: Client, session_id: bytes, method: BackupMethod,
-                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> None:
-        super().__init__(client, session_id)
-        self.method = method
-        self.encrypted_backup = encrypted_backup
-
-    def _hello(self) -> dict[str, Any]:
-        return {"client_id": self.client.client_id, "method": _method_name(self.method.name)}
-
-    def _start(self) -> list[Message]:
-        return []
 
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
         if name != "eject" or self.done:
