@@ -36,7 +36,7 @@ from protocols.encoding import get_bytes, require_keys
 from curves import ed25519, secp256k1
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort
 from protocols.sharing import interpolate_at_zero
-from protocols.rounds import Message
+from protocols.rounds import Message, Session
 
 __all__ = ["Client", "EjectedKeys", "default_home"]
 
@@ -105,6 +105,13 @@ class Client:
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
         return ClientSign(self, _sid(session_id), chain, data)
 
+    def resume(self, data: bytes, method: BackupMethod | None = None) -> Session:
+        """An operation of this device parked with ``session.to_bytes()`` (single use: see
+        ``protocols.state``); ``method`` is the backup method of a backup, recover or eject."""
+        from mpc import state  # noqa: F401 - registers the engine's session classes
+
+        return Session.from_bytes(data, client=self, method=method or CloudMethod(self.cloud))
+
 
 def _sid(session_id: bytes | None) -> bytes:
     return session_id if session_id is not None else secrets.token_bytes(32)
@@ -115,6 +122,8 @@ def _stored_step(shares: Mapping[str, Any]) -> dict[str, str]:
 
 
 class _ClientOperation(Composite):
+    _transient: tuple[str, ...] = ("client",)  # not state: given back by Client.resume
+
     def __init__(self, client: Client, session_id: bytes) -> None:
         super().__init__(session_id, CLIENT_PARTY, PARTIES)
         self.client = client
@@ -155,6 +164,8 @@ class ClientGenerate(_ClientOperation):
 class ClientBackup(_ClientOperation):
     protocol = "wallet/backup"
 
+    _transient = ("client", "method")
+
     def __init__(self, client: Client, session_id: bytes, method: BackupMethod, client_stores_backup: bool) -> None:
         super().__init__(client, session_id)
         self.method = method
@@ -192,6 +203,8 @@ class _FromBackup(_ClientOperation):
     The encrypted shares come from the custodian's first step, unless the customer kept them
     (``encrypted_backup``); nothing starts before they are decrypted.
     """
+
+    _transient = ("client", "method")
 
     def __init__(self, client: Client, session_id: bytes, method: BackupMethod,
                  encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> None:

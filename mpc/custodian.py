@@ -46,7 +46,7 @@ from protocols.compose import Composite, child_session_id
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, UsageError
-from protocols.rounds import Message
+from protocols.rounds import Message, Session
 
 __all__ = ["Custodian", "OPERATION_TIMEOUT_SECONDS"]
 
@@ -148,6 +148,22 @@ class Custodian:
         self._require_signing(self.store.client(client_id))
         return CustodianSign(self, client_id, session_id, chain, data)
 
+    def resume(self, data: bytes) -> Session:
+        """A custodian operation parked with ``session.to_bytes()`` (see ``protocols.state``).
+
+        The blob is single use: take it out of storage before resuming (``take_session``).
+        """
+        from mpc import state  # noqa: F401 - registers the engine's session classes
+
+        setup = self._setup
+        if setup is None:
+            stored = self.store.load_setup()
+            setup = None if stored is None else CustodianSetup.from_bytes(stored)
+        context: dict[str, Any] = {"custodian": self}
+        if setup is not None:
+            context["setup"] = setup
+        return Session.from_bytes(data, **context)
+
     # --- helpers used by the operations -------------------------------------------------------
     def _webhook(self) -> BackupWebhook:
         if self.webhook is None:
@@ -197,6 +213,7 @@ class _CustodianOperation(Composite):
 
     operation = "operation"
     exclusive = True
+    _transient = ("custodian", "store")  # not state: given back by Custodian.resume
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None) -> None:
         super().__init__(session_id, CUSTODIAN_PARTY, PARTIES)
@@ -206,6 +223,12 @@ class _CustodianOperation(Composite):
         self._holds_lock = False
         if self.exclusive:
             custodian._check_free(client_id)
+
+    def _resume(self, context: Mapping[str, Any]) -> None:
+        custodian = context.get("custodian")
+        if not isinstance(custodian, Custodian):
+            raise UsageError("resuming a custodian operation needs custodian=...")
+        self.custodian, self.store = custodian, custodian.store
 
     def _child_id(self, name: str) -> bytes:
         return child_session_id(self.session_id, name)

@@ -242,6 +242,9 @@ class Session:
     """One party's state in one protocol run (sans-I/O: no clocks, no sockets, no sleeps)."""
 
     protocol: ClassVar[str]
+    _transient: ClassVar[tuple[str, ...]] = ()
+    """Attributes that are collaborators, not state: left out by ``to_bytes``, given back to
+    ``from_bytes`` as keyword arguments (see ``protocols.state``)."""
 
     def __init__(self, session_id: bytes, party_id: int, parties: Iterable[int]) -> None:
         parties = tuple(sorted(parties))
@@ -310,7 +313,32 @@ class Session:
             raise UsageError("session is not done")
         return self._result
 
+    def to_bytes(self) -> bytes:
+        """The whole state, for parking between rounds (``protocols.state``: a secret-bearing,
+        single-use blob; store it with take semantics)."""
+        from protocols.state import encode_state
+
+        return encode_state(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, **context: Any) -> Session:
+        """Resume a session parked with ``to_bytes``; ``context`` gives back its ``_transient``
+        collaborators (and ``setup=`` for sessions that use the custodian setup)."""
+        from protocols.state import decode_state
+
+        session = decode_state(data, **context)
+        if not isinstance(session, cls):
+            raise InvalidMessage(f"the state is not a {cls.__name__}")
+        return session
+
     # --- for subclasses ---------------------------------------------------------------------
+    def _resume(self, context: Mapping[str, Any]) -> None:
+        """Called by ``from_bytes``: put the ``_transient`` collaborators back."""
+        for name in self._transient:
+            if name not in context:
+                raise UsageError(f"resuming {type(self).__name__} needs {name}=...")
+            setattr(self, name, context[name])
+
     def _begin(self) -> list[Message]:
         raise NotImplementedError
 

@@ -1,0 +1,607 @@
+"""Session state codec: park a session between rounds and resume it (DESIGN.md section 2).
+
+``Session.to_bytes()`` encodes one party's whole state; ``Session.from_bytes(data, **context)``
+restores it, so a server can keep a session in its database between two messages and continue
+on any node. The codec is *strict and allowlisted*: only the types below and classes registered
+here (by an explicit call, never by importing a name found in the data) can be encoded or
+restored; an unknown tag or class name is ``InvalidMessage``.
+
+Format (version 1): canonical JSON (sorted keys, no white space, ASCII), an envelope
+``{"kind": "portal-mpc/session-state", "v": 1, "state": VALUE}``. Apart from ``null``, ``true``
+and ``false``, every value is a JSON array whose first element is a type tag:
+
+    ["i", hex]              int (minimal lowercase hex, "-" prefix when negative)
+    ["s", text]             str
+    ["b", hex]              bytes
+    ["t", [v…]]  ["l", [v…]]  ["f", [v…]]      tuple, list, frozenset (sorted by encoding)
+    ["d", [[k, v]…]]  ["m", [[k, v]…]]         dict, read-only mapping (insertion order kept;
+                                                keys are values too, so int keys are fine)
+    ["g", name]  ["c", name]                   group / FROST ciphersuite singletons, by name
+    ["p", group, hex | null]                   curve point (null: the identity)
+    ["k", group, hex]                          SecretScalar (explicitly: it is a secret)
+    ["o", class, body]                         a registered class (body per its kind)
+    ["r", n]                                   the n-th object already seen (see below)
+
+Registered kinds: ``attrs`` (sessions and plain objects: their ``__dict__`` by sorted name,
+minus the names in the class's ``_transient``), ``dataclass`` (its init fields, rebuilt through
+the constructor so its validation runs), ``bytes`` (the class's own strict ``to_bytes`` /
+``from_bytes``: key shares, Paillier and ring-Pedersen secrets, messages) and a few custom ones
+(FROST ``SigningNonces`` with their used/unused state, aborts, the custodian setup *by
+reference*: its fingerprint only, the object comes back from the ``setup`` context).
+
+Shared objects keep their identity: lists, dicts and registered objects are numbered in the
+order they are first met, and a second occurrence is ``["r", n]``. A signing session and its
+wallet operation hold the same key share object (a lock set by one is seen by the other), and a
+composite holds its children once; after a restore they are still one object.
+
+Transient collaborators (the custodian facade, its store, the device's keychain facade, a
+backup method) are not state: a class names them in ``_transient`` and ``from_bytes`` takes them
+from ``**context`` (``Session._resume`` re-injects them; a missing one is ``UsageError``).
+
+Safety. A parked session is a *secret-bearing, single-use* blob: it holds secret shares and,
+between the rounds of a signing run, single-use nonces (FROST hiding/binding nonces, ECDSA
+k1/k2). Resuming the same blob twice would let a peer obtain two signature shares for one nonce
+with different challenges, which reveals the key share (RFC 9591 §7.3; the same holds for
+Lindell's k1/k2). Whoever stores blobs must therefore use *take* semantics: load and delete in
+one transaction, process the message, and save the new state again (``mpc.store``'s
+``take_session``); a blob is then resumed at most once, and a crash between take and save only
+loses the session (the operation is started again with fresh nonces), never reuses it. Store the
+blobs like the shares themselves (same database, same protection), and only blobs this code
+produced: restoring validates every field through the types' strict decoders (points on the
+curve, scalars below the order, Paillier keys well formed, canonical encodings), but it does not
+authenticate who wrote them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Mapping
+from itertools import accumulate
+from types import MappingProxyType
+from typing import Any
+
+from curves import Group, Point, SecretScalar, group_by_name
+from curves.errors import CurveError
+from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, UsageError
+
+__all__ = [
+    "STATE_VERSION",
+    "MAX_STATE_BYTES",
+    "encode_state",
+    "decode_state",
+    "register_attrs",
+    "register_dataclass",
+    "register_bytes",
+    "register_custom",
+    "registered_names",
+]
+
+STATE_VERSION = 1
+STATE_KIND = "portal-mpc/session-state"
+MAX_STATE_BYTES = 8 * 1024 * 1024
+MAX_STATE_DEPTH = 96
+
+Encoder = Callable[[Any, "_Encoder"], Any]
+Decoder = Callable[[Any, "_Decoder"], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    name: str
+    cls: type
+    kind: str  # "attrs" | "dataclass" | "bytes" | "custom"
+    encode: Encoder | None = None
+    decode: Decoder | None = None
+
+
+_BY_NAME: dict[str, _Entry] = {}
+_BY_CLASS: dict[type, _Entry] = {}
+
+
+def _add(entry: _Entry) -> None:
+    known = _BY_NAME.get(entry.name)
+    if known is not None and known.cls is not entry.cls:
+        raise UsageError(f"state name {entry.name!r} is already registered for another class")
+    _BY_NAME[entry.name] = entry
+    _BY_CLASS[entry.cls] = entry
+
+
+def _default_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_attrs(cls: type, name: str | None = None) -> type:
+    """Allow ``cls`` (a session or plain object): state = ``__dict__`` minus ``cls._transient``."""
+    _add(_Entry(name or _default_name(cls), cls, "attrs"))
+    return cls
+
+
+def register_dataclass(cls: type, name: str | None = None) -> type:
+    """Allow dataclass ``cls``: its init fields, rebuilt through the constructor."""
+    if not dataclasses.is_dataclass(cls):
+        raise UsageError(f"{cls.__name__} is not a dataclass")
+    _add(_Entry(name or _default_name(cls), cls, "dataclass"))
+    return cls
+
+
+def register_bytes(cls: type, name: str | None = None) -> type:
+    """Allow ``cls`` through its own strict ``to_bytes()`` / ``cls.from_bytes(data)``."""
+    _add(_Entry(name or _default_name(cls), cls, "bytes"))
+    return cls
+
+
+def register_custom(cls: type, name: str, encode: Encoder, decode: Decoder) -> type:
+    """Allow ``cls`` with explicit functions: ``encode(obj, enc) -> JSON``, ``decode(body, dec)``."""
+    _add(_Entry(name, cls, "custom", encode, decode))
+    return cls
+
+
+def registered_names() -> list[str]:
+    """Every registered class name (the allowlist)."""
+    _ensure_protocol_types()
+    return sorted(_BY_NAME)
+
+
+# --- encoding -------------------------------------------------------------------------------------
+class _Encoder:
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}
+        self._alive: list[Any] = []  # keeps every numbered object alive, so ids stay unique
+        self._open: set[int] = set()
+
+    def _number(self, obj: Any) -> list[Any] | None:
+        index = self._seen.get(id(obj))
+        if index is not None:
+            if id(obj) in self._open:
+                raise UsageError("session state contains a reference cycle")
+            return ["r", index]
+        self._seen[id(obj)] = len(self._alive)
+        self._alive.append(obj)
+        return None
+
+    def value(self, obj: Any) -> Any:
+        if obj is None or isinstance(obj, bool):
+            return obj
+        kind = type(obj)
+        if kind is int:
+            return ["i", _hex_int(obj)]
+        if kind is str:
+            return ["s", obj]
+        if kind is bytes:
+            return ["b", obj.hex()]
+        if kind is tuple:
+            return ["t", [self.value(v) for v in obj]]
+        if kind is frozenset:
+            items = [self.value(v) for v in obj]
+            return ["f", sorted(items, key=_canonical_text)]
+        if kind is Point:
+            return ["p", obj.group.name, None if obj.is_identity else obj.to_bytes().hex()]
+        if kind is SecretScalar:
+            return ["k", obj.group.name, obj.to_bytes().hex()]
+        if isinstance(obj, Group):
+            return ["g", obj.name]
+        if kind in (list, dict, MappingProxyType) or kind in _BY_CLASS:
+            ref = self._number(obj)
+            if ref is not None:
+                return ref
+            self._open.add(id(obj))
+            try:
+                return self._container(obj)
+            finally:
+                self._open.discard(id(obj))
+        if _is_suite(obj):
+            return ["c", obj.name]
+        raise UsageError(f"cannot serialise a {kind.__module__}.{kind.__qualname__} in a session state")
+
+    def _container(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is list:
+            return ["l", [self.value(v) for v in obj]]
+        if kind is dict or kind is MappingProxyType:
+            pairs = [[self.value(k), self.value(v)] for k, v in obj.items()]
+            return ["d" if kind is dict else "m", pairs]
+        entry = _BY_CLASS[kind]
+        if entry.kind == "attrs":
+            transient = set(getattr(kind, "_transient", ()))
+            state = vars(obj)
+            body: Any = [[name, self.value(state[name])] for name in sorted(state) if name not in transient]
+        elif entry.kind == "dataclass":
+            body = [[f.name, self.value(getattr(obj, f.name))] for f in dataclasses.fields(obj) if f.init]
+        elif entry.kind == "bytes":
+            body = obj.to_bytes().hex()
+        else:
+            body = entry.encode(obj, self)  # type: ignore[misc]
+        return ["o", entry.name, body]
+
+
+def _hex_int(value: int) -> str:
+    return ("-" + format(-value, "x")) if value < 0 else format(value, "x")
+
+
+def _canonical_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def encode_state(root: Any) -> bytes:
+    """The canonical version-1 encoding of ``root`` (normally a ``Session``)."""
+    _ensure_protocol_types()
+    envelope = {"kind": STATE_KIND, "v": STATE_VERSION, "state": _Encoder().value(root)}
+    return _canonical_text(envelope).encode("ascii")
+
+
+# --- decoding -------------------------------------------------------------------------------------
+_PENDING = object()
+
+
+class _Decoder:
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.context = context
+        self._objects: list[Any] = []
+
+    def _reserve(self) -> int:
+        self._objects.append(_PENDING)
+        return len(self._objects) - 1
+
+    def value(self, item: Any) -> Any:
+        if item is None or isinstance(item, bool):
+            return item
+        if not isinstance(item, list) or not item or not isinstance(item[0], str):
+            raise InvalidMessage("state value must be a tagged array")
+        tag, args = item[0], item[1:]
+        handler = _TAGS.get(tag)
+        if handler is None:
+            raise InvalidMessage(f"unknown state tag {tag!r}")
+        return handler(self, args)
+
+    def items(self, body: Any) -> list[Any]:
+        if not isinstance(body, list):
+            raise InvalidMessage("state container must be an array")
+        return [self.value(v) for v in body]
+
+    def pairs(self, body: Any) -> list[tuple[Any, Any]]:
+        if not isinstance(body, list) or not all(isinstance(p, list) and len(p) == 2 for p in body):
+            raise InvalidMessage("state mapping must be an array of pairs")
+        return [(self.value(k), self.value(v)) for k, v in body]
+
+    def named(self, body: Any) -> list[tuple[str, Any]]:
+        if not isinstance(body, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in body
+        ):
+            raise InvalidMessage("state fields must be an array of [name, value]")
+        names = [p[0] for p in body]
+        if len(set(names)) != len(names):
+            raise InvalidMessage("duplicate state field")
+        return [(name, self.value(v)) for name, v in body]
+
+    # --- tags ---------------------------------------------------------------------------------------
+    def _int(self, args: list[Any]) -> int:
+        text = _one_str(args)
+        digits = text[1:] if text.startswith("-") else text
+        if not digits or digits != digits.lower() or (len(digits) > 1 and digits[0] == "0") or text == "-0":
+            raise InvalidMessage("state int must be minimal lowercase hex")
+        try:
+            return int(text, 16)
+        except ValueError:
+            raise InvalidMessage("state int must be minimal lowercase hex") from None
+
+    def _str(self, args: list[Any]) -> str:
+        return _one_str(args)
+
+    def _bytes(self, args: list[Any]) -> bytes:
+        text = _one_str(args)
+        if len(text) % 2 or text != text.lower():
+            raise InvalidMessage("state bytes must be lowercase hex")
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise InvalidMessage("state bytes must be lowercase hex") from None
+
+    def _tuple(self, args: list[Any]) -> tuple[Any, ...]:
+        return tuple(self.items(_one(args)))
+
+    def _frozenset(self, args: list[Any]) -> frozenset[Any]:
+        body = _one(args)
+        if not isinstance(body, list) or body != sorted(body, key=_canonical_text):
+            raise InvalidMessage("state frozenset must be sorted")
+        try:
+            return frozenset(self.items(body))
+        except TypeError:
+            raise InvalidMessage("state frozenset of unhashable values") from None
+
+    def _list(self, args: list[Any]) -> list[Any]:
+        index = self._reserve()  # numbered before its items, like the encoder; filled after
+        out = self.items(_one(args))
+        self._objects[index] = out
+        return out
+
+    def _dict(self, args: list[Any]) -> dict[Any, Any]:
+        index, out = self._reserve(), {}
+        for key, value in self.pairs(_one(args)):
+            try:
+                if key in out:
+                    raise InvalidMessage("duplicate key in state mapping")
+                out[key] = value
+            except TypeError:
+                raise InvalidMessage("unhashable key in state mapping") from None
+        self._objects[index] = out
+        return out
+
+    def _mapping(self, args: list[Any]) -> MappingProxyType[Any, Any]:
+        index = self._reserve()
+        pairs = self.pairs(_one(args))
+        content = dict(pairs)
+        if len(content) != len(pairs):
+            raise InvalidMessage("duplicate key in state mapping")
+        self._objects[index] = MappingProxyType(content)
+        return self._objects[index]
+
+    def _group(self, args: list[Any]) -> Group:
+        try:
+            return group_by_name(_one_str(args))
+        except CurveError:
+            raise InvalidMessage("unknown group in session state") from None
+
+    def _suite(self, args: list[Any]) -> Any:
+        from protocols.frost.ciphersuite import FROST_ED25519_SHA512
+
+        if _one_str(args) != FROST_ED25519_SHA512.name:
+            raise InvalidMessage("unknown ciphersuite in session state")
+        return FROST_ED25519_SHA512
+
+    def _point(self, args: list[Any]) -> Point:
+        if len(args) != 2:
+            raise InvalidMessage("state point needs a group and an encoding")
+        group = self._group([args[0]])
+        if args[1] is None:
+            return group.identity()
+        try:
+            return group.decode_point(self._bytes([args[1]]))
+        except CurveError:
+            raise InvalidMessage("invalid point in session state") from None
+
+    def _secret(self, args: list[Any]) -> SecretScalar:
+        if len(args) != 2:
+            raise InvalidMessage("state secret scalar needs a group and an encoding")
+        group = self._group([args[0]])
+        try:
+            return SecretScalar.from_bytes(group, self._bytes([args[1]]))
+        except CurveError:
+            raise InvalidMessage("invalid secret scalar in session state") from None
+
+    def _ref(self, args: list[Any]) -> Any:
+        index = _one(args)
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(self._objects):
+            raise InvalidMessage("state reference to an unknown object")
+        target = self._objects[index]
+        if target is _PENDING:
+            raise InvalidMessage("state reference cycle")
+        return target
+
+    def _object(self, args: list[Any]) -> Any:
+        if len(args) != 2 or not isinstance(args[0], str):
+            raise InvalidMessage("state object needs a class name and a body")
+        _ensure_protocol_types()
+        entry = _BY_NAME.get(args[0])
+        if entry is None:
+            raise InvalidMessage(f"class {args[0]!r} is not allowed in a session state")
+        index = self._reserve()
+        try:
+            obj = self._build(entry, args[1])
+        except MPCError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, CurveError) as exc:
+            raise InvalidMessage(f"invalid {entry.name} in session state") from exc
+        self._objects[index] = obj
+        return obj
+
+    def _build(self, entry: _Entry, body: Any) -> Any:
+        if entry.kind == "attrs":
+            obj = entry.cls.__new__(entry.cls)
+            transient = set(getattr(entry.cls, "_transient", ()))
+            for name, value in self.named(body):
+                if name in transient:
+                    raise InvalidMessage(f"transient field {name!r} in a session state")
+                obj.__dict__[name] = value
+            resume = getattr(obj, "_resume", None)
+            if resume is not None:
+                resume(self.context)
+            return obj
+        if entry.kind == "dataclass":
+            fields = [f.name for f in dataclasses.fields(entry.cls) if f.init]
+            values = self.named(body)
+            if [name for name, _ in values] != fields:
+                raise InvalidMessage(f"{entry.name}: wrong fields in session state")
+            return entry.cls(**dict(values))
+        if entry.kind == "bytes":
+            return entry.cls.from_bytes(self._bytes([body]))  # type: ignore[attr-defined]
+        return entry.decode(body, self)  # type: ignore[misc]
+
+
+_TAGS: dict[str, Callable[[_Decoder, list[Any]], Any]] = {
+    "i": _Decoder._int, "s": _Decoder._str, "b": _Decoder._bytes, "t": _Decoder._tuple,
+    "f": _Decoder._frozenset, "l": _Decoder._list, "d": _Decoder._dict, "m": _Decoder._mapping,
+    "g": _Decoder._group, "c": _Decoder._suite, "p": _Decoder._point, "k": _Decoder._secret,
+    "o": _Decoder._object, "r": _Decoder._ref,
+}
+
+
+def _one(args: list[Any]) -> Any:
+    if len(args) != 1:
+        raise InvalidMessage("malformed state value")
+    return args[0]
+
+
+def _one_str(args: list[Any]) -> str:
+    value = _one(args)
+    if not isinstance(value, str):
+        raise InvalidMessage("malformed state value")
+    return value
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise InvalidMessage("duplicate key in session state")
+    return obj
+
+
+def _reject_float(text: str) -> Any:
+    raise InvalidMessage("floating-point numbers are not allowed in a session state")
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_float=_reject_float,
+                         parse_constant=_reject_float)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _parse(data: bytes) -> Any:
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidMessage("session state must be bytes")
+    data = bytes(data)
+    if len(data) > MAX_STATE_BYTES:
+        raise InvalidMessage("session state too large")
+    # Bound the nesting before the C parser runs: a deeply nested input can exhaust its stack.
+    depth = max(accumulate(map(_STEP.__getitem__, data.translate(None, _NOT_BRACKETS))), default=0)
+    if depth > MAX_STATE_DEPTH:
+        raise InvalidMessage("session state nested too deeply")
+    try:
+        obj = _JSON.decode(data.decode("ascii"))
+    except InvalidMessage:
+        raise
+    except (ValueError, RecursionError):
+        raise InvalidMessage("session state is not valid ASCII JSON") from None
+    if _canonical_text(obj).encode("ascii") != data:
+        raise InvalidMessage("session state encoding is not canonical")
+    return obj
+
+
+def decode_state(data: bytes, **context: Any) -> Any:
+    """Restore what :func:`encode_state` encoded; ``context`` re-injects transient collaborators.
+
+    Anything malformed, non-canonical, of another version or naming a class that is not
+    registered raises ``InvalidMessage``; a missing collaborator raises ``UsageError``.
+    """
+    obj = _parse(data)
+    if not isinstance(obj, dict) or set(obj) != {"kind", "v", "state"} or obj["kind"] != STATE_KIND:
+        raise InvalidMessage("not a session state")
+    if type(obj["v"]) is not int or obj["v"] != STATE_VERSION:
+        raise InvalidMessage("unsupported session state version")
+    try:
+        return _Decoder(context).value(obj["state"])
+    except RecursionError:
+        raise InvalidMessage("session state nested too deeply") from None
+
+
+# --- the protocol layer's types -------------------------------------------------------------------
+def _is_suite(obj: Any) -> bool:
+    from protocols.frost.ciphersuite import Ciphersuite
+
+    return isinstance(obj, Ciphersuite)
+
+
+def _encode_nonces(nonces: Any, enc: _Encoder) -> Any:
+    pair = object.__getattribute__(nonces, "_nonces")  # single-use secrets: see the module docstring
+    return [enc.value(pair), enc.value(nonces.commitments)]
+
+
+def _decode_nonces(body: Any, dec: _Decoder) -> Any:
+    from protocols.frost.round1 import SigningCommitments, SigningNonces
+
+    if not isinstance(body, list) or len(body) != 2:
+        raise InvalidMessage("malformed signing nonces")
+    pair, commitments = dec.value(body[0]), dec.value(body[1])
+    if not isinstance(commitments, SigningCommitments):
+        raise InvalidMessage("malformed signing nonces")
+    if pair is None:  # already used: stays used
+        dummy = SecretScalar(commitments.hiding.group, 1)
+        nonces = SigningNonces(dummy, dummy, commitments)
+        nonces.take()
+        return nonces
+    if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(s, SecretScalar) for s in pair)):
+        raise InvalidMessage("malformed signing nonces")
+    if pair[0].public_point() != commitments.hiding or pair[1].public_point() != commitments.binding:
+        raise InvalidMessage("signing nonces do not match their commitments")
+    return SigningNonces(pair[0], pair[1], commitments)
+
+
+def _encode_setup(setup: Any, enc: _Encoder) -> Any:
+    return setup.public.fingerprint.hex()  # by reference: the long-lived trapdoor stays out
+
+
+def _decode_setup(body: Any, dec: _Decoder) -> Any:
+    from protocols.ecdsa2p.setup import CustodianSetup
+
+    setup = dec.context.get("setup")
+    if not isinstance(setup, CustodianSetup):
+        raise UsageError("this session uses the custodian setup: pass setup=... to from_bytes")
+    if not isinstance(body, str) or setup.public.fingerprint.hex() != body:
+        raise InvalidMessage("the parked session refers to another custodian setup")
+    return setup
+
+
+def _encode_abort(exc: Any, enc: _Encoder) -> Any:
+    return [enc.value(exc.reason), enc.value(exc.culprit)]
+
+
+def _decode_abort(body: Any, dec: _Decoder) -> ProtocolAbort:
+    if not isinstance(body, list) or len(body) != 2:
+        raise InvalidMessage("malformed abort")
+    reason, culprit = dec.value(body[0]), dec.value(body[1])
+    if not isinstance(reason, str) or not (culprit is None or type(culprit) is int):
+        raise InvalidMessage("malformed abort")
+    return ProtocolAbort(reason, culprit)
+
+
+def _encode_locked(exc: Any, enc: _Encoder) -> Any:
+    return enc.value(str(exc))
+
+
+def _decode_locked(body: Any, dec: _Decoder) -> KeyLocked:
+    text = dec.value(body)
+    if not isinstance(text, str):
+        raise InvalidMessage("malformed key-locked error")
+    return KeyLocked(text)
+
+
+_READY = False
+
+
+def _ensure_protocol_types() -> None:
+    """Register the protocol layer's classes (once, on first use: avoids import cycles)."""
+    global _READY
+    if _READY:
+        return
+    _READY = True
+    import protocols.ecdsa2p
+    import protocols.frost
+    from protocols import paillier, ring_pedersen
+    from protocols.ecdsa2p import encrypted_share, setup, shares, signature
+    from protocols.frost import dealing, helpers, keys, round1
+    from protocols.rounds import Message
+    from protocols.zk import fac, logstar, mod, prm, schnorr
+
+    # protocols.ecdsa2p and protocols.frost export one-call helpers named like their modules
+    # (keygen, sign, reshare), so those modules are taken from sys.modules, by fixed names.
+    keygen, sign, reshare = (sys.modules[f"protocols.ecdsa2p.{m}"] for m in ("keygen", "sign", "reshare"))
+    dkg, frost_sign, frost_reshare = (sys.modules[f"protocols.frost.{m}"] for m in ("dkg", "sign", "reshare"))
+
+    for cls in (keygen.KeygenP1, keygen.KeygenP2, sign.SignP1, sign.SignP2, reshare.ReshareP1,
+                reshare.ReshareP2, dkg.DKGSession, frost_sign.SignSession, frost_reshare.RefreshSession,
+                frost_reshare.ReshareSession):
+        register_attrs(cls)
+    for cls in (paillier.PaillierPublicKey, paillier.PaillierSecretKey, ring_pedersen.RingPedersenParams,
+                ring_pedersen.RingPedersenSecret, setup.CustodianSetupPublic, encrypted_share.EncryptedShare,
+                keygen._Round2, keygen._Round3, reshare._Round1, reshare._Round2, reshare._Round3,
+                sign._Opening, signature.Signature, dkg.ProofOfKnowledge, helpers.SigningCommitments,
+                helpers.SigningContext, dealing.Dealing, dealing.PublicOutcome, fac.FacProof,
+                logstar.LogStarProof, mod.ModProof, prm.PrmProof, schnorr.SchnorrProof):
+        register_dataclass(cls)
+    for cls in (shares.P1KeyShare, shares.P2KeyShare, keys.KeyShare, Message):
+        register_bytes(cls)
+    register_custom(round1.SigningNonces, "protocols.frost.round1.SigningNonces", _encode_nonces, _decode_nonces)
+    register_custom(setup.CustodianSetup, "protocols.ecdsa2p.setup.CustodianSetup", _encode_setup, _decode_setup)
+    register_custom(ProtocolAbort, "protocols.errors.ProtocolAbort", _encode_abort, _decode_abort)
+    register_custom(KeyLocked, "protocols.errors.KeyLocked", _encode_locked, _decode_locked)
