@@ -21,6 +21,8 @@ OPTIONAL_MODULES = [
     "benchmarks.frost_cases",
     "benchmarks.ecdsa2p_cases",
     "benchmarks.wallet_cases",
+    "benchmarks.presign_cases",
+    "benchmarks.scale_cases",
 ]
 
 

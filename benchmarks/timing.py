@@ -23,6 +23,9 @@ class Case:
     references: tuple[str, ...] = ()
     runs: int = 30
     warmup: int = 2
+    # Optional figures beyond latency (throughput, memory): computed from the result and the
+    # values ``fn`` returned in the timed runs; they go to the table's notes and the JSON "extra".
+    extra: Callable[[Result, list[Any]], dict[str, float]] | None = None
 
 
 @dataclass
@@ -32,15 +35,19 @@ class Result:
     p95_ms: float
     runs: int
     ratios: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record = {
             "name": self.name,
             "median_ms": round(self.median_ms, 4),
             "p95_ms": round(self.p95_ms, 4),
             "runs": self.runs,
             "ratios": {k: round(v, 3) for k, v in self.ratios.items()},
         }
+        if self.extra:
+            record["extra"] = {k: round(v, 3) for k, v in self.extra.items()}
+        return record
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -52,11 +59,17 @@ def percentile(samples: list[float], fraction: float) -> float:
 def measure(case: Case, runs: int | None = None) -> Result:
     runs = runs or case.runs
     samples: list[float] = []
+    returned: list[Any] = []
     for i in range(case.warmup + runs):
         arg = case.setup() if case.setup else None
         start = time.perf_counter()
-        case.fn(arg) if case.setup else case.fn()
+        value = case.fn(arg) if case.setup else case.fn()
         elapsed = (time.perf_counter() - start) * 1000.0
         if i >= case.warmup:
             samples.append(elapsed)
-    return Result(case.name, statistics.median(samples), percentile(samples, 0.95), runs)
+            if case.extra is not None:
+                returned.append(value)
+    result = Result(case.name, statistics.median(samples), percentile(samples, 0.95), runs)
+    if case.extra is not None:
+        result.extra = case.extra(result, returned)
+    return result

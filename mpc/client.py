@@ -105,6 +105,25 @@ class Client:
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
         return ClientSign(self, _sid(session_id), chain, data)
 
+    # Presigning (``mpc.presign``): pools of single-use presignatures, signing in one round trip.
+    def presign(self, count: int, session_id: bytes | None = None) -> Session:
+        """Add ``count`` presignatures per curve to this device's pool (``custodian.presign``)."""
+        from mpc.presign import ClientPresign
+
+        return ClientPresign(self, _sid(session_id), count)
+
+    def sign_presigned(self, chain: str, data: bytes, session_id: bytes | None = None) -> Session:
+        """Sign from one presignature, deleted from the keychain now (``custodian.sign_presigned``)."""
+        from mpc.presign import ClientSignPresigned
+
+        return ClientSignPresigned(self, _sid(session_id), chain, data)
+
+    def presignature_count(self) -> dict[str, int]:
+        """How many presignatures this device holds per curve."""
+        from mpc.presign import client_pool
+
+        return {curve: len(names) for curve, names in client_pool(self).items()}
+
     def resume(self, data: bytes, method: BackupMethod | None = None) -> Session:
         """An operation of this device parked with ``session.to_bytes()`` (single use: see
         ``protocols.state``); ``method`` is the backup method of a backup, recover or eject."""

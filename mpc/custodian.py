@@ -148,6 +148,25 @@ class Custodian:
         self._require_signing(self.store.client(client_id))
         return CustodianSign(self, client_id, session_id, chain, data)
 
+    # Presigning (``mpc.presign``): the custodian's halves live in the store, single use.
+    def presign(self, client_id: str, count: int, session_id: bytes | None = None) -> Session:
+        """Add ``count`` presignatures per curve to the client's pool in the store."""
+        from mpc.presign import CustodianPresign
+
+        self._require_signing(self.store.client(client_id))
+        return CustodianPresign(self, client_id, session_id, count)
+
+    def sign_presigned(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> Session:
+        """Sign from the presignature the client names (deleted from the store before use)."""
+        from mpc.presign import CustodianSignPresigned
+
+        self._require_signing(self.store.client(client_id))
+        return CustodianSignPresigned(self, client_id, session_id, chain, data)
+
+    def presignature_count(self, client_id: str) -> dict[str, int]:
+        """How many presignatures the store holds for the client, per curve."""
+        return self.store.count_presignatures(client_id)
+
     def resume(self, data: bytes) -> Session:
         """A custodian operation parked with ``session.to_bytes()`` (see ``protocols.state``).
 

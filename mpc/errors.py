@@ -42,6 +42,7 @@ __all__ = [
     "WalletNotFound",
     "BackupNotFound",
     "BackupKeyNotFound",
+    "PresignatureNotFound",
     "KeychainEntryNotFound",
     "WalletAlreadyExists",
     "StateInvalid",
@@ -162,6 +163,13 @@ class BackupKeyNotFound(NotFound):
 
     code = "BACKUP_KEY_NOT_FOUND"
     default_message = "the backup key is missing"
+
+
+class PresignatureNotFound(NotFound):
+    """No usable presignature: the named one is unknown, used or lost, or the pool is empty."""
+
+    code = "PRESIGNATURE_NOT_FOUND"
+    default_message = "no such presignature (unknown, already used or lost)"
 
 
 class KeychainEntryNotFound(NotFound):

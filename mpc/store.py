@@ -12,6 +12,9 @@ Tables
   backups         (client, method) -> backup status, whether the custodian share is self-managed
   shares          (client, kind = signing | backup, method, curve) -> share bytes
   client_backups  (client, method, curve) -> encrypted client backup share and its key record
+  presignatures   (client, curve, id) -> the custodian's half of a presignature (single use:
+                  ``take_presignature`` deletes the row before the caller sees it), tagged with
+                  the share it was made for
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ CREATE TABLE IF NOT EXISTS client_backups (
     box BLOB NOT NULL,
     record BLOB NOT NULL,
     PRIMARY KEY (client_id, method, curve)
+);
+CREATE TABLE IF NOT EXISTS presignatures (
+    client_id TEXT NOT NULL REFERENCES clients(client_id),
+    curve TEXT NOT NULL,
+    id BLOB NOT NULL,
+    binding BLOB NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (client_id, curve, id)
 );
 """
 
@@ -193,6 +204,35 @@ class SQLiteStore:
             (client_id, method, curve),
         ).fetchone()
         return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+    # --- presignatures (single use) -------------------------------------------------------------
+    def put_presignatures(self, client_id: str, curve: str, binding: bytes, items: list[tuple[bytes, bytes]]) -> None:
+        """Add (id, data) rows; rows of this curve made for another share (``binding``) go."""
+        with self.transaction():
+            self._execute("DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND binding != ?",
+                          (client_id, curve, binding))
+            for presignature_id, data in items:
+                self._execute("INSERT INTO presignatures VALUES (?, ?, ?, ?, ?)",
+                              (client_id, curve, presignature_id, binding, data))
+
+    def take_presignature(self, client_id: str, curve: str, presignature_id: bytes) -> bytes | None:
+        """Delete one presignature and return its data (None if absent): committed before use."""
+        key = (client_id, curve, presignature_id)
+        with self.transaction():
+            row = self._execute("SELECT data FROM presignatures WHERE client_id = ? AND curve = ? AND id = ?",
+                                key).fetchone()
+            if row is None:
+                return None
+            self._execute("DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = ?", key)
+        return bytes(row[0])
+
+    def count_presignatures(self, client_id: str) -> dict[str, int]:
+        """How many presignatures are stored per curve."""
+        rows = self._execute("SELECT curve, COUNT(*) FROM presignatures WHERE client_id = ? GROUP BY curve",
+                             (client_id,)).fetchall()
+        counts = {"secp256k1": 0, "ed25519": 0}
+        counts.update({curve: n for curve, n in rows})
+        return counts
 
     def close(self) -> None:
         self._conn.close()

@@ -1,0 +1,258 @@
+"""FROST signing with nonce commitments made ahead (RFC 9591 §5.1: round one may run in advance).
+
+Precommit (``frost/precommit``), message independent, for ``count`` signing slots at once:
+
+Round 1  i -> all   ``count`` pairs (D_i, E_i), one per slot        (§5.1 commit, ``count`` times)
+Output   every signer: one ``CommittedNonces`` per slot: its own secret (d, e) for the slot, the
+         commitment list of all signers for that slot, and the slot id
+         H(tag ‖ session id ‖ slot number), which both sides use to name the slot later.
+
+Online sign (``frost/online-sign``), one round and aggregation, from one slot:
+
+Round 1  i -> all   slot id, sig_share z_i (§5.2 over the slot's commitment list) and the view
+                    hash of that list
+Output   every signer aggregates, verifies the signature, and on failure verifies each share to
+         name the culprit (§5.3, §5.4); all output the same 64-byte Ed25519 signature.
+
+The view hash makes sure all signers hold the same commitment list for the slot (for n > 2 the
+precommit broadcast went over point-to-point channels; see ``protocols.frost.broadcast``).
+
+**Single use.** A slot's nonces leave a ``CommittedNonces`` once, through ``take()`` (the online
+session takes them in its constructor), as RFC 9591 §7.3 demands: two signatures with one nonce
+pair and different binding factors reveal the signing share. Nonces exist in serialised form only
+through the explicit ``CommittedNonces.to_bytes()`` (for a pool that must survive a restart);
+whoever persists them must delete the stored copy before using it (``mpc.presign`` does).
+
+Byte format of ``CommittedNonces.to_bytes()`` (version 1; integers big-endian)::
+
+    magic "FROSTpc" 0x01 ‖ slot id (32) ‖ identifier u32 ‖ group public key (32)
+    ‖ d (32, scalar) ‖ e (32, scalar) ‖ n u32 ‖ n × (identifier u32 ‖ D (32) ‖ E (32))
+
+``from_bytes`` checks exact length, canonical scalars and prime-order points, strictly increasing
+identifiers, its own identifier listed with D = d·B and E = e·B.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from curves import InvalidEncoding, Point, SecretScalar
+from protocols.encoding import get_bytes, get_list, get_scalar, require_keys
+from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
+from protocols.frost import round1, round2
+from protocols.frost.aggregate import aggregate_verified
+from protocols.frost.broadcast import VIEW_HASH_LENGTH, inconsistency_culprit, view_hash
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
+from protocols.frost.helpers import SigningCommitments, compute_signing_context, encode_group_commitment_list
+from protocols.frost.keys import KeyShare
+from protocols.rounds import Message, Session, parse_hex
+
+__all__ = ["CommittedNonces", "PrecommitSession", "OnlineSignSession", "slot_id", "MAX_SLOTS"]
+
+MAX_SLOTS = 1024  # bounds one precommit message (2·32 bytes hex per slot)
+SLOT_ID_LENGTH = 32
+_MAGIC = b"FROSTpc\x01"
+_HEAD = struct.Struct(">32sI32s32s32sI")
+_ENTRY = struct.Struct(">I32s32s")
+
+
+def slot_id(session_id: bytes, index: int) -> bytes:
+    """The id of slot ``index`` of the precommit run ``session_id`` (length-prefixed SHA-256)."""
+    h = hashlib.sha256()
+    for item in (b"portal-mpc/frost/precommit/slot/v1", session_id, index.to_bytes(4, "big")):
+        h.update(len(item).to_bytes(8, "big") + item)
+    return h.digest()
+
+
+class CommittedNonces:
+    """One signer's nonces for one slot, with the slot's commitment list (single use)."""
+
+    __slots__ = ("slot", "identifier", "group_public_key", "commitment_list", "_nonces")
+
+    def __init__(self, slot: bytes, identifier: int, group_public_key: Point, hiding: SecretScalar,
+                 binding: SecretScalar, commitment_list: Sequence[SigningCommitments]) -> None:
+        ids = [c.identifier for c in commitment_list]
+        own = [c for c in commitment_list if c.identifier == identifier]
+        if ids != sorted(set(ids)) or len(own) != 1:
+            raise UsageError("the commitment list must be sorted, without duplicates, with the own entry")
+        if own[0].hiding != hiding.public_point() or own[0].binding != binding.public_point():
+            raise UsageError("the own commitments do not match the nonces")
+        self.slot = bytes(slot)
+        self.identifier = identifier
+        self.group_public_key = group_public_key
+        self.commitment_list = tuple(commitment_list)
+        self._nonces: tuple[SecretScalar, SecretScalar] | None = (hiding, binding)
+
+    @property
+    def used(self) -> bool:
+        return self._nonces is None
+
+    @property
+    def signers(self) -> tuple[int, ...]:
+        return tuple(c.identifier for c in self.commitment_list)
+
+    def take(self) -> round1.SigningNonces:
+        """The slot's nonces as ``SigningNonces``, once; a second call raises ``UsageError``."""
+        if self._nonces is None:
+            raise UsageError("these precommitted nonces were already used")
+        (hiding, binding), self._nonces = self._nonces, None
+        own = next(c for c in self.commitment_list if c.identifier == self.identifier)
+        return round1.SigningNonces(hiding, binding, own)
+
+    def to_bytes(self) -> bytes:
+        """The version-1 byte format (holds secret nonces: store it like a key share)."""
+        if self._nonces is None:
+            raise UsageError("used nonces cannot be serialised")
+        hiding, binding = self._nonces
+        head = _HEAD.pack(self.slot, self.identifier, self.group_public_key.to_bytes(), hiding.to_bytes(),
+                          binding.to_bytes(), len(self.commitment_list))
+        entries = b"".join(_ENTRY.pack(c.identifier, c.hiding.to_bytes(), c.binding.to_bytes())
+                           for c in self.commitment_list)
+        return _MAGIC + head + entries
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CommittedNonces:
+        """Strictly parse ``to_bytes()`` output; anything else raises ``InvalidMessage``."""
+        if not isinstance(data, (bytes, bytearray)) or bytes(data[: len(_MAGIC)]) != _MAGIC:
+            raise InvalidMessage("not version-1 precommitted FROST nonces")
+        data = bytes(data)
+        if len(data) < len(_MAGIC) + _HEAD.size:
+            raise InvalidMessage("precommitted nonces have the wrong length")
+        slot, identifier, pk, d, e, n = _HEAD.unpack_from(data, len(_MAGIC))
+        if not 1 <= n <= 1024 or len(data) != len(_MAGIC) + _HEAD.size + n * _ENTRY.size:
+            raise InvalidMessage("precommitted nonces have the wrong length")
+        try:
+            offset = len(_MAGIC) + _HEAD.size
+            entries = [_ENTRY.unpack_from(data, offset + k * _ENTRY.size) for k in range(n)]
+            commitments = [SigningCommitments(i, SUITE.deserialize_element(h), SUITE.deserialize_element(b))
+                           for i, h, b in entries]
+            return cls(slot, identifier, SUITE.deserialize_element(pk), SecretScalar.from_bytes(SUITE.group, d),
+                       SecretScalar.from_bytes(SUITE.group, e), commitments)
+        except (InvalidEncoding, UsageError) as exc:
+            raise InvalidMessage(f"invalid precommitted nonces: {exc}") from None
+
+    def __reduce__(self) -> Any:
+        raise TypeError("precommitted nonces are serialised only through to_bytes()")
+
+    def __repr__(self) -> str:
+        state = "used" if self._nonces is None else "unused"
+        return f"CommittedNonces(slot={self.slot.hex()[:16]}…, identifier={self.identifier}, {state}, <redacted>)"
+
+
+def _check_key_share(key_share: KeyShare, signers: Iterable[int]) -> tuple[int, ...]:
+    if not isinstance(key_share, KeyShare):
+        raise UsageError("key_share must be a KeyShare")
+    ids = tuple(sorted(signers))
+    if len(set(ids)) < key_share.threshold or not set(ids) <= set(key_share.participants):
+        raise UsageError(f"need at least t = {key_share.threshold} signers, all participants of the key")
+    if key_share.identifier not in ids:
+        raise UsageError("the own identifier must be among the signers")
+    return ids
+
+
+class PrecommitSession(Session):
+    """One signer's side of a precommit run; ``result()`` is a list of ``CommittedNonces``."""
+
+    protocol = "frost/precommit"
+
+    def __init__(self, session_id: bytes, key_share: KeyShare, signers: Iterable[int], count: int) -> None:
+        ids = _check_key_share(key_share, signers)
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SLOTS:
+            raise UsageError(f"count must be between 1 and {MAX_SLOTS}")
+        super().__init__(session_id, key_share.identifier, ids)
+        self.key_share = key_share
+        self.count = count
+
+    def _begin(self) -> list[Message]:
+        signing_share = self.key_share.signing_share
+        self._own = [round1.commit(self.party_id, signing_share).take() for _ in range(self.count)]
+        if not self.peers:
+            return self._on_round1({})
+        self._expect(1)
+        pairs = [[d.public_point().to_bytes().hex(), e.public_point().to_bytes().hex()] for d, e in self._own]
+        return self._broadcast(1, {"commitments": pairs})
+
+    def _decode_round1(self, msg: Message) -> list[SigningCommitments]:
+        require_keys(msg.payload, ("commitments",))
+        out = []
+        for k, pair in enumerate(get_list(msg.payload, "commitments", self.count)):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise InvalidMessage(f"commitments[{k}] must be a pair")
+            try:
+                hiding, binding = (SUITE.deserialize_element(parse_hex(x, f"commitments[{k}]")) for x in pair)
+            except InvalidEncoding as exc:
+                raise InvalidMessage(f"commitments[{k}]: {exc}") from None
+            out.append(SigningCommitments(msg.sender, hiding, binding))
+        return out
+
+    def _on_round1(self, inputs: dict[int, list[SigningCommitments]]) -> list[Message]:
+        slots = []
+        for k, (hiding, binding) in enumerate(self._own):
+            own = SigningCommitments(self.party_id, hiding.public_point(), binding.public_point())
+            by_id = {i: lists[k] for i, lists in inputs.items()}
+            by_id[self.party_id] = own
+            commitment_list = [by_id[i] for i in self.parties]
+            slots.append(CommittedNonces(slot_id(self.session_id, k), self.party_id,
+                                         self.key_share.group_public_key, hiding, binding, commitment_list))
+        self._own = []
+        self._finish(slots)
+        return []
+
+
+class OnlineSignSession(Session):
+    """One signer's side of signing from a precommitted slot (its nonces are taken at once)."""
+
+    protocol = "frost/online-sign"
+
+    def __init__(self, session_id: bytes, key_share: KeyShare, committed: CommittedNonces, message: bytes) -> None:
+        if not isinstance(committed, CommittedNonces):
+            raise UsageError("committed must be CommittedNonces")
+        ids = _check_key_share(key_share, committed.signers)
+        if committed.identifier != key_share.identifier or committed.group_public_key != key_share.group_public_key:
+            raise UsageError("these nonces were committed for another key or signer")
+        if not isinstance(message, (bytes, bytearray)):
+            raise UsageError("message must be bytes")
+        super().__init__(session_id, key_share.identifier, ids)
+        self.key_share = key_share
+        self.message = bytes(message)
+        self.slot = committed.slot
+        self._commitment_list = list(committed.commitment_list)
+        self._nonces = committed.take()
+
+    def _begin(self) -> list[Message]:
+        encoded = encode_group_commitment_list(self._commitment_list)
+        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: self.slot + encoded})
+        self._context = compute_signing_context(
+            self.key_share.group_public_key, self._commitment_list, self.message,
+            self._nonces.commitment_share, self.party_id,
+        )
+        self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
+        if not self.peers:
+            return self._on_round1({})
+        self._expect(1)
+        payload = {"slot": self.slot.hex(), "sig_share": SUITE.serialize_scalar(self._sig_share).hex(),
+                   "view": self._view.hex()}
+        return self._broadcast(1, payload)
+
+    def _decode_round1(self, msg: Message) -> int:
+        require_keys(msg.payload, ("slot", "sig_share", "view"))
+        if get_bytes(msg.payload, "slot", SLOT_ID_LENGTH) != self.slot:
+            raise InvalidMessage("the signer names another precommitted slot")
+        sig_share = get_scalar(msg.payload, "sig_share", SUITE.group)
+        if get_bytes(msg.payload, "view", VIEW_HASH_LENGTH) != self._view:
+            culprit = inconsistency_culprit(self.parties, self.party_id, msg.sender)
+            raise ProtocolAbort("signers hold different commitment lists for this slot", culprit)
+        return sig_share
+
+    def _on_round1(self, inputs: dict[int, int]) -> list[Message]:
+        sig_shares = dict(inputs)
+        sig_shares[self.party_id] = self._sig_share
+        signature = aggregate_verified(
+            self._commitment_list, self.message, self.key_share.group_public_key,
+            self.key_share.verifying_shares, sig_shares, self._context,
+        )
+        self._finish(signature)
+        return []
