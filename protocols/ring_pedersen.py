@@ -9,13 +9,18 @@ of Π_fac and Π_log* owns these parameters (REFERENCES.md section 3; ZenGo's pr
 pitfall). The owner proves s ∈ ⟨t⟩ with Π_prm (``protocols.zk.prm``).
 
 Validation of parameters received from a peer: N̂ odd with ``MIN_MODULUS_BITS`` ≤ |N̂| ≤
-``MAX_MODULUS_BITS``; s and t in Z*_N̂ and none of 0, 1, -1 (TSSHOCK's degenerate parameters).
+``MAX_MODULUS_BITS``, with no prime factor below ``primes.SIEVE_LIMIT`` (a product of two safe
+primes never has one; TSSHOCK's malicious N̂ with a small factor is refused before any proof is
+computed against it, one gcd with the primorial); s and t in Z*_N̂ and none of 0, 1, -1
+(TSSHOCK's degenerate parameters).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from protocols import bigint, primes
@@ -28,6 +33,12 @@ __all__ = ["RingPedersenParams", "RingPedersenSecret", "generate_ring_pedersen",
 _SECRET_VERSION = 1
 
 
+@lru_cache(maxsize=1)
+def _small_primorial() -> int:
+    """The product of the odd primes below ``primes.SIEVE_LIMIT`` (N̂ is odd by then)."""
+    return math.prod(primes.small_primes())
+
+
 @dataclass(frozen=True)
 class RingPedersenParams:
     """The public ring-Pedersen parameters (N̂, s, t); construction validates them."""
@@ -38,6 +49,8 @@ class RingPedersenParams:
 
     def __post_init__(self) -> None:
         check_modulus_size(self.n_hat, "ring-Pedersen modulus")
+        if bigint.gcd(self.n_hat, _small_primorial()) != 1:
+            raise InvalidMessage("ring-Pedersen modulus has a small prime factor")
         for name in ("s", "t"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 < value < self.n_hat - 1:
