@@ -56,10 +56,11 @@ def run(quick: bool, only: str | None) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    lines = ["| case | median ms | p95 ms | runs | ratio to reference |", "|---|---:|---:|---:|---|"]
+    lines = ["| case | median ms | p95 ms | runs | ratio to reference | notes |", "|---|---:|---:|---:|---|---|"]
     for r in results:
         ratios = ", ".join(f"{v:.2f}× {k}" for k, v in r.ratios.items()) or "—"
-        lines.append(f"| {r.name} | {r.median_ms:.3f} | {r.p95_ms:.3f} | {r.runs} | {ratios} |")
+        notes = ", ".join(f"{k} = {v:.1f}" for k, v in r.extra.items())
+        lines.append(f"| {r.name} | {r.median_ms:.3f} | {r.p95_ms:.3f} | {r.runs} | {ratios} | {notes} |")
     return "\n".join(lines)
 
 
@@ -68,12 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few runs per case (smoke test)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--only", metavar="SUBSTRING", help="run only cases whose name contains this")
+    parser.add_argument("--plot", metavar="PATH", help="also draw sign latency by case as a PNG (needs matplotlib)")
     args = parser.parse_args(argv)
     results = run(args.quick, args.only)
     print(table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump([r.to_json() for r in results], fh, indent=2)
+    if args.plot:
+        from benchmarks.plot import plot_sign_latency
+
+        plot_sign_latency([r.to_json() for r in results], args.plot)
     return 0
 
 

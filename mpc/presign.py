@@ -80,7 +80,7 @@ def _fits(curve: str, item: Any, share: Any) -> bool:
     """Whether a presignature was made for this share (older share pairs' are useless)."""
     if curve == "secp256k1":
         return bool(item.q1 == share.q1 and item.public_point == share.public_point)
-    return bool(item.identifier == share.identifier and item.group_public_key == share.group_public_key)
+    return bool(item.identifier == share.identifier and item.public_key == share.public_key)
 
 
 def _binding(curve: str, share: Any) -> bytes:

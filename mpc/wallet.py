@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from mpc.addresses import CHAIN_CURVES
@@ -39,7 +40,23 @@ def curve_of_chain(chain: str) -> str:
 
 
 def decode_share(curve: str, role: int, data: bytes) -> Any:
-    """A key share from its bytes: P1/P2 two-party ECDSA share or a FROST share."""
+    """A key share from its bytes: P1/P2 two-party ECDSA share or a FROST share.
+
+    Full validation (P1's Paillier primes are primality-tested: ~9 ms; a FROST share's
+    verifying shares are interpolated: ~1 ms) runs once per distinct byte string in this
+    process; the same bytes again give a fresh copy of the share validated then. Bytes that
+    differ in any way (another share, a locked one, a damaged entry) are validated in full.
+    """
+    share = _decode_validated(curve, role, bytes(data))
+    if isinstance(share, P1KeyShare):  # mutable (lock flag): every caller gets its own object
+        return P1KeyShare(share.x1, share.public_point, share.q2, share.paillier, share.locked)
+    if isinstance(share, P2KeyShare):
+        return P2KeyShare(share.x2, share.public_point, share.q1, share.paillier, share.c_key)
+    return share  # frost.KeyShare is frozen
+
+
+@lru_cache(maxsize=32)
+def _decode_validated(curve: str, role: int, data: bytes) -> Any:
     if curve == "secp256k1":
         return P1KeyShare.from_bytes(data) if role == CLIENT_PARTY else P2KeyShare.from_bytes(data)
     return frost.KeyShare.from_bytes(data)

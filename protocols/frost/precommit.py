@@ -70,7 +70,7 @@ def slot_id(session_id: bytes, index: int) -> bytes:
 class CommittedNonces:
     """One signer's nonces for one slot, with the slot's commitment list (single use)."""
 
-    __slots__ = ("slot", "identifier", "group_public_key", "commitment_list", "_nonces")
+    __slots__ = ("slot", "identifier", "public_key", "commitment_list", "_nonces")
 
     def __init__(self, slot: bytes, identifier: int, group_public_key: Point, hiding: SecretScalar,
                  binding: SecretScalar, commitment_list: Sequence[SigningCommitments]) -> None:
@@ -80,11 +80,19 @@ class CommittedNonces:
             raise UsageError("the commitment list must be sorted, without duplicates, with the own entry")
         if own[0].hiding != hiding.public_point() or own[0].binding != binding.public_point():
             raise UsageError("the own commitments do not match the nonces")
-        self.slot = bytes(slot)
+        self._set(bytes(slot), identifier, group_public_key.to_bytes(), (hiding, binding), commitment_list)
+
+    def _set(self, slot: bytes, identifier: int, public_key: bytes, nonces: tuple[SecretScalar, SecretScalar],
+             commitment_list: Sequence[SigningCommitments]) -> None:
+        self.slot = slot
         self.identifier = identifier
-        self.group_public_key = group_public_key
+        self.public_key = public_key  # the group public key's encoding, compared with the key share's
         self.commitment_list = tuple(commitment_list)
-        self._nonces: tuple[SecretScalar, SecretScalar] | None = (hiding, binding)
+        self._nonces: tuple[SecretScalar, SecretScalar] | None = nonces
+
+    @property
+    def group_public_key(self) -> Point:
+        return SUITE.deserialize_element(self.public_key)
 
     @property
     def used(self) -> bool:
@@ -107,7 +115,7 @@ class CommittedNonces:
         if self._nonces is None:
             raise UsageError("used nonces cannot be serialised")
         hiding, binding = self._nonces
-        head = _HEAD.pack(self.slot, self.identifier, self.group_public_key.to_bytes(), hiding.to_bytes(),
+        head = _HEAD.pack(self.slot, self.identifier, self.public_key, hiding.to_bytes(),
                           binding.to_bytes(), len(self.commitment_list))
         entries = b"".join(_ENTRY.pack(c.identifier, c.hiding.to_bytes(), c.binding.to_bytes())
                            for c in self.commitment_list)
@@ -124,15 +132,33 @@ class CommittedNonces:
         slot, identifier, pk, d, e, n = _HEAD.unpack_from(data, len(_MAGIC))
         if not 1 <= n <= 1024 or len(data) != len(_MAGIC) + _HEAD.size + n * _ENTRY.size:
             raise InvalidMessage("precommitted nonces have the wrong length")
+        offset = len(_MAGIC) + _HEAD.size
+        entries = [_ENTRY.unpack_from(data, offset + k * _ENTRY.size) for k in range(n)]
+        ids = [entry[0] for entry in entries]
+        if ids != sorted(set(ids)) or ids.count(identifier) != 1:
+            raise InvalidMessage("invalid precommitted nonces: identifiers not strictly increasing or own one missing")
         try:
-            offset = len(_MAGIC) + _HEAD.size
-            entries = [_ENTRY.unpack_from(data, offset + k * _ENTRY.size) for k in range(n)]
-            commitments = [SigningCommitments(i, SUITE.deserialize_element(h), SUITE.deserialize_element(b))
-                           for i, h, b in entries]
-            return cls(slot, identifier, SUITE.deserialize_element(pk), SecretScalar.from_bytes(SUITE.group, d),
-                       SecretScalar.from_bytes(SUITE.group, e), commitments)
-        except (InvalidEncoding, UsageError) as exc:
+            nonces = (SecretScalar.from_bytes(SUITE.group, d), SecretScalar.from_bytes(SUITE.group, e))
+            # The own commitments are recomputed from the nonces (and must match the stored ones);
+            # the peers' are decoded strictly; the group public key is compared, as bytes, with
+            # the key share's when the nonces are used (``OnlineSignSession``).
+            own = tuple(nonce.public_point() for nonce in nonces)
+            commitments = []
+            for i, hiding, binding in entries:
+                if i == identifier:
+                    if (hiding, binding) != tuple(p.to_bytes() for p in own):
+                        raise InvalidMessage("invalid precommitted nonces: own commitments do not match the nonces")
+                    commitments.append(SigningCommitments(i, *own))
+                else:
+                    commitments.append(SigningCommitments(i, SUITE.deserialize_element(hiding),
+                                                          SUITE.deserialize_element(binding)))
+        except InvalidEncoding as exc:
             raise InvalidMessage(f"invalid precommitted nonces: {exc}") from None
+        if any(b == 0 for b in (int.from_bytes(d, "little"), int.from_bytes(e, "little"))) or slot == bytes(32):
+            raise InvalidMessage("invalid precommitted nonces: zero nonce or slot id")
+        obj = cls.__new__(cls)
+        obj._set(slot, identifier, pk, nonces, commitments)
+        return obj
 
     def __reduce__(self) -> Any:
         raise TypeError("precommitted nonces are serialised only through to_bytes()")
@@ -195,8 +221,10 @@ class PrecommitSession(Session):
             by_id = {i: lists[k] for i, lists in inputs.items()}
             by_id[self.party_id] = own
             commitment_list = [by_id[i] for i in self.parties]
-            slots.append(CommittedNonces(slot_id(self.session_id, k), self.party_id,
-                                         self.key_share.group_public_key, hiding, binding, commitment_list))
+            slot = CommittedNonces.__new__(CommittedNonces)  # own commitments computed just above
+            slot._set(slot_id(self.session_id, k), self.party_id, self.key_share.public_key, (hiding, binding),
+                      commitment_list)
+            slots.append(slot)
         self._own = []
         self._finish(slots)
         return []
@@ -211,7 +239,7 @@ class OnlineSignSession(Session):
         if not isinstance(committed, CommittedNonces):
             raise UsageError("committed must be CommittedNonces")
         ids = _check_key_share(key_share, committed.signers)
-        if committed.identifier != key_share.identifier or committed.group_public_key != key_share.group_public_key:
+        if committed.identifier != key_share.identifier or committed.public_key != key_share.public_key:
             raise UsageError("these nonces were committed for another key or signer")
         if not isinstance(message, (bytes, bytearray)):
             raise UsageError("message must be bytes")
