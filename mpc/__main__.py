@@ -1,4 +1,6 @@
-"""Command line: ``python -m mpc demo [--dir DIR]`` and ``python -m mpc setup --db PATH``.
+"""Command line: ``python -m mpc demo [--dir DIR] [--server]``, ``python -m mpc setup --db DB`` and
+``python -m mpc serve [--db URL] [--host 127.0.0.1] [--port N]`` (the WebSocket custodian,
+``mpc.server``; ``demo --server`` runs the lifecycle against one on loopback).
 
 ``demo`` walks the whole wallet lifecycle in one process, with the custodian's state in a SQLite
 file and the device's keychain and cloud folder on disk: create a client, generate, show the
@@ -101,7 +103,9 @@ def demo(directory: Path) -> int:
 
 
 def setup(db: str) -> int:
-    custodian = mpc.Custodian(mpc.SQLiteStore(db))
+    from mpc.stores import open_store
+
+    custodian = mpc.Custodian(open_store(db))
     start = time.perf_counter()
     fingerprint = custodian.setup.public.fingerprint.hex()
     print(f"custodian setup {fingerprint[:16]}… stored in {db} ({time.perf_counter() - start:.1f} s)")
@@ -114,15 +118,38 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="run the whole wallet lifecycle")
     demo_parser.add_argument("--dir", type=Path, help="where to keep the state (default: a temporary folder)")
+    demo_parser.add_argument("--server", action="store_true",
+                             help="run it over WebSockets against a custodian service started on 127.0.0.1")
     setup_parser = commands.add_parser("setup", help="create and store the custodian setup")
-    setup_parser.add_argument("--db", required=True, help="SQLite file of the custodian store")
+    setup_parser.add_argument("--db", required=True, help="custodian store: SQLite file or postgresql:// URL")
+    serve_parser = commands.add_parser("serve", help="run the custodian as a WebSocket service")
+    serve_parser.add_argument("--db", default="custodian.sqlite3",
+                              help="SQLite file (default custodian.sqlite3) or postgresql://user:pw@host/db")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8765)
+    serve_parser.add_argument("--session-ttl", type=float, default=300.0,
+                              help="seconds a parked session may wait for its next message")
+    serve_parser.add_argument("--executor", choices=("auto", "process", "thread"), default="auto")
+    serve_parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "setup":
         return setup(args.db)
+    if args.command == "serve":
+        from mpc.server import serve_forever
+
+        return serve_forever(args.db, args.host, args.port, session_ttl=args.session_ttl,
+                             executor=args.executor, workers=args.workers)
+    run = demo
+    if args.server:
+        from mpc._demo_server import demo_server
+
+        def run(directory: Path) -> int:
+            return demo_server(directory, _say, _verify)
+
     if args.dir is not None:
-        return demo(args.dir)
+        return run(args.dir)
     with tempfile.TemporaryDirectory(prefix="portal-mpc-demo-") as tmp:
-        return demo(Path(tmp))
+        return run(Path(tmp))
 
 
 if __name__ == "__main__":

@@ -75,3 +75,48 @@ def verify_result(result: mpc.SignResult, data: bytes) -> None:
         assert result.s <= SECP256k1.order // 2
     else:
         VerifyKey(result.public_key).verify(data, result.signature)
+
+
+# --- PostgreSQL (tests/mpc/test_stores.py, test_server.py) --------------------------------------
+POSTGRES_ENV = "PORTAL_MPC_TEST_POSTGRES"
+DEFAULT_POSTGRES_URL = "postgresql://portal:portal@127.0.0.1:5432/portal_mpc"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL server ($PORTAL_MPC_TEST_POSTGRES, else a local default); skips,
+    saying why, only when no server is reachable there."""
+    import os
+
+    url = os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("PostgreSQL tests need psycopg 3 (pip install 'psycopg[binary]')")
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        pytest.skip(f"no PostgreSQL server reachable at ${POSTGRES_ENV} / default URL: {type(exc).__name__}")
+    return url
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str):
+    """A URL whose tables live in a fresh schema, dropped afterwards."""
+    import secrets
+
+    import psycopg
+
+    schema = "t_" + secrets.token_hex(6)
+    yield f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def postgres_store(postgres_schema_url: str):
+    from mpc.stores import open_store
+
+    store = open_store(postgres_schema_url)
+    yield store
+    store.close()

@@ -1,0 +1,91 @@
+"""The store and the service tables on both backends: SQLite and PostgreSQL (when reachable)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mpc.errors import AuthFailed, ClientNotFound
+from mpc.service_store import ServiceStore
+from mpc.stores import PostgresStore, open_store
+from mpc.store import SQLiteStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = open_store(str(tmp_path / "store.sqlite3"))
+        yield s
+        s.close()
+    else:
+        yield request.getfixturevalue("postgres_store")
+
+
+def test_open_store_picks_the_backend(tmp_path) -> None:
+    assert type(open_store(":memory:")) is SQLiteStore
+    assert type(open_store(f"sqlite:///{tmp_path}/x.db")) is SQLiteStore
+
+
+def test_clients_shares_and_backups(store: SQLiteStore) -> None:
+    store.create_client("c1", "NOT_CREATED")
+    store.update_client("c1", secp256k1_public=b"\x02" * 33, has_wallet=1, operation_expires=1.5)
+    record = store.client("c1")
+    assert record.secp256k1_public == b"\x02" * 33 and record.has_wallet and record.operation_expires == 1.5
+    with pytest.raises(ClientNotFound):
+        store.client("nobody")
+    store.put_share("c1", "signing", "", "ed25519", b"one")
+    store.put_share("c1", "signing", "", "ed25519", b"two")  # replaces
+    assert store.get_share("c1", "signing", "", "ed25519") == b"two"
+    store.set_backup("c1", "CLOUD", "STORED_CUSTODIAN_BACKUP_SHARE", False)
+    store.set_backup("c1", "CLOUD", "STORED_CLIENT_BACKUP_SHARE", True)
+    assert store.backups("c1") == {"CLOUD": ("STORED_CLIENT_BACKUP_SHARE", True)}
+    store.put_client_backup("c1", "CLOUD", "ed25519", b"box", b"rec")
+    assert store.get_client_backup("c1", "CLOUD", "ed25519") == (b"box", b"rec")
+    store.save_setup(b"setup")
+    store.save_setup(b"setup2")
+    assert store.load_setup() == b"setup2"
+
+
+def test_transaction_rolls_back_everything(store: SQLiteStore) -> None:
+    store.create_client("c1", "NOT_CREATED")
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put_share("c1", "signing", "", "ed25519", b"half")
+            store.update_client("c1", signing_share_status="STORED_DATABASE")
+            raise RuntimeError("crash between two writes")
+    assert store.get_share("c1", "signing", "", "ed25519") is None
+    assert store.client("c1").signing_share_status == "NOT_CREATED"
+
+
+def test_tokens_are_stored_hashed_and_checked(store: SQLiteStore) -> None:
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    service.set_token("c1", "secret-token")
+    service.check_token("c1", "secret-token")
+    for client_id, token in (("c1", "wrong"), ("c2", "secret-token"), ("c1", None), (None, "x")):
+        with pytest.raises(AuthFailed):
+            service.check_token(client_id, token)
+    row = store._execute("SELECT token_hash FROM client_tokens").fetchone()
+    assert b"secret-token" not in bytes(row[0])
+
+
+def test_parked_sessions_are_taken_once_and_expire(store: SQLiteStore) -> None:
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    service.park("s1", "c1", "generate", b"state", ["m1"], True, 60)
+    assert service.peek("s1").outbox == ["m1"]
+    first = service.take("s1")
+    assert first is not None and first.data == b"state" and first.holds_lock
+    assert service.take("s1") is None  # a blob is never resumed twice
+    service.park("s2", "c1", "sign", b"state", [], False, 60)
+    service.park("s3", "c1", "sign", b"state", [], False, -1)
+    expired = service.purge(time.time())
+    assert [p.session_id for p in expired] == ["s3"] and service.count() == 1
+
+
+def test_postgres_url_schema_is_validated() -> None:
+    from mpc.errors import InputInvalid
+
+    with pytest.raises(InputInvalid):
+        PostgresStore("postgresql://127.0.0.1:1/x?schema=Bad-Name")
