@@ -67,7 +67,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mpc.custodian import Custodian
-from mpc.errors import AuthFailed, EngineError, InputInvalid, MessageInvalid, NotFound, from_protocol_error
+from mpc.errors import EngineError, InputInvalid, MessageInvalid, NotFound, from_protocol_error
 from mpc.service_store import ServiceStore, new_token
 from mpc.stores import open_store
 from mpc.wallet import SignResult

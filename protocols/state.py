@@ -575,8 +575,8 @@ def _ensure_protocol_types() -> None:
     if _READY:
         return
     _READY = True
-    import protocols.ecdsa2p
-    import protocols.frost
+    import protocols.ecdsa2p  # noqa: F401 - loads the submodules taken from sys.modules below
+    import protocols.frost  # noqa: F401
     from protocols import paillier, ring_pedersen
     from protocols.ecdsa2p import encrypted_share, setup, shares, signature
     from protocols.frost import dealing, helpers, keys, round1

@@ -13,7 +13,7 @@ from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
 from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
-from mpc.errors import AuthFailed, EngineError, MessageInvalid, NotFound, StateInvalid  # noqa: E402
+from mpc.errors import AuthFailed, NotFound  # noqa: E402
 from mpc.remote import RemoteCustodian  # noqa: E402
 from mpc.server import ServiceThread  # noqa: E402
 from protocols.rounds import Message  # noqa: E402
