@@ -1,7 +1,8 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--only SUBSTRING]``.
+"""``python -m benchmarks [--quick] [--json PATH] [--only SUBSTRING] [--plot PATH]``.
 
-Runs every case and the references in one process, then prints a Markdown table with each
-case's median and p95 and its ratio to each of its references measured in the same run.
+Runs every case and the references in one process, in interleaved passes, then prints a Markdown
+table with each case's median and p95 and its ratio to each of its references measured in the
+same run (see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import argparse
 import importlib
 import json
 import sys
+from typing import Any
 
-from benchmarks.timing import Case, Result, measure
+from benchmarks.timing import Case, Result, sample, summarise
 
 # Each module defines cases(quick: bool) -> list[Case]; modules that fail to import (an
 # optional extra missing) are reported and skipped.
 CASE_MODULES = ["benchmarks.reference_cases"]
+PASSES = 3
 OPTIONAL_MODULES = [
     "benchmarks.paillier_cases",
     "benchmarks.frost_cases",
@@ -39,15 +42,23 @@ def collect(quick: bool) -> list[Case]:
     return cases
 
 
-def run(quick: bool, only: str | None) -> list[Result]:
+def run(quick: bool, only: str | None, passes: int = PASSES) -> list[Result]:
+    """Measure the selected cases in ``passes`` interleaved passes (one share of each case's runs
+    per pass, warm-up in the first), so that a change of machine load during the run (other
+    processes on a shared 2-core machine) hits a case and its references alike."""
     cases = collect(quick)
     needed = {ref for c in cases if only is None or only in c.name for ref in c.references}
     selected = [c for c in cases if only is None or only in c.name or c.name in needed]
-    results: dict[str, Result] = {}
-    for case in selected:
-        runs = max(3, case.runs // 10) if quick else case.runs
-        results[case.name] = measure(case, runs)
-        print(f"  measured {case.name}: {results[case.name].median_ms:.3f} ms", file=sys.stderr)
+    samples: dict[str, tuple[list[float], list[Any]]] = {c.name: ([], []) for c in selected}
+    for p in range(passes):
+        for case in selected:
+            runs = max(3, case.runs // 10) if quick else case.runs
+            share = max(1, runs // passes + (1 if p < runs % passes else 0))
+            times, returned = sample(case, share, case.warmup if p == 0 else 0)
+            samples[case.name][0].extend(times)
+            samples[case.name][1].extend(returned)
+        print(f"  pass {p + 1}/{passes} done", file=sys.stderr)
+    results = {c.name: summarise(c, *samples[c.name]) for c in selected}
     for case in selected:
         for ref in case.references:
             if ref in results and results[ref].median_ms > 0:

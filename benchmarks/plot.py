@@ -50,9 +50,10 @@ def plot_sign_latency(records: Sequence[Mapping[str, Any]], path: str) -> None:
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlabel("median latency, ms (log scale; whisker to p95); grey = single-party references")
+    ax.set_xlabel("median ms, log scale (whisker: p95; grey: single-key references)", fontsize=8)
     for i, value in enumerate(medians):
-        ax.text(value * 1.08, i, f"{value:.3g}", va="center", fontsize=7)
+        ax.text((value + p95[i]) * 1.15, i, f"{value:.3g}", va="center", fontsize=7)
+    ax.set_xlim(right=max(m + w for m, w in zip(medians, p95)) * 4)
     ax.set_title("Sign latency, both parties in one process", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)

@@ -56,20 +56,30 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def measure(case: Case, runs: int | None = None) -> Result:
-    runs = runs or case.runs
+def sample(case: Case, runs: int, warmup: int) -> tuple[list[float], list[Any]]:
+    """``warmup`` untimed calls, then ``runs`` timed ones: (milliseconds, returned values)."""
     samples: list[float] = []
     returned: list[Any] = []
-    for i in range(case.warmup + runs):
+    for i in range(warmup + runs):
         arg = case.setup() if case.setup else None
         start = time.perf_counter()
         value = case.fn(arg) if case.setup else case.fn()
         elapsed = (time.perf_counter() - start) * 1000.0
-        if i >= case.warmup:
+        if i >= warmup:
             samples.append(elapsed)
             if case.extra is not None:
                 returned.append(value)
-    result = Result(case.name, statistics.median(samples), percentile(samples, 0.95), runs)
+    return samples, returned
+
+
+def summarise(case: Case, samples: list[float], returned: list[Any]) -> Result:
+    """Median and p95 of the samples, and the case's extra figures."""
+    result = Result(case.name, statistics.median(samples), percentile(samples, 0.95), len(samples))
     if case.extra is not None:
         result.extra = case.extra(result, returned)
     return result
+
+
+def measure(case: Case, runs: int | None = None) -> Result:
+    samples, returned = sample(case, runs or case.runs, case.warmup)
+    return summarise(case, samples, returned)

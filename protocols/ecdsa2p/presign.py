@@ -58,9 +58,9 @@ from protocols import paillier
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare, _dump, _load
-from protocols.ecdsa2p.sign import MASK_BITS, nonce_point
-from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
-from protocols.encoding import encode_nat, get_bytes, get_nat, get_point, get_scalar, require_keys
+from protocols.ecdsa2p.sign import MASK_BITS, check_client_signature, decode_signature, nonce_point, signature_payload
+from protocols.ecdsa2p.signature import Signature, digest_to_int, verify_signature
+from protocols.encoding import encode_nat, get_bytes, get_nat, get_point, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
 from protocols.paillier import MAX_MODULUS_BITS
 from protocols.rounds import Message
@@ -349,9 +349,7 @@ class OnlineSignP1(TwoPartySession):
             signature = Signature.from_nonce_point(self._presignature.r_point, s)
             if verify_signature(self._share.public_point, self._digest, signature):
                 self._finish(signature)
-                payload = {"r": GROUP.encode_scalar(signature.r).hex(), "s": GROUP.encode_scalar(signature.s).hex(),
-                           "recid": signature.recid}
-                return [self._message(3, payload, CUSTODIAN)]
+                return [self._message(3, signature_payload(signature), CUSTODIAN)]
         self._share.lock()
         raise KeyLocked("the computed signature did not verify: the key share is now locked (custodian at fault)")
 
@@ -397,21 +395,9 @@ class OnlineSignP2(TwoPartySession):
         return [self._message(2, {"c3": paillier.encode_ciphertext(c3)}, CLIENT)]
 
     def _decode_round3(self, msg: Message) -> Signature:
-        require_keys(msg.payload, ("r", "s", "recid"))
-        recid = msg.payload["recid"]
-        if not isinstance(recid, int) or isinstance(recid, bool):
-            raise InvalidMessage("recid must be an integer")
-        return Signature(get_scalar(msg.payload, "r", GROUP), get_scalar(msg.payload, "s", GROUP), recid)
+        return decode_signature(msg.payload)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
-        signature: Signature = inputs[CLIENT]
-        if signature.r != self._presignature.r or not verify_signature(self._share.public_point, self._digest, signature):
-            raise ProtocolAbort("the client's signature does not verify", CLIENT)
-        try:
-            recovered = recover_public_key(self._digest, signature)
-        except InvalidMessage:
-            recovered = None
-        if recovered != self._share.public_point:
-            raise ProtocolAbort("the client's recovery id does not recover the public key", CLIENT)
-        self._finish(signature)
+        check_client_signature(self._share.public_point, self._digest, self._presignature.r, inputs[CLIENT])
+        self._finish(inputs[CLIENT])
         return []

@@ -113,9 +113,7 @@ class SignP1(TwoPartySession):
         self._share.check_usable()
         signature = self._finish_signature(inputs[CUSTODIAN])
         self._finish(signature)
-        payload = {"r": GROUP.encode_scalar(signature.r).hex(), "s": GROUP.encode_scalar(signature.s).hex(),
-                   "recid": signature.recid}
-        return [self._message(5, payload, CUSTODIAN)]
+        return [self._message(5, signature_payload(signature), CUSTODIAN)]
 
     def _finish_signature(self, c3: int) -> Signature:
         """Decrypt, unblind, normalise and verify; lock the share on any failure."""
@@ -193,25 +191,40 @@ class SignP2(TwoPartySession):
         return paillier.add(pk, masked, scaled)  # type: ignore[arg-type]
 
     def _decode_round5(self, msg: Message) -> Signature:
-        require_keys(msg.payload, ("r", "s", "recid"))
-        recid = msg.payload["recid"]
-        if not isinstance(recid, int) or isinstance(recid, bool):
-            raise InvalidMessage("recid must be an integer")
-        return Signature(get_scalar(msg.payload, "r", GROUP), get_scalar(msg.payload, "s", GROUP), recid)
+        return decode_signature(msg.payload)
 
     def _on_round5(self, inputs: dict[int, Any]) -> list[Message]:
-        signature: Signature = inputs[CLIENT]
-        if signature.r != self._r or not verify_signature(self._share.public_point, self._digest, signature):
-            raise ProtocolAbort("the client's signature does not verify", CLIENT)
-        # (r, s) verifying says nothing about recid: a wrong one would make every recovering
-        # verifier (Ethereum's ecrecover) derive another address.
-        try:
-            recovered = recover_public_key(self._digest, signature)
-        except InvalidMessage:
-            recovered = None
-        if recovered != self._share.public_point:
-            raise ProtocolAbort("the client's recovery id does not recover the public key", CLIENT)
-        self._finish(signature)
+        check_client_signature(self._share.public_point, self._digest, self._r, inputs[CLIENT])
+        self._finish(inputs[CLIENT])
         return []
+
+
+def signature_payload(signature: Signature) -> dict[str, Any]:
+    """The final message of P1: r and s as 32-byte scalars, and the recovery id."""
+    return {"r": GROUP.encode_scalar(signature.r).hex(), "s": GROUP.encode_scalar(signature.s).hex(),
+            "recid": signature.recid}
+
+
+def decode_signature(payload: Any) -> Signature:
+    """Strictly decode ``signature_payload`` output (``InvalidMessage`` otherwise)."""
+    require_keys(payload, ("r", "s", "recid"))
+    recid = payload["recid"]
+    if not isinstance(recid, int) or isinstance(recid, bool):
+        raise InvalidMessage("recid must be an integer")
+    return Signature(get_scalar(payload, "r", GROUP), get_scalar(payload, "s", GROUP), recid)
+
+
+def check_client_signature(public_point: Point, digest: bytes, r: int, signature: Signature) -> None:
+    """P2's check of the signature P1 hands over: its r, (r, s) under Q, and its recovery id."""
+    if signature.r != r or not verify_signature(public_point, digest, signature):
+        raise ProtocolAbort("the client's signature does not verify", CLIENT)
+    # (r, s) verifying says nothing about recid: a wrong one would make every recovering
+    # verifier (Ethereum's ecrecover) derive another address.
+    try:
+        recovered = recover_public_key(digest, signature)
+    except InvalidMessage:
+        recovered = None
+    if recovered != public_point:
+        raise ProtocolAbort("the client's recovery id does not recover the public key", CLIENT)
 
 

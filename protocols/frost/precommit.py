@@ -7,15 +7,18 @@ Output   every signer: one ``CommittedNonces`` per slot: its own secret (d, e) f
          commitment list of all signers for that slot, and the slot id
          H(tag ‖ session id ‖ slot number), which both sides use to name the slot later.
 
-Online sign (``frost/online-sign``), one round and aggregation, from one slot:
+Online sign (``frost/online-sign``), one round and aggregation, from one slot (``SignSession``
+from its round two on; round numbers kept, so the one message is round 2):
 
-Round 1  i -> all   slot id, sig_share z_i (§5.2 over the slot's commitment list) and the view
-                    hash of that list
+Round 2  i -> all   sig_share z_i (§5.2 over the slot's commitment list) and the view hash of
+                    that list
 Output   every signer aggregates, verifies the signature, and on failure verifies each share to
          name the culprit (§5.3, §5.4); all output the same 64-byte Ed25519 signature.
 
-The view hash makes sure all signers hold the same commitment list for the slot (for n > 2 the
-precommit broadcast went over point-to-point channels; see ``protocols.frost.broadcast``).
+The view hash makes sure all signers hold the same commitment list, i.e. sign from the same slot
+(its nonces are fresh, so the list names the slot); for n > 2 the precommit broadcast went over
+point-to-point channels (see ``protocols.frost.broadcast``). Signers that picked different
+slots abort; both slots are used up.
 
 **Single use.** A slot's nonces leave a ``CommittedNonces`` once, through ``take()`` (the online
 session takes them in its constructor), as RFC 9591 §7.3 demands: two signatures with one nonce
@@ -40,14 +43,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from curves import InvalidEncoding, Point, SecretScalar
-from protocols.encoding import get_bytes, get_list, get_scalar, require_keys
-from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
-from protocols.frost import round1, round2
-from protocols.frost.aggregate import aggregate_verified
-from protocols.frost.broadcast import VIEW_HASH_LENGTH, inconsistency_culprit, view_hash
+from protocols.encoding import get_list, require_keys
+from protocols.errors import InvalidMessage, UsageError
+from protocols.frost import round1
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
-from protocols.frost.helpers import SigningCommitments, compute_signing_context, encode_group_commitment_list
+from protocols.frost.helpers import SigningCommitments
 from protocols.frost.keys import KeyShare
+from protocols.frost.sign import SignSession
 from protocols.rounds import Message, Session, parse_hex
 
 __all__ = ["CommittedNonces", "PrecommitSession", "OnlineSignSession", "slot_id", "MAX_SLOTS"]
@@ -230,57 +232,26 @@ class PrecommitSession(Session):
         return []
 
 
-class OnlineSignSession(Session):
-    """One signer's side of signing from a precommitted slot (its nonces are taken at once)."""
+class OnlineSignSession(SignSession):
+    """One signer's side of signing from a precommitted slot (its nonces are taken at once).
+
+    This is ``SignSession`` with round one already done: the session starts at its round-two
+    step (§5.2 over the slot's commitment list) and shares its round-two message, view check and
+    aggregation; only the protocol name differs, so messages of the two never mix.
+    """
 
     protocol = "frost/online-sign"
 
     def __init__(self, session_id: bytes, key_share: KeyShare, committed: CommittedNonces, message: bytes) -> None:
         if not isinstance(committed, CommittedNonces):
             raise UsageError("committed must be CommittedNonces")
-        ids = _check_key_share(key_share, committed.signers)
+        _check_key_share(key_share, committed.signers)
         if committed.identifier != key_share.identifier or committed.public_key != key_share.public_key:
             raise UsageError("these nonces were committed for another key or signer")
-        if not isinstance(message, (bytes, bytearray)):
-            raise UsageError("message must be bytes")
-        super().__init__(session_id, key_share.identifier, ids)
-        self.key_share = key_share
-        self.message = bytes(message)
+        super().__init__(session_id, key_share, committed.signers, message)
         self.slot = committed.slot
-        self._commitment_list = list(committed.commitment_list)
+        self._peer_commitments = {c.identifier: c for c in committed.commitment_list if c.identifier != self.party_id}
         self._nonces = committed.take()
 
     def _begin(self) -> list[Message]:
-        encoded = encode_group_commitment_list(self._commitment_list)
-        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: self.slot + encoded})
-        self._context = compute_signing_context(
-            self.key_share.group_public_key, self._commitment_list, self.message,
-            self._nonces.commitment_share, self.party_id,
-        )
-        self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
-        if not self.peers:
-            return self._on_round1({})
-        self._expect(1)
-        payload = {"slot": self.slot.hex(), "sig_share": SUITE.serialize_scalar(self._sig_share).hex(),
-                   "view": self._view.hex()}
-        return self._broadcast(1, payload)
-
-    def _decode_round1(self, msg: Message) -> int:
-        require_keys(msg.payload, ("slot", "sig_share", "view"))
-        if get_bytes(msg.payload, "slot", SLOT_ID_LENGTH) != self.slot:
-            raise InvalidMessage("the signer names another precommitted slot")
-        sig_share = get_scalar(msg.payload, "sig_share", SUITE.group)
-        if get_bytes(msg.payload, "view", VIEW_HASH_LENGTH) != self._view:
-            culprit = inconsistency_culprit(self.parties, self.party_id, msg.sender)
-            raise ProtocolAbort("signers hold different commitment lists for this slot", culprit)
-        return sig_share
-
-    def _on_round1(self, inputs: dict[int, int]) -> list[Message]:
-        sig_shares = dict(inputs)
-        sig_shares[self.party_id] = self._sig_share
-        signature = aggregate_verified(
-            self._commitment_list, self.message, self.key_share.group_public_key,
-            self.key_share.verifying_shares, sig_shares, self._context,
-        )
-        self._finish(signature)
-        return []
+        return self._on_round1(self._peer_commitments)

@@ -87,7 +87,7 @@ def test_refuses_nonces_of_another_key_or_signer(shares_2of2) -> None:
 
 def test_mismatched_slots_are_refused(shares_2of2) -> None:
     pools = precommit(shares_2of2, 2)
-    with pytest.raises(InvalidMessage):
+    with pytest.raises(ProtocolAbort):
         online(shares_2of2, [pools[0][0], pools[1][1]], b"m")
 
 
