@@ -24,6 +24,13 @@ lost) is refused with ``PresignatureNotFound``; the client gets ``PresignatureNo
 pool for the curve is empty. Presignatures of an older share pair (ECDSA, after recover) are
 discarded when met: the client skips and deletes them, the custodian drops its stale rows at the
 next presign, and either side refuses one that is used anyway (``StateInvalid``).
+
+Two sessions racing for one presignature: on the device, only one ``delete`` of the entry
+succeeds (the other moves on to the next entry); at the custodian, the row's deletion in one
+transaction is the arbiter, so at most one online sign ever runs per id, whatever the client does.
+
+Not covered yet: these sessions are not registered with the session-state codec
+(``protocols.state``), so the networked custodian cannot park them between rounds.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 
 from mpc.client import Client, ClientSign, _ClientOperation
 from mpc.custodian import Custodian, CustodianSign, _CustodianOperation, sign_hello
-from mpc.errors import InputInvalid, KeyLockedError, PresignatureNotFound, from_protocol_error
+from mpc.errors import InputInvalid, KeychainEntryNotFound, KeyLockedError, PresignatureNotFound, from_protocol_error
 from mpc.wallet import CLIENT_PARTY, CURVES, PARTIES, curve_of_chain
 from protocols.compose import child_session_id
 from protocols.ecdsa2p.presign import OnlineSignP1, OnlineSignP2, P1Presignature, P2Presignature, PresignP1, PresignP2
@@ -120,8 +127,11 @@ def take_client_presignature(client: Client, curve: str, share: Any, presignatur
     for name in names:
         if name not in client.keychain:
             continue
-        data = client.keychain.get(name)
-        client.keychain.delete(name)  # gone before anything uses it: a crash cannot reuse it
+        try:
+            data = client.keychain.get(name)
+            client.keychain.delete(name)  # gone before anything uses it: a crash cannot reuse it
+        except KeychainEntryNotFound:
+            continue  # another session on this device took it first
         try:
             item = _decode(curve, CLIENT_PARTY, data)
         except MPCError:

@@ -5,7 +5,8 @@ and receives each signature first. The custodian is P2 (party 2): it holds long-
 ring-Pedersen parameters (``CustodianSetup``), verifies P1's proofs and does the homomorphic
 step (DESIGN.md section 5).
 
-Sessions: ``KeygenP1/KeygenP2``, ``SignP1/SignP2``, ``ReshareP1/ReshareP2``. One-call helpers
+Sessions: ``KeygenP1/KeygenP2``, ``SignP1/SignP2``, ``ReshareP1/ReshareP2``, and presigning
+(``PresignP1/PresignP2`` ahead of time, ``OnlineSignP1/OnlineSignP2`` from a presignature). One-call helpers
 that run both parties in memory: ``keygen``, ``sign``, ``refresh``, ``reshare``.
 """
 
@@ -16,6 +17,7 @@ import threading
 
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN
 from protocols.ecdsa2p.keygen import KeygenP1, KeygenP2
+from protocols.ecdsa2p.presign import OnlineSignP1, OnlineSignP2, P1Presignature, P2Presignature, PresignP1, PresignP2
 from protocols.ecdsa2p.reshare import ReshareP1, ReshareP2
 from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, generate_setup, verify_setup
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
@@ -43,6 +45,12 @@ __all__ = [
     "SignP2",
     "ReshareP1",
     "ReshareP2",
+    "PresignP1",
+    "PresignP2",
+    "OnlineSignP1",
+    "OnlineSignP2",
+    "P1Presignature",
+    "P2Presignature",
     "keygen",
     "sign",
     "refresh",

@@ -180,3 +180,12 @@ def test_stale_presignature_used_anyway_is_refused(generated: Wallet) -> None:
         session = generated.custodian.sign_presigned(generated.client_id, "ethereum", data_for("ethereum"))
         session.presignature_id = pid
         session._start()
+
+
+def test_two_sessions_racing_for_one_entry_take_different_ones(generated: Wallet) -> None:
+    presign(generated, 2)
+    first = generated.client.sign_presigned("ethereum", data_for("ethereum"))
+    second = generated.client.sign_presigned("ethereum", data_for("ethereum"))
+    assert first.presignature_id != second.presignature_id
+    with pytest.raises(PresignatureNotFound):
+        generated.client.sign_presigned("ethereum", data_for("ethereum"))
