@@ -46,7 +46,8 @@ def _sign_many(job: tuple[str, int]) -> int:
     for _ in range(count):
         digest = secrets.token_bytes(32)
         if kind == "ecdsa":
-            ecdsa2p.sign(*_worker_keys["ecdsa"], digest)
+            p1, p2 = _worker_keys["ecdsa"]
+            ecdsa2p.sign(p1, p2, digest)
         else:
             frost.sign(_worker_keys["frost"], digest)
     return count
