@@ -109,15 +109,20 @@ class SQLiteStore:
         self._init_schema()
 
     def _init_schema(self) -> None:
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            self._conn.execute(statement)
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise StoreSchemaUnsupported(
-                f"store schema version {row[0]} is newer than this engine's ({SCHEMA_VERSION})"
-            )
+        with self.transaction():
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._execute(statement)
+            row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                self._execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreSchemaUnsupported(
+                    f"store schema version {row[0]} is newer than this engine's ({SCHEMA_VERSION})"
+                )
+
+    def _begin(self) -> None:
+        """Open the outermost transaction (SQLite: BEGIN IMMEDIATE serialises writers)."""
+        self._conn.execute("BEGIN IMMEDIATE")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -125,7 +130,7 @@ class SQLiteStore:
         with self._lock:
             outer = self._depth == 0
             if outer:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._begin()
             self._depth += 1
             try:
                 yield

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mpc.errors import InputInvalid, StoreSchemaUnsupported
-from mpc.store import SCHEMA_VERSION, SQLiteStore, _SCHEMA
+from mpc.errors import InputInvalid
+from mpc.store import SQLiteStore
 
 __all__ = ["open_store", "PostgresStore", "is_postgres_url"]
 
@@ -106,37 +104,10 @@ class PostgresStore(SQLiteStore):
             self._conn.execute(f'SET search_path TO "{self.schema}"')
         self._init_schema()
 
-    def _init_schema(self) -> None:
-        with self.transaction():
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                self._execute(statement)
-            row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                self._execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreSchemaUnsupported(
-                    f"store schema version {row[0]} is newer than this engine's ({SCHEMA_VERSION})"
-                )
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One atomic unit of work, serialised with every other store transaction."""
-        with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self._conn.execute("BEGIN")
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if outer:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if outer:
-                self._conn.execute("COMMIT")
+    def _begin(self) -> None:
+        """BEGIN plus a transaction-scoped advisory lock: serialised with every store transaction."""
+        self._conn.execute("BEGIN")
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         with self._lock:
