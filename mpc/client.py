@@ -18,10 +18,8 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from mpc.addresses import addresses
@@ -29,7 +27,7 @@ from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudSto
 from mpc.custodian import _method_name, _sign_child, sign_hello, sign_result
 from mpc.errors import BackupNotFound, KeyLockedError, WalletAlreadyExists, WalletNotFound
 from mpc.keychain import FileKeychain, Keychain
-from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, curve_of_chain, decode_share
+from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, curve_of_chain, decode_share, default_home
 from protocols import ecdsa2p, frost
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
@@ -39,11 +37,6 @@ from protocols.sharing import interpolate_at_zero
 from protocols.rounds import Message, Session
 
 __all__ = ["Client", "EjectedKeys", "default_home"]
-
-
-def default_home() -> Path:
-    """Where file-based defaults live: ``$PORTAL_MPC_HOME`` or ``~/.portal-mpc``."""
-    return Path(os.environ.get("PORTAL_MPC_HOME", Path.home() / ".portal-mpc"))
 
 
 class Client:

@@ -40,7 +40,7 @@ from mpc.errors import (
 from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.store import ClientRecord, SQLiteStore
 from mpc.webhook import BackupWebhook
-from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, SignResult, curve_of_chain, decode_share
+from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, SignResult, curve_of_chain, decode_share, default_home
 from protocols import ecdsa2p, frost
 from protocols.compose import Composite, child_session_id
 from protocols.ecdsa2p import CustodianSetup
@@ -63,7 +63,7 @@ class Custodian:
         setup: CustodianSetup | None = None,
         webhook: BackupWebhook | None = None,
     ) -> None:
-        self.store = store if store is not None else SQLiteStore(":memory:")
+        self.store = store if store is not None else _default_store()
         self._setup = setup
         self.webhook = webhook
 
@@ -221,6 +221,13 @@ class Custodian:
 
     def _release(self, client_id: str) -> None:
         self.store.update_client(client_id, operation=None, operation_expires=None)
+
+
+def _default_store() -> SQLiteStore:
+    """The default store: a SQLite file in ``default_home()`` (``$PORTAL_MPC_HOME``)."""
+    home = default_home()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return SQLiteStore(str(home / "custodian.sqlite3"))
 
 
 def _public_keys_payload(shares: Mapping[str, Any]) -> dict[str, str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +22,7 @@ __all__ = [
     "CHAINS",
     "SignResult",
     "curve_of_chain",
+    "default_home",
     "decode_share",
 ]
 
@@ -29,6 +33,11 @@ CURVES = ("secp256k1", "ed25519")
 CHAINS = tuple(CHAIN_CURVES)
 BACKUP_METHODS = ("PASSWORD", "CLOUD", "PASSKEY")
 DEFAULT_METHOD = "CLOUD"
+
+
+def default_home() -> Path:
+    """Where file-based defaults live: ``$PORTAL_MPC_HOME`` or ``~/.portal-mpc``."""
+    return Path(os.environ.get("PORTAL_MPC_HOME", Path.home() / ".portal-mpc"))
 
 
 def curve_of_chain(chain: str) -> str:
@@ -67,7 +76,9 @@ class SignResult:
     """A signature as the chain wants it.
 
     secp256k1: ``r``, ``s`` (low-s), ``recid`` and ``v`` = 27 + recid, ``signature`` = r ‖ s
-    (64 bytes), ``der``. ed25519: ``signature`` is the 64-byte RFC 8032 signature (R ‖ z).
+    (64 bytes), ``der``; it also unpacks as the triple ``r, s, v = result``.
+    ed25519: ``signature`` is the 64-byte RFC 8032 signature (R ‖ z).
+    Either way ``bytes(result)`` is the 64-byte signature and ``result["r"]`` reads a field.
     """
 
     chain: str
@@ -82,6 +93,22 @@ class SignResult:
     @property
     def v(self) -> int | None:
         return None if self.recid is None else 27 + self.recid
+
+    def __iter__(self) -> Iterator[int]:
+        """(r, s, v) for an ECDSA signature; an ed25519 signature is bytes, not a triple."""
+        if self.r is None or self.s is None or self.v is None:
+            raise TypeError("an ed25519 signature does not unpack: use .signature or bytes(result)")
+        return iter((self.r, self.s, self.v))
+
+    def __bytes__(self) -> bytes:
+        return self.signature
+
+    def __getitem__(self, key: str | int) -> Any:
+        if isinstance(key, int):
+            return tuple(self)[key]
+        if key not in {"chain", "curve", "public_key", "signature", "r", "s", "recid", "der", "v"}:
+            raise KeyError(key)
+        return getattr(self, key)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"chain": self.chain, "curve": self.curve, "signature": self.signature.hex()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from protocols import ecdsa2p
@@ -15,3 +17,11 @@ def custodian_setup() -> CustodianSetup:
     setup = setup_from_ring_pedersen(*ring_pedersen_sets()[0])
     ecdsa2p.set_default_setup(setup)
     return setup
+
+
+@pytest.fixture(scope="session", autouse=True)
+def portal_home(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """File-based defaults (the custodian's SQLite file, keychains) live in a temporary folder."""
+    home = str(tmp_path_factory.mktemp("portal-mpc-home"))
+    os.environ["PORTAL_MPC_HOME"] = home
+    return home

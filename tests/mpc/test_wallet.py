@@ -206,3 +206,18 @@ def test_explicit_session_ids_are_honoured(wallet):
     client_op, custodian_op = wallet.client.generate(sid), wallet.custodian.generate(wallet.client_id, sid)
     mpc.run_local(client_op, custodian_op)
     assert client_op.session_id == custodian_op.session_id == sid
+
+
+def test_sign_result_shapes(generated):
+    digest = data_for("ethereum")
+    result, _ = generated.sign("ethereum", digest)
+    r, s, v = result
+    assert (r, s, v) == (result.r, result.s, result.v) == (result["r"], result["s"], result["v"])
+    assert bytes(result) == result.signature == r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert result[2] == v
+    ed, _ = generated.sign("solana", b"m")
+    assert bytes(ed) == ed.signature and len(ed.signature) == 64
+    with pytest.raises(TypeError):
+        r, s, v = ed
+    with pytest.raises(KeyError):
+        ed["secret"]
