@@ -361,12 +361,29 @@ class ClientSign(_ClientOperation):
         return self._add_children({self.curve: self._child})
 
     def receive(self, msg: Message) -> list[Message]:
+        if self.curve == "secp256k1":
+            self._adopt_persisted_lock()
         try:
             return super().receive(msg)
         except KeyLocked:
             # The share object was locked by the signing session: persist it before anything else.
-            self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
+            if self._persisted_share() is not None:
+                self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
             raise KeyLockedError() from None
+
+    def _persisted_share(self) -> Any:
+        """The keychain's copy of this operation's share, if the keychain still holds that share."""
+        if self.client._entry(self.curve) not in self.client.keychain:
+            return None
+        stored = self.client.signing_share(self.curve)
+        return stored if stored.q1 == self._share.q1 else None  # a recover may have replaced it
+
+    def _adopt_persisted_lock(self) -> None:
+        """A lock set by another session on another copy of the share (another operation, another
+        process) stops this one too, before it can decrypt anything (CVE-2023-33242)."""
+        stored = self._persisted_share()
+        if stored is not None and stored.locked and not self._share.locked:
+            self._share.lock()
 
     def _on_children_done(self) -> list[Message]:
         self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))

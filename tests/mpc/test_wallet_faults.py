@@ -117,3 +117,22 @@ def test_errors_have_json_form(wallet):
     body = info.value.to_json()
     assert set(body["error"]) == {"id", "message"}
     assert json.dumps(body)
+
+
+def test_a_lock_stops_sessions_started_on_other_copies_of_the_share(tmp_path):
+    """Two signing operations on one device: the first locks; the second must not decrypt."""
+    from protocols.local import run
+
+    custodian = mpc.Custodian()
+    client_id = custodian.create_client()
+    device = mpc.Client(client_id, mpc.FileKeychain(tmp_path / "device"), cloud=MemoryCloudStorage())
+    mpc.run_local(device.generate(), custodian.generate(client_id))
+    digest = data_for("ethereum")
+    # The second operation is created (its own copy of the share) before the first one locks.
+    second_client, second_custodian = device.sign("ethereum", digest), custodian.sign(client_id, "ethereum", digest)
+    with pytest.raises(errors.KeyLockedError):
+        run([device.sign("ethereum", digest), custodian.sign(client_id, "ethereum", digest)],
+            tamper=crafted_c3(device))
+    with pytest.raises(errors.KeyLockedError):
+        mpc.run_local(second_client, second_custodian)
+    assert device.signing_share("secp256k1").locked
