@@ -29,8 +29,12 @@ Two sessions racing for one presignature: on the device, only one ``delete`` of 
 succeeds (the other moves on to the next entry); at the custodian, the row's deletion in one
 transaction is the arbiter, so at most one online sign ever runs per id, whatever the client does.
 
-Not covered yet: these sessions are not registered with the session-state codec
-(``protocols.state``), so the networked custodian cannot park them between rounds.
+Parking: both operations, their child sessions and the presignatures / precommitted nonces they
+hold are registered with the session-state codec (``protocols.state``, ``mpc.state``), so they
+can be parked after every step and resumed like the other operations (the networked custodian
+offers ``presign`` and ``sign_presigned``). A presignature keeps its used/unused state through
+a park: one the online session took before parking stays taken after resuming. A parked blob
+holds single-use secrets like a parked ``sign``: store it with take semantics.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ operation; see that module for the frames)::
     device = mpc.Client(client_id, keychain)
     remote.generate(device, token)
     result, _ = remote.sign(device, token, "ethereum", digest32)
+    remote.presign(device, token, 8)                      # 8 presignatures per curve, both sides
+    result, _ = remote.sign_presigned(device, token, "ethereum", digest32)   # one short round trip
 
 Each operation returns (the device's result, the custodian's result), like ``mpc.run_local``.
 Engine errors come back as the same ``mpc.errors`` classes (``errors.from_json``). A lost
@@ -81,6 +83,18 @@ class RemoteCustodian:
     def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
         session = client.sign(chain, data)
         return self.run("sign", session, client.client_id, token, {"chain": chain, "data": bytes(data).hex()})
+
+    def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
+        """Add ``count`` presignatures per curve to the device's pool and the custodian's."""
+        session = client.presign(count)
+        return self.run("presign", session, client.client_id, token, {"count": count})
+
+    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+        """Sign from one of the device's presignatures (deleted from the keychain now); one the
+        custodian no longer holds is refused with ``PresignatureNotFound``."""
+        session = client.sign_presigned(chain, data)
+        return self.run("sign_presigned", session, client.client_id, token,
+                        {"chain": chain, "data": bytes(data).hex()})
 
     def run(self, op: str, session: Session, client_id: str, token: str, params: Mapping[str, Any] | None = None,
             *, on_message: Callable[[int], None] | None = None) -> tuple[Any, Any]:

@@ -12,17 +12,21 @@ The client's first frame is a request object::
     {"op": "get_client", "client_id", "token"}                -> {"result": <custodian view>}
     {"op": "stored_client_backup_share", "client_id", "token", "method"?}
                                                               -> {"result": <custodian view>}
-    {"op": "generate" | "backup" | "recover" | "eject" | "sign", "client_id", "token",
-     "session_id": 64 hex digits, ...parameters}             -> {"ready": {"session_id", "expect"}}
+    {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned",
+     "client_id", "token", "session_id": 64 hex digits, ...parameters}
+                                                              -> {"ready": {"session_id", "expect"}}
     {"op": "resume", "client_id", "token", "session_id"}      -> {"ready": {...}} + replayed frames
 
 Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
-(bool); recover and eject ``method``; sign ``chain`` and ``data`` (hex: the 32-byte digest
-for secp256k1 chains, the message for ed25519 chains). After ``ready`` both sides exchange
-protocol messages, each one frame holding ``Message.to_bytes()`` exactly (the client speaks
-first, with its "hello"). When the custodian's session completes the server sends
-``{"result": <custodian result>}`` (the view of ``get_client``, or the signature's
-``SignResult.to_json()``) and closes the connection normally.
+(bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
+32-byte digest for secp256k1 chains, the message for ed25519 chains); presign ``count`` (an
+integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``, presignatures per curve). A
+sign_presigned names its presignature in the client's hello; one the store does not hold
+(unknown, already used or lost) is refused with ``PRESIGNATURE_NOT_FOUND``. After ``ready``
+both sides exchange protocol messages, each one frame holding ``Message.to_bytes()`` exactly
+(the client speaks first, with its "hello"). When the custodian's session completes the server
+sends ``{"result": <custodian result>}`` (the view of ``get_client``, the signature's
+``SignResult.to_json()``, or presign's counts per curve) and closes the connection normally.
 
 Errors are ``{"error": {"id": CODE, "message": text}}`` with the stable codes of ``mpc.errors``
 (``docs/errors.md``): ``AUTH_FAILED`` for a missing or wrong token (or an unknown client: the
@@ -68,6 +72,7 @@ from typing import Any
 
 from mpc.custodian import Custodian
 from mpc.errors import EngineError, InputInvalid, MessageInvalid, NotFound, from_protocol_error
+from mpc.presign import MAX_PRESIGN_COUNT
 from mpc.service_store import ServiceStore, new_token
 from mpc.stores import open_store
 from mpc.wallet import SignResult
@@ -91,7 +96,7 @@ DEFAULT_SESSION_TTL = 300.0
 MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
 MAX_INVALID_FRAMES = 8
 REQUEST_TIMEOUT = 30.0
-OPERATIONS = ("generate", "backup", "recover", "eject", "sign")
+OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned")
 _SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -237,7 +242,8 @@ def _no_constant(name: str) -> Any:
 
 def _operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
     allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
-               "eject": ("method",), "sign": ("chain", "data")}[op]
+               "eject": ("method",), "sign": ("chain", "data"), "sign_presigned": ("chain", "data"),
+               "presign": ("count",)}[op]
     extra = set(request) - {"op", "client_id", "token", "session_id", *allowed}
     if extra:
         raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
@@ -246,9 +252,13 @@ def _operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
         raise InputInvalid("method must be a string")
     if "client_stores_backup" in params and not isinstance(params["client_stores_backup"], bool):
         raise InputInvalid("client_stores_backup must be a boolean")
-    if op == "sign":
+    if op == "presign":
+        count = params.get("count")
+        if type(count) is not int or not 1 <= count <= MAX_PRESIGN_COUNT:
+            raise InputInvalid(f"presign needs 'count', an integer from 1 to {MAX_PRESIGN_COUNT}")
+    if op in ("sign", "sign_presigned"):
         if not isinstance(params.get("chain"), str) or not isinstance(params.get("data"), str):
-            raise InputInvalid("sign needs 'chain' and 'data' (hex)")
+            raise InputInvalid(f"{op} needs 'chain' and 'data' (hex)")
         try:
             params["data"] = bytes.fromhex(params["data"])
         except ValueError:

@@ -1,17 +1,18 @@
 """The wallet engine's classes on the session-state allowlist (``protocols.state``).
 
-Importing this module registers every wallet operation session (both roles), their results
-(``SignResult``, ``EjectedKeys``) and ``KeyLockedError``, so ``Custodian.resume`` /
-``Client.resume`` (and ``Session.from_bytes``) can restore a parked operation. Each operation's
-collaborators (the custodian facade and its store; the device's ``Client`` and backup method)
-are named in its ``_transient`` and given back by ``resume``, never stored.
+Importing this module registers every wallet operation session (both roles, presign and
+sign-presigned included), their results (``SignResult``, ``EjectedKeys``) and
+``KeyLockedError``, so ``Custodian.resume`` / ``Client.resume`` (and ``Session.from_bytes``) can
+restore a parked operation. Each operation's collaborators (the custodian facade and its store;
+the device's ``Client`` and backup method) are named in its ``_transient`` and given back by
+``resume``, never stored.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mpc import client, custodian
+from mpc import client, custodian, presign
 from mpc.errors import KeyLockedError
 from mpc.wallet import SignResult
 from protocols.errors import InvalidMessage
@@ -30,6 +31,10 @@ ENGINE_SESSIONS = (
     client.ClientRecover,
     client.ClientEject,
     client.ClientSign,
+    presign.CustodianPresign,
+    presign.CustodianSignPresigned,
+    presign.ClientPresign,
+    presign.ClientSignPresigned,
 )
 """Every wallet operation session class that can be parked."""
 
