@@ -5,15 +5,34 @@ Decoding accepts only canonical encodings of points on the curve, of prime order
 ``crypto_core_ed25519_is_valid_point`` rejects non-canonical bytes, small-order points and
 points with a torsion component. The identity (``01 00…00``) is accepted only where the caller
 allows it. Scalars are 32 bytes little-endian, below L.
+
+libsodium is called directly through PyNaCl's cffi handle (``nacl._sodium``), not through the
+``nacl.bindings`` wrappers: those re-check argument types and lengths and build their output
+buffers on every call, about a microsecond per operation, and this module already guarantees
+what they check (every raw value is a 32-byte ``bytes`` from a decoding or from libsodium, every
+scalar is in [1, L) and encoded here). Each call still checks libsodium's return code and
+raises what the wrapper would (``nacl.exceptions.RuntimeError``); decoding raises
+``InvalidEncoding``. Output buffers are allocated per call (``ffi.new``, ~0.1 µs): no buffer is
+shared, so the group is safe to use from several threads.
+
+:meth:`Ed25519.decode_point_mul` decodes a point and multiplies it in one libsodium call
+(``crypto_scalarmult_ed25519_noclamp`` makes the same checks on its input as
+``crypto_core_ed25519_is_valid_point``): for a peer's point that is multiplied right away, the
+subgroup check then runs once instead of twice.
 """
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
-from nacl import bindings as _sodium
+from nacl._sodium import ffi, lib
+from nacl.bindings import has_crypto_core_ed25519, has_crypto_scalarmult_ed25519
+from nacl.exceptions import RuntimeError as SodiumError
+from nacl.exceptions import TypeError as SodiumTypeError
+from nacl.exceptions import UnavailableError
 
-from curves.base import Group
+from curves.base import Group, Point
 from curves.errors import InvalidEncoding
 
 __all__ = ["Ed25519", "ed25519", "L"]
@@ -21,10 +40,32 @@ __all__ = ["Ed25519", "ed25519", "L"]
 L: int = 2**252 + 27742317777372353535851937790883648493
 _IDENTITY = b"\x01" + b"\x00" * 31
 _BASE = bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666")
+_POINT = ffi.typeof("unsigned char[32]")
+_NOT_IN_GROUP = "not a canonical ed25519 point of prime order"
+
+
+class _Unavailable:
+    """Stands in for ``lib`` when PyNaCl was built on a minimal libsodium (no point arithmetic)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise UnavailableError("this libsodium build has no ed25519 point arithmetic")
+
+
+_lib: Any = lib if has_crypto_core_ed25519 and has_crypto_scalarmult_ed25519 else _Unavailable()
 
 
 def _scalar_bytes(k: int) -> bytes:
     return k.to_bytes(32, "little")
+
+
+def _failed(operation: str) -> SodiumError:
+    return SodiumError(f"libsodium {operation} failed")
+
+
+def _bad_raw() -> SodiumTypeError:
+    # cffi passes a shorter ``bytes`` through as a pointer and libsodium reads 32 bytes from it:
+    # a raw value of another length (only a hand-built ``Point`` can hold one) must stop here.
+    return SodiumTypeError("an ed25519 point must be a 32-byte bytes object")
 
 
 class Ed25519(Group):
@@ -48,7 +89,12 @@ class Ed25519(Group):
             return b
         if b == _IDENTITY:
             return a
-        return _sodium.crypto_core_ed25519_add(a, b)
+        if len(a) != 32 or len(b) != 32:
+            raise _bad_raw()
+        out = ffi.new(_POINT)
+        if _lib.crypto_core_ed25519_add(out, a, b) != 0:
+            raise _failed("point addition")
+        return ffi.buffer(out)[:]
 
     def _raw_neg(self, a: Any) -> Any:
         if a == _IDENTITY:
@@ -57,11 +103,20 @@ class Ed25519(Group):
         return a[:31] + bytes([a[31] ^ 0x80])
 
     def _raw_mul(self, a: Any, k: int) -> Any:
-        # k is in [1, L) and a is in the prime-order subgroup, so k·a is never the identity.
-        return _sodium.crypto_scalarmult_ed25519_noclamp(_scalar_bytes(k), a)
+        # k is in [1, L) and a is in the prime-order subgroup, so k·a is never the identity and
+        # libsodium (which rejects a zero product and re-checks a) cannot fail.
+        if len(a) != 32:
+            raise _bad_raw()
+        out = ffi.new(_POINT)
+        if _lib.crypto_scalarmult_ed25519_noclamp(out, _scalar_bytes(k), a) != 0:
+            raise _failed("scalar multiplication")
+        return ffi.buffer(out)[:]
 
     def _raw_base_mul(self, k: int) -> Any:
-        return _sodium.crypto_scalarmult_ed25519_base_noclamp(_scalar_bytes(k))
+        out = ffi.new(_POINT)
+        if _lib.crypto_scalarmult_ed25519_base_noclamp(out, _scalar_bytes(k)) != 0:
+            raise _failed("base-point multiplication")
+        return ffi.buffer(out)[:]
 
     def _raw_equal(self, a: Any, b: Any) -> bool:
         return a == b  # canonical encodings are unique
@@ -70,11 +125,39 @@ class Ed25519(Group):
         return raw
 
     def _raw_decode(self, data: bytes) -> Any:
+        # libsodium reads exactly 32 bytes: never hand it anything else.
+        if type(data) is not bytes or len(data) != 32:
+            raise InvalidEncoding("ed25519 point must be 32 bytes")
         if data == _IDENTITY:
             raise InvalidEncoding("ed25519 identity not allowed here")
-        if not _sodium.crypto_core_ed25519_is_valid_point(data):
-            raise InvalidEncoding("not a canonical ed25519 point of prime order")
+        if _lib.crypto_core_ed25519_is_valid_point(data) != 1:
+            raise InvalidEncoding(_NOT_IN_GROUP)
         return data
+
+    def decode_point_mul(self, data: bytes, k: int) -> tuple[Point, Point]:
+        """``(P, k·P)`` for ``P = decode_point(data)``: the same strict decoding, one check.
+
+        ``crypto_scalarmult_ed25519_noclamp`` refuses its input point unless it is canonical,
+        not of small order (which includes the identity), on the curve and in the prime-order
+        subgroup (``ge25519_is_on_main_subgroup``): the checks of
+        ``crypto_core_ed25519_is_valid_point``, whose extra on-curve test is implied by a
+        successful decompression. Besides a bad point it fails only for a zero scalar or an
+        identity product, and for k in [1, L) and P of order L, k·P is never the identity:
+        so the call fails exactly when decoding would. For k ≡ 0 the point is decoded on its
+        own, and the product is the identity.
+        """
+        if not isinstance(data, (bytes, bytearray)) or len(data) != 32:
+            raise InvalidEncoding("ed25519 point must be 32 bytes")
+        data = bytes(data)
+        k = operator.index(k) % L
+        if k == 0:
+            return self.decode_point(data), self.identity()
+        out = ffi.new(_POINT)
+        if _lib.crypto_scalarmult_ed25519_noclamp(out, _scalar_bytes(k), data) != 0:
+            if data == _IDENTITY:
+                raise InvalidEncoding("ed25519 identity not allowed here")
+            raise InvalidEncoding(_NOT_IN_GROUP)
+        return Point(self, data), Point(self, ffi.buffer(out)[:])
 
 
 ed25519 = Ed25519()

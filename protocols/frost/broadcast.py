@@ -30,14 +30,10 @@ VIEW_HASH_LENGTH = 32
 
 def view_hash(protocol: str, session_id: bytes, label: str, view: Mapping[int, bytes]) -> bytes:
     """SHA-256 over (protocol, session id, label, each (party, encoded broadcast) by party id)."""
-    h = hashlib.sha256()
     items = [b"portal-mpc/frost/view/v1", protocol.encode(), session_id, label.encode()]
     for party in sorted(view):
         items += [party.to_bytes(4, "big"), view[party]]
-    for item in items:
-        h.update(len(item).to_bytes(8, "big"))
-        h.update(item)
-    return h.digest()
+    return hashlib.sha256(b"".join(len(item).to_bytes(8, "big") + item for item in items)).digest()
 
 
 def inconsistency_culprit(sources: Iterable[int], receiver: int, sender: int) -> int | None:

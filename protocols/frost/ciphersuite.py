@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import hashlib
 
-from nacl import bindings as _sodium
-from nacl.exceptions import BadSignatureError
+from nacl._sodium import ffi, lib
 
 from curves import Group, Point, ed25519
 from protocols.errors import ProofError, UsageError
@@ -41,6 +40,9 @@ class Ciphersuite:
         self.context_string = context_string
         self.group = group
         self.order = group.order
+        # SHA-512 states with each hash's prefix absorbed, copied per call (cheaper than
+        # hashing the prefix again).
+        self._prefixed = {tag: hashlib.sha512(context_string + tag) for tag in (b"rho", b"nonce", b"msg", b"com")}
 
     # --- hash functions (§6.1) ---------------------------------------------------------------
     def _digest(self, *parts: bytes) -> bytes:
@@ -49,28 +51,33 @@ class Ciphersuite:
             h.update(part)
         return h.digest()
 
+    def _prefixed_digest(self, tag: bytes, m: bytes) -> bytes:
+        h = self._prefixed[tag].copy()
+        h.update(m)
+        return h.digest()
+
     def _to_scalar(self, digest: bytes) -> int:
         return int.from_bytes(digest, "little") % self.order
 
     def H1(self, m: bytes) -> int:  # noqa: N802 - the RFC's name
         """Binding-factor hash."""
-        return self._to_scalar(self._digest(self.context_string, b"rho", m))
+        return int.from_bytes(self._prefixed_digest(b"rho", m), "little") % self.order
 
     def H2(self, m: bytes) -> int:  # noqa: N802
         """Challenge hash (no context string: RFC 8032 compatible)."""
-        return self._to_scalar(self._digest(m))
+        return int.from_bytes(hashlib.sha512(m).digest(), "little") % self.order
 
     def H3(self, m: bytes) -> int:  # noqa: N802
         """Nonce hash."""
-        return self._to_scalar(self._digest(self.context_string, b"nonce", m))
+        return int.from_bytes(self._prefixed_digest(b"nonce", m), "little") % self.order
 
     def H4(self, m: bytes) -> bytes:  # noqa: N802
         """Message hash (64 bytes, not reduced)."""
-        return self._digest(self.context_string, b"msg", m)
+        return self._prefixed_digest(b"msg", m)
 
     def H5(self, m: bytes) -> bytes:  # noqa: N802
         """Commitment-list hash (64 bytes, not reduced)."""
-        return self._digest(self.context_string, b"com", m)
+        return self._prefixed_digest(b"com", m)
 
     def HDKG(self, m: bytes) -> int:  # noqa: N802
         """DKG proof-of-knowledge challenge hash (ZcashFoundation/frost's choice)."""
@@ -93,20 +100,42 @@ class Ciphersuite:
         """Strict: canonical, on the curve, in the prime-order subgroup, not the identity."""
         return self.group.decode_point(data)
 
+    def deserialize_element_mul(self, data: bytes, k: int) -> tuple[Point, Point]:
+        """``(P, k·P)`` for ``P = deserialize_element(data)``, with the same checks.
+
+        On ed25519 one libsodium multiplication both checks and multiplies
+        (``Ed25519.decode_point_mul``), instead of a subgroup check for the decoding and another
+        inside the multiplication.
+        """
+        decode_mul = getattr(self.group, "decode_point_mul", None)
+        if decode_mul is not None:
+            return decode_mul(data, k)  # type: ignore[no-any-return]
+        point = self.deserialize_element(data)
+        return point, point * k
+
     def serialize_identifier(self, identifier: int) -> bytes:
         if not 0 < identifier < self.order:
             raise UsageError("identifier must be in [1, L)")
-        return self.serialize_scalar(identifier)
+        return self.group.encode_scalar(identifier)
 
     # --- verification --------------------------------------------------------------------------
     def verify_signature(self, public_key: bytes, message: bytes, signature: bytes) -> None:
-        """Raise ``ProofError`` unless ``signature`` is a valid RFC 8032 signature."""
+        """Raise ``ProofError`` unless ``signature`` is a valid RFC 8032 signature.
+
+        libsodium's ``crypto_sign_open`` called directly (what ``nacl.bindings`` does after its
+        argument checks, which are made here: bytes of the right lengths).
+        """
+        try:
+            signed = bytes(signature) + bytes(message)
+            public_key = bytes(public_key)
+        except TypeError:
+            raise ProofError("signature, public key and message must be bytes") from None
         if len(signature) != SIGNATURE_LENGTH or len(public_key) != 32:
             raise ProofError("signature or public key has the wrong length")
-        try:
-            _sodium.crypto_sign_open(signature + message, public_key)
-        except (BadSignatureError, ValueError, TypeError):
-            raise ProofError("signature does not verify") from None
+        opened = ffi.new("unsigned char[]", len(signed))
+        opened_length = ffi.new("unsigned long long *")
+        if lib.crypto_sign_open(opened, opened_length, signed, len(signed), public_key) != 0:
+            raise ProofError("signature does not verify")
 
     def __repr__(self) -> str:
         return f"<ciphersuite {self.name}>"

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from curves import Point
@@ -24,6 +24,7 @@ __all__ = [
     "encode_group_commitment_list",
     "binding_factor_inputs",
     "compute_binding_factors",
+    "binding_factors_from_encoding",
     "compute_group_commitment",
     "compute_challenge",
     "SigningContext",
@@ -63,41 +64,67 @@ def encode_group_commitment_list(commitment_list: Sequence[SigningCommitments]) 
 
 
 def binding_factor_inputs(
-    group_public_key: Point, commitment_list: Sequence[SigningCommitments], msg: bytes
+    group_public_key: Point,
+    commitment_list: Sequence[SigningCommitments],
+    msg: bytes,
+    encoded_list: bytes | None = None,
 ) -> dict[int, bytes]:
-    """PK ‖ H4(msg) ‖ H5(encoded list) ‖ id_i for each signer (the input to H1)."""
-    prefix = (
-        SUITE.serialize_element(group_public_key)
-        + SUITE.H4(msg)
-        + SUITE.H5(encode_group_commitment_list(commitment_list))
-    )
-    return {c.identifier: prefix + SUITE.serialize_identifier(c.identifier) for c in commitment_list}
+    """PK ‖ H4(msg) ‖ H5(encoded list) ‖ id_i for each signer (the input to H1).
+
+    ``encoded_list`` may pass ``encode_group_commitment_list(commitment_list)`` when the caller
+    has it already (a signer hashes it into its view hash too).
+    """
+    if encoded_list is None:
+        encoded_list = encode_group_commitment_list(commitment_list)
+    return _binding_factor_inputs(group_public_key, [c.identifier for c in commitment_list], msg, encoded_list)
+
+
+def _binding_factor_inputs(
+    group_public_key: Point, identifiers: Sequence[int], msg: bytes, encoded_list: bytes
+) -> dict[int, bytes]:
+    prefix = SUITE.serialize_element(group_public_key) + SUITE.H4(msg) + SUITE.H5(encoded_list)
+    return {i: prefix + SUITE.serialize_identifier(i) for i in identifiers}
 
 
 def compute_binding_factors(
-    group_public_key: Point, commitment_list: Sequence[SigningCommitments], msg: bytes
+    group_public_key: Point,
+    commitment_list: Sequence[SigningCommitments],
+    msg: bytes,
+    encoded_list: bytes | None = None,
 ) -> dict[int, int]:
-    """§4.4: the binding factor ρ_i of every signer."""
-    inputs = binding_factor_inputs(group_public_key, commitment_list, msg)
+    """§4.4: the binding factor ρ_i of every signer (``encoded_list`` as for ``binding_factor_inputs``)."""
+    inputs = binding_factor_inputs(group_public_key, commitment_list, msg, encoded_list)
+    return {identifier: SUITE.H1(data) for identifier, data in inputs.items()}
+
+
+def binding_factors_from_encoding(
+    group_public_key: Point, identifiers: Sequence[int], msg: bytes, encoded_list: bytes
+) -> dict[int, int]:
+    """§4.4 from the encoded commitment list alone (its points need not be decoded yet)."""
+    inputs = _binding_factor_inputs(group_public_key, identifiers, msg, encoded_list)
     return {identifier: SUITE.H1(data) for identifier, data in inputs.items()}
 
 
 def compute_group_commitment(
     commitment_list: Sequence[SigningCommitments],
-    binding_factors: dict[int, int],
+    binding_factors: Mapping[int, int],
     own_term: Callable[[int], Point] | None = None,
     own_identifier: int | None = None,
+    binding_terms: Mapping[int, Point] | None = None,
 ) -> Point:
     """§4.5: R = Σ D_i + ρ_i·E_i.
 
     A signer may pass ``own_term`` (ρ ↦ D + ρ·E for its own commitments, computed from its
-    nonces as one fixed-base multiplication) for its own term; the result is the same point.
+    nonces as one fixed-base multiplication) for its own term, and ``binding_terms`` with
+    products ρ_i·E_i it has computed already (while decoding E_i); the result is the same point.
     """
     group_commitment = SUITE.group.identity()
     for c in commitment_list:
         rho = binding_factors[c.identifier]
         if own_term is not None and c.identifier == own_identifier:
             group_commitment = group_commitment + own_term(rho)
+        elif binding_terms is not None and c.identifier in binding_terms:
+            group_commitment = group_commitment + c.hiding + binding_terms[c.identifier]
         else:
             group_commitment = group_commitment + c.hiding + c.binding * rho
     return group_commitment
@@ -124,10 +151,21 @@ def compute_signing_context(
     msg: bytes,
     own_term: Callable[[int], Point] | None = None,
     own_identifier: int | None = None,
+    *,
+    encoded_list: bytes | None = None,
+    binding_factors: dict[int, int] | None = None,
+    binding_terms: Mapping[int, Point] | None = None,
 ) -> SigningContext:
-    """Binding factors (§4.4), group commitment R (§4.5) and challenge c (§4.6)."""
-    binding_factors = compute_binding_factors(group_public_key, commitment_list, msg)
-    group_commitment = compute_group_commitment(commitment_list, binding_factors, own_term, own_identifier)
+    """Binding factors (§4.4), group commitment R (§4.5) and challenge c (§4.6).
+
+    The keyword arguments pass what the caller computed already from the same inputs: the
+    encoded list, the binding factors, products ρ_i·E_i (see ``compute_group_commitment``).
+    """
+    if binding_factors is None:
+        binding_factors = compute_binding_factors(group_public_key, commitment_list, msg, encoded_list)
+    group_commitment = compute_group_commitment(
+        commitment_list, binding_factors, own_term, own_identifier, binding_terms
+    )
     challenge = compute_challenge(group_commitment, group_public_key, msg)
     identifiers = tuple(c.identifier for c in commitment_list)
     return SigningContext(identifiers, binding_factors, group_commitment, challenge)

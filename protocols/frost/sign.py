@@ -16,15 +16,22 @@ in ``start()``, stay inside the session and are consumed by the single ``round2.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from curves import InvalidEncoding
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
 from protocols.frost import round1, round2
 from protocols.frost.aggregate import aggregate_verified
 from protocols.frost.broadcast import VIEW_HASH_LENGTH, inconsistency_culprit, view_hash
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
-from protocols.frost.helpers import SigningCommitments, compute_signing_context, encode_group_commitment_list
+from protocols.frost.helpers import (
+    SigningCommitments,
+    SigningContext,
+    binding_factors_from_encoding,
+    compute_signing_context,
+    encode_group_commitment_list,
+)
 from protocols.frost.keys import KeyShare
 from protocols.rounds import Message, Session
 
@@ -63,25 +70,60 @@ class SignSession(Session):
         own = self._nonces.commitments
         return self._broadcast(1, {"hiding": own.hiding.to_bytes().hex(), "binding": own.binding.to_bytes().hex()})
 
-    def _decode_round1(self, msg: Message) -> SigningCommitments:
+    def _decode_round1(self, msg: Message) -> SigningCommitments | tuple[SigningCommitments, bytes, SigningContext]:
         require_keys(msg.payload, ("hiding", "binding"))
-        return SigningCommitments(
-            msg.sender, get_point(msg.payload, "hiding", SUITE.group), get_point(msg.payload, "binding", SUITE.group)
+        hiding = get_point(msg.payload, "hiding", SUITE.group)
+        if len(self._inputs) + 1 < len(self._awaited) or self._nonces is None:
+            return SigningCommitments(msg.sender, hiding, get_point(msg.payload, "binding", SUITE.group))
+        # The last commitments of the round complete the list, so the binding factors are known
+        # and this sender's E is decoded by the multiplication ρ·E that R needs anyway
+        # (``deserialize_element_mul``: the same checks, made once instead of twice). A bad E
+        # is still ``InvalidMessage`` with the state unchanged; nothing here changes state.
+        binding = get_bytes(msg.payload, "binding", SUITE.group.point_length)
+        known = {i: (c.hiding.to_bytes(), c.binding.to_bytes()) for i, c in self._inputs.items()}
+        own = self._nonces.commitments
+        known[self.party_id] = (own.hiding.to_bytes(), own.binding.to_bytes())
+        known[msg.sender] = (hiding.to_bytes(), binding)
+        encoded = b"".join(SUITE.serialize_identifier(i) + known[i][0] + known[i][1] for i in self.parties)
+        factors = binding_factors_from_encoding(self.key_share.group_public_key, self.parties, self.message, encoded)
+        try:
+            binding_point, binding_term = SUITE.deserialize_element_mul(binding, factors[msg.sender])
+        except InvalidEncoding as exc:
+            raise InvalidMessage(f"binding: {exc}") from None
+        commitments = SigningCommitments(msg.sender, hiding, binding_point)
+        listed = {**self._inputs, self.party_id: own, msg.sender: commitments}
+        context = compute_signing_context(
+            self.key_share.group_public_key, [listed[i] for i in self.parties], self.message,
+            self._nonces.commitment_share, self.party_id,
+            binding_factors=factors, binding_terms={msg.sender: binding_term},
         )
+        return commitments, encoded, context
 
     # Round 2: sign (§5.2) over the commitment list everyone must share.
-    def _on_round1(self, inputs: dict[int, SigningCommitments]) -> list[Message]:
+    def _on_round1(
+        self, inputs: Mapping[int, SigningCommitments | tuple[SigningCommitments, bytes, SigningContext]]
+    ) -> list[Message]:
         if self._nonces is None:
             raise UsageError("session not started")
-        commitments = dict(inputs)
+        commitments: dict[int, SigningCommitments] = {}
+        done: tuple[bytes, SigningContext] | None = None
+        for i, value in inputs.items():
+            if isinstance(value, tuple):  # decoded last: the list's encoding and context come with it
+                commitments[i], encoded, context = value
+                done = encoded, context
+            else:
+                commitments[i] = value
         commitments[self.party_id] = self._nonces.commitments
         self._commitment_list = [commitments[i] for i in self.parties]
-        encoded = encode_group_commitment_list(self._commitment_list)
+        if done is not None:
+            encoded, self._context = done
+        else:
+            encoded = encode_group_commitment_list(self._commitment_list)
+            self._context = compute_signing_context(
+                self.key_share.group_public_key, self._commitment_list, self.message,
+                self._nonces.commitment_share, self.party_id, encoded_list=encoded,
+            )
         self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded})
-        self._context = compute_signing_context(
-            self.key_share.group_public_key, self._commitment_list, self.message,
-            self._nonces.commitment_share, self.party_id,
-        )
         self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
         if not self.peers:
             return self._on_round2({})
