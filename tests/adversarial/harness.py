@@ -543,14 +543,28 @@ class Checkpoint:
     sessions: list[Session]
     queue: list[tuple[int, Message]]
 
+    keychains: dict[int, dict[str, bytes]] = field(default_factory=dict)
+
     def fresh(self) -> tuple[dict[int, Session], list[tuple[int, Message]]]:
-        copies = snapshot(self.sessions, self.scenario.shared())
+        shared = self.scenario.shared()
+        # Keychains are shared, not copied: put back what they held at this point, so a lock that
+        # an earlier mutated delivery persisted does not leak into this copy.
+        for keychain in _keychains(shared):
+            for name in keychain.names():
+                keychain.delete(name)
+            for name, data in self.keychains.get(id(keychain), {}).items():
+                keychain.put(name, data)
+        copies = snapshot(self.sessions, shared)
         return {s.party_id: s for s in copies}, list(self.queue)
 
     @property
     def label(self) -> str:
         m = self.message
         return f"{self.scenario.name}#{self.index} r{m.round} {m.sender}->{self.receiver}"
+
+
+def _keychains(shared: Sequence[Any]) -> list[mpc.MemoryKeychain]:
+    return [obj for obj in shared if isinstance(obj, mpc.MemoryKeychain)]
 
 
 def record(scenario: Scenario) -> list[Checkpoint]:
@@ -570,8 +584,9 @@ def record(scenario: Scenario) -> list[Checkpoint]:
     checkpoints: list[Checkpoint] = []
     while queue:
         party, msg = queue.popleft()
+        keychains = {id(k): {n: k.get(n) for n in k.names()} for k in _keychains(scenario.shared())}
         checkpoints.append(Checkpoint(scenario, len(checkpoints), msg, party,
-                                      snapshot(sessions, scenario.shared()), list(queue)))
+                                      snapshot(sessions, scenario.shared()), list(queue), keychains))
         try:
             post(by_party[party].receive(msg))
         except FutureMessage:
