@@ -1,13 +1,16 @@
-"""The custodian's long-lived setup: ring-Pedersen parameters (N̂, s, t) with their Π_prm proof.
+"""The custodian's long-lived setup: ring-Pedersen parameters (N̂, s, t) with Π_prm and Π_mod.
 
 In Lindell-style two-party ECDSA with CGGMP proofs, P2 (the custodian) verifies P1's proofs
 about P1's Paillier key and encrypted share (Π_fac, Π_log*), and those proofs need the
 *verifier's* ring-Pedersen parameters (REFERENCES.md §2 and §3: ZenGo's prover-made N̂ is the
 pitfall). The custodian generates them once (two safe primes: seconds to minutes), proves them
-well formed with Π_prm, stores and reuses them; a client checks Π_prm once per setup and caches
-the verdict (``verify_setup`` keeps a process-wide cache keyed by the setup's hash).
+well formed with Π_prm (s ∈ ⟨t⟩, so its commitments hide the client's witnesses) and N̂ a
+Paillier-Blum modulus with Π_mod (safe primes > 7 are ≡ 3 mod 4), as REFERENCES.md §2 keygen
+step 2 and CGGMP's auxiliary information do; it stores and reuses them. A client checks both
+proofs once per setup and caches the verdict (``verify_setup`` keeps a process-wide cache keyed
+by the setup's hash).
 
-The Π_prm proof is bound to the parameters only (it is a statement about a long-lived object,
+Both proofs are bound to the parameters only (they are statements about a long-lived object,
 not about a session); the proofs that use the parameters bind the session themselves.
 """
 
@@ -25,11 +28,12 @@ from protocols.errors import InvalidMessage
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, generate_ring_pedersen
 from protocols.rounds import parse_strict_json
 from protocols.transcript import Transcript
-from protocols.zk import prm
+from protocols.zk import mod, prm
 
 __all__ = ["CustodianSetup", "CustodianSetupPublic", "generate_setup", "setup_from_ring_pedersen", "verify_setup"]
 
 _PRM_DOMAIN = "ecdsa2p/custodian-setup/prm"
+_MOD_DOMAIN = "ecdsa2p/custodian-setup/mod"
 
 
 def _canonical(obj: Any) -> bytes:
@@ -40,24 +44,42 @@ def _prm_transcript() -> Transcript:
     return Transcript(_PRM_DOMAIN)
 
 
+def _mod_transcript(params: RingPedersenParams) -> Transcript:
+    transcript = Transcript(_MOD_DOMAIN)
+    transcript.append_ints("ring-pedersen", (params.n_hat, params.s, params.t))
+    return transcript
+
+
+def _proofs_payload(public: CustodianSetupPublic) -> dict[str, Any]:
+    return {"prm": public.proof.to_payload(), "mod": public.mod_proof.to_payload()}
+
+
+def _with_proofs(params: RingPedersenParams, payload: Mapping[str, Any]) -> CustodianSetupPublic:
+    """Strict decoding of both proofs for ``params`` (not verified here)."""
+    return CustodianSetupPublic(
+        params, prm.PrmProof.from_payload(payload["prm"], params), mod.ModProof.from_payload(payload["mod"], params.n_hat)
+    )
+
+
 @dataclass(frozen=True)
 class CustodianSetupPublic:
-    """What the custodian publishes: (N̂, s, t) and Π_prm."""
+    """What the custodian publishes: (N̂, s, t), Π_prm and Π_mod for N̂."""
 
     params: RingPedersenParams
     proof: prm.PrmProof
+    mod_proof: mod.ModProof
 
     def to_payload(self) -> dict[str, Any]:
-        return {"params": self.params.to_payload(), "prm": self.proof.to_payload()}
+        return {"params": self.params.to_payload(), **_proofs_payload(self)}
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> CustodianSetupPublic:
         """Strict decoding (raises ``InvalidMessage``); the proof is *not* verified here."""
         if not isinstance(payload, Mapping):
             raise InvalidMessage("setup must be an object")
-        require_keys(payload, ("params", "prm"))
+        require_keys(payload, ("params", "prm", "mod"))
         params = RingPedersenParams.from_payload(payload["params"])
-        return cls(params, prm.PrmProof.from_payload(payload["prm"], params))
+        return _with_proofs(params, payload)
 
     @property
     def fingerprint(self) -> bytes:
@@ -76,8 +98,8 @@ class CustodianSetup:
         return f"CustodianSetup(<secret>, id={self.public.fingerprint.hex()[:16]})"
 
     def to_bytes(self) -> bytes:
-        """The secret (it determines the parameters) followed by the proof, for storage."""
-        body = _canonical(self.public.proof.to_payload())
+        """The secret (it determines the parameters) followed by the proofs, for storage."""
+        body = _canonical(_proofs_payload(self.public))
         secret = self.secret.to_bytes()
         return len(secret).to_bytes(4, "big") + secret + body
 
@@ -87,9 +109,9 @@ class CustodianSetup:
             raise InvalidMessage("custodian setup truncated")
         size = int.from_bytes(data[:4], "big")
         secret = RingPedersenSecret.from_bytes(data[4 : 4 + size])
-        proof_payload = parse_strict_json(data[4 + size :])
-        proof = prm.PrmProof.from_payload(proof_payload, secret.params)
-        setup = cls(CustodianSetupPublic(secret.params, proof), secret)
+        proofs = parse_strict_json(data[4 + size :])
+        require_keys(proofs, ("prm", "mod"))
+        setup = cls(_with_proofs(secret.params, proofs), secret)
         verify_setup(setup.public)
         return setup
 
@@ -100,9 +122,10 @@ def generate_setup(bits: int = 2048) -> CustodianSetup:
 
 
 def setup_from_ring_pedersen(params: RingPedersenParams, secret: RingPedersenSecret) -> CustodianSetup:
-    """A setup over existing ring-Pedersen parameters (proves Π_prm for them)."""
+    """A setup over existing ring-Pedersen parameters (proves Π_prm and Π_mod for them)."""
     proof = prm.prove(params, secret, _prm_transcript())
-    setup = CustodianSetup(CustodianSetupPublic(params, proof), secret)
+    mod_proof = mod.prove(params.n_hat, secret.p, secret.q, _mod_transcript(params))
+    setup = CustodianSetup(CustodianSetupPublic(params, proof, mod_proof), secret)
     _VERIFIED.add(setup.public.fingerprint)
     return setup
 
@@ -112,11 +135,12 @@ _LOCK = threading.Lock()
 
 
 def verify_setup(public: CustodianSetupPublic) -> None:
-    """Raise ``ProofError`` unless Π_prm verifies; a setup verified once is not checked again."""
+    """Raise ``ProofError`` unless Π_prm and Π_mod verify; a setup verified once is not checked again."""
     key = public.fingerprint
     with _LOCK:
         if key in _VERIFIED:
             return
     prm.verify(public.params, public.proof, _prm_transcript())
+    mod.verify(public.params.n_hat, public.mod_proof, _mod_transcript(public.params))
     with _LOCK:
         _VERIFIED.add(key)

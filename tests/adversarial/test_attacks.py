@@ -21,12 +21,12 @@ from curves import ed25519, secp256k1
 from mpc import errors
 from protocols import bigint, ecdsa2p, frost, paillier
 from protocols.ecdsa2p import CLIENT, CUSTODIAN, KeygenP1, KeygenP2, ReshareP1, ReshareP2, SignP1, SignP2
-from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, _prm_transcript
+from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, _mod_transcript, _prm_transcript
 from protocols.encoding import encode_nat
 from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, ProtocolAbort
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.rounds import Message
-from protocols.zk import prm
+from protocols.zk import mod, prm
 from protocols.frost.broadcast import view_hash
 from protocols.frost.helpers import SigningCommitments, encode_group_commitment_list
 from protocols.zk.params import M_ITERATIONS
@@ -174,7 +174,11 @@ def _setup_with(params: RingPedersenParams, lam: int, phi: int) -> CustodianSetu
     n = params.n_hat
     secret = SimpleNamespace(lam=lam, phi=phi, crt=SimpleNamespace(powmod=lambda x, e: pow(x, e, n)))
     proof = prm.prove(params, secret, _prm_transcript())  # type: ignore[arg-type]
-    return CustodianSetup(CustodianSetupPublic(params, proof), secret)  # type: ignore[arg-type]
+    # Π_mod by the real prover over the good N̂: honest where the bad setup keeps that N̂ (the
+    # flaw is elsewhere), a proof for another modulus where it does not (refused either way).
+    good_params, good_secret = ring_pedersen_sets()[0]
+    mod_proof = mod.prove(good_params.n_hat, good_secret.p, good_secret.q, _mod_transcript(params))
+    return CustodianSetup(CustodianSetupPublic(params, proof, mod_proof), secret)  # type: ignore[arg-type]
 
 
 def _raw_params(n_hat: int, s: int, t: int) -> RingPedersenParams:

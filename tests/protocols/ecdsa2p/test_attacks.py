@@ -350,11 +350,13 @@ def test_r_zero_is_refused() -> None:
     assert not verify_signature(secp256k1.base_mul(5), DIGEST, forged)
 
 
-def test_bad_ring_pedersen_setup_is_refused_by_the_client() -> None:
-    """A custodian whose Π_prm does not verify for its parameters gets no keygen."""
+@pytest.mark.parametrize("wrong", ["prm", "mod"])
+def test_bad_ring_pedersen_setup_is_refused_by_the_client(wrong: str) -> None:
+    """A custodian whose Π_prm or Π_mod does not verify for its parameters gets no keygen."""
     good = setup_from_ring_pedersen(*ring_pedersen_sets()[0])
     other = setup_from_ring_pedersen(*ring_pedersen_sets()[1])
-    payload = {"params": other.public.params.to_payload(), "prm": good.public.proof.to_payload()}
+    payload = other.public.to_payload()
+    payload[wrong] = good.public.to_payload()[wrong]
 
     def tamper(msg: Message) -> Message:
         return dataclasses.replace(msg, payload={**msg.payload, "setup": payload}) if msg.round == 2 else msg
