@@ -1,4 +1,5 @@
-"""Command line: ``python -m mpc demo [--dir DIR] [--server]``, ``python -m mpc setup --db DB`` and
+"""Command line: ``python -m mpc demo [--dir DIR] [--server]``, ``python -m mpc setup [--db DB]
+[--device DIR]`` and
 ``python -m mpc serve [--db URL] [--host 127.0.0.1] [--port N]`` (the WebSocket custodian,
 ``mpc.server``; ``demo --server`` runs the lifecycle against one on loopback).
 
@@ -8,7 +9,9 @@ addresses, sign on every chain (each signature checked by a standard single-key 
 one real transaction per chain with ``mpc.chains`` (where the chain's library is installed),
 back up, wipe the device, recover on a new device, sign again.
 
-``setup`` creates the custodian's long-lived ring-Pedersen setup ahead of time and stores it.
+``setup`` creates a long-lived ring-Pedersen setup ahead of time: the custodian's (``--db``,
+stored in its database) and/or a device's (``--device``, kept in that keychain folder; the
+custodian proves every c3 against it). Each takes seconds with gmpy2 (two safe primes).
 """
 
 from __future__ import annotations
@@ -102,13 +105,23 @@ def demo(directory: Path) -> int:
     return 0 if same else 1
 
 
-def setup(db: str) -> int:
-    from mpc.stores import open_store
-
-    custodian = mpc.Custodian(open_store(db))
+def setup(db: str | None, device: Path | None) -> int:
     start = time.perf_counter()
-    fingerprint = custodian.setup.public.fingerprint.hex()
-    print(f"custodian setup {fingerprint[:16]}… stored in {db} ({time.perf_counter() - start:.1f} s)")
+    if device is not None:
+        from mpc.client import make_device_setup
+
+        def progress(note: str) -> None:
+            print(f"  {note} ({time.perf_counter() - start:.1f} s)", flush=True)
+
+        made = make_device_setup(mpc.FileKeychain(device), progress)
+        print(f"device setup {made.public.fingerprint.hex()[:16]}… kept in {device} "
+              f"({time.perf_counter() - start:.1f} s)")
+    if db is not None:
+        from mpc.stores import open_store
+
+        custodian = mpc.Custodian(open_store(db))
+        fingerprint = custodian.setup.public.fingerprint.hex()
+        print(f"custodian setup {fingerprint[:16]}… stored in {db} ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -120,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--dir", type=Path, help="where to keep the state (default: a temporary folder)")
     demo_parser.add_argument("--server", action="store_true",
                              help="run it over WebSockets against a custodian service started on 127.0.0.1")
-    setup_parser = commands.add_parser("setup", help="create and store the custodian setup")
-    setup_parser.add_argument("--db", required=True, help="custodian store: SQLite file or postgresql:// URL")
+    setup_parser = commands.add_parser(
+        "setup", help="make a long-lived ring-Pedersen setup ahead of time (custodian and/or device)")
+    setup_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL")
+    setup_parser.add_argument("--device", type=Path,
+                              help="device keychain folder: make the device's setup (the custodian proves c3 against it)")
     serve_parser = commands.add_parser("serve", help="run the custodian as a WebSocket service")
     serve_parser.add_argument("--db", default="custodian.sqlite3",
                               help="SQLite file (default custodian.sqlite3) or postgresql://user:pw@host/db")
@@ -133,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "setup":
-        return setup(args.db)
+        if args.db is None and args.device is None:
+            parser.error("setup needs --db and/or --device")
+        return setup(args.db, args.device)
     if args.command == "serve":
         from mpc.server import serve_forever
 

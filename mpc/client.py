@@ -1,7 +1,10 @@
 """The client role (a user's device): ``mpc.Client(client_id, keychain)``.
 
 The keychain holds the client's signing shares, one entry per curve
-(``<client_id>.<curve>.signing``). The client's backup share never stays on the device: it is
+(``<client_id>.<curve>.signing``), and the device's ring-Pedersen setup (``device.ecdsa2p-setup``,
+one per keychain, shared by every wallet on it): the parameters the custodian proves every c3
+against (``protocols.zk.c3``). It is made once (two safe primes: seconds with gmpy2), ahead of
+time with ``python -m mpc setup --device DIR`` or at the first keygen or recover. The client's backup share never stays on the device: it is
 encrypted here (XChaCha20-Poly1305 under a fresh key, bound to the client id and curve) and the
 key is kept by a backup method (``CLOUD`` by default: the client's cloud storage).
 
@@ -19,24 +22,47 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from mpc.addresses import addresses
 from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, LocalFolderCloudStorage, decrypt_backup, encrypt_backup
 from mpc.custodian import _method_name, _sign_child, sign_hello, sign_result
-from mpc.errors import BackupNotFound, KeyLockedError, WalletAlreadyExists, WalletNotFound
+from mpc.errors import BackupNotFound, KeychainCorrupted, KeyLockedError, WalletAlreadyExists, WalletNotFound
 from mpc.keychain import FileKeychain, Keychain
 from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, curve_of_chain, decode_share, default_home
 from protocols import ecdsa2p, frost
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
 from curves import ed25519, secp256k1
-from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort
+from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort
 from protocols.sharing import interpolate_at_zero
 from protocols.rounds import Message, Session
 
-__all__ = ["Client", "EjectedKeys", "default_home"]
+__all__ = ["Client", "EjectedKeys", "default_home", "DEVICE_SETUP_ENTRY", "make_device_setup"]
+
+DEVICE_SETUP_ENTRY = "device.ecdsa2p-setup"
+
+
+@lru_cache(maxsize=8)
+def _load_device_setup(data: bytes) -> ecdsa2p.ClientSetup:
+    try:
+        return ecdsa2p.CustodianSetup.from_bytes(data)
+    except MPCError as exc:
+        raise KeychainCorrupted("the device setup in the keychain is damaged") from exc
+
+
+def make_device_setup(keychain: Keychain, progress: Callable[[str], None] | None = None) -> ecdsa2p.ClientSetup:
+    """Make the device's ring-Pedersen setup ahead of time and keep it in ``keychain``.
+
+    Keeps an existing one (a device has one setup for good); ``progress`` hears each stage.
+    """
+    if DEVICE_SETUP_ENTRY in keychain:
+        return _load_device_setup(keychain.get(DEVICE_SETUP_ENTRY))
+    setup = ecdsa2p.generate_setup(progress=progress)
+    keychain.put(DEVICE_SETUP_ENTRY, setup.to_bytes())
+    return setup
 
 
 class Client:
@@ -48,6 +74,18 @@ class Client:
         self.cloud = cloud if cloud is not None else LocalFolderCloudStorage(default_home() / "cloud")
 
     # --- keychain -----------------------------------------------------------------------------
+    def device_setup(self) -> ecdsa2p.ClientSetup:
+        """The device's ring-Pedersen setup from the keychain, made and stored on first use.
+
+        A keychain without one takes this process's ``ecdsa2p.default_client_setup()`` (made
+        once per process, or installed by the application) and keeps it from then on.
+        """
+        if DEVICE_SETUP_ENTRY in self.keychain:
+            return _load_device_setup(self.keychain.get(DEVICE_SETUP_ENTRY))
+        setup = ecdsa2p.default_client_setup()
+        self.keychain.put(DEVICE_SETUP_ENTRY, setup.to_bytes())
+        return setup
+
     def _entry(self, curve: str) -> str:
         return f"{self.client_id}.{curve}.signing"
 
@@ -162,7 +200,7 @@ class ClientGenerate(_ClientOperation):
 
     def _start(self) -> list[Message]:
         return self._add_children({
-            "secp256k1": ecdsa2p.KeygenP1(self._child_id("secp256k1")),
+            "secp256k1": ecdsa2p.KeygenP1(self._child_id("secp256k1"), self.client.device_setup()),
             "ed25519": frost.DKGSession(self._child_id("ed25519"), CLIENT_PARTY, PARTIES, 2),
         })
 
@@ -243,7 +281,8 @@ class ClientRecover(_FromBackup):
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
         return self._add_children({
-            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), value["secp256k1"], for_signing=True),
+            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), value["secp256k1"], for_signing=True,
+                                           client_setup=self.client.device_setup()),
             "ed25519": frost.RefreshSession(self._child_id("ed25519"), value["ed25519"], PARTIES),
         })
 

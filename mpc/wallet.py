@@ -58,9 +58,9 @@ def decode_share(curve: str, role: int, data: bytes) -> Any:
     """
     share = _decode_validated(curve, role, bytes(data))
     if isinstance(share, P1KeyShare):  # mutable (lock flag): every caller gets its own object
-        return P1KeyShare(share.x1, share.public_point, share.q2, share.paillier, share.locked)
+        return share.copy()
     if isinstance(share, P2KeyShare):
-        return P2KeyShare(share.x2, share.public_point, share.q1, share.paillier, share.c_key)
+        return share.copy()
     return share  # frost.KeyShare is frozen
 
 

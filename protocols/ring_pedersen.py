@@ -18,7 +18,7 @@ computed against it, one gcd with the primorial); s and t in Z*_N̂ and none of 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -132,12 +132,20 @@ def ring_pedersen_from_primes(p: int, q: int) -> tuple[RingPedersenParams, RingP
         return params, RingPedersenSecret(p, q, lam, params)
 
 
-def generate_ring_pedersen(bits: int = MIN_MODULUS_BITS) -> tuple[RingPedersenParams, RingPedersenSecret]:
-    """Generate parameters over two fresh ``bits/2``-bit safe primes (slow: off the hot path)."""
+def generate_ring_pedersen(
+    bits: int = MIN_MODULUS_BITS, progress: Callable[[str], None] | None = None
+) -> tuple[RingPedersenParams, RingPedersenSecret]:
+    """Generate parameters over two fresh ``bits/2``-bit safe primes (slow: off the hot path).
+
+    ``progress`` (optional) is told when each prime is found.
+    """
     if bits % 2 or not MIN_MODULUS_BITS <= bits <= MAX_MODULUS_BITS:
         raise UsageError(f"ring-Pedersen modulus size must be even, {MIN_MODULUS_BITS} to {MAX_MODULUS_BITS}")
+    report = progress or (lambda note: None)
     p = primes.safe_prime(bits // 2)
+    report("first safe prime found")
     q = primes.safe_prime(bits // 2)
     while q == p:
         q = primes.safe_prime(bits // 2)
+    report("second safe prime found")
     return ring_pedersen_from_primes(p, q)

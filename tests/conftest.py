@@ -1,4 +1,4 @@
-"""Shared test set-up: the pre-generated custodian setup (never used by library code)."""
+"""Shared test set-up: the pre-generated custodian and client setups (never used by library code)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from protocols import ecdsa2p
-from protocols.ecdsa2p.setup import CustodianSetup, setup_from_ring_pedersen
+from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, set_default_client_setup, setup_from_ring_pedersen
 from tests.fixtures import ring_pedersen_sets
 
 
@@ -16,6 +16,14 @@ def custodian_setup() -> CustodianSetup:
     """Test ring-Pedersen parameters with their Π_prm proof, installed as the default setup."""
     setup = setup_from_ring_pedersen(*ring_pedersen_sets()[0])
     ecdsa2p.set_default_setup(setup)
+    return setup
+
+
+@pytest.fixture(scope="session", autouse=True)
+def client_setup() -> ClientSetup:
+    """The device's ring-Pedersen setup (test parameters), installed as the process default."""
+    setup = setup_from_ring_pedersen(*ring_pedersen_sets()[1])
+    set_default_client_setup(setup)
     return setup
 
 

@@ -1,7 +1,8 @@
 """Two-party ECDSA on secp256k1 (Lindell 2017 with CGGMP proofs for the Paillier key).
 
 The client is P1 (party 1): it owns a fresh Paillier key per share pair, decrypts, verifies
-and receives each signature first. The custodian is P2 (party 2): it holds long-lived
+and receives each signature first; it also owns a long-lived ring-Pedersen setup
+(``ClientSetup``, one per device) against which the custodian proves every c3 it sends. The custodian is P2 (party 2): it holds long-lived
 ring-Pedersen parameters (``CustodianSetup``), verifies P1's proofs and does the homomorphic
 step (DESIGN.md section 5).
 
@@ -19,7 +20,16 @@ from protocols.ecdsa2p.common import CLIENT, CUSTODIAN
 from protocols.ecdsa2p.keygen import KeygenP1, KeygenP2
 from protocols.ecdsa2p.presign import OnlineSignP1, OnlineSignP2, P1Presignature, P2Presignature, PresignP1, PresignP2
 from protocols.ecdsa2p.reshare import ReshareP1, ReshareP2
-from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, generate_setup, verify_setup
+from protocols.ecdsa2p.setup import (
+    ClientSetup,
+    ClientSetupPublic,
+    CustodianSetup,
+    CustodianSetupPublic,
+    default_client_setup,
+    generate_setup,
+    set_default_client_setup,
+    verify_setup,
+)
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.ecdsa2p.sign import SignP1, SignP2
 from protocols.ecdsa2p.signature import Signature, recover_public_key, verify_signature
@@ -30,6 +40,10 @@ __all__ = [
     "CUSTODIAN",
     "CustodianSetup",
     "CustodianSetupPublic",
+    "ClientSetup",
+    "ClientSetupPublic",
+    "default_client_setup",
+    "set_default_client_setup",
     "generate_setup",
     "verify_setup",
     "default_setup",

@@ -3,7 +3,9 @@
 Round 1  P1 -> P2  commitment to (Q1 = x1·G, Schnorr proof of x1)
 Round 2  P2 -> P1  Q2 = x2·G with its Schnorr proof; P2's setup (N̂, s, t) with Π_prm
 Round 3  P1 -> P2  opening of round 1; N, c_key = Enc(x1), Π_mod, Π_fac, Π_log*
-                   (see ``encrypted_share``); P1 checked Π_prm first (cached per setup)
+                   (see ``encrypted_share``); P1 checked Π_prm first (cached per setup);
+                   P1's own setup (N̂_c, s, t) with Π_prm and Π_mod, against which P2 will
+                   prove every c3 in signing (``protocols.zk.c3``)
 Round 4  P2 -> P1  Q = Q1 + Q2, confirming that P2 accepted and stored its share
 Output   P1KeyShare / P2KeyShare with the same joint public key Q (33-byte compressed)
 
@@ -20,7 +22,8 @@ from typing import Any
 from curves import Point, SecretScalar
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, verify_setup
+from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic, default_client_setup, receive_setup
+from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, require_keys
 from protocols.errors import ProtocolAbort
@@ -43,15 +46,19 @@ class _Round2:
 class _Round3:
     q1: Point
     encrypted: EncryptedShare
+    client_params: RingPedersenParams
 
 
 class KeygenP1(TwoPartySession):
-    """The client's side of keygen."""
+    """The client's side of keygen; ``client_setup`` is the device's setup (process default if None)."""
 
     protocol = PROTOCOL
 
-    def __init__(self, session_id: bytes) -> None:
+    def __init__(self, session_id: bytes, client_setup: ClientSetup | None = None) -> None:
         super().__init__(session_id, CLIENT)
+        setup = client_setup or default_client_setup()
+        # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
+        self._client_public, self._client_rp = setup.public, setup.secret
         self._x1 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
@@ -66,10 +73,8 @@ class KeygenP1(TwoPartySession):
         require_keys(msg.payload, ("Q2", "proof", "setup"))
         q2 = get_point(msg.payload, "Q2", GROUP)
         proof = schnorr.SchnorrProof.from_payload(msg.payload["proof"], GROUP)
-        setup = CustodianSetupPublic.from_payload(msg.payload["setup"])
         schnorr.verify(q2, proof, self._transcript("dlog", 2, CUSTODIAN))
-        verify_setup(setup)
-        return _Round2(q2, setup)
+        return _Round2(q2, receive_setup(msg.payload["setup"]))
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         round2: _Round2 = inputs[CUSTODIAN]
@@ -77,8 +82,10 @@ class KeygenP1(TwoPartySession):
         self._paillier, encrypted = prove_encrypted_share(
             self._x1, round2.setup.params, self._transcript("encrypted-share", 3, CLIENT)
         )
+        self._c_key = encrypted.c_key
         self._expect(4)
-        return [self._message(3, {**self._opening, **encrypted.to_payload()}, CUSTODIAN)]
+        payload = {**self._opening, **encrypted.to_payload(), "client_setup": self._client_public.to_payload()}
+        return [self._message(3, payload, CUSTODIAN)]
 
     def _decode_round4(self, msg: Message) -> Point:
         require_keys(msg.payload, ("Q",))
@@ -88,7 +95,8 @@ class KeygenP1(TwoPartySession):
         public = self._x1.public_point() + self._q2
         if public.is_identity or inputs[CUSTODIAN] != public:
             raise ProtocolAbort("custodian confirmed a different public key", CUSTODIAN)
-        self._finish(P1KeyShare(self._x1, public, self._q2, self._paillier))
+        self._finish(P1KeyShare(self._x1, public, self._q2, self._paillier, c_key=self._c_key,
+                                ring_pedersen=self._client_rp))
         return []
 
 
@@ -123,7 +131,7 @@ class KeygenP2(TwoPartySession):
 
     def _decode_round3(self, msg: Message) -> _Round3:
         payload = msg.payload
-        require_keys(payload, ("Q1", "proof", "nonce", *EncryptedShare.payload_keys()))
+        require_keys(payload, ("Q1", "proof", "nonce", "client_setup", *EncryptedShare.payload_keys()))
         q1 = get_point(payload, "Q1", GROUP)
         proof = schnorr.SchnorrProof.from_payload(payload["proof"], GROUP)
         nonce = get_bytes(payload, "nonce", NONCE_LENGTH)
@@ -134,13 +142,15 @@ class KeygenP2(TwoPartySession):
         self._verify_opening(self._commitment, point_and_proof_bytes(q1, proof), nonce)
         schnorr.verify(q1, proof, self._transcript("dlog", 1, CLIENT))
         verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-        return _Round3(q1, encrypted)
+        client_setup = receive_setup(payload["client_setup"])
+        return _Round3(q1, encrypted, client_setup.params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
         round3: _Round3 = inputs[CLIENT]
         public = round3.q1 + self._x2.public_point()
         if public.is_identity:
             raise ProtocolAbort("joint public key is the identity", CLIENT)
-        share = P2KeyShare(self._x2, public, round3.q1, round3.encrypted.paillier, round3.encrypted.c_key)
+        share = P2KeyShare(self._x2, public, round3.q1, round3.encrypted.paillier, round3.encrypted.c_key,
+                           round3.client_params)
         self._finish(share)
         return [self._message(4, {"Q": public.to_bytes().hex()}, CLIENT)]

@@ -4,7 +4,8 @@
 Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs
 Round 2  P2 -> P1  ρ2 (and, for a signing pair, P2's setup (N̂, s, t) with Π_prm)
 Round 3  P1 -> P2  opening of ρ1 (and, for a signing pair, N', c_key' = Enc(x1'), Π_mod,
-                   Π_fac, Π_log* for Q1' = Q1 + ρ·G, see ``encrypted_share``)
+                   Π_fac, Π_log* for Q1' = Q1 + ρ·G, see ``encrypted_share``, and P1's own
+                   setup with Π_prm and Π_mod for the c3 proofs, as in keygen)
 Round 4  P2 -> P1  Q1', confirming that P2 accepted and derived its new share
 Output   new shares x1' = x1 + ρ, x2' = x2 − ρ (mod q) with ρ = ρ1 + ρ2; same Q
 
@@ -24,7 +25,8 @@ from curves import Point, SecretScalar
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, verify_setup
+from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic, default_client_setup, receive_setup
+from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
@@ -50,6 +52,7 @@ class _Round2:
 class _Round3:
     rho1: int
     encrypted: EncryptedShare | None
+    client_params: RingPedersenParams | None
 
 
 def _get_flag(payload: Any, key: str) -> bool:
@@ -64,11 +67,17 @@ class ReshareP1(TwoPartySession):
 
     protocol = PROTOCOL
 
-    def __init__(self, session_id: bytes, share: P1KeyShare, *, for_signing: bool = True) -> None:
+    def __init__(
+        self, session_id: bytes, share: P1KeyShare, *, for_signing: bool = True, client_setup: ClientSetup | None = None
+    ) -> None:
         share.check_usable()
         super().__init__(session_id, CLIENT)
         self._share = share
         self._for_signing = for_signing
+        setup = (client_setup or default_client_setup()) if for_signing else None
+        # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
+        self._client_public = setup.public if setup is not None else None
+        self._client_rp = setup.secret if setup is not None else None
         self._rho1 = GROUP.random_scalar()
 
     def _begin(self) -> list[Message]:
@@ -89,8 +98,7 @@ class ReshareP1(TwoPartySession):
         rho2 = get_scalar(msg.payload, "rho2", GROUP)
         setup = None
         if self._for_signing:
-            setup = CustodianSetupPublic.from_payload(msg.payload["setup"])
-            verify_setup(setup)
+            setup = receive_setup(msg.payload["setup"])
         return _Round2(rho2, setup)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
@@ -100,11 +108,13 @@ class ReshareP1(TwoPartySession):
         self._x1 = SecretScalar(GROUP, (self._share.x1.value + rho) % GROUP.order)
         self._q2 = self._share.q2 - GROUP.base_mul(rho)
         payload: dict[str, Any] = {"rho1": GROUP.encode_scalar(self._rho1).hex(), "nonce": self._nonce.hex()}
-        self._paillier = None
-        if round2.setup is not None:
+        self._paillier = self._c_key = None
+        if round2.setup is not None and self._client_public is not None:
             transcript = self._transcript("encrypted-share", 3, CLIENT)
             self._paillier, encrypted = prove_encrypted_share(self._x1, round2.setup.params, transcript)
+            self._c_key = encrypted.c_key
             payload.update(encrypted.to_payload())
+            payload["client_setup"] = self._client_public.to_payload()
         self._expect(4)
         return [self._message(3, payload, CUSTODIAN)]
 
@@ -115,7 +125,9 @@ class ReshareP1(TwoPartySession):
     def _on_round4(self, inputs: dict[int, Any]) -> list[Message]:
         if inputs[CUSTODIAN] != self._x1.public_point():
             raise ProtocolAbort("custodian confirmed a different new share", CUSTODIAN)
-        self._finish(P1KeyShare(self._x1, self._share.public_point, self._q2, self._paillier))
+        ring_pedersen = self._client_rp if self._paillier is not None else None
+        self._finish(P1KeyShare(self._x1, self._share.public_point, self._q2, self._paillier, c_key=self._c_key,
+                                ring_pedersen=ring_pedersen))
         return []
 
 
@@ -162,18 +174,19 @@ class ReshareP2(TwoPartySession):
     def _decode_round3(self, msg: Message) -> _Round3:
         payload = msg.payload
         extra = EncryptedShare.payload_keys() if self._for_signing else ()
-        require_keys(payload, ("rho1", "nonce", *extra))
+        require_keys(payload, ("rho1", "nonce", *extra, *(("client_setup",) if self._for_signing else ())))
         rho1 = get_scalar(payload, "rho1", GROUP)
         nonce = get_bytes(payload, "nonce", NONCE_LENGTH)
         q1 = self._new_q1(rho1)
-        encrypted = None
+        encrypted = client_params = None
         if self._for_signing:
             params = self._setup.public.params  # type: ignore[union-attr]
             encrypted = EncryptedShare.from_payload({k: payload[k] for k in extra}, params, q1)
         self._verify_opening(self._commitment, GROUP.encode_scalar(rho1), nonce)
         if encrypted is not None:
             verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-        return _Round3(rho1, encrypted)
+            client_params = receive_setup(payload["client_setup"]).params
+        return _Round3(rho1, encrypted, client_params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
         round3: _Round3 = inputs[CLIENT]
@@ -183,5 +196,5 @@ class ReshareP2(TwoPartySession):
         paillier = c_key = None
         if round3.encrypted is not None:
             paillier, c_key = round3.encrypted.paillier, round3.encrypted.c_key
-        self._finish(P2KeyShare(x2, self._share.public_point, q1, paillier, c_key))
+        self._finish(P2KeyShare(x2, self._share.public_point, q1, paillier, c_key, round3.client_params))
         return [self._message(4, {"Q1": q1.to_bytes().hex()}, CLIENT)]

@@ -1,6 +1,6 @@
-"""The custodian's long-lived setup: ring-Pedersen parameters (N̂, s, t) with Π_prm and Π_mod.
+"""Long-lived ring-Pedersen setups (N̂, s, t) with Π_prm and Π_mod: the custodian's and the client's.
 
-In Lindell-style two-party ECDSA with CGGMP proofs, P2 (the custodian) verifies P1's proofs
+Each party owns one, for the proofs it *verifies*. The custodian's: in Lindell-style two-party ECDSA with CGGMP proofs, P2 (the custodian) verifies P1's proofs
 about P1's Paillier key and encrypted share (Π_fac, Π_log*), and those proofs need the
 *verifier's* ring-Pedersen parameters (REFERENCES.md §2 and §3: ZenGo's prover-made N̂ is the
 pitfall). The custodian generates them once (two safe primes: seconds to minutes), proves them
@@ -9,6 +9,12 @@ Paillier-Blum modulus with Π_mod (safe primes > 7 are ≡ 3 mod 4), as REFERENC
 step 2 and CGGMP's auxiliary information do; it stores and reuses them. A client checks both
 proofs once per setup and caches the verdict (``verify_setup`` keeps a process-wide cache keyed
 by the setup's hash).
+
+The client's (``ClientSetup``, the same type): the custodian proves every c3 it sends in signing
+(``protocols.zk.c3``), and that proof's range part needs parameters whose factorisation the
+custodian does not know. The client makes them once per device, sends them with Π_prm and Π_mod
+at keygen and at every resharing into a signing pair, and the custodian verifies them (cached by
+fingerprint) before it proves anything against them: Π_prm is what makes its commitments hide.
 
 Both proofs are bound to the parameters only (they are statements about a long-lived object,
 not about a session); the proofs that use the parameters bind the session themselves.
@@ -19,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +36,18 @@ from protocols.rounds import parse_strict_json
 from protocols.transcript import Transcript
 from protocols.zk import mod, prm
 
-__all__ = ["CustodianSetup", "CustodianSetupPublic", "generate_setup", "setup_from_ring_pedersen", "verify_setup"]
+__all__ = [
+    "CustodianSetup",
+    "CustodianSetupPublic",
+    "ClientSetup",
+    "ClientSetupPublic",
+    "generate_setup",
+    "setup_from_ring_pedersen",
+    "verify_setup",
+    "receive_setup",
+    "default_client_setup",
+    "set_default_client_setup",
+]
 
 _PRM_DOMAIN = "ecdsa2p/custodian-setup/prm"
 _MOD_DOMAIN = "ecdsa2p/custodian-setup/mod"
@@ -63,7 +80,7 @@ def _with_proofs(params: RingPedersenParams, payload: Mapping[str, Any]) -> Cust
 
 @dataclass(frozen=True)
 class CustodianSetupPublic:
-    """What the custodian publishes: (N̂, s, t), Π_prm and Π_mod for N̂."""
+    """What the setup's owner publishes: (N̂, s, t), Π_prm and Π_mod for N̂."""
 
     params: RingPedersenParams
     proof: prm.PrmProof
@@ -89,7 +106,7 @@ class CustodianSetupPublic:
 
 @dataclass(frozen=True, repr=False, eq=False)
 class CustodianSetup:
-    """The custodian's setup with its trapdoor (the safe primes and λ); ``repr`` shows no secret."""
+    """A party's setup with its trapdoor (the safe primes and λ); ``repr`` shows no secret."""
 
     public: CustodianSetupPublic
     secret: RingPedersenSecret
@@ -116,9 +133,15 @@ class CustodianSetup:
         return setup
 
 
-def generate_setup(bits: int = 2048) -> CustodianSetup:
-    """Fresh ring-Pedersen parameters (safe primes: slow) with their Π_prm proof."""
-    return setup_from_ring_pedersen(*generate_ring_pedersen(bits))
+def generate_setup(bits: int = 2048, progress: Callable[[str], None] | None = None) -> CustodianSetup:
+    """Fresh ring-Pedersen parameters (two safe primes: seconds with gmpy2) with Π_prm and Π_mod.
+
+    ``progress`` is called with a short note after each stage (each prime, the proofs).
+    """
+    setup = setup_from_ring_pedersen(*generate_ring_pedersen(bits, progress=progress))
+    if progress is not None:
+        progress("Π_prm and Π_mod proven")
+    return setup
 
 
 def setup_from_ring_pedersen(params: RingPedersenParams, secret: RingPedersenSecret) -> CustodianSetup:
@@ -129,6 +152,9 @@ def setup_from_ring_pedersen(params: RingPedersenParams, secret: RingPedersenSec
     _VERIFIED.add(setup.public.fingerprint)
     return setup
 
+
+ClientSetup = CustodianSetup
+ClientSetupPublic = CustodianSetupPublic
 
 _VERIFIED: set[bytes] = set()
 _LOCK = threading.Lock()
@@ -144,3 +170,34 @@ def verify_setup(public: CustodianSetupPublic) -> None:
     mod.verify(public.params.n_hat, public.mod_proof, _mod_transcript(public.params))
     with _LOCK:
         _VERIFIED.add(key)
+
+
+def receive_setup(payload: Any) -> CustodianSetupPublic:
+    """Strictly decode a peer's setup and verify Π_prm and Π_mod (``InvalidMessage``/``ProofError``)."""
+    setup = CustodianSetupPublic.from_payload(payload)
+    verify_setup(setup)
+    return setup
+
+
+_default_client_setup: ClientSetup | None = None
+
+
+def default_client_setup() -> ClientSetup:
+    """This process's client (device) setup, generated on first use (two safe primes: seconds).
+
+    A device keeps one setup for all its wallets: ``mpc.Client`` stores it in the keychain and
+    installs it here, and tests install pre-generated parameters with
+    :func:`set_default_client_setup`.
+    """
+    global _default_client_setup
+    with _LOCK:
+        if _default_client_setup is None:
+            _default_client_setup = generate_setup()
+        return _default_client_setup
+
+
+def set_default_client_setup(setup: ClientSetup) -> None:
+    """Install this process's client setup (one loaded from the device's keychain, or test parameters)."""
+    global _default_client_setup
+    with _LOCK:
+        _default_client_setup = setup

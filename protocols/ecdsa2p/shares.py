@@ -4,9 +4,13 @@ The key is shared additively (REFERENCES.md §2, "Share form"): Q = Q1 + Q2 with
 Q2 = x2·G. P1 owns a Paillier key pair and x1; P2 holds x2, P1's Paillier public key and
 c_key = Enc(x1) (checked at keygen with Π_mod, Π_fac and Π_log*).
 
+A signing share also carries what the custodian's proof of every c3 needs (``protocols.zk.c3``):
+P1 keeps c_key (the statement names it) and its own ring-Pedersen trapdoor (to verify by CRT);
+P2 keeps P1's ring-Pedersen parameters (N̂, s, t), checked with Π_prm and Π_mod when received.
+
 A share made for backup only carries no Paillier material (``paillier is None`` on P1's side,
-``paillier`` and ``c_key`` None on P2's): it cannot sign, but a resharing turns it back into a
-signing share with a fresh Paillier key.
+``paillier``, ``c_key`` and the parameters None on P2's): it cannot sign, but a resharing turns
+it back into a signing share with a fresh Paillier key.
 
 P1's share has a ``locked`` flag that is part of its serialised state: once a signature P1
 computed fails to verify, the share must never be used again (CVE-2023-33242).
@@ -23,15 +27,16 @@ from typing import Any
 
 from curves import InvalidEncoding, Point, SecretScalar, secp256k1
 from protocols.encoding import encode_nat, get_bytes, get_nat, get_point, require_keys
-from protocols.errors import InvalidMessage, KeyLocked
+from protocols.errors import InvalidMessage, KeyLocked, UsageError
 from protocols.rounds import parse_strict_json
 from protocols.paillier import MAX_MODULUS_BITS, PaillierPublicKey, PaillierSecretKey, validate_ciphertext
+from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 
 __all__ = ["P1KeyShare", "P2KeyShare", "CLIENT", "CUSTODIAN"]
 
 CLIENT = 1  # P1: owns the Paillier key, decrypts, receives the signature first
 CUSTODIAN = 2  # P2: verifier, homomorphic step
-_VERSION = 1
+_VERSION = 2
 
 
 def _dump(obj: Mapping[str, Any]) -> bytes:
@@ -62,9 +67,13 @@ def _check_public(secret: SecretScalar, public: Point, what: str) -> None:
 
 
 class P1KeyShare:
-    """The client's share: x1, the joint public key, P2's public share and the Paillier key."""
+    """The client's share: x1, the joint public key, P2's public share and the Paillier key.
 
-    __slots__ = ("x1", "public_point", "q2", "paillier", "locked")
+    A signing share also holds c_key = Enc(x1) as sent to P2 and the client's ring-Pedersen
+    trapdoor ``ring_pedersen`` (the parameters P2 proves each c3 against).
+    """
+
+    __slots__ = ("x1", "public_point", "q2", "paillier", "c_key", "ring_pedersen", "locked")
 
     def __init__(
         self,
@@ -73,11 +82,18 @@ class P1KeyShare:
         q2: Point,
         paillier: PaillierSecretKey | None,
         locked: bool = False,
+        *,
+        c_key: int | None = None,
+        ring_pedersen: RingPedersenSecret | None = None,
     ) -> None:
+        if paillier is not None and (c_key is None or ring_pedersen is None):
+            raise UsageError("a signing share needs c_key and the client's ring-Pedersen parameters")
         self.x1 = x1
         self.public_point = public_point
         self.q2 = q2
         self.paillier = paillier
+        self.c_key = c_key
+        self.ring_pedersen = ring_pedersen
         self.locked = locked
 
     @property
@@ -92,6 +108,11 @@ class P1KeyShare:
     @property
     def can_sign(self) -> bool:
         return self.paillier is not None and not self.locked
+
+    def copy(self) -> P1KeyShare:
+        """An independent share object (locking the copy leaves this one alone)."""
+        return P1KeyShare(self.x1, self.public_point, self.q2, self.paillier, self.locked, c_key=self.c_key,
+                          ring_pedersen=self.ring_pedersen)
 
     def lock(self) -> None:
         """Lock the share for good (persist it afterwards)."""
@@ -111,23 +132,29 @@ class P1KeyShare:
                 "Q": self.public_key.hex(),
                 "Q2": self.q2.to_bytes().hex(),
                 "paillier": None if self.paillier is None else self.paillier.to_bytes().hex(),
+                "c_key": None if self.c_key is None else encode_nat(self.c_key),
+                "ring_pedersen": None if self.ring_pedersen is None else self.ring_pedersen.to_bytes().hex(),
                 "locked": self.locked,
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> P1KeyShare:
-        obj = _load(data, "ecdsa2p/p1-share", ("x1", "Q", "Q2", "paillier", "locked"))
+        obj = _load(data, "ecdsa2p/p1-share", ("x1", "Q", "Q2", "paillier", "c_key", "ring_pedersen", "locked"))
         x1 = _secret(obj, "x1")
         public = get_point(obj, "Q", secp256k1)
         q2 = get_point(obj, "Q2", secp256k1)
         _check_public(x1, public - q2, "x1")
-        paillier = None
+        if not (obj["paillier"] is None) == (obj["c_key"] is None) == (obj["ring_pedersen"] is None):
+            raise InvalidMessage("paillier, c_key and ring_pedersen go together")
+        paillier = c_key = ring_pedersen = None
         if obj["paillier"] is not None:
             paillier = PaillierSecretKey.from_bytes(get_bytes(obj, "paillier"))
+            c_key = validate_ciphertext(paillier.public_key, get_nat(obj, "c_key", 2 * MAX_MODULUS_BITS))
+            ring_pedersen = RingPedersenSecret.from_bytes(get_bytes(obj, "ring_pedersen"))
         if not isinstance(obj["locked"], bool):
             raise InvalidMessage("locked must be a boolean")
-        return cls(x1, public, q2, paillier, obj["locked"])
+        return cls(x1, public, q2, paillier, obj["locked"], c_key=c_key, ring_pedersen=ring_pedersen)
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "signing" if self.paillier else "backup"
@@ -135,9 +162,13 @@ class P1KeyShare:
 
 
 class P2KeyShare:
-    """The custodian's share: x2, the joint public key, Q1, P1's Paillier key and c_key."""
+    """The custodian's share: x2, the joint public key, Q1, P1's Paillier key and c_key.
 
-    __slots__ = ("x2", "public_point", "q1", "paillier", "c_key")
+    A signing share also holds ``client_params``: P1's ring-Pedersen parameters, verified with
+    Π_prm and Π_mod when received, against which P2 proves every c3.
+    """
+
+    __slots__ = ("x2", "public_point", "q1", "paillier", "c_key", "client_params")
 
     def __init__(
         self,
@@ -146,12 +177,16 @@ class P2KeyShare:
         q1: Point,
         paillier: PaillierPublicKey | None,
         c_key: int | None,
+        client_params: RingPedersenParams | None = None,
     ) -> None:
+        if (paillier is None) != (c_key is None) or (paillier is None) != (client_params is None):
+            raise UsageError("paillier, c_key and client_params go together")
         self.x2 = x2
         self.public_point = public_point
         self.q1 = q1
         self.paillier = paillier
         self.c_key = c_key
+        self.client_params = client_params
 
     @property
     def public_key(self) -> bytes:
@@ -160,6 +195,10 @@ class P2KeyShare:
     @property
     def can_sign(self) -> bool:
         return self.paillier is not None
+
+    def copy(self) -> P2KeyShare:
+        """An independent share object."""
+        return P2KeyShare(self.x2, self.public_point, self.q1, self.paillier, self.c_key, self.client_params)
 
     def to_bytes(self) -> bytes:
         return _dump(
@@ -171,23 +210,25 @@ class P2KeyShare:
                 "Q1": self.q1.to_bytes().hex(),
                 "paillier_n": None if self.paillier is None else encode_nat(self.paillier.n),
                 "c_key": None if self.c_key is None else encode_nat(self.c_key),
+                "client_ring_pedersen": None if self.client_params is None else self.client_params.to_payload(),
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> P2KeyShare:
-        obj = _load(data, "ecdsa2p/p2-share", ("x2", "Q", "Q1", "paillier_n", "c_key"))
+        obj = _load(data, "ecdsa2p/p2-share", ("x2", "Q", "Q1", "paillier_n", "c_key", "client_ring_pedersen"))
         x2 = _secret(obj, "x2")
         public = get_point(obj, "Q", secp256k1)
         q1 = get_point(obj, "Q1", secp256k1)
         _check_public(x2, public - q1, "x2")
-        if (obj["paillier_n"] is None) != (obj["c_key"] is None):
-            raise InvalidMessage("paillier_n and c_key go together")
-        paillier = c_key = None
+        if not (obj["paillier_n"] is None) == (obj["c_key"] is None) == (obj["client_ring_pedersen"] is None):
+            raise InvalidMessage("paillier_n, c_key and client_ring_pedersen go together")
+        paillier = c_key = client_params = None
         if obj["paillier_n"] is not None:
             paillier = PaillierPublicKey(get_nat(obj, "paillier_n", MAX_MODULUS_BITS))
             c_key = validate_ciphertext(paillier, get_nat(obj, "c_key", 2 * MAX_MODULUS_BITS))
-        return cls(x2, public, q1, paillier, c_key)
+            client_params = RingPedersenParams.from_payload(obj["client_ring_pedersen"])
+        return cls(x2, public, q1, paillier, c_key, client_params)
 
     def __repr__(self) -> str:
         state = "signing" if self.paillier else "backup"

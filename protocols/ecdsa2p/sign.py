@@ -4,20 +4,27 @@ Round 1  P1 -> P2  digest and Q1 (so a mismatched pair stops here); commitment t
                    (R1 = k1·G, Schnorr proof of k1)
 Round 2  P2 -> P1  R2 = k2·G with its Schnorr proof
 Round 3  P1 -> P2  opening of round 1
-Round 4  P2 -> P1  c3 = Enc(ρ·q + k2⁻¹·(m + r·x2)) ⊕ (k2⁻¹·r) ⊙ c_key     (homomorphic step)
+Round 4  P2 -> P1  c3 = (r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + ρ·q) with w1 = k2⁻¹, w2 = k2⁻¹·x2
+                   (mod q) and c_key' = c_key ⊕ SHIFT (homomorphic step), and Π_c3: a proof
+                   that c3 was formed so (``protocols.zk.c3``, cb-mpc's default signing)
 Round 5  P1 -> P2  the signature (r, s, recid), after P1 verified it
 Output   both parties: the same low-s ``Signature``
 
-Both sides compute R = k1·R2 = k2·R1 and r = R.x mod q and refuse r = 0. P1 decrypts s' as a
-*signed* value (cb-mpc #124), sets s = k1⁻¹·s' mod q, normalises to low-s, computes the
-recovery id and verifies (r, s) under Q before releasing anything (cb-mpc #126). If the check
-fails, P1 locks its share for good and raises ``KeyLocked``: a crafted c3 can make verification
-fail exactly when a chosen bit of x1 is set, so each failure may leak a bit (BitForge §3.2,
-CVE-2023-33242). P2 verifies the signature it receives too.
+Both sides compute R = k1·R2 = k2·R1 and r = R.x mod q and refuse r = 0. P1 verifies Π_c3
+against its own ring-Pedersen parameters **before it decrypts anything**: a c3 altered in any way
+(shifted by q, another session's, a random one) is refused with a ``ProtocolAbort`` naming the
+custodian, nothing is decrypted, and the share is not locked: the verdict of a public proof is
+something the custodian can compute itself, so it learns nothing from it. With a valid proof the
+plaintext of c3 is k2⁻¹·(m + r·x) + (multiple of q) below N/2 for sure, so the signature is valid
+whatever x1 is, and the Lindell bit leak (BitForge §3.2, CVE-2023-33242) has nothing to work
+with. P1 then decrypts s' as a *signed* value (cb-mpc #124), sets s = k1⁻¹·s' mod q, normalises
+to low-s, computes the recovery id and verifies (r, s) under Q before releasing anything (cb-mpc
+#126). A signature that fails *despite* a valid proof means something is broken; then P1 locks
+its share for good and raises ``KeyLocked`` (defence in depth). P2 verifies the signature it
+receives too.
 
-The mask ρ is uniform below 2^(ℓ+ε+κ): Π_log* only bounds |x1| ≤ 2^(ℓ+ε), so the mask must
-swamp (k2⁻¹·r)·x1 < q·2^(ℓ+ε) by a statistical margin κ; the whole plaintext stays far below
-N/2 (see ``MASK_BITS``), so it decrypts without wrapping.
+The mask ρ is uniform below 2^``MASK_BITS`` (see ``protocols.zk.c3``: it swamps the rest of the
+plaintext for every |x1| ≤ 2^(ℓ+ε) that Π_log* admits, within 2^-128).
 """
 
 from __future__ import annotations
@@ -35,15 +42,15 @@ from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
 from protocols.rounds import Message
+from protocols.transcript import Transcript
+from protocols.zk import c3 as c3_proof
 from protocols.zk import schnorr
-from protocols.zk.params import ELL, EPSILON
 
-__all__ = ["SignP1", "SignP2", "MASK_BITS"]
+__all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation"]
 
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
-STATISTICAL_BITS = 128  # κ: statistical distance 2^-128 between masked plaintexts
-MASK_BITS = ELL + EPSILON + STATISTICAL_BITS  # ρ < 2^896, so ρ·q < 2^1152 ≪ N/2 = 2^2047
+MASK_BITS = c3_proof.DEFAULT_BOUNDS.mask_bits
 
 
 def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
@@ -96,16 +103,18 @@ class SignP1(TwoPartySession):
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         self._share.check_usable()
+        self._r2 = inputs[CUSTODIAN]
         try:
-            self._r_point, self._r = nonce_point(self._k1.value, inputs[CUSTODIAN])
+            self._r_point, self._r = nonce_point(self._k1.value, self._r2)
         except ProtocolAbort as exc:
             raise ProtocolAbort(exc.reason, CUSTODIAN) from None
         self._expect(4)
         return [self._message(3, self._opening, CUSTODIAN)]
 
     def _decode_round4(self, msg: Message) -> int:
-        require_keys(msg.payload, ("c3",))
-        return paillier.decode_ciphertext(msg.payload, "c3", self._share.paillier.public_key)  # type: ignore[union-attr]
+        """Decode c3 and verify Π_c3 (a failure aborts naming the custodian: nothing decrypted)."""
+        return receive_c3(self._share, self._digest, self._r, self._r2, msg.payload,
+                          self._transcript("c3", 4, CUSTODIAN, self._digest))
 
     def _on_round4(self, inputs: dict[int, Any]) -> list[Message]:
         # Another session on this share object may have locked it since this one started:
@@ -116,15 +125,7 @@ class SignP1(TwoPartySession):
         return [self._message(5, signature_payload(signature), CUSTODIAN)]
 
     def _finish_signature(self, c3: int) -> Signature:
-        """Decrypt, unblind, normalise and verify; lock the share on any failure."""
-        s_prime = paillier.decrypt_signed(self._share.paillier, c3)  # type: ignore[arg-type]
-        s = pow(self._k1.value, -1, Q) * s_prime % Q
-        if s != 0:
-            signature = Signature.from_nonce_point(self._r_point, s)
-            if verify_signature(self._share.public_point, self._digest, signature):
-                return signature
-        self._share.lock()
-        raise KeyLocked("the computed signature did not verify: the key share is now locked (custodian at fault)")
+        return finish_signature(self._share, self._k1.value, self._r_point, self._digest, c3)
 
 
 class SignP2(TwoPartySession):
@@ -132,7 +133,9 @@ class SignP2(TwoPartySession):
 
     protocol = PROTOCOL
 
-    def __init__(self, session_id: bytes, share: P2KeyShare, digest: bytes) -> None:
+    def __init__(
+        self, session_id: bytes, share: P2KeyShare, digest: bytes, *, precomputed: C3Precomputation | None = None
+    ) -> None:
         if share.paillier is None or share.c_key is None:
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
         super().__init__(session_id, CUSTODIAN)
@@ -140,6 +143,9 @@ class SignP2(TwoPartySession):
         self._m = digest_to_int(digest)  # validates the digest first (UsageError)
         self._digest = bytes(digest)
         self._k2 = SecretScalar.random(GROUP)
+        if precomputed is not None and precomputed.n != share.paillier.n:
+            raise UsageError("the precomputation was made for another Paillier key")
+        self._precomputed = precomputed
 
     def _begin(self) -> list[Message]:
         self._expect(1)
@@ -176,19 +182,11 @@ class SignP2(TwoPartySession):
             _, self._r = nonce_point(self._k2.value, inputs[CLIENT])
         except ProtocolAbort as exc:
             raise ProtocolAbort(exc.reason, CLIENT) from None
-        c3 = self._homomorphic_step(self._r)
+        transcript = self._transcript("c3", 4, CUSTODIAN, self._digest)
+        payload = prove_c3(self._share, self._k2, self._m, self._r, transcript, self._precomputed)
+        self._precomputed = None  # single use, even if this session is resumed from a copy
         self._expect(5)
-        return [self._message(4, {"c3": paillier.encode_ciphertext(c3)}, CLIENT)]
-
-    def _homomorphic_step(self, r: int) -> int:
-        """c3 = Enc(ρ·q + k2⁻¹·(m + r·x2)) ⊕ (k2⁻¹·r) ⊙ c_key (Lindell 2017, signing step 4)."""
-        pk = self._share.paillier
-        k2_inv = pow(self._k2.value, -1, Q)
-        rho = secrets.randbits(MASK_BITS)
-        plain = rho * Q + k2_inv * (self._m + r * self._share.x2.value) % Q
-        masked, _ = paillier.encrypt(pk, plain)  # type: ignore[arg-type]
-        scaled = paillier.mul(pk, self._share.c_key, k2_inv * r % Q)  # type: ignore[arg-type]
-        return paillier.add(pk, masked, scaled)  # type: ignore[arg-type]
+        return [self._message(4, payload, CLIENT)]
 
     def _decode_round5(self, msg: Message) -> Signature:
         return decode_signature(msg.payload)
@@ -197,6 +195,84 @@ class SignP2(TwoPartySession):
         check_client_signature(self._share.public_point, self._digest, self._r, inputs[CLIENT])
         self._finish(inputs[CLIENT])
         return []
+
+
+@dataclass(frozen=True, repr=False)
+class C3Precomputation:
+    """The custodian's single-use precomputation for one c3 and its proof: the two Paillier
+    nonces with their N-th powers (no signing nonce: k2 and the mask are drawn online)."""
+
+    c3_nonce: c3_proof.C3Randomness
+    proof_nonce: c3_proof.C3Randomness
+
+    @property
+    def n(self) -> int:
+        return self.c3_nonce.modulus
+
+    @classmethod
+    def fresh(cls, pk: paillier.PaillierPublicKey) -> C3Precomputation:
+        return cls(c3_proof.C3Randomness.fresh(pk), c3_proof.C3Randomness.fresh(pk))
+
+    def __repr__(self) -> str:
+        return "C3Precomputation(<secret>)"
+
+
+def prove_c3(
+    share: P2KeyShare,
+    k2: SecretScalar,
+    m: int,
+    r: int,
+    transcript: Transcript,
+    precomputed: C3Precomputation | None = None,
+) -> dict[str, Any]:
+    """P2's homomorphic step (Lindell 2017, signing step 4, in cb-mpc's form) and Π_c3.
+
+    c3 = (r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + ρ·q) with w1 = k2⁻¹, w2 = k2⁻¹·x2 (mod q) and a
+    fresh mask ρ < 2^MASK_BITS; returns the round-4 payload {"c3", "proof"}.
+    """
+    pk, r2 = share.paillier, k2.public_point()
+    assert pk is not None and share.c_key is not None and share.client_params is not None  # checked in __init__
+    w1 = pow(k2.value, -1, Q)
+    witness = (w1, w1 * share.x2.value % Q, secrets.randbits(MASK_BITS))
+    nonces = precomputed or C3Precomputation.fresh(pk)
+    c3 = c3_proof.form_c3(pk, share.c_key, r, m, witness, nonces.c3_nonce)
+    statement = c3_proof.C3Statement(pk, share.client_params, share.c_key, c3, r, m, r2, share.x2.public_point())
+    proof = c3_proof.prove(statement, witness, nonces.c3_nonce, transcript, mask_randomness=nonces.proof_nonce)
+    return {"c3": paillier.encode_ciphertext(c3), "proof": proof.to_payload()}
+
+
+def receive_c3(
+    share: P1KeyShare, digest: bytes, r: int, r2: Point, payload: Any, transcript: Transcript
+) -> int:
+    """P1: strictly decode c3 and Π_c3 and verify the proof (by CRT); returns c3, still encrypted."""
+    require_keys(payload, ("c3", "proof"))
+    sk, rp = share.paillier, share.ring_pedersen
+    assert sk is not None and share.c_key is not None and rp is not None  # a signing share
+    c3 = paillier.decode_ciphertext(payload, "c3", sk.public_key)
+    statement = c3_proof.C3Statement(
+        sk.public_key, rp.params, share.c_key, c3, r, digest_to_int(digest), r2, share.q2
+    )
+    proof = c3_proof.C3Proof.from_payload(payload["proof"], statement)
+    c3_proof.verify(statement, proof, transcript, paillier_secret=sk, ring_pedersen_secret=rp)
+    return c3
+
+
+def finish_signature(share: P1KeyShare, k1: int, r_point: Point, digest: bytes, c3: int) -> Signature:
+    """P1, after Π_c3 verified: decrypt, unblind, normalise and verify; lock the share on failure.
+
+    A failure here cannot come from a c3 the proof accepted (the plaintext is then
+    k2⁻¹·(m + r·x) plus a multiple of q, below N/2); it means a bug or a broken assumption, so
+    the share locks for good (defence in depth, CVE-2023-33242).
+    """
+    s_prime = paillier.decrypt_signed(share.paillier, c3)  # type: ignore[arg-type]
+    s = pow(k1, -1, Q) * s_prime % Q
+    if s != 0:
+        signature = Signature.from_nonce_point(r_point, s)
+        if verify_signature(share.public_point, digest, signature):
+            return signature
+    share.lock()
+    raise KeyLocked("the computed signature did not verify although the custodian's proof held: "
+                    "the key share is now locked")
 
 
 def signature_payload(signature: Signature) -> dict[str, Any]:

@@ -270,7 +270,7 @@ def _check_pair(results: dict[int, Any]) -> None:
 
 
 def copy_p1(share: P1KeyShare) -> P1KeyShare:
-    return P1KeyShare(share.x1, share.public_point, share.q2, share.paillier, share.locked)
+    return share.copy()
 
 
 def _check_frost_shares(results: dict[int, Any]) -> None:

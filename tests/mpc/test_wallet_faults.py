@@ -12,18 +12,20 @@ import mpc
 from mpc import errors
 from mpc.backup_crypto import MemoryCloudStorage
 from protocols import paillier
+from protocols.errors import ProtocolAbort
 from protocols.rounds import Message
 from tests.mpc.conftest import data_for, verify_result
 
 
 def crafted_c3(client: mpc.Client):
-    """A malicious custodian's tamper hook: replace c3 by an encryption of a random value."""
+    """A malicious custodian's tamper hook: replace c3 by an encryption of a random value (the
+    honest proof of the real c3 kept beside it)."""
     pk = client.signing_share("secp256k1").paillier.public_key
 
     def tamper(msg: Message):
         inner = msg.payload.get("message")
         if msg.payload.get("child") == "secp256k1" and inner and inner["round"] == 4:
-            inner_payload = {"c3": paillier.encode_ciphertext(paillier.encrypt(pk, 12345)[0])}
+            inner_payload = {**inner["payload"], "c3": paillier.encode_ciphertext(paillier.encrypt(pk, 12345)[0])}
             new_inner = {**inner, "payload": inner_payload}
             return replace(msg, payload={"child": "secp256k1", "message": new_inner})
         return msg
@@ -31,7 +33,33 @@ def crafted_c3(client: mpc.Client):
     return tamper
 
 
-def test_bit_leak_attempt_locks_the_client_share_for_good(tmp_path):
+@pytest.fixture
+def proof_check_off(monkeypatch):
+    """Simulate a broken Π_c3 check, to exercise the lock kept as defence in depth."""
+    from protocols.zk import c3
+
+    monkeypatch.setattr(c3, "verify", lambda *args, **kwargs: None)
+
+
+def test_malicious_custodian_c3_aborts_names_the_custodian_and_never_locks(tmp_path):
+    from protocols.local import run
+
+    custodian = mpc.Custodian()
+    client_id = custodian.create_client()
+    device = mpc.Client(client_id, mpc.FileKeychain(tmp_path / "device"), cloud=MemoryCloudStorage())
+    mpc.run_local(device.generate(), custodian.generate(client_id))
+    digest = data_for("ethereum")
+    for _ in range(3):
+        with pytest.raises(ProtocolAbort) as info:
+            run([device.sign("ethereum", digest), custodian.sign(client_id, "ethereum", digest)],
+                tamper=crafted_c3(device))
+        assert info.value.culprit == 2
+    assert not device.signing_share("secp256k1").locked
+    result, _ = mpc.run_local(device.sign("ethereum", digest), custodian.sign(client_id, "ethereum", digest))
+    verify_result(result, digest)
+
+
+def test_failed_signature_despite_the_proof_locks_the_client_share_for_good(tmp_path, proof_check_off):
     from protocols.local import run
 
     custodian = mpc.Custodian()
@@ -119,7 +147,7 @@ def test_errors_have_json_form(wallet):
     assert json.dumps(body)
 
 
-def test_a_lock_stops_sessions_started_on_other_copies_of_the_share(tmp_path):
+def test_a_lock_stops_sessions_started_on_other_copies_of_the_share(tmp_path, proof_check_off):
     """Two signing operations on one device: the first locks; the second must not decrypt."""
     from protocols.local import run
 

@@ -37,7 +37,7 @@ Sessions = Mapping[int, Session]
 
 def copy_p1(share: P1KeyShare) -> P1KeyShare:
     """An independent P1 share object (locking it leaves ``share`` alone)."""
-    return P1KeyShare(share.x1, share.public_point, share.q2, share.paillier, share.locked)
+    return share.copy()
 
 
 def new_sid() -> bytes:

@@ -3,8 +3,10 @@
 A malicious client (P1) is played by replacing its prover of the encrypted share (the real
 prove functions, run on the real session transcript, but over a malformed modulus or a wrong
 share) or by rewriting its messages on the wire; a malicious custodian (P2) by rewriting its
-final ciphertext c3. Each attack must end in ``InvalidMessage`` or a ``ProtocolAbort`` naming the
-attacker, or, for the client facing a bad c3, in ``KeyLocked``: never in a share or a signature.
+final ciphertext c3 or its proof Π_c3. Each attack must end in ``InvalidMessage`` or a
+``ProtocolAbort`` naming the attacker: never in a share or a signature, and (for the client
+facing a bad c3) never in a decryption or a lock. The lock stays as defence in depth, shown with
+the proof check switched off.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from protocols.paillier import PaillierPublicKey
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.rounds import Message
 from protocols.transcript import Transcript
+from protocols.zk import c3 as c3_proof
 from protocols.zk import fac, logstar, mod
 from protocols.zk import params as zk_params
 from tests.fixtures import malformed_moduli, paillier_keys, ring_pedersen_sets
@@ -44,6 +47,7 @@ DIGEST = b"\x07" * 32
 # The package's helpers keygen()/reshare() shadow the module names: import the modules by path.
 keygen_module = importlib.import_module("protocols.ecdsa2p.keygen")
 reshare_module = importlib.import_module("protocols.ecdsa2p.reshare")
+sign_module = importlib.import_module("protocols.ecdsa2p.sign")
 Prover = Callable[[SecretScalar, RingPedersenParams, Transcript], tuple[Any, EncryptedShare]]
 
 
@@ -226,11 +230,13 @@ def test_whole_messages_replayed_into_another_session_are_refused(pair: tuple[P1
 
 
 # --- a malicious custodian's final ciphertext (CVE-2023-33242) -----------------------------------
-def replace_c3(make_c3: Callable[[Message], int]) -> Callable[[Message], Message]:
+def replace_c3(make_c3: Callable[[Message], int], proof: Callable[[Message], Any] | None = None) -> Callable[[Message], Message]:
+    """Rewrite round 4: c3 from ``make_c3`` (the honest proof kept, or ``proof``'s)."""
     def tamper(msg: Message) -> Message:
         if msg.round != 4 or msg.sender != CUSTODIAN:
             return msg
-        return dataclasses.replace(msg, payload={"c3": encode_nat(make_c3(msg))})
+        new_proof = msg.payload["proof"] if proof is None else proof(msg)
+        return dataclasses.replace(msg, payload={"c3": encode_nat(make_c3(msg)), "proof": new_proof})
 
     return tamper
 
@@ -240,19 +246,66 @@ def sign_with(p1: P1KeyShare, p2: P2KeyShare, tamper: Any = None) -> Signature:
     return run([SignP1(sid, p1, DIGEST), SignP2(sid, p2, DIGEST)], tamper=tamper)[0]
 
 
-@pytest.mark.parametrize("craft", ["random plaintext", "honest c3 plus Enc(2^i q)"])
-def test_crafted_c3_locks_the_client_share_for_good(pair: tuple[P1KeyShare, P2KeyShare], craft: str) -> None:
-    p1, p2 = copy_p1(pair[0]), pair[1]
-    pk = p2.paillier
+def _honest_c3(msg: Message) -> int:
+    return int(msg.payload["c3"], 16)
+
+
+def _round4_of_another_session(pair: tuple[P1KeyShare, P2KeyShare]) -> Message:
+    sid = new_sid()
+    return checkpoint({CLIENT: SignP1(sid, copy_p1(pair[0]), DIGEST), CUSTODIAN: SignP2(sid, pair[1], DIGEST)}, 4)
+
+
+def c3_attacks(pair: tuple[P1KeyShare, P2KeyShare]) -> dict[str, Callable[[Message], Message]]:
+    """Every way a malicious custodian may alter the c3 it sends (CVE-2023-33242 and beyond)."""
+    pk = pair[1].paillier
     assert pk is not None
-    backup1, backup2 = ecdsa2p.reshare(p1, p2, for_signing=False)  # made before the attack
-    if craft == "random plaintext":
-        tamper = replace_c3(lambda msg: paillier.encrypt(pk, secp256k1.random_scalar())[0])
-    else:  # pushes the plaintext past N/2: decryption wraps, s changes mod q
-        tamper = replace_c3(lambda msg: paillier.add(pk, int(msg.payload["c3"], 16),
-                                                     paillier.encrypt(pk, Q << 1795)[0]))
-    with pytest.raises(KeyLocked):
+    other = _round4_of_another_session(pair)
+    shift = lambda amount: replace_c3(lambda msg: paillier.add(pk, _honest_c3(msg), paillier.encrypt(pk, amount)[0]))  # noqa: E731
+    return {
+        "shifted by q": shift(Q),
+        "shifted by 2^1795 q (wraps mod N)": shift(Q << 1795),
+        "shifted by a random amount": shift(secp256k1.random_scalar()),
+        "re-randomised": shift(0),
+        "random plaintext": replace_c3(lambda msg: paillier.encrypt(pk, secp256k1.random_scalar())[0]),
+        "another session's c3 and proof": replace_c3(lambda msg: _honest_c3(other), lambda msg: other.payload["proof"]),
+        "another session's proof": replace_c3(_honest_c3, lambda msg: other.payload["proof"]),
+        "another session's c3": replace_c3(lambda msg: _honest_c3(other)),
+    }
+
+
+ATTACKS = ["shifted by q", "shifted by 2^1795 q (wraps mod N)", "shifted by a random amount", "re-randomised",
+           "random plaintext", "another session's c3 and proof", "another session's proof", "another session's c3"]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_altered_c3_is_refused_before_decryption_without_lock(
+    pair: tuple[P1KeyShare, P2KeyShare], attack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Π_c3 fails: abort naming the custodian, nothing decrypted, no lock; honest signing goes on."""
+    p1, p2 = copy_p1(pair[0]), pair[1]
+    decrypted: list[int] = []
+    real_decrypt = paillier.decrypt
+
+    def spy(sk: Any, c: int) -> int:
+        decrypted.append(c)
+        return real_decrypt(sk, c)
+
+    tamper = c3_attacks(pair)[attack]
+    monkeypatch.setattr(paillier, "decrypt", spy)
+    with pytest.raises(ProtocolAbort) as info:
         sign_with(p1, p2, tamper)
+    assert info.value.culprit == CUSTODIAN
+    assert decrypted == [] and not p1.locked
+    check_signature(p1.public_key, DIGEST, sign_with(p1, p2))
+
+
+def test_lock_remains_as_defence_in_depth(pair: tuple[P1KeyShare, P2KeyShare], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were Π_c3 ever to accept a bad c3 (a bug), the failed signature still locks the share for good."""
+    p1, p2 = copy_p1(pair[0]), pair[1]
+    backup1, backup2 = ecdsa2p.reshare(p1, p2, for_signing=False)  # made before the attack
+    monkeypatch.setattr(c3_proof, "verify", lambda *args, **kwargs: None)
+    with pytest.raises(KeyLocked):
+        sign_with(p1, p2, c3_attacks(pair)["random plaintext"])
     assert p1.locked and not p1.can_sign
     restored = P1KeyShare.from_bytes(p1.to_bytes())
     assert restored.locked
@@ -261,40 +314,82 @@ def test_crafted_c3_locks_the_client_share_for_good(pair: tuple[P1KeyShare, P2Ke
             SignP1(new_sid(), share, DIGEST)
         with pytest.raises(KeyLocked):
             ReshareP1(new_sid(), share)
-        with pytest.raises(KeyLocked):
-            ecdsa2p.sign(share, p2, DIGEST)
-    # Recover: the backup made earlier gives a fresh signing pair for the same key.
+    monkeypatch.undo()
     n1, n2 = ecdsa2p.reshare(backup1, backup2, for_signing=True)
     assert n1.public_key == p1.public_key
     check_signature(n1.public_key, DIGEST, ecdsa2p.sign(n1, n2, DIGEST))
 
 
-def test_bit_probing_stops_at_the_first_failure(pair: tuple[P1KeyShare, P2KeyShare]) -> None:
-    """Harmless probes (the mask swallows them) sign; the first failing probe locks; no more."""
-    p1, p2 = copy_p1(pair[0]), pair[1]
-    pk = p2.paillier
-    assert pk is not None
-
-    def probe(i: int) -> Callable[[Message], Message]:
-        return replace_c3(lambda msg: paillier.add(pk, int(msg.payload["c3"], 16), paillier.encrypt(pk, Q << i)[0]))
-
-    check_signature(p1.public_key, DIGEST, sign_with(p1, p2, probe(1000)))
-    with pytest.raises(KeyLocked):
-        sign_with(p1, p2, probe(1795))
-    with pytest.raises(KeyLocked):
-        sign_with(p1, p2, probe(1000))
-
-
-def test_sessions_started_before_the_lock_do_not_decrypt(pair: tuple[P1KeyShare, P2KeyShare]) -> None:
+def test_sessions_started_before_the_lock_do_not_decrypt(
+    pair: tuple[P1KeyShare, P2KeyShare], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Parallel sessions on one share: once one locks it, the others refuse at the last round."""
     p1, p2 = copy_p1(pair[0]), pair[1]
     sid = new_sid()
     waiting = {CLIENT: SignP1(sid, p1, DIGEST), CUSTODIAN: SignP2(sid, p2, DIGEST)}
     c3 = checkpoint(waiting, 4)  # the honest c3, held back
+    monkeypatch.setattr(c3_proof, "verify", lambda *args, **kwargs: None)
     with pytest.raises(KeyLocked):
-        sign_with(p1, p2, replace_c3(lambda msg: paillier.encrypt(p2.paillier, 1)[0]))  # type: ignore[arg-type]
+        sign_with(p1, p2, c3_attacks(pair)["random plaintext"])
     with pytest.raises(KeyLocked):
         waiting[CLIENT].receive(c3)
+
+
+def _overflowing_witness_c3(p2: P2KeyShare, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The custodian proves honestly but with a mask far past the range: the wrap-around attack."""
+    monkeypatch.setattr(sign_module.secrets, "randbits", lambda bits: 1 << 1790)
+    monkeypatch.setattr(c3_proof, "_check_witness", lambda *args: None)
+
+
+def test_c3_with_an_out_of_range_mask_is_refused(pair: tuple[P1KeyShare, P2KeyShare],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mask that makes the plaintext wrap mod N cannot be proven: the range check refuses z3."""
+    p1, p2 = copy_p1(pair[0]), pair[1]
+    _overflowing_witness_c3(p2, monkeypatch)
+    with pytest.raises((ProtocolAbort, InvalidMessage)) as info:
+        sign_with(p1, p2)
+    if isinstance(info.value, ProtocolAbort):
+        assert info.value.culprit == CUSTODIAN
+    assert not p1.locked
+
+
+def test_lock_and_recover_probing_gains_zero_bits(pair: tuple[P1KeyShare, P2KeyShare]) -> None:
+    """BitForge's probe (shift c3 so the plaintext wraps exactly when a bit of x1 is set), repeated
+    over lock/recover cycles against two different client shares of the same public key: every
+    probe aborts the same way before decryption, no share ever locks, and the custodian's view
+    is identical for both shares, so it learns nothing about x1 (zero bits)."""
+    p1, p2 = copy_p1(pair[0]), pair[1]
+    backup1, backup2 = ecdsa2p.reshare(p1, p2, for_signing=False)
+    pk = p2.paillier
+    assert pk is not None
+
+    def observe(p1: P1KeyShare, p2: P2KeyShare, bit: int) -> str:
+        probe = replace_c3(lambda msg: paillier.add(pk_of(p2), _honest_c3(msg), paillier.encrypt(pk_of(p2), Q << (1790 + bit % 8))[0]))
+        try:
+            sign_with(p1, p2, probe)
+        except ProtocolAbort as exc:
+            return f"abort:{exc.culprit}"
+        except KeyLocked:
+            return "locked"
+        return "signed"
+
+    views = []
+    for shares in ((p1, p2), ecdsa2p.refresh(p1, p2)):  # two client shares x1 ≠ x1' of one key
+        view = []
+        a, b = shares
+        for bit in range(6):
+            view.append(observe(a, b, bit))
+            assert not a.locked
+            a, b = ecdsa2p.reshare(*ecdsa2p.reshare(a, b, for_signing=False), for_signing=True)  # "recover"
+        views.append(view)
+    assert views[0] == views[1] == [f"abort:{CUSTODIAN}"] * 6
+    n1, n2 = ecdsa2p.reshare(backup1, backup2, for_signing=True)
+    check_signature(n1.public_key, DIGEST, ecdsa2p.sign(n1, n2, DIGEST))
+
+
+def pk_of(share: P2KeyShare) -> PaillierPublicKey:
+    assert share.paillier is not None
+    return share.paillier
 
 
 def test_mismatched_pair_is_refused_before_any_nonce_and_does_not_lock(pair: tuple[P1KeyShare, P2KeyShare]) -> None:

@@ -147,6 +147,7 @@ def test_tampered_recid_is_caught_by_the_custodian(scenario: Scenario) -> None:
     assert outcomes == {"recid: low bit flipped": "ProtocolAbort"}
 
 
-def test_crafted_final_ciphertext_locks_instead_of_signing(scenario: Scenario) -> None:
-    outcomes = tamper_round(scenario, 4, only=lambda label: label in ("c3: truncated", "c3: another run's value"))
-    assert set(outcomes.values()) <= {"KeyLocked"}, outcomes
+def test_crafted_final_ciphertext_aborts_instead_of_locking(scenario: Scenario) -> None:
+    """A c3 the proof does not cover is refused before decryption: an abort, never a lock."""
+    outcomes = tamper_round(scenario, 4, only=lambda label: label.startswith("c3:"))
+    assert outcomes and set(outcomes.values()) <= {"ProtocolAbort", "invalid"}, outcomes

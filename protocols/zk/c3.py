@@ -1,0 +1,399 @@
+"""Π_c3: the custodian's c3 in two-party ECDSA signing was formed as the protocol says.
+
+The statement and the shape of the proof are those of coinbase/cb-mpc's default two-party
+signing (``zk_ecdsa_sign_2pc_integer_commit_t`` in ``ecdsa_2p.cpp``); the analysis follows
+CGGMP's Π_aff-g (ePrint 2021/060, older revisions §6.2 Fig. 15, revision 2024-10-21 Fig. 25):
+a Σ-protocol over the integers, made sound by ring-Pedersen commitments under parameters the
+*verifier* owns, with Fiat-Shamir.
+
+**Statement.** Public: P1's Paillier key N and c_key (an encryption of x1), c3, the digest m,
+r, R2, Q2 on a curve of prime order q with base G, and the verifier's ring-Pedersen parameters
+(N̂, s, t). With c_key' = c_key ⊕ SHIFT, SHIFT = q·2^(ℓ+ε+1−|q|) (a multiple of q, so it
+vanishes mod q, and big enough that the plaintext x1' = x1 + SHIFT of c_key' is non-negative for
+every |x1| ≤ 2^(ℓ+ε) that Π_log* admits; cb-mpc shifts by q·2^SEC_P_STAT for the same reason),
+the prover knows integers w1, w2, w3 and a unit ρ_enc with
+
+    c3 = (r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + w3·q; ρ_enc),   w1·R2 = G,   w2·R2 = Q2,
+
+and 0 ≤ w1, w2 < 2^|q|, 0 ≤ w3 < 2^``MASK_BITS`` (honest: w1 = k2⁻¹, w2 = k2⁻¹·x2 mod q, w3 = ρ).
+
+**Proof.** W_i = s^w_i·t^μ_i (μ_i < 2^κ·N̂); masks α1, α2 < 2^(|q|+c+κ), α3 < 2^(MASK_BITS+c+κ),
+γ_i < 2^(c+2κ)·N̂, β ∈ Z*_N; A_i = s^α_i·t^γ_i, Y1 = α1·R2, Y2 = α2·R2,
+C' = (r·α1) ⊙ c_key' ⊕ Enc(α1·m + α2·r + α3·q; β). Challenge e < 2^c from a transcript bound
+to the session (id, protocol, round, parties, prover, digest) and to N, (N̂, s, t), c_key, c3,
+r, m, R2, Q2 and every commitment. Responses z_i = α_i + e·w_i, ζ_i = γ_i + e·μ_i (integers),
+z_enc = β·ρ_enc^e mod N.
+
+**Verification.** W_i, A_i ∈ Z*_N̂; C' a valid ciphertext; z_enc ∈ Z*_N; Y1, Y2 not the
+identity; 0 ≤ z1, z2 < 2^(|q|+c+κ+1), 0 ≤ z3 < 2^(MASK_BITS+c+κ+1); and
+z1·R2 = Y1 + e·G, z2·R2 = Y2 + e·Q2, s^z_i·t^ζ_i = A_i·W_i^e (mod N̂),
+(r·z1) ⊙ c_key' ⊕ Enc(z1·m + z2·r + z3·q; z_enc) = C' ⊕ e·c3. Everything the verifier checks is
+public, so the prover can predict the verdict: an accept or a reject tells it nothing about x1
+(this is why the check is on ciphertexts and not on decrypted values, although P1 could
+decrypt). A verifier that knows the factorisations (P1 knows both N and N̂) runs the same
+equations by CRT, about three times faster.
+
+**Completeness.** Honest responses are below 2^(|q|+c+κ) + 2^(c+|q|) < 2^(|q|+c+κ+1) (likewise
+for z3), so the range checks never fail an honest proof.
+
+**Zero knowledge** (statistical, 2^-κ per value; the verifier's parameters pass Π_prm, so s
+lies in ⟨t⟩ and t^μ_i, t^γ_i hide). z_i = α_i + e·w_i with e·w_i < 2^(c+|q|) (resp.
+2^(c+MASK_BITS)) is within 2^-κ of α_i alone; ζ_i likewise with e·μ_i < 2^(c+κ)·N̂ against
+γ_i < 2^(c+2κ)·N̂; μ_i < 2^κ·N̂ is within 2^-κ of uniform modulo ord(t) < N̂. A simulator picks
+z, ζ, z_enc and e, then solves for A_i, Y_i and C'.
+
+**Soundness** (special soundness under strong RSA on N̂, which the prover did not make). Two
+accepting transcripts with e ≠ e' give Δe·w_i = Δz_i over the integers (else the prover breaks
+the ring-Pedersen binding: Δe ∤ Δz_i would give a non-trivial root of s), so the extracted
+|w1|, |w2| < 2^(|q|+c+κ+1), |w3| < 2^(MASK_BITS+c+κ+1); w1·R2 = G and w2·R2 = Q2 make w1 ≡ k2⁻¹
+and w2 ≡ k2⁻¹·x2 (mod q); the Paillier equation gives the plaintext of c3 as
+r·w1·x1' + w1·m + w2·r + w3·q modulo N. Error 2^-c per proof.
+
+**Why the plaintext never wraps modulo N** (default level, ℓ = 256, ε = 512, c = κ = 128,
+|q| = 256). The verifier's own x1' < 2^(ℓ+ε+2) = 2^770. Extracted witnesses bound the plaintext
+by r·|w1|·x1' + |w1|·m + |w2|·r + |w3|·q < 2^(256+513+770) + 2^770 + 2^(1412+256) < 2^1669, far
+below N/2 ≥ 2^2046 (``no_wrap_bits`` is checked against |N| before any proof is made or
+verified). So P1's signed decryption returns that integer exactly, s' ≡ k2⁻¹·(m + r·x1 + r·x2)
+(mod q), and s = k1⁻¹·s' is a valid signature: once the proof verifies, the signature's validity
+no longer depends on x1 and the Lindell bit leak (CVE-2023-33242) is gone.
+
+**The mask** (``MASK_BITS``). P1 may be malicious too, with |x1| ≤ 2^(ℓ+ε). The plaintext is
+w3·q + X with X = r·w1·x1' + w1·m + w2·r < q²·2^(ℓ+ε+3); w3 uniform below 2^MASK_BITS with
+MASK_BITS = |q| + (ℓ+ε+2) + 1 + κ makes w3·q + X within 2^-κ of w3'·q + (X mod q), which a
+simulator knowing only s·k1 = X mod q produces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from curves import Point, secp256k1
+from protocols import bigint, paillier
+from protocols.encoding import get_list, get_nat, get_point, require_keys
+from protocols.errors import InvalidMessage, ProofError, UsageError
+from protocols.paillier import PaillierPublicKey, PaillierSecretKey
+from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
+from protocols.transcript import Transcript
+from protocols.zk.fields import encode_nats, get_unit, get_units, is_unit, require_unit, require_units
+from protocols.zk.params import ELL, EPSILON
+
+__all__ = [
+    "C3Bounds",
+    "C3Statement",
+    "C3Proof",
+    "C3Randomness",
+    "DEFAULT_BOUNDS",
+    "form_c3",
+    "prove",
+    "verify",
+]
+
+_LABEL = "zk/c3/v1"
+
+
+@dataclass(frozen=True)
+class C3Bounds:
+    """The proof's size parameters for one curve order ``q`` (see the module docstring)."""
+
+    q: int
+    ell: int = ELL
+    epsilon: int = EPSILON
+    challenge_bits: int = 128  # c: soundness error 2^-c per proof
+    statistical_bits: int = 128  # κ: statistical distance of every masked value
+
+    @property
+    def q_bits(self) -> int:
+        return self.q.bit_length()
+
+    @property
+    def shift(self) -> int:
+        """SHIFT = q·2^(ℓ+ε+1−|q|) ≥ 2^(ℓ+ε): makes the plaintext of c_key' non-negative."""
+        return self.q << (self.ell + self.epsilon + 1 - self.q_bits)
+
+    @property
+    def x1_bits(self) -> int:
+        """x1' = x1 + SHIFT < 2^(ℓ+ε+2) for every |x1| ≤ 2^(ℓ+ε)."""
+        return self.ell + self.epsilon + 2
+
+    @property
+    def mask_bits(self) -> int:
+        """The signing mask w3 = ρ is uniform below 2^mask_bits."""
+        return self.q_bits + self.x1_bits + 1 + self.statistical_bits
+
+    @property
+    def alpha_bits(self) -> tuple[int, int, int]:
+        """The masks α1, α2, α3 are uniform below 2^alpha_bits[i]."""
+        slack = self.challenge_bits + self.statistical_bits
+        return (self.q_bits + slack, self.q_bits + slack, self.mask_bits + slack)
+
+    @property
+    def response_bits(self) -> tuple[int, int, int]:
+        """The verifier accepts 0 ≤ z_i < 2^response_bits[i]."""
+        return tuple(bits + 1 for bits in self.alpha_bits)  # type: ignore[return-value]
+
+    @property
+    def no_wrap_bits(self) -> int:
+        """A bound on the bit length of |plaintext of c3| for every witness the proof admits."""
+        z1, _, z3 = self.response_bits
+        return max(self.q_bits + z1 + self.x1_bits, z3 + self.q_bits) + 2
+
+    def check_modulus(self, n: int) -> None:
+        """Refuse a Paillier modulus too short for the no-wrap argument (|N| > no_wrap_bits + 1)."""
+        if n.bit_length() < self.no_wrap_bits + 2:
+            raise UsageError("Paillier modulus too short for the c3 proof's ranges")
+
+
+DEFAULT_BOUNDS = C3Bounds(secp256k1.order)
+
+
+@dataclass(frozen=True)
+class C3Statement:
+    """What the proof is about; P1 builds it from its own share and the session, P2 likewise."""
+
+    pk: PaillierPublicKey
+    params: RingPedersenParams  # the verifier's (P1's) ring-Pedersen parameters
+    c_key: int
+    c3: int
+    r: int
+    m: int
+    r2: Point
+    q2: Point
+
+
+@dataclass(frozen=True)
+class C3Randomness:
+    """A Paillier nonce ρ with ρ^N mod N² computed ahead (custodian-side precomputation)."""
+
+    nonce: int
+    power: int  # nonce^N mod N²
+    modulus: int  # N
+
+    @classmethod
+    def fresh(cls, pk: PaillierPublicKey) -> C3Randomness:
+        nonce = bigint.random_unit(pk.n)
+        return cls(nonce, bigint.powmod(nonce, pk.n, pk.n_squared), pk.n)
+
+    def __repr__(self) -> str:
+        return "C3Randomness(<secret>)"
+
+
+@dataclass(frozen=True)
+class C3Proof:
+    W: tuple[int, int, int]  # s^w_i·t^μ_i mod N̂
+    A: tuple[int, int, int]  # s^α_i·t^γ_i mod N̂
+    Y1: Point  # α1·R2
+    Y2: Point  # α2·R2
+    C: int  # C' = (r·α1) ⊙ c_key' ⊕ Enc(α1·m + α2·r + α3·q; β)
+    z: tuple[int, int, int]  # α_i + e·w_i
+    zeta: tuple[int, int, int]  # γ_i + e·μ_i
+    z_enc: int  # β·ρ_enc^e mod N
+
+    def to_payload(self) -> dict[str, Any]:
+        """Integers as minimal hex (lists for the three-element fields), points encoded."""
+        return {
+            "W": encode_nats(self.W),
+            "A": encode_nats(self.A),
+            "Y1": self.Y1.to_bytes().hex(),
+            "Y2": self.Y2.to_bytes().hex(),
+            "C": paillier.encode_ciphertext(self.C),
+            "z": encode_nats(self.z),
+            "zeta": encode_nats(self.zeta),
+            "z_enc": paillier.encode_ciphertext(self.z_enc),
+        }
+
+    @classmethod
+    def from_payload(
+        cls, payload: Mapping[str, Any], statement: C3Statement, bounds: C3Bounds = DEFAULT_BOUNDS
+    ) -> C3Proof:
+        """Strict decoding against the statement: units, ranges, points (``InvalidMessage``)."""
+        require_keys(payload, ("W", "A", "Y1", "Y2", "C", "z", "zeta", "z_enc"))
+        n_hat, group = statement.params.n_hat, statement.r2.group
+        z = _get_nats(payload, "z", bounds.response_bits)
+        zeta_bits = n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits + 1
+        zeta = _get_nats(payload, "zeta", (zeta_bits,) * 3)
+        return cls(
+            W=get_units(payload, "W", n_hat, 3),  # type: ignore[arg-type]
+            A=get_units(payload, "A", n_hat, 3),  # type: ignore[arg-type]
+            Y1=get_point(payload, "Y1", group),
+            Y2=get_point(payload, "Y2", group),
+            C=paillier.decode_ciphertext(payload, "C", statement.pk),
+            z=z,  # type: ignore[arg-type]
+            zeta=zeta,  # type: ignore[arg-type]
+            z_enc=get_unit(payload, "z_enc", statement.pk.n),
+        )
+
+
+def _get_nats(payload: Mapping[str, Any], key: str, bits: tuple[int, ...]) -> tuple[int, ...]:
+    items = get_list(payload, key, len(bits))
+    values = []
+    for i, (item, limit) in enumerate(zip(items, bits)):
+        value = get_nat({key: item}, key, limit)
+        if value >= 1 << limit:
+            raise InvalidMessage(f"{key}[{i}] out of range")
+        values.append(value)
+    return tuple(values)
+
+
+def form_c3(
+    statement_pk: PaillierPublicKey,
+    c_key: int,
+    r: int,
+    m: int,
+    w: tuple[int, int, int],
+    randomness: C3Randomness,
+    bounds: C3Bounds = DEFAULT_BOUNDS,
+) -> int:
+    """(r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + w3·q; ρ): both c3 and the proof's C' are of this form."""
+    pk = statement_pk
+    n2 = pk.n_squared
+    w1, w2, w3 = w
+    shifted = paillier.add_plain(pk, c_key, bounds.shift)
+    plain = 1 + ((w1 * m + w2 * r + w3 * bounds.q) % pk.n) * pk.n
+    return bigint.powmod(shifted, r * w1, n2) * plain % n2 * randomness.power % n2
+
+
+def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3Bounds, transcript: Transcript) -> int:
+    st = statement
+    t = transcript.copy()
+    t.append_bytes("proof", _LABEL.encode())
+    t.append_int("N", st.pk.n)
+    t.append_ints("ring_pedersen", (st.params.n_hat, st.params.s, st.params.t))
+    t.append_ints("c_key,c3,r,m", (st.c_key, st.c3, st.r, st.m))
+    t.append_bytes("group", st.r2.group.name.encode())
+    t.append_bytes("R2", st.r2.to_bytes())
+    t.append_bytes("Q2", st.q2.to_bytes())
+    W, A, Y1, Y2, C = commitments
+    t.append_ints("W", W)
+    t.append_ints("A", A)
+    t.append_bytes("Y1", Y1.to_bytes())
+    t.append_bytes("Y2", Y2.to_bytes())
+    t.append_int("C", C)
+    return t.challenge_int("e", 1 << bounds.challenge_bits)
+
+
+def prove(
+    statement: C3Statement,
+    w: tuple[int, int, int],
+    randomness: C3Randomness,
+    transcript: Transcript,
+    bounds: C3Bounds = DEFAULT_BOUNDS,
+    mask_randomness: C3Randomness | None = None,
+) -> C3Proof:
+    """Prove that ``statement.c3`` = ``form_c3(..., w, randomness)`` with w1·R2 = G, w2·R2 = Q2.
+
+    ``mask_randomness`` is the β of C' (precomputed by the custodian, or fresh when omitted).
+    """
+    st = statement
+    bounds.check_modulus(st.pk.n)
+    _check_witness(st, w, bounds)
+    if randomness.modulus != st.pk.n or (mask_randomness is not None and mask_randomness.modulus != st.pk.n):
+        raise UsageError("c3 randomness was made for another Paillier key")
+    params, kappa, c = st.params, bounds.statistical_bits, bounds.challenge_bits
+    mu = tuple(bigint.random_below(params.n_hat << kappa) for _ in range(3))
+    alpha = tuple(bigint.random_below(1 << bits) for bits in bounds.alpha_bits)
+    gamma = tuple(bigint.random_below(params.n_hat << (c + 2 * kappa)) for _ in range(3))
+    beta = mask_randomness or C3Randomness.fresh(st.pk)
+    commitments = (
+        tuple(params.commit(w_i, mu_i) for w_i, mu_i in zip(w, mu)),
+        tuple(params.commit(a_i, g_i) for a_i, g_i in zip(alpha, gamma)),
+        st.r2 * alpha[0],
+        st.r2 * alpha[1],
+        form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),  # type: ignore[arg-type]
+    )
+    e = _challenge(st, commitments, bounds, transcript)
+    n = st.pk.n
+    return C3Proof(
+        *commitments,
+        z=tuple(a_i + e * w_i for a_i, w_i in zip(alpha, w)),  # type: ignore[arg-type]
+        zeta=tuple(g_i + e * mu_i for g_i, mu_i in zip(gamma, mu)),  # type: ignore[arg-type]
+        z_enc=beta.nonce * bigint.powmod(randomness.nonce, e, n) % n,
+    )
+
+
+def _check_witness(st: C3Statement, w: tuple[int, int, int], bounds: C3Bounds) -> None:
+    w1, w2, w3 = w
+    if not (0 <= w1 < bounds.q and 0 <= w2 < bounds.q and 0 <= w3 < 1 << bounds.mask_bits):
+        raise UsageError("c3 witness out of range")
+    generator = st.r2.group.generator()
+    if st.r2 * w1 != generator or st.r2 * w2 != st.q2:
+        raise UsageError("c3 witness does not match R2 and Q2")
+
+
+def verify(
+    statement: C3Statement,
+    proof: C3Proof,
+    transcript: Transcript,
+    bounds: C3Bounds = DEFAULT_BOUNDS,
+    *,
+    paillier_secret: PaillierSecretKey | None = None,
+    ring_pedersen_secret: RingPedersenSecret | None = None,
+) -> None:
+    """Raise ``ProofError`` unless ``proof`` shows ``statement.c3`` was formed correctly.
+
+    The optional secrets (P1 knows both factorisations) only speed the same checks up by CRT.
+    """
+    st = statement
+    _check_shapes(st, proof, bounds)
+    commitments = (proof.W, proof.A, proof.Y1, proof.Y2, proof.C)
+    e = _challenge(st, commitments, bounds, transcript)
+    generator = st.r2.group.generator()
+    if st.r2 * proof.z[0] != proof.Y1 + generator * e:
+        raise ProofError("c3 proof: z1·R2 != Y1 + e·G")
+    if st.r2 * proof.z[1] != proof.Y2 + st.q2 * e:
+        raise ProofError("c3 proof: z2·R2 != Y2 + e·Q2")
+    _check_commitments(st.params, proof, e, ring_pedersen_secret)
+    _check_paillier(st, proof, e, bounds, paillier_secret)
+
+
+def _check_commitments(
+    params: RingPedersenParams, proof: C3Proof, e: int, secret: RingPedersenSecret | None
+) -> None:
+    n_hat = params.n_hat
+    power = secret.crt.powmod if secret is not None else (lambda b, x: bigint.powmod(b, x, n_hat))
+    for i in range(3):
+        lhs = power(params.s, proof.z[i]) * power(params.t, proof.zeta[i]) % n_hat
+        if lhs != proof.A[i] * power(proof.W[i], e) % n_hat:
+            raise ProofError(f"c3 proof: s^z{i + 1}·t^ζ{i + 1} != A{i + 1}·W{i + 1}^e")
+
+
+def _check_paillier(
+    st: C3Statement, proof: C3Proof, e: int, bounds: C3Bounds, secret: PaillierSecretKey | None
+) -> None:
+    pk, n2 = st.pk, st.pk.n_squared
+    if secret is not None and secret.n != pk.n:
+        raise UsageError("the Paillier secret key does not match the statement")
+    power = secret._mod_n2.powmod if secret is not None else (lambda b, x: bigint.powmod(b, x, n2))  # type: ignore[attr-defined]
+    shifted = paillier.add_plain(pk, st.c_key, bounds.shift)
+    z1, z2, z3 = proof.z
+    plain = 1 + ((z1 * st.m + z2 * st.r + z3 * bounds.q) % pk.n) * pk.n
+    lhs = power(shifted, st.r * z1) * plain % n2 * power(proof.z_enc, pk.n) % n2
+    if lhs != proof.C * power(st.c3, e) % n2:
+        raise ProofError("c3 proof: (r·z1) ⊙ c_key' ⊕ Enc(z1·m + z2·r + z3·q; z_enc) != C' ⊕ e·c3")
+
+
+def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
+    try:
+        bounds.check_modulus(st.pk.n)
+    except UsageError as exc:
+        raise ProofError(str(exc)) from None
+    n_hat = st.params.n_hat
+    require_units(proof.W, n_hat, "c3 W", 3)
+    require_units(proof.A, n_hat, "c3 A", 3)
+    require_unit(proof.z_enc, st.pk.n, "c3 z_enc")
+    for name, value in (("c3", st.c3), ("C'", proof.C), ("c_key", st.c_key)):
+        try:
+            paillier.validate_ciphertext(st.pk, value)
+        except InvalidMessage:
+            raise ProofError(f"c3 proof: {name} is not a valid ciphertext") from None
+    for point in (proof.Y1, proof.Y2):
+        if not isinstance(point, Point) or point.group is not st.r2.group or point.is_identity:
+            raise ProofError("c3 proof: Y1 and Y2 must be non-identity points of the group")
+    for i, (value, bits) in enumerate(zip(proof.z, bounds.response_bits)):
+        if not isinstance(value, int) or not 0 <= value < 1 << bits:
+            raise ProofError(f"c3 proof: z{i + 1} out of range")
+    if any(not isinstance(v, int) or v < 0 for v in proof.zeta):
+        raise ProofError("c3 proof: ζ must be non-negative integers")
+    if not is_unit(proof.z_enc, st.pk.n):
+        raise ProofError("c3 proof: z_enc must be a unit modulo N")
