@@ -22,6 +22,8 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
 from __future__ import annotations
 
 import secrets
+import struct
+import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -86,6 +88,24 @@ class Client:
         self.keychain.put(DEVICE_SETUP_ENTRY, setup.to_bytes())
         return setup
 
+    def _lock_after_interrupted_decryptions(self) -> None:
+        """A decryption marker older than ``DECRYPTION_MARKER_SECONDS`` means the device stopped
+        between decrypting a c3 and checking its signature: count it as a failed signature and
+        lock the share (DESIGN.md §5; younger markers belong to sessions still running)."""
+        prefix = f"{self.client_id}.secp256k1.decrypting."
+        for name in [n for n in self.keychain.names() if n.startswith(prefix)]:
+            try:
+                (began,) = struct.unpack(">d", self.keychain.get(name))
+            except (struct.error, MPCError):
+                began = 0.0
+            if time.time() - began < DECRYPTION_MARKER_SECONDS:
+                continue
+            if self._entry("secp256k1") in self.keychain:
+                share = self.signing_share("secp256k1")
+                share.lock()
+                self.keychain.put(self._entry("secp256k1"), share.to_bytes())
+            self.keychain.delete(name, missing_ok=True)
+
     def _entry(self, curve: str) -> str:
         return f"{self.client_id}.{curve}.signing"
 
@@ -136,31 +156,46 @@ class Client:
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
         return ClientSign(self, _sid(session_id), chain, data)
 
-    # Presigning (``mpc.presign``): pools of single-use presignatures, signing in one round trip.
+    # Precomputation (``mpc.presign``): the custodian's, in its store; the device keeps nothing.
     def presign(self, count: int, session_id: bytes | None = None) -> Session:
-        """Add ``count`` presignatures per curve to this device's pool (``custodian.presign``)."""
+        """Ask the custodian for ``count`` ECDSA precomputations (``custodian.presign``)."""
         from mpc.presign import ClientPresign
 
         return ClientPresign(self, _sid(session_id), count)
 
-    def sign_presigned(self, chain: str, data: bytes, session_id: bytes | None = None) -> Session:
-        """Sign from one presignature, deleted from the keychain now (``custodian.sign_presigned``)."""
-        from mpc.presign import ClientSignPresigned
-
-        return ClientSignPresigned(self, _sid(session_id), chain, data)
-
-    def presignature_count(self) -> dict[str, int]:
-        """How many presignatures this device holds per curve."""
-        from mpc.presign import client_pool
-
-        return {curve: len(names) for curve, names in client_pool(self).items()}
+    def sign_presigned(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
+        """The same as :meth:`sign`; kept as a name (no presignature ever lives on the device)."""
+        return self.sign(chain, data, session_id)
 
     def resume(self, data: bytes, method: BackupMethod | None = None) -> Session:
-        """An operation of this device parked with ``session.to_bytes()`` (single use: see
-        ``protocols.state``); ``method`` is the backup method of a backup, recover or eject."""
+        """An operation of this device parked with ``session.to_bytes()``; ``method`` is the
+        backup method of a backup, recover or eject. Signing cannot be parked on a device (its
+        nonces would come back with a device backup): a crashed sign starts again."""
         from mpc import state  # noqa: F401 - registers the engine's session classes
 
         return Session.from_bytes(data, client=self, method=method or CloudMethod(self.cloud))
+
+
+DECRYPTION_MARKER_SECONDS = 60.0  # a decryption takes milliseconds: an older marker is a crash
+
+
+def _decryption_marker(client: Client, session_id: bytes) -> str:
+    return f"{client.client_id}.secp256k1.decrypting.{session_id.hex()}"
+
+
+class _KeychainDecryptionGuard:
+    """P1's decryption guard on the keychain: a marker entry (with the time) exists exactly while
+    a c3 is being decrypted and its signature checked. A marker left by a crash is found by the
+    next signing operation and locks the share (``Client._lock_after_interrupted_decryptions``)."""
+
+    def __init__(self, client: Client, session_id: bytes) -> None:
+        self.client, self.name = client, _decryption_marker(client, session_id)
+
+    def begin(self) -> None:
+        self.client.keychain.put(self.name, struct.pack(">d", time.time()))
+
+    def end(self) -> None:
+        self.client.keychain.delete(self.name, missing_ok=True)
 
 
 def _sid(session_id: bytes | None) -> bytes:
@@ -390,8 +425,12 @@ class ClientSign(_ClientOperation):
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = bytes(data)
+        if self.curve == "secp256k1":
+            client._lock_after_interrupted_decryptions()
         self._share = client.signing_share(self.curve)
-        self._child = _sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data)
+        guard = _KeychainDecryptionGuard(client, session_id) if self.curve == "secp256k1" else None
+        self._child = _sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data,
+                                  decryption_guard=guard)
 
     def _hello(self) -> dict[str, Any]:
         return sign_hello(self.client.client_id, self.chain, self.data)
@@ -408,6 +447,7 @@ class ClientSign(_ClientOperation):
             # The share object was locked by the signing session: persist it before anything else.
             if self._persisted_share() is not None:
                 self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
+            self.client.keychain.delete(_decryption_marker(self.client, self.session_id), missing_ok=True)
             raise KeyLockedError() from None
 
     def _persisted_share(self) -> Any:

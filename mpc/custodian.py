@@ -148,24 +148,26 @@ class Custodian:
         self._require_signing(self.store.client(client_id))
         return CustodianSign(self, client_id, session_id, chain, data)
 
-    # Presigning (``mpc.presign``): the custodian's halves live in the store, single use.
+    # Precomputation (``mpc.presign``): single-use Paillier nonces for ECDSA, in the store only.
     def presign(self, client_id: str, count: int, session_id: bytes | None = None) -> Session:
-        """Add ``count`` presignatures per curve to the client's pool in the store."""
+        """Make ``count`` ECDSA precomputations for the client (its side: ``client.presign``)."""
         from mpc.presign import CustodianPresign
 
         self._require_signing(self.store.client(client_id))
         return CustodianPresign(self, client_id, session_id, count)
 
-    def sign_presigned(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> Session:
-        """Sign from the presignature the client names (deleted from the store before use)."""
-        from mpc.presign import CustodianSignPresigned
-
-        self._require_signing(self.store.client(client_id))
-        return CustodianSignPresigned(self, client_id, session_id, chain, data)
+    def sign_presigned(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
+        """The same as :meth:`sign` (which uses the precomputed pool by itself); kept as a name."""
+        return self.sign(client_id, chain, data, session_id)
 
     def presignature_count(self, client_id: str) -> dict[str, int]:
-        """How many presignatures the store holds for the client, per curve."""
+        """How many precomputations the store holds for the client, per curve (ed25519: none needed)."""
         return self.store.count_presignatures(client_id)
+
+    def bump_nonce_epoch(self) -> int:
+        """After restoring this custodian's database: kill every precomputation and parked session
+        of the restored copy (``SQLiteStore.bump_nonce_epoch``). Returns the new epoch."""
+        return self.store.bump_nonce_epoch()
 
     def resume(self, data: bytes) -> Session:
         """A custodian operation parked with ``session.to_bytes()`` (see ``protocols.state``).
@@ -181,7 +183,26 @@ class Custodian:
         context: dict[str, Any] = {"custodian": self}
         if setup is not None:
             context["setup"] = setup
-        return Session.from_bytes(data, **context)
+        session = Session.from_bytes(data, **context)
+        if isinstance(session, _CustodianOperation):
+            self._consume_park(session)
+        return session
+
+    def parked_awaiting_round(self, data: bytes) -> Any:
+        """Which round a parked operation waits for, without resuming it (its park id stays unused)."""
+        from mpc import state  # noqa: F401 - registers the engine's session classes
+
+        return Session.from_bytes(data, custodian=self, setup=self.setup).awaiting_round
+
+    def _consume_park(self, session: _CustodianOperation) -> None:
+        """Refuse a blob of another nonce epoch, too old, or resumed before (tombstone in the store)."""
+        park_id, at, epoch = (getattr(session, name, None) for name in ("_park_id", "_parked_at", "_park_epoch"))
+        if not isinstance(park_id, str) or not isinstance(at, int) or not isinstance(epoch, int):
+            raise StateInvalid("this parked session carries no park id")
+        if epoch != self.store.nonce_epoch() or not time.time() - MAX_PARK_SECONDS < at <= time.time() + 60:
+            raise StateInvalid("this parked session is of a restored database or too old: start the operation again")
+        if not self.store.consume_park_id(park_id, at, time.time() - MAX_PARK_SECONDS):
+            raise StateInvalid("this parked session was resumed already: start the operation again")
 
     # --- helpers used by the operations -------------------------------------------------------
     def _webhook(self) -> BackupWebhook:
@@ -223,6 +244,9 @@ class Custodian:
         self.store.update_client(client_id, operation=None, operation_expires=None)
 
 
+MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (its tombstone purged)
+
+
 def _default_store() -> SQLiteStore:
     """The default store: a SQLite file in ``default_home()`` (``$PORTAL_MPC_HOME``)."""
     home = default_home()
@@ -258,6 +282,15 @@ class _CustodianOperation(Composite):
 
     def _child_id(self, name: str) -> bytes:
         return child_session_id(self.session_id, name)
+
+    def to_bytes(self) -> bytes:
+        """The parked state, tagged with a fresh park id, the time and the store's nonce epoch:
+        ``Custodian.resume`` resumes each park id once and only in the same epoch, so a copy of
+        the blob (or a restored database) can never run the same nonces twice."""
+        self._park_id = secrets.token_hex(16)
+        self._parked_at = int(time.time())
+        self._park_epoch = self.store.nonce_epoch()
+        return super().to_bytes()
 
     def receive(self, msg: Message) -> list[Message]:
         # The per-client lock is taken at the client's first message after its hello (a session
@@ -512,7 +545,13 @@ class CustodianSign(_CustodianOperation):
         return sign_hello(self.client_id, self.chain, self.data)
 
     def _start(self) -> list[Message]:
-        child = _sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data)
+        precomputed = None
+        if self.curve == "secp256k1":
+            from mpc.presign import take_precomputation
+
+            precomputed = take_precomputation(self.store, self.client_id, self._share)
+        child = _sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,
+                            precomputed)
         return self._add_children({self.curve: child})
 
     def _on_children_done(self) -> list[Message]:
@@ -539,13 +578,20 @@ def _overall_backup_status(statuses: list[str]) -> str:
     return BackupShareStatus.NOT_CREATED.value
 
 
-def _sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes) -> Any:
-    """The signing session of one party for one curve."""
+def _sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes,
+                precomputed: ecdsa2p.C3Precomputation | None = None,
+                decryption_guard: ecdsa2p.DecryptionGuard | None = None) -> Any:
+    """The signing session of one party for one curve: two-party ECDSA (the custodian with its
+    precomputation, if any; the client with its decryption guard), or FROST in one round trip
+    (the client initiates)."""
     try:
         if curve == "secp256k1":
-            cls = ecdsa2p.SignP1 if party == CLIENT_PARTY else ecdsa2p.SignP2
-            return cls(session_id, share, data)
-        return frost.SignSession(session_id, share, PARTIES, data)
+            if party == CLIENT_PARTY:
+                return ecdsa2p.SignP1(session_id, share, data, decryption_guard=decryption_guard)
+            return ecdsa2p.SignP2(session_id, share, data, precomputed=precomputed)
+        if party == CLIENT_PARTY:
+            return frost.InitiatorSession(session_id, share, CUSTODIAN_PARTY, data)
+        return frost.ResponderSession(session_id, share, CLIENT_PARTY, data)
     except KeyLocked:
         raise KeyLockedError() from None
     except UsageError as exc:

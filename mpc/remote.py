@@ -8,8 +8,8 @@ operation; see that module for the frames)::
     device = mpc.Client(client_id, keychain)
     remote.generate(device, token)
     result, _ = remote.sign(device, token, "ethereum", digest32)
-    remote.presign(device, token, 8)                      # 8 presignatures per curve, both sides
-    result, _ = remote.sign_presigned(device, token, "ethereum", digest32)   # one short round trip
+    remote.presign(device, token, 8)                      # 8 ECDSA precomputations, custodian side
+    result, _ = remote.sign(device, token, "ethereum", digest32)   # takes one from the pool
 
 Each operation returns (the device's result, the custodian's result), like ``mpc.run_local``.
 Engine errors come back as the same ``mpc.errors`` classes (``errors.from_json``). A lost
@@ -85,13 +85,12 @@ class RemoteCustodian:
         return self.run("sign", session, client.client_id, token, {"chain": chain, "data": bytes(data).hex()})
 
     def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
-        """Add ``count`` presignatures per curve to the device's pool and the custodian's."""
+        """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         session = client.presign(count)
         return self.run("presign", session, client.client_id, token, {"count": count})
 
     def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
-        """Sign from one of the device's presignatures (deleted from the keychain now); one the
-        custodian no longer holds is refused with ``PresignatureNotFound``."""
+        """The same as :meth:`sign` (no presignature lives on the device); kept as a name."""
         session = client.sign_presigned(chain, data)
         return self.run("sign_presigned", session, client.client_id, token,
                         {"chain": chain, "data": bytes(data).hex()})

@@ -20,9 +20,9 @@ The client's first frame is a request object::
 Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
 (bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
 32-byte digest for secp256k1 chains, the message for ed25519 chains); presign ``count`` (an
-integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``, presignatures per curve). A
-sign_presigned names its presignature in the client's hello; one the store does not hold
-(unknown, already used or lost) is refused with ``PRESIGNATURE_NOT_FOUND``. After ``ready``
+integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``: ECDSA precomputations the custodian makes
+and keeps; the device stores nothing). sign_presigned is the same operation as sign (every
+ECDSA sign takes a precomputation from the pool when there is one). After ``ready``
 both sides exchange protocol messages, each one frame holding ``Message.to_bytes()`` exactly
 (the client speaks first, with its "hello"). When the custodian's session completes the server
 sends ``{"result": <custodian result>}`` (the view of ``get_client``, the signature's
@@ -168,10 +168,10 @@ def _resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
     if parked is None or parked.client_id != client_id or parked.expires < time.time():
         return {"error": _session_not_found(), "fatal": True}
     try:
-        session = custodian.resume(parked.data)
+        expect = custodian.parked_awaiting_round(parked.data)
     except Exception as exc:  # noqa: BLE001
         return {"error": _error(exc), "fatal": True}
-    return {"messages": parked.outbox, "expect": session.awaiting_round}
+    return {"messages": parked.outbox, "expect": expect}
 
 
 def _step(db: str, client_id: str, session_id: str, frame: bytes, ttl: float) -> dict[str, Any]:

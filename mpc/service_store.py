@@ -11,7 +11,9 @@ Tables (created on first use, portable SQL)
 Parked sessions are single use (``protocols.state``): ``take`` deletes the row and returns it
 in one statement (``DELETE … RETURNING``), so two workers or two servers can never resume the
 same blob; the caller saves the new state with ``park`` after the step. A crash between the
-two loses the session (the client starts the operation again), never reuses its nonces.
+two loses the session (the client starts the operation again), never reuses its nonces. Each
+blob carries the store's nonce epoch: after a database restore, ``bump_nonce_epoch`` empties the
+table, and a blob of an older epoch met anyway (a copy in flight) is never resumed.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class ServiceStore:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
+        if "parked_sessions" not in store.single_use_tables:
+            store.single_use_tables.append("parked_sessions")
         with store.transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 store._execute(statement)
@@ -100,17 +104,21 @@ class ServiceStore:
              holds_lock: bool, ttl: float) -> None:
         """Save (or replace) a session's state after a step."""
         box = json.dumps(outbox).encode("ascii")
+        tagged = self.store.nonce_epoch().to_bytes(_EPOCH_BYTES, "big") + data
         self.store._execute(
             f"INSERT OR REPLACE INTO parked_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (session_id, client_id, operation, data, box, int(holds_lock), time.time() + ttl),
+            (session_id, client_id, operation, tagged, box, int(holds_lock), time.time() + ttl),
         )
 
     def take(self, session_id: str) -> ParkedSession | None:
-        """Delete the parked session and return it (None if absent): at most one taker wins."""
+        """Delete the parked session and return it (None if absent or of an older nonce epoch):
+        at most one taker wins."""
         row = self.store._execute(
             f"DELETE FROM parked_sessions WHERE session_id = ? RETURNING {_COLUMNS}", (session_id,)
         ).fetchone()
-        return None if row is None else _parked(row)
+        if row is None or _epoch(row) != self.store.nonce_epoch():
+            return None
+        return _parked(row)
 
     def peek(self, session_id: str) -> ParkedSession | None:
         """Read a parked session without taking it (to check its owner, or to resume a channel)."""
@@ -131,6 +139,14 @@ class ServiceStore:
         return int(row[0])
 
 
+_EPOCH_BYTES = 8
+
+
+def _epoch(row: Any) -> int:
+    return int.from_bytes(bytes(row[3])[:_EPOCH_BYTES], "big")
+
+
 def _parked(row: Any) -> ParkedSession:
     outbox = json.loads(bytes(row[4]))
-    return ParkedSession(row[0], row[1], row[2], bytes(row[3]), list(outbox), bool(row[5]), float(row[6]))
+    data = bytes(row[3])[_EPOCH_BYTES:]
+    return ParkedSession(row[0], row[1], row[2], data, list(outbox), bool(row[5]), float(row[6]))

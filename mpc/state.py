@@ -1,8 +1,7 @@
 """The wallet engine's classes on the session-state allowlist (``protocols.state``).
 
-Importing this module registers every wallet operation session (both roles, presign and
-sign-presigned included), their results (``SignResult``, ``EjectedKeys``) and
-``KeyLockedError``, so ``Custodian.resume`` / ``Client.resume`` (and ``Session.from_bytes``) can
+Importing this module registers every parkable wallet operation session, their results
+(``SignResult``, ``EjectedKeys``) and ``KeyLockedError``, so ``Custodian.resume`` / ``Client.resume`` (and ``Session.from_bytes``) can
 restore a parked operation. Each operation's collaborators (the custodian facade and its store;
 the device's ``Client`` and backup method) are named in its ``_transient`` and given back by
 ``resume``, never stored.
@@ -30,13 +29,11 @@ ENGINE_SESSIONS = (
     client.ClientBackup,
     client.ClientRecover,
     client.ClientEject,
-    client.ClientSign,
     presign.CustodianPresign,
-    presign.CustodianSignPresigned,
     presign.ClientPresign,
-    presign.ClientSignPresigned,
 )
-"""Every wallet operation session class that can be parked."""
+"""Every wallet operation session class that can be parked. ``client.ClientSign`` is not one of
+them: it holds the device's signing nonces, and a device never stores a single-use secret."""
 
 
 def _encode_locked(exc: KeyLockedError, enc: Any) -> Any:

@@ -12,9 +12,15 @@ Tables
   backups         (client, method) -> backup status, whether the custodian share is self-managed
   shares          (client, kind = signing | backup, method, curve) -> share bytes
   client_backups  (client, method, curve) -> encrypted client backup share and its key record
-  presignatures   (client, curve, id) -> the custodian's half of a presignature (single use:
-                  ``take_presignature`` deletes the row before the caller sees it), tagged with
-                  the share it was made for
+  resumed_sessions  park ids of parked operations already resumed (``consume_park_id``)
+  presignatures   (client, curve, id) -> a custodian-side precomputation for fast signing
+                  (``mpc.presign``; single use: ``take_any_presignature`` deletes the row before
+                  the caller sees it), tagged (``binding``) with the nonce epoch and the key it
+                  was made for
+
+The *nonce epoch* (``meta``, key ``nonce_epoch``) guards single-use state against a database
+restore: ``bump_nonce_epoch`` moves it on and deletes every precomputation and parked session;
+state tagged with an older epoch is never used (``python -m mpc nonce-epoch --bump``).
 """
 
 from __future__ import annotations
@@ -69,6 +75,10 @@ CREATE TABLE IF NOT EXISTS client_backups (
     record BLOB NOT NULL,
     PRIMARY KEY (client_id, method, curve)
 );
+CREATE TABLE IF NOT EXISTS resumed_sessions (
+    park_id TEXT PRIMARY KEY,
+    parked_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS presignatures (
     client_id TEXT NOT NULL REFERENCES clients(client_id),
     curve TEXT NOT NULL,
@@ -106,6 +116,7 @@ class SQLiteStore:
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._lock = threading.RLock()
         self._depth = 0
+        self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
         self._init_schema()
 
     def _init_schema(self) -> None:
@@ -220,16 +231,44 @@ class SQLiteStore:
                 self._execute("INSERT INTO presignatures VALUES (?, ?, ?, ?, ?)",
                               (client_id, curve, presignature_id, binding, data))
 
-    def take_presignature(self, client_id: str, curve: str, presignature_id: bytes) -> bytes | None:
-        """Delete one presignature and return its data (None if absent): committed before use."""
-        key = (client_id, curve, presignature_id)
+    def take_any_presignature(self, client_id: str, curve: str, binding: bytes) -> bytes | None:
+        """Delete one row with this ``binding`` and return its data (None if there is none).
+
+        One statement (``DELETE … RETURNING``): two takers never get the same row.
+        """
+        row = self._execute(
+            "DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = (SELECT id FROM presignatures "
+            "WHERE client_id = ? AND curve = ? AND binding = ? LIMIT 1) AND binding = ? RETURNING data",
+            (client_id, curve, client_id, curve, binding, binding),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def consume_park_id(self, park_id: str, parked_at: float, purge_before: float) -> bool:
+        """Record that a parked operation was resumed; False if it was already (single use).
+        Tombstones of blobs parked before ``purge_before`` go (such blobs are refused anyway)."""
         with self.transaction():
-            row = self._execute("SELECT data FROM presignatures WHERE client_id = ? AND curve = ? AND id = ?",
-                                key).fetchone()
-            if row is None:
-                return None
-            self._execute("DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = ?", key)
-        return bytes(row[0])
+            self._execute("DELETE FROM resumed_sessions WHERE parked_at < ?", (purge_before,))
+            if self._execute("SELECT 1 FROM resumed_sessions WHERE park_id = ?", (park_id,)).fetchone():
+                return False
+            self._execute("INSERT INTO resumed_sessions VALUES (?, ?)", (park_id, parked_at))
+        return True
+
+    # --- nonce epoch (single-use state across database restores) -------------------------------
+    def nonce_epoch(self) -> int:
+        """The current nonce epoch (1 in a new store)."""
+        row = self._execute("SELECT value FROM meta WHERE key = 'nonce_epoch'").fetchone()
+        return 1 if row is None else int(row[0])
+
+    def bump_nonce_epoch(self) -> int:
+        """Move to a new epoch and empty every table of single-use rows (``single_use_tables``:
+        the precomputations, and the service's parked sessions). Run it after a restore."""
+        with self.transaction():
+            epoch = self.nonce_epoch() + 1
+            self._execute("DELETE FROM meta WHERE key = 'nonce_epoch'")
+            self._execute("INSERT INTO meta VALUES ('nonce_epoch', ?)", (str(epoch),))
+            for table in self.single_use_tables:
+                self._execute(f"DELETE FROM {table}")
+        return epoch
 
     def count_presignatures(self, client_id: str) -> dict[str, int]:
         """How many presignatures are stored per curve."""

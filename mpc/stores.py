@@ -99,6 +99,7 @@ class PostgresStore(SQLiteStore):
         self._lock = threading.RLock()
         self._depth = 0
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
+        self.single_use_tables = ["presignatures", "resumed_sessions"]
         if self.schema is not None:
             self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             self._conn.execute(f'SET search_path TO "{self.schema}"')

@@ -26,8 +26,7 @@ Registered kinds: ``attrs`` (sessions and plain objects: their ``__dict__`` by s
 minus the names in the class's ``_transient``), ``dataclass`` (its init fields, rebuilt through
 the constructor so its validation runs), ``bytes`` (the class's own strict ``to_bytes`` /
 ``from_bytes``: key shares, Paillier and ring-Pedersen secrets, messages) and a few custom ones
-(FROST ``SigningNonces`` and precommitted ``CommittedNonces``, ECDSA ``P1Presignature`` /
-``P2Presignature``, each with its used/unused state: one taken before parking is still taken
+(FROST ``SigningNonces`` with its used/unused state: nonces taken before parking are still taken
 after; aborts; the custodian setup *by reference*: its fingerprint only, the object comes back
 from the ``setup`` context).
 
@@ -41,8 +40,7 @@ backup method) are not state: a class names them in ``_transient`` and ``from_by
 from ``**context`` (``Session._resume`` re-injects them; a missing one is ``UsageError``).
 
 Safety. A parked session is a *secret-bearing, single-use* blob: it holds secret shares and,
-between the rounds of a signing run, single-use nonces (FROST hiding/binding nonces, ECDSA
-k1/k2; presignatures and precommitted nonces). Resuming the same blob twice would let a peer
+between the rounds of a signing run, single-use nonces (FROST hiding/binding nonces, ECDSA k2). Resuming the same blob twice would let a peer
 obtain two signature shares for one nonce with different challenges, which reveals the key share
 (RFC 9591 §7.3; the same holds for Lindell's k1/k2). Whoever stores blobs must therefore use
 *take* semantics: load and delete in one transaction, process the message, and save the new
@@ -57,7 +55,6 @@ encodings), but it does not authenticate who wrote them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -569,93 +566,6 @@ def _decode_locked(body: Any, dec: _Decoder) -> KeyLocked:
     return KeyLocked(text)
 
 
-def _encode_presignature(presignature: Any, enc: _Encoder) -> Any:
-    # Used or not, as the object is: a presignature taken before parking stays taken after.
-    secret = presignature._secret  # single-use secrets: see the module docstring
-    if secret is not None and not isinstance(secret, SecretScalar):  # P2Presignature: (k2⁻¹, c_pre)
-        secret = (secret.k2_inv, secret.c_pre)
-    return [enc.value(presignature.id), enc.value(presignature.r_point), enc.value(presignature.q1),
-            enc.value(presignature.public_point), enc.value(secret)]
-
-
-def _decode_presignature(cls: type, body: Any, dec: _Decoder) -> Any:
-    from protocols.ecdsa2p.common import GROUP
-    from protocols.ecdsa2p.presign import P1Presignature
-    from protocols.paillier import MAX_MODULUS_BITS
-
-    name = "P1" if cls is P1Presignature else "P2"
-    if not isinstance(body, list) or len(body) != 5:
-        raise InvalidMessage(f"malformed {name} presignature")
-    pid, r_point, q1, public, secret = (dec.value(item) for item in body)
-    if not (type(pid) is bytes and all(type(p) is Point and p.group is GROUP for p in (r_point, q1, public))):
-        raise InvalidMessage(f"malformed {name} presignature")
-
-    def scalar(value: Any) -> SecretScalar:
-        if type(value) is not SecretScalar or getattr(value, "group", None) is not GROUP or value.value == 0:
-            raise InvalidMessage(f"malformed {name} presignature")
-        return value
-
-    used = secret is None
-    if name == "P1":
-        args: tuple[Any, ...] = (SecretScalar(GROUP, 1) if used else scalar(secret),)
-    elif used:
-        args = (SecretScalar(GROUP, 1), 0)
-    else:
-        if not (type(secret) is tuple and len(secret) == 2 and type(secret[1]) is int
-                and 0 < secret[1] < 1 << (2 * MAX_MODULUS_BITS)):
-            raise InvalidMessage("malformed P2 presignature")
-        args = (scalar(secret[0]), secret[1])
-    try:
-        presignature = cls(pid, *args, r_point, q1, public)  # the constructor's checks (id, r != 0)
-    except UsageError:
-        raise InvalidMessage(f"malformed {name} presignature") from None
-    if used:  # already used: stays used
-        presignature.take()
-    return presignature
-
-
-def _encode_committed(committed: Any, enc: _Encoder) -> Any:
-    nonces = committed._nonces  # single-use secrets: see the module docstring; None once used
-    return [enc.value(committed.slot), enc.value(committed.identifier), enc.value(committed.public_key),
-            enc.value(committed.commitment_list), enc.value(nonces)]
-
-
-def _decode_committed(body: Any, dec: _Decoder) -> Any:
-    from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
-    from protocols.frost.helpers import SigningCommitments
-    from protocols.frost.precommit import MAX_SLOTS, SLOT_ID_LENGTH, CommittedNonces
-
-    if not isinstance(body, list) or len(body) != 5:
-        raise InvalidMessage("malformed precommitted nonces")
-    slot, identifier, public_key, commitment_list, nonces = (dec.value(item) for item in body)
-    group = SUITE.group
-    if not (type(slot) is bytes and len(slot) == SLOT_ID_LENGTH and slot != bytes(SLOT_ID_LENGTH)
-            and type(identifier) is int and type(public_key) is bytes
-            and type(commitment_list) is tuple and 1 <= len(commitment_list) <= MAX_SLOTS
-            and all(type(c) is SigningCommitments and type(c.identifier) is int
-                    and all(type(p) is Point and p.group is group and not p.is_identity for p in (c.hiding, c.binding))
-                    for c in commitment_list)):
-        raise InvalidMessage("malformed precommitted nonces")
-    try:
-        group_public_key = SUITE.deserialize_element(public_key)
-    except CurveError:
-        raise InvalidMessage("malformed precommitted nonces") from None
-    if nonces is None:  # already used: stays used (the list is checked as the constructor does)
-        ids = [c.identifier for c in commitment_list]
-        if ids != sorted(set(ids)) or ids.count(identifier) != 1:
-            raise InvalidMessage("malformed precommitted nonces")
-        committed = CommittedNonces.__new__(CommittedNonces)
-        committed._set(slot, identifier, public_key, None, commitment_list)  # type: ignore[arg-type]
-        return committed
-    if not (type(nonces) is tuple and len(nonces) == 2
-            and all(type(n) is SecretScalar and getattr(n, "group", None) is group and n.value != 0 for n in nonces)):
-        raise InvalidMessage("malformed precommitted nonces")
-    try:  # the constructor checks the list and that the own commitments match the nonces
-        return CommittedNonces(slot, identifier, group_public_key, nonces[0], nonces[1], commitment_list)
-    except UsageError:
-        raise InvalidMessage("precommitted nonces do not fit their commitment list") from None
-
-
 _READY = False
 
 
@@ -669,36 +579,32 @@ def _ensure_protocol_types() -> None:
     import protocols.frost  # noqa: F401
     from protocols import paillier, ring_pedersen
     from protocols.ecdsa2p import encrypted_share, setup, shares, signature
-    from protocols.frost import dealing, helpers, keys, precommit, round1
+    from protocols.frost import dealing, helpers, keys, round1, round_trip
     from protocols.rounds import Message
-    from protocols.zk import fac, logstar, mod, prm, schnorr
+    from protocols.zk import c3, fac, logstar, mod, prm, schnorr
 
     # protocols.ecdsa2p and protocols.frost export one-call helpers named like their modules
     # (keygen, sign, reshare), so those modules are taken from sys.modules, by fixed names.
     keygen, sign, reshare = (sys.modules[f"protocols.ecdsa2p.{m}"] for m in ("keygen", "sign", "reshare"))
     dkg, frost_sign, frost_reshare = (sys.modules[f"protocols.frost.{m}"] for m in ("dkg", "sign", "reshare"))
-    presign = sys.modules["protocols.ecdsa2p.presign"]
 
-    for cls in (keygen.KeygenP1, keygen.KeygenP2, sign.SignP1, sign.SignP2, reshare.ReshareP1,
-                reshare.ReshareP2, dkg.DKGSession, frost_sign.SignSession, frost_reshare.RefreshSession,
-                frost_reshare.ReshareSession, presign.PresignP1, presign.PresignP2, presign.OnlineSignP1,
-                presign.OnlineSignP2, precommit.PrecommitSession, precommit.OnlineSignSession):
+    # Not here, on purpose: the client's signing sessions (``sign.SignP1``,
+    # ``round_trip.InitiatorSession``) hold its nonces and run on the device, which never stores a
+    # single-use secret (rollback: a restored device would bring them back). They cannot be parked.
+    for cls in (keygen.KeygenP1, keygen.KeygenP2, sign.SignP2, reshare.ReshareP1, reshare.ReshareP2,
+                dkg.DKGSession, frost_sign.SignSession, frost_reshare.RefreshSession, frost_reshare.ReshareSession,
+                round_trip.ResponderSession):
         register_attrs(cls)
     for cls in (paillier.PaillierPublicKey, paillier.PaillierSecretKey, ring_pedersen.RingPedersenParams,
                 ring_pedersen.RingPedersenSecret, setup.CustodianSetupPublic, encrypted_share.EncryptedShare,
                 keygen._Round2, keygen._Round3, reshare._Round1, reshare._Round2, reshare._Round3,
-                sign._Opening, signature.Signature, dkg.ProofOfKnowledge, helpers.SigningCommitments,
+                sign._Opening, sign.C3Precomputation, c3.C3Randomness, signature.Signature, dkg.ProofOfKnowledge, helpers.SigningCommitments,
                 helpers.SigningContext, dealing.Dealing, dealing.PublicOutcome, fac.FacProof,
                 logstar.LogStarProof, mod.ModProof, prm.PrmProof, schnorr.SchnorrProof):
         register_dataclass(cls)
     for cls in (shares.P1KeyShare, shares.P2KeyShare, keys.KeyShare, Message):
         register_bytes(cls)
     register_custom(round1.SigningNonces, "protocols.frost.round1.SigningNonces", _encode_nonces, _decode_nonces)
-    for cls in (presign.P1Presignature, presign.P2Presignature):
-        register_custom(cls, f"protocols.ecdsa2p.presign.{cls.__name__}", _encode_presignature,
-                        functools.partial(_decode_presignature, cls))
-    register_custom(precommit.CommittedNonces, "protocols.frost.precommit.CommittedNonces", _encode_committed,
-                    _decode_committed)
     register_custom(setup.CustodianSetup, "protocols.ecdsa2p.setup.CustodianSetup", _encode_setup, _decode_setup)
     register_custom(ProtocolAbort, "protocols.errors.ProtocolAbort", _encode_abort, _decode_abort)
     register_custom(KeyLocked, "protocols.errors.KeyLocked", _encode_locked, _decode_locked)

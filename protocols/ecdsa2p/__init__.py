@@ -6,8 +6,8 @@ and receives each signature first; it also owns a long-lived ring-Pedersen setup
 ring-Pedersen parameters (``CustodianSetup``), verifies P1's proofs and does the homomorphic
 step (DESIGN.md section 5).
 
-Sessions: ``KeygenP1/KeygenP2``, ``SignP1/SignP2``, ``ReshareP1/ReshareP2``, and presigning
-(``PresignP1/PresignP2`` ahead of time, ``OnlineSignP1/OnlineSignP2`` from a presignature). One-call helpers
+Sessions: ``KeygenP1/KeygenP2``, ``SignP1/SignP2`` (P2 optionally with a ``C3Precomputation``:
+the custodian's single-use Paillier nonces made ahead), ``ReshareP1/ReshareP2``. One-call helpers
 that run both parties in memory: ``keygen``, ``sign``, ``refresh``, ``reshare``.
 """
 
@@ -18,7 +18,6 @@ import threading
 
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN
 from protocols.ecdsa2p.keygen import KeygenP1, KeygenP2
-from protocols.ecdsa2p.presign import OnlineSignP1, OnlineSignP2, P1Presignature, P2Presignature, PresignP1, PresignP2
 from protocols.ecdsa2p.reshare import ReshareP1, ReshareP2
 from protocols.ecdsa2p.setup import (
     ClientSetup,
@@ -31,7 +30,7 @@ from protocols.ecdsa2p.setup import (
     verify_setup,
 )
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
-from protocols.ecdsa2p.sign import SignP1, SignP2
+from protocols.ecdsa2p.sign import C3Precomputation, DecryptionGuard, SignP1, SignP2
 from protocols.ecdsa2p.signature import Signature, recover_public_key, verify_signature
 from protocols.local import run
 
@@ -59,12 +58,8 @@ __all__ = [
     "SignP2",
     "ReshareP1",
     "ReshareP2",
-    "PresignP1",
-    "PresignP2",
-    "OnlineSignP1",
-    "OnlineSignP2",
-    "P1Presignature",
-    "P2Presignature",
+    "C3Precomputation",
+    "DecryptionGuard",
     "keygen",
     "sign",
     "refresh",

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from curves import Point, SecretScalar, secp256k1
-from protocols import paillier
+from protocols import bigint, paillier
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
@@ -45,12 +45,14 @@ from protocols.rounds import Message
 from protocols.transcript import Transcript
 from protocols.zk import c3 as c3_proof
 from protocols.zk import schnorr
+from protocols.zk.fields import is_unit
 
-__all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation"]
+__all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard"]
 
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
 MASK_BITS = c3_proof.DEFAULT_BOUNDS.mask_bits
+_PRECOMPUTATION_VERSION = 1
 
 
 def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
@@ -69,12 +71,25 @@ class _Opening:
     r1: Point
 
 
+class DecryptionGuard(Protocol):
+    """How P1's storage learns that a decryption is in flight (DESIGN.md §5: the lock must be
+    persisted before decryption completes). ``begin`` is called after Π_c3 verified and before
+    c3 is decrypted; ``end`` only once the signature verified. A ``begin`` without ``end`` (a
+    crash, or a failed signature) must count as a failed signature: lock the share."""
+
+    def begin(self) -> None: ...
+
+    def end(self) -> None: ...
+
+
 class SignP1(TwoPartySession):
     """The client's side of signing: it decrypts, verifies and gets the signature first."""
 
     protocol = PROTOCOL
 
-    def __init__(self, session_id: bytes, share: P1KeyShare, digest: bytes) -> None:
+    def __init__(
+        self, session_id: bytes, share: P1KeyShare, digest: bytes, *, decryption_guard: DecryptionGuard | None = None
+    ) -> None:
         share.check_usable()
         if share.paillier is None:
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
@@ -83,6 +98,7 @@ class SignP1(TwoPartySession):
         self._m = digest_to_int(digest)  # validates the digest first (UsageError)
         self._digest = bytes(digest)
         self._k1 = SecretScalar.random(GROUP)
+        self._guard = decryption_guard
 
     def _begin(self) -> list[Message]:
         self._share.check_usable()
@@ -125,7 +141,15 @@ class SignP1(TwoPartySession):
         return [self._message(5, signature_payload(signature), CUSTODIAN)]
 
     def _finish_signature(self, c3: int) -> Signature:
-        return finish_signature(self._share, self._k1.value, self._r_point, self._digest, c3)
+        if self._guard is not None:
+            self._guard.begin()  # persisted before decryption: a crash from here on counts as a failure
+        signature = finish_signature(self._share, self._k1.value, self._r_point, self._digest, c3)
+        if self._guard is not None:
+            self._guard.end()
+        return signature
+
+    def __reduce__(self) -> Any:
+        raise TypeError("P1's signing session holds its nonce k1 and is never serialised")
 
 
 class SignP2(TwoPartySession):
@@ -200,10 +224,22 @@ class SignP2(TwoPartySession):
 @dataclass(frozen=True, repr=False)
 class C3Precomputation:
     """The custodian's single-use precomputation for one c3 and its proof: the two Paillier
-    nonces with their N-th powers (no signing nonce: k2 and the mask are drawn online)."""
+    nonces with their N-th powers (the costly part of both), made ahead for one Paillier key.
+
+    It holds no signing nonce (k2 and the mask ρ are drawn online), but it is single use all the
+    same: one Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the
+    difference of the two k2⁻¹·r and then for the key. Stored with take semantics and under the
+    custodian's nonce epoch (``mpc.presign``). ``to_bytes`` checks ranges and units, not the
+    powers (recomputing them would cost what they save): a damaged row makes a c3 whose proof
+    fails at the client, never a leak.
+    """
 
     c3_nonce: c3_proof.C3Randomness
     proof_nonce: c3_proof.C3Randomness
+
+    def __post_init__(self) -> None:
+        if self.c3_nonce.modulus != self.proof_nonce.modulus:
+            raise UsageError("both nonces must be for one Paillier key")
 
     @property
     def n(self) -> int:
@@ -212,6 +248,23 @@ class C3Precomputation:
     @classmethod
     def fresh(cls, pk: paillier.PaillierPublicKey) -> C3Precomputation:
         return cls(c3_proof.C3Randomness.fresh(pk), c3_proof.C3Randomness.fresh(pk))
+
+    def to_bytes(self) -> bytes:
+        """Version byte, then N and each nonce with its power, length-prefixed big-endian."""
+        a, b = self.c3_nonce, self.proof_nonce
+        return bigint.pack_nats(_PRECOMPUTATION_VERSION, [self.n, a.nonce, a.power, b.nonce, b.power])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> C3Precomputation:
+        """Strict decoding (``InvalidMessage``): N a valid modulus, nonces units, powers below N²."""
+        n, *values = bigint.unpack_nats(data, _PRECOMPUTATION_VERSION, 5, "c3 precomputation")
+        pk = paillier.PaillierPublicKey(n)
+        nonces = []
+        for nonce, power in zip(values[::2], values[1::2]):
+            if not is_unit(nonce, n):
+                raise InvalidMessage("c3 precomputation: nonce is not a unit modulo N")
+            nonces.append(c3_proof.C3Randomness(nonce, paillier.validate_ciphertext(pk, power), n))
+        return cls(*nonces)
 
     def __repr__(self) -> str:
         return "C3Precomputation(<secret>)"

@@ -7,7 +7,7 @@ Modules, named after the spec:
 - ``dkg``          Pedersen DKG with proofs of knowledge (Komlo–Goldberg, Fig. 1)
 - ``round1``, ``round2``, ``aggregate``   §5.1, §5.2, §5.3 and §5.4
 - ``sign``         a signing session per signer over the round-message API
-- ``precommit``    nonce commitments made ahead (§5.1) for single-use slots; one-round online sign
+- ``round_trip``   two-party signing in one round trip with fresh nonces on both sides
 - ``reshare``      refresh (same t, same ids) and resharing to a new (t', n') (Wong–Wang)
 - ``broadcast``    how broadcast consistency is checked over point-to-point channels
 
@@ -23,7 +23,7 @@ from protocols.errors import UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
 from protocols.frost.dkg import DKGSession
 from protocols.frost.keys import KeyShare, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
-from protocols.frost.precommit import CommittedNonces, OnlineSignSession, PrecommitSession
+from protocols.frost.round_trip import InitiatorSession, ResponderSession
 from protocols.frost.reshare import RefreshSession, ReshareSession
 from protocols.frost.sign import SignSession
 from protocols.local import run
@@ -33,9 +33,8 @@ __all__ = [
     "FROST_ED25519_SHA512",
     "KeyShare",
     "SignSession",
-    "PrecommitSession",
-    "OnlineSignSession",
-    "CommittedNonces",
+    "InitiatorSession",
+    "ResponderSession",
     "DKGSession",
     "RefreshSession",
     "ReshareSession",

@@ -182,7 +182,12 @@ class DealingSession(Session):
             self._key_share = self._make_key_share(self._signing_share(shares), outcome)
             out = self._broadcast(3, {"confirmation": self._confirmation.hex()})
         self._coefficients = []
+        self._forget_old_share()
         return out + self._wait(3, self.receivers, self._on_round3)
+
+    def _forget_old_share(self) -> None:
+        """Drop any old secret share once the new one is made (refresh and resharing): a parked
+        or finished session must not carry it (its ``to_bytes()`` would)."""
 
     def _make_key_share(self, signing_share: int, outcome: PublicOutcome) -> KeyShare:
         secret = SecretScalar(SUITE.group, signing_share)

@@ -90,7 +90,10 @@ class RefreshSession(DealingSession):
         return PublicOutcome(self.key_share.group_public_key, verifying)
 
     def _signing_share(self, shares: Mapping[int, int]) -> int:
-        return (self.key_share.signing_share.value + sum(shares.values())) % SUITE.order
+        return (self.key_share.signing_share.value + sum(shares.values())) % SUITE.order  # type: ignore[union-attr]
+
+    def _forget_old_share(self) -> None:
+        self.key_share = None  # type: ignore[assignment]
 
 
 class ReshareSession(DealingSession):
@@ -162,3 +165,6 @@ class ReshareSession(DealingSession):
 
     def _signing_share(self, shares: Mapping[int, int]) -> int:
         return sum(self._lambdas[i] * s for i, s in shares.items()) % SUITE.order
+
+    def _forget_old_share(self) -> None:
+        self.key_share = None

@@ -5,12 +5,16 @@ Round 2  i -> all   sig_share z_i and the hash of i's commitment list   (§5.2 s
 Output   every signer aggregates (§5.3), verifies the signature, and on failure verifies each
          share to name the culprit (§5.4); all output the same 64-byte Ed25519 signature.
 
-Payloads (hex strings):  round 1 {"hiding": D (32 bytes), "binding": E (32 bytes)};
-round 2 {"sig_share": z_i (32-byte scalar), "view": SHA-256 view hash of the commitment list}.
+Payloads (hex strings):  round 1 {"hiding": D (32 bytes), "binding": E (32 bytes),
+"message_hash": H4(msg) (64 bytes)}; round 2 {"sig_share": z_i (32-byte scalar), "view":
+SHA-256 view hash of the commitment list and H4(msg)}.
 
 Every signer plays the coordinator's part itself (§7.5). The round-2 view hash makes sure all
-signers used the same commitment list (see ``protocols.frost.broadcast``): with different lists
-an honest signer's share would fail another's check and be blamed wrongly. The nonces are made
+signers used the same commitment list and message (see ``protocols.frost.broadcast``): with
+different lists an honest signer's share would fail another's check and be blamed wrongly. The
+message hash in round 1 catches signers given different messages before any share is made:
+that is a disagreement of inputs, not proof of an attack, so it is refused as ``InvalidMessage``
+(state unchanged) and blames nobody. The nonces are made
 in ``start()``, stay inside the session and are consumed by the single ``round2.sign`` call.
 """
 
@@ -68,10 +72,13 @@ class SignSession(Session):
             return self._on_round1({})
         self._expect(1)
         own = self._nonces.commitments
-        return self._broadcast(1, {"hiding": own.hiding.to_bytes().hex(), "binding": own.binding.to_bytes().hex()})
+        return self._broadcast(1, {"hiding": own.hiding.to_bytes().hex(), "binding": own.binding.to_bytes().hex(),
+                                   "message_hash": SUITE.H4(self.message).hex()})
 
     def _decode_round1(self, msg: Message) -> SigningCommitments | tuple[SigningCommitments, bytes, SigningContext]:
-        require_keys(msg.payload, ("hiding", "binding"))
+        require_keys(msg.payload, ("hiding", "binding", "message_hash"))
+        if get_bytes(msg.payload, "message_hash", 64) != SUITE.H4(self.message):
+            raise InvalidMessage("this signer was given a different message")
         hiding = get_point(msg.payload, "hiding", SUITE.group)
         if len(self._inputs) + 1 < len(self._awaited) or self._nonces is None:
             return SigningCommitments(msg.sender, hiding, get_point(msg.payload, "binding", SUITE.group))
@@ -123,7 +130,7 @@ class SignSession(Session):
                 self.key_share.group_public_key, self._commitment_list, self.message,
                 self._nonces.commitment_share, self.party_id, encoded_list=encoded,
             )
-        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded})
+        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded, 1: SUITE.H4(self.message)})
         self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
         if not self.peers:
             return self._on_round2({})

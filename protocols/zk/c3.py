@@ -162,7 +162,7 @@ class C3Statement:
     q2: Point
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class C3Randomness:
     """A Paillier nonce ρ with ρ^N mod N² computed ahead (custodian-side precomputation)."""
 

@@ -217,14 +217,16 @@ def test_a_parked_session_is_resumed_once(server: ServiceThread) -> None:
         ws.send(json.dumps({"op": "sign", "session_id": session.session_id.hex(), "client_id": client_id,
                             "token": token, "chain": "solana", "data": data.hex()}))
         ws.recv(timeout=TIMEOUT)
-        ws.send(messages[0].to_bytes().decode())  # hello: the custodian answers, then it is parked
-        ws.recv(timeout=TIMEOUT)
+        for message in messages:  # hello and the commitments: the custodian answers, then it is parked
+            ws.send(message.to_bytes().decode())
+        reply = Message.from_bytes(ws.recv(timeout=TIMEOUT).encode())
+        last = session.receive(reply)[0]  # the signature, for the custodian's last round
         service = server.service.service
         taken = service.take(session.session_id.hex())  # another worker took the blob
         assert taken is not None
-        outcome = _step(server.service._key, client_id, session.session_id.hex(), messages[1].to_bytes(), 30)
+        outcome = _step(server.service._key, client_id, session.session_id.hex(), last.to_bytes(), 30)
         assert outcome["error"]["error"]["id"] == "NOT_FOUND" and outcome["fatal"]
-        ws.send(messages[1].to_bytes().decode())
+        ws.send(last.to_bytes().decode())
         assert json.loads(ws.recv(timeout=TIMEOUT))["error"]["id"] == "NOT_FOUND"
 
 
