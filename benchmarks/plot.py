@@ -18,17 +18,16 @@ __all__ = ["plot_sign_latency", "SIGN_CASES"]
 SIGN_CASES = [
     "ref/pynacl sign ed25519",
     "ref/python-ecdsa sign secp256k1",
-    "frost sign 2-of-2 online from precommitment",
+    "frost sign 2-of-2 one round trip",
     "frost sign 2-of-2 end to end",
     "frost sign 3-of-5 end to end",
-    "wallet sign solana presigned",
     "wallet sign solana",
-    "ecdsa2p online sign from presignature [gmpy2]",
-    "wallet sign ethereum presigned",
     "ref/phe encrypt+decrypt 2048",
+    "ecdsa2p sign end to end, precomputed [gmpy2]",
+    "wallet sign ethereum precomputed",
     "ecdsa2p sign end to end [gmpy2]",
     "wallet sign ethereum",
-    "ecdsa2p online sign from presignature [python]",
+    "ecdsa2p sign end to end, precomputed [python]",
     "ecdsa2p sign end to end [python]",
 ]
 

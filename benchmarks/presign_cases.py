@@ -1,16 +1,16 @@
-"""Presigning cases: 2P-ECDSA presign and online sign from a presignature (both bigint backends),
-FROST 2-of-2 online sign from precommitted nonces.
+"""Fast-signing cases: 2P-ECDSA with the custodian's precomputation, and FROST 2-of-2 in one
+round trip; plus the costs made ahead (the precomputation, a device's setup).
 
-The presignature (or precommitted slot) is made untimed in ``setup``; the timed part is exactly
-the online protocol with both parties in memory, wire encoding included. References: one `phe`
-2048-bit encryption plus one decryption for ECDSA (target ≤ 0.3×), PyNaCl single-key signing
-for FROST (target ≤ 20×).
+ECDSA: the ``C3Precomputation`` (the Paillier nonces of c3 and of Π_c3 with their N-th powers)
+is made untimed in ``setup``; the timed part is the whole signing protocol with both parties in
+memory, wire encoding included (reference: one `phe` 2048-bit encryption plus one decryption).
+FROST: the one-round-trip protocol with fresh nonces on both sides (reference: PyNaCl
+single-key signing, and the two-round session).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from benchmarks.ecdsa2p_cases import DIGEST, REF_ENC_DEC, _on, custodian_setup, key_pair
@@ -18,52 +18,33 @@ from benchmarks.frost_cases import MESSAGE
 from benchmarks.reference_cases import REF_NACL
 from benchmarks.timing import Case
 from protocols import bigint, frost
-from protocols.ecdsa2p.presign import OnlineSignP1, OnlineSignP2, PresignP1, PresignP2
-from protocols.frost.precommit import OnlineSignSession, PrecommitSession
+from protocols.ecdsa2p import C3Precomputation, SignP1, SignP2, generate_setup
+from protocols.frost.round_trip import InitiatorSession, ResponderSession
 from protocols.local import run
 
-__all__ = ["cases", "ecdsa_presign", "ecdsa_online", "frost_online"]
+__all__ = ["cases", "ecdsa_sign_precomputed", "frost_round_trip"]
 
 
-def ecdsa_presign() -> Any:
+def _precomputation() -> C3Precomputation:
+    return C3Precomputation.fresh(key_pair()[1].paillier)  # type: ignore[arg-type]
+
+
+def ecdsa_sign_precomputed(precomputed: C3Precomputation) -> Any:
     p1, p2 = key_pair()
     sid = secrets.token_bytes(32)
-    return run([PresignP1(sid, p1), PresignP2(sid, p2)])
+    return run([SignP1(sid, p1, DIGEST), SignP2(sid, p2, DIGEST, precomputed=precomputed)])
 
 
-def ecdsa_online(presignatures: Any) -> Any:
-    p1, p2 = key_pair()
+_FROST_SHARES: list[Any] = []
+
+
+def frost_round_trip() -> Any:
+    if not _FROST_SHARES:
+        _FROST_SHARES.extend(frost.dkg(2, 2))
+    client, custodian = _FROST_SHARES
     sid = secrets.token_bytes(32)
-    return run([OnlineSignP1(sid, p1, presignatures[0], DIGEST), OnlineSignP2(sid, p2, presignatures[1], DIGEST)])
-
-
-class _FrostPool:
-    """Precommitted slots made in batches, untimed; each setup call hands out one slot pair."""
-
-    def __init__(self) -> None:
-        self.shares = frost.dkg(2, 2)
-        self.slots: list[tuple[Any, Any]] = []
-
-    def next(self) -> tuple[Any, Any]:
-        if not self.slots:
-            sid = secrets.token_bytes(32)
-            pools = run([PrecommitSession(sid, s, [1, 2], 256) for s in self.shares])
-            self.slots = list(zip(*pools))
-        return self.slots.pop()
-
-
-def _precommit(shares: Any, count: int) -> Any:
-    sid = secrets.token_bytes(32)
-    return run([PrecommitSession(sid, s, [1, 2], count) for s in shares])
-
-
-def frost_online(shares: Any, slots: tuple[Any, Any]) -> Any:
-    sid = secrets.token_bytes(32)
-    return run([OnlineSignSession(sid, s, c, MESSAGE) for s, c in zip(shares, slots)])
-
-
-def _with_backend(backend: str, fn: Callable[[], Any]) -> Callable[[], Any]:
-    return lambda: _on(backend, fn)()
+    return run([InitiatorSession(sid, client, custodian.identifier, MESSAGE),
+                ResponderSession(sid, custodian, client.identifier, MESSAGE)])
 
 
 def cases(quick: bool) -> list[Case]:
@@ -71,14 +52,14 @@ def cases(quick: bool) -> list[Case]:
     out: list[Case] = []
     for backend in bigint.available_backends():
         slow = backend == "python"
-        out.append(Case(f"ecdsa2p presign end to end [{backend}]", _on(backend, ecdsa_presign),
-                        references=(REF_ENC_DEC,), runs=10 if slow else 100))
-        out.append(Case(f"ecdsa2p online sign from presignature [{backend}]", _on(backend, ecdsa_online),
-                        setup=_with_backend(backend, ecdsa_presign), references=(REF_ENC_DEC,),
-                        runs=10 if slow else 100))
-    pool = _FrostPool()
-    out.append(Case("frost sign 2-of-2 online from precommitment", lambda slots: frost_online(pool.shares, slots),
-                    setup=pool.next, references=(REF_NACL, "frost sign 2-of-2 end to end"), runs=500))
-    out.append(Case("frost precommit 2-of-2, 16 slots", lambda: _precommit(pool.shares, 16), references=(REF_NACL,),
-                    runs=20))
+        out.append(Case(f"ecdsa2p sign end to end, precomputed [{backend}]", _on(backend, ecdsa_sign_precomputed),
+                        setup=_on(backend, _precomputation), references=(REF_ENC_DEC, f"ecdsa2p sign end to end [{backend}]"),
+                        runs=10 if slow else 60))
+        out.append(Case(f"ecdsa2p c3 precomputation [{backend}]", _on(backend, _precomputation),
+                        references=(REF_ENC_DEC,), runs=10 if slow else 60))
+    out.append(Case("frost sign 2-of-2 one round trip", frost_round_trip,
+                    references=(REF_NACL, "frost sign 2-of-2 end to end"), runs=500))
+    if not quick and "gmpy2" in bigint.available_backends():
+        out.append(Case("ecdsa2p client setup generation [gmpy2]", _on("gmpy2", generate_setup),
+                        references=(REF_ENC_DEC,), runs=12, warmup=0))
     return out

@@ -1,4 +1,5 @@
-"""Wallet-level cases (``mpc``): generate, backup, recover and sign, with and without presignatures.
+"""Wallet-level cases (``mpc``): generate, backup, recover and sign, with and without the custodian's
+ECDSA precomputation.
 
 Each case is one whole operation through ``mpc.run_local`` with an in-memory custodian store and
 keychain: both parties' protocol work plus the engine's (share decoding and validation from the
@@ -14,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import mpc
+import mpc.presign
 from benchmarks.ecdsa2p_cases import REF_ENC_DEC, custodian_setup
 from benchmarks.paillier_cases import REF_KEYGEN
 from benchmarks.reference_cases import REF_NACL
@@ -57,11 +59,6 @@ class Wallet:
     def presign(self, count: int) -> Any:
         return mpc.run_local(self.client.presign(count), self.custodian.presign(self.client_id, count))
 
-    def sign_presigned(self, chain: str, data: bytes) -> Any:
-        if self.client.presignature_count()[mpc.wallet.curve_of_chain(chain)] == 0:
-            self.presign(32)  # untimed refill would be better; amortised over 32 signatures
-        return mpc.run_local(self.client.sign_presigned(chain, data),
-                             self.custodian.sign_presigned(self.client_id, chain, data))
 
 
 @lru_cache(maxsize=1)
@@ -72,11 +69,20 @@ def ready_wallet() -> Wallet:
     return wallet
 
 
-def _refilled(chain: str) -> Wallet:
+def _refilled() -> Wallet:
+    """The ready wallet with at least one ECDSA precomputation in the custodian's pool (untimed)."""
     wallet = ready_wallet()
-    curve = mpc.wallet.curve_of_chain(chain)
-    if wallet.client.presignature_count()[curve] == 0:
+    if wallet.custodian.presignature_count(wallet.client_id)["secp256k1"] == 0:
         wallet.presign(32)
+    return wallet
+
+
+def _drained() -> Wallet:
+    """The ready wallet with an empty pool: signing draws every nonce online."""
+    wallet = ready_wallet()
+    while mpc.presign.take_precomputation(wallet.custodian.store, wallet.client_id,
+                                          wallet.custodian._load_share(wallet.client_id, "signing", "", "secp256k1")):
+        pass
     return wallet
 
 
@@ -87,17 +93,11 @@ def cases(quick: bool) -> list[Case]:
              runs=slow_runs, warmup=1),
         Case("wallet backup", lambda: ready_wallet().backup(), references=(REF_KEYGEN,), runs=slow_runs, warmup=1),
         Case("wallet recover", lambda: ready_wallet().recover(), references=(REF_KEYGEN,), runs=slow_runs, warmup=1),
-        Case("wallet sign ethereum", lambda: ready_wallet().sign("ethereum", DIGEST),
+        Case("wallet sign ethereum", lambda w: w.sign("ethereum", DIGEST), setup=_drained,
              references=(REF_ENC_DEC, "ecdsa2p sign end to end [gmpy2]"), runs=40),
         Case("wallet sign solana", lambda: ready_wallet().sign("solana", MESSAGE),
-             references=(REF_NACL, "frost sign 2-of-2 end to end"), runs=100),
+             references=(REF_NACL, "frost sign 2-of-2 one round trip"), runs=100),
         Case("wallet presign x8", lambda: ready_wallet().presign(8), references=(REF_ENC_DEC,), runs=10, warmup=1),
-        Case("wallet sign ethereum presigned",
-             lambda w: mpc.run_local(w.client.sign_presigned("ethereum", DIGEST),
-                                     w.custodian.sign_presigned(w.client_id, "ethereum", DIGEST)),
-             setup=lambda: _refilled("ethereum"), references=(REF_ENC_DEC, "wallet sign ethereum"), runs=40),
-        Case("wallet sign solana presigned",
-             lambda w: mpc.run_local(w.client.sign_presigned("solana", MESSAGE),
-                                     w.custodian.sign_presigned(w.client_id, "solana", MESSAGE)),
-             setup=lambda: _refilled("solana"), references=(REF_NACL, "wallet sign solana"), runs=100),
+        Case("wallet sign ethereum precomputed", lambda w: w.sign("ethereum", DIGEST), setup=_refilled,
+             references=(REF_ENC_DEC, "wallet sign ethereum"), runs=40),
     ]

@@ -9,6 +9,9 @@ addresses, sign on every chain (each signature checked by a standard single-key 
 one real transaction per chain with ``mpc.chains`` (where the chain's library is installed),
 back up, wipe the device, recover on a new device, sign again.
 
+``nonce-epoch --bump`` is the operator's step after restoring the custodian's database from a
+backup: single-use state of the restored copy (precomputations, parked sessions) is then dead.
+
 ``setup`` creates a long-lived ring-Pedersen setup ahead of time: the custodian's (``--db``,
 stored in its database) and/or a device's (``--device``, kept in that keychain folder; the
 custodian proves every c3 against it). Each takes seconds with gmpy2 (two safe primes).
@@ -125,6 +128,21 @@ def setup(db: str | None, device: Path | None) -> int:
     return 0
 
 
+def nonce_epoch(db: str, bump: bool) -> int:
+    from mpc.stores import open_store
+
+    store = open_store(db)
+    try:
+        if bump:
+            print(f"nonce epoch is now {store.bump_nonce_epoch()}: every precomputation and parked session "
+                  "of the restored database is dead")
+        else:
+            print(f"nonce epoch {store.nonce_epoch()}")
+    finally:
+        store.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,6 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL")
     setup_parser.add_argument("--device", type=Path,
                               help="device keychain folder: make the device's setup (the custodian proves c3 against it)")
+    epoch_parser = commands.add_parser(
+        "nonce-epoch", help="show the custodian's nonce epoch; --bump it after every database restore")
+    epoch_parser.add_argument("--db", required=True, help="custodian store: SQLite file or postgresql:// URL")
+    epoch_parser.add_argument("--bump", action="store_true",
+                              help="move to a new epoch: kill every precomputation and parked session (run it "
+                                   "with the service stopped, right after restoring the database)")
     serve_parser = commands.add_parser("serve", help="run the custodian as a WebSocket service")
     serve_parser.add_argument("--db", default="custodian.sqlite3",
                               help="SQLite file (default custodian.sqlite3) or postgresql://user:pw@host/db")
@@ -152,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.db is None and args.device is None:
             parser.error("setup needs --db and/or --device")
         return setup(args.db, args.device)
+    if args.command == "nonce-epoch":
+        return nonce_epoch(args.db, args.bump)
     if args.command == "serve":
         from mpc.server import serve_forever
 

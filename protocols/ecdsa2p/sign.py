@@ -98,7 +98,7 @@ class SignP1(TwoPartySession):
         self._m = digest_to_int(digest)  # validates the digest first (UsageError)
         self._digest = bytes(digest)
         self._k1 = SecretScalar.random(GROUP)
-        self._guard = decryption_guard
+        self._decryption_guard = decryption_guard
 
     def _begin(self) -> list[Message]:
         self._share.check_usable()
@@ -141,11 +141,11 @@ class SignP1(TwoPartySession):
         return [self._message(5, signature_payload(signature), CUSTODIAN)]
 
     def _finish_signature(self, c3: int) -> Signature:
-        if self._guard is not None:
-            self._guard.begin()  # persisted before decryption: a crash from here on counts as a failure
+        if self._decryption_guard is not None:
+            self._decryption_guard.begin()  # persisted before decryption: a crash from here on counts as a failure
         signature = finish_signature(self._share, self._k1.value, self._r_point, self._digest, c3)
-        if self._guard is not None:
-            self._guard.end()
+        if self._decryption_guard is not None:
+            self._decryption_guard.end()
         return signature
 
     def __reduce__(self) -> Any:

@@ -46,9 +46,10 @@ from curves import Group, Point, SecretScalar, secp256k1
 from mpc.backup_crypto import MemoryCloudStorage
 from mpc.errors import EngineError
 from protocols import ecdsa2p, frost
-from protocols.ecdsa2p import CLIENT, CUSTODIAN, P1KeyShare, P2KeyShare, Signature
+from protocols.ecdsa2p import CLIENT, CUSTODIAN, P1KeyShare, P2KeyShare, Signature, SignP1
 from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, MPCError, ProtocolAbort
 from protocols.frost.round1 import SigningNonces
+from protocols.frost.round_trip import InitiatorSession
 from protocols.rounds import Message, Session
 
 __all__ = [
@@ -509,11 +510,20 @@ def copyable_secrets() -> Iterator[None]:
         clone.commitments = self.commitments
         return clone
 
+    def copy_session(self: Session, memo: dict[int, Any]) -> Session:
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
     atoms = (SecretScalar, Point, Group)  # immutable (a point's encoding cache is idempotent)
-    saved = {cls: cls.__dict__.get("__deepcopy__") for cls in (*atoms, SigningNonces)}
+    unpicklable = (SignP1, InitiatorSession)  # the device's signing sessions refuse serialisation
+    saved = {cls: cls.__dict__.get("__deepcopy__") for cls in (*atoms, SigningNonces, *unpicklable)}
     for cls in atoms:
         cls.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
     SigningNonces.__deepcopy__ = copy_nonces  # type: ignore[attr-defined]
+    for cls in unpicklable:
+        cls.__deepcopy__ = copy_session  # type: ignore[attr-defined]
     copy._deepcopy_dispatch[MappingProxyType] = copy._deepcopy_atomic  # type: ignore[attr-defined]
     try:
         yield

@@ -25,6 +25,7 @@ from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, _mod_t
 from protocols.encoding import encode_nat
 from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, ProtocolAbort
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.rounds import Message
 from protocols.zk import mod, prm
 from protocols.frost.broadcast import view_hash
@@ -478,7 +479,7 @@ def test_replayed_commitment_with_matching_view_fails_the_aggregate_naming_the_c
         listed = [SigningCommitments(1, point(mine["hiding"]), point(mine["binding"])),
                   SigningCommitments(2, point(old["hiding"]), point(old["binding"]))]
         return view_hash("frost/sign", second[1].session_id, "commitments",
-                         {0: encode_group_commitment_list(listed)}).hex()
+                         {0: encode_group_commitment_list(listed), 1: SUITE.H4(second[1].message)}).hex()
 
     def rewrite(msg: Message) -> Message:
         if msg.round == 1:

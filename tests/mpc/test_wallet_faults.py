@@ -94,7 +94,7 @@ def test_corrupted_keychain_file_gives_typed_error(tmp_path, generated):
         keychain.put(name, generated.client.keychain.get(name))
     device = mpc.Client(generated.client_id, keychain, cloud=generated.cloud)
     assert device.addresses() == generated.client.addresses()
-    target = next((tmp_path / "kc").iterdir())
+    target = keychain._path(device._entry("secp256k1"))
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2])
     with pytest.raises(errors.KeychainCorrupted):

@@ -23,7 +23,10 @@ from protocols.state import decode_state, encode_state, registered_names
 
 
 def park(session: Session, **context: Any) -> Session:
-    """Round-trip through bytes; the encoding is canonical (a second round trip is identical)."""
+    """Round-trip through bytes; the encoding is canonical (a second round trip is identical).
+    The device's signing sessions (which hold its nonces) are never parked: kept as they are."""
+    if isinstance(session, (ecdsa2p.SignP1, frost.InitiatorSession)):
+        return session
     data = session.to_bytes()
     restored = Session.from_bytes(data, **context)
     assert type(restored) is type(session)
@@ -120,13 +123,27 @@ def test_frost_dkg_sign_refresh_reshare_parked_after_every_round() -> None:
 
 def test_sessions_keep_shared_objects_shared(ecdsa_pair) -> None:
     p1, _ = ecdsa_pair
-    session = ecdsa2p.SignP1(sid(), p1, bytes(32))
-    holder = ecdsa2p.SignP1(sid(), p1, bytes(32))
+    session = ecdsa2p.ReshareP1(sid(), p1, for_signing=False)
+    holder = ecdsa2p.ReshareP1(sid(), p1, for_signing=False)
     session.other = holder  # type: ignore[attr-defined] - two sessions on one share object
     restored = park(session)
     assert restored._share is restored.other._share  # type: ignore[attr-defined]
     restored._share.lock()
     assert restored.other._share.locked  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("device_session", ["ecdsa2p", "frost"])
+def test_device_signing_sessions_holding_nonces_cannot_be_parked(ecdsa_pair, device_session: str) -> None:
+    """Rollback: a device never stores a single-use secret, so these refuse to be serialised."""
+    if device_session == "ecdsa2p":
+        session: Session = ecdsa2p.SignP1(sid(), ecdsa_pair[0], bytes(32))
+    else:
+        shares = frost.dkg(2, 2)
+        session = frost.InitiatorSession(sid(), shares[0], 2, b"m")
+    session.start()
+    with pytest.raises(UsageError):
+        session.to_bytes()
+    assert f"{type(session).__module__}.{type(session).__qualname__}" not in registered_names()
 
 
 def test_used_nonces_stay_used_and_unused_ones_keep_their_values() -> None:
@@ -199,7 +216,7 @@ def test_unregistered_values_are_refused_when_encoding() -> None:
     session.callback = print  # type: ignore[attr-defined]
     with pytest.raises(UsageError):
         session.to_bytes()
-    assert "protocols.ecdsa2p.sign.SignP1" in registered_names()
+    assert "protocols.ecdsa2p.sign.SignP2" in registered_names()
 
 
 def test_aborted_session_stays_aborted(ecdsa_pair) -> None:
