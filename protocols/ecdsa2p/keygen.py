@@ -1,13 +1,19 @@
 """Two-party ECDSA key generation (Lindell 2017, key generation; CGGMP proofs for Paillier).
 
-Round 1  P1 -> P2  commitment to (Q1 = x1·G, Schnorr proof of x1)
-Round 2  P2 -> P1  Q2 = x2·G with its Schnorr proof; P2's setup (N̂, s, t) with Π_prm
+Round 1  P1 -> P2  commitment to (Q1 = x1·G, Schnorr proof of x1); the fingerprints of the
+                   custodian setups P1 verified before, and its own setup's fingerprint
+Round 2  P2 -> P1  Q2 = x2·G with its Schnorr proof; P2's setup (N̂, s, t) with Π_prm and Π_mod
+                   (only its fingerprint if P1 listed it); whether P2 verified P1's setup before
 Round 3  P1 -> P2  opening of round 1; N, c_key = Enc(x1), Π_mod, Π_fac, Π_log*
                    (see ``encrypted_share``); P1 checked Π_prm first (cached per setup);
                    P1's own setup (N̂_c, s, t) with Π_prm and Π_mod, against which P2 will
-                   prove every c3 in signing (``protocols.zk.c3``)
+                   prove every c3 in signing (``protocols.zk.c3``); only its fingerprint if P2
+                   verified it before
 Round 4  P2 -> P1  Q = Q1 + Q2, confirming that P2 accepted and stored its share
 Output   P1KeyShare / P2KeyShare with the same joint public key Q (33-byte compressed)
+
+A setup's proofs travel until the receiver has verified them once (about 160 KB each way); a
+fingerprint is accepted only if the receiver itself offered it (``setup.receive_setup``).
 
 Commit-then-open stops P1 from choosing Q1 after seeing Q2 (so that Q would be P1's choice);
 P2 sends Q2 in the clear because P1 is already bound. Every peer value is decoded strictly and
@@ -22,11 +28,21 @@ from typing import Any
 from curves import Point, SecretScalar
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic, default_client_setup, receive_setup
+from protocols.ecdsa2p.setup import (
+    ClientSetup,
+    CustodianSetup,
+    CustodianSetupPublic,
+    default_client_setup,
+    get_fingerprints,
+    is_known,
+    known_setups,
+    receive_setup,
+    setup_payload,
+)
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, require_keys
-from protocols.errors import ProtocolAbort
+from protocols.errors import InvalidMessage, ProtocolAbort
 from protocols.rounds import Message
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.zk import schnorr
@@ -37,9 +53,17 @@ PROTOCOL = "ecdsa2p/keygen"
 
 
 @dataclass(frozen=True)
+class _Round1:
+    commitment: bytes
+    known_setups: tuple[bytes, ...]
+    client_setup_id: bytes
+
+
+@dataclass(frozen=True)
 class _Round2:
     q2: Point
     setup: CustodianSetupPublic
+    client_setup_known: bool
 
 
 @dataclass(frozen=True)
@@ -54,11 +78,14 @@ class KeygenP1(TwoPartySession):
 
     protocol = PROTOCOL
 
-    def __init__(self, session_id: bytes, client_setup: ClientSetup | None = None) -> None:
+    def __init__(
+        self, session_id: bytes, client_setup: ClientSetup | None = None, *, known: list[bytes] | None = None
+    ) -> None:
         super().__init__(session_id, CLIENT)
         setup = client_setup or default_client_setup()
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
         self._client_public, self._client_rp = setup.public, setup.secret
+        self._known = list(known_setups() if known is None else known)
         self._x1 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
@@ -67,14 +94,19 @@ class KeygenP1(TwoPartySession):
         commitment, nonce = self._commit(point_and_proof_bytes(q1, proof))
         self._opening = {"Q1": q1.to_bytes().hex(), "proof": proof.to_payload(), "nonce": nonce.hex()}
         self._expect(2)
-        return [self._message(1, {"commitment": commitment.hex()}, CUSTODIAN)]
+        payload = {"commitment": commitment.hex(), "known_setups": [f.hex() for f in self._known],
+                   "client_setup_id": self._client_public.fingerprint.hex()}
+        return [self._message(1, payload, CUSTODIAN)]
 
     def _decode_round2(self, msg: Message) -> _Round2:
-        require_keys(msg.payload, ("Q2", "proof", "setup"))
+        require_keys(msg.payload, ("Q2", "proof", "setup", "client_setup_known"))
         q2 = get_point(msg.payload, "Q2", GROUP)
         proof = schnorr.SchnorrProof.from_payload(msg.payload["proof"], GROUP)
+        known = msg.payload["client_setup_known"]
+        if not isinstance(known, bool):
+            raise InvalidMessage("client_setup_known must be a boolean")
         schnorr.verify(q2, proof, self._transcript("dlog", 2, CUSTODIAN))
-        return _Round2(q2, receive_setup(msg.payload["setup"]))
+        return _Round2(q2, receive_setup(msg.payload["setup"], self._known), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         round2: _Round2 = inputs[CUSTODIAN]
@@ -84,7 +116,8 @@ class KeygenP1(TwoPartySession):
         )
         self._c_key = encrypted.c_key
         self._expect(4)
-        payload = {**self._opening, **encrypted.to_payload(), "client_setup": self._client_public.to_payload()}
+        payload = {**self._opening, **encrypted.to_payload(),
+                   "client_setup": setup_payload(self._client_public, round2.client_setup_known)}
         return [self._message(3, payload, CUSTODIAN)]
 
     def _decode_round4(self, msg: Message) -> Point:
@@ -114,17 +147,24 @@ class KeygenP2(TwoPartySession):
         self._expect(1)
         return []
 
-    def _decode_round1(self, msg: Message) -> bytes:
-        require_keys(msg.payload, ("commitment",))
-        return get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
+    def _decode_round1(self, msg: Message) -> _Round1:
+        require_keys(msg.payload, ("commitment", "known_setups", "client_setup_id"))
+        return _Round1(get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH),
+                       tuple(get_fingerprints(msg.payload, "known_setups")),
+                       get_bytes(msg.payload, "client_setup_id", 32))
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
-        self._commitment = inputs[CLIENT]
+        round1: _Round1 = inputs[CLIENT]
+        self._commitment = round1.commitment
+        self._client_setup_id = round1.client_setup_id
+        self._client_setup_known = is_known(round1.client_setup_id)
         proof = schnorr.prove(self._x2, self._transcript("dlog", 2, CUSTODIAN))
+        own = self._setup.public
         payload = {
             "Q2": self._x2.public_point().to_bytes().hex(),
             "proof": proof.to_payload(),
-            "setup": self._setup.public.to_payload(),
+            "setup": setup_payload(own, own.fingerprint in round1.known_setups),
+            "client_setup_known": self._client_setup_known,
         }
         self._expect(3)
         return [self._message(2, payload, CLIENT)]
@@ -142,7 +182,10 @@ class KeygenP2(TwoPartySession):
         self._verify_opening(self._commitment, point_and_proof_bytes(q1, proof), nonce)
         schnorr.verify(q1, proof, self._transcript("dlog", 1, CLIENT))
         verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-        client_setup = receive_setup(payload["client_setup"])
+        references = (self._client_setup_id,) if self._client_setup_known else ()
+        client_setup = receive_setup(payload["client_setup"], references)
+        if client_setup.fingerprint != self._client_setup_id:
+            raise InvalidMessage("the client sent another setup than it announced")
         return _Round3(q1, encrypted, client_setup.params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:

@@ -1,8 +1,10 @@
 """Two-party resharing of an ECDSA key: refresh, backup and recover (REFERENCES.md §5, cb-mpc
 ``refresh()``), with the CGGMP proofs for a fresh Paillier key.
 
-Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs
-Round 2  P2 -> P1  ρ2 (and, for a signing pair, P2's setup (N̂, s, t) with Π_prm)
+Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs (and,
+                   for a signing pair, the setup fingerprints P1 knows and its own, as in keygen)
+Round 2  P2 -> P1  ρ2 (and, for a signing pair, P2's setup (N̂, s, t) with Π_prm and Π_mod, or
+                   its fingerprint, and whether P2 verified P1's setup before)
 Round 3  P1 -> P2  opening of ρ1 (and, for a signing pair, N', c_key' = Enc(x1'), Π_mod,
                    Π_fac, Π_log* for Q1' = Q1 + ρ·G, see ``encrypted_share``, and P1's own
                    setup with Π_prm and Π_mod for the c3 proofs, as in keygen)
@@ -25,7 +27,17 @@ from curves import Point, SecretScalar
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic, default_client_setup, receive_setup
+from protocols.ecdsa2p.setup import (
+    ClientSetup,
+    CustodianSetup,
+    CustodianSetupPublic,
+    default_client_setup,
+    get_fingerprints,
+    is_known,
+    known_setups,
+    receive_setup,
+    setup_payload,
+)
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
@@ -40,12 +52,15 @@ PROTOCOL = "ecdsa2p/reshare"
 @dataclass(frozen=True)
 class _Round1:
     commitment: bytes
+    known_setups: tuple[bytes, ...] = ()
+    client_setup_id: bytes = b""
 
 
 @dataclass(frozen=True)
 class _Round2:
     rho2: int
     setup: CustodianSetupPublic | None
+    client_setup_known: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class ReshareP1(TwoPartySession):
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
         self._client_public = setup.public if setup is not None else None
         self._client_rp = setup.secret if setup is not None else None
+        self._known = known_setups() if for_signing else []
         self._rho1 = GROUP.random_scalar()
 
     def _begin(self) -> list[Message]:
@@ -90,16 +106,19 @@ class ReshareP1(TwoPartySession):
             "commitment": commitment.hex(),
             "for_signing": self._for_signing,
         }
+        if self._client_public is not None:
+            payload["known_setups"] = [f.hex() for f in self._known]
+            payload["client_setup_id"] = self._client_public.fingerprint.hex()
         return [self._message(1, payload, CUSTODIAN)]
 
     def _decode_round2(self, msg: Message) -> _Round2:
-        keys = ("rho2", "setup") if self._for_signing else ("rho2",)
+        keys = ("rho2", "setup", "client_setup_known") if self._for_signing else ("rho2",)
         require_keys(msg.payload, keys)
         rho2 = get_scalar(msg.payload, "rho2", GROUP)
-        setup = None
-        if self._for_signing:
-            setup = receive_setup(msg.payload["setup"])
-        return _Round2(rho2, setup)
+        if not self._for_signing:
+            return _Round2(rho2, None)
+        known = _get_flag(msg.payload, "client_setup_known")
+        return _Round2(rho2, receive_setup(msg.payload["setup"], self._known), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         self._share.check_usable()  # locked by a signing session since this one started
@@ -114,7 +133,7 @@ class ReshareP1(TwoPartySession):
             self._paillier, encrypted = prove_encrypted_share(self._x1, round2.setup.params, transcript)
             self._c_key = encrypted.c_key
             payload.update(encrypted.to_payload())
-            payload["client_setup"] = self._client_public.to_payload()
+            payload["client_setup"] = setup_payload(self._client_public, round2.client_setup_known)
         self._expect(4)
         return [self._message(3, payload, CUSTODIAN)]
 
@@ -151,20 +170,30 @@ class ReshareP2(TwoPartySession):
         return []
 
     def _decode_round1(self, msg: Message) -> _Round1:
-        require_keys(msg.payload, ("Q", "Q1", "commitment", "for_signing"))
+        signing_keys = ("known_setups", "client_setup_id") if self._for_signing else ()
+        require_keys(msg.payload, ("Q", "Q1", "commitment", "for_signing", *signing_keys))
         if _get_flag(msg.payload, "for_signing") != self._for_signing:
             raise InvalidMessage("client and custodian disagree on the purpose of the resharing")
         if get_point(msg.payload, "Q", GROUP) != self._share.public_point or \
                 get_point(msg.payload, "Q1", GROUP) != self._share.q1:
             raise InvalidMessage("the client's share does not belong to this custodian share")
-        return _Round1(get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH))
+        commitment = get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
+        if not self._for_signing:
+            return _Round1(commitment)
+        return _Round1(commitment, tuple(get_fingerprints(msg.payload, "known_setups")),
+                       get_bytes(msg.payload, "client_setup_id", 32))
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
-        self._commitment = inputs[CLIENT].commitment
+        round1: _Round1 = inputs[CLIENT]
+        self._commitment = round1.commitment
+        self._client_setup_id = round1.client_setup_id
+        self._client_setup_known = self._for_signing and is_known(round1.client_setup_id)
         self._rho2 = GROUP.random_scalar()
         payload: dict[str, Any] = {"rho2": GROUP.encode_scalar(self._rho2).hex()}
         if self._setup is not None and self._for_signing:
-            payload["setup"] = self._setup.public.to_payload()
+            own = self._setup.public
+            payload["setup"] = setup_payload(own, own.fingerprint in round1.known_setups)
+            payload["client_setup_known"] = self._client_setup_known
         self._expect(3)
         return [self._message(2, payload, CLIENT)]
 
@@ -185,7 +214,11 @@ class ReshareP2(TwoPartySession):
         self._verify_opening(self._commitment, GROUP.encode_scalar(rho1), nonce)
         if encrypted is not None:
             verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-            client_params = receive_setup(payload["client_setup"]).params
+            references = (self._client_setup_id,) if self._client_setup_known else ()
+            client_setup = receive_setup(payload["client_setup"], references)
+            if client_setup.fingerprint != self._client_setup_id:
+                raise InvalidMessage("the client sent another setup than it announced")
+            client_params = client_setup.params
         return _Round3(rho1, encrypted, client_params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocols.encoding import require_keys
+from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, generate_ring_pedersen
 from protocols.rounds import parse_strict_json
@@ -45,6 +46,10 @@ __all__ = [
     "setup_from_ring_pedersen",
     "verify_setup",
     "receive_setup",
+    "setup_payload",
+    "known_setups",
+    "is_known",
+    "get_fingerprints",
     "default_client_setup",
     "set_default_client_setup",
 ]
@@ -149,15 +154,28 @@ def setup_from_ring_pedersen(params: RingPedersenParams, secret: RingPedersenSec
     proof = prm.prove(params, secret, _prm_transcript())
     mod_proof = mod.prove(params.n_hat, secret.p, secret.q, _mod_transcript(params))
     setup = CustodianSetup(CustodianSetupPublic(params, proof, mod_proof), secret)
-    _VERIFIED.add(setup.public.fingerprint)
+    _remember(setup.public)
     return setup
 
 
 ClientSetup = CustodianSetup
 ClientSetupPublic = CustodianSetupPublic
 
-_VERIFIED: set[bytes] = set()
+# Setups verified in this process, by fingerprint, most recent last (bounded): a setup verified
+# once is not checked again, and a peer that knows this process verified it sends only its
+# fingerprint (``setup_payload``), saving Π_prm and Π_mod on the wire (about 160 KB).
+_VERIFIED: OrderedDict[bytes, CustodianSetupPublic] = OrderedDict()
+_VERIFIED_MAX = 64
+MAX_KNOWN_SETUPS = 8  # fingerprints a party offers in round 1
 _LOCK = threading.Lock()
+
+
+def _remember(public: CustodianSetupPublic) -> None:
+    with _LOCK:
+        _VERIFIED[public.fingerprint] = public
+        _VERIFIED.move_to_end(public.fingerprint)
+        while len(_VERIFIED) > _VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
 
 
 def verify_setup(public: CustodianSetupPublic) -> None:
@@ -168,15 +186,50 @@ def verify_setup(public: CustodianSetupPublic) -> None:
             return
     prm.verify(public.params, public.proof, _prm_transcript())
     mod.verify(public.params.n_hat, public.mod_proof, _mod_transcript(public.params))
+    _remember(public)
+
+
+def known_setups() -> list[bytes]:
+    """Fingerprints of the setups this process verified, most recent first (at most ``MAX_KNOWN_SETUPS``)."""
     with _LOCK:
-        _VERIFIED.add(key)
+        return list(reversed(_VERIFIED))[:MAX_KNOWN_SETUPS]
 
 
-def receive_setup(payload: Any) -> CustodianSetupPublic:
-    """Strictly decode a peer's setup and verify Π_prm and Π_mod (``InvalidMessage``/``ProofError``)."""
+def is_known(fingerprint: bytes) -> bool:
+    """Whether this process verified the setup with this fingerprint."""
+    with _LOCK:
+        return fingerprint in _VERIFIED
+
+
+def setup_payload(public: CustodianSetupPublic, peer_knows: bool) -> dict[str, Any]:
+    """The setup for the wire: only its fingerprint if the peer said it verified it before."""
+    return {"fingerprint": public.fingerprint.hex()} if peer_knows else public.to_payload()
+
+
+def receive_setup(payload: Any, references: Collection[bytes] = ()) -> CustodianSetupPublic:
+    """Strictly decode a peer's setup and verify Π_prm and Π_mod (``InvalidMessage``/``ProofError``).
+
+    A payload of just a fingerprint is accepted only if it is among ``references`` (what this
+    party said it knows) and was verified in this process.
+    """
+    if isinstance(payload, Mapping) and set(payload) == {"fingerprint"}:
+        fingerprint = get_bytes(payload, "fingerprint", 32)
+        with _LOCK:
+            known = _VERIFIED.get(fingerprint)
+        if fingerprint not in references or known is None:
+            raise InvalidMessage("a setup named by a fingerprint this party did not offer")
+        return known
     setup = CustodianSetupPublic.from_payload(payload)
     verify_setup(setup)
     return setup
+
+
+def get_fingerprints(payload: Any, key: str) -> list[bytes]:
+    """Round 1's list of known setup fingerprints (at most ``MAX_KNOWN_SETUPS``, 32 bytes each)."""
+    items = payload.get(key) if isinstance(payload, Mapping) else None
+    if not isinstance(items, (list, tuple)) or len(items) > MAX_KNOWN_SETUPS:
+        raise InvalidMessage(f"{key} must be a list of at most {MAX_KNOWN_SETUPS} fingerprints")
+    return [get_bytes({key: item}, key, 32) for item in items]
 
 
 _default_client_setup: ClientSetup | None = None

@@ -461,3 +461,23 @@ def test_bad_ring_pedersen_setup_is_refused_by_the_client(wrong: str) -> None:
         run([KeygenP1(sid), KeygenP2(sid, good)], tamper=tamper)
     if isinstance(info.value, ProtocolAbort):
         assert info.value.culprit == CUSTODIAN
+
+
+@pytest.mark.parametrize("wrong", ["prm", "mod"])
+@pytest.mark.parametrize("protocol", ["keygen", "reshare"])
+def test_bad_client_setup_is_refused_by_the_custodian(pair: tuple[P1KeyShare, P2KeyShare], wrong: str,
+                                                      protocol: str) -> None:
+    """A client whose Π_prm or Π_mod does not verify for its own parameters gets no share: the
+    custodian never proves a c3 against parameters whose commitments might not hide."""
+    good = setup_from_ring_pedersen(*ring_pedersen_sets()[0])
+    other = setup_from_ring_pedersen(*ring_pedersen_sets()[1])
+    payload = other.public.to_payload()
+    payload[wrong] = good.public.to_payload()[wrong]
+
+    def tamper(msg: Message) -> Message:
+        if msg.round == 3 and msg.sender == CLIENT:
+            return dataclasses.replace(msg, payload={**msg.payload, "client_setup": payload})
+        return msg
+
+    make = keygen_sessions(good) if protocol == "keygen" else reshare_sessions(pair, good)
+    refused_by_custodian(make, tamper)
