@@ -26,7 +26,7 @@ __all__ = ["cases", "ecdsa_sign_precomputed", "frost_round_trip"]
 
 
 def _precomputation() -> C3Precomputation:
-    return C3Precomputation.fresh(key_pair()[1].paillier)  # type: ignore[arg-type]
+    return C3Precomputation.for_share(key_pair()[1])
 
 
 def ecdsa_sign_precomputed(precomputed: C3Precomputation) -> Any:

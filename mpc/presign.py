@@ -74,7 +74,7 @@ def precompute(store: SQLiteStore, client_id: str, share: P2KeyShare, count: int
     key are dropped. Returns how many the client's pool holds now."""
     items = []
     for _ in range(_check_count(count)):
-        item = C3Precomputation.fresh(share.paillier)  # type: ignore[arg-type]
+        item = C3Precomputation.for_share(share)
         items.append((hashlib.sha256(item.to_bytes()).digest(), item.to_bytes()))
     with store.transaction():
         store.put_presignatures(client_id, _CURVE, _binding(store, share), items)

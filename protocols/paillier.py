@@ -144,11 +144,18 @@ class PaillierSecretKey:
             raise InvalidMessage("Paillier secret key: factors are not distinct Blum primes") from None
 
     def encrypt(self, m: int, nonce: int | None = None) -> tuple[int, int]:
-        """As :func:`encrypt`, about three times faster: r^N by CRT over p² and q²."""
+        """As :func:`encrypt`, several times faster: r^N by :meth:`nth_power`."""
         pk = self.public_key
         r = _check_nonce(pk, nonce)
-        obfuscator = self._mod_n2.powmod(r, pk.n)  # type: ignore[attr-defined]
-        return bigint.mulmod(_nude(pk, m), obfuscator, pk.n_squared), r
+        return bigint.mulmod(_nude(pk, m), self.nth_power(r), pk.n_squared), r
+
+    def nth_power(self, u: int) -> int:
+        """u^N mod N² for a unit u, by CRT. Modulo p²: u^N = (u^q)^p, and v^p mod p² depends only
+        on v mod p, so u^N ≡ (u^(q mod (p-1)) mod p)^p (mod p²): two short exponentiations."""
+        p, q = self.p, self.q
+        mod_p2 = bigint.powmod(bigint.powmod(u % p, q % (p - 1), p), p, p * p)
+        mod_q2 = bigint.powmod(bigint.powmod(u % q, p % (q - 1), q), q, q * q)
+        return self._mod_n2.combine(mod_p2, mod_q2)  # type: ignore[attr-defined,no-any-return]
 
 
 def keygen(bits: int = 2 * PRIME_BITS) -> tuple[PaillierPublicKey, PaillierSecretKey]:

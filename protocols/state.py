@@ -598,7 +598,7 @@ def _ensure_protocol_types() -> None:
     for cls in (paillier.PaillierPublicKey, paillier.PaillierSecretKey, ring_pedersen.RingPedersenParams,
                 ring_pedersen.RingPedersenSecret, setup.CustodianSetupPublic, encrypted_share.EncryptedShare,
                 keygen._Round2, keygen._Round3, reshare._Round1, reshare._Round2, reshare._Round3,
-                sign._Opening, sign.C3Precomputation, c3.C3Randomness, signature.Signature, dkg.ProofOfKnowledge, helpers.SigningCommitments,
+                sign._Opening, sign.C3Precomputation, c3.C3Randomness, c3.PedersenMasks, signature.Signature, dkg.ProofOfKnowledge, helpers.SigningCommitments,
                 helpers.SigningContext, dealing.Dealing, dealing.PublicOutcome, fac.FacProof,
                 logstar.LogStarProof, mod.ModProof, prm.PrmProof, schnorr.SchnorrProof):
         register_dataclass(cls)

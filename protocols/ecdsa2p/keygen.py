@@ -134,13 +134,19 @@ class KeygenP1(TwoPartySession):
 
 
 class KeygenP2(TwoPartySession):
-    """The custodian's side of keygen; ``setup`` is its long-lived ring-Pedersen setup."""
+    """The custodian's side of keygen; ``setup`` is its long-lived ring-Pedersen setup.
+
+    ``known``: the client setups this party accepts by fingerprint (default: those this process
+    verified); ``KeygenP1``'s ``known`` is the same for custodian setups. Pass ``[]`` to always
+    send and check the proofs in full.
+    """
 
     protocol = PROTOCOL
 
-    def __init__(self, session_id: bytes, setup: CustodianSetup) -> None:
+    def __init__(self, session_id: bytes, setup: CustodianSetup, *, known: list[bytes] | None = None) -> None:
         super().__init__(session_id, CUSTODIAN)
         self._setup = setup
+        self._known = known
         self._x2 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
@@ -157,7 +163,8 @@ class KeygenP2(TwoPartySession):
         round1: _Round1 = inputs[CLIENT]
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
-        self._client_setup_known = is_known(round1.client_setup_id)
+        self._client_setup_known = (is_known(round1.client_setup_id) if self._known is None
+                                    else round1.client_setup_id in self._known)
         proof = schnorr.prove(self._x2, self._transcript("dlog", 2, CUSTODIAN))
         own = self._setup.public
         payload = {

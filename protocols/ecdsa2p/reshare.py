@@ -83,7 +83,8 @@ class ReshareP1(TwoPartySession):
     protocol = PROTOCOL
 
     def __init__(
-        self, session_id: bytes, share: P1KeyShare, *, for_signing: bool = True, client_setup: ClientSetup | None = None
+        self, session_id: bytes, share: P1KeyShare, *, for_signing: bool = True, client_setup: ClientSetup | None = None,
+        known: list[bytes] | None = None,
     ) -> None:
         share.check_usable()
         super().__init__(session_id, CLIENT)
@@ -93,7 +94,7 @@ class ReshareP1(TwoPartySession):
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
         self._client_public = setup.public if setup is not None else None
         self._client_rp = setup.secret if setup is not None else None
-        self._known = known_setups() if for_signing else []
+        self._known = (known_setups() if known is None else list(known)) if for_signing else []
         self._rho1 = GROUP.random_scalar()
 
     def _begin(self) -> list[Message]:
@@ -156,7 +157,8 @@ class ReshareP2(TwoPartySession):
     protocol = PROTOCOL
 
     def __init__(
-        self, session_id: bytes, share: P2KeyShare, *, for_signing: bool = True, setup: CustodianSetup | None = None
+        self, session_id: bytes, share: P2KeyShare, *, for_signing: bool = True, setup: CustodianSetup | None = None,
+        known: list[bytes] | None = None,
     ) -> None:
         if for_signing and setup is None:
             raise UsageError("a resharing for signing needs the custodian setup")
@@ -164,6 +166,7 @@ class ReshareP2(TwoPartySession):
         self._share = share
         self._for_signing = for_signing
         self._setup = setup
+        self._known = known  # client setups accepted by fingerprint (None: those this process verified)
 
     def _begin(self) -> list[Message]:
         self._expect(1)
@@ -187,7 +190,8 @@ class ReshareP2(TwoPartySession):
         round1: _Round1 = inputs[CLIENT]
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
-        self._client_setup_known = self._for_signing and is_known(round1.client_setup_id)
+        self._client_setup_known = self._for_signing and (
+            is_known(round1.client_setup_id) if self._known is None else round1.client_setup_id in self._known)
         self._rho2 = GROUP.random_scalar()
         payload: dict[str, Any] = {"rho2": GROUP.encode_scalar(self._rho2).hex()}
         if self._setup is not None and self._for_signing:

@@ -183,6 +183,7 @@ def verify_setup(public: CustodianSetupPublic) -> None:
     key = public.fingerprint
     with _LOCK:
         if key in _VERIFIED:
+            _VERIFIED.move_to_end(key)  # most recently met: offered first in round 1
             return
     prm.verify(public.params, public.proof, _prm_transcript())
     mod.verify(public.params.n_hat, public.mod_proof, _mod_transcript(public.params))
@@ -216,6 +217,8 @@ def receive_setup(payload: Any, references: Collection[bytes] = ()) -> Custodian
         fingerprint = get_bytes(payload, "fingerprint", 32)
         with _LOCK:
             known = _VERIFIED.get(fingerprint)
+            if known is not None:
+                _VERIFIED.move_to_end(fingerprint)
         if fingerprint not in references or known is None:
             raise InvalidMessage("a setup named by a fingerprint this party did not offer")
         return known

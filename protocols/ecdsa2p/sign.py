@@ -41,6 +41,7 @@ from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
+from protocols.ring_pedersen import RingPedersenParams
 from protocols.rounds import Message
 from protocols.transcript import Transcript
 from protocols.zk import c3 as c3_proof
@@ -52,7 +53,7 @@ __all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
 MASK_BITS = c3_proof.DEFAULT_BOUNDS.mask_bits
-_PRECOMPUTATION_VERSION = 1
+_NONCES_ONLY, _WITH_MASKS = 1, 2  # C3Precomputation byte formats (version byte)
 
 
 def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
@@ -223,19 +224,21 @@ class SignP2(TwoPartySession):
 
 @dataclass(frozen=True, repr=False)
 class C3Precomputation:
-    """The custodian's single-use precomputation for one c3 and its proof: the two Paillier
-    nonces with their N-th powers (the costly part of both), made ahead for one Paillier key.
+    """The custodian's single-use precomputation for one c3 and its proof, made ahead for one
+    share (P1's Paillier key and ring-Pedersen parameters): the two Paillier nonces with their
+    N-th powers, and the t-halves of Π_c3's six ring-Pedersen commitments (the costly parts).
 
     It holds no signing nonce (k2 and the mask ρ are drawn online), but it is single use all the
     same: one Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the
-    difference of the two k2⁻¹·r and then for the key. Stored with take semantics and under the
-    custodian's nonce epoch (``mpc.presign``). ``to_bytes`` checks ranges and units, not the
-    powers (recomputing them would cost what they save): a damaged row makes a c3 whose proof
-    fails at the client, never a leak.
+    difference of the two k2⁻¹·r and then for the key, and shared commitment masks would reveal
+    s^w. Stored with take semantics and under the custodian's nonce epoch (``mpc.presign``).
+    ``from_bytes`` checks ranges and units, not the powers (recomputing them would cost what
+    they save): a damaged row makes a c3 whose proof fails at the client, never a leak.
     """
 
     c3_nonce: c3_proof.C3Randomness
     proof_nonce: c3_proof.C3Randomness
+    pedersen: c3_proof.PedersenMasks | None = None
 
     def __post_init__(self) -> None:
         if self.c3_nonce.modulus != self.proof_nonce.modulus:
@@ -246,25 +249,47 @@ class C3Precomputation:
         return self.c3_nonce.modulus
 
     @classmethod
-    def fresh(cls, pk: paillier.PaillierPublicKey) -> C3Precomputation:
-        return cls(c3_proof.C3Randomness.fresh(pk), c3_proof.C3Randomness.fresh(pk))
+    def fresh(cls, pk: paillier.PaillierPublicKey, client_params: RingPedersenParams | None = None) -> C3Precomputation:
+        """Fresh nonces for ``pk`` (and commitment masks for ``client_params``, if given)."""
+        pedersen = c3_proof.PedersenMasks.fresh(client_params) if client_params is not None else None
+        return cls(c3_proof.C3Randomness.fresh(pk), c3_proof.C3Randomness.fresh(pk), pedersen)
+
+    @classmethod
+    def for_share(cls, share: P2KeyShare) -> C3Precomputation:
+        """A precomputation for this signing share (its Paillier key and P1's parameters)."""
+        if share.paillier is None or share.client_params is None:
+            raise UsageError("a backup share cannot sign")
+        return cls.fresh(share.paillier, share.client_params)
 
     def to_bytes(self) -> bytes:
-        """Version byte, then N and each nonce with its power, length-prefixed big-endian."""
+        """Version byte, then N, each nonce with its power, N̂ and the twelve commitment masks
+        (none without them), length-prefixed big-endian."""
         a, b = self.c3_nonce, self.proof_nonce
-        return bigint.pack_nats(_PRECOMPUTATION_VERSION, [self.n, a.nonce, a.power, b.nonce, b.power])
+        head = [self.n, a.nonce, a.power, b.nonce, b.power]
+        if self.pedersen is None:
+            return bigint.pack_nats(_NONCES_ONLY, head)
+        return bigint.pack_nats(_WITH_MASKS, [*head, self.pedersen.n_hat, *self.pedersen.values()])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> C3Precomputation:
-        """Strict decoding (``InvalidMessage``): N a valid modulus, nonces units, powers below N²."""
-        n, *values = bigint.unpack_nats(data, _PRECOMPUTATION_VERSION, 5, "c3 precomputation")
+        """Strict decoding (``InvalidMessage``): N a valid modulus, nonces units, powers below N²,
+        commitment masks in range."""
+        version = data[0] if isinstance(data, (bytes, bytearray)) and data else None
+        count = {_NONCES_ONLY: 5, _WITH_MASKS: 18}.get(version)  # type: ignore[arg-type]
+        if count is None:
+            raise InvalidMessage("c3 precomputation: unknown encoding")
+        n, *values = bigint.unpack_nats(data, version, count, "c3 precomputation")  # type: ignore[arg-type]
         pk = paillier.PaillierPublicKey(n)
         nonces = []
-        for nonce, power in zip(values[::2], values[1::2]):
+        for nonce, power in zip(values[0:4:2], values[1:4:2]):
             if not is_unit(nonce, n):
                 raise InvalidMessage("c3 precomputation: nonce is not a unit modulo N")
             nonces.append(c3_proof.C3Randomness(nonce, paillier.validate_ciphertext(pk, power), n))
-        return cls(*nonces)
+        pedersen = None
+        if count == 18:
+            paillier.check_modulus_size(values[4], "ring-Pedersen modulus")
+            pedersen = c3_proof.PedersenMasks.from_values(values[4], values[5:])
+        return cls(*nonces, pedersen)
 
     def __repr__(self) -> str:
         return "C3Precomputation(<secret>)"
@@ -290,7 +315,10 @@ def prove_c3(
     nonces = precomputed or C3Precomputation.fresh(pk)
     c3 = c3_proof.form_c3(pk, share.c_key, r, m, witness, nonces.c3_nonce)
     statement = c3_proof.C3Statement(pk, share.client_params, share.c_key, c3, r, m, r2, share.x2.public_point())
-    proof = c3_proof.prove(statement, witness, nonces.c3_nonce, transcript, mask_randomness=nonces.proof_nonce)
+    pedersen = nonces.pedersen if nonces.pedersen is not None and nonces.pedersen.n_hat == share.client_params.n_hat \
+        else None
+    proof = c3_proof.prove(statement, witness, nonces.c3_nonce, transcript, mask_randomness=nonces.proof_nonce,
+                           pedersen=pedersen)
     return {"c3": paillier.encode_ciphertext(c3), "proof": proof.to_payload()}
 
 

@@ -84,6 +84,7 @@ __all__ = [
     "C3Statement",
     "C3Proof",
     "C3Randomness",
+    "PedersenMasks",
     "DEFAULT_BOUNDS",
     "form_c3",
     "prove",
@@ -273,6 +274,48 @@ def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3B
     return t.challenge_int("e", 1 << bounds.challenge_bits)
 
 
+@dataclass(frozen=True, repr=False)
+class PedersenMasks:
+    """The message-independent halves of the six ring-Pedersen commitments: μ_i, γ_i and
+    t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), for one verifier's parameters.
+
+    Proof randomness: single use, like the Paillier nonces (two proofs sharing μ_i and γ_i
+    would reveal them, and s^w_i with them)."""
+
+    n_hat: int
+    mu: tuple[int, int, int]
+    t_mu: tuple[int, int, int]
+    gamma: tuple[int, int, int]
+    t_gamma: tuple[int, int, int]
+
+    @classmethod
+    def fresh(cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
+        kappa, c, n_hat = bounds.statistical_bits, bounds.challenge_bits, params.n_hat
+        mu = tuple(bigint.random_below(n_hat << kappa) for _ in range(3))
+        gamma = tuple(bigint.random_below(n_hat << (c + 2 * kappa)) for _ in range(3))
+        return cls(n_hat, mu, tuple(bigint.powmod(params.t, x, n_hat) for x in mu),  # type: ignore[arg-type]
+                   gamma, tuple(bigint.powmod(params.t, x, n_hat) for x in gamma))  # type: ignore[arg-type]
+
+    def values(self) -> list[int]:
+        return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma]
+
+    @classmethod
+    def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
+        """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
+        kappa, c = bounds.statistical_bits, bounds.challenge_bits
+        if len(values) != 12:
+            raise InvalidMessage("ring-Pedersen masks: wrong count")
+        mu, t_mu, gamma, t_gamma = (tuple(values[k:k + 3]) for k in range(0, 12, 3))
+        if not all(0 <= x < n_hat << kappa for x in mu) or not all(0 <= x < n_hat << (c + 2 * kappa) for x in gamma):
+            raise InvalidMessage("ring-Pedersen masks out of range")
+        if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma)):
+            raise InvalidMessage("ring-Pedersen masks must be units modulo N̂")
+        return cls(n_hat, mu, t_mu, gamma, t_gamma)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return "PedersenMasks(<secret>)"
+
+
 def prove(
     statement: C3Statement,
     w: tuple[int, int, int],
@@ -280,24 +323,29 @@ def prove(
     transcript: Transcript,
     bounds: C3Bounds = DEFAULT_BOUNDS,
     mask_randomness: C3Randomness | None = None,
+    pedersen: PedersenMasks | None = None,
 ) -> C3Proof:
     """Prove that ``statement.c3`` = ``form_c3(..., w, randomness)`` with w1·R2 = G, w2·R2 = Q2.
 
-    ``mask_randomness`` is the β of C' (precomputed by the custodian, or fresh when omitted).
+    ``mask_randomness`` (β of C') and ``pedersen`` (the commitments' t-halves) may be made
+    ahead by the custodian (single use); they are drawn fresh when omitted.
     """
     st = statement
     bounds.check_modulus(st.pk.n)
     _check_witness(st, w, bounds)
     if randomness.modulus != st.pk.n or (mask_randomness is not None and mask_randomness.modulus != st.pk.n):
         raise UsageError("c3 randomness was made for another Paillier key")
-    params, kappa, c = st.params, bounds.statistical_bits, bounds.challenge_bits
-    mu = tuple(bigint.random_below(params.n_hat << kappa) for _ in range(3))
+    params = st.params
+    masks = pedersen or PedersenMasks.fresh(params, bounds)
+    if masks.n_hat != params.n_hat:
+        raise UsageError("ring-Pedersen masks were made for other parameters")
     alpha = tuple(bigint.random_below(1 << bits) for bits in bounds.alpha_bits)
-    gamma = tuple(bigint.random_below(params.n_hat << (c + 2 * kappa)) for _ in range(3))
     beta = mask_randomness or C3Randomness.fresh(st.pk)
+    n_hat = params.n_hat
+    mu, gamma = masks.mu, masks.gamma
     commitments = (
-        tuple(params.commit(w_i, mu_i) for w_i, mu_i in zip(w, mu)),
-        tuple(params.commit(a_i, g_i) for a_i, g_i in zip(alpha, gamma)),
+        tuple(bigint.powmod(params.s, w_i, n_hat) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
+        tuple(bigint.powmod(params.s, a_i, n_hat) * t_i % n_hat for a_i, t_i in zip(alpha, masks.t_gamma)),
         st.r2 * alpha[0],
         st.r2 * alpha[1],
         form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),  # type: ignore[arg-type]
@@ -353,7 +401,10 @@ def _check_commitments(
     n_hat = params.n_hat
     power = secret.crt.powmod if secret is not None else (lambda b, x: bigint.powmod(b, x, n_hat))
     for i in range(3):
-        lhs = power(params.s, proof.z[i]) * power(params.t, proof.zeta[i]) % n_hat
+        if secret is not None:  # s = t^λ: s^z·t^ζ = t^(λ·z + ζ), one exponentiation by CRT
+            lhs = power(params.t, secret.lam * proof.z[i] + proof.zeta[i])
+        else:
+            lhs = power(params.s, proof.z[i]) * power(params.t, proof.zeta[i]) % n_hat
         if lhs != proof.A[i] * power(proof.W[i], e) % n_hat:
             raise ProofError(f"c3 proof: s^z{i + 1}·t^ζ{i + 1} != A{i + 1}·W{i + 1}^e")
 
@@ -365,10 +416,11 @@ def _check_paillier(
     if secret is not None and secret.n != pk.n:
         raise UsageError("the Paillier secret key does not match the statement")
     power = secret._mod_n2.powmod if secret is not None else (lambda b, x: bigint.powmod(b, x, n2))  # type: ignore[attr-defined]
+    nth_power = secret.nth_power if secret is not None else (lambda u: bigint.powmod(u, pk.n, n2))
     shifted = paillier.add_plain(pk, st.c_key, bounds.shift)
     z1, z2, z3 = proof.z
     plain = 1 + ((z1 * st.m + z2 * st.r + z3 * bounds.q) % pk.n) * pk.n
-    lhs = power(shifted, st.r * z1) * plain % n2 * power(proof.z_enc, pk.n) % n2
+    lhs = power(shifted, st.r * z1) * plain % n2 * nth_power(proof.z_enc) % n2
     if lhs != proof.C * power(st.c3, e) % n2:
         raise ProofError("c3 proof: (r·z1) ⊙ c_key' ⊕ Enc(z1·m + z2·r + z3·q; z_enc) != C' ⊕ e·c3")
 

@@ -303,7 +303,8 @@ def ecdsa_pair() -> tuple[P1KeyShare, P2KeyShare]:
 def _ecdsa_scenarios() -> list[Scenario]:
     def keygen() -> list[Session]:
         sid = new_sid()
-        return [ecdsa2p.KeygenP1(sid), ecdsa2p.KeygenP2(sid, ecdsa2p.default_setup())]
+        # known=[]: the setups travel whole, so every field of Π_prm and Π_mod is fuzzed too
+        return [ecdsa2p.KeygenP1(sid, known=[]), ecdsa2p.KeygenP2(sid, ecdsa2p.default_setup(), known=[])]
 
     def sign() -> list[Session]:
         p1, p2 = ecdsa_pair()
@@ -314,8 +315,8 @@ def _ecdsa_scenarios() -> list[Scenario]:
         def make() -> list[Session]:
             p1, p2 = ecdsa_pair()
             sid = new_sid()
-            return [ecdsa2p.ReshareP1(sid, p1, for_signing=for_signing),
-                    ecdsa2p.ReshareP2(sid, p2, for_signing=for_signing, setup=ecdsa2p.default_setup())]
+            return [ecdsa2p.ReshareP1(sid, p1, for_signing=for_signing, known=[]),
+                    ecdsa2p.ReshareP2(sid, p2, for_signing=for_signing, setup=ecdsa2p.default_setup(), known=[])]
 
         return make
 

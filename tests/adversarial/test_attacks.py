@@ -75,7 +75,7 @@ def _plain(value: Any) -> Any:
 
 def keygen_pair(setup: CustodianSetup | None = None) -> list[Any]:
     sid = new_sid()
-    return [KeygenP1(sid), KeygenP2(sid, setup or ecdsa2p.default_setup())]
+    return [KeygenP1(sid, known=[]), KeygenP2(sid, setup or ecdsa2p.default_setup(), known=[])]
 
 
 # --- Paillier modulus attacks at wallet recover (BitForge CVE-2023-33241, Alpha-Rays) -------------------
