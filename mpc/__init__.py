@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpc import errors, state, store  # state: registers the engine sessions for parking
+from mpc import errors, store
 from mpc.client import Client
 from mpc.custodian import Custodian
 from mpc.keychain import FileKeychain, Keychain, MemoryKeychain

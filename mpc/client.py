@@ -21,26 +21,25 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
 
 from __future__ import annotations
 
-import secrets
-import struct
-import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from mpc.addresses import addresses
 from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, LocalFolderCloudStorage, decrypt_backup, encrypt_backup
-from mpc.custodian import _method_name, _sign_child, sign_hello, sign_result
+from mpc.operation import ClientOperation, method_name, new_session_id
+from mpc.presign import ClientPresign
+from mpc.signing import ClientSign
 from mpc.errors import BackupNotFound, KeychainCorrupted, KeyLockedError, WalletAlreadyExists, WalletNotFound
 from mpc.keychain import FileKeychain, Keychain
-from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, curve_of_chain, decode_share, default_home
+from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_share, default_home
 from protocols import ecdsa2p, frost
-from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
 from curves import ed25519, secp256k1
-from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort
+from protocols.errors import InvalidMessage, MPCError, ProtocolAbort
 from protocols.sharing import interpolate_at_zero
 from protocols.rounds import Message, Session
+from protocols.state import register_attrs
 
 __all__ = ["Client", "EjectedKeys", "default_home", "DEVICE_SETUP_ENTRY", "make_device_setup"]
 
@@ -88,24 +87,6 @@ class Client:
         self.keychain.put(DEVICE_SETUP_ENTRY, setup.to_bytes())
         return setup
 
-    def _lock_after_interrupted_decryptions(self) -> None:
-        """A decryption marker older than ``DECRYPTION_MARKER_SECONDS`` means the device stopped
-        between decrypting a c3 and checking its signature: count it as a failed signature and
-        lock the share (DESIGN.md §5; younger markers belong to sessions still running)."""
-        prefix = f"{self.client_id}.secp256k1.decrypting."
-        for name in [n for n in self.keychain.names() if n.startswith(prefix)]:
-            try:
-                (began,) = struct.unpack(">d", self.keychain.get(name))
-            except (struct.error, MPCError):
-                began = 0.0
-            if time.time() - began < DECRYPTION_MARKER_SECONDS:
-                continue
-            if self._entry("secp256k1") in self.keychain:
-                share = self.signing_share("secp256k1")
-                share.lock()
-                self.keychain.put(self._entry("secp256k1"), share.to_bytes())
-            self.keychain.delete(name, missing_ok=True)
-
     def _entry(self, curve: str) -> str:
         return f"{self.client_id}.{curve}.signing"
 
@@ -138,30 +119,28 @@ class Client:
     def generate(self, session_id: bytes | None = None) -> ClientGenerate:
         if self.has_wallet():
             raise WalletAlreadyExists("this device already holds a wallet for the client")
-        return ClientGenerate(self, _sid(session_id))
+        return ClientGenerate(self, new_session_id(session_id))
 
     def backup(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                client_stores_backup: bool = False) -> ClientBackup:
-        return ClientBackup(self, _sid(session_id), method or CloudMethod(self.cloud), client_stores_backup)
+        return ClientBackup(self, new_session_id(session_id), method or CloudMethod(self.cloud), client_stores_backup)
 
     def recover(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientRecover:
-        return ClientRecover(self, _sid(session_id), method or CloudMethod(self.cloud), encrypted_backup)
+        return ClientRecover(self, new_session_id(session_id), method or CloudMethod(self.cloud), encrypted_backup)
 
     def eject(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
               encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientEject:
         """Leave MPC: rebuild the whole private keys from both backup shares of ``method``."""
-        return ClientEject(self, _sid(session_id), method or CloudMethod(self.cloud), encrypted_backup)
+        return ClientEject(self, new_session_id(session_id), method or CloudMethod(self.cloud), encrypted_backup)
 
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
-        return ClientSign(self, _sid(session_id), chain, data)
+        return ClientSign(self, new_session_id(session_id), chain, data)
 
     # Precomputation (``mpc.presign``): the custodian's, in its store; the device keeps nothing.
     def presign(self, count: int, session_id: bytes | None = None) -> Session:
         """Ask the custodian for ``count`` ECDSA precomputations (``custodian.presign``)."""
-        from mpc.presign import ClientPresign
-
-        return ClientPresign(self, _sid(session_id), count)
+        return ClientPresign(self, new_session_id(session_id), count)
 
     def sign_presigned(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
         """The same as :meth:`sign`; kept as a name (no presignature ever lives on the device)."""
@@ -171,66 +150,14 @@ class Client:
         """An operation of this device parked with ``session.to_bytes()``; ``method`` is the
         backup method of a backup, recover or eject. Signing cannot be parked on a device (its
         nonces would come back with a device backup): a crashed sign starts again."""
-        from mpc import state  # noqa: F401 - registers the engine's session classes
-
         return Session.from_bytes(data, client=self, method=method or CloudMethod(self.cloud))
-
-
-DECRYPTION_MARKER_SECONDS = 60.0  # a decryption takes milliseconds: an older marker is a crash
-
-
-def _decryption_marker(client: Client, session_id: bytes) -> str:
-    return f"{client.client_id}.secp256k1.decrypting.{session_id.hex()}"
-
-
-class _KeychainDecryptionGuard:
-    """P1's decryption guard on the keychain: a marker entry (with the time) exists exactly while
-    a c3 is being decrypted and its signature checked. A marker left by a crash is found by the
-    next signing operation and locks the share (``Client._lock_after_interrupted_decryptions``)."""
-
-    def __init__(self, client: Client, session_id: bytes) -> None:
-        self.client, self.name = client, _decryption_marker(client, session_id)
-
-    def begin(self) -> None:
-        self.client.keychain.put(self.name, struct.pack(">d", time.time()))
-
-    def end(self) -> None:
-        self.client.keychain.delete(self.name, missing_ok=True)
-
-
-def _sid(session_id: bytes | None) -> bytes:
-    return session_id if session_id is not None else secrets.token_bytes(32)
 
 
 def _stored_step(shares: Mapping[str, Any]) -> dict[str, str]:
     return {curve: shares[curve].public_key.hex() for curve in CURVES}
 
 
-class _ClientOperation(Composite):
-    _transient: tuple[str, ...] = ("client",)  # not state: given back by Client.resume
-
-    def __init__(self, client: Client, session_id: bytes) -> None:
-        super().__init__(session_id, CLIENT_PARTY, PARTIES)
-        self.client = client
-
-    def _child_id(self, name: str) -> bytes:
-        return child_session_id(self.session_id, name)
-
-    # The client speaks first: "hello" names the client and the operation's parameters.
-    def _hello(self) -> dict[str, Any]:
-        return {"client_id": self.client.client_id}
-
-    def _begin(self) -> list[Message]:
-        return [self._step("hello", self._hello())] + self._start()
-
-    def _start(self) -> list[Message]:
-        raise NotImplementedError
-
-    def _shares(self) -> dict[str, Any]:
-        return {curve: self.child(curve).result() for curve in CURVES}
-
-
-class ClientGenerate(_ClientOperation):
+class ClientGenerate(ClientOperation):
     protocol = "wallet/generate"
 
     def _start(self) -> list[Message]:
@@ -246,7 +173,7 @@ class ClientGenerate(_ClientOperation):
         return [self._step("stored", _stored_step(shares))]
 
 
-class ClientBackup(_ClientOperation):
+class ClientBackup(ClientOperation):
     protocol = "wallet/backup"
 
     _transient = ("client", "method")
@@ -260,7 +187,7 @@ class ClientBackup(_ClientOperation):
             raise KeyLockedError()
 
     def _hello(self) -> dict[str, Any]:
-        return {"client_id": self.client.client_id, "method": _method_name(self.method.name),
+        return {"client_id": self.client.client_id, "method": method_name(self.method.name),
                 "client_stores_backup": self.client_stores_backup}
 
     def _start(self) -> list[Message]:
@@ -282,7 +209,7 @@ class ClientBackup(_ClientOperation):
         return [self._step("client_backup", data)]
 
 
-class _FromBackup(_ClientOperation):
+class _FromBackup(ClientOperation):
     """An operation that starts from the client backup shares of one method.
 
     The encrypted shares come from the custodian's first step, unless the customer kept them
@@ -298,7 +225,7 @@ class _FromBackup(_ClientOperation):
         self.encrypted_backup = encrypted_backup
 
     def _hello(self) -> dict[str, Any]:
-        return {"client_id": self.client.client_id, "method": _method_name(self.method.name)}
+        return {"client_id": self.client.client_id, "method": method_name(self.method.name)}
 
     def _start(self) -> list[Message]:
         return []
@@ -335,7 +262,7 @@ def _open_backup(
     encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None,
 ) -> dict[str, Any]:
     """The client backup shares: the customer's copy if given, else the custodian's boxes."""
-    if data["method"] != _method_name(method.name):
+    if data["method"] != method_name(method.name):
         raise InvalidMessage("the custodian offers the backup of another method")
     boxes = encrypted_backup or _decode_boxes(data["boxes"])
     if set(boxes) != set(CURVES):
@@ -417,55 +344,6 @@ class ClientEject(_FromBackup):
         return [self._step("ejected", stored)]
 
 
-class ClientSign(_ClientOperation):
-    protocol = "wallet/sign"
-
-    def __init__(self, client: Client, session_id: bytes, chain: str, data: bytes) -> None:
-        super().__init__(client, session_id)
-        self.chain = chain
-        self.curve = curve_of_chain(chain)
-        self.data = bytes(data)
-        if self.curve == "secp256k1":
-            client._lock_after_interrupted_decryptions()
-        self._share = client.signing_share(self.curve)
-        guard = _KeychainDecryptionGuard(client, session_id) if self.curve == "secp256k1" else None
-        self._child = _sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data,
-                                  decryption_guard=guard)
-
-    def _hello(self) -> dict[str, Any]:
-        return sign_hello(self.client.client_id, self.chain, self.data)
-
-    def _start(self) -> list[Message]:
-        return self._add_children({self.curve: self._child})
-
-    def receive(self, msg: Message) -> list[Message]:
-        if self.curve == "secp256k1":
-            self._adopt_persisted_lock()
-        try:
-            return super().receive(msg)
-        except KeyLocked:
-            # The share object was locked by the signing session: persist it before anything else.
-            if self._persisted_share() is not None:
-                self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
-            self.client.keychain.delete(_decryption_marker(self.client, self.session_id), missing_ok=True)
-            raise KeyLockedError() from None
-
-    def _persisted_share(self) -> Any:
-        """The keychain's copy of this operation's share, if the keychain still holds that share."""
-        if self.client._entry(self.curve) not in self.client.keychain:
-            return None
-        stored = self.client.signing_share(self.curve)
-        return stored if stored.q1 == self._share.q1 else None  # a recover may have replaced it
-
-    def _adopt_persisted_lock(self) -> None:
-        """A lock set by another session on another copy of the share (another operation, another
-        process) stops this one too, before it can decrypt anything (CVE-2023-33242)."""
-        stored = self._persisted_share()
-        if stored is not None and stored.locked and not self._share.locked:
-            self._share.lock()
-
-    def _on_children_done(self) -> list[Message]:
-        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
-        return []
-
-
+# Parkable state (``protocols.state``): every client operation but signing (``mpc.signing``).
+for _cls in (ClientGenerate, ClientBackup, ClientRecover, ClientEject, EjectedKeys):
+    register_attrs(_cls)

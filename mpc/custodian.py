@@ -19,7 +19,6 @@ Operation flows (custodian side; child protocols run side by side through ``Comp
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -28,25 +27,25 @@ from typing import Any
 from mpc.addresses import addresses
 from mpc.errors import (
     BackupNotFound,
-    InputInvalid,
     WebhookFailed,
-    KeyLockedError,
     OperationInProgress,
     StateInvalid,
     WalletAlreadyExists,
     WalletNotFound,
-    from_protocol_error,
 )
 from mpc.status import BackupShareStatus, SigningShareStatus
+from mpc.operation import CustodianOperation, method_name
+from mpc.presign import CustodianPresign
+from mpc.signing import CustodianSign
 from mpc.store import ClientRecord, SQLiteStore
 from mpc.webhook import BackupWebhook
-from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, SignResult, curve_of_chain, decode_share, default_home
+from mpc.wallet import CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, decode_share, default_home
 from protocols import ecdsa2p, frost
-from protocols.compose import Composite, child_session_id
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
-from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, MPCError
 from protocols.rounds import Message, Session
+from protocols.state import register_attrs
 
 __all__ = ["Custodian", "OPERATION_TIMEOUT_SECONDS"]
 
@@ -108,7 +107,7 @@ class Custodian:
 
     def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD) -> None:
         """The customer confirms it stored the client's encrypted backup share itself."""
-        method = _method_name(method)
+        method = method_name(method)
         backups = self.store.backups(client_id)
         if method not in backups:
             raise StateInvalid("no custodian backup share for this method yet")
@@ -136,12 +135,12 @@ class Custodian:
         return CustodianBackup(self, client_id, session_id, method, client_stores_backup)
 
     def recover(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianRecover:
-        self._require_backup(client_id, _method_name(method))
+        self._require_backup(client_id, method_name(method))
         return CustodianRecover(self, client_id, session_id, method)
 
     def eject(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianEject:
         """Hand the custodian backup shares to the client, which rebuilds each private key."""
-        self._require_backup(client_id, _method_name(method))
+        self._require_backup(client_id, method_name(method))
         return CustodianEject(self, client_id, session_id, method)
 
     def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
@@ -151,8 +150,6 @@ class Custodian:
     # Precomputation (``mpc.presign``): single-use Paillier nonces for ECDSA, in the store only.
     def presign(self, client_id: str, count: int, session_id: bytes | None = None) -> Session:
         """Make ``count`` ECDSA precomputations for the client (its side: ``client.presign``)."""
-        from mpc.presign import CustodianPresign
-
         self._require_signing(self.store.client(client_id))
         return CustodianPresign(self, client_id, session_id, count)
 
@@ -174,8 +171,6 @@ class Custodian:
 
         The blob is single use: take it out of storage before resuming (``take_session``).
         """
-        from mpc import state  # noqa: F401 - registers the engine's session classes
-
         setup = self._setup
         if setup is None:
             stored = self.store.load_setup()
@@ -184,17 +179,15 @@ class Custodian:
         if setup is not None:
             context["setup"] = setup
         session = Session.from_bytes(data, **context)
-        if isinstance(session, _CustodianOperation):
+        if isinstance(session, CustodianOperation):
             self._consume_park(session)
         return session
 
     def parked_awaiting_round(self, data: bytes) -> Any:
         """Which round a parked operation waits for, without resuming it (its park id stays unused)."""
-        from mpc import state  # noqa: F401 - registers the engine's session classes
-
         return Session.from_bytes(data, custodian=self, setup=self.setup).awaiting_round
 
-    def _consume_park(self, session: _CustodianOperation) -> None:
+    def _consume_park(self, session: CustodianOperation) -> None:
         """Refuse a blob of another nonce epoch, too old, or resumed before (tombstone in the store)."""
         park_id, at, epoch = (getattr(session, name, None) for name in ("_park_id", "_parked_at", "_park_epoch"))
         if not isinstance(park_id, str) or not isinstance(at, int) or not isinstance(epoch, int):
@@ -258,120 +251,7 @@ def _public_keys_payload(shares: Mapping[str, Any]) -> dict[str, str]:
     return {curve: shares[curve].public_key.hex() for curve in CURVES}
 
 
-class _CustodianOperation(Composite):
-    """A custodian operation: a composite session that stores its outcome and errors as engine errors."""
-
-    operation = "operation"
-    exclusive = True
-    _transient = ("custodian", "store")  # not state: given back by Custodian.resume
-
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None) -> None:
-        super().__init__(session_id, CUSTODIAN_PARTY, PARTIES)
-        self.custodian = custodian
-        self.store = custodian.store
-        self.client_id = client_id
-        self._holds_lock = False
-        if self.exclusive:
-            custodian._check_free(client_id)
-
-    def _resume(self, context: Mapping[str, Any]) -> None:
-        custodian = context.get("custodian")
-        if not isinstance(custodian, Custodian):
-            raise UsageError("resuming a custodian operation needs custodian=...")
-        self.custodian, self.store = custodian, custodian.store
-
-    def _child_id(self, name: str) -> bytes:
-        return child_session_id(self.session_id, name)
-
-    def to_bytes(self) -> bytes:
-        """The parked state, tagged with a fresh park id, the time and the store's nonce epoch:
-        ``Custodian.resume`` resumes each park id once and only in the same epoch, so a copy of
-        the blob (or a restored database) can never run the same nonces twice."""
-        self._park_id = secrets.token_hex(16)
-        self._parked_at = int(time.time())
-        self._park_epoch = self.store.nonce_epoch()
-        return super().to_bytes()
-
-    def receive(self, msg: Message) -> list[Message]:
-        # The per-client lock is taken at the client's first message after its hello (a session
-        # whose client never gets going, e.g. cannot decrypt its backup, holds nothing) and is
-        # released when the operation ends.
-        starts_work = isinstance(msg, Message) and msg.payload.get("step") != "hello"
-        newly = self.exclusive and starts_work and not self._holds_lock and not self.done and self.aborted is None
-        if newly:
-            self.custodian._acquire(self.client_id, self.operation)
-            self._holds_lock = True
-        try:
-            return super().receive(msg)
-        except (ProtocolAbort, KeyLocked):
-            self._end()
-            raise
-        except InvalidMessage:
-            if newly:  # a rejected message changes nothing, not even the lock
-                self._end()
-            raise
-
-    def _end(self) -> None:
-        if self._holds_lock:
-            self.custodian._release(self.client_id)
-            self._holds_lock = False
-
-    def _complete(self, result: Any) -> None:
-        self._end()
-        self._finish(result)
-
-    # The client speaks first: its "hello" names the client and the operation's parameters.
-    def _begin(self) -> list[Message]:
-        return []
-
-    def _hello(self) -> dict[str, Any]:
-        return {"client_id": self.client_id}
-
-    def _start(self) -> list[Message]:
-        raise NotImplementedError
-
-    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        if name == "hello" and not self._children and self._next_from_peer == 1:
-            if dict(data) != self._hello():
-                raise InvalidMessage("the client asks for another operation, client or parameters")
-            return None
-        if name == "stored" and self._children_done and self._expects_stored:
-            # Compare with what the store holds now: a retried operation may have replaced the shares.
-            record = self.store.client(self.client_id)
-            stored = {"secp256k1": (record.secp256k1_public or b"").hex(), "ed25519": (record.ed25519_public or b"").hex()}
-            if stored != self._public:
-                raise InvalidMessage("these shares were replaced by a later operation")
-            self._decode_stored(data, self._public)
-            return None
-        return self._decode_other_step(name, data)
-
-    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
-        raise InvalidMessage(f"unexpected step {name!r}")
-
-    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
-        if name == "hello":
-            return self._start()
-        if name == "stored":
-            self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_CLIENT.value,
-                                     has_wallet=1)
-            self._complete(self.custodian.get_client(self.client_id))
-            return []
-        return self._on_other_step(name, value)
-
-    def _on_other_step(self, name: str, value: Any) -> list[Message]:
-        raise InvalidMessage(f"unexpected step {name!r}")
-
-    _expects_stored = False
-    _public: dict[str, str] = {}
-
-    def _decode_stored(self, data: Mapping[str, Any], expected: Mapping[str, str]) -> None:
-        require_keys(data, CURVES)
-        for curve in CURVES:
-            if get_bytes(data, curve).hex() != expected[curve]:
-                raise InvalidMessage("the client stored shares of other public keys")
-
-
-class CustodianGenerate(_CustodianOperation):
+class CustodianGenerate(CustodianOperation):
     protocol = "wallet/generate"
     operation = "generate"
     _expects_stored = True
@@ -398,13 +278,13 @@ class CustodianGenerate(_CustodianOperation):
         return []
 
 
-class CustodianBackup(_CustodianOperation):
+class CustodianBackup(CustodianOperation):
     protocol = "wallet/backup"
     operation = "backup"
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str,
                  client_stores_backup: bool) -> None:
-        self.method = _method_name(method)
+        self.method = method_name(method)
         self.client_stores_backup = client_stores_backup
         super().__init__(custodian, client_id, session_id)
 
@@ -458,11 +338,11 @@ class CustodianBackup(_CustodianOperation):
         return []
 
 
-class _FromBackup(_CustodianOperation):
+class _FromBackup(CustodianOperation):
     """An operation that starts from the custodian backup shares of one method."""
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str) -> None:
-        self.method = _method_name(method)
+        self.method = method_name(method)
         super().__init__(custodian, client_id, session_id)
         # Loaded now, so a failing webhook (self-managed backups) is reported before any protocol.
         self._backup = {curve: custodian._load_share(client_id, "backup", self.method, curve) for curve in CURVES}
@@ -530,46 +410,6 @@ class CustodianEject(_FromBackup):
         return []
 
 
-class CustodianSign(_CustodianOperation):
-    protocol = "wallet/sign"
-    exclusive = False
-
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
-        self.chain = chain
-        self.curve = curve_of_chain(chain)
-        self.data = bytes(data)
-        super().__init__(custodian, client_id, session_id)
-        self._share = custodian._load_share(client_id, "signing", "", self.curve)
-
-    def _hello(self) -> dict[str, Any]:
-        return sign_hello(self.client_id, self.chain, self.data)
-
-    def _start(self) -> list[Message]:
-        precomputed = None
-        if self.curve == "secp256k1":
-            from mpc.presign import take_precomputation
-
-            precomputed = take_precomputation(self.store, self.client_id, self._share)
-        child = _sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,
-                            precomputed)
-        return self._add_children({self.curve: child})
-
-    def _on_children_done(self) -> list[Message]:
-        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
-        return []
-
-
-def sign_hello(client_id: str, chain: str, data: bytes) -> dict[str, Any]:
-    """What both parties must agree on before signing: client, chain and SHA-256 of the data."""
-    return {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest()}
-
-
-def _method_name(method: str) -> str:
-    if method not in BACKUP_METHODS:
-        raise InputInvalid(f"unknown backup method; expected one of {', '.join(BACKUP_METHODS)}")
-    return method
-
-
 def _overall_backup_status(statuses: list[str]) -> str:
     """The client-level backup status: the most complete backup over all methods."""
     for status in (BackupShareStatus.STORED_CLIENT_BACKUP_SHARE, BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE):
@@ -578,30 +418,6 @@ def _overall_backup_status(statuses: list[str]) -> str:
     return BackupShareStatus.NOT_CREATED.value
 
 
-def _sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes,
-                precomputed: ecdsa2p.C3Precomputation | None = None,
-                decryption_guard: ecdsa2p.DecryptionGuard | None = None) -> Any:
-    """The signing session of one party for one curve: two-party ECDSA (the custodian with its
-    precomputation, if any; the client with its decryption guard), or FROST in one round trip
-    (the client initiates)."""
-    try:
-        if curve == "secp256k1":
-            if party == CLIENT_PARTY:
-                return ecdsa2p.SignP1(session_id, share, data, decryption_guard=decryption_guard)
-            return ecdsa2p.SignP2(session_id, share, data, precomputed=precomputed)
-        if party == CLIENT_PARTY:
-            return frost.InitiatorSession(session_id, share, CUSTODIAN_PARTY, data)
-        return frost.ResponderSession(session_id, share, CLIENT_PARTY, data)
-    except KeyLocked:
-        raise KeyLockedError() from None
-    except UsageError as exc:
-        raise from_protocol_error(exc) from None
-
-
-def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> SignResult:
-    if curve == "secp256k1":
-        return SignResult(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
-                          signature.recid, signature.to_der())
-    return SignResult(chain, curve, public_key, bytes(signature))
-
-
+# Parkable state (``protocols.state``): every custodian operation (signing: ``mpc.signing``).
+for _cls in (CustodianGenerate, CustodianBackup, CustodianRecover, CustodianEject):
+    register_attrs(_cls)

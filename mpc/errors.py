@@ -31,6 +31,7 @@ from protocols.errors import (
     ProtocolAbort,
     UsageError,
 )
+from protocols.state import register_custom
 
 __all__ = [
     "EngineError",
@@ -319,3 +320,18 @@ def from_protocol_error(exc: BaseException) -> EngineError:
     if isinstance(exc, CurveError):
         return InputInvalid(str(exc))
     return EngineError()
+
+
+# Parkable state (``protocols.state``): a session that ended with a lock keeps it when parked.
+def _encode_locked(exc: KeyLockedError, enc: Any) -> Any:
+    return enc.value(exc.message)
+
+
+def _decode_locked(body: Any, dec: Any) -> KeyLockedError:
+    text = dec.value(body)
+    if not isinstance(text, str):
+        raise InvalidMessage("malformed key-locked error")
+    return KeyLockedError(text)
+
+
+register_custom(KeyLockedError, "mpc.errors.KeyLockedError", _encode_locked, _decode_locked)

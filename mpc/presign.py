@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mpc.client import Client, _ClientOperation
-from mpc.custodian import Custodian, _CustodianOperation
+from mpc.operation import ClientOperation, CustodianOperation
 from mpc.errors import InputInvalid, KeyLockedError
 from mpc.store import SQLiteStore
 from mpc.wallet import CURVES
@@ -43,6 +42,11 @@ from protocols.ecdsa2p import C3Precomputation, P2KeyShare
 from protocols.encoding import require_keys
 from protocols.errors import InvalidMessage, MPCError
 from protocols.rounds import Message
+from protocols.state import register_attrs
+
+if TYPE_CHECKING:
+    from mpc.client import Client
+    from mpc.custodian import Custodian
 
 __all__ = [
     "MAX_PRESIGN_COUNT",
@@ -93,7 +97,7 @@ def take_precomputation(store: SQLiteStore, client_id: str, share: P2KeyShare) -
         return None
 
 
-class ClientPresign(_ClientOperation):
+class ClientPresign(ClientOperation):
     """The client's side of presign: it asks and hears the pool's size; it stores nothing."""
 
     protocol = "wallet/presign"
@@ -124,7 +128,7 @@ class ClientPresign(_ClientOperation):
         return []
 
 
-class CustodianPresign(_CustodianOperation):
+class CustodianPresign(CustodianOperation):
     """The custodian's side of presign: precomputes for the client's current signing share."""
 
     protocol = "wallet/presign"
@@ -143,3 +147,8 @@ class CustodianPresign(_CustodianOperation):
         counts = {curve: held if curve == _CURVE else 0 for curve in CURVES}
         self._complete(counts)
         return [self._step("pool", counts)]
+
+
+# Parkable state (``protocols.state``).
+for _cls in (ClientPresign, CustodianPresign):
+    register_attrs(_cls)

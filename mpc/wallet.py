@@ -13,6 +13,7 @@ from mpc.addresses import CHAIN_CURVES
 from mpc.errors import InputInvalid
 from protocols import frost
 from protocols.ecdsa2p import P1KeyShare, P2KeyShare
+from protocols.state import register_dataclass
 
 __all__ = [
     "CLIENT_PARTY",
@@ -115,3 +116,7 @@ class SignResult:
         if self.r is not None:
             out.update(r=hex(self.r), s=hex(self.s), v=self.v, recid=self.recid)
         return out
+
+
+# Parkable state (``protocols.state``): a finished signing operation's result.
+register_dataclass(SignResult)

@@ -28,6 +28,7 @@ from typing import Any
 from protocols import bigint, primes
 from protocols.encoding import encode_nat, get_nat, require_keys
 from protocols.errors import InvalidMessage, UsageError
+from protocols.state import register_dataclass
 
 __all__ = [
     "MIN_MODULUS_BITS",
@@ -245,3 +246,8 @@ def encode_ciphertext(c: int) -> str:
 def decode_ciphertext(payload: Mapping[str, Any], key: str, pk: PaillierPublicKey) -> int:
     """Strictly decode and validate the ciphertext ``payload[key]`` under ``pk``."""
     return validate_ciphertext(pk, get_nat(payload, key, 2 * pk.n.bit_length()))
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(PaillierPublicKey)
+register_dataclass(PaillierSecretKey)

@@ -27,6 +27,7 @@ from protocols import bigint, primes
 from protocols.encoding import encode_nat, get_nat, require_keys
 from protocols.errors import InvalidMessage, UsageError
 from protocols.paillier import MAX_MODULUS_BITS, MIN_MODULUS_BITS, check_modulus_size
+from protocols.state import register_dataclass
 
 __all__ = ["RingPedersenParams", "RingPedersenSecret", "generate_ring_pedersen", "ring_pedersen_from_primes"]
 
@@ -149,3 +150,8 @@ def generate_ring_pedersen(
         q = primes.safe_prime(bits // 2)
     report("second safe prime found")
     return ring_pedersen_from_primes(p, q)
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(RingPedersenParams)
+register_dataclass(RingPedersenSecret)

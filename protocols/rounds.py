@@ -40,6 +40,7 @@ from protocols.errors import (
     ProtocolAbort,
     UsageError,
 )
+from protocols.state import register_bytes
 
 __all__ = ["Message", "Session", "WIRE_VERSION", "MAX_MESSAGE_BYTES", "parse_hex", "parse_strict_json"]
 
@@ -412,3 +413,7 @@ class Session:
     def __repr__(self) -> str:
         state = "aborted" if self._abort else "done" if self._done else f"round {self._round}"
         return f"<{type(self).__name__} party={self.party_id} sid={self.session_id.hex()[:8]}… {state}>"
+
+
+# Parkable state (``protocols.state``).
+register_bytes(Message)

@@ -3,8 +3,10 @@
 ``Session.to_bytes()`` encodes one party's whole state; ``Session.from_bytes(data, **context)``
 restores it, so a server can keep a session in its database between two messages and continue
 on any node. The codec is *strict and allowlisted*: only the types below and classes registered
-here (by an explicit call, never by importing a name found in the data) can be encoded or
-restored; an unknown tag or class name is ``InvalidMessage``.
+by an explicit call can be encoded or restored (never by importing a name found in the data);
+an unknown tag or class name is ``InvalidMessage``. Each module declares what of its own state
+may be parked, at its end (``register_attrs`` and friends); this module imports none of them.
+What is *not* declared cannot be parked: the device's signing sessions, which hold its nonces.
 
 Format (version 1): canonical JSON (sorted keys, no white space, ASCII), an envelope
 ``{"kind": "portal-mpc/session-state", "v": 1, "state": VALUE}``. Apart from ``null``, ``true``
@@ -16,7 +18,7 @@ and ``false``, every value is a JSON array whose first element is a type tag:
     ["t", [v…]]  ["l", [v…]]  ["f", [v…]]      tuple, list, frozenset (sorted by encoding)
     ["d", [[k, v]…]]  ["m", [[k, v]…]]         dict, read-only mapping (insertion order kept;
                                                 keys are values too, so int keys are fine)
-    ["g", name]  ["c", name]                   group / FROST ciphersuite singletons, by name
+    ["g", name]                                group singletons, by name
     ["p", group, hex | null]                   curve point (null: the identity)
     ["k", group, hex]                          SecretScalar (explicitly: it is a secret)
     ["o", class, body]                         a registered class (body per its kind)
@@ -56,7 +58,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Callable, Mapping
 from itertools import accumulate
 from types import MappingProxyType
@@ -139,8 +140,7 @@ def register_custom(cls: type, name: str, encode: Encoder, decode: Decoder) -> t
 
 
 def registered_names() -> list[str]:
-    """Every registered class name (the allowlist)."""
-    _ensure_protocol_types()
+    """Every registered class name (the allowlist): what the modules imported so far declared."""
     return sorted(_BY_NAME)
 
 
@@ -191,8 +191,6 @@ class _Encoder:
                 return self._container(obj)
             finally:
                 self._open.discard(id(obj))
-        if _is_suite(obj):
-            return ["c", obj.name]
         raise UsageError(f"cannot serialise a {kind.__module__}.{kind.__qualname__} in a session state")
 
     def _container(self, obj: Any) -> Any:
@@ -226,7 +224,6 @@ def _canonical_text(value: Any) -> str:
 
 def encode_state(root: Any) -> bytes:
     """The canonical version-1 encoding of ``root`` (normally a ``Session``)."""
-    _ensure_protocol_types()
     envelope = {"kind": STATE_KIND, "v": STATE_VERSION, "state": _Encoder().value(root)}
     return _canonical_text(envelope).encode("ascii")
 
@@ -343,13 +340,6 @@ class _Decoder:
         except CurveError:
             raise InvalidMessage("unknown group in session state") from None
 
-    def _suite(self, args: list[Any]) -> Any:
-        from protocols.frost.ciphersuite import FROST_ED25519_SHA512
-
-        if _one_str(args) != FROST_ED25519_SHA512.name:
-            raise InvalidMessage("unknown ciphersuite in session state")
-        return FROST_ED25519_SHA512
-
     def _point(self, args: list[Any]) -> Point:
         if len(args) != 2:
             raise InvalidMessage("state point needs a group and an encoding")
@@ -382,7 +372,6 @@ class _Decoder:
     def _object(self, args: list[Any]) -> Any:
         if len(args) != 2 or not isinstance(args[0], str):
             raise InvalidMessage("state object needs a class name and a body")
-        _ensure_protocol_types()
         entry = _BY_NAME.get(args[0])
         if entry is None:
             raise InvalidMessage(f"class {args[0]!r} is not allowed in a session state")
@@ -422,7 +411,7 @@ class _Decoder:
 _TAGS: dict[str, Callable[[_Decoder, list[Any]], Any]] = {
     "i": _Decoder._int, "s": _Decoder._str, "b": _Decoder._bytes, "t": _Decoder._tuple,
     "f": _Decoder._frozenset, "l": _Decoder._list, "d": _Decoder._dict, "m": _Decoder._mapping,
-    "g": _Decoder._group, "c": _Decoder._suite, "p": _Decoder._point, "k": _Decoder._secret,
+    "g": _Decoder._group, "p": _Decoder._point, "k": _Decoder._secret,
     "o": _Decoder._object, "r": _Decoder._ref,
 }
 
@@ -495,53 +484,7 @@ def decode_state(data: bytes, **context: Any) -> Any:
         raise InvalidMessage("session state nested too deeply") from None
 
 
-# --- the protocol layer's types -------------------------------------------------------------------
-def _is_suite(obj: Any) -> bool:
-    from protocols.frost.ciphersuite import Ciphersuite
-
-    return isinstance(obj, Ciphersuite)
-
-
-def _encode_nonces(nonces: Any, enc: _Encoder) -> Any:
-    pair = object.__getattribute__(nonces, "_nonces")  # single-use secrets: see the module docstring
-    return [enc.value(pair), enc.value(nonces.commitments)]
-
-
-def _decode_nonces(body: Any, dec: _Decoder) -> Any:
-    from protocols.frost.round1 import SigningCommitments, SigningNonces
-
-    if not isinstance(body, list) or len(body) != 2:
-        raise InvalidMessage("malformed signing nonces")
-    pair, commitments = dec.value(body[0]), dec.value(body[1])
-    if not isinstance(commitments, SigningCommitments):
-        raise InvalidMessage("malformed signing nonces")
-    if pair is None:  # already used: stays used
-        dummy = SecretScalar(commitments.hiding.group, 1)
-        nonces = SigningNonces(dummy, dummy, commitments)
-        nonces.take()
-        return nonces
-    if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(s, SecretScalar) for s in pair)):
-        raise InvalidMessage("malformed signing nonces")
-    if pair[0].public_point() != commitments.hiding or pair[1].public_point() != commitments.binding:
-        raise InvalidMessage("signing nonces do not match their commitments")
-    return SigningNonces(pair[0], pair[1], commitments)
-
-
-def _encode_setup(setup: Any, enc: _Encoder) -> Any:
-    return setup.public.fingerprint.hex()  # by reference: the long-lived trapdoor stays out
-
-
-def _decode_setup(body: Any, dec: _Decoder) -> Any:
-    from protocols.ecdsa2p.setup import CustodianSetup
-
-    setup = dec.context.get("setup")
-    if not isinstance(setup, CustodianSetup):
-        raise UsageError("this session uses the custodian setup: pass setup=... to from_bytes")
-    if not isinstance(body, str) or setup.public.fingerprint.hex() != body:
-        raise InvalidMessage("the parked session refers to another custodian setup")
-    return setup
-
-
+# --- the errors every session may hold ---------------------------------------------------------
 def _encode_abort(exc: Any, enc: _Encoder) -> Any:
     return [enc.value(exc.reason), enc.value(exc.culprit)]
 
@@ -566,45 +509,5 @@ def _decode_locked(body: Any, dec: _Decoder) -> KeyLocked:
     return KeyLocked(text)
 
 
-_READY = False
-
-
-def _ensure_protocol_types() -> None:
-    """Register the protocol layer's classes (once, on first use: avoids import cycles)."""
-    global _READY
-    if _READY:
-        return
-    _READY = True
-    import protocols.ecdsa2p  # noqa: F401 - loads the submodules taken from sys.modules below
-    import protocols.frost  # noqa: F401
-    from protocols import paillier, ring_pedersen
-    from protocols.ecdsa2p import encrypted_share, setup, shares, signature
-    from protocols.frost import dealing, helpers, keys, round1, round_trip
-    from protocols.rounds import Message
-    from protocols.zk import c3, fac, logstar, mod, prm, schnorr
-
-    # protocols.ecdsa2p and protocols.frost export one-call helpers named like their modules
-    # (keygen, sign, reshare), so those modules are taken from sys.modules, by fixed names.
-    keygen, sign, reshare = (sys.modules[f"protocols.ecdsa2p.{m}"] for m in ("keygen", "sign", "reshare"))
-    dkg, frost_sign, frost_reshare = (sys.modules[f"protocols.frost.{m}"] for m in ("dkg", "sign", "reshare"))
-
-    # Not here, on purpose: the client's signing sessions (``sign.SignP1``,
-    # ``round_trip.InitiatorSession``) hold its nonces and run on the device, which never stores a
-    # single-use secret (rollback: a restored device would bring them back). They cannot be parked.
-    for cls in (keygen.KeygenP1, keygen.KeygenP2, sign.SignP2, reshare.ReshareP1, reshare.ReshareP2,
-                dkg.DKGSession, frost_sign.SignSession, frost_reshare.RefreshSession, frost_reshare.ReshareSession,
-                round_trip.ResponderSession):
-        register_attrs(cls)
-    for cls in (paillier.PaillierPublicKey, paillier.PaillierSecretKey, ring_pedersen.RingPedersenParams,
-                ring_pedersen.RingPedersenSecret, setup.CustodianSetupPublic, encrypted_share.EncryptedShare,
-                keygen._Round2, keygen._Round3, reshare._Round1, reshare._Round2, reshare._Round3,
-                sign._Opening, sign.C3Precomputation, c3.C3Randomness, c3.PedersenMasks, signature.Signature, dkg.ProofOfKnowledge, helpers.SigningCommitments,
-                helpers.SigningContext, dealing.Dealing, dealing.PublicOutcome, fac.FacProof,
-                logstar.LogStarProof, mod.ModProof, prm.PrmProof, schnorr.SchnorrProof):
-        register_dataclass(cls)
-    for cls in (shares.P1KeyShare, shares.P2KeyShare, keys.KeyShare, Message):
-        register_bytes(cls)
-    register_custom(round1.SigningNonces, "protocols.frost.round1.SigningNonces", _encode_nonces, _decode_nonces)
-    register_custom(setup.CustodianSetup, "protocols.ecdsa2p.setup.CustodianSetup", _encode_setup, _decode_setup)
-    register_custom(ProtocolAbort, "protocols.errors.ProtocolAbort", _encode_abort, _decode_abort)
-    register_custom(KeyLocked, "protocols.errors.KeyLocked", _encode_locked, _decode_locked)
+register_custom(ProtocolAbort, "protocols.errors.ProtocolAbort", _encode_abort, _decode_abort)
+register_custom(KeyLocked, "protocols.errors.KeyLocked", _encode_locked, _decode_locked)

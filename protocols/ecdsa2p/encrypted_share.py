@@ -26,6 +26,7 @@ from protocols.paillier import PaillierPublicKey, PaillierSecretKey
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.transcript import Transcript
 from protocols.zk import fac, logstar, mod
+from protocols.state import register_dataclass
 
 __all__ = ["EncryptedShare", "prove_encrypted_share", "verify_encrypted_share"]
 
@@ -97,3 +98,7 @@ def verify_encrypted_share(
     mod.verify(share.paillier.n, share.mod_proof, _fork(transcript, "mod"))
     fac.verify(share.paillier.n, params, share.fac_proof, _fork(transcript, "fac"))
     logstar.verify(share.paillier, params, share.c_key, q1, share.logstar_proof, _fork(transcript, "logstar"))
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(EncryptedShare)

@@ -46,6 +46,7 @@ from protocols.errors import InvalidMessage, ProtocolAbort
 from protocols.rounds import Message
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.zk import schnorr
+from protocols.state import register_attrs, register_dataclass
 
 __all__ = ["KeygenP1", "KeygenP2"]
 
@@ -204,3 +205,10 @@ class KeygenP2(TwoPartySession):
                            round3.client_params)
         self._finish(share)
         return [self._message(4, {"Q": public.to_bytes().hex()}, CLIENT)]
+
+
+# Parkable state (``protocols.state``).
+for _cls in (KeygenP1, KeygenP2):
+    register_attrs(_cls)
+for _cls in (_Round1, _Round2, _Round3):
+    register_dataclass(_cls)

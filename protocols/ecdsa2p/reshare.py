@@ -43,6 +43,7 @@ from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
 from protocols.rounds import Message
+from protocols.state import register_attrs, register_dataclass
 
 __all__ = ["ReshareP1", "ReshareP2"]
 
@@ -235,3 +236,10 @@ class ReshareP2(TwoPartySession):
             paillier, c_key = round3.encrypted.paillier, round3.encrypted.c_key
         self._finish(P2KeyShare(x2, self._share.public_point, q1, paillier, c_key, round3.client_params))
         return [self._message(4, {"Q1": q1.to_bytes().hex()}, CLIENT)]
+
+
+# Parkable state (``protocols.state``).
+for _cls in (ReshareP1, ReshareP2):
+    register_attrs(_cls)
+for _cls in (_Round1, _Round2, _Round3):
+    register_dataclass(_cls)

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocols.encoding import get_bytes, require_keys
-from protocols.errors import InvalidMessage
+from protocols.errors import InvalidMessage, UsageError
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, generate_ring_pedersen
 from protocols.rounds import parse_strict_json
 from protocols.transcript import Transcript
 from protocols.zk import mod, prm
+from protocols.state import register_custom, register_dataclass
 
 __all__ = [
     "CustodianSetup",
@@ -257,3 +258,22 @@ def set_default_client_setup(setup: ClientSetup) -> None:
     global _default_client_setup
     with _LOCK:
         _default_client_setup = setup
+
+
+# Parkable state (``protocols.state``): a custodian setup *by reference* (its fingerprint; the
+# object comes back from the ``setup`` context), so the long-lived trapdoor never enters a blob.
+def _encode_setup(setup: CustodianSetup, enc: Any) -> Any:
+    return setup.public.fingerprint.hex()
+
+
+def _decode_setup(body: Any, dec: Any) -> CustodianSetup:
+    setup = dec.context.get("setup")
+    if not isinstance(setup, CustodianSetup):
+        raise UsageError("this session uses the custodian setup: pass setup=... to from_bytes")
+    if not isinstance(body, str) or setup.public.fingerprint.hex() != body:
+        raise InvalidMessage("the parked session refers to another custodian setup")
+    return setup
+
+
+register_dataclass(CustodianSetupPublic)
+register_custom(CustodianSetup, "protocols.ecdsa2p.setup.CustodianSetup", _encode_setup, _decode_setup)

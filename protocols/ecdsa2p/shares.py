@@ -31,6 +31,7 @@ from protocols.errors import InvalidMessage, KeyLocked, UsageError
 from protocols.rounds import parse_strict_json
 from protocols.paillier import MAX_MODULUS_BITS, PaillierPublicKey, PaillierSecretKey, validate_ciphertext
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
+from protocols.state import register_bytes
 
 __all__ = ["P1KeyShare", "P2KeyShare", "CLIENT", "CUSTODIAN"]
 
@@ -233,3 +234,8 @@ class P2KeyShare:
     def __repr__(self) -> str:
         state = "signing" if self.paillier else "backup"
         return f"P2KeyShare(Q={self.public_key.hex()}, {state})"
+
+
+# Parkable state (``protocols.state``).
+register_bytes(P1KeyShare)
+register_bytes(P2KeyShare)

@@ -47,6 +47,7 @@ from protocols.transcript import Transcript
 from protocols.zk import c3 as c3_proof
 from protocols.zk import schnorr
 from protocols.zk.fields import is_unit
+from protocols.state import register_attrs, register_dataclass
 
 __all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard"]
 
@@ -385,3 +386,9 @@ def check_client_signature(public_point: Point, digest: bytes, r: int, signature
         raise ProtocolAbort("the client's recovery id does not recover the public key", CLIENT)
 
 
+# Parkable state (``protocols.state``).
+# Not SignP1: it holds the client's nonce k1 and runs on the device, which never stores a
+# single-use secret (DESIGN.md §5, rollback).
+register_attrs(SignP2)
+for _cls in (_Opening, C3Precomputation):
+    register_dataclass(_cls)

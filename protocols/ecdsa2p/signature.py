@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from curves import InvalidEncoding, Point, secp256k1
 from curves.secp256k1 import P as FIELD_P
 from protocols.errors import InvalidMessage, UsageError
+from protocols.state import register_dataclass
 
 __all__ = ["Signature", "verify_signature", "recover_public_key", "digest_to_int"]
 
@@ -102,3 +103,7 @@ def recover_public_key(digest: bytes, signature: Signature) -> Point:
     if public.is_identity:  # s·R = e·G: the signature verifies under no public key
         raise InvalidMessage("the signature recovers to the identity")
     return public
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(Signature)

@@ -21,11 +21,13 @@ produces.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from nacl._sodium import ffi, lib
 
 from curves import Group, Point, ed25519
-from protocols.errors import ProofError, UsageError
+from protocols.errors import InvalidMessage, ProofError, UsageError
+from protocols.state import register_custom
 
 __all__ = ["Ciphersuite", "FROST_ED25519_SHA512", "SIGNATURE_LENGTH"]
 
@@ -143,3 +145,13 @@ class Ciphersuite:
 
 FROST_ED25519_SHA512 = Ciphersuite("FROST(Ed25519, SHA-512)", b"FROST-ED25519-SHA512-v1", ed25519)
 """The only ciphersuite this package implements."""
+
+
+# Parkable state (``protocols.state``): the ciphersuite singleton, by name.
+def _decode_suite(body: Any, dec: Any) -> Ciphersuite:
+    if body != FROST_ED25519_SHA512.name:
+        raise InvalidMessage("unknown ciphersuite in session state")
+    return FROST_ED25519_SHA512
+
+
+register_custom(Ciphersuite, "protocols.frost.ciphersuite.Ciphersuite", lambda suite, enc: suite.name, _decode_suite)

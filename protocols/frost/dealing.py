@@ -32,6 +32,7 @@ from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.keys import KeyShare, check_identifiers
 from protocols.rounds import Message, Session
 from protocols.sharing import evaluate_polynomial, feldman_commit, feldman_evaluate, feldman_verify
+from protocols.state import register_dataclass
 
 __all__ = ["Dealing", "DealingSession", "PublicOutcome", "sum_commitments", "evaluate_commitment", "decode_commitment"]
 
@@ -231,3 +232,8 @@ def decode_commitment(msg: Message, length: int, *, identity_first: bool = False
             raise ProofError("refresh commitment must start with the identity")
         points.append(point)
     return tuple(points)
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(Dealing)
+register_dataclass(PublicOutcome)

@@ -36,6 +36,7 @@ from protocols.frost.dealing import (
 )
 from protocols.rounds import Message
 from protocols.sharing import random_polynomial
+from protocols.state import register_attrs, register_dataclass
 
 __all__ = ["ProofOfKnowledge", "prove_knowledge", "verify_knowledge", "DKGSession"]
 
@@ -116,3 +117,8 @@ class DKGSession(DealingSession):
 
     def _signing_share(self, shares: Mapping[int, int]) -> int:
         return sum(shares.values()) % SUITE.order
+
+
+# Parkable state (``protocols.state``).
+register_attrs(DKGSession)
+register_dataclass(ProofOfKnowledge)

@@ -17,6 +17,7 @@ from curves import Point
 from protocols.errors import UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.sharing import lagrange_coefficient
+from protocols.state import register_dataclass
 
 __all__ = [
     "SigningCommitments",
@@ -169,3 +170,8 @@ def compute_signing_context(
     challenge = compute_challenge(group_commitment, group_public_key, msg)
     identifiers = tuple(c.identifier for c in commitment_list)
     return SigningContext(identifiers, binding_factors, group_commitment, challenge)
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(SigningCommitments)
+register_dataclass(SigningContext)

@@ -33,6 +33,7 @@ from curves import InvalidEncoding, Point, SecretScalar
 from protocols.errors import InvalidMessage, UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.sharing import feldman_commit, feldman_evaluate, shamir_split
+from protocols.state import register_bytes
 
 __all__ = [
     "KeyShare",
@@ -211,3 +212,6 @@ def secret_scalar_from_seed(seed: bytes) -> SecretScalar:
     h[31] |= 64
     return SecretScalar(SUITE.group, int.from_bytes(h, "little") % SUITE.order)
 
+
+# Parkable state (``protocols.state``).
+register_bytes(KeyShare)

@@ -43,6 +43,7 @@ from protocols.frost.helpers import derive_interpolating_value
 from protocols.frost.keys import KeyShare
 from protocols.rounds import Message
 from protocols.sharing import random_polynomial
+from protocols.state import register_attrs
 
 __all__ = ["RefreshSession", "ReshareSession"]
 
@@ -168,3 +169,8 @@ class ReshareSession(DealingSession):
 
     def _forget_old_share(self) -> None:
         self.key_share = None
+
+
+# Parkable state (``protocols.state``).
+register_attrs(RefreshSession)
+register_attrs(ReshareSession)

@@ -41,6 +41,7 @@ from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.helpers import SigningCommitments, SigningContext, compute_signing_context
 from protocols.frost.keys import KeyShare
 from protocols.rounds import Message, Session
+from protocols.state import register_attrs
 
 __all__ = ["InitiatorSession", "ResponderSession", "PROTOCOL"]
 
@@ -149,3 +150,8 @@ class ResponderSession(_RoundTripSession):
             raise ProtocolAbort("the initiator's signature does not verify", self.peer) from None
         self._finish(signature)
         return []
+
+
+# Parkable state (``protocols.state``).
+# Not InitiatorSession: it holds the device's nonces between its rounds.
+register_attrs(ResponderSession)

@@ -38,6 +38,7 @@ from protocols.frost.helpers import (
 )
 from protocols.frost.keys import KeyShare
 from protocols.rounds import Message, Session
+from protocols.state import register_attrs
 
 __all__ = ["SignSession"]
 
@@ -155,3 +156,7 @@ class SignSession(Session):
         )
         self._finish(signature)
         return []
+
+
+# Parkable state (``protocols.state``).
+register_attrs(SignSession)

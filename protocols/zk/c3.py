@@ -78,6 +78,7 @@ from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
 from protocols.zk.fields import encode_nats, get_unit, get_units, is_unit, require_unit, require_units
 from protocols.zk.params import ELL, EPSILON
+from protocols.state import register_dataclass
 
 __all__ = [
     "C3Bounds",
@@ -449,3 +450,8 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
         raise ProofError("c3 proof: ζ must be non-negative integers")
     if not is_unit(proof.z_enc, st.pk.n):
         raise ProofError("c3 proof: z_enc must be a unit modulo N")
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(C3Randomness)
+register_dataclass(PedersenMasks)

@@ -30,6 +30,7 @@ from protocols.ring_pedersen import RingPedersenParams
 from protocols.transcript import Transcript
 from protocols.zk.fields import get_signed, get_unit, require_paillier_blum_candidate, require_units
 from protocols.zk.params import CHALLENGE_BITS, ELL, EPSILON
+from protocols.state import register_dataclass
 
 __all__ = ["FacProof", "prove", "verify"]
 
@@ -133,3 +134,7 @@ def verify(n0: int, params: RingPedersenParams, proof: FacProof, transcript: Tra
     for left, right in checks:
         if left % n_hat != right % n_hat:
             raise ProofError("fac proof does not verify")
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(FacProof)

@@ -31,6 +31,7 @@ from protocols.ring_pedersen import RingPedersenParams
 from protocols.transcript import Transcript
 from protocols.zk.fields import get_signed, get_unit, is_unit, require_unit
 from protocols.zk.params import CHALLENGE_BITS, ELL, EPSILON
+from protocols.state import register_dataclass
 
 __all__ = ["LogStarProof", "prove", "verify"]
 
@@ -168,3 +169,7 @@ def _check_shapes(
         raise ProofError("log* Y must be a non-identity point of the group")
     if not isinstance(proof.z1, int) or abs(proof.z1) > _Z_BOUND:
         raise ProofError("log* z1 out of range")
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(LogStarProof)

@@ -28,6 +28,7 @@ from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.transcript import Transcript
 from protocols.zk.fields import encode_nats, get_unit, get_units, require_paillier_blum_candidate, require_unit, require_units
 from protocols.zk.params import M_ITERATIONS
+from protocols.state import register_dataclass
 
 __all__ = ["ModProof", "prove", "verify", "M_ITERATIONS"]
 
@@ -140,3 +141,7 @@ def verify(n: int, proof: ModProof, transcript: Transcript) -> None:
             raise ProofError("mod proof: z_i^N != y_i")
         if bigint.powmod(proof.x[i], 4, n) != _sign_twist(n, proof.w, y, proof.a[i], proof.b[i]):
             raise ProofError("mod proof: x_i^4 != (-1)^a w^b y_i")
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(ModProof)

@@ -23,6 +23,7 @@ from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
 from protocols.zk.fields import encode_nats, get_units, require_units
 from protocols.zk.params import M_ITERATIONS
+from protocols.state import register_dataclass
 
 __all__ = ["PrmProof", "prove", "verify", "M_ITERATIONS"]
 
@@ -83,3 +84,7 @@ def verify(params: RingPedersenParams, proof: PrmProof, transcript: Transcript) 
         expected = a_i * params.s % n_hat if e_i else a_i
         if bigint.powmod(params.t, z_i, n_hat) != expected:
             raise ProofError("prm proof does not verify")
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(PrmProof)

@@ -16,6 +16,7 @@ from curves import Group, Point, SecretScalar
 from protocols.encoding import get_point, get_scalar, require_keys
 from protocols.errors import ProofError
 from protocols.transcript import Transcript
+from protocols.state import register_dataclass
 
 __all__ = ["SchnorrProof", "prove", "verify"]
 
@@ -66,3 +67,7 @@ def verify(public: Point, proof: SchnorrProof, transcript: Transcript) -> None:
     e = _challenge(transcript, public, proof.commitment)
     if group.base_mul(proof.response) != proof.commitment + public * e:
         raise ProofError("schnorr proof does not verify")
+
+
+# Parkable state (``protocols.state``).
+register_dataclass(SchnorrProof)

@@ -1,0 +1,184 @@
+"""What every wallet operation shares: the two roles' composite sessions and small helpers.
+
+``ClientOperation`` (the device's side) and ``CustodianOperation`` (the service's side) are the
+bases of every operation (``mpc.client``, ``mpc.custodian``, ``mpc.signing``, ``mpc.presign``).
+The client speaks first with a ``hello`` naming the client and the parameters; the custodian
+checks it, takes the client's operation lock at the client's first working message (exclusive
+operations only) and releases it when the operation ends. A parked custodian operation carries a
+park id, the time and the store's nonce epoch (``Custodian.resume`` uses each park id once).
+
+This module imports neither facade (``Client``, ``Custodian``): they are collaborators, named
+only for type checking, so the modules of the operations never import each other in a circle.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mpc.errors import InputInvalid
+from mpc.status import SigningShareStatus
+from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES
+from protocols.compose import Composite, child_session_id
+from protocols.encoding import get_bytes, require_keys
+from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
+from protocols.rounds import Message
+
+if TYPE_CHECKING:
+    from mpc.client import Client
+    from mpc.custodian import Custodian
+
+__all__ = ["ClientOperation", "CustodianOperation", "method_name", "new_session_id"]
+
+
+def new_session_id(session_id: bytes | None) -> bytes:
+    """The caller's session id, or a fresh random one."""
+    return session_id if session_id is not None else secrets.token_bytes(32)
+
+
+def method_name(method: str) -> str:
+    """A backup method's name, refused (``InputInvalid``) unless it is one of ``BACKUP_METHODS``."""
+    if method not in BACKUP_METHODS:
+        raise InputInvalid(f"unknown backup method; expected one of {', '.join(BACKUP_METHODS)}")
+    return method
+
+
+class ClientOperation(Composite):
+    """A client (device) operation: a composite session whose collaborator is the ``Client``."""
+
+    _transient: tuple[str, ...] = ("client",)  # not state: given back by Client.resume
+
+    def __init__(self, client: Client, session_id: bytes) -> None:
+        super().__init__(session_id, CLIENT_PARTY, PARTIES)
+        self.client = client
+
+    def _child_id(self, name: str) -> bytes:
+        return child_session_id(self.session_id, name)
+
+    # The client speaks first: "hello" names the client and the operation's parameters.
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client.client_id}
+
+    def _begin(self) -> list[Message]:
+        return [self._step("hello", self._hello())] + self._start()
+
+    def _start(self) -> list[Message]:
+        raise NotImplementedError
+
+    def _shares(self) -> dict[str, Any]:
+        return {curve: self.child(curve).result() for curve in CURVES}
+
+
+class CustodianOperation(Composite):
+    """A custodian operation: a composite session that stores its outcome and errors as engine errors."""
+
+    operation = "operation"
+    exclusive = True
+    _transient = ("custodian", "store")  # not state: given back by Custodian.resume
+
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None) -> None:
+        super().__init__(session_id, CUSTODIAN_PARTY, PARTIES)
+        self.custodian = custodian
+        self.store = custodian.store
+        self.client_id = client_id
+        self._holds_lock = False
+        if self.exclusive:
+            custodian._check_free(client_id)
+
+    def _resume(self, context: Mapping[str, Any]) -> None:
+        custodian = context.get("custodian")
+        if custodian is None or not hasattr(custodian, "store"):
+            raise UsageError("resuming a custodian operation needs custodian=...")
+        self.custodian, self.store = custodian, custodian.store
+
+    def _child_id(self, name: str) -> bytes:
+        return child_session_id(self.session_id, name)
+
+    def to_bytes(self) -> bytes:
+        """The parked state, tagged with a fresh park id, the time and the store's nonce epoch:
+        ``Custodian.resume`` resumes each park id once and only in the same epoch, so a copy of
+        the blob (or a restored database) can never run the same nonces twice."""
+        self._park_id = secrets.token_hex(16)
+        self._parked_at = int(time.time())
+        self._park_epoch = self.store.nonce_epoch()
+        return super().to_bytes()
+
+    def receive(self, msg: Message) -> list[Message]:
+        # The per-client lock is taken at the client's first message after its hello (a session
+        # whose client never gets going, e.g. cannot decrypt its backup, holds nothing) and is
+        # released when the operation ends.
+        starts_work = isinstance(msg, Message) and msg.payload.get("step") != "hello"
+        newly = self.exclusive and starts_work and not self._holds_lock and not self.done and self.aborted is None
+        if newly:
+            self.custodian._acquire(self.client_id, self.operation)
+            self._holds_lock = True
+        try:
+            return super().receive(msg)
+        except (ProtocolAbort, KeyLocked):
+            self._end()
+            raise
+        except InvalidMessage:
+            if newly:  # a rejected message changes nothing, not even the lock
+                self._end()
+            raise
+
+    def _end(self) -> None:
+        if self._holds_lock:
+            self.custodian._release(self.client_id)
+            self._holds_lock = False
+
+    def _complete(self, result: Any) -> None:
+        self._end()
+        self._finish(result)
+
+    # The client speaks first: its "hello" names the client and the operation's parameters.
+    def _begin(self) -> list[Message]:
+        return []
+
+    def _hello(self) -> dict[str, Any]:
+        return {"client_id": self.client_id}
+
+    def _start(self) -> list[Message]:
+        raise NotImplementedError
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        if name == "hello" and not self._children and self._next_from_peer == 1:
+            if dict(data) != self._hello():
+                raise InvalidMessage("the client asks for another operation, client or parameters")
+            return None
+        if name == "stored" and self._children_done and self._expects_stored:
+            # Compare with what the store holds now: a retried operation may have replaced the shares.
+            record = self.store.client(self.client_id)
+            stored = {"secp256k1": (record.secp256k1_public or b"").hex(), "ed25519": (record.ed25519_public or b"").hex()}
+            if stored != self._public:
+                raise InvalidMessage("these shares were replaced by a later operation")
+            self._decode_stored(data, self._public)
+            return None
+        return self._decode_other_step(name, data)
+
+    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
+    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        if name == "hello":
+            return self._start()
+        if name == "stored":
+            self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_CLIENT.value,
+                                     has_wallet=1)
+            self._complete(self.custodian.get_client(self.client_id))
+            return []
+        return self._on_other_step(name, value)
+
+    def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
+    _expects_stored = False
+    _public: dict[str, str] = {}
+
+    def _decode_stored(self, data: Mapping[str, Any], expected: Mapping[str, str]) -> None:
+        require_keys(data, CURVES)
+        for curve in CURVES:
+            if get_bytes(data, curve).hex() != expected[curve]:
+                raise InvalidMessage("the client stored shares of other public keys")

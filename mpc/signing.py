@@ -1,0 +1,208 @@
+"""The ``sign`` operation, both roles side by side (DESIGN.md section 3).
+
+  client     hello (client, chain, SHA-256 of the data) → the child session of the chain's curve
+  custodian  checks the hello, then its child: ECDSA P2 taking one of its precomputations from
+             the store if the pool has one (``mpc.presign``), or the FROST responder
+  secp256k1  two-party ECDSA (``protocols.ecdsa2p.sign``): the custodian proves c3 (Π_c3); the
+             client verifies it, marks "decryption in flight" in its keychain, decrypts, checks
+             the signature (a failure despite the proof locks the share for good, persisted)
+  ed25519    FROST in one round trip (``protocols.frost.round_trip``): fresh nonces on both
+             sides, none stored
+  result     ``SignResult`` on both sides (the client has it first)
+
+The client's side is not parkable: it holds the device's nonces, and a device never stores a
+single-use secret. A decryption marker left by a crash (older than
+``DECRYPTION_MARKER_SECONDS``) locks the ECDSA share at the next signing operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from mpc.errors import KeyLockedError, MPCError, from_protocol_error
+from mpc.operation import ClientOperation, CustodianOperation
+from mpc.presign import take_precomputation
+from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
+from protocols import ecdsa2p, frost
+from protocols.errors import KeyLocked, UsageError
+from protocols.rounds import Message
+from protocols.state import register_attrs
+
+if TYPE_CHECKING:
+    from mpc.client import Client
+    from mpc.custodian import Custodian
+
+__all__ = [
+    "ClientSign",
+    "CustodianSign",
+    "sign_hello",
+    "sign_child",
+    "sign_result",
+    "lock_after_interrupted_decryptions",
+    "DECRYPTION_MARKER_SECONDS",
+]
+
+
+def sign_hello(client_id: str, chain: str, data: bytes) -> dict[str, Any]:
+    """What both parties must agree on before signing: client, chain and SHA-256 of the data."""
+    return {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes,
+                precomputed: ecdsa2p.C3Precomputation | None = None,
+                decryption_guard: ecdsa2p.DecryptionGuard | None = None) -> Any:
+    """The signing session of one party for one curve: two-party ECDSA (the custodian with its
+    precomputation, if any; the client with its decryption guard), or FROST in one round trip
+    (the client initiates)."""
+    try:
+        if curve == "secp256k1":
+            if party == CLIENT_PARTY:
+                return ecdsa2p.SignP1(session_id, share, data, decryption_guard=decryption_guard)
+            return ecdsa2p.SignP2(session_id, share, data, precomputed=precomputed)
+        if party == CLIENT_PARTY:
+            return frost.InitiatorSession(session_id, share, CUSTODIAN_PARTY, data)
+        return frost.ResponderSession(session_id, share, CLIENT_PARTY, data)
+    except KeyLocked:
+        raise KeyLockedError() from None
+    except UsageError as exc:
+        raise from_protocol_error(exc) from None
+
+
+def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> SignResult:
+    if curve == "secp256k1":
+        return SignResult(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
+                          signature.recid, signature.to_der())
+    return SignResult(chain, curve, public_key, bytes(signature))
+
+
+DECRYPTION_MARKER_SECONDS = 60.0  # a decryption takes milliseconds: an older marker is a crash
+
+
+def _decryption_marker(client: Client, session_id: bytes) -> str:
+    return f"{client.client_id}.secp256k1.decrypting.{session_id.hex()}"
+
+
+class _KeychainDecryptionGuard:
+    """P1's decryption guard on the keychain: a marker entry (with the time) exists exactly while
+    a c3 is being decrypted and its signature checked. A marker left by a crash is found by the
+    next signing operation and locks the share (``lock_after_interrupted_decryptions``)."""
+
+    def __init__(self, client: Client, session_id: bytes) -> None:
+        self.client, self.name = client, _decryption_marker(client, session_id)
+
+    def begin(self) -> None:
+        self.client.keychain.put(self.name, struct.pack(">d", time.time()))
+
+    def end(self) -> None:
+        self.client.keychain.delete(self.name, missing_ok=True)
+
+
+def lock_after_interrupted_decryptions(client: Client) -> None:
+    """A decryption marker older than ``DECRYPTION_MARKER_SECONDS`` means the device stopped
+    between decrypting a c3 and checking its signature: count it as a failed signature and
+    lock the share (DESIGN.md §5; younger markers belong to sessions still running)."""
+    prefix = f"{client.client_id}.secp256k1.decrypting."
+    for name in [n for n in client.keychain.names() if n.startswith(prefix)]:
+        try:
+            (began,) = struct.unpack(">d", client.keychain.get(name))
+        except (struct.error, MPCError):
+            began = 0.0
+        if time.time() - began < DECRYPTION_MARKER_SECONDS:
+            continue
+        if client._entry("secp256k1") in client.keychain:
+            share = client.signing_share("secp256k1")
+            share.lock()
+            client.keychain.put(client._entry("secp256k1"), share.to_bytes())
+        client.keychain.delete(name, missing_ok=True)
+
+
+class ClientSign(ClientOperation):
+    """The device's side of ``sign``: ECDSA P1 (with the decryption guard) or the FROST initiator.
+    Not parkable: it holds the device's nonces (DESIGN.md §5, rollback)."""
+
+    protocol = "wallet/sign"
+
+    def __init__(self, client: Client, session_id: bytes, chain: str, data: bytes) -> None:
+        super().__init__(client, session_id)
+        self.chain = chain
+        self.curve = curve_of_chain(chain)
+        self.data = bytes(data)
+        if self.curve == "secp256k1":
+            lock_after_interrupted_decryptions(client)
+        self._share = client.signing_share(self.curve)
+        guard = _KeychainDecryptionGuard(client, session_id) if self.curve == "secp256k1" else None
+        self._child = sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data,
+                                  decryption_guard=guard)
+
+    def _hello(self) -> dict[str, Any]:
+        return sign_hello(self.client.client_id, self.chain, self.data)
+
+    def _start(self) -> list[Message]:
+        return self._add_children({self.curve: self._child})
+
+    def receive(self, msg: Message) -> list[Message]:
+        if self.curve == "secp256k1":
+            self._adopt_persisted_lock()
+        try:
+            return super().receive(msg)
+        except KeyLocked:
+            # The share object was locked by the signing session: persist it before anything else.
+            if self._persisted_share() is not None:
+                self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
+            self.client.keychain.delete(_decryption_marker(self.client, self.session_id), missing_ok=True)
+            raise KeyLockedError() from None
+
+    def _persisted_share(self) -> Any:
+        """The keychain's copy of this operation's share, if the keychain still holds that share."""
+        if self.client._entry(self.curve) not in self.client.keychain:
+            return None
+        stored = self.client.signing_share(self.curve)
+        return stored if stored.q1 == self._share.q1 else None  # a recover may have replaced it
+
+    def _adopt_persisted_lock(self) -> None:
+        """A lock set by another session on another copy of the share (another operation, another
+        process) stops this one too, before it can decrypt anything (CVE-2023-33242)."""
+        stored = self._persisted_share()
+        if stored is not None and stored.locked and not self._share.locked:
+            self._share.lock()
+
+    def _on_children_done(self) -> list[Message]:
+        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        return []
+
+
+class CustodianSign(CustodianOperation):
+    """The custodian's side of ``sign``: ECDSA P2 (with a precomputation from the pool, if any)
+    or the FROST responder; parkable (its ECDSA state holds k2: take semantics, park ids)."""
+
+    protocol = "wallet/sign"
+    exclusive = False
+
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
+        self.chain = chain
+        self.curve = curve_of_chain(chain)
+        self.data = bytes(data)
+        super().__init__(custodian, client_id, session_id)
+        self._share = custodian._load_share(client_id, "signing", "", self.curve)
+
+    def _hello(self) -> dict[str, Any]:
+        return sign_hello(self.client_id, self.chain, self.data)
+
+    def _start(self) -> list[Message]:
+        precomputed = None
+        if self.curve == "secp256k1":
+            precomputed = take_precomputation(self.store, self.client_id, self._share)
+        child = sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,
+                            precomputed)
+        return self._add_children({self.curve: child})
+
+    def _on_children_done(self) -> list[Message]:
+        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        return []
+
+
+# Parkable state (``protocols.state``): the custodian's side only.
+register_attrs(CustodianSign)
