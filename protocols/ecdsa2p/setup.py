@@ -237,6 +237,7 @@ def get_fingerprints(payload: Any, key: str) -> list[bytes]:
 
 
 _default_client_setup: ClientSetup | None = None
+_DEFAULT_LOCK = threading.Lock()  # not _LOCK: making the setup takes _LOCK to remember it
 
 
 def default_client_setup() -> ClientSetup:
@@ -247,7 +248,7 @@ def default_client_setup() -> ClientSetup:
     :func:`set_default_client_setup`.
     """
     global _default_client_setup
-    with _LOCK:
+    with _DEFAULT_LOCK:
         if _default_client_setup is None:
             _default_client_setup = generate_setup()
         return _default_client_setup
@@ -256,7 +257,7 @@ def default_client_setup() -> ClientSetup:
 def set_default_client_setup(setup: ClientSetup) -> None:
     """Install this process's client setup (one loaded from the device's keychain, or test parameters)."""
     global _default_client_setup
-    with _LOCK:
+    with _DEFAULT_LOCK:
         _default_client_setup = setup
 
 

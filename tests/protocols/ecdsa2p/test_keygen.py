@@ -121,3 +121,15 @@ def test_a_setup_fingerprint_not_offered_is_refused(custodian_setup: ecdsa2p.Cus
     sid = new_sid()
     with pytest.raises(InvalidMessage):
         run([KeygenP1(sid, known=[]), KeygenP2(sid, custodian_setup)], tamper=by_fingerprint)
+
+
+def test_default_client_setup_is_made_on_first_use() -> None:
+    """Without an installed setup, the first keygen makes one (two safe primes), in a fresh
+    process so the tests' installed parameters stay untouched (this once deadlocked)."""
+    import subprocess
+    import sys
+
+    code = ("from protocols.ecdsa2p.setup import default_client_setup, verify_setup; "
+            "s = default_client_setup(); verify_setup(s.public); assert default_client_setup() is s; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
