@@ -47,6 +47,7 @@ __all__ = [
     "random_signed",
     "random_unit",
     "CrtModulus",
+    "FixedBase",
     "pack_nats",
     "unpack_nats",
 ]
@@ -246,6 +247,49 @@ class CrtModulus:
         r1 = powmod(base % self.m1, exponent % self.totient1, self.m1)
         r2 = powmod(base % self.m2, exponent % self.totient2, self.m2)
         return self.combine(r1, r2)
+
+
+class FixedBase:
+    """``base^e mod m`` for many non-negative ``e`` below ``2^max_bits``, by a table of
+    ``base^(j·2^(w·i))`` for every ``w``-bit window i and digit j: one multiplication per window
+    instead of a square and a multiplication per bit (about 3× faster than ``powmod`` for the
+    custodian's repeated bases: P1's s and c_key'). The table holds only public values; its
+    size is ⌈max_bits/w⌉·2^w residues (about 1.6 MB for 769-bit exponents modulo a 4096-bit
+    N² with w = 4). Larger or negative exponents fall back to :func:`powmod`.
+    """
+
+    def __init__(self, base: int, modulus: int, max_bits: int, window: int = 4) -> None:
+        if max_bits <= 0 or not 1 <= window <= 8:
+            raise UsageError("fixed-base table: max_bits > 0 and 1 <= window <= 8")
+        self.base, self.modulus, self.max_bits, self.window = int(base), int(modulus), max_bits, window
+        m = mpz(modulus)
+        g = mpz(base) % m
+        rows = []
+        for _ in range(-(-max_bits // window)):
+            row = [mpz(1), g]
+            for _ in range(2, 1 << window):
+                row.append(row[-1] * g % m)
+            rows.append(row)
+            g = row[-1] * g % m
+        self._rows, self._m = rows, m
+
+    def __repr__(self) -> str:
+        return f"FixedBase({self.modulus.bit_length()}-bit modulus, {self.max_bits}-bit exponents)"
+
+    def pow(self, exponent: int) -> int:
+        """``base^exponent mod modulus``."""
+        if exponent < 0 or exponent.bit_length() > self.max_bits:
+            return powmod(self.base, exponent, self.modulus)
+        mask, w, m = (1 << self.window) - 1, self.window, self._m
+        acc = mpz(1)
+        for row in self._rows:
+            if not exponent:
+                break
+            digit = exponent & mask
+            if digit:
+                acc = acc * row[digit] % m
+            exponent >>= w
+        return int(acc)
 
 
 def pack_nats(version: int, values: list[int]) -> bytes:

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from curves import Point, secp256k1
@@ -253,7 +254,15 @@ def form_c3(
     w1, w2, w3 = w
     shifted = paillier.add_plain(pk, c_key, bounds.shift)
     plain = 1 + ((w1 * m + w2 * r + w3 * bounds.q) % pk.n) * pk.n
-    return bigint.powmod(shifted, r * w1, n2) * plain % n2 * randomness.power % n2
+    scaled = prover_table(shifted, n2, bounds.q_bits + bounds.alpha_bits[0]).pow(r * w1)
+    return scaled * plain % n2 * randomness.power % n2
+
+
+@lru_cache(maxsize=32)
+def prover_table(base: int, modulus: int, max_bits: int) -> bigint.FixedBase:
+    """The prover's fixed-base table for a base it raises again and again: c_key' (per share)
+    and P1's s (per client). Public values only; the 32 most recent (a few MB each) are kept."""
+    return bigint.FixedBase(base, modulus, max_bits)
 
 
 def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3Bounds, transcript: Transcript) -> int:
@@ -344,9 +353,10 @@ def prove(
     beta = mask_randomness or C3Randomness.fresh(st.pk)
     n_hat = params.n_hat
     mu, gamma = masks.mu, masks.gamma
+    s_table = prover_table(params.s, n_hat, max(bounds.alpha_bits))
     commitments = (
-        tuple(bigint.powmod(params.s, w_i, n_hat) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
-        tuple(bigint.powmod(params.s, a_i, n_hat) * t_i % n_hat for a_i, t_i in zip(alpha, masks.t_gamma)),
+        tuple(s_table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
+        tuple(s_table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, masks.t_gamma)),
         st.r2 * alpha[0],
         st.r2 * alpha[1],
         form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -120,3 +121,18 @@ def test_prime_generation_works_on_python_backend() -> None:
 def test_tiny_prime_sizes_are_refused() -> None:
     with pytest.raises(UsageError):
         primes.blum_prime(8)
+
+
+@pytest.mark.parametrize("backend", bigint.available_backends())
+def test_fixed_base_table_matches_powmod(backend: str) -> None:
+    from tests.fixtures import bigint_backend
+
+    modulus = (1 << 521) - 1
+    base = 0x1234567890ABCDEF ** 5 % modulus
+    with bigint_backend(backend):
+        table = bigint.FixedBase(base, modulus, 300, window=4)
+        for exponent in (0, 1, 15, 16, 2**300 - 1, 2**299, secrets.randbits(300), secrets.randbits(64),
+                         2**300, 2**400 + 7, -3):
+            assert table.pow(exponent) == pow(base, exponent, modulus)
+    with pytest.raises(UsageError):
+        bigint.FixedBase(base, modulus, 0)
