@@ -140,4 +140,5 @@ def test_tampering_any_field_is_refused(scenarios: dict[bool, Scenario], for_sig
     # rho2 is not an attack, and the new pair must still be correct (checked by the scenario).
     accepted = {label for label, outcome in outcomes.items() if outcome == "accepted"}
     # client_setup_known only decides how P1 sends its setup (see test_keygen).
-    assert accepted <= {"rho2: all zero", "rho2: another run's value", "client_setup_known: flipped"}, outcomes
+    assert accepted <= {"rho2: all zero", "rho2: another run's value", "client_setup_known: flipped",
+                        "known_setups: another run's value"}, outcomes

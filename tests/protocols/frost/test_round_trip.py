@@ -141,3 +141,19 @@ def test_signers_given_different_messages_blame_nobody() -> None:
     with pytest.raises(InvalidMessage):  # refused before any share is made: no abort, no culprit
         run(sessions)
     assert all(s.aborted is None and not s.done for s in sessions)
+
+
+def test_finished_refresh_and_reshare_sessions_forget_the_old_share() -> None:
+    """After a refresh or resharing, neither the session nor its parked bytes hold the old share."""
+    shares = frost.dkg(2, 2)
+    sid = secrets.token_bytes(32)
+    sessions = [frost.RefreshSession(sid, share, (1, 2)) for share in shares]
+    run(sessions)
+    for session, old in zip(sessions, shares):
+        assert session.key_share is None
+        assert old.signing_share.to_bytes().hex() not in session.to_bytes().decode()
+    sid = secrets.token_bytes(32)
+    resharing = [frost.ReshareSession(sid, share.identifier, dealers=(1, 2), receivers=(1, 2), new_threshold=2,
+                                      key_share=share) for share in shares]
+    run(resharing)
+    assert all(session.key_share is None for session in resharing)
