@@ -20,6 +20,7 @@ custodian proves every c3 against it). Each takes seconds with gmpy2 (two safe p
 from __future__ import annotations
 
 import argparse
+import os
 import hashlib
 import sys
 import tempfile
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
                               help="seconds a parked session may wait for its next message")
     serve_parser.add_argument("--executor", choices=("auto", "process", "thread"), default="auto")
     serve_parser.add_argument("--workers", type=int, default=2)
+    serve_parser.add_argument("--restore-guard", type=Path, metavar="FILE",
+                              help="counter file outside the database's backups: a restored database is "
+                                   "detected at start and its nonce epoch bumped (mpc.restore_guard)")
     args = parser.parse_args(argv)
     if args.command == "setup":
         if args.db is None and args.device is None:
@@ -181,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from mpc.server import serve_forever
 
+        if args.restore_guard is not None:  # the environment reaches the worker processes too
+            from mpc.restore_guard import ENV_VAR
+
+            os.environ[ENV_VAR] = str(args.restore_guard)
         return serve_forever(args.db, args.host, args.port, session_ttl=args.session_ttl,
                              executor=args.executor, workers=args.workers)
     run = demo

@@ -43,7 +43,6 @@ __all__ = [
     "WalletNotFound",
     "BackupNotFound",
     "BackupKeyNotFound",
-    "PresignatureNotFound",
     "KeychainEntryNotFound",
     "WalletAlreadyExists",
     "StateInvalid",
@@ -56,6 +55,7 @@ __all__ = [
     "BackupPasswordInvalid",
     "KeychainCorrupted",
     "StoreSchemaUnsupported",
+    "StoreCorrupted",
     "WebhookFailed",
     "ChainLibraryMissing",
     "ERRORS",
@@ -166,13 +166,6 @@ class BackupKeyNotFound(NotFound):
     default_message = "the backup key is missing"
 
 
-class PresignatureNotFound(NotFound):
-    """No usable presignature: the named one is unknown, used or lost, or the pool is empty."""
-
-    code = "PRESIGNATURE_NOT_FOUND"
-    default_message = "no such presignature (unknown, already used or lost)"
-
-
 class KeychainEntryNotFound(NotFound):
     """The device keychain has no entry of this name."""
 
@@ -246,6 +239,14 @@ class StoreSchemaUnsupported(EngineError):
     code = "STORE_SCHEMA_UNSUPPORTED"
     status = 500
     default_message = "the store's schema version is not supported"
+
+
+class StoreCorrupted(EngineError):
+    """A file the store relies on is damaged (the restore guard's counter)."""
+
+    code = "STORE_CORRUPTED"
+    status = 500
+    default_message = "a file of the store is damaged"
 
 
 class WebhookFailed(EngineError):

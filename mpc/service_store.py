@@ -113,9 +113,11 @@ class ServiceStore:
     def take(self, session_id: str) -> ParkedSession | None:
         """Delete the parked session and return it (None if absent or of an older nonce epoch):
         at most one taker wins."""
-        row = self.store._execute(
-            f"DELETE FROM parked_sessions WHERE session_id = ? RETURNING {_COLUMNS}", (session_id,)
-        ).fetchone()
+        with self.store.taking() as took:
+            row = self.store._execute(
+                f"DELETE FROM parked_sessions WHERE session_id = ? RETURNING {_COLUMNS}", (session_id,)
+            ).fetchone()
+            took(row is not None)
         if row is None or _epoch(row) != self.store.nonce_epoch():
             return None
         return _parked(row)

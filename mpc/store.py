@@ -20,19 +20,23 @@ Tables
 
 The *nonce epoch* (``meta``, key ``nonce_epoch``) guards single-use state against a database
 restore: ``bump_nonce_epoch`` moves it on and deletes every precomputation and parked session;
-state tagged with an older epoch is never used (``python -m mpc nonce-epoch --bump``).
+state tagged with an older epoch is never used (``python -m mpc nonce-epoch --bump``). Every
+single-use take also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counter
+file outside the database, ``mpc.restore_guard``) a restored database is detected when it is
+opened, and its epoch is bumped by itself.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from mpc.errors import ClientNotFound, StoreSchemaUnsupported
+from mpc.restore_guard import RestoreGuard
 from protocols.errors import UsageError
 
 __all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION"]
@@ -117,6 +121,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._depth = 0
         self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
+        self.restore_guard: RestoreGuard | None = None
         self._init_schema()
 
     def _init_schema(self) -> None:
@@ -236,21 +241,61 @@ class SQLiteStore:
 
         One statement (``DELETE … RETURNING``): two takers never get the same row.
         """
-        row = self._execute(
-            "DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = (SELECT id FROM presignatures "
-            "WHERE client_id = ? AND curve = ? AND binding = ? LIMIT 1) AND binding = ? RETURNING data",
-            (client_id, curve, client_id, curve, binding, binding),
-        ).fetchone()
+        with self.taking() as took:
+            row = self._execute(
+                "DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = (SELECT id FROM presignatures "
+                "WHERE client_id = ? AND curve = ? AND binding = ? LIMIT 1) AND binding = ? RETURNING data",
+                (client_id, curve, client_id, curve, binding, binding),
+            ).fetchone()
+            took(row is not None)
         return None if row is None else bytes(row[0])
+
+    # --- single-use takes and the restore guard (``mpc.restore_guard``) -----------------------
+    def take_counter(self) -> int:
+        """How many single-use takes this database has made (it goes back with a restore)."""
+        row = self._execute("SELECT value FROM meta WHERE key = 'take_counter'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _set_take_counter(self, value: int) -> None:
+        self._execute("DELETE FROM meta WHERE key = 'take_counter'")
+        self._execute("INSERT INTO meta VALUES ('take_counter', ?)", (str(value),))
+
+    @contextmanager
+    def taking(self) -> Iterator[Callable[[bool], None]]:
+        """A transaction for one single-use take: call the yielded function with whether
+        something was taken; the count rises in the same transaction and, once it committed,
+        the restore guard (if any) records it before the caller uses what it took."""
+        counted: list[int] = []
+        with self.transaction():
+            def took(taken: bool) -> None:
+                if taken:
+                    counted.append(self.take_counter() + 1)
+                    self._set_take_counter(counted[-1])
+            yield took
+        if counted and self.restore_guard is not None:  # (inside an outer transaction: early, never late)
+            self.restore_guard.record(counted[-1])
+
+    def attach_restore_guard(self, guard: RestoreGuard) -> bool:
+        """Use ``guard`` from now on; if this database is behind it (restored), bump the nonce
+        epoch and catch the counter up first. Returns whether a restore was detected."""
+        with self.transaction():
+            behind = guard.is_behind(self.take_counter())
+            if behind:
+                self.bump_nonce_epoch()
+                self._set_take_counter(guard.read())
+        self.restore_guard = guard
+        guard.record(self.take_counter())
+        return behind
 
     def consume_park_id(self, park_id: str, parked_at: float, purge_before: float) -> bool:
         """Record that a parked operation was resumed; False if it was already (single use).
         Tombstones of blobs parked before ``purge_before`` go (such blobs are refused anyway)."""
-        with self.transaction():
+        with self.taking() as took:
             self._execute("DELETE FROM resumed_sessions WHERE parked_at < ?", (purge_before,))
             if self._execute("SELECT 1 FROM resumed_sessions WHERE park_id = ?", (park_id,)).fetchone():
                 return False
             self._execute("INSERT INTO resumed_sessions VALUES (?, ?)", (park_id, parked_at))
+            took(True)
         return True
 
     # --- nonce epoch (single-use state across database restores) -------------------------------

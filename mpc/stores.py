@@ -23,12 +23,14 @@ as atomic across connections and processes.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mpc.errors import InputInvalid
+from mpc.restore_guard import ENV_VAR, RestoreGuard
 from mpc.store import SQLiteStore
 
 __all__ = ["open_store", "PostgresStore", "is_postgres_url"]
@@ -44,7 +46,16 @@ def is_postgres_url(url: str) -> bool:
 
 
 def open_store(url: str) -> SQLiteStore:
-    """The store a URL names (see the module docstring)."""
+    """The store a URL names (see the module docstring), with the restore guard named by
+    ``$PORTAL_MPC_RESTORE_GUARD`` attached if that is set (``mpc.restore_guard``)."""
+    store = _open(url)
+    guard_path = os.environ.get(ENV_VAR)
+    if guard_path:
+        store.attach_restore_guard(RestoreGuard(guard_path))
+    return store
+
+
+def _open(url: str) -> SQLiteStore:
     if not isinstance(url, str) or not url:
         raise InputInvalid("the database must be a path or a URL")
     if is_postgres_url(url):
@@ -100,6 +111,7 @@ class PostgresStore(SQLiteStore):
         self._depth = 0
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
         self.single_use_tables = ["presignatures", "resumed_sessions"]
+        self.restore_guard = None
         if self.schema is not None:
             self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             self._conn.execute(f'SET search_path TO "{self.schema}"')
