@@ -31,7 +31,7 @@ from protocols.errors import (
     ProtocolAbort,
     UsageError,
 )
-from protocols.state import register_custom
+from protocols.state import register_message_error
 
 __all__ = [
     "EngineError",
@@ -324,15 +324,4 @@ def from_protocol_error(exc: BaseException) -> EngineError:
 
 
 # Parkable state (``protocols.state``): a session that ended with a lock keeps it when parked.
-def _encode_locked(exc: KeyLockedError, enc: Any) -> Any:
-    return enc.value(exc.message)
-
-
-def _decode_locked(body: Any, dec: Any) -> KeyLockedError:
-    text = dec.value(body)
-    if not isinstance(text, str):
-        raise InvalidMessage("malformed key-locked error")
-    return KeyLockedError(text)
-
-
-register_custom(KeyLockedError, "mpc.errors.KeyLockedError", _encode_locked, _decode_locked)
+register_message_error(KeyLockedError, "mpc.errors.KeyLockedError")

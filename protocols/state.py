@@ -76,6 +76,7 @@ __all__ = [
     "register_dataclass",
     "register_bytes",
     "register_custom",
+    "register_message_error",
     "registered_names",
 ]
 
@@ -498,16 +499,17 @@ def _decode_abort(body: Any, dec: _Decoder) -> ProtocolAbort:
     return ProtocolAbort(reason, culprit)
 
 
-def _encode_locked(exc: Any, enc: _Encoder) -> Any:
-    return enc.value(str(exc))
+def register_message_error(cls: type, name: str) -> type:
+    """Allow an exception class built from its message alone (``cls(text)``): the message."""
 
+    def decode(body: Any, dec: _Decoder) -> Any:
+        text = dec.value(body)
+        if not isinstance(text, str):
+            raise InvalidMessage(f"malformed {name}")
+        return cls(text)
 
-def _decode_locked(body: Any, dec: _Decoder) -> KeyLocked:
-    text = dec.value(body)
-    if not isinstance(text, str):
-        raise InvalidMessage("malformed key-locked error")
-    return KeyLocked(text)
+    return register_custom(cls, name, lambda exc, enc: enc.value(str(exc)), decode)
 
 
 register_custom(ProtocolAbort, "protocols.errors.ProtocolAbort", _encode_abort, _decode_abort)
-register_custom(KeyLocked, "protocols.errors.KeyLocked", _encode_locked, _decode_locked)
+register_message_error(KeyLocked, "protocols.errors.KeyLocked")

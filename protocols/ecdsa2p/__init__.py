@@ -14,7 +14,6 @@ that run both parties in memory: ``keygen``, ``sign``, ``refresh``, ``reshare``.
 from __future__ import annotations
 
 import secrets
-import threading
 
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN
 from protocols.ecdsa2p.keygen import KeygenP1, KeygenP2
@@ -24,6 +23,7 @@ from protocols.ecdsa2p.setup import (
     ClientSetupPublic,
     CustodianSetup,
     CustodianSetupPublic,
+    ProcessDefault,
     default_client_setup,
     generate_setup,
     set_default_client_setup,
@@ -66,24 +66,17 @@ __all__ = [
     "reshare",
 ]
 
-_default_setup: CustodianSetup | None = None
-_setup_lock = threading.Lock()
+_CUSTODIAN_DEFAULT = ProcessDefault()
 
 
 def default_setup() -> CustodianSetup:
     """The process-wide custodian setup, generated on first use (safe primes: seconds)."""
-    global _default_setup
-    with _setup_lock:
-        if _default_setup is None:
-            _default_setup = generate_setup()
-        return _default_setup
+    return _CUSTODIAN_DEFAULT.get()
 
 
 def set_default_setup(setup: CustodianSetup) -> None:
     """Install the process-wide custodian setup (e.g. one loaded from storage, or test parameters)."""
-    global _default_setup
-    with _setup_lock:
-        _default_setup = setup
+    _CUSTODIAN_DEFAULT.set(setup)
 
 
 def _session_id() -> bytes:

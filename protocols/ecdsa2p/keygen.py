@@ -28,17 +28,8 @@ from typing import Any
 from curves import Point, SecretScalar
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p.setup import (
-    ClientSetup,
-    CustodianSetup,
-    CustodianSetupPublic,
-    default_client_setup,
-    get_fingerprints,
-    is_known,
-    known_setups,
-    receive_setup,
-    setup_payload,
-)
+from protocols.ecdsa2p import setup as setups
+from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, require_keys
@@ -83,10 +74,10 @@ class KeygenP1(TwoPartySession):
         self, session_id: bytes, client_setup: ClientSetup | None = None, *, known: list[bytes] | None = None
     ) -> None:
         super().__init__(session_id, CLIENT)
-        setup = client_setup or default_client_setup()
+        setup = client_setup or setups.default_client_setup()
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
         self._client_public, self._client_rp = setup.public, setup.secret
-        self._known = list(known_setups() if known is None else known)
+        self._known = list(setups.known_setups() if known is None else known)
         self._x1 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
@@ -95,8 +86,7 @@ class KeygenP1(TwoPartySession):
         commitment, nonce = self._commit(point_and_proof_bytes(q1, proof))
         self._opening = {"Q1": q1.to_bytes().hex(), "proof": proof.to_payload(), "nonce": nonce.hex()}
         self._expect(2)
-        payload = {"commitment": commitment.hex(), "known_setups": [f.hex() for f in self._known],
-                   "client_setup_id": self._client_public.fingerprint.hex()}
+        payload = {"commitment": commitment.hex(), **setups.offer(self._known, self._client_public)}
         return [self._message(1, payload, CUSTODIAN)]
 
     def _decode_round2(self, msg: Message) -> _Round2:
@@ -107,7 +97,7 @@ class KeygenP1(TwoPartySession):
         if not isinstance(known, bool):
             raise InvalidMessage("client_setup_known must be a boolean")
         schnorr.verify(q2, proof, self._transcript("dlog", 2, CUSTODIAN))
-        return _Round2(q2, receive_setup(msg.payload["setup"], self._known), known)
+        return _Round2(q2, setups.receive_setup(msg.payload["setup"], self._known), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         round2: _Round2 = inputs[CUSTODIAN]
@@ -118,7 +108,7 @@ class KeygenP1(TwoPartySession):
         self._c_key = encrypted.c_key
         self._expect(4)
         payload = {**self._opening, **encrypted.to_payload(),
-                   "client_setup": setup_payload(self._client_public, round2.client_setup_known)}
+                   "client_setup": setups.setup_payload(self._client_public, round2.client_setup_known)}
         return [self._message(3, payload, CUSTODIAN)]
 
     def _decode_round4(self, msg: Message) -> Point:
@@ -156,22 +146,19 @@ class KeygenP2(TwoPartySession):
 
     def _decode_round1(self, msg: Message) -> _Round1:
         require_keys(msg.payload, ("commitment", "known_setups", "client_setup_id"))
-        return _Round1(get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH),
-                       tuple(get_fingerprints(msg.payload, "known_setups")),
-                       get_bytes(msg.payload, "client_setup_id", 32))
+        return _Round1(get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH), *setups.decode_offer(msg.payload))
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
         round1: _Round1 = inputs[CLIENT]
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
-        self._client_setup_known = (is_known(round1.client_setup_id) if self._known is None
-                                    else round1.client_setup_id in self._known)
+        self._client_setup_known = setups.peer_verified(round1.client_setup_id, self._known)
         proof = schnorr.prove(self._x2, self._transcript("dlog", 2, CUSTODIAN))
         own = self._setup.public
         payload = {
             "Q2": self._x2.public_point().to_bytes().hex(),
             "proof": proof.to_payload(),
-            "setup": setup_payload(own, own.fingerprint in round1.known_setups),
+            "setup": setups.setup_payload(own, own.fingerprint in round1.known_setups),
             "client_setup_known": self._client_setup_known,
         }
         self._expect(3)
@@ -190,10 +177,7 @@ class KeygenP2(TwoPartySession):
         self._verify_opening(self._commitment, point_and_proof_bytes(q1, proof), nonce)
         schnorr.verify(q1, proof, self._transcript("dlog", 1, CLIENT))
         verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-        references = (self._client_setup_id,) if self._client_setup_known else ()
-        client_setup = receive_setup(payload["client_setup"], references)
-        if client_setup.fingerprint != self._client_setup_id:
-            raise InvalidMessage("the client sent another setup than it announced")
+        client_setup = setups.receive_client_setup(payload["client_setup"], self._client_setup_id, self._client_setup_known)
         return _Round3(q1, encrypted, client_setup.params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:

@@ -27,17 +27,8 @@ from curves import Point, SecretScalar
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p.setup import (
-    ClientSetup,
-    CustodianSetup,
-    CustodianSetupPublic,
-    default_client_setup,
-    get_fingerprints,
-    is_known,
-    known_setups,
-    receive_setup,
-    setup_payload,
-)
+from protocols.ecdsa2p import setup as setups
+from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
@@ -91,11 +82,11 @@ class ReshareP1(TwoPartySession):
         super().__init__(session_id, CLIENT)
         self._share = share
         self._for_signing = for_signing
-        setup = (client_setup or default_client_setup()) if for_signing else None
+        setup = (client_setup or setups.default_client_setup()) if for_signing else None
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
         self._client_public = setup.public if setup is not None else None
         self._client_rp = setup.secret if setup is not None else None
-        self._known = (known_setups() if known is None else list(known)) if for_signing else []
+        self._known = (setups.known_setups() if known is None else list(known)) if for_signing else []
         self._rho1 = GROUP.random_scalar()
 
     def _begin(self) -> list[Message]:
@@ -109,8 +100,7 @@ class ReshareP1(TwoPartySession):
             "for_signing": self._for_signing,
         }
         if self._client_public is not None:
-            payload["known_setups"] = [f.hex() for f in self._known]
-            payload["client_setup_id"] = self._client_public.fingerprint.hex()
+            payload.update(setups.offer(self._known, self._client_public))
         return [self._message(1, payload, CUSTODIAN)]
 
     def _decode_round2(self, msg: Message) -> _Round2:
@@ -120,7 +110,7 @@ class ReshareP1(TwoPartySession):
         if not self._for_signing:
             return _Round2(rho2, None)
         known = _get_flag(msg.payload, "client_setup_known")
-        return _Round2(rho2, receive_setup(msg.payload["setup"], self._known), known)
+        return _Round2(rho2, setups.receive_setup(msg.payload["setup"], self._known), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         self._share.check_usable()  # locked by a signing session since this one started
@@ -135,7 +125,7 @@ class ReshareP1(TwoPartySession):
             self._paillier, encrypted = prove_encrypted_share(self._x1, round2.setup.params, transcript)
             self._c_key = encrypted.c_key
             payload.update(encrypted.to_payload())
-            payload["client_setup"] = setup_payload(self._client_public, round2.client_setup_known)
+            payload["client_setup"] = setups.setup_payload(self._client_public, round2.client_setup_known)
         self._expect(4)
         return [self._message(3, payload, CUSTODIAN)]
 
@@ -184,20 +174,18 @@ class ReshareP2(TwoPartySession):
         commitment = get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
         if not self._for_signing:
             return _Round1(commitment)
-        return _Round1(commitment, tuple(get_fingerprints(msg.payload, "known_setups")),
-                       get_bytes(msg.payload, "client_setup_id", 32))
+        return _Round1(commitment, *setups.decode_offer(msg.payload))
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
         round1: _Round1 = inputs[CLIENT]
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
-        self._client_setup_known = self._for_signing and (
-            is_known(round1.client_setup_id) if self._known is None else round1.client_setup_id in self._known)
+        self._client_setup_known = self._for_signing and setups.peer_verified(round1.client_setup_id, self._known)
         self._rho2 = GROUP.random_scalar()
         payload: dict[str, Any] = {"rho2": GROUP.encode_scalar(self._rho2).hex()}
         if self._setup is not None and self._for_signing:
             own = self._setup.public
-            payload["setup"] = setup_payload(own, own.fingerprint in round1.known_setups)
+            payload["setup"] = setups.setup_payload(own, own.fingerprint in round1.known_setups)
             payload["client_setup_known"] = self._client_setup_known
         self._expect(3)
         return [self._message(2, payload, CLIENT)]
@@ -219,11 +207,8 @@ class ReshareP2(TwoPartySession):
         self._verify_opening(self._commitment, GROUP.encode_scalar(rho1), nonce)
         if encrypted is not None:
             verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-            references = (self._client_setup_id,) if self._client_setup_known else ()
-            client_setup = receive_setup(payload["client_setup"], references)
-            if client_setup.fingerprint != self._client_setup_id:
-                raise InvalidMessage("the client sent another setup than it announced")
-            client_params = client_setup.params
+            client_params = setups.receive_client_setup(payload["client_setup"], self._client_setup_id,
+                                                 self._client_setup_known).params
         return _Round3(rho1, encrypted, client_params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:

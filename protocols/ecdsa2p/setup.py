@@ -51,6 +51,10 @@ __all__ = [
     "known_setups",
     "is_known",
     "get_fingerprints",
+    "offer",
+    "decode_offer",
+    "peer_verified",
+    "receive_client_setup",
     "default_client_setup",
     "set_default_client_setup",
 ]
@@ -228,6 +232,31 @@ def receive_setup(payload: Any, references: Collection[bytes] = ()) -> Custodian
     return setup
 
 
+# --- the exchange of setups in keygen and resharing (the same three steps in both) -----------
+def offer(known: Collection[bytes], client: CustodianSetupPublic) -> dict[str, Any]:
+    """P1's round-1 fields: the custodian setups it verified before, and its own setup's id."""
+    return {"known_setups": [f.hex() for f in known], "client_setup_id": client.fingerprint.hex()}
+
+
+def decode_offer(payload: Any) -> tuple[tuple[bytes, ...], bytes]:
+    """P2's strict decoding of :func:`offer` (``InvalidMessage``)."""
+    return tuple(get_fingerprints(payload, "known_setups")), get_bytes(payload, "client_setup_id", 32)
+
+
+def peer_verified(client_setup_id: bytes, known: Collection[bytes] | None) -> bool:
+    """P2: whether it verified P1's setup before (``known``: its own list; None: this process's)."""
+    return is_known(client_setup_id) if known is None else client_setup_id in known
+
+
+def receive_client_setup(payload: Any, client_setup_id: bytes, verified_before: bool) -> CustodianSetupPublic:
+    """P2: P1's setup (whole and verified, or by fingerprint if P2 said it knew it), which must
+    be the one P1 announced in round 1."""
+    setup = receive_setup(payload, (client_setup_id,) if verified_before else ())
+    if setup.fingerprint != client_setup_id:
+        raise InvalidMessage("the client sent another setup than it announced")
+    return setup
+
+
 def get_fingerprints(payload: Any, key: str) -> list[bytes]:
     """Round 1's list of known setup fingerprints (at most ``MAX_KNOWN_SETUPS``, 32 bytes each)."""
     items = payload.get(key) if isinstance(payload, Mapping) else None
@@ -236,8 +265,27 @@ def get_fingerprints(payload: Any, key: str) -> list[bytes]:
     return [get_bytes({key: item}, key, 32) for item in items]
 
 
-_default_client_setup: ClientSetup | None = None
-_DEFAULT_LOCK = threading.Lock()  # not _LOCK: making the setup takes _LOCK to remember it
+class ProcessDefault:
+    """A process-wide setup, made on first use (two safe primes: seconds) or installed.
+
+    Its own lock, not ``_LOCK``: making a setup takes ``_LOCK`` to remember it."""
+
+    def __init__(self) -> None:
+        self._setup: CustodianSetup | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> CustodianSetup:
+        with self._lock:
+            if self._setup is None:
+                self._setup = generate_setup()
+            return self._setup
+
+    def set(self, setup: CustodianSetup) -> None:
+        with self._lock:
+            self._setup = setup
+
+
+_CLIENT_DEFAULT = ProcessDefault()
 
 
 def default_client_setup() -> ClientSetup:
@@ -247,18 +295,12 @@ def default_client_setup() -> ClientSetup:
     installs it here, and tests install pre-generated parameters with
     :func:`set_default_client_setup`.
     """
-    global _default_client_setup
-    with _DEFAULT_LOCK:
-        if _default_client_setup is None:
-            _default_client_setup = generate_setup()
-        return _default_client_setup
+    return _CLIENT_DEFAULT.get()
 
 
 def set_default_client_setup(setup: ClientSetup) -> None:
     """Install this process's client setup (one loaded from the device's keychain, or test parameters)."""
-    global _default_client_setup
-    with _DEFAULT_LOCK:
-        _default_client_setup = setup
+    _CLIENT_DEFAULT.set(setup)
 
 
 # Parkable state (``protocols.state``): a custodian setup *by reference* (its fingerprint; the

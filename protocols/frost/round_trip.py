@@ -31,14 +31,22 @@ uses any nonce, so two honest signers given different messages never blame each 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from curves import InvalidEncoding
 
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, ProofError, ProtocolAbort, UsageError
 from protocols.frost import round1, round2
 from protocols.frost.aggregate import aggregate_verified
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
-from protocols.frost.helpers import SigningCommitments, SigningContext, compute_signing_context
+from protocols.frost.helpers import (
+    SigningCommitments,
+    SigningContext,
+    binding_factors_from_encoding,
+    compute_signing_context,
+)
 from protocols.frost.keys import KeyShare
 from protocols.rounds import Message, Session
 from protocols.state import register_attrs
@@ -65,8 +73,15 @@ def _commitments_payload(commitments: SigningCommitments) -> dict[str, str]:
     return {"hiding": commitments.hiding.to_bytes().hex(), "binding": commitments.binding.to_bytes().hex()}
 
 
-def _decode_commitments(payload: Any, sender: int) -> SigningCommitments:
-    return SigningCommitments(sender, get_point(payload, "hiding", SUITE.group), get_point(payload, "binding", SUITE.group))
+@dataclass(frozen=True)
+class _Signed:
+    """What one signer derives once both commitment pairs are known (§5.2)."""
+
+    commitment_list: list[SigningCommitments]
+    context: SigningContext
+    share: int
+
+
 
 
 class _RoundTripSession(Session):
@@ -79,13 +94,28 @@ class _RoundTripSession(Session):
         self.message = bytes(message)
         self.peer = peer
 
-    def _sign(self, nonces: round1.SigningNonces, peer: SigningCommitments) -> tuple[list[SigningCommitments], SigningContext, int]:
-        """§5.2 over the list {own, peer}: the context and this signer's z (consumes ``nonces``)."""
-        commitment_list = sorted([nonces.commitments, peer], key=lambda c: c.identifier)
-        context = compute_signing_context(
-            self.key_share.group_public_key, commitment_list, self.message, nonces.commitment_share, self.party_id
-        )
-        return commitment_list, context, round2.sign(self.key_share, nonces, self.message, commitment_list, context)
+    def _decode_and_sign(self, payload: Any, nonces: round1.SigningNonces) -> _Signed:
+        """Decode the peer's (D, E) and sign (§5.2) over the list {own, peer}; consumes ``nonces``
+        only if the peer's commitments decode. E is decoded by the multiplication ρ·E that R
+        needs anyway (``deserialize_element_mul``: the same checks, the subgroup check once); a
+        bad D or E is ``InvalidMessage`` and changes nothing."""
+        hiding = get_point(payload, "hiding", SUITE.group)
+        binding = get_bytes(payload, "binding", SUITE.group.point_length)
+        own = nonces.commitments
+        pairs = {self.party_id: (own.hiding.to_bytes(), own.binding.to_bytes()), self.peer: (hiding.to_bytes(), binding)}
+        encoded = b"".join(SUITE.serialize_identifier(i) + pairs[i][0] + pairs[i][1] for i in self.parties)
+        pk = self.key_share.group_public_key
+        factors = binding_factors_from_encoding(pk, self.parties, self.message, encoded)
+        try:
+            binding_point, binding_term = SUITE.deserialize_element_mul(binding, factors[self.peer])
+        except InvalidEncoding as exc:
+            raise InvalidMessage(f"binding: {exc}") from None
+        peer = SigningCommitments(self.peer, hiding, binding_point)
+        commitment_list = sorted([own, peer], key=lambda c: c.identifier)
+        context = compute_signing_context(pk, commitment_list, self.message, nonces.commitment_share, self.party_id,
+                                          binding_factors=factors, binding_terms={self.peer: binding_term})
+        share = round2.sign(self.key_share, nonces, self.message, commitment_list, context)
+        return _Signed(commitment_list, context, share)
 
 
 class InitiatorSession(_RoundTripSession):
@@ -97,16 +127,16 @@ class InitiatorSession(_RoundTripSession):
         payload = {"message_hash": SUITE.H4(self.message).hex(), **_commitments_payload(self._nonces.commitments)}
         return [self._message(1, payload, self.peer)]
 
-    def _decode_round2(self, msg: Message) -> tuple[SigningCommitments, int]:
+    def _decode_round2(self, msg: Message) -> tuple[_Signed, int]:
         require_keys(msg.payload, ("hiding", "binding", "sig_share"))
-        return _decode_commitments(msg.payload, msg.sender), get_scalar(msg.payload, "sig_share", SUITE.group)
+        peer_share = get_scalar(msg.payload, "sig_share", SUITE.group)
+        return self._decode_and_sign(msg.payload, self._nonces), peer_share
 
-    def _on_round2(self, inputs: dict[int, tuple[SigningCommitments, int]]) -> list[Message]:
-        peer_commitments, peer_share = inputs[self.peer]
-        commitment_list, context, own_share = self._sign(self._nonces, peer_commitments)
+    def _on_round2(self, inputs: dict[int, tuple[_Signed, int]]) -> list[Message]:
+        signed, peer_share = inputs[self.peer]
         signature = aggregate_verified(  # a bad z_R names the responder (§5.4)
-            commitment_list, self.message, self.key_share.group_public_key, self.key_share.verifying_shares,
-            {self.party_id: own_share, self.peer: peer_share}, context,
+            signed.commitment_list, self.message, self.key_share.group_public_key, self.key_share.verifying_shares,
+            {self.party_id: signed.share, self.peer: peer_share}, signed.context,
         )
         self._finish(signature)
         return [self._message(3, {"signature": signature.hex()}, self.peer)]
@@ -122,18 +152,19 @@ class ResponderSession(_RoundTripSession):
         self._expect(1)
         return []
 
-    def _decode_round1(self, msg: Message) -> SigningCommitments:
+    def _decode_round1(self, msg: Message) -> tuple[round1.SigningNonces, _Signed]:
         require_keys(msg.payload, ("message_hash", "hiding", "binding"))
         if get_bytes(msg.payload, "message_hash", 64) != SUITE.H4(self.message):
             raise InvalidMessage("the initiator asks to sign a different message")
-        return _decode_commitments(msg.payload, msg.sender)
-
-    def _on_round1(self, inputs: dict[int, SigningCommitments]) -> list[Message]:
+        # Fresh nonces drawn and used up within this step (a refused message only discards them).
         nonces = round1.commit(self.party_id, self.key_share.signing_share)
-        _, context, own_share = self._sign(nonces, inputs[self.peer])  # the nonces are used up here
-        self._group_commitment = context.group_commitment.to_bytes()
+        return nonces, self._decode_and_sign(msg.payload, nonces)
+
+    def _on_round1(self, inputs: dict[int, tuple[round1.SigningNonces, _Signed]]) -> list[Message]:
+        nonces, signed = inputs[self.peer]
+        self._group_commitment = signed.context.group_commitment.to_bytes()
         self._expect(3)
-        payload = {**_commitments_payload(nonces.commitments), "sig_share": SUITE.serialize_scalar(own_share).hex()}
+        payload = {**_commitments_payload(nonces.commitments), "sig_share": SUITE.serialize_scalar(signed.share).hex()}
         return [self._message(2, payload, self.peer)]
 
     def _decode_round3(self, msg: Message) -> bytes:
