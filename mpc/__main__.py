@@ -109,7 +109,10 @@ def demo(directory: Path) -> int:
     return 0 if same else 1
 
 
-def setup(db: str | None, device: Path | None) -> int:
+def setup(db: str | None, device: Path | None, level_name: str = "112") -> int:
+    from protocols.zk.params import level_by_name
+
+    level = level_by_name(level_name)
     start = time.perf_counter()
     if device is not None:
         from mpc.client import make_device_setup
@@ -117,13 +120,13 @@ def setup(db: str | None, device: Path | None) -> int:
         def progress(note: str) -> None:
             print(f"  {note} ({time.perf_counter() - start:.1f} s)", flush=True)
 
-        made = make_device_setup(mpc.FileKeychain(device), progress)
+        made = make_device_setup(mpc.FileKeychain(device), progress, level)
         print(f"device setup {made.public.fingerprint.hex()[:16]}… kept in {device} "
               f"({time.perf_counter() - start:.1f} s)")
     if db is not None:
         from mpc.stores import open_store
 
-        custodian = mpc.Custodian(open_store(db))
+        custodian = mpc.Custodian(open_store(db), security_level=level)
         fingerprint = custodian.setup.public.fingerprint.hex()
         print(f"custodian setup {fingerprint[:16]}… stored in {db} ({time.perf_counter() - start:.1f} s)")
     return 0
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL")
     setup_parser.add_argument("--device", type=Path,
                               help="device keychain folder: make the device's setup (the custodian proves c3 against it)")
+    setup_parser.add_argument("--level", choices=("112", "128"), default="112",
+                              help="security level: 112 (|N| = 2048, m = 80, default) or 128 (|N| = 3072, m = 128)")
     epoch_parser = commands.add_parser(
         "nonce-epoch", help="show the custodian's nonce epoch; --bump it after every database restore")
     epoch_parser.add_argument("--db", required=True, help="custodian store: SQLite file or postgresql:// URL")
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         if args.db is None and args.device is None:
             parser.error("setup needs --db and/or --device")
-        return setup(args.db, args.device)
+        return setup(args.db, args.device, args.level)
     if args.command == "nonce-epoch":
         return nonce_epoch(args.db, args.bump)
     if args.command == "serve":

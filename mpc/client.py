@@ -54,37 +54,48 @@ def _load_device_setup(data: bytes) -> ecdsa2p.ClientSetup:
         raise KeychainCorrupted("the device setup in the keychain is damaged") from exc
 
 
-def make_device_setup(keychain: Keychain, progress: Callable[[str], None] | None = None) -> ecdsa2p.ClientSetup:
-    """Make the device's ring-Pedersen setup ahead of time and keep it in ``keychain``.
+def device_setup_entry(level: ecdsa2p.SecurityLevel) -> str:
+    """The keychain entry of the device's setup at ``level`` (the default level's has no suffix)."""
+    return DEVICE_SETUP_ENTRY if level == ecdsa2p.LEVEL_112 else f"{DEVICE_SETUP_ENTRY}.{level.name}"
 
-    Keeps an existing one (a device has one setup for good); ``progress`` hears each stage.
+
+def make_device_setup(keychain: Keychain, progress: Callable[[str], None] | None = None,
+                      level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112) -> ecdsa2p.ClientSetup:
+    """Make the device's ring-Pedersen setup at ``level`` ahead of time and keep it in ``keychain``.
+
+    Keeps an existing one (a device has one setup per level for good); ``progress`` hears each stage.
     """
-    if DEVICE_SETUP_ENTRY in keychain:
-        return _load_device_setup(keychain.get(DEVICE_SETUP_ENTRY))
-    setup = ecdsa2p.generate_setup(progress=progress)
-    keychain.put(DEVICE_SETUP_ENTRY, setup.to_bytes())
+    entry = device_setup_entry(level)
+    if entry in keychain:
+        return _load_device_setup(keychain.get(entry))
+    setup = ecdsa2p.generate_setup(progress=progress, level=level)
+    keychain.put(entry, setup.to_bytes())
     return setup
 
 
 class Client:
     """A device holding one client's signing shares."""
 
-    def __init__(self, client_id: str, keychain: Keychain | None = None, *, cloud: CloudStorage | None = None) -> None:
+    def __init__(self, client_id: str, keychain: Keychain | None = None, *, cloud: CloudStorage | None = None,
+                 security_level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112) -> None:
         self.client_id = client_id
         self.keychain = keychain if keychain is not None else FileKeychain(default_home() / "keychain" / client_id)
         self.cloud = cloud if cloud is not None else LocalFolderCloudStorage(default_home() / "cloud")
+        self.security_level = security_level  # the deployment's: the custodian's must be the same
 
     # --- keychain -----------------------------------------------------------------------------
     def device_setup(self) -> ecdsa2p.ClientSetup:
         """The device's ring-Pedersen setup from the keychain, made and stored on first use.
 
         A keychain without one takes this process's ``ecdsa2p.default_client_setup()`` (made
-        once per process, or installed by the application) and keeps it from then on.
+        once per process, or installed by the application) and keeps it from then on. One
+        entry per security level (the 128-bit level needs a 3072-bit N̂).
         """
-        if DEVICE_SETUP_ENTRY in self.keychain:
-            return _load_device_setup(self.keychain.get(DEVICE_SETUP_ENTRY))
-        setup = ecdsa2p.default_client_setup()
-        self.keychain.put(DEVICE_SETUP_ENTRY, setup.to_bytes())
+        entry = device_setup_entry(self.security_level)
+        if entry in self.keychain:
+            return _load_device_setup(self.keychain.get(entry))
+        setup = ecdsa2p.default_client_setup(self.security_level)
+        self.keychain.put(entry, setup.to_bytes())
         return setup
 
     def _entry(self, curve: str) -> str:

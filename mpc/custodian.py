@@ -61,22 +61,30 @@ class Custodian:
         *,
         setup: CustodianSetup | None = None,
         webhook: BackupWebhook | None = None,
+        security_level: ecdsa2p.SecurityLevel | None = None,
     ) -> None:
         self.store = store if store is not None else _default_store()
         self._setup = setup
         self.webhook = webhook
+        # The deployment's level (every client's must be the same); None: the stored setup's,
+        # or the default level for a new store.
+        self.security_level = security_level
 
     # --- setup --------------------------------------------------------------------------------
     @property
     def setup(self) -> CustodianSetup:
-        """The long-lived ring-Pedersen setup: loaded from the store, else created once and stored."""
+        """The long-lived ring-Pedersen setup: loaded from the store, else created once (at the
+        security level) and stored. A stored setup of another level is refused (``StateInvalid``)."""
         if self._setup is None:
             data = self.store.load_setup()
             if data is not None:
                 self._setup = CustodianSetup.from_bytes(data)
             else:
-                self._setup = ecdsa2p.default_setup()
+                self._setup = ecdsa2p.default_setup(self.security_level or ecdsa2p.LEVEL_112)
                 self.store.save_setup(self._setup.to_bytes())
+        if self.security_level is not None and self._setup.public.level != self.security_level:
+            raise StateInvalid(f"the stored setup is of security level {self._setup.public.level.name}, "
+                               f"this custodian runs {self.security_level.name}")
         return self._setup
 
     # --- clients ------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.ecdsa2p.sign import C3Precomputation, DecryptionGuard, SignP1, SignP2
 from protocols.ecdsa2p.signature import Signature, recover_public_key, verify_signature
 from protocols.local import run
+from protocols.zk.params import DEFAULT_LEVEL, LEVEL_112, LEVEL_128, SecurityLevel
 
 __all__ = [
     "CLIENT",
@@ -47,6 +48,9 @@ __all__ = [
     "verify_setup",
     "default_setup",
     "set_default_setup",
+    "SecurityLevel",
+    "LEVEL_112",
+    "LEVEL_128",
     "P1KeyShare",
     "P2KeyShare",
     "Signature",
@@ -69,9 +73,9 @@ __all__ = [
 _CUSTODIAN_DEFAULT = ProcessDefault()
 
 
-def default_setup() -> CustodianSetup:
-    """The process-wide custodian setup, generated on first use (safe primes: seconds)."""
-    return _CUSTODIAN_DEFAULT.get()
+def default_setup(level: SecurityLevel = DEFAULT_LEVEL) -> CustodianSetup:
+    """The process-wide custodian setup of ``level``, generated on first use (safe primes: seconds)."""
+    return _CUSTODIAN_DEFAULT.get(level)
 
 
 def set_default_setup(setup: CustodianSetup) -> None:

@@ -21,11 +21,13 @@ from typing import Any
 
 from curves import Point, SecretScalar
 from protocols import paillier
+from protocols.errors import InvalidMessage
 from protocols.encoding import require_keys
 from protocols.paillier import PaillierPublicKey, PaillierSecretKey
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.transcript import Transcript
 from protocols.zk import fac, logstar, mod
+from protocols.zk.params import DEFAULT_LEVEL, SecurityLevel
 from protocols.state import register_dataclass
 
 __all__ = ["EncryptedShare", "prove_encrypted_share", "verify_encrypted_share"]
@@ -55,15 +57,20 @@ class EncryptedShare:
         }
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], params: RingPedersenParams, q1: Point) -> EncryptedShare:
-        """Strict decoding: modulus size bounds, 0 < c_key < N², gcd(c_key, N) = 1, proof shapes."""
+    def from_payload(
+        cls, payload: Mapping[str, Any], params: RingPedersenParams, q1: Point, level: SecurityLevel = DEFAULT_LEVEL
+    ) -> EncryptedShare:
+        """Strict decoding: modulus size bounds (at least the level's), 0 < c_key < N²,
+        gcd(c_key, N) = 1, proof shapes (Π_mod with the level's m)."""
         require_keys(payload, PAYLOAD_KEYS)
         pk = PaillierPublicKey.from_payload(payload["paillier"])
+        if pk.n.bit_length() < level.modulus_bits:
+            raise InvalidMessage(f"Paillier modulus too short for security level {level.name}")
         c_key = paillier.decode_ciphertext(payload, "c_key", pk)
         return cls(
             pk,
             c_key,
-            mod.ModProof.from_payload(payload["mod"], pk.n),
+            mod.ModProof.from_payload(payload["mod"], pk.n, level.m_iterations),
             fac.FacProof.from_payload(payload["fac"], pk.n, params),
             logstar.LogStarProof.from_payload(payload["logstar"], pk, params, q1.group),
         )
@@ -76,15 +83,15 @@ def _fork(transcript: Transcript, proof: str) -> Transcript:
 
 
 def prove_encrypted_share(
-    x1: SecretScalar, params: RingPedersenParams, transcript: Transcript
+    x1: SecretScalar, params: RingPedersenParams, transcript: Transcript, level: SecurityLevel = DEFAULT_LEVEL
 ) -> tuple[PaillierSecretKey, EncryptedShare]:
-    """A fresh Paillier key, c_key = Enc(x1) and the three proofs, against P2's parameters."""
-    pk, sk = paillier.keygen()
+    """A fresh Paillier key of the level's size, c_key = Enc(x1) and the three proofs, against P2's parameters."""
+    pk, sk = paillier.keygen(level.modulus_bits)
     c_key, nonce = sk.encrypt(x1.value)
     share = EncryptedShare(
         pk,
         c_key,
-        mod.prove(pk.n, sk.p, sk.q, _fork(transcript, "mod")),
+        mod.prove(pk.n, sk.p, sk.q, _fork(transcript, "mod"), level.m_iterations),
         fac.prove(pk.n, sk.p, sk.q, params, _fork(transcript, "fac")),
         logstar.prove(pk, params, c_key, x1.public_point(), x1.value, nonce, _fork(transcript, "logstar")),
     )
@@ -92,10 +99,11 @@ def prove_encrypted_share(
 
 
 def verify_encrypted_share(
-    share: EncryptedShare, q1: Point, params: RingPedersenParams, transcript: Transcript
+    share: EncryptedShare, q1: Point, params: RingPedersenParams, transcript: Transcript,
+    level: SecurityLevel = DEFAULT_LEVEL,
 ) -> None:
     """Raise ``ProofError`` unless every proof verifies for (N, c_key, Q1)."""
-    mod.verify(share.paillier.n, share.mod_proof, _fork(transcript, "mod"))
+    mod.verify(share.paillier.n, share.mod_proof, _fork(transcript, "mod"), level.m_iterations)
     fac.verify(share.paillier.n, params, share.fac_proof, _fork(transcript, "fac"))
     logstar.verify(share.paillier, params, share.c_key, q1, share.logstar_proof, _fork(transcript, "logstar"))
 

@@ -77,6 +77,7 @@ class KeygenP1(TwoPartySession):
         setup = client_setup or setups.default_client_setup()
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
         self._client_public, self._client_rp = setup.public, setup.secret
+        self._level = setup.public.level  # the client's; the custodian's setup must match it
         self._known = list(setups.known_setups() if known is None else known)
         self._x1 = SecretScalar.random(GROUP)
 
@@ -97,13 +98,13 @@ class KeygenP1(TwoPartySession):
         if not isinstance(known, bool):
             raise InvalidMessage("client_setup_known must be a boolean")
         schnorr.verify(q2, proof, self._transcript("dlog", 2, CUSTODIAN))
-        return _Round2(q2, setups.receive_setup(msg.payload["setup"], self._known), known)
+        return _Round2(q2, setups.receive_setup(msg.payload["setup"], self._known, self._level), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         round2: _Round2 = inputs[CUSTODIAN]
         self._q2 = round2.q2
         self._paillier, encrypted = prove_encrypted_share(
-            self._x1, round2.setup.params, self._transcript("encrypted-share", 3, CLIENT)
+            self._x1, round2.setup.params, self._transcript("encrypted-share", 3, CLIENT), self._level
         )
         self._c_key = encrypted.c_key
         self._expect(4)
@@ -120,7 +121,7 @@ class KeygenP1(TwoPartySession):
         if public.is_identity or inputs[CUSTODIAN] != public:
             raise ProtocolAbort("custodian confirmed a different public key", CUSTODIAN)
         self._finish(P1KeyShare(self._x1, public, self._q2, self._paillier, c_key=self._c_key,
-                                ring_pedersen=self._client_rp))
+                                ring_pedersen=self._client_rp, level=self._level))
         return []
 
 
@@ -170,14 +171,15 @@ class KeygenP2(TwoPartySession):
         q1 = get_point(payload, "Q1", GROUP)
         proof = schnorr.SchnorrProof.from_payload(payload["proof"], GROUP)
         nonce = get_bytes(payload, "nonce", NONCE_LENGTH)
-        params = self._setup.public.params
+        params, level = self._setup.public.params, self._setup.public.level
         encrypted = EncryptedShare.from_payload(
-            {k: payload[k] for k in EncryptedShare.payload_keys()}, params, q1
+            {k: payload[k] for k in EncryptedShare.payload_keys()}, params, q1, level
         )
         self._verify_opening(self._commitment, point_and_proof_bytes(q1, proof), nonce)
         schnorr.verify(q1, proof, self._transcript("dlog", 1, CLIENT))
-        verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
-        client_setup = setups.receive_client_setup(payload["client_setup"], self._client_setup_id, self._client_setup_known)
+        verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT), level)
+        client_setup = setups.receive_client_setup(payload["client_setup"], self._client_setup_id,
+                                                   self._client_setup_known, level)
         return _Round3(q1, encrypted, client_setup.params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
@@ -186,7 +188,7 @@ class KeygenP2(TwoPartySession):
         if public.is_identity:
             raise ProtocolAbort("joint public key is the identity", CLIENT)
         share = P2KeyShare(self._x2, public, round3.q1, round3.encrypted.paillier, round3.encrypted.c_key,
-                           round3.client_params)
+                           round3.client_params, self._setup.public.level)
         self._finish(share)
         return [self._message(4, {"Q": public.to_bytes().hex()}, CLIENT)]
 

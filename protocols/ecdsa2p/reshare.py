@@ -110,7 +110,8 @@ class ReshareP1(TwoPartySession):
         if not self._for_signing:
             return _Round2(rho2, None)
         known = _get_flag(msg.payload, "client_setup_known")
-        return _Round2(rho2, setups.receive_setup(msg.payload["setup"], self._known), known)
+        level = self._client_public.level  # type: ignore[union-attr] - a signing resharing has one
+        return _Round2(rho2, setups.receive_setup(msg.payload["setup"], self._known, level), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
         self._share.check_usable()  # locked by a signing session since this one started
@@ -122,7 +123,8 @@ class ReshareP1(TwoPartySession):
         self._paillier = self._c_key = None
         if round2.setup is not None and self._client_public is not None:
             transcript = self._transcript("encrypted-share", 3, CLIENT)
-            self._paillier, encrypted = prove_encrypted_share(self._x1, round2.setup.params, transcript)
+            self._paillier, encrypted = prove_encrypted_share(self._x1, round2.setup.params, transcript,
+                                                              round2.setup.level)
             self._c_key = encrypted.c_key
             payload.update(encrypted.to_payload())
             payload["client_setup"] = setups.setup_payload(self._client_public, round2.client_setup_known)
@@ -137,8 +139,9 @@ class ReshareP1(TwoPartySession):
         if inputs[CUSTODIAN] != self._x1.public_point():
             raise ProtocolAbort("custodian confirmed a different new share", CUSTODIAN)
         ring_pedersen = self._client_rp if self._paillier is not None else None
+        level = self._client_public.level if self._client_public is not None else self._share.level
         self._finish(P1KeyShare(self._x1, self._share.public_point, self._q2, self._paillier, c_key=self._c_key,
-                                ring_pedersen=ring_pedersen))
+                                ring_pedersen=ring_pedersen, level=level))
         return []
 
 
@@ -203,12 +206,13 @@ class ReshareP2(TwoPartySession):
         encrypted = client_params = None
         if self._for_signing:
             params = self._setup.public.params  # type: ignore[union-attr]
-            encrypted = EncryptedShare.from_payload({k: payload[k] for k in extra}, params, q1)
+            level = self._setup.public.level  # type: ignore[union-attr]
+            encrypted = EncryptedShare.from_payload({k: payload[k] for k in extra}, params, q1, level)
         self._verify_opening(self._commitment, GROUP.encode_scalar(rho1), nonce)
         if encrypted is not None:
-            verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT))
+            verify_encrypted_share(encrypted, q1, params, self._transcript("encrypted-share", 3, CLIENT), level)
             client_params = setups.receive_client_setup(payload["client_setup"], self._client_setup_id,
-                                                 self._client_setup_known).params
+                                                        self._client_setup_known, level).params
         return _Round3(rho1, encrypted, client_params)
 
     def _on_round3(self, inputs: dict[int, Any]) -> list[Message]:
@@ -219,7 +223,8 @@ class ReshareP2(TwoPartySession):
         paillier = c_key = None
         if round3.encrypted is not None:
             paillier, c_key = round3.encrypted.paillier, round3.encrypted.c_key
-        self._finish(P2KeyShare(x2, self._share.public_point, q1, paillier, c_key, round3.client_params))
+        level = self._setup.public.level if self._for_signing and self._setup is not None else self._share.level
+        self._finish(P2KeyShare(x2, self._share.public_point, q1, paillier, c_key, round3.client_params, level))
         return [self._message(4, {"Q1": q1.to_bytes().hex()}, CLIENT)]
 
 

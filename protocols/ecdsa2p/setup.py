@@ -36,6 +36,7 @@ from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret, gene
 from protocols.rounds import parse_strict_json
 from protocols.transcript import Transcript
 from protocols.zk import mod, prm
+from protocols.zk.params import DEFAULT_LEVEL, SecurityLevel, level_by_name
 from protocols.state import register_custom, register_dataclass
 
 __all__ = [
@@ -78,14 +79,21 @@ def _mod_transcript(params: RingPedersenParams) -> Transcript:
 
 
 def _proofs_payload(public: CustodianSetupPublic) -> dict[str, Any]:
-    return {"prm": public.proof.to_payload(), "mod": public.mod_proof.to_payload()}
+    return {"prm": public.proof.to_payload(), "mod": public.mod_proof.to_payload(), "level": public.level.name}
 
 
 def _with_proofs(params: RingPedersenParams, payload: Mapping[str, Any]) -> CustodianSetupPublic:
-    """Strict decoding of both proofs for ``params`` (not verified here)."""
-    return CustodianSetupPublic(
-        params, prm.PrmProof.from_payload(payload["prm"], params), mod.ModProof.from_payload(payload["mod"], params.n_hat)
-    )
+    """Strict decoding of the level and both proofs for ``params`` (not verified here): N̂ must
+    have the level's size and each proof exactly the level's m repetitions."""
+    try:
+        level = level_by_name(payload["level"])
+    except KeyError:
+        raise InvalidMessage("setup of an unknown security level") from None
+    if params.n_hat.bit_length() < level.modulus_bits:
+        raise InvalidMessage(f"setup modulus too short for security level {level.name}")
+    m = level.m_iterations
+    return CustodianSetupPublic(params, prm.PrmProof.from_payload(payload["prm"], params, m),
+                                mod.ModProof.from_payload(payload["mod"], params.n_hat, m), level)
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class CustodianSetupPublic:
     params: RingPedersenParams
     proof: prm.PrmProof
     mod_proof: mod.ModProof
+    level: SecurityLevel = DEFAULT_LEVEL
 
     def to_payload(self) -> dict[str, Any]:
         return {"params": self.params.to_payload(), **_proofs_payload(self)}
@@ -104,7 +113,7 @@ class CustodianSetupPublic:
         """Strict decoding (raises ``InvalidMessage``); the proof is *not* verified here."""
         if not isinstance(payload, Mapping):
             raise InvalidMessage("setup must be an object")
-        require_keys(payload, ("params", "prm", "mod"))
+        require_keys(payload, ("params", "prm", "mod", "level"))
         params = RingPedersenParams.from_payload(payload["params"])
         return _with_proofs(params, payload)
 
@@ -137,28 +146,36 @@ class CustodianSetup:
         size = int.from_bytes(data[:4], "big")
         secret = RingPedersenSecret.from_bytes(data[4 : 4 + size])
         proofs = parse_strict_json(data[4 + size :])
-        require_keys(proofs, ("prm", "mod"))
+        require_keys(proofs, ("prm", "mod", "level"))
         setup = cls(_with_proofs(secret.params, proofs), secret)
         verify_setup(setup.public)
         return setup
 
 
-def generate_setup(bits: int = 2048, progress: Callable[[str], None] | None = None) -> CustodianSetup:
-    """Fresh ring-Pedersen parameters (two safe primes: seconds with gmpy2) with Π_prm and Π_mod.
+def generate_setup(bits: int | None = None, progress: Callable[[str], None] | None = None,
+                   level: SecurityLevel = DEFAULT_LEVEL) -> CustodianSetup:
+    """Fresh ring-Pedersen parameters (two safe primes: seconds with gmpy2) with Π_prm and Π_mod
+    at ``level`` (|N̂| = ``bits``, by default the level's size).
 
     ``progress`` is called with a short note after each stage (each prime, the proofs).
     """
-    setup = setup_from_ring_pedersen(*generate_ring_pedersen(bits, progress=progress))
+    params, secret = generate_ring_pedersen(bits or level.modulus_bits, progress=progress)
+    setup = setup_from_ring_pedersen(params, secret, level)
     if progress is not None:
         progress("Π_prm and Π_mod proven")
     return setup
 
 
-def setup_from_ring_pedersen(params: RingPedersenParams, secret: RingPedersenSecret) -> CustodianSetup:
-    """A setup over existing ring-Pedersen parameters (proves Π_prm and Π_mod for them)."""
-    proof = prm.prove(params, secret, _prm_transcript())
-    mod_proof = mod.prove(params.n_hat, secret.p, secret.q, _mod_transcript(params))
-    setup = CustodianSetup(CustodianSetupPublic(params, proof, mod_proof), secret)
+def setup_from_ring_pedersen(
+    params: RingPedersenParams, secret: RingPedersenSecret, level: SecurityLevel = DEFAULT_LEVEL
+) -> CustodianSetup:
+    """A setup over existing ring-Pedersen parameters (proves Π_prm and Π_mod for them at ``level``)."""
+    if params.n_hat.bit_length() < level.modulus_bits:
+        raise UsageError(f"security level {level.name} needs a modulus of at least {level.modulus_bits} bits")
+    m = level.m_iterations
+    proof = prm.prove(params, secret, _prm_transcript(), m)
+    mod_proof = mod.prove(params.n_hat, secret.p, secret.q, _mod_transcript(params), m)
+    setup = CustodianSetup(CustodianSetupPublic(params, proof, mod_proof, level), secret)
     _remember(setup.public)
     return setup
 
@@ -190,8 +207,9 @@ def verify_setup(public: CustodianSetupPublic) -> None:
         if key in _VERIFIED:
             _VERIFIED.move_to_end(key)  # most recently met: offered first in round 1
             return
-    prm.verify(public.params, public.proof, _prm_transcript())
-    mod.verify(public.params.n_hat, public.mod_proof, _mod_transcript(public.params))
+    m = public.level.m_iterations
+    prm.verify(public.params, public.proof, _prm_transcript(), m)
+    mod.verify(public.params.n_hat, public.mod_proof, _mod_transcript(public.params), m)
     _remember(public)
 
 
@@ -212,12 +230,22 @@ def setup_payload(public: CustodianSetupPublic, peer_knows: bool) -> dict[str, A
     return {"fingerprint": public.fingerprint.hex()} if peer_knows else public.to_payload()
 
 
-def receive_setup(payload: Any, references: Collection[bytes] = ()) -> CustodianSetupPublic:
+def receive_setup(
+    payload: Any, references: Collection[bytes] = (), level: SecurityLevel | None = None
+) -> CustodianSetupPublic:
     """Strictly decode a peer's setup and verify Π_prm and Π_mod (``InvalidMessage``/``ProofError``).
 
     A payload of just a fingerprint is accepted only if it is among ``references`` (what this
-    party said it knows) and was verified in this process.
+    party said it knows) and was verified in this process. With ``level``, a setup of another
+    security level is refused (``InvalidMessage`` naming both levels).
     """
+    setup = _receive_setup(payload, references)
+    if level is not None and setup.level != level:
+        raise InvalidMessage(f"the peer runs security level {setup.level.name}, this party {level.name}")
+    return setup
+
+
+def _receive_setup(payload: Any, references: Collection[bytes]) -> CustodianSetupPublic:
     if isinstance(payload, Mapping) and set(payload) == {"fingerprint"}:
         fingerprint = get_bytes(payload, "fingerprint", 32)
         with _LOCK:
@@ -248,10 +276,12 @@ def peer_verified(client_setup_id: bytes, known: Collection[bytes] | None) -> bo
     return is_known(client_setup_id) if known is None else client_setup_id in known
 
 
-def receive_client_setup(payload: Any, client_setup_id: bytes, verified_before: bool) -> CustodianSetupPublic:
+def receive_client_setup(
+    payload: Any, client_setup_id: bytes, verified_before: bool, level: SecurityLevel
+) -> CustodianSetupPublic:
     """P2: P1's setup (whole and verified, or by fingerprint if P2 said it knew it), which must
-    be the one P1 announced in round 1."""
-    setup = receive_setup(payload, (client_setup_id,) if verified_before else ())
+    be the one P1 announced in round 1 and of P2's security level."""
+    setup = receive_setup(payload, (client_setup_id,) if verified_before else (), level)
     if setup.fingerprint != client_setup_id:
         raise InvalidMessage("the client sent another setup than it announced")
     return setup
@@ -271,31 +301,31 @@ class ProcessDefault:
     Its own lock, not ``_LOCK``: making a setup takes ``_LOCK`` to remember it."""
 
     def __init__(self) -> None:
-        self._setup: CustodianSetup | None = None
+        self._setups: dict[str, CustodianSetup] = {}  # one per security level
         self._lock = threading.Lock()
 
-    def get(self) -> CustodianSetup:
+    def get(self, level: SecurityLevel = DEFAULT_LEVEL) -> CustodianSetup:
         with self._lock:
-            if self._setup is None:
-                self._setup = generate_setup()
-            return self._setup
+            if level.name not in self._setups:
+                self._setups[level.name] = generate_setup(level=level)
+            return self._setups[level.name]
 
     def set(self, setup: CustodianSetup) -> None:
         with self._lock:
-            self._setup = setup
+            self._setups[setup.public.level.name] = setup
 
 
 _CLIENT_DEFAULT = ProcessDefault()
 
 
-def default_client_setup() -> ClientSetup:
+def default_client_setup(level: SecurityLevel = DEFAULT_LEVEL) -> ClientSetup:
     """This process's client (device) setup, generated on first use (two safe primes: seconds).
 
     A device keeps one setup for all its wallets: ``mpc.Client`` stores it in the keychain and
     installs it here, and tests install pre-generated parameters with
     :func:`set_default_client_setup`.
     """
-    return _CLIENT_DEFAULT.get()
+    return _CLIENT_DEFAULT.get(level)
 
 
 def set_default_client_setup(setup: ClientSetup) -> None:

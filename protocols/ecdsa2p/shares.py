@@ -31,6 +31,7 @@ from protocols.errors import InvalidMessage, KeyLocked, UsageError
 from protocols.rounds import parse_strict_json
 from protocols.paillier import MAX_MODULUS_BITS, PaillierPublicKey, PaillierSecretKey, validate_ciphertext
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
+from protocols.zk.params import DEFAULT_LEVEL, SecurityLevel, level_by_name
 from protocols.state import register_bytes
 
 __all__ = ["P1KeyShare", "P2KeyShare", "CLIENT", "CUSTODIAN"]
@@ -62,6 +63,13 @@ def _secret(obj: Mapping[str, Any], key: str) -> SecretScalar:
         raise InvalidMessage(f"{key} is not a valid scalar") from None
 
 
+def _level(obj: Mapping[str, Any]) -> SecurityLevel:
+    try:
+        return level_by_name(obj["level"])
+    except KeyError:
+        raise InvalidMessage("share of an unknown security level") from None
+
+
 def _check_public(secret: SecretScalar, public: Point, what: str) -> None:
     if secret.public_point() != public:
         raise InvalidMessage(f"{what} does not match its public share")
@@ -74,7 +82,7 @@ class P1KeyShare:
     trapdoor ``ring_pedersen`` (the parameters P2 proves each c3 against).
     """
 
-    __slots__ = ("x1", "public_point", "q2", "paillier", "c_key", "ring_pedersen", "locked")
+    __slots__ = ("x1", "public_point", "q2", "paillier", "c_key", "ring_pedersen", "locked", "level")
 
     def __init__(
         self,
@@ -86,9 +94,11 @@ class P1KeyShare:
         *,
         c_key: int | None = None,
         ring_pedersen: RingPedersenSecret | None = None,
+        level: SecurityLevel = DEFAULT_LEVEL,
     ) -> None:
         if paillier is not None and (c_key is None or ring_pedersen is None):
             raise UsageError("a signing share needs c_key and the client's ring-Pedersen parameters")
+        self.level = level
         self.x1 = x1
         self.public_point = public_point
         self.q2 = q2
@@ -113,7 +123,7 @@ class P1KeyShare:
     def copy(self) -> P1KeyShare:
         """An independent share object (locking the copy leaves this one alone)."""
         return P1KeyShare(self.x1, self.public_point, self.q2, self.paillier, self.locked, c_key=self.c_key,
-                          ring_pedersen=self.ring_pedersen)
+                          ring_pedersen=self.ring_pedersen, level=self.level)
 
     def lock(self) -> None:
         """Lock the share for good (persist it afterwards)."""
@@ -136,12 +146,14 @@ class P1KeyShare:
                 "c_key": None if self.c_key is None else encode_nat(self.c_key),
                 "ring_pedersen": None if self.ring_pedersen is None else self.ring_pedersen.to_bytes().hex(),
                 "locked": self.locked,
+                "level": self.level.name,
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> P1KeyShare:
-        obj = _load(data, "ecdsa2p/p1-share", ("x1", "Q", "Q2", "paillier", "c_key", "ring_pedersen", "locked"))
+        obj = _load(data, "ecdsa2p/p1-share", ("x1", "Q", "Q2", "paillier", "c_key", "ring_pedersen", "locked", "level"))
+        level = _level(obj)
         x1 = _secret(obj, "x1")
         public = get_point(obj, "Q", secp256k1)
         q2 = get_point(obj, "Q2", secp256k1)
@@ -155,7 +167,7 @@ class P1KeyShare:
             ring_pedersen = RingPedersenSecret.from_bytes(get_bytes(obj, "ring_pedersen"))
         if not isinstance(obj["locked"], bool):
             raise InvalidMessage("locked must be a boolean")
-        return cls(x1, public, q2, paillier, obj["locked"], c_key=c_key, ring_pedersen=ring_pedersen)
+        return cls(x1, public, q2, paillier, obj["locked"], c_key=c_key, ring_pedersen=ring_pedersen, level=level)
 
     def __repr__(self) -> str:
         state = "locked" if self.locked else "signing" if self.paillier else "backup"
@@ -169,7 +181,7 @@ class P2KeyShare:
     Π_prm and Π_mod when received, against which P2 proves every c3.
     """
 
-    __slots__ = ("x2", "public_point", "q1", "paillier", "c_key", "client_params")
+    __slots__ = ("x2", "public_point", "q1", "paillier", "c_key", "client_params", "level")
 
     def __init__(
         self,
@@ -179,9 +191,11 @@ class P2KeyShare:
         paillier: PaillierPublicKey | None,
         c_key: int | None,
         client_params: RingPedersenParams | None = None,
+        level: SecurityLevel = DEFAULT_LEVEL,
     ) -> None:
         if (paillier is None) != (c_key is None) or (paillier is None) != (client_params is None):
             raise UsageError("paillier, c_key and client_params go together")
+        self.level = level
         self.x2 = x2
         self.public_point = public_point
         self.q1 = q1
@@ -199,7 +213,7 @@ class P2KeyShare:
 
     def copy(self) -> P2KeyShare:
         """An independent share object."""
-        return P2KeyShare(self.x2, self.public_point, self.q1, self.paillier, self.c_key, self.client_params)
+        return P2KeyShare(self.x2, self.public_point, self.q1, self.paillier, self.c_key, self.client_params, self.level)
 
     def to_bytes(self) -> bytes:
         return _dump(
@@ -212,12 +226,14 @@ class P2KeyShare:
                 "paillier_n": None if self.paillier is None else encode_nat(self.paillier.n),
                 "c_key": None if self.c_key is None else encode_nat(self.c_key),
                 "client_ring_pedersen": None if self.client_params is None else self.client_params.to_payload(),
+                "level": self.level.name,
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> P2KeyShare:
-        obj = _load(data, "ecdsa2p/p2-share", ("x2", "Q", "Q1", "paillier_n", "c_key", "client_ring_pedersen"))
+        obj = _load(data, "ecdsa2p/p2-share", ("x2", "Q", "Q1", "paillier_n", "c_key", "client_ring_pedersen", "level"))
+        level = _level(obj)
         x2 = _secret(obj, "x2")
         public = get_point(obj, "Q", secp256k1)
         q1 = get_point(obj, "Q1", secp256k1)
@@ -229,7 +245,7 @@ class P2KeyShare:
             paillier = PaillierPublicKey(get_nat(obj, "paillier_n", MAX_MODULUS_BITS))
             c_key = validate_ciphertext(paillier, get_nat(obj, "c_key", 2 * MAX_MODULUS_BITS))
             client_params = RingPedersenParams.from_payload(obj["client_ring_pedersen"])
-        return cls(x2, public, q1, paillier, c_key, client_params)
+        return cls(x2, public, q1, paillier, c_key, client_params, level)
 
     def __repr__(self) -> str:
         state = "signing" if self.paillier else "backup"

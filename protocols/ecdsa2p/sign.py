@@ -109,7 +109,8 @@ class SignP1(TwoPartySession):
         commitment, nonce = self._commit(self._digest + point_and_proof_bytes(r1, proof))
         self._opening = {"R1": r1.to_bytes().hex(), "proof": proof.to_payload(), "nonce": nonce.hex()}
         self._expect(2)
-        payload = {"digest": self._digest.hex(), "Q1": self._share.q1.to_bytes().hex(), "commitment": commitment.hex()}
+        payload = {"digest": self._digest.hex(), "Q1": self._share.q1.to_bytes().hex(), "commitment": commitment.hex(),
+                   "level": self._share.level.name}
         return [self._message(1, payload, CUSTODIAN)]
 
     def _decode_round2(self, msg: Message) -> Point:
@@ -178,9 +179,12 @@ class SignP2(TwoPartySession):
         return []
 
     def _decode_round1(self, msg: Message) -> bytes:
-        require_keys(msg.payload, ("digest", "Q1", "commitment"))
+        require_keys(msg.payload, ("digest", "Q1", "commitment", "level"))
         if get_bytes(msg.payload, "digest", 32) != self._digest:
             raise InvalidMessage("the client asks to sign a different digest")
+        if msg.payload["level"] != self._share.level.name:
+            raise InvalidMessage(f"the client's share is of security level {msg.payload['level']!s:.8}, "
+                                 f"this custodian's of {self._share.level.name}")
         # A stale or foreign pair is refused here, before any nonce is used (and before a
         # failed signature could lock the client's share).
         if get_point(msg.payload, "Q1", GROUP) != self._share.q1:

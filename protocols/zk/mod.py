@@ -55,33 +55,35 @@ class ModProof:
         }
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], n: int) -> ModProof:
-        """Strict decoding against the claimed modulus ``n`` (raises ``InvalidMessage``)."""
+    def from_payload(cls, payload: Mapping[str, Any], n: int, iterations: int = M_ITERATIONS) -> ModProof:
+        """Strict decoding against the claimed modulus ``n``, exactly ``iterations`` entries
+        (the security level's m; raises ``InvalidMessage``)."""
         require_keys(payload, ("w", "x", "a", "b", "z"))
         if not isinstance(n, int) or n.bit_length() > _MAX_BITS or n < 3:
             raise InvalidMessage("modulus out of range")
         return cls(
             get_unit(payload, "w", n),
-            get_units(payload, "x", n, M_ITERATIONS),
-            _get_bits(payload, "a"),
-            _get_bits(payload, "b"),
-            get_units(payload, "z", n, M_ITERATIONS),
+            get_units(payload, "x", n, iterations),
+            _get_bits(payload, "a", iterations),
+            _get_bits(payload, "b", iterations),
+            get_units(payload, "z", n, iterations),
         )
 
 
-def _get_bits(payload: Mapping[str, Any], key: str) -> tuple[int, ...]:
-    items = get_list(payload, key, M_ITERATIONS)
+def _get_bits(payload: Mapping[str, Any], key: str, iterations: int) -> tuple[int, ...]:
+    items = get_list(payload, key, iterations)
     if any(type(item) is not int or item not in (0, 1) for item in items):
         raise InvalidMessage(f"{key} must be a list of 0/1 integers")
     return tuple(items)
 
 
-def _challenges(n: int, w: int, transcript: Transcript) -> list[int]:
+def _challenges(n: int, w: int, transcript: Transcript, iterations: int) -> list[int]:
     t = transcript.copy()
     t.append_bytes("proof", _LABEL.encode())
     t.append_int("N", n)
     t.append_int("w", w)
-    return [t.challenge_int(f"y/{i}", n) for i in range(M_ITERATIONS)]
+    t.append_int("m", iterations)
+    return [t.challenge_int(f"y/{i}", n) for i in range(iterations)]
 
 
 def _sign_twist(n: int, w: int, y: int, a: int, b: int) -> int:
@@ -103,7 +105,7 @@ def _fourth_root(n: int, p: int, q: int, crt: bigint.CrtModulus, w: int, y: int)
     raise UsageError("N is not a Paillier-Blum modulus")
 
 
-def prove(n: int, p: int, q: int, transcript: Transcript) -> ModProof:
+def prove(n: int, p: int, q: int, transcript: Transcript, iterations: int = M_ITERATIONS) -> ModProof:
     """Prove that ``n`` = p·q is a Paillier-Blum modulus (raises ``UsageError`` if it is not)."""
     if p * q != n or p == q or p % 4 != 3 or q % 4 != 3:
         raise UsageError("p, q must be distinct Blum primes with N = p·q")
@@ -113,7 +115,7 @@ def prove(n: int, p: int, q: int, transcript: Transcript) -> ModProof:
     while bigint.jacobi(w, n) != -1:
         w = bigint.random_unit(n)
     xs, as_, bs, zs = [], [], [], []
-    for y in _challenges(n, w, transcript):
+    for y in _challenges(n, w, transcript, iterations):
         if bigint.gcd(y, n) != 1:
             raise UsageError("challenge shares a factor with N")
         x, a, b = _fourth_root(n, p, q, crt, w, y)
@@ -124,17 +126,18 @@ def prove(n: int, p: int, q: int, transcript: Transcript) -> ModProof:
     return ModProof(w, tuple(xs), tuple(as_), tuple(bs), tuple(zs))
 
 
-def verify(n: int, proof: ModProof, transcript: Transcript) -> None:
-    """Raise ``ProofError`` unless ``proof`` shows ``n`` is a Paillier-Blum modulus."""
+def verify(n: int, proof: ModProof, transcript: Transcript, iterations: int = M_ITERATIONS) -> None:
+    """Raise ``ProofError`` unless ``proof`` shows ``n`` is a Paillier-Blum modulus, with exactly
+    ``iterations`` repetitions (never fewer: TSSHOCK c-guess)."""
     require_paillier_blum_candidate(n)
     require_unit(proof.w, n, "mod w")
     if bigint.jacobi(proof.w, n) != -1:
         raise ProofError("mod w must have Jacobi symbol -1")
-    require_units(proof.x, n, "mod x", M_ITERATIONS)
-    require_units(proof.z, n, "mod z", M_ITERATIONS)
-    if any(len(bits) != M_ITERATIONS or set(bits) - {0, 1} for bits in (proof.a, proof.b)):
+    require_units(proof.x, n, "mod x", iterations)
+    require_units(proof.z, n, "mod z", iterations)
+    if any(len(bits) != iterations or set(bits) - {0, 1} for bits in (proof.a, proof.b)):
         raise ProofError("mod a, b must be m bits")
-    for i, y in enumerate(_challenges(n, proof.w, transcript)):
+    for i, y in enumerate(_challenges(n, proof.w, transcript, iterations)):
         if bigint.gcd(y, n) != 1:
             raise ProofError("mod challenge shares a factor with N")
         if bigint.powmod(proof.z[i], n, n) != y:

@@ -20,9 +20,46 @@ The values are the paper's for κ ≈ 112-bit computational security with |N| = 
 
 from __future__ import annotations
 
-__all__ = ["ELL", "EPSILON", "CHALLENGE_BITS", "M_ITERATIONS"]
+from dataclasses import dataclass
+
+__all__ = ["ELL", "EPSILON", "CHALLENGE_BITS", "M_ITERATIONS", "SecurityLevel", "LEVEL_112", "LEVEL_128",
+           "DEFAULT_LEVEL", "level_by_name"]
 
 ELL = 256
 EPSILON = 512
 CHALLENGE_BITS = 256
 M_ITERATIONS = 80
+
+
+@dataclass(frozen=True)
+class SecurityLevel:
+    """A deployment's security level, recorded in every two-party ECDSA share and setup.
+
+    ``modulus_bits``: the least |N| (P1's Paillier keys, made at exactly this size) and |N̂|
+    (both parties' ring-Pedersen setups); ``m_iterations``: the repetitions of Π_mod and Π_prm.
+
+    - ``LEVEL_112`` (the default): |N|, |N̂| ≥ 2048, m = 80: about 112-bit computational and
+      80-bit statistical security (the CGGMP paper's values).
+    - ``LEVEL_128``: |N|, |N̂| ≥ 3072, m = 128, as LFDT-Lockness cggmp21's ``SecurityLevel128``
+      (κ = 384, m = 128). Its ε = 230 and challenge 2^128 for Π_log*/Π_fac are *not* copied:
+      both levels keep ε = 512 and 256-bit challenges, which give more statistical slack and a
+      smaller soundness error than that level asks for (ε ≥ 2 + s + log Q holds with room), at
+      the cost of longer responses; the c3 proof's bounds follow from ε (``zk.c3.C3Bounds``).
+    """
+
+    name: str
+    modulus_bits: int
+    m_iterations: int
+
+
+LEVEL_112 = SecurityLevel("112", 2048, M_ITERATIONS)
+LEVEL_128 = SecurityLevel("128", 3072, 128)
+DEFAULT_LEVEL = LEVEL_112
+_LEVELS = {level.name: level for level in (LEVEL_112, LEVEL_128)}
+
+
+def level_by_name(name: object) -> SecurityLevel:
+    """The level called ``name`` (``"112"`` or ``"128"``); ``KeyError`` for anything else."""
+    if not isinstance(name, str) or name not in _LEVELS:
+        raise KeyError(name)
+    return _LEVELS[name]

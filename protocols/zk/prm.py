@@ -40,12 +40,13 @@ class PrmProof:
         return {"A": encode_nats(self.commitments), "z": encode_nats(self.responses)}
 
     @classmethod
-    def from_payload(cls, payload: Mapping[str, Any], params: RingPedersenParams) -> PrmProof:
+    def from_payload(cls, payload: Mapping[str, Any], params: RingPedersenParams,
+                     iterations: int = M_ITERATIONS) -> PrmProof:
         """Strict decoding: exactly m units A_i and m responses z_i < N̂ (raises ``InvalidMessage``)."""
         require_keys(payload, ("A", "z"))
         n_hat = params.n_hat
-        commitments = get_units(payload, "A", n_hat, M_ITERATIONS)
-        items = get_list(payload, "z", M_ITERATIONS)
+        commitments = get_units(payload, "A", n_hat, iterations)
+        items = get_list(payload, "z", iterations)
         responses = tuple(get_nat({"z": item}, "z", n_hat.bit_length()) for item in items)
         if any(z >= n_hat for z in responses):
             raise InvalidMessage("z must be below N̂")
@@ -59,25 +60,28 @@ def _challenges(params: RingPedersenParams, commitments: tuple[int, ...], transc
     t.append_int("s", params.s)
     t.append_int("t", params.t)
     t.append_ints("A", commitments)
-    raw = int.from_bytes(t.challenge_bytes("e", (M_ITERATIONS + 7) // 8), "big")
-    return [(raw >> i) & 1 for i in range(M_ITERATIONS)]
+    iterations = len(commitments)
+    t.append_int("m", iterations)
+    raw = int.from_bytes(t.challenge_bytes("e", (iterations + 7) // 8), "big")
+    return [(raw >> i) & 1 for i in range(iterations)]
 
 
-def prove(params: RingPedersenParams, secret: RingPedersenSecret, transcript: Transcript) -> PrmProof:
+def prove(params: RingPedersenParams, secret: RingPedersenSecret, transcript: Transcript,
+          iterations: int = M_ITERATIONS) -> PrmProof:
     """Prove that s = t^λ mod N̂ for the owner's λ."""
     phi = secret.phi
-    nonces = [bigint.random_below(phi) for _ in range(M_ITERATIONS)]
+    nonces = [bigint.random_below(phi) for _ in range(iterations)]
     commitments = tuple(secret.crt.powmod(params.t, a) for a in nonces)
     challenges = _challenges(params, commitments, transcript)
     responses = tuple((a + e * secret.lam) % phi for a, e in zip(nonces, challenges))
     return PrmProof(commitments, responses)
 
 
-def verify(params: RingPedersenParams, proof: PrmProof, transcript: Transcript) -> None:
+def verify(params: RingPedersenParams, proof: PrmProof, transcript: Transcript, iterations: int = M_ITERATIONS) -> None:
     """Raise ``ProofError`` unless ``proof`` shows s ∈ ⟨t⟩ modulo N̂."""
     n_hat = params.n_hat
-    require_units(proof.commitments, n_hat, "prm A", M_ITERATIONS)
-    if len(proof.responses) != M_ITERATIONS or any(not 0 <= z < n_hat for z in proof.responses):
+    require_units(proof.commitments, n_hat, "prm A", iterations)
+    if len(proof.responses) != iterations or any(not 0 <= z < n_hat for z in proof.responses):
         raise ProofError("prm responses malformed")
     challenges = _challenges(params, proof.commitments, transcript)
     for a_i, z_i, e_i in zip(proof.commitments, proof.responses, challenges):

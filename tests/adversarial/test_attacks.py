@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 import mpc
-from curves import ed25519, secp256k1
+from curves import ed25519
 from mpc import errors
-from protocols import bigint, ecdsa2p, frost, paillier
+from protocols import ecdsa2p, frost, paillier
 from protocols.ecdsa2p import CLIENT, CUSTODIAN, KeygenP1, KeygenP2, ReshareP1, ReshareP2, SignP1, SignP2
 from protocols.ecdsa2p.setup import CustodianSetup, CustodianSetupPublic, _mod_transcript, _prm_transcript
 from protocols.encoding import encode_nat
-from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, ProtocolAbort
-from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
+from protocols.errors import FutureMessage, InvalidMessage, ProtocolAbort
+from protocols.ring_pedersen import RingPedersenParams
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.rounds import Message
 from protocols.zk import mod, prm

@@ -7,7 +7,6 @@ import json
 import pytest
 
 pytest.importorskip("websockets")
-from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
 from mpc.remote import RemoteCustodian  # noqa: E402

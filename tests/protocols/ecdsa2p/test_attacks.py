@@ -48,7 +48,7 @@ DIGEST = b"\x07" * 32
 keygen_module = importlib.import_module("protocols.ecdsa2p.keygen")
 reshare_module = importlib.import_module("protocols.ecdsa2p.reshare")
 sign_module = importlib.import_module("protocols.ecdsa2p.sign")
-Prover = Callable[[SecretScalar, RingPedersenParams, Transcript], tuple[Any, EncryptedShare]]
+Prover = Callable[..., tuple[Any, EncryptedShare]]
 
 
 def refused_by_custodian(make: Callable[[], list[Any]], tamper: Any = None) -> MPCError:
@@ -98,7 +98,8 @@ def bad_modulus_prover(n: int, factors: tuple[int, ...]) -> Prover:
     """Real prove functions over ``n``; where a prover refuses, an honest key's proof stands in."""
     honest = paillier_keys()[0]
 
-    def prove(x1: SecretScalar, params: RingPedersenParams, transcript: Transcript) -> tuple[Any, EncryptedShare]:
+    def prove(x1: SecretScalar, params: RingPedersenParams, transcript: Transcript,
+              level: Any = None) -> tuple[Any, EncryptedShare]:
         pk, nonce = _raw_public_key(n), 3
         c_key = (1 + x1.value * n) * pow(nonce, n, n * n) % (n * n)
         p = factors[0] if factors else honest.p
@@ -166,7 +167,8 @@ def test_c_key_sharing_a_factor_with_n_is_refused(monkeypatch: pytest.MonkeyPatc
     """c_key = p·k: not a ciphertext at all (BitGo "zero proof" style); the client knows p."""
     primes: list[int] = []
 
-    def prover(x1: SecretScalar, params: RingPedersenParams, transcript: Transcript) -> tuple[Any, EncryptedShare]:
+    def prover(x1: SecretScalar, params: RingPedersenParams, transcript: Transcript,
+               level: Any = None) -> tuple[Any, EncryptedShare]:
         sk, share = prove_encrypted_share(x1, params, transcript)
         primes.append(sk.p)
         return sk, share
@@ -183,7 +185,8 @@ def test_c_key_encrypting_another_share_fails_log_star(monkeypatch: pytest.Monke
                                                        custodian_setup: ecdsa2p.CustodianSetup, offset: int) -> None:
     """The client proves (with the real prover) an encryption of x1 + offset for the point Q1."""
 
-    def prover(x1: SecretScalar, params: RingPedersenParams, transcript: Transcript) -> tuple[Any, EncryptedShare]:
+    def prover(x1: SecretScalar, params: RingPedersenParams, transcript: Transcript,
+               level: Any = None) -> tuple[Any, EncryptedShare]:
         sk, honest = prove_encrypted_share(x1, params, transcript)
         wrong = x1.value + offset
         c_key, nonce = paillier.encrypt(honest.paillier, wrong)

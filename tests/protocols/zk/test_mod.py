@@ -39,7 +39,7 @@ def _cheating_proof(n: int, factors: tuple[int, ...], transcript: Transcript) ->
     except UsageError:
         n_inverse = 1
     xs, as_, bs, zs = [], [], [], []
-    for y in mod._challenges(n, w, transcript):
+    for y in mod._challenges(n, w, transcript, mod.M_ITERATIONS):
         zs.append(bigint.powmod(y, n_inverse, n))
         x, a, b = bigint.random_unit(n), 0, 0
         for a_try, b_try in ((0, 0), (0, 1), (1, 0), (1, 1)):
