@@ -11,18 +11,31 @@ single-key signing, and the two-round session).
 from __future__ import annotations
 
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from benchmarks.ecdsa2p_cases import DIGEST, REF_ENC_DEC, _on, custodian_setup, key_pair
 from benchmarks.frost_cases import MESSAGE
 from benchmarks.reference_cases import REF_NACL
 from benchmarks.timing import Case
+from tests.fixtures import keys_3072
 from protocols import bigint, frost
-from protocols.ecdsa2p import C3Precomputation, SignP1, SignP2, generate_setup
+from protocols.ecdsa2p import (
+    LEVEL_128,
+    C3Precomputation,
+    KeygenP1,
+    KeygenP2,
+    P1KeyShare,
+    P2KeyShare,
+    SignP1,
+    SignP2,
+    generate_setup,
+)
+from protocols.ecdsa2p.setup import setup_from_ring_pedersen
 from protocols.frost.round_trip import InitiatorSession, ResponderSession
 from protocols.local import run
 
-__all__ = ["cases", "ecdsa_sign_precomputed", "frost_round_trip"]
+__all__ = ["cases", "ecdsa_sign_precomputed", "ecdsa_sign_128", "frost_round_trip"]
 
 
 def _precomputation() -> C3Precomputation:
@@ -31,6 +44,22 @@ def _precomputation() -> C3Precomputation:
 
 def ecdsa_sign_precomputed(precomputed: C3Precomputation) -> Any:
     p1, p2 = key_pair()
+    sid = secrets.token_bytes(32)
+    return run([SignP1(sid, p1, DIGEST), SignP2(sid, p2, DIGEST, precomputed=precomputed)])
+
+
+@lru_cache(maxsize=1)
+def key_pair_128() -> tuple[P1KeyShare, P2KeyShare]:
+    """A pair at the 128-bit level over the 3072-bit test setups (keygen makes a 3072-bit Paillier
+    key: seconds, once)."""
+    _, sets = keys_3072()
+    custodian, client = (setup_from_ring_pedersen(*sets[i], LEVEL_128) for i in (0, 1))
+    sid = secrets.token_bytes(32)
+    return run([KeygenP1(sid, client), KeygenP2(sid, custodian)])  # type: ignore[return-value]
+
+
+def ecdsa_sign_128(precomputed: C3Precomputation | None = None) -> Any:
+    p1, p2 = key_pair_128()
     sid = secrets.token_bytes(32)
     return run([SignP1(sid, p1, DIGEST), SignP2(sid, p2, DIGEST, precomputed=precomputed)])
 
@@ -59,6 +88,12 @@ def cases(quick: bool) -> list[Case]:
                         references=(REF_ENC_DEC,), runs=10 if slow else 60))
     out.append(Case("frost sign 2-of-2 one round trip", frost_round_trip,
                     references=(REF_NACL, "frost sign 2-of-2 end to end"), runs=500))
+    if "gmpy2" in bigint.available_backends():
+        out.append(Case("ecdsa2p sign end to end, 128-bit level [gmpy2]", _on("gmpy2", lambda: ecdsa_sign_128()),
+                        references=(REF_ENC_DEC, "ecdsa2p sign end to end [gmpy2]"), runs=30))
+        out.append(Case("ecdsa2p sign end to end, precomputed, 128-bit level [gmpy2]", _on("gmpy2", ecdsa_sign_128),
+                        setup=_on("gmpy2", lambda: C3Precomputation.for_share(key_pair_128()[1])),
+                        references=(REF_ENC_DEC, "ecdsa2p sign end to end, precomputed [gmpy2]"), runs=30))
     if not quick and "gmpy2" in bigint.available_backends():
         out.append(Case("ecdsa2p client setup generation [gmpy2]", _on("gmpy2", generate_setup),
                         references=(REF_ENC_DEC,), runs=12, warmup=0))

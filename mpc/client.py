@@ -77,20 +77,26 @@ class Client:
     """A device holding one client's signing shares."""
 
     def __init__(self, client_id: str, keychain: Keychain | None = None, *, cloud: CloudStorage | None = None,
-                 security_level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112) -> None:
+                 security_level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112,
+                 published_setup: ecdsa2p.ClientSetupPublic | None = None) -> None:
         self.client_id = client_id
         self.keychain = keychain if keychain is not None else FileKeychain(default_home() / "keychain" / client_id)
         self.cloud = cloud if cloud is not None else LocalFolderCloudStorage(default_home() / "cloud")
         self.security_level = security_level  # the deployment's: the custodian's must be the same
+        # A deployment option: parameters published by a third party instead of the device's own
+        # (whoever made them can forge the custodian's c3 proofs: docs/threat-model.md).
+        self.published_setup = published_setup
 
     # --- keychain -----------------------------------------------------------------------------
-    def device_setup(self) -> ecdsa2p.ClientSetup:
+    def device_setup(self) -> ecdsa2p.ClientSetup | ecdsa2p.ClientSetupPublic:
         """The device's ring-Pedersen setup from the keychain, made and stored on first use.
 
         A keychain without one takes this process's ``ecdsa2p.default_client_setup()`` (made
         once per process, or installed by the application) and keeps it from then on. One
         entry per security level (the 128-bit level needs a 3072-bit N̂).
         """
+        if self.published_setup is not None:
+            return self.published_setup
         entry = device_setup_entry(self.security_level)
         if entry in self.keychain:
             return _load_device_setup(self.keychain.get(entry))

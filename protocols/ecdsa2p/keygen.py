@@ -71,13 +71,17 @@ class KeygenP1(TwoPartySession):
     protocol = PROTOCOL
 
     def __init__(
-        self, session_id: bytes, client_setup: ClientSetup | None = None, *, known: list[bytes] | None = None
+        self,
+        session_id: bytes,
+        client_setup: ClientSetup | CustodianSetupPublic | None = None,
+        *,
+        known: list[bytes] | None = None,
     ) -> None:
         super().__init__(session_id, CLIENT)
         setup = client_setup or setups.default_client_setup()
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
-        self._client_public, self._client_rp = setup.public, setup.secret
-        self._level = setup.public.level  # the client's; the custodian's setup must match it
+        self._client_public, self._client_rp = setups.public_and_trapdoor(setup)
+        self._level = self._client_public.level  # the client's; the custodian's setup must match it
         self._known = list(setups.known_setups() if known is None else known)
         self._x1 = SecretScalar.random(GROUP)
 

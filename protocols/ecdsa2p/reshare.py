@@ -75,7 +75,12 @@ class ReshareP1(TwoPartySession):
     protocol = PROTOCOL
 
     def __init__(
-        self, session_id: bytes, share: P1KeyShare, *, for_signing: bool = True, client_setup: ClientSetup | None = None,
+        self,
+        session_id: bytes,
+        share: P1KeyShare,
+        *,
+        for_signing: bool = True,
+        client_setup: ClientSetup | CustodianSetupPublic | None = None,
         known: list[bytes] | None = None,
     ) -> None:
         share.check_usable()
@@ -84,8 +89,7 @@ class ReshareP1(TwoPartySession):
         self._for_signing = for_signing
         setup = (client_setup or setups.default_client_setup()) if for_signing else None
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
-        self._client_public = setup.public if setup is not None else None
-        self._client_rp = setup.secret if setup is not None else None
+        self._client_public, self._client_rp = (None, None) if setup is None else setups.public_and_trapdoor(setup)
         self._known = (setups.known_setups() if known is None else list(known)) if for_signing else []
         self._rho1 = GROUP.random_scalar()
 

@@ -53,6 +53,7 @@ __all__ = [
     "is_known",
     "get_fingerprints",
     "offer",
+    "public_and_trapdoor",
     "decode_offer",
     "peer_verified",
     "receive_client_setup",
@@ -258,6 +259,20 @@ def _receive_setup(payload: Any, references: Collection[bytes]) -> CustodianSetu
     setup = CustodianSetupPublic.from_payload(payload)
     verify_setup(setup)
     return setup
+
+
+def public_and_trapdoor(
+    setup: CustodianSetup | CustodianSetupPublic,
+) -> tuple[CustodianSetupPublic, RingPedersenSecret | RingPedersenParams]:
+    """A client setup's public part and what P1's share keeps of it: the trapdoor of its own
+    setup, or, for *published* parameters (a ``CustodianSetupPublic``, no trapdoor: a
+    deployment option, see docs/threat-model.md), the parameters alone."""
+    if isinstance(setup, CustodianSetup):
+        return setup.public, setup.secret
+    if isinstance(setup, CustodianSetupPublic):
+        verify_setup(setup)
+        return setup, setup.params
+    raise UsageError("client_setup must be a ClientSetup or published ClientSetupPublic parameters")
 
 
 # --- the exchange of setups in keygen and resharing (the same three steps in both) -----------

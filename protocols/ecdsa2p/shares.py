@@ -63,6 +63,19 @@ def _secret(obj: Mapping[str, Any], key: str) -> SecretScalar:
         raise InvalidMessage(f"{key} is not a valid scalar") from None
 
 
+def _encode_ring_pedersen(rp: RingPedersenSecret | RingPedersenParams | None) -> Any:
+    """The device's trapdoor as hex, or published parameters (no trapdoor) as their payload."""
+    if rp is None:
+        return None
+    return rp.to_bytes().hex() if isinstance(rp, RingPedersenSecret) else rp.to_payload()
+
+
+def _decode_ring_pedersen(obj: Mapping[str, Any]) -> RingPedersenSecret | RingPedersenParams:
+    if isinstance(obj["ring_pedersen"], Mapping):
+        return RingPedersenParams.from_payload(obj["ring_pedersen"])
+    return RingPedersenSecret.from_bytes(get_bytes(obj, "ring_pedersen"))
+
+
 def _level(obj: Mapping[str, Any]) -> SecurityLevel:
     try:
         return level_by_name(obj["level"])
@@ -78,8 +91,9 @@ def _check_public(secret: SecretScalar, public: Point, what: str) -> None:
 class P1KeyShare:
     """The client's share: x1, the joint public key, P2's public share and the Paillier key.
 
-    A signing share also holds c_key = Enc(x1) as sent to P2 and the client's ring-Pedersen
-    trapdoor ``ring_pedersen`` (the parameters P2 proves each c3 against).
+    A signing share also holds c_key = Enc(x1) as sent to P2 and ``ring_pedersen``: the client's
+    ring-Pedersen trapdoor (P2 proves each c3 against its parameters; the trapdoor lets P1
+    verify by CRT), or, in a deployment that uses published parameters, those parameters alone.
     """
 
     __slots__ = ("x1", "public_point", "q2", "paillier", "c_key", "ring_pedersen", "locked", "level")
@@ -93,7 +107,7 @@ class P1KeyShare:
         locked: bool = False,
         *,
         c_key: int | None = None,
-        ring_pedersen: RingPedersenSecret | None = None,
+        ring_pedersen: RingPedersenSecret | RingPedersenParams | None = None,
         level: SecurityLevel = DEFAULT_LEVEL,
     ) -> None:
         if paillier is not None and (c_key is None or ring_pedersen is None):
@@ -115,6 +129,12 @@ class P1KeyShare:
     @property
     def q1(self) -> Point:
         return self.x1.public_point()
+
+    @property
+    def client_params(self) -> RingPedersenParams | None:
+        """The ring-Pedersen parameters P2 proves each c3 against (the device's, or published ones)."""
+        rp = self.ring_pedersen
+        return rp.params if isinstance(rp, RingPedersenSecret) else rp
 
     @property
     def can_sign(self) -> bool:
@@ -144,7 +164,7 @@ class P1KeyShare:
                 "Q2": self.q2.to_bytes().hex(),
                 "paillier": None if self.paillier is None else self.paillier.to_bytes().hex(),
                 "c_key": None if self.c_key is None else encode_nat(self.c_key),
-                "ring_pedersen": None if self.ring_pedersen is None else self.ring_pedersen.to_bytes().hex(),
+                "ring_pedersen": _encode_ring_pedersen(self.ring_pedersen),
                 "locked": self.locked,
                 "level": self.level.name,
             }
@@ -164,7 +184,7 @@ class P1KeyShare:
         if obj["paillier"] is not None:
             paillier = PaillierSecretKey.from_bytes(get_bytes(obj, "paillier"))
             c_key = validate_ciphertext(paillier.public_key, get_nat(obj, "c_key", 2 * MAX_MODULUS_BITS))
-            ring_pedersen = RingPedersenSecret.from_bytes(get_bytes(obj, "ring_pedersen"))
+            ring_pedersen = _decode_ring_pedersen(obj)
         if not isinstance(obj["locked"], bool):
             raise InvalidMessage("locked must be a boolean")
         return cls(x1, public, q2, paillier, obj["locked"], c_key=c_key, ring_pedersen=ring_pedersen, level=level)

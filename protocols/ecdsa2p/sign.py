@@ -41,7 +41,7 @@ from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
-from protocols.ring_pedersen import RingPedersenParams
+from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.rounds import Message
 from protocols.transcript import Transcript
 from protocols.zk import c3 as c3_proof
@@ -332,14 +332,15 @@ def receive_c3(
 ) -> int:
     """P1: strictly decode c3 and Π_c3 and verify the proof (by CRT); returns c3, still encrypted."""
     require_keys(payload, ("c3", "proof"))
-    sk, rp = share.paillier, share.ring_pedersen
-    assert sk is not None and share.c_key is not None and rp is not None  # a signing share
+    sk, params = share.paillier, share.client_params
+    assert sk is not None and share.c_key is not None and params is not None  # a signing share
+    trapdoor = share.ring_pedersen if isinstance(share.ring_pedersen, RingPedersenSecret) else None
     c3 = paillier.decode_ciphertext(payload, "c3", sk.public_key)
     statement = c3_proof.C3Statement(
-        sk.public_key, rp.params, share.c_key, c3, r, digest_to_int(digest), r2, share.q2
+        sk.public_key, params, share.c_key, c3, r, digest_to_int(digest), r2, share.q2
     )
     proof = c3_proof.C3Proof.from_payload(payload["proof"], statement)
-    c3_proof.verify(statement, proof, transcript, paillier_secret=sk, ring_pedersen_secret=rp)
+    c3_proof.verify(statement, proof, transcript, paillier_secret=sk, ring_pedersen_secret=trapdoor)
     return c3
 
 

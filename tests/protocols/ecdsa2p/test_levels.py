@@ -88,3 +88,17 @@ def test_signing_refuses_shares_of_different_levels(pair_128: tuple[P1KeyShare, 
     sid = new_sid()
     with pytest.raises(InvalidMessage, match="security level"):
         run([SignP1(sid, p1.copy(), DIGEST), SignP2(sid, p2_112, DIGEST)])
+
+
+def test_published_parameters_are_a_deployment_option(custodian_setup: ecdsa2p.CustodianSetup,
+                                                      client_setup: ecdsa2p.ClientSetup) -> None:
+    """A client without its own setup uses published parameters (public part only): the custodian
+    still proves every c3, the client verifies without CRT, and its share keeps only the params."""
+    published = client_setup.public
+    sid = new_sid()
+    p1, p2 = run([KeygenP1(sid, published), KeygenP2(sid, custodian_setup)])
+    assert p1.ring_pedersen == published.params and p1.client_params == p2.client_params == published.params
+    assert P1KeyShare.from_bytes(p1.to_bytes()).ring_pedersen == published.params
+    check_signature(p1.public_key, DIGEST, ecdsa2p.sign(p1, p2, DIGEST))
+    with pytest.raises(UsageError):
+        KeygenP1(new_sid(), published.params)  # type: ignore[arg-type]
