@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocols.errors import InvalidMessage
+from protocols.state import register_dataclass
+
 __all__ = ["ELL", "EPSILON", "CHALLENGE_BITS", "M_ITERATIONS", "SecurityLevel", "LEVEL_112", "LEVEL_128",
            "DEFAULT_LEVEL", "level_by_name"]
 
@@ -51,6 +54,11 @@ class SecurityLevel:
     modulus_bits: int
     m_iterations: int
 
+    def __post_init__(self) -> None:
+        known = globals().get("_LEVELS")
+        if known is not None and known.get(self.name) != self:  # rebuilt from a parked state
+            raise InvalidMessage(f"unknown security level {self.name!r:.12}")
+
 
 LEVEL_112 = SecurityLevel("112", 2048, M_ITERATIONS)
 LEVEL_128 = SecurityLevel("128", 3072, 128)
@@ -63,3 +71,7 @@ def level_by_name(name: object) -> SecurityLevel:
     if not isinstance(name, str) or name not in _LEVELS:
         raise KeyError(name)
     return _LEVELS[name]
+
+
+# Parkable state (``protocols.state``): sessions hold their level.
+register_dataclass(SecurityLevel)
