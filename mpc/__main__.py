@@ -7,7 +7,8 @@
 file and the device's keychain and cloud folder on disk: create a client, generate, show the
 addresses, sign on every chain (each signature checked by a standard single-key verifier), sign
 one real transaction per chain with ``mpc.chains`` (where the chain's library is installed),
-back up, wipe the device, recover on a new device, sign again.
+back up, wipe the device, recover on a new device, sign again (and once more from the
+custodian's precomputed pool).
 
 ``nonce-epoch --bump`` is the operator's step after restoring the custodian's database from a
 backup: single-use state of the restored copy (precomputations, parked sessions) is then dead.
@@ -65,6 +66,20 @@ def _sign_everywhere(client: mpc.Client, custodian: mpc.Custodian, client_id: st
         _say(f"sign on {chain}", f"{result.signature.hex()[:24]}… {_verify(result, data)} ({elapsed:.0f} ms)")
 
 
+def _sign_precomputed(client: mpc.Client, custodian: mpc.Custodian, client_id: str) -> None:
+    """Fast ECDSA signing: the custodian precomputes (single use, in its store); the device keeps nothing."""
+    start = time.perf_counter()
+    mpc.run_local(client.presign(4), custodian.presign(client_id, 4))
+    pool = custodian.presignature_count(client_id)["secp256k1"]
+    _say("presign (custodian precomputes)", f"pool of {pool}, nothing stored on the device "
+         f"({time.perf_counter() - start:.1f} s)")
+    data = hashlib.sha256(b"demo payment from the precomputed pool").digest()
+    start = time.perf_counter()
+    result, _ = mpc.run_local(client.sign("ethereum", data), custodian.sign(client_id, "ethereum", data))
+    elapsed = (time.perf_counter() - start) * 1000
+    _say("sign on ethereum, precomputed", f"{result.signature.hex()[:24]}… {_verify(result, data)} ({elapsed:.0f} ms)")
+
+
 def _chain_transactions(client: mpc.Client, custodian: mpc.Custodian, client_id: str) -> None:
     """One real transaction per chain through mpc.chains (a chain without its library is skipped)."""
     from mpc.chains import local_signer
@@ -105,6 +120,7 @@ def demo(directory: Path) -> int:
     same = new_device.addresses() == before
     _say("addresses unchanged", str(same))
     _sign_everywhere(new_device, custodian, client_id)
+    _sign_precomputed(new_device, custodian, client_id)
     print("done")
     return 0 if same else 1
 

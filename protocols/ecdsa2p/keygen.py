@@ -157,14 +157,14 @@ class KeygenP2(TwoPartySession):
         round1: _Round1 = inputs[CLIENT]
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
-        self._client_setup_known = setups.peer_verified(round1.client_setup_id, self._known)
+        self._client_setup_known = setups.peer_verified(round1.client_setup_id, self._known)  # or None
         proof = schnorr.prove(self._x2, self._transcript("dlog", 2, CUSTODIAN))
         own = self._setup.public
         payload = {
             "Q2": self._x2.public_point().to_bytes().hex(),
             "proof": proof.to_payload(),
             "setup": setups.setup_payload(own, own.fingerprint in round1.known_setups),
-            "client_setup_known": self._client_setup_known,
+            "client_setup_known": self._client_setup_known is not None,
         }
         self._expect(3)
         return [self._message(2, payload, CLIENT)]

@@ -187,13 +187,14 @@ class ReshareP2(TwoPartySession):
         round1: _Round1 = inputs[CLIENT]
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
-        self._client_setup_known = self._for_signing and setups.peer_verified(round1.client_setup_id, self._known)
+        self._client_setup_known = setups.peer_verified(round1.client_setup_id, self._known) if self._for_signing \
+            else None
         self._rho2 = GROUP.random_scalar()
         payload: dict[str, Any] = {"rho2": GROUP.encode_scalar(self._rho2).hex()}
         if self._setup is not None and self._for_signing:
             own = self._setup.public
             payload["setup"] = setups.setup_payload(own, own.fingerprint in round1.known_setups)
-            payload["client_setup_known"] = self._client_setup_known
+            payload["client_setup_known"] = self._client_setup_known is not None
         self._expect(3)
         return [self._message(2, payload, CLIENT)]
 

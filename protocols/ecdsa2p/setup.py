@@ -286,17 +286,30 @@ def decode_offer(payload: Any) -> tuple[tuple[bytes, ...], bytes]:
     return tuple(get_fingerprints(payload, "known_setups")), get_bytes(payload, "client_setup_id", 32)
 
 
-def peer_verified(client_setup_id: bytes, known: Collection[bytes] | None) -> bool:
-    """P2: whether it verified P1's setup before (``known``: its own list; None: this process's)."""
-    return is_known(client_setup_id) if known is None else client_setup_id in known
+def peer_verified(client_setup_id: bytes, known: Collection[bytes] | None) -> CustodianSetupPublic | None:
+    """P2: P1's setup if P2 verified it before (``known``: the fingerprints it accepts; None: all
+    this process verified). The session keeps the object itself, so round 3 does not depend on
+    the cache of whichever process resumes it."""
+    if known is not None and client_setup_id not in known:
+        return None
+    with _LOCK:
+        return _VERIFIED.get(client_setup_id)
 
 
 def receive_client_setup(
-    payload: Any, client_setup_id: bytes, verified_before: bool, level: SecurityLevel
+    payload: Any, client_setup_id: bytes, verified_before: CustodianSetupPublic | None, level: SecurityLevel
 ) -> CustodianSetupPublic:
-    """P2: P1's setup (whole and verified, or by fingerprint if P2 said it knew it), which must
-    be the one P1 announced in round 1 and of P2's security level."""
-    setup = receive_setup(payload, (client_setup_id,) if verified_before else (), level)
+    """P2: P1's setup (whole and verified, or by fingerprint if P2 said in round 2 that it had
+    verified it before: ``verified_before``), which must be the one P1 announced in round 1 and
+    of P2's security level."""
+    if isinstance(payload, Mapping) and set(payload) == {"fingerprint"}:
+        if verified_before is None or get_bytes(payload, "fingerprint", 32) != client_setup_id:
+            raise InvalidMessage("a setup named by a fingerprint this party did not offer")
+        setup = verified_before
+        if setup.level != level:
+            raise InvalidMessage(f"the peer runs security level {setup.level.name}, this party {level.name}")
+        return setup
+    setup = receive_setup(payload, (), level)
     if setup.fingerprint != client_setup_id:
         raise InvalidMessage("the client sent another setup than it announced")
     return setup

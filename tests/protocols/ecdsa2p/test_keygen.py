@@ -135,3 +135,28 @@ def test_default_client_setup_is_made_on_first_use() -> None:
             "s = default_client_setup(); verify_setup(s.public); assert default_client_setup() is s; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_parked_custodian_resolves_the_client_setup_it_said_it_knew(
+        custodian_setup: ecdsa2p.CustodianSetup, client_setup: ecdsa2p.ClientSetup,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The custodian said "verified before" in round 2; round 3 may be handled by another process
+    (parked, empty cache): the session itself keeps the setup it vouched for."""
+    from collections import OrderedDict
+
+    from protocols.ecdsa2p import setup as setup_module
+    from protocols.rounds import Session
+
+    sid = new_sid()
+    p1, p2 = KeygenP1(sid, client_setup), KeygenP2(sid, custodian_setup)
+    p2.start()
+    (round2,) = p2.receive(p1.start()[0])
+    assert round2.payload["client_setup_known"] is True
+    (round3,) = p1.receive(round2)
+    assert set(round3.payload["client_setup"]) == {"fingerprint"}
+    parked = p2.to_bytes()
+    monkeypatch.setattr(setup_module, "_VERIFIED", OrderedDict())  # another process: nothing verified yet
+    resumed = Session.from_bytes(parked, setup=custodian_setup)
+    (confirm,) = resumed.receive(round3)
+    p1.receive(confirm)
+    assert p1.result().public_key == resumed.result().public_key
