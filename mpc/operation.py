@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mpc.errors import InputInvalid
 from mpc.status import SigningShareStatus
@@ -48,7 +48,7 @@ def method_name(method: str) -> str:
 class ClientOperation(Composite):
     """A client (device) operation: a composite session whose collaborator is the ``Client``."""
 
-    _transient: tuple[str, ...] = ("client",)  # not state: given back by Client.resume
+    _transient: ClassVar[tuple[str, ...]] = ("client",)  # not state: given back by Client.resume
 
     def __init__(self, client: Client, session_id: bytes) -> None:
         super().__init__(session_id, CLIENT_PARTY, PARTIES)

@@ -198,7 +198,7 @@ class KeygenP2(TwoPartySession):
 
 
 # Parkable state (``protocols.state``).
-for _cls in (KeygenP1, KeygenP2):
-    register_attrs(_cls)
-for _cls in (_Round1, _Round2, _Round3):
-    register_dataclass(_cls)
+for _session in (KeygenP1, KeygenP2):
+    register_attrs(_session)
+for _value in (_Round1, _Round2, _Round3):
+    register_dataclass(_value)

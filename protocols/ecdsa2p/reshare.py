@@ -29,7 +29,7 @@ from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
 from protocols.ecdsa2p import setup as setups
 from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic
-from protocols.ring_pedersen import RingPedersenParams
+from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
@@ -89,7 +89,10 @@ class ReshareP1(TwoPartySession):
         self._for_signing = for_signing
         setup = (client_setup or setups.default_client_setup()) if for_signing else None
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
-        self._client_public, self._client_rp = (None, None) if setup is None else setups.public_and_trapdoor(setup)
+        self._client_public: CustodianSetupPublic | None = None
+        self._client_rp: RingPedersenSecret | RingPedersenParams | None = None
+        if setup is not None:
+            self._client_public, self._client_rp = setups.public_and_trapdoor(setup)
         self._known = (setups.known_setups() if known is None else list(known)) if for_signing else []
         self._rho1 = GROUP.random_scalar()
 
@@ -114,7 +117,8 @@ class ReshareP1(TwoPartySession):
         if not self._for_signing:
             return _Round2(rho2, None)
         known = _get_flag(msg.payload, "client_setup_known")
-        level = self._client_public.level  # type: ignore[union-attr] - a signing resharing has one
+        assert self._client_public is not None  # a signing resharing has a client setup (__init__)
+        level = self._client_public.level
         return _Round2(rho2, setups.receive_setup(msg.payload["setup"], self._known, level), known)
 
     def _on_round2(self, inputs: dict[int, Any]) -> list[Message]:
@@ -234,7 +238,7 @@ class ReshareP2(TwoPartySession):
 
 
 # Parkable state (``protocols.state``).
-for _cls in (ReshareP1, ReshareP2):
-    register_attrs(_cls)
-for _cls in (_Round1, _Round2, _Round3):
-    register_dataclass(_cls)
+for _session in (ReshareP1, ReshareP2):
+    register_attrs(_session)
+for _value in (_Round1, _Round2, _Round3):
+    register_dataclass(_value)

@@ -294,7 +294,7 @@ class C3Precomputation:
         if count == 18:
             paillier.check_modulus_size(values[4], "ring-Pedersen modulus")
             pedersen = c3_proof.PedersenMasks.from_values(values[4], values[5:])
-        return cls(*nonces, pedersen)
+        return cls(nonces[0], nonces[1], pedersen)
 
     def __repr__(self) -> str:
         return "C3Precomputation(<secret>)"

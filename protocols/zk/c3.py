@@ -363,8 +363,9 @@ def prove(
     )
     e = _challenge(st, commitments, bounds, transcript)
     n = st.pk.n
+    W, A, Y1, Y2, C = commitments
     return C3Proof(
-        *commitments,
+        W, A, Y1, Y2, C,  # type: ignore[arg-type]
         z=tuple(a_i + e * w_i for a_i, w_i in zip(alpha, w)),  # type: ignore[arg-type]
         zeta=tuple(g_i + e * mu_i for g_i, mu_i in zip(gamma, mu)),  # type: ignore[arg-type]
         z_enc=beta.nonce * bigint.powmod(randomness.nonce, e, n) % n,
