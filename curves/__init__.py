@@ -1,4 +1,4 @@
-"""Prime-order groups: secp256k1 and ed25519 behind one interface (DESIGN.md section 1)."""
+"""Prime-order groups: secp256k1 and ed25519 behind one interface (the ``curves`` layer of README.md)."""
 
 from curves.base import Group, Point, SecretScalar
 from curves.ed25519 import ed25519

@@ -174,7 +174,13 @@ def _stored_step(shares: Mapping[str, Any]) -> dict[str, str]:
     return {curve: shares[curve].public_key.hex() for curve in CURVES}
 
 
-class ClientGenerate(ClientOperation):
+class _DeviceOperation(ClientOperation):
+    """The operations of this module use more of the facade than ``operation.Device`` names."""
+
+    client: Client
+
+
+class ClientGenerate(_DeviceOperation):
     protocol = "wallet/generate"
 
     def _start(self) -> list[Message]:
@@ -190,7 +196,7 @@ class ClientGenerate(ClientOperation):
         return [self._step("stored", _stored_step(shares))]
 
 
-class ClientBackup(ClientOperation):
+class ClientBackup(_DeviceOperation):
     protocol = "wallet/backup"
 
     _transient = ("client", "method")
@@ -226,7 +232,7 @@ class ClientBackup(ClientOperation):
         return [self._step("client_backup", data)]
 
 
-class _FromBackup(ClientOperation):
+class _FromBackup(_DeviceOperation):
     """An operation that starts from the client backup shares of one method.
 
     The encrypted shares come from the custodian's first step, unless the customer kept them

@@ -259,7 +259,13 @@ def _public_keys_payload(shares: Mapping[str, Any]) -> dict[str, str]:
     return {curve: shares[curve].public_key.hex() for curve in CURVES}
 
 
-class CustodianGenerate(CustodianOperation):
+class _ServiceOperation(CustodianOperation):
+    """The operations of this module use more of the facade than ``operation.Service`` names."""
+
+    custodian: Custodian
+
+
+class CustodianGenerate(_ServiceOperation):
     protocol = "wallet/generate"
     operation = "generate"
     _expects_stored = True
@@ -286,7 +292,7 @@ class CustodianGenerate(CustodianOperation):
         return []
 
 
-class CustodianBackup(CustodianOperation):
+class CustodianBackup(_ServiceOperation):
     protocol = "wallet/backup"
     operation = "backup"
 
@@ -346,7 +352,7 @@ class CustodianBackup(CustodianOperation):
         return []
 
 
-class _FromBackup(CustodianOperation):
+class _FromBackup(_ServiceOperation):
     """An operation that starts from the custodian backup shares of one method."""
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str) -> None:

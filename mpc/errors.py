@@ -1,4 +1,4 @@
-"""The wallet engine's errors (DESIGN.md section 3): stable codes, HTTP-style statuses, JSON form.
+"""The wallet engine's errors (docs/errors.md): stable codes, HTTP-style statuses, JSON form.
 
 Every error the engine raises is an :class:`EngineError` (itself a ``protocols.errors.MPCError``)
 with two class attributes that callers may rely on:

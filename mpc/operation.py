@@ -7,8 +7,9 @@ checks it, takes the client's operation lock at the client's first working messa
 operations only) and releases it when the operation ends. A parked custodian operation carries a
 park id, the time and the store's nonce epoch (``Custodian.resume`` uses each park id once).
 
-This module imports neither facade (``Client``, ``Custodian``): they are collaborators, named
-only for type checking, so the modules of the operations never import each other in a circle.
+This module imports neither facade (``Client``, ``Custodian``): the operations see them through
+the small protocols ``Device`` and ``Service`` below (what they use of each), so the modules of
+the operations never import each other in a circle.
 """
 
 from __future__ import annotations
@@ -16,21 +17,47 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from mpc.errors import InputInvalid
+from mpc.keychain import Keychain
 from mpc.status import SigningShareStatus
+from mpc.store import SQLiteStore
 from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
 from protocols.rounds import Message
 
-if TYPE_CHECKING:
-    from mpc.client import Client
-    from mpc.custodian import Custodian
 
-__all__ = ["ClientOperation", "CustodianOperation", "method_name", "new_session_id"]
+
+class Device(Protocol):
+    """What an operation uses of ``mpc.Client``."""
+
+    client_id: str
+    keychain: Keychain
+
+    def signing_share(self, curve: str) -> Any: ...
+
+    def _entry(self, curve: str) -> str: ...
+
+
+class Service(Protocol):
+    """What an operation uses of ``mpc.Custodian``."""
+
+    store: SQLiteStore
+
+    def get_client(self, client_id: str) -> dict[str, Any]: ...
+
+    def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any: ...
+
+    def _check_free(self, client_id: str) -> None: ...
+
+    def _acquire(self, client_id: str, operation: str) -> None: ...
+
+    def _release(self, client_id: str) -> None: ...
+
+__all__ = ["ClientOperation", "CustodianOperation", "Device", "Service", "method_name", "new_session_id"]
 
 
 def new_session_id(session_id: bytes | None) -> bytes:
@@ -50,7 +77,7 @@ class ClientOperation(Composite):
 
     _transient: ClassVar[tuple[str, ...]] = ("client",)  # not state: given back by Client.resume
 
-    def __init__(self, client: Client, session_id: bytes) -> None:
+    def __init__(self, client: Device, session_id: bytes) -> None:
         super().__init__(session_id, CLIENT_PARTY, PARTIES)
         self.client = client
 
@@ -78,7 +105,7 @@ class CustodianOperation(Composite):
     exclusive = True
     _transient = ("custodian", "store")  # not state: given back by Custodian.resume
 
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None) -> None:
+    def __init__(self, custodian: Service, client_id: str, session_id: bytes | None) -> None:
         super().__init__(session_id, CUSTODIAN_PARTY, PARTIES)
         self.custodian = custodian
         self.store = custodian.store

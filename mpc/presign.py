@@ -1,7 +1,7 @@
 """Fast signing without a single-use secret on the device: custodian-side precomputation.
 
-The device never stores a nonce, a presignature or a nonce-bearing session (DESIGN.md section
-5, rollback: a device restored from a backup would bring them back, and one nonce used for two
+The device never stores a nonce, a presignature or a nonce-bearing session (docs/threat-model.md,
+rollback: a device restored from a backup would bring them back, and one nonce used for two
 messages gives the key away). Signing is fast all the same:
 
 - **ed25519** needs nothing ahead: ``sign`` is FROST in one round trip with fresh nonces on both
@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mpc.operation import ClientOperation, CustodianOperation
-from mpc.errors import InputInvalid, KeyLockedError
+from mpc.operation import ClientOperation, CustodianOperation, Device, Service
+from mpc.errors import InputInvalid, KeyLockedError, StateInvalid
 from mpc.store import SQLiteStore
 from mpc.wallet import CURVES
 from protocols.ecdsa2p import C3Precomputation, P2KeyShare
@@ -44,9 +44,6 @@ from protocols.errors import InvalidMessage, MPCError
 from protocols.rounds import Message
 from protocols.state import register_attrs
 
-if TYPE_CHECKING:
-    from mpc.client import Client
-    from mpc.custodian import Custodian
 
 __all__ = [
     "MAX_PRESIGN_COUNT",
@@ -68,7 +65,8 @@ def _check_count(count: Any) -> int:
 
 def _binding(store: SQLiteStore, share: P2KeyShare) -> bytes:
     """The tag of a usable row: the current nonce epoch and the share's Paillier key."""
-    assert share.paillier is not None  # a signing share
+    if share.paillier is None:
+        raise StateInvalid("a backup share has no precomputations")
     key = hashlib.sha256(share.paillier.n.to_bytes((share.paillier.n.bit_length() + 7) // 8, "big")).digest()
     return store.nonce_epoch().to_bytes(8, "big") + key
 
@@ -102,7 +100,7 @@ class ClientPresign(ClientOperation):
 
     protocol = "wallet/presign"
 
-    def __init__(self, client: Client, session_id: bytes, count: int) -> None:
+    def __init__(self, client: Device, session_id: bytes, count: int) -> None:
         super().__init__(client, session_id)
         self.count = _check_count(count)
         if client.signing_share(_CURVE).locked:
@@ -134,7 +132,7 @@ class CustodianPresign(CustodianOperation):
     protocol = "wallet/presign"
     exclusive = False
 
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, count: int) -> None:
+    def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, count: int) -> None:
         self.count = _check_count(count)
         super().__init__(custodian, client_id, session_id)
         self._share = custodian._load_share(client_id, "signing", "", _CURVE)

@@ -1,4 +1,4 @@
-"""The ``sign`` operation, both roles side by side (DESIGN.md section 3).
+"""The ``sign`` operation, both roles side by side (README.md, "The wallet engine").
 
   client     hello (client, chain, SHA-256 of the data) → the child session of the chain's curve
   custodian  checks the hello, then its child: ECDSA P2 taking one of its precomputations from
@@ -20,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mpc.errors import KeyLockedError, MPCError, from_protocol_error
-from mpc.operation import ClientOperation, CustodianOperation
+from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.presign import take_precomputation
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
 from protocols import ecdsa2p, frost
@@ -31,9 +31,6 @@ from protocols.errors import KeyLocked, UsageError
 from protocols.rounds import Message
 from protocols.state import register_attrs
 
-if TYPE_CHECKING:
-    from mpc.client import Client
-    from mpc.custodian import Custodian
 
 __all__ = [
     "ClientSign",
@@ -81,7 +78,7 @@ def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> Si
 DECRYPTION_MARKER_SECONDS = 60.0  # a decryption takes milliseconds: an older marker is a crash
 
 
-def _decryption_marker(client: Client, session_id: bytes) -> str:
+def _decryption_marker(client: Device, session_id: bytes) -> str:
     return f"{client.client_id}.secp256k1.decrypting.{session_id.hex()}"
 
 
@@ -90,7 +87,7 @@ class _KeychainDecryptionGuard:
     a c3 is being decrypted and its signature checked. A marker left by a crash is found by the
     next signing operation and locks the share (``lock_after_interrupted_decryptions``)."""
 
-    def __init__(self, client: Client, session_id: bytes) -> None:
+    def __init__(self, client: Device, session_id: bytes) -> None:
         self.client, self.name = client, _decryption_marker(client, session_id)
 
     def begin(self) -> None:
@@ -100,11 +97,11 @@ class _KeychainDecryptionGuard:
         self.client.keychain.delete(self.name, missing_ok=True)
 
 
-def lock_after_interrupted_decryptions(client: Client) -> None:
+def lock_after_interrupted_decryptions(client: Device) -> None:
     """A decryption marker older than ``DECRYPTION_MARKER_SECONDS`` means the device stopped
     between decrypting a c3 and checking its signature: count it as a failed signature and
-    lock the share (DESIGN.md §5; younger markers belong to sessions still running)."""
-    prefix = f"{client.client_id}.secp256k1.decrypting."
+    lock the share (docs/threat-model.md; younger markers belong to sessions still running)."""
+    prefix = _decryption_marker(client, b"")  # every marker of this client
     for name in [n for n in client.keychain.names() if n.startswith(prefix)]:
         try:
             (began,) = struct.unpack(">d", client.keychain.get(name))
@@ -121,11 +118,11 @@ def lock_after_interrupted_decryptions(client: Client) -> None:
 
 class ClientSign(ClientOperation):
     """The device's side of ``sign``: ECDSA P1 (with the decryption guard) or the FROST initiator.
-    Not parkable: it holds the device's nonces (DESIGN.md §5, rollback)."""
+    Not parkable: it holds the device's nonces (docs/threat-model.md, rollback)."""
 
     protocol = "wallet/sign"
 
-    def __init__(self, client: Client, session_id: bytes, chain: str, data: bytes) -> None:
+    def __init__(self, client: Device, session_id: bytes, chain: str, data: bytes) -> None:
         super().__init__(client, session_id)
         self.chain = chain
         self.curve = curve_of_chain(chain)
@@ -181,7 +178,7 @@ class CustodianSign(CustodianOperation):
     protocol = "wallet/sign"
     exclusive = False
 
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
+    def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = bytes(data)

@@ -1,4 +1,4 @@
-"""The error hierarchy of the MPC protocols (DESIGN.md section 4).
+"""The error hierarchy of the MPC protocols (the engine's codes: docs/errors.md).
 
 Every error a public function raises for bad input or a failed check is an ``MPCError``.
 Messages never contain secret values: they name the check that failed, never the numbers.

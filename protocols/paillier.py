@@ -12,7 +12,7 @@ likewise for q, then m = CRT(m_p, m_q).
 Homomorphic operations: ``add`` (Enc(a)·Enc(b) = Enc(a + b)), ``add_plain`` and ``mul``
 (Enc(a)^k = Enc(k·a), negative k through the inverse).
 
-Policy (DESIGN.md section 5, REFERENCES.md sections 2 and 4): a modulus is accepted only with
+Policy (docs/threat-model.md: BitForge, Alpha-Rays, "Parameters"): a modulus is accepted only with
 ``MIN_MODULUS_BITS`` ≤ |N| ≤ ``MAX_MODULUS_BITS`` (the lower bound refuses the short moduli of
 Alpha-Rays, the upper bound refuses moduli that would make a verifier exponentiate for minutes)
 and N odd. Ciphertexts from peers pass ``validate_ciphertext``: 0 < c < N² and gcd(c, N) = 1
@@ -49,7 +49,7 @@ __all__ = [
     "encode_ciphertext",
 ]
 
-MIN_MODULUS_BITS = 2048  # about 112-bit security (REFERENCES.md section 2, "Parameters")
+MIN_MODULUS_BITS = 2048  # about 112-bit security (the default level, protocols.zk.params)
 MAX_MODULUS_BITS = 4096  # bounds the verifier's work on a peer's modulus (DoS)
 PRIME_BITS = 1024
 

@@ -28,7 +28,7 @@ from typing import Any
 from curves import Point, SecretScalar
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p import setup as setups
+import protocols.ecdsa2p.setup as setups
 from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare

@@ -27,7 +27,7 @@ from curves import Point, SecretScalar
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession
 from protocols.ecdsa2p.encrypted_share import EncryptedShare, prove_encrypted_share, verify_encrypted_share
-from protocols.ecdsa2p import setup as setups
+import protocols.ecdsa2p.setup as setups
 from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupPublic
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
@@ -117,7 +117,8 @@ class ReshareP1(TwoPartySession):
         if not self._for_signing:
             return _Round2(rho2, None)
         known = _get_flag(msg.payload, "client_setup_known")
-        assert self._client_public is not None  # a signing resharing has a client setup (__init__)
+        if self._client_public is None:  # set in __init__ for every signing resharing
+            raise UsageError("a resharing for signing needs the client's setup")
         level = self._client_public.level
         return _Round2(rho2, setups.receive_setup(msg.payload["setup"], self._known, level), known)
 

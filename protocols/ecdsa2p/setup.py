@@ -50,7 +50,6 @@ __all__ = [
     "receive_setup",
     "setup_payload",
     "known_setups",
-    "is_known",
     "get_fingerprints",
     "offer",
     "public_and_trapdoor",
@@ -220,11 +219,6 @@ def known_setups() -> list[bytes]:
         return list(reversed(_VERIFIED))[:MAX_KNOWN_SETUPS]
 
 
-def is_known(fingerprint: bytes) -> bool:
-    """Whether this process verified the setup with this fingerprint."""
-    with _LOCK:
-        return fingerprint in _VERIFIED
-
 
 def setup_payload(public: CustodianSetupPublic, peer_knows: bool) -> dict[str, Any]:
     """The setup for the wire: only its fingerprint if the peer said it verified it before."""
@@ -241,9 +235,14 @@ def receive_setup(
     security level is refused (``InvalidMessage`` naming both levels).
     """
     setup = _receive_setup(payload, references)
-    if level is not None and setup.level != level:
-        raise InvalidMessage(f"the peer runs security level {setup.level.name}, this party {level.name}")
+    if level is not None:
+        _require_level(setup, level)
     return setup
+
+
+def _require_level(setup: CustodianSetupPublic, level: SecurityLevel) -> None:
+    if setup.level != level:
+        raise InvalidMessage(f"the peer runs security level {setup.level.name}, this party {level.name}")
 
 
 def _receive_setup(payload: Any, references: Collection[bytes]) -> CustodianSetupPublic:
@@ -305,10 +304,8 @@ def receive_client_setup(
     if isinstance(payload, Mapping) and set(payload) == {"fingerprint"}:
         if verified_before is None or get_bytes(payload, "fingerprint", 32) != client_setup_id:
             raise InvalidMessage("a setup named by a fingerprint this party did not offer")
-        setup = verified_before
-        if setup.level != level:
-            raise InvalidMessage(f"the peer runs security level {setup.level.name}, this party {level.name}")
-        return setup
+        _require_level(verified_before, level)
+        return verified_before
     setup = receive_setup(payload, (), level)
     if setup.fingerprint != client_setup_id:
         raise InvalidMessage("the client sent another setup than it announced")

@@ -1,4 +1,4 @@
-"""Two-party ECDSA signing (Lindell 2017, signing protocol; REFERENCES.md §2 "Signing").
+"""Two-party ECDSA signing (Lindell 2017, signing protocol; ePrint 2017/552; cb-mpc ecdsa_2p.cpp).
 
 Round 1  P1 -> P2  digest and Q1 (so a mismatched pair stops here); commitment to
                    (R1 = k1·G, Schnorr proof of k1)
@@ -74,7 +74,7 @@ class _Opening:
 
 
 class DecryptionGuard(Protocol):
-    """How P1's storage learns that a decryption is in flight (DESIGN.md §5: the lock must be
+    """How P1's storage learns that a decryption is in flight (docs/threat-model.md: the lock must be
     persisted before decryption completes). ``begin`` is called after Π_c3 verified and before
     c3 is decrypted; ``end`` only once the signature verified. A ``begin`` without ``end`` (a
     crash, or a failed signature) must count as a failed signature: lock the share."""
@@ -314,7 +314,8 @@ def prove_c3(
     fresh mask ρ < 2^MASK_BITS; returns the round-4 payload {"c3", "proof"}.
     """
     pk, r2 = share.paillier, k2.public_point()
-    assert pk is not None and share.c_key is not None and share.client_params is not None  # checked in __init__
+    if pk is None or share.c_key is None or share.client_params is None:
+        raise UsageError("a backup share cannot sign; reshare it into a signing share first")
     w1 = pow(k2.value, -1, Q)
     witness = (w1, w1 * share.x2.value % Q, secrets.randbits(MASK_BITS))
     nonces = precomputed or C3Precomputation.fresh(pk)
@@ -333,7 +334,8 @@ def receive_c3(
     """P1: strictly decode c3 and Π_c3 and verify the proof (by CRT); returns c3, still encrypted."""
     require_keys(payload, ("c3", "proof"))
     sk, params = share.paillier, share.client_params
-    assert sk is not None and share.c_key is not None and params is not None  # a signing share
+    if sk is None or share.c_key is None or params is None:
+        raise UsageError("a backup share cannot sign; reshare it into a signing share first")
     trapdoor = share.ring_pedersen if isinstance(share.ring_pedersen, RingPedersenSecret) else None
     c3 = paillier.decode_ciphertext(payload, "c3", sk.public_key)
     statement = c3_proof.C3Statement(
@@ -393,7 +395,7 @@ def check_client_signature(public_point: Point, digest: bytes, r: int, signature
 
 # Parkable state (``protocols.state``).
 # Not SignP1: it holds the client's nonce k1 and runs on the device, which never stores a
-# single-use secret (DESIGN.md §5, rollback).
+# single-use secret (docs/threat-model.md, rollback).
 register_attrs(SignP2)
 for _cls in (_Opening, C3Precomputation):
     register_dataclass(_cls)

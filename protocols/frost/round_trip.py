@@ -38,7 +38,8 @@ from curves import InvalidEncoding
 
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, ProofError, ProtocolAbort, UsageError
-from protocols.frost import round1, round2
+import protocols.frost.round1 as round1
+import protocols.frost.round2 as round2
 from protocols.frost.aggregate import aggregate_verified
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.helpers import (

@@ -1,7 +1,7 @@
 """Security parameters of the CGGMP proofs (ePrint 2021/060), in one place.
 
 The values are the paper's for κ ≈ 112-bit computational security with |N| = 2048 (taurus
-``internal/params``: ℓ = 256, ε = 512, m = 80; REFERENCES.md section 3):
+``internal/params``: ℓ = 256, ε = 512, m = 80):
 
 - ``ELL`` (ℓ = 256): the bit bound of the secret proven in range by Π_log* (|x| ≤ 2^ℓ; a
   secp256k1 or ed25519 scalar fits) and the size unit of Π_fac's masks.
@@ -14,7 +14,7 @@ The values are the paper's for κ ≈ 112-bit computational security with |N| = 
 - ``M_ITERATIONS`` (m = 80): repetitions of the binary-challenge proofs Π_mod and Π_prm,
   soundness error 2^-80 each (TSSHOCK c-guess: never fewer).
 - Π_fac with ℓ + ε = 768 and |N0| = 2048 excludes prime factors below about
-  √N0 / 2^(ℓ+ε) = 2^256 (REFERENCES.md section 3, our own arithmetic); small factors such as
+  √N0 / 2^(ℓ+ε) = 2^256 (our own arithmetic); small factors such as
   the 16-bit primes of BitForge's "6ix1een" are far below that bound.
 """
 
