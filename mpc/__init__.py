@@ -1,4 +1,4 @@
-"""The wallet engine: custodian and client roles over the MPC protocols (DESIGN.md section 3).
+"""The wallet engine: custodian and client roles over the MPC protocols.
 
     custodian = mpc.Custodian(mpc.store.SQLiteStore(path))
     client_id = custodian.create_client()

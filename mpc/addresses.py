@@ -1,4 +1,4 @@
-"""Chain addresses from the wallet's two public keys (DESIGN.md section 3, "addresses").
+"""Chain addresses from the wallet's two public keys.
 
 secp256k1 key (33-byte compressed SEC1):
   ethereum  EIP-55 checksummed hex of the last 20 bytes of Keccak-256(X ‖ Y)

@@ -1,4 +1,4 @@
-"""The client's keychain: where a device keeps its signing shares (DESIGN.md section 3).
+"""The client's keychain: where a device keeps its signing shares.
 
 :class:`Keychain` is the interface the client uses; any platform store (OS keychain, secure
 enclave wrapper, ...) can implement it. Two implementations ship here:

@@ -1,4 +1,4 @@
-"""The named states of a client's share pairs (DESIGN.md section 3)."""
+"""The named states of a client's share pairs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""In-memory driver: runs a set of sessions to completion (DESIGN.md section 2).
+"""In-memory driver: runs a set of sessions to completion.
 
 Every message goes through its wire encoding (``to_bytes`` then ``Message.from_bytes``), exactly
 as a real transport would move it, so in-memory runs exercise the same decoding paths. The

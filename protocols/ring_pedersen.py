@@ -5,7 +5,7 @@ Fig. 17): N̂ = p·q is a product of two safe primes, t = r² mod N̂ for a rand
 generates the quadratic residues with overwhelming probability), λ ∈ Z_φ(N̂) and s = t^λ mod N̂.
 A commitment to an integer x with randomness μ is s^x·t^μ mod N̂, binding under the strong RSA
 assumption as long as the committer does not know the factorisation of N̂, hence: the **verifier**
-of Π_fac and Π_log* owns these parameters (REFERENCES.md section 3; ZenGo's prover-made N̂ is the
+of Π_fac and Π_log* owns these parameters (CGGMP, ePrint 2021/060; ZenGo's prover-made N̂ is the
 pitfall). The owner proves s ∈ ⟨t⟩ with Π_prm (``protocols.zk.prm``).
 
 Validation of parameters received from a peer: N̂ odd with ``MIN_MODULUS_BITS`` ≤ |N̂| ≤

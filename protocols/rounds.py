@@ -1,4 +1,4 @@
-"""The round-message framework (DESIGN.md section 2): immutable messages and sans-I/O sessions.
+"""The round-message framework: immutable messages and sans-I/O sessions.
 
 Wire format of a :class:`Message` (version 1): one JSON object with exactly the keys
 ``v, protocol, session_id, round, sender, recipient, payload``, serialised with sorted keys, no

@@ -1,4 +1,4 @@
-"""Session state codec: park a session between rounds and resume it (DESIGN.md section 2).
+"""Session state codec: park a session between rounds and resume it.
 
 ``Session.to_bytes()`` encodes one party's whole state; ``Session.from_bytes(data, **context)``
 restores it, so a server can keep a session in its database between two messages and continue

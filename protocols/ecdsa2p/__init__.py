@@ -2,9 +2,10 @@
 
 The client is P1 (party 1): it owns a fresh Paillier key per share pair, decrypts, verifies
 and receives each signature first; it also owns a long-lived ring-Pedersen setup
-(``ClientSetup``, one per device) against which the custodian proves every c3 it sends. The custodian is P2 (party 2): it holds long-lived
+(``ClientSetup``, one per device) against which the custodian proves every c3 it sends.
+The custodian is P2 (party 2): it holds long-lived
 ring-Pedersen parameters (``CustodianSetup``), verifies P1's proofs and does the homomorphic
-step (DESIGN.md section 5).
+step (docs/threat-model.md).
 
 Sessions: ``KeygenP1/KeygenP2``, ``SignP1/SignP2`` (P2 optionally with a ``C3Precomputation``:
 the custodian's single-use Paillier nonces made ahead), ``ReshareP1/ReshareP2``. One-call helpers

@@ -8,7 +8,7 @@ Used by keygen (round 3) and by resharing with a fresh Paillier key (round 3). P
     Π_fac    N has no small factor, against P2's (N̂, s, t)         (CGGMP Fig. 26 / 28)
     Π_log*   c_key encrypts the discrete log of Q1, |x1| ≤ 2^ℓ      (CGGMP Fig. 25, old rev.)
 
-These replace Lindell's range proof and interactive PDL proof (REFERENCES.md §2, Keygen) and
+These replace Lindell's range proof and interactive PDL proof (Lindell 2017, ePrint 2017/552) and
 refuse BitForge's malformed moduli (CVE-2023-33241) and ciphertexts of zero or not invertible
 mod N. Each proof runs on its own fork of the caller's transcript, which binds the session.
 """

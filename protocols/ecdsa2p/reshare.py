@@ -1,4 +1,4 @@
-"""Two-party resharing of an ECDSA key: refresh, backup and recover (REFERENCES.md §5, cb-mpc
+"""Two-party resharing of an ECDSA key: refresh, backup and recover (cb-mpc
 ``refresh()``), with the CGGMP proofs for a fresh Paillier key.
 
 Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs (and,

@@ -2,10 +2,10 @@
 
 Each party owns one, for the proofs it *verifies*. The custodian's: in Lindell-style two-party ECDSA with CGGMP proofs, P2 (the custodian) verifies P1's proofs
 about P1's Paillier key and encrypted share (Π_fac, Π_log*), and those proofs need the
-*verifier's* ring-Pedersen parameters (REFERENCES.md §2 and §3: ZenGo's prover-made N̂ is the
+*verifier's* ring-Pedersen parameters (CGGMP, ePrint 2021/060: ZenGo's prover-made N̂ is the
 pitfall). The custodian generates them once (two safe primes: seconds to minutes), proves them
 well formed with Π_prm (s ∈ ⟨t⟩, so its commitments hide the client's witnesses) and N̂ a
-Paillier-Blum modulus with Π_mod (safe primes > 7 are ≡ 3 mod 4), as REFERENCES.md §2 keygen
+Paillier-Blum modulus with Π_mod (safe primes > 7 are ≡ 3 mod 4), as Lindell-style keygen
 step 2 and CGGMP's auxiliary information do; it stores and reuses them. A client checks both
 proofs once per setup and caches the verdict (``verify_setup`` keeps a process-wide cache keyed
 by the setup's hash).

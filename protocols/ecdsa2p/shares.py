@@ -1,6 +1,6 @@
 """Key shares of two-party ECDSA: the client's (P1) and the custodian's (P2).
 
-The key is shared additively (REFERENCES.md §2, "Share form"): Q = Q1 + Q2 with Q1 = x1·G and
+The key is shared additively (as cb-mpc and BitForge §3.1 restate Lindell 2017): Q = Q1 + Q2 with Q1 = x1·G and
 Q2 = x2·G. P1 owns a Paillier key pair and x1; P2 holds x2, P1's Paillier public key and
 c_key = Enc(x1) (checked at keygen with Π_mod, Π_fac and Π_log*).
 

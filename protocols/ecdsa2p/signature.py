@@ -2,7 +2,7 @@
 
 ``Signature`` carries ``r``, ``s`` (always low-s: s ≤ q/2, as Bitcoin and Ethereum require) and
 ``recid`` (0..3): bit 0 is the parity of R.y after normalisation, bit 1 is set when R.x ≥ q
-(REFERENCES.md §2 step 5: ZenGo's ``compute_with_recid`` misses that case).
+(ZenGo's ``compute_with_recid`` misses that case).
 """
 
 from __future__ import annotations
