@@ -26,6 +26,7 @@ OPTIONAL_MODULES = [
     "benchmarks.wallet_cases",
     "benchmarks.presign_cases",
     "benchmarks.scale_cases",
+    "benchmarks.oprf_cases",
 ]
 
 

@@ -33,13 +33,13 @@ MAX_CLIENTS = 32
 MAX_SIGNS = 200
 
 
-def _client_job(url: str, signs: int, deadline: float) -> dict[str, Any]:
+def _client_job(url: str, signs: int, deadline: float, operator_key: str) -> dict[str, Any]:
     """One client process: create, generate, then up to ``signs`` signatures before ``deadline``."""
     import mpc
     from mpc.backup_crypto import MemoryCloudStorage
     from mpc.remote import RemoteCustodian
 
-    remote = RemoteCustodian(url, timeout=120.0, retries=0)
+    remote = RemoteCustodian(url, timeout=120.0, retries=0, operator_key=operator_key)
     samples: dict[str, list[float]] = {"generate": [], "sign": []}
     errors: list[str] = []
     try:
@@ -71,14 +71,19 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float) -> dict[str, Any]:
     """Start a service on ``db``, run the clients, stop it; returns the figures."""
-    from mpc.server import ServiceThread
+    from mpc.server import ServiceLimits, ServiceThread
 
-    with ServiceThread(db, host="127.0.0.1", port=0, executor="process", workers=2) as server:
+    operator_key = secrets.token_urlsafe(32)
+    # Every client runs on loopback: the per-address and per-client limits must not throttle the load.
+    limits = ServiceLimits(max_connections_per_ip=4 * MAX_CLIENTS, ip_rate=1e6, ip_burst=10**6,
+                           client_rate=1e6, client_burst=10**6)
+    with ServiceThread(db, host="127.0.0.1", port=0, executor="process", workers=2, operator_key=operator_key,
+                       limits=limits) as server:
         deadline = time.time() + time_limit
         context = multiprocessing.get_context("spawn")
         start = time.perf_counter()
         with concurrent.futures.ProcessPoolExecutor(max_workers=clients, mp_context=context) as pool:
-            futures = [pool.submit(_client_job, server.url, signs, deadline) for _ in range(clients)]
+            futures = [pool.submit(_client_job, server.url, signs, deadline, operator_key) for _ in range(clients)]
             done, pending = concurrent.futures.wait(futures, timeout=time_limit + 120)
             for future in pending:
                 future.cancel()
@@ -132,6 +137,16 @@ def _print(report: dict[str, Any]) -> None:
         print(f"  error: {error}")
 
 
+def _use_store_key(folder: Path) -> None:
+    """Seal the load test's stores (``mpc.sealing``) with a fresh key in its temporary folder,
+    unless one is configured; through the environment, so the service's workers read it too."""
+    from mpc.sealing import KEY_ENV, KEY_FILE_ENV, new_key_file
+
+    if not (os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV)):
+        new_key_file(folder / "store.key")
+        os.environ[KEY_FILE_ENV] = str(folder / "store.key")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     signs = max(0, min(args.signs, MAX_SIGNS))
     failed = False
     with tempfile.TemporaryDirectory(prefix="portal-mpc-load-") as tmp:
+        _use_store_key(Path(tmp))
         backends: list[tuple[str, str, Any]] = []
         if args.backend in ("sqlite", "all"):
             backends.append(("sqlite", str(Path(tmp) / "custodian.sqlite3"), None))

@@ -1,6 +1,6 @@
 """The wallet engine: custodian and client roles over the MPC protocols.
 
-    custodian = mpc.Custodian(mpc.store.SQLiteStore(path))
+    custodian = mpc.Custodian(mpc.stores.open_store(path))  # secrets sealed at rest (mpc.sealing)
     client_id = custodian.create_client()
     client = mpc.Client(client_id, keychain)
     mpc.run_local(client.generate(), custodian.generate(client_id))

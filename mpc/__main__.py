@@ -13,6 +13,14 @@ custodian's precomputed pool).
 ``nonce-epoch --bump`` is the operator's step after restoring the custodian's database from a
 backup: single-use state of the restored copy (precomputations, parked sessions) is then dead.
 
+``store-key new --out FILE`` makes a key that seals the custodian's secrets at rest
+(``mpc.sealing``); ``store-key rotate --new-key-file FILE`` re-seals every secret of the store
+under it (or seals a plaintext store) in one transaction (``docs/operations.md``, Key
+management). ``serve --store-key-file FILE`` runs with that key. The database URL of ``serve``,
+``setup``, ``nonce-epoch`` and ``store-key`` may come from ``$PORTAL_MPC_DB``; a ``--db`` URL
+with a password is refused (the command line is visible to every user of the machine: use
+``$PORTAL_MPC_DB``, or PostgreSQL's ``PGPASSWORD`` / ``PGPASSFILE``).
+
 ``setup`` creates a long-lived ring-Pedersen setup ahead of time: the custodian's (``--db``,
 stored in its database) and/or a device's (``--device``, kept in that keychain folder; the
 custodian proves every c3 against it). Each takes seconds with gmpy2 (two safe primes).
@@ -91,7 +99,12 @@ def _chain_transactions(client: mpc.Client, custodian: mpc.Custodian, client_id:
 def demo(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     print(f"portal-mpc demo (state in {directory})")
-    custodian = mpc.Custodian(mpc.SQLiteStore(str(directory / "custodian.sqlite3")))
+    from mpc.sealing import Sealer, key_file
+
+    key = key_file(directory / "store.key")
+    custodian = mpc.Custodian(mpc.SQLiteStore(str(directory / "custodian.sqlite3"), sealer=Sealer(key)))
+    _say("custodian store sealed", f"key {key.key_id} in {directory / 'store.key'} (beside the database: "
+         "a demo only; a deployment keeps it away from the database and its backups)")
     start = time.perf_counter()
     custodian.setup  # noqa: B018 - created once (safe primes) and stored
     _say("custodian setup ready", f"({time.perf_counter() - start:.1f} s; reused on later runs)")
@@ -163,6 +176,44 @@ def nonce_epoch(db: str, bump: bool) -> int:
     return 0
 
 
+def store_key_new(out: Path) -> int:
+    from mpc.sealing import new_key_file
+
+    key = new_key_file(out)
+    print(f"new store key {key.key_id} in {out} (mode 0600): keep it out of the database's backups; "
+          f"serve --store-key-file {out}")
+    return 0
+
+
+def store_key_rotate(db: str, new_key_file: Path, old_key_files: list[Path]) -> int:
+    from mpc.sealing import KeyProvider, LocalKeyProvider, Sealer
+    from mpc.stores import rotate_store_key
+
+    new = LocalKeyProvider.from_file(new_key_file)
+    old: list[KeyProvider]
+    if old_key_files:
+        old = [LocalKeyProvider.from_file(path) for path in old_key_files]
+    else:  # the keys the environment configures (what the service runs with now)
+        configured = Sealer.from_env()
+        old = [] if configured is None else list(configured.providers)
+    count = rotate_store_key(db, new, old)
+    print(f"{count} secret values sealed under {new.key_id}: the store needs only that key now "
+          f"(serve --store-key-file {new_key_file}); destroy the old key once no process uses it")
+    return 0
+
+
+def _database(parser: argparse.ArgumentParser, given: str | None, default: str | None = None) -> str | None:
+    """``--db``, else ``$PORTAL_MPC_DB``, else ``default``; a ``--db`` with a password is refused."""
+    from mpc.stores import DB_ENV, url_has_password
+
+    if given is None:
+        return os.environ.get(DB_ENV) or default
+    if url_has_password(given):
+        parser.error(f"--db must not carry a password (a command line is visible to every user of the machine): "
+                     f"put the URL in ${DB_ENV}, or the password in PGPASSWORD or a PGPASSFILE")
+    return given
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,20 +224,25 @@ def main(argv: list[str] | None = None) -> int:
                              help="run it over WebSockets against a custodian service started on 127.0.0.1")
     setup_parser = commands.add_parser(
         "setup", help="make a long-lived ring-Pedersen setup ahead of time (custodian and/or device)")
-    setup_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL")
+    setup_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL "
+                                           "(default: $PORTAL_MPC_DB when --device is not given)")
     setup_parser.add_argument("--device", type=Path,
                               help="device keychain folder: make the device's setup (the custodian proves c3 against it)")
     setup_parser.add_argument("--level", choices=("112", "128"), default="112",
                               help="security level: 112 (|N| = 2048, m = 80, default) or 128 (|N| = 3072, m = 128)")
     epoch_parser = commands.add_parser(
         "nonce-epoch", help="show the custodian's nonce epoch; --bump it after every database restore")
-    epoch_parser.add_argument("--db", required=True, help="custodian store: SQLite file or postgresql:// URL")
+    epoch_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL (default: $PORTAL_MPC_DB)")
     epoch_parser.add_argument("--bump", action="store_true",
                               help="move to a new epoch: kill every precomputation and parked session (run it "
                                    "with the service stopped, right after restoring the database)")
     serve_parser = commands.add_parser("serve", help="run the custodian as a WebSocket service")
-    serve_parser.add_argument("--db", default="custodian.sqlite3",
-                              help="SQLite file (default custodian.sqlite3) or postgresql://user:pw@host/db")
+    serve_parser.add_argument("--db", help="SQLite file or postgresql://user@host/db (default: $PORTAL_MPC_DB, "
+                                           "else custodian.sqlite3; a password goes in $PORTAL_MPC_DB, "
+                                           "PGPASSWORD or PGPASSFILE, never here)")
+    serve_parser.add_argument("--store-key-file", type=Path, metavar="PATH",
+                              help="the 0600 key file sealing the store's secrets (sets $PORTAL_MPC_STORE_KEY_FILE "
+                                   "for the worker processes too; python -m mpc store-key new makes one)")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8765)
     serve_parser.add_argument("--session-ttl", type=float, default=300.0,
@@ -196,13 +252,67 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--restore-guard", type=Path, metavar="FILE",
                               help="counter file outside the database's backups: a restored database is "
                                    "detected at start and its nonce epoch bumped (mpc.restore_guard)")
+    from mpc.service_guard import OPERATOR_KEY_ENV, ServiceLimits
+
+    tls_group = serve_parser.add_argument_group("TLS (docs/operations.md, Security)")
+    tls_group.add_argument("--tls-cert", type=Path, metavar="FILE", help="certificate chain (PEM): serve wss://")
+    tls_group.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
+    tls_group.add_argument("--tls-client-ca", type=Path, metavar="FILE",
+                           help="require client certificates signed by this CA (mTLS)")
+    tls_group.add_argument("--insecure-plaintext", action="store_true",
+                           help="allow plain ws:// on a non-loopback address (only behind a TLS-terminating proxy)")
+    operator_group = serve_parser.add_argument_group("operator credential")
+    operator_group.add_argument("--operator-key-file", type=Path, metavar="FILE",
+                                help=f"the operator key, or sha256:<hex> of it (else ${OPERATOR_KEY_ENV}; never "
+                                     "on the command line)")
+    operator_group.add_argument("--operator-cert-cn", metavar="NAME",
+                                help="a client certificate with this subject CN is the operator too (mTLS)")
+    operator_group.add_argument("--open-registration", action="store_true",
+                                help="let anyone create clients (required to start without an operator key)")
+    limit_group = serve_parser.add_argument_group("limits")
+    limit_defaults = ServiceLimits()
+    for flag, kind, text in (("max-connections", int, "open connections; more are closed with 1013"),
+                             ("max-connections-per-ip", int, "open sockets per address (IPv6: per /64)"),
+                             ("ip-rate", float, "new requests per second per address"),
+                             ("ip-burst", int, "burst of new requests per address"),
+                             ("client-rate", float, "requests per second per client"),
+                             ("client-burst", int, "burst of requests per client"),
+                             ("max-parked-per-client", int, "unfinished operations per client"),
+                             ("first-frame-timeout", float, "seconds for the handshakes and the request frame")):
+        name = flag.replace("-", "_")
+        limit_group.add_argument(f"--{flag}", type=kind, default=getattr(limit_defaults, name),
+                                 metavar="N" if kind is int else "X", help=f"{text} (default %(default)s)")
+    key_parser = commands.add_parser("store-key", help="make or rotate the key sealing the custodian's secrets at rest")
+    key_parser.add_argument("--db", help="custodian store for rotate (default: $PORTAL_MPC_DB)")
+    key_commands = key_parser.add_subparsers(dest="key_command", required=True)
+    new_parser = key_commands.add_parser("new", help="write a new random key to a new 0600 file")
+    new_parser.add_argument("--out", type=Path, required=True, metavar="FILE")
+    rotate_parser = key_commands.add_parser(
+        "rotate", help="re-seal every secret of the store under a new key (or seal a plaintext store), "
+                       "in one transaction")
+    rotate_parser.add_argument("--db", dest="rotate_db", help="custodian store (also accepted before 'rotate')")
+    rotate_parser.add_argument("--new-key-file", type=Path, required=True, metavar="FILE")
+    rotate_parser.add_argument("--old-key-file", type=Path, action="append", default=[], metavar="FILE",
+                               help="a key the store is sealed with now (repeatable; default: the keys "
+                                    "$PORTAL_MPC_STORE_KEY_FILE / _KEY and _OLD_KEY_FILES configure)")
     args = parser.parse_args(argv)
     if args.command == "setup":
-        if args.db is None and args.device is None:
-            parser.error("setup needs --db and/or --device")
-        return setup(args.db, args.device, args.level)
+        db = _database(parser, args.db) if args.db is not None or args.device is None else None
+        if db is None and args.device is None:
+            parser.error("setup needs --db (or $PORTAL_MPC_DB) and/or --device")
+        return setup(db, args.device, args.level)
     if args.command == "nonce-epoch":
-        return nonce_epoch(args.db, args.bump)
+        db = _database(parser, args.db)
+        if db is None:
+            parser.error("nonce-epoch needs --db or $PORTAL_MPC_DB")
+        return nonce_epoch(db, args.bump)
+    if args.command == "store-key":
+        if args.key_command == "new":
+            return store_key_new(args.out)
+        db = _database(parser, args.rotate_db if args.rotate_db is not None else args.db)
+        if db is None:
+            parser.error("store-key rotate needs --db or $PORTAL_MPC_DB")
+        return store_key_rotate(db, args.new_key_file, args.old_key_file)
     if args.command == "serve":
         from mpc.server import serve_forever
 
@@ -210,8 +320,29 @@ def main(argv: list[str] | None = None) -> int:
             from mpc.restore_guard import ENV_VAR
 
             os.environ[ENV_VAR] = str(args.restore_guard)
+        if args.store_key_file is not None:  # likewise: every worker process reads the key itself
+            from mpc.sealing import KEY_ENV, KEY_FILE_ENV
+
+            os.environ.pop(KEY_ENV, None)  # the flag names the key; a second one would be ambiguous
+            os.environ[KEY_FILE_ENV] = str(args.store_key_file)
+        args.db = _database(parser, args.db, "custodian.sqlite3")
+        from dataclasses import fields
+
+        from mpc.errors import ConfigInvalid
+        from mpc.service_guard import environment_operator_key, load_operator_key
+
+        try:
+            limits = ServiceLimits(**{f.name: getattr(args, f.name) for f in fields(ServiceLimits)
+                                      if hasattr(args, f.name)})
+            operator_key = load_operator_key(args.operator_key_file, environment_operator_key())
+        except ConfigInvalid as exc:
+            parser.error(f"{exc.code}: {exc.message}")
         return serve_forever(args.db, args.host, args.port, session_ttl=args.session_ttl,
-                             executor=args.executor, workers=args.workers)
+                             executor=args.executor, workers=args.workers, tls_cert=args.tls_cert,
+                             tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                             allow_plaintext=args.insecure_plaintext, operator_key=operator_key,
+                             operator_cert_cn=args.operator_cert_cn, open_registration=args.open_registration,
+                             limits=limits)
     run = demo
     if args.server:
         from mpc._demo_server import demo_server

@@ -24,7 +24,9 @@ method's name, so recovering through another method than the backup's raises ``I
   cost: the default is libsodium's MODERATE limits (3 passes, 256 MiB).
 - :class:`CloudMethod` (``CLOUD``): the key is saved through a :class:`CloudStorage` (the user's
   cloud drive; :class:`LocalFolderCloudStorage` is the default, :class:`MemoryCloudStorage` for
-  tests, :class:`KeychainCloudStorage` adapts any keychain); the record only names the method. Missing key → ``BackupKeyNotFound``.
+  tests, :class:`KeychainCloudStorage` adapts any keychain) under a fresh versioned name per
+  backup, which the record carries (an interrupted backup never overwrites the keys of the last
+  complete one). Missing key → ``BackupKeyNotFound``.
 - :class:`PasskeyMethod` (``PASSKEY``): a device-held secret wraps the key through a
   :class:`PasskeyWrapper` (e.g. a WebAuthn PRF output on a real device;
   :class:`MemoryPasskeyWrapper` is the in-memory test double); the record is the wrapped key.
@@ -32,11 +34,14 @@ method's name, so recovering through another method than the backup's raises ``I
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import secrets
 import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
@@ -49,11 +54,14 @@ from mpc.errors import (
     BackupDecryptionFailed,
     BackupKeyNotFound,
     BackupPasswordInvalid,
+    BackupPasswordTooWeak,
     EngineError,
     InputInvalid,
     KeychainCorrupted,
     KeychainEntryNotFound,
 )
+from protocols import oprf
+from protocols.errors import InvalidMessage, UsageError
 from mpc.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
 
 __all__ = [
@@ -63,6 +71,8 @@ __all__ = [
     "decrypt_backup",
     "BackupMethod",
     "PasswordMethod",
+    "MIN_PASSWORD_BITS",
+    "password_strength_bits",
     "CloudStorage",
     "KeychainCloudStorage",
     "LocalFolderCloudStorage",
@@ -188,6 +198,18 @@ class BackupMethod(ABC):
     def load_key(self, context: BackupContext, record: bytes) -> bytes:
         """The key kept by :meth:`store_key` for this context and record."""
 
+    def check_for_backup(self) -> None:
+        """Raise before a backup starts if this method may not make one (a weak password)."""
+
+    def hardening_request(self, record: bytes | None = None) -> bytes | None:
+        """A blinded element the custodian must evaluate before ``store_key`` (record None) or
+        ``load_key`` (the backup's record); None (the default): this method needs none."""
+        return None
+
+    def finish_hardening(self, evaluated: bytes, proof: bytes, public_key: bytes) -> None:
+        """Take the custodian's evaluation of :meth:`hardening_request`'s element."""
+        raise UsageError(f"the {self.name} method asks the custodian for nothing")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -196,6 +218,60 @@ class BackupMethod(ABC):
 _ARGON2_OPS_RANGE = (argon2id.OPSLIMIT_MIN, argon2id.OPSLIMIT_SENSITIVE)
 _ARGON2_MEM_RANGE = (argon2id.MEMLIMIT_MIN, argon2id.MEMLIMIT_SENSITIVE)
 _WRAP_HEADER = b"MPBW\x01"
+
+
+MIN_PASSWORD_BITS = 60.0
+"""Below this estimated strength ``PasswordMethod`` refuses to back up unless ``allow_weak=True``."""
+
+# The most used passwords and PINs (a few; the estimate below catches the rest of their kind).
+_COMMON_PASSWORDS = frozenset("""
+123456 123456789 12345678 password qwerty123 qwerty 1q2w3e4r 111111 123123 1234567890 000000
+password1 iloveyou 1234 0000 abc123 letmein welcome monkey dragon sunshine princess football
+admin passw0rd qwertyuiop 654321 superman trustno1 correcthorsebatterystaple
+""".split())
+
+
+def _character_pool(text: str) -> int:
+    """How many symbols the characters of ``text`` could have come from, class by class."""
+    classes = ((str.islower, 26), (str.isupper, 26), (str.isdigit, 10))
+    pool = sum(size for test, size in classes if any(test(c) and c.isascii() for c in text))
+    if any(c.isascii() and not c.isalnum() for c in text):
+        pool += 33  # printable ASCII punctuation and space
+    if any(not c.isascii() for c in text):
+        pool += 100
+    return pool
+
+
+def _effective_length(text: str) -> int:
+    """Characters that add information: a repeat of the previous one, or a step of a run such as
+    ``abcd`` / ``4321``, counts once with the run."""
+    length, previous, step = 0, None, None
+    for c in text:
+        if previous is not None:
+            delta = ord(c) - ord(previous)
+            if delta == 0 or (delta in (1, -1) and delta == step):
+                previous = c
+                continue
+            step = delta if delta in (1, -1) else None
+        length += 1
+        previous = c
+    return length
+
+
+def password_strength_bits(password: str | bytes) -> float:
+    """A rough upper estimate of a password's strength in bits: effective length times log2 of
+    the character pool, and 0 for a well-known password.
+
+    It catches PINs (a 6-digit PIN is about 20 bits), short or single-class passwords, repeats
+    and keyboard runs; it does not know dictionaries, so "four random words" must really be
+    random. It is a guard rail, not a guarantee (docs/backup.md).
+    """
+    text = unicodedata.normalize("NFC", password if isinstance(password, str)
+                                 else bytes(password).decode("utf-8", errors="replace"))
+    if "".join(text.lower().split()) in _COMMON_PASSWORDS:
+        return 0.0
+    pool = _character_pool(text)
+    return 0.0 if pool == 0 else _effective_length(text) * math.log2(pool)
 
 
 def _password_bytes(password: object) -> bytes:
@@ -208,7 +284,23 @@ def _password_bytes(password: object) -> bytes:
 
 
 class PasswordMethod(BackupMethod):
-    """``PASSWORD``: the key wrapped under Argon2id(password); parameters kept in the record."""
+    """``PASSWORD``: the key wrapped under a key derived from the password, hardened by the
+    custodian's oblivious PRF (docs/backup.md).
+
+    Hardened (the default, record version 2): one Argon2id(password, salt) per backup, on the
+    device; its output goes blinded to the custodian, which evaluates its per-backup VOPRF key on
+    it (``protocols.oprf``, RFC 9497 P256-SHA256, with a proof that it used the key pinned in the
+    record) and counts the guess (``mpc.attempts``). The wrapping key of each curve is
+    BLAKE2b(key = VOPRF output, Argon2id output ‖ context). Every password guess then needs one
+    online, rate-limited evaluation: a stolen box and token give at most the attempt limit's
+    guesses; only a party holding both the box and the custodian's VOPRF key can guess offline,
+    at Argon2id's cost. The operation asks the custodian between :meth:`hardening_request` and
+    :meth:`finish_hardening`; ``store_key``/``load_key`` come after.
+
+    ``harden=False`` makes version-1 records (Argon2id alone, guessable offline by whoever holds
+    the record): for deployments without the custodian's evaluation; old version-1 records are
+    always readable.
+    """
 
     name = "PASSWORD"
 
@@ -218,38 +310,125 @@ class PasswordMethod(BackupMethod):
         *,
         opslimit: int = argon2id.OPSLIMIT_MODERATE,
         memlimit: int = argon2id.MEMLIMIT_MODERATE,
+        allow_weak: bool = False,
+        harden: bool = True,
     ) -> None:
         _check_argon2_limits(opslimit, memlimit, InputInvalid)
         self._password = _password_bytes(password)
         self.opslimit = opslimit
         self.memlimit = memlimit
+        self.allow_weak = allow_weak
+        self.harden = harden
+        self._pending: tuple[bytes, bytes, Any, bytes] | None = None  # setting, stretched, blind, element
+        self._hardened: tuple[bytes, bytes] | None = None  # setting (with pkS), wrapping seed
 
+    def check_for_backup(self) -> None:
+        """``BackupPasswordTooWeak`` below ``MIN_PASSWORD_BITS`` unless made with ``allow_weak=True``
+        (recovering with a weak password is never refused: the backup exists already)."""
+        if not self.allow_weak and password_strength_bits(self._password) < MIN_PASSWORD_BITS:
+            raise BackupPasswordTooWeak(
+                f"the password is estimated below {MIN_PASSWORD_BITS:.0f} bits: use a passphrase of several "
+                "random words, or allow_weak=True to accept it (the custodian's guess limit then protects it)")
+
+    # --- the custodian's evaluation (version 2) -------------------------------------------------
+    def hardening_request(self, record: bytes | None = None) -> bytes | None:
+        """The blinded element to send to the custodian before :meth:`store_key` (``record``
+        None: a new backup) or :meth:`load_key` (the backup's record); None if this backup needs
+        no evaluation (``harden=False``, or a version-1 record). Runs Argon2id once."""
+        if record is None:
+            if not self.harden:
+                return None
+            salt = nacl.utils.random(argon2id.SALTBYTES)
+            setting = _V2 + self.opslimit.to_bytes(8, "big") + self.memlimit.to_bytes(8, "big") + salt
+        else:
+            body = _record_body(self.name, record)
+            if not body.startswith(_V2):
+                return None
+            setting = _v2_setting(body)  # with the pinned public key
+        opslimit, memlimit, salt = _argon2_params(setting[1:])
+        stretched = argon2id.kdf(KEY_LENGTH, self._password, salt, opslimit=opslimit, memlimit=memlimit)
+        blind, element = oprf.blind(_OPRF_LABEL + stretched, oprf.MODE_VOPRF)
+        self._pending, self._hardened = (setting, stretched, blind, element), None
+        return element
+
+    def finish_hardening(self, evaluated: bytes, proof: bytes, public_key: bytes) -> None:
+        """Take the custodian's VOPRF answer. A new backup pins ``public_key`` in its records; a
+        recover verifies the proof against the key its record pinned (a custodian answering with
+        another key raises ``ProofError``; a malformed element ``InvalidMessage``)."""
+        if self._pending is None:
+            raise UsageError("finish_hardening needs a hardening_request first")
+        setting, stretched, blind, element = self._pending
+        pinned = setting[_V2_SETTING_NO_KEY:]
+        if pinned:
+            public_key = pinned
+        elif not isinstance(public_key, bytes) or len(public_key) != oprf.NE:
+            raise InvalidMessage("the custodian's VOPRF public key is malformed")
+        output = oprf.voprf_finalize(_OPRF_LABEL + stretched, blind, evaluated, element, public_key, proof)
+        seed = hashlib.blake2b(output + stretched, digest_size=32, person=b"portal-mpc-pwkey").digest()
+        self._pending, self._hardened = None, (setting[:_V2_SETTING_NO_KEY] + public_key, seed)
+
+    def _hardened_kek(self, setting: bytes, context: BackupContext) -> bytes:
+        if self._hardened is None or self._hardened[0] != setting:
+            raise UsageError("a version-2 PASSWORD key needs the custodian's evaluation first (finish_hardening)")
+        return hashlib.blake2b(context.to_bytes(), key=self._hardened[1], digest_size=KEY_LENGTH,
+                               person=b"portal-mpc-pwkek").digest()
+
+    # --- keys -------------------------------------------------------------------------------------
     def _kek(self, salt: bytes, opslimit: int, memlimit: int) -> bytes:
         return argon2id.kdf(KEY_LENGTH, self._password, salt, opslimit=opslimit, memlimit=memlimit)
 
     def store_key(self, context: BackupContext, key: bytes) -> bytes:
-        salt = nacl.utils.random(argon2id.SALTBYTES)
-        params = self.opslimit.to_bytes(8, "big") + self.memlimit.to_bytes(8, "big") + salt
-        kek = self._kek(salt, self.opslimit, self.memlimit)
-        wrapped = _seal(kek, _WRAP_HEADER, _check_key(key), params + context.to_bytes())
-        return _record(self.name, params + wrapped)
+        if self.harden:
+            if self._hardened is None:
+                raise UsageError("a hardened PASSWORD backup needs the custodian's evaluation first")
+            setting = self._hardened[0]
+            kek = self._hardened_kek(setting, context)
+        else:
+            salt = nacl.utils.random(argon2id.SALTBYTES)
+            setting = self.opslimit.to_bytes(8, "big") + self.memlimit.to_bytes(8, "big") + salt
+            kek = self._kek(salt, self.opslimit, self.memlimit)
+        wrapped = _seal(kek, _WRAP_HEADER, _check_key(key), setting + context.to_bytes())
+        return _record(self.name, setting + wrapped)
 
     def load_key(self, context: BackupContext, record: bytes) -> bytes:
         body = _record_body(self.name, record)
-        params_len = 16 + argon2id.SALTBYTES
-        if len(body) < params_len:
-            raise BackupDecryptionFailed("the password backup record is truncated")
-        opslimit, memlimit = int.from_bytes(body[:8], "big"), int.from_bytes(body[8:16], "big")
-        # Bounded so a forged record cannot make us spend unbounded time or memory.
-        _check_argon2_limits(opslimit, memlimit, BackupDecryptionFailed)
-        kek = self._kek(body[16:params_len], opslimit, memlimit)
-        key = _open(kek, _WRAP_HEADER, body[params_len:], body[:params_len] + context.to_bytes())
+        if body.startswith(_V2):
+            setting = _v2_setting(body)
+            kek = self._hardened_kek(setting, context)
+        else:
+            setting = body[:_V1_SETTING]
+            opslimit, memlimit, salt = _argon2_params(setting)
+            kek = self._kek(salt, opslimit, memlimit)
+        key = _open(kek, _WRAP_HEADER, body[len(setting):], setting + context.to_bytes())
         if key is None:
             raise BackupPasswordInvalid()
         return key
 
     def __repr__(self) -> str:
         return "<PasswordMethod PASSWORD (password redacted)>"
+
+
+_V2 = b"\x02"  # a version-1 body starts with opslimit's top byte, always 0
+_OPRF_LABEL = b"portal-mpc/password-backup/v2:"
+_V1_SETTING = 16 + argon2id.SALTBYTES
+_V2_SETTING_NO_KEY = 1 + _V1_SETTING
+_V2_SETTING = _V2_SETTING_NO_KEY + oprf.NE  # version, Argon2id parameters and salt, the custodian's pkS
+
+
+def _v2_setting(body: bytes) -> bytes:
+    if len(body) < _V2_SETTING:
+        raise BackupDecryptionFailed("the password backup record is truncated")
+    return body[:_V2_SETTING]
+
+
+def _argon2_params(setting: bytes) -> tuple[int, int, bytes]:
+    """(opslimit, memlimit, salt) of a record's setting, bounded so a forged record cannot make
+    the device spend unbounded time or memory."""
+    if len(setting) < _V1_SETTING:
+        raise BackupDecryptionFailed("the password backup record is truncated")
+    opslimit, memlimit = int.from_bytes(setting[:8], "big"), int.from_bytes(setting[8:16], "big")
+    _check_argon2_limits(opslimit, memlimit, BackupDecryptionFailed)
+    return opslimit, memlimit, setting[16:_V1_SETTING]
 
 
 def _check_argon2_limits(opslimit: int, memlimit: int, error: type[EngineError]) -> None:
@@ -308,25 +487,36 @@ class MemoryCloudStorage(KeychainCloudStorage):
 
 
 class CloudMethod(BackupMethod):
-    """``CLOUD``: the key saved in the user's cloud storage as ``<client_id>.<curve>.backup-key``."""
+    """``CLOUD``: the key saved in the user's cloud storage as ``<client_id>.<curve>.backup-key.<v>``.
+
+    Every backup writes its keys under a fresh version ``v`` (16 hex digits, named in the record),
+    never over the keys of an earlier backup: a backup interrupted half-way leaves the last
+    complete one (whose record names its own keys) recoverable. Records without a version, from
+    before versioning, name ``<client_id>.<curve>.backup-key``.
+    """
 
     name = "CLOUD"
+    VERSION_BYTES = 8
 
     def __init__(self, storage: CloudStorage) -> None:
         self.storage = storage
 
     @staticmethod
-    def object_name(context: BackupContext) -> str:
+    def object_name(context: BackupContext, version: bytes = b"") -> str:
         """The name the key is stored under (the client id must be a valid keychain-style name)."""
-        return validate_name(f"{context.client_id}.{context.curve}.backup-key")
+        suffix = f".{version.hex()}" if version else ""
+        return validate_name(f"{context.client_id}.{context.curve}.backup-key{suffix}")
 
     def store_key(self, context: BackupContext, key: bytes) -> bytes:
-        self.storage.save(self.object_name(context), _check_key(key))
-        return _record(self.name, b"")
+        version = secrets.token_bytes(self.VERSION_BYTES)
+        self.storage.save(self.object_name(context, version), _check_key(key))
+        return _record(self.name, version)
 
     def load_key(self, context: BackupContext, record: bytes) -> bytes:
-        _record_body(self.name, record)
-        return _check_key(self.storage.load(self.object_name(context)), BackupDecryptionFailed)
+        version = _record_body(self.name, record)
+        if len(version) not in (0, self.VERSION_BYTES):
+            raise BackupDecryptionFailed("the cloud backup record names no valid key version")
+        return _check_key(self.storage.load(self.object_name(context, version)), BackupDecryptionFailed)
 
     def __repr__(self) -> str:
         return f"<CloudMethod CLOUD via {self.storage!r}>"

@@ -13,7 +13,8 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
   backup    ecdsa2p reshare for backup + FROST refresh → each backup share encrypted, key to the
             backup method; the encrypted shares go to the custodian ("client_backup") unless the
             customer stores them itself (they are then in the operation's result)
-  recover   custodian's "client_backup" (or the customer's copy) → decrypt → ecdsa2p reshare for
+  recover   custodian's "client_backup" (or the customer's copy) → decrypt → prove possession of
+            the backup shares ("possession", bound to the custodian's nonce) → ecdsa2p reshare for
             signing + FROST refresh → new signing shares in the keychain → "stored"
   sign      ecdsa2p sign (P1: it decrypts, verifies and gets the signature first) or FROST sign.
             A failed ECDSA signature locks the share for good, persisted in the keychain.
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from mpc import possession
 from mpc.addresses import addresses
 from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, LocalFolderCloudStorage, decrypt_backup, encrypt_backup
 from mpc.operation import ClientOperation, method_name, new_session_id
@@ -205,6 +207,7 @@ class ClientBackup(_DeviceOperation):
         super().__init__(client, session_id)
         self.method = method
         self.client_stores_backup = client_stores_backup
+        method.check_for_backup()  # e.g. a weak password: refused before anything runs
         self._signing = {curve: client.signing_share(curve) for curve in CURVES}
         if self._signing["secp256k1"].locked:  # its bits may have leaked: never reshare it
             raise KeyLockedError()
@@ -235,8 +238,9 @@ class ClientBackup(_DeviceOperation):
 class _FromBackup(_DeviceOperation):
     """An operation that starts from the client backup shares of one method.
 
-    The encrypted shares come from the custodian's first step, unless the customer kept them
-    (``encrypted_backup``); nothing starts before they are decrypted.
+    The encrypted shares come from the custodian's first step ("client_backup", with the
+    custodian's nonce), unless the customer kept them (``encrypted_backup``); nothing starts
+    before they are decrypted and the client proved it holds them ("possession").
     """
 
     _transient = ("client", "method")
@@ -253,22 +257,43 @@ class _FromBackup(_DeviceOperation):
     def _start(self) -> list[Message]:
         return []
 
+    _opened = False
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        """Decrypt the backup shares (a wrong key or a tampered box fails here, changing nothing)."""
+        if name != "client_backup" or self._opened:
+            return self._decode_after_backup(name, data)
+        require_keys(data, ("method", "boxes", "nonce"))
+        nonce = get_bytes(data, "nonce", possession.NONCE_BYTES)
+        return _open_backup(self.client.client_id, self.method, data, self.encrypted_backup), nonce
+
+    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        if name != "client_backup" or self._opened:
+            return self._on_step_after_backup(name, value)
+        shares, nonce = value
+        self._opened = True
+        proofs = possession.prove(shares, protocol=self.protocol, session_id=self.session_id,
+                                  client_id=self.client.client_id, method=self.method.name, nonce=nonce)
+        return [self._step("possession", proofs)] + self._on_backup_opened(shares)
+
+    def _on_backup_opened(self, shares: dict[str, Any]) -> list[Message]:
+        raise NotImplementedError
+
+    def _decode_after_backup(self, name: str, data: Mapping[str, Any]) -> Any:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
+    def _on_step_after_backup(self, name: str, value: Any) -> list[Message]:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
 
 class ClientRecover(_FromBackup):
     protocol = "wallet/recover"
 
-    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        """Decrypt the backup shares (a wrong key or a tampered box fails here, changing nothing)."""
-        if name != "client_backup" or self._children:
-            raise InvalidMessage(f"unexpected step {name!r}")
-        require_keys(data, ("method", "boxes"))
-        return _open_backup(self.client.client_id, self.method, data, self.encrypted_backup)
-
-    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+    def _on_backup_opened(self, shares: dict[str, Any]) -> list[Message]:
         return self._add_children({
-            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), value["secp256k1"], for_signing=True,
+            "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), shares["secp256k1"], for_signing=True,
                                            client_setup=self.client.device_setup()),
-            "ed25519": frost.RefreshSession(self._child_id("ed25519"), value["ed25519"], PARTIES),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), shares["ed25519"], PARTIES),
         })
 
     def _on_children_done(self) -> list[Message]:
@@ -351,17 +376,23 @@ class ClientEject(_FromBackup):
 
     protocol = "wallet/eject"
 
-    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        if name != "eject" or self.done:
+    def _on_backup_opened(self, shares: dict[str, Any]) -> list[Message]:
+        self._client_shares = shares  # until the custodian's shares arrive
+        return []
+
+    def _decode_after_backup(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name != "eject" or self.done or not self._opened:
             raise InvalidMessage(f"unexpected step {name!r}")
-        require_keys(data, ("method", "boxes", "shares"))
-        client_shares = _open_backup(self.client.client_id, self.method, data, self.encrypted_backup)
+        require_keys(data, ("method", "shares"))
+        if data["method"] != self.method.name:
+            raise InvalidMessage("the custodian sends the backup shares of another method")
         shares = data["shares"]
         require_keys(shares, CURVES)
         custodian_shares = {curve: decode_share(curve, CUSTODIAN_PARTY, get_bytes(shares, curve)) for curve in CURVES}
-        return _combine(client_shares, custodian_shares)
+        return _combine(self._client_shares, custodian_shares)
 
-    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+    def _on_step_after_backup(self, name: str, value: Any) -> list[Message]:
+        self._client_shares = {}
         self._finish(value)
         stored = {"secp256k1": value.secp256k1_public_key.hex(), "ed25519": value.ed25519_public_key.hex()}
         return [self._step("ejected", stored)]

@@ -11,9 +11,11 @@ Operation flows (custodian side; child protocols run side by side through ``Comp
   backup    ecdsa2p reshare for backup + FROST refresh → custodian backup shares stored,
             STORED_CUSTODIAN_BACKUP_SHARE; then the client's encrypted backup share
             (default) → STORED_CLIENT_BACKUP_SHARE
-  recover   sends the stored encrypted client backup share; ecdsa2p reshare for signing + FROST
-            refresh from the backup shares → new signing shares replace the old ones,
-            STORED_DATABASE; client's "stored" step → STORED_CLIENT
+  recover   sends the stored encrypted client backup share with a fresh nonce; the client proves
+            it decrypted it ("possession", ``mpc.possession``; failures count, ``mpc.attempts``);
+            ecdsa2p reshare for signing + FROST refresh from the backup shares → new signing
+            shares replace the old ones, STORED_DATABASE; client's "stored" step → STORED_CLIENT
+  eject     the same first two steps, then the custodian backup shares go to the client
   sign      ecdsa2p sign (P2) or FROST sign; refused unless signing shares are STORED_CLIENT
 """
 
@@ -21,12 +23,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from functools import cached_property
 from collections.abc import Mapping
 from typing import Any
 
+from mpc import possession
 from mpc.addresses import addresses
+from mpc.attempts import AttemptCounter
 from mpc.errors import (
     BackupNotFound,
+    PossessionProofFailed,
     WebhookFailed,
     OperationInProgress,
     StateInvalid,
@@ -39,11 +45,11 @@ from mpc.presign import CustodianPresign
 from mpc.signing import CustodianSign
 from mpc.store import ClientRecord, SQLiteStore
 from mpc.webhook import BackupWebhook
-from mpc.wallet import CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, decode_share, default_home
+from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, decode_share, default_home
 from protocols import ecdsa2p, frost
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
-from protocols.errors import InvalidMessage, MPCError
+from protocols.errors import InvalidMessage, MPCError, ProofError
 from protocols.rounds import Message, Session
 from protocols.state import register_attrs
 
@@ -121,8 +127,24 @@ class Custodian:
             raise StateInvalid("no custodian backup share for this method yet")
         self.store.set_backup(client_id, method, BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value, backups[method][1])
 
+    # --- failed attempts (``mpc.attempts``) -------------------------------------------------------
+    @cached_property
+    def attempts(self) -> AttemptCounter:
+        """Failed proofs of possession per client; at the limit eject and recover are refused."""
+        return AttemptCounter(self.store)
+
+    def unlock(self, client_id: str) -> None:
+        """The operator's action after a lock-out (``CLIENT_LOCKED_OUT``): the client may try again."""
+        self.store.client(client_id)  # an unknown client raises CLIENT_NOT_FOUND
+        self.attempts.unlock(client_id)
+
+    def failed_attempts(self, client_id: str) -> int:
+        """Failed proofs of possession since the last success or unlock."""
+        return self.attempts.failures(client_id)
+
     def _require_backup(self, client_id: str, method: str) -> None:
-        """Recover and eject need a complete backup of that method."""
+        """Recover and eject need a complete backup of that method (and a client not locked out)."""
+        self.attempts.check(client_id)
         record = self.store.client(client_id)
         backups = self.store.backups(client_id)
         if not record.has_wallet or method not in backups:
@@ -249,10 +271,14 @@ MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (it
 
 
 def _default_store() -> SQLiteStore:
-    """The default store: a SQLite file in ``default_home()`` (``$PORTAL_MPC_HOME``)."""
-    home = default_home()
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return SQLiteStore(str(home / "custodian.sqlite3"))
+    """The default store: a SQLite file in ``default_home()`` (``$PORTAL_MPC_HOME``, made 0700),
+    sealed with the environment's key (``mpc.stores.configured_sealer``: no key, no plaintext
+    unless explicitly allowed)."""
+    from mpc._files import private_dirs
+    from mpc.stores import configured_sealer
+
+    path = str(private_dirs(default_home()) / "custodian.sqlite3")
+    return SQLiteStore(path, sealer=configured_sealer(path))
 
 
 def _public_keys_payload(shares: Mapping[str, Any]) -> dict[str, str]:
@@ -353,7 +379,13 @@ class CustodianBackup(_ServiceOperation):
 
 
 class _FromBackup(_ServiceOperation):
-    """An operation that starts from the custodian backup shares of one method."""
+    """An operation that starts from the custodian backup shares of one method.
+
+    After the client's hello the custodian sends the encrypted client backup shares with a fresh
+    nonce ("client_backup"); nothing else happens before the client proves that it decrypted
+    them ("possession", ``mpc.possession``). A failed proof counts against the client's attempts
+    (``mpc.attempts``) and ends the operation (``PossessionProofFailed``).
+    """
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str) -> None:
         self.method = method_name(method)
@@ -361,9 +393,45 @@ class _FromBackup(_ServiceOperation):
         # Loaded now, so a failing webhook (self-managed backups) is reported before any protocol.
         self._backup = {curve: custodian._load_share(client_id, "backup", self.method, curve) for curve in CURVES}
         self._public = {curve: self._backup[curve].public_key.hex() for curve in CURVES}
+        self._nonce = secrets.token_bytes(possession.NONCE_BYTES)
+        self._possessed = False
 
     def _hello(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "method": self.method}
+
+    def _start(self) -> list[Message]:
+        data = {"method": self.method, "boxes": self._client_boxes(), "nonce": self._nonce.hex()}
+        return [self._step("client_backup", data)]
+
+    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name != "possession" or self._possessed:
+            return self._decode_after_possession(name, data)
+        self.custodian.attempts.check(self.client_id)
+        try:
+            possession.verify(self._backup, data, protocol=self.protocol, session_id=self.session_id,
+                              client_id=self.client_id, method=self.method, nonce=self._nonce)
+        except ProofError:
+            failures = self.custodian.attempts.failed(self.client_id)
+            raise PossessionProofFailed(
+                f"the client did not prove possession of its backup share "
+                f"(failed attempt {failures} of {self.custodian.attempts.limit})", culprit=CLIENT_PARTY) from None
+        return None
+
+    def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        if name != "possession" or self._possessed:
+            return self._on_step_after_possession(name, value)
+        self._possessed = True
+        self.custodian.attempts.succeeded(self.client_id)
+        return self._on_possession()
+
+    def _on_possession(self) -> list[Message]:
+        raise NotImplementedError
+
+    def _decode_after_possession(self, name: str, data: Mapping[str, Any]) -> Any:
+        raise InvalidMessage(f"unexpected step {name!r}")
+
+    def _on_step_after_possession(self, name: str, value: Any) -> list[Message]:
+        raise InvalidMessage(f"unexpected step {name!r}")
 
     def _client_boxes(self) -> dict[str, Any]:
         boxes: dict[str, Any] = {}
@@ -379,9 +447,8 @@ class CustodianRecover(_FromBackup):
     operation = "recover"
     _expects_stored = True
 
-    def _start(self) -> list[Message]:
-        out = [self._step("client_backup", {"method": self.method, "boxes": self._client_boxes()})]
-        return out + self._add_children({
+    def _on_possession(self) -> list[Message]:
+        return self._add_children({
             "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), self._backup["secp256k1"], for_signing=True,
                                            setup=self.custodian.setup),
             "ed25519": frost.RefreshSession(self._child_id("ed25519"), self._backup["ed25519"], PARTIES),
@@ -401,24 +468,25 @@ class CustodianRecover(_FromBackup):
 class CustodianEject(_FromBackup):
     """Eject: the client gets the custodian backup shares and rebuilds each private key.
 
-    The shares travel to the client in the clear as far as this layer goes: run it only over an
-    authenticated, encrypted transport. MPC operations keep working afterwards.
+    The shares go out only after the client proved possession of its backup share, and then in
+    the clear as far as this layer goes: run it only over an authenticated, encrypted transport
+    (TLS). MPC operations keep working afterwards.
     """
 
     protocol = "wallet/eject"
     operation = "eject"
 
-    def _start(self) -> list[Message]:
+    def _on_possession(self) -> list[Message]:
         shares = {curve: self._backup[curve].to_bytes().hex() for curve in CURVES}
         self._children_done = True  # no child protocol: the client's "ejected" step ends it
-        return [self._step("eject", {"method": self.method, "boxes": self._client_boxes(), "shares": shares})]
+        return [self._step("eject", {"method": self.method, "shares": shares})]
 
-    def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
-        if name != "ejected" or self._next_from_peer < 2:
+    def _decode_after_possession(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name != "ejected" or not self._possessed:
             raise InvalidMessage(f"unexpected step {name!r}")
         self._decode_stored(data, self._public)
 
-    def _on_other_step(self, name: str, value: Any) -> list[Message]:
+    def _on_step_after_possession(self, name: str, value: Any) -> list[Message]:
         self.store.update_client(self.client_id, ejected=1)
         self._complete(self.custodian.get_client(self.client_id))
         return []

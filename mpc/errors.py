@@ -19,6 +19,8 @@ Errors of the protocol and group layers are turned into engine errors by
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -48,15 +50,26 @@ __all__ = [
     "StateInvalid",
     "OperationInProgress",
     "KeyLockedError",
+    "RateLimited",
+    "PossessionProofFailed",
+    "ClientLockedOut",
     "ProtocolAborted",
     "DKGFailed",
     "SignFailed",
     "BackupDecryptionFailed",
     "BackupPasswordInvalid",
+    "BackupPasswordTooWeak",
     "KeychainCorrupted",
     "StoreSchemaUnsupported",
     "StoreCorrupted",
+    "StoreKeyMissing",
+    "StoreKeyInvalid",
+    "StoreNotSealed",
     "WebhookFailed",
+    "ConfigInvalid",
+    "TransportInsecure",
+    "TlsFailed",
+    "ServiceUnavailable",
     "ChainLibraryMissing",
     "ERRORS",
     "from_json",
@@ -119,6 +132,16 @@ class BackupPasswordInvalid(BackupDecryptionFailed):
     code = "BACKUP_PASSWORD_INVALID"
     status = 400
     default_message = "the backup password is not correct"
+
+
+class BackupPasswordTooWeak(InputInvalid):
+    """A backup password's estimated strength is below ``mpc.backup_crypto.MIN_PASSWORD_BITS``;
+    nothing was run. Choose a passphrase (several random words), or opt in with ``allow_weak=True``
+    knowing that only the custodian's guess limit then protects it (docs/backup.md)."""
+
+    code = "BACKUP_PASSWORD_TOO_WEAK"
+    status = 400
+    default_message = "the backup password is too weak"
 
 
 # --- 401 / 404 --------------------------------------------------------------------------------
@@ -224,6 +247,53 @@ class KeyLockedError(EngineError, KeyLocked):
     default_message = "the signing key is locked; recover the wallet to use it again"
 
 
+class PossessionProofFailed(ProtocolAborted, ProtocolAbort):
+    """The client did not prove that it holds its backup share (eject, recover): the custodian
+    released nothing, counted a failed attempt and ended the operation (``culprit``: the client).
+
+    Also a ``protocols.errors.ProtocolAbort``, so the session that raised it is aborted.
+    """
+
+    code = "POSSESSION_PROOF_FAILED"
+    status = 403
+    default_message = "the client did not prove possession of its backup share"
+
+
+class ClientLockedOut(EngineError):
+    """Too many failed proofs of possession (or password guesses) for this client: backup
+    material is released no more until an operator unlocks the client."""
+
+    code = "CLIENT_LOCKED_OUT"
+    status = 423
+    default_message = "too many failed attempts: an operator must unlock this client"
+
+
+# --- 429: too many requests -------------------------------------------------------------------
+_RETRY_AFTER = re.compile(r"retry after (\d+) s")
+
+
+class RateLimited(EngineError):
+    """A rate or concurrency limit of the custodian service refused the request; the message
+    says when to retry (``retry after N s``, also ``retry_after`` in seconds)."""
+
+    code = "RATE_LIMITED"
+    status = 429
+    default_message = "too many requests; retry later"
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        if retry_after is None:  # rebuilt from the wire: the hint is in the message
+            found = _RETRY_AFTER.search(self.message)
+            retry_after = float(found.group(1)) if found else None
+        self.retry_after = retry_after
+
+    @classmethod
+    def after(cls, seconds: float, what: str) -> RateLimited:
+        """``what`` was refused; retry in ``seconds`` (rounded up to whole seconds, at least 1)."""
+        wait = max(1, math.ceil(seconds))
+        return cls(f"{what}; retry after {wait} s", retry_after=float(wait))
+
+
 # --- 5xx: the engine or something it depends on failed -----------------------------------------
 class KeychainCorrupted(EngineError):
     """A keychain entry is damaged (bad header, checksum mismatch, truncated)."""
@@ -242,11 +312,39 @@ class StoreSchemaUnsupported(EngineError):
 
 
 class StoreCorrupted(EngineError):
-    """A file the store relies on is damaged (the restore guard's counter)."""
+    """A file or row the store relies on is damaged: the restore guard's counter, or a sealed
+    row (``mpc.sealing``) that fails authentication (tampered, truncated, or moved to another row)."""
 
     code = "STORE_CORRUPTED"
     status = 500
-    default_message = "a file of the store is damaged"
+    default_message = "a file or row of the store is damaged"
+
+
+class StoreKeyMissing(EngineError):
+    """The store needs its key (``mpc.sealing``) and none is configured: a sealed store, or a
+    file / PostgreSQL store opened with neither a key nor an explicit plaintext opt-in."""
+
+    code = "STORE_KEY_MISSING"
+    status = 500
+    default_message = "the store's key is not configured"
+
+
+class StoreKeyInvalid(EngineError):
+    """The store key is unusable: malformed (not 32 bytes of base64), in a file others can read,
+    or not a key this store was sealed with."""
+
+    code = "STORE_KEY_INVALID"
+    status = 500
+    default_message = "the store key is not valid for this store"
+
+
+class StoreNotSealed(EngineError):
+    """A key was configured for a store that still holds plaintext secrets; nothing was changed
+    (seal them first: ``python -m mpc store-key rotate``)."""
+
+    code = "STORE_NOT_SEALED"
+    status = 500
+    default_message = "the store holds plaintext secrets: seal them with store-key rotate first"
 
 
 class WebhookFailed(EngineError):
@@ -255,6 +353,42 @@ class WebhookFailed(EngineError):
     code = "WEBHOOK_FAILED"
     status = 502
     default_message = "the backup webhook failed"
+
+
+class ConfigInvalid(EngineError):
+    """The service or its client is configured unsafely or incompletely (no operator key without
+    open registration, an unreadable certificate, a limit above the file descriptor limit)."""
+
+    code = "CONFIG_INVALID"
+    status = 500
+    default_message = "invalid or unsafe configuration"
+
+
+class TransportInsecure(ConfigInvalid):
+    """Plain ``ws://`` to or on an address that is not loopback, without an explicit
+    ``allow_plaintext`` (``--insecure-plaintext``)."""
+
+    code = "TRANSPORT_INSECURE"
+    status = 500
+    default_message = "plaintext WebSocket refused on a non-loopback address; use TLS (wss://)"
+
+
+class TlsFailed(EngineError):
+    """The TLS handshake with the custodian service failed: its certificate is not trusted or
+    does not name the host, or the service refused the client certificate."""
+
+    code = "TLS_FAILED"
+    status = 502
+    default_message = "the TLS handshake with the custodian service failed"
+
+
+class ServiceUnavailable(EngineError):
+    """The custodian service could not be reached, closed the connection (busy: close code
+    1013), or the connection was lost and could not be resumed."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    default_message = "the custodian service is unavailable"
 
 
 class ChainLibraryMissing(EngineError, ImportError):

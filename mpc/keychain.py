@@ -6,8 +6,8 @@ enclave wrapper, ...) can implement it. Two implementations ship here:
 - :class:`MemoryKeychain`: a dict in memory, for tests and short-lived tools.
 - :class:`FileKeychain`: one file per entry in a directory of its own.
 
-FileKeychain on disk: the directory is mode 0700 and each entry file ``<name>.entry`` is mode
-0600. A write goes to a temporary file in the same directory, is fsync'd, then moved over the
+FileKeychain on disk: the directory (and any parent it creates) is mode 0700 and each entry
+file ``<name>.entry`` is mode 0600, whatever the umask. A write goes to a temporary file in the same directory, is fsync'd, then moved over the
 entry with ``os.replace`` (atomic on POSIX) and the directory is fsync'd, so a crash leaves
 either the old or the new entry, never a half-written one. Each file is::
 
@@ -33,6 +33,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from mpc._files import private_dirs
 from mpc.errors import InputInvalid, KeychainCorrupted, KeychainEntryNotFound
 
 __all__ = ["Keychain", "MemoryKeychain", "FileKeychain", "validate_name"]
@@ -158,11 +159,9 @@ class FileKeychain(Keychain):
     """One checksummed file per entry in ``directory`` (created 0700 if missing)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # The directory is the keychain's own: keep others out even if it existed before.
-        if self.directory.stat().st_mode & 0o077:
-            os.chmod(self.directory, 0o700)
+        # Missing folders are made 0700 whatever the umask; the directory is the keychain's
+        # own: others are kept out even if it existed before.
+        self.directory = private_dirs(directory)
 
     def _path(self, name: str) -> Path:
         return self.directory / (validate_name(name) + _SUFFIX)

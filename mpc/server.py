@@ -4,18 +4,50 @@ An asyncio WebSocket service (the ``websockets`` library, ``server`` extra) in f
 ``mpc.Custodian``. One WebSocket connection carries one request; for a wallet operation it then
 carries that operation's round messages until it completes.
 
+Front door (``mpc.service_guard``; ``docs/operations.md``, Security)
+--------------------------------------------------------------------
+TLS (``wss://``) with ``tls_cert`` and ``tls_key``; with ``tls_client_ca`` every client must
+present a certificate signed by that CA (mTLS). Without TLS the service listens on loopback
+only, unless ``allow_plaintext=True`` (``--insecure-plaintext``). An *operator key*
+(``operator_key``: the key or ``sha256:<hex>``; ``serve`` reads it from a file or
+``$PORTAL_MPC_OPERATOR_KEY``) is required for the operator ops below; with
+``operator_cert_cn`` a verified client certificate of that subject CN counts as the operator
+too. Without an operator key the service refuses to start unless ``open_registration=True``
+(anyone may then create clients). Limits (``ServiceLimits``): sockets over the total or per-IP
+caps are closed as they are accepted; above ``max_connections`` open WebSocket connections a
+new one is closed at once with code 1013; per-IP and per-client token buckets and a cap on a
+client's parked sessions answer ``RATE_LIMITED`` (``retry after N s``); the handshakes and the
+request frame must arrive within ``first_frame_timeout``.
+
 Wire protocol (text frames, JSON)
 ---------------------------------
-The client's first frame is a request object::
+The client's first frame is a request object (at most 64 KiB, nested at most
+``MAX_REQUEST_DEPTH`` deep)::
 
-    {"op": "create_client"}                                   -> {"result": {"client_id", "token"}}
+    {"op": "create_client", "operator_key"?}                  -> {"result": {"client_id", "token"}}
     {"op": "get_client", "client_id", "token"}                -> {"result": <custodian view>}
+    {"op": "rotate_token", "client_id", "token"}              -> {"result": {"client_id", "token"}}
     {"op": "stored_client_backup_share", "client_id", "token", "method"?}
                                                               -> {"result": <custodian view>}
     {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned",
      "client_id", "token", "session_id": 64 hex digits, ...parameters}
                                                               -> {"ready": {"session_id", "expect"}}
     {"op": "resume", "client_id", "token", "session_id"}      -> {"ready": {...}} + replayed frames
+
+Operator ops (``operator_key``, or the operator's client certificate)::
+
+    {"op": "get_client", "client_id", "operator_key"}         -> {"result": <custodian view>}
+    {"op": "revoke_token", "client_id", "operator_key"}       -> {"result": {"client_id", "revoked": true}}
+    {"op": "issue_token", "client_id", "operator_key"}        -> {"result": {"client_id", "token"}}
+    {"op": "unlock_client", "client_id", "operator_key"}      -> {"result": <custodian view>}
+
+``create_client`` needs the operator too unless the service runs with open registration.
+Tokens: ``rotate_token`` replaces the client's token (the old one is dead at once);
+``revoke_token`` kills it (every later request, and the next message of an operation in flight,
+gets ``AUTH_FAILED``) and ``issue_token`` gives the operator a fresh one to hand over;
+``unlock_client`` clears the client's lockout (``Custodian.unlock``; ``INPUT_INVALID`` "not
+supported" on an engine without it). A completed ``recover`` or ``eject`` also replaces the
+token: its result frame carries the new one as ``result["token"]`` and the caller must keep it.
 
 Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
 (bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
@@ -25,12 +57,15 @@ and keeps; the device stores nothing). sign_presigned is the same operation as s
 ECDSA sign takes a precomputation from the pool when there is one). After ``ready``
 both sides exchange protocol messages, each one frame holding ``Message.to_bytes()`` exactly
 (the client speaks first, with its "hello"). When the custodian's session completes the server
-sends ``{"result": <custodian result>}`` (the view of ``get_client``, the signature's
-``SignResult.to_json()``, or presign's counts per curve) and closes the connection normally.
+sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
+and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
+the connection normally. Every message of an operation re-checks the client's token.
 
 Errors are ``{"error": {"id": CODE, "message": text}}`` with the stable codes of ``mpc.errors``
 (``docs/errors.md``): ``AUTH_FAILED`` for a missing or wrong token (or an unknown client: the
-answer is the same), ``INPUT_INVALID`` for a malformed request, ``MESSAGE_INVALID`` for a frame
+answer is the same; also a missing or wrong operator key), ``INPUT_INVALID`` for a malformed request
+(any first frame that is not a JSON object of bounded size and depth with an ``op``),
+``RATE_LIMITED`` for a request over a limit, ``MESSAGE_INVALID`` for a frame
 that is not a canonical message of this session (the session is unchanged and the connection
 stays open, up to ``MAX_INVALID_FRAMES``), ``NOT_FOUND`` for an unknown, finished, expired or
 busy session; an abort (``PROTOCOL_ABORTED``, ``DKG_FAILED``, ``KEY_LOCKED``, …) ends the
@@ -52,8 +87,8 @@ Off the event loop
 Every step (decode the parked state, verify proofs, Paillier arithmetic, store writes) runs in
 an executor, never on the event loop. With a file or PostgreSQL database the default is a
 *process* pool (``spawn``): the proofs are pure-Python / gmpy2 big-integer work that holds the
-GIL, so threads would take turns on one core; a worker receives only picklable bytes (database
-URL, parked state, frame) and keeps its own store connection, which the take-semantics make
+GIL, so threads would take turns on one core; a worker receives only picklable values (database
+URL, client id and token, parked state, frame) and keeps its own store connection, which the take-semantics make
 safe. With ``:memory:`` (one connection, one process) it is a thread pool.
 """
 
@@ -65,14 +100,39 @@ import json
 import logging
 import multiprocessing
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mpc.custodian import Custodian
-from mpc.errors import EngineError, InputInvalid, MessageInvalid, NotFound, from_protocol_error
+from mpc.errors import (
+    AuthFailed,
+    ConfigInvalid,
+    EngineError,
+    InputInvalid,
+    MessageInvalid,
+    NotFound,
+    RateLimited,
+    TransportInsecure,
+    from_protocol_error,
+)
 from mpc.presign import MAX_PRESIGN_COUNT
+from mpc.service_guard import (
+    BoundedLog,
+    ConnectionGate,
+    GatedSocket,
+    OperatorKey,
+    ServiceLimits,
+    TokenBuckets,
+    binds_loopback_only,
+    check_fd_budget,
+    peer_common_name,
+    peer_key,
+    server_tls_context,
+)
 from mpc.service_store import ServiceStore, new_token
 from mpc.stores import open_store
 from mpc.wallet import SignResult
@@ -82,22 +142,34 @@ from protocols.rounds import Message
 __all__ = [
     "CustodianService",
     "ServiceThread",
+    "ServiceLimits",
+    "OperatorKey",
     "OPERATIONS",
+    "OPERATOR_OPS",
     "MAX_FRAME_BYTES",
+    "MAX_REQUEST_BYTES",
+    "MAX_REQUEST_DEPTH",
     "MAX_INVALID_FRAMES",
     "DEFAULT_PORT",
     "DEFAULT_SESSION_TTL",
 ]
 
 log = logging.getLogger("mpc.server")
+_LOG = BoundedLog(log)  # this process's internal errors (each worker process has its own)
 
 DEFAULT_PORT = 8765
 DEFAULT_SESSION_TTL = 300.0
 MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
 MAX_INVALID_FRAMES = 8
-REQUEST_TIMEOUT = 30.0
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused before decoding
 OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned")
-_SESSION_ID = re.compile(r"^[0-9a-f]{64}$")
+OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client")
+TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
+_MAX_CLIENT_ID_CHARS = 256
+_LISTEN_BACKLOG = 512
+_SESSION_ID = re.compile(r"[0-9a-f]{64}")
+_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 
 def _session_not_found() -> dict[str, Any]:
@@ -136,7 +208,7 @@ def _service(db: str) -> tuple[Custodian, ServiceStore]:
 def _error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, MPCError):
         return from_protocol_error(exc).to_json()
-    log.exception("internal error in a custodian step", exc_info=exc)
+    _LOG.error("internal error in a custodian step", exc)
     return EngineError().to_json()
 
 
@@ -145,10 +217,12 @@ def _result_json(result: Any) -> Any:
 
 
 def _open_operation(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str,
-                    ttl: float) -> dict[str, Any]:
-    """Create the custodian session of ``op`` and park it before any message arrives."""
+                    ttl: float, max_parked: int) -> dict[str, Any]:
+    """Create the custodian session of ``op`` and park it before any message arrives (unless
+    the client already has ``max_parked`` unfinished sessions parked)."""
     custodian, service = _service(db)
     try:
+        _check_parked(service, client_id, max_parked)
         if service.peek(session_id) is not None:
             raise InputInvalid("this session id is in use")
         sid = bytes.fromhex(session_id)
@@ -159,6 +233,18 @@ def _open_operation(db: str, op: str, client_id: str, params: dict[str, Any], se
         return {"messages": outbox, "expect": session.awaiting_round}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
         return {"error": _error(exc), "fatal": True}
+
+
+def _check_parked(service: ServiceStore, client_id: str, max_parked: int) -> None:
+    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions (retry when the
+    oldest expires)."""
+    now = time.time()
+    count, first_expiry = service.store._execute(
+        "SELECT COUNT(*), MIN(expires) FROM parked_sessions WHERE client_id = ? AND expires >= ?", (client_id, now)
+    ).fetchone()
+    if int(count) >= max_parked:
+        raise RateLimited.after(float(first_expiry) - now,
+                                f"this client has {int(count)} unfinished operations (at most {max_parked})")
 
 
 def _resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
@@ -174,9 +260,15 @@ def _resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
     return {"messages": parked.outbox, "expect": expect}
 
 
-def _step(db: str, client_id: str, session_id: str, frame: bytes, ttl: float) -> dict[str, Any]:
-    """Take the parked session, deliver one message, park the new state (or finish)."""
+def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float) -> dict[str, Any]:
+    """Check the client's token (revoked or rotated: ``AUTH_FAILED``, the session stays parked
+    until it expires), take the parked session, deliver one message, park the new state (or
+    finish: a completed recover or eject gets a fresh token in its result)."""
     custodian, service = _service(db)
+    try:
+        service.check_token(client_id, token)
+    except AuthFailed as exc:
+        return {"error": exc.to_json(), "fatal": True}
     owner = service.peek(session_id)
     if owner is None or owner.client_id != client_id:
         return {"error": _session_not_found(), "fatal": True}
@@ -202,7 +294,10 @@ def _step(db: str, client_id: str, session_id: str, frame: bytes, ttl: float) ->
         return {"error": _error(exc), "fatal": True}
     sent = [m.to_bytes().decode("ascii") for m in produced]
     if session.done:
-        return {"messages": sent, "result": _result_json(session.result())}
+        result = _result_json(session.result())
+        if parked.operation in TOKEN_ROTATING_OPERATIONS:
+            result = {**result, "token": service.replace_token(client_id)}
+        return {"messages": sent, "result": result}
     # Every message sent so far stays with the state: a client that reconnects gets them all
     # again and drops those it has (an operation sends a handful of messages).
     service.park(session_id, client_id, parked.operation, session.to_bytes(), parked.outbox + sent,
@@ -225,15 +320,76 @@ def _warm(db: str) -> bool:
 
 # --- requests --------------------------------------------------------------------------------------------
 def _parse_request(frame: Any) -> dict[str, Any]:
-    if not isinstance(frame, str) or len(frame) > 64 * 1024:
-        raise InputInvalid("the first frame must be a JSON request object (text)")
+    """The request object of a first frame; anything else is ``INPUT_INVALID`` (never another
+    error: size and nesting are bounded before decoding, strings must be valid Unicode)."""
+    if not isinstance(frame, str) or len(frame) > MAX_REQUEST_BYTES:
+        raise InputInvalid("the first frame must be a JSON request object (text, at most 64 KiB)")
+    if _nesting_depth(frame) > MAX_REQUEST_DEPTH:
+        raise InputInvalid(f"the request is nested deeper than {MAX_REQUEST_DEPTH}")
     try:
         request = json.loads(frame, parse_constant=_no_constant)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InputInvalid("the request is not valid JSON") from None
     if not isinstance(request, dict) or not isinstance(request.get("op"), str):
         raise InputInvalid("the request must be an object with an 'op'")
+    _check_strings(request)
     return request
+
+
+def _nesting_depth(frame: str) -> int:
+    """The deepest nesting of arrays and objects in ``frame`` (brackets inside strings do not
+    count); linear in the frame, visiting only brackets, quotes and backslashes."""
+    depth = deepest = 0
+    in_string = False
+    escaped_at = -1  # the position of a character escaped by a backslash
+    for match in _JSON_STRUCTURE.finditer(frame):
+        char, at = match.group(), match.start()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_strings(value: Any) -> None:
+    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800`` escapes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputInvalid("the request holds an invalid Unicode string") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
+def _client_credentials(request: dict[str, Any]) -> tuple[str, str]:
+    """The request's client id and token (``AUTH_FAILED`` unless both are strings)."""
+    client_id, token = request.get("client_id"), request.get("token")
+    if not isinstance(client_id, str) or not isinstance(token, str):
+        raise AuthFailed()
+    return client_id, token
+
+
+def _client_id(request: dict[str, Any]) -> str:
+    client_id = request.get("client_id")
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= _MAX_CLIENT_ID_CHARS:
+        raise InputInvalid("client_id must be a non-empty string")
+    return client_id
 
 
 def _no_constant(name: str) -> Any:
@@ -268,7 +424,7 @@ def _operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
 
 def _session_id(request: dict[str, Any]) -> str:
     session_id = request.get("session_id")
-    if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
         raise InputInvalid("session_id must be 64 lowercase hex digits")
     return session_id
 
@@ -279,13 +435,26 @@ def _frame(obj: Any) -> str:
 
 class CustodianService:
     """The WebSocket custodian over one database (``db``: a SQLite path, ``:memory:`` or a
-    ``postgresql://`` URL). ``executor`` is ``"process"``, ``"thread"`` or ``"auto"``."""
+    ``postgresql://`` URL). ``executor`` is ``"process"``, ``"thread"`` or ``"auto"``.
+
+    The front door (module docstring): ``tls_cert`` and ``tls_key`` (``tls_client_ca``: client
+    certificates required), ``allow_plaintext`` (ws:// off loopback), ``operator_key`` (an
+    :class:`OperatorKey` or its configuration text), ``operator_cert_cn``, ``open_registration``
+    and ``limits``. A configuration without any operator credential is refused
+    (``CONFIG_INVALID``) unless ``open_registration`` is set explicitly.
+    """
 
     def __init__(self, db: str = "custodian.sqlite3", *, session_ttl: float = DEFAULT_SESSION_TTL,
                  executor: str = "auto", workers: int = 2, max_frame: int = MAX_FRAME_BYTES,
-                 custodian: Custodian | None = None) -> None:
+                 custodian: Custodian | None = None, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None, tls_client_ca: str | Path | None = None,
+                 allow_plaintext: bool = False, operator_key: OperatorKey | str | None = None,
+                 operator_cert_cn: str | None = None, open_registration: bool = False,
+                 limits: ServiceLimits | None = None) -> None:
         if executor not in ("auto", "process", "thread"):
             raise InputInvalid("executor must be auto, process or thread")
+        self._configure_front_door(tls_cert, tls_key, tls_client_ca, allow_plaintext, operator_key,
+                                   operator_cert_cn, open_registration, limits)
         self.db = db
         self.session_ttl = session_ttl
         self.max_frame = max_frame
@@ -307,14 +476,59 @@ class CustodianService:
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
         self._server: Any = None
 
+    def _configure_front_door(self, tls_cert: str | Path | None, tls_key: str | Path | None,
+                              tls_client_ca: str | Path | None, allow_plaintext: bool,
+                              operator_key: OperatorKey | str | None, operator_cert_cn: str | None,
+                              open_registration: bool, limits: ServiceLimits | None) -> None:
+        """Check and keep the TLS, credential and limit settings (before anything is opened)."""
+        if (tls_cert is None) != (tls_key is None):
+            raise ConfigInvalid("TLS needs both a certificate and its key")
+        if tls_cert is None and tls_client_ca is not None:
+            raise ConfigInvalid("a client CA (mTLS) needs TLS: give the certificate and key too")
+        if operator_cert_cn is not None and tls_client_ca is None:
+            raise ConfigInvalid("operator_cert_cn needs client certificates (tls_client_ca)")
+        self.ssl_context = None if tls_cert is None else server_tls_context(tls_cert, tls_key, tls_client_ca)  # type: ignore[arg-type]
+        self.allow_plaintext = allow_plaintext
+        self._operator_key = OperatorKey.parse(operator_key) if isinstance(operator_key, str) else operator_key
+        self._operator_cn = operator_cert_cn
+        self.open_registration = open_registration
+        if self._operator_key is None and self._operator_cn is None and not open_registration:
+            raise ConfigInvalid("no operator key: configure one (--operator-key-file or $PORTAL_MPC_OPERATOR_KEY) "
+                                "or allow anyone to create clients with --open-registration")
+        self.limits = limits if limits is not None else ServiceLimits()
+        self._log = BoundedLog(log, self.limits.log_per_minute)
+        self._gate = ConnectionGate(self.limits.max_sockets, self.limits.max_connections_per_ip, self._log)
+        self._ip_requests = TokenBuckets(self.limits.ip_rate, self.limits.ip_burst)
+        self._client_requests = TokenBuckets(self.limits.client_rate, self.limits.client_burst)
+        self._active = 0
+
+    @property
+    def scheme(self) -> str:
+        """``wss`` with TLS, else ``ws``."""
+        return "ws" if self.ssl_context is None else "wss"
+
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen on ``host:port`` (0: any free port); returns the port."""
+        """Listen on ``host:port`` (0: any free port); returns the port. Plain ws:// on an
+        address that is not loopback is refused (``TRANSPORT_INSECURE``) unless allowed."""
         from websockets.asyncio.server import serve
 
+        if self.ssl_context is None and not self.allow_plaintext and not binds_loopback_only(host):
+            raise TransportInsecure(f"refusing plaintext ws:// on {host}: configure TLS (--tls-cert, --tls-key) "
+                                    "or pass --insecure-plaintext")
+        check_fd_budget(self.limits)
+        if self.open_registration:
+            log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
+                        "(no operator key is required for create_client)")
         await asyncio.gather(*(self._run(_warm, self._key) for _ in range(2)))
-        self._server = await serve(self._handle, host, port, max_size=self.max_frame,
-                                   ping_interval=20, ping_timeout=20, close_timeout=2)
+        listener = GatedSocket.listen_on(host, port, self._gate, _LISTEN_BACKLOG)
+        try:
+            self._server = await serve(self._handle, sock=listener, ssl=self.ssl_context, backlog=_LISTEN_BACKLOG,
+                                       max_size=self.max_frame, open_timeout=self.limits.first_frame_timeout,
+                                       ping_interval=20, ping_timeout=20, close_timeout=2)
+        except BaseException:
+            listener.close()
+            raise
         self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
         return int(self._server.sockets[0].getsockname()[1])
 
@@ -330,10 +544,12 @@ class CustodianService:
         interval = max(0.5, min(self.session_ttl / 2, 30.0))
         while True:
             await asyncio.sleep(interval)
+            self._log.flush()
+            _LOG.flush()
             try:
                 await asyncio.to_thread(self.purge)
-            except Exception:  # noqa: BLE001 - keep purging on the next tick
-                log.exception("purging expired sessions failed")
+            except Exception as exc:  # noqa: BLE001 - keep purging on the next tick
+                self._log.error("purging expired sessions failed", exc)
 
     def purge(self, now: float | None = None) -> int:
         """Delete expired parked sessions, releasing the operation locks they held."""
@@ -347,28 +563,51 @@ class CustodianService:
 
     # --- connections ------------------------------------------------------------------------------
     async def _handle(self, ws: Any) -> None:
+        """One connection: over ``max_connections`` it is closed at once (1013, try again later)."""
+        if self._active >= self.limits.max_connections:
+            self._log.warning(f"closed a connection from {peer_key(ws.remote_address)}: "
+                              f"{self._active} connections open (cap {self.limits.max_connections})")
+            await ws.close(1013, "the custodian service is busy; try again later")
+            return
+        self._active += 1
+        try:
+            await self._serve(ws)
+        finally:
+            self._active -= 1
+
+    async def _serve(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
         try:
-            request = _parse_request(await asyncio.wait_for(ws.recv(), REQUEST_TIMEOUT))
-            await self._dispatch(ws, request)
+            frame = await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout)
+            # Counted once the frame is in, so the refusal is the answer the client reads.
+            self._ip_requests.take(peer_key(ws.remote_address), "too many requests from this address")
+            await self._dispatch(ws, _parse_request(frame))
         except EngineError as exc:
             await _send_quietly(ws, exc.to_json())
         except (ConnectionClosed, asyncio.TimeoutError):
             pass
-        except Exception:  # noqa: BLE001 - one connection never takes the service down
-            log.exception("internal error on a connection")
+        except Exception as exc:  # noqa: BLE001 - one connection never takes the service down
+            self._log.error("internal error on a connection", exc)
             await _send_quietly(ws, EngineError().to_json())
 
     async def _dispatch(self, ws: Any, request: dict[str, Any]) -> None:
         op = request["op"]
         if op == "create_client":
+            self._require_operator(ws, request, registration=True)
             await ws.send(_frame({"result": await asyncio.to_thread(self._create_client)}))
             return
-        client_id, token = request.get("client_id"), request.get("token")
+        if op in OPERATOR_OPS or (op == "get_client" and "token" not in request):
+            await self._operator_op(ws, op, request)
+            return
+        client_id, token = _client_credentials(request)
         await asyncio.to_thread(self.service.check_token, client_id, token)
+        self._client_requests.take(client_id, "too many requests for this client")
         if op == "get_client":
             await ws.send(_frame({"result": await asyncio.to_thread(self.custodian.get_client, client_id)}))
+        elif op == "rotate_token":
+            fresh = await asyncio.to_thread(self.service.rotate_token, client_id, token)
+            await ws.send(_frame({"result": {"client_id": client_id, "token": fresh}}))
         elif op == "stored_client_backup_share":
             method = request.get("method", "CLOUD")
             if not isinstance(method, str):
@@ -377,15 +616,40 @@ class CustodianService:
             await ws.send(_frame({"result": view}))
         elif op in OPERATIONS:
             session_id = _session_id(request)
-            opened = await self._run(_open_operation, self._key, op, client_id,
-                                     _operation_params(op, request), session_id, self.session_ttl)
-            await self._channel(ws, client_id, session_id, opened)
+            opened = await self._run(_open_operation, self._key, op, client_id, _operation_params(op, request),
+                                     session_id, self.session_ttl, self.limits.max_parked_per_client)
+            await self._channel(ws, client_id, token, session_id, opened)
         elif op == "resume":
             session_id = _session_id(request)
-            await self._channel(ws, client_id, session_id,
+            await self._channel(ws, client_id, token, session_id,
                                 await self._run(_resume_channel, self._key, client_id, session_id))
         else:
             raise InputInvalid(f"unknown op {op!r}")
+
+    # --- the operator -----------------------------------------------------------------------------
+    def _require_operator(self, ws: Any, request: dict[str, Any], *, registration: bool = False) -> None:
+        """``AUTH_FAILED`` unless the request carries the operator key or comes with the
+        operator's client certificate (or is a registration and registration is open)."""
+        if "operator_key" in request:
+            if self._operator_key is not None and self._operator_key.matches(request["operator_key"]):
+                return
+            self._log.warning(f"wrong operator key from {peer_key(ws.remote_address)}")
+            raise AuthFailed()
+        if self._operator_cn is not None and peer_common_name(ws.transport) == self._operator_cn:
+            return
+        if registration and self.open_registration:
+            return
+        raise AuthFailed()
+
+    async def _operator_op(self, ws: Any, op: str, request: dict[str, Any]) -> None:
+        self._require_operator(ws, request)
+        client_id = _client_id(request)
+        action: Callable[[str], Any] = {"get_client": self.custodian.get_client, "revoke_token": self._revoke_token,
+                                        "issue_token": self._issue_token, "unlock_client": self._unlock_client}[op]
+        result = await asyncio.to_thread(action, client_id)
+        if op != "get_client":
+            log.info("operator %s for client %s from %s", op, client_id, peer_key(ws.remote_address))
+        await ws.send(_frame({"result": result}))
 
     def _create_client(self) -> dict[str, str]:
         token = new_token()
@@ -394,11 +658,27 @@ class CustodianService:
             self.service.set_token(client_id, token)
         return {"client_id": client_id, "token": token}
 
+    def _revoke_token(self, client_id: str) -> dict[str, Any]:
+        self.custodian.store.client(client_id)  # CLIENT_NOT_FOUND for an unknown id
+        self.service.revoke_token(client_id)
+        return {"client_id": client_id, "revoked": True}
+
+    def _issue_token(self, client_id: str) -> dict[str, str]:
+        self.custodian.store.client(client_id)
+        return {"client_id": client_id, "token": self.service.replace_token(client_id)}
+
+    def _unlock_client(self, client_id: str) -> dict[str, Any]:
+        unlock = getattr(self.custodian, "unlock", None)
+        if unlock is None:
+            raise InputInvalid("not supported")
+        unlock(client_id)
+        return self.custodian.get_client(client_id)
+
     def _stored_client_backup_share(self, client_id: str, method: str) -> dict[str, Any]:
         self.custodian.stored_client_backup_share(client_id, method)
         return self.custodian.get_client(client_id)
 
-    async def _channel(self, ws: Any, client_id: str, session_id: str, opened: dict[str, Any]) -> None:
+    async def _channel(self, ws: Any, client_id: str, token: str, session_id: str, opened: dict[str, Any]) -> None:
         """Carry one operation's messages: frame in, step in the executor, frames out."""
         if "error" in opened:
             await ws.send(_frame({"error": opened["error"]["error"]}))
@@ -418,7 +698,7 @@ class CustodianService:
                     await ws.close(1008, "too many invalid frames")
                     return
                 continue
-            outcome = await self._run(_step, self._key, client_id, session_id, data, self.session_ttl)
+            outcome = await self._run(_step, self._key, client_id, token, session_id, data, self.session_ttl)
             for text in outcome.get("messages", ()):
                 await ws.send(text)
             if "result" in outcome:
@@ -456,7 +736,8 @@ async def _send_quietly(ws: Any, obj: Any) -> None:
 
 
 class ServiceThread:
-    """A ``CustodianService`` on its own event loop in a background thread (tests, demo)."""
+    """A ``CustodianService`` on its own event loop in a background thread (tests, demo);
+    ``options`` go to ``CustodianService`` (TLS, operator key, limits, ...)."""
 
     def __init__(self, db: str = ":memory:", *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
         self.host = host
@@ -471,7 +752,9 @@ class ServiceThread:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        """``ws://host:port``, or ``wss://`` with TLS."""
+        scheme = "wss" if self._options.get("tls_cert") is not None else "ws"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServiceThread:
         self._thread.start()
@@ -488,6 +771,8 @@ class ServiceThread:
             self.port = self._loop.run_until_complete(self.service.start(self.host, self._port))
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             self._error = exc
+            if self.service is not None:  # constructed, refused to start: free its executor
+                self._loop.run_until_complete(self.service.stop())
             self._ready.set()
             return
         self._ready.set()
@@ -513,13 +798,16 @@ class ServiceThread:
 
 
 def serve_forever(db: str, host: str, port: int, **options: Any) -> int:
-    """``python -m mpc serve``: run until interrupted."""
+    """``python -m mpc serve``: run until interrupted (``options``: ``CustodianService``'s)."""
     async def main() -> None:
         service = CustodianService(db, **options)
-        bound = await service.start(host, port)
-        print(f"portal-mpc custodian on ws://{host}:{bound} (db {_redact(db)}, {service.executor_kind} pool)",
-              flush=True)
         try:
+            bound = await service.start(host, port)
+            print(f"portal-mpc custodian on {service.scheme}://{host}:{bound} (db {_redact(db)}, "
+                  f"{service.executor_kind} pool)", flush=True)
+            if service.open_registration:
+                print("WARNING: open registration: anyone who can reach this service may create clients",
+                      file=sys.stderr, flush=True)
             await asyncio.Future()
         finally:
             await service.stop()
@@ -528,6 +816,9 @@ def serve_forever(db: str, host: str, port: int, **options: Any) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except ConfigInvalid as exc:  # a refused configuration: say why, no traceback
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

@@ -1,19 +1,33 @@
 """The custodian's storage: clients, share statuses, shares, encrypted client backups, setup.
 
-``SQLiteStore(path)`` (``":memory:"`` for tests) creates its schema on first use and refuses a
-database written by a newer schema (``StoreSchemaUnsupported``). Every state change of an
-operation happens in one transaction (``with store.transaction():``), so a crash never leaves a
-half-written share or a status that does not match the shares.
+``SQLiteStore(path, sealer=...)`` (``":memory:"`` for tests) creates its schema on first use and
+refuses a database written by a newer schema (``StoreSchemaUnsupported``). Every state change
+of an operation happens in one transaction (``with store.transaction():``), so a crash never
+leaves a half-written share or a status that does not match the shares. A new database file is
+created mode 0600 whatever the umask (SQLite gives its -journal / -wal files the same mode),
+and SQLite runs with ``secure_delete``: deleted or replaced values are zeroed in the file.
 
-Tables
-  meta            schema version
-  setup           the custodian's ring-Pedersen setup (one row)
+**Secrets at rest** (``mpc.sealing``): with a ``Sealer`` every secret value is sealed when
+written and opened when read, bound to its row (``SEALED_COLUMNS``: the shares, the
+ring-Pedersen setup with its Paillier/RSA trapdoor, the encrypted client backups and their key
+records, the precomputations, and ``mpc.service_store``'s parked sessions). ``meta`` records
+that the store is sealed (``sealing``) and the key ids in use (``sealing_key_ids``): a sealed
+store opened without a key raises ``StoreKeyMissing``, with a key it was not sealed with
+``StoreKeyInvalid``; a key given to a store that still holds plaintext secrets raises
+``StoreNotSealed``. ``rotate_key`` re-seals everything under a new key (or seals a plaintext
+store) in one transaction (``python -m mpc store-key rotate``; ``docs/operations.md``). With
+no sealer (``mpc.stores.open_store`` allows that only for ``:memory:`` or when plaintext is
+explicitly allowed) values are stored as they are.
+
+Tables (sealed columns marked *)
+  meta            schema version, nonce epoch, take counter, sealing format and key ids
+  setup           the custodian's ring-Pedersen setup* (one row)
   clients         client id, public keys, signing status, ejected flag, operation lock
   backups         (client, method) -> backup status, whether the custodian share is self-managed
-  shares          (client, kind = signing | backup, method, curve) -> share bytes
-  client_backups  (client, method, curve) -> encrypted client backup share and its key record
+  shares          (client, kind = signing | backup, method, curve) -> share bytes*
+  client_backups  (client, method, curve) -> encrypted client backup share* and its key record*
   resumed_sessions  park ids of parked operations already resumed (``consume_park_id``)
-  presignatures   (client, curve, id) -> a custodian-side precomputation for fast signing
+  presignatures   (client, curve, id) -> a custodian-side precomputation* for fast signing
                   (``mpc.presign``; single use: ``take_any_presignature`` deletes the row before
                   the caller sees it), tagged (``binding``) with the nonce epoch and the key it
                   was made for
@@ -28,6 +42,7 @@ opened, and its epoch is bumped by itself.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -35,11 +50,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mpc.errors import ClientNotFound, StoreSchemaUnsupported
+from mpc._files import create_private_file
+from mpc.errors import (
+    ClientNotFound,
+    StoreKeyInvalid,
+    StoreKeyMissing,
+    StoreNotSealed,
+    StoreSchemaUnsupported,
+)
 from mpc.restore_guard import RestoreGuard
+from mpc.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
 from protocols.errors import UsageError
 
-__all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION"]
+__all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION", "SEALED_COLUMNS"]
 
 SCHEMA_VERSION = 1
 
@@ -93,6 +116,16 @@ CREATE TABLE IF NOT EXISTS presignatures (
 );
 """
 
+# table -> (the columns naming a row, bound into its seal; the sealed columns). parked_sessions
+# belongs to mpc.service_store; a table that does not exist (yet) is skipped.
+SEALED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "setup": (("id",), ("data",)),
+    "shares": (("client_id", "kind", "method", "curve"), ("data",)),
+    "client_backups": (("client_id", "method", "curve"), ("box", "record")),
+    "presignatures": (("client_id", "curve", "id", "binding"), ("data",)),
+    "parked_sessions": (("session_id", "client_id", "operation"), ("data", "outbox")),
+}
+
 _CLIENT_COLUMNS = (
     "client_id, secp256k1_public, ed25519_public, signing_share_status, "
     "has_wallet, ejected, operation, operation_expires"
@@ -112,12 +145,18 @@ class ClientRecord:
 
 
 class SQLiteStore:
-    """SQLite-backed custodian store; safe to share between threads of one process."""
+    """SQLite-backed custodian store; safe to share between threads of one process.
 
-    def __init__(self, path: str = ":memory:") -> None:
+    ``sealer``: seal secret values at rest (``mpc.sealing``; see the module docstring)."""
+
+    def __init__(self, path: str = ":memory:", *, sealer: Sealer | None = None) -> None:
         self.path = path
+        self.sealer = sealer
+        if path not in ("", ":memory:") and not path.startswith("file:"):
+            create_private_file(path, exclusive=False)  # 0600 before SQLite creates it with the umask's mode
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA secure_delete = ON")  # freed pages are zeroed: no stale secrets in the file
         self._lock = threading.RLock()
         self._depth = 0
         self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
@@ -135,6 +174,7 @@ class SQLiteStore:
                 raise StoreSchemaUnsupported(
                     f"store schema version {row[0]} is newer than this engine's ({SCHEMA_VERSION})"
                 )
+            self._init_sealing()
 
     def _begin(self) -> None:
         """Open the outermost transaction (SQLite: BEGIN IMMEDIATE serialises writers)."""
@@ -163,13 +203,105 @@ class SQLiteStore:
         with self._lock:
             return self._conn.execute(sql, args)
 
+    # --- sealing (``mpc.sealing``) ------------------------------------------------------------
+    def _init_sealing(self) -> None:
+        """Check the key against what ``meta`` records (in the schema's transaction): a sealed
+        store needs a key holding every key id in use; a key marks a store without secrets sealed."""
+        sealed = self._meta("sealing") is not None
+        recorded: list[str] = json.loads(self._meta("sealing_key_ids") or "[]")
+        if sealed and self.sealer is None:
+            raise StoreKeyMissing(f"this store is sealed (its secrets are encrypted at rest): configure its key "
+                                  f"(${KEY_FILE_ENV}, serve --store-key-file; docs/operations.md)")
+        if self.sealer is None:
+            return
+        if sealed:
+            unknown = [key_id for key_id in recorded if key_id not in self.sealer.key_ids]
+            if unknown:
+                raise StoreKeyInvalid(f"this store is sealed under key id(s) {', '.join(unknown)}, which the "
+                                      f"configured key(s) ({', '.join(self.sealer.key_ids)}) do not include")
+        elif self._holds_secrets():
+            raise StoreNotSealed("this store holds plaintext secrets: stop the service and seal them once with "
+                                 "python -m mpc store-key rotate --new-key-file FILE (docs/operations.md)")
+        else:
+            self._set_meta("sealing", SEALING_FORMAT)
+        if self.sealer.current.key_id not in recorded:
+            self._set_meta("sealing_key_ids", json.dumps(sorted({*recorded, self.sealer.current.key_id})))
+
+    @property
+    def sealed(self) -> bool:
+        """Whether this store seals its secrets (it was opened with a key)."""
+        return self.sealer is not None
+
+    def sealing_key_ids(self) -> list[str]:
+        """The key ids ``meta`` records as in use (empty for a plaintext store)."""
+        return list(json.loads(self._meta("sealing_key_ids") or "[]"))
+
+    def _seal(self, data: bytes, table: str, column: str, *key: str | bytes | int) -> bytes:
+        """``data`` sealed for this row (as it is without a sealer)."""
+        if self.sealer is None:
+            return bytes(data)
+        return self.sealer.seal(bytes(data), row_aad(table, column, *key))
+
+    def _unseal(self, blob: Any, table: str, column: str, *key: str | bytes | int) -> bytes:
+        """The plaintext of a stored value of this row; a sealed value without a key is refused."""
+        blob = bytes(blob)
+        if self.sealer is None:
+            if looks_sealed(blob):
+                raise StoreKeyMissing("a sealed value was met but this store has no key configured")
+            return blob
+        return self.sealer.open(blob, row_aad(table, column, *key))
+
+    def rotate_key(self, new: Sealer) -> int:
+        """Re-seal every secret value under ``new``'s current key (a plaintext store: seal it),
+        all in one transaction; afterwards only that key is needed. Returns how many values.
+
+        Values are opened with this store's sealer (the old key or keys), so open the store with
+        them first. Every row is read into memory at once."""
+        count = 0
+        with self.transaction():
+            for table, (key_columns, secret_columns) in SEALED_COLUMNS.items():
+                if self._has_table(table):
+                    count += self._reseal_table(table, key_columns, secret_columns, new)
+            self._set_meta("sealing", SEALING_FORMAT)
+            self._set_meta("sealing_key_ids", json.dumps([new.current.key_id]))
+        self.sealer = new
+        return count
+
+    def _reseal_table(self, table: str, key_columns: tuple[str, ...], secret_columns: tuple[str, ...],
+                      new: Sealer) -> int:
+        rows = self._execute(f"SELECT {', '.join(key_columns + secret_columns)} FROM {table}").fetchall()
+        assignments = ", ".join(f"{column} = ?" for column in secret_columns)
+        where = " AND ".join(f"{column} = ?" for column in key_columns)
+        for row in rows:
+            key = tuple(_key_part(value) for value in row[: len(key_columns)])
+            values = [new.seal(self._unseal(blob, table, column, *key), row_aad(table, column, *key))
+                      for column, blob in zip(secret_columns, row[len(key_columns):])]
+            self._execute(f"UPDATE {table} SET {assignments} WHERE {where}", (*values, *key))
+        return len(rows) * len(secret_columns)
+
+    def _holds_secrets(self) -> bool:
+        return any(self._has_table(table) and self._execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                   for table in SEALED_COLUMNS)
+
+    def _has_table(self, table: str) -> bool:
+        return self._execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() \
+            is not None
+
+    def _meta(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._execute("DELETE FROM meta WHERE key = ?", (key,))
+        self._execute("INSERT INTO meta VALUES (?, ?)", (key, value))
+
     # --- setup --------------------------------------------------------------------------------
     def load_setup(self) -> bytes | None:
         row = self._execute("SELECT data FROM setup WHERE id = 1").fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else self._unseal(row[0], "setup", "data", 1)
 
     def save_setup(self, data: bytes) -> None:
-        self._execute("INSERT OR REPLACE INTO setup VALUES (1, ?)", (data,))
+        self._execute("INSERT OR REPLACE INTO setup VALUES (1, ?)", (self._seal(data, "setup", "data", 1),))
 
     # --- clients ------------------------------------------------------------------------------
     def create_client(self, client_id: str, signing_status: str) -> None:
@@ -192,14 +324,15 @@ class SQLiteStore:
 
     # --- shares -------------------------------------------------------------------------------
     def put_share(self, client_id: str, kind: str, method: str, curve: str, data: bytes) -> None:
-        self._execute("INSERT OR REPLACE INTO shares VALUES (?, ?, ?, ?, ?)", (client_id, kind, method, curve, data))
+        sealed = self._seal(data, "shares", "data", client_id, kind, method, curve)
+        self._execute("INSERT OR REPLACE INTO shares VALUES (?, ?, ?, ?, ?)", (client_id, kind, method, curve, sealed))
 
     def get_share(self, client_id: str, kind: str, method: str, curve: str) -> bytes | None:
         row = self._execute(
             "SELECT data FROM shares WHERE client_id = ? AND kind = ? AND method = ? AND curve = ?",
             (client_id, kind, method, curve),
         ).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else self._unseal(row[0], "shares", "data", client_id, kind, method, curve)
 
     def delete_shares(self, client_id: str, kind: str, method: str) -> None:
         self._execute("DELETE FROM shares WHERE client_id = ? AND kind = ? AND method = ?", (client_id, kind, method))
@@ -217,14 +350,21 @@ class SQLiteStore:
 
     # --- encrypted client backups ---------------------------------------------------------------
     def put_client_backup(self, client_id: str, method: str, curve: str, box: bytes, record: bytes) -> None:
-        self._execute("INSERT OR REPLACE INTO client_backups VALUES (?, ?, ?, ?, ?)", (client_id, method, curve, box, record))
+        key = (client_id, method, curve)
+        self._execute("INSERT OR REPLACE INTO client_backups VALUES (?, ?, ?, ?, ?)",
+                      (*key, self._seal(box, "client_backups", "box", *key),
+                       self._seal(record, "client_backups", "record", *key)))
 
     def get_client_backup(self, client_id: str, method: str, curve: str) -> tuple[bytes, bytes] | None:
         row = self._execute(
             "SELECT box, record FROM client_backups WHERE client_id = ? AND method = ? AND curve = ?",
             (client_id, method, curve),
         ).fetchone()
-        return None if row is None else (bytes(row[0]), bytes(row[1]))
+        if row is None:
+            return None
+        key = (client_id, method, curve)
+        return (self._unseal(row[0], "client_backups", "box", *key),
+                self._unseal(row[1], "client_backups", "record", *key))
 
     # --- presignatures (single use) -------------------------------------------------------------
     def put_presignatures(self, client_id: str, curve: str, binding: bytes, items: list[tuple[bytes, bytes]]) -> None:
@@ -233,22 +373,25 @@ class SQLiteStore:
             self._execute("DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND binding != ?",
                           (client_id, curve, binding))
             for presignature_id, data in items:
+                sealed = self._seal(data, "presignatures", "data", client_id, curve, presignature_id, binding)
                 self._execute("INSERT INTO presignatures VALUES (?, ?, ?, ?, ?)",
-                              (client_id, curve, presignature_id, binding, data))
+                              (client_id, curve, presignature_id, binding, sealed))
 
     def take_any_presignature(self, client_id: str, curve: str, binding: bytes) -> bytes | None:
-        """Delete one row with this ``binding`` and return its data (None if there is none).
+        """Delete one row with this ``binding`` and return its data, opened (None if there is none).
 
         One statement (``DELETE … RETURNING``): two takers never get the same row.
         """
         with self.taking() as took:
             row = self._execute(
                 "DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = (SELECT id FROM presignatures "
-                "WHERE client_id = ? AND curve = ? AND binding = ? LIMIT 1) AND binding = ? RETURNING data",
+                "WHERE client_id = ? AND curve = ? AND binding = ? LIMIT 1) AND binding = ? RETURNING id, data",
                 (client_id, curve, client_id, curve, binding, binding),
             ).fetchone()
             took(row is not None)
-        return None if row is None else bytes(row[0])
+        if row is None:
+            return None
+        return self._unseal(row[1], "presignatures", "data", client_id, curve, bytes(row[0]), binding)
 
     # --- single-use takes and the restore guard (``mpc.restore_guard``) -----------------------
     def take_counter(self) -> int:
@@ -329,3 +472,8 @@ class SQLiteStore:
 
 def _blob(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
+
+
+def _key_part(value: Any) -> str | bytes | int:
+    """A key column's value as ``row_aad`` takes it (BLOB / BYTEA values as bytes)."""
+    return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value

@@ -1,10 +1,20 @@
 """Store backends by URL: SQLite by default, PostgreSQL through psycopg 3 (``postgres`` extra).
 
-``open_store(url)``:
+``open_store(url, *, sealer=None, allow_plaintext=False)``:
   ``:memory:``, a file path or ``sqlite:///path``   → ``mpc.store.SQLiteStore``
-  ``postgresql://user:password@host:port/db``       → :class:`PostgresStore`
+  ``postgresql://user@host:port/db``                → :class:`PostgresStore` (the password from
+  PostgreSQL's own ``PGPASSWORD`` / ``PGPASSFILE``, or in the URL when it comes from
+  ``$PORTAL_MPC_DB``, never from a command line)
   (optionally ``?schema=NAME``: its tables live in that schema, created if needed; tests use a
   fresh schema each)
+
+The store's secrets are sealed at rest (``mpc.sealing``): with no ``sealer`` the key comes from
+the environment (``PORTAL_MPC_STORE_KEY_FILE`` / ``PORTAL_MPC_STORE_KEY``, with
+``PORTAL_MPC_STORE_OLD_KEY_FILES`` during a rotation). A file or PostgreSQL store with no key
+at all is refused (``StoreKeyMissing``, saying how to configure one) unless plaintext is
+explicitly allowed: ``allow_plaintext=True`` or ``PORTAL_MPC_STORE_PLAINTEXT=1``, for tests
+only; ``:memory:`` needs no key. ``rotate_store_key`` moves a store to a new key (or seals a
+plaintext one): ``python -m mpc store-key rotate``.
 
 One implementation of the queries serves both: ``SQLiteStore``'s methods (and
 ``mpc.service_store``'s) are written once with ``?`` placeholders in SQL both databases speak
@@ -26,14 +36,21 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mpc.errors import InputInvalid
+from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed
 from mpc.restore_guard import ENV_VAR, RestoreGuard
+from mpc.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
 from mpc.store import SQLiteStore
 
-__all__ = ["open_store", "PostgresStore", "is_postgres_url"]
+__all__ = ["open_store", "configured_sealer", "rotate_store_key", "PostgresStore", "is_postgres_url",
+           "url_has_password", "DB_ENV"]
+
+DB_ENV = "PORTAL_MPC_DB"  # the database URL for python -m mpc serve / setup / nonce-epoch / store-key
+
+_MEMORY = (":memory:", "sqlite:///:memory:")
 
 _ADVISORY_LOCK = 0x706F7274616C  # "portal": one lock id for every store transaction
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S | re.I)
@@ -45,26 +62,72 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(url: str) -> SQLiteStore:
-    """The store a URL names (see the module docstring), with the restore guard named by
-    ``$PORTAL_MPC_RESTORE_GUARD`` attached if that is set (``mpc.restore_guard``)."""
-    store = _open(url)
+def url_has_password(url: str) -> bool:
+    """Whether a database URL carries a password (``user:pw@`` or ``?password=``); such a URL
+    must not be given on a command line (``$PORTAL_MPC_DB``, ``PGPASSWORD`` or ``PGPASSFILE``)."""
+    if not is_postgres_url(url):
+        return False
+    parts = urlsplit(url)
+    return parts.password is not None or any(k == "password" for k, _ in parse_qsl(parts.query))
+
+
+def open_store(url: str, *, sealer: Sealer | None = None, allow_plaintext: bool = False) -> SQLiteStore:
+    """The store a URL names (see the module docstring), sealed with ``sealer`` or the
+    environment's key, with the restore guard named by ``$PORTAL_MPC_RESTORE_GUARD`` attached if
+    that is set (``mpc.restore_guard``)."""
+    store = _open(url, configured_sealer(url, sealer, allow_plaintext=allow_plaintext))
     guard_path = os.environ.get(ENV_VAR)
     if guard_path:
         store.attach_restore_guard(RestoreGuard(guard_path))
     return store
 
 
-def _open(url: str) -> SQLiteStore:
+def configured_sealer(url: str, sealer: Sealer | None = None, *, allow_plaintext: bool = False) -> Sealer | None:
+    """The sealer for the store at ``url``: ``sealer``, else the environment's key; None (no
+    sealing) only for ``:memory:`` or when plaintext is explicitly allowed, else ``StoreKeyMissing``."""
+    _check_url(url)
+    if sealer is None:
+        sealer = Sealer.from_env()
+    if sealer is None and url not in _MEMORY and not (allow_plaintext or plaintext_allowed()):
+        raise StoreKeyMissing(
+            f"no store key is configured, and this store would keep the custodian's shares in plaintext: "
+            f"make a key with python -m mpc store-key new --out FILE (mode 0600, kept out of the database's "
+            f"backups) and set ${KEY_FILE_ENV}=FILE (serve --store-key-file FILE), or ${KEY_ENV} to its "
+            f"base64; {PLAINTEXT_ENV}=1 is for tests only")
+    return sealer
+
+
+def rotate_store_key(url: str, new: KeyProvider, old: Sequence[KeyProvider] = ()) -> int:
+    """Re-seal every secret of the store at ``url`` under ``new`` in one transaction
+    (``SQLiteStore.rotate_key``), reading with ``old`` (and ``new``: a second run is harmless);
+    a plaintext store is sealed. Returns how many values were sealed. Run it with the service
+    stopped, or with every process already reading with both keys (``docs/operations.md``)."""
+    _check_url(url)
+    readers = Sealer(new, *(provider for provider in old if provider.key_id != new.key_id))
+    try:
+        store = _open(url, readers)
+    except StoreNotSealed:  # plaintext secrets: this rotation seals them
+        store = _open(url, None)
+    try:
+        return store.rotate_key(Sealer(new))
+    finally:
+        store.close()
+
+
+def _check_url(url: Any) -> None:
     if not isinstance(url, str) or not url:
         raise InputInvalid("the database must be a path or a URL")
+
+
+def _open(url: str, sealer: Sealer | None) -> SQLiteStore:
+    _check_url(url)
     if is_postgres_url(url):
-        return PostgresStore(url)
+        return PostgresStore(url, sealer=sealer)
     if url.startswith("sqlite:///"):
-        return SQLiteStore(url[len("sqlite:///"):])
+        return SQLiteStore(url[len("sqlite:///"):], sealer=sealer)
     if "://" in url:
         raise InputInvalid("unsupported database URL (use a SQLite path or postgresql://…)")
-    return SQLiteStore(url)
+    return SQLiteStore(url, sealer=sealer)
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -99,12 +162,13 @@ def _table_info(statement: str) -> tuple[str, list[str], list[str]] | None:
 class PostgresStore(SQLiteStore):
     """The custodian store on PostgreSQL (psycopg 3); same tables, same methods as SQLite's."""
 
-    def __init__(self, url: str) -> None:  # noqa: D107 - see the class docstring
+    def __init__(self, url: str, *, sealer: Sealer | None = None) -> None:  # noqa: D107 - see the class docstring
         try:
             import psycopg
         except ImportError:
             raise InputInvalid("PostgreSQL needs psycopg 3: pip install 'portal-mpc[postgres]'") from None
         self.path = url
+        self.sealer = sealer
         dsn, self.schema = _split_schema(url)
         self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         self._lock = threading.RLock()
@@ -125,6 +189,10 @@ class PostgresStore(SQLiteStore):
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         with self._lock:
             return self._conn.execute(self._adapt(sql), tuple(int(a) if isinstance(a, bool) else a for a in args))
+
+    def _has_table(self, table: str) -> bool:
+        return self._execute("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                             "AND table_name = ?", (table,)).fetchone() is not None
 
     def _adapt(self, sql: str) -> str:
         info = _table_info(sql)

@@ -33,3 +33,19 @@ def portal_home(tmp_path_factory: pytest.TempPathFactory) -> str:
     home = str(tmp_path_factory.mktemp("portal-mpc-home"))
     os.environ["PORTAL_MPC_HOME"] = home
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_key() -> str:
+    """Every store the tests open is sealed (``mpc.sealing``) with one random key for the session,
+    through the environment, which the server tests' worker processes inherit too."""
+    import base64
+    import secrets
+
+    from mpc.sealing import KEY_ENV, KEY_FILE_ENV, OLD_KEY_FILES_ENV, PLAINTEXT_ENV
+
+    for name in (KEY_FILE_ENV, OLD_KEY_FILES_ENV, PLAINTEXT_ENV):
+        os.environ.pop(name, None)
+    key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+    os.environ[KEY_ENV] = key
+    return key

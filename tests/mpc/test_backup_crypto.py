@@ -6,10 +6,14 @@ import stat
 
 import nacl.pwhash.argon2id as argon2id
 import pytest
+from protocols import oprf
+from protocols.errors import ProofError, UsageError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpc.backup_crypto import (
+    MIN_PASSWORD_BITS,
+    password_strength_bits,
     KEY_LENGTH,
     BackupContext,
     CloudMethod,
@@ -22,6 +26,7 @@ from mpc.backup_crypto import (
     encrypt_backup,
 )
 from mpc.errors import (
+    BackupPasswordTooWeak,
     BackupDecryptionFailed,
     BackupKeyNotFound,
     BackupPasswordInvalid,
@@ -31,6 +36,10 @@ from mpc.errors import (
 SHARE = b"client backup share: secret bytes"
 CTX = BackupContext("client-1", "secp256k1")
 FAST = {"opslimit": argon2id.OPSLIMIT_INTERACTIVE, "memlimit": argon2id.MEMLIMIT_INTERACTIVE}
+# The unit tests of the wrapping itself use version-1 records; the hardened (version-2) path is
+# tested below with a local VOPRF key standing in for the custodian, and end to end in
+# test_backup_methods.py.
+V1 = {**FAST, "harden": False}
 
 
 # --- encrypt / decrypt -----------------------------------------------------------------------------
@@ -114,7 +123,7 @@ def test_context_encoding_is_unambiguous():
 @pytest.fixture(params=["password", "cloud-folder", "cloud-memory", "passkey"])
 def method(request, tmp_path):
     if request.param == "password":
-        return PasswordMethod("correct horse battery staple", **FAST)
+        return PasswordMethod("correct horse battery staple", **V1)
     if request.param == "cloud-folder":
         return CloudMethod(LocalFolderCloudStorage(tmp_path / "cloud"))
     if request.param == "cloud-memory":
@@ -131,7 +140,7 @@ def test_method_round_trip_recovers_the_share(method):
 
 
 def test_method_names():
-    assert PasswordMethod("pw", **FAST).name == "PASSWORD"
+    assert PasswordMethod("pw", **V1).name == "PASSWORD"
     assert CloudMethod(MemoryCloudStorage()).name == "CLOUD"
     assert PasskeyMethod(MemoryPasskeyWrapper()).name == "PASSKEY"
 
@@ -148,7 +157,7 @@ def test_both_curves_are_kept_apart(method):
 
 def test_record_of_another_method_is_refused(tmp_path):
     key, _ = encrypt_backup(SHARE, CTX)
-    password_record = PasswordMethod("pw", **FAST).store_key(CTX, key)
+    password_record = PasswordMethod("pw", **V1).store_key(CTX, key)
     with pytest.raises(InputInvalid, match="PASSWORD"):
         CloudMethod(MemoryCloudStorage()).load_key(CTX, password_record)
     with pytest.raises(InputInvalid):
@@ -169,16 +178,16 @@ def test_store_rejects_a_key_of_wrong_length(method):
 # PASSWORD
 def test_wrong_password_is_a_typed_error():
     key, _ = encrypt_backup(SHARE, CTX)
-    record = PasswordMethod("1234", **FAST).store_key(CTX, key)
+    record = PasswordMethod("1234", **V1).store_key(CTX, key)
     with pytest.raises(BackupPasswordInvalid) as info:
-        PasswordMethod("1235", **FAST).load_key(CTX, record)
+        PasswordMethod("1235", **V1).load_key(CTX, record)
     assert isinstance(info.value, BackupDecryptionFailed)
     assert "1234" not in str(info.value) and "1235" not in str(info.value)
 
 
 def test_password_parameters_travel_with_the_record():
     key, _ = encrypt_backup(SHARE, CTX)
-    record = PasswordMethod("pw", **FAST).store_key(CTX, key)
+    record = PasswordMethod("pw", **V1).store_key(CTX, key)
     # A method built with other default limits still opens it: the record says which were used.
     assert PasswordMethod("pw", opslimit=argon2id.OPSLIMIT_MIN, memlimit=argon2id.MEMLIMIT_MIN).load_key(
         CTX, record
@@ -187,30 +196,30 @@ def test_password_parameters_travel_with_the_record():
 
 def test_password_is_normalised():
     key, _ = encrypt_backup(SHARE, CTX)
-    record = PasswordMethod("caf\u00e9", **FAST).store_key(CTX, key)  # precomposed é
-    assert PasswordMethod("cafe\u0301", **FAST).load_key(CTX, record) == key  # e + combining accent
+    record = PasswordMethod("caf\u00e9", **V1).store_key(CTX, key)  # precomposed é
+    assert PasswordMethod("cafe\u0301", **V1).load_key(CTX, record) == key  # e + combining accent
 
 
 def test_password_record_is_bound_to_the_context():
     key, _ = encrypt_backup(SHARE, CTX)
-    record = PasswordMethod("pw", **FAST).store_key(CTX, key)
+    record = PasswordMethod("pw", **V1).store_key(CTX, key)
     with pytest.raises(BackupDecryptionFailed):
-        PasswordMethod("pw", **FAST).load_key(BackupContext("client-2", "secp256k1"), record)
+        PasswordMethod("pw", **V1).load_key(BackupContext("client-2", "secp256k1"), record)
 
 
 def test_forged_huge_argon2_limits_are_refused_before_hashing():
     key, _ = encrypt_backup(SHARE, CTX)
-    record = bytearray(PasswordMethod("pw", **FAST).store_key(CTX, key))
+    record = bytearray(PasswordMethod("pw", **V1).store_key(CTX, key))
     body = len(b"MPBK\x01") + 1 + len("PASSWORD")
     record[body + 8 : body + 16] = (1 << 40).to_bytes(8, "big")  # memlimit: 1 TiB
     with pytest.raises(BackupDecryptionFailed, match="Argon2id"):
-        PasswordMethod("pw", **FAST).load_key(CTX, bytes(record))
+        PasswordMethod("pw", **V1).load_key(CTX, bytes(record))
 
 
 @pytest.mark.parametrize("password", ["", b"", None])
 def test_empty_password_is_refused(password):
     with pytest.raises(InputInvalid):
-        PasswordMethod(password, **FAST)  # type: ignore[arg-type]
+        PasswordMethod(password, **V1)  # type: ignore[arg-type]
 
 
 def test_out_of_range_limits_are_refused():
@@ -219,7 +228,7 @@ def test_out_of_range_limits_are_refused():
 
 
 def test_password_never_in_repr():
-    method = PasswordMethod("hunter2-secret", **FAST)
+    method = PasswordMethod("hunter2-secret", **V1)
     assert "hunter2" not in repr(method) and "hunter2" not in str(method)
 
 
@@ -256,9 +265,9 @@ def test_damaged_cloud_key_is_a_typed_error(tmp_path):
 
 def test_cloud_folder_files_are_private(tmp_path):
     key, _ = encrypt_backup(SHARE, CTX)
-    CloudMethod(LocalFolderCloudStorage(tmp_path / "cloud")).store_key(CTX, key)
+    record = CloudMethod(LocalFolderCloudStorage(tmp_path / "cloud")).store_key(CTX, key)
     (path,) = (tmp_path / "cloud").iterdir()
-    assert path.name == "client-1.secp256k1.backup-key.entry"
+    assert path.name == f"client-1.secp256k1.backup-key.{record[-8:].hex()}.entry"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -272,9 +281,30 @@ def test_cloud_key_of_wrong_length_is_refused():
     key, _ = encrypt_backup(SHARE, CTX)
     storage = MemoryCloudStorage()
     record = CloudMethod(storage).store_key(CTX, key)
-    storage.keychain.put(CloudMethod.object_name(CTX), b"short")
+    storage.keychain.put(CloudMethod.object_name(CTX, record[-8:]), b"short")
     with pytest.raises(BackupDecryptionFailed):
         CloudMethod(storage).load_key(CTX, record)
+
+
+def test_every_cloud_backup_keeps_its_own_key_version():
+    """A second backup never overwrites the first one's key (an interrupted backup loses nothing)."""
+    storage = MemoryCloudStorage()
+    method = CloudMethod(storage)
+    (key1, box1), (key2, box2) = encrypt_backup(SHARE, CTX), encrypt_backup(SHARE, CTX)
+    record1, record2 = method.store_key(CTX, key1), method.store_key(CTX, key2)
+    assert record1 != record2
+    assert decrypt_backup(method.load_key(CTX, record1), box1, CTX) == SHARE
+    assert decrypt_backup(method.load_key(CTX, record2), box2, CTX) == SHARE
+
+
+def test_an_unversioned_cloud_record_reads_the_legacy_name():
+    storage = MemoryCloudStorage()
+    key, box = encrypt_backup(SHARE, CTX)
+    storage.save(CloudMethod.object_name(CTX), key)
+    legacy_record = CloudMethod(storage).store_key(CTX, key)[:-CloudMethod.VERSION_BYTES]
+    assert decrypt_backup(CloudMethod(storage).load_key(CTX, legacy_record), box, CTX) == SHARE
+    with pytest.raises(BackupDecryptionFailed):
+        CloudMethod(storage).load_key(CTX, legacy_record + b"\x01")
 
 
 # PASSKEY
@@ -314,3 +344,105 @@ def test_cloud_storage_repr_shows_no_key():
     key, _ = encrypt_backup(SHARE, CTX)
     CloudMethod(storage).store_key(CTX, key)
     assert key.hex() not in repr(storage) and repr(key) not in repr(CloudMethod(storage))
+
+
+# Password strength (a guard rail before a PASSWORD backup starts)
+@pytest.mark.parametrize("weak", ["1234", "123456", "000000", "hunter22", "password1", "aaaaaaaaaaaaaaaaaaaaaaaa",
+                                  "abcdefghijklmnopqrstuvw", "Correct Horse Battery Staple", "pw"])
+def test_weak_passwords_are_refused_for_a_backup_unless_allowed(weak):
+    assert password_strength_bits(weak) < MIN_PASSWORD_BITS
+    with pytest.raises(BackupPasswordTooWeak) as info:
+        PasswordMethod(weak, **FAST).check_for_backup()
+    assert weak not in str(info.value)
+    PasswordMethod(weak, allow_weak=True, **FAST).check_for_backup()
+
+
+@pytest.mark.parametrize("strong", ["purple-otter-violin-gravel", "correct horse", "zq8#Lm2!vR9x", "Tr0ub4dor&3",
+                                    "ünïcødé pässwörd"])
+def test_passphrases_pass_the_strength_check(strong):
+    assert password_strength_bits(strong) >= MIN_PASSWORD_BITS
+    PasswordMethod(strong, **FAST).check_for_backup()
+
+
+@given(st.text(min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_strength_estimate_is_bounded_and_never_fails(text):
+    bits = password_strength_bits(text)
+    assert 0.0 <= bits <= len(text) * 8
+
+
+def test_a_weak_password_backup_is_refused_before_anything_runs():
+    import mpc
+
+    custodian = mpc.Custodian()
+    cid = custodian.create_client()
+    client = mpc.Client(cid, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
+    mpc.run_local(client.generate(), custodian.generate(cid))
+    with pytest.raises(BackupPasswordTooWeak):
+        client.backup(PasswordMethod("123456", **FAST))
+    assert custodian.get_client(cid)["backup_share_status"] == "NOT_CREATED"
+
+
+# Hardened PASSWORD (version 2): the custodian's VOPRF evaluation per guess
+def _custodian_evaluates(method, key, record=None):
+    element = method.hardening_request(record)
+    evaluated, proof = oprf.voprf_blind_evaluate(key, element)
+    method.finish_hardening(evaluated, proof, key.public_key())
+
+
+def test_hardened_password_round_trip_needs_the_custodians_key():
+    key, _ = encrypt_backup(SHARE, CTX)
+    server_key, _ = oprf.generate_key_pair()
+    backup = PasswordMethod("violet tractor moss lantern", **FAST)
+    _custodian_evaluates(backup, server_key)
+    record = backup.store_key(CTX, key)
+    other_record = backup.store_key(BackupContext("client-1", "ed25519"), key)
+    body = len(b"MPBK\x01") + 1 + len(b"PASSWORD")
+    assert record[body:body + 1] == b"\x02"
+    assert record[body:body + 66] == other_record[body:body + 66]  # one setting (salt, pinned pkS) per backup
+
+    recover = PasswordMethod("violet tractor moss lantern", **FAST)
+    with pytest.raises(UsageError):  # no evaluation yet: nothing to guess with
+        recover.load_key(CTX, record)
+    _custodian_evaluates(recover, server_key, record)
+    assert recover.load_key(CTX, record) == key
+
+    wrong = PasswordMethod("violet tractor moss lanterns", **FAST)
+    _custodian_evaluates(wrong, server_key, record)
+    with pytest.raises(BackupPasswordInvalid):
+        wrong.load_key(CTX, record)
+
+
+def test_hardened_password_refuses_an_evaluation_with_another_key():
+    key, _ = encrypt_backup(SHARE, CTX)
+    server_key, _ = oprf.generate_key_pair()
+    backup = PasswordMethod("violet tractor moss lantern", **FAST)
+    _custodian_evaluates(backup, server_key)
+    record = backup.store_key(CTX, key)
+    recover = PasswordMethod("violet tractor moss lantern", **FAST)
+    with pytest.raises(ProofError):
+        _custodian_evaluates(recover, oprf.generate_key_pair()[0], record)
+
+
+def test_a_record_with_a_swapped_public_key_does_not_open():
+    key, _ = encrypt_backup(SHARE, CTX)
+    server_key, _ = oprf.generate_key_pair()
+    other_key, other_public = oprf.generate_key_pair()
+    backup = PasswordMethod("violet tractor moss lantern", **FAST)
+    _custodian_evaluates(backup, server_key)
+    record = bytearray(backup.store_key(CTX, key))
+    body = len(b"MPBK\x01") + 1 + len(b"PASSWORD")
+    record[body + 33: body + 66] = other_public  # the pinned pkS sits after version, limits and salt
+    recover = PasswordMethod("violet tractor moss lantern", **FAST)
+    _custodian_evaluates(recover, other_key, bytes(record))
+    with pytest.raises(BackupPasswordInvalid):
+        recover.load_key(CTX, bytes(record))
+
+
+def test_a_version_1_record_needs_no_evaluation():
+    key, _ = encrypt_backup(SHARE, CTX)
+    record = PasswordMethod("violet tractor moss lantern", **V1).store_key(CTX, key)
+    method = PasswordMethod("violet tractor moss lantern", **FAST)
+    assert method.hardening_request(record) is None
+    assert method.load_key(CTX, record) == key
+    assert CloudMethod(MemoryCloudStorage()).hardening_request() is None

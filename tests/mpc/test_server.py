@@ -20,11 +20,12 @@ from protocols.rounds import Message  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 
 TIMEOUT = 30.0
+OPERATOR_KEY = "operator-key-for-the-tests-0123456789"  # the services below require an operator key
 
 
 @pytest.fixture
 def server():
-    with ServiceThread(":memory:", session_ttl=30) as running:
+    with ServiceThread(":memory:", session_ttl=30, operator_key=OPERATOR_KEY) as running:
         yield running
 
 
@@ -45,7 +46,7 @@ def error_id(frame: str) -> str:
 
 
 def test_whole_lifecycle_over_sockets(server: ServiceThread) -> None:
-    remote = RemoteCustodian(server.url, timeout=TIMEOUT)
+    remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     cloud = MemoryCloudStorage()
     phone = device(client_id, cloud)
@@ -59,15 +60,18 @@ def test_whole_lifecycle_over_sockets(server: ServiceThread) -> None:
     remote.backup(phone, token)
     assert remote.get_client(client_id, token)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
     new_phone = device(client_id, cloud)
-    assert remote.recover(new_phone, token)[0] == addresses
-    keys, _ = remote.eject(new_phone, token)
+    recovered, recover_view = remote.recover(new_phone, token)
+    assert recovered == addresses
+    token = recover_view["token"]  # recover replaced the client's token
+    keys, eject_view = remote.eject(new_phone, token)
+    token = eject_view["token"]  # and so did eject
     assert keys.secp256k1_public_key.hex() == view["public_keys"]["secp256k1"]
     with pytest.raises(mpc.errors.WalletAlreadyExists):
         remote.generate(device(client_id), token)
 
 
 def test_customer_stored_backup_is_confirmed_over_the_wire(server: ServiceThread) -> None:
-    remote = RemoteCustodian(server.url, timeout=TIMEOUT)
+    remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     phone = device(client_id)
     remote.generate(phone, token)
@@ -78,7 +82,7 @@ def test_customer_stored_backup_is_confirmed_over_the_wire(server: ServiceThread
 
 
 def test_one_client_cannot_operate_another_clients_wallet(server: ServiceThread) -> None:
-    remote = RemoteCustodian(server.url, timeout=TIMEOUT)
+    remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     alice, alice_token = remote.create_client()
     bob, bob_token = remote.create_client()
     remote.generate(device(alice), alice_token)
@@ -97,7 +101,7 @@ def test_bad_frames_get_error_frames_and_the_service_survives(server: ServiceThr
     assert error_id(raw(url, "not json")[0]) == "INPUT_INVALID"
     assert error_id(raw(url, json.dumps({"op": "fly"}))[0]) == "AUTH_FAILED"  # unauthenticated first
     assert error_id(raw(url, json.dumps([1, 2]))[0]) == "INPUT_INVALID"
-    remote = RemoteCustodian(url, timeout=TIMEOUT)
+    remote = RemoteCustodian(url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     base = {"client_id": client_id, "token": token}
     assert error_id(raw(url, json.dumps({"op": "fly", **base}))[0]) == "INPUT_INVALID"
@@ -126,7 +130,7 @@ def test_bad_frames_get_error_frames_and_the_service_survives(server: ServiceThr
 
 
 def test_too_many_invalid_frames_close_the_connection(server: ServiceThread) -> None:
-    remote = RemoteCustodian(server.url, timeout=TIMEOUT)
+    remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     session = device(client_id).generate()
     with connect(server.url, open_timeout=TIMEOUT) as ws:
@@ -142,7 +146,7 @@ def test_too_many_invalid_frames_close_the_connection(server: ServiceThread) -> 
 
 
 def test_abrupt_disconnect_mid_round_then_expiry_frees_the_lock_only(server: ServiceThread) -> None:
-    remote = RemoteCustodian(server.url, timeout=TIMEOUT)
+    remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     phone = device(client_id)
     remote.generate(phone, token)
@@ -180,8 +184,9 @@ def _resume(url: str, client_id: str, token: str, session_id: str) -> None:
 
 def test_server_restart_between_two_rounds_on_the_same_database(tmp_path) -> None:
     db = str(tmp_path / "custodian.sqlite3")
-    first = ServiceThread(db, executor="thread").start()
-    remote = RemoteCustodian(first.url, timeout=TIMEOUT, retries=5, retry_delay=0.05)
+    first = ServiceThread(db, executor="thread", operator_key=OPERATOR_KEY).start()
+    remote = RemoteCustodian(first.url, timeout=TIMEOUT, retries=5, retry_delay=0.05,
+                              operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     phone = device(client_id)
     servers = [first]
@@ -189,7 +194,7 @@ def test_server_restart_between_two_rounds_on_the_same_database(tmp_path) -> Non
     def restart(received: int) -> None:
         if received == 2:  # between two rounds of keygen
             servers[0].stop()
-            servers.append(ServiceThread(db, executor="thread").start())
+            servers.append(ServiceThread(db, executor="thread", operator_key=OPERATOR_KEY).start())
             remote.url = servers[-1].url
 
     try:
@@ -206,7 +211,7 @@ def test_server_restart_between_two_rounds_on_the_same_database(tmp_path) -> Non
 def test_a_parked_session_is_resumed_once(server: ServiceThread) -> None:
     from mpc.server import _step
 
-    remote = RemoteCustodian(server.url, timeout=TIMEOUT)
+    remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     phone = device(client_id)
     remote.generate(phone, token)
@@ -224,15 +229,16 @@ def test_a_parked_session_is_resumed_once(server: ServiceThread) -> None:
         service = server.service.service
         taken = service.take(session.session_id.hex())  # another worker took the blob
         assert taken is not None
-        outcome = _step(server.service._key, client_id, session.session_id.hex(), last.to_bytes(), 30)
+        outcome = _step(server.service._key, client_id, token, session.session_id.hex(), last.to_bytes(), 30)
         assert outcome["error"]["error"]["id"] == "NOT_FOUND" and outcome["fatal"]
         ws.send(last.to_bytes().decode())
         assert json.loads(ws.recv(timeout=TIMEOUT))["error"]["id"] == "NOT_FOUND"
 
 
 def test_a_slow_keygen_does_not_stall_other_clients_signing(tmp_path) -> None:
-    with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=2) as running:
-        remote = RemoteCustodian(running.url, timeout=TIMEOUT)
+    with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=2,
+                       operator_key=OPERATOR_KEY) as running:
+        remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
         signer, signer_token = remote.create_client()
         phone = device(signer)
         remote.generate(phone, signer_token)
@@ -264,8 +270,9 @@ def test_a_slow_keygen_does_not_stall_other_clients_signing(tmp_path) -> None:
 
 
 def test_service_on_postgresql_with_worker_processes(postgres_schema_url: str) -> None:
-    with ServiceThread(postgres_schema_url, executor="process", workers=2) as running:
-        remote = RemoteCustodian(running.url, timeout=TIMEOUT)
+    with ServiceThread(postgres_schema_url, executor="process", workers=2,
+                       operator_key=OPERATOR_KEY) as running:
+        remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
         client_id, token = remote.create_client()
         phone = device(client_id)
         addresses, _ = remote.generate(phone, token)

@@ -12,17 +12,17 @@ import mpc  # noqa: E402
 from mpc.remote import RemoteCustodian  # noqa: E402
 from mpc.server import ServiceThread  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
-from tests.mpc.test_server import TIMEOUT, device, error_id, raw  # noqa: E402
+from tests.mpc.test_server import OPERATOR_KEY, TIMEOUT, device, error_id, raw  # noqa: E402
 
 
 @pytest.fixture
 def server():
-    with ServiceThread(":memory:", host="127.0.0.1", session_ttl=30) as running:
+    with ServiceThread(":memory:", host="127.0.0.1", session_ttl=30, operator_key=OPERATOR_KEY) as running:
         yield running
 
 
 def _wallet(url: str) -> tuple[RemoteCustodian, str, str, mpc.Client]:
-    remote = RemoteCustodian(url, timeout=TIMEOUT)
+    remote = RemoteCustodian(url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
     phone = device(client_id)
     remote.generate(phone, token)
@@ -59,7 +59,7 @@ def test_ecdsa_sign_survives_a_server_restart_between_two_rounds(tmp_path) -> No
     """The custodian's signing session (holding k2) is parked in the database between rounds and
     resumed once by the restarted server; its precomputation was taken before the restart."""
     db = str(tmp_path / "custodian.sqlite3")
-    servers = [ServiceThread(db, host="127.0.0.1", executor="thread").start()]
+    servers = [ServiceThread(db, host="127.0.0.1", executor="thread", operator_key=OPERATOR_KEY).start()]
     try:
         remote, client_id, token, phone = _wallet(servers[0].url)
         remote.retries, remote.retry_delay = 5, 0.05
@@ -68,7 +68,7 @@ def test_ecdsa_sign_survives_a_server_restart_between_two_rounds(tmp_path) -> No
         def restart(received: int) -> None:
             if received == 1:  # the custodian's R2 is in: its session is parked in the database
                 servers[0].stop()
-                servers.append(ServiceThread(db, host="127.0.0.1", executor="thread").start())
+                servers.append(ServiceThread(db, host="127.0.0.1", executor="thread", operator_key=OPERATOR_KEY).start())
                 remote.url = servers[-1].url
 
         data = data_for("bitcoin")

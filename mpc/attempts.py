@@ -1,0 +1,68 @@
+"""Failed-attempt counting per client: what stands between a stolen token and backup material.
+
+Eject and recover release backup material (the encrypted client backup share, and for eject the
+custodian's backup shares) only after the client proves that it holds its backup share
+(``mpc.possession``). Each failed proof counts here; after ``MAX_FAILED_ATTEMPTS`` failures in a
+row the client is *locked out*: eject and recover are refused (``ClientLockedOut``) until an
+operator unlocks it (``Custodian.unlock``). A successful proof resets the count.
+
+The counter lives in the custodian's store (table ``client_attempts``, created on first use, same
+database and transactions as the store), so it survives restarts and is shared by every server
+process on one database.
+"""
+
+from __future__ import annotations
+
+import time
+
+from mpc.errors import ClientLockedOut
+from mpc.store import SQLiteStore
+
+__all__ = ["AttemptCounter", "MAX_FAILED_ATTEMPTS"]
+
+MAX_FAILED_ATTEMPTS = 10
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS client_attempts (
+    client_id TEXT PRIMARY KEY REFERENCES clients(client_id),
+    failures INTEGER NOT NULL,
+    last_failure REAL NOT NULL
+)
+"""
+
+
+class AttemptCounter:
+    """Failed attempts per client in ``store`` (``limit`` failures lock the client out)."""
+
+    def __init__(self, store: SQLiteStore, limit: int = MAX_FAILED_ATTEMPTS) -> None:
+        self.store = store
+        self.limit = limit
+        with store.transaction():
+            store._execute(_SCHEMA)
+
+    def failures(self, client_id: str) -> int:
+        """Failed attempts since the last success or unlock."""
+        row = self.store._execute("SELECT failures FROM client_attempts WHERE client_id = ?",
+                                  (client_id,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def check(self, client_id: str) -> None:
+        """Raise ``ClientLockedOut`` if the client has used up its attempts."""
+        if self.failures(client_id) >= self.limit:
+            raise ClientLockedOut()
+
+    def failed(self, client_id: str) -> int:
+        """Count one failed attempt (in its own transaction); returns the new count."""
+        with self.store.transaction():
+            count = self.failures(client_id) + 1
+            self.store._execute("INSERT OR REPLACE INTO client_attempts VALUES (?, ?, ?)",
+                                (client_id, count, time.time()))
+        return count
+
+    def succeeded(self, client_id: str) -> None:
+        """A successful proof: the count starts again from zero."""
+        self.unlock(client_id)
+
+    def unlock(self, client_id: str) -> None:
+        """The operator's action: forget the failures (the client may try again)."""
+        self.store._execute("DELETE FROM client_attempts WHERE client_id = ?", (client_id,))

@@ -1,0 +1,454 @@
+"""The custodian service's front door (``mpc.server``, ``mpc.remote``): TLS contexts, the
+plaintext rule, the operator credential, connection and request limits, bounded logging.
+
+- **TLS.** :func:`server_tls_context` (certificate, key, optional client CA: client certificates
+  are then required) and :func:`client_tls_context` (verifies the server against the system CAs
+  or ``cafile``). Plain ``ws://`` is for loopback only unless explicitly allowed
+  (:func:`check_service_url`, :func:`binds_loopback_only`).
+- **Operator key.** :class:`OperatorKey` holds only the SHA-256 of the key and compares in
+  constant time; configured as the key or as ``sha256:<hex>`` (:func:`load_operator_key`: a
+  file or ``$PORTAL_MPC_OPERATOR_KEY``, never the command line).
+- **Limits.** :class:`ServiceLimits`; :class:`TokenBuckets` (per IP, per client);
+  :class:`ConnectionGate` with :class:`GatedSocket`: sockets over the caps are closed as they are
+  accepted, before any TLS or WebSocket handshake, so a flood of half-open connections from one
+  address never holds more than its share of file descriptors.
+- **Logs.** :class:`BoundedLog`: at most N messages a minute (tracebacks included), then one
+  "suppressed K" line; every message truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import math
+import os
+import socket
+import ssl
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mpc.errors import ConfigInvalid, RateLimited, TransportInsecure
+
+__all__ = [
+    "OPERATOR_KEY_ENV",
+    "MIN_OPERATOR_KEY_CHARS",
+    "OperatorKey",
+    "load_operator_key",
+    "environment_operator_key",
+    "server_tls_context",
+    "client_tls_context",
+    "check_service_url",
+    "binds_loopback_only",
+    "ServiceLimits",
+    "TokenBuckets",
+    "ConnectionGate",
+    "GatedSocket",
+    "BoundedLog",
+    "peer_key",
+    "peer_common_name",
+    "check_fd_budget",
+]
+
+OPERATOR_KEY_ENV = "PORTAL_MPC_OPERATOR_KEY"
+MIN_OPERATOR_KEY_CHARS = 16
+_HASH_PREFIX = "sha256:"
+_MAX_PRESENTED_CHARS = 1024
+FD_RESERVE = 64  # descriptors kept free for the database, the pool's pipes, logs and the listener
+
+
+# --- the operator credential ------------------------------------------------------------------------
+class OperatorKey:
+    """The operator API key, kept as its SHA-256 only; :meth:`matches` compares in constant time."""
+
+    __slots__ = ("_digest",)
+
+    def __init__(self, digest: bytes) -> None:
+        if not isinstance(digest, bytes) or len(digest) != 32:
+            raise ConfigInvalid("an operator key hash is 32 bytes (sha256)")
+        self._digest = digest
+
+    @classmethod
+    def from_key(cls, key: str) -> OperatorKey:
+        """From the key itself (at least ``MIN_OPERATOR_KEY_CHARS`` characters)."""
+        if not isinstance(key, str) or len(key) < MIN_OPERATOR_KEY_CHARS:
+            raise ConfigInvalid(f"the operator key must have at least {MIN_OPERATOR_KEY_CHARS} characters")
+        return cls(hashlib.sha256(key.encode("utf-8")).digest())
+
+    @classmethod
+    def parse(cls, text: str) -> OperatorKey:
+        """From configuration text: ``sha256:<64 hex digits>`` (the key's hash) or the key."""
+        text = text.strip()
+        if text.startswith(_HASH_PREFIX):
+            digits = text[len(_HASH_PREFIX):]
+            try:
+                digest = bytes.fromhex(digits)
+            except ValueError:
+                raise ConfigInvalid("an operator key hash is 'sha256:' and 64 hex digits") from None
+            if len(digits) != 64:
+                raise ConfigInvalid("an operator key hash is 'sha256:' and 64 hex digits")
+            return cls(digest)
+        return cls.from_key(text)
+
+    @staticmethod
+    def hash_of(key: str) -> str:
+        """The configuration form ``sha256:<hex>`` of ``key`` (for a hash-only configuration)."""
+        return _HASH_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    def matches(self, presented: Any) -> bool:
+        """Whether ``presented`` is the key (constant time in the key; False for a non-string)."""
+        if not isinstance(presented, str) or len(presented) > _MAX_PRESENTED_CHARS:
+            return False
+        try:
+            digest = hashlib.sha256(presented.encode("utf-8")).digest()
+        except UnicodeEncodeError:
+            return False
+        return hmac.compare_digest(digest, self._digest)
+
+    def __repr__(self) -> str:
+        return "OperatorKey(<redacted>)"
+
+
+def load_operator_key(path: str | Path | None, env_value: str | None) -> OperatorKey | None:
+    """The operator key from a file (``--operator-key-file``) or the environment's value
+    (``$PORTAL_MPC_OPERATOR_KEY``); None if neither is given; both at once is refused."""
+    if path is not None and env_value:
+        raise ConfigInvalid(f"give the operator key in a file or in ${OPERATOR_KEY_ENV}, not both")
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise ConfigInvalid(f"cannot read the operator key file {path}") from None
+        return OperatorKey.parse(text)
+    if env_value:
+        return OperatorKey.parse(env_value)
+    return None
+
+
+# --- TLS and the plaintext rule ---------------------------------------------------------------------
+def server_tls_context(cert: str | Path, key: str | Path, client_ca: str | Path | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ server context; with ``client_ca`` a client certificate signed by it is required."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError):
+        raise ConfigInvalid(f"cannot load the TLS certificate {cert} with its key {key}") from None
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(client_ca))
+        except (OSError, ssl.SSLError):
+            raise ConfigInvalid(f"cannot load the client CA {client_ca}") from None
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def client_tls_context(cafile: str | Path | None = None, client_cert: str | Path | None = None,
+                       client_key: str | Path | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ client context verifying the server's certificate and host name against the
+    system CAs, or only ``cafile``; ``client_cert`` (and ``client_key``) for mTLS."""
+    try:
+        context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
+    except (OSError, ssl.SSLError):
+        raise ConfigInvalid(f"cannot load the CA file {cafile}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None:
+        try:
+            context.load_cert_chain(str(client_cert), None if client_key is None else str(client_key))
+        except (OSError, ssl.SSLError):
+            raise ConfigInvalid(f"cannot load the client certificate {client_cert}") from None
+    elif client_key is not None:
+        raise ConfigInvalid("client_key needs client_cert")
+    return context
+
+
+def _is_loopback_literal(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def check_service_url(url: str, allow_plaintext: bool) -> str:
+    """The scheme (``ws`` or ``wss``) of a custodian service URL; ``ws://`` to a host that is
+    not a loopback literal (``localhost``, 127.0.0.0/8, ``::1``) is refused unless
+    ``allow_plaintext`` (``TRANSPORT_INSECURE``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigInvalid("the service URL must be ws://host:port or wss://host:port") from None
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise ConfigInvalid("the service URL must be ws://host:port or wss://host:port")
+    if parts.scheme == "ws" and not allow_plaintext and not _is_loopback_literal(host):
+        raise TransportInsecure("plaintext ws:// is for loopback only: use wss:// (or allow_plaintext=True)")
+    return parts.scheme
+
+
+def binds_loopback_only(host: str | None) -> bool:
+    """Whether every address ``host`` resolves to for listening is a loopback address."""
+    if not host:
+        return False  # every interface
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        raise ConfigInvalid(f"cannot resolve the listening host {host!r}") from None
+    addresses = {info[4][0] for info in infos}
+    return bool(addresses) and all(_is_loopback_literal(str(address)) for address in addresses)
+
+
+# --- limits ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceLimits:
+    """The service's limits (``serve`` flags in brackets).
+
+    ``max_connections`` open WebSocket connections [--max-connections]: above it a new one is
+    closed at once with code 1013; sockets still in their handshake count against
+    ``max_sockets`` (``max_connections`` plus a margin), beyond which they are closed as accepted.
+    ``max_connections_per_ip`` open sockets per address (IPv6: per /64) [--max-connections-per-ip].
+    ``ip_rate`` / ``ip_burst``: new requests per second per address (token bucket) [--ip-rate,
+    --ip-burst]. ``client_rate`` / ``client_burst``: requests per second per authenticated client
+    [--client-rate, --client-burst]. ``max_parked_per_client``: unfinished operations a client
+    may have parked [--max-parked-per-client]. ``first_frame_timeout``: seconds for the TLS and
+    WebSocket handshakes and for the request frame [--first-frame-timeout].
+    ``log_per_minute``: internal-error and refusal log lines per minute before suppression.
+    """
+
+    max_connections: int = 256
+    max_connections_per_ip: int = 32
+    ip_rate: float = 20.0
+    ip_burst: int = 100
+    client_rate: float = 10.0
+    client_burst: int = 40
+    max_parked_per_client: int = 8
+    first_frame_timeout: float = 10.0
+    log_per_minute: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_connections", "max_connections_per_ip", "ip_burst", "client_burst",
+                     "max_parked_per_client", "log_per_minute"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ConfigInvalid(f"{name} must be a positive integer")
+        for name in ("ip_rate", "client_rate", "first_frame_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+                raise ConfigInvalid(f"{name} must be a positive number")
+
+    @property
+    def max_sockets(self) -> int:
+        """Open sockets including handshakes in progress; more are closed as they are accepted."""
+        return self.max_connections + max(16, self.max_connections // 8)
+
+
+def check_fd_budget(limits: ServiceLimits) -> None:
+    """Refuse caps the process's file descriptor limit (``ulimit -n``) cannot hold."""
+    try:
+        import resource
+    except ImportError:  # no RLIMIT_NOFILE on this platform (Windows): nothing to check against
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = limits.max_sockets + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        raise ConfigInvalid(f"max_connections {limits.max_connections} needs {needed} file descriptors but the "
+                            f"limit is {soft}: lower --max-connections or raise 'ulimit -n'")
+
+
+class TokenBuckets:
+    """One token bucket per key (``rate`` tokens a second, at most ``burst``); at most
+    ``max_keys`` keys are remembered (the least recently used is forgotten, i.e. refilled)."""
+
+    def __init__(self, rate: float, burst: int, *, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.max_keys, self._clock = float(rate), float(burst), max_keys, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str, what: str) -> None:
+        """Spend one token of ``key``'s bucket or raise ``RATE_LIMITED`` (``what`` was refused)."""
+        with self._lock:
+            now = self._clock()
+            tokens, stamp = self._buckets.pop(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                raise RateLimited.after((1.0 - tokens) / self.rate, what)
+            self._buckets[key] = (tokens - 1.0, now)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+
+
+def peer_key(address: Any) -> str:
+    """The rate-limiting key of a peer address: the IPv4 address, or the IPv6 /64."""
+    if not address:
+        return "unknown"
+    host = str(address[0]).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def peer_common_name(transport: Any) -> str | None:
+    """The subject CN of the verified client certificate on ``transport`` (mTLS), if any."""
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if not isinstance(cert, dict):
+        return None
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
+# --- sockets -------------------------------------------------------------------------------------------
+class ConnectionGate:
+    """Counts open sockets, in total and per address; :meth:`admit` refuses those over the caps."""
+
+    def __init__(self, max_sockets: int, max_per_ip: int, log: BoundedLog) -> None:
+        self.max_sockets, self.max_per_ip, self._log = max_sockets, max_per_ip, log
+        self.open = 0
+        self._per_ip: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, address: Any) -> str | None:
+        """The peer's key if the socket may stay open (counted until :meth:`release`), else None."""
+        key = peer_key(address)
+        with self._lock:
+            held = self._per_ip.get(key, 0)
+            if self.open >= self.max_sockets:
+                reason = f"{self.open} sockets open (cap {self.max_sockets})"
+            elif held >= self.max_per_ip:
+                reason = f"{held} sockets open from this address (cap {self.max_per_ip})"
+            else:
+                self.open += 1
+                self._per_ip[key] = held + 1
+                return key
+        self._log.warning(f"refused a connection from {key}: {reason}")
+        return None
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self.open -= 1
+            left = self._per_ip.get(key, 1) - 1
+            if left > 0:
+                self._per_ip[key] = left
+            else:
+                self._per_ip.pop(key, None)
+
+
+class _TrackedSocket(socket.socket):
+    """An accepted socket that gives its slot back to the gate when it is closed."""
+
+    _gate: ConnectionGate | None = None
+    _gate_key = ""
+
+    def close(self) -> None:
+        gate, self._gate = self._gate, None
+        super().close()
+        if gate is not None:
+            gate.release(self._gate_key)
+
+
+class GatedSocket(socket.socket):
+    """A listening socket whose ``accept`` closes sockets over the gate's caps at once (before
+    any TLS or WebSocket handshake) and returns only admitted ones."""
+
+    gate: ConnectionGate
+
+    @classmethod
+    def listen_on(cls, host: str | None, port: int, gate: ConnectionGate, backlog: int) -> GatedSocket:
+        """Bind ``host:port`` (the first address ``host`` resolves to) and listen."""
+        try:
+            family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+            plain = socket.create_server(address, family=family, backlog=backlog)
+        except OSError as exc:
+            raise ConfigInvalid(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        listener = cls(plain.family, plain.type, plain.proto, fileno=plain.detach())
+        listener.gate = gate
+        return listener
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        while True:  # BlockingIOError (nothing left to accept) ends the caller's accept loop
+            fd, address = self._accept()  # type: ignore[attr-defined]
+            conn = _TrackedSocket(self.family, self.type, self.proto, fileno=fd)
+            key = self.gate.admit(address)
+            if key is None:
+                conn.close()
+                continue
+            conn._gate, conn._gate_key = self.gate, key
+            return conn, address
+
+
+# --- logs ----------------------------------------------------------------------------------------------
+class BoundedLog:
+    """At most ``per_minute`` messages a minute on ``logger`` (each truncated to ``max_chars``,
+    tracebacks included); the rest are counted and reported in one line when the minute ends."""
+
+    WINDOW = 60.0
+
+    def __init__(self, logger: logging.Logger, per_minute: int = 20, max_chars: int = 2000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger, self.per_minute, self.max_chars, self._clock = logger, per_minute, max_chars, clock
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._count = 0
+        self._suppressed = 0
+
+    def error(self, message: str, exc: BaseException | None = None) -> None:
+        """Log ``message`` (and ``exc``'s traceback) at ERROR, if this minute's budget allows."""
+        if self._admit():
+            if exc is not None:
+                message = f"{message}\n{''.join(traceback.format_exception(exc)).rstrip()}"
+            self.logger.error("%s", self._truncate(message))
+
+    def warning(self, message: str) -> None:
+        if self._admit():
+            self.logger.warning("%s", self._truncate(message))
+
+    def flush(self) -> None:
+        """Report the suppressed count of a minute that has ended (called periodically)."""
+        with self._lock:
+            self._roll(self._clock())
+
+    def _admit(self) -> bool:
+        with self._lock:
+            self._roll(self._clock())
+            if self._count < self.per_minute:
+                self._count += 1
+                return True
+            self._suppressed += 1
+            return False
+
+    def _roll(self, now: float) -> None:
+        if now - self._start < self.WINDOW:
+            return
+        if self._suppressed:
+            self.logger.warning("suppressed %d log messages in the last %.0f s", self._suppressed, now - self._start)
+        self._start, self._count, self._suppressed = now, 0, 0
+
+    def _truncate(self, text: str) -> str:
+        if len(text) <= self.max_chars:
+            return text
+        return f"{text[:self.max_chars]}… [truncated, {len(text)} characters]"
+
+
+def environment_operator_key() -> str | None:
+    """Take ``$PORTAL_MPC_OPERATOR_KEY`` out of the environment (worker processes do not inherit it)."""
+    return os.environ.pop(OPERATOR_KEY_ENV, None)
