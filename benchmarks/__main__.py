@@ -1,8 +1,15 @@
-"""``python -m benchmarks [--quick] [--json PATH] [--only SUBSTRING] [--plot PATH]``.
+"""``python -m benchmarks [--quick] [--json PATH] [--only SUBSTRING] [--list] [--plot PATH]``.
 
 Runs every case and the references in one process, in interleaved passes, then prints a Markdown
 table with each case's median and p95 and its ratio to each of its references measured in the
 same run (see benchmarks/README.md).
+
+``--only`` keeps the cases whose name contains the text, ignoring case (``"Frost Sign 2-of-2"``
+matches ``frost sign 2-of-2 end to end``), plus the references they are compared with. If no
+name contains the whole text, the cases whose name contains each of its words are taken instead
+(``"FROST 2-of-2"``: every frost case with ``2-of-2``), and a note says so. When nothing matches
+either way, nothing runs and the command exits with status 2. ``--list`` prints the names of the
+cases that would run, one a line, without running them.
 """
 
 from __future__ import annotations
@@ -43,13 +50,34 @@ def collect(quick: bool) -> list[Case]:
     return cases
 
 
-def run(quick: bool, only: str | None, passes: int = PASSES) -> list[Result]:
+def matches(name: str, only: str | None, *, by_words: bool = False) -> bool:
+    """Whether a case name contains ``only`` (or, ``by_words``, each of its words), ignoring case;
+    ``None`` matches every case."""
+    if only is None:
+        return True
+    name = name.casefold()
+    parts = only.casefold().split() if by_words else [only.casefold()]
+    return bool(parts) and all(part in name for part in parts)
+
+
+def select(cases: list[Case], only: str | None) -> tuple[list[Case], bool]:
+    """The cases whose name matches ``only`` and the references they are compared with, in the
+    order of ``cases``, and whether the match fell back to words (no name holds the whole text).
+    Empty when nothing matches: references are never selected on their own."""
+    by_words = not any(matches(c.name, only) for c in cases)
+    matched = {c.name for c in cases if matches(c.name, only, by_words=by_words)}
+    if not matched:
+        return [], by_words
+    needed = {ref for c in cases if c.name in matched for ref in c.references}
+    return [c for c in cases if c.name in matched or c.name in needed], by_words
+
+
+def run(quick: bool, only: str | None, passes: int = PASSES, cases: list[Case] | None = None) -> list[Result]:
     """Measure the selected cases in ``passes`` interleaved passes (one share of each case's runs
     per pass, warm-up in the first), so that a change of machine load during the run (other
-    processes on a shared 2-core machine) hits a case and its references alike."""
-    cases = collect(quick)
-    needed = {ref for c in cases if only is None or only in c.name for ref in c.references}
-    selected = [c for c in cases if only is None or only in c.name or c.name in needed]
+    processes on a shared 2-core machine) hits a case and its references alike. ``cases``: the
+    collected cases, if the caller has them already."""
+    selected, _ = select(collect(quick) if cases is None else cases, only)
     samples: dict[str, tuple[list[float], list[Any]]] = {c.name: ([], []) for c in selected}
     for p in range(passes):
         for case in selected:
@@ -80,10 +108,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few runs per case (smoke test)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--only", metavar="SUBSTRING", help="run only cases whose name contains this")
+    parser.add_argument("--only", metavar="SUBSTRING",
+                        help="run only cases whose name contains this, ignoring case (plus their references)")
+    parser.add_argument("--list", action="store_true", help="print the names of the selected cases and exit")
     parser.add_argument("--plot", metavar="PATH", help="also draw sign latency by case as a PNG (needs matplotlib)")
     args = parser.parse_args(argv)
-    results = run(args.quick, args.only)
+    cases = collect(args.quick)
+    selected, by_words = select(cases, args.only)
+    if not selected:
+        print(f"no benchmark case matches --only {args.only!r}: no case name contains it or all of "
+              "its words (case is ignored); python -m benchmarks --list shows every name", file=sys.stderr)
+        return 2
+    if by_words:
+        print(f"note: no case name contains {args.only!r}; selected the cases whose name contains "
+              "each of its words", file=sys.stderr)
+    if args.list:
+        print("\n".join(case.name for case in selected))
+        return 0
+    results = run(args.quick, args.only, cases=cases)
     print(table(results))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

@@ -12,6 +12,7 @@ messages (``mpc.run_local`` does it in memory).
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import Any
 
 from mpc import errors, store
@@ -25,7 +26,13 @@ from protocols.errors import MPCError
 from protocols.local import run
 from protocols.rounds import Session
 
+try:
+    __version__: str = _metadata.version("portal-mpc")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "Custodian",
     "Client",
     "SQLiteStore",

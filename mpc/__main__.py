@@ -243,32 +243,46 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser.add_argument("--store-key-file", type=Path, metavar="PATH",
                               help="the 0600 key file sealing the store's secrets (sets $PORTAL_MPC_STORE_KEY_FILE "
                                    "for the worker processes too; python -m mpc store-key new makes one)")
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8765)
-    serve_parser.add_argument("--session-ttl", type=float, default=300.0,
-                              help="seconds a parked session may wait for its next message")
-    serve_parser.add_argument("--executor", choices=("auto", "process", "thread"), default="auto")
-    serve_parser.add_argument("--workers", type=int, default=2)
+    serve_parser.add_argument("--host", default="127.0.0.1",
+                              help="address to listen on (default %(default)s; without TLS only a loopback "
+                                   "address is allowed unless --insecure-plaintext)")
+    serve_parser.add_argument("--port", type=int, default=8765,
+                              help="TCP port for WebSocket requests and GET /healthz, /readyz, /metrics "
+                                   "(default %(default)s; 0 picks a free port)")
+    serve_parser.add_argument("--session-ttl", type=float, default=300.0, metavar="SECONDS",
+                              help="seconds a parked session may wait for its next message (default %(default)s)")
+    serve_parser.add_argument("--executor", choices=("auto", "process", "thread"), default="auto",
+                              help="where protocol steps run: process (a spawn pool, for a file or PostgreSQL "
+                                   "database), thread, or auto (process unless the database is :memory:; "
+                                   "default %(default)s)")
+    serve_parser.add_argument("--workers", type=int, default=2, metavar="N",
+                              help="executor workers: processes (or threads, at least 2) running protocol steps "
+                                   "(default %(default)s)")
     serve_parser.add_argument("--restore-guard", type=Path, metavar="FILE",
                               help="counter file outside the database's backups: a restored database is "
-                                   "detected at start and its nonce epoch bumped (mpc.restore_guard)")
+                                   "detected at start and its nonce epoch bumped (mpc.restore_guard; default: none)")
     from mpc.service_guard import OPERATOR_KEY_ENV, ServiceLimits
 
     tls_group = serve_parser.add_argument_group("TLS (docs/operations.md, Security)")
-    tls_group.add_argument("--tls-cert", type=Path, metavar="FILE", help="certificate chain (PEM): serve wss://")
-    tls_group.add_argument("--tls-key", type=Path, metavar="FILE", help="the certificate's private key (PEM)")
+    tls_group.add_argument("--tls-cert", type=Path, metavar="FILE",
+                           help="certificate chain (PEM): serve wss:// (default: none, plain ws://)")
+    tls_group.add_argument("--tls-key", type=Path, metavar="FILE",
+                           help="the certificate's private key (PEM, unencrypted, mode 0600)")
     tls_group.add_argument("--tls-client-ca", type=Path, metavar="FILE",
-                           help="require client certificates signed by this CA (mTLS)")
-    tls_group.add_argument("--insecure-plaintext", action="store_true",
-                           help="allow plain ws:// on a non-loopback address (only behind a TLS-terminating proxy)")
+                           help="require client certificates signed by this CA (mTLS; default: none)")
+    tls_group.add_argument("--insecure-plaintext", action=argparse.BooleanOptionalAction, default=False,
+                           help="allow plain ws:// on a non-loopback address (only behind a TLS-terminating proxy; "
+                                "default off)")
     operator_group = serve_parser.add_argument_group("operator credential")
     operator_group.add_argument("--operator-key-file", type=Path, metavar="FILE",
                                 help=f"the operator key, or sha256:<hex> of it (else ${OPERATOR_KEY_ENV}; never "
                                      "on the command line)")
     operator_group.add_argument("--operator-cert-cn", metavar="NAME",
-                                help="a client certificate with this subject CN is the operator too (mTLS)")
-    operator_group.add_argument("--open-registration", action="store_true",
-                                help="let anyone create clients (required to start without an operator key)")
+                                help="a client certificate with this subject CN is the operator too (mTLS; "
+                                     "default: none)")
+    operator_group.add_argument("--open-registration", action=argparse.BooleanOptionalAction, default=False,
+                                help="let anyone create clients (required to start without an operator key; "
+                                     "default off)")
     limit_group = serve_parser.add_argument_group("limits")
     limit_defaults = ServiceLimits()
     for flag, kind, text in (("max-connections", int, "open connections; more are closed with 1013"),
@@ -282,6 +296,24 @@ def main(argv: list[str] | None = None) -> int:
         name = flag.replace("-", "_")
         limit_group.add_argument(f"--{flag}", type=kind, default=getattr(limit_defaults, name),
                                  metavar="N" if kind is int else "X", help=f"{text} (default %(default)s)")
+    observe_group = serve_parser.add_argument_group("logs and monitoring (docs/operations.md, Monitor)")
+    observe_group.add_argument("--log-format", choices=("text", "json"), default="text",
+                               help="log lines on stderr: text for people, json for one JSON object per line "
+                                    "(default %(default)s)")
+    observe_group.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                               default="INFO", help="the least severe level logged (default %(default)s; audit "
+                                                    "lines are written whatever the level)")
+    observe_group.add_argument("--audit-log", type=Path, metavar="FILE",
+                               help="append the audit lines (logger mpc.audit) to this file, created 0600, and to "
+                                    "it alone (default: with the other log lines on stderr)")
+    observe_group.add_argument("--metrics-public", action=argparse.BooleanOptionalAction, default=False,
+                               help="serve GET /metrics without a credential (default off: it needs "
+                                    "'Authorization: Bearer <operator key>' or the operator's client certificate)")
+    from mpc.envconfig import apply_environment
+
+    # Every serve flag may come from $PORTAL_MPC_<FLAG> (the flag wins); --db and --store-key-file
+    # already have theirs ($PORTAL_MPC_DB, $PORTAL_MPC_STORE_KEY_FILE), read where they are used.
+    serve_env_problems = apply_environment(serve_parser, skip=("db", "store_key_file"))
     key_parser = commands.add_parser("store-key", help="make or rotate the key sealing the custodian's secrets at rest")
     key_parser.add_argument("--db", help="custodian store for rotate (default: $PORTAL_MPC_DB)")
     key_commands = key_parser.add_subparsers(dest="key_command", required=True)
@@ -314,7 +346,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("store-key rotate needs --db or $PORTAL_MPC_DB")
         return store_key_rotate(db, args.new_key_file, args.old_key_file)
     if args.command == "serve":
+        from mpc.logs import configure_logging
         from mpc.server import serve_forever
+
+        if serve_env_problems:
+            parser.error("; ".join(serve_env_problems))
+        try:
+            configure_logging(args.log_format, args.log_level, args.audit_log)
+        except OSError as exc:
+            parser.error(f"cannot open the audit log {args.audit_log}: {exc.strerror or exc}")
 
         if args.restore_guard is not None:  # the environment reaches the worker processes too
             from mpc.restore_guard import ENV_VAR
@@ -342,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                              tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                              allow_plaintext=args.insecure_plaintext, operator_key=operator_key,
                              operator_cert_cn=args.operator_cert_cn, open_registration=args.open_registration,
-                             limits=limits)
+                             limits=limits, metrics_public=args.metrics_public)
     run = demo
     if args.server:
         from mpc._demo_server import demo_server

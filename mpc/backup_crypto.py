@@ -298,8 +298,8 @@ class PasswordMethod(BackupMethod):
     :meth:`finish_hardening`; ``store_key``/``load_key`` come after.
 
     ``harden=False`` makes version-1 records (Argon2id alone, guessable offline by whoever holds
-    the record): for deployments without the custodian's evaluation; old version-1 records are
-    always readable.
+    the record), as engines before 0.4 did: a backup refuses it (``check_for_backup``); it
+    exists for tests and tools that handle old records. Version-1 records always stay readable.
     """
 
     name = "PASSWORD"
@@ -325,6 +325,9 @@ class PasswordMethod(BackupMethod):
     def check_for_backup(self) -> None:
         """``BackupPasswordTooWeak`` below ``MIN_PASSWORD_BITS`` unless made with ``allow_weak=True``
         (recovering with a weak password is never refused: the backup exists already)."""
+        if not self.harden:
+            raise InputInvalid("harden=False makes version-1 PASSWORD records, which the custodian no longer "
+                               "accepts for a new backup (they stay readable for recover)")
         if not self.allow_weak and password_strength_bits(self._password) < MIN_PASSWORD_BITS:
             raise BackupPasswordTooWeak(
                 f"the password is estimated below {MIN_PASSWORD_BITS:.0f} bits: use a passphrase of several "

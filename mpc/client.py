@@ -35,7 +35,7 @@ from mpc.signing import ClientSign
 from mpc.errors import BackupNotFound, KeychainCorrupted, KeyLockedError, WalletAlreadyExists, WalletNotFound
 from mpc.keychain import FileKeychain, Keychain
 from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_share, default_home
-from protocols import ecdsa2p, frost
+from protocols import ecdsa2p, frost, oprf
 from protocols.encoding import get_bytes, require_keys
 from curves import ed25519, secp256k1
 from protocols.errors import InvalidMessage, MPCError, ProtocolAbort
@@ -223,6 +223,24 @@ class ClientBackup(_DeviceOperation):
         })
 
     def _on_children_done(self) -> list[Message]:
+        element = self.method.hardening_request()
+        if element is None:
+            return self._encrypt_and_send()
+        self._hardening = True  # a PASSWORD backup: the custodian's evaluation comes first
+        return [self._step("oprf", {"element": element.hex()})]
+
+    _hardening = False
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        if name != "oprf_evaluation" or not self._hardening or self.done:
+            raise InvalidMessage(f"unexpected step {name!r}")
+        self.method.finish_hardening(*_decode_oprf_evaluation(data))  # a bad proof: the custodian's fault
+        return None
+
+    def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        return self._encrypt_and_send()
+
+    def _encrypt_and_send(self) -> list[Message]:
         encrypted: dict[str, tuple[bytes, bytes]] = {}
         for curve, share in self._shares().items():
             context = BackupContext(self.client.client_id, curve)
@@ -258,20 +276,34 @@ class _FromBackup(_DeviceOperation):
         return []
 
     _opened = False
+    _boxes: dict[str, tuple[bytes, bytes]] = {}  # kept while the custodian evaluates a password guess
+    _nonce = b""
 
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        """Decrypt the backup shares (a wrong key or a tampered box fails here, changing nothing)."""
-        if name != "client_backup" or self._opened:
+        """Open the backup shares: from "client_backup" directly, or, for a hardened PASSWORD
+        backup, once "oprf_evaluation" brings the custodian's evaluation. A wrong key or password,
+        a tampered box or a bad evaluation fails here, before anything changes or is sent."""
+        if name == "oprf_evaluation" and self._boxes and not self._opened:
+            self.method.finish_hardening(*_decode_oprf_evaluation(data))
+            return "opened", _decrypt_boxes(self.client.client_id, self.method, self._boxes), self._nonce
+        if name != "client_backup" or self._opened or self._boxes:
             return self._decode_after_backup(name, data)
         require_keys(data, ("method", "boxes", "nonce"))
         nonce = get_bytes(data, "nonce", possession.NONCE_BYTES)
-        return _open_backup(self.client.client_id, self.method, data, self.encrypted_backup), nonce
+        boxes = _backup_boxes(self.method, data, self.encrypted_backup)
+        element = self.method.hardening_request(boxes["secp256k1"][1])
+        if element is not None:
+            return "harden", boxes, nonce, element
+        return "opened", _decrypt_boxes(self.client.client_id, self.method, boxes), nonce
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
-        if name != "client_backup" or self._opened:
+        if name not in ("client_backup", "oprf_evaluation") or self._opened:
             return self._on_step_after_backup(name, value)
-        shares, nonce = value
-        self._opened = True
+        if value[0] == "harden":  # the custodian evaluates the password guess first
+            _, self._boxes, self._nonce, element = value
+            return [self._step("oprf", {"element": element.hex()})]
+        _, shares, nonce = value
+        self._opened, self._boxes, self._nonce = True, {}, b""
         proofs = possession.prove(shares, protocol=self.protocol, session_id=self.session_id,
                                   client_id=self.client.client_id, method=self.method.name, nonce=nonce)
         return [self._step("possession", proofs)] + self._on_backup_opened(shares)
@@ -303,18 +335,21 @@ class ClientRecover(_FromBackup):
         return [self._step("stored", _stored_step(shares))]
 
 
-def _open_backup(
-    client_id: str,
+def _backup_boxes(
     method: BackupMethod,
     data: Mapping[str, Any],
     encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None,
-) -> dict[str, Any]:
-    """The client backup shares: the customer's copy if given, else the custodian's boxes."""
+) -> dict[str, tuple[bytes, bytes]]:
+    """The encrypted client backup shares: the customer's copy if given, else the custodian's."""
     if data["method"] != method_name(method.name):
         raise InvalidMessage("the custodian offers the backup of another method")
-    boxes = encrypted_backup or _decode_boxes(data["boxes"])
+    boxes = dict(encrypted_backup) if encrypted_backup else _decode_boxes(data["boxes"])
     if set(boxes) != set(CURVES):
         raise BackupNotFound("no encrypted client backup share for this method")
+    return boxes
+
+
+def _decrypt_boxes(client_id: str, method: BackupMethod, boxes: Mapping[str, tuple[bytes, bytes]]) -> dict[str, Any]:
     shares = {}
     for curve in CURVES:
         box, record = boxes[curve]
@@ -322,6 +357,14 @@ def _open_backup(
         plaintext = decrypt_backup(method.load_key(context, record), box, context)
         shares[curve] = decode_share(curve, CLIENT_PARTY, plaintext)
     return shares
+
+
+def _decode_oprf_evaluation(data: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """The custodian's VOPRF answer: (evaluated element, proof, public key), lengths checked
+    (the element and proof are checked strictly by ``finish_hardening``)."""
+    require_keys(data, ("element", "proof", "public_key"))
+    return (get_bytes(data, "element", oprf.NE), get_bytes(data, "proof", 2 * oprf.NS),
+            get_bytes(data, "public_key", oprf.NE))
 
 
 def _decode_boxes(data: Any) -> dict[str, tuple[bytes, bytes]]:

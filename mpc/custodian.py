@@ -21,17 +21,21 @@ Operation flows (custodian side; child protocols run side by side through ``Comp
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from functools import cached_property
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mpc import possession
 from mpc.addresses import addresses
 from mpc.attempts import AttemptCounter
+from mpc.backup_crypto import PasswordMethod
+from mpc.backup_versions import OPRF_KEY_ROW, BackupVersions, new_version, storage_name
 from mpc.errors import (
     BackupNotFound,
+    InputInvalid,
     PossessionProofFailed,
     WebhookFailed,
     OperationInProgress,
@@ -46,7 +50,7 @@ from mpc.signing import CustodianSign
 from mpc.store import ClientRecord, SQLiteStore
 from mpc.webhook import BackupWebhook
 from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, decode_share, default_home
-from protocols import ecdsa2p, frost
+from protocols import ecdsa2p, frost, oprf
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage, MPCError, ProofError
@@ -55,7 +59,10 @@ from protocols.state import register_attrs
 
 __all__ = ["Custodian", "OPERATION_TIMEOUT_SECONDS"]
 
-OPERATION_TIMEOUT_SECONDS = 600.0
+PASSWORD_METHOD = PasswordMethod.name
+log = logging.getLogger("mpc.custodian")
+
+OPERATION_TIMEOUT_SECONDS = 600.0  # the default lease of the per-client operation lock (Custodian(lock_ttl=...))
 
 
 class Custodian:
@@ -68,7 +75,15 @@ class Custodian:
         setup: CustodianSetup | None = None,
         webhook: BackupWebhook | None = None,
         security_level: ecdsa2p.SecurityLevel | None = None,
+        lock_ttl: float = OPERATION_TIMEOUT_SECONDS,
     ) -> None:
+        if not lock_ttl > 0:
+            raise InputInvalid("lock_ttl must be a positive number of seconds")
+        # The lease of the per-client operation lock: an operation abandoned without ending
+        # (a crash) blocks the client's next one for at most this long.
+        self.lock_ttl = float(lock_ttl)
+        # mpc.server sets this: frees a live lock whose holder is neither parked nor being stepped.
+        self.lock_reclaim: Callable[[str], bool] | None = None
         self.store = store if store is not None else _default_store()
         self._setup = setup
         self.webhook = webhook
@@ -108,7 +123,9 @@ class Custodian:
             "client_id": record.client_id,
             "signing_share_status": record.signing_share_status,
             "backup_share_status": _overall_backup_status([status for status, _ in backups.values()]),
-            "backups": {method: {"status": status, "self_managed": managed} for method, (status, managed) in backups.items()},
+            "backups": {method: {"status": status, "self_managed": managed,
+                                 "pending": self.backup_versions.of(client_id, method).pending is not None}
+                        for method, (status, managed) in backups.items()},
             "backup_methods": list(backups),
             "ejected": record.ejected,
             "public_keys": {},
@@ -120,12 +137,42 @@ class Custodian:
         return view
 
     def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD) -> None:
-        """The customer confirms it stored the client's encrypted backup share itself."""
+        """The customer confirms it stored the client's encrypted backup share itself: the
+        pending backup version becomes the current one (``mpc.backup_versions``)."""
         method = method_name(method)
         backups = self.store.backups(client_id)
         if method not in backups:
             raise StateInvalid("no custodian backup share for this method yet")
-        self.store.set_backup(client_id, method, BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value, backups[method][1])
+        if not self._promote_backup(client_id, method):  # a backup made before versioning
+            self.store.set_backup(client_id, method, BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value,
+                                  backups[method][1])
+
+    # --- backup versions (``mpc.backup_versions``) ------------------------------------------------
+    @cached_property
+    def backup_versions(self) -> BackupVersions:
+        """Which backup version of each client and method is current, which one pending."""
+        return BackupVersions(self.store)
+
+    def _promote_backup(self, client_id: str, method: str) -> bool:
+        """The pending version becomes current; a webhook is told it may drop the old one."""
+        before = self.backup_versions.promote(client_id, method)
+        if before is None:
+            return False
+        if self.webhook is not None and before.current != before.pending:
+            try:  # best effort: the new version is current already
+                self.webhook.discard(client_id, storage_name(method, before.current))
+            except WebhookFailed:
+                log.warning("the webhook could not discard an old backup version", exc_info=True)
+        return True
+
+    def _evaluate_oprf(self, client_id: str, name: str, element: bytes) -> dict[str, str]:
+        """The VOPRF evaluation of a ``PASSWORD`` backup version's key, with its proof."""
+        data = self.store.get_share(client_id, "backup", name, OPRF_KEY_ROW)
+        if data is None:
+            raise BackupNotFound("this PASSWORD backup has no custodian evaluation key")
+        key = oprf.ServerKey.from_bytes(data)
+        evaluated, proof = oprf.voprf_blind_evaluate(key, element)
+        return {"element": evaluated.hex(), "proof": proof.hex(), "public_key": key.public_key().hex()}
 
     # --- failed attempts (``mpc.attempts``) -------------------------------------------------------
     @cached_property
@@ -241,9 +288,11 @@ class Custodian:
             raise StateInvalid("signing shares are not STORED_CLIENT")
 
     def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any:
-        data = self.store.get_share(client_id, kind, method, curve)
+        """A custodian share: the signing share (``method`` ""), or the current version's backup share."""
+        name = self.backup_versions.current_name(client_id, method) if kind == "backup" else method
+        data = self.store.get_share(client_id, kind, name, curve)
         if data is None and kind == "backup" and self.store.backups(client_id).get(method, ("", False))[1]:
-            data = self._webhook().fetch(client_id, method, curve)
+            data = self._webhook().fetch(client_id, name, curve)
             try:
                 return decode_share(curve, CUSTODIAN_PARTY, data)
             except MPCError:
@@ -253,18 +302,25 @@ class Custodian:
         return decode_share(curve, CUSTODIAN_PARTY, data)
 
     def _check_free(self, client_id: str) -> None:
+        """``OPERATION_IN_PROGRESS`` while another operation's lease on the client's lock runs,
+        unless ``lock_reclaim`` (set by the networked service) finds its holder dead and frees it."""
         record = self.store.client(client_id)
         if record.operation and (record.operation_expires or 0) > time.time():
-            raise OperationInProgress(f"operation {record.operation} is running for this client")
+            if self.lock_reclaim is None or not self.lock_reclaim(client_id):
+                raise OperationInProgress(f"operation {record.operation} is running for this client")
 
-    def _acquire(self, client_id: str, operation: str) -> None:
+    def _acquire(self, client_id: str, operation: str, holder: str | None = None) -> None:
+        """Take the client's operation lock: a lease of ``lock_ttl`` seconds held by the session
+        ``holder`` (its id; the service renews the lease each time it parks the session)."""
         with self.store.transaction():
             self._check_free(client_id)
-            self.store.update_client(client_id, operation=operation,
-                                     operation_expires=time.time() + OPERATION_TIMEOUT_SECONDS)
+            self.store.update_client(client_id, operation=operation, operation_expires=time.time() + self.lock_ttl,
+                                     operation_session=holder)
 
-    def _release(self, client_id: str) -> None:
-        self.store.update_client(client_id, operation=None, operation_expires=None)
+    def _release(self, client_id: str, holder: str | None = None) -> None:
+        """Free the client's operation lock; with ``holder``, only if that session holds it (a
+        lease that lapsed and that another operation took since is not this session's to free)."""
+        self.store.release_operation(client_id, holder)
 
 
 MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (its tombstone purged)
@@ -319,6 +375,15 @@ class CustodianGenerate(_ServiceOperation):
 
 
 class CustodianBackup(_ServiceOperation):
+    """Backup: reshare into a new *pending* backup version (``mpc.backup_versions``), which
+    becomes current only when the client's encrypted shares arrive (or the customer confirms it
+    keeps them); until then recover and eject use the previous complete backup.
+
+    ``PASSWORD`` backups also get the version's VOPRF key: after the reshare the client sends its
+    blinded element ("oprf") and gets the evaluation with a proof ("oprf_evaluation") before it
+    wraps its keys (``mpc.backup_crypto.PasswordMethod``).
+    """
+
     protocol = "wallet/backup"
     operation = "backup"
 
@@ -326,6 +391,8 @@ class CustodianBackup(_ServiceOperation):
                  client_stores_backup: bool) -> None:
         self.method = method_name(method)
         self.client_stores_backup = client_stores_backup
+        self._hardened = self.method == PASSWORD_METHOD
+        self._evaluated = False
         super().__init__(custodian, client_id, session_id)
 
     def _hello(self) -> dict[str, Any]:
@@ -342,24 +409,37 @@ class CustodianBackup(_ServiceOperation):
     def _on_children_done(self) -> list[Message]:
         shares = {curve: self.child(curve).result() for curve in CURVES}
         self_managed = self.custodian.webhook is not None
+        version = new_version()
+        name = storage_name(self.method, version)
         if self_managed:  # hand over first: a failing webhook leaves every status as it was
             for curve in CURVES:
-                self.custodian.webhook.hand_over(self.client_id, self.method, curve, shares[curve].to_bytes())
+                self.custodian.webhook.hand_over(self.client_id, name, curve, shares[curve].to_bytes())
         with self.store.transaction():
-            self.store.delete_shares(self.client_id, "backup", self.method)
+            self._name = self.custodian.backup_versions.start(self.client_id, self.method, version, self_managed)
             if not self_managed:  # after a hand-over the custodian keeps no copy
                 for curve in CURVES:
-                    self.store.put_share(self.client_id, "backup", self.method, curve, shares[curve].to_bytes())
-            self.store.set_backup(self.client_id, self.method,
-                                  BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value, self_managed)
-        self._self_managed = self_managed
-        if self.client_stores_backup:
-            self._complete(self.custodian.get_client(self.client_id))
+                    self.store.put_share(self.client_id, "backup", name, curve, shares[curve].to_bytes())
+            if self._hardened:
+                self.store.put_share(self.client_id, "backup", name, OPRF_KEY_ROW, oprf.generate_key_pair()[0].to_bytes())
+            if self.method not in self.store.backups(self.client_id):  # a first backup shows its own status
+                self.store.set_backup(self.client_id, self.method,
+                                      BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value, self_managed)
+        self._complete_if_done()
         return []
 
+    def _complete_if_done(self) -> None:
+        """With the customer keeping the client shares, the custodian's part ends here (the
+        version becomes current when the customer confirms: ``stored_client_backup_share``)."""
+        if self.client_stores_backup and (self._evaluated or not self._hardened):
+            self._complete(self.custodian.get_client(self.client_id))
+
     def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name == "oprf" and self._children_done and self._hardened and not self._evaluated:
+            return _decode_oprf_request(data)
         if name != "client_backup" or not self._children_done or self.client_stores_backup:
             raise InvalidMessage(f"unexpected step {name!r}")
+        if self._hardened and not self._evaluated:
+            raise InvalidMessage("a PASSWORD backup asks for the custodian's evaluation first")
         require_keys(data, CURVES)
         out = {}
         for curve in CURVES:
@@ -369,13 +449,25 @@ class CustodianBackup(_ServiceOperation):
         return out
 
     def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        if name == "oprf":
+            self._evaluated = True
+            reply = self._step("oprf_evaluation", self.custodian._evaluate_oprf(self.client_id, self._name, value))
+            self._complete_if_done()
+            return [reply]
         with self.store.transaction():
             for curve, (box, record) in value.items():
-                self.store.put_client_backup(self.client_id, self.method, curve, box, record)
-            self.store.set_backup(self.client_id, self.method,
-                                  BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value, self._self_managed)
+                self.store.put_client_backup(self.client_id, self._name, curve, box, record)
+            self.custodian._promote_backup(self.client_id, self.method)
         self._complete(self.custodian.get_client(self.client_id))
         return []
+
+
+def _decode_oprf_request(data: Mapping[str, Any]) -> bytes:
+    """The client's blinded element, checked (a bad element is ``InvalidMessage``, nothing counted)."""
+    require_keys(data, ("element",))
+    element = get_bytes(data, "element", oprf.NE)
+    oprf.deserialize_element(element)
+    return element
 
 
 class _FromBackup(_ServiceOperation):
@@ -393,8 +485,10 @@ class _FromBackup(_ServiceOperation):
         # Loaded now, so a failing webhook (self-managed backups) is reported before any protocol.
         self._backup = {curve: custodian._load_share(client_id, "backup", self.method, curve) for curve in CURVES}
         self._public = {curve: self._backup[curve].public_key.hex() for curve in CURVES}
+        self._name = custodian.backup_versions.current_name(client_id, self.method)
         self._nonce = secrets.token_bytes(possession.NONCE_BYTES)
         self._possessed = False
+        self._evaluated = False
 
     def _hello(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "method": self.method}
@@ -404,6 +498,9 @@ class _FromBackup(_ServiceOperation):
         return [self._step("client_backup", data)]
 
     def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name == "oprf" and not self._possessed and not self._evaluated and self.method == PASSWORD_METHOD:
+            self.custodian.attempts.check(self.client_id)
+            return _decode_oprf_request(data)
         if name != "possession" or self._possessed:
             return self._decode_after_possession(name, data)
         self.custodian.attempts.check(self.client_id)
@@ -418,6 +515,10 @@ class _FromBackup(_ServiceOperation):
         return None
 
     def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        if name == "oprf":  # one password guess: counted now, forgiven by a valid possession proof
+            self.custodian.attempts.failed(self.client_id)
+            self._evaluated = True
+            return [self._step("oprf_evaluation", self.custodian._evaluate_oprf(self.client_id, self._name, value))]
         if name != "possession" or self._possessed:
             return self._on_step_after_possession(name, value)
         self._possessed = True
@@ -436,7 +537,7 @@ class _FromBackup(_ServiceOperation):
     def _client_boxes(self) -> dict[str, Any]:
         boxes: dict[str, Any] = {}
         for curve in CURVES:
-            stored = self.store.get_client_backup(self.client_id, self.method, curve)
+            stored = self.store.get_client_backup(self.client_id, self._name, curve)
             if stored is not None:
                 boxes[curve] = {"box": stored[0].hex(), "record": stored[1].hex()}
         return boxes

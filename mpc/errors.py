@@ -70,6 +70,8 @@ __all__ = [
     "TransportInsecure",
     "TlsFailed",
     "ServiceUnavailable",
+    "OperationLost",
+    "StoreUnavailable",
     "ChainLibraryMissing",
     "ERRORS",
     "from_json",
@@ -389,6 +391,27 @@ class ServiceUnavailable(EngineError):
     code = "SERVICE_UNAVAILABLE"
     status = 503
     default_message = "the custodian service is unavailable"
+
+
+class OperationLost(EngineError):
+    """A server failure (a crashed service process or worker) interrupted an operation while one
+    of its steps ran: its parked state was taken and never parked again, so it cannot be resumed
+    (single use: a state is never stepped twice). The client's operation lock is freed. Retryable:
+    start the operation again with a new session."""
+
+    code = "OPERATION_LOST"
+    status = 503
+    default_message = "the operation was interrupted by a server failure; start it again"
+
+
+class StoreUnavailable(EngineError):
+    """The database could not be reached, or its connection was lost (a PostgreSQL restart or
+    failover) while the request ran; what was not committed was rolled back. The store
+    reconnects by itself: retry the request."""
+
+    code = "STORE_UNAVAILABLE"
+    status = 503
+    default_message = "the custodian's database is unavailable; retry later"
 
 
 class ChainLibraryMissing(EngineError, ImportError):

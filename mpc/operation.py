@@ -53,9 +53,9 @@ class Service(Protocol):
 
     def _check_free(self, client_id: str) -> None: ...
 
-    def _acquire(self, client_id: str, operation: str) -> None: ...
+    def _acquire(self, client_id: str, operation: str, holder: str | None = None) -> None: ...
 
-    def _release(self, client_id: str) -> None: ...
+    def _release(self, client_id: str, holder: str | None = None) -> None: ...
 
 __all__ = ["ClientOperation", "CustodianOperation", "Device", "Service", "method_name", "new_session_id"]
 
@@ -136,10 +136,12 @@ class CustodianOperation(Composite):
         # The per-client lock is taken at the client's first message after its hello (a session
         # whose client never gets going, e.g. cannot decrypt its backup, holds nothing) and is
         # released when the operation ends.
-        starts_work = isinstance(msg, Message) and msg.payload.get("step") != "hello"
+        # A password guess ("oprf") takes no lock either: a wrong password must not block the
+        # next try; the guess is counted instead (``mpc.attempts``).
+        starts_work = isinstance(msg, Message) and msg.payload.get("step") not in ("hello", "oprf")
         newly = self.exclusive and starts_work and not self._holds_lock and not self.done and self.aborted is None
         if newly:
-            self.custodian._acquire(self.client_id, self.operation)
+            self.custodian._acquire(self.client_id, self.operation, self.session_id.hex())  # the lock names its holder
             self._holds_lock = True
         try:
             return super().receive(msg)
@@ -153,7 +155,7 @@ class CustodianOperation(Composite):
 
     def _end(self) -> None:
         if self._holds_lock:
-            self.custodian._release(self.client_id)
+            self.custodian._release(self.client_id, self.session_id.hex())
             self._holds_lock = False
 
     def _complete(self, result: Any) -> None:

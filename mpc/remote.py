@@ -1,7 +1,7 @@
 """The device side against a networked custodian: ``RemoteCustodian(url)``.
 
 Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.server`` (one connection per
-operation; see that module for the frames)::
+request or operation; see that module for the frames)::
 
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
     client_id, token = remote.create_client()             # the operator (or open registration)
@@ -11,11 +11,15 @@ operation; see that module for the frames)::
     remote.presign(device, token, 8)                      # 8 ECDSA precomputations, custodian side
     result, _ = remote.sign(device, token, "ethereum", digest32)   # takes one from the pool
 
+``mpc.remote_async.AsyncRemoteCustodian`` has the same methods as coroutines (asyncio); both
+share their retry logic and the operation's state machine (``mpc.remote_protocol``).
+
 Transport: a ``wss://`` URL verifies the service's certificate against the system CAs, or only
 ``cafile`` (or an ``ssl_context`` of your own); ``client_cert`` / ``client_key`` for mTLS. A
 plain ``ws://`` URL is refused unless its host is loopback (``localhost``, 127.0.0.0/8, ``::1``)
 or ``allow_plaintext=True`` (``TRANSPORT_INSECURE``). Failures are typed: ``TLS_FAILED`` (an
-untrusted certificate), ``SERVICE_UNAVAILABLE`` (unreachable, busy, the connection lost).
+untrusted certificate), ``SERVICE_UNAVAILABLE`` (unreachable, busy, the connection lost, after
+the retries below).
 
 Tokens: ``rotate_token`` replaces the client's token; a completed ``recover`` or ``eject``
 replaces it too and returns the new one in the custodian's result (``result["token"]``): keep it,
@@ -23,286 +27,239 @@ the old one is dead. The operator (``operator_key``) creates clients, reads any 
 (``get_client(client_id)`` without a token), and revokes, issues and unlocks.
 
 Each operation returns (the device's result, the custodian's result), like ``mpc.run_local``.
-Engine errors come back as the same ``mpc.errors`` classes (``errors.from_json``). A lost
-connection in the middle of an operation is retried (``retries`` times): the client reconnects
-with ``resume``, sends again the messages the custodian has not processed and drops the ones it
-already has, so an operation survives a server restart between two rounds.
+Engine errors come back as the same ``mpc.errors`` classes (``errors.from_json``).
+
+Timeouts
+--------
+``connect_timeout`` (10 s) bounds the TCP, TLS and WebSocket handshakes, ``ready_timeout``
+(30 s) the service's answer to a request (``ready`` for an operation), ``timeout`` (60 s) each
+later frame of an operation (a custodian step). A connection that goes silent is therefore
+given up after at most one of these, and retried like a lost one.
+
+Retries
+-------
+Every request and operation retries with exponential backoff (``retry_delay``, 0.1 s, doubling
+up to ``max_retry_delay``, 5 s; each delay drawn from the upper half of its range with
+``secrets``) for at most ``retry_budget`` seconds (30 s) after its first failure (``retries``
+caps the count as well; ``retry_budget=0`` turns retries off). Retried:
+
+- a connection that cannot be opened (refused: the service restarting; a failed handshake),
+  a 1013 "busy" close, a connection lost or silent;
+- the answers ``RATE_LIMITED`` and ``SERVICE_UNAVAILABLE``, not before their ``retry after N s``
+  hint; when the hint lies beyond the budget the answer is raised at once.
+
+Never retried: an answer saying the request or the operation failed (``AUTH_FAILED``,
+``INPUT_INVALID``, ``MESSAGE_INVALID``, ``OPERATION_IN_PROGRESS``, ``WALLET_ALREADY_EXISTS``, an
+abort such as ``PROTOCOL_ABORTED``, ``KEY_LOCKED``, ``POSSESSION_PROOF_FAILED``, ...), a TLS
+failure, a close for a protocol violation (1002, 1003, 1007-1010), a device-side protocol error.
+When the budget runs out the last failure is raised (``SERVICE_UNAVAILABLE`` says how long it
+tried).
+
+One-frame requests: a connection lost after the request was sent is retried only for those
+that are harmless twice (``get_client``, ``stored_client_backup_share`` and the operator's
+``issue_token``, ``revoke_token``, ``unlock_client``). ``create_client`` and ``rotate_token``
+are not: their outcome is unknown, reported as ``SERVICE_UNAVAILABLE`` ("may or may not have
+been processed"): after a lost ``rotate_token`` ask the operator for a token (``issue_token``);
+a lost ``create_client`` may have left an unused client behind.
+
+Operations survive lost connections. Which cases are safe:
+
+- **Before ``ready``** (the answer to the operation was lost: the service may or may not have
+  opened it): the client sends ``resume`` for the same session id. If the service answers
+  ``ready``, it had opened the operation and the device goes on. If it answers ``NOT_FOUND``,
+  the operation was never opened (or opening it failed and that answer was lost) and the client
+  opens it again with the same session id. This is safe because no custodian message of the
+  first attempt can have reached the device (messages follow ``ready`` on the same connection)
+  and no device message was processed by the custodian: nothing of a first custodian session
+  can be combined with the second. If the re-open is answered ``INPUT_INVALID`` (the session
+  id is in use: the first open was still running) or ``OPERATION_IN_PROGRESS`` (possibly the
+  lock of that same first open), one more ``resume`` decides: ``ready`` goes on, ``NOT_FOUND``
+  raises that answer.
+- **After ``ready``**: the client reconnects with ``resume``, sends again the messages the
+  custodian has not processed (``expect``) and drops the replayed ones it already has, so an
+  operation survives a server restart between two rounds. It never produces a message twice:
+  the very same bytes are resent.
+- **``NOT_FOUND`` after ``ready``** (on resume, or as the answer to a message): while a worker
+  steps the session it is out of the database (taken), so a cut during a step finds no session
+  for a moment; it comes back when the step parks it again. The client retries for
+  ``step_wait`` seconds (15 s, within the budget) and then gives up with ``NOT_FOUND`` ("the
+  operation cannot be resumed": it finished, aborted or expired meanwhile). A fresh attempt may
+  then meet ``OPERATION_IN_PROGRESS`` until the abandoned session expires (the service's
+  ``session_ttl``).
+- **The result frame lost** after the custodian finished: for ``recover`` and ``eject``, which
+  replace the client's token, the service keeps the finished session's result for its session
+  TTL and hands it out once, to a ``resume`` of that session id presenting the *old* token
+  (the one that ran the operation): the client does this by itself and returns the result with
+  the new token. Nobody else can fetch it: it takes the old token and the 256-bit session id
+  chosen by the device. A service without this (or a resume after the TTL) answers
+  ``AUTH_FAILED`` (the old token is dead): the operator then issues a token (``issue_token``).
+  For the other operations a lost result frame ends, after ``step_wait``, in ``NOT_FOUND``
+  ("the device finished, but the custodian's result was lost"): the wallet changed as the
+  operation says (``get_client`` shows the custodian's view); a lost sign is signed again.
 """
 
 from __future__ import annotations
 
-import json
-import ssl
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from mpc import errors
 from mpc.backup_crypto import BackupMethod
 from mpc.client import Client
-from mpc.errors import (
-    ConfigInvalid,
-    EngineError,
-    ServiceUnavailable,
-    TlsFailed,
-    from_protocol_error,
+from mpc.errors import EngineError, from_protocol_error
+from mpc.remote_protocol import (
+    OperationChannel,
+    OperationSpec,
+    RemoteBase,
+    RequestAttempts,
+    RequestSpec,
+    RetryPolicy,
+    backup_spec,
+    generate_spec,
+    presign_spec,
+    recover_spec,
+    sign_spec,
 )
-from mpc.server import MAX_FRAME_BYTES
-from mpc.service_guard import check_service_url, client_tls_context
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
-__all__ = ["RemoteCustodian"]
+__all__ = ["RemoteCustodian", "RetryPolicy"]
 
 
-class RemoteCustodian:
+class RemoteCustodian(RemoteBase):
     """A custodian service at ``url`` (``wss://host:port``, or ``ws://`` on loopback), driven
-    from the device (or, with ``operator_key``, by the operator)."""
-
-    def __init__(self, url: str, *, cafile: str | Path | None = None, ssl_context: ssl.SSLContext | None = None,
-                 client_cert: str | Path | None = None, client_key: str | Path | None = None,
-                 operator_key: str | None = None, allow_plaintext: bool = False, timeout: float = 60.0,
-                 retries: int = 3, retry_delay: float = 0.2) -> None:
-        if ssl_context is not None and (cafile is not None or client_cert is not None or client_key is not None):
-            raise ConfigInvalid("give either ssl_context or cafile / client_cert / client_key")
-        self.allow_plaintext = allow_plaintext
-        self.url = url
-        self._tls_files = (cafile, client_cert, client_key)
-        self._ssl_context = ssl_context
-        self._operator_key = operator_key
-        self.timeout = timeout
-        self.retries = retries
-        self.retry_delay = retry_delay
-
-    @property
-    def url(self) -> str:
-        return self._url
-
-    @url.setter
-    def url(self, url: str) -> None:
-        self._scheme = check_service_url(url, self.allow_plaintext)
-        self._url = url
-
-    def __repr__(self) -> str:
-        return f"RemoteCustodian({self._url!r})"
+    from the device (or, with ``operator_key``, by the operator). Blocking; see the module
+    docstring for the timeouts and the retries, and ``mpc.remote_protocol.RemoteBase`` for
+    every option."""
 
     # --- requests without a protocol --------------------------------------------------------------
     def create_client(self) -> tuple[str, str]:
         """A new client: (client id, its secret token; keep it, the service stores only a hash).
         Needs the operator key unless the service runs with open registration."""
-        result = self._request(self._as_operator({"op": "create_client"}))
-        return result["client_id"], result["token"]
+        return self._call(self._create_client_spec())
 
     def get_client(self, client_id: str, token: str | None = None) -> dict[str, Any]:
         """The custodian's view: statuses, public keys and addresses (with the client's token,
         or without one as the operator)."""
-        if token is None:
-            return self._request(self._as_operator({"op": "get_client", "client_id": client_id}))
-        return self._request({"op": "get_client", "client_id": client_id, "token": token})
+        return self._call(self._get_client_spec(client_id, token))
 
     def rotate_token(self, client_id: str, token: str) -> str:
         """Replace the client's token: returns the new one (keep it); ``token`` is dead at once."""
-        return self._request({"op": "rotate_token", "client_id": client_id, "token": token})["token"]
+        return self._call(self._rotate_token_spec(client_id, token))
 
     def revoke_token(self, client_id: str) -> None:
         """Operator: kill the client's token at once (requests and operations in flight fail)."""
-        self._request(self._as_operator({"op": "revoke_token", "client_id": client_id}))
+        self._call(self._revoke_token_spec(client_id))
 
     def issue_token(self, client_id: str) -> str:
         """Operator: a fresh token for the client (after a revoke or a lost one); the old one dies."""
-        return self._request(self._as_operator({"op": "issue_token", "client_id": client_id}))["token"]
+        return self._call(self._issue_token_spec(client_id))
 
     def unlock_client(self, client_id: str) -> dict[str, Any]:
         """Operator: clear the client's lockout; returns the custodian's view."""
-        return self._request(self._as_operator({"op": "unlock_client", "client_id": client_id}))
-
-    def _as_operator(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``request`` with the operator key, if this remote has one (without it the service
-        accepts only the operator's client certificate, or open registration)."""
-        if self._operator_key is None:
-            return request
-        return {**request, "operator_key": self._operator_key}
+        return self._call(self._unlock_client_spec(client_id))
 
     def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> dict[str, Any]:
         """Confirm the customer stored the encrypted client backup share itself."""
-        return self._request({"op": "stored_client_backup_share", "client_id": client_id, "token": token,
-                              "method": method})
+        return self._call(self._stored_client_backup_share_spec(client_id, token, method))
 
     # --- operations -----------------------------------------------------------------------------------
     def generate(self, client: Client, token: str) -> tuple[Any, Any]:
-        return self.run("generate", client.generate(), client.client_id, token)
+        return self._operate(generate_spec(client), token)
 
     def backup(self, client: Client, token: str, method: BackupMethod | None = None, *,
                client_stores_backup: bool = False) -> tuple[Any, Any]:
-        session = client.backup(method, client_stores_backup=client_stores_backup)
-        params = {"method": session.method.name, "client_stores_backup": client_stores_backup}
-        return self.run("backup", session, client.client_id, token, params)
+        return self._operate(backup_spec(client, method, client_stores_backup), token)
 
     def recover(self, client: Client, token: str, method: BackupMethod | None = None, *,
                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
         """Recover onto ``client``. The custodian's result holds the client's *new* token
         (``result["token"]``): keep it, ``token`` is dead once recover completes."""
-        session = client.recover(method, encrypted_backup=encrypted_backup)
-        return self.run("recover", session, client.client_id, token, {"method": session.method.name})
+        return self._operate(recover_spec(client, "recover", method, encrypted_backup), token)
 
     def eject(self, client: Client, token: str, method: BackupMethod | None = None, *,
               encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
         """Eject (rebuild the private keys on ``client``). As with :meth:`recover`, the
         custodian's result holds the client's new token (``result["token"]``)."""
-        session = client.eject(method, encrypted_backup=encrypted_backup)
-        return self.run("eject", session, client.client_id, token, {"method": session.method.name})
+        return self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
 
     def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
-        session = client.sign(chain, data)
-        return self.run("sign", session, client.client_id, token, {"chain": chain, "data": bytes(data).hex()})
+        return self._operate(sign_spec(client, "sign", chain, data), token)
 
     def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
-        session = client.presign(count)
-        return self.run("presign", session, client.client_id, token, {"count": count})
+        return self._operate(presign_spec(client, count), token)
 
     def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
         """The same as :meth:`sign` (no presignature lives on the device); kept as a name."""
-        session = client.sign_presigned(chain, data)
-        return self.run("sign_presigned", session, client.client_id, token,
-                        {"chain": chain, "data": bytes(data).hex()})
+        return self._operate(sign_spec(client, "sign_presigned", chain, data), token)
+
+    def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
+        session, params = spec.make()
+        return self.run(spec.op, session, spec.client_id, token, params)
 
     def run(self, op: str, session: Session, client_id: str, token: str, params: Mapping[str, Any] | None = None,
             *, on_message: Callable[[int], None] | None = None) -> tuple[Any, Any]:
-        """Drive the device's ``session`` of ``op`` against the service until both are done.
+        """Drive the device's ``session`` of ``op`` against the service until both are done
+        (with the retries of the module docstring).
 
         ``on_message(n)`` is called after the n-th protocol message from the custodian was
-        processed (tests use it to restart the server between two rounds).
+        processed and the device's answer sent (tests use it to cut or restart the service
+        between two rounds).
         """
-        request = {"op": op, "client_id": client_id, "token": token, "session_id": session.session_id.hex(),
-                   **(params or {})}
-        channel = _Channel(self, session, on_message)
+        channel = self._channel(op, session, client_id, token, params)
         try:
-            return channel.run(request, {"op": "resume", "client_id": client_id, "token": token,
-                                         "session_id": session.session_id.hex()})
+            channel.start()
+            while True:
+                try:
+                    return self._connection(channel, on_message)
+                except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                    delay = channel.retry(exc)
+                time.sleep(delay)
         except EngineError:
             raise
         except MPCError as exc:
             raise from_protocol_error(exc) from exc
 
     # --- transport ---------------------------------------------------------------------------------
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = client_tls_context(*self._tls_files)
-        return self._ssl_context
-
     def _connect(self) -> Any:
         from websockets.sync.client import connect
 
-        options: dict[str, Any] = {"ssl": self._tls()} if self._scheme == "wss" else {}
-        return connect(self.url, max_size=MAX_FRAME_BYTES, open_timeout=self.timeout, close_timeout=2, **options)
+        return connect(self.url, **self._connect_options())
 
-    def _request(self, request: dict[str, Any]) -> Any:
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
-        try:
-            with self._connect() as ws:
-                ws.send(json.dumps(request))
-                reply = _control(ws.recv(timeout=self.timeout))
-        except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
-            raise _transport_error(exc) from None
-        if "result" not in reply:
-            raise EngineError("unexpected reply from the custodian service")
-        return reply["result"]
-
-
-def _transport_error(exc: BaseException) -> EngineError:
-    """The typed error of a failed connection: ``TLS_FAILED`` for a TLS failure (in the chain of
-    causes), else ``SERVICE_UNAVAILABLE`` (with the close code when the service closed it)."""
-    from websockets.exceptions import ConnectionClosed
-
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            reason = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or "handshake failed"
-            return TlsFailed(f"TLS with the custodian service failed: {reason}")
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
-        if exc.rcvd.code == 1013:
-            return ServiceUnavailable("the custodian service is busy (1013); retry later")
-        return ServiceUnavailable(f"the custodian service closed the connection ({exc.rcvd.code})")
-    detail = f"{type(exc).__name__}: {exc}"[:200]
-    return ServiceUnavailable(f"cannot reach the custodian service ({detail})")
-
-
-def _control(frame: Any) -> dict[str, Any]:
-    """A control frame (ready / result); an error frame raises its engine error."""
-    try:
-        obj = json.loads(frame)
-    except (TypeError, ValueError):
-        raise EngineError("malformed frame from the custodian service") from None
-    if not isinstance(obj, dict):
-        raise EngineError("malformed frame from the custodian service")
-    if "error" in obj:
-        raise errors.from_json(obj)
-    return obj
-
-
-class _Channel:
-    """One operation's messages over one (or, after reconnects, several) connections."""
-
-    def __init__(self, remote: RemoteCustodian, session: Session, on_message: Callable[[int], None] | None) -> None:
-        self.remote = remote
-        self.session = session
-        self.on_message = on_message
-        self.sent: list[Message] = []
-        self.received = 0
-        self.result: Any = None
-        self.finished = False
-
-    def run(self, request: dict[str, Any], resume: dict[str, Any]) -> tuple[Any, Any]:
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
-        pending = self.session.start()
-        attempt, first = 0, True
-        while True:
-            try:
-                self._connection(request if first else resume, pending)
-                return self.session.result(), self.result
-            except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
-                failure = _transport_error(exc)
-                if isinstance(failure, TlsFailed) or attempt >= self.remote.retries:
-                    raise failure from None
-            attempt += 1
-            first, pending = False, []
-            time.sleep(self.remote.retry_delay * attempt)
-
-    def _connection(self, request: dict[str, Any], pending: list[Message]) -> None:
-        timeout = self.remote.timeout
-        with self.remote._connect() as ws:
-            ws.send(json.dumps(request))
-            ready = _control(ws.recv(timeout=timeout)).get("ready")
-            if not isinstance(ready, dict):
-                raise EngineError("the custodian service did not accept the operation")
-            expect = ready.get("expect")
-            if request["op"] == "resume" and isinstance(expect, int):
-                pending = [m for m in self.sent if m.round >= expect]  # what it never processed
-            self._send(ws, pending, record=request["op"] != "resume")
+    def _connection(self, channel: OperationChannel, on_message: Callable[[int], None] | None) -> tuple[Any, Any]:
+        """One connection of an operation: the request, ready, then frames until the result."""
+        channel.connecting()
+        with self._connect() as ws:
+            ws.send(channel.request())
+            _send(ws, channel.ready(ws.recv(timeout=self.ready_timeout)))
             while True:
-                frame = ws.recv(timeout=timeout)
-                if not isinstance(frame, str) or not frame.startswith('{"payload":'):  # messages sort first
-                    reply = _control(frame)
-                    if "result" in reply:
-                        self.result = reply["result"]
-                        return
-                    raise EngineError("unexpected frame from the custodian service")
-                message = Message.from_bytes(frame.encode("ascii"))
-                waiting = self.session.awaiting_round
-                if self.session.done or (waiting is not None and message.round < waiting):
-                    continue  # replayed after a reconnect: already processed
-                self._send(ws, self.session.receive(message))
-                self.received += 1
-                if self.on_message is not None:
-                    self.on_message(self.received)
+                frame = ws.recv(timeout=self.timeout)
+                if not channel.is_message(frame):
+                    if channel.control(frame):
+                        return channel.outcome()
+                    continue
+                replies = channel.deliver(frame)
+                if replies is None:
+                    continue  # a replay the device already processed
+                _send(ws, replies)
+                if on_message is not None:
+                    on_message(channel.received)
 
-    def _send(self, ws: Any, messages: list[Message], record: bool = True) -> None:
-        for message in messages:
-            if record:
-                self.sent.append(message)
-            ws.send(message.to_bytes().decode("ascii"))
+    def _call(self, spec: RequestSpec) -> Any:
+        """One request with its retries (``RequestAttempts``)."""
+        attempts = RequestAttempts(spec, self.retry_policy)
+        while True:
+            attempts.connecting()
+            try:
+                with self._connect() as ws:
+                    ws.send(attempts.frame())
+                    return attempts.reply(ws.recv(timeout=self.ready_timeout))
+            except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                delay = attempts.retry(exc)
+            time.sleep(delay)
+
+
+def _send(ws: Any, messages: list[Message]) -> None:
+    for message in messages:
+        ws.send(message.to_bytes().decode("ascii"))

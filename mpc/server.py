@@ -60,6 +60,10 @@ both sides exchange protocol messages, each one frame holding ``Message.to_bytes
 sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
 and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
 the connection normally. Every message of an operation re-checks the client's token.
+Every control frame (``result``, ``ready``, ``error``) also carries ``"request_id"``: the
+connection's request id, which every log and audit line of it carries too (``mpc.observability``).
+On the same port, plain HTTP ``GET /healthz``, ``/readyz`` and ``/metrics`` answer without a
+WebSocket (``docs/operations.md``, Monitor).
 
 Errors are ``{"error": {"id": CODE, "message": text}}`` with the stable codes of ``mpc.errors``
 (``docs/errors.md``): ``AUTH_FAILED`` for a missing or wrong token (or an unknown client: the
@@ -100,6 +104,8 @@ import json
 import logging
 import multiprocessing
 import re
+import secrets
+import signal
 import sys
 import threading
 import time
@@ -107,6 +113,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mpc import logs, metrics
 from mpc.custodian import Custodian
 from mpc.errors import (
     AuthFailed,
@@ -115,10 +122,13 @@ from mpc.errors import (
     InputInvalid,
     MessageInvalid,
     NotFound,
+    OperationLost,
     RateLimited,
+    ServiceUnavailable,
     TransportInsecure,
     from_protocol_error,
 )
+from mpc.observability import HttpEndpoints, RequestRecord, current_request, minimal_readiness, read_gauges
 from mpc.presign import MAX_PRESIGN_COUNT
 from mpc.service_guard import (
     BoundedLog,
@@ -133,7 +143,7 @@ from mpc.service_guard import (
     peer_key,
     server_tls_context,
 )
-from mpc.service_store import ServiceStore, new_token
+from mpc.service_store import ServiceStore, Step, new_token
 from mpc.stores import open_store
 from mpc.wallet import SignResult
 from protocols.errors import InvalidMessage, MPCError
@@ -152,6 +162,9 @@ __all__ = [
     "MAX_INVALID_FRAMES",
     "DEFAULT_PORT",
     "DEFAULT_SESSION_TTL",
+    "DEFAULT_LOCK_TTL",
+    "DEFAULT_NODE_TTL",
+    "DEFAULT_DRAIN_GRACE",
 ]
 
 log = logging.getLogger("mpc.server")
@@ -159,6 +172,9 @@ _LOG = BoundedLog(log)  # this process's internal errors (each worker process ha
 
 DEFAULT_PORT = 8765
 DEFAULT_SESSION_TTL = 300.0
+DEFAULT_LOCK_TTL = 120.0  # the lease of a client's operation lock while one of its steps runs
+DEFAULT_NODE_TTL = 5.0  # a node whose heartbeat is older is dead: the steps it was running are lost
+DEFAULT_DRAIN_GRACE = 30.0  # SIGTERM: how long steps in flight may take to finish and park
 MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
 MAX_INVALID_FRAMES = 8
 MAX_REQUEST_BYTES = 64 * 1024
@@ -202,12 +218,17 @@ def _service(db: str) -> tuple[Custodian, ServiceStore]:
     if service is None:
         service = ServiceStore(custodian.store)
         custodian._service = service  # type: ignore[attr-defined]
+        custodian.lock_reclaim = service.reclaim_lock  # a lock whose holder died is freed at once
     return custodian, service
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
+    """The error document of a step's failure; an abort that names a culprit keeps it beside the
+    document (``"culprit"``: for the audit line, never sent to the client)."""
     if isinstance(exc, MPCError):
-        return from_protocol_error(exc).to_json()
+        engine = from_protocol_error(exc)
+        culprit = getattr(engine, "culprit", None)
+        return engine.to_json() if culprit is None else {**engine.to_json(), "culprit": culprit}
     _LOG.error("internal error in a custodian step", exc)
     return EngineError().to_json()
 
@@ -251,7 +272,9 @@ def _resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
     """What a reconnecting client needs: the next message number expected and the last outbox."""
     custodian, service = _service(db)
     parked = service.peek(session_id)
-    if parked is None or parked.client_id != client_id or parked.expires < time.time():
+    if parked is None or parked.client_id != client_id:
+        return _missing(service, session_id, client_id)
+    if parked.expires < time.time():
         return {"error": _session_not_found(), "fatal": True}
     try:
         expect = custodian.parked_awaiting_round(parked.data)
@@ -260,21 +283,61 @@ def _resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
     return {"messages": parked.outbox, "expect": expect}
 
 
-def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float) -> dict[str, Any]:
+def _missing(service: ServiceStore, session_id: str, client_id: str) -> dict[str, Any]:
+    """The answer for a session that is not parked: ``OPERATION_LOST`` if a step took it and died
+    (its lock is freed), else ``NOT_FOUND`` (``"stepping"``: a live node is stepping it now)."""
+    state = service.missing_session(session_id, client_id)
+    if state == "lost":
+        return {"error": OperationLost().to_json(), "fatal": True}
+    return {"error": _session_not_found(), "fatal": True, "stepping": state == "stepping"}
+
+
+def _reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str, ttl: float,
+            max_parked: int) -> dict[str, Any]:
+    """``_open_operation`` again after its worker died: if it had parked the new session, the
+    channel resumes it; else it is opened now."""
+    _, service = _service(db)
+    parked = service.peek(session_id)
+    if parked is not None and parked.client_id == client_id and parked.operation == op:
+        return _resume_channel(db, client_id, session_id)
+    return _open_operation(db, op, client_id, params, session_id, ttl, max_parked)
+
+
+def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float,
+          step: Step | None = None) -> dict[str, Any]:
     """Check the client's token (revoked or rotated: ``AUTH_FAILED``, the session stays parked
     until it expires), take the parked session, deliver one message, park the new state (or
-    finish: a completed recover or eject gets a fresh token in its result)."""
+    finish: a completed recover or eject gets a fresh token in its result).
+
+    ``step`` (the service's: step id, node, lock lease) leaves a marker with the take, so a
+    crash mid-step is known for what it is (``ServiceStore.step_outcome``, ``missing_session``)."""
     custodian, service = _service(db)
+    if step is not None:
+        custodian.lock_ttl = step.lease  # a lock this step takes is leased like the step
     try:
         service.check_token(client_id, token)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
     owner = service.peek(session_id)
     if owner is None or owner.client_id != client_id:
-        return {"error": _session_not_found(), "fatal": True}
-    parked = service.take(session_id)
+        return _missing(service, session_id, client_id)
+    parked = service.take(session_id, step)
     if parked is None:  # another connection took it first
-        return {"error": _session_not_found(), "fatal": True}
+        return _missing(service, session_id, client_id)
+    parked_again = False
+    try:
+        outcome = _step_taken(custodian, service, parked, frame, ttl, step)
+        parked_again = bool(outcome.pop("parked", False))
+        return outcome
+    finally:
+        if step is not None and not parked_again:
+            service.end_step(session_id, step)
+
+
+def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame: bytes, ttl: float,
+                step: Step | None) -> dict[str, Any]:
+    """``_step`` once the session is taken (``"parked": True`` when it was parked again)."""
+    client_id = parked.client_id
     if parked.expires < time.time():
         _release(custodian, parked)
         return {"error": _session_not_found(), "fatal": True}
@@ -287,10 +350,11 @@ def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, tt
     try:
         produced = session.receive(message)
     except InvalidMessage as exc:  # the session is unchanged: park it again, keep the channel
-        service.park(session_id, client_id, parked.operation, session.to_bytes(), parked.outbox,
-                     session._holds_lock, ttl)
-        return {"error": MessageInvalid(str(exc)).to_json(), "fatal": False}
+        lost = _park(service, session, parked, parked.outbox, ttl, step)
+        return lost or {"error": MessageInvalid(str(exc)).to_json(), "fatal": False, "parked": True}
     except Exception as exc:  # noqa: BLE001 - an abort ends the session (it released its lock)
+        if session._holds_lock:  # not an abort (a store failure, a bug): free the lock it holds
+            _end_quietly(session)
         return {"error": _error(exc), "fatal": True}
     sent = [m.to_bytes().decode("ascii") for m in produced]
     if session.done:
@@ -300,17 +364,38 @@ def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, tt
         return {"messages": sent, "result": result}
     # Every message sent so far stays with the state: a client that reconnects gets them all
     # again and drops those it has (an operation sends a handful of messages).
-    service.park(session_id, client_id, parked.operation, session.to_bytes(), parked.outbox + sent,
-                 session._holds_lock, ttl)
-    return {"messages": sent}
+    return _park(service, session, parked, parked.outbox + sent, ttl, step) or {"messages": sent, "parked": True}
+
+
+def _park(service: ServiceStore, session: Any, parked: Any, outbox: list[str], ttl: float,
+          step: Step | None) -> dict[str, Any] | None:
+    """Park the stepped session again (renewing its lock's lease); on failure the error answer
+    (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is dropped, or the
+    store's error) and the session is forgotten: its lock, if still its own, is freed."""
+    try:
+        service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
+                     session._holds_lock, ttl, step)
+        return None
+    except EngineError as exc:
+        try:
+            service.abandon(parked.session_id)
+        except EngineError as again:  # the store is down: the step's lease runs out instead
+            _LOG.error("could not forget a session that failed to park", again)
+        return {"error": exc.to_json(), "fatal": True}
+
+
+def _end_quietly(session: Any) -> None:
+    """End a session that failed with its lock held (its ``_end`` frees the lock)."""
+    try:
+        session._end()
+    except Exception as exc:  # noqa: BLE001 - the lock's lease runs out instead
+        _LOG.error("could not free the lock of a failed session", exc)
 
 
 def _release(custodian: Custodian, parked: Any) -> None:
-    """An abandoned session frees the client's operation lock it held (and nothing else)."""
+    """An abandoned session frees the client's operation lock if it still holds it (and nothing else)."""
     if parked.holds_lock:
-        record = custodian.store.client(parked.client_id)
-        if record.operation == parked.operation:
-            custodian._release(parked.client_id)
+        custodian._release(parked.client_id, parked.session_id)
 
 
 def _warm(db: str) -> bool:
@@ -442,6 +527,13 @@ class CustodianService:
     :class:`OperatorKey` or its configuration text), ``operator_cert_cn``, ``open_registration``
     and ``limits``. A configuration without any operator credential is refused
     (``CONFIG_INVALID``) unless ``open_registration`` is set explicitly.
+
+    Resilience (``docs/operations.md``, Resilience): ``lock_ttl`` is the lease of a client's
+    operation lock while one of its steps runs (parked, the lease is the park's expiry,
+    ``session_ttl``); ``node_ttl`` how long this node counts as alive after its last heartbeat
+    (the steps of a node silent for longer are lost, their locks freed); ``drain_grace`` how long
+    ``drain`` (SIGTERM) lets steps in flight finish. A dead worker process rebuilds the pool;
+    ``ready()`` says whether the node should get traffic.
     """
 
     def __init__(self, db: str = "custodian.sqlite3", *, session_ttl: float = DEFAULT_SESSION_TTL,
@@ -450,11 +542,19 @@ class CustodianService:
                  tls_key: str | Path | None = None, tls_client_ca: str | Path | None = None,
                  allow_plaintext: bool = False, operator_key: OperatorKey | str | None = None,
                  operator_cert_cn: str | None = None, open_registration: bool = False,
-                 limits: ServiceLimits | None = None) -> None:
+                 limits: ServiceLimits | None = None, metrics_public: bool = False,
+                 lock_ttl: float = DEFAULT_LOCK_TTL, node_ttl: float = DEFAULT_NODE_TTL,
+                 drain_grace: float = DEFAULT_DRAIN_GRACE) -> None:
         if executor not in ("auto", "process", "thread"):
             raise InputInvalid("executor must be auto, process or thread")
+        for name, value in (("session_ttl", session_ttl), ("lock_ttl", lock_ttl), ("node_ttl", node_ttl)):
+            if not value > 0:
+                raise ConfigInvalid(f"{name} must be a positive number of seconds")
+        if not drain_grace >= 0:
+            raise ConfigInvalid("drain_grace must be a number of seconds, 0 or more")
         self._configure_front_door(tls_cert, tls_key, tls_client_ca, allow_plaintext, operator_key,
                                    operator_cert_cn, open_registration, limits)
+        self._configure_observability(metrics_public)  # issue 18: logs, audit, /healthz /readyz /metrics
         self.db = db
         self.session_ttl = session_ttl
         self.max_frame = max_frame
@@ -469,12 +569,21 @@ class CustodianService:
         self._key = db if self.executor_kind == "process" else f"inproc:{id(self)}"
         if self.executor_kind == "thread":
             _bind(self._key, self.custodian)
-            self._pool: concurrent.futures.Executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=max(2, workers), thread_name_prefix="mpc-step")
-        else:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self._configure_resilience(workers, lock_ttl, node_ttl, drain_grace)
         self._server: Any = None
+
+    def _configure_resilience(self, workers: int, lock_ttl: float, node_ttl: float, drain_grace: float) -> None:
+        """The executor pool, this node's identity and heartbeat, lock leases, the drain state."""
+        self.workers = workers
+        self.lock_ttl, self.node_ttl, self.drain_grace = float(lock_ttl), float(node_ttl), float(drain_grace)
+        self.node_id = secrets.token_hex(8)
+        self.custodian.lock_ttl = self.lock_ttl
+        self.custodian.lock_reclaim = self.service.reclaim_lock
+        self.pool_rebuilds = 0
+        self._pool: concurrent.futures.Executor = self._new_pool()
+        self._draining = False
+        self._in_flight = 0  # steps (and opening operations) running now
+        self._heartbeat: _Heartbeat | None = None
 
     def _configure_front_door(self, tls_cert: str | Path | None, tls_key: str | Path | None,
                               tls_client_ca: str | Path | None, allow_plaintext: bool,
@@ -507,6 +616,31 @@ class CustodianService:
         """``wss`` with TLS, else ``ws``."""
         return "ws" if self.ssl_context is None else "wss"
 
+    # --- observability (mpc.observability, mpc.logs, mpc.metrics) ---------------------------------
+    def _configure_observability(self, metrics_public: bool) -> None:
+        """The HTTP endpoints, and the log settings executor steps repeat (``metrics_public``:
+        ``/metrics`` without the operator credential)."""
+        self.metrics_public = metrics_public
+        self._log_settings = logs.current_settings()
+        self._http = HttpEndpoints(readiness=self._readiness, gauges=self._read_gauges,
+                                   operator_key=self._operator_key, operator_cn=self._operator_cn,
+                                   public=metrics_public, ip_requests=self._ip_requests, log=self._log)
+
+    def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        """``/readyz``: the store answers a trivial query and the executor pool is alive
+        (blocking; the HTTP hook runs it in a thread)."""
+        if self._server is None:
+            return False, {"reason": "not serving"}
+        return minimal_readiness(self.custodian.store, self._pool)
+
+    def _read_gauges(self) -> None:
+        read_gauges(self.custodian.store, self.service.count)
+
+    async def _run_step(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the executor with this connection's log context (request id, client,
+        op) and this process's log settings (a worker process configures its logging alike)."""
+        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args)
+
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0: any free port); returns the port. Plain ws:// on an
@@ -525,7 +659,8 @@ class CustodianService:
         try:
             self._server = await serve(self._handle, sock=listener, ssl=self.ssl_context, backlog=_LISTEN_BACKLOG,
                                        max_size=self.max_frame, open_timeout=self.limits.first_frame_timeout,
-                                       ping_interval=20, ping_timeout=20, close_timeout=2)
+                                       ping_interval=20, ping_timeout=20, close_timeout=2,
+                                       process_request=self._http.process_request)  # /healthz /readyz /metrics
         except BaseException:
             listener.close()
             raise
@@ -567,62 +702,91 @@ class CustodianService:
         if self._active >= self.limits.max_connections:
             self._log.warning(f"closed a connection from {peer_key(ws.remote_address)}: "
                               f"{self._active} connections open (cap {self.limits.max_connections})")
+            RequestRecord.limited("connections")
             await ws.close(1013, "the custodian service is busy; try again later")
             return
         self._active += 1
+        metrics.CONNECTIONS_OPEN.inc()
         try:
             await self._serve(ws)
         finally:
             self._active -= 1
+            metrics.CONNECTIONS_OPEN.dec()
 
     async def _serve(self, ws: Any) -> None:
+        """One request (or operation) on one connection: its record gives the request id to the
+        logs and the reply frames, and writes the audit line and the metrics when it ends."""
         from websockets.exceptions import ConnectionClosed
 
+        record = RequestRecord.begin(ws.remote_address)
         try:
             frame = await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout)
             # Counted once the frame is in, so the refusal is the answer the client reads.
-            self._ip_requests.take(peer_key(ws.remote_address), "too many requests from this address")
+            try:
+                self._ip_requests.take(peer_key(ws.remote_address), "too many requests from this address")
+            except RateLimited:
+                record.limited("ip")
+                raise
             await self._dispatch(ws, _parse_request(frame))
         except EngineError as exc:
-            await _send_quietly(ws, exc.to_json())
+            await _send_quietly(ws, record.failed(exc))
         except (ConnectionClosed, asyncio.TimeoutError):
             pass
         except Exception as exc:  # noqa: BLE001 - one connection never takes the service down
             self._log.error("internal error on a connection", exc)
-            await _send_quietly(ws, EngineError().to_json())
+            await _send_quietly(ws, record.failed(EngineError()))
+        finally:
+            record.finish()
+
+    async def _reply(self, ws: Any, result: Any) -> None:
+        """The request's result frame (with its request id): the request succeeded."""
+        record = current_request()
+        record.succeeded()
+        await ws.send(_frame(record.frame({"result": result})))
 
     async def _dispatch(self, ws: Any, request: dict[str, Any]) -> None:
         op = request["op"]
+        record = current_request()
+        record.claims(request.get("client_id"))
         if op == "create_client":
+            record.named(op, "operator")
             self._require_operator(ws, request, registration=True)
-            await ws.send(_frame({"result": await asyncio.to_thread(self._create_client)}))
+            created = await asyncio.to_thread(self._create_client)
+            record.claims(created["client_id"])
+            await self._reply(ws, created)
             return
         if op in OPERATOR_OPS or (op == "get_client" and "token" not in request):
+            record.named(op, "operator")
             await self._operator_op(ws, op, request)
             return
+        record.named(op, "token")
         client_id, token = _client_credentials(request)
         await asyncio.to_thread(self.service.check_token, client_id, token)
-        self._client_requests.take(client_id, "too many requests for this client")
+        try:
+            self._client_requests.take(client_id, "too many requests for this client")
+        except RateLimited:
+            record.limited("client")
+            raise
         if op == "get_client":
-            await ws.send(_frame({"result": await asyncio.to_thread(self.custodian.get_client, client_id)}))
+            await self._reply(ws, await asyncio.to_thread(self.custodian.get_client, client_id))
         elif op == "rotate_token":
             fresh = await asyncio.to_thread(self.service.rotate_token, client_id, token)
-            await ws.send(_frame({"result": {"client_id": client_id, "token": fresh}}))
+            await self._reply(ws, {"client_id": client_id, "token": fresh})
         elif op == "stored_client_backup_share":
             method = request.get("method", "CLOUD")
             if not isinstance(method, str):
                 raise InputInvalid("method must be a string")
             view = await asyncio.to_thread(self._stored_client_backup_share, client_id, method)
-            await ws.send(_frame({"result": view}))
+            await self._reply(ws, view)
         elif op in OPERATIONS:
             session_id = _session_id(request)
-            opened = await self._run(_open_operation, self._key, op, client_id, _operation_params(op, request),
-                                     session_id, self.session_ttl, self.limits.max_parked_per_client)
+            opened = await self._run_step(_open_operation, self._key, op, client_id, _operation_params(op, request),
+                                          session_id, self.session_ttl, self.limits.max_parked_per_client)
             await self._channel(ws, client_id, token, session_id, opened)
         elif op == "resume":
             session_id = _session_id(request)
             await self._channel(ws, client_id, token, session_id,
-                                await self._run(_resume_channel, self._key, client_id, session_id))
+                                await self._run_step(_resume_channel, self._key, client_id, session_id))
         else:
             raise InputInvalid(f"unknown op {op!r}")
 
@@ -649,7 +813,7 @@ class CustodianService:
         result = await asyncio.to_thread(action, client_id)
         if op != "get_client":
             log.info("operator %s for client %s from %s", op, client_id, peer_key(ws.remote_address))
-        await ws.send(_frame({"result": result}))
+        await self._reply(ws, result)
 
     def _create_client(self) -> dict[str, str]:
         token = new_token()
@@ -679,11 +843,15 @@ class CustodianService:
         return self.custodian.get_client(client_id)
 
     async def _channel(self, ws: Any, client_id: str, token: str, session_id: str, opened: dict[str, Any]) -> None:
-        """Carry one operation's messages: frame in, step in the executor, frames out."""
+        """Carry one operation's messages: frame in, step in the executor, frames out. Control
+        frames carry the request id (``current_request``), which also records the outcome."""
+        record = current_request()
         if "error" in opened:
-            await ws.send(_frame({"error": opened["error"]["error"]}))
+            if opened["error"]["error"].get("id") == "RATE_LIMITED":  # the cap on parked sessions
+                record.limited("parked")
+            await ws.send(_frame(record.error(opened["error"])))
             return
-        await ws.send(_frame({"ready": {"session_id": session_id, "expect": opened["expect"]}}))
+        await ws.send(_frame(record.frame({"ready": {"session_id": session_id, "expect": opened["expect"]}})))
         for text in opened["messages"]:
             await ws.send(text)
         invalid = 0
@@ -693,19 +861,20 @@ class CustodianService:
                 data = _message_frame(frame, session_id)
             except EngineError as exc:
                 invalid += 1
-                await ws.send(_frame(exc.to_json()))
+                await ws.send(_frame(record.error(exc.to_json(), fatal=invalid >= MAX_INVALID_FRAMES)))
                 if invalid >= MAX_INVALID_FRAMES:
                     await ws.close(1008, "too many invalid frames")
                     return
                 continue
-            outcome = await self._run(_step, self._key, client_id, token, session_id, data, self.session_ttl)
+            outcome = await self._run_step(_step, self._key, client_id, token, session_id, data, self.session_ttl)
             for text in outcome.get("messages", ()):
                 await ws.send(text)
             if "result" in outcome:
-                await ws.send(_frame({"result": outcome["result"]}))
+                await self._reply(ws, outcome["result"])
                 return
             if "error" in outcome:
-                await ws.send(_frame({"error": outcome["error"]["error"]}))
+                fatal = outcome["fatal"] or invalid + 1 >= MAX_INVALID_FRAMES
+                await ws.send(_frame(record.error(outcome["error"], fatal=fatal)))
                 if outcome["fatal"]:
                     return
                 invalid += 1

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mpc import metrics
 from mpc.errors import ConfigInvalid, RateLimited, TransportInsecure
 
 __all__ = [
@@ -340,6 +341,7 @@ class ConnectionGate:
                 self._per_ip[key] = held + 1
                 return key
         self._log.warning(f"refused a connection from {key}: {reason}")
+        metrics.RATE_LIMITED.inc(limit="sockets")
         return None
 
     def release(self, key: str) -> None:
@@ -414,9 +416,11 @@ class BoundedLog:
     def error(self, message: str, exc: BaseException | None = None) -> None:
         """Log ``message`` (and ``exc``'s traceback) at ERROR, if this minute's budget allows."""
         if self._admit():
+            extra = None
             if exc is not None:
                 message = f"{message}\n{''.join(traceback.format_exception(exc)).rstrip()}"
-            self.logger.error("%s", self._truncate(message))
+                extra = {"exc_type": type(exc).__name__}  # a field of structured logs (mpc.logs)
+            self.logger.error("%s", self._truncate(message), extra=extra)
 
     def warning(self, message: str) -> None:
         if self._admit():

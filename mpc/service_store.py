@@ -9,6 +9,10 @@ Tables (created on first use, portable SQL)
                    (``Session.to_bytes()``), the messages it has sent (replayed when a client
                    resumes after a lost connection), whether it holds the client's
                    operation lock, and when it expires
+  session_steps    session id -> the last step taken on it: step id, the node running it,
+                   whether it parked the session again, its lease, and how many messages the
+                   session had sent before it (what a step that ran produced is the rest)
+  service_nodes    node id -> when its heartbeat lapses (every ``serve`` process is a node)
 
 At rest, a parked session's state and outbox (the custodian's messages: an eject's carry its
 backup shares) are sealed like the store's other secrets when the store has a key (``mpc.sealing``),
@@ -21,6 +25,16 @@ same blob; the caller saves the new state with ``park`` after the step. A crash 
 two loses the session (the client starts the operation again), never reuses its nonces. Each
 blob carries the store's nonce epoch: after a database restore, ``bump_nonce_epoch`` empties the
 table, and a blob of an older epoch met anyway (a copy in flight) is never resumed.
+
+Operation locks are leases (``docs/operations.md``, Resilience). The client's lock
+(``clients.operation``, ``operation_expires``, ``operation_session``: the holder's session id)
+lives as long as its session: ``park`` renews it to the park's expiry, ``take`` to the step's
+lease, in the same transaction as the row. A taken session leaves a *step marker* naming the
+node stepping it; every node heartbeats (``heartbeat``). So the fate of a session is always
+known: parked; being stepped by a live node; or *lost* (taken by a step whose node died, or
+whose lease lapsed). ``reclaim_lock`` frees a lock whose holder is neither parked nor being
+stepped by a live node at once, and ``step_outcome`` tells a service whose worker died whether
+the step never ran (retry it), ran and parked (send what it produced), or was lost.
 """
 
 from __future__ import annotations
@@ -29,14 +43,15 @@ import hashlib
 import hmac
 import json
 import secrets
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from mpc.errors import AuthFailed
+from mpc.errors import AuthFailed, OperationLost
 from mpc.store import SQLiteStore
 
-__all__ = ["ServiceStore", "ParkedSession", "new_token", "hash_token"]
+__all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS client_tokens (
@@ -51,10 +66,24 @@ CREATE TABLE IF NOT EXISTS parked_sessions (
     outbox BLOB NOT NULL,
     holds_lock INTEGER NOT NULL,
     expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_steps (
+    session_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    parked INTEGER NOT NULL,
+    sent INTEGER NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS service_nodes (
+    node_id TEXT PRIMARY KEY,
+    expires REAL NOT NULL
 )
 """
 
 _COLUMNS = "session_id, client_id, operation, data, outbox, holds_lock, expires"
+log = logging.getLogger("mpc.server")
 
 
 def new_token() -> str:
@@ -79,6 +108,27 @@ class ParkedSession:
     outbox: list[str]
     holds_lock: bool
     expires: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a parked session: its id (fresh per attempt), the node running it, and the
+    lease (seconds) of the client's operation lock while it runs."""
+
+    step_id: str
+    node_id: str
+    lease: float
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What became of a step whose worker died: ``"untouched"`` (never taken: safe to run
+    again), ``"parked"`` (it ran and parked the session: ``messages`` are what it produced),
+    ``"lost"`` (taken and never parked again: the operation is lost, its lock freed) or
+    ``"gone"`` (the session is not there, or another step took it)."""
+
+    state: str
+    messages: tuple[str, ...] = ()
 
 
 class ServiceStore:
@@ -136,29 +186,174 @@ class ServiceStore:
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
-             holds_lock: bool, ttl: float) -> None:
-        """Save (or replace) a session's state after a step."""
+             holds_lock: bool, ttl: float, step: Step | None = None) -> None:
+        """Save (or replace) a session's state after a step, in one transaction with the renewal
+        of its lock's lease to the park's expiry (``OperationLost`` if the lock is no longer this
+        session's: its lease lapsed and it was reclaimed) and the step marker's "parked"."""
         key = (session_id, client_id, operation)
         box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
         tagged = self.store.nonce_epoch().to_bytes(_EPOCH_BYTES, "big") + data
         sealed = self.store._seal(tagged, "parked_sessions", "data", *key)
-        self.store._execute(
-            f"INSERT OR REPLACE INTO parked_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (*key, sealed, box, int(holds_lock), time.time() + ttl),
-        )
+        expires = time.time() + ttl
+        with self.store.transaction():
+            if holds_lock and not self._renew_lock(client_id, session_id, expires):
+                raise OperationLost("the client's operation lock was reclaimed while this session was stepped")
+            self.store._execute(
+                f"INSERT OR REPLACE INTO parked_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key, sealed, box, int(holds_lock), expires),
+            )
+            if step is not None:
+                self.store._execute("UPDATE session_steps SET parked = 1, expires = ? WHERE session_id = ? "
+                                    "AND step_id = ?", (expires, session_id, step.step_id))
 
-    def take(self, session_id: str) -> ParkedSession | None:
+    def take(self, session_id: str, step: Step | None = None) -> ParkedSession | None:
         """Delete the parked session and return it (None if absent or of an older nonce epoch):
-        at most one taker wins."""
+        at most one taker wins. With ``step``, the same transaction leaves the step marker and
+        sets the lease of the lock the session holds to ``step.lease`` from now."""
         with self.store.taking() as took:
             row = self.store._execute(
                 f"DELETE FROM parked_sessions WHERE session_id = ? RETURNING {_COLUMNS}", (session_id,)
             ).fetchone()
             took(row is not None)
+            if row is not None and step is not None:
+                now = time.time()
+                sent = len(json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", row[0], row[1], row[2])))
+                self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
+                                    (session_id, row[1], step.step_id, step.node_id, sent, now + step.lease))
+                if row[5]:
+                    self._renew_lock(row[1], session_id, now + step.lease)
         if row is None:
             return None
         parked, epoch = self._unpark(row)
-        return parked if epoch == self.store.nonce_epoch() else None
+        if epoch != self.store.nonce_epoch():
+            if step is not None:
+                self.end_step(session_id, step)
+            return None
+        return parked
+
+    # --- operation locks as leases, steps, nodes ----------------------------------------------
+    def _renew_lock(self, client_id: str, session_id: str, expires: float) -> bool:
+        """Set the lease of the client's lock to ``expires`` if ``session_id`` holds it (or the
+        lock names no holder: taken before holders were recorded); whether it did."""
+        return self.store._execute(
+            "UPDATE clients SET operation_expires = ?, operation_session = ? WHERE client_id = ? AND operation IS NOT "
+            "NULL AND (operation_session = ? OR operation_session IS NULL)",
+            (expires, session_id, client_id, session_id)).rowcount == 1
+
+    def end_step(self, session_id: str, step: Step) -> None:
+        """The step ended without parking the session (it finished, failed or was refused)."""
+        self.store._execute("DELETE FROM session_steps WHERE session_id = ? AND step_id = ?",
+                            (session_id, step.step_id))
+
+    def step_outcome(self, session_id: str, step: Step) -> StepOutcome:
+        """What became of ``step`` after its worker died (``StepOutcome``); a lost step's marker
+        goes and the lock its session held is freed."""
+        with self.store.transaction():
+            marker = self.store._execute("SELECT step_id, parked, sent FROM session_steps WHERE session_id = ?",
+                                         (session_id,)).fetchone()
+            if marker is not None and marker[0] == step.step_id:
+                if marker[1]:
+                    parked = self.peek(session_id)
+                    return StepOutcome("parked", tuple(parked.outbox[int(marker[2]):]) if parked else ())
+                self._forget(session_id)
+                return StepOutcome("lost")
+            if self.peek(session_id) is not None:  # parked, and not taken since: this step never ran
+                return StepOutcome("untouched")
+            # Not parked, no marker of ours: it finished (its result lost with the worker) or
+            # expired; another step's marker: another connection has it.
+            return StepOutcome("lost" if marker is None else "gone")
+
+    def missing_session(self, session_id: str, client_id: str, now: float | None = None) -> str:
+        """Why ``session_id`` (of ``client_id``) is not parked: ``"stepping"`` (a live node is
+        stepping it now), ``"lost"`` (a step took it and died, or its lease lapsed: the marker
+        goes and the lock is freed) or ``"gone"`` (finished, expired, unknown)."""
+        now = time.time() if now is None else now
+        with self.store.transaction():
+            marker = self.store._execute("SELECT client_id, node_id, parked, expires FROM session_steps "
+                                         "WHERE session_id = ?", (session_id,)).fetchone()
+            if marker is None or marker[0] != client_id or marker[2]:
+                return "gone"
+            if float(marker[3]) >= now and self._node_alive(marker[1], now):
+                return "stepping"
+            self._forget(session_id)
+            return "lost"
+
+    def abandon(self, session_id: str) -> None:
+        """A session whose step failed and was not parked again: forget it (its marker goes,
+        the lock it holds is freed)."""
+        with self.store.transaction():
+            self._forget(session_id)
+
+    def reclaim_lock(self, client_id: str, now: float | None = None) -> bool:
+        """Free the client's live operation lock if its holder is neither parked (unexpired)
+        nor being stepped by a live node (``Custodian.lock_reclaim``); whether the lock is free."""
+        now = time.time() if now is None else now
+        with self.store.transaction():
+            row = self.store._execute("SELECT operation, operation_expires, operation_session FROM clients "
+                                      "WHERE client_id = ?", (client_id,)).fetchone()
+            if row is None or row[0] is None or float(row[1] or 0) <= now:
+                return True
+            holder = row[2]
+            if holder is None or self._holder_alive(holder, now):
+                return False
+            self._forget(holder)
+        log.warning("freed the operation lock of client %s: its operation was lost (session %s…)",
+                    client_id, holder[:8])
+        return True
+
+    def _holder_alive(self, session_id: str, now: float) -> bool:
+        parked = self.store._execute("SELECT expires FROM parked_sessions WHERE session_id = ?",
+                                     (session_id,)).fetchone()
+        if parked is not None and float(parked[0]) >= now:
+            return True
+        marker = self.store._execute("SELECT node_id, parked, expires FROM session_steps WHERE session_id = ?",
+                                     (session_id,)).fetchone()
+        return marker is not None and not marker[1] and float(marker[2]) >= now and self._node_alive(marker[0], now)
+
+    def _node_alive(self, node_id: str, now: float) -> bool:
+        row = self.store._execute("SELECT expires FROM service_nodes WHERE node_id = ?", (node_id,)).fetchone()
+        return row is not None and float(row[0]) >= now
+
+    def _forget(self, session_id: str) -> None:
+        """A lost session: its step marker goes, the lock it held is freed (nothing else)."""
+        marker = self.store._execute("DELETE FROM session_steps WHERE session_id = ? RETURNING client_id",
+                                     (session_id,)).fetchone()
+        if marker is not None:
+            self.store.release_operation(marker[0], session_id)
+        else:
+            self.store._execute("UPDATE clients SET operation = NULL, operation_expires = NULL, operation_session = "
+                                "NULL WHERE operation_session = ?", (session_id,))
+
+    def reap(self, now: float | None = None) -> int:
+        """Forget every lost step (its node dead, or its lease lapsed) and every lapsed marker of
+        a parked step, freeing the locks of lost sessions, and drop lapsed nodes. How many steps."""
+        now = time.time() if now is None else now
+        with self.store.transaction():
+            rows = self.store._execute(
+                "SELECT session_id, parked FROM session_steps WHERE expires < ? OR (parked = 0 AND node_id NOT IN "
+                "(SELECT node_id FROM service_nodes WHERE expires >= ?))", (now, now)).fetchall()
+            for session_id, parked in rows:
+                if parked:  # the marker of a park that expired (``purge`` takes the row and its lock)
+                    self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (session_id,))
+                else:  # a step whose node died or whose lease lapsed: the session is lost
+                    self._forget(session_id)
+            self.store._execute("DELETE FROM service_nodes WHERE expires < ?", (now,))
+        lost = sum(1 for _, parked in rows if not parked)
+        if lost:
+            log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed", lost)
+        return lost
+
+    def heartbeat(self, node_id: str, ttl: float) -> None:
+        """Node ``node_id`` is alive for ``ttl`` more seconds."""
+        self.store._execute("INSERT OR REPLACE INTO service_nodes VALUES (?, ?)", (node_id, time.time() + ttl))
+
+    def leave(self, node_id: str) -> None:
+        """Node ``node_id`` stopped: the steps it still has (none after a drain) are lost at once."""
+        self.store._execute("DELETE FROM service_nodes WHERE node_id = ?", (node_id,))
+
+    def ping(self) -> None:
+        """One trivial query (readiness): raises if the database does not answer."""
+        self.store._execute("SELECT COUNT(*) FROM service_nodes").fetchone()
 
     def peek(self, session_id: str) -> ParkedSession | None:
         """Read a parked session without taking it (to check its owner, or to resume a channel)."""

@@ -22,7 +22,8 @@ explicitly allowed) values are stored as they are.
 Tables (sealed columns marked *)
   meta            schema version, nonce epoch, take counter, sealing format and key ids
   setup           the custodian's ring-Pedersen setup* (one row)
-  clients         client id, public keys, signing status, ejected flag, operation lock
+  clients         client id, public keys, signing status, ejected flag, operation lock (the
+                  operation, its lease's expiry and its holder: the session id holding it)
   backups         (client, method) -> backup status, whether the custodian share is self-managed
   shares          (client, kind = signing | backup, method, curve) -> share bytes*
   client_backups  (client, method, curve) -> encrypted client backup share* and its key record*
@@ -77,7 +78,8 @@ CREATE TABLE IF NOT EXISTS clients (
     has_wallet INTEGER NOT NULL DEFAULT 0,
     ejected INTEGER NOT NULL DEFAULT 0,
     operation TEXT,
-    operation_expires REAL
+    operation_expires REAL,
+    operation_session TEXT
 );
 CREATE TABLE IF NOT EXISTS backups (
     client_id TEXT NOT NULL REFERENCES clients(client_id),
@@ -128,7 +130,7 @@ SEALED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 _CLIENT_COLUMNS = (
     "client_id, secp256k1_public, ed25519_public, signing_share_status, "
-    "has_wallet, ejected, operation, operation_expires"
+    "has_wallet, ejected, operation, operation_expires, operation_session"
 )
 
 
@@ -142,6 +144,7 @@ class ClientRecord:
     ejected: bool
     operation: str | None
     operation_expires: float | None
+    operation_session: str | None = None  # the lock's holder (the session id of the operation holding it)
 
 
 class SQLiteStore:
@@ -167,6 +170,7 @@ class SQLiteStore:
         with self.transaction():
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._execute(statement)
+            self._add_lock_holder_column()
             row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 self._execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -175,6 +179,13 @@ class SQLiteStore:
                     f"store schema version {row[0]} is newer than this engine's ({SCHEMA_VERSION})"
                 )
             self._init_sealing()
+
+    def _add_lock_holder_column(self) -> None:
+        """A database made before the operation lock named its holder gets the column
+        (``clients.operation_session``: the session id of the operation holding the lock)."""
+        columns = [column[0] for column in self._execute("SELECT * FROM clients LIMIT 0").description]
+        if "operation_session" not in columns:
+            self._execute("ALTER TABLE clients ADD COLUMN operation_session TEXT")
 
     def _begin(self) -> None:
         """Open the outermost transaction (SQLite: BEGIN IMMEDIATE serialises writers)."""
@@ -311,7 +322,8 @@ class SQLiteStore:
         row = self._execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             raise ClientNotFound("no such client")
-        return ClientRecord(row[0], _blob(row[1]), _blob(row[2]), row[3], bool(row[4]), bool(row[5]), row[6], row[7])
+        return ClientRecord(row[0], _blob(row[1]), _blob(row[2]), row[3], bool(row[4]), bool(row[5]), row[6], row[7],
+                            row[8])
 
     def update_client(self, client_id: str, **fields: Any) -> None:
         allowed = set(_CLIENT_COLUMNS.replace(" ", "").split(",")) - {"client_id"}
@@ -321,6 +333,15 @@ class SQLiteStore:
         cursor = self._execute(f"UPDATE clients SET {assignments} WHERE client_id = ?", (*fields.values(), client_id))
         if cursor.rowcount != 1:
             raise ClientNotFound("no such client")
+
+    def release_operation(self, client_id: str, holder: str | None = None) -> bool:
+        """Clear the client's operation lock; with ``holder``, only if that session holds it (or
+        the lock names no holder: one taken before holders were recorded). Whether it was cleared."""
+        sql = "UPDATE clients SET operation = NULL, operation_expires = NULL, operation_session = NULL WHERE client_id = ?"
+        if holder is None:
+            return self._execute(sql, (client_id,)).rowcount == 1
+        return self._execute(sql + " AND (operation_session = ? OR operation_session IS NULL)",
+                             (client_id, holder)).rowcount == 1
 
     # --- shares -------------------------------------------------------------------------------
     def put_share(self, client_id: str, kind: str, method: str, curve: str, data: bytes) -> None:

@@ -29,18 +29,23 @@ Transactions: SQLite's ``BEGIN IMMEDIATE`` serialises every writer on the databa
 PostgreSQL's ``transaction()`` takes a transaction-scoped advisory lock instead, so the
 check-then-write steps of the engine (the per-client operation lock, status changes) are just
 as atomic across connections and processes.
+
+Lost PostgreSQL connections (a server restart, a failover, a killed backend) are replaced, never
+papered over: see :class:`PostgresStore` (what is retried, and why only that).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed
+from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed, StoreUnavailable
 from mpc.restore_guard import ENV_VAR, RestoreGuard
 from mpc.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
 from mpc.store import SQLiteStore
@@ -56,6 +61,8 @@ _ADVISORY_LOCK = 0x706F7274616C  # "portal": one lock id for every store transac
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S | re.I)
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*(\(([^)]*)\))?\s*VALUES", re.I)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_READ_ONLY = re.compile(r"^\s*SELECT\b", re.I)
+log = logging.getLogger("mpc.store")
 
 
 def is_postgres_url(url: str) -> bool:
@@ -160,35 +167,151 @@ def _table_info(statement: str) -> tuple[str, list[str], list[str]] | None:
 
 
 class PostgresStore(SQLiteStore):
-    """The custodian store on PostgreSQL (psycopg 3); same tables, same methods as SQLite's."""
+    """The custodian store on PostgreSQL (psycopg 3); same tables, same methods as SQLite's.
+
+    One connection (autocommit outside ``transaction()``), replaced when it is lost (a server
+    restart, a failover, a killed backend: psycopg marks it ``broken``). What is retried on the
+    new connection is only what cannot have been applied twice:
+
+    - ``BEGIN`` (and its advisory lock): nothing of the transaction ran yet;
+    - a statement outside a transaction that only reads (``SELECT``).
+
+    Anything else fails with ``STORE_UNAVAILABLE`` (the next call reconnects): a write outside a
+    transaction may have been applied before the connection died, and the body of a transaction
+    cannot be run again from here (it is the caller's code; a half-run body on a dead connection
+    was rolled back by the server, all or nothing). A connection lost *at* ``COMMIT`` is the one
+    ambiguous case: the transaction's id (``txid_current_if_assigned()``, read before COMMIT) is
+    looked up on the new connection (``txid_status``): committed, the call returns normally;
+    aborted, ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE``
+    says so. A failure to reconnect is ``STORE_UNAVAILABLE`` too.
+    """
 
     def __init__(self, url: str, *, sealer: Sealer | None = None) -> None:  # noqa: D107 - see the class docstring
         try:
             import psycopg
         except ImportError:
             raise InputInvalid("PostgreSQL needs psycopg 3: pip install 'portal-mpc[postgres]'") from None
+        self._psycopg = psycopg
         self.path = url
         self.sealer = sealer
-        dsn, self.schema = _split_schema(url)
-        self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        self._dsn, self.schema = _split_schema(url)
         self._lock = threading.RLock()
         self._depth = 0
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
         self.single_use_tables = ["presignatures", "resumed_sessions"]
         self.restore_guard = None
-        if self.schema is not None:
-            self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            self._conn.execute(f'SET search_path TO "{self.schema}"')
+        self.reconnects = 0
+        self._conn = self._connect()
         self._init_schema()
 
+    def _connect(self) -> Any:
+        """A new autocommit connection (in the URL's schema); ``STORE_UNAVAILABLE`` if it fails."""
+        try:
+            conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+            if self.schema is not None:
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                conn.execute(f'SET search_path TO "{self.schema}"')
+        except self._psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from None
+        return conn
+
+    def _lost(self) -> bool:
+        return bool(self._conn.closed or self._conn.broken)
+
+    def _reconnect(self) -> None:
+        """Replace a lost connection (the server already dropped whatever it had open)."""
+        self._conn.close()
+        self._conn = self._connect()
+        self.reconnects += 1
+        log.warning("the PostgreSQL connection was lost: reconnected")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of work (nested uses join the outer one); see the class docstring for
+        a connection lost on the way."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._begin()
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._rollback()
+                raise
+            self._depth -= 1
+            if outer:
+                self._commit()
+
     def _begin(self) -> None:
-        """BEGIN plus a transaction-scoped advisory lock: serialised with every store transaction."""
-        self._conn.execute("BEGIN")
-        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+        """BEGIN plus a transaction-scoped advisory lock: serialised with every store transaction.
+        On a lost connection nothing ran yet: reconnect and begin once more."""
+        for attempt in range(2):
+            if self._lost():
+                self._reconnect()
+            try:
+                self._conn.execute("BEGIN")
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+                return
+            except self._psycopg.OperationalError:
+                if not self._lost():
+                    raise
+                if attempt:
+                    raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction") \
+                        from None
+
+    def _rollback(self) -> None:
+        if self._lost():  # the server rolled the transaction back when the connection died
+            return
+        try:
+            self._conn.execute("ROLLBACK")
+        except self._psycopg.OperationalError:
+            if not self._lost():
+                raise
+
+    def _commit(self) -> None:
+        xid = self._conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
+        try:
+            self._conn.execute("COMMIT")
+            return
+        except self._psycopg.OperationalError:
+            if not self._lost():
+                raise
+        self._reconnect()
+        if xid is None:  # it wrote nothing: nothing to lose (what it read stands)
+            return
+        status = self._conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
+        if status == "committed":
+            log.warning("the PostgreSQL connection was lost at COMMIT; the transaction had committed")
+            return
+        if status == "aborted":
+            raise StoreUnavailable("the PostgreSQL connection was lost at COMMIT: the transaction was rolled "
+                                   "back, nothing was written; retry")
+        raise StoreUnavailable("the PostgreSQL connection was lost at COMMIT and the transaction's outcome is not "
+                               "known yet; check before retrying (resume an operation)")
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        values = tuple(int(a) if isinstance(a, bool) else a for a in args)
         with self._lock:
-            return self._conn.execute(self._adapt(sql), tuple(int(a) if isinstance(a, bool) else a for a in args))
+            adapted = self._adapt(sql)
+            if self._depth == 0 and self._lost():
+                self._reconnect()
+            try:
+                return self._conn.execute(adapted, values)
+            except self._psycopg.OperationalError:
+                if not self._lost():
+                    raise
+            if self._depth > 0:  # the transaction is gone with its connection: all or nothing
+                raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
+                                       "retry")
+            self._reconnect()
+            if _READ_ONLY.match(adapted):  # a read is harmless to repeat
+                return self._conn.execute(adapted, values)
+            raise StoreUnavailable("the PostgreSQL connection was lost during a write that may or may not have "
+                                   "been applied; retry")
 
     def _has_table(self, table: str) -> bool:
         return self._execute("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "

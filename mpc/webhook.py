@@ -2,7 +2,9 @@
 
 With a ``BackupWebhook`` configured on the custodian, a backup hands each curve's custodian
 backup share to ``hand_over`` (the customer's webhook) and keeps no copy; recover and eject get it
-back through ``fetch``. A callback that raises, returns something malformed, or takes longer
+back through ``fetch``. The ``method`` argument names a backup *version* (``CLOUD.<16 hex>``,
+``mpc.backup_versions``): keep each one until ``discard`` says a newer version is complete (an
+interrupted backup must not overwrite the last complete one). A callback that raises, returns something malformed, or takes longer
 than its timeout gives ``WebhookFailed`` (502) and leaves every status where it was.
 """
 
@@ -29,6 +31,9 @@ class BackupWebhook(ABC):
 
     @abstractmethod
     def fetch(self, client_id: str, method: str, curve: str) -> bytes: ...
+
+    def discard(self, client_id: str, method: str) -> None:
+        """Optional: an older backup version (``method`` names it) is no longer needed."""
 
 
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="portal-mpc-webhook")
@@ -84,6 +89,10 @@ class MemoryWebhook(BackupWebhook):
             return self.shares[(client_id, method, curve)]
         except KeyError:
             raise WebhookFailed("the customer has no such backup share") from None
+
+    def discard(self, client_id: str, method: str) -> None:
+        for key in [k for k in self.shares if k[:2] == (client_id, method)]:
+            del self.shares[key]
 
     def __repr__(self) -> str:
         return f"MemoryWebhook({len(self.shares)} shares)"

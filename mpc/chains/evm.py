@@ -1,7 +1,9 @@
 """Ethereum and EVM chains: EIP-191 personal messages, EIP-712 typed data, EIP-155 and EIP-1559 transactions.
 
-Extra ``evm`` (eth-account, with eth-utils, eth-keys and rlp). eth-account does all hashing and
-serialisation; nothing here is hand-written RLP or Keccak. What the wallet signs (all Keccak-256):
+Extra ``evm`` (eth-account, with eth-utils, eth-keys and rlp). Only public APIs are used:
+eth-account's ``eth_account.messages`` (``encode_defunct``, ``encode_typed_data``) and
+``eth_account.typed_transactions.TypedTransaction`` (EIP-1559 hashing and encoding), pyrlp's
+``rlp.encode`` and eth-utils' ``keccak``. What the wallet signs (all Keccak-256):
 
   sign_personal_message   keccak256(0x19 ‖ "Ethereum Signed Message:\\n" ‖ len(message) in decimal ‖ message)
                           (EIP-191 version 0x45; ``encode_defunct``); v = 27 + recid
@@ -22,9 +24,15 @@ contract creation), ``data`` bytes or 0x-hex, ``from`` (optional) the wallet's o
 no field eth-account would not know. Unprotected (pre-EIP-155) transactions are refused, and so
 is ``maxPriorityFeePerGas > maxFeePerGas`` (such a transaction can never be included).
 
-eth-account exposes no public "sign with an external signer" call, so transactions use its
-``serializable_unsigned_transaction_from_dict`` and ``encode_transaction`` (``eth_account._utils``;
-tested with eth-account 0.13 and 0.14, pinned below 0.15 in the extra).
+eth-account has no public "sign with an external signer" call (``Account.sign_transaction`` and
+``Account.sign_message`` want the private key), so the pieces are put together here from public
+parts: an EIP-191 hash is keccak256(0x19 ‖ version ‖ header ‖ body) of eth-account's
+``SignableMessage``; an EIP-1559 transaction is hashed by ``TypedTransaction.hash()`` and encoded
+by ``TypedTransaction.from_dict(... v, r, s).encode()``; eth-account has no public legacy
+transaction type, so the EIP-155 lists above (and the signed one, [nonce, gasPrice, gas, to,
+value, data, v, r, s]) are encoded with ``rlp.encode``. ``tests/mpc/chains/test_evm_encoding.py``
+pins every hash and raw encoding against EIP-155's published example and eth-account's own
+private-key signing.
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ from mpc.chains.signer import Signer, sign_ecdsa
 from mpc.errors import InputInvalid
 
 _messages = import_library("eth_account.messages", distribution="eth-account", extra="evm")
-_legacy = import_library("eth_account._utils.legacy_transactions", distribution="eth-account>=0.13,<0.15", extra="evm")
+_typed = import_library("eth_account.typed_transactions", distribution="eth-account>=0.13", extra="evm")
+_rlp = import_library("rlp", distribution="rlp", extra="evm")
 _eth_utils = import_library("eth_utils", distribution="eth-utils", extra="evm")
 
 __all__ = [
@@ -91,6 +100,13 @@ def _sign_message_hash(signer: Signer, message_hash: bytes) -> SignedMessage:
     return SignedMessage(bytes(message_hash), signature.r, signature.s, signature.v, signature.to_bytes() + bytes([signature.v]))
 
 
+def _eip191_hash(signable: Any) -> bytes:
+    """keccak256(0x19 ‖ version ‖ header ‖ body) of an eth-account ``SignableMessage`` (EIP-191)."""
+    if len(signable.version) != 1:
+        raise InputInvalid("an EIP-191 message has a one-byte version")
+    return bytes(_eth_utils.keccak(b"\x19" + bytes(signable.version) + bytes(signable.header) + bytes(signable.body)))
+
+
 def sign_personal_message(signer: Signer, message: bytes | str) -> SignedMessage:
     """EIP-191 ``personal_sign``: ``str`` is signed as its UTF-8 text, ``bytes`` as they are."""
     if isinstance(message, str):
@@ -99,7 +115,7 @@ def sign_personal_message(signer: Signer, message: bytes | str) -> SignedMessage
         signable = _messages.encode_defunct(primitive=bytes(message))
     else:
         raise InputInvalid("a personal message is bytes or str")
-    return _sign_message_hash(signer, _messages._hash_eip191_message(signable))
+    return _sign_message_hash(signer, _eip191_hash(signable))
 
 
 def sign_typed_data(signer: Signer, full_message: Mapping[str, Any]) -> SignedMessage:
@@ -108,7 +124,7 @@ def sign_typed_data(signer: Signer, full_message: Mapping[str, Any]) -> SignedMe
     require_fields(full_message, "typed data", {"types", "primaryType", "domain", "message"})
     try:
         signable = _messages.encode_typed_data(full_message=dict(full_message))
-        message_hash = _messages._hash_eip191_message(signable)
+        message_hash = _eip191_hash(signable)
     except Exception as exc:  # eth-account raises ValueError, TypeError, ValidationError, KeyError...
         raise InputInvalid(f"typed data does not encode under EIP-712: {type(exc).__name__}") from None
     return _sign_message_hash(signer, message_hash)
@@ -156,21 +172,33 @@ def _clean_transaction(tx: Any, wallet: str) -> dict[str, Any]:
     return clean
 
 
-def transaction_hash_to_sign(tx: Mapping[str, Any], wallet_address: str) -> tuple[Any, bytes]:
-    """eth-account's unsigned transaction for ``tx`` and the 32-byte hash the wallet signs."""
+def _legacy_fields(clean: Mapping[str, Any]) -> list[Any]:
+    """[nonce, gasPrice, gas, to, value, data]: the legacy transaction's RLP fields (``to`` empty
+    for a contract creation), which EIP-155 follows with (chainId, 0, 0) to sign or (v, r, s)."""
+    to = bytes.fromhex(clean["to"][2:]) if "to" in clean else b""
+    return [clean["nonce"], clean["gasPrice"], clean["gas"], to, clean["value"], clean["data"]]
+
+
+def transaction_hash_to_sign(tx: Mapping[str, Any], wallet_address: str) -> tuple[dict[str, Any], bytes]:
+    """The checked transaction (``tx`` with addresses checksummed, ``data`` as bytes and defaults
+    filled) and the 32-byte hash the wallet signs for it."""
     clean = _clean_transaction(tx, wallet_address)
+    if clean.get("type") != 2:
+        return clean, bytes(_eth_utils.keccak(_rlp.encode(_legacy_fields(clean) + [clean["chainId"], 0, 0])))
     try:
-        unsigned = _legacy.serializable_unsigned_transaction_from_dict(clean)
-        return unsigned, bytes(unsigned.hash())
+        return clean, bytes(_typed.TypedTransaction.from_dict(dict(clean)).hash())
     except Exception as exc:  # eth-account validation (accessList shape, ...): TypeError, ValueError...
         raise InputInvalid(f"eth-account refused the transaction: {type(exc).__name__}") from None
 
 
 def sign_transaction(signer: Signer, tx: Mapping[str, Any]) -> SignedTransaction:
     """Sign a legacy EIP-155 or an EIP-1559 transaction dict (web3 field names)."""
-    unsigned, tx_hash = transaction_hash_to_sign(tx, _wallet_address(signer))
+    clean, tx_hash = transaction_hash_to_sign(tx, _wallet_address(signer))
     signature = sign_ecdsa(signer, CHAIN, tx_hash)
-    chain_id: int = tx["chainId"]
-    v = signature.recid if tx.get("type", 0) == 2 else chain_id * 2 + 35 + signature.recid
-    raw = bytes(_legacy.encode_transaction(unsigned, vrs=(v, signature.r, signature.s)))
+    if clean.get("type") == 2:
+        v = signature.recid  # y_parity
+        raw = bytes(_typed.TypedTransaction.from_dict({**clean, "v": v, "r": signature.r, "s": signature.s}).encode())
+    else:
+        v = clean["chainId"] * 2 + 35 + signature.recid  # EIP-155
+        raw = bytes(_rlp.encode(_legacy_fields(clean) + [v, signature.r, signature.s]))
     return SignedTransaction(raw, bytes(_eth_utils.keccak(raw)), signature.r, signature.s, v)

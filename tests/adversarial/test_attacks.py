@@ -348,13 +348,13 @@ def test_wallet_operation_messages_replayed_into_another_operation_are_refused()
     # A scripted client that replays the whole recorded run against a fresh unbound custodian
     # session: the custodian binds to the old session id, but its children's nonces are fresh,
     # so the replayed child messages fail and nothing is stored.
-    before = wallet.custodian.store.get_share(wallet.client_id, "backup", "CLOUD", "secp256k1")
+    before = wallet.custodian.store.get_share(wallet.client_id, "backup", wallet.custodian.backup_versions.current_name(wallet.client_id, "CLOUD"), "secp256k1")
     scripted = Scripted(1, (1, 2), recorded[0].session_id, [[m] for m in recorded[:1]] + [[m] for m in recorded[1:]])
     outcome = drive([scripted, wallet.custodian.backup(wallet.client_id)])
     assert outcome.error is not None or outcome.stalled
     if outcome.error is not None:
         assert isinstance(outcome.error, (InvalidMessage, ProtocolAbort))
-    assert wallet.custodian.store.get_share(wallet.client_id, "backup", "CLOUD", "secp256k1") == before
+    assert wallet.custodian.store.get_share(wallet.client_id, "backup", wallet.custodian.backup_versions.current_name(wallet.client_id, "CLOUD"), "secp256k1") == before
 
 
 @pytest.mark.parametrize("protocol", ["keygen", "sign"])

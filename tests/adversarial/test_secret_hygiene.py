@@ -140,7 +140,7 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
     for curve in ("secp256k1", "ed25519"):
         secret_values += secrets_of(client.signing_share(curve))
         secret_values += secrets_of(mpc.wallet.decode_share(curve, 2, custodian.store.get_share(cid, "signing", "", curve)))
-        secret_values += secrets_of(mpc.wallet.decode_share(curve, 2, custodian.store.get_share(cid, "backup", "CLOUD", curve)))
+        secret_values += secrets_of(mpc.wallet.decode_share(curve, 2, custodian.store.get_share(cid, "backup", custodian.backup_versions.current_name(cid, "CLOUD"), curve)))
     secret_values += secrets_of(custodian.setup)
     secret_values += [b"violet tractor moss lantern"]
     texts += list(renderings(password)) + list(renderings(client)) + list(renderings(custodian))

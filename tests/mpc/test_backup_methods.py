@@ -25,6 +25,11 @@ def password(text: str = "correct horse") -> PasswordMethod:
     return PasswordMethod(text, **FAST)
 
 
+def _name(wallet, method):
+    """Where the current backup version of ``method`` lives in the store."""
+    return wallet.custodian.backup_versions.current_name(wallet.client_id, method)
+
+
 def backup(wallet, method, name):
     return mpc.run_local(wallet.client.backup(method), wallet.custodian.backup(wallet.client_id, name))
 
@@ -53,12 +58,12 @@ def test_each_method_round_trips(generated, make, name):
 
 def test_two_methods_are_kept_apart_and_both_recover(generated):
     backup(generated, password(), "PASSWORD")
-    before = generated.custodian.store.get_share(generated.client_id, "backup", "PASSWORD", "secp256k1")
+    before = generated.custodian.store.get_share(generated.client_id, "backup", _name(generated, "PASSWORD"), "secp256k1")
     backup(generated, None, "CLOUD")
     store = generated.custodian.store
-    assert store.get_share(generated.client_id, "backup", "PASSWORD", "secp256k1") == before
-    assert store.get_share(generated.client_id, "backup", "CLOUD", "ed25519") != \
-        store.get_share(generated.client_id, "backup", "PASSWORD", "ed25519")
+    assert store.get_share(generated.client_id, "backup", _name(generated, "PASSWORD"), "secp256k1") == before
+    assert store.get_share(generated.client_id, "backup", _name(generated, "CLOUD"), "ed25519") != \
+        store.get_share(generated.client_id, "backup", _name(generated, "PASSWORD"), "ed25519")
     assert generated.custodian.get_client(generated.client_id)["backup_methods"] == ["CLOUD", "PASSWORD"]
     first = recover(generated, password(), "PASSWORD")
     second = recover(generated, None, "CLOUD")
@@ -86,10 +91,10 @@ def test_self_managed_backup_keeps_no_custodian_copy():
     wallet.generate()
     backup(wallet, None, "CLOUD")
     store = wallet.custodian.store
-    assert store.get_share(wallet.client_id, "backup", "CLOUD", "secp256k1") is None
+    assert store.get_share(wallet.client_id, "backup", _name(wallet, "CLOUD"), "secp256k1") is None
     assert len(webhook.shares) == 2
     view = wallet.custodian.get_client(wallet.client_id)
-    assert view["backups"]["CLOUD"] == {"status": "STORED_CLIENT_BACKUP_SHARE", "self_managed": True}
+    assert view["backups"]["CLOUD"] == {"status": "STORED_CLIENT_BACKUP_SHARE", "self_managed": True, "pending": False}
     device = recover(wallet, None, "CLOUD")
     assert device.addresses() == wallet.client.addresses()
 

@@ -1,8 +1,9 @@
 """The client's decryption guard: the lock is persisted before a c3 decryption completes.
 
 A device that stops between decrypting c3 and checking the signature leaves a marker in its
-keychain; the next signing operation counts it as a failed signature and locks the share (DESIGN.md
-§5). A young marker belongs to a session still running and is left alone.
+keychain; the next signing operation counts it as a failed signature and locks the share
+(docs/architecture.md section 5, "Two-party ECDSA"). A young marker belongs to a session still
+running and is left alone.
 """
 
 from __future__ import annotations

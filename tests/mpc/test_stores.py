@@ -73,7 +73,9 @@ def test_tokens_are_stored_hashed_and_checked(store: SQLiteStore) -> None:
 def test_parked_sessions_are_taken_once_and_expire(store: SQLiteStore) -> None:
     service = ServiceStore(store)
     store.create_client("c1", "NOT_CREATED")
-    service.park("s1", "c1", "generate", b"state", ["m1"], True, 60)
+    store.update_client("c1", operation="generate", operation_expires=time.time() + 5, operation_session="s1")
+    service.park("s1", "c1", "generate", b"state", ["m1"], True, 60)  # holds the lock: its lease is renewed
+    assert store.client("c1").operation_expires == service.peek("s1").expires
     assert service.peek("s1").outbox == ["m1"]
     first = service.take("s1")
     assert first is not None and first.data == b"state" and first.holds_lock

@@ -144,8 +144,9 @@ def test_recover_with_missing_or_wrong_key_changes_nothing(generated):
 def test_tampered_encrypted_backup_is_refused(generated):
     generated.backup()
     store = generated.custodian.store
-    box, record = store.get_client_backup(generated.client_id, "CLOUD", "ed25519")
-    store.put_client_backup(generated.client_id, "CLOUD", "ed25519", box[:-1] + bytes([box[-1] ^ 1]), record)
+    name = generated.custodian.backup_versions.current_name(generated.client_id, "CLOUD")
+    box, record = store.get_client_backup(generated.client_id, name, "ed25519")
+    store.put_client_backup(generated.client_id, name, "ed25519", box[:-1] + bytes([box[-1] ^ 1]), record)
     with pytest.raises(errors.BackupDecryptionFailed):
         generated.recover(generated.device())
     assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")

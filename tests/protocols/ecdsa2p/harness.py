@@ -7,7 +7,7 @@ returns it: the receiving session then waits for it, and tests deliver altered c
 
 ``tamper_round`` alters one field of one round's message at a time (drop it, add an unknown
 field, wrong type, wrong length, out of range, another run's valid value) and checks the rule of
-DESIGN.md section 2: the receiver refuses it with ``InvalidMessage`` and keeps its state (the
+docs/architecture.md section 2: the receiver refuses it with ``InvalidMessage`` and keeps its state (the
 same session later accepts the honest message and finishes correctly), or aborts naming the
 sender, or (client receiving the final ciphertext) locks; if the altered message is accepted,
 the run goes on and every honest output must still be correct. The sender of an altered message

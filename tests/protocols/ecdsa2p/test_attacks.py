@@ -1,4 +1,5 @@
-"""Known attacks on two-party ECDSA (DESIGN.md section 5, REFERENCES.md section 4) are refused.
+"""Known attacks on two-party ECDSA are refused (docs/architecture.md section 5;
+docs/references.md, "Known attacks and where they are refused").
 
 A malicious client (P1) is played by replacing its prover of the encrypted share (the real
 prove functions, run on the real session transcript, but over a malformed modulus or a wrong

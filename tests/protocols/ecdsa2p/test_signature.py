@@ -9,8 +9,6 @@ raw (r, s) pair given straight to ``verify_signature`` (it reads only ``r`` and 
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,18 +20,16 @@ from curves import InvalidEncoding, secp256k1
 from curves.secp256k1 import P as FIELD_P
 from protocols.ecdsa2p import Signature, recover_public_key, verify_signature
 from protocols.errors import InvalidMessage, UsageError
+from tests.fixtures.vectors import load_vector
 from tests.protocols.ecdsa2p.harness import check_signature
 
 Q = secp256k1.order
-# tests/protocols/ecdsa2p/ -> the repository root is parents[3]; shared/ sits beside it.
-WYCHEPROOF = Path(__file__).resolve().parents[3].parent / "shared" / "vectors" / "wycheproof"
 
 
 def _vectors(name: str) -> list[tuple[Any, dict[str, Any]]]:
-    path = WYCHEPROOF / name
-    if not path.is_file():
-        pytest.skip(f"{name} not found at {path} (expects ../shared/vectors beside the repo)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """The (public key, test) pairs of a vendored Wycheproof file (``tests/vectors/wycheproof``);
+    a missing file fails the test."""
+    data = load_vector("wycheproof", name)
     out = []
     for group in data["testGroups"]:
         key = group["publicKey"]

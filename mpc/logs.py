@@ -1,0 +1,263 @@
+"""The custodian service's logs: structured lines, request context, and the audit log
+(``python -m mpc serve --log-format json --log-level INFO --audit-log FILE``;
+``docs/operations.md``, Monitor).
+
+- **Format.** :class:`JsonFormatter` writes one JSON object per line: ``time`` (ISO 8601, UTC,
+  milliseconds), ``level``, ``logger``, ``message``, then ``request_id``, ``client_id`` and
+  ``op`` when known, ``exc_type`` (the exception's class name, never its text or traceback) and
+  the fields of an audit record. :class:`TextFormatter` writes the same on one line for people.
+- **Request context.** Each connection gets a request id (:func:`new_request_id`, 64 random bits
+  from ``secrets``); :func:`log_context` binds it with the client id and the op in context
+  variables that :class:`ContextFilter` copies into every record. Executor steps run in other
+  threads or processes, where context variables do not follow: the service calls them through
+  :func:`call_in_context`, which carries the context (and the log settings, so a worker process
+  writes the same format) as plain arguments.
+- **Audit.** :func:`audit` writes one line per operation outcome on the ``mpc.audit`` logger
+  (its own file with ``--audit-log``): client id, op, outcome (``ok`` or the error code),
+  culprit, duration, request id, remote address. Never a token, a key, a secret or a payload:
+  callers pass only those fields, and the client id and op are cut and escaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = [
+    "AUDIT_LOGGER",
+    "LOG_FORMATS",
+    "LogSettings",
+    "JsonFormatter",
+    "TextFormatter",
+    "ContextFilter",
+    "configure_logging",
+    "current_settings",
+    "new_request_id",
+    "log_context",
+    "set_context",
+    "context",
+    "call_in_context",
+    "audit",
+    "clean",
+]
+
+AUDIT_LOGGER = "mpc.audit"
+LOG_FORMATS = ("text", "json")
+MAX_FIELD_CHARS = 256  # client ids are at most 256 characters; anything longer is cut
+_CONTEXT_FIELDS = ("request_id", "client_id", "op")
+_AUDIT_FIELDS = ("event", "outcome", "culprit", "duration_ms", "remote", "credential")
+
+_REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpc_request_id", default=None)
+_CLIENT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpc_client_id", default=None)
+_OP: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpc_op", default=None)
+_VARS = {"request_id": _REQUEST_ID, "client_id": _CLIENT_ID, "op": _OP}
+
+audit_log = logging.getLogger(AUDIT_LOGGER)
+
+
+def clean(value: Any) -> str | None:
+    """``value`` as a log field: None stays None; anything else becomes a string of at most
+    ``MAX_FIELD_CHARS`` characters (caller-chosen strings such as a claimed client id)."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_FIELD_CHARS:
+        text = text[:MAX_FIELD_CHARS] + "…"
+    return text
+
+
+# --- context ------------------------------------------------------------------------------------------
+def new_request_id() -> str:
+    """A fresh request id: 16 hex digits (64 bits from ``secrets``)."""
+    return secrets.token_hex(8)
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Bind ``request_id``, ``client_id`` and/or ``op`` for the records logged inside."""
+    tokens = []
+    for name, value in fields.items():
+        if name not in _VARS:
+            raise ValueError(f"unknown log context field {name!r}")
+        tokens.append((_VARS[name], _VARS[name].set(clean(value))))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def set_context(**fields: str | None) -> None:
+    """Bind context fields until the current task (or thread) ends (a connection handler)."""
+    for name, value in fields.items():
+        if name not in _VARS:
+            raise ValueError(f"unknown log context field {name!r}")
+        _VARS[name].set(clean(value))
+
+
+def context() -> dict[str, str | None]:
+    """The bound context fields (to hand to another thread or process)."""
+    return {name: var.get() for name, var in _VARS.items()}
+
+
+class ContextFilter(logging.Filter):
+    """Adds the bound ``request_id``, ``client_id`` and ``op`` to every record that passes
+    (fields a record already carries, through ``extra``, are kept)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in _VARS.items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, var.get())
+        return True
+
+
+# --- formats -------------------------------------------------------------------------------------------
+def _iso_utc(created: float) -> str:
+    seconds = time.gmtime(created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{int(created % 1 * 1000):03d}Z"
+
+
+def _exc_type(record: logging.LogRecord) -> str | None:
+    if record.exc_info and record.exc_info[0] is not None:
+        return record.exc_info[0].__name__
+    value = getattr(record, "exc_type", None)
+    return None if value is None else str(value)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's structured fields, in a fixed order, without the empty ones."""
+    out: dict[str, Any] = {"time": _iso_utc(record.created), "level": record.levelname, "logger": record.name,
+                           "message": record.getMessage()}
+    for name in (*_CONTEXT_FIELDS, *_AUDIT_FIELDS):
+        value = getattr(record, name, None)
+        if value is not None:
+            out[name] = value
+    exc_type = _exc_type(record)
+    if exc_type is not None:
+        out["exc_type"] = exc_type
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (no traceback: ``exc_type`` names the exception's class)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(_fields(record), ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger [key=value ...] message`` on one line; values that could break the
+    line (spaces, quotes, control characters) are JSON-quoted, and so is the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = _fields(record)
+        head = f"{fields.pop('time')} {fields.pop('level')} {fields.pop('logger')}"
+        message = fields.pop("message")
+        pairs = " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
+        body = message if message.isprintable() else json.dumps(message, ensure_ascii=True)
+        return f"{head} {pairs} {body}" if pairs else f"{head} {body}"
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    if text and text.isprintable() and not any(c in text for c in ' "=\\'):
+        return text
+    return json.dumps(text, ensure_ascii=True)
+
+
+# --- configuration ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogSettings:
+    """What :func:`configure_logging` set up (a worker process repeats it, without the audit file)."""
+
+    format: str = "text"
+    level: str = "INFO"
+    audit_file: str | None = None
+
+
+_SETTINGS: LogSettings | None = None
+_CONFIGURED_PID: int | None = None
+_HANDLERS: list[tuple[logging.Logger, logging.Handler]] = []
+
+
+def current_settings() -> LogSettings | None:
+    """The settings this process was configured with (None: logging left as the host set it)."""
+    return _SETTINGS if _CONFIGURED_PID == os.getpid() else None
+
+
+def configure_logging(format: str = "text", level: str = "INFO", audit_file: str | Path | None = None, *,
+                      stream: TextIO | None = None) -> LogSettings:
+    """Send every log record to ``stream`` (stderr) in ``format`` (``text`` or ``json``) at
+    ``level`` and above, with the request context; audit lines always (whatever the level), to
+    ``audit_file`` alone when given (appended, created 0600), else with the rest. Calling it
+    again replaces what an earlier call installed."""
+    global _SETTINGS, _CONFIGURED_PID
+    if format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    formatter: logging.Formatter = JsonFormatter() if format == "json" else TextFormatter()
+    for logger, handler in _HANDLERS:
+        logger.removeHandler(handler)
+        handler.close()
+    _HANDLERS.clear()
+    root = logging.getLogger()
+    main = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    main.setFormatter(formatter)
+    main.addFilter(ContextFilter())
+    root.addHandler(main)
+    root.setLevel(numeric)
+    _HANDLERS.append((root, main))
+    audit_log.setLevel(logging.INFO)
+    if audit_file is not None:
+        path = Path(audit_file)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        from logging.handlers import WatchedFileHandler  # reopens the file after logrotate moves it
+
+        audit_handler: logging.Handler = WatchedFileHandler(path, encoding="utf-8")
+        audit_handler.setFormatter(formatter)
+        audit_handler.addFilter(ContextFilter())
+        audit_log.addHandler(audit_handler)
+        audit_log.propagate = False
+        _HANDLERS.append((audit_log, audit_handler))
+    else:
+        audit_log.propagate = True
+    _SETTINGS = LogSettings(format, logging.getLevelName(numeric), None if audit_file is None else str(audit_file))
+    _CONFIGURED_PID = os.getpid()
+    return _SETTINGS
+
+
+def call_in_context(settings: LogSettings | None, bound: dict[str, str | None], fn: Callable[..., Any],
+                    *args: Any) -> Any:
+    """Run ``fn(*args)`` with the log context ``bound`` (in an executor thread or process); a
+    worker process not yet configured sets up logging like its parent first (``settings``)."""
+    if settings is not None and _CONFIGURED_PID != os.getpid():
+        configure_logging(settings.format, settings.level)
+    with log_context(**bound):
+        return fn(*args)
+
+
+# --- audit ---------------------------------------------------------------------------------------------------
+def audit(op: str | None, outcome: str, *, client_id: str | None, request_id: str | None,
+          remote: str | None, duration: float, culprit: int | None = None,
+          credential: str | None = None) -> None:
+    """One audit line: ``op`` by ``client_id`` from ``remote`` ended with ``outcome`` (``ok``,
+    ``closed`` or an error code) after ``duration`` seconds; ``credential`` is the kind the
+    request needed (``operator`` or ``token``), never the credential itself."""
+    fields: dict[str, Any] = {"event": "audit", "op": clean(op), "client_id": clean(client_id),
+                              "request_id": request_id, "remote": clean(remote), "outcome": outcome,
+                              "duration_ms": round(duration * 1000, 1), "credential": credential}
+    if culprit is not None:
+        fields["culprit"] = culprit
+    audit_log.info("%s %s", fields["op"] or "-", outcome, extra=fields)

@@ -1,0 +1,193 @@
+"""The device side against a networked custodian, for asyncio: ``AsyncRemoteCustodian(url)``.
+
+The same methods, options and semantics as ``mpc.remote.RemoteCustodian`` (timeouts, retries,
+tokens: see that module's docstring), as coroutines over ``websockets.asyncio.client``. The
+transport-independent part (the retry rules, the operation's state machine: what to resend on
+resume, which replays to drop) is shared with the blocking client (``mpc.remote_protocol``).
+
+The device's protocol steps are CPU-bound (Paillier keys and arithmetic, zero-knowledge proofs,
+Argon2id for a password backup): they run in a worker thread (``asyncio.to_thread``), so the
+event loop keeps serving other tasks while the device computes. Example::
+
+    import asyncio
+    import mpc
+    from mpc.remote_async import AsyncRemoteCustodian
+
+    async def main(operator_key: str, digest32: bytes) -> None:
+        remote = AsyncRemoteCustodian("wss://custodian.example:8765", cafile="ca.pem",
+                                      operator_key=operator_key, retry_budget=30.0)
+        client_id, token = await remote.create_client()
+        device = mpc.Client(client_id, mpc.FileKeychain("keychain/"))
+        await remote.generate(device, token)
+        await remote.backup(device, token)
+        result, _ = await remote.sign(device, token, "ethereum", digest32)
+        print(result.signature.hex())
+
+    asyncio.run(main(operator_key, digest32))
+
+Several operations may run at once from one event loop (each has its own connection); two
+operations of the *same* client that need its operation lock (generate, backup, recover,
+eject, sign, presign) are refused by the service with ``OPERATION_IN_PROGRESS`` as usual, and
+one device keychain should not be driven by two operations at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from mpc.backup_crypto import BackupMethod
+from mpc.client import Client
+from mpc.errors import EngineError, from_protocol_error
+from mpc.remote_protocol import (
+    OperationChannel,
+    OperationSpec,
+    RemoteBase,
+    RequestAttempts,
+    RequestSpec,
+    RetryPolicy,
+    backup_spec,
+    generate_spec,
+    presign_spec,
+    recover_spec,
+    sign_spec,
+)
+from protocols.errors import MPCError
+from protocols.rounds import Message, Session
+
+__all__ = ["AsyncRemoteCustodian", "RetryPolicy"]
+
+OnMessage = Callable[[int], "Awaitable[None] | None"]
+
+
+class AsyncRemoteCustodian(RemoteBase):
+    """A custodian service at ``url`` driven from asyncio: every method of
+    ``mpc.remote.RemoteCustodian`` as a coroutine, with the same options
+    (``mpc.remote_protocol.RemoteBase``) and the same retries."""
+
+    # --- requests without a protocol --------------------------------------------------------------
+    async def create_client(self) -> tuple[str, str]:
+        """A new client: (client id, its secret token). Needs the operator key unless the
+        service runs with open registration."""
+        return await self._call(self._create_client_spec())
+
+    async def get_client(self, client_id: str, token: str | None = None) -> dict[str, Any]:
+        """The custodian's view (with the client's token, or without one as the operator)."""
+        return await self._call(self._get_client_spec(client_id, token))
+
+    async def rotate_token(self, client_id: str, token: str) -> str:
+        """Replace the client's token: returns the new one; ``token`` is dead at once."""
+        return await self._call(self._rotate_token_spec(client_id, token))
+
+    async def revoke_token(self, client_id: str) -> None:
+        """Operator: kill the client's token at once."""
+        await self._call(self._revoke_token_spec(client_id))
+
+    async def issue_token(self, client_id: str) -> str:
+        """Operator: a fresh token for the client; the old one dies."""
+        return await self._call(self._issue_token_spec(client_id))
+
+    async def unlock_client(self, client_id: str) -> dict[str, Any]:
+        """Operator: clear the client's lockout; returns the custodian's view."""
+        return await self._call(self._unlock_client_spec(client_id))
+
+    async def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> dict[str, Any]:
+        """Confirm the customer stored the encrypted client backup share itself."""
+        return await self._call(self._stored_client_backup_share_spec(client_id, token, method))
+
+    # --- operations -----------------------------------------------------------------------------------
+    async def generate(self, client: Client, token: str) -> tuple[Any, Any]:
+        return await self._operate(generate_spec(client), token)
+
+    async def backup(self, client: Client, token: str, method: BackupMethod | None = None, *,
+                     client_stores_backup: bool = False) -> tuple[Any, Any]:
+        return await self._operate(backup_spec(client, method, client_stores_backup), token)
+
+    async def recover(self, client: Client, token: str, method: BackupMethod | None = None, *,
+                      encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
+        """Recover onto ``client``; the custodian's result holds the client's *new* token."""
+        return await self._operate(recover_spec(client, "recover", method, encrypted_backup), token)
+
+    async def eject(self, client: Client, token: str, method: BackupMethod | None = None, *,
+                    encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
+        """Eject onto ``client``; the custodian's result holds the client's new token."""
+        return await self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
+
+    async def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+        return await self._operate(sign_spec(client, "sign", chain, data), token)
+
+    async def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
+        """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
+        return await self._operate(presign_spec(client, count), token)
+
+    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+        """The same as :meth:`sign`; kept as a name."""
+        return await self._operate(sign_spec(client, "sign_presigned", chain, data), token)
+
+    async def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
+        session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id
+        return await self.run(spec.op, session, spec.client_id, token, params)
+
+    async def run(self, op: str, session: Session, client_id: str, token: str,
+                  params: Mapping[str, Any] | None = None, *, on_message: OnMessage | None = None) -> tuple[Any, Any]:
+        """Drive the device's ``session`` of ``op`` until both sides are done (with retries).
+        ``on_message(n)`` (a function or a coroutine function) runs after the n-th custodian
+        message was processed and the device's answer sent."""
+        channel = self._channel(op, session, client_id, token, params)
+        try:
+            await asyncio.to_thread(channel.start)
+            while True:
+                try:
+                    return await self._connection(channel, on_message)
+                except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                    delay = channel.retry(exc)
+                await asyncio.sleep(delay)
+        except EngineError:
+            raise
+        except MPCError as exc:
+            raise from_protocol_error(exc) from exc
+
+    # --- transport ---------------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        from websockets.asyncio.client import connect
+
+        return connect(self.url, **self._connect_options())
+
+    async def _connection(self, channel: OperationChannel, on_message: OnMessage | None) -> tuple[Any, Any]:
+        channel.connecting()
+        async with self._connect() as ws:
+            await ws.send(channel.request())
+            await _send(ws, channel.ready(await asyncio.wait_for(ws.recv(), self.ready_timeout)))
+            while True:
+                frame = await asyncio.wait_for(ws.recv(), self.timeout)
+                if not channel.is_message(frame):
+                    if channel.control(frame):
+                        return channel.outcome()
+                    continue
+                replies = await asyncio.to_thread(channel.deliver, frame)  # the device's step: CPU-bound
+                if replies is None:
+                    continue  # a replay the device already processed
+                await _send(ws, replies)
+                if on_message is not None:
+                    called = on_message(channel.received)
+                    if inspect.isawaitable(called):
+                        await called
+
+    async def _call(self, spec: RequestSpec) -> Any:
+        attempts = RequestAttempts(spec, self.retry_policy)
+        while True:
+            attempts.connecting()
+            try:
+                async with self._connect() as ws:
+                    await ws.send(attempts.frame())
+                    return attempts.reply(await asyncio.wait_for(ws.recv(), self.ready_timeout))
+            except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                delay = attempts.retry(exc)
+            await asyncio.sleep(delay)
+
+
+async def _send(ws: Any, messages: list[Message]) -> None:
+    for message in messages:
+        await ws.send(message.to_bytes().decode("ascii"))

@@ -1,0 +1,376 @@
+"""The device-side client's retries (``mpc.remote``, ``mpc.remote_protocol``): connections cut or
+silent before ``ready``, a cut while the custodian steps the session, a service restart, refusals
+that are retried (``RATE_LIMITED``, 1013) and answers that are not."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("websockets")
+from websockets.sync.client import connect  # noqa: E402
+
+import mpc  # noqa: E402
+import mpc.server as server_module  # noqa: E402
+from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
+from mpc.errors import (  # noqa: E402
+    AuthFailed,
+    ConfigInvalid,
+    EngineError,
+    InputInvalid,
+    NotFound,
+    OperationInProgress,
+    RateLimited,
+    ServiceUnavailable,
+    WalletAlreadyExists,
+)
+from mpc.remote import RemoteCustodian  # noqa: E402
+from mpc.remote_protocol import Backoff, OperationChannel, RetryPolicy  # noqa: E402
+from mpc.server import ServiceThread  # noqa: E402
+from mpc.service_guard import ServiceLimits  # noqa: E402
+from mpc.service_store import ServiceStore  # noqa: E402
+from protocols.rounds import Message  # noqa: E402
+from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from tests.mpc.cut_proxy import CutProxy  # noqa: E402
+
+OPERATOR_KEY = "client-retry-tests-operator-key-0123456789"
+
+
+def device(client_id: str, cloud: MemoryCloudStorage | None = None) -> mpc.Client:
+    return mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud or MemoryCloudStorage())
+
+
+@pytest.fixture
+def server() -> Iterator[ServiceThread]:
+    with ServiceThread(":memory:", session_ttl=60, operator_key=OPERATOR_KEY, executor="thread") as running:
+        yield running
+
+
+@pytest.fixture
+def proxy(server: ServiceThread) -> Iterator[CutProxy]:
+    with CutProxy(server.port) as running:
+        yield running
+
+
+def remote_at(url: str, **options: Any) -> RemoteCustodian:
+    options.setdefault("operator_key", OPERATOR_KEY)
+    return RemoteCustodian(url, **options)
+
+
+def parked(server: ServiceThread) -> int:
+    return server.service.service.count()  # type: ignore[union-attr]
+
+
+# --- a connection lost before ready ---------------------------------------------------------------------
+@pytest.mark.parametrize("plan", ["drop-request", "drop-reply", "stall-reply"])
+def test_an_operation_whose_ready_never_arrived_is_resumed_or_opened_again(
+        server: ServiceThread, proxy: CutProxy, plan: str) -> None:
+    client_id, token = remote_at(server.url).create_client()
+    phone = device(client_id)
+    remote = remote_at(proxy.url, ready_timeout=1.0)
+    for operation in ("generate", "sign"):
+        before = proxy.connections
+        proxy.plan(plan)
+        start = time.monotonic()
+        if operation == "generate":
+            addresses, view = remote.generate(phone, token)
+            assert view["addresses"] == addresses and view["signing_share_status"] == "STORED_CLIENT"
+        else:
+            data = data_for("ethereum")
+            verify_result(remote.sign(phone, token, "ethereum", data)[0], data)
+        elapsed = time.monotonic() - start
+        assert proxy.triggered[-1] == plan
+        # drop-request: resume (NOT_FOUND), then the operation again; drop/stall-reply: resume.
+        assert proxy.connections - before == (3 if plan == "drop-request" else 2)
+        assert elapsed < 10, elapsed  # not minutes: the ready timeout is 1 s
+    assert parked(server) == 0 and server.service.custodian.store.client(client_id).operation is None  # type: ignore[union-attr]
+
+
+def test_a_silent_connection_is_given_up_after_the_ready_timeout_not_minutes(server: ServiceThread,
+                                                                               proxy: CutProxy) -> None:
+    client_id, token = remote_at(server.url).create_client()
+    remote = remote_at(proxy.url, ready_timeout=0.5, retry_budget=1.0)
+    proxy.plan(*["stall-reply"] * 10)
+    start = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="timed out"):
+        remote.get_client(client_id, token)
+    assert time.monotonic() - start < 6
+
+
+# --- a cut while the custodian steps the session ------------------------------------------------------------
+def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
+        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_id, token = remote_at(server.url).create_client()
+    phone = device(client_id)
+    remote_at(server.url).generate(phone, token)
+    take = ServiceStore.take
+    armed = threading.Event()
+
+    def slow_take(self: ServiceStore, session_id: str) -> Any:
+        taken = take(self, session_id)
+        if taken is not None and armed.is_set():
+            armed.clear()
+            proxy.cut()  # the network drops while a worker holds the session
+            time.sleep(1.5)
+        return taken
+
+    resumes: list[str] = []
+    resume_channel = server_module._resume_channel
+
+    def recorded(*args: Any) -> dict[str, Any]:
+        outcome = resume_channel(*args)
+        resumes.append(outcome["error"]["error"]["id"] if "error" in outcome else "ready")
+        return outcome
+
+    monkeypatch.setattr(ServiceStore, "take", slow_take)
+    monkeypatch.setattr(server_module, "_resume_channel", recorded)
+    remote = remote_at(proxy.url)
+    for chain in ("ethereum", "solana"):
+        data = data_for(chain)
+        armed.set()
+        resumes.clear()
+        result, custodian_result = remote.sign(phone, token, chain, data)
+        verify_result(result, data)
+        assert custodian_result["signature"] == result.signature.hex()
+        assert resumes[0] == "NOT_FOUND" and resumes[-1] == "ready", resumes  # retried, then resumed
+    assert parked(server) == 0
+
+
+# --- a restart ------------------------------------------------------------------------------------------------
+def test_a_service_restarted_after_3_s_on_the_same_database_finishes_the_operation(tmp_path: Path) -> None:
+    db = str(tmp_path / "custodian.sqlite3")
+    first = ServiceThread(db, executor="thread", operator_key=OPERATOR_KEY).start()
+    port = first.port
+    servers = [first]
+    remote = remote_at(first.url)  # the default budget (30 s)
+    client_id, token = remote.create_client()
+    phone = device(client_id)
+    restarted = threading.Event()
+
+    def restart_later() -> None:
+        time.sleep(3.0)
+        servers.append(ServiceThread(db, port=port, executor="thread", operator_key=OPERATOR_KEY).start())
+        restarted.set()
+
+    def stop_between_rounds(received: int) -> None:
+        if received == 2:
+            servers[0].stop()
+            threading.Thread(target=restart_later, daemon=True).start()
+
+    try:
+        start = time.monotonic()
+        addresses, view = remote.run("generate", phone.generate(), client_id, token, on_message=stop_between_rounds)
+        elapsed = time.monotonic() - start
+        assert restarted.is_set() and view["addresses"] == addresses
+        assert 3.0 <= elapsed < 20, elapsed
+        data = data_for("bitcoin")
+        verify_result(remote.sign(phone, token, "bitcoin", data)[0], data)
+        assert servers[-1].service.service.count() == 0  # type: ignore[union-attr]
+    finally:
+        for running in servers:
+            running.stop()
+
+
+def test_a_service_down_beyond_the_budget_is_service_unavailable(tmp_path: Path) -> None:
+    with ServiceThread(":memory:", operator_key=OPERATOR_KEY) as running:
+        url = running.url
+    remote = remote_at(url, retry_budget=1.0)
+    start = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="gave up after"):
+        remote.get_client("someone", "token")
+    assert 0.5 < time.monotonic() - start < 4
+    with pytest.raises(ServiceUnavailable):  # no retries at all
+        remote_at(url, retry_budget=0).create_client()
+
+
+# --- refusals that are retried, answers that are not ----------------------------------------------------------
+def test_rate_limited_and_busy_refusals_are_retried_after_their_hint() -> None:
+    limits = ServiceLimits(client_rate=1.0, client_burst=2, max_connections=1)
+    with ServiceThread(":memory:", operator_key=OPERATOR_KEY, limits=limits) as running:
+        remote = remote_at(running.url)
+        client_id, token = remote.create_client()
+        start = time.monotonic()
+        for _ in range(3):  # the third is refused (retry after 1 s), then served
+            assert remote.get_client(client_id, token)["client_id"] == client_id
+        assert 0.5 < time.monotonic() - start < 6
+        with pytest.raises(RateLimited):  # without retries the refusal surfaces
+            for _ in range(3):
+                remote_at(running.url, retry_budget=0).get_client(client_id, token)
+        with connect(running.url, open_timeout=10) as held:  # the one connection allowed: others get 1013
+            threading.Timer(1.0, held.close).start()
+            start = time.monotonic()
+            assert remote.get_client(client_id, token)["client_id"] == client_id
+            assert 0.5 < time.monotonic() - start < 8
+
+
+def test_a_rate_limit_hint_beyond_the_budget_surfaces_at_once() -> None:
+    limits = ServiceLimits(client_rate=0.05, client_burst=1)  # retry after 20 s
+    with ServiceThread(":memory:", operator_key=OPERATOR_KEY, limits=limits) as running:
+        remote = remote_at(running.url, retry_budget=5.0)
+        client_id, token = remote.create_client()
+        remote.get_client(client_id, token)
+        start = time.monotonic()
+        with pytest.raises(RateLimited) as refused:
+            remote.get_client(client_id, token)
+        assert refused.value.retry_after is not None and refused.value.retry_after > 5
+        assert time.monotonic() - start < 1
+
+
+def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceThread) -> None:
+    remote = remote_at(server.url)  # the default 30 s budget: a retry would show in the timing
+    client_id, token = remote.create_client()
+    phone = device(client_id)
+    remote.generate(phone, token)
+    failures: list[tuple[type[EngineError], Any]] = [
+        (AuthFailed, lambda: remote.get_client(client_id, "x" * 43)),
+        (AuthFailed, lambda: remote.sign(phone, "x" * 43, "ethereum", data_for("ethereum"))),
+        (WalletAlreadyExists, lambda: remote.generate(device(client_id), token)),
+        (InputInvalid, lambda: remote.run("sign", device(client_id).generate(), client_id, token,
+                                          {"chain": "dogecoin", "data": "00"})),
+        (NotFound, lambda: remote.get_client("no-such-client")),
+    ]
+    for expected, call in failures:
+        start = time.monotonic()
+        with pytest.raises(expected):
+            call()
+        assert time.monotonic() - start < 2, expected
+    # An operation of this client abandoned mid-way holds its lock: OPERATION_IN_PROGRESS at once.
+    session = phone.backup()
+    with connect(server.url, open_timeout=10) as ws:
+        ws.send(json.dumps({"op": "backup", "session_id": session.session_id.hex(), "client_id": client_id,
+                            "token": token, "method": "CLOUD", "client_stores_backup": False}))
+        assert "ready" in json.loads(ws.recv(timeout=10))
+        for message in session.start():
+            ws.send(message.to_bytes().decode())
+        ws.recv(timeout=10)  # the custodian answered: parked, holding the client's lock
+    start = time.monotonic()
+    with pytest.raises(OperationInProgress):
+        remote.backup(phone, token)
+    assert time.monotonic() - start < 2
+    assert server.service.purge(time.time() + 3600) == 1  # type: ignore[union-attr]
+
+
+def test_a_lost_reply_to_create_client_is_not_sent_again(server: ServiceThread, proxy: CutProxy) -> None:
+    proxy.plan("drop-reply")
+    with pytest.raises(ServiceUnavailable, match="may or may not have been processed"):
+        remote_at(proxy.url).create_client()
+    assert proxy.connections == 1
+    proxy.plan("drop-reply")
+    client_id, token = remote_at(server.url).create_client()
+    assert remote_at(proxy.url).get_client(client_id, token)["client_id"] == client_id  # idempotent: retried
+    assert proxy.connections == 3
+
+
+# --- the state machine and the backoff, without a service ------------------------------------------------------
+class _FakeSession:
+    """Just what ``OperationChannel`` reads of a device session."""
+
+    def __init__(self) -> None:
+        self.session_id = bytes(range(32))
+        self.done = False
+        self.awaiting_round: int | None = 2
+        self.hello = Message("test", self.session_id, 1, 1, 2, {"hello": "x"})
+
+    def start(self) -> list[Message]:
+        return [self.hello]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _closed() -> BaseException:
+    from websockets.exceptions import ConnectionClosedError
+
+    return ConnectionClosedError(None, None)
+
+
+def test_the_channel_decides_resume_reopen_and_when_to_give_up() -> None:
+    clock = _Clock()
+    policy = RetryPolicy(budget=30, first_delay=0.1, max_delay=1.0, step_wait=5)
+    channel = OperationChannel("sign", _FakeSession(), "c", "t", {"chain": "solana"}, policy, clock)  # type: ignore[arg-type]
+    channel.start()
+    channel.connecting()
+    assert json.loads(channel.request())["op"] == "sign"
+    channel.retry(_closed())  # lost after the request was sent: did the service open it?
+    assert channel.next_request == "resume"
+    channel.connecting()
+    channel.request()
+    channel.retry(NotFound("no such session"))  # never opened: open again, same session id
+    assert channel.next_request == "open"
+    channel.connecting()
+    assert json.loads(channel.request())["session_id"] == bytes(range(32)).hex()
+    channel.retry(OperationInProgress())  # maybe our own first open's lock: one resume decides
+    assert channel.next_request == "resume"
+    channel.connecting()
+    channel.request()
+    with pytest.raises(OperationInProgress):  # not ours
+        channel.retry(NotFound("no such session"))
+
+    channel = OperationChannel("sign", _FakeSession(), "c", "t", {}, policy, clock)  # type: ignore[arg-type]
+    channel.start()
+    channel.connecting()
+    channel.request()
+    assert channel.ready(json.dumps({"ready": {"session_id": "x", "expect": 1}})) == [channel.session.hello]
+    channel.retry(_closed())
+    channel.connecting()
+    channel.request()
+    assert channel.ready(json.dumps({"ready": {"expect": 2}})) == []  # round 1 was processed: nothing resent
+    channel.retry(NotFound())  # the step is in flight
+    for _ in range(3):
+        clock.now += 2
+        channel.connecting()
+        channel.request()
+        if clock.now - 100 < 5:
+            assert channel.retry(NotFound()) > 0
+        else:
+            with pytest.raises(NotFound, match="cannot be resumed"):
+                channel.retry(NotFound())
+    for fatal in (AuthFailed(), InputInvalid("bad"), mpc.errors.ProtocolAborted("abort")):
+        with pytest.raises(type(fatal)):
+            channel.retry(fatal)
+
+
+def test_backoff_grows_with_jitter_honours_hints_and_stops_at_the_budget() -> None:
+    clock = _Clock()
+    backoff = Backoff(RetryPolicy(budget=10, first_delay=0.2, max_delay=1.0), clock)
+    failure = ServiceUnavailable("down")
+    for ceiling in (0.2, 0.4, 0.8, 1.0, 1.0):
+        wait = backoff.delay(failure)
+        assert ceiling / 2 <= wait <= ceiling
+        clock.now += wait
+    assert backoff.delay(failure, hint=3.0) >= 3.0
+    clock.now = 100 + 9.9
+    with pytest.raises(ServiceUnavailable, match="gave up after 6 retries"):
+        backoff.delay(failure)
+    capped = Backoff(RetryPolicy(max_retries=1), clock)
+    capped.delay(failure)
+    with pytest.raises(ServiceUnavailable):
+        capped.delay(failure)
+    with pytest.raises(RateLimited):  # a hint beyond the budget: at once
+        Backoff(RetryPolicy(budget=5), clock).delay(RateLimited("slow; retry after 9 s"), hint=9.0)
+    for bad in ({"budget": -1}, {"first_delay": float("inf")}, {"max_retries": -1}, {"first_delay": 2, "max_delay": 1}):
+        with pytest.raises(ConfigInvalid):
+            RetryPolicy(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigInvalid):
+        RemoteCustodian("ws://127.0.0.1:1", ready_timeout=0)
+
+
+def test_client_modules_draw_jitter_from_secrets_not_random() -> None:
+    import mpc.remote
+    import mpc.remote_async
+    import mpc.remote_protocol
+
+    for module in (mpc.remote, mpc.remote_async, mpc.remote_protocol):
+        source = Path(module.__file__).read_text(encoding="utf-8")  # type: ignore[arg-type]
+        assert "import random" not in source and "from random" not in source
