@@ -655,6 +655,8 @@ class CustodianService:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
                         "(no operator key is required for create_client)")
         await asyncio.gather(*(self._run(_warm, self._key) for _ in range(2)))
+        await asyncio.to_thread(self.service.heartbeat, self.node_id, self.node_ttl)  # alive before any step
+        self._heartbeat = _Heartbeat(self.service, self.node_id, self.node_ttl, self._log)
         listener = GatedSocket.listen_on(host, port, self._gate, _LISTEN_BACKLOG)
         try:
             self._server = await serve(self._handle, sock=listener, ssl=self.ssl_context, backlog=_LISTEN_BACKLOG,
@@ -667,34 +669,157 @@ class CustodianService:
         self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
         return int(self._server.sockets[0].getsockname()[1])
 
+    async def drain(self, grace: float | None = None) -> bool:
+        """Stop taking work (SIGTERM): the listener closes, no new step starts (a connection whose
+        next frame arrives is closed with 1001: its session stays parked and the client resumes
+        on another node or after the restart), and steps in flight get up to ``grace`` seconds
+        (default ``drain_grace``) to finish and park. Whether they all did."""
+        self._draining = True
+        if self._server is not None:
+            self._server.server.close()  # the asyncio listener only: open connections stay for now
+        deadline = time.monotonic() + (self.drain_grace if grace is None else grace)
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._in_flight:
+            log.warning("drain: %d step(s) still running after the grace period", self._in_flight)
+        return self._in_flight == 0
+
     async def stop(self) -> None:
+        """Close the listener and every connection (1001), shut the pool down (its workers get
+        ``drain_grace`` seconds to finish, then are terminated) and leave: steps this node still
+        had are lost at once for the other nodes, their locks free."""
+        self._draining = True
         if self._server is not None:
             self._purger.cancel()
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        await asyncio.to_thread(_close_pool, self._pool, self.drain_grace)
+        if self._heartbeat is not None:
+            await asyncio.to_thread(self._heartbeat.stop)
+            self._heartbeat = None
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Whether this node should get traffic, and the checks: ``serving`` (listening, not
+        draining), ``store`` (the database answers: ``"ok"`` or the error's code), ``pool``
+        (``"ok"``, ``"broken"`` until rebuilt, ``"shut down"``, ``"worker died"``), plus ``node``,
+        ``pool_rebuilds`` and ``in_flight``. Blocking (one query): call it in a thread."""
+        checks: dict[str, Any] = {"serving": self._server is not None and not self._draining,
+                                  "node": self.node_id, "pool_rebuilds": self.pool_rebuilds,
+                                  "in_flight": self._in_flight}
+        try:
+            self.service.ping()
+            checks["store"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
+            checks["store"] = getattr(exc, "code", type(exc).__name__)
+        checks["pool"] = _pool_state(self._pool)
+        return bool(checks["serving"] and checks["store"] == "ok" and checks["pool"] == "ok"), checks
 
     async def _purge_loop(self) -> None:
-        interval = max(0.5, min(self.session_ttl / 2, 30.0))
+        interval = max(0.5, min(self.session_ttl / 2, self.node_ttl, 30.0))
         while True:
             await asyncio.sleep(interval)
             self._log.flush()
             _LOG.flush()
+            if _pool_state(self._pool) == "broken":  # a worker died while idle: heal before the next request
+                self._rebuild_pool(self._pool)
             try:
                 await asyncio.to_thread(self.purge)
             except Exception as exc:  # noqa: BLE001 - keep purging on the next tick
                 self._log.error("purging expired sessions failed", exc)
 
     def purge(self, now: float | None = None) -> int:
-        """Delete expired parked sessions, releasing the operation locks they held."""
+        """Delete expired parked sessions, releasing the operation locks they held, and forget
+        lost steps (their node dead or their lease lapsed), freeing their locks."""
         expired = self.service.purge(now)
         for parked in expired:
             _release(self.custodian, parked)
+        self.service.reap(now)
         return len(expired)
 
+    # --- the executor: a dead worker rebuilds the pool ------------------------------------------
+    def _new_pool(self) -> concurrent.futures.Executor:
+        if self.executor_kind == "thread":
+            return concurrent.futures.ThreadPoolExecutor(max_workers=max(2, self.workers), thread_name_prefix="mpc-step")
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers,
+                                                      mp_context=multiprocessing.get_context("spawn"))
+
+    def _rebuild_pool(self, broken: concurrent.futures.Executor) -> None:
+        """Replace ``broken`` (once: a second caller finds it replaced already), unless draining."""
+        if broken is not self._pool or self._draining:
+            return
+        self.pool_rebuilds += 1
+        self._log.error(f"a worker process died: the {self.executor_kind} pool is broken, rebuilding it "
+                        f"(rebuild {self.pool_rebuilds}); its steps are retried, answered or reported lost")
+        self._pool = self._new_pool()
+        broken.shutdown(wait=False, cancel_futures=True)
+
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error
+        raised to the caller, which decides whether running ``fn`` again is safe."""
+        pool = self._pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except concurrent.futures.BrokenExecutor:
+            self._rebuild_pool(pool)
+            raise
+
+    async def _run_again(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn`` (a read) in the executor, run once more on the rebuilt pool if a worker died."""
+        try:
+            return await self._run_step(fn, *args)
+        except concurrent.futures.BrokenExecutor:
+            try:
+                return await self._run_step(fn, *args)
+            except concurrent.futures.BrokenExecutor:
+                return _pool_failing()
+
+    async def _open(self, op: str, client_id: str, params: dict[str, Any], session_id: str) -> dict[str, Any]:
+        """Open an operation (``_open_operation``); if the worker died, ``_reopen`` (the session
+        may have been parked: then it is resumed, never opened twice)."""
+        args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client)
+        self._in_flight += 1
+        try:
+            try:
+                return await self._run_step(_open_operation, *args)
+            except concurrent.futures.BrokenExecutor:
+                return await self._run_again(_reopen, *args)
+        finally:
+            self._in_flight -= 1
+
+    async def _resume(self, client_id: str, session_id: str) -> dict[str, Any]:
+        """``_resume_channel``; a session a live node is stepping right now is waited for (it
+        parks, or its node is found dead within ``node_ttl`` and the answer is ``OPERATION_LOST``)."""
+        deadline = time.monotonic() + self.node_ttl + 1.0
+        while True:
+            opened = await self._run_again(_resume_channel, self._key, client_id, session_id)
+            if not opened.get("stepping") or time.monotonic() >= deadline:
+                return opened
+            await asyncio.sleep(0.2)
+
+    async def _deliver(self, client_id: str, token: str, session_id: str, frame: bytes) -> dict[str, Any]:
+        """One step (``_step``). If its worker died, the step marker decides (never a step run
+        twice): never taken, it runs once more on the rebuilt pool; it ran and parked, its
+        messages are sent; taken and not parked again, ``OPERATION_LOST`` (its lock is freed)."""
+        self._in_flight += 1
+        try:
+            for _ in range(2):
+                step = Step(secrets.token_hex(8), self.node_id, self.lock_ttl)
+                try:
+                    return await self._run_step(_step, self._key, client_id, token, session_id, frame,
+                                                self.session_ttl, step)
+                except concurrent.futures.BrokenExecutor:
+                    outcome = await asyncio.to_thread(self.service.step_outcome, session_id, step)
+                if outcome.state == "parked":
+                    return {"messages": list(outcome.messages)}
+                if outcome.state == "lost":
+                    self._log.warning(f"operation lost with a dead worker (session {session_id[:8]}…)")
+                    return {"error": OperationLost().to_json(), "fatal": True}
+                if outcome.state == "gone":
+                    return {"error": _session_not_found(), "fatal": True}
+            return _pool_failing()
+        finally:
+            self._in_flight -= 1
 
     # --- connections ------------------------------------------------------------------------------
     async def _handle(self, ws: Any) -> None:
