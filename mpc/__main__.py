@@ -296,6 +296,18 @@ def main(argv: list[str] | None = None) -> int:
         name = flag.replace("-", "_")
         limit_group.add_argument(f"--{flag}", type=kind, default=getattr(limit_defaults, name),
                                  metavar="N" if kind is int else "X", help=f"{text} (default %(default)s)")
+    from mpc.server import DEFAULT_DRAIN_GRACE, DEFAULT_LOCK_TTL, DEFAULT_NODE_TTL
+
+    resilience_group = serve_parser.add_argument_group("resilience (docs/operations.md, Resilience)")
+    resilience_group.add_argument("--lock-ttl", type=float, default=DEFAULT_LOCK_TTL, metavar="SECONDS",
+                                  help="lease of a client's operation lock while one of its steps runs; parked, "
+                                       "the lease is the session's (--session-ttl) (default %(default)s)")
+    resilience_group.add_argument("--node-ttl", type=float, default=DEFAULT_NODE_TTL, metavar="SECONDS",
+                                  help="a node silent for this long is dead: the steps it ran are lost and their "
+                                       "locks freed (heartbeat every fifth of it; default %(default)s)")
+    resilience_group.add_argument("--drain-grace", type=float, default=DEFAULT_DRAIN_GRACE, metavar="SECONDS",
+                                  help="on SIGTERM, how long steps in flight may take to finish and park before "
+                                       "the workers are stopped (default %(default)s)")
     observe_group = serve_parser.add_argument_group("logs and monitoring (docs/operations.md, Monitor)")
     observe_group.add_argument("--log-format", choices=("text", "json"), default="text",
                                help="log lines on stderr: text for people, json for one JSON object per line "
@@ -382,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                              tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                              allow_plaintext=args.insecure_plaintext, operator_key=operator_key,
                              operator_cert_cn=args.operator_cert_cn, open_registration=args.open_registration,
-                             limits=limits, metrics_public=args.metrics_public)
+                             limits=limits, metrics_public=args.metrics_public, lock_ttl=args.lock_ttl,
+                             node_ttl=args.node_ttl, drain_grace=args.drain_grace)
     run = demo
     if args.server:
         from mpc._demo_server import demo_server

@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from functools import cached_property
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mpc import possession
@@ -49,7 +49,16 @@ from mpc.presign import CustodianPresign
 from mpc.signing import CustodianSign
 from mpc.store import ClientRecord, SQLiteStore
 from mpc.webhook import BackupWebhook
-from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, DEFAULT_METHOD, PARTIES, decode_share, default_home
+from mpc.wallet import (
+    BACKUP_METHODS,
+    CLIENT_PARTY,
+    CURVES,
+    CUSTODIAN_PARTY,
+    DEFAULT_METHOD,
+    PARTIES,
+    decode_share,
+    default_home,
+)
 from protocols import ecdsa2p, frost, oprf
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
@@ -76,6 +85,7 @@ class Custodian:
         webhook: BackupWebhook | None = None,
         security_level: ecdsa2p.SecurityLevel | None = None,
         lock_ttl: float = OPERATION_TIMEOUT_SECONDS,
+        backup_methods: Iterable[str] = BACKUP_METHODS,
     ) -> None:
         if not lock_ttl > 0:
             raise InputInvalid("lock_ttl must be a positive number of seconds")
@@ -87,6 +97,8 @@ class Custodian:
         self.store = store if store is not None else _default_store()
         self._setup = setup
         self.webhook = webhook
+        # The backup methods this deployment accepts (the client names one in its hello).
+        self.backup_methods = tuple(method_name(m) for m in backup_methods)
         # The deployment's level (every client's must be the same); None: the stored setup's,
         # or the default level for a new store.
         self.security_level = security_level
@@ -189,14 +201,16 @@ class Custodian:
         """Failed proofs of possession since the last success or unlock."""
         return self.attempts.failures(client_id)
 
-    def _require_backup(self, client_id: str, method: str) -> None:
-        """Recover and eject need a complete backup of that method (and a client not locked out)."""
+    def _require_backup(self, client_id: str, method: str | None) -> None:
+        """Recover and eject need a complete backup of that method (of any method when the
+        client's hello will name it), and a client not locked out."""
         self.attempts.check(client_id)
         record = self.store.client(client_id)
         backups = self.store.backups(client_id)
-        if not record.has_wallet or method not in backups:
+        wanted = list(backups) if method is None else [m for m in backups if m == method]
+        if not record.has_wallet or not wanted:
             raise BackupNotFound("no backup for this client and method")
-        if backups[method][0] != BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value:
+        if all(backups[m][0] != BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value for m in wanted):
             raise StateInvalid("this needs a backup whose client share is stored (STORED_CLIENT_BACKUP_SHARE)")
 
     # --- operations ---------------------------------------------------------------------------
@@ -206,19 +220,36 @@ class Custodian:
             raise WalletAlreadyExists("this client already has a wallet")
         return CustodianGenerate(self, client_id, session_id)
 
-    def backup(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None, *,
-               client_stores_backup: bool = False) -> CustodianBackup:
+    # The backup method (and, for backup, whether the customer keeps the encrypted client shares)
+    # is the client's choice, carried by its hello: leave them None to take what the client
+    # names (checked against ``backup_methods``), or name them to insist on them.
+    def backup(self, client_id: str, method: str | None = None, session_id: bytes | None = None, *,
+               client_stores_backup: bool | None = None) -> CustodianBackup:
+        """A new backup version of the client's signing shares (``docs/backup.md``)."""
         self._require_signing(self.store.client(client_id))
-        return CustodianBackup(self, client_id, session_id, method, client_stores_backup)
+        return CustodianBackup(self, client_id, session_id, self._method_or_none(method), client_stores_backup)
 
-    def recover(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianRecover:
-        self._require_backup(client_id, method_name(method))
+    def recover(self, client_id: str, method: str | None = None, session_id: bytes | None = None) -> CustodianRecover:
+        """New signing shares from the current backup of ``method`` (the client proves it holds
+        its backup share first)."""
+        method = self._method_or_none(method)
+        self._require_backup(client_id, method)
         return CustodianRecover(self, client_id, session_id, method)
 
-    def eject(self, client_id: str, method: str = DEFAULT_METHOD, session_id: bytes | None = None) -> CustodianEject:
+    def eject(self, client_id: str, method: str | None = None, session_id: bytes | None = None) -> CustodianEject:
         """Hand the custodian backup shares to the client, which rebuilds each private key."""
-        self._require_backup(client_id, method_name(method))
+        method = self._method_or_none(method)
+        self._require_backup(client_id, method)
         return CustodianEject(self, client_id, session_id, method)
+
+    def _method_or_none(self, method: str | None) -> str | None:
+        return None if method is None else self.allowed_method(method)
+
+    def allowed_method(self, method: Any) -> str:
+        """``method`` if this custodian accepts it (``InputInvalid`` otherwise)."""
+        if not isinstance(method, str) or method_name(method) not in self.backup_methods:
+            raise InputInvalid(f"this custodian accepts the backup methods {', '.join(self.backup_methods)}")
+        return method
 
     def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
         self._require_signing(self.store.client(client_id))
@@ -387,16 +418,23 @@ class CustodianBackup(_ServiceOperation):
     protocol = "wallet/backup"
     operation = "backup"
 
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str,
-                 client_stores_backup: bool) -> None:
-        self.method = method_name(method)
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str | None,
+                 client_stores_backup: bool | None) -> None:
+        self.method = method  # None: the client's hello names it
         self.client_stores_backup = client_stores_backup
-        self._hardened = self.method == PASSWORD_METHOD
+        self._hardened = False
         self._evaluated = False
         super().__init__(custodian, client_id, session_id)
 
     def _hello(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "method": self.method, "client_stores_backup": self.client_stores_backup}
+
+    def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return _adopted(self.custodian, self._hello(), data)
+
+    def _on_hello(self, hello: Mapping[str, Any]) -> None:
+        self.method, self.client_stores_backup = hello["method"], hello["client_stores_backup"]
+        self._hardened = self.method == PASSWORD_METHOD
 
     def _start(self) -> list[Message]:
         secp = self.custodian._load_share(self.client_id, "signing", "", "secp256k1")
@@ -408,12 +446,13 @@ class CustodianBackup(_ServiceOperation):
 
     def _on_children_done(self) -> list[Message]:
         shares = {curve: self.child(curve).result() for curve in CURVES}
-        self_managed = self.custodian.webhook is not None
+        webhook = self.custodian.webhook
+        self_managed = webhook is not None
         version = new_version()
         name = storage_name(self.method, version)
-        if self_managed:  # hand over first: a failing webhook leaves every status as it was
+        if webhook is not None:  # hand over first: a failing webhook leaves every status as it was
             for curve in CURVES:
-                self.custodian.webhook.hand_over(self.client_id, name, curve, shares[curve].to_bytes())
+                webhook.hand_over(self.client_id, name, curve, shares[curve].to_bytes())
         with self.store.transaction():
             self._name = self.custodian.backup_versions.start(self.client_id, self.method, version, self_managed)
             if not self_managed:  # after a hand-over the custodian keeps no copy
@@ -462,6 +501,22 @@ class CustodianBackup(_ServiceOperation):
         return []
 
 
+def _adopted(custodian: Custodian, hello: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The hello with the parameters left open (None) taken from the client's ``data``: the
+    method checked against the custodian's ``backup_methods``, the storage choice a boolean."""
+    hello = dict(hello)
+    if hello.get("method") is None:
+        try:
+            hello["method"] = custodian.allowed_method(data.get("method"))
+        except InputInvalid as exc:
+            raise InvalidMessage(exc.message) from None
+    if "client_stores_backup" in hello and hello["client_stores_backup"] is None:
+        if not isinstance(data.get("client_stores_backup"), bool):
+            raise InvalidMessage("the backup hello needs client_stores_backup (a boolean)")
+        hello["client_stores_backup"] = data["client_stores_backup"]
+    return hello
+
+
 def _decode_oprf_request(data: Mapping[str, Any]) -> bytes:
     """The client's blinded element, checked (a bad element is ``InvalidMessage``, nothing counted)."""
     require_keys(data, ("element",))
@@ -479,19 +534,36 @@ class _FromBackup(_ServiceOperation):
     (``mpc.attempts``) and ends the operation (``PossessionProofFailed``).
     """
 
-    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str) -> None:
-        self.method = method_name(method)
+    def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str | None) -> None:
+        self.method = method  # None: the client's hello names it
         super().__init__(custodian, client_id, session_id)
-        # Loaded now, so a failing webhook (self-managed backups) is reported before any protocol.
-        self._backup = {curve: custodian._load_share(client_id, "backup", self.method, curve) for curve in CURVES}
-        self._public = {curve: self._backup[curve].public_key.hex() for curve in CURVES}
-        self._name = custodian.backup_versions.current_name(client_id, self.method)
         self._nonce = secrets.token_bytes(possession.NONCE_BYTES)
         self._possessed = False
         self._evaluated = False
+        if method is not None:  # loaded now: a failing webhook is reported before any protocol
+            self._load_backup()
+
+    def _load_backup(self) -> None:
+        method = self.method
+        if method is None:
+            raise StateInvalid("no backup method yet")
+        self._backup = {curve: self.custodian._load_share(self.client_id, "backup", method, curve) for curve in CURVES}
+        self._public = {curve: self._backup[curve].public_key.hex() for curve in CURVES}
+        self._name = self.custodian.backup_versions.current_name(self.client_id, method)
 
     def _hello(self) -> dict[str, Any]:
         return {"client_id": self.client_id, "method": self.method}
+
+    def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        hello = _adopted(self.custodian, self._hello(), data)
+        if self.method is None:
+            self.custodian._require_backup(self.client_id, hello["method"])
+        return hello
+
+    def _on_hello(self, hello: Mapping[str, Any]) -> None:
+        if self.method is None:
+            self.method = hello["method"]
+            self._load_backup()
 
     def _start(self) -> list[Message]:
         data = {"method": self.method, "boxes": self._client_boxes(), "nonce": self._nonce.hex()}

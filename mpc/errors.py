@@ -49,6 +49,7 @@ __all__ = [
     "WalletAlreadyExists",
     "StateInvalid",
     "OperationInProgress",
+    "ShareReplaced",
     "KeyLockedError",
     "RateLimited",
     "PossessionProofFailed",
@@ -213,6 +214,16 @@ class OperationInProgress(EngineError):
     code = "OPERATION_IN_PROGRESS"
     status = 409
     default_message = "another operation is in progress for this client"
+
+
+class ShareReplaced(EngineError):
+    """This device's signing shares are no longer the client's: a recover (or another operation
+    that made new shares) replaced them on the custodian. Nothing was signed or stored."""
+
+    code = "SHARE_REPLACED"
+    status = 409
+    default_message = ("this device's signing shares were replaced by a recover: wipe this device and "
+                       "recover onto it, or use the device that recovered")
 
 
 class ProtocolAborted(EngineError):

@@ -8,8 +8,9 @@ id, audit line, metrics) and the plain HTTP endpoints on the service's own port
   error frames and refusals, and when the connection ends writes the audit line and the
   operation metrics (``mpc.metrics``) exactly once.
 - :class:`HttpEndpoints`: the ``process_request`` hook of the WebSocket server. ``GET /healthz``
-  (200 while the process runs), ``GET /readyz`` (200 when the store answers and the executor pool
-  is alive, else 503 with a JSON reason; cached for a second), ``GET /metrics`` (the Prometheus
+  (200 while the process runs), ``GET /readyz`` (200 when ``CustodianService.ready()`` says so:
+  serving, the store answers, the executor pool is alive; else 503; its checks as a JSON
+  object; cached for a second), ``GET /metrics`` (the Prometheus
   text format; needs ``Authorization: Bearer <operator key>`` or the operator's client
   certificate unless ``metrics_public``). Every other request goes on to the WebSocket
   handshake as before (plain HTTP there still gets 426 Upgrade Required).
@@ -30,7 +31,7 @@ from mpc import logs, metrics
 from mpc.errors import ERRORS, AuthFailed, EngineError, RateLimited
 from mpc.service_guard import BoundedLog, OperatorKey, TokenBuckets, peer_common_name, peer_key
 
-__all__ = ["RequestRecord", "current_request", "HttpEndpoints", "KNOWN_OPS", "minimal_readiness"]
+__all__ = ["KNOWN_OPS", "HttpEndpoints", "RequestRecord", "current_request", "read_gauges"]
 
 # Every op name a request may carry (plus "metrics" for the HTTP endpoint); any other op is
 # recorded as "unknown", so metric labels and audit lines stay within this set.
@@ -139,32 +140,6 @@ def current_request() -> RequestRecord:
     if record is None:
         raise RuntimeError("no request record: RequestRecord.begin was not called for this connection")
     return record
-
-
-# --- readiness ----------------------------------------------------------------------------------------
-def _pool_alive(pool: Any) -> tuple[bool, str]:
-    """Whether a ``concurrent.futures`` pool takes work: not shut down, not broken (a process
-    pool breaks when a worker dies). Reads the executor's own flags: no task is queued, so a
-    pool busy with long steps is still ready."""
-    if getattr(pool, "_broken", False):
-        return False, "the executor pool is broken (a worker died)"
-    if getattr(pool, "_shutdown_thread", False) or getattr(pool, "_shutdown", False):
-        return False, "the executor pool is shut down"
-    return True, "alive"
-
-
-def minimal_readiness(store: Any, pool: Any) -> tuple[bool, dict[str, Any]]:
-    """Ready when ``store`` answers ``SELECT 1`` and ``pool`` is alive; the details say why not.
-    (Blocking: call it in a thread.)"""
-    detail: dict[str, Any] = {}
-    try:
-        store._execute("SELECT 1").fetchone()
-        detail["store"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
-        detail["store"] = f"failed: {type(exc).__name__}"
-    alive, reason = _pool_alive(pool)
-    detail["executor"] = "ok" if alive else reason
-    return detail["store"] == "ok" and alive, detail
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
-from mpc.errors import InputInvalid
+from mpc.errors import InputInvalid, ShareReplaced
 from mpc.keychain import Keychain
 from mpc.status import SigningShareStatus
 from mpc.store import SQLiteStore
@@ -57,7 +57,8 @@ class Service(Protocol):
 
     def _release(self, client_id: str, holder: str | None = None) -> None: ...
 
-__all__ = ["ClientOperation", "CustodianOperation", "Device", "Service", "method_name", "new_session_id"]
+__all__ = ["ClientOperation", "CustodianOperation", "Device", "Service", "hello_mismatch", "method_name",
+           "new_session_id"]
 
 
 def new_session_id(session_id: bytes | None) -> bytes:
@@ -145,7 +146,7 @@ class CustodianOperation(Composite):
             self._holds_lock = True
         try:
             return super().receive(msg)
-        except (ProtocolAbort, KeyLocked):
+        except (ProtocolAbort, KeyLocked, ShareReplaced):
             self._end()
             raise
         except InvalidMessage:
@@ -174,24 +175,36 @@ class CustodianOperation(Composite):
 
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
         if name == "hello" and not self._children and self._next_from_peer == 1:
-            if dict(data) != self._hello():
-                raise InvalidMessage("the client asks for another operation, client or parameters")
-            return None
+            expected = self._expected_hello(data)
+            if dict(data) != expected:
+                raise InvalidMessage(hello_mismatch(data, expected))
+            return expected
         if name == "stored" and self._children_done and self._expects_stored:
             # Compare with what the store holds now: a retried operation may have replaced the shares.
             record = self.store.client(self.client_id)
             stored = {"secp256k1": (record.secp256k1_public or b"").hex(), "ed25519": (record.ed25519_public or b"").hex()}
             if stored != self._public:
-                raise InvalidMessage("these shares were replaced by a later operation")
+                raise ShareReplaced("the shares of this operation were replaced by a later generate or recover "
+                                    "that completed first: wipe this device, then recover onto it or use the "
+                                    "device whose operation completed")
             self._decode_stored(data, self._public)
             return None
         return self._decode_other_step(name, data)
+
+    def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The hello this session accepts (an operation that takes a parameter from the
+        client's hello, such as the backup method, fills it in from ``data`` here)."""
+        return self._hello()
+
+    def _on_hello(self, hello: Mapping[str, Any]) -> None:
+        """The client's hello was accepted (``hello`` is what ``_expected_hello`` returned)."""
 
     def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
         raise InvalidMessage(f"unexpected step {name!r}")
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
         if name == "hello":
+            self._on_hello(value)
             return self._start()
         if name == "stored":
             self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_CLIENT.value,
@@ -211,3 +224,41 @@ class CustodianOperation(Composite):
         for curve in CURVES:
             if get_bytes(data, curve).hex() != expected[curve]:
                 raise InvalidMessage("the client stored shares of other public keys")
+
+
+# Parameters of an operation's hello that are public and short: a mismatch names both values.
+_SHOWN_PARAMETERS = {
+    "client_id": "client {asked}, the custodian session is for client {expected}",
+    "method": "backup method {asked}, the custodian session was opened for {expected}",
+    "client_stores_backup": "client_stores_backup={asked}, the custodian session was opened with {expected}",
+    "chain": "a signature on {asked}, the custodian session was opened for {expected}",
+    "count": "{asked} precomputations, the custodian session was opened for {expected}",
+}
+
+
+def _shown(value: Any) -> str:
+    """A value the client sent, as short printable text (it comes from the peer: never trusted)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(c if c.isprintable() else "?" for c in text[:41])
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def hello_mismatch(asked: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
+    """Why the client's hello ``asked`` is not the ``expected`` one: each parameter that differs,
+    with both values for the public ones in ``_SHOWN_PARAMETERS`` (never a share or the data)."""
+    reasons = []
+    for key in expected:
+        if key not in asked:
+            reasons.append(f"the client's hello has no {key}")
+        elif asked[key] != expected[key]:
+            template = _SHOWN_PARAMETERS.get(key)
+            if template is not None:
+                detail = template.format(asked=_shown(asked[key]), expected=_shown(expected[key]))
+                reasons.append(f"the client asks for {detail}")
+            elif key == "data_sha256":
+                reasons.append("the client asks to sign other data than the custodian session was opened for "
+                               "(their SHA-256 differ)")
+            else:
+                reasons.append(f"the client's {key} differs from the custodian session's")
+    reasons += [f"the client's hello has an unknown field {_shown(key)}" for key in asked if key not in expected]
+    return "; ".join(reasons) or "the client asks for another operation, client or parameters"

@@ -44,14 +44,17 @@ up to ``max_retry_delay``, 5 s; each delay drawn from the upper half of its rang
 caps the count as well; ``retry_budget=0`` turns retries off). Retried:
 
 - a connection that cannot be opened (refused: the service restarting; a failed handshake),
-  a 1013 "busy" close, a connection lost or silent;
-- the answers ``RATE_LIMITED`` and ``SERVICE_UNAVAILABLE``, not before their ``retry after N s``
-  hint; when the hint lies beyond the budget the answer is raised at once.
+  a 1013 "busy" or 1001 "going away" close (a node draining), a connection lost or silent;
+- the answers ``RATE_LIMITED``, ``SERVICE_UNAVAILABLE`` and ``STORE_UNAVAILABLE`` (nothing was
+  done, or it was rolled back), not before their ``retry after N s`` hint; when the hint lies
+  beyond the budget the answer is raised at once.
 
 Never retried: an answer saying the request or the operation failed (``AUTH_FAILED``,
 ``INPUT_INVALID``, ``MESSAGE_INVALID``, ``OPERATION_IN_PROGRESS``, ``WALLET_ALREADY_EXISTS``, an
-abort such as ``PROTOCOL_ABORTED``, ``KEY_LOCKED``, ``POSSESSION_PROOF_FAILED``, ...), a TLS
-failure, a close for a protocol violation (1002, 1003, 1007-1010), a device-side protocol error.
+abort such as ``PROTOCOL_ABORTED``, ``KEY_LOCKED``, ``POSSESSION_PROOF_FAILED``, ...,
+``OPERATION_LOST``: a server failure lost the session, start the operation again, which builds
+a new device session), a TLS failure, a close for a protocol violation (1002, 1003, 1007-1010),
+a device-side protocol error.
 When the budget runs out the last failure is raised (``SERVICE_UNAVAILABLE`` says how long it
 tried).
 

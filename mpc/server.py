@@ -48,6 +48,9 @@ gets ``AUTH_FAILED``) and ``issue_token`` gives the operator a fresh one to hand
 ``unlock_client`` clears the client's lockout (``Custodian.unlock``; ``INPUT_INVALID`` "not
 supported" on an engine without it). A completed ``recover`` or ``eject`` also replaces the
 token: its result frame carries the new one as ``result["token"]`` and the caller must keep it.
+If that frame is lost, ``resume`` of that session with the old token answers, once and within
+``session_ttl``, ready, the last step's messages and the result with a fresh token
+(``mpc.finished_results``; issue 18, client retries).
 
 Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
 (bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
@@ -113,7 +116,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mpc import logs, metrics
+from mpc import finished_results, logs, metrics
 from mpc.custodian import Custodian
 from mpc.errors import (
     AuthFailed,
@@ -128,7 +131,7 @@ from mpc.errors import (
     TransportInsecure,
     from_protocol_error,
 )
-from mpc.observability import HttpEndpoints, RequestRecord, current_request, minimal_readiness, read_gauges
+from mpc.observability import HttpEndpoints, RequestRecord, current_request, read_gauges
 from mpc.presign import MAX_PRESIGN_COUNT
 from mpc.service_guard import (
     BoundedLog,
@@ -328,10 +331,30 @@ def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, tt
     try:
         outcome = _step_taken(custodian, service, parked, frame, ttl, step)
         parked_again = bool(outcome.pop("parked", False))
+        if "result" in outcome and parked.operation in TOKEN_ROTATING_OPERATIONS:  # issue 18: client retries
+            _keep_finished(service, session_id, client_id, token, outcome, ttl)
         return outcome
     finally:
         if step is not None and not parked_again:
             service.end_step(session_id, step)
+
+
+# --- issue 18 (client retries): a lost recover/eject result frame ------------------------------------
+def _keep_finished(service: ServiceStore, session_id: str, client_id: str, token: str, outcome: dict[str, Any],
+                   ttl: float) -> None:
+    """Keep a finished recover/eject's outcome for one ``resume`` with the old token
+    (``mpc.finished_results``); a failure to keep it only costs that fallback."""
+    try:
+        finished_results.keep(service.store, session_id, client_id, token, outcome, ttl)
+    except Exception as exc:  # noqa: BLE001 - the operation itself completed
+        _LOG.error("could not keep a finished operation's result for resume", exc)
+
+
+def _take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[str, Any] | None:
+    """The kept outcome of a finished recover/eject, once, for the token that ran it."""
+    _, service = _service(db)
+    return finished_results.take(service.store, session_id, client_id, token)
+# --- end of issue 18 (client retries) -------------------------------------------------------------------
 
 
 def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame: bytes, ttl: float,
@@ -622,16 +645,9 @@ class CustodianService:
         ``/metrics`` without the operator credential)."""
         self.metrics_public = metrics_public
         self._log_settings = logs.current_settings()
-        self._http = HttpEndpoints(readiness=self._readiness, gauges=self._read_gauges,
+        self._http = HttpEndpoints(readiness=self.ready, gauges=self._read_gauges,  # /readyz: ready()
                                    operator_key=self._operator_key, operator_cn=self._operator_cn,
                                    public=metrics_public, ip_requests=self._ip_requests, log=self._log)
-
-    def _readiness(self) -> tuple[bool, dict[str, Any]]:
-        """``/readyz``: the store answers a trivial query and the executor pool is alive
-        (blocking; the HTTP hook runs it in a thread)."""
-        if self._server is None:
-            return False, {"reason": "not serving"}
-        return minimal_readiness(self.custodian.store, self._pool)
 
     def _read_gauges(self) -> None:
         read_gauges(self.custodian.store, self.service.count)
@@ -886,7 +902,12 @@ class CustodianService:
             return
         record.named(op, "token")
         client_id, token = _client_credentials(request)
-        await asyncio.to_thread(self.service.check_token, client_id, token)
+        try:
+            await asyncio.to_thread(self.service.check_token, client_id, token)
+        except AuthFailed:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
+            if op != "resume" or not await self._resume_finished(ws, client_id, token, request):
+                raise
+            return
         try:
             self._client_requests.take(client_id, "too many requests for this client")
         except RateLimited:
@@ -905,15 +926,42 @@ class CustodianService:
             await self._reply(ws, view)
         elif op in OPERATIONS:
             session_id = _session_id(request)
-            opened = await self._run_step(_open_operation, self._key, op, client_id, _operation_params(op, request),
-                                          session_id, self.session_ttl, self.limits.max_parked_per_client)
+            if await self._closed_for_drain(ws):
+                return
+            opened = await self._open(op, client_id, _operation_params(op, request), session_id)
             await self._channel(ws, client_id, token, session_id, opened)
         elif op == "resume":
             session_id = _session_id(request)
-            await self._channel(ws, client_id, token, session_id,
-                                await self._run_step(_resume_channel, self._key, client_id, session_id))
+            if await self._closed_for_drain(ws):
+                return
+            await self._channel(ws, client_id, token, session_id, await self._resume(client_id, session_id))
         else:
             raise InputInvalid(f"unknown op {op!r}")
+
+    async def _resume_finished(self, ws: Any, client_id: str, token: str, request: dict[str, Any]) -> bool:
+        """Issue 18 (client retries): ``resume`` of a finished recover or eject whose result frame
+        was lost, with the token that ran it (dead since): ready, the last step's messages and
+        the result with a fresh token, once (``mpc.finished_results``); False otherwise (the
+        answer stays ``AUTH_FAILED``)."""
+        session_id = request.get("session_id")
+        if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+            return False
+        finished = await self._run_step(_take_finished, self._key, client_id, token, session_id)
+        if finished is None:
+            return False
+        await ws.send(_frame(current_request().frame({"ready": {"session_id": session_id, "expect": None}})))
+        for text in finished["messages"]:
+            await ws.send(text)
+        await self._reply(ws, finished["result"])
+        return True
+
+    async def _closed_for_drain(self, ws: Any) -> bool:
+        """While draining no step starts: close the connection (1001, going away) so the client
+        resumes its parked session on another node or after the restart."""
+        if not self._draining:
+            return False
+        await ws.close(1001, "the custodian service is restarting; resume the session")
+        return True
 
     # --- the operator -----------------------------------------------------------------------------
     def _require_operator(self, ws: Any, request: dict[str, Any], *, registration: bool = False) -> None:
@@ -982,6 +1030,8 @@ class CustodianService:
         invalid = 0
         while True:
             frame = await asyncio.wait_for(ws.recv(), self.session_ttl)
+            if await self._closed_for_drain(ws):  # the session stays parked: the client resumes
+                return
             try:
                 data = _message_frame(frame, session_id)
             except EngineError as exc:
@@ -991,7 +1041,7 @@ class CustodianService:
                     await ws.close(1008, "too many invalid frames")
                     return
                 continue
-            outcome = await self._run_step(_step, self._key, client_id, token, session_id, data, self.session_ttl)
+            outcome = await self._deliver(client_id, token, session_id, data)
             for text in outcome.get("messages", ()):
                 await ws.send(text)
             if "result" in outcome:
@@ -1027,6 +1077,75 @@ async def _send_quietly(ws: Any, obj: Any) -> None:
         await ws.send(_frame(obj))
     except Exception:  # noqa: BLE001 - the peer is gone: nothing more to tell it
         pass
+
+
+def _pool_failing() -> dict[str, Any]:
+    """The answer when the rebuilt pool failed too: fatal; a parked session stays parked."""
+    return {"error": ServiceUnavailable("the custodian's worker processes keep failing; resume later").to_json(),
+            "fatal": True}
+
+
+def _pool_state(pool: concurrent.futures.Executor) -> str:
+    """``"ok"``, ``"broken"``, ``"shut down"`` or ``"worker died"`` (read from the executor's
+    private state: ``_broken``, ``_shutdown_thread``, ``_processes``)."""
+    if getattr(pool, "_broken", False):
+        return "broken"
+    if getattr(pool, "_shutdown_thread", False) or getattr(pool, "_shutdown", False):
+        return "shut down"
+    processes = getattr(pool, "_processes", None) or {}
+    if any(not process.is_alive() for process in list(processes.values())):
+        return "worker died"
+    return "ok"
+
+
+def _close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
+    """Shut ``pool`` down: queued work is cancelled, running steps get ``grace`` seconds, then
+    worker processes still running are terminated; returns once every worker has exited."""
+    if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    manager = getattr(pool, "_executor_manager_thread", None)  # it joins the workers as they exit
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    stuck = [process for process in processes if process.is_alive()]
+    for process in stuck:
+        process.terminate()
+    for process in stuck:
+        process.join(10.0)
+    if stuck:
+        log.warning("terminated %d worker process(es) still running a step after %.0f s", len(stuck), grace)
+    if manager is not None:
+        manager.join(10.0)
+
+
+class _Heartbeat:
+    """This node's heartbeat (``ServiceStore.heartbeat``) every ``ttl / 5`` seconds, from its own
+    thread so a busy event loop never makes a live node look dead; ``stop`` leaves."""
+
+    def __init__(self, service: ServiceStore, node_id: str, ttl: float, errors: BoundedLog) -> None:
+        self._service, self._node_id, self._ttl, self._errors = service, node_id, ttl, errors
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="mpc-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self._ttl / 5):
+            try:
+                self._service.heartbeat(self._node_id, self._ttl)
+            except Exception as exc:  # noqa: BLE001 - beat again on the next tick
+                self._errors.error("the node heartbeat failed", exc)
+
+    def stop(self) -> None:
+        """Stop beating and delete this node's row (its remaining steps are lost at once)."""
+        self._stopped.set()
+        self._thread.join()
+        try:
+            self._service.leave(self._node_id)
+        except Exception as exc:  # noqa: BLE001 - the row lapses after ttl instead
+            self._errors.error("could not remove this node's heartbeat row", exc)
 
 
 class ServiceThread:
@@ -1092,9 +1211,15 @@ class ServiceThread:
 
 
 def serve_forever(db: str, host: str, port: int, **options: Any) -> int:
-    """``python -m mpc serve``: run until interrupted (``options``: ``CustodianService``'s)."""
+    """``python -m mpc serve``: run until SIGTERM or SIGINT (``options``: ``CustodianService``'s),
+    then drain (steps in flight finish and park, up to ``drain_grace``), stop the pool and exit 0
+    with no worker process left."""
     async def main() -> None:
         service = CustodianService(db, **options)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
         try:
             bound = await service.start(host, port)
             print(f"portal-mpc custodian on {service.scheme}://{host}:{bound} (db {_redact(db)}, "
@@ -1102,9 +1227,13 @@ def serve_forever(db: str, host: str, port: int, **options: Any) -> int:
             if service.open_registration:
                 print("WARNING: open registration: anyone who can reach this service may create clients",
                       file=sys.stderr, flush=True)
-            await asyncio.Future()
+            await stopping.wait()
+            log.info("stopping: draining steps in flight (up to %.0f s)", service.drain_grace)
+            await service.drain()
         finally:
             await service.stop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
 
     try:
         asyncio.run(main())

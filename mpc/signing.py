@@ -1,7 +1,9 @@
 """The ``sign`` operation, both roles side by side (README.md, "The wallet engine").
 
-  client     hello (client, chain, SHA-256 of the data) → the child session of the chain's curve
-  custodian  checks the hello, then its child: ECDSA P2 taking one of its precomputations from
+  client     hello (client, chain, SHA-256 of the data, the client's public share: Q1 or its FROST
+             verifying share) → the child session of the chain's curve
+  custodian  checks the hello (a device whose shares a recover replaced gets ``SHARE_REPLACED``
+             here, before any protocol work), then its child: ECDSA P2 taking one of its precomputations from
              the store if the pool has one (``mpc.presign``), or the FROST responder
   secp256k1  two-party ECDSA (``protocols.ecdsa2p.sign``): the custodian proves c3 (Π_c3); the
              client verifies it, marks "decryption in flight" in its keychain, decrypts, checks
@@ -20,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from mpc.errors import KeyLockedError, MPCError, from_protocol_error
+from mpc.errors import InputInvalid, KeyLockedError, MPCError, ShareReplaced, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.presign import take_precomputation
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
@@ -36,6 +39,8 @@ __all__ = [
     "ClientSign",
     "CustodianSign",
     "sign_hello",
+    "sign_data",
+    "client_share_id",
     "sign_child",
     "sign_result",
     "lock_after_interrupted_decryptions",
@@ -43,9 +48,31 @@ __all__ = [
 ]
 
 
-def sign_hello(client_id: str, chain: str, data: bytes) -> dict[str, Any]:
-    """What both parties must agree on before signing: client, chain and SHA-256 of the data."""
-    return {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest()}
+def sign_hello(client_id: str, chain: str, data: bytes, client_share: str) -> dict[str, Any]:
+    """What both parties must agree on before signing: client, chain, SHA-256 of the data and the
+    client's public share (``client_share_id``: so a device whose shares were replaced is told so)."""
+    return {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest(),
+            "client_share": client_share}
+
+
+def sign_data(chain: str, curve: str, data: Any) -> bytes:
+    """The bytes to sign on ``chain``, refused (``InputInvalid``) unless bytes, and on a secp256k1
+    chain a 32-byte digest (the chain's hash of the transaction); an ed25519 chain signs the message."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputInvalid(f"the data to sign on {chain} must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    if curve == "secp256k1" and len(data) != 32:
+        raise InputInvalid(f"{chain} is a secp256k1 chain: it signs a 32-byte digest, not {len(data)} bytes; "
+                           "hash the transaction first (or let mpc.chains build and hash it)")
+    return data
+
+
+def client_share_id(curve: str, share: Any) -> str:
+    """The client's public share of a key pair, hex: Q1 = x1·G (secp256k1; both shares know it)
+    or the client's FROST verifying share (ed25519). Public values: never a secret."""
+    if curve == "secp256k1":
+        return str(share.q1.to_bytes().hex())
+    return str(share.verifying_shares[CLIENT_PARTY].to_bytes().hex())
 
 
 def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes,
@@ -126,7 +153,7 @@ class ClientSign(ClientOperation):
         super().__init__(client, session_id)
         self.chain = chain
         self.curve = curve_of_chain(chain)
-        self.data = bytes(data)
+        self.data = sign_data(chain, self.curve, data)
         if self.curve == "secp256k1":
             lock_after_interrupted_decryptions(client)
         self._share = client.signing_share(self.curve)
@@ -135,7 +162,7 @@ class ClientSign(ClientOperation):
                                   decryption_guard=guard)
 
     def _hello(self) -> dict[str, Any]:
-        return sign_hello(self.client.client_id, self.chain, self.data)
+        return sign_hello(self.client.client_id, self.chain, self.data, client_share_id(self.curve, self._share))
 
     def _start(self) -> list[Message]:
         return self._add_children({self.curve: self._child})
@@ -181,12 +208,23 @@ class CustodianSign(CustodianOperation):
     def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
-        self.data = bytes(data)
+        self.data = sign_data(chain, self.curve, data)
         super().__init__(custodian, client_id, session_id)
         self._share = custodian._load_share(client_id, "signing", "", self.curve)
 
     def _hello(self) -> dict[str, Any]:
-        return sign_hello(self.client_id, self.chain, self.data)
+        return sign_hello(self.client_id, self.chain, self.data, client_share_id(self.curve, self._share))
+
+    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
+        if name == "hello" and not self._children and self._next_from_peer == 1:
+            expected = self._hello()
+            same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
+            if same_request and data.get("client_share") != expected["client_share"]:
+                # The device signs with shares the custodian no longer holds: a recover replaced them.
+                raise ShareReplaced(f"this device's {self.curve} signing share is not the client's current "
+                                    "one (a recover replaced it): wipe this device and recover onto it, "
+                                    "or sign with the device that recovered")
+        return super()._decode_step(name, data, sender)
 
     def _start(self) -> list[Message]:
         precomputed = None

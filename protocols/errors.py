@@ -26,6 +26,7 @@ __all__ = [
     "ProofError",
     "KeyLocked",
     "UsageError",
+    "require_instance",
 ]
 
 
@@ -65,3 +66,11 @@ class KeyLocked(MPCError):
 
 class UsageError(MPCError):
     """The API was called with wrong arguments or in the wrong order."""
+
+
+def require_instance(value: object, expected: type | tuple[type, ...], what: str) -> None:
+    """Raise ``UsageError`` naming the expected and the given type unless ``value`` is an
+    ``expected`` (``what`` says who takes it: "SignP1 takes the client's share")."""
+    if not isinstance(value, expected):
+        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        raise UsageError(f"{what}: {names} expected, got {type(value).__name__}")

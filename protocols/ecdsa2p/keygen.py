@@ -33,7 +33,7 @@ from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupP
 from protocols.ring_pedersen import RingPedersenParams
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, require_keys
-from protocols.errors import InvalidMessage, ProtocolAbort
+from protocols.errors import InvalidMessage, ProtocolAbort, require_instance
 from protocols.rounds import Message
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.zk import schnorr
@@ -77,6 +77,8 @@ class KeygenP1(TwoPartySession):
         *,
         known: list[bytes] | None = None,
     ) -> None:
+        if client_setup is not None:
+            require_instance(client_setup, (CustodianSetup, CustodianSetupPublic), "KeygenP1's client_setup")
         super().__init__(session_id, CLIENT)
         setup = client_setup or setups.default_client_setup()
         # Kept as its two parts: the state codec parks a *custodian* setup by reference only.
@@ -140,6 +142,7 @@ class KeygenP2(TwoPartySession):
     protocol = PROTOCOL
 
     def __init__(self, session_id: bytes, setup: CustodianSetup, *, known: list[bytes] | None = None) -> None:
+        require_instance(setup, CustodianSetup, "KeygenP2 takes the custodian's setup (with its trapdoor)")
         super().__init__(session_id, CUSTODIAN)
         self._setup = setup
         self._known = known

@@ -32,7 +32,7 @@ from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupP
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, ProtocolAbort, UsageError, require_instance
 from protocols.rounds import Message
 from protocols.state import register_attrs, register_dataclass
 
@@ -83,6 +83,9 @@ class ReshareP1(TwoPartySession):
         client_setup: ClientSetup | CustodianSetupPublic | None = None,
         known: list[bytes] | None = None,
     ) -> None:
+        require_instance(share, P1KeyShare, "ReshareP1 takes the client's share")
+        if client_setup is not None:
+            require_instance(client_setup, (CustodianSetup, CustodianSetupPublic), "ReshareP1's client_setup")
         share.check_usable()
         super().__init__(session_id, CLIENT)
         self._share = share
@@ -163,6 +166,9 @@ class ReshareP2(TwoPartySession):
         self, session_id: bytes, share: P2KeyShare, *, for_signing: bool = True, setup: CustodianSetup | None = None,
         known: list[bytes] | None = None,
     ) -> None:
+        require_instance(share, P2KeyShare, "ReshareP2 takes the custodian's share")
+        if setup is not None:
+            require_instance(setup, CustodianSetup, "ReshareP2's setup")
         if for_signing and setup is None:
             raise UsageError("a resharing for signing needs the custodian setup")
         super().__init__(session_id, CUSTODIAN)

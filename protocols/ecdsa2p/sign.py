@@ -40,7 +40,7 @@ from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, 
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError, require_instance
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.rounds import Message
 from protocols.transcript import Transcript
@@ -92,6 +92,7 @@ class SignP1(TwoPartySession):
     def __init__(
         self, session_id: bytes, share: P1KeyShare, digest: bytes, *, decryption_guard: DecryptionGuard | None = None
     ) -> None:
+        require_instance(share, P1KeyShare, "SignP1 takes the client's share")
         share.check_usable()
         if share.paillier is None:
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
@@ -163,6 +164,9 @@ class SignP2(TwoPartySession):
     def __init__(
         self, session_id: bytes, share: P2KeyShare, digest: bytes, *, precomputed: C3Precomputation | None = None
     ) -> None:
+        require_instance(share, P2KeyShare, "SignP2 takes the custodian's share")
+        if precomputed is not None:
+            require_instance(precomputed, C3Precomputation, "SignP2's precomputed")
         if share.paillier is None or share.c_key is None:
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
         super().__init__(session_id, CUSTODIAN)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from protocols.errors import UsageError
+from protocols.errors import UsageError, require_instance
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
 from protocols.frost.dkg import DKGSession
 from protocols.frost.keys import KeyShare, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
@@ -54,8 +54,10 @@ def _new_session_id() -> bytes:
 
 def _same_key(key_shares: Sequence[KeyShare]) -> list[KeyShare]:
     shares = list(key_shares)
-    if not shares or not all(isinstance(s, KeyShare) for s in shares):
+    if not shares:
         raise UsageError("need a non-empty list of KeyShare")
+    for share in shares:
+        require_instance(share, KeyShare, "FROST needs the participants' key shares")
     if len({s.public_key for s in shares}) != 1:
         raise UsageError("key shares belong to different keys")
     return shares
@@ -71,7 +73,7 @@ def sign(key_shares: Sequence[KeyShare], message: bytes) -> bytes:
 
 
 def dkg(threshold: int, n: int) -> list[KeyShare]:
-    """Run a t-of-n DKG among parties 1..n in memory; returns their KeyShares in order."""
+    """Run a t-of-n DKG (2 ≤ t ≤ n) among parties 1..n in memory; returns their KeyShares in order."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise UsageError("n must be a positive integer")
     parties = range(1, n + 1)

@@ -69,7 +69,7 @@ class DealingSession(Session):
     def __init__(
         self, session_id: bytes, party_id: int, dealers: Iterable[int], receivers: Iterable[int], threshold: int
     ) -> None:
-        self.dealers = check_identifiers(dealers, 1)
+        self.dealers = check_identifiers(dealers, None)
         self.receivers = check_identifiers(receivers, threshold)
         self.threshold = threshold
         super().__init__(session_id, party_id, set(self.dealers) | set(self.receivers))

@@ -12,7 +12,7 @@ Byte format of ``KeyShare.to_bytes()`` (version 1; all integers big-endian):
     ‖ signing share (32 bytes, little-endian scalar) ‖ group public key (32 bytes)
 
 ``KeyShare.from_bytes`` accepts exactly this and nothing else: exact length, canonical scalar
-and points (prime-order, no identity), 1 ≤ t ≤ n, own identifier listed, s_i·B equal to the
+and points (prime-order, no identity), 2 ≤ t ≤ n, own identifier listed, s_i·B equal to the
 own verifying share, and all n verifying shares on one polynomial of degree exactly t−1 whose
 value at 0 is PK.
 
@@ -41,26 +41,45 @@ __all__ = [
     "split_secret",
     "secret_scalar_from_seed",
     "check_identifiers",
+    "check_threshold",
+    "MIN_THRESHOLD",
 ]
 
 _MAGIC = b"FROSTks\x01"
 _HEADER = struct.Struct(">III")
 _ENTRY = 4 + 32
 MAX_PARTICIPANTS = 1024
+MIN_THRESHOLD = 2  # RFC 9591: MIN_PARTICIPANTS ≥ 2 (t = 1 would give every participant the whole key)
 
 
-def check_identifiers(identifiers: Iterable[int], threshold: int) -> tuple[int, ...]:
-    """Sorted, distinct identifiers in [1, 2^32) and 1 ≤ threshold ≤ n (else ``UsageError``)."""
-    ids = tuple(sorted(identifiers))
-    if len(set(ids)) != len(ids) or not ids:
-        raise UsageError("identifiers must be distinct and non-empty")
+def check_identifiers(identifiers: Iterable[int], threshold: int | None) -> tuple[int, ...]:
+    """Sorted, distinct identifiers in [1, 2^32) and, unless ``threshold`` is None (a set of
+    dealers), MIN_THRESHOLD ≤ threshold ≤ n (else ``UsageError``)."""
+    ids = tuple(identifiers)
     if any(not isinstance(i, int) or isinstance(i, bool) or not 1 <= i < 2**32 for i in ids):
         raise UsageError("identifiers must be integers in [1, 2^32)")
+    ids = tuple(sorted(ids))
+    if not ids:
+        raise UsageError("identifiers must not be empty")
     if len(ids) > MAX_PARTICIPANTS:
         raise UsageError(f"at most {MAX_PARTICIPANTS} participants")
-    if not isinstance(threshold, int) or not 1 <= threshold <= len(ids):
-        raise UsageError("threshold must be between 1 and the number of participants")
+    duplicate = next((a for a, b in zip(ids, ids[1:]) if a == b), None)
+    if duplicate is not None:
+        raise UsageError(f"duplicate identifier {duplicate}: every participant needs its own")
+    if threshold is not None:
+        check_threshold(threshold, len(ids))
     return ids
+
+
+def check_threshold(threshold: int, n: int) -> None:
+    """RFC 9591 (§5, App. C.1 ``secret_share_shard``): 2 ≤ MIN_PARTICIPANTS ≤ MAX_PARTICIPANTS."""
+    if not isinstance(threshold, int) or isinstance(threshold, bool):
+        raise UsageError(f"the threshold must be an integer, not {type(threshold).__name__}")
+    if threshold < MIN_THRESHOLD:
+        raise UsageError(f"threshold t = {threshold} is refused: t must be at least {MIN_THRESHOLD} (RFC 9591), "
+                         "since with t = 1 every single participant holds the whole key and nothing is shared")
+    if threshold > n:
+        raise UsageError(f"threshold t = {threshold} is more than the n = {n} participants: no t of them exist")
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,8 +211,8 @@ def split_secret(
 
 
 def trusted_dealer_keygen(threshold: int, n: int) -> list[KeyShare]:
-    """App. C: a dealer picks a fresh secret and splits it t-of-n among identifiers 1..n."""
-    if not isinstance(n, int) or n < 1:
+    """App. C: a dealer picks a fresh secret and splits it t-of-n (2 ≤ t ≤ n) among identifiers 1..n."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise UsageError("n must be a positive integer")
     return split_secret(SecretScalar.random(SUITE.group), threshold, range(1, n + 1))
 

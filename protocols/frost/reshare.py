@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 
 from curves import Point
 from protocols.encoding import require_keys
-from protocols.errors import ProofError, ProtocolAbort, UsageError
+from protocols.errors import ProofError, ProtocolAbort, UsageError, require_instance
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.dealing import (
     Dealing,
@@ -62,8 +62,7 @@ class RefreshSession(DealingSession):
     protocol = "frost/refresh"
 
     def __init__(self, session_id: bytes, key_share: KeyShare, parties: Iterable[int]) -> None:
-        if not isinstance(key_share, KeyShare):
-            raise UsageError("key_share must be a KeyShare")
+        require_instance(key_share, KeyShare, "a FROST RefreshSession takes this participant's key share")
         parties = tuple(parties)
         if not set(parties) <= set(key_share.participants):
             raise UsageError("refresh parties must be participants of the key")
@@ -121,8 +120,9 @@ class ReshareSession(DealingSession):
     ) -> None:
         super().__init__(session_id, party_id, dealers, receivers, new_threshold)
         if key_share is not None:
-            if not isinstance(key_share, KeyShare) or key_share.identifier != party_id:
-                raise UsageError("key_share must be this party's KeyShare")
+            require_instance(key_share, KeyShare, "a FROST ReshareSession takes this dealer's key share")
+            if key_share.identifier != party_id:
+                raise UsageError(f"key_share is participant {key_share.identifier}'s, not party {party_id}'s")
             if len(self.dealers) < key_share.threshold or not set(self.dealers) <= set(key_share.participants):
                 raise UsageError("need at least t old holders of this key as dealers")
             group_public_key, old_verifying_shares = key_share.group_public_key, key_share.verifying_shares

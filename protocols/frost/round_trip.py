@@ -37,7 +37,7 @@ from typing import Any
 from curves import InvalidEncoding
 
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import InvalidMessage, ProofError, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, ProofError, ProtocolAbort, UsageError, require_instance
 import protocols.frost.round1 as round1
 import protocols.frost.round2 as round2
 from protocols.frost.aggregate import aggregate_verified
@@ -59,8 +59,7 @@ _SIGNATURE_LENGTH = 64
 
 
 def _check_pair(key_share: KeyShare, peer: int, message: Any) -> tuple[int, int]:
-    if not isinstance(key_share, KeyShare):
-        raise UsageError("key_share must be a KeyShare")
+    require_instance(key_share, KeyShare, "one-round-trip FROST signing takes this signer's key share")
     if not isinstance(message, (bytes, bytearray)):
         raise UsageError("message must be bytes")
     if key_share.threshold != 2:

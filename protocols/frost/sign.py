@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 
 from curves import InvalidEncoding
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import InvalidMessage, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, ProtocolAbort, UsageError, require_instance
 import protocols.frost.round1 as round1
 import protocols.frost.round2 as round2
 from protocols.frost.aggregate import aggregate_verified
@@ -51,12 +51,14 @@ class SignSession(Session):
 
     def __init__(self, session_id: bytes, key_share: KeyShare, signers: Iterable[int], message: bytes) -> None:
         signers = tuple(sorted(signers))
-        if not isinstance(key_share, KeyShare):
-            raise UsageError("key_share must be a KeyShare")
+        require_instance(key_share, KeyShare, "a FROST SignSession takes this signer's key share")
         if not isinstance(message, (bytes, bytearray)):
             raise UsageError("message must be bytes")
-        if len(set(signers)) < key_share.threshold:
-            raise UsageError(f"need at least t = {key_share.threshold} signers")
+        duplicate = next((a for a, b in zip(signers, signers[1:]) if a == b), None)
+        if duplicate is not None:
+            raise UsageError(f"duplicate signer identifier {duplicate}: each signer signs once, with its own share")
+        if len(signers) < key_share.threshold:
+            raise UsageError(f"need at least t = {key_share.threshold} signers, got {len(signers)}")
         if not set(signers) <= set(key_share.participants):
             raise UsageError("every signer must be a participant of the key")
         super().__init__(session_id, key_share.identifier, signers)

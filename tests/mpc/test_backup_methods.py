@@ -122,8 +122,10 @@ def test_failing_fetch_webhook_refuses_recover():
     wallet.generate()
     backup(wallet, None, "CLOUD")
     good.shares.clear()
-    with pytest.raises(errors.WebhookFailed):
-        custodian.recover(wallet.client_id)
+    with pytest.raises(errors.WebhookFailed):  # a method named up front: refused at once
+        custodian.recover(wallet.client_id, "CLOUD")
+    with pytest.raises(errors.WebhookFailed):  # the client's hello names it: refused at the hello
+        mpc.run_local(wallet.device().recover(), custodian.recover(wallet.client_id))
 
 
 def test_eject_rebuilds_the_private_keys(generated):
@@ -208,3 +210,23 @@ def test_dropped_stored_step_still_recovers_cleanly(generated):
     assert generated.custodian.get_client(generated.client_id)["signing_share_status"] == "STORED_DATABASE"
     recover(generated, None, "CLOUD")
     assert generated.custodian.get_client(generated.client_id)["signing_share_status"] == "STORED_CLIENT"
+
+
+def test_the_backup_method_is_named_once_by_the_client(generated):
+    """The custodian takes the method (and the storage choice) from the client's hello."""
+    mpc.run_local(generated.client.backup(password()), generated.custodian.backup(generated.client_id))
+    assert generated.custodian.get_client(generated.client_id)["backups"]["PASSWORD"]["status"] == \
+        "STORED_CLIENT_BACKUP_SHARE"
+    device = generated.device()
+    mpc.run_local(device.recover(password()), generated.custodian.recover(generated.client_id))
+    assert device.addresses() == generated.client.addresses()
+
+
+def test_a_method_the_deployment_does_not_accept_is_refused_at_the_hello():
+    wallet = new_wallet(mpc.Custodian(backup_methods=("CLOUD",)))
+    wallet.generate()
+    with pytest.raises(errors.MessageInvalid, match="accepts the backup methods CLOUD"):
+        mpc.run_local(wallet.client.backup(password()), wallet.custodian.backup(wallet.client_id))
+    with pytest.raises(errors.InputInvalid):
+        wallet.custodian.backup(wallet.client_id, "PASSWORD")
+    assert wallet.status() == ("STORED_CLIENT", "NOT_CREATED")

@@ -151,3 +151,101 @@ def test_unknown_errors_do_not_leak_their_text():
 def test_engine_errors_pass_through_unchanged():
     err = WalletAlreadyExists()
     assert from_protocol_error(err) is err
+
+
+# --- errors that said the wrong thing (issue 20) ---------------------------------------------------
+def _wallet_modules():
+    from tests.mpc.conftest import data_for, new_wallet
+
+    return data_for, new_wallet
+
+
+@pytest.mark.parametrize("data", [b"x" * 31, b"x" * 33, b"", "ab" * 16, 32, None], ids=repr)
+def test_a_secp256k1_digest_of_another_length_or_type_is_input_invalid(data):
+    data_for, new_wallet = _wallet_modules()
+    wallet = new_wallet()
+    wallet.generate()
+    for make in (lambda: wallet.client.sign("ethereum", data),
+                 lambda: wallet.custodian.sign(wallet.client_id, "ethereum", data)):
+        with pytest.raises(InputInvalid) as info:
+            make()
+        assert type(info.value) is InputInvalid and info.value.status == 400
+        expected = "signs a 32-byte digest" if isinstance(data, bytes) else "must be bytes"
+        assert expected in info.value.message
+    wallet.sign("ethereum", data_for("ethereum"))  # nothing got stuck
+
+
+def test_an_old_device_after_a_recover_gets_share_replaced():
+    data_for, new_wallet = _wallet_modules()
+    wallet = new_wallet()
+    wallet.generate()
+    wallet.backup()
+    old_device, new_device = wallet.client, wallet.device()
+    wallet.recover(new_device)
+    for chain in ("ethereum", "bitcoin", "solana", "stellar"):
+        with pytest.raises(errors.ShareReplaced) as info:
+            wallet.sign(chain, data_for(chain), client=old_device)
+        err = info.value
+        assert err.code == "SHARE_REPLACED" and err.status == 409
+        assert "recover" in err.message and "wipe this device" in err.message
+        assert not isinstance(err, (MessageInvalid, ProtocolAborted))  # not "drop the message", no culprit
+        assert from_json(err.to_json()).code == "SHARE_REPLACED"
+    for chain in ("ethereum", "solana"):  # the refusal locked nothing: the new device signs
+        wallet.sign(chain, data_for(chain), client=new_device)
+
+
+def test_a_late_confirmation_overtaken_by_another_generate_gets_share_replaced():
+    from protocols.local import run
+
+    _, new_wallet = _wallet_modules()
+    wallet = new_wallet()
+    first_client, first_custodian = wallet.client.generate(), wallet.custodian.generate(wallet.client_id)
+    held = []
+    with pytest.raises(MPCError):  # the first device's "stored" never arrives
+        run([first_client, first_custodian],
+            tamper=lambda m: held.append(m) if m.payload.get("step") == "stored" else m)
+    import mpc
+
+    mpc.run_local(wallet.device().generate(), wallet.custodian.generate(wallet.client_id))
+    with pytest.raises(errors.ShareReplaced, match="replaced by a later generate or recover"):
+        first_custodian.receive(held[0])
+    assert wallet.status() == ("STORED_CLIENT", "NOT_CREATED")
+
+
+def test_a_backup_method_mismatch_names_both_methods():
+    import mpc
+    from mpc.backup_crypto import PasswordMethod
+
+    _, new_wallet = _wallet_modules()
+    wallet = new_wallet()
+    wallet.generate()
+    password = PasswordMethod("violet tractor moss lantern", opslimit=1, memlimit=8192)
+    with pytest.raises(MessageInvalid) as info:
+        mpc.run_local(wallet.client.backup(password), wallet.custodian.backup(wallet.client_id, "CLOUD"))
+    assert info.value.message == "the client asks for backup method PASSWORD, the custodian session was opened for CLOUD"
+    assert "violet" not in info.value.message
+
+
+def test_a_hello_mismatch_names_each_parameter_and_no_data():
+    from mpc.operation import hello_mismatch
+
+    expected = {"client_id": "c1", "chain": "ethereum", "data_sha256": "ab" * 32, "client_share": "02" * 33}
+    asked = {"client_id": "c1", "chain": "bitcoin", "data_sha256": "cd" * 32, "client_share": "02" * 33,
+             "extra\n": "x" * 100}
+    text = hello_mismatch(asked, expected)
+    assert "the client asks for a signature on bitcoin, the custodian session was opened for ethereum" in text
+    assert "other data" in text and "cd" * 4 not in text and "ab" * 4 not in text
+    assert "unknown field extra?" in text and "x" * 41 not in text
+    assert hello_mismatch({"client_id": "c1"}, {"client_id": "c1", "count": 3}) == "the client's hello has no count"
+
+
+def test_recover_before_any_backup_is_backup_not_found_as_documented():
+    _, new_wallet = _wallet_modules()
+    wallet = new_wallet()
+    wallet.generate()
+    with pytest.raises(errors.BackupNotFound):
+        wallet.custodian.recover(wallet.client_id, "CLOUD")
+    rows = {line.split("|")[1].strip(" `"): line for line in DOC.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")}
+    assert "recover before a backup" not in rows["STATE_INVALID"]
+    assert "recover" in rows["BACKUP_NOT_FOUND"]

@@ -148,3 +148,44 @@ def test_a_device_without_the_backup_key_never_reaches_the_backup_shares(backed_
     with pytest.raises(mpc.errors.EngineError):
         run([thief.eject(), backed_up.custodian.eject(backed_up.client_id)], lambda m: seen.append(m) or m)
     assert "eject" not in _steps_from_custodian(seen)
+
+
+# --- over the wire: a thief holding a client's token ------------------------------------------
+class _ThiefEject(mpc.client.ClientEject):
+    """A device that has the token but not the backup key: it forges its possession proofs."""
+
+    def _decode_step(self, name, data, sender):
+        if name == "client_backup":
+            return "opened", {"secp256k1": SimpleNamespace(x1=SecretScalar.random(secp256k1)),
+                              "ed25519": SimpleNamespace(signing_share=SecretScalar.random(ed25519))}, \
+                bytes.fromhex(data["nonce"])
+        return super()._decode_step(name, data, sender)
+
+    def _on_backup_opened(self, shares):
+        return []
+
+
+def test_a_stolen_token_ejects_nothing_over_the_service() -> None:
+    pytest.importorskip("websockets")
+    from mpc.remote import RemoteCustodian
+    from mpc.server import ServiceThread
+
+    operator_key = "possession-tests-operator-key-0123456789"
+    with ServiceThread(":memory:", session_ttl=30, operator_key=operator_key) as running:
+        remote = RemoteCustodian(running.url, timeout=60, operator_key=operator_key)
+        client_id, token = remote.create_client()
+        cloud = mpc.backup_crypto.MemoryCloudStorage()
+        owner = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud)
+        remote.generate(owner, token)
+        remote.backup(owner, token)
+        thief = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=mpc.backup_crypto.MemoryCloudStorage())
+        session = _ThiefEject(thief, bytes(range(32)), mpc.backup_crypto.CloudMethod(thief.cloud), None)
+        with pytest.raises(PossessionProofFailed):
+            remote.run("eject", session, client_id, token, {"method": "CLOUD"})
+        assert not session.done
+        view = remote.get_client(client_id, token)
+        assert view["ejected"] is False
+        assert running.service.custodian.failed_attempts(client_id) == 1
+        # The owner's eject still works (and its success resets the count).
+        owner_result, _ = remote.eject(owner, token)
+        assert owner_result.secp256k1_public_key == owner.public_keys()["secp256k1"]

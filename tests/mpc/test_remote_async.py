@@ -127,8 +127,8 @@ def test_the_asyncio_client_resumes_after_lost_ready_and_a_cut_during_a_step(
     armed = threading.Event()
 
     with CutProxy(server.port) as proxy:
-        def slow_take(self: ServiceStore, session_id: str) -> Any:
-            taken = take(self, session_id)
+        def slow_take(self: ServiceStore, session_id: str, *args: Any, **kwargs: Any) -> Any:
+            taken = take(self, session_id, *args, **kwargs)
             if taken is not None and armed.is_set():
                 armed.clear()
                 proxy.cut()

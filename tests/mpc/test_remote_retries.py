@@ -112,8 +112,8 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
     take = ServiceStore.take
     armed = threading.Event()
 
-    def slow_take(self: ServiceStore, session_id: str) -> Any:
-        taken = take(self, session_id)
+    def slow_take(self: ServiceStore, session_id: str, *args: Any, **kwargs: Any) -> Any:
+        taken = take(self, session_id, *args, **kwargs)
         if taken is not None and armed.is_set():
             armed.clear()
             proxy.cut()  # the network drops while a worker holds the session
@@ -140,6 +140,75 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         assert custodian_result["signature"] == result.signature.hex()
         assert resumes[0] == "NOT_FOUND" and resumes[-1] == "ready", resumes  # retried, then resumed
     assert parked(server) == 0
+
+
+# --- the result frame of a recover or eject lost ----------------------------------------------------------------
+def _resume_reply(url: str, client_id: str, token: str, session_id: str) -> dict[str, Any]:
+    with connect(url, open_timeout=10) as ws:
+        ws.send(json.dumps({"op": "resume", "client_id": client_id, "token": token, "session_id": session_id}))
+        return json.loads(ws.recv(timeout=10))
+
+
+@pytest.mark.parametrize("operation", ["recover", "eject"])
+def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
+        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+    client_id, token = remote_at(server.url).create_client()
+    cloud = MemoryCloudStorage()
+    phone = device(client_id, cloud)
+    addresses, _ = remote_at(server.url).generate(phone, token)
+    remote_at(server.url).backup(phone, token)
+    keep = server_module._keep_finished
+    sessions: list[str] = []
+
+    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
+        keep(service, session_id, *args)
+        sessions.append(session_id)
+        proxy.cut()  # the custodian finished (new token issued); its result frame never arrives
+
+    monkeypatch.setattr(server_module, "_keep_finished", keep_then_cut)
+    new_phone = device(client_id, cloud)
+    method = getattr(remote_at(proxy.url), operation)
+    result, view = method(new_phone, token)
+    assert len(sessions) == 1 and view["token"] != token
+    if operation == "recover":
+        assert result == addresses
+    else:
+        assert result.secp256k1_public_key.hex() == view["public_keys"]["secp256k1"]
+    assert remote_at(server.url).get_client(client_id, view["token"])["client_id"] == client_id
+    with pytest.raises(AuthFailed):
+        remote_at(server.url).get_client(client_id, token)
+    # Once only; and never for a wrong token or another session id.
+    assert _resume_reply(server.url, client_id, token, sessions[0])["error"]["id"] == "AUTH_FAILED"
+    assert _resume_reply(server.url, client_id, view["token"], sessions[0])["error"]["id"] == "NOT_FOUND"
+
+
+def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
+        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpc import finished_results
+
+    admin = remote_at(server.url)
+    client_id, token = admin.create_client()
+    cloud = MemoryCloudStorage()
+    phone = device(client_id, cloud)
+    admin.generate(phone, token)
+    admin.backup(phone, token)
+    keep = server_module._keep_finished
+    kept: list[tuple[Any, str]] = []
+
+    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
+        keep(service, session_id, *args)
+        kept.append((service.store, session_id))
+        proxy.cut()
+        service.replace_token(client_id)  # the operator's issue_token came first
+
+    monkeypatch.setattr(server_module, "_keep_finished", keep_then_cut)
+    start = time.monotonic()
+    with pytest.raises(AuthFailed):
+        remote_at(proxy.url).recover(device(client_id, cloud), token)
+    assert time.monotonic() - start < 5
+    store, session_id = kept[0]
+    assert finished_results.take(store, session_id, client_id, token) is None  # taken and refused: gone
+    assert finished_results.take(store, session_id, client_id, "x" * 43) is None
 
 
 # --- a restart ------------------------------------------------------------------------------------------------
@@ -374,3 +443,35 @@ def test_client_modules_draw_jitter_from_secrets_not_random() -> None:
     for module in (mpc.remote, mpc.remote_async, mpc.remote_protocol):
         source = Path(module.__file__).read_text(encoding="utf-8")  # type: ignore[arg-type]
         assert "import random" not in source and "from random" not in source
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_finished_results_are_sealed_single_use_and_need_the_old_token(backend: str,
+                                                                        request: pytest.FixtureRequest) -> None:
+    from mpc import finished_results
+    from mpc.service_store import hash_token
+
+    custodian = mpc.Custodian(request.getfixturevalue("postgres_store")) if backend == "postgres" else mpc.Custodian()
+    service = ServiceStore(custodian.store)
+    client_id = custodian.create_client()
+    old, issued = "old-token-" + "a" * 33, "issued-token-" + "b" * 30
+    service.set_token(client_id, issued)
+    session_id = "ab" * 32
+    outcome = {"messages": ['{"payload":{}}'], "result": {"client_id": client_id, "token": issued}}
+    finished_results.keep(custodian.store, session_id, client_id, old, outcome, ttl=60)
+    stored = custodian.store._execute("SELECT data FROM finished_results").fetchone()[0]
+    assert issued.encode() not in bytes(stored) and b"payload" not in bytes(stored)  # sealed, no token kept
+    for wrong in ((session_id, client_id, issued), (session_id, "someone-else", old), ("cd" * 32, client_id, old)):
+        assert finished_results.take(custodian.store, *wrong) is None
+    fetched = finished_results.take(custodian.store, session_id, client_id, old)
+    assert fetched is not None and fetched["messages"] == outcome["messages"]
+    fresh = fetched["result"]["token"]
+    assert fresh not in (old, issued) and fetched["result"]["client_id"] == client_id
+    service.check_token(client_id, fresh)
+    with pytest.raises(AuthFailed):
+        service.check_token(client_id, issued)  # the token of the lost frame is dead
+    assert finished_results.take(custodian.store, session_id, client_id, old) is None  # once
+    finished_results.keep(custodian.store, session_id, client_id, old, outcome, ttl=-1)
+    assert finished_results.take(custodian.store, session_id, client_id, old) is None  # expired
+    assert custodian.store._execute("SELECT COUNT(*) FROM client_tokens WHERE token_hash = ?",
+                                    (hash_token(fresh),)).fetchone()[0] == 1

@@ -70,7 +70,7 @@ def test_sign_refusals(wallet):
     wallet.generate()
     with pytest.raises(errors.InputInvalid):
         wallet.custodian.sign(wallet.client_id, "dogecoin", b"x" * 32)
-    with pytest.raises(errors.StateInvalid):
+    with pytest.raises(errors.InputInvalid, match="32-byte digest"):
         wallet.client.sign("ethereum", b"short")
     with pytest.raises(errors.ClientNotFound):
         wallet.custodian.sign("no-such-client", "ethereum", data_for("ethereum"))

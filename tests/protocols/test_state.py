@@ -212,7 +212,7 @@ def test_from_bytes_needs_the_setup_and_checks_the_class(custodian_setup) -> Non
 
 
 def test_unregistered_values_are_refused_when_encoding() -> None:
-    session = frost.SignSession(sid(), frost.trusted_dealer_keygen(1, 1)[0], (1,), b"m")
+    session = frost.SignSession(sid(), frost.trusted_dealer_keygen(2, 2)[0], (1, 2), b"m")
     session.callback = print  # type: ignore[attr-defined]
     with pytest.raises(UsageError):
         session.to_bytes()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 pytest.importorskip("eth_account")
-import rlp  # noqa: E402
+import rlp  # type: ignore[import-untyped]  # noqa: E402
 from eth_account import Account  # noqa: E402
 from eth_account.messages import defunct_hash_message, encode_defunct, encode_typed_data  # noqa: E402
 from eth_keys import keys  # noqa: E402

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from protocols import ecdsa2p
 from protocols.ecdsa2p import P1KeyShare, P2KeyShare
-from protocols.errors import InvalidMessage
+from protocols.errors import InvalidMessage, UsageError
 from tests.protocols.ecdsa2p.harness import copy_p1
 
 
@@ -88,3 +89,27 @@ def test_no_secret_in_repr_or_str(pair: tuple[P1KeyShare, P2KeyShare]) -> None:
     for shown in (repr(p1), str(p1), repr(p2), str(p2), repr(p1.paillier), repr(p1.x1)):
         for secret in secrets_hex:
             assert secret not in shown
+
+
+def test_sessions_name_the_share_type_they_expect(pair: tuple[P1KeyShare, P2KeyShare], custodian_setup) -> None:
+    """A share of the other party (or anything else) is a UsageError naming both types, not an
+    AttributeError from deep inside the session."""
+    from protocols.errors import UsageError
+
+    p1, p2 = pair
+    sid, digest = bytes(32), bytes(32)
+    cases = [
+        (lambda: ecdsa2p.SignP1(sid, p2, digest), "P1KeyShare expected, got P2KeyShare"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.SignP2(sid, p1, digest), "P2KeyShare expected, got P1KeyShare"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.ReshareP1(sid, p2), "P1KeyShare expected, got P2KeyShare"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.ReshareP2(sid, p1, setup=custodian_setup),  # type: ignore[arg-type]
+         "P2KeyShare expected, got P1KeyShare"),
+        (lambda: ecdsa2p.ReshareP2(sid, p2, setup=p2), "CustodianSetup expected, got P2KeyShare"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.KeygenP2(sid, p2), "CustodianSetup expected, got P2KeyShare"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.KeygenP1(sid, p1), "expected, got P1KeyShare"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.SignP2(sid, p2, digest, precomputed=p1), "C3Precomputation expected"),  # type: ignore[arg-type]
+        (lambda: ecdsa2p.sign(p2, p1, digest), "SignP1 takes the client's share"),  # type: ignore[arg-type]
+    ]
+    for make, text in cases:
+        with pytest.raises(UsageError, match=text):
+            make()

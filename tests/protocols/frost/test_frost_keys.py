@@ -12,9 +12,9 @@ from protocols.frost.keys import KeyShare
 
 
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(1, 5), data=st.data())
+@given(n=st.integers(2, 5), data=st.data())
 def test_round_trip(n: int, data) -> None:
-    t = data.draw(st.integers(1, n))
+    t = data.draw(st.integers(2, n))
     for share in frost.trusted_dealer_keygen(t, n):
         data_bytes = share.to_bytes()
         parsed = KeyShare.from_bytes(data_bytes)
@@ -66,3 +66,49 @@ def test_bad_parameters_refused() -> None:
         frost.trusted_dealer_keygen(0, 2)
     with pytest.raises(UsageError):
         frost.dkg(3, 2)
+
+
+def test_threshold_one_is_refused_everywhere() -> None:
+    """RFC 9591 needs 2 ≤ MIN_PARTICIPANTS ≤ MAX_PARTICIPANTS: with t = 1 any single party holds the key."""
+    from curves import SecretScalar
+    from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
+
+    shares = frost.trusted_dealer_keygen(2, 3)
+    for make in (
+        lambda: frost.dkg(1, 3),
+        lambda: frost.DKGSession(bytes(32), 1, (1, 2, 3), 1),
+        lambda: frost.trusted_dealer_keygen(1, 3),
+        lambda: frost.trusted_dealer_keygen(1, 1),
+        lambda: frost.split_secret(SecretScalar.random(SUITE.group), 1, (1, 2, 3)),
+        lambda: frost.reshare(shares[:2], 1, (1, 2, 3)),
+    ):
+        with pytest.raises(UsageError, match="t = 1 is refused: t must be at least 2 .*holds the whole key"):
+            make()
+    with pytest.raises(UsageError, match="t = 3 is more than the n = 2 participants"):
+        frost.dkg(3, 2)
+
+
+def test_duplicate_signer_is_named() -> None:
+    shares = frost.trusted_dealer_keygen(2, 3)
+    with pytest.raises(UsageError, match="duplicate signer identifier 1"):
+        frost.sign([shares[0], shares[0]], b"m")
+    with pytest.raises(UsageError, match="duplicate signer identifier 2"):
+        frost.SignSession(bytes(32), shares[1], (2, 2, 3), b"m")
+    with pytest.raises(UsageError, match="duplicate identifier 2"):
+        frost.refresh([shares[1], shares[1]])
+
+
+def test_sessions_name_the_share_type_they_expect() -> None:
+    share = frost.trusted_dealer_keygen(2, 2)[0]
+    sid = bytes(32)
+    for make in (
+        lambda: frost.SignSession(sid, share.to_bytes(), (1, 2), b"m"),  # type: ignore[arg-type]
+        lambda: frost.InitiatorSession(sid, share.to_bytes(), 2, b"m"),  # type: ignore[arg-type]
+        lambda: frost.ResponderSession(sid, share.to_bytes(), 1, b"m"),  # type: ignore[arg-type]
+        lambda: frost.RefreshSession(sid, share.to_bytes(), (1, 2)),  # type: ignore[arg-type]
+        lambda: frost.ReshareSession(sid, 1, dealers=(1, 2), receivers=(1, 2), new_threshold=2,
+                                     key_share=share.to_bytes()),  # type: ignore[arg-type]
+        lambda: frost.sign([share, share.to_bytes()], b"m"),  # type: ignore[list-item]
+    ):
+        with pytest.raises(UsageError, match="KeyShare expected, got bytes"):
+            make()

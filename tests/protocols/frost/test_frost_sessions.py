@@ -26,8 +26,8 @@ def verify(public_key: bytes, message: bytes, signature: bytes) -> None:
 
 @st.composite
 def threshold_setup(draw, max_n: int = 5):
-    n = draw(st.integers(1, max_n))
-    t = draw(st.integers(1, n))
+    n = draw(st.integers(2, max_n))
+    t = draw(st.integers(2, n))  # RFC 9591: 2 ≤ t ≤ n
     signers = draw(st.sets(st.integers(1, n), min_size=t, max_size=n))
     return t, n, sorted(signers)
 
@@ -127,12 +127,12 @@ def test_refresh_keeps_key_and_old_shares_do_not_mix() -> None:
 @settings(max_examples=20, deadline=None)
 @given(
     old=threshold_setup(max_n=4),
-    new_n=st.integers(1, 4),
+    new_n=st.integers(2, 4),
     data=st.data(),
 )
 def test_reshare_to_any_new_threshold_and_party_set(old, new_n, data) -> None:
     t, n, dealers = old
-    new_t = data.draw(st.integers(1, new_n))
+    new_t = data.draw(st.integers(2, new_n))
     receivers = sorted(data.draw(st.sets(st.integers(1, 9), min_size=new_n, max_size=new_n)))
     secret = SecretScalar.random(SUITE.group)
     shares = frost.split_secret(secret, t, range(1, n + 1))
