@@ -28,12 +28,19 @@ from typing import Any
 
 from mpc import possession
 from mpc.addresses import addresses
-from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, LocalFolderCloudStorage, decrypt_backup, encrypt_backup
+from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, decrypt_backup, encrypt_backup
 from mpc.operation import ClientOperation, method_name, new_session_id
 from mpc.presign import ClientPresign
 from mpc.signing import ClientSign
-from mpc.errors import BackupNotFound, KeychainCorrupted, KeyLockedError, WalletAlreadyExists, WalletNotFound
-from mpc.keychain import FileKeychain, Keychain
+from mpc.errors import (
+    BackupNotFound,
+    InputInvalid,
+    KeychainCorrupted,
+    KeyLockedError,
+    WalletAlreadyExists,
+    WalletNotFound,
+)
+from mpc.keychain import Keychain
 from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_share, default_home
 from protocols import ecdsa2p, frost, oprf
 from protocols.encoding import get_bytes, require_keys
@@ -78,12 +85,17 @@ def make_device_setup(keychain: Keychain, progress: Callable[[str], None] | None
 class Client:
     """A device holding one client's signing shares."""
 
-    def __init__(self, client_id: str, keychain: Keychain | None = None, *, cloud: CloudStorage | None = None,
+    def __init__(self, client_id: str, keychain: Keychain, *, cloud: CloudStorage | None = None,
                  security_level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112,
                  published_setup: ecdsa2p.ClientSetupPublic | None = None) -> None:
         self.client_id = client_id
-        self.keychain = keychain if keychain is not None else FileKeychain(default_home() / "keychain" / client_id)
-        self.cloud = cloud if cloud is not None else LocalFolderCloudStorage(default_home() / "cloud")
+        # No default location: the shares live where the caller says (a FileKeychain folder, the
+        # platform's keystore behind the Keychain interface, MemoryKeychain in tests).
+        if not isinstance(keychain, Keychain):
+            raise InputInvalid("Client needs a keychain: mpc.FileKeychain(folder), a Keychain of the platform's "
+                               "keystore, or mpc.MemoryKeychain() for tests")
+        self.keychain = keychain
+        self.cloud = cloud  # the CLOUD method's storage; None: name another backup method
         self.security_level = security_level  # the deployment's: the custodian's must be the same
         # A deployment option: parameters published by a third party instead of the device's own
         # (whoever made them can forge the custodian's c3 proofs: docs/threat-model.md).
@@ -142,16 +154,16 @@ class Client:
 
     def backup(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                client_stores_backup: bool = False) -> ClientBackup:
-        return ClientBackup(self, new_session_id(session_id), method or CloudMethod(self.cloud), client_stores_backup)
+        return ClientBackup(self, new_session_id(session_id), method or self._cloud_method(), client_stores_backup)
 
     def recover(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientRecover:
-        return ClientRecover(self, new_session_id(session_id), method or CloudMethod(self.cloud), encrypted_backup)
+        return ClientRecover(self, new_session_id(session_id), method or self._cloud_method(), encrypted_backup)
 
     def eject(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
               encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientEject:
         """Leave MPC: rebuild the whole private keys from both backup shares of ``method``."""
-        return ClientEject(self, new_session_id(session_id), method or CloudMethod(self.cloud), encrypted_backup)
+        return ClientEject(self, new_session_id(session_id), method or self._cloud_method(), encrypted_backup)
 
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
         return ClientSign(self, new_session_id(session_id), chain, data)
@@ -169,7 +181,14 @@ class Client:
         """An operation of this device parked with ``session.to_bytes()``; ``method`` is the
         backup method of a backup, recover or eject. Signing cannot be parked on a device (its
         nonces would come back with a device backup): a crashed sign starts again."""
-        return Session.from_bytes(data, client=self, method=method or CloudMethod(self.cloud))
+        return Session.from_bytes(data, client=self, method=method or self._cloud_method())
+
+    def _cloud_method(self) -> CloudMethod:
+        """The default backup method: CLOUD, through the storage this device was given."""
+        if self.cloud is None:
+            raise InputInvalid("no backup method: pass one (PasswordMethod, PasskeyMethod, CloudMethod) "
+                               "or give the device its cloud storage, Client(..., cloud=...)")
+        return CloudMethod(self.cloud)
 
 
 def _stored_step(shares: Mapping[str, Any]) -> dict[str, str]:

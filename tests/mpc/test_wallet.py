@@ -132,8 +132,7 @@ def test_recover_refused_before_backup(generated):
 def test_recover_with_missing_or_wrong_key_changes_nothing(generated):
     generated.backup()
     before = generated.custodian.get_client(generated.client_id)
-    stranger = mpc.Client(generated.client_id, mpc.MemoryKeychain())  # a cloud without the key
-    stranger.cloud = type(generated.cloud)()
+    stranger = mpc.Client(generated.client_id, mpc.MemoryKeychain(), cloud=type(generated.cloud)())  # no key there
     with pytest.raises(errors.BackupKeyNotFound):
         generated.recover(stranger)
     assert generated.custodian.get_client(generated.client_id) == before
@@ -222,3 +221,13 @@ def test_sign_result_shapes(generated):
         r, s, v = ed
     with pytest.raises(KeyError):
         ed["secret"]
+
+
+def test_a_device_names_its_keychain_and_its_backup_storage():
+    """No silent default location for shares or backup keys."""
+    with pytest.raises(TypeError):
+        mpc.Client("client-1")  # type: ignore[call-arg]
+    with pytest.raises(errors.InputInvalid, match="keychain"):
+        mpc.Client("client-1", None)  # type: ignore[arg-type]
+    with pytest.raises(errors.InputInvalid, match="no backup method"):
+        mpc.Client("client-1", mpc.MemoryKeychain()).recover()
