@@ -376,6 +376,14 @@ class _ServiceOperation(CustodianOperation):
     """The operations of this module use more of the facade than ``operation.Service`` names."""
 
     custodian: Custodian
+    method: str | None = None  # the backup method of backup, recover and eject
+
+    @property
+    def _chosen(self) -> str:
+        """The backup method, once named (by the caller or the client's hello)."""
+        if self.method is None:
+            raise StateInvalid("the client's hello has not named the backup method yet")
+        return self.method
 
 
 class CustodianGenerate(_ServiceOperation):
@@ -449,19 +457,19 @@ class CustodianBackup(_ServiceOperation):
         webhook = self.custodian.webhook
         self_managed = webhook is not None
         version = new_version()
-        name = storage_name(self.method, version)
+        name = storage_name(self._chosen, version)
         if webhook is not None:  # hand over first: a failing webhook leaves every status as it was
             for curve in CURVES:
                 webhook.hand_over(self.client_id, name, curve, shares[curve].to_bytes())
         with self.store.transaction():
-            self._name = self.custodian.backup_versions.start(self.client_id, self.method, version, self_managed)
+            self._name = self.custodian.backup_versions.start(self.client_id, self._chosen, version, self_managed)
             if not self_managed:  # after a hand-over the custodian keeps no copy
                 for curve in CURVES:
                     self.store.put_share(self.client_id, "backup", name, curve, shares[curve].to_bytes())
             if self._hardened:
                 self.store.put_share(self.client_id, "backup", name, OPRF_KEY_ROW, oprf.generate_key_pair()[0].to_bytes())
             if self.method not in self.store.backups(self.client_id):  # a first backup shows its own status
-                self.store.set_backup(self.client_id, self.method,
+                self.store.set_backup(self.client_id, self._chosen,
                                       BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value, self_managed)
         self._complete_if_done()
         return []
@@ -496,7 +504,7 @@ class CustodianBackup(_ServiceOperation):
         with self.store.transaction():
             for curve, (box, record) in value.items():
                 self.store.put_client_backup(self.client_id, self._name, curve, box, record)
-            self.custodian._promote_backup(self.client_id, self.method)
+            self.custodian._promote_backup(self.client_id, self._chosen)
         self._complete(self.custodian.get_client(self.client_id))
         return []
 
@@ -578,7 +586,7 @@ class _FromBackup(_ServiceOperation):
         self.custodian.attempts.check(self.client_id)
         try:
             possession.verify(self._backup, data, protocol=self.protocol, session_id=self.session_id,
-                              client_id=self.client_id, method=self.method, nonce=self._nonce)
+                              client_id=self.client_id, method=self._chosen, nonce=self._nonce)
         except ProofError:
             failures = self.custodian.attempts.failed(self.client_id)
             raise PossessionProofFailed(
@@ -669,8 +677,8 @@ def _overall_backup_status(statuses: list[str]) -> str:
     """The client-level backup status: the most complete backup over all methods."""
     for status in (BackupShareStatus.STORED_CLIENT_BACKUP_SHARE, BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE):
         if status.value in statuses:
-            return status.value
-    return BackupShareStatus.NOT_CREATED.value
+            return str(status.value)
+    return str(BackupShareStatus.NOT_CREATED.value)
 
 
 # Parkable state (``protocols.state``): every custodian operation (signing: ``mpc.signing``).

@@ -160,11 +160,18 @@ def _wallet_modules():
     return data_for, new_wallet
 
 
-@pytest.mark.parametrize("data", [b"x" * 31, b"x" * 33, b"", "ab" * 16, 32, None], ids=repr)
-def test_a_secp256k1_digest_of_another_length_or_type_is_input_invalid(data):
-    data_for, new_wallet = _wallet_modules()
+@pytest.fixture(scope="module")
+def one_wallet():
+    """A generated wallet for the tests below that change nothing (a generate takes seconds)."""
+    _, new_wallet = _wallet_modules()
     wallet = new_wallet()
     wallet.generate()
+    return wallet
+
+
+@pytest.mark.parametrize("data", [b"x" * 31, b"x" * 33, b"", "ab" * 16, 32, None], ids=repr)
+def test_a_secp256k1_digest_of_another_length_or_type_is_input_invalid(one_wallet, data):
+    wallet = one_wallet
     for make in (lambda: wallet.client.sign("ethereum", data),
                  lambda: wallet.custodian.sign(wallet.client_id, "ethereum", data)):
         with pytest.raises(InputInvalid) as info:
@@ -172,7 +179,13 @@ def test_a_secp256k1_digest_of_another_length_or_type_is_input_invalid(data):
         assert type(info.value) is InputInvalid and info.value.status == 400
         expected = "signs a 32-byte digest" if isinstance(data, bytes) else "must be bytes"
         assert expected in info.value.message
-    wallet.sign("ethereum", data_for("ethereum"))  # nothing got stuck
+
+
+def test_after_a_refused_digest_signing_goes_on(one_wallet):
+    data_for, _ = _wallet_modules()
+    with pytest.raises(InputInvalid):
+        one_wallet.client.sign("bitcoin", b"x" * 31)
+    one_wallet.sign("bitcoin", data_for("bitcoin"))
 
 
 def test_an_old_device_after_a_recover_gets_share_replaced():
@@ -212,13 +225,11 @@ def test_a_late_confirmation_overtaken_by_another_generate_gets_share_replaced()
     assert wallet.status() == ("STORED_CLIENT", "NOT_CREATED")
 
 
-def test_a_backup_method_mismatch_names_both_methods():
+def test_a_backup_method_mismatch_names_both_methods(one_wallet):
     import mpc
     from mpc.backup_crypto import PasswordMethod
 
-    _, new_wallet = _wallet_modules()
-    wallet = new_wallet()
-    wallet.generate()
+    wallet = one_wallet
     password = PasswordMethod("violet tractor moss lantern", opslimit=1, memlimit=8192)
     with pytest.raises(MessageInvalid) as info:
         mpc.run_local(wallet.client.backup(password), wallet.custodian.backup(wallet.client_id, "CLOUD"))
@@ -239,12 +250,9 @@ def test_a_hello_mismatch_names_each_parameter_and_no_data():
     assert hello_mismatch({"client_id": "c1"}, {"client_id": "c1", "count": 3}) == "the client's hello has no count"
 
 
-def test_recover_before_any_backup_is_backup_not_found_as_documented():
-    _, new_wallet = _wallet_modules()
-    wallet = new_wallet()
-    wallet.generate()
+def test_recover_before_any_backup_is_backup_not_found_as_documented(one_wallet):
     with pytest.raises(errors.BackupNotFound):
-        wallet.custodian.recover(wallet.client_id, "CLOUD")
+        one_wallet.custodian.recover(one_wallet.client_id, "CLOUD")
     rows = {line.split("|")[1].strip(" `"): line for line in DOC.read_text(encoding="utf-8").splitlines()
             if line.startswith("| `")}
     assert "recover before a backup" not in rows["STATE_INVALID"]
