@@ -11,6 +11,13 @@ p50 / p95 latency and errors (which must be zero; the exit status is 1 otherwise
 The custodian setup is the tests' pre-generated one (``tests.fixtures``), so no safe prime is
 generated. The device side (Paillier key generation and proofs of a generate) runs in the client
 processes, on the same machine: the figures are end to end on this machine's cores.
+
+``--nodes 2`` runs two services on the same database (issue 18, scale-out), the clients spread
+over them. ``--cpu-signs K`` (after the load) has one client process sign K times (ethereum)
+against the first node and reports the service's CPU seconds per signature (its process and
+its worker processes, from ``/proc``), beside the custodian's protocol CPU per signature run in
+process (``mpc.Custodian`` driven directly, no service: the overhead of the service is the
+difference).
 """
 
 from __future__ import annotations
@@ -61,6 +68,89 @@ def _client_job(url: str, signs: int, deadline: float, operator_key: str) -> dic
     return {"samples": samples, "errors": errors}
 
 
+def _signer_setup(url: str, operator_key: str, folder: str) -> tuple[str, str]:
+    """A client with a wallet whose device keychain is in ``folder`` (for ``_signer_job``)."""
+    import mpc
+    from mpc.backup_crypto import MemoryCloudStorage
+    from mpc.remote import RemoteCustodian
+
+    remote = RemoteCustodian(url, timeout=300.0, operator_key=operator_key)
+    client_id, token = remote.create_client()
+    remote.generate(mpc.Client(client_id, mpc.FileKeychain(folder), cloud=MemoryCloudStorage()), token)
+    return client_id, token
+
+
+def _signer_job(url: str, client_id: str, token: str, folder: str, count: int) -> int:
+    """``count`` ethereum signatures one after the other; returns how many."""
+    import mpc
+    from mpc.backup_crypto import MemoryCloudStorage
+    from mpc.remote import RemoteCustodian
+
+    remote = RemoteCustodian(url, timeout=300.0)
+    device = mpc.Client(client_id, mpc.FileKeychain(folder), cloud=MemoryCloudStorage())
+    for i in range(count):
+        remote.sign(device, token, "ethereum", hashlib.sha256(f"cpu {i}".encode()).digest())
+    return count
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a live process, from ``/proc``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _service_cpu(server: Any) -> float:
+    """This process's CPU (the service's event loop and threads) plus its worker processes'."""
+    workers = getattr(server.service._pool, "_processes", None) or {}
+    return time.process_time() + sum(_process_cpu(pid) for pid in list(workers))
+
+
+def service_cpu_per_sign(server: Any, operator_key: str, count: int) -> float:
+    """The service's CPU seconds per ethereum signature of one client process (sequential)."""
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="portal-mpc-cpu-") as folder:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            client_id, token = pool.submit(_signer_setup, server.url, operator_key, folder).result()
+            pool.submit(_signer_job, server.url, client_id, token, folder, 1).result()  # warm the workers
+            before = _service_cpu(server)
+            pool.submit(_signer_job, server.url, client_id, token, folder, count).result()
+            return (_service_cpu(server) - before) / count
+
+
+def in_process_cpu_per_sign(count: int) -> float:
+    """The custodian's CPU seconds per ethereum signature with no service: its sessions driven in
+    this process (only the time inside the custodian's ``start`` / ``receive`` counts)."""
+    import mpc
+    from mpc.backup_crypto import MemoryCloudStorage
+    from mpc.stores import open_store
+    from protocols.ecdsa2p.setup import set_default_client_setup, setup_from_ring_pedersen
+    from tests.fixtures import ring_pedersen_sets
+
+    sets = ring_pedersen_sets()
+    set_default_client_setup(setup_from_ring_pedersen(*sets[1]))
+    custodian = mpc.Custodian(open_store(":memory:"), setup=setup_from_ring_pedersen(*sets[0]))
+    client_id = custodian.create_client()
+    device = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
+    mpc.run_local(device.generate(), custodian.generate(client_id))
+    spent = 0.0
+    for i in range(count):
+        digest = hashlib.sha256(f"cpu {i}".encode()).digest()
+        client, server = device.sign("ethereum", digest), custodian.sign(client_id, "ethereum", digest)
+        to_server = client.start()
+        start = time.process_time()
+        to_client = server.start()
+        spent += time.process_time() - start
+        while to_server or to_client:
+            for message in to_server:
+                start = time.process_time()
+                to_client += server.receive(message)
+                spent += time.process_time() - start
+            to_server = [reply for message in to_client for reply in client.receive(message)]
+            to_client = []
+    return spent / count
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -69,28 +159,39 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float) -> dict[str, Any]:
-    """Start a service on ``db``, run the clients, stop it; returns the figures."""
+def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float, nodes: int = 1,
+                cpu_signs: int = 0) -> dict[str, Any]:
+    """Start ``nodes`` services on ``db``, run the clients (spread over them), then (``cpu_signs``)
+    the CPU figures, and stop them; returns the figures."""
     from mpc.server import ServiceLimits, ServiceThread
 
     operator_key = secrets.token_urlsafe(32)
     # Every client runs on loopback: the per-address and per-client limits must not throttle the load.
     limits = ServiceLimits(max_connections_per_ip=4 * MAX_CLIENTS, ip_rate=1e6, ip_burst=10**6,
                            client_rate=1e6, client_burst=10**6)
-    with ServiceThread(db, host="127.0.0.1", port=0, executor="process", workers=2, operator_key=operator_key,
-                       limits=limits) as server:
+    servers = [ServiceThread(db, host="127.0.0.1", port=0, executor="process", workers=2, operator_key=operator_key,
+                             limits=limits).start() for _ in range(nodes)]
+    report: dict[str, Any] = {"backend": name, "clients": clients, "nodes": nodes}
+    try:
         deadline = time.time() + time_limit
         context = multiprocessing.get_context("spawn")
         start = time.perf_counter()
         with concurrent.futures.ProcessPoolExecutor(max_workers=clients, mp_context=context) as pool:
-            futures = [pool.submit(_client_job, server.url, signs, deadline, operator_key) for _ in range(clients)]
+            futures = [pool.submit(_client_job, servers[i % nodes].url, signs, deadline, operator_key)
+                       for i in range(clients)]
             done, pending = concurrent.futures.wait(futures, timeout=time_limit + 120)
             for future in pending:
                 future.cancel()
             results = [f.result() for f in done]
         elapsed = time.perf_counter() - start
-    report: dict[str, Any] = {"backend": name, "clients": clients, "elapsed_s": elapsed,
-                              "errors": [e for r in results for e in r["errors"]] + ["timed out"] * len(pending)}
+        if cpu_signs:
+            report["cpu_ms_per_sign"] = {"service": service_cpu_per_sign(servers[0], operator_key, cpu_signs) * 1000,
+                                         "in_process": in_process_cpu_per_sign(cpu_signs) * 1000}
+    finally:
+        for server in servers:
+            server.stop()
+    report.update({"elapsed_s": elapsed,
+                   "errors": [e for r in results for e in r["errors"]] + ["timed out"] * len(pending)})
     for op in ("generate", "sign"):
         values = [v for r in results for v in r["samples"][op]]
         report[op] = {"count": len(values), "per_s": len(values) / elapsed if elapsed else 0.0,
@@ -128,11 +229,15 @@ def _postgres_db() -> tuple[str, Any] | None:
 
 
 def _print(report: dict[str, Any]) -> None:
-    print(f"{report['backend']:<11} {report['clients']:>3} clients, {report['elapsed_s']:.1f} s, "
-          f"errors: {len(report['errors'])}")
+    print(f"{report['backend']:<11} {report['clients']:>3} clients, {report['nodes']} node(s), "
+          f"{report['elapsed_s']:.1f} s, errors: {len(report['errors'])}")
     for op in ("generate", "sign"):
         r = report[op]
         print(f"  {op:<9} {r['count']:>5}  {r['per_s']:7.2f}/s  p50 {r['p50_ms']:8.1f} ms  p95 {r['p95_ms']:8.1f} ms")
+    if "cpu_ms_per_sign" in report:
+        cpu = report["cpu_ms_per_sign"]
+        print(f"  CPU per ethereum signature: service {cpu['service']:.1f} ms (its process and workers), "
+              f"custodian in process {cpu['in_process']:.1f} ms")
     for error in report["errors"][:5]:
         print(f"  error: {error}")
 
@@ -154,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--signs", type=int, default=20, help="signatures per client")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds before clients stop issuing")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "all"), default="all")
+    parser.add_argument("--nodes", type=int, choices=(1, 2), default=1,
+                        help="services on the same database, the clients spread over them")
+    parser.add_argument("--cpu-signs", type=int, default=0, metavar="K",
+                        help="after the load: the service's and the in-process custodian's CPU per signature, "
+                             "over K sequential signatures (0: skip)")
     args = parser.parse_args(argv)
     clients = max(1, min(args.clients, MAX_CLIENTS))
     signs = max(0, min(args.signs, MAX_SIGNS))
@@ -172,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, db, cleanup in backends:
             try:
                 _prepare_setup(db)
-                report = run_backend(name, db, clients, signs, args.time_limit)
+                report = run_backend(name, db, clients, signs, args.time_limit, args.nodes,
+                                     max(0, min(args.cpu_signs, MAX_SIGNS)))
             finally:
                 if cleanup is not None:
                     cleanup()

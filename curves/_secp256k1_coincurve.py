@@ -67,12 +67,12 @@ class CoincurveSecp256k1(Secp256k1):
     def _raw_equal(self, a: Any, b: Any) -> bool:
         if a is None or b is None:
             return a is b
-        return a.format() == b.format()  # compressed encodings are unique
+        return bool(a.format() == b.format())  # compressed encodings are unique
 
     def _raw_encode(self, raw: Any) -> bytes:
         if raw is None:
             raise self._identity_has_no_encoding()
-        return raw.format()
+        return bytes(raw.format())
 
     def _raw_decode_checked(self, data: bytes, x: int) -> Any:
         try:
@@ -84,7 +84,8 @@ class CoincurveSecp256k1(Secp256k1):
         return PublicKey(b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big"))
 
     def _raw_affine(self, raw: Any) -> tuple[int, int]:
-        return raw.point()
+        affine: tuple[int, int] = raw.point()  # coincurve has no type information
+        return affine
 
 
 group = CoincurveSecp256k1()

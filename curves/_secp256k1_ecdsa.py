@@ -30,7 +30,7 @@ class PythonEcdsaSecp256k1(Secp256k1):
         return INFINITY
 
     def _raw_is_identity(self, raw: Any) -> bool:
-        return raw == INFINITY
+        return bool(raw == INFINITY)
 
     def _raw_add(self, a: Any, b: Any) -> Any:
         return a + b
@@ -46,7 +46,7 @@ class PythonEcdsaSecp256k1(Secp256k1):
         return _G * k
 
     def _raw_equal(self, a: Any, b: Any) -> bool:
-        return a == b
+        return bool(a == b)
 
     def _raw_encode(self, raw: Any) -> bytes:
         if raw == INFINITY:

@@ -140,6 +140,7 @@ class Point:
 
     @property
     def is_identity(self) -> bool:
+        """Whether this is the neutral element (which has no wire encoding on secp256k1 and P-256)."""
         return self.group._raw_is_identity(self._raw)
 
     def to_bytes(self) -> bytes:
@@ -190,6 +191,8 @@ class SecretScalar:
     """A secret scalar of a group: never shown by ``repr``/``str``, compared in constant time."""
 
     __slots__ = ("group", "_value")
+    group: Group
+    _value: int
 
     def __init__(self, group: Group, value: int) -> None:
         if not isinstance(value, int) or not 0 <= value < group.order:
@@ -202,6 +205,7 @@ class SecretScalar:
 
     @classmethod
     def random(cls, group: Group) -> SecretScalar:
+        """A uniform non-zero secret scalar of ``group`` (``Group.random_scalar``: the OS CSPRNG)."""
         return cls(group, group.random_scalar())
 
     @property
@@ -210,6 +214,7 @@ class SecretScalar:
         return self._value
 
     def public_point(self) -> Point:
+        """``value·G``: the public point of this secret."""
         return self.group.base_mul(self._value)
 
     def to_bytes(self) -> bytes:
@@ -218,6 +223,7 @@ class SecretScalar:
 
     @classmethod
     def from_bytes(cls, group: Group, data: bytes) -> SecretScalar:
+        """Strictly decode a secret scalar (``Group.decode_scalar``); raises ``InvalidEncoding``."""
         try:
             return cls(group, group.decode_scalar(data))
         except InvalidEncoding:

@@ -69,6 +69,11 @@ def _bad_raw() -> SodiumTypeError:
 
 
 class Ed25519(Group):
+    """The prime-order subgroup of edwards25519 (RFC 8032 §5.1) on libsodium; use :data:`ed25519`.
+
+    Points are 32-byte canonical encodings; scalars are 32 bytes little-endian below ``L``.
+    """
+
     name = "ed25519"
     order = L
     point_length = 32
@@ -82,7 +87,7 @@ class Ed25519(Group):
         return _IDENTITY
 
     def _raw_is_identity(self, raw: Any) -> bool:
-        return raw == _IDENTITY
+        return bool(raw == _IDENTITY)
 
     def _raw_add(self, a: Any, b: Any) -> Any:
         if a == _IDENTITY:
@@ -119,10 +124,10 @@ class Ed25519(Group):
         return ffi.buffer(out)[:]
 
     def _raw_equal(self, a: Any, b: Any) -> bool:
-        return a == b  # canonical encodings are unique
+        return bool(a == b)  # canonical encodings are unique
 
     def _raw_encode(self, raw: Any) -> bytes:
-        return raw
+        return bytes(raw)
 
     def _raw_decode(self, data: bytes) -> Any:
         # libsodium reads exactly 32 bytes: never hand it anything else.

@@ -14,14 +14,27 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 __all__ = ["expand_message_xmd", "hash_to_field", "OVERSIZE_DST_PREFIX"]
 
 OVERSIZE_DST_PREFIX = b"H2C-OVERSIZE-DST-"
 """RFC 9380, section 5.3.3: a DST longer than 255 bytes is replaced by H(prefix ‖ DST)."""
 
-HashFactory = Callable[..., Any]
+
+class _HashObject(Protocol):
+    """The part of a ``hashlib`` hash object used here."""
+
+    @property
+    def digest_size(self) -> int: ...
+
+    @property
+    def block_size(self) -> int: ...
+
+    def digest(self) -> bytes: ...
+
+
+HashFactory = Callable[..., _HashObject]
 """A ``hashlib`` constructor such as ``hashlib.sha256``."""
 
 

@@ -8,7 +8,7 @@ prefix, x < p, x the abscissa of a curve point (so the point is on the curve, no
 and in the group of prime order n).
 
 Arithmetic, and why it is not the textbook Jacobian one
-------------------------------------------------------
+-------------------------------------------------------
 Points are held in homogeneous projective coordinates (X : Y : Z), the identity as (0 : 1 : 0),
 and added and doubled with the *complete* formulas of Renes, Costello and Batina ("Complete
 addition formulas for prime order elliptic curves", EUROCRYPT 2016, Algorithms 4 and 6 for
@@ -207,7 +207,7 @@ class P256(Group):
         return _IDENTITY
 
     def _raw_is_identity(self, raw: Any) -> bool:
-        return raw[2] % _field.P == 0
+        return bool(raw[2] % _field.P == 0)
 
     def _raw_add(self, a: Any, b: Any) -> Any:
         return _add(a, b)
@@ -226,7 +226,7 @@ class P256(Group):
     def _raw_equal(self, a: Any, b: Any) -> bool:
         p = _field.P
         (x1, y1, z1), (x2, y2, z2) = a, b
-        return (x1 * z2 - x2 * z1) % p == 0 and (y1 * z2 - y2 * z1) % p == 0
+        return bool((x1 * z2 - x2 * z1) % p == 0 and (y1 * z2 - y2 * z1) % p == 0)
 
     def _raw_encode(self, raw: Any) -> bytes:
         if self._raw_is_identity(raw):

@@ -73,6 +73,7 @@ class BackupVersions:
             store._execute(_SCHEMA)
 
     def of(self, client_id: str, method: str) -> Versions:
+        """The client's current and pending versions of ``method`` (none yet: ``current`` is "")."""
         row = self.store._execute(
             "SELECT current, pending, pending_self_managed FROM backup_versions WHERE client_id = ? AND method = ?",
             (client_id, method)).fetchone()
@@ -83,6 +84,7 @@ class BackupVersions:
         return storage_name(method, self.of(client_id, method).current)
 
     def pending_name(self, client_id: str, method: str) -> str | None:
+        """The storage name of the pending (unfinished) backup of ``method``, or None."""
         pending = self.of(client_id, method).pending
         return None if pending is None else storage_name(method, pending)
 

@@ -83,7 +83,22 @@ def make_device_setup(keychain: Keychain, progress: Callable[[str], None] | None
 
 
 class Client:
-    """A device holding one client's signing shares."""
+    """A device holding one client's signing shares.
+
+    Each operation returns the device's session; the custodian's session for the same operation
+    runs against it (``mpc.run_local`` in memory, ``mpc.remote.RemoteCustodian`` over the network).
+    Example (``README.md``, The wallet engine)::
+
+        custodian = mpc.Custodian(open_store("custodian.sqlite3"))  # sealed: $PORTAL_MPC_STORE_KEY_FILE
+        client_id = custodian.create_client()
+        client = mpc.Client(client_id, mpc.FileKeychain("keychain/"), cloud=LocalFolderCloudStorage("cloud/"))
+        mpc.run_local(client.generate(), custodian.generate(client_id))
+        client.addresses()["ethereum"]
+        result, _ = mpc.run_local(client.sign("ethereum", digest32), custodian.sign(client_id, "ethereum", digest32))
+        mpc.run_local(client.backup(), custodian.backup(client_id))        # CLOUD: the cloud storage
+        device = mpc.Client(client_id, mpc.FileKeychain("new-device/"), cloud=LocalFolderCloudStorage("cloud/"))
+        mpc.run_local(device.recover(), custodian.recover(client_id))     # same addresses
+    """
 
     def __init__(self, client_id: str, keychain: Keychain, *, cloud: CloudStorage | None = None,
                  security_level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112,
@@ -122,9 +137,12 @@ class Client:
         return f"{self.client_id}.{curve}.signing"
 
     def has_wallet(self) -> bool:
+        """Whether this device holds the client's signing shares on every curve."""
         return all(self._entry(curve) in self.keychain for curve in CURVES)
 
     def signing_share(self, curve: str) -> Any:
+        """The signing share on ``curve`` from the keychain (``ecdsa2p.P1KeyShare`` on secp256k1,
+        ``frost.KeyShare`` on ed25519); ``WalletNotFound`` if the device has none."""
         if self._entry(curve) not in self.keychain:
             raise WalletNotFound("no signing share on this device")
         return decode_share(curve, CLIENT_PARTY, self.keychain.get(self._entry(curve)))
@@ -139,6 +157,7 @@ class Client:
             self.keychain.delete(self._entry(curve), missing_ok=True)
 
     def public_keys(self) -> dict[str, bytes]:
+        """The wallet's public key per curve (33-byte compressed secp256k1, 32-byte ed25519)."""
         return {curve: self.signing_share(curve).public_key for curve in CURVES}
 
     def addresses(self, *, testnet: bool = False) -> dict[str, str]:
@@ -148,16 +167,26 @@ class Client:
 
     # --- operations ---------------------------------------------------------------------------
     def generate(self, session_id: bytes | None = None) -> ClientGenerate:
+        """Create the wallet: ecdsa2p keygen (P1) and a FROST 2-of-2 DKG, the shares kept in the
+        keychain; run against ``custodian.generate(client_id)``. ``WalletAlreadyExists`` if the
+        device holds one."""
         if self.has_wallet():
             raise WalletAlreadyExists("this device already holds a wallet for the client")
         return ClientGenerate(self, new_session_id(session_id))
 
     def backup(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                client_stores_backup: bool = False) -> ClientBackup:
+        """A new backup of the signing shares under ``method`` (default: CLOUD through this device's
+        cloud storage; ``docs/backup.md``), against ``custodian.backup(client_id)``. The encrypted
+        client backup shares go to the custodian, or into the result with ``client_stores_backup``."""
         return ClientBackup(self, new_session_id(session_id), method or self._cloud_method(), client_stores_backup)
 
     def recover(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> ClientRecover:
+        """New signing shares on this device from the backup of ``method``, against
+        ``custodian.recover(client_id)``; ``encrypted_backup`` is the customer's own copy of the
+        encrypted client backup shares, if it kept them. The device first proves it decrypted its
+        backup shares."""
         return ClientRecover(self, new_session_id(session_id), method or self._cloud_method(), encrypted_backup)
 
     def eject(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
@@ -166,6 +195,9 @@ class Client:
         return ClientEject(self, new_session_id(session_id), method or self._cloud_method(), encrypted_backup)
 
     def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
+        """Sign ``data`` for ``chain`` (``mpc.CHAINS``): a 32-byte digest on secp256k1 chains, the
+        message on ed25519 chains. Against ``custodian.sign(client_id, chain, data)``; the result
+        is a ``SignResult``."""
         return ClientSign(self, new_session_id(session_id), chain, data)
 
     # Precomputation (``mpc.presign``): the custodian's, in its store; the device keeps nothing.
@@ -413,6 +445,7 @@ class EjectedKeys:
         self.ed25519_public_key = ed25519_public_key
 
     def secp256k1_private_key_hex(self) -> str:
+        """The secp256k1 private key as hex (a secret: handle it as one)."""
         return self.secp256k1_private_key.hex()
 
     def __repr__(self) -> str:

@@ -21,6 +21,8 @@ Operation flows (custodian side; child protocols run side by side through ``Comp
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -75,7 +77,18 @@ OPERATION_TIMEOUT_SECONDS = 600.0  # the default lease of the per-client operati
 
 
 class Custodian:
-    """The service backend: holds custodian shares, statuses and (by default) encrypted client backups."""
+    """The service backend: holds custodian shares, statuses and (by default) encrypted client backups.
+
+    Each operation takes the client id and returns the custodian's session, which runs against
+    the device's session for the same operation (``mpc.Client``). Example::
+
+        custodian = mpc.Custodian(open_store("custodian.sqlite3"))  # sealed: $PORTAL_MPC_STORE_KEY_FILE
+        client_id = custodian.create_client()
+        mpc.run_local(client.generate(), custodian.generate(client_id))
+        mpc.run_local(client.sign("ethereum", digest32), custodian.sign(client_id, "ethereum", digest32))
+        mpc.run_local(client.presign(8), custodian.presign(client_id, 8))  # later ECDSA signs use them
+        custodian.get_client(client_id)["signing_share_status"]            # "STORED_CLIENT"
+    """
 
     def __init__(
         self,
@@ -215,6 +228,8 @@ class Custodian:
 
     # --- operations ---------------------------------------------------------------------------
     def generate(self, client_id: str, session_id: bytes | None = None) -> CustodianGenerate:
+        """The custodian's side of generate (ecdsa2p keygen P2 and the FROST DKG), against
+        ``client.generate()``; ``WalletAlreadyExists`` if the client has a wallet."""
         record = self.store.client(client_id)
         if record.has_wallet:
             raise WalletAlreadyExists("this client already has a wallet")
@@ -252,6 +267,9 @@ class Custodian:
         return method
 
     def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
+        """The custodian's side of signing ``data`` for ``chain``, against ``client.sign(chain, data)``;
+        refused unless the signing shares are STORED_CLIENT. Takes a precomputation from the
+        store when the pool has one (``mpc.presign``)."""
         self._require_signing(self.store.client(client_id))
         return CustodianSign(self, client_id, session_id, chain, data)
 
@@ -386,7 +404,28 @@ class _ServiceOperation(CustodianOperation):
         return self.method
 
 
-class CustodianGenerate(_ServiceOperation):
+def _client_shares_fingerprint(shares: Mapping[str, Any]) -> str:
+    """What identifies a pair of signing shares beyond the public keys: the client's public
+    shares as the custodian's shares record them (Q1; the client's FROST verifying share)."""
+    parts = [shares["secp256k1"].q1.to_bytes(), shares["ed25519"].verifying_shares[CLIENT_PARTY].to_bytes()]
+    return hashlib.sha256(b"".join(len(p).to_bytes(2, "big") + p for p in parts)).hexdigest()
+
+
+class _StoresSigningShares(_ServiceOperation):
+    """Generate and recover: a late "stored" step is refused once another operation replaced
+    the signing shares this one stored."""
+
+    _fingerprint = ""
+
+    def _remember(self, shares: Mapping[str, Any]) -> None:
+        self._fingerprint = _client_shares_fingerprint(shares)
+
+    def _shares_still_current(self) -> bool:
+        current = {curve: self.custodian._load_share(self.client_id, "signing", "", curve) for curve in CURVES}
+        return hmac.compare_digest(_client_shares_fingerprint(current), self._fingerprint)
+
+
+class CustodianGenerate(_StoresSigningShares):
     protocol = "wallet/generate"
     operation = "generate"
     _expects_stored = True
@@ -409,6 +448,7 @@ class CustodianGenerate(_ServiceOperation):
                 ed25519_public=shares["ed25519"].public_key,
                 signing_share_status=SigningShareStatus.STORED_DATABASE.value,
             )
+        self._remember(shares)
         self._end()  # only the client's confirmation is left: a retried generate may go ahead
         return []
 
@@ -623,7 +663,7 @@ class _FromBackup(_ServiceOperation):
         return boxes
 
 
-class CustodianRecover(_FromBackup):
+class CustodianRecover(_FromBackup, _StoresSigningShares):
     protocol = "wallet/recover"
     operation = "recover"
     _expects_stored = True
@@ -642,6 +682,7 @@ class CustodianRecover(_FromBackup):
             for curve in CURVES:
                 self.store.put_share(self.client_id, "signing", "", curve, shares[curve].to_bytes())
             self.store.update_client(self.client_id, signing_share_status=SigningShareStatus.STORED_DATABASE.value)
+        self._remember(shares)
         self._end()  # only the client's confirmation is left
         return []
 

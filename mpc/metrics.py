@@ -102,6 +102,7 @@ class _Metric:
         return tuple(OVERFLOW_VALUE for _ in self.label_names)
 
     def samples(self) -> list[str]:
+        """The metric's sample lines in the text exposition format (no HELP/TYPE lines)."""
         raise NotImplementedError
 
     def render(self) -> str:
@@ -151,9 +152,11 @@ class Gauge(Counter):
             self._values[key] = self._values.get(key, 0.0) + amount
 
     def dec(self, amount: float = 1.0, **labels: str) -> None:
+        """Subtract ``amount`` from the series of ``labels``."""
         self.inc(-amount, **labels)
 
     def set(self, value: float, **labels: str) -> None:
+        """Set the series of ``labels`` to ``value``."""
         with self._lock:
             self._values[self._key(labels, self._values)] = float(value)
 
@@ -174,6 +177,7 @@ class Histogram(_Metric):
         self._series: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., sum, count
 
     def observe(self, value: float, **labels: str) -> None:
+        """Count ``value`` in its bucket of the series of ``labels`` (and in the sum and count)."""
         with self._lock:
             key = self._key(labels, self._series)
             series = self._series.setdefault(key, [0.0] * (len(self.buckets) + 2))
@@ -219,6 +223,7 @@ class Registry:
                                 ("metric",), registry=self)
 
     def register(self, metric: _Metric) -> None:
+        """Add ``metric`` (``ValueError`` if one of that name is already registered)."""
         with self._lock:
             if metric.name in self._names:
                 raise ValueError(f"metric {metric.name} is already registered")

@@ -117,6 +117,7 @@ class RequestRecord:
         metrics.RATE_LIMITED.inc(limit=limit)
 
     def succeeded(self) -> None:
+        """Record the request's outcome as ``ok``."""
         self.outcome = "ok"
 
     def finish(self) -> None:

@@ -26,7 +26,7 @@ from mpc.store import SQLiteStore
 from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
-from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError
+from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, ShareMismatch, UsageError
 from protocols.rounds import Message
 
 
@@ -37,7 +37,8 @@ class Device(Protocol):
     client_id: str
     keychain: Keychain
 
-    def signing_share(self, curve: str) -> Any: ...
+    def signing_share(self, curve: str) -> Any:
+        """The device's signing share on ``curve`` (``Client.signing_share``)."""
 
     def _entry(self, curve: str) -> str: ...
 
@@ -47,7 +48,8 @@ class Service(Protocol):
 
     store: SQLiteStore
 
-    def get_client(self, client_id: str) -> dict[str, Any]: ...
+    def get_client(self, client_id: str) -> dict[str, Any]:
+        """The custodian's view of the client (``Custodian.get_client``)."""
 
     def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any: ...
 
@@ -149,6 +151,15 @@ class CustodianOperation(Composite):
         except (ProtocolAbort, KeyLocked, ShareReplaced):
             self._end()
             raise
+        except ShareMismatch as exc:
+            if self.protocol in _SIGNING_SHARE_PROTOCOLS:  # the device signs or backs up with stale shares
+                self._end()
+                raise ShareReplaced("this device's secp256k1 signing share is not the client's current one (a "
+                                    "recover replaced it): wipe this device and recover onto it, or use the "
+                                    "device that recovered") from exc
+            if newly:
+                self._end()
+            raise
         except InvalidMessage:
             if newly:  # a rejected message changes nothing, not even the lock
                 self._end()
@@ -183,7 +194,7 @@ class CustodianOperation(Composite):
             # Compare with what the store holds now: a retried operation may have replaced the shares.
             record = self.store.client(self.client_id)
             stored = {"secp256k1": (record.secp256k1_public or b"").hex(), "ed25519": (record.ed25519_public or b"").hex()}
-            if stored != self._public:
+            if stored != self._public or not self._shares_still_current():
                 raise ShareReplaced("the shares of this operation were replaced by a later generate or recover "
                                     "that completed first: wipe this device, then recover onto it or use the "
                                     "device whose operation completed")
@@ -219,12 +230,20 @@ class CustodianOperation(Composite):
     _expects_stored = False
     _public: dict[str, str] = {}
 
+    def _shares_still_current(self) -> bool:
+        """Whether the signing shares this operation stored are still the store's (a recover
+        keeps the public keys, so a later recover is seen only in the shares themselves)."""
+        return True
+
     def _decode_stored(self, data: Mapping[str, Any], expected: Mapping[str, str]) -> None:
         require_keys(data, CURVES)
         for curve in CURVES:
             if get_bytes(data, curve).hex() != expected[curve]:
                 raise InvalidMessage("the client stored shares of other public keys")
 
+
+# Operations in which the client presents its current signing share (a mismatch: a replaced device).
+_SIGNING_SHARE_PROTOCOLS = ("wallet/sign", "wallet/backup")
 
 # Parameters of an operation's hello that are public and short: a mismatch names both values.
 _SHOWN_PARAMETERS = {

@@ -12,7 +12,8 @@ messages gives the key away). Signing is fast all the same:
   pool has one (and draws fresh ones online otherwise). They hold no signing nonce: k2 and the
   mask are drawn in the run itself.
 
-Operations
+Operations::
+
   presign         ``client.presign(count)`` / ``custodian.presign(client_id, count)``: the client
                   asks, the custodian makes ``count`` precomputations for the client's current
                   signing share and answers with a ``pool`` step (how many it holds per curve).
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.errors import InputInvalid, KeyLockedError, StateInvalid
@@ -125,6 +126,10 @@ class ClientPresign(ClientOperation):
         self._finish(value)
         return []
 
+    def result(self) -> dict[str, int]:
+        """How many precomputations the custodian's pool holds now, per curve."""
+        return cast("dict[str, int]", super().result())
+
 
 class CustodianPresign(CustodianOperation):
     """The custodian's side of presign: precomputes for the client's current signing share."""
@@ -145,6 +150,10 @@ class CustodianPresign(CustodianOperation):
         counts = {curve: held if curve == _CURVE else 0 for curve in CURVES}
         self._complete(counts)
         return [self._step("pool", counts)]
+
+    def result(self) -> dict[str, int]:
+        """How many precomputations the client's pool holds now, per curve."""
+        return cast("dict[str, int]", super().result())
 
 
 # Parkable state (``protocols.state``).

@@ -82,6 +82,11 @@ Operations survive lost connections. Which cases are safe:
   custodian has not processed (``expect``) and drops the replayed ones it already has, so an
   operation survives a server restart between two rounds. It never produces a message twice:
   the very same bytes are resent.
+- **A resent message refused** (``MESSAGE_INVALID`` on a resumed connection that sent messages
+  again): frames the old connection carried before the cut may be processed by the service
+  after the resume told the client otherwise, so the resent copy is a duplicate; the custodian
+  refuses it without changing anything, and the client resumes again to resynchronise (at most
+  three times).
 - **``NOT_FOUND`` after ``ready``** (on resume, or as the answer to a message): while a worker
   steps the session it is out of the database (taken), so a cut during a step finds no session
   for a moment; it comes back when the step parks it again. The client retries for
@@ -105,7 +110,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from mpc.backup_crypto import BackupMethod
 from mpc.client import Client
@@ -126,6 +131,8 @@ from mpc.remote_protocol import (
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
+T = TypeVar("T")
+
 __all__ = ["RemoteCustodian", "RetryPolicy"]
 
 
@@ -133,7 +140,17 @@ class RemoteCustodian(RemoteBase):
     """A custodian service at ``url`` (``wss://host:port``, or ``ws://`` on loopback), driven
     from the device (or, with ``operator_key``, by the operator). Blocking; see the module
     docstring for the timeouts and the retries, and ``mpc.remote_protocol.RemoteBase`` for
-    every option."""
+    every option.
+
+    Example (a service started with ``python -m mpc serve``)::
+
+        remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.crt", operator_key=operator_key)
+        client_id, token = remote.create_client()           # keep the token: the service has only its hash
+        device = mpc.Client(client_id, mpc.FileKeychain("keychain/"))
+        remote.generate(device, token)
+        result, _ = remote.sign(device, token, "ethereum", digest32)
+        result.signature                                    # 64 bytes r || s; result.v, result.recid
+    """
 
     # --- requests without a protocol --------------------------------------------------------------
     def create_client(self) -> tuple[str, str]:
@@ -168,10 +185,12 @@ class RemoteCustodian(RemoteBase):
 
     # --- operations -----------------------------------------------------------------------------------
     def generate(self, client: Client, token: str) -> tuple[Any, Any]:
+        """Create ``client``'s wallet (``Client.generate``); returns (client result, custodian result)."""
         return self._operate(generate_spec(client), token)
 
     def backup(self, client: Client, token: str, method: BackupMethod | None = None, *,
                client_stores_backup: bool = False) -> tuple[Any, Any]:
+        """Back up ``client``'s shares with ``method`` (``Client.backup``); returns both results."""
         return self._operate(backup_spec(client, method, client_stores_backup), token)
 
     def recover(self, client: Client, token: str, method: BackupMethod | None = None, *,
@@ -187,6 +206,7 @@ class RemoteCustodian(RemoteBase):
         return self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
 
     def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+        """Sign ``data`` for ``chain``; the client's result is the ``SignResult``."""
         return self._operate(sign_spec(client, "sign", chain, data), token)
 
     def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
@@ -249,7 +269,7 @@ class RemoteCustodian(RemoteBase):
                 if on_message is not None:
                     on_message(channel.received)
 
-    def _call(self, spec: RequestSpec) -> Any:
+    def _call(self, spec: RequestSpec[T]) -> T:
         """One request with its retries (``RequestAttempts``)."""
         attempts = RequestAttempts(spec, self.retry_policy)
         while True:

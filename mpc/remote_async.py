@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from mpc.backup_crypto import BackupMethod
 from mpc.client import Client
@@ -56,6 +56,8 @@ from mpc.remote_protocol import (
 )
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
+
+T = TypeVar("T")
 
 __all__ = ["AsyncRemoteCustodian", "RetryPolicy"]
 
@@ -99,10 +101,12 @@ class AsyncRemoteCustodian(RemoteBase):
 
     # --- operations -----------------------------------------------------------------------------------
     async def generate(self, client: Client, token: str) -> tuple[Any, Any]:
+        """Create ``client``'s wallet (``Client.generate``); returns (client result, custodian result)."""
         return await self._operate(generate_spec(client), token)
 
     async def backup(self, client: Client, token: str, method: BackupMethod | None = None, *,
                      client_stores_backup: bool = False) -> tuple[Any, Any]:
+        """Back up ``client``'s shares with ``method`` (``Client.backup``); returns both results."""
         return await self._operate(backup_spec(client, method, client_stores_backup), token)
 
     async def recover(self, client: Client, token: str, method: BackupMethod | None = None, *,
@@ -116,6 +120,7 @@ class AsyncRemoteCustodian(RemoteBase):
         return await self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
 
     async def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+        """Sign ``data`` for ``chain``; the client's result is the ``SignResult``."""
         return await self._operate(sign_spec(client, "sign", chain, data), token)
 
     async def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
@@ -175,7 +180,7 @@ class AsyncRemoteCustodian(RemoteBase):
                     if inspect.isawaitable(called):
                         await called
 
-    async def _call(self, spec: RequestSpec) -> Any:
+    async def _call(self, spec: RequestSpec[T]) -> T:
         attempts = RequestAttempts(spec, self.retry_policy)
         while True:
             attempts.connecting()

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mpc import errors
 from mpc.backup_crypto import BackupMethod
@@ -54,17 +54,22 @@ from protocols.rounds import Message, Session
 __all__ = [
     "DEFAULT_RETRY_BUDGET",
     "DEFAULT_STEP_WAIT",
-    "RetryPolicy",
     "Backoff",
     "Failure",
-    "transport_failure",
-    "transport_errors",
-    "parse_control",
-    "RequestSpec",
-    "RequestAttempts",
-    "OperationSpec",
     "OperationChannel",
+    "OperationSpec",
     "RemoteBase",
+    "RequestAttempts",
+    "RequestSpec",
+    "RetryPolicy",
+    "backup_spec",
+    "generate_spec",
+    "parse_control",
+    "presign_spec",
+    "recover_spec",
+    "sign_spec",
+    "transport_errors",
+    "transport_failure",
 ]
 
 DEFAULT_RETRY_BUDGET = 30.0
@@ -77,6 +82,9 @@ out of the database while a worker steps it, and comes back when the step parks 
 # Close codes that say the same connection attempt would fail again: never retried.
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 _BUSY_CLOSE_CODE = 1013
+# A TLS connection cut (mid-handshake too, as when the service restarts) is a lost connection,
+# not a certificate problem: retried like any other.
+_TLS_CONNECTION_LOST = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 # Answers that say the service did not act on the request (or rolled it back): retried after a
 # delay. STORE_UNAVAILABLE: the database was unreachable and what was not committed rolled back.
 _REFUSAL_CODES = frozenset({RateLimited.code, ServiceUnavailable.code, "STORE_UNAVAILABLE"})
@@ -84,6 +92,10 @@ _REFUSAL_CODES = frozenset({RateLimited.code, ServiceUnavailable.code, "STORE_UN
 # parked): "session id in use" (INPUT_INVALID), or the operation lock it took.
 _AMBIGUOUS_REOPEN_CODES = frozenset({"INPUT_INVALID", "OPERATION_IN_PROGRESS"})
 _MESSAGE_PREFIX = '{"payload":'  # canonical messages sort their keys: "payload" comes first
+# MESSAGE_INVALID for a message resent after resume: the old connection's frames, buffered by the
+# service before the cut, may have been processed meanwhile (the duplicate changes nothing): a
+# new resume resynchronises. At most this many times per operation.
+_MAX_RESYNCS = 3
 
 
 # --- backoff ------------------------------------------------------------------------------------------
@@ -139,14 +151,16 @@ class Backoff:
         return 0.0 if self.first_failure is None else self.clock() - self.first_failure
 
     def delay(self, failure: EngineError, hint: float | None = None) -> float:
+        """The seconds to wait after ``failure`` (exponential with jitter, at least ``hint``), or raise
+        the error the caller sees once the policy allows no more attempts."""
         now = self.clock()
         if self.first_failure is None:
             self.first_failure = now
         policy = self.policy
         if policy.max_retries is not None and self.retries >= policy.max_retries:
             raise self._gave_up(failure, now)
-        ceiling = min(policy.max_delay, policy.first_delay * (2 ** min(self.retries, 60)))
-        wait = ceiling / 2 + _jitter() * ceiling / 2
+        ceiling = min(policy.max_delay, policy.first_delay * 2.0 ** min(self.retries, 60))
+        wait: float = ceiling / 2 + _jitter() * ceiling / 2
         if hint is not None:
             wait = max(wait, hint)
         if now + wait - self.first_failure > policy.budget:
@@ -187,14 +201,18 @@ def transport_failure(exc: BaseException, request_sent: bool) -> Failure:
     request frame had been handed to the connection). ``TLS_FAILED`` when a TLS error is in the
     chain of causes (an untrusted certificate, a refused client certificate), else
     ``SERVICE_UNAVAILABLE`` naming the close code or the exception."""
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, ssl.SSLError):
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, _TLS_CONNECTION_LOST):
             reason = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or "handshake failed"
             return Failure(TlsFailed(f"TLS with the custodian service failed: {reason}"), False, True)
         cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, InvalidStatus):  # the HTTP upgrade refused: 5xx (a proxy, a restart) may pass
+        status = exc.response.status_code
+        return Failure(ServiceUnavailable(f"the custodian service refused the WebSocket upgrade (HTTP {status})"),
+                       status >= 500 or status == 429, True)
     if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
         code = exc.rcvd.code
         if code == _BUSY_CLOSE_CODE:
@@ -228,17 +246,40 @@ def _refusal_hint(error: EngineError) -> float | None:
 
 
 # --- one-frame requests ---------------------------------------------------------------------------------
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class RequestSpec:
+class RequestSpec(Generic[T]):
     """A one-frame request: its first frame, whether sending it twice is harmless
     (``idempotent``), and how its ``result`` becomes the method's return value."""
 
     request: dict[str, Any]
     idempotent: bool
-    extract: Callable[[Any], Any] = lambda result: result
+    extract: Callable[[Any], T]
 
 
-class RequestAttempts:
+def _as_view(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        raise EngineError("unexpected reply from the custodian service")
+    return result
+
+
+def _token_of(result: Any) -> str:
+    token = _as_view(result).get("token")
+    if not isinstance(token, str):
+        raise EngineError("unexpected reply from the custodian service")
+    return token
+
+
+def _client_and_token(result: Any) -> tuple[str, str]:
+    client_id = _as_view(result).get("client_id")
+    if not isinstance(client_id, str):
+        raise EngineError("unexpected reply from the custodian service")
+    return client_id, _token_of(result)
+
+
+class RequestAttempts(Generic[T]):
     """Attempts of one request. A driver loops: :meth:`connecting` before it connects,
     :meth:`frame` to get (and count as sent) the request frame, :meth:`reply` on the answer;
     on any exception it calls :meth:`retry`, which returns the seconds to wait or raises.
@@ -250,25 +291,30 @@ class RequestAttempts:
     ``SERVICE_UNAVAILABLE`` saying so. Any other answer is raised at once.
     """
 
-    def __init__(self, spec: RequestSpec, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, spec: RequestSpec[T], policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec = spec
         self.backoff = Backoff(policy, clock)
         self._sent = False
 
     def connecting(self) -> None:
+        """A new connection starts: nothing sent on it yet."""
         self._sent = False
 
     def frame(self) -> str:
+        """The request frame (counted as sent)."""
         self._sent = True
         return json.dumps(self.spec.request)
 
-    def reply(self, frame: Any) -> Any:
+    def reply(self, frame: Any) -> T:
+        """The method's return value from the answer ``frame`` (an error frame raises its error)."""
         reply = parse_control(frame)
         if "result" not in reply:
             raise EngineError("unexpected reply from the custodian service")
         return self.spec.extract(reply["result"])
 
     def retry(self, exc: BaseException) -> float:
+        """The seconds to wait before the next attempt after ``exc``, or raise the error the caller
+        sees (the rules are in the class docstring)."""
         if isinstance(exc, EngineError):  # the service answered
             if exc.code in _REFUSAL_CODES:
                 return self.backoff.delay(exc, _refusal_hint(exc))
@@ -296,10 +342,12 @@ class OperationSpec:
 
 
 def generate_spec(client: Client) -> OperationSpec:
+    """``generate`` for ``client``."""
     return OperationSpec("generate", client.client_id, lambda: (client.generate(), {}))
 
 
 def backup_spec(client: Client, method: BackupMethod | None, client_stores_backup: bool) -> OperationSpec:
+    """``backup`` for ``client`` with ``method`` (the device's default if None)."""
     def make() -> tuple[Session, dict[str, Any]]:
         session = client.backup(method, client_stores_backup=client_stores_backup)
         return session, {"method": session.method.name, "client_stores_backup": client_stores_backup}
@@ -328,6 +376,7 @@ def sign_spec(client: Client, op: str, chain: str, data: bytes) -> OperationSpec
 
 
 def presign_spec(client: Client, count: int) -> OperationSpec:
+    """``presign`` of ``count`` precomputations for ``client``."""
     return OperationSpec("presign", client.client_id, lambda: (client.presign(count), {"count": count}))
 
 
@@ -378,6 +427,8 @@ class OperationChannel:
         self._missing_since: float | None = None  # first NOT_FOUND of the current streak (accepted)
         self._sent = False  # the request frame of this connection was handed over
         self._ready = False  # ready arrived on this connection
+        self._resent = False  # this connection resumed and sent device messages again
+        self._resyncs = 0
         self._started = False
 
     # --- the driver's calls ------------------------------------------------------------------------
@@ -388,17 +439,13 @@ class OperationChannel:
             self._started = True
 
     @property
-    def awaiting_ready(self) -> bool:
-        """Whether this connection still waits for ``ready`` (the driver's timeout for it)."""
-        return not self._ready
-
-    @property
     def next_request(self) -> str:
         """``"open"`` (the operation itself) or ``"resume"``: what the next connection sends."""
         return self._next
 
     def connecting(self) -> None:
-        self._sent = self._ready = False
+        """A new connection starts: nothing sent on it, no ``ready`` yet."""
+        self._sent = self._ready = self._resent = False
 
     def request(self) -> str:
         """The first frame of this connection (counted as sent)."""
@@ -418,11 +465,13 @@ class OperationChannel:
         else:
             expect = ready.get("expect")
             pending = [m for m in self.produced if isinstance(expect, int) and m.round >= expect]
+            self._resent = bool(pending)
         self._next = "resume"  # from now on a lost connection resumes
         return pending
 
     @staticmethod
     def is_message(frame: Any) -> bool:
+        """Whether ``frame`` is a protocol message (else a control frame: a result or an error)."""
         return isinstance(frame, str) and frame.startswith(_MESSAGE_PREFIX)
 
     def deliver(self, frame: str) -> list[Message] | None:
@@ -465,6 +514,9 @@ class OperationChannel:
           own first open: one more resume decides, and if it is ``NOT_FOUND`` that answer is raised;
         - ``NOT_FOUND`` once the operation was accepted (on resume, or as the answer to a message):
           a worker holds the session; retried for ``step_wait`` seconds, then ``NOT_FOUND``;
+        - ``MESSAGE_INVALID`` on a resumed connection that sent messages again: the old
+          connection's buffered frames were processed meanwhile, so a resent one was a duplicate
+          (refused, nothing changed); resumed again, at most ``_MAX_RESYNCS`` times;
         - anything else (an abort, ``AUTH_FAILED``, ``INPUT_INVALID``, ``KEY_LOCKED``, a TLS failure,
           a device-side protocol error) is raised at once.
         """
@@ -491,6 +543,9 @@ class OperationChannel:
             return self.backoff.delay(exc, _refusal_hint(exc))
         if exc.code == NotFound.code and (self._ready or (answered_request and self._next == "resume")):
             return self._not_found(exc)
+        if exc.code == "MESSAGE_INVALID" and self._resent and self._resyncs < _MAX_RESYNCS:
+            self._resyncs += 1  # a resent message the custodian had processed meanwhile: resume again
+            return self.backoff.delay(exc)
         if answered_request and self._next == "open" and self._reopening and exc.code in _AMBIGUOUS_REOPEN_CODES:
             self._ambiguous, self._next = exc, "resume"
             return self.backoff.delay(exc)
@@ -560,6 +615,7 @@ class RemoteBase:
 
     @property
     def url(self) -> str:
+        """The service's URL (``wss://``, or ``ws://`` on loopback); setting it checks the scheme."""
         return self._url
 
     @url.setter
@@ -569,6 +625,7 @@ class RemoteBase:
 
     @property
     def retry_budget(self) -> float:
+        """Seconds a request or operation may spend retrying (``RetryPolicy.budget``)."""
         return self.retry_policy.budget
 
     def __repr__(self) -> str:
@@ -592,36 +649,33 @@ class RemoteBase:
         return {**request, "operator_key": self._operator_key}
 
     # --- the one-frame requests (sent by RemoteCustodian and AsyncRemoteCustodian alike) ------------
-    def _create_client_spec(self) -> RequestSpec:
+    def _create_client_spec(self) -> RequestSpec[tuple[str, str]]:
         # Not idempotent: sent twice it creates two clients (the first one's token lost).
-        return RequestSpec(self._as_operator({"op": "create_client"}), False,
-                           lambda result: (result["client_id"], result["token"]))
+        return RequestSpec(self._as_operator({"op": "create_client"}), False, _client_and_token)
 
-    def _get_client_spec(self, client_id: str, token: str | None) -> RequestSpec:
+    def _get_client_spec(self, client_id: str, token: str | None) -> RequestSpec[dict[str, Any]]:
         if token is None:
-            return RequestSpec(self._as_operator({"op": "get_client", "client_id": client_id}), True)
-        return RequestSpec({"op": "get_client", "client_id": client_id, "token": token}, True)
+            return RequestSpec(self._as_operator({"op": "get_client", "client_id": client_id}), True, _as_view)
+        return RequestSpec({"op": "get_client", "client_id": client_id, "token": token}, True, _as_view)
 
-    def _rotate_token_spec(self, client_id: str, token: str) -> RequestSpec:
+    def _rotate_token_spec(self, client_id: str, token: str) -> RequestSpec[str]:
         # Not idempotent: once processed, ``token`` is dead and the new one only in the lost reply.
-        return RequestSpec({"op": "rotate_token", "client_id": client_id, "token": token}, False,
-                           lambda result: result["token"])
+        return RequestSpec({"op": "rotate_token", "client_id": client_id, "token": token}, False, _token_of)
 
-    def _revoke_token_spec(self, client_id: str) -> RequestSpec:
-        return RequestSpec(self._as_operator({"op": "revoke_token", "client_id": client_id}), True,
-                           lambda result: None)
+    def _revoke_token_spec(self, client_id: str) -> RequestSpec[dict[str, Any]]:
+        return RequestSpec(self._as_operator({"op": "revoke_token", "client_id": client_id}), True, _as_view)
 
-    def _issue_token_spec(self, client_id: str) -> RequestSpec:
+    def _issue_token_spec(self, client_id: str) -> RequestSpec[str]:
         # Idempotent in effect: a second issue replaces the first token, whose reply was lost.
-        return RequestSpec(self._as_operator({"op": "issue_token", "client_id": client_id}), True,
-                           lambda result: result["token"])
+        return RequestSpec(self._as_operator({"op": "issue_token", "client_id": client_id}), True, _token_of)
 
-    def _unlock_client_spec(self, client_id: str) -> RequestSpec:
-        return RequestSpec(self._as_operator({"op": "unlock_client", "client_id": client_id}), True)
+    def _unlock_client_spec(self, client_id: str) -> RequestSpec[dict[str, Any]]:
+        return RequestSpec(self._as_operator({"op": "unlock_client", "client_id": client_id}), True, _as_view)
 
-    def _stored_client_backup_share_spec(self, client_id: str, token: str, method: str) -> RequestSpec:
+    def _stored_client_backup_share_spec(self, client_id: str, token: str,
+                                         method: str) -> RequestSpec[dict[str, Any]]:
         return RequestSpec({"op": "stored_client_backup_share", "client_id": client_id, "token": token,
-                            "method": method}, True)
+                            "method": method}, True, _as_view)
 
     def _channel(self, op: str, session: Session, client_id: str, token: str,
                  params: Mapping[str, Any] | None) -> OperationChannel:

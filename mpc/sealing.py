@@ -95,11 +95,14 @@ class KeyProvider(Protocol):
     UTF-8 bytes, stored in every sealed value and in the store's meta table)."""
 
     @property
-    def key_id(self) -> str: ...
+    def key_id(self) -> str:
+        """The KEK's public name (at most 255 UTF-8 bytes)."""
 
-    def wrap(self, dek: bytes, aad: bytes) -> bytes: ...
+    def wrap(self, dek: bytes, aad: bytes) -> bytes:
+        """Encrypt the 32-byte data key ``dek`` under the KEK, bound to ``aad``."""
 
-    def unwrap(self, wrapped: bytes, aad: bytes) -> bytes: ...
+    def unwrap(self, wrapped: bytes, aad: bytes) -> bytes:
+        """The data key of ``wrapped``; ``StoreCorrupted`` if it does not authenticate under ``aad``."""
 
 
 class LocalKeyProvider:

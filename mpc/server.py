@@ -89,6 +89,15 @@ its messages the custodian expects next (``expect``) and receives the last step'
 (it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
 releasing the operation lock it held; shares and statuses are never touched by the purge.
 
+The operation lock is a lease held by its session (``mpc.service_store``): renewed to the
+park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a step marker
+naming this node, and every node heartbeats, so a session taken by a step that died (its node
+silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
+``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
+dead worker rebuilds the pool; a step that never ran is run again, one that ran is never run
+twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
+(``docs/operations.md``, Resilience).
+
 Off the event loop
 ------------------
 Every step (decode the parked state, verify proofs, Paillier arithmetic, store writes) runs in
@@ -96,16 +105,20 @@ an executor, never on the event loop. With a file or PostgreSQL database the def
 *process* pool (``spawn``): the proofs are pure-Python / gmpy2 big-integer work that holds the
 GIL, so threads would take turns on one core; a worker receives only picklable values (database
 URL, client id and token, parked state, frame) and keeps its own store connection, which the take-semantics make
-safe. With ``:memory:`` (one connection, one process) it is a thread pool.
+safe. With ``:memory:`` (one connection, one process) it is a thread pool. A worker process
+exits when the service process dies (after the step it is running).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import re
 import secrets
 import signal
@@ -114,7 +127,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from mpc import finished_results, logs, metrics
 from mpc.custodian import Custodian
@@ -240,6 +253,45 @@ def _result_json(result: Any) -> Any:
     return result.to_json() if isinstance(result, SignResult) else result
 
 
+# --- worker processes never outlive their service -------------------------------------------------------
+_WORKER_STEP: threading.RLock | None = None  # held while a worker *process* runs a step
+
+
+def _worker_init() -> None:
+    """Initializer of every worker process: when the service process dies (kill -9), the worker
+    finishes the step it is running (it may still park its session) and exits, instead of
+    waiting forever on the pool's queue (an orphan, which would keep the resource tracker too)."""
+    global _WORKER_STEP
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    _WORKER_STEP = threading.RLock()
+    threading.Thread(target=_exit_with_parent, args=(parent.sentinel, _WORKER_STEP), name="mpc-parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with_parent(sentinel: int, stepping: threading.RLock) -> None:
+    multiprocessing.connection.wait([sentinel])  # readable once the parent process is gone
+    with stepping:
+        os._exit(0)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_step(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` runs holding the worker's step lock (a worker whose service died exits between steps)."""
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if _WORKER_STEP is None:
+            return fn(*args, **kwargs)
+        with _WORKER_STEP:
+            return fn(*args, **kwargs)
+    return run
+
+
+@_one_step
 def _open_operation(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str,
                     ttl: float, max_parked: int) -> dict[str, Any]:
     """Create the custodian session of ``op`` and park it before any message arrives (unless
@@ -306,6 +358,7 @@ def _reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id
     return _open_operation(db, op, client_id, params, session_id, ttl, max_parked)
 
 
+@_one_step
 def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float,
           step: Step | None = None) -> dict[str, Any]:
     """Check the client's token (revoked or rotated: ``AUTH_FAILED``, the session stays parked
@@ -376,7 +429,7 @@ def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame:
         lost = _park(service, session, parked, parked.outbox, ttl, step)
         return lost or {"error": MessageInvalid(str(exc)).to_json(), "fatal": False, "parked": True}
     except Exception as exc:  # noqa: BLE001 - an abort ends the session (it released its lock)
-        if session._holds_lock:  # not an abort (a store failure, a bug): free the lock it holds
+        if getattr(session, "_holds_lock", False):  # not an abort (a store failure, a bug): free its lock
             _end_quietly(session)
         return {"error": _error(exc), "fatal": True}
     sent = [m.to_bytes().decode("ascii") for m in produced]
@@ -757,7 +810,7 @@ class CustodianService:
     def _new_pool(self) -> concurrent.futures.Executor:
         if self.executor_kind == "thread":
             return concurrent.futures.ThreadPoolExecutor(max_workers=max(2, self.workers), thread_name_prefix="mpc-step")
-        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers,
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,
                                                       mp_context=multiprocessing.get_context("spawn"))
 
     def _rebuild_pool(self, broken: concurrent.futures.Executor) -> None:
@@ -796,10 +849,12 @@ class CustodianService:
         args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client)
         self._in_flight += 1
         try:
+            opened: dict[str, Any]
             try:
-                return await self._run_step(_open_operation, *args)
+                opened = await self._run_step(_open_operation, *args)
             except concurrent.futures.BrokenExecutor:
-                return await self._run_again(_reopen, *args)
+                opened = await self._run_again(_reopen, *args)
+            return opened
         finally:
             self._in_flight -= 1
 
@@ -808,7 +863,7 @@ class CustodianService:
         parks, or its node is found dead within ``node_ttl`` and the answer is ``OPERATION_LOST``)."""
         deadline = time.monotonic() + self.node_ttl + 1.0
         while True:
-            opened = await self._run_again(_resume_channel, self._key, client_id, session_id)
+            opened: dict[str, Any] = await self._run_again(_resume_channel, self._key, client_id, session_id)
             if not opened.get("stepping") or time.monotonic() >= deadline:
                 return opened
             await asyncio.sleep(0.2)
@@ -822,8 +877,9 @@ class CustodianService:
             for _ in range(2):
                 step = Step(secrets.token_hex(8), self.node_id, self.lock_ttl)
                 try:
-                    return await self._run_step(_step, self._key, client_id, token, session_id, frame,
-                                                self.session_ttl, step)
+                    answer: dict[str, Any] = await self._run_step(_step, self._key, client_id, token, session_id,
+                                                                  frame, self.session_ttl, step)
+                    return answer
                 except concurrent.futures.BrokenExecutor:
                     outcome = await asyncio.to_thread(self.service.step_outcome, session_id, step)
                 if outcome.state == "parked":
@@ -1170,6 +1226,8 @@ class ServiceThread:
         return f"{scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServiceThread:
+        """Start the thread and wait up to ``timeout`` seconds for the service to listen (its start-up
+        error is raised here); returns ``self``."""
         self._thread.start()
         if not self._ready.wait(timeout):
             raise EngineError("the custodian service did not start in time")

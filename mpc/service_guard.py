@@ -345,6 +345,7 @@ class ConnectionGate:
         return None
 
     def release(self, key: str) -> None:
+        """A connection from ``key`` (its IP) closed: free its slot."""
         with self._lock:
             self.open -= 1
             left = self._per_ip.get(key, 1) - 1
@@ -423,6 +424,7 @@ class BoundedLog:
             self.logger.error("%s", self._truncate(message), extra=extra)
 
     def warning(self, message: str) -> None:
+        """Log ``message`` (truncated) as a warning unless the rate bound is reached."""
         if self._admit():
             self.logger.warning("%s", self._truncate(message))
 

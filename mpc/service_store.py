@@ -1,7 +1,8 @@
 """What the networked custodian (``mpc.server``) keeps beside the engine's store: client tokens
 and parked sessions. Same database and connection as the store it wraps (SQLite or PostgreSQL).
 
-Tables (created on first use, portable SQL)
+Tables (created on first use, portable SQL)::
+
   client_tokens    client id -> BLAKE2b-256 of the client's secret token (never the token);
                    one live token per client: rotating or replacing it kills the old one,
                    revoking deletes the row (every token of that client then fails)
@@ -48,7 +49,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mpc.errors import AuthFailed, OperationLost
+from mpc.errors import AuthFailed, OperationLost, StoreUnavailable
 from mpc.store import SQLiteStore
 
 __all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
@@ -144,6 +145,7 @@ class ServiceStore:
 
     # --- tokens -------------------------------------------------------------------------------
     def set_token(self, client_id: str, token: str) -> None:
+        """Make ``token`` the client's one live token (only its hash is stored)."""
         self.store._execute("INSERT OR REPLACE INTO client_tokens VALUES (?, ?)", (client_id, hash_token(token)))
 
     def check_token(self, client_id: Any, token: Any) -> None:
@@ -345,11 +347,19 @@ class ServiceStore:
 
     def heartbeat(self, node_id: str, ttl: float) -> None:
         """Node ``node_id`` is alive for ``ttl`` more seconds."""
-        self.store._execute("INSERT OR REPLACE INTO service_nodes VALUES (?, ?)", (node_id, time.time() + ttl))
+        self._idempotent("INSERT OR REPLACE INTO service_nodes VALUES (?, ?)", (node_id, time.time() + ttl))
 
     def leave(self, node_id: str) -> None:
         """Node ``node_id`` stopped: the steps it still has (none after a drain) are lost at once."""
-        self.store._execute("DELETE FROM service_nodes WHERE node_id = ?", (node_id,))
+        self._idempotent("DELETE FROM service_nodes WHERE node_id = ?", (node_id,))
+
+    def _idempotent(self, sql: str, args: tuple[Any, ...]) -> None:
+        """A write that may be applied twice: once more on the new connection if the first was
+        cut (``STORE_UNAVAILABLE``: the store never repeats a write by itself)."""
+        try:
+            self.store._execute(sql, args)
+        except StoreUnavailable:
+            self.store._execute(sql, args)
 
     def ping(self) -> None:
         """One trivial query (readiness): raises if the database does not answer."""
@@ -379,6 +389,7 @@ class ServiceStore:
         return ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6])), epoch
 
     def count(self) -> int:
+        """How many sessions are parked."""
         row = self.store._execute("SELECT COUNT(*) FROM parked_sessions").fetchone()
         return int(row[0])
 

@@ -1,5 +1,7 @@
 """The ``sign`` operation, both roles side by side (README.md, "The wallet engine").
 
+Steps::
+
   client     hello (client, chain, SHA-256 of the data, the client's public share: Q1 or its FROST
              verifying share) → the child session of the chain's curve
   custodian  checks the hello (a device whose shares a recover replaced gets ``SHARE_REPLACED``
@@ -23,14 +25,14 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from mpc.errors import InputInvalid, KeyLockedError, MPCError, ShareReplaced, from_protocol_error
+from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.presign import take_precomputation
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
 from protocols import ecdsa2p, frost
-from protocols.errors import KeyLocked, UsageError
+from protocols.errors import KeyLocked, MPCError, UsageError
 from protocols.rounds import Message
 from protocols.state import register_attrs
 
@@ -60,11 +62,11 @@ def sign_data(chain: str, curve: str, data: Any) -> bytes:
     chain a 32-byte digest (the chain's hash of the transaction); an ed25519 chain signs the message."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InputInvalid(f"the data to sign on {chain} must be bytes, not {type(data).__name__}")
-    data = bytes(data)
-    if curve == "secp256k1" and len(data) != 32:
-        raise InputInvalid(f"{chain} is a secp256k1 chain: it signs a 32-byte digest, not {len(data)} bytes; "
+    signed = bytes(data)
+    if curve == "secp256k1" and len(signed) != 32:
+        raise InputInvalid(f"{chain} is a secp256k1 chain: it signs a 32-byte digest, not {len(signed)} bytes; "
                            "hash the transaction first (or let mpc.chains build and hash it)")
-    return data
+    return signed
 
 
 def client_share_id(curve: str, share: Any) -> str:
@@ -96,6 +98,7 @@ def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: byte
 
 
 def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> SignResult:
+    """The ``SignResult`` of a protocol signature (an ``ecdsa2p.Signature`` or 64 Ed25519 bytes)."""
     if curve == "secp256k1":
         return SignResult(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
                           signature.recid, signature.to_der())
@@ -197,6 +200,10 @@ class ClientSign(ClientOperation):
         self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
         return []
 
+    def result(self) -> SignResult:
+        """The signature (the client has it first)."""
+        return cast(SignResult, super().result())
+
 
 class CustodianSign(CustodianOperation):
     """The custodian's side of ``sign``: ECDSA P2 (with a precomputation from the pool, if any)
@@ -237,6 +244,10 @@ class CustodianSign(CustodianOperation):
     def _on_children_done(self) -> list[Message]:
         self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
         return []
+
+    def result(self) -> SignResult:
+        """The same signature as the client's."""
+        return cast(SignResult, super().result())
 
 
 # Parkable state (``protocols.state``): the custodian's side only.

@@ -19,7 +19,8 @@ store) in one transaction (``python -m mpc store-key rotate``; ``docs/operations
 no sealer (``mpc.stores.open_store`` allows that only for ``:memory:`` or when plaintext is
 explicitly allowed) values are stored as they are.
 
-Tables (sealed columns marked *)
+Tables (sealed columns marked ``*``)::
+
   meta            schema version, nonce epoch, take counter, sealing format and key ids
   setup           the custodian's ring-Pedersen setup* (one row)
   clients         client id, public keys, signing status, ejected flag, operation lock (the
@@ -136,6 +137,8 @@ _CLIENT_COLUMNS = (
 
 @dataclass(frozen=True)
 class ClientRecord:
+    """One row of ``clients``: public keys, signing status, flags and the operation lock's lease."""
+
     client_id: str
     secp256k1_public: bytes | None
     ed25519_public: bytes | None
@@ -255,12 +258,12 @@ class SQLiteStore:
 
     def _unseal(self, blob: Any, table: str, column: str, *key: str | bytes | int) -> bytes:
         """The plaintext of a stored value of this row; a sealed value without a key is refused."""
-        blob = bytes(blob)
+        data = bytes(blob)
         if self.sealer is None:
-            if looks_sealed(blob):
+            if looks_sealed(data):
                 raise StoreKeyMissing("a sealed value was met but this store has no key configured")
-            return blob
-        return self.sealer.open(blob, row_aad(table, column, *key))
+            return data
+        return self.sealer.open(data, row_aad(table, column, *key))
 
     def rotate_key(self, new: Sealer) -> int:
         """Re-seal every secret value under ``new``'s current key (a plaintext store: seal it),
@@ -308,17 +311,21 @@ class SQLiteStore:
 
     # --- setup --------------------------------------------------------------------------------
     def load_setup(self) -> bytes | None:
+        """The stored custodian setup (``CustodianSetup.to_bytes``), or None."""
         row = self._execute("SELECT data FROM setup WHERE id = 1").fetchone()
         return None if row is None else self._unseal(row[0], "setup", "data", 1)
 
     def save_setup(self, data: bytes) -> None:
+        """Store the custodian setup (sealed)."""
         self._execute("INSERT OR REPLACE INTO setup VALUES (1, ?)", (self._seal(data, "setup", "data", 1),))
 
     # --- clients ------------------------------------------------------------------------------
     def create_client(self, client_id: str, signing_status: str) -> None:
+        """Add a client row with its signing share status."""
         self._execute("INSERT INTO clients (client_id, signing_share_status) VALUES (?, ?)", (client_id, signing_status))
 
     def client(self, client_id: str) -> ClientRecord:
+        """The client's row; ``ClientNotFound`` if there is none."""
         row = self._execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if row is None:
             raise ClientNotFound("no such client")
@@ -326,6 +333,7 @@ class SQLiteStore:
                             row[8])
 
     def update_client(self, client_id: str, **fields: Any) -> None:
+        """Set columns of the client's row (``UsageError`` for an unknown one, ``ClientNotFound``)."""
         allowed = set(_CLIENT_COLUMNS.replace(" ", "").split(",")) - {"client_id"}
         if not fields or not set(fields) <= allowed:
             raise UsageError("unknown client fields")
@@ -345,10 +353,12 @@ class SQLiteStore:
 
     # --- shares -------------------------------------------------------------------------------
     def put_share(self, client_id: str, kind: str, method: str, curve: str, data: bytes) -> None:
+        """Store (or replace) a share, sealed and bound to its row."""
         sealed = self._seal(data, "shares", "data", client_id, kind, method, curve)
         self._execute("INSERT OR REPLACE INTO shares VALUES (?, ?, ?, ?, ?)", (client_id, kind, method, curve, sealed))
 
     def get_share(self, client_id: str, kind: str, method: str, curve: str) -> bytes | None:
+        """A stored share, opened, or None."""
         row = self._execute(
             "SELECT data FROM shares WHERE client_id = ? AND kind = ? AND method = ? AND curve = ?",
             (client_id, kind, method, curve),
@@ -356,10 +366,12 @@ class SQLiteStore:
         return None if row is None else self._unseal(row[0], "shares", "data", client_id, kind, method, curve)
 
     def delete_shares(self, client_id: str, kind: str, method: str) -> None:
+        """Delete the client's shares of ``kind`` and ``method`` on every curve."""
         self._execute("DELETE FROM shares WHERE client_id = ? AND kind = ? AND method = ?", (client_id, kind, method))
 
     # --- backups (one per client and method) ----------------------------------------------------
     def set_backup(self, client_id: str, method: str, status: str, self_managed: bool) -> None:
+        """Record the backup status of ``method`` and whether the customer keeps the custodian share."""
         self._execute("INSERT OR REPLACE INTO backups VALUES (?, ?, ?, ?)", (client_id, method, status, int(self_managed)))
 
     def backups(self, client_id: str) -> dict[str, tuple[str, bool]]:
@@ -371,12 +383,14 @@ class SQLiteStore:
 
     # --- encrypted client backups ---------------------------------------------------------------
     def put_client_backup(self, client_id: str, method: str, curve: str, box: bytes, record: bytes) -> None:
+        """Store the encrypted client backup share and its key record, both sealed."""
         key = (client_id, method, curve)
         self._execute("INSERT OR REPLACE INTO client_backups VALUES (?, ?, ?, ?, ?)",
                       (*key, self._seal(box, "client_backups", "box", *key),
                        self._seal(record, "client_backups", "record", *key)))
 
     def get_client_backup(self, client_id: str, method: str, curve: str) -> tuple[bytes, bytes] | None:
+        """The encrypted client backup share and its key record, or None."""
         row = self._execute(
             "SELECT box, record FROM client_backups WHERE client_id = ? AND method = ? AND curve = ?",
             (client_id, method, curve),
@@ -488,6 +502,7 @@ class SQLiteStore:
         return counts
 
     def close(self) -> None:
+        """Close the database connection."""
         self._conn.close()
 
 

@@ -66,6 +66,7 @@ log = logging.getLogger("mpc.store")
 
 
 def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
     return url.startswith(("postgresql://", "postgres://"))
 
 
@@ -185,6 +186,10 @@ class PostgresStore(SQLiteStore):
     aborted, ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE``
     says so. A failure to reconnect is ``STORE_UNAVAILABLE`` too.
     """
+
+    # A psycopg connection in place of SQLiteStore's sqlite3 one (psycopg is optional and imported
+    # lazily, so its type cannot be named here; the inherited methods use the calls both share).
+    _conn: Any
 
     def __init__(self, url: str, *, sealer: Sealer | None = None) -> None:  # noqa: D107 - see the class docstring
         try:

@@ -93,6 +93,7 @@ class SignResult:
 
     @property
     def v(self) -> int | None:
+        """27 + recid (Ethereum's legacy ``v``) for an ECDSA signature, else None."""
         return None if self.recid is None else 27 + self.recid
 
     def __iter__(self) -> Iterator[int]:
@@ -112,8 +113,9 @@ class SignResult:
         return getattr(self, key)
 
     def to_json(self) -> dict[str, Any]:
+        """The result as JSON values: chain, curve and signature (hex); r, s, v, recid for ECDSA."""
         out: dict[str, Any] = {"chain": self.chain, "curve": self.curve, "signature": self.signature.hex()}
-        if self.r is not None:
+        if self.r is not None and self.s is not None:  # an ECDSA signature sets both
             out.update(r=hex(self.r), s=hex(self.s), v=self.v, recid=self.recid)
         return out
 

@@ -27,10 +27,14 @@ class BackupWebhook(ABC):
     """Where the custodian's backup shares of self-managed backups live."""
 
     @abstractmethod
-    def hand_over(self, client_id: str, method: str, curve: str, share: bytes) -> None: ...
+    def hand_over(self, client_id: str, method: str, curve: str, share: bytes) -> None:
+        """Give the customer the custodian backup share of (client, method, curve); raise ``WebhookFailed``
+        if it was not taken (the backup then fails and the custodian keeps no copy)."""
 
     @abstractmethod
-    def fetch(self, client_id: str, method: str, curve: str) -> bytes: ...
+    def fetch(self, client_id: str, method: str, curve: str) -> bytes:
+        """The custodian backup share the customer holds for (client, method, curve), for recover
+        or eject; ``WebhookFailed`` if it cannot be had."""
 
     def discard(self, client_id: str, method: str) -> None:
         """Optional: an older backup version (``method`` names it) is no longer needed."""

@@ -80,6 +80,7 @@ def _py_powmod(base: int, exponent: int, modulus: int) -> int:
 
 
 def _py_mulmod(a: int, b: int, modulus: int) -> int:
+    """``a·b mod modulus``."""
     return (a * b) % modulus
 
 
@@ -123,6 +124,7 @@ def _gmp_powmod(base: int, exponent: int, modulus: int) -> int:
 
 
 def _gmp_mulmod(a: int, b: int, modulus: int) -> int:
+    """``a·b mod modulus``."""
     return int(_gmpy2.mpz(a) * b % modulus)
 
 
@@ -140,10 +142,12 @@ def _gmp_is_probable_prime(n: int) -> bool:
 
 
 def _gmp_gcd(a: int, b: int) -> int:
+    """The greatest common divisor of ``a`` and ``b``."""
     return int(_gmpy2.gcd(a, b))
 
 
 def _py_gcd(a: int, b: int) -> int:
+    """The greatest common divisor of ``a`` and ``b``."""
     return math.gcd(int(a), int(b))
 
 
@@ -178,6 +182,7 @@ use_backend("python" if _gmpy2 is None or os.environ.get("PORTAL_MPC_NO_GMPY2") 
 
 # --- backend-independent helpers -----------------------------------------------------------
 def lcm(a: int, b: int) -> int:
+    """The least common multiple of ``a`` and ``b``."""
     return math.lcm(int(a), int(b))
 
 

@@ -87,6 +87,7 @@ class Composite(Session):
         return out + self._check_children_done()
 
     def child(self, name: str) -> Session:
+        """The child session registered as ``name`` (``KeyError`` if there is none)."""
         return self._children[name]
 
     def _step(self, name: str, data: Mapping[str, Any]) -> Message:

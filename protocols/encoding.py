@@ -59,6 +59,7 @@ def get_point(payload: Mapping[str, Any], key: str, group: Group, *, allow_ident
 
 
 def get_list(payload: Mapping[str, Any], key: str, length: int | None = None) -> Sequence[Any]:
+    """``payload[key]`` as a list (of exactly ``length`` items if given); raises ``InvalidMessage``."""
     value = payload.get(key)
     if not isinstance(value, (list, tuple)):
         raise InvalidMessage(f"{key} must be a list")
@@ -123,4 +124,5 @@ def get_int(payload: Mapping[str, Any], key: str, max_bits: int) -> int:
 
 
 def encode_points(points: Iterable[Point]) -> list[str]:
+    """Points as hex strings of their canonical encodings (a payload list)."""
     return [p.to_bytes().hex() for p in points]

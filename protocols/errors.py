@@ -7,6 +7,8 @@ Messages never contain secret values: they name the check that failed, never the
   so the caller may drop the message and go on (a retry with the right message still works).
 - ``FutureMessage``: an ``InvalidMessage`` for a well-formed message of a later round; a frontend
   may keep it and deliver it again once the session has reached that round.
+- ``ShareMismatch``: an ``InvalidMessage`` saying the peer's key share does not pair with this
+  party's (two-party ECDSA checks Q1 before any nonce is used).
 - ``ProtocolAbort``: a well-formed message failed a check (a proof, a commitment opening, a
   consistency equation). ``culprit`` names the party at fault; the session is dead and raises the
   same abort on every later call.
@@ -22,6 +24,7 @@ __all__ = [
     "MPCError",
     "InvalidMessage",
     "FutureMessage",
+    "ShareMismatch",
     "ProtocolAbort",
     "ProofError",
     "KeyLocked",
@@ -40,6 +43,11 @@ class InvalidMessage(MPCError):
 
 class FutureMessage(InvalidMessage):
     """A well-formed message of a round the session has not reached yet."""
+
+
+class ShareMismatch(InvalidMessage):
+    """The peer's key share is not the other half of this party's share (a stale share, replaced
+    since, or another key's); the session is unchanged."""
 
 
 class ProofError(MPCError):

@@ -42,11 +42,12 @@ def run(sessions: Sequence[Session], tamper: Tamper | None = None) -> list[Any]:
 
     def post(messages: list[Message]) -> None:
         for msg in messages:
-            wire: Message | bytes | None = msg
+            wire: Message | bytes = msg
             if tamper is not None:
-                wire = tamper(msg)
-                if wire is None:
+                tampered = tamper(msg)
+                if tampered is None:
                     continue
+                wire = tampered
             delivered = _wire(wire)
             targets = [p for p in by_party if p != msg.sender] if msg.recipient is None else [msg.recipient]
             queue.extend((party, delivered) for party in targets if party in by_party)

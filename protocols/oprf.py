@@ -165,7 +165,7 @@ class _Secret:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._scalar == other._scalar  # type: ignore[attr-defined]
+        return self._scalar == other._scalar
 
     def __hash__(self) -> int:
         raise TypeError(f"{type(self).__name__} is not hashable")

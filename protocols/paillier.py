@@ -117,6 +117,7 @@ class PaillierSecretKey:
 
     @property
     def n(self) -> int:
+        """The modulus N = p·q."""
         return self.public_key.n
 
     @property

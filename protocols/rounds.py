@@ -29,7 +29,7 @@ from itertools import accumulate
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from protocols.errors import (
     FutureMessage,
@@ -50,6 +50,7 @@ MAX_DEPTH = 16
 SESSION_ID_LENGTH = 32
 _KEYS = frozenset({"v", "protocol", "session_id", "round", "sender", "recipient", "payload"})
 _PROTOCOL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]{0,63}$")
+_T = TypeVar("_T")
 
 
 def _freeze(value: Any, depth: int = 0) -> Any:
@@ -231,6 +232,7 @@ def _nesting_depth(data: bytes) -> int:
 
 
 def parse_hex(value: Any, name: str) -> bytes:
+    """Decode lowercase hex of even length; raises ``InvalidMessage`` naming ``name`` otherwise."""
     if not isinstance(value, str) or len(value) % 2 or value != value.lower():
         raise InvalidMessage(f"{name} must be lowercase hex")
     try:
@@ -269,14 +271,17 @@ class Session:
     # --- public API -------------------------------------------------------------------------
     @property
     def peers(self) -> tuple[int, ...]:
+        """The other parties' ids, sorted."""
         return tuple(p for p in self.parties if p != self.party_id)
 
     @property
     def done(self) -> bool:
+        """Whether the session has finished; ``result()`` is then available."""
         return self._done
 
     @property
     def aborted(self) -> ProtocolAbort | KeyLocked | None:
+        """The ``ProtocolAbort`` or ``KeyLocked`` that ended the session (every later call raises it), or None."""
         return self._abort
 
     @property
@@ -366,7 +371,7 @@ class Session:
         if self._abort is not None:
             raise self._abort
 
-    def _guard(self, step: Callable[[], Any], culprit: int | None = None) -> Any:
+    def _guard(self, step: Callable[[], _T], culprit: int | None = None) -> _T:
         """Run a step; turn proof failures into an abort naming ``culprit`` and remember aborts."""
         try:
             return step()

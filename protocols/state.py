@@ -10,7 +10,7 @@ What is *not* declared cannot be parked: the device's signing sessions, which ho
 
 Format (version 1): canonical JSON (sorted keys, no white space, ASCII), an envelope
 ``{"kind": "portal-mpc/session-state", "v": 1, "state": VALUE}``. Apart from ``null``, ``true``
-and ``false``, every value is a JSON array whose first element is a type tag:
+and ``false``, every value is a JSON array whose first element is a type tag::
 
     ["i", hex]              int (minimal lowercase hex, "-" prefix when negative)
     ["s", text]             str
@@ -332,8 +332,9 @@ class _Decoder:
         content = dict(pairs)
         if len(content) != len(pairs):
             raise InvalidMessage("duplicate key in state mapping")
-        self._objects[index] = MappingProxyType(content)
-        return self._objects[index]
+        proxy = MappingProxyType(content)
+        self._objects[index] = proxy
+        return proxy
 
     def _group(self, args: list[Any]) -> Group:
         try:
@@ -388,7 +389,9 @@ class _Decoder:
 
     def _build(self, entry: _Entry, body: Any) -> Any:
         if entry.kind == "attrs":
-            obj = entry.cls.__new__(entry.cls)
+            # type[object], not type: mypy reads __new__ of a bare ``type`` as type.__new__.
+            cls: type[object] = entry.cls
+            obj = cls.__new__(cls)
             transient = set(getattr(entry.cls, "_transient", ()))
             for name, value in self.named(body):
                 if name in transient:

@@ -66,9 +66,11 @@ class Transcript:
         self._state.update(_length(len(label)) + label + _length(len(value)) + value)
 
     def append_bytes(self, label: str, value: bytes) -> None:
+        """Absorb ``len(label) ‖ label ‖ len(value) ‖ value``."""
         self._absorb(label.encode(), bytes(value))
 
     def append_int(self, label: str, value: int) -> None:
+        """Absorb an integer (sign byte and minimal big-endian magnitude) under ``label``."""
         if not isinstance(value, int) or isinstance(value, bool):
             raise UsageError("transcript integers must be int")
         self._absorb(label.encode(), encode_int(value))

@@ -118,7 +118,7 @@ def module_rst(module: ModuleType) -> str:
     reexported = [n for n in getattr(module, "__all__", []) if n not in owned]
     if reexported:
         refs = ", ".join(f"``{n}``" for n in reexported)
-        lines += [f"Also exports {refs} (documented in the modules that define them).", ""]
+        lines += [f"Also exports {refs}: each is documented in the module that defines it.", ""]
     for item in owned:
         lines += _entry(module, item)
     return "\n".join(lines) + "\n"
@@ -143,24 +143,72 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+_ITEM = re.compile(r"^\s*([-*+•]|\d+[.)]|#\.)\s")
+
+
 def _literal_blocks(lines: list[str]) -> list[str]:
-    """A line ending in one ``:`` followed at once by more-indented lines introduces a plain-text
-    table (the operation flows of ``mpc.client`` and ``mpc.custodian``): make it a literal block."""
+    """A one-line paragraph (not a list item) ending in one ``:`` and followed at once by
+    more-indented lines introduces a plain-text table (the operation flows of ``mpc.client`` and
+    ``mpc.custodian``): make it a literal block."""
     out: list[str] = []
+    block: int | None = None  # the indentation of the line that opened the current block
+    verbatim: int | None = None  # the same for a block already marked (``::``, a directive)
     for i, line in enumerate(lines):
+        if verbatim is not None and (not line.strip() or _indent(line) > verbatim):
+            out.append(line)
+            continue
+        verbatim = None
+        if block is not None and line.strip() and _indent(line) <= block:
+            if out[-1].strip():
+                out.append("")  # a literal block ends with a blank line
+            block = None
         following = lines[i + 1] if i + 1 < len(lines) else ""
         stripped = line.rstrip()
-        if (stripped.endswith(":") and not stripped.endswith("::") and following.strip()
-                and _indent(following) > _indent(line)):
+        if block is None and (stripped.endswith("::") or stripped.lstrip().startswith(".. ")):
+            verbatim = _indent(line)
+            out.append(line)
+        elif (block is None and stripped.endswith(":") and not stripped.endswith("::")
+                and (i == 0 or not lines[i - 1].strip()) and not _ITEM.match(line)
+                and following.strip() and _indent(following) > _indent(line)):
             out += [stripped + ":", ""]
+            block = _indent(line)
         else:
             out.append(line)
     return out
 
 
 def _process_docstring(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
-    """Docstrings are reST with plain-text conventions; adapt the two that reST reads otherwise."""
-    lines[:] = _literal_blocks([_escape_bars(line) for line in lines])
+    """Docstrings are reST with plain-text conventions; adapt the two that reST reads otherwise.
+
+    A constant without a docstring of its own would show its type's docstring (``dict``'s for
+    ``mpc.store.SEALED_COLUMNS``): that is dropped.
+    """
+    if what in ("data", "attribute") and lines:
+        doc = getattr(type(obj), "__doc__", None)
+        type_doc = doc.strip().splitlines() if isinstance(doc, str) else []
+        if type_doc and lines[0].strip() == type_doc[0].strip():
+            lines[:] = []
+            return
+    lines[:] = _escape_outside_literals(_literal_blocks(lines))
+
+
+def _escape_outside_literals(lines: list[str]) -> list[str]:
+    """``_escape_bars`` on every line but those of literal blocks and doctest blocks."""
+    out: list[str] = []
+    literal: int | None = None  # the indentation of the ``::`` line of the current literal block
+    doctest = False
+    for line in lines:
+        if literal is not None and line.strip() and _indent(line) <= literal:
+            literal = None
+        if doctest and not line.strip():
+            doctest = False
+        elif line.lstrip().startswith(">>>"):
+            doctest = True
+        verbatim = literal is not None or doctest
+        out.append(line if verbatim else _escape_bars(line))
+        if not verbatim and line.rstrip().endswith("::"):
+            literal = _indent(line)
+    return out
 
 
 def setup(app: Any) -> dict[str, Any]:

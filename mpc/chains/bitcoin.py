@@ -84,13 +84,15 @@ class SignedTransaction:
 
     @property
     def hex(self) -> str:
+        """The signed transaction as hex, ready for ``sendrawtransaction``."""
         return self.raw.hex()
 
 
 def _network(network: str) -> Mapping[str, Any]:
     if network not in NETWORKS:
         raise InputInvalid(f"network must be one of {', '.join(NETWORKS)}")
-    return _networks.NETWORKS[network]
+    params: Mapping[str, Any] = _networks.NETWORKS[network]
+    return params
 
 
 def wallet_address(public_key: bytes, network: str = "main") -> str:

@@ -3,7 +3,7 @@
 Extra ``evm`` (eth-account, with eth-utils, eth-keys and rlp). Only public APIs are used:
 eth-account's ``eth_account.messages`` (``encode_defunct``, ``encode_typed_data``) and
 ``eth_account.typed_transactions.TypedTransaction`` (EIP-1559 hashing and encoding), pyrlp's
-``rlp.encode`` and eth-utils' ``keccak``. What the wallet signs (all Keccak-256):
+``rlp.encode`` and eth-utils' ``keccak``. What the wallet signs (all Keccak-256)::
 
   sign_personal_message   keccak256(0x19 ‖ "Ethereum Signed Message:\\n" ‖ len(message) in decimal ‖ message)
                           (EIP-191 version 0x45; ``encode_defunct``); v = 27 + recid
@@ -132,12 +132,12 @@ def sign_typed_data(signer: Signer, full_message: Mapping[str, Any]) -> SignedMe
 
 def _address(value: Any, name: str) -> str:
     if isinstance(value, (bytes, bytearray)) and len(value) == 20:
-        return _eth_utils.to_checksum_address(bytes(value))
+        return str(_eth_utils.to_checksum_address(bytes(value)))
     if not isinstance(value, str) or not _eth_utils.is_hex_address(value):
         raise InputInvalid(f"{name} must be a 20-byte 0x-hex address")
     if value[2:] not in (value[2:].lower(), value[2:].upper()) and not _eth_utils.is_checksum_address(value):
         raise InputInvalid(f"{name} has a mixed-case address with a wrong EIP-55 checksum")
-    return _eth_utils.to_checksum_address(value)
+    return str(_eth_utils.to_checksum_address(value))
 
 
 def _clean_transaction(tx: Any, wallet: str) -> dict[str, Any]:

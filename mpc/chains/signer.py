@@ -58,11 +58,14 @@ class LocalSigner:
     client_id: str
 
     def public_key(self, curve: str) -> bytes:
+        """The wallet's public key on ``curve``, from the client's shares."""
         return self.client.public_keys()[curve]
 
     def sign(self, chain: str, data: bytes) -> SignResult:
+        """Run ``client.sign`` and ``custodian.sign`` in memory; returns the client's ``SignResult``."""
         from mpc import run_local  # mpc imports nothing from mpc.chains; keep it that way
 
+        client_result: SignResult
         client_result, _ = run_local(self.client.sign(chain, data), self.custodian.sign(self.client_id, chain, data))
         return client_result
 

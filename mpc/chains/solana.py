@@ -1,6 +1,6 @@
 """Solana: sign a transaction message built with solders (legacy ``Message`` or ``MessageV0``).
 
-Extra ``solana`` (solders). What the wallet signs (ed25519, the message itself, no pre-hash):
+Extra ``solana`` (solders). What the wallet signs (ed25519, the message itself, no pre-hash)::
 
   legacy ``Message``   bytes(message): header ‖ account keys ‖ recent blockhash ‖ instructions
   ``MessageV0``        solders.message.to_bytes_versioned(message): 0x80 ‖ the v0 message

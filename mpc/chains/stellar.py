@@ -61,4 +61,5 @@ def sign_envelope_xdr(signer: Signer, envelope_xdr: str, network_passphrase: str
         envelope = _sdk.TransactionEnvelope.from_xdr(envelope_xdr, network_passphrase)
     except Exception as exc:  # stellar-sdk / xdrlib raise ValueError, binascii.Error, their own errors
         raise InputInvalid(f"the envelope XDR does not parse: {type(exc).__name__}") from None
-    return sign_envelope(signer, envelope).to_xdr()
+    signed_xdr: str = sign_envelope(signer, envelope).to_xdr()
+    return signed_xdr

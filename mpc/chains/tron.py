@@ -3,7 +3,7 @@
 Extra ``tron`` (tronpy with its ``offline`` extra: the protobuf classes of ``protocol.Transaction``).
 The request is ``{"raw_data": {...}}`` as tronpy's ``Transaction.to_json()`` or the node's
 ``createtransaction`` returns it, optionally with ``raw_data_hex``, ``txID`` and earlier
-``signature`` entries. What the wallet signs:
+``signature`` entries. What the wallet signs::
 
   raw   = protobuf ``Transaction.raw`` serialised from the *decoded* raw_data (ref_block_bytes,
           ref_block_hash, expiration, timestamp, the contract, memo ``data``, fee_limit)
@@ -62,6 +62,7 @@ class SignedTransaction:
     earlier_signatures: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
+        """The signed transaction in the node's JSON form (``broadcasttransaction``), signatures included."""
         return {
             "txID": self.txid,
             "raw_data": dict(self.raw_data),
@@ -139,7 +140,8 @@ def raw_data_bytes(raw_data: Mapping[str, Any], owner: bytes) -> bytes:
         data=require_hex_bytes(raw_data.get("data", ""), "data (memo)"),
         fee_limit=require_int(raw_data.get("fee_limit", 0), "fee_limit", maximum=INT64_MAX),
     )
-    return raw.SerializeToString()
+    serialized: bytes = raw.SerializeToString()
+    return serialized
 
 
 def _earlier_signatures(transaction: Mapping[str, Any]) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ class TwoPartySession(Session):
 
     @property
     def peer(self) -> int:
+        """The other party's id: ``CUSTODIAN`` for the client (P1), ``CLIENT`` for the custodian (P2)."""
         return CUSTODIAN if self.party_id == CLIENT else CLIENT
 
     def _transcript(self, label: str, round: int, prover: int, context: bytes = b"") -> Transcript:

@@ -37,6 +37,13 @@ PAYLOAD_KEYS = ("paillier", "c_key", "mod", "fac", "logstar")
 
 @dataclass(frozen=True)
 class EncryptedShare:
+    """P1's share x1 under a fresh Paillier key, as sent in keygen and reshare round 3.
+
+    N and c_key = Enc(x1) with the proofs that bind them (CGGMP, ePrint 2021/060): Π_mod (N is a
+    Paillier-Blum modulus, rev. 2024-10-21 Fig. 12), Π_fac (no small factor, Fig. 26) and Π_log*
+    (c_key encrypts the discrete log of Q1, in range; older revisions Fig. 25).
+    """
+
     paillier: PaillierPublicKey
     c_key: int
     mod_proof: mod.ModProof
@@ -45,9 +52,11 @@ class EncryptedShare:
 
     @staticmethod
     def payload_keys() -> tuple[str, ...]:
+        """The keys this share occupies in a round-3 payload."""
         return PAYLOAD_KEYS
 
     def to_payload(self) -> dict[str, Any]:
+        """The payload fields: the Paillier key, c_key as hex and each proof's payload."""
         return {
             "paillier": self.paillier.to_payload(),
             "c_key": paillier.encode_ciphertext(self.c_key),

@@ -1,16 +1,18 @@
 """Two-party ECDSA key generation (Lindell 2017, key generation; CGGMP proofs for Paillier).
 
-Round 1  P1 -> P2  commitment to (Q1 = x1·G, Schnorr proof of x1); the fingerprints of the
-                   custodian setups P1 verified before, and its own setup's fingerprint
-Round 2  P2 -> P1  Q2 = x2·G with its Schnorr proof; P2's setup (N̂, s, t) with Π_prm and Π_mod
-                   (only its fingerprint if P1 listed it); whether P2 verified P1's setup before
-Round 3  P1 -> P2  opening of round 1; N, c_key = Enc(x1), Π_mod, Π_fac, Π_log*
-                   (see ``encrypted_share``); P1 checked Π_prm first (cached per setup);
-                   P1's own setup (N̂_c, s, t) with Π_prm and Π_mod, against which P2 will
-                   prove every c3 in signing (``protocols.zk.c3``); only its fingerprint if P2
-                   verified it before
-Round 4  P2 -> P1  Q = Q1 + Q2, confirming that P2 accepted and stored its share
-Output   P1KeyShare / P2KeyShare with the same joint public key Q (33-byte compressed)
+Message flow::
+
+    Round 1  P1 -> P2  commitment to (Q1 = x1·G, Schnorr proof of x1); the fingerprints of the
+                       custodian setups P1 verified before, and its own setup's fingerprint
+    Round 2  P2 -> P1  Q2 = x2·G with its Schnorr proof; P2's setup (N̂, s, t) with Π_prm and Π_mod
+                       (only its fingerprint if P1 listed it); whether P2 verified P1's setup before
+    Round 3  P1 -> P2  opening of round 1; N, c_key = Enc(x1), Π_mod, Π_fac, Π_log*
+                       (see ``encrypted_share``); P1 checked Π_prm first (cached per setup);
+                       P1's own setup (N̂_c, s, t) with Π_prm and Π_mod, against which P2 will
+                       prove every c3 in signing (``protocols.zk.c3``); only its fingerprint if P2
+                       verified it before
+    Round 4  P2 -> P1  Q = Q1 + Q2, confirming that P2 accepted and stored its share
+    Output   P1KeyShare / P2KeyShare with the same joint public key Q (33-byte compressed)
 
 A setup's proofs travel until the receiver has verified them once (about 160 KB each way); a
 fingerprint is accepted only if the receiver itself offered it (``setup.receive_setup``).

@@ -1,15 +1,17 @@
 """Two-party resharing of an ECDSA key: refresh, backup and recover (cb-mpc
 ``refresh()``), with the CGGMP proofs for a fresh Paillier key.
 
-Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs (and,
-                   for a signing pair, the setup fingerprints P1 knows and its own, as in keygen)
-Round 2  P2 -> P1  ρ2 (and, for a signing pair, P2's setup (N̂, s, t) with Π_prm and Π_mod, or
-                   its fingerprint, and whether P2 verified P1's setup before)
-Round 3  P1 -> P2  opening of ρ1 (and, for a signing pair, N', c_key' = Enc(x1'), Π_mod,
-                   Π_fac, Π_log* for Q1' = Q1 + ρ·G, see ``encrypted_share``, and P1's own
-                   setup with Π_prm and Π_mod for the c3 proofs, as in keygen)
-Round 4  P2 -> P1  Q1', confirming that P2 accepted and derived its new share
-Output   new shares x1' = x1 + ρ, x2' = x2 − ρ (mod q) with ρ = ρ1 + ρ2; same Q
+Message flow::
+
+    Round 1  P1 -> P2  Q and Q1 of the old pair; commitment to ρ1; whether the new pair signs (and,
+                       for a signing pair, the setup fingerprints P1 knows and its own, as in keygen)
+    Round 2  P2 -> P1  ρ2 (and, for a signing pair, P2's setup (N̂, s, t) with Π_prm and Π_mod, or
+                       its fingerprint, and whether P2 verified P1's setup before)
+    Round 3  P1 -> P2  opening of ρ1 (and, for a signing pair, N', c_key' = Enc(x1'), Π_mod,
+                       Π_fac, Π_log* for Q1' = Q1 + ρ·G, see ``encrypted_share``, and P1's own
+                       setup with Π_prm and Π_mod for the c3 proofs, as in keygen)
+    Round 4  P2 -> P1  Q1', confirming that P2 accepted and derived its new share
+    Output   new shares x1' = x1 + ρ, x2' = x2 − ρ (mod q) with ρ = ρ1 + ρ2; same Q
 
 ρ is joint: P1 is bound to ρ1 before it sees ρ2, and P2 picks ρ2 without knowing ρ1, so neither
 side controls the offset between old and new shares. An old share never combines with a new one
@@ -32,7 +34,7 @@ from protocols.ecdsa2p.setup import ClientSetup, CustodianSetup, CustodianSetupP
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import InvalidMessage, ProtocolAbort, UsageError, require_instance
+from protocols.errors import InvalidMessage, ProtocolAbort, ShareMismatch, UsageError, require_instance
 from protocols.rounds import Message
 from protocols.state import register_attrs, register_dataclass
 
@@ -188,7 +190,7 @@ class ReshareP2(TwoPartySession):
             raise InvalidMessage("client and custodian disagree on the purpose of the resharing")
         if get_point(msg.payload, "Q", GROUP) != self._share.public_point or \
                 get_point(msg.payload, "Q1", GROUP) != self._share.q1:
-            raise InvalidMessage("the client's share does not belong to this custodian share")
+            raise ShareMismatch("the client's share does not belong to this custodian share")
         commitment = get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
         if not self._for_signing:
             return _Round1(commitment)

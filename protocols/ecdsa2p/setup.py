@@ -106,6 +106,7 @@ class CustodianSetupPublic:
     level: SecurityLevel = DEFAULT_LEVEL
 
     def to_payload(self) -> dict[str, Any]:
+        """(N̂, s, t) with the Π_prm and Π_mod proofs and the level, as sent in keygen round 2."""
         return {"params": self.params.to_payload(), **_proofs_payload(self)}
 
     @classmethod
@@ -141,6 +142,7 @@ class CustodianSetup:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustodianSetup:
+        """Parse ``to_bytes`` output and verify its proofs (``verify_setup``); raises ``InvalidMessage``."""
         if len(data) < 4:
             raise InvalidMessage("custodian setup truncated")
         size = int.from_bytes(data[:4], "big")

@@ -128,6 +128,7 @@ class P1KeyShare:
 
     @property
     def q1(self) -> Point:
+        """Q1 = x1·G, the client's public share."""
         return self.x1.public_point()
 
     @property
@@ -138,6 +139,7 @@ class P1KeyShare:
 
     @property
     def can_sign(self) -> bool:
+        """Whether this share can sign: it carries Paillier material (a backup pair does not) and is not locked."""
         return self.paillier is not None and not self.locked
 
     def copy(self) -> P1KeyShare:
@@ -155,6 +157,7 @@ class P1KeyShare:
             raise KeyLocked("this ECDSA key share is locked after a failed signature; recover the wallet")
 
     def to_bytes(self) -> bytes:
+        """The versioned canonical JSON encoding; secret: it belongs in the device's keychain only."""
         return _dump(
             {
                 "kind": "ecdsa2p/p1-share",
@@ -172,6 +175,7 @@ class P1KeyShare:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> P1KeyShare:
+        """Strictly decode ``to_bytes`` output, checking x1·G = Q − Q2; raises ``InvalidMessage``."""
         obj = _load(data, "ecdsa2p/p1-share", ("x1", "Q", "Q2", "paillier", "c_key", "ring_pedersen", "locked", "level"))
         level = _level(obj)
         x1 = _secret(obj, "x1")
@@ -225,10 +229,12 @@ class P2KeyShare:
 
     @property
     def public_key(self) -> bytes:
+        """The joint public key Q, 33-byte compressed SEC1."""
         return self.public_point.to_bytes()
 
     @property
     def can_sign(self) -> bool:
+        """Whether this share can sign: a backup pair carries no Paillier material."""
         return self.paillier is not None
 
     def copy(self) -> P2KeyShare:
@@ -236,6 +242,7 @@ class P2KeyShare:
         return P2KeyShare(self.x2, self.public_point, self.q1, self.paillier, self.c_key, self.client_params, self.level)
 
     def to_bytes(self) -> bytes:
+        """The versioned canonical JSON encoding; secret: the custodian's store seals it at rest."""
         return _dump(
             {
                 "kind": "ecdsa2p/p2-share",
@@ -252,6 +259,7 @@ class P2KeyShare:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> P2KeyShare:
+        """Strictly decode ``to_bytes`` output, checking x2·G = Q − Q1; raises ``InvalidMessage``."""
         obj = _load(data, "ecdsa2p/p2-share", ("x2", "Q", "Q1", "paillier_n", "c_key", "client_ring_pedersen", "level"))
         level = _level(obj)
         x2 = _secret(obj, "x2")

@@ -1,14 +1,16 @@
 """Two-party ECDSA signing (Lindell 2017, signing protocol; ePrint 2017/552; cb-mpc ecdsa_2p.cpp).
 
-Round 1  P1 -> P2  digest and Q1 (so a mismatched pair stops here); commitment to
-                   (R1 = k1·G, Schnorr proof of k1)
-Round 2  P2 -> P1  R2 = k2·G with its Schnorr proof
-Round 3  P1 -> P2  opening of round 1
-Round 4  P2 -> P1  c3 = (r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + ρ·q) with w1 = k2⁻¹, w2 = k2⁻¹·x2
-                   (mod q) and c_key' = c_key ⊕ SHIFT (homomorphic step), and Π_c3: a proof
-                   that c3 was formed so (``protocols.zk.c3``, cb-mpc's default signing)
-Round 5  P1 -> P2  the signature (r, s, recid), after P1 verified it
-Output   both parties: the same low-s ``Signature``
+Message flow::
+
+    Round 1  P1 -> P2  digest and Q1 (so a mismatched pair stops here); commitment to
+                       (R1 = k1·G, Schnorr proof of k1)
+    Round 2  P2 -> P1  R2 = k2·G with its Schnorr proof
+    Round 3  P1 -> P2  opening of round 1
+    Round 4  P2 -> P1  c3 = (r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + ρ·q) with w1 = k2⁻¹, w2 = k2⁻¹·x2
+                       (mod q) and c_key' = c_key ⊕ SHIFT (homomorphic step), and Π_c3: a proof
+                       that c3 was formed so (``protocols.zk.c3``, cb-mpc's default signing)
+    Round 5  P1 -> P2  the signature (r, s, recid), after P1 verified it
+    Output   both parties: the same low-s ``Signature``
 
 Both sides compute R = k1·R2 = k2·R1 and r = R.x mod q and refuse r = 0. P1 verifies Π_c3
 against its own ring-Pedersen parameters **before it decrypts anything**: a c3 altered in any way
@@ -40,7 +42,7 @@ from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, 
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
 from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
-from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, UsageError, require_instance
+from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, ShareMismatch, UsageError, require_instance
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.rounds import Message
 from protocols.transcript import Transcript
@@ -79,9 +81,11 @@ class DecryptionGuard(Protocol):
     c3 is decrypted; ``end`` only once the signature verified. A ``begin`` without ``end`` (a
     crash, or a failed signature) must count as a failed signature: lock the share."""
 
-    def begin(self) -> None: ...
+    def begin(self) -> None:
+        """Persist "decryption in flight": called after Π_c3 verified, before c3 is decrypted."""
 
-    def end(self) -> None: ...
+    def end(self) -> None:
+        """Clear the marker: called only once the signature verified."""
 
 
 class SignP1(TwoPartySession):
@@ -192,7 +196,7 @@ class SignP2(TwoPartySession):
         # A stale or foreign pair is refused here, before any nonce is used (and before a
         # failed signature could lock the client's share).
         if get_point(msg.payload, "Q1", GROUP) != self._share.q1:
-            raise InvalidMessage("the client's share does not belong to this custodian share")
+            raise ShareMismatch("the client's share does not belong to this custodian share")
         return get_bytes(msg.payload, "commitment", COMMITMENT_LENGTH)
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
@@ -255,6 +259,7 @@ class C3Precomputation:
 
     @property
     def n(self) -> int:
+        """P1's Paillier modulus N, which both nonces belong to."""
         return self.c3_nonce.modulus
 
     @classmethod

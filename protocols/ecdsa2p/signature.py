@@ -60,6 +60,7 @@ class Signature:
 
     @classmethod
     def from_bytes(cls, data: bytes, recid: int = 0) -> Signature:
+        """Parse the 64-byte r ‖ s (big-endian each); the recovery id is given apart."""
         if len(data) != 64:
             raise InvalidMessage("signature must be 64 bytes")
         return cls(int.from_bytes(data[:32], "big"), int.from_bytes(data[32:], "big"), recid)

@@ -3,9 +3,11 @@
 Each party i picks x_i and publishes X_i = x_i·G; the output is X = Σ X_i. Commit-then-open
 stops the last party from choosing its X_i as a function of the others' (a rogue-key attack).
 
-Round 1  i -> all   commitment to (X_i, Schnorr proof of x_i)      (broadcast)
-Round 2  i -> j     opening: X_i, the proof and the nonce           (one p2p message per peer)
-Output   X = Σ X_i, after every opening and every proof checked; a bad one aborts naming its sender.
+Message flow::
+
+    Round 1  i -> all   commitment to (X_i, Schnorr proof of x_i)      (broadcast)
+    Round 2  i -> j     opening: X_i, the proof and the nonce           (one p2p message per peer)
+    Output   X = Σ X_i, after every opening and every proof checked; a bad one aborts naming its sender.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = ["JointKey", "JointKeyResult"]
 
 @dataclass(frozen=True)
 class JointKeyResult:
+    """A party's output: its secret share x_i, every party's X_i and the joint key X = Σ X_i."""
+
     secret_share: SecretScalar
     public_shares: dict[int, Point]
     public_key: Point
@@ -39,6 +43,8 @@ class _Opening:
 
 
 class JointKey(Session):
+    """One party of the joint-key example; its result is a :class:`JointKeyResult` (rounds above)."""
+
     protocol = "example/joint-key"
 
     def __init__(self, session_id: bytes, party_id: int, parties: Iterable[int], group: Group) -> None:

@@ -1,6 +1,7 @@
 """The FROST(Ed25519, SHA-512) ciphersuite (RFC 9591 §6.1) as one object.
 
 contextString = "FROST-ED25519-SHA512-v1"
+
 - H1(m) = SHA-512(contextString ‖ "rho"   ‖ m), read little-endian, reduced mod L (binding factors)
 - H2(m) = SHA-512(m), little-endian mod L, with *no* context string, so that any RFC 8032
   verifier accepts the aggregate signature (the challenge)
@@ -87,6 +88,7 @@ class Ciphersuite:
 
     # --- serialisation (§6.1, §3.1) ----------------------------------------------------------
     def serialize_scalar(self, k: int) -> bytes:
+        """SerializeScalar (RFC 9591 §6.1): ``k mod L`` as 32 bytes little-endian."""
         return self.group.encode_scalar(k % self.order)
 
     def deserialize_scalar(self, data: bytes) -> int:
@@ -94,6 +96,7 @@ class Ciphersuite:
         return self.group.decode_scalar(data)
 
     def serialize_element(self, point: Point) -> bytes:
+        """SerializeElement (RFC 9591 §6.1): the 32-byte encoding; the identity is refused."""
         if point.is_identity:
             raise UsageError("the identity element cannot be serialised")
         return point.to_bytes()
@@ -116,6 +119,7 @@ class Ciphersuite:
         return point, point * k
 
     def serialize_identifier(self, identifier: int) -> bytes:
+        """An identifier in [1, L) serialised as a scalar (RFC 9591 §6.1)."""
         if not 0 < identifier < self.order:
             raise UsageError("identifier must be in [1, L)")
         return self.group.encode_scalar(identifier)

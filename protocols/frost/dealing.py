@@ -20,7 +20,7 @@ A failed check aborts naming the dealer or receiver at fault.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,13 +106,17 @@ class DealingSession(Session):
     # --- helpers ----------------------------------------------------------------------------
     @property
     def is_dealer(self) -> bool:
+        """Whether this party deals a polynomial in this run."""
         return self.party_id in self.dealers
 
     @property
     def is_receiver(self) -> bool:
+        """Whether this party gets a new share in this run."""
         return self.party_id in self.receivers
 
-    def _wait(self, round: int, senders: Iterable[int], then: Any) -> list[Message]:
+    def _wait(
+        self, round: int, senders: Iterable[int], then: Callable[[dict[int, Any]], list[Message]]
+    ) -> list[Message]:
         senders = [s for s in senders if s != self.party_id]
         if not senders:
             return then({})

@@ -1,10 +1,12 @@
 """Pedersen DKG with proofs of knowledge (Komlo–Goldberg, ePrint 2020/852, Figure 1).
 
-Round 1  i -> all   C_i = [a_i0·B, …, a_i(t-1)·B] (exactly t points) and σ_i = (R_i, μ_i), a
-                    Schnorr proof of knowledge of a_i0              {"commitment": [...], "proof": R‖μ}
-Round 2  i -> j     f_i(j) and i's view hash of round 1              {"share": …, "view": …}
-Round 3  j -> all   confirmation hash of (view, PK, verifying shares) {"confirmation": …}
-Output   KeyShare: s_j = Σ_i f_i(j); Y_k = Σ_i Σ_m k^m·C_im; PK = Σ_i C_i0.
+Message flow::
+
+    Round 1  i -> all   C_i = [a_i0·B, …, a_i(t-1)·B] (exactly t points) and σ_i = (R_i, μ_i), a
+                        Schnorr proof of knowledge of a_i0              {"commitment": [...], "proof": R‖μ}
+    Round 2  i -> j     f_i(j) and i's view hash of round 1              {"share": …, "view": …}
+    Round 3  j -> all   confirmation hash of (view, PK, verifying shares) {"confirmation": …}
+    Output   KeyShare: s_j = Σ_i f_i(j); Y_k = Σ_i Σ_m k^m·C_im; PK = Σ_i C_i0.
 
 The proof's challenge is ZcashFoundation/frost's (``keys/dkg.rs``):
 c = HDKG(SerializeScalar(i) ‖ a_i0·B ‖ R_i), with μ_i = k + a_i0·c and R_i = k·B; verification
@@ -49,6 +51,7 @@ class ProofOfKnowledge:
     response: int
 
     def to_bytes(self) -> bytes:
+        """σ_i = R_i ‖ μ_i (Komlo–Goldberg Fig. 1): SerializeElement(R) ‖ SerializeScalar(μ), 64 bytes."""
         return SUITE.serialize_element(self.commitment) + SUITE.serialize_scalar(self.response)
 
     @classmethod

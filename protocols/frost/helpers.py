@@ -5,6 +5,7 @@
 - §4.4 ``compute_binding_factors``: ρ_i = H1(PK ‖ H4(msg) ‖ H5(encoded list) ‖ id_i).
 - §4.5 ``compute_group_commitment``: R = Σ (D_i + ρ_i·E_i).
 - §4.6 ``compute_challenge``: c = H2(R ‖ PK ‖ msg).
+
 (§4.1 ``nonce_generate`` lives in ``round1``, where it is used.)
 """
 

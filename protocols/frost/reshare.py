@@ -5,14 +5,18 @@ shares with the view hash, round 3 confirmation); payloads are {"commitment": [.
 {"share", "view"} and {"confirmation"}. The group public key never changes.
 
 Refresh (ZF ``keys/refresh.rs``). Every participant i deals a polynomial g_i with g_i(0) = 0,
-so C_i0 is the identity, which receivers check (it is the one place the identity is allowed).
+so C_i0 is the identity, which receivers check (it is the one place the identity is allowed)::
+
     s'_j = s_j + Σ_i g_i(j),   Y'_k = Y_k + Σ_i Σ_m k^m·C_im,   PK unchanged.
+
 A refresh among a subset (≥ t) of the participants gives shares to that subset only.
 
 Resharing (Wong–Wang VSR; ZF 9ceac975 ``keys/resharing.rs``). A set D of at least t old holders
-each deals its share with a polynomial h_i of degree t'−1, h_i(0) = s_i, to the new receivers.
+each deals its share with a polynomial h_i of degree t'−1, h_i(0) = s_i, to the new receivers::
+
     s'_j = Σ_{i∈D} λ_i·h_i(j),  λ_i the Lagrange coefficients at 0 over D;
     Y'_k = Σ_i λ_i·Σ_m k^m·C_im.
+
 Receivers check: each commitment has exactly t' points, C_i0 equals holder i's old verifying
 share Y_i (so a holder cannot deal anything but its real share), and Σ λ_i·C_i0 = PK.
 
@@ -90,7 +94,7 @@ class RefreshSession(DealingSession):
         return PublicOutcome(self.key_share.group_public_key, verifying)
 
     def _signing_share(self, shares: Mapping[int, int]) -> int:
-        return (self.key_share.signing_share.value + sum(shares.values())) % SUITE.order  # type: ignore[union-attr]
+        return (self.key_share.signing_share.value + sum(shares.values())) % SUITE.order
 
     def _forget_old_share(self) -> None:
         self.key_share = None  # type: ignore[assignment]

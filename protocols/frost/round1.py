@@ -10,7 +10,7 @@ enforces that by handing its values out once.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, NoReturn
 
 from curves import Point, SecretScalar
 from protocols.errors import InvalidMessage, UsageError
@@ -41,6 +41,7 @@ class SigningNonces:
 
     @property
     def used(self) -> bool:
+        """Whether ``round2.sign`` consumed the nonces: each pair signs once (RFC 9591 §5.2)."""
         return self._nonces is None
 
     def commitment_share(self, binding_factor: int) -> Point:
@@ -62,7 +63,7 @@ class SigningNonces:
         state = "used" if self._nonces is None else "unused"
         return f"SigningNonces(identifier={self.commitments.identifier}, {state}, <redacted>)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("signing nonces must never be serialised")
 
 

@@ -3,11 +3,13 @@
 The initiator (the wallet's client) and the responder (the custodian) sign with a 2-of-2 key
 (or any two signers of a key with threshold 2):
 
-Round 1  I -> R  H4(msg) and fresh commitments (D_I, E_I)                       (§5.1 commit)
-Round 2  R -> I  fresh commitments (D_R, E_R) and z_R over the full commitment list (§5.2 sign)
-Round 3  I -> R  the 64-byte signature, after I computed z_I (§5.2), aggregated and verified it
-                 (§5.3; a bad z_R names the responder, §5.4)
-Output   both: the same Ed25519 signature, which any RFC 8032 verifier accepts
+Message flow::
+
+    Round 1  I -> R  H4(msg) and fresh commitments (D_I, E_I)                       (§5.1 commit)
+    Round 2  R -> I  fresh commitments (D_R, E_R) and z_R over the full commitment list (§5.2 sign)
+    Round 3  I -> R  the 64-byte signature, after I computed z_I (§5.2), aggregated and verified it
+                     (§5.3; a bad z_R names the responder, §5.4)
+    Output   both: the same Ed25519 signature, which any RFC 8032 verifier accepts
 
 **Why the ordering is safe.** FROST lets the other signers (or the coordinator) see a signer's
 commitments before choosing theirs: every binding factor ρ_i = H1(PK ‖ H4(msg) ‖ H5(list) ‖ i)

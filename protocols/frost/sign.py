@@ -1,9 +1,11 @@
 """FROST signing session (RFC 9591 §5) without a coordinator: one per signer.
 
-Round 1  i -> all   SigningCommitments (D_i, E_i)                       (§5.1 commit; broadcast)
-Round 2  i -> all   sig_share z_i and the hash of i's commitment list   (§5.2 sign; broadcast)
-Output   every signer aggregates (§5.3), verifies the signature, and on failure verifies each
-         share to name the culprit (§5.4); all output the same 64-byte Ed25519 signature.
+Message flow::
+
+    Round 1  i -> all   SigningCommitments (D_i, E_i)                       (§5.1 commit; broadcast)
+    Round 2  i -> all   sig_share z_i and the hash of i's commitment list   (§5.2 sign; broadcast)
+    Output   every signer aggregates (§5.3), verifies the signature, and on failure verifies each
+             share to name the culprit (§5.4); all output the same 64-byte Ed25519 signature.
 
 Payloads (hex strings):  round 1 {"hiding": D (32 bytes), "binding": E (32 bytes),
 "message_hash": H4(msg) (64 bytes)}; round 2 {"sig_share": z_i (32-byte scalar), "view":

@@ -108,6 +108,7 @@ class C3Bounds:
 
     @property
     def q_bits(self) -> int:
+        """The bit length of the curve order q."""
         return self.q.bit_length()
 
     @property
@@ -175,6 +176,7 @@ class C3Randomness:
 
     @classmethod
     def fresh(cls, pk: PaillierPublicKey) -> C3Randomness:
+        """A fresh Paillier nonce for ``pk`` with its N-th power (the costly part)."""
         nonce = bigint.random_unit(pk.n)
         return cls(nonce, bigint.powmod(nonce, pk.n, pk.n_squared), pk.n)
 
@@ -184,6 +186,10 @@ class C3Randomness:
 
 @dataclass(frozen=True)
 class C3Proof:
+    """A Π_c3 proof: commitments W, A, Y1, Y2, C and responses z, ζ, z_enc (statement above;
+    analysis after CGGMP's Π_aff-g, rev. 2024-10-21 Fig. 25).
+    """
+
     W: tuple[int, int, int]  # s^w_i·t^μ_i mod N̂
     A: tuple[int, int, int]  # s^α_i·t^γ_i mod N̂
     Y1: Point  # α1·R2
@@ -300,6 +306,7 @@ class PedersenMasks:
 
     @classmethod
     def fresh(cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
+        """Fresh masks μ_i, γ_i with their t-powers under the verifier's ``params``."""
         kappa, c, n_hat = bounds.statistical_bits, bounds.challenge_bits, params.n_hat
         mu = tuple(bigint.random_below(n_hat << kappa) for _ in range(3))
         gamma = tuple(bigint.random_below(n_hat << (c + 2 * kappa)) for _ in range(3))
@@ -307,6 +314,7 @@ class PedersenMasks:
                    gamma, tuple(bigint.powmod(params.t, x, n_hat) for x in gamma))  # type: ignore[arg-type]
 
     def values(self) -> list[int]:
+        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ), for encoding."""
         return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma]
 
     @classmethod

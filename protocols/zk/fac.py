@@ -41,6 +41,8 @@ _RESPONSES = ("sigma", "z1", "z2", "w1", "w2", "v")
 
 @dataclass(frozen=True)
 class FacProof:
+    """A Π_fac proof (CGGMP rev. 2024-10-21 §A.4, Fig. 26): P, Q, A, B, T, σ and the responses."""
+
     P: int  # s^p·t^μ
     Q: int  # s^q·t^ν
     A: int  # s^α·t^x

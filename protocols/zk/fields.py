@@ -58,10 +58,12 @@ def get_signed(payload: Mapping[str, Any], key: str, max_bits: int) -> int:
 
 
 def encode_nats(values: Sequence[int]) -> list[str]:
+    """Non-negative integers as minimal lowercase hex (``encoding.encode_nat``)."""
     return [encode_nat(v) for v in values]
 
 
 def encode_ints(values: Sequence[int]) -> list[str]:
+    """Signed integers as signed minimal hex (``encoding.encode_int``)."""
     return [encode_int(v) for v in values]
 
 
@@ -72,6 +74,7 @@ def require_unit(value: int, modulus: int, name: str) -> None:
 
 
 def require_units(values: Sequence[int], modulus: int, name: str, length: int) -> None:
+    """Raise ``ProofError`` unless ``values`` has ``length`` items, each in Z*_modulus."""
     if len(values) != length:
         raise ProofError(f"{name} must have {length} items")
     for value in values:

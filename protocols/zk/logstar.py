@@ -41,6 +41,8 @@ _Z_BOUND = 1 << (ELL + EPSILON)
 
 @dataclass(frozen=True)
 class LogStarProof:
+    """A Π_log* proof (CGGMP older revisions §C.2, Fig. 25): S, A, Y, D and the responses z1, z2, z3."""
+
     S: int  # s^x·t^μ mod N̂
     A: int  # Enc(α; r) under N0
     Y: Point  # α·B

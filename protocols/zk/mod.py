@@ -38,6 +38,8 @@ _MAX_BITS = 4096
 
 @dataclass(frozen=True)
 class ModProof:
+    """A Π_mod proof (CGGMP rev. 2024-10-21 Fig. 12): w and, per iteration, x_i, a_i, b_i, z_i."""
+
     w: int  # Jacobi(w | N) = -1
     x: tuple[int, ...]  # fourth roots of (-1)^a_i·w^b_i·y_i
     a: tuple[int, ...]  # bits

@@ -32,6 +32,8 @@ _LABEL = "zk/prm/v1"
 
 @dataclass(frozen=True)
 class PrmProof:
+    """A Π_prm proof (CGGMP rev. 2024-10-21 §5.3, Fig. 13): commitments A_i and responses z_i."""
+
     commitments: tuple[int, ...]  # A_i = t^a_i mod N̂
     responses: tuple[int, ...]  # z_i = a_i + e_i·λ mod φ(N̂)
 

@@ -25,10 +25,13 @@ _LABEL = "zk/schnorr/v1"
 
 @dataclass(frozen=True)
 class SchnorrProof:
+    """A Schnorr proof: commitment A = a·G and response z = a + e·x mod q."""
+
     commitment: Point  # A = a·G
     response: int  # z = a + e·x mod q
 
     def to_payload(self) -> dict[str, str]:
+        """``{"A": point hex, "z": scalar hex}``."""
         group = self.commitment.group
         return {"A": self.commitment.to_bytes().hex(), "z": group.encode_scalar(self.response).hex()}
 

@@ -75,6 +75,75 @@ def test_every_error_class_is_documented_and_vice_versa():
     assert documented == in_code
 
 
+_ROW = re.compile(r"^\|(?P<cells>.*)\|$")
+_PARENT = re.compile(r"\((?:a|an) `(\w+)`")
+_ALSO = re.compile(r"also (?:a|an) `([\w.]+)`")
+
+
+def _table() -> list[list[str]]:
+    """The reference table of docs/errors.md: one list of five cells per error row."""
+    rows = []
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        match = _ROW.match(line.strip())
+        if match and line.startswith("| `"):
+            cells = [cell.strip() for cell in match.group("cells").split("|")]
+            assert len(cells) == 5, f"a row of docs/errors.md does not have 5 cells: {line[:60]}"
+            rows.append(cells)
+    return rows
+
+
+def _engine_parent(cls: type[EngineError]) -> type[EngineError] | None:
+    """The engine error class ``cls`` specialises (None for EngineError's direct subclasses)."""
+    parents = [base for base in cls.__bases__ if issubclass(base, EngineError) and base is not EngineError]
+    return parents[0] if parents else None
+
+
+def test_docs_errors_table_matches_the_registry():
+    """docs/errors.md and ``mpc.errors.ERRORS`` cannot drift: every code documented once with its
+    class, its parent, its status and both texts; no documented code that the code lacks."""
+    table = _table()
+    ids = [cells[0].strip("`") for cells in table]
+    assert len(ids) == len(set(ids)), "a code is documented twice"
+    assert set(ids) == set(ERRORS), (
+        f"documented but not in the code: {sorted(set(ids) - set(ERRORS))}; "
+        f"in the code but not documented: {sorted(set(ERRORS) - set(ids))}")
+    for cells in table:
+        code, class_cell, status, meaning, todo = cells
+        cls = ERRORS[code.strip("`")]
+        assert class_cell.startswith(f"`{cls.__name__}`"), f"{code}: documented as {class_cell}"
+        assert int(status) == cls.status, f"{code}: documented status {status}, the class says {cls.status}"
+        assert meaning and todo, f"{code}: say what it means and what the caller should do"
+        parent = _engine_parent(cls)
+        documented_parent = _PARENT.search(class_cell)
+        assert (documented_parent.group(1) if documented_parent else None) == (parent.__name__ if parent else None), \
+            f"{code}: the table must name its parent class as the code does"
+        for also in _ALSO.findall(class_cell):
+            assert any(also.rsplit(".", 1)[-1] == base.__name__ for base in cls.__mro__), f"{code}: not a {also}"
+
+
+def test_every_engine_error_in_the_package_is_registered():
+    """Every EngineError subclass of every ``mpc`` module is in ERRORS (so in the table above):
+    codes are defined in mpc.errors, where from_json and the table see them."""
+    import importlib
+    import pkgutil
+
+    import mpc
+
+    for module in pkgutil.walk_packages(mpc.__path__, "mpc."):
+        if module.name != "mpc.__main__":
+            try:
+                importlib.import_module(module.name)
+            except ImportError:  # a chain adapter without its library
+                continue
+    pending, seen = [EngineError], []
+    while pending:
+        cls = pending.pop()
+        seen.append(cls)
+        pending.extend(cls.__subclasses__())
+    stray = [f"{cls.__module__}.{cls.__name__}" for cls in seen if ERRORS.get(cls.code) is not cls]
+    assert not stray, f"define these in mpc.errors with their own code: {stray}"
+
+
 def test_every_error_class_is_exported():
     for cls in _error_classes():
         assert cls.__name__ in errors.__all__
@@ -205,6 +274,9 @@ def test_an_old_device_after_a_recover_gets_share_replaced():
         assert from_json(err.to_json()).code == "SHARE_REPLACED"
     for chain in ("ethereum", "solana"):  # the refusal locked nothing: the new device signs
         wallet.sign(chain, data_for(chain), client=new_device)
+    with pytest.raises(errors.ShareReplaced, match="recover replaced it"):  # a backup from it too
+        wallet.backup(client=old_device)
+    wallet.backup(client=new_device)  # and the refused backup left no operation lock behind
 
 
 def test_a_late_confirmation_overtaken_by_another_generate_gets_share_replaced():

@@ -88,7 +88,7 @@ def test_an_operation_whose_ready_never_arrived_is_resumed_or_opened_again(
         assert proxy.triggered[-1] == plan
         # drop-request: resume (NOT_FOUND), then the operation again; drop/stall-reply: resume.
         assert proxy.connections - before == (3 if plan == "drop-request" else 2)
-        assert elapsed < 10, elapsed  # not minutes: the ready timeout is 1 s
+        assert elapsed < 20, elapsed  # not minutes: the ready timeout is 1 s
     assert parked(server) == 0 and server.service.custodian.store.client(client_id).operation is None  # type: ignore[union-attr]
 
 
@@ -100,7 +100,7 @@ def test_a_silent_connection_is_given_up_after_the_ready_timeout_not_minutes(ser
     start = time.monotonic()
     with pytest.raises(ServiceUnavailable, match="timed out"):
         remote.get_client(client_id, token)
-    assert time.monotonic() - start < 6
+    assert time.monotonic() - start < 10
 
 
 # --- a cut while the custodian steps the session ------------------------------------------------------------
@@ -202,10 +202,9 @@ def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
         service.replace_token(client_id)  # the operator's issue_token came first
 
     monkeypatch.setattr(server_module, "_keep_finished", keep_then_cut)
-    start = time.monotonic()
     with pytest.raises(AuthFailed):
         remote_at(proxy.url).recover(device(client_id, cloud), token)
-    assert time.monotonic() - start < 5
+    assert proxy.connections == 2  # the operation, then one resume answered AUTH_FAILED: not retried
     store, session_id = kept[0]
     assert finished_results.take(store, session_id, client_id, token) is None  # taken and refused: gone
     assert finished_results.take(store, session_id, client_id, "x" * 43) is None
@@ -288,14 +287,14 @@ def test_a_rate_limit_hint_beyond_the_budget_surfaces_at_once() -> None:
         with pytest.raises(RateLimited) as refused:
             remote.get_client(client_id, token)
         assert refused.value.retry_after is not None and refused.value.retry_after > 5
-        assert time.monotonic() - start < 1
+        assert time.monotonic() - start < 3
 
 
-def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceThread) -> None:
-    remote = remote_at(server.url)  # the default 30 s budget: a retry would show in the timing
-    client_id, token = remote.create_client()
+def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceThread, proxy: CutProxy) -> None:
+    client_id, token = remote_at(server.url).create_client()
     phone = device(client_id)
-    remote.generate(phone, token)
+    remote_at(server.url).generate(phone, token)
+    remote = remote_at(proxy.url)  # the default 30 s budget; every connection goes through the proxy
     failures: list[tuple[type[EngineError], Any]] = [
         (AuthFailed, lambda: remote.get_client(client_id, "x" * 43)),
         (AuthFailed, lambda: remote.sign(phone, "x" * 43, "ethereum", data_for("ethereum"))),
@@ -305,10 +304,10 @@ def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceTh
         (NotFound, lambda: remote.get_client("no-such-client")),
     ]
     for expected, call in failures:
-        start = time.monotonic()
+        before = proxy.connections
         with pytest.raises(expected):
             call()
-        assert time.monotonic() - start < 2, expected
+        assert proxy.connections == before + 1, expected  # one attempt, no retry
     # An operation of this client abandoned mid-way holds its lock: OPERATION_IN_PROGRESS at once.
     session = phone.backup()
     with connect(server.url, open_timeout=10) as ws:
@@ -318,10 +317,10 @@ def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceTh
         for message in session.start():
             ws.send(message.to_bytes().decode())
         ws.recv(timeout=10)  # the custodian answered: parked, holding the client's lock
-    start = time.monotonic()
+    before = proxy.connections
     with pytest.raises(OperationInProgress):
         remote.backup(phone, token)
-    assert time.monotonic() - start < 2
+    assert proxy.connections == before + 1
     assert server.service.purge(time.time() + 3600) == 1  # type: ignore[union-attr]
 
 
@@ -408,6 +407,29 @@ def test_the_channel_decides_resume_reopen_and_when_to_give_up() -> None:
     for fatal in (AuthFailed(), InputInvalid("bad"), mpc.errors.ProtocolAborted("abort")):
         with pytest.raises(type(fatal)):
             channel.retry(fatal)
+
+    # A message resent after resume may have been processed meanwhile (the old connection's
+    # buffered frames): MESSAGE_INVALID then resumes again, a bounded number of times.
+    channel = OperationChannel("sign", _FakeSession(), "c", "t", {}, policy, clock)  # type: ignore[arg-type]
+    channel.start()
+    for _ in range(2):
+        channel.connecting()
+        channel.request()
+        channel.ready(json.dumps({"ready": {"expect": 1}}))
+        channel.retry(_closed())
+    with pytest.raises(mpc.errors.MessageInvalid):  # not after a fresh open: nothing was resent
+        OperationChannel("sign", _FakeSession(), "c", "t", {}, policy, clock).retry(  # type: ignore[arg-type]
+            mpc.errors.MessageInvalid())
+    for attempt in range(4):
+        channel.connecting()
+        channel.request()
+        assert channel.ready(json.dumps({"ready": {"expect": 1}})) == [channel.session.hello]  # resent
+        if attempt < 3:
+            assert channel.retry(mpc.errors.MessageInvalid("duplicate")) > 0
+            assert channel.next_request == "resume"
+        else:
+            with pytest.raises(mpc.errors.MessageInvalid):
+                channel.retry(mpc.errors.MessageInvalid("duplicate"))
 
 
 def test_backoff_grows_with_jitter_honours_hints_and_stops_at_the_budget() -> None:

@@ -7,6 +7,7 @@ import pytest
 import mpc
 from mpc import errors
 from mpc.wallet import CHAINS
+from protocols.errors import MPCError
 from tests.mpc.conftest import data_for, new_wallet, verify_result
 
 NOT_CREATED = "NOT_CREATED"
@@ -116,7 +117,7 @@ def test_old_signing_shares_do_not_sign_after_recover(generated):
     device = generated.device()
     generated.recover(device)
     for chain in ("ethereum", "solana"):
-        with pytest.raises(errors.EngineError):
+        with pytest.raises(errors.ShareReplaced):
             generated.sign(chain, data_for(chain), client=old_device)
     # The refusal did not lock anything: the new device still signs.
     generated.sign("ethereum", data_for("ethereum"), client=device)
@@ -231,3 +232,31 @@ def test_a_device_names_its_keychain_and_its_backup_storage():
         mpc.Client("client-1", None)  # type: ignore[arg-type]
     with pytest.raises(errors.InputInvalid, match="no backup method"):
         mpc.Client("client-1", mpc.MemoryKeychain()).recover()
+
+
+def test_a_recover_overtaken_by_a_later_recover_cannot_confirm(generated):
+    """Two devices recover; the second completes first: the first one's late "stored" step is
+    refused (same public keys, other shares) instead of marking stale shares STORED_CLIENT."""
+    generated.backup()
+    slow, fast = generated.device(), generated.device()
+    slow_session, custodian_session = slow.recover(), generated.custodian.recover(generated.client_id)
+    held: list = []
+
+    def hold_stored(msg):
+        if msg.payload.get("step") == "stored":
+            held.append(msg)
+            return None
+        return msg
+
+    from protocols.local import Stalled, run
+    with pytest.raises(Stalled):  # everything but the confirmation
+        run([slow_session, custodian_session], tamper=hold_stored)
+    generated.custodian._release(generated.client_id)  # what expiry does for a session left waiting
+    generated.recover(fast)
+    with pytest.raises(errors.ShareReplaced):
+        try:
+            custodian_session.receive(held[0])
+        except MPCError as exc:
+            raise errors.from_protocol_error(exc) from exc
+    result, _ = generated.sign("ethereum", bytes(32), client=fast)
+    assert result.curve == "secp256k1"
