@@ -34,6 +34,7 @@ OPTIONAL_MODULES = [
     "benchmarks.presign_cases",
     "benchmarks.scale_cases",
     "benchmarks.oprf_cases",
+    "benchmarks.backup_cases",
 ]
 
 

@@ -21,6 +21,7 @@ from benchmarks.paillier_cases import REF_KEYGEN
 from benchmarks.reference_cases import REF_NACL
 from benchmarks.timing import Case
 from mpc.backup_crypto import MemoryCloudStorage
+from mpc.store import SQLiteStore
 from protocols import bigint
 
 __all__ = ["cases", "Wallet"]
@@ -32,8 +33,8 @@ MESSAGE = b"benchmark transaction"
 class Wallet:
     """One custodian and one client device, in memory."""
 
-    def __init__(self) -> None:
-        self.custodian = mpc.Custodian(setup=custodian_setup())
+    def __init__(self, store: SQLiteStore | None = None) -> None:
+        self.custodian = mpc.Custodian(store if store is not None else SQLiteStore(":memory:"), setup=custodian_setup())
         self.client_id = self.custodian.create_client()
         self.cloud = MemoryCloudStorage()
         self.client = self.device()

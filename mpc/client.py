@@ -236,6 +236,11 @@ class _DeviceOperation(ClientOperation):
 class ClientGenerate(_DeviceOperation):
     protocol = "wallet/generate"
 
+    def result(self) -> dict[str, str]:
+        """The new wallet's address on every chain."""
+        addresses: dict[str, str] = super().result()
+        return addresses
+
     def _start(self) -> list[Message]:
         return self._add_children({
             "secp256k1": ecdsa2p.KeygenP1(self._child_id("secp256k1"), self.client.device_setup()),
@@ -251,6 +256,12 @@ class ClientGenerate(_DeviceOperation):
 
 class ClientBackup(_DeviceOperation):
     protocol = "wallet/backup"
+
+    def result(self) -> dict[str, Any]:
+        """``{"method": name, "encrypted_backup": {curve: (box, record)} or None}`` (the boxes
+        only when the customer keeps them: ``client_stores_backup``)."""
+        outcome: dict[str, Any] = super().result()
+        return outcome
 
     _transient = ("client", "method")
 
@@ -372,6 +383,11 @@ class _FromBackup(_DeviceOperation):
 class ClientRecover(_FromBackup):
     protocol = "wallet/recover"
 
+    def result(self) -> dict[str, str]:
+        """The recovered wallet's address on every chain (the same as before)."""
+        addresses: dict[str, str] = super().result()
+        return addresses
+
     def _on_backup_opened(self, shares: dict[str, Any]) -> list[Message]:
         return self._add_children({
             "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), shares["secp256k1"], for_signing=True,
@@ -470,6 +486,11 @@ class ClientEject(_FromBackup):
     """Eject: rebuild each whole private key from the two backup shares of one method."""
 
     protocol = "wallet/eject"
+
+    def result(self) -> EjectedKeys:
+        """The whole private keys."""
+        keys: EjectedKeys = super().result()
+        return keys
 
     def _on_backup_opened(self, shares: dict[str, Any]) -> list[Message]:
         self._client_shares = shares  # until the custodian's shares arrive

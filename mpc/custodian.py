@@ -396,6 +396,11 @@ class _ServiceOperation(CustodianOperation):
     custodian: Custodian
     method: str | None = None  # the backup method of backup, recover and eject
 
+    def result(self) -> dict[str, Any]:
+        """The custodian's view of the client once the operation completed (``get_client``)."""
+        view: dict[str, Any] = super().result()
+        return view
+
     @property
     def _chosen(self) -> str:
         """The backup method, once named (by the caller or the client's hello)."""

@@ -31,7 +31,9 @@ from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, from_protoco
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.presign import take_precomputation
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
+from curves import group_by_name
 from protocols import ecdsa2p, frost
+from protocols.encoding import get_point
 from protocols.errors import KeyLocked, MPCError, UsageError
 from protocols.rounds import Message
 from protocols.state import register_attrs
@@ -227,6 +229,7 @@ class CustodianSign(CustodianOperation):
             expected = self._hello()
             same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
             if same_request and data.get("client_share") != expected["client_share"]:
+                get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
                 # The device signs with shares the custodian no longer holds: a recover replaced them.
                 raise ShareReplaced(f"this device's {self.curve} signing share is not the client's current "
                                     "one (a recover replaced it): wipe this device and recover onto it, "

@@ -423,14 +423,14 @@ def _kill_runs(tmp_path: Path, nodes: list[Node], db: str, runs: int, seed: int,
         op = rng.choice(("backup", "sign"))
         data = data_for("ethereum", f"kill run {run}".encode())
 
-        def operation() -> Any:
+        def operation(op: str = op, phone: mpc.Client = phone, token: str = token, data: bytes = data) -> Any:
             if op == "backup":
                 return remote.backup(phone, token)
             return remote.sign(phone, token, "ethereum", data)
 
         mode = modes[run] if run < len(modes) else rng.choice(KILL_MODES)
         outcome: list[BaseException | None] = []
-        worker = threading.Thread(target=lambda: outcome.append(_outcome(operation)))
+        worker = threading.Thread(target=lambda: outcome.append(_outcome(operation)))  # noqa: B023 - joined below
         with _reader(db) as reader:  # opened first: the poll sees the operation's first step
             worker.start()
             if mode.endswith("at random"):
@@ -477,7 +477,7 @@ class _reader:
     def __enter__(self) -> Any:
         return self.store
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.store.close()
 
 

@@ -254,7 +254,7 @@ def _fill(store: SQLiteStore) -> dict[str, object]:
     store.put_client_backup("c1", "CLOUD", "ed25519", b"encrypted box of c1", b"key record of c1")
     store.put_presignatures("c1", "secp256k1", b"binding", [(b"id-1", b"precomputation")])
     service = ServiceStore(store)
-    service.park("s1", "c1", "sign", b"session state", ["sent"], True, 60)
+    service.park("s1", "c1", "sign", b"session state", ["sent"], False, 60)  # no lock: sealing only
     return {"service": service}
 
 
@@ -393,7 +393,8 @@ def test_no_share_or_setup_secret_in_the_database(url: str) -> None:
     wallet.backup()
     mpc.run_local(wallet.client.presign(2), custodian.presign(wallet.client_id, 2))
     secrets_plain: list[bytes] = [custodian.setup.secret.to_bytes(), custodian.setup.to_bytes()]
-    for kind, method in (("signing", ""), ("backup", "CLOUD")):
+    backup_name = custodian.backup_versions.current_name(wallet.client_id, "CLOUD")
+    for kind, method in (("signing", ""), ("backup", backup_name)):
         for curve in ("secp256k1", "ed25519"):
             data = store.get_share(wallet.client_id, kind, method, curve)
             assert data is not None
