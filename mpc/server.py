@@ -199,7 +199,7 @@ OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign
 OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client")
 TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
 _MAX_CLIENT_ID_CHARS = 256
-_LISTEN_BACKLOG = 512
+_LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn: a flood queues, probes are not SYN-dropped
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
 _JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
