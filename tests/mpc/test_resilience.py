@@ -30,6 +30,7 @@ import mpc  # noqa: E402
 from mpc import errors  # noqa: E402
 from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
 from mpc.remote import RemoteCustodian  # noqa: E402
+from mpc.remote_protocol import OperationChannel  # noqa: E402
 from mpc.server import ServiceThread  # noqa: E402
 from mpc.service_guard import OPERATOR_KEY_ENV  # noqa: E402
 from mpc.service_store import ServiceStore, Step  # noqa: E402
@@ -499,33 +500,67 @@ def test_kill_9_at_random_points_postgresql(tmp_path: Path, nodes: list[Node], p
     print(seen)
 
 
+class _ChannelRemote(RemoteCustodian):
+    """A ``RemoteCustodian`` that keeps its last operation's channel (``channel.produced``: every
+    message the device produced, all of them sent by the time ``on_message`` runs)."""
+
+    channel: OperationChannel | None = None
+
+    def _channel(self, *args: Any, **kwargs: Any) -> OperationChannel:
+        self.channel = super()._channel(*args, **kwargs)
+        return self.channel
+
+
+def _stepped_all_and_parked(service: ServiceStore, custodian: mpc.Custodian, session_id: str,
+                            sent_up_to: int) -> bool:
+    """Whether the custodian (``service`` and ``custodian`` on a reader's store) stepped every
+    device message of round ``sent_up_to`` or earlier and parked ``session_id`` again, with no
+    step running: the node holding it has nothing to do until the device sends its next message."""
+    parked = service.peek(session_id)
+    if parked is None or _running_marker(service.store) is not None:
+        return False
+    awaiting = custodian.parked_awaiting_round(parked.data)
+    return awaiting is not None and awaiting > sent_up_to
+
+
 def test_two_nodes_on_postgresql_a_session_started_on_a_is_finished_by_b(tmp_path: Path, nodes: list[Node],
                                                                          postgres_schema_url: str) -> None:
-    """Generate starts on node A; A is killed (-9, with its workers) between two rounds; the
-    client resumes against node B, which finishes it. Then B signs."""
+    """Generate starts on node A; A is killed (-9, with its workers) between two rounds (the
+    session parked, no step in flight); the client resumes against node B, which finishes it.
+    Then B signs."""
     db = _postgres_db(postgres_schema_url)
     nodes.append(Node(db, tmp_path / "a.log"))
     nodes.append(Node(db, tmp_path / "b.log"))
     node_a, node_b = nodes
-    remote = RemoteCustodian(node_a.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY, retries=6, retry_delay=0.3)
+    remote = _ChannelRemote(node_a.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY, retries=6, retry_delay=0.3)
     client_id, token = remote.create_client()
     phone = _device(client_id)
+    session = phone.generate()
     moved: list[float] = []
 
     def kill_a_between_rounds(received: int) -> None:
-        if received == 2:
-            with _reader(db) as reader:  # the step on the client's last message parked the session
-                deadline = time.monotonic() + TIMEOUT
-                while _running_marker(reader) is not None or not reader._execute(
-                        "SELECT COUNT(*) FROM parked_sessions").fetchone()[0]:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.01)
-            os.killpg(node_a.pid, signal.SIGKILL)
-            node_a.process.wait(TIMEOUT)
-            remote.url = node_b.url
-            moved.append(time.monotonic())
+        if received != 2:
+            return
+        # on_message runs once the device's reply is *sent*: A may not have taken it yet. "No
+        # step running and a session parked" holds then too (the park of the previous step),
+        # and A could take the reply between that check and the kill: a step killed with its
+        # node, honestly lost (OPERATION_LOST on resume), not what this test is about. So wait
+        # until A stepped every message the device sent and parked the session again: the
+        # device sends nothing until this returns, so A stays idle until it is killed.
+        assert remote.channel is not None
+        sent_up_to = max(message.round for message in remote.channel.produced)
+        with _reader(db) as reader:
+            service, custodian = ServiceStore(reader), mpc.Custodian(reader)
+            deadline = time.monotonic() + TIMEOUT
+            while not _stepped_all_and_parked(service, custodian, session.session_id.hex(), sent_up_to):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        os.killpg(node_a.pid, signal.SIGKILL)
+        node_a.process.wait(TIMEOUT)
+        remote.url = node_b.url
+        moved.append(time.monotonic())
 
-    addresses, view = remote.run("generate", phone.generate(), client_id, token, on_message=kill_a_between_rounds)
+    addresses, view = remote.run("generate", session, client_id, token, on_message=kill_a_between_rounds)
     assert moved and view["addresses"] == addresses and view["signing_share_status"] == "STORED_CLIENT"
     data = data_for("ethereum", b"scale-out")
     verify_result(remote.sign(phone, token, "ethereum", data)[0], data)
