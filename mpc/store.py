@@ -207,11 +207,17 @@ class SQLiteStore:
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._conn.execute("ROLLBACK")
+                    self._rollback()
                 raise
             self._depth -= 1
             if outer:
-                self._conn.execute("COMMIT")
+                self._commit()
+
+    def _rollback(self) -> None:
+        self._conn.execute("ROLLBACK")
+
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:

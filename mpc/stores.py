@@ -40,8 +40,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -230,26 +229,6 @@ class PostgresStore(SQLiteStore):
         self._conn = self._connect()
         self.reconnects += 1
         log.warning("the PostgreSQL connection was lost: reconnected")
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One atomic unit of work (nested uses join the outer one); see the class docstring for
-        a connection lost on the way."""
-        with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self._begin()
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if outer:
-                    self._rollback()
-                raise
-            self._depth -= 1
-            if outer:
-                self._commit()
 
     def _begin(self) -> None:
         """BEGIN plus a transaction-scoped advisory lock: serialised with every store transaction.
