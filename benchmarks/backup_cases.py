@@ -2,7 +2,7 @@
 VOPRF evaluation in a password backup.
 
 - ``wallet sign ethereum, sealed file store`` against the same sign on an unsealed SQLite file:
-  what AES-256-GCM envelope sealing (``mpc.sealing``) adds to the custodian's reads and writes.
+  what AES-256-GCM envelope sealing (``mpc.storage.sealing``) adds to the custodian's reads and writes.
 - ``password key, hardened`` (Argon2id, blinding, the custodian's VOPRF evaluation with its
   DLEQ proof, verification and unblinding: ``PasswordMethod`` version 2) against Argon2id alone
   (version 1), both at libsodium's MODERATE limits.
@@ -19,9 +19,9 @@ import nacl.pwhash.argon2id as argon2id
 
 from benchmarks.timing import Case
 from benchmarks.wallet_cases import DIGEST, Wallet
-from mpc.backup_crypto import PasswordMethod
-from mpc.sealing import LocalKeyProvider, Sealer
-from mpc.store import SQLiteStore
+from mpc.backup.methods import PasswordMethod
+from mpc.storage.sealing import LocalKeyProvider, Sealer
+from mpc.storage.store import SQLiteStore
 from protocols import oprf
 
 __all__ = ["cases"]

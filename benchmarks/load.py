@@ -1,6 +1,6 @@
 """Load test of the networked custodian: ``python -m benchmarks.load [--clients N] [--signs M]``.
 
-Loopback only and bounded: a custodian service (``mpc.server``, process pool) is started in this
+Loopback only and bounded: a custodian service (``mpc.service.server``, process pool) is started in this
 process on 127.0.0.1 with a free port, for each backend in turn (SQLite file; PostgreSQL when
 ``$PORTAL_MPC_TEST_POSTGRES`` or the local default URL is reachable, in a throw-away schema).
 N client processes then each create a client, generate a wallet and sign M times (alternating
@@ -43,8 +43,8 @@ MAX_SIGNS = 200
 def _client_job(url: str, signs: int, deadline: float, operator_key: str) -> dict[str, Any]:
     """One client process: create, generate, then up to ``signs`` signatures before ``deadline``."""
     import mpc
-    from mpc.backup_crypto import MemoryCloudStorage
-    from mpc.remote import RemoteCustodian
+    from mpc.backup.methods import MemoryCloudStorage
+    from mpc.remote.blocking import RemoteCustodian
 
     remote = RemoteCustodian(url, timeout=120.0, retries=0, operator_key=operator_key)
     samples: dict[str, list[float]] = {"generate": [], "sign": []}
@@ -71,8 +71,8 @@ def _client_job(url: str, signs: int, deadline: float, operator_key: str) -> dic
 def _signer_setup(url: str, operator_key: str, folder: str) -> tuple[str, str]:
     """A client with a wallet whose device keychain is in ``folder`` (for ``_signer_job``)."""
     import mpc
-    from mpc.backup_crypto import MemoryCloudStorage
-    from mpc.remote import RemoteCustodian
+    from mpc.backup.methods import MemoryCloudStorage
+    from mpc.remote.blocking import RemoteCustodian
 
     remote = RemoteCustodian(url, timeout=300.0, operator_key=operator_key)
     client_id, token = remote.create_client()
@@ -83,8 +83,8 @@ def _signer_setup(url: str, operator_key: str, folder: str) -> tuple[str, str]:
 def _signer_job(url: str, client_id: str, token: str, folder: str, count: int) -> int:
     """``count`` ethereum signatures one after the other; returns how many."""
     import mpc
-    from mpc.backup_crypto import MemoryCloudStorage
-    from mpc.remote import RemoteCustodian
+    from mpc.backup.methods import MemoryCloudStorage
+    from mpc.remote.blocking import RemoteCustodian
 
     remote = RemoteCustodian(url, timeout=300.0)
     device = mpc.Client(client_id, mpc.FileKeychain(folder), cloud=MemoryCloudStorage())
@@ -122,8 +122,8 @@ def in_process_cpu_per_sign(count: int) -> float:
     """The custodian's CPU seconds per ethereum signature with no service: its sessions driven in
     this process (only the time inside the custodian's ``start`` / ``receive`` counts)."""
     import mpc
-    from mpc.backup_crypto import MemoryCloudStorage
-    from mpc.stores import open_store
+    from mpc.backup.methods import MemoryCloudStorage
+    from mpc.storage.backends import open_store
     from protocols.ecdsa2p.setup import set_default_client_setup, setup_from_ring_pedersen
     from tests.fixtures import ring_pedersen_sets
 
@@ -163,7 +163,7 @@ def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float,
                 cpu_signs: int = 0) -> dict[str, Any]:
     """Start ``nodes`` services on ``db``, run the clients (spread over them), then (``cpu_signs``)
     the CPU figures, and stop them; returns the figures."""
-    from mpc.server import ServiceLimits, ServiceThread
+    from mpc.service.server import ServiceLimits, ServiceThread
 
     operator_key = secrets.token_urlsafe(32)
     # Every client runs on loopback: the per-address and per-client limits must not throttle the load.
@@ -201,7 +201,7 @@ def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float,
 
 def _prepare_setup(db: str) -> None:
     """Store the tests' pre-generated custodian setup, so the service generates no safe prime."""
-    from mpc.stores import open_store
+    from mpc.storage.backends import open_store
     from protocols.ecdsa2p.setup import setup_from_ring_pedersen
     from tests.fixtures import ring_pedersen_sets
 
@@ -243,9 +243,9 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def _use_store_key(folder: Path) -> None:
-    """Seal the load test's stores (``mpc.sealing``) with a fresh key in its temporary folder,
+    """Seal the load test's stores (``mpc.storage.sealing``) with a fresh key in its temporary folder,
     unless one is configured; through the environment, so the service's workers read it too."""
-    from mpc.sealing import KEY_ENV, KEY_FILE_ENV, new_key_file
+    from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, new_key_file
 
     if not (os.environ.get(KEY_ENV) or os.environ.get(KEY_FILE_ENV)):
         new_key_file(folder / "store.key")

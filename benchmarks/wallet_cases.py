@@ -20,8 +20,8 @@ from benchmarks.ecdsa2p_cases import REF_ENC_DEC, custodian_setup
 from benchmarks.paillier_cases import REF_KEYGEN
 from benchmarks.reference_cases import REF_NACL
 from benchmarks.timing import Case
-from mpc.backup_crypto import MemoryCloudStorage
-from mpc.store import SQLiteStore
+from mpc.backup.methods import MemoryCloudStorage
+from mpc.storage.store import SQLiteStore
 from protocols import bigint
 
 __all__ = ["cases", "Wallet"]

@@ -1,6 +1,6 @@
 """The wallet engine: custodian and client roles over the MPC protocols.
 
-    custodian = mpc.Custodian(mpc.stores.open_store(path))  # secrets sealed at rest (mpc.sealing)
+    custodian = mpc.Custodian(mpc.storage.backends.open_store(path))  # secrets sealed at rest (mpc.storage.sealing)
     client_id = custodian.create_client()
     client = mpc.Client(client_id, keychain)
     mpc.run_local(client.generate(), custodian.generate(client_id))
@@ -18,8 +18,8 @@ import importlib
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from mpc import errors, store
-from mpc.backup_crypto import (
+from mpc import errors
+from mpc.backup.methods import (
     BackupMethod,
     CloudMethod,
     CloudStorage,
@@ -32,19 +32,19 @@ from mpc.backup_crypto import (
 )
 from mpc.client import Client, EjectedKeys
 from mpc.custodian import Custodian
-from mpc.keychain import FileKeychain, Keychain, MemoryKeychain
+from mpc.storage.keychain import FileKeychain, Keychain, MemoryKeychain
 from mpc.status import BackupShareStatus, SigningShareStatus
-from mpc.store import SQLiteStore
-from mpc.stores import open_store
+from mpc.storage.store import SQLiteStore
+from mpc.storage.backends import open_store
 from mpc.wallet import CHAINS, SignResult
-from mpc.webhook import BackupWebhook, CallbackWebhook, MemoryWebhook
+from mpc.backup.webhook import BackupWebhook, CallbackWebhook, MemoryWebhook
 from protocols.errors import MPCError
 from protocols.local import run
 from protocols.rounds import Message, Session
 
 if TYPE_CHECKING:
-    from mpc.remote import RemoteCustodian, RetryPolicy
-    from mpc.remote_async import AsyncRemoteCustodian
+    from mpc.remote.blocking import RemoteCustodian, RetryPolicy
+    from mpc.remote.aio import AsyncRemoteCustodian
 
 try:
     __version__: str = _metadata.version("portal-mpc")
@@ -88,10 +88,9 @@ __all__ = [
     "Operation",
     "run_local",
     "errors",
-    "store",
 ]
 
-_LAZY = {"RemoteCustodian": "mpc.remote", "RetryPolicy": "mpc.remote", "AsyncRemoteCustodian": "mpc.remote_async"}
+_LAZY = {"RemoteCustodian": "mpc.remote.blocking", "RetryPolicy": "mpc.remote.blocking", "AsyncRemoteCustodian": "mpc.remote.aio"}
 
 
 def __getattr__(name: str) -> Any:

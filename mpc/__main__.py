@@ -1,7 +1,7 @@
 """Command line: ``python -m mpc demo [--dir DIR] [--server]``, ``python -m mpc setup [--db DB]
 [--device DIR]`` and
 ``python -m mpc serve [--db URL] [--host 127.0.0.1] [--port N]`` (the WebSocket custodian,
-``mpc.server``; ``demo --server`` runs the lifecycle against one on loopback).
+``mpc.service.server``; ``demo --server`` runs the lifecycle against one on loopback).
 
 ``demo`` walks the whole wallet lifecycle in one process, with the custodian's state in a SQLite
 file and the device's keychain and cloud folder on disk: create a client, generate, show the
@@ -16,7 +16,7 @@ reuses the custodian's setup).
 backup: single-use state of the restored copy (precomputations, parked sessions) is then dead.
 
 ``store-key new --out FILE`` makes a key that seals the custodian's secrets at rest
-(``mpc.sealing``); ``store-key rotate --new-key-file FILE`` re-seals every secret of the store
+(``mpc.storage.sealing``); ``store-key rotate --new-key-file FILE`` re-seals every secret of the store
 under it (or seals a plaintext store) in one transaction (``docs/operations.md``, Key
 management). ``serve --store-key-file FILE`` runs with that key. The database URL of ``serve``,
 ``setup``, ``nonce-epoch`` and ``store-key`` may come from ``$PORTAL_MPC_DB``; a ``--db`` URL
@@ -43,7 +43,7 @@ from ecdsa.util import sigdecode_string
 from nacl.signing import VerifyKey
 
 import mpc
-from mpc.backup_crypto import LocalFolderCloudStorage
+from mpc.backup.methods import LocalFolderCloudStorage
 from mpc.wallet import CHAINS, curve_of_chain
 
 
@@ -106,7 +106,7 @@ def demo(directory: Path, temporary: bool = False) -> int:
              else f"{directory} (kept)")
     print(f"portal-mpc demo: state in {where}")
     from mpc.client import device_setup_entry
-    from mpc.sealing import Sealer, key_file
+    from mpc.storage.sealing import Sealer, key_file
 
     key = key_file(directory / "store.key")
     custodian = mpc.Custodian(mpc.SQLiteStore(str(directory / "custodian.sqlite3"), sealer=Sealer(key)))
@@ -172,7 +172,7 @@ def setup(db: str | None, device: Path | None, level_name: str = "112") -> int:
         print(f"device setup {made.public.fingerprint.hex()[:16]}… kept in {device} "
               f"({time.perf_counter() - start:.1f} s)")
     if db is not None:
-        from mpc.stores import open_store
+        from mpc.storage.backends import open_store
 
         custodian = mpc.Custodian(open_store(db), security_level=level)
         fingerprint = custodian.setup.public.fingerprint.hex()
@@ -181,7 +181,7 @@ def setup(db: str | None, device: Path | None, level_name: str = "112") -> int:
 
 
 def nonce_epoch(db: str, bump: bool) -> int:
-    from mpc.stores import open_store
+    from mpc.storage.backends import open_store
 
     store = open_store(db)
     try:
@@ -196,7 +196,7 @@ def nonce_epoch(db: str, bump: bool) -> int:
 
 
 def store_key_new(out: Path) -> int:
-    from mpc.sealing import new_key_file
+    from mpc.storage.sealing import new_key_file
 
     key = new_key_file(out)
     print(f"new store key {key.key_id} in {out} (mode 0600): keep it out of the database's backups; "
@@ -205,8 +205,8 @@ def store_key_new(out: Path) -> int:
 
 
 def store_key_rotate(db: str, new_key_file: Path, old_key_files: list[Path]) -> int:
-    from mpc.sealing import KeyProvider, LocalKeyProvider, Sealer
-    from mpc.stores import rotate_store_key
+    from mpc.storage.sealing import KeyProvider, LocalKeyProvider, Sealer
+    from mpc.storage.backends import rotate_store_key
 
     new = LocalKeyProvider.from_file(new_key_file)
     old: list[KeyProvider]
@@ -223,7 +223,7 @@ def store_key_rotate(db: str, new_key_file: Path, old_key_files: list[Path]) -> 
 
 def _database(parser: argparse.ArgumentParser, given: str | None, default: str | None = None) -> str | None:
     """``--db``, else ``$PORTAL_MPC_DB``, else ``default``; a ``--db`` with a password is refused."""
-    from mpc.stores import DB_ENV, url_has_password
+    from mpc.storage.backends import DB_ENV, url_has_password
 
     if given is None:
         return os.environ.get(DB_ENV) or default
@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "(default %(default)s)")
     serve_parser.add_argument("--restore-guard", type=Path, metavar="FILE",
                               help="counter file outside the database's backups: a restored database is "
-                                   "detected at start and its nonce epoch bumped (mpc.restore_guard; default: none)")
-    from mpc.service_guard import OPERATOR_KEY_ENV, ServiceLimits
+                                   "detected at start and its nonce epoch bumped (mpc.storage.restore_guard; default: none)")
+    from mpc.service.guard import OPERATOR_KEY_ENV, ServiceLimits
 
     tls_group = serve_parser.add_argument_group("TLS (docs/operations.md, Security)")
     tls_group.add_argument("--tls-cert", type=Path, metavar="FILE",
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         name = flag.replace("-", "_")
         limit_group.add_argument(f"--{flag}", type=kind, default=getattr(limit_defaults, name),
                                  metavar="N" if kind is int else "X", help=f"{text} (default %(default)s)")
-    from mpc.server import DEFAULT_DRAIN_GRACE, DEFAULT_LOCK_TTL, DEFAULT_NODE_TTL
+    from mpc.service.server import DEFAULT_DRAIN_GRACE, DEFAULT_LOCK_TTL, DEFAULT_NODE_TTL
 
     resilience_group = serve_parser.add_argument_group("resilience (docs/operations.md, Resilience)")
     resilience_group.add_argument("--lock-ttl", type=float, default=DEFAULT_LOCK_TTL, metavar="SECONDS",
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     observe_group.add_argument("--metrics-public", action=argparse.BooleanOptionalAction, default=False,
                                help="serve GET /metrics without a credential (default off: it needs "
                                     "'Authorization: Bearer <operator key>' or the operator's client certificate)")
-    from mpc.envconfig import apply_environment
+    from mpc.service.config import apply_environment
 
     # Every serve flag may come from $PORTAL_MPC_<FLAG> (the flag wins); --db and --store-key-file
     # already have theirs ($PORTAL_MPC_DB, $PORTAL_MPC_STORE_KEY_FILE), read where they are used.
@@ -377,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("store-key rotate needs --db or $PORTAL_MPC_DB")
         return store_key_rotate(db, args.new_key_file, args.old_key_file)
     if args.command == "serve":
-        from mpc.logs import configure_logging
-        from mpc.server import serve_forever
+        from mpc.service.logs import configure_logging
+        from mpc.service.server import serve_forever
 
         if serve_env_problems:
             parser.error("; ".join(serve_env_problems))
@@ -388,11 +388,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"cannot open the audit log {args.audit_log}: {exc.strerror or exc}")
 
         if args.restore_guard is not None:  # the environment reaches the worker processes too
-            from mpc.restore_guard import ENV_VAR
+            from mpc.storage.restore_guard import ENV_VAR
 
             os.environ[ENV_VAR] = str(args.restore_guard)
         if args.store_key_file is not None:  # likewise: every worker process reads the key itself
-            from mpc.sealing import KEY_ENV, KEY_FILE_ENV
+            from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV
 
             os.environ.pop(KEY_ENV, None)  # the flag names the key; a second one would be ambiguous
             os.environ[KEY_FILE_ENV] = str(args.store_key_file)
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import fields
 
         from mpc.errors import ConfigInvalid
-        from mpc.service_guard import environment_operator_key, load_operator_key
+        from mpc.service.guard import environment_operator_key, load_operator_key
 
         try:
             limits = ServiceLimits(**{f.name: getattr(args, f.name) for f in fields(ServiceLimits)
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                              limits=limits, metrics_public=args.metrics_public, lock_ttl=args.lock_ttl,
                              node_ttl=args.node_ttl, drain_grace=args.drain_grace)
     if args.server:
-        from mpc._demo_server import demo_server
+        from mpc.service._demo import demo_server
 
         if args.dir is not None:
             return demo_server(args.dir, _say, _verify)

@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from mpc import possession
+from mpc.backup import possession
 from mpc.addresses import addresses
-from mpc.backup_crypto import BackupContext, BackupMethod, CloudMethod, CloudStorage, decrypt_backup, encrypt_backup
+from mpc.backup.methods import BackupContext, BackupMethod, CloudMethod, CloudStorage, decrypt_backup, encrypt_backup
 from mpc.operation import ClientOperation, method_name, new_session_id
 from mpc.presign import ClientPresign
 from mpc.signing import ClientSign
@@ -40,7 +40,7 @@ from mpc.errors import (
     WalletAlreadyExists,
     WalletNotFound,
 )
-from mpc.keychain import Keychain
+from mpc.storage.keychain import Keychain
 from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_share, default_home
 from protocols import ecdsa2p, frost, oprf
 from protocols.encoding import get_bytes, require_keys
@@ -86,7 +86,7 @@ class Client:
     """A device holding one client's signing shares.
 
     Each operation returns the device's session; the custodian's session for the same operation
-    runs against it (``mpc.run_local`` in memory, ``mpc.remote.RemoteCustodian`` over the network).
+    runs against it (``mpc.run_local`` in memory, ``mpc.remote.blocking.RemoteCustodian`` over the network).
     Example (``README.md``, The wallet engine)::
 
         custodian = mpc.Custodian(open_store("custodian.sqlite3"))  # sealed: $PORTAL_MPC_STORE_KEY_FILE

@@ -12,7 +12,7 @@ Operation flows (custodian side; child protocols run side by side through ``Comp
             STORED_CUSTODIAN_BACKUP_SHARE; then the client's encrypted backup share
             (default) → STORED_CLIENT_BACKUP_SHARE
   recover   sends the stored encrypted client backup share with a fresh nonce; the client proves
-            it decrypted it ("possession", ``mpc.possession``; failures count, ``mpc.attempts``);
+            it decrypted it ("possession", ``mpc.backup.possession``; failures count, ``mpc.backup.attempts``);
             ecdsa2p reshare for signing + FROST refresh from the backup shares → new signing
             shares replace the old ones, STORED_DATABASE; client's "stored" step → STORED_CLIENT
   eject     the same first two steps, then the custodian backup shares go to the client
@@ -30,11 +30,11 @@ from functools import cached_property
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mpc import possession
+from mpc.backup import possession
 from mpc.addresses import addresses
-from mpc.attempts import AttemptCounter
-from mpc.backup_crypto import PasswordMethod
-from mpc.backup_versions import OPRF_KEY_ROW, BackupVersions, new_version, storage_name
+from mpc.backup.attempts import AttemptCounter
+from mpc.backup.methods import PasswordMethod
+from mpc.backup.versions import OPRF_KEY_ROW, BackupVersions, new_version, storage_name
 from mpc.errors import (
     BackupNotFound,
     InputInvalid,
@@ -49,8 +49,8 @@ from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.operation import CustodianOperation, method_name
 from mpc.presign import CustodianPresign
 from mpc.signing import CustodianSign
-from mpc.store import ClientRecord, SQLiteStore
-from mpc.webhook import BackupWebhook
+from mpc.storage.store import ClientRecord, SQLiteStore
+from mpc.backup.webhook import BackupWebhook
 from mpc.wallet import (
     BACKUP_METHODS,
     CLIENT_PARTY,
@@ -105,7 +105,7 @@ class Custodian:
         # The lease of the per-client operation lock: an operation abandoned without ending
         # (a crash) blocks the client's next one for at most this long.
         self.lock_ttl = float(lock_ttl)
-        # mpc.server sets this: frees a live lock whose holder is neither parked nor being stepped.
+        # mpc.service.server sets this: frees a live lock whose holder is neither parked nor being stepped.
         self.lock_reclaim: Callable[[str], bool] | None = None
         self.store = store if store is not None else _default_store()
         self._setup = setup
@@ -163,7 +163,7 @@ class Custodian:
 
     def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD) -> None:
         """The customer confirms it stored the client's encrypted backup share itself: the
-        pending backup version becomes the current one (``mpc.backup_versions``)."""
+        pending backup version becomes the current one (``mpc.backup.versions``)."""
         method = method_name(method)
         backups = self.store.backups(client_id)
         if method not in backups:
@@ -172,7 +172,7 @@ class Custodian:
             self.store.set_backup(client_id, method, BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value,
                                   backups[method][1])
 
-    # --- backup versions (``mpc.backup_versions``) ------------------------------------------------
+    # --- backup versions (``mpc.backup.versions``) ------------------------------------------------
     @cached_property
     def backup_versions(self) -> BackupVersions:
         """Which backup version of each client and method is current, which one pending."""
@@ -199,7 +199,7 @@ class Custodian:
         evaluated, proof = oprf.voprf_blind_evaluate(key, element)
         return {"element": evaluated.hex(), "proof": proof.hex(), "public_key": key.public_key().hex()}
 
-    # --- failed attempts (``mpc.attempts``) -------------------------------------------------------
+    # --- failed attempts (``mpc.backup.attempts``) -------------------------------------------------------
     @cached_property
     def attempts(self) -> AttemptCounter:
         """Failed proofs of possession per client; at the limit eject and recover are refused."""
@@ -377,10 +377,10 @@ MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (it
 
 def _default_store() -> SQLiteStore:
     """The default store: a SQLite file in ``default_home()`` (``$PORTAL_MPC_HOME``, made 0700),
-    sealed with the environment's key (``mpc.stores.configured_sealer``: no key, no plaintext
+    sealed with the environment's key (``mpc.storage.backends.configured_sealer``: no key, no plaintext
     unless explicitly allowed)."""
-    from mpc._files import private_dirs
-    from mpc.stores import configured_sealer
+    from mpc.storage._files import private_dirs
+    from mpc.storage.backends import configured_sealer
 
     path = str(private_dirs(default_home()) / "custodian.sqlite3")
     return SQLiteStore(path, sealer=configured_sealer(path))
@@ -459,13 +459,13 @@ class CustodianGenerate(_StoresSigningShares):
 
 
 class CustodianBackup(_ServiceOperation):
-    """Backup: reshare into a new *pending* backup version (``mpc.backup_versions``), which
+    """Backup: reshare into a new *pending* backup version (``mpc.backup.versions``), which
     becomes current only when the client's encrypted shares arrive (or the customer confirms it
     keeps them); until then recover and eject use the previous complete backup.
 
     ``PASSWORD`` backups also get the version's VOPRF key: after the reshare the client sends its
     blinded element ("oprf") and gets the evaluation with a proof ("oprf_evaluation") before it
-    wraps its keys (``mpc.backup_crypto.PasswordMethod``).
+    wraps its keys (``mpc.backup.methods.PasswordMethod``).
     """
 
     protocol = "wallet/backup"
@@ -583,8 +583,8 @@ class _FromBackup(_ServiceOperation):
 
     After the client's hello the custodian sends the encrypted client backup shares with a fresh
     nonce ("client_backup"); nothing else happens before the client proves that it decrypted
-    them ("possession", ``mpc.possession``). A failed proof counts against the client's attempts
-    (``mpc.attempts``) and ends the operation (``PossessionProofFailed``).
+    them ("possession", ``mpc.backup.possession``). A failed proof counts against the client's attempts
+    (``mpc.backup.attempts``) and ends the operation (``PossessionProofFailed``).
     """
 
     def __init__(self, custodian: Custodian, client_id: str, session_id: bytes | None, method: str | None) -> None:

@@ -138,7 +138,7 @@ class BackupPasswordInvalid(BackupDecryptionFailed):
 
 
 class BackupPasswordTooWeak(InputInvalid):
-    """A backup password's estimated strength is below ``mpc.backup_crypto.MIN_PASSWORD_BITS``;
+    """A backup password's estimated strength is below ``mpc.backup.methods.MIN_PASSWORD_BITS``;
     nothing was run. Choose a passphrase (several random words), or opt in with ``allow_weak=True``
     knowing that only the custodian's guess limit then protects it (docs/backup.md)."""
 
@@ -326,7 +326,7 @@ class StoreSchemaUnsupported(EngineError):
 
 class StoreCorrupted(EngineError):
     """A file or row the store relies on is damaged: the restore guard's counter, or a sealed
-    row (``mpc.sealing``) that fails authentication (tampered, truncated, or moved to another row)."""
+    row (``mpc.storage.sealing``) that fails authentication (tampered, truncated, or moved to another row)."""
 
     code = "STORE_CORRUPTED"
     status = 500
@@ -334,7 +334,7 @@ class StoreCorrupted(EngineError):
 
 
 class StoreKeyMissing(EngineError):
-    """The store needs its key (``mpc.sealing``) and none is configured: a sealed store, or a
+    """The store needs its key (``mpc.storage.sealing``) and none is configured: a sealed store, or a
     file / PostgreSQL store opened with neither a key nor an explicit plaintext opt-in."""
 
     code = "STORE_KEY_MISSING"

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from mpc.errors import InputInvalid, ShareReplaced
-from mpc.keychain import Keychain
+from mpc.storage.keychain import Keychain
 from mpc.status import SigningShareStatus
-from mpc.store import SQLiteStore
+from mpc.storage.store import SQLiteStore
 from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
@@ -140,7 +140,7 @@ class CustodianOperation(Composite):
         # whose client never gets going, e.g. cannot decrypt its backup, holds nothing) and is
         # released when the operation ends.
         # A password guess ("oprf") takes no lock either: a wrong password must not block the
-        # next try; the guess is counted instead (``mpc.attempts``).
+        # next try; the guess is counted instead (``mpc.backup.attempts``).
         starts_work = isinstance(msg, Message) and msg.payload.get("step") not in ("hello", "oprf")
         newly = self.exclusive and starts_work and not self._holds_lock and not self.done and self.aborted is None
         if newly:

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.errors import InputInvalid, KeyLockedError, StateInvalid
-from mpc.store import SQLiteStore
+from mpc.storage.store import SQLiteStore
 from mpc.wallet import CURVES
 from protocols.ecdsa2p import C3Precomputation, P2KeyShare
 from protocols.encoding import require_keys

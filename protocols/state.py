@@ -46,7 +46,7 @@ between the rounds of a signing run, single-use nonces (FROST hiding/binding non
 obtain two signature shares for one nonce with different challenges, which reveals the key share
 (RFC 9591 §7.3; the same holds for Lindell's k1/k2). Whoever stores blobs must therefore use
 *take* semantics: load and delete in one transaction, process the message, and save the new
-state again (``mpc.store``'s ``take_session``); a blob is then resumed at most once, and a crash
+state again (``mpc.storage.store``'s ``take_session``); a blob is then resumed at most once, and a crash
 between take and save only loses the session (the operation is started again with fresh nonces),
 never reuses it. Store the blobs like the shares themselves (same database, same protection),
 and only blobs this code produced: restoring validates every field through the types' strict

@@ -37,12 +37,12 @@ def portal_home(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def store_key() -> str:
-    """Every store the tests open is sealed (``mpc.sealing``) with one random key for the session,
+    """Every store the tests open is sealed (``mpc.storage.sealing``) with one random key for the session,
     through the environment, which the server tests' worker processes inherit too."""
     import base64
     import secrets
 
-    from mpc.sealing import KEY_ENV, KEY_FILE_ENV, OLD_KEY_FILES_ENV, PLAINTEXT_ENV
+    from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, OLD_KEY_FILES_ENV, PLAINTEXT_ENV
 
     for name in (KEY_FILE_ENV, OLD_KEY_FILES_ENV, PLAINTEXT_ENV):
         os.environ.pop(name, None)

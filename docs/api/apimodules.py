@@ -181,7 +181,7 @@ def _process_docstring(app: Any, what: str, name: str, obj: Any, options: Any, l
     """Docstrings are reST with plain-text conventions; adapt the two that reST reads otherwise.
 
     A constant without a docstring of its own would show its type's docstring (``dict``'s for
-    ``mpc.store.SEALED_COLUMNS``): that is dropped.
+    ``mpc.storage.store.SEALED_COLUMNS``): that is dropped.
     """
     if what in ("data", "attribute") and lines:
         doc = getattr(type(obj), "__doc__", None)

@@ -43,7 +43,7 @@ from nacl.signing import VerifyKey
 
 import mpc
 from curves import Group, Point, SecretScalar, secp256k1
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 from mpc.errors import EngineError
 from protocols import ecdsa2p, frost
 from protocols.ecdsa2p import CLIENT, CUSTODIAN, P1KeyShare, P2KeyShare, Signature, SignP1

@@ -21,7 +21,7 @@ import pytest
 import mpc
 from curves import SecretScalar, ed25519, secp256k1
 from mpc import errors
-from mpc.backup_crypto import BackupContext, PasswordMethod, encrypt_backup
+from mpc.backup.methods import BackupContext, PasswordMethod, encrypt_backup
 from protocols import ecdsa2p, frost, paillier
 from protocols.ecdsa2p import SignP1, SignP2
 from protocols.errors import MPCError

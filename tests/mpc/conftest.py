@@ -11,7 +11,7 @@ from ecdsa.util import sigdecode_string
 from nacl.signing import VerifyKey
 
 import mpc
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 
 
 @dataclass
@@ -115,7 +115,7 @@ def postgres_schema_url(postgres_url: str):
 
 @pytest.fixture
 def postgres_store(postgres_schema_url: str):
-    from mpc.stores import open_store
+    from mpc.storage.backends import open_store
 
     store = open_store(postgres_schema_url)
     yield store

@@ -11,7 +11,7 @@ from protocols.errors import ProofError, UsageError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpc.backup_crypto import (
+from mpc.backup.methods import (
     MIN_PASSWORD_BITS,
     password_strength_bits,
     KEY_LENGTH,

@@ -13,8 +13,8 @@ from nacl import bindings as sodium
 import mpc
 from mpc import errors
 from mpc.addresses import addresses
-from mpc.backup_crypto import MemoryPasskeyWrapper, PasskeyMethod, PasswordMethod
-from mpc.webhook import CallbackWebhook, MemoryWebhook
+from mpc.backup.methods import MemoryPasskeyWrapper, PasskeyMethod, PasswordMethod
+from mpc.backup.webhook import CallbackWebhook, MemoryWebhook
 from protocols.local import run
 from tests.mpc.conftest import data_for, new_wallet, verify_result
 

@@ -1,4 +1,4 @@
-"""A new backup never destroys the last complete one (``mpc.backup_versions``).
+"""A new backup never destroys the last complete one (``mpc.backup.versions``).
 
 The adversary here is bad luck: the device or the custodian dies at any point of a second backup.
 Every kill point of the message sequence is tried (a message not delivered is a peer that died
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mpc
-from mpc.backup_crypto import MemoryPasskeyWrapper, PasskeyMethod, PasswordMethod
-from mpc.backup_versions import BackupVersions
-from mpc.store import SQLiteStore
+from mpc.backup.methods import MemoryPasskeyWrapper, PasskeyMethod, PasswordMethod
+from mpc.backup.versions import BackupVersions
+from mpc.storage.store import SQLiteStore
 from protocols.rounds import Message
 
 from .conftest import Wallet, data_for, new_wallet, verify_result

@@ -299,7 +299,7 @@ def test_a_late_confirmation_overtaken_by_another_generate_gets_share_replaced()
 
 def test_a_backup_method_mismatch_names_both_methods(one_wallet):
     import mpc
-    from mpc.backup_crypto import PasswordMethod
+    from mpc.backup.methods import PasswordMethod
 
     wallet = one_wallet
     password = PasswordMethod("violet tractor moss lantern", opslimit=1, memlimit=8192)

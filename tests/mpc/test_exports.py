@@ -25,10 +25,10 @@ def test_every_name_in_all_resolves() -> None:
 
 
 def test_exports_are_the_library_objects() -> None:
-    from mpc.backup_crypto import PasswordMethod
+    from mpc.backup.methods import PasswordMethod
     from mpc.client import EjectedKeys
-    from mpc.remote import RemoteCustodian
-    from mpc.stores import open_store
+    from mpc.remote.blocking import RemoteCustodian
+    from mpc.storage.backends import open_store
 
     assert mpc.PasswordMethod is PasswordMethod and mpc.EjectedKeys is EjectedKeys
     assert mpc.RemoteCustodian is RemoteCustodian and mpc.open_store is open_store
@@ -50,7 +50,7 @@ def test_the_remote_custodian_without_the_server_extra_says_what_to_install(monk
     real = importlib.import_module
 
     def without_remote(name: str, package: str | None = None):
-        if name in ("mpc.remote", "mpc.remote_async"):
+        if name in ("mpc.remote.blocking", "mpc.remote.aio"):
             raise ModuleNotFoundError("No module named 'websockets'")
         return real(name, package)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpc.errors import InputInvalid, KeychainCorrupted, KeychainEntryNotFound, NotFound
-from mpc.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
+from mpc.storage.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
 
 SECRET = b"\x13share-bytes-that-must-not-leak\x37"
 

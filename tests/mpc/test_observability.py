@@ -24,11 +24,11 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
-from mpc import logs, metrics  # noqa: E402
-from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
-from mpc.envconfig import apply_environment  # noqa: E402
-from mpc.remote import RemoteCustodian  # noqa: E402
-from mpc.server import ServiceThread  # noqa: E402
+from mpc.service import logs, metrics  # noqa: E402
+from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
+from mpc.service.config import apply_environment  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.service.server import ServiceThread  # noqa: E402
 from tests.mpc.conftest import data_for  # noqa: E402
 
 TIMEOUT = 30.0
@@ -167,8 +167,8 @@ def test_malformed_requests_and_aborted_operations_are_audited_with_their_code(c
 
 
 def test_an_abort_naming_a_culprit_is_audited_with_it(captured: Captured) -> None:
-    from mpc.observability import RequestRecord
-    from mpc.server import _error
+    from mpc.service.observability import RequestRecord
+    from mpc.service.server import _error
     from protocols.errors import ProtocolAbort
 
     document = _error(ProtocolAbort("bad proof", culprit=1))
@@ -223,7 +223,7 @@ def test_public_metrics_and_a_failing_readiness() -> None:
 
 # --- logs ------------------------------------------------------------------------------------------------
 def test_json_and_text_lines_carry_the_context_and_only_the_exception_type() -> None:
-    record = logging.LogRecord("mpc.server", logging.ERROR, __file__, 1, "step failed: %s", ("x",), None)
+    record = logging.LogRecord("mpc.service.server", logging.ERROR, __file__, 1, "step failed: %s", ("x",), None)
     try:
         raise ValueError("a secret-looking message 0xdeadbeef")
     except ValueError:
@@ -234,7 +234,7 @@ def test_json_and_text_lines_carry_the_context_and_only_the_exception_type() -> 
         logs.ContextFilter().filter(record)
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["request_id"] == "00ff00ff00ff00ff" and line["op"] == "sign" and line["exc_type"] == "ValueError"
-    assert line["level"] == "ERROR" and line["logger"] == "mpc.server" and line["message"] == "step failed: x"
+    assert line["level"] == "ERROR" and line["logger"] == "mpc.service.server" and line["message"] == "step failed: x"
     assert "deadbeef" not in json.dumps(line)
     text = logs.TextFormatter().format(record)
     assert "\n" not in text and 'client_id="alice\\nINFO forged"' in text and "deadbeef" not in text
@@ -259,8 +259,8 @@ def test_configure_logging_writes_json_lines_and_a_separate_0600_audit_file(tmp_
     path = tmp_path / "audit.log"
     try:
         logs.configure_logging("json", "warning", path, stream=stream)
-        logging.getLogger("mpc.server").info("below the level")
-        logging.getLogger("mpc.server").warning("above the level")
+        logging.getLogger("mpc.service.server").info("below the level")
+        logging.getLogger("mpc.service.server").warning("above the level")
         logs.audit("sign", "ok", client_id="alice", request_id="ab" * 8, remote="::1", duration=0.25)
         (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
         assert line["message"] == "above the level"

@@ -13,10 +13,10 @@ import nacl.pwhash.argon2id as argon2id
 import pytest
 
 import mpc
-from mpc.attempts import MAX_FAILED_ATTEMPTS
-from mpc.backup_crypto import BackupContext, PasswordMethod, decrypt_backup
+from mpc.backup.attempts import MAX_FAILED_ATTEMPTS
+from mpc.backup.methods import BackupContext, PasswordMethod, decrypt_backup
 from mpc.errors import BackupPasswordInvalid, ClientLockedOut
-from mpc.store import SQLiteStore
+from mpc.storage.store import SQLiteStore
 from protocols.errors import UsageError
 
 from .conftest import Wallet, new_wallet

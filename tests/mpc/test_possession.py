@@ -15,8 +15,8 @@ import pytest
 
 import mpc
 from curves import SecretScalar, ed25519, secp256k1
-from mpc import possession
-from mpc.attempts import MAX_FAILED_ATTEMPTS
+from mpc.backup import possession
+from mpc.backup.attempts import MAX_FAILED_ATTEMPTS
 from mpc.errors import ClientLockedOut, PossessionProofFailed
 from protocols.errors import InvalidMessage
 from protocols.local import run
@@ -143,7 +143,7 @@ def test_lockout_survives_a_new_custodian_on_the_same_store(backed_up: Wallet) -
 
 def test_a_device_without_the_backup_key_never_reaches_the_backup_shares(backed_up: Wallet) -> None:
     """A thief's device with the token but an empty cloud: it cannot even build a proof."""
-    thief = mpc.Client(backed_up.client_id, mpc.MemoryKeychain(), cloud=mpc.backup_crypto.MemoryCloudStorage())
+    thief = mpc.Client(backed_up.client_id, mpc.MemoryKeychain(), cloud=mpc.backup.methods.MemoryCloudStorage())
     seen: list[Message] = []
     with pytest.raises(mpc.errors.EngineError):
         run([thief.eject(), backed_up.custodian.eject(backed_up.client_id)], lambda m: seen.append(m) or m)
@@ -167,19 +167,19 @@ class _ThiefEject(mpc.client.ClientEject):
 
 def test_a_stolen_token_ejects_nothing_over_the_service() -> None:
     pytest.importorskip("websockets")
-    from mpc.remote import RemoteCustodian
-    from mpc.server import ServiceThread
+    from mpc.remote.blocking import RemoteCustodian
+    from mpc.service.server import ServiceThread
 
     operator_key = "possession-tests-operator-key-0123456789"
     with ServiceThread(":memory:", session_ttl=30, operator_key=operator_key) as running:
         remote = RemoteCustodian(running.url, timeout=60, operator_key=operator_key)
         client_id, token = remote.create_client()
-        cloud = mpc.backup_crypto.MemoryCloudStorage()
+        cloud = mpc.backup.methods.MemoryCloudStorage()
         owner = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud)
         remote.generate(owner, token)
         remote.backup(owner, token)
-        thief = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=mpc.backup_crypto.MemoryCloudStorage())
-        session = _ThiefEject(thief, bytes(range(32)), mpc.backup_crypto.CloudMethod(thief.cloud), None)
+        thief = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=mpc.backup.methods.MemoryCloudStorage())
+        session = _ThiefEject(thief, bytes(range(32)), mpc.backup.methods.CloudMethod(thief.cloud), None)
         with pytest.raises(PossessionProofFailed):
             remote.run("eject", session, client_id, token, {"method": "CLOUD"})
         assert not session.done

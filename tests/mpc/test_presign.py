@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import mpc
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 from mpc.errors import InputInvalid, KeyLockedError, StateInvalid
 from mpc.presign import MAX_PRESIGN_COUNT, take_precomputation
 from protocols.errors import MPCError, UsageError

@@ -1,4 +1,4 @@
-"""The asyncio device-side client (``mpc.remote_async.AsyncRemoteCustodian``): the whole wallet
+"""The asyncio device-side client (``mpc.remote.aio.AsyncRemoteCustodian``): the whole wallet
 lifecycle, concurrent operations of several clients on one event loop, the device's steps off
 the loop, and the same retries as the blocking client."""
 
@@ -15,11 +15,11 @@ import pytest
 pytest.importorskip("websockets")
 
 import mpc  # noqa: E402
-from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
+from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import AuthFailed, OperationInProgress, WalletAlreadyExists  # noqa: E402
-from mpc.remote_async import AsyncRemoteCustodian  # noqa: E402
-from mpc.server import ServiceThread  # noqa: E402
-from mpc.service_store import ServiceStore  # noqa: E402
+from mpc.remote.aio import AsyncRemoteCustodian  # noqa: E402
+from mpc.service.server import ServiceThread  # noqa: E402
+from mpc.service.store import ServiceStore  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 from tests.mpc.cut_proxy import CutProxy  # noqa: E402
 

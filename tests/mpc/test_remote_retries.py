@@ -1,4 +1,4 @@
-"""The device-side client's retries (``mpc.remote``, ``mpc.remote_protocol``): connections cut or
+"""The device-side client's retries (``mpc.remote.blocking``, ``mpc.remote.channel``): connections cut or
 silent before ``ready``, a cut while the custodian steps the session, a service restart, refusals
 that are retried (``RATE_LIMITED``, 1013) and answers that are not."""
 
@@ -17,8 +17,8 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
-import mpc.server as server_module  # noqa: E402
-from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
+import mpc.service.server as server_module  # noqa: E402
+from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import (  # noqa: E402
     AuthFailed,
     ConfigInvalid,
@@ -30,11 +30,11 @@ from mpc.errors import (  # noqa: E402
     ServiceUnavailable,
     WalletAlreadyExists,
 )
-from mpc.remote import RemoteCustodian  # noqa: E402
-from mpc.remote_protocol import Backoff, OperationChannel, RetryPolicy  # noqa: E402
-from mpc.server import ServiceThread  # noqa: E402
-from mpc.service_guard import ServiceLimits  # noqa: E402
-from mpc.service_store import ServiceStore  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.remote.channel import Backoff, OperationChannel, RetryPolicy  # noqa: E402
+from mpc.service.server import ServiceThread  # noqa: E402
+from mpc.service.guard import ServiceLimits  # noqa: E402
+from mpc.service.store import ServiceStore  # noqa: E402
 from protocols.rounds import Message  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 from tests.mpc.cut_proxy import CutProxy  # noqa: E402
@@ -184,7 +184,7 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
 
 def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
         server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mpc import finished_results
+    from mpc.service import results as finished_results
 
     admin = remote_at(server.url)
     client_id, token = admin.create_client()
@@ -458,11 +458,11 @@ def test_backoff_grows_with_jitter_honours_hints_and_stops_at_the_budget() -> No
 
 
 def test_client_modules_draw_jitter_from_secrets_not_random() -> None:
-    import mpc.remote
-    import mpc.remote_async
-    import mpc.remote_protocol
+    import mpc.remote.blocking
+    import mpc.remote.aio
+    import mpc.remote.channel
 
-    for module in (mpc.remote, mpc.remote_async, mpc.remote_protocol):
+    for module in (mpc.remote.blocking, mpc.remote.aio, mpc.remote.channel):
         source = Path(module.__file__).read_text(encoding="utf-8")  # type: ignore[arg-type]
         assert "import random" not in source and "from random" not in source
 
@@ -470,8 +470,8 @@ def test_client_modules_draw_jitter_from_secrets_not_random() -> None:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_finished_results_are_sealed_single_use_and_need_the_old_token(backend: str,
                                                                         request: pytest.FixtureRequest) -> None:
-    from mpc import finished_results
-    from mpc.service_store import hash_token
+    from mpc.service import results as finished_results
+    from mpc.service.store import hash_token
 
     custodian = mpc.Custodian(request.getfixturevalue("postgres_store")) if backend == "postgres" else mpc.Custodian()
     service = ServiceStore(custodian.store)

@@ -28,13 +28,13 @@ pytest.importorskip("websockets")
 
 import mpc  # noqa: E402
 from mpc import errors  # noqa: E402
-from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
-from mpc.remote import RemoteCustodian  # noqa: E402
-from mpc.remote_protocol import OperationChannel  # noqa: E402
-from mpc.server import ServiceThread  # noqa: E402
-from mpc.service_guard import OPERATOR_KEY_ENV  # noqa: E402
-from mpc.service_store import ServiceStore, Step  # noqa: E402
-from mpc.stores import DB_ENV, open_store  # noqa: E402
+from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.remote.channel import OperationChannel  # noqa: E402
+from mpc.service.server import ServiceThread  # noqa: E402
+from mpc.service.guard import OPERATOR_KEY_ENV  # noqa: E402
+from mpc.service.store import ServiceStore, Step  # noqa: E402
+from mpc.storage.backends import DB_ENV, open_store  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 
 OPERATOR_KEY = "operator-key-for-the-resilience-tests-0123"

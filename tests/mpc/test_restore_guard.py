@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import mpc
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 from mpc.errors import StoreCorrupted
-from mpc.restore_guard import ENV_VAR, RestoreGuard
-from mpc.stores import open_store
+from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
+from mpc.storage.backends import open_store
 from tests.mpc.conftest import Wallet, data_for, verify_result
 
 

@@ -1,4 +1,4 @@
-"""The custodian's secrets at rest (``mpc.sealing``): envelope format, binding to the row, keys,
+"""The custodian's secrets at rest (``mpc.storage.sealing``): envelope format, binding to the row, keys,
 rotation, plaintext migration, file permissions and the command line, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import mpc
 from mpc.__main__ import main
 from mpc.errors import InputInvalid, StoreCorrupted, StoreKeyInvalid, StoreKeyMissing, StoreNotSealed
-from mpc.sealing import (
+from mpc.storage.sealing import (
     KEY_ENV,
     KEY_FILE_ENV,
     OLD_KEY_FILES_ENV,
@@ -31,9 +31,9 @@ from mpc.sealing import (
     new_key_file,
     row_aad,
 )
-from mpc.service_store import ServiceStore
-from mpc.store import SEALED_COLUMNS, SQLiteStore
-from mpc.stores import DB_ENV, PostgresStore, open_store, rotate_store_key
+from mpc.service.store import ServiceStore
+from mpc.storage.store import SEALED_COLUMNS, SQLiteStore
+from mpc.storage.backends import DB_ENV, PostgresStore, open_store, rotate_store_key
 from mpc.wallet import CUSTODIAN_PARTY, decode_share
 from tests.mpc.conftest import new_wallet
 

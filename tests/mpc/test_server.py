@@ -1,4 +1,4 @@
-"""The WebSocket custodian (mpc.server) and its device-side client (mpc.remote), on loopback."""
+"""The WebSocket custodian (mpc.service.server) and its device-side client (mpc.remote.blocking), on loopback."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
-from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
+from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import AuthFailed, NotFound  # noqa: E402
-from mpc.remote import RemoteCustodian  # noqa: E402
-from mpc.server import ServiceThread  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.service.server import ServiceThread  # noqa: E402
 from protocols.rounds import Message  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 
@@ -209,7 +209,7 @@ def test_server_restart_between_two_rounds_on_the_same_database(tmp_path) -> Non
 
 
 def test_a_parked_session_is_resumed_once(server: ServiceThread) -> None:
-    from mpc.server import _step
+    from mpc.service.server import _step
 
     remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()

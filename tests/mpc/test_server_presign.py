@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("websockets")
 
 import mpc  # noqa: E402
-from mpc.remote import RemoteCustodian  # noqa: E402
-from mpc.server import ServiceThread  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.service.server import ServiceThread  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 from tests.mpc.test_server import OPERATOR_KEY, TIMEOUT, device, error_id, raw  # noqa: E402
 

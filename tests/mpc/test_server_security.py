@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
-from mpc.backup_crypto import MemoryCloudStorage  # noqa: E402
+from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import (  # noqa: E402
     AuthFailed,
     ConfigInvalid,
@@ -31,9 +31,9 @@ from mpc.errors import (  # noqa: E402
     TlsFailed,
     TransportInsecure,
 )
-from mpc.remote import RemoteCustodian  # noqa: E402
-from mpc.server import CustodianService, ServiceThread, _nesting_depth, _parse_request  # noqa: E402
-from mpc.service_guard import (  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.service.server import CustodianService, ServiceThread, _nesting_depth, _parse_request  # noqa: E402
+from mpc.service.guard import (  # noqa: E402
     OPERATOR_KEY_ENV,
     BoundedLog,
     ConnectionGate,
@@ -197,7 +197,7 @@ def test_the_service_refuses_to_start_without_an_operator_credential(caplog: pyt
         CustodianService(":memory:")
     with pytest.raises(ConfigInvalid):
         CustodianService(":memory:", operator_key="short")
-    caplog.set_level(logging.WARNING, logger="mpc.server")
+    caplog.set_level(logging.WARNING, logger="mpc.service.server")
     running = ServiceThread(":memory:", open_registration=True).start()
     try:
         assert any("OPEN REGISTRATION" in record.getMessage() for record in caplog.records)
@@ -358,14 +358,14 @@ def test_per_client_rate_limit_and_bounded_internal_error_logs(caplog: pytest.Lo
         with pytest.raises(AuthFailed):  # a wrong token never spends the client's budget
             phone.get_client(other, "x" * 43)
 
-        caplog.set_level(logging.WARNING, logger="mpc.server")
+        caplog.set_level(logging.WARNING, logger="mpc.service.server")
         custodian = running.service.custodian  # type: ignore[union-attr]
         custodian.get_client = lambda cid: (_ for _ in ()).throw(RuntimeError("boom " * 5000))  # type: ignore[method-assign]
         for _ in range(30):
             with pytest.raises(mpc.errors.EngineError) as failed:
                 admin.get_client(other)
             assert failed.value.code == "ENGINE_INTERNAL_ERROR" and "boom" not in failed.value.message
-        errors = [r for r in caplog.records if r.name == "mpc.server" and r.levelno >= logging.ERROR]
+        errors = [r for r in caplog.records if r.name == "mpc.service.server" and r.levelno >= logging.ERROR]
         assert 1 <= len(errors) <= 4
         assert all(len(r.getMessage()) < 2200 for r in errors)  # truncated
     finally:

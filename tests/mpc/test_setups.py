@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import mpc
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 from mpc.client import DEVICE_SETUP_ENTRY, device_setup_entry
 from mpc.errors import StateInvalid
 from protocols import ecdsa2p

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from mpc.errors import AuthFailed, ClientNotFound
-from mpc.service_store import ServiceStore
-from mpc.stores import PostgresStore, open_store
-from mpc.store import SQLiteStore
+from mpc.service.store import ServiceStore
+from mpc.storage.backends import PostgresStore, open_store
+from mpc.storage.store import SQLiteStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -10,7 +10,7 @@ import pytest
 
 import mpc
 from mpc import errors
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 from protocols import paillier
 from protocols.errors import ProtocolAbort
 from protocols.rounds import Message

@@ -1,5 +1,5 @@
 """A throwaway test CA with a server certificate (localhost, 127.0.0.1) and client certificates,
-made with ``cryptography`` and written as PEM files (tests of ``mpc.server`` over wss://)."""
+made with ``cryptography`` and written as PEM files (tests of ``mpc.service.server`` over wss://)."""
 
 from __future__ import annotations
 

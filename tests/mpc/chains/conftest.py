@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import mpc
-from mpc.backup_crypto import MemoryCloudStorage
+from mpc.backup.methods import MemoryCloudStorage
 from mpc.chains import LocalSigner, local_signer
 from mpc.wallet import SignResult
 

@@ -1,4 +1,4 @@
-"""What the custodian service (``mpc.server``) tells its operators: per-request records (request
+"""What the custodian service (``mpc.service.server``) tells its operators: per-request records (request
 id, audit line, metrics) and the plain HTTP endpoints on the service's own port
 (``docs/operations.md``, Monitor).
 
@@ -6,7 +6,7 @@ id, audit line, metrics) and the plain HTTP endpoints on the service's own port
   connection's task (:func:`current_request`). It gives the request id to the log context and to
   the reply frames (``"request_id"``, beside ``"result"`` / ``"ready"`` / ``"error"``), counts
   error frames and refusals, and when the connection ends writes the audit line and the
-  operation metrics (``mpc.metrics``) exactly once.
+  operation metrics (``mpc.service.metrics``) exactly once.
 - :class:`HttpEndpoints`: the ``process_request`` hook of the WebSocket server. ``GET /healthz``
   (200 while the process runs), ``GET /readyz`` (200 when ``CustodianService.ready()`` says so:
   serving, the store answers, the executor pool is alive; else 503; its checks as a JSON
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from mpc import logs, metrics
+from mpc.service import logs, metrics
 from mpc.errors import ERRORS, AuthFailed, EngineError, RateLimited
-from mpc.service_guard import BoundedLog, OperatorKey, TokenBuckets, peer_common_name, peer_key
+from mpc.service.guard import BoundedLog, OperatorKey, TokenBuckets, peer_common_name, peer_key
 
 __all__ = ["KNOWN_OPS", "HttpEndpoints", "RequestRecord", "current_request", "read_gauges"]
 

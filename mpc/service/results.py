@@ -1,5 +1,5 @@
 """The result of a finished recover or eject, kept so a client whose result frame was lost can
-fetch it once (``mpc.server``: ``resume`` with the old token; ``mpc.remote``, Retries).
+fetch it once (``mpc.service.server``: ``resume`` with the old token; ``mpc.remote.blocking``, Retries).
 
 A completed recover or eject replaces the client's token, and the new token travels only in the
 result frame. If that frame is lost, the client's ``resume`` carries the old token, which is
@@ -25,8 +25,8 @@ import json
 import time
 from typing import Any
 
-from mpc.service_store import hash_token, new_token
-from mpc.store import SQLiteStore
+from mpc.service.store import hash_token, new_token
+from mpc.storage.store import SQLiteStore
 
 __all__ = ["keep", "take"]
 

@@ -1,9 +1,9 @@
 """The device side against a networked custodian, for asyncio: ``AsyncRemoteCustodian(url)``.
 
-The same methods, options and semantics as ``mpc.remote.RemoteCustodian`` (timeouts, retries,
+The same methods, options and semantics as ``mpc.remote.blocking.RemoteCustodian`` (timeouts, retries,
 tokens: see that module's docstring), as coroutines over ``websockets.asyncio.client``. The
 transport-independent part (the retry rules, the operation's state machine: what to resend on
-resume, which replays to drop) is shared with the blocking client (``mpc.remote_protocol``).
+resume, which replays to drop) is shared with the blocking client (``mpc.remote.channel``).
 
 The device's protocol steps are CPU-bound (Paillier keys and arithmetic, zero-knowledge proofs,
 Argon2id for a password backup): they run in a worker thread (``asyncio.to_thread``), so the
@@ -11,7 +11,7 @@ event loop keeps serving other tasks while the device computes. Example::
 
     import asyncio
     import mpc
-    from mpc.remote_async import AsyncRemoteCustodian
+    from mpc.remote.aio import AsyncRemoteCustodian
 
     async def main(operator_key: str, digest32: bytes) -> None:
         remote = AsyncRemoteCustodian("wss://custodian.example:8765", cafile="ca.pem",
@@ -38,10 +38,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from mpc.backup_crypto import BackupMethod
+from mpc.backup.methods import BackupMethod
 from mpc.client import Client
 from mpc.errors import EngineError, from_protocol_error
-from mpc.remote_protocol import (
+from mpc.remote.channel import (
     OperationChannel,
     OperationSpec,
     RemoteBase,
@@ -66,8 +66,8 @@ OnMessage = Callable[[int], "Awaitable[None] | None"]
 
 class AsyncRemoteCustodian(RemoteBase):
     """A custodian service at ``url`` driven from asyncio: every method of
-    ``mpc.remote.RemoteCustodian`` as a coroutine, with the same options
-    (``mpc.remote_protocol.RemoteBase``) and the same retries."""
+    ``mpc.remote.blocking.RemoteCustodian`` as a coroutine, with the same options
+    (``mpc.remote.channel.RemoteBase``) and the same retries."""
 
     # --- requests without a protocol --------------------------------------------------------------
     async def create_client(self) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 Eject and recover release backup material (the encrypted client backup share, and for eject the
 custodian's backup shares) only after the client proves that it holds its backup share
-(``mpc.possession``). Each failed proof counts here; after ``MAX_FAILED_ATTEMPTS`` failures in a
+(``mpc.backup.possession``). Each failed proof counts here; after ``MAX_FAILED_ATTEMPTS`` failures in a
 row the client is *locked out*: eject and recover are refused (``ClientLockedOut``) until an
 operator unlocks it (``Custodian.unlock``). A successful proof resets the count.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 from mpc.errors import ClientLockedOut
-from mpc.store import SQLiteStore
+from mpc.storage.store import SQLiteStore
 
 __all__ = ["AttemptCounter", "MAX_FAILED_ATTEMPTS"]
 

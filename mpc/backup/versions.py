@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass
 
 from mpc.status import BackupShareStatus
-from mpc.store import SQLiteStore
+from mpc.storage.store import SQLiteStore
 
 __all__ = ["BackupVersions", "Versions", "new_version", "storage_name", "OPRF_KEY_ROW"]
 

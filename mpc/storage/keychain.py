@@ -33,7 +33,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from mpc._files import private_dirs
+from mpc.storage._files import private_dirs
 from mpc.errors import InputInvalid, KeychainCorrupted, KeychainEntryNotFound
 
 __all__ = ["Keychain", "MemoryKeychain", "FileKeychain", "validate_name"]

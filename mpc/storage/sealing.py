@@ -29,7 +29,7 @@ Environment (``Sealer.from_env``; ``docs/operations.md``, Key management)
   PORTAL_MPC_STORE_KEY             the KEK, standard base64 of 32 bytes
   PORTAL_MPC_STORE_KEY_FILE        a 0600 file holding that base64 text
   PORTAL_MPC_STORE_OLD_KEY_FILES   previous key files (``os.pathsep``-separated), read only
-  PORTAL_MPC_STORE_PLAINTEXT=1     allow a store with no key (tests only; ``mpc.stores``)
+  PORTAL_MPC_STORE_PLAINTEXT=1     allow a store with no key (tests only; ``mpc.storage.backends``)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import Protocol, runtime_checkable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mpc._files import create_private_file, private_dirs
+from mpc.storage._files import create_private_file, private_dirs
 from mpc.errors import InputInvalid, StoreCorrupted, StoreKeyInvalid, StoreKeyMissing
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The device side against a networked custodian: ``RemoteCustodian(url)``.
 
-Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.server`` (one connection per
+Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (one connection per
 request or operation; see that module for the frames)::
 
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
@@ -11,8 +11,8 @@ request or operation; see that module for the frames)::
     remote.presign(device, token, 8)                      # 8 ECDSA precomputations, custodian side
     result, _ = remote.sign(device, token, "ethereum", digest32)   # takes one from the pool
 
-``mpc.remote_async.AsyncRemoteCustodian`` has the same methods as coroutines (asyncio); both
-share their retry logic and the operation's state machine (``mpc.remote_protocol``).
+``mpc.remote.aio.AsyncRemoteCustodian`` has the same methods as coroutines (asyncio); both
+share their retry logic and the operation's state machine (``mpc.remote.channel``).
 
 Transport: a ``wss://`` URL verifies the service's certificate against the system CAs, or only
 ``cafile`` (or an ``ssl_context`` of your own); ``client_cert`` / ``client_key`` for mTLS. A
@@ -112,10 +112,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from mpc.backup_crypto import BackupMethod
+from mpc.backup.methods import BackupMethod
 from mpc.client import Client
 from mpc.errors import EngineError, from_protocol_error
-from mpc.remote_protocol import (
+from mpc.remote.channel import (
     OperationChannel,
     OperationSpec,
     RemoteBase,
@@ -139,7 +139,7 @@ __all__ = ["RemoteCustodian", "RetryPolicy"]
 class RemoteCustodian(RemoteBase):
     """A custodian service at ``url`` (``wss://host:port``, or ``ws://`` on loopback), driven
     from the device (or, with ``operator_key``, by the operator). Blocking; see the module
-    docstring for the timeouts and the retries, and ``mpc.remote_protocol.RemoteBase`` for
+    docstring for the timeouts and the retries, and ``mpc.remote.channel.RemoteBase`` for
     every option.
 
     Example (a service started with ``python -m mpc serve``)::

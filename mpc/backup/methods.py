@@ -62,7 +62,7 @@ from mpc.errors import (
 )
 from protocols import oprf
 from protocols.errors import InvalidMessage, UsageError
-from mpc.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
+from mpc.storage.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
 
 __all__ = [
     "KEY_LENGTH",
@@ -290,7 +290,7 @@ class PasswordMethod(BackupMethod):
     Hardened (the default, record version 2): one Argon2id(password, salt) per backup, on the
     device; its output goes blinded to the custodian, which evaluates its per-backup VOPRF key on
     it (``protocols.oprf``, RFC 9497 P256-SHA256, with a proof that it used the key pinned in the
-    record) and counts the guess (``mpc.attempts``). The wrapping key of each curve is
+    record) and counts the guess (``mpc.backup.attempts``). The wrapping key of each curve is
     BLAKE2b(key = VOPRF output, Argon2id output ‖ context). Every password guess then needs one
     online, rate-limited evaluation: a stolen box and token give at most the attempt limit's
     guesses; only a party holding both the box and the custodian's VOPRF key can guess offline,
@@ -455,7 +455,7 @@ class CloudStorage(ABC):
 
 
 class KeychainCloudStorage(CloudStorage):
-    """Cloud storage over any :class:`~mpc.keychain.Keychain` (names validated the same way)."""
+    """Cloud storage over any :class:`~mpc.storage.keychain.Keychain` (names validated the same way)."""
 
     def __init__(self, keychain: Keychain) -> None:
         self.keychain = keychain

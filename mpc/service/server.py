@@ -4,7 +4,7 @@ An asyncio WebSocket service (the ``websockets`` library, ``server`` extra) in f
 ``mpc.Custodian``. One WebSocket connection carries one request; for a wallet operation it then
 carries that operation's round messages until it completes.
 
-Front door (``mpc.service_guard``; ``docs/operations.md``, Security)
+Front door (``mpc.service.guard``; ``docs/operations.md``, Security)
 --------------------------------------------------------------------
 TLS (``wss://``) with ``tls_cert`` and ``tls_key``; with ``tls_client_ca`` every client must
 present a certificate signed by that CA (mTLS). Without TLS the service listens on loopback
@@ -50,7 +50,7 @@ supported" on an engine without it). A completed ``recover`` or ``eject`` also r
 token: its result frame carries the new one as ``result["token"]`` and the caller must keep it.
 If that frame is lost, ``resume`` of that session with the old token answers, once and within
 ``session_ttl``, ready, the last step's messages and the result with a fresh token
-(``mpc.finished_results``; issue 18, client retries).
+(``mpc.service.results``; issue 18, client retries).
 
 Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
 (bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
@@ -64,7 +64,7 @@ sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``tok
 and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
 the connection normally. Every message of an operation re-checks the client's token.
 Every control frame (``result``, ``ready``, ``error``) also carries ``"request_id"``: the
-connection's request id, which every log and audit line of it carries too (``mpc.observability``).
+connection's request id, which every log and audit line of it carries too (``mpc.service.observability``).
 On the same port, plain HTTP ``GET /healthz``, ``/readyz`` and ``/metrics`` answer without a
 WebSocket (``docs/operations.md``, Monitor).
 
@@ -81,7 +81,7 @@ session and closes the connection. A frame above ``MAX_FRAME_BYTES`` closes the 
 
 Parking, restarts, expiry
 -------------------------
-Between two messages a session lives only in the database (``mpc.service_store``): each
+Between two messages a session lives only in the database (``mpc.service.store``): each
 incoming message *takes* the parked state (load and delete at once), steps it, and parks the new
 state with the messages it produced. A server may therefore stop between two rounds and another
 process on the same database continue: the client reconnects with ``resume``, learns which of
@@ -89,7 +89,7 @@ its messages the custodian expects next (``expect``) and receives the last step'
 (it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
 releasing the operation lock it held; shares and statuses are never touched by the purge.
 
-The operation lock is a lease held by its session (``mpc.service_store``): renewed to the
+The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
 park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a step marker
 naming this node, and every node heartbeats, so a session taken by a step that died (its node
 silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
@@ -129,7 +129,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from mpc import finished_results, logs, metrics
+from mpc.service import logs, metrics, results
 from mpc.custodian import Custodian
 from mpc.errors import (
     AuthFailed,
@@ -144,9 +144,9 @@ from mpc.errors import (
     TransportInsecure,
     from_protocol_error,
 )
-from mpc.observability import HttpEndpoints, RequestRecord, current_request, read_gauges
+from mpc.service.observability import HttpEndpoints, RequestRecord, current_request, read_gauges
 from mpc.presign import MAX_PRESIGN_COUNT
-from mpc.service_guard import (
+from mpc.service.guard import (
     BoundedLog,
     ConnectionGate,
     GatedSocket,
@@ -159,8 +159,19 @@ from mpc.service_guard import (
     peer_key,
     server_tls_context,
 )
-from mpc.service_store import ServiceStore, Step, new_token
-from mpc.stores import open_store
+from mpc.service.store import ServiceStore, Step, new_token
+from mpc.wire import (
+    CLOSE_BUSY,
+    CLOSE_POLICY,
+    CLOSE_RESTARTING,
+    MAX_FRAME_BYTES,
+    MAX_REQUEST_BYTES,
+    MAX_REQUEST_DEPTH,
+    OPERATIONS,
+    OPERATOR_OPS,
+    TOKEN_ROTATING_OPERATIONS,
+)
+from mpc.storage.backends import open_store
 from mpc.wallet import SignResult
 from protocols.errors import InvalidMessage, MPCError
 from protocols.rounds import Message
@@ -183,7 +194,7 @@ __all__ = [
     "DEFAULT_DRAIN_GRACE",
 ]
 
-log = logging.getLogger("mpc.server")
+log = logging.getLogger("mpc.service.server")
 _LOG = BoundedLog(log)  # this process's internal errors (each worker process has its own)
 
 DEFAULT_PORT = 8765
@@ -191,13 +202,7 @@ DEFAULT_SESSION_TTL = 300.0
 DEFAULT_LOCK_TTL = 120.0  # the lease of a client's operation lock while one of its steps runs
 DEFAULT_NODE_TTL = 5.0  # a node whose heartbeat is older is dead: the steps it was running are lost
 DEFAULT_DRAIN_GRACE = 30.0  # SIGTERM: how long steps in flight may take to finish and park
-MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
 MAX_INVALID_FRAMES = 8
-MAX_REQUEST_BYTES = 64 * 1024
-MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused before decoding
-OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned")
-OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client")
-TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
 _MAX_CLIENT_ID_CHARS = 256
 _LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn: a flood queues, probes are not SYN-dropped
 _SESSION_ID = re.compile(r"[0-9a-f]{64}")
@@ -396,9 +401,9 @@ def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, tt
 def _keep_finished(service: ServiceStore, session_id: str, client_id: str, token: str, outcome: dict[str, Any],
                    ttl: float) -> None:
     """Keep a finished recover/eject's outcome for one ``resume`` with the old token
-    (``mpc.finished_results``); a failure to keep it only costs that fallback."""
+    (``mpc.service.results``); a failure to keep it only costs that fallback."""
     try:
-        finished_results.keep(service.store, session_id, client_id, token, outcome, ttl)
+        results.keep(service.store, session_id, client_id, token, outcome, ttl)
     except Exception as exc:  # noqa: BLE001 - the operation itself completed
         _LOG.error("could not keep a finished operation's result for resume", exc)
 
@@ -406,7 +411,7 @@ def _keep_finished(service: ServiceStore, session_id: str, client_id: str, token
 def _take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[str, Any] | None:
     """The kept outcome of a finished recover/eject, once, for the token that ran it."""
     _, service = _service(db)
-    return finished_results.take(service.store, session_id, client_id, token)
+    return results.take(service.store, session_id, client_id, token)
 # --- end of issue 18 (client retries) -------------------------------------------------------------------
 
 
@@ -692,7 +697,7 @@ class CustodianService:
         """``wss`` with TLS, else ``ws``."""
         return "ws" if self.ssl_context is None else "wss"
 
-    # --- observability (mpc.observability, mpc.logs, mpc.metrics) ---------------------------------
+    # --- observability (mpc.service.observability, mpc.service.logs, mpc.service.metrics) ---------------------------------
     def _configure_observability(self, metrics_public: bool) -> None:
         """The HTTP endpoints, and the log settings executor steps repeat (``metrics_public``:
         ``/metrics`` without the operator credential)."""
@@ -900,7 +905,7 @@ class CustodianService:
             self._log.warning(f"closed a connection from {peer_key(ws.remote_address)}: "
                               f"{self._active} connections open (cap {self.limits.max_connections})")
             RequestRecord.limited("connections")
-            await ws.close(1013, "the custodian service is busy; try again later")
+            await ws.close(CLOSE_BUSY, "the custodian service is busy; try again later")
             return
         self._active += 1
         metrics.CONNECTIONS_OPEN.inc()
@@ -997,7 +1002,7 @@ class CustodianService:
     async def _resume_finished(self, ws: Any, client_id: str, token: str, request: dict[str, Any]) -> bool:
         """Issue 18 (client retries): ``resume`` of a finished recover or eject whose result frame
         was lost, with the token that ran it (dead since): ready, the last step's messages and
-        the result with a fresh token, once (``mpc.finished_results``); False otherwise (the
+        the result with a fresh token, once (``mpc.service.results``); False otherwise (the
         answer stays ``AUTH_FAILED``)."""
         session_id = request.get("session_id")
         if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
@@ -1016,7 +1021,7 @@ class CustodianService:
         resumes its parked session on another node or after the restart."""
         if not self._draining:
             return False
-        await ws.close(1001, "the custodian service is restarting; resume the session")
+        await ws.close(CLOSE_RESTARTING, "the custodian service is restarting; resume the session")
         return True
 
     # --- the operator -----------------------------------------------------------------------------
@@ -1094,7 +1099,7 @@ class CustodianService:
                 invalid += 1
                 await ws.send(_frame(record.error(exc.to_json(), fatal=invalid >= MAX_INVALID_FRAMES)))
                 if invalid >= MAX_INVALID_FRAMES:
-                    await ws.close(1008, "too many invalid frames")
+                    await ws.close(CLOSE_POLICY, "too many invalid frames")
                     return
                 continue
             outcome = await self._deliver(client_id, token, session_id, data)
@@ -1110,7 +1115,7 @@ class CustodianService:
                     return
                 invalid += 1
                 if invalid >= MAX_INVALID_FRAMES:
-                    await ws.close(1008, "too many invalid frames")
+                    await ws.close(CLOSE_POLICY, "too many invalid frames")
                     return
 
 

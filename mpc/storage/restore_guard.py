@@ -15,7 +15,7 @@ way stutxo/mercurylayer keeps its "consumed" tombstones outside the database), s
 process that opens the store (an ``fcntl`` lock serialises them). Exactly what it detects: a
 restore to any point before the last single-use take; a restore that loses no take needs no
 action. A guard file restored together with the database defeats it, so do not back it up with
-the database. Enable it with ``PORTAL_MPC_RESTORE_GUARD=/path`` (``mpc.stores.open_store``, and
+the database. Enable it with ``PORTAL_MPC_RESTORE_GUARD=/path`` (``mpc.storage.backends.open_store``, and
 so ``python -m mpc serve`` and its worker processes) or ``SQLiteStore.attach_restore_guard``.
 """
 

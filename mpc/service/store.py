@@ -1,4 +1,4 @@
-"""What the networked custodian (``mpc.server``) keeps beside the engine's store: client tokens
+"""What the networked custodian (``mpc.service.server``) keeps beside the engine's store: client tokens
 and parked sessions. Same database and connection as the store it wraps (SQLite or PostgreSQL).
 
 Tables (created on first use, portable SQL)::
@@ -16,7 +16,7 @@ Tables (created on first use, portable SQL)::
   service_nodes    node id -> when its heartbeat lapses (every ``serve`` process is a node)
 
 At rest, a parked session's state and outbox (the custodian's messages: an eject's carry its
-backup shares) are sealed like the store's other secrets when the store has a key (``mpc.sealing``),
+backup shares) are sealed like the store's other secrets when the store has a key (``mpc.storage.sealing``),
 bound to the session id, client and operation: a row copied to another session, client or
 operation fails to open (``StoreCorrupted``).
 
@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpc.errors import AuthFailed, OperationLost, StoreUnavailable
-from mpc.store import SQLiteStore
+from mpc.storage.store import SQLiteStore
 
 __all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
 
@@ -84,7 +84,7 @@ CREATE TABLE IF NOT EXISTS service_nodes (
 """
 
 _COLUMNS = "session_id, client_id, operation, data, outbox, holds_lock, expires"
-log = logging.getLogger("mpc.server")
+log = logging.getLogger("mpc.service.server")
 
 
 def new_token() -> str:

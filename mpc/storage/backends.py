@@ -1,14 +1,14 @@
 """Store backends by URL: SQLite by default, PostgreSQL through psycopg 3 (``postgres`` extra).
 
 ``open_store(url, *, sealer=None, allow_plaintext=False)``:
-  ``:memory:``, a file path or ``sqlite:///path``   → ``mpc.store.SQLiteStore``
+  ``:memory:``, a file path or ``sqlite:///path``   → ``mpc.storage.store.SQLiteStore``
   ``postgresql://user@host:port/db``                → :class:`PostgresStore` (the password from
   PostgreSQL's own ``PGPASSWORD`` / ``PGPASSFILE``, or in the URL when it comes from
   ``$PORTAL_MPC_DB``, never from a command line)
   (optionally ``?schema=NAME``: its tables live in that schema, created if needed; tests use a
   fresh schema each)
 
-The store's secrets are sealed at rest (``mpc.sealing``): with no ``sealer`` the key comes from
+The store's secrets are sealed at rest (``mpc.storage.sealing``): with no ``sealer`` the key comes from
 the environment (``PORTAL_MPC_STORE_KEY_FILE`` / ``PORTAL_MPC_STORE_KEY``, with
 ``PORTAL_MPC_STORE_OLD_KEY_FILES`` during a rotation). A file or PostgreSQL store with no key
 at all is refused (``StoreKeyMissing``, saying how to configure one) unless plaintext is
@@ -17,7 +17,7 @@ only; ``:memory:`` needs no key. ``rotate_store_key`` moves a store to a new key
 plaintext one): ``python -m mpc store-key rotate``.
 
 One implementation of the queries serves both: ``SQLiteStore``'s methods (and
-``mpc.service_store``'s) are written once with ``?`` placeholders in SQL both databases speak
+``mpc.service.store``'s) are written once with ``?`` placeholders in SQL both databases speak
 (``DELETE … RETURNING``, ``COUNT``, ``INSERT … VALUES``). :class:`PostgresStore` adapts each
 statement at one place, ``_execute``: ``?`` becomes ``%s``; ``INSERT OR REPLACE INTO t`` becomes
 ``INSERT INTO t … ON CONFLICT (primary key) DO UPDATE SET …`` (the key and columns learnt from
@@ -45,9 +45,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed, StoreUnavailable
-from mpc.restore_guard import ENV_VAR, RestoreGuard
-from mpc.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
-from mpc.store import SQLiteStore
+from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
+from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
+from mpc.storage.store import SQLiteStore
 
 __all__ = ["open_store", "configured_sealer", "rotate_store_key", "PostgresStore", "is_postgres_url",
            "url_has_password", "DB_ENV"]
@@ -61,7 +61,7 @@ _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*(\(([^)]*)\))?\s*VALUES", re.I)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _READ_ONLY = re.compile(r"^\s*SELECT\b", re.I)
-log = logging.getLogger("mpc.store")
+log = logging.getLogger("mpc.storage.store")
 
 
 def is_postgres_url(url: str) -> bool:
@@ -81,7 +81,7 @@ def url_has_password(url: str) -> bool:
 def open_store(url: str, *, sealer: Sealer | None = None, allow_plaintext: bool = False) -> SQLiteStore:
     """The store a URL names (see the module docstring), sealed with ``sealer`` or the
     environment's key, with the restore guard named by ``$PORTAL_MPC_RESTORE_GUARD`` attached if
-    that is set (``mpc.restore_guard``)."""
+    that is set (``mpc.storage.restore_guard``)."""
     store = _open(url, configured_sealer(url, sealer, allow_plaintext=allow_plaintext))
     guard_path = os.environ.get(ENV_VAR)
     if guard_path:

@@ -1,8 +1,8 @@
 """``python -m mpc demo --server``: the wallet lifecycle over real sockets on loopback.
 
-Starts the custodian service (``mpc.server``) in this process on 127.0.0.1 with a free port and
-a SQLite file sealed with a key file in the same folder (``mpc.sealing``; named to the worker
-processes by ``$PORTAL_MPC_STORE_KEY_FILE``), then plays the device through ``mpc.remote.RemoteCustodian``: create a client
+Starts the custodian service (``mpc.service.server``) in this process on 127.0.0.1 with a free port and
+a SQLite file sealed with a key file in the same folder (``mpc.storage.sealing``; named to the worker
+processes by ``$PORTAL_MPC_STORE_KEY_FILE``), then plays the device through ``mpc.remote.blocking.RemoteCustodian``: create a client
 (its token), generate, addresses, sign on every chain (checked by standard verifiers), back up,
 wipe the device, recover on a new one (which replaces the client's token), sign again. The
 service requires an operator key (a fresh one per run) to create clients; plain ws:// is
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mpc
-from mpc.backup_crypto import LocalFolderCloudStorage
-from mpc.remote import RemoteCustodian
-from mpc.server import ServiceThread
+from mpc.backup.methods import LocalFolderCloudStorage
+from mpc.remote.blocking import RemoteCustodian
+from mpc.service.server import ServiceThread
 from mpc.wallet import CHAINS, curve_of_chain
 
 __all__ = ["demo_server"]
@@ -67,7 +67,7 @@ def demo_server(directory: Path, say: Callable[[str, str], None], verify: Callab
 def _use_demo_key(path: Path, say: Callable[[str, str], None]) -> None:
     """Seal the demo's store with the key in ``path`` (made if missing), through the environment
     so the service's worker processes read it too."""
-    from mpc.sealing import KEY_ENV, KEY_FILE_ENV, OLD_KEY_FILES_ENV, key_file
+    from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, OLD_KEY_FILES_ENV, key_file
 
     key = key_file(path)
     for name in (KEY_ENV, OLD_KEY_FILES_ENV):  # this demo's key only

@@ -1,6 +1,6 @@
 """What the blocking and the asyncio device-side clients share, with no I/O of its own.
 
-``mpc.remote.RemoteCustodian`` (``websockets.sync``) and ``mpc.remote_async.AsyncRemoteCustodian``
+``mpc.remote.blocking.RemoteCustodian`` (``websockets.sync``) and ``mpc.remote.aio.AsyncRemoteCustodian``
 (``websockets.asyncio``) differ only in how they connect, wait and sleep. Everything else lives
 here and is used by both:
 
@@ -17,7 +17,7 @@ here and is used by both:
 - :class:`RemoteBase`: the configuration both clients take (URL, TLS, operator key, timeouts,
   retries) and the request and operation builders their methods call.
 
-The retry rules are documented in ``mpc.remote`` (module docstring) and ``docs/operations.md``
+The retry rules are documented in ``mpc.remote.blocking`` (module docstring) and ``docs/operations.md``
 (Client retries).
 """
 
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from mpc import errors
-from mpc.backup_crypto import BackupMethod
+from mpc.backup.methods import BackupMethod
 from mpc.client import Client
 from mpc.errors import (
     ConfigInvalid,
@@ -46,8 +46,7 @@ from mpc.errors import (
     TlsFailed,
     from_protocol_error,
 )
-from mpc.server import MAX_FRAME_BYTES
-from mpc.service_guard import check_service_url, client_tls_context
+from mpc.wire import MAX_FRAME_BYTES, check_service_url, client_tls_context
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
@@ -101,7 +100,7 @@ _MAX_RESYNCS = 3
 # --- backoff ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a client retries (``mpc.remote``, Retries).
+    """How a client retries (``mpc.remote.blocking``, Retries).
 
     ``budget``: seconds after the first failure during which retries may start (0: none).
     ``first_delay`` doubles after each retry up to ``max_delay``; each delay is drawn uniformly
@@ -504,7 +503,7 @@ class OperationChannel:
     # --- failures ------------------------------------------------------------------------------------
     def retry(self, exc: BaseException) -> float:
         """The seconds to wait before the next connection after ``exc``, or raise the error the
-        caller must see. The rules (``mpc.remote``, Retries):
+        caller must see. The rules (``mpc.remote.blocking``, Retries):
 
         - a refused or lost connection, a 1013 close, a ``RATE_LIMITED`` or ``SERVICE_UNAVAILABLE``
           answer: retried (the request again if it cannot have been processed, else ``resume``);
@@ -579,7 +578,7 @@ class OperationChannel:
 # --- configuration shared by both clients ------------------------------------------------------------
 class RemoteBase:
     """URL, TLS, operator key, timeouts and retry policy of a device-side client, and the
-    requests its methods send (``mpc.remote.RemoteCustodian``, ``mpc.remote_async.AsyncRemoteCustodian``).
+    requests its methods send (``mpc.remote.blocking.RemoteCustodian``, ``mpc.remote.aio.AsyncRemoteCustodian``).
 
     ``timeout``: seconds for each protocol frame once an operation runs; ``connect_timeout``:
     the TCP, TLS and WebSocket handshakes; ``ready_timeout``: the answer to the request

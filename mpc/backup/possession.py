@@ -10,7 +10,7 @@ the custodian's nonce and the curve, so a proof seen once (an old session, anoth
 another curve) never verifies again: the nonce is the custodian's, not the client's.
 
 A bearer token alone therefore gets no custodian backup share and starts no reshare; every failed
-proof counts (``mpc.attempts``).
+proof counts (``mpc.backup.attempts``).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ silently). Label values are always drawn from small sets (operations, error code
 never a client id, an address or anything a caller chooses freely.
 
 The service's metrics are module-level objects (every ``CustodianService`` of a process adds to
-them; ``mpc.server`` increments them in the service's process only, never in a worker)::
+them; ``mpc.service.server`` increments them in the service's process only, never in a worker)::
 
-    from mpc import metrics
+    from mpc.service import metrics
     metrics.POOL_RESTARTS.inc()          # the executor pool was rebuilt after a worker died
 """
 

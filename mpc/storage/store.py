@@ -7,16 +7,16 @@ leaves a half-written share or a status that does not match the shares. A new da
 created mode 0600 whatever the umask (SQLite gives its -journal / -wal files the same mode),
 and SQLite runs with ``secure_delete``: deleted or replaced values are zeroed in the file.
 
-**Secrets at rest** (``mpc.sealing``): with a ``Sealer`` every secret value is sealed when
+**Secrets at rest** (``mpc.storage.sealing``): with a ``Sealer`` every secret value is sealed when
 written and opened when read, bound to its row (``SEALED_COLUMNS``: the shares, the
 ring-Pedersen setup with its Paillier/RSA trapdoor, the encrypted client backups and their key
-records, the precomputations, and ``mpc.service_store``'s parked sessions). ``meta`` records
+records, the precomputations, and ``mpc.service.store``'s parked sessions). ``meta`` records
 that the store is sealed (``sealing``) and the key ids in use (``sealing_key_ids``): a sealed
 store opened without a key raises ``StoreKeyMissing``, with a key it was not sealed with
 ``StoreKeyInvalid``; a key given to a store that still holds plaintext secrets raises
 ``StoreNotSealed``. ``rotate_key`` re-seals everything under a new key (or seals a plaintext
 store) in one transaction (``python -m mpc store-key rotate``; ``docs/operations.md``). With
-no sealer (``mpc.stores.open_store`` allows that only for ``:memory:`` or when plaintext is
+no sealer (``mpc.storage.backends.open_store`` allows that only for ``:memory:`` or when plaintext is
 explicitly allowed) values are stored as they are.
 
 Tables (sealed columns marked ``*``)::
@@ -38,7 +38,7 @@ The *nonce epoch* (``meta``, key ``nonce_epoch``) guards single-use state agains
 restore: ``bump_nonce_epoch`` moves it on and deletes every precomputation and parked session;
 state tagged with an older epoch is never used (``python -m mpc nonce-epoch --bump``). Every
 single-use take also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counter
-file outside the database, ``mpc.restore_guard``) a restored database is detected when it is
+file outside the database, ``mpc.storage.restore_guard``) a restored database is detected when it is
 opened, and its epoch is bumped by itself.
 """
 
@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from mpc._files import create_private_file
+from mpc.storage._files import create_private_file
 from mpc.errors import (
     ClientNotFound,
     StoreKeyInvalid,
@@ -60,8 +60,8 @@ from mpc.errors import (
     StoreNotSealed,
     StoreSchemaUnsupported,
 )
-from mpc.restore_guard import RestoreGuard
-from mpc.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
+from mpc.storage.restore_guard import RestoreGuard
+from mpc.storage.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
 from protocols.errors import UsageError
 
 __all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION", "SEALED_COLUMNS"]
@@ -120,7 +120,7 @@ CREATE TABLE IF NOT EXISTS presignatures (
 """
 
 # table -> (the columns naming a row, bound into its seal; the sealed columns). parked_sessions
-# belongs to mpc.service_store; a table that does not exist (yet) is skipped.
+# belongs to mpc.service.store; a table that does not exist (yet) is skipped.
 SEALED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "setup": (("id",), ("data",)),
     "shares": (("client_id", "kind", "method", "curve"), ("data",)),
@@ -153,7 +153,7 @@ class ClientRecord:
 class SQLiteStore:
     """SQLite-backed custodian store; safe to share between threads of one process.
 
-    ``sealer``: seal secret values at rest (``mpc.sealing``; see the module docstring)."""
+    ``sealer``: seal secret values at rest (``mpc.storage.sealing``; see the module docstring)."""
 
     def __init__(self, path: str = ":memory:", *, sealer: Sealer | None = None) -> None:
         self.path = path
@@ -223,7 +223,7 @@ class SQLiteStore:
         with self._lock:
             return self._conn.execute(sql, args)
 
-    # --- sealing (``mpc.sealing``) ------------------------------------------------------------
+    # --- sealing (``mpc.storage.sealing``) ------------------------------------------------------------
     def _init_sealing(self) -> None:
         """Check the key against what ``meta`` records (in the schema's transaction): a sealed
         store needs a key holding every key id in use; a key marks a store without secrets sealed."""
@@ -434,7 +434,7 @@ class SQLiteStore:
             return None
         return self._unseal(row[1], "presignatures", "data", client_id, curve, bytes(row[0]), binding)
 
-    # --- single-use takes and the restore guard (``mpc.restore_guard``) -----------------------
+    # --- single-use takes and the restore guard (``mpc.storage.restore_guard``) -----------------------
     def take_counter(self) -> int:
         """How many single-use takes this database has made (it goes back with a restore)."""
         row = self._execute("SELECT value FROM meta WHERE key = 'take_counter'").fetchone()

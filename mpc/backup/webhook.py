@@ -3,7 +3,7 @@
 With a ``BackupWebhook`` configured on the custodian, a backup hands each curve's custodian
 backup share to ``hand_over`` (the customer's webhook) and keeps no copy; recover and eject get it
 back through ``fetch``. The ``method`` argument names a backup *version* (``CLOUD.<16 hex>``,
-``mpc.backup_versions``): keep each one until ``discard`` says a newer version is complete (an
+``mpc.backup.versions``): keep each one until ``discard`` says a newer version is complete (an
 interrupted backup must not overwrite the last complete one). A callback that raises, returns something malformed, or takes longer
 than its timeout gives ``WebhookFailed`` (502) and leaves every status where it was.
 """

@@ -1,10 +1,10 @@
-"""The custodian service's front door (``mpc.server``, ``mpc.remote``): TLS contexts, the
-plaintext rule, the operator credential, connection and request limits, bounded logging.
+"""The custodian service's front door (``mpc.service.server``): TLS contexts, the plaintext rule,
+the operator credential, connection and request limits, bounded logging.
 
 - **TLS.** :func:`server_tls_context` (certificate, key, optional client CA: client certificates
-  are then required) and :func:`client_tls_context` (verifies the server against the system CAs
-  or ``cafile``). Plain ``ws://`` is for loopback only unless explicitly allowed
-  (:func:`check_service_url`, :func:`binds_loopback_only`).
+  are then required); the client's side is ``mpc.wire.client_tls_context``. Plain ``ws://`` is
+  for loopback only unless explicitly allowed (:func:`binds_loopback_only`,
+  ``mpc.wire.check_service_url``).
 - **Operator key.** :class:`OperatorKey` holds only the SHA-256 of the key and compares in
   constant time; configured as the key or as ``sha256:<hex>`` (:func:`load_operator_key`: a
   file or ``$PORTAL_MPC_OPERATOR_KEY``, never the command line).
@@ -34,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from mpc import metrics
-from mpc.errors import ConfigInvalid, RateLimited, TransportInsecure
+from mpc.service import metrics
+from mpc.wire import is_loopback_literal
+from mpc.errors import ConfigInvalid, RateLimited
 
 __all__ = [
     "OPERATOR_KEY_ENV",
@@ -46,8 +46,6 @@ __all__ = [
     "load_operator_key",
     "environment_operator_key",
     "server_tls_context",
-    "client_tls_context",
-    "check_service_url",
     "binds_loopback_only",
     "ServiceLimits",
     "TokenBuckets",
@@ -152,50 +150,6 @@ def server_tls_context(cert: str | Path, key: str | Path, client_ca: str | Path 
     return context
 
 
-def client_tls_context(cafile: str | Path | None = None, client_cert: str | Path | None = None,
-                       client_key: str | Path | None = None) -> ssl.SSLContext:
-    """TLS 1.2+ client context verifying the server's certificate and host name against the
-    system CAs, or only ``cafile``; ``client_cert`` (and ``client_key``) for mTLS."""
-    try:
-        context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
-    except (OSError, ssl.SSLError):
-        raise ConfigInvalid(f"cannot load the CA file {cafile}") from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if client_cert is not None:
-        try:
-            context.load_cert_chain(str(client_cert), None if client_key is None else str(client_key))
-        except (OSError, ssl.SSLError):
-            raise ConfigInvalid(f"cannot load the client certificate {client_cert}") from None
-    elif client_key is not None:
-        raise ConfigInvalid("client_key needs client_cert")
-    return context
-
-
-def _is_loopback_literal(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def check_service_url(url: str, allow_plaintext: bool) -> str:
-    """The scheme (``ws`` or ``wss``) of a custodian service URL; ``ws://`` to a host that is
-    not a loopback literal (``localhost``, 127.0.0.0/8, ``::1``) is refused unless
-    ``allow_plaintext`` (``TRANSPORT_INSECURE``)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except (TypeError, ValueError, AttributeError):
-        raise ConfigInvalid("the service URL must be ws://host:port or wss://host:port") from None
-    if parts.scheme not in ("ws", "wss") or not host:
-        raise ConfigInvalid("the service URL must be ws://host:port or wss://host:port")
-    if parts.scheme == "ws" and not allow_plaintext and not _is_loopback_literal(host):
-        raise TransportInsecure("plaintext ws:// is for loopback only: use wss:// (or allow_plaintext=True)")
-    return parts.scheme
-
-
 def binds_loopback_only(host: str | None) -> bool:
     """Whether every address ``host`` resolves to for listening is a loopback address."""
     if not host:
@@ -205,7 +159,7 @@ def binds_loopback_only(host: str | None) -> bool:
     except OSError:
         raise ConfigInvalid(f"cannot resolve the listening host {host!r}") from None
     addresses = {info[4][0] for info in infos}
-    return bool(addresses) and all(_is_loopback_literal(str(address)) for address in addresses)
+    return bool(addresses) and all(is_loopback_literal(str(address)) for address in addresses)
 
 
 # --- limits ------------------------------------------------------------------------------------------
@@ -420,7 +374,7 @@ class BoundedLog:
             extra = None
             if exc is not None:
                 message = f"{message}\n{''.join(traceback.format_exception(exc)).rstrip()}"
-                extra = {"exc_type": type(exc).__name__}  # a field of structured logs (mpc.logs)
+                extra = {"exc_type": type(exc).__name__}  # a field of structured logs (mpc.service.logs)
             self.logger.error("%s", self._truncate(message), extra=extra)
 
     def warning(self, message: str) -> None:

@@ -1,0 +1,92 @@
+"""The frames both sides of the network share: what the service (``mpc.service``) accepts and the
+device's client (``mpc.remote``) sends, in one small module that both import, so a device app that
+uses ``mpc.remote`` never loads the service.
+
+- Frame limits: ``MAX_FRAME_BYTES`` (the largest protocol message, keygen round 5, is about
+  100 kB), ``MAX_REQUEST_BYTES`` and ``MAX_REQUEST_DEPTH`` for the first (request) frame.
+- Request shapes: ``OPERATIONS`` a client may start, ``OPERATOR_OPS`` that need the operator
+  credential, ``TOKEN_ROTATING_OPERATIONS`` whose completion replaces the client's token.
+- Close codes: ``CLOSE_BUSY`` (1013, over the connection cap: try again later),
+  ``CLOSE_RESTARTING`` (1001, the service drains: resume the session), ``CLOSE_POLICY`` (1008, too
+  many invalid frames).
+- The client's TLS context and the URL check (``wss://`` everywhere, ``ws://`` on loopback only).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mpc.errors import ConfigInvalid, TransportInsecure
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_REQUEST_BYTES",
+    "MAX_REQUEST_DEPTH",
+    "OPERATIONS",
+    "OPERATOR_OPS",
+    "TOKEN_ROTATING_OPERATIONS",
+    "CLOSE_BUSY",
+    "CLOSE_RESTARTING",
+    "CLOSE_POLICY",
+    "client_tls_context",
+    "check_service_url",
+    "is_loopback_literal",
+]
+
+MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
+MAX_REQUEST_BYTES = 64 * 1024
+MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused before decoding
+OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned")
+OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client")
+TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
+CLOSE_BUSY = 1013
+CLOSE_RESTARTING = 1001
+CLOSE_POLICY = 1008
+
+
+def client_tls_context(cafile: str | Path | None = None, client_cert: str | Path | None = None,
+                       client_key: str | Path | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ client context verifying the server's certificate and host name against the
+    system CAs, or only ``cafile``; ``client_cert`` (and ``client_key``) for mTLS."""
+    try:
+        context = ssl.create_default_context(cafile=None if cafile is None else str(cafile))
+    except (OSError, ssl.SSLError):
+        raise ConfigInvalid(f"cannot load the CA file {cafile}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if client_cert is not None:
+        try:
+            context.load_cert_chain(str(client_cert), None if client_key is None else str(client_key))
+        except (OSError, ssl.SSLError):
+            raise ConfigInvalid(f"cannot load the client certificate {client_cert}") from None
+    elif client_key is not None:
+        raise ConfigInvalid("client_key needs client_cert")
+    return context
+
+
+def is_loopback_literal(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback IP literal (127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def check_service_url(url: str, allow_plaintext: bool) -> str:
+    """The scheme (``ws`` or ``wss``) of a custodian service URL; ``ws://`` to a host that is
+    not a loopback literal (``localhost``, 127.0.0.0/8, ``::1``) is refused unless
+    ``allow_plaintext`` (``TRANSPORT_INSECURE``)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except (TypeError, ValueError, AttributeError):
+        raise ConfigInvalid("the service URL must be ws://host:port or wss://host:port") from None
+    if parts.scheme not in ("ws", "wss") or not host:
+        raise ConfigInvalid("the service URL must be ws://host:port or wss://host:port")
+    if parts.scheme == "ws" and not allow_plaintext and not is_loopback_literal(host):
+        raise TransportInsecure("plaintext ws:// is for loopback only: use wss:// (or allow_plaintext=True)")
+    return parts.scheme
