@@ -19,106 +19,17 @@ new one is closed at once with code 1013; per-IP and per-client token buckets an
 client's parked sessions answer ``RATE_LIMITED`` (``retry after N s``); the handshakes and the
 request frame must arrive within ``first_frame_timeout``.
 
-Wire protocol (text frames, JSON)
----------------------------------
-The client's first frame is a request object (at most 64 KiB, nested at most
-``MAX_REQUEST_DEPTH`` deep)::
-
-    {"op": "create_client", "operator_key"?}                  -> {"result": {"client_id", "token"}}
-    {"op": "get_client", "client_id", "token"}                -> {"result": <custodian view>}
-    {"op": "rotate_token", "client_id", "token"}              -> {"result": {"client_id", "token"}}
-    {"op": "stored_client_backup_share", "client_id", "token", "method"?}
-                                                              -> {"result": <custodian view>}
-    {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned",
-     "client_id", "token", "session_id": 64 hex digits, ...parameters}
-                                                              -> {"ready": {"session_id", "expect"}}
-    {"op": "resume", "client_id", "token", "session_id"}      -> {"ready": {...}} + replayed frames
-
-Operator ops (``operator_key``, or the operator's client certificate)::
-
-    {"op": "get_client", "client_id", "operator_key"}         -> {"result": <custodian view>}
-    {"op": "revoke_token", "client_id", "operator_key"}       -> {"result": {"client_id", "revoked": true}}
-    {"op": "issue_token", "client_id", "operator_key"}        -> {"result": {"client_id", "token"}}
-    {"op": "unlock_client", "client_id", "operator_key"}      -> {"result": <custodian view>}
-
-``create_client`` needs the operator too unless the service runs with open registration.
-Tokens: ``rotate_token`` replaces the client's token (the old one is dead at once);
-``revoke_token`` kills it (every later request, and the next message of an operation in flight,
-gets ``AUTH_FAILED``) and ``issue_token`` gives the operator a fresh one to hand over;
-``unlock_client`` clears the client's lockout (``Custodian.unlock``; ``INPUT_INVALID`` "not
-supported" on an engine without it). A completed ``recover`` or ``eject`` also replaces the
-token: its result frame carries the new one as ``result["token"]`` and the caller must keep it.
-If that frame is lost, ``resume`` of that session with the old token answers, once and within
-``session_ttl``, ready, the last step's messages and the result with a fresh token
-(``mpc.service.results``; issue 18, client retries).
-
-Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
-(bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
-32-byte digest for secp256k1 chains, the message for ed25519 chains); presign ``count`` (an
-integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``: ECDSA precomputations the custodian makes
-and keeps; the device stores nothing). sign_presigned is the same operation as sign (every
-ECDSA sign takes a precomputation from the pool when there is one). After ``ready``
-both sides exchange protocol messages, each one frame holding ``Message.to_bytes()`` exactly
-(the client speaks first, with its "hello"). When the custodian's session completes the server
-sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
-and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
-the connection normally. Every message of an operation re-checks the client's token.
-Every control frame (``result``, ``ready``, ``error``) also carries ``"request_id"``: the
-connection's request id, which every log and audit line of it carries too (``mpc.service.observability``).
-On the same port, plain HTTP ``GET /healthz``, ``/readyz`` and ``/metrics`` answer without a
-WebSocket (``docs/operations.md``, Monitor).
-
-Errors are ``{"error": {"id": CODE, "message": text}}`` with the stable codes of ``mpc.errors``
-(``docs/errors.md``): ``AUTH_FAILED`` for a missing or wrong token (or an unknown client: the
-answer is the same; also a missing or wrong operator key), ``INPUT_INVALID`` for a malformed request
-(any first frame that is not a JSON object of bounded size and depth with an ``op``),
-``RATE_LIMITED`` for a request over a limit, ``MESSAGE_INVALID`` for a frame
-that is not a canonical message of this session (the session is unchanged and the connection
-stays open, up to ``MAX_INVALID_FRAMES``), ``NOT_FOUND`` for an unknown, finished, expired or
-busy session; an abort (``PROTOCOL_ABORTED``, ``DKG_FAILED``, ``KEY_LOCKED``, …) ends the
-session and closes the connection. A frame above ``MAX_FRAME_BYTES`` closes the connection
-(1009); a binary frame is ``MESSAGE_INVALID``.
-
-Parking, restarts, expiry
--------------------------
-Between two messages a session lives only in the database (``mpc.service.store``): each
-incoming message *takes* the parked state (load and delete at once), steps it, and parks the new
-state with the messages it produced. A server may therefore stop between two rounds and another
-process on the same database continue: the client reconnects with ``resume``, learns which of
-its messages the custodian expects next (``expect``) and receives the last step's messages again
-(it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
-releasing the operation lock it held; shares and statuses are never touched by the purge.
-
-The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
-park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a step marker
-naming this node, and every node heartbeats, so a session taken by a step that died (its node
-silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
-``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
-dead worker rebuilds the pool; a step that never ran is run again, one that ran is never run
-twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
-(``docs/operations.md``, Resilience).
-
-Off the event loop
-------------------
-Every step (decode the parked state, verify proofs, Paillier arithmetic, store writes) runs in
-an executor, never on the event loop. With a file or PostgreSQL database the default is a
-*process* pool (``spawn``): the proofs are pure-Python / gmpy2 big-integer work that holds the
-GIL, so threads would take turns on one core; a worker receives only picklable values (database
-URL, client id and token, parked state, frame) and keeps its own store connection, which the take-semantics make
-safe. With ``:memory:`` (one connection, one process) it is a thread pool. A worker process
-exits when the service process dies (after the step it is running).
+The request frames and their parsing: ``mpc.service.requests`` (Wire protocol). The per-step
+worker side (parking, restarts, expiry; steps off the event loop): ``mpc.service.worker``. The
+worker pool and the node heartbeat: ``mpc.service.pool``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
-import json
-import logging
 import multiprocessing
 import multiprocessing.connection
-import os
 import re
 import secrets
 import signal
@@ -127,25 +38,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from mpc.service import logs, metrics, results
+from mpc.service import logs, metrics, pool, requests, worker
+from mpc.service.worker import log
 from mpc.custodian import Custodian
 from mpc.errors import (
     AuthFailed,
     ConfigInvalid,
     EngineError,
     InputInvalid,
-    MessageInvalid,
-    NotFound,
     OperationLost,
     RateLimited,
-    ServiceUnavailable,
     TransportInsecure,
-    from_protocol_error,
 )
 from mpc.service.observability import HttpEndpoints, RequestRecord, current_request, read_gauges
-from mpc.presign import MAX_PRESIGN_COUNT
 from mpc.service.guard import (
     BoundedLog,
     ConnectionGate,
@@ -169,12 +76,8 @@ from mpc.wire import (
     MAX_REQUEST_DEPTH,
     OPERATIONS,
     OPERATOR_OPS,
-    TOKEN_ROTATING_OPERATIONS,
 )
 from mpc.storage.backends import open_store
-from mpc.wallet import SignResult
-from protocols.errors import InvalidMessage, MPCError
-from protocols.rounds import Message
 
 __all__ = [
     "CustodianService",
@@ -194,409 +97,15 @@ __all__ = [
     "DEFAULT_DRAIN_GRACE",
 ]
 
-log = logging.getLogger("mpc.service.server")
-_LOG = BoundedLog(log)  # this process's internal errors (each worker process has its own)
-
 DEFAULT_PORT = 8765
 DEFAULT_SESSION_TTL = 300.0
 DEFAULT_LOCK_TTL = 120.0  # the lease of a client's operation lock while one of its steps runs
 DEFAULT_NODE_TTL = 5.0  # a node whose heartbeat is older is dead: the steps it was running are lost
 DEFAULT_DRAIN_GRACE = 30.0  # SIGTERM: how long steps in flight may take to finish and park
 MAX_INVALID_FRAMES = 8
-_MAX_CLIENT_ID_CHARS = 256
 _LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn: a flood queues, probes are not SYN-dropped
-_SESSION_ID = re.compile(r"[0-9a-f]{64}")
-_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 
-def _session_not_found() -> dict[str, Any]:
-    """No parked session of this id for this client (unknown, finished, expired, or in use)."""
-    return NotFound("no such session (unknown, finished, expired or busy)").to_json()
-
-
-# --- the steps (run in an executor: a worker thread or a worker process) -----------------------------
-_CUSTODIANS: dict[str, Custodian] = {}
-_CUSTODIANS_LOCK = threading.Lock()
-
-
-def _custodian(db: str) -> Custodian:
-    """This process's custodian on ``db`` (a worker process opens its own connection)."""
-    with _CUSTODIANS_LOCK:
-        custodian = _CUSTODIANS.get(db)
-        if custodian is None:
-            custodian = _CUSTODIANS[db] = Custodian(open_store(db))
-        return custodian
-
-
-def _bind(db: str, custodian: Custodian) -> None:
-    with _CUSTODIANS_LOCK:
-        _CUSTODIANS[db] = custodian
-
-
-def _service(db: str) -> tuple[Custodian, ServiceStore]:
-    custodian = _custodian(db)
-    service = getattr(custodian, "_service", None)
-    if service is None:
-        service = ServiceStore(custodian.store)
-        custodian._service = service  # type: ignore[attr-defined]
-        custodian.lock_reclaim = service.reclaim_lock  # a lock whose holder died is freed at once
-    return custodian, service
-
-
-def _error(exc: BaseException) -> dict[str, Any]:
-    """The error document of a step's failure; an abort that names a culprit keeps it beside the
-    document (``"culprit"``: for the audit line, never sent to the client)."""
-    if isinstance(exc, MPCError):
-        engine = from_protocol_error(exc)
-        culprit = getattr(engine, "culprit", None)
-        return engine.to_json() if culprit is None else {**engine.to_json(), "culprit": culprit}
-    _LOG.error("internal error in a custodian step", exc)
-    return EngineError().to_json()
-
-
-def _result_json(result: Any) -> Any:
-    return result.to_json() if isinstance(result, SignResult) else result
-
-
-# --- worker processes never outlive their service -------------------------------------------------------
-_WORKER_STEP: threading.RLock | None = None  # held while a worker *process* runs a step
-
-
-def _worker_init() -> None:
-    """Initializer of every worker process: when the service process dies (kill -9), the worker
-    finishes the step it is running (it may still park its session) and exits, instead of
-    waiting forever on the pool's queue (an orphan, which would keep the resource tracker too)."""
-    global _WORKER_STEP
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    _WORKER_STEP = threading.RLock()
-    threading.Thread(target=_exit_with_parent, args=(parent.sentinel, _WORKER_STEP), name="mpc-parent-watch",
-                     daemon=True).start()
-
-
-def _exit_with_parent(sentinel: int, stepping: threading.RLock) -> None:
-    multiprocessing.connection.wait([sentinel])  # readable once the parent process is gone
-    with stepping:
-        os._exit(0)
-
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _one_step(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``fn`` runs holding the worker's step lock (a worker whose service died exits between steps)."""
-    @functools.wraps(fn)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        if _WORKER_STEP is None:
-            return fn(*args, **kwargs)
-        with _WORKER_STEP:
-            return fn(*args, **kwargs)
-    return run
-
-
-@_one_step
-def _open_operation(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str,
-                    ttl: float, max_parked: int) -> dict[str, Any]:
-    """Create the custodian session of ``op`` and park it before any message arrives (unless
-    the client already has ``max_parked`` unfinished sessions parked)."""
-    custodian, service = _service(db)
-    try:
-        _check_parked(service, client_id, max_parked)
-        if service.peek(session_id) is not None:
-            raise InputInvalid("this session id is in use")
-        sid = bytes.fromhex(session_id)
-        factory = getattr(custodian, op)
-        session = factory(client_id, session_id=sid, **params)
-        outbox = [m.to_bytes().decode("ascii") for m in session.start()]
-        service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
-        return {"messages": outbox, "expect": session.awaiting_round}
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
-        return {"error": _error(exc), "fatal": True}
-
-
-def _check_parked(service: ServiceStore, client_id: str, max_parked: int) -> None:
-    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions (retry when the
-    oldest expires)."""
-    now = time.time()
-    count, first_expiry = service.store._execute(
-        "SELECT COUNT(*), MIN(expires) FROM parked_sessions WHERE client_id = ? AND expires >= ?", (client_id, now)
-    ).fetchone()
-    if int(count) >= max_parked:
-        raise RateLimited.after(float(first_expiry) - now,
-                                f"this client has {int(count)} unfinished operations (at most {max_parked})")
-
-
-def _resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
-    """What a reconnecting client needs: the next message number expected and the last outbox."""
-    custodian, service = _service(db)
-    parked = service.peek(session_id)
-    if parked is None or parked.client_id != client_id:
-        return _missing(service, session_id, client_id)
-    if parked.expires < time.time():
-        return {"error": _session_not_found(), "fatal": True}
-    try:
-        expect = custodian.parked_awaiting_round(parked.data)
-    except Exception as exc:  # noqa: BLE001
-        return {"error": _error(exc), "fatal": True}
-    return {"messages": parked.outbox, "expect": expect}
-
-
-def _missing(service: ServiceStore, session_id: str, client_id: str) -> dict[str, Any]:
-    """The answer for a session that is not parked: ``OPERATION_LOST`` if a step took it and died
-    (its lock is freed), else ``NOT_FOUND`` (``"stepping"``: a live node is stepping it now)."""
-    state = service.missing_session(session_id, client_id)
-    if state == "lost":
-        return {"error": OperationLost().to_json(), "fatal": True}
-    return {"error": _session_not_found(), "fatal": True, "stepping": state == "stepping"}
-
-
-def _reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str, ttl: float,
-            max_parked: int) -> dict[str, Any]:
-    """``_open_operation`` again after its worker died: if it had parked the new session, the
-    channel resumes it; else it is opened now."""
-    _, service = _service(db)
-    parked = service.peek(session_id)
-    if parked is not None and parked.client_id == client_id and parked.operation == op:
-        return _resume_channel(db, client_id, session_id)
-    return _open_operation(db, op, client_id, params, session_id, ttl, max_parked)
-
-
-@_one_step
-def _step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float,
-          step: Step | None = None) -> dict[str, Any]:
-    """Check the client's token (revoked or rotated: ``AUTH_FAILED``, the session stays parked
-    until it expires), take the parked session, deliver one message, park the new state (or
-    finish: a completed recover or eject gets a fresh token in its result).
-
-    ``step`` (the service's: step id, node, lock lease) leaves a marker with the take, so a
-    crash mid-step is known for what it is (``ServiceStore.step_outcome``, ``missing_session``)."""
-    custodian, service = _service(db)
-    if step is not None:
-        custodian.lock_ttl = step.lease  # a lock this step takes is leased like the step
-    try:
-        service.check_token(client_id, token)
-    except AuthFailed as exc:
-        return {"error": exc.to_json(), "fatal": True}
-    owner = service.peek(session_id)
-    if owner is None or owner.client_id != client_id:
-        return _missing(service, session_id, client_id)
-    parked = service.take(session_id, step)
-    if parked is None:  # another connection took it first
-        return _missing(service, session_id, client_id)
-    parked_again = False
-    try:
-        outcome = _step_taken(custodian, service, parked, frame, ttl, step)
-        parked_again = bool(outcome.pop("parked", False))
-        if "result" in outcome and parked.operation in TOKEN_ROTATING_OPERATIONS:  # issue 18: client retries
-            _keep_finished(service, session_id, client_id, token, outcome, ttl)
-        return outcome
-    finally:
-        if step is not None and not parked_again:
-            service.end_step(session_id, step)
-
-
-# --- issue 18 (client retries): a lost recover/eject result frame ------------------------------------
-def _keep_finished(service: ServiceStore, session_id: str, client_id: str, token: str, outcome: dict[str, Any],
-                   ttl: float) -> None:
-    """Keep a finished recover/eject's outcome for one ``resume`` with the old token
-    (``mpc.service.results``); a failure to keep it only costs that fallback."""
-    try:
-        results.keep(service.store, session_id, client_id, token, outcome, ttl)
-    except Exception as exc:  # noqa: BLE001 - the operation itself completed
-        _LOG.error("could not keep a finished operation's result for resume", exc)
-
-
-def _take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[str, Any] | None:
-    """The kept outcome of a finished recover/eject, once, for the token that ran it."""
-    _, service = _service(db)
-    return results.take(service.store, session_id, client_id, token)
-# --- end of issue 18 (client retries) -------------------------------------------------------------------
-
-
-def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame: bytes, ttl: float,
-                step: Step | None) -> dict[str, Any]:
-    """``_step`` once the session is taken (``"parked": True`` when it was parked again)."""
-    client_id = parked.client_id
-    if parked.expires < time.time():
-        _release(custodian, parked)
-        return {"error": _session_not_found(), "fatal": True}
-    try:
-        session = custodian.resume(parked.data)
-        message = Message.from_bytes(frame)
-    except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
-        _release(custodian, parked)
-        return {"error": _error(exc), "fatal": True}
-    try:
-        produced = session.receive(message)
-    except InvalidMessage as exc:  # the session is unchanged: park it again, keep the channel
-        lost = _park(service, session, parked, parked.outbox, ttl, step)
-        return lost or {"error": MessageInvalid(str(exc)).to_json(), "fatal": False, "parked": True}
-    except Exception as exc:  # noqa: BLE001 - an abort ends the session (it released its lock)
-        if getattr(session, "_holds_lock", False):  # not an abort (a store failure, a bug): free its lock
-            _end_quietly(session)
-        return {"error": _error(exc), "fatal": True}
-    sent = [m.to_bytes().decode("ascii") for m in produced]
-    if session.done:
-        result = _result_json(session.result())
-        if parked.operation in TOKEN_ROTATING_OPERATIONS:
-            result = {**result, "token": service.replace_token(client_id)}
-        return {"messages": sent, "result": result}
-    # Every message sent so far stays with the state: a client that reconnects gets them all
-    # again and drops those it has (an operation sends a handful of messages).
-    return _park(service, session, parked, parked.outbox + sent, ttl, step) or {"messages": sent, "parked": True}
-
-
-def _park(service: ServiceStore, session: Any, parked: Any, outbox: list[str], ttl: float,
-          step: Step | None) -> dict[str, Any] | None:
-    """Park the stepped session again (renewing its lock's lease); on failure the error answer
-    (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is dropped, or the
-    store's error) and the session is forgotten: its lock, if still its own, is freed."""
-    try:
-        service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
-                     session._holds_lock, ttl, step)
-        return None
-    except EngineError as exc:
-        try:
-            service.abandon(parked.session_id)
-        except EngineError as again:  # the store is down: the step's lease runs out instead
-            _LOG.error("could not forget a session that failed to park", again)
-        return {"error": exc.to_json(), "fatal": True}
-
-
-def _end_quietly(session: Any) -> None:
-    """End a session that failed with its lock held (its ``_end`` frees the lock)."""
-    try:
-        session._end()
-    except Exception as exc:  # noqa: BLE001 - the lock's lease runs out instead
-        _LOG.error("could not free the lock of a failed session", exc)
-
-
-def _release(custodian: Custodian, parked: Any) -> None:
-    """An abandoned session frees the client's operation lock if it still holds it (and nothing else)."""
-    if parked.holds_lock:
-        custodian._release(parked.client_id, parked.session_id)
-
-
-def _warm(db: str) -> bool:
-    _service(db)
-    return True
-
-
-# --- requests --------------------------------------------------------------------------------------------
-def _parse_request(frame: Any) -> dict[str, Any]:
-    """The request object of a first frame; anything else is ``INPUT_INVALID`` (never another
-    error: size and nesting are bounded before decoding, strings must be valid Unicode)."""
-    if not isinstance(frame, str) or len(frame) > MAX_REQUEST_BYTES:
-        raise InputInvalid("the first frame must be a JSON request object (text, at most 64 KiB)")
-    if _nesting_depth(frame) > MAX_REQUEST_DEPTH:
-        raise InputInvalid(f"the request is nested deeper than {MAX_REQUEST_DEPTH}")
-    try:
-        request = json.loads(frame, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        raise InputInvalid("the request is not valid JSON") from None
-    if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-        raise InputInvalid("the request must be an object with an 'op'")
-    _check_strings(request)
-    return request
-
-
-def _nesting_depth(frame: str) -> int:
-    """The deepest nesting of arrays and objects in ``frame`` (brackets inside strings do not
-    count); linear in the frame, visiting only brackets, quotes and backslashes."""
-    depth = deepest = 0
-    in_string = False
-    escaped_at = -1  # the position of a character escaped by a backslash
-    for match in _JSON_STRUCTURE.finditer(frame):
-        char, at = match.group(), match.start()
-        if at == escaped_at:
-            continue
-        if in_string:
-            if char == "\\":
-                escaped_at = at + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def _check_strings(value: Any) -> None:
-    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800`` escapes)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InputInvalid("the request holds an invalid Unicode string") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_strings(item)
-
-
-def _client_credentials(request: dict[str, Any]) -> tuple[str, str]:
-    """The request's client id and token (``AUTH_FAILED`` unless both are strings)."""
-    client_id, token = request.get("client_id"), request.get("token")
-    if not isinstance(client_id, str) or not isinstance(token, str):
-        raise AuthFailed()
-    return client_id, token
-
-
-def _client_id(request: dict[str, Any]) -> str:
-    client_id = request.get("client_id")
-    if not isinstance(client_id, str) or not 0 < len(client_id) <= _MAX_CLIENT_ID_CHARS:
-        raise InputInvalid("client_id must be a non-empty string")
-    return client_id
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def _operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
-               "eject": ("method",), "sign": ("chain", "data"), "sign_presigned": ("chain", "data"),
-               "presign": ("count",)}[op]
-    extra = set(request) - {"op", "client_id", "token", "session_id", *allowed}
-    if extra:
-        raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
-    params = {name: request[name] for name in allowed if name in request}
-    if "method" in params and not isinstance(params["method"], str):
-        raise InputInvalid("method must be a string")
-    if "client_stores_backup" in params and not isinstance(params["client_stores_backup"], bool):
-        raise InputInvalid("client_stores_backup must be a boolean")
-    if op == "presign":
-        count = params.get("count")
-        if type(count) is not int or not 1 <= count <= MAX_PRESIGN_COUNT:
-            raise InputInvalid(f"presign needs 'count', an integer from 1 to {MAX_PRESIGN_COUNT}")
-    if op in ("sign", "sign_presigned"):
-        if not isinstance(params.get("chain"), str) or not isinstance(params.get("data"), str):
-            raise InputInvalid(f"{op} needs 'chain' and 'data' (hex)")
-        try:
-            params["data"] = bytes.fromhex(params["data"])
-        except ValueError:
-            raise InputInvalid("data must be hex") from None
-    return params
-
-
-def _session_id(request: dict[str, Any]) -> str:
-    session_id = request.get("session_id")
-    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
-        raise InputInvalid("session_id must be 64 lowercase hex digits")
-    return session_id
-
-
-def _frame(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 class CustodianService:
@@ -649,7 +158,7 @@ class CustodianService:
             raise InputInvalid("a process pool needs a database file or URL, not :memory:")
         self._key = db if self.executor_kind == "process" else f"inproc:{id(self)}"
         if self.executor_kind == "thread":
-            _bind(self._key, self.custodian)
+            worker.bind(self._key, self.custodian)
         self._configure_resilience(workers, lock_ttl, node_ttl, drain_grace)
         self._server: Any = None
 
@@ -664,7 +173,7 @@ class CustodianService:
         self._pool: concurrent.futures.Executor = self._new_pool()
         self._draining = False
         self._in_flight = 0  # steps (and opening operations) running now
-        self._heartbeat: _Heartbeat | None = None
+        self._heartbeat: pool.Heartbeat | None = None
 
     def _configure_front_door(self, tls_cert: str | Path | None, tls_key: str | Path | None,
                               tls_client_ca: str | Path | None, allow_plaintext: bool,
@@ -728,9 +237,9 @@ class CustodianService:
         if self.open_registration:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
                         "(no operator key is required for create_client)")
-        await asyncio.gather(*(self._run(_warm, self._key) for _ in range(2)))
+        await asyncio.gather(*(self._run(worker.warm, self._key) for _ in range(2)))
         await asyncio.to_thread(self.service.heartbeat, self.node_id, self.node_ttl)  # alive before any step
-        self._heartbeat = _Heartbeat(self.service, self.node_id, self.node_ttl, self._log)
+        self._heartbeat = pool.Heartbeat(self.service, self.node_id, self.node_ttl, self._log)
         listener = GatedSocket.listen_on(host, port, self._gate, _LISTEN_BACKLOG)
         try:
             self._server = await serve(self._handle, sock=listener, ssl=self.ssl_context, backlog=_LISTEN_BACKLOG,
@@ -768,7 +277,7 @@ class CustodianService:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        await asyncio.to_thread(_close_pool, self._pool, self.drain_grace)
+        await asyncio.to_thread(pool.close_pool, self._pool, self.drain_grace)
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
             self._heartbeat = None
@@ -786,7 +295,7 @@ class CustodianService:
             checks["store"] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
             checks["store"] = getattr(exc, "code", type(exc).__name__)
-        checks["pool"] = _pool_state(self._pool)
+        checks["pool"] = pool.pool_state(self._pool)
         return bool(checks["serving"] and checks["store"] == "ok" and checks["pool"] == "ok"), checks
 
     async def _purge_loop(self) -> None:
@@ -794,8 +303,8 @@ class CustodianService:
         while True:
             await asyncio.sleep(interval)
             self._log.flush()
-            _LOG.flush()
-            if _pool_state(self._pool) == "broken":  # a worker died while idle: heal before the next request
+            worker.BOUNDED_LOG.flush()
+            if pool.pool_state(self._pool) == "broken":  # a worker died while idle: heal before the next request
                 self._rebuild_pool(self._pool)
             try:
                 await asyncio.to_thread(self.purge)
@@ -807,7 +316,7 @@ class CustodianService:
         lost steps (their node dead or their lease lapsed), freeing their locks."""
         expired = self.service.purge(now)
         for parked in expired:
-            _release(self.custodian, parked)
+            worker.release(self.custodian, parked)
         self.service.reap(now)
         return len(expired)
 
@@ -815,7 +324,7 @@ class CustodianService:
     def _new_pool(self) -> concurrent.futures.Executor:
         if self.executor_kind == "thread":
             return concurrent.futures.ThreadPoolExecutor(max_workers=max(2, self.workers), thread_name_prefix="mpc-step")
-        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=worker.worker_init,
                                                       mp_context=multiprocessing.get_context("spawn"))
 
     def _rebuild_pool(self, broken: concurrent.futures.Executor) -> None:
@@ -831,11 +340,11 @@ class CustodianService:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error
         raised to the caller, which decides whether running ``fn`` again is safe."""
-        pool = self._pool
+        executor = self._pool
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except concurrent.futures.BrokenExecutor:
-            self._rebuild_pool(pool)
+            self._rebuild_pool(executor)
             raise
 
     async def _run_again(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -846,35 +355,35 @@ class CustodianService:
             try:
                 return await self._run_step(fn, *args)
             except concurrent.futures.BrokenExecutor:
-                return _pool_failing()
+                return pool.pool_failing()
 
     async def _open(self, op: str, client_id: str, params: dict[str, Any], session_id: str) -> dict[str, Any]:
-        """Open an operation (``_open_operation``); if the worker died, ``_reopen`` (the session
+        """Open an operation (``worker.open_operation``); if the worker died, ``worker.reopen`` (the session
         may have been parked: then it is resumed, never opened twice)."""
         args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client)
         self._in_flight += 1
         try:
             opened: dict[str, Any]
             try:
-                opened = await self._run_step(_open_operation, *args)
+                opened = await self._run_step(worker.open_operation, *args)
             except concurrent.futures.BrokenExecutor:
-                opened = await self._run_again(_reopen, *args)
+                opened = await self._run_again(worker.reopen, *args)
             return opened
         finally:
             self._in_flight -= 1
 
     async def _resume(self, client_id: str, session_id: str) -> dict[str, Any]:
-        """``_resume_channel``; a session a live node is stepping right now is waited for (it
+        """``worker.resume_channel``; a session a live node is stepping right now is waited for (it
         parks, or its node is found dead within ``node_ttl`` and the answer is ``OPERATION_LOST``)."""
         deadline = time.monotonic() + self.node_ttl + 1.0
         while True:
-            opened: dict[str, Any] = await self._run_again(_resume_channel, self._key, client_id, session_id)
+            opened: dict[str, Any] = await self._run_again(worker.resume_channel, self._key, client_id, session_id)
             if not opened.get("stepping") or time.monotonic() >= deadline:
                 return opened
             await asyncio.sleep(0.2)
 
     async def _deliver(self, client_id: str, token: str, session_id: str, frame: bytes) -> dict[str, Any]:
-        """One step (``_step``). If its worker died, the step marker decides (never a step run
+        """One step (``worker.step``). If its worker died, the step marker decides (never a step run
         twice): never taken, it runs once more on the rebuilt pool; it ran and parked, its
         messages are sent; taken and not parked again, ``OPERATION_LOST`` (its lock is freed)."""
         self._in_flight += 1
@@ -882,7 +391,7 @@ class CustodianService:
             for _ in range(2):
                 step = Step(secrets.token_hex(8), self.node_id, self.lock_ttl)
                 try:
-                    answer: dict[str, Any] = await self._run_step(_step, self._key, client_id, token, session_id,
+                    answer: dict[str, Any] = await self._run_step(worker.step, self._key, client_id, token, session_id,
                                                                   frame, self.session_ttl, step)
                     return answer
                 except concurrent.futures.BrokenExecutor:
@@ -893,8 +402,8 @@ class CustodianService:
                     self._log.warning(f"operation lost with a dead worker (session {session_id[:8]}…)")
                     return {"error": OperationLost().to_json(), "fatal": True}
                 if outcome.state == "gone":
-                    return {"error": _session_not_found(), "fatal": True}
-            return _pool_failing()
+                    return {"error": worker.session_not_found(), "fatal": True}
+            return pool.pool_failing()
         finally:
             self._in_flight -= 1
 
@@ -929,7 +438,7 @@ class CustodianService:
             except RateLimited:
                 record.limited("ip")
                 raise
-            await self._dispatch(ws, _parse_request(frame))
+            await self._dispatch(ws, requests.parse_request(frame))
         except EngineError as exc:
             await _send_quietly(ws, record.failed(exc))
         except (ConnectionClosed, asyncio.TimeoutError):
@@ -944,7 +453,7 @@ class CustodianService:
         """The request's result frame (with its request id): the request succeeded."""
         record = current_request()
         record.succeeded()
-        await ws.send(_frame(record.frame({"result": result})))
+        await ws.send(requests.frame_text(record.frame({"result": result})))
 
     async def _dispatch(self, ws: Any, request: dict[str, Any]) -> None:
         op = request["op"]
@@ -962,7 +471,7 @@ class CustodianService:
             await self._operator_op(ws, op, request)
             return
         record.named(op, "token")
-        client_id, token = _client_credentials(request)
+        client_id, token = requests.client_credentials(request)
         try:
             await asyncio.to_thread(self.service.check_token, client_id, token)
         except AuthFailed:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
@@ -986,13 +495,13 @@ class CustodianService:
             view = await asyncio.to_thread(self._stored_client_backup_share, client_id, method)
             await self._reply(ws, view)
         elif op in OPERATIONS:
-            session_id = _session_id(request)
+            session_id = requests.parse_session_id(request)
             if await self._closed_for_drain(ws):
                 return
-            opened = await self._open(op, client_id, _operation_params(op, request), session_id)
+            opened = await self._open(op, client_id, requests.operation_params(op, request), session_id)
             await self._channel(ws, client_id, token, session_id, opened)
         elif op == "resume":
-            session_id = _session_id(request)
+            session_id = requests.parse_session_id(request)
             if await self._closed_for_drain(ws):
                 return
             await self._channel(ws, client_id, token, session_id, await self._resume(client_id, session_id))
@@ -1005,12 +514,12 @@ class CustodianService:
         the result with a fresh token, once (``mpc.service.results``); False otherwise (the
         answer stays ``AUTH_FAILED``)."""
         session_id = request.get("session_id")
-        if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+        if not isinstance(session_id, str) or not requests.SESSION_ID_PATTERN.fullmatch(session_id):
             return False
-        finished = await self._run_step(_take_finished, self._key, client_id, token, session_id)
+        finished = await self._run_step(worker.take_finished, self._key, client_id, token, session_id)
         if finished is None:
             return False
-        await ws.send(_frame(current_request().frame({"ready": {"session_id": session_id, "expect": None}})))
+        await ws.send(requests.frame_text(current_request().frame({"ready": {"session_id": session_id, "expect": None}})))
         for text in finished["messages"]:
             await ws.send(text)
         await self._reply(ws, finished["result"])
@@ -1041,7 +550,7 @@ class CustodianService:
 
     async def _operator_op(self, ws: Any, op: str, request: dict[str, Any]) -> None:
         self._require_operator(ws, request)
-        client_id = _client_id(request)
+        client_id = requests.parse_client_id(request)
         action: Callable[[str], Any] = {"get_client": self.custodian.get_client, "revoke_token": self._revoke_token,
                                         "issue_token": self._issue_token, "unlock_client": self._unlock_client}[op]
         result = await asyncio.to_thread(action, client_id)
@@ -1083,9 +592,9 @@ class CustodianService:
         if "error" in opened:
             if opened["error"]["error"].get("id") == "RATE_LIMITED":  # the cap on parked sessions
                 record.limited("parked")
-            await ws.send(_frame(record.error(opened["error"])))
+            await ws.send(requests.frame_text(record.error(opened["error"])))
             return
-        await ws.send(_frame(record.frame({"ready": {"session_id": session_id, "expect": opened["expect"]}})))
+        await ws.send(requests.frame_text(record.frame({"ready": {"session_id": session_id, "expect": opened["expect"]}})))
         for text in opened["messages"]:
             await ws.send(text)
         invalid = 0
@@ -1094,10 +603,10 @@ class CustodianService:
             if await self._closed_for_drain(ws):  # the session stays parked: the client resumes
                 return
             try:
-                data = _message_frame(frame, session_id)
+                data = requests.message_frame(frame, session_id)
             except EngineError as exc:
                 invalid += 1
-                await ws.send(_frame(record.error(exc.to_json(), fatal=invalid >= MAX_INVALID_FRAMES)))
+                await ws.send(requests.frame_text(record.error(exc.to_json(), fatal=invalid >= MAX_INVALID_FRAMES)))
                 if invalid >= MAX_INVALID_FRAMES:
                     await ws.close(CLOSE_POLICY, "too many invalid frames")
                     return
@@ -1110,7 +619,7 @@ class CustodianService:
                 return
             if "error" in outcome:
                 fatal = outcome["fatal"] or invalid + 1 >= MAX_INVALID_FRAMES
-                await ws.send(_frame(record.error(outcome["error"], fatal=fatal)))
+                await ws.send(requests.frame_text(record.error(outcome["error"], fatal=fatal)))
                 if outcome["fatal"]:
                     return
                 invalid += 1
@@ -1119,94 +628,12 @@ class CustodianService:
                     return
 
 
-def _message_frame(frame: Any, session_id: str) -> bytes:
-    """A protocol message frame of this session, as bytes (``MESSAGE_INVALID`` otherwise)."""
-    if not isinstance(frame, str):
-        raise MessageInvalid("protocol messages are text frames")
-    try:
-        data = frame.encode("ascii")
-        message = Message.from_bytes(data)
-    except (UnicodeEncodeError, InvalidMessage) as exc:
-        raise MessageInvalid(str(exc) if isinstance(exc, InvalidMessage) else "message must be ASCII") from None
-    if message.session_id.hex() != session_id:
-        raise MessageInvalid("message for another session")
-    return data
-
-
 async def _send_quietly(ws: Any, obj: Any) -> None:
     try:
-        await ws.send(_frame(obj))
+        await ws.send(requests.frame_text(obj))
     except Exception:  # noqa: BLE001 - the peer is gone: nothing more to tell it
         pass
 
-
-def _pool_failing() -> dict[str, Any]:
-    """The answer when the rebuilt pool failed too: fatal; a parked session stays parked."""
-    return {"error": ServiceUnavailable("the custodian's worker processes keep failing; resume later").to_json(),
-            "fatal": True}
-
-
-def _pool_state(pool: concurrent.futures.Executor) -> str:
-    """``"ok"``, ``"broken"``, ``"shut down"`` or ``"worker died"`` (read from the executor's
-    private state: ``_broken``, ``_shutdown_thread``, ``_processes``)."""
-    if getattr(pool, "_broken", False):
-        return "broken"
-    if getattr(pool, "_shutdown_thread", False) or getattr(pool, "_shutdown", False):
-        return "shut down"
-    processes = getattr(pool, "_processes", None) or {}
-    if any(not process.is_alive() for process in list(processes.values())):
-        return "worker died"
-    return "ok"
-
-
-def _close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
-    """Shut ``pool`` down: queued work is cancelled, running steps get ``grace`` seconds, then
-    worker processes still running are terminated; returns once every worker has exited."""
-    if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
-        pool.shutdown(wait=True, cancel_futures=True)
-        return
-    manager = getattr(pool, "_executor_manager_thread", None)  # it joins the workers as they exit
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-    stuck = [process for process in processes if process.is_alive()]
-    for process in stuck:
-        process.terminate()
-    for process in stuck:
-        process.join(10.0)
-    if stuck:
-        log.warning("terminated %d worker process(es) still running a step after %.0f s", len(stuck), grace)
-    if manager is not None:
-        manager.join(10.0)
-
-
-class _Heartbeat:
-    """This node's heartbeat (``ServiceStore.heartbeat``) every ``ttl / 5`` seconds, from its own
-    thread so a busy event loop never makes a live node look dead; ``stop`` leaves."""
-
-    def __init__(self, service: ServiceStore, node_id: str, ttl: float, errors: BoundedLog) -> None:
-        self._service, self._node_id, self._ttl, self._errors = service, node_id, ttl, errors
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="mpc-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._stopped.wait(self._ttl / 5):
-            try:
-                self._service.heartbeat(self._node_id, self._ttl)
-            except Exception as exc:  # noqa: BLE001 - beat again on the next tick
-                self._errors.error("the node heartbeat failed", exc)
-
-    def stop(self) -> None:
-        """Stop beating and delete this node's row (its remaining steps are lost at once)."""
-        self._stopped.set()
-        self._thread.join()
-        try:
-            self._service.leave(self._node_id)
-        except Exception as exc:  # noqa: BLE001 - the row lapses after ttl instead
-            self._errors.error("could not remove this node's heartbeat row", exc)
 
 
 class ServiceThread:

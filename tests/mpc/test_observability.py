@@ -168,7 +168,7 @@ def test_malformed_requests_and_aborted_operations_are_audited_with_their_code(c
 
 def test_an_abort_naming_a_culprit_is_audited_with_it(captured: Captured) -> None:
     from mpc.service.observability import RequestRecord
-    from mpc.service.server import _error
+    from mpc.service.worker import error_frame as _error
     from protocols.errors import ProtocolAbort
 
     document = _error(ProtocolAbort("bad proof", culprit=1))

@@ -17,7 +17,7 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
-import mpc.service.server as server_module  # noqa: E402
+import mpc.service.worker as worker_module  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import (  # noqa: E402
     AuthFailed,
@@ -121,7 +121,7 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         return taken
 
     resumes: list[str] = []
-    resume_channel = server_module._resume_channel
+    resume_channel = worker_module.resume_channel
 
     def recorded(*args: Any) -> dict[str, Any]:
         outcome = resume_channel(*args)
@@ -129,7 +129,7 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         return outcome
 
     monkeypatch.setattr(ServiceStore, "take", slow_take)
-    monkeypatch.setattr(server_module, "_resume_channel", recorded)
+    monkeypatch.setattr(worker_module, "resume_channel", recorded)
     remote = remote_at(proxy.url)
     for chain in ("ethereum", "solana"):
         data = data_for(chain)
@@ -157,7 +157,7 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
     phone = device(client_id, cloud)
     addresses, _ = remote_at(server.url).generate(phone, token)
     remote_at(server.url).backup(phone, token)
-    keep = server_module._keep_finished
+    keep = worker_module.keep_finished
     sessions: list[str] = []
 
     def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
@@ -165,7 +165,7 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
         sessions.append(session_id)
         proxy.cut()  # the custodian finished (new token issued); its result frame never arrives
 
-    monkeypatch.setattr(server_module, "_keep_finished", keep_then_cut)
+    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
     new_phone = device(client_id, cloud)
     method = getattr(remote_at(proxy.url), operation)
     result, view = method(new_phone, token)
@@ -192,7 +192,7 @@ def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
     phone = device(client_id, cloud)
     admin.generate(phone, token)
     admin.backup(phone, token)
-    keep = server_module._keep_finished
+    keep = worker_module.keep_finished
     kept: list[tuple[Any, str]] = []
 
     def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
@@ -201,7 +201,7 @@ def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
         proxy.cut()
         service.replace_token(client_id)  # the operator's issue_token came first
 
-    monkeypatch.setattr(server_module, "_keep_finished", keep_then_cut)
+    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
     with pytest.raises(AuthFailed):
         remote_at(proxy.url).recover(device(client_id, cloud), token)
     assert proxy.connections == 2  # the operation, then one resume answered AUTH_FAILED: not retried

@@ -209,7 +209,7 @@ def test_server_restart_between_two_rounds_on_the_same_database(tmp_path) -> Non
 
 
 def test_a_parked_session_is_resumed_once(server: ServiceThread) -> None:
-    from mpc.service.server import _step
+    from mpc.service.worker import step as _step
 
     remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()

@@ -32,7 +32,8 @@ from mpc.errors import (  # noqa: E402
     TransportInsecure,
 )
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
-from mpc.service.server import CustodianService, ServiceThread, _nesting_depth, _parse_request  # noqa: E402
+from mpc.service.requests import nesting_depth, parse_request  # noqa: E402
+from mpc.service.server import CustodianService, ServiceThread  # noqa: E402
 from mpc.service.guard import (  # noqa: E402
     OPERATOR_KEY_ENV,
     BoundedLog,
@@ -320,7 +321,7 @@ HOSTILE_FIRST_FRAMES = [
 @pytest.mark.parametrize("frame", HOSTILE_FIRST_FRAMES, ids=lambda f: repr(f[:24]))
 def test_every_malformed_first_frame_is_input_invalid(frame: str) -> None:
     with pytest.raises(InputInvalid) as caught:
-        _parse_request(frame)
+        parse_request(frame)
     assert type(caught.value) is InputInvalid
 
 
@@ -334,10 +335,10 @@ def test_malformed_first_frames_over_the_wire(server: ServiceThread, caplog: pyt
 
 
 def test_nesting_depth_ignores_brackets_inside_strings() -> None:
-    assert _nesting_depth('{"op":"[[[[[[[[[[[[[[[[[[[[["}') == 1
-    assert _nesting_depth('{"a":"\\\\","b":[[["\\"]]]]]]"]]]}') == 4
-    assert _nesting_depth('{"a":"\\"[[[[[[[[[[[[","b":[]}') == 2
-    assert _nesting_depth("[" * 50) == 50
+    assert nesting_depth('{"op":"[[[[[[[[[[[[[[[[[[[[["}') == 1
+    assert nesting_depth('{"a":"\\\\","b":[[["\\"]]]]]]"]]]}') == 4
+    assert nesting_depth('{"a":"\\"[[[[[[[[[[[[","b":[]}') == 2
+    assert nesting_depth("[" * 50) == 50
 
 
 # --- limits ------------------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""The service's worker pool and node heartbeat: the state of the executor that runs steps, closing
+it with a grace period, and the heartbeat that marks this node alive (``mpc.service.server``:
+Parking, restarts, expiry; a node silent for ``node_ttl`` has its steps counted lost).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from typing import Any
+
+from mpc.errors import (
+    ServiceUnavailable,
+)
+from mpc.service.guard import (
+    BoundedLog,
+)
+from mpc.service.store import ServiceStore
+from mpc.service.worker import log
+
+
+def pool_failing() -> dict[str, Any]:
+    """The answer when the rebuilt pool failed too: fatal; a parked session stays parked."""
+    return {"error": ServiceUnavailable("the custodian's worker processes keep failing; resume later").to_json(),
+            "fatal": True}
+
+
+def pool_state(pool: concurrent.futures.Executor) -> str:
+    """``"ok"``, ``"broken"``, ``"shut down"`` or ``"worker died"`` (read from the executor's
+    private state: ``_broken``, ``_shutdown_thread``, ``_processes``)."""
+    if getattr(pool, "_broken", False):
+        return "broken"
+    if getattr(pool, "_shutdown_thread", False) or getattr(pool, "_shutdown", False):
+        return "shut down"
+    processes = getattr(pool, "_processes", None) or {}
+    if any(not process.is_alive() for process in list(processes.values())):
+        return "worker died"
+    return "ok"
+
+
+def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
+    """Shut ``pool`` down: queued work is cancelled, running steps get ``grace`` seconds, then
+    worker processes still running are terminated; returns once every worker has exited."""
+    if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    manager = getattr(pool, "_executor_manager_thread", None)  # it joins the workers as they exit
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    stuck = [process for process in processes if process.is_alive()]
+    for process in stuck:
+        process.terminate()
+    for process in stuck:
+        process.join(10.0)
+    if stuck:
+        log.warning("terminated %d worker process(es) still running a step after %.0f s", len(stuck), grace)
+    if manager is not None:
+        manager.join(10.0)
+
+
+class Heartbeat:
+    """This node's heartbeat (``ServiceStore.heartbeat``) every ``ttl / 5`` seconds, from its own
+    thread so a busy event loop never makes a live node look dead; ``stop`` leaves."""
+
+    def __init__(self, service: ServiceStore, node_id: str, ttl: float, errors: BoundedLog) -> None:
+        self._service, self._node_id, self._ttl, self._errors = service, node_id, ttl, errors
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="mpc-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self._ttl / 5):
+            try:
+                self._service.heartbeat(self._node_id, self._ttl)
+            except Exception as exc:  # noqa: BLE001 - beat again on the next tick
+                self._errors.error("the node heartbeat failed", exc)
+
+    def stop(self) -> None:
+        """Stop beating and delete this node's row (its remaining steps are lost at once)."""
+        self._stopped.set()
+        self._thread.join()
+        try:
+            self._service.leave(self._node_id)
+        except Exception as exc:  # noqa: BLE001 - the row lapses after ttl instead
+            self._errors.error("could not remove this node's heartbeat row", exc)
+
+

@@ -1,0 +1,219 @@
+"""The service's first frames: strict parsing of a request (size, nesting depth, strings), the
+client's credentials and session id, each operation's parameters, and the frames of an
+operation's messages (``mpc.service.server``: Wire protocol). Every malformed first frame is
+``INPUT_INVALID``; a frame that is not a canonical message of the session is ``MESSAGE_INVALID``.
+
+Wire protocol (text frames, JSON)
+---------------------------------
+The client's first frame is a request object (at most 64 KiB, nested at most
+``MAX_REQUEST_DEPTH`` deep)::
+
+    {"op": "create_client", "operator_key"?}                  -> {"result": {"client_id", "token"}}
+    {"op": "get_client", "client_id", "token"}                -> {"result": <custodian view>}
+    {"op": "rotate_token", "client_id", "token"}              -> {"result": {"client_id", "token"}}
+    {"op": "stored_client_backup_share", "client_id", "token", "method"?}
+                                                              -> {"result": <custodian view>}
+    {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned",
+     "client_id", "token", "session_id": 64 hex digits, ...parameters}
+                                                              -> {"ready": {"session_id", "expect"}}
+    {"op": "resume", "client_id", "token", "session_id"}      -> {"ready": {...}} + replayed frames
+
+Operator ops (``operator_key``, or the operator's client certificate)::
+
+    {"op": "get_client", "client_id", "operator_key"}         -> {"result": <custodian view>}
+    {"op": "revoke_token", "client_id", "operator_key"}       -> {"result": {"client_id", "revoked": true}}
+    {"op": "issue_token", "client_id", "operator_key"}        -> {"result": {"client_id", "token"}}
+    {"op": "unlock_client", "client_id", "operator_key"}      -> {"result": <custodian view>}
+
+``create_client`` needs the operator too unless the service runs with open registration.
+Tokens: ``rotate_token`` replaces the client's token (the old one is dead at once);
+``revoke_token`` kills it (every later request, and the next message of an operation in flight,
+gets ``AUTH_FAILED``) and ``issue_token`` gives the operator a fresh one to hand over;
+``unlock_client`` clears the client's lockout (``Custodian.unlock``; ``INPUT_INVALID`` "not
+supported" on an engine without it). A completed ``recover`` or ``eject`` also replaces the
+token: its result frame carries the new one as ``result["token"]`` and the caller must keep it.
+If that frame is lost, ``resume`` of that session with the old token answers, once and within
+``session_ttl``, ready, the last step's messages and the result with a fresh token
+(``mpc.service.results``; issue 18, client retries).
+
+Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
+(bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
+32-byte digest for secp256k1 chains, the message for ed25519 chains); presign ``count`` (an
+integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``: ECDSA precomputations the custodian makes
+and keeps; the device stores nothing). sign_presigned is the same operation as sign (every
+ECDSA sign takes a precomputation from the pool when there is one). After ``ready``
+both sides exchange protocol messages, each one frame holding ``Message.to_bytes()`` exactly
+(the client speaks first, with its "hello"). When the custodian's session completes the server
+sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
+and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
+the connection normally. Every message of an operation re-checks the client's token.
+Every control frame (``result``, ``ready``, ``error``) also carries ``"request_id"``: the
+connection's request id, which every log and audit line of it carries too (``mpc.service.observability``).
+On the same port, plain HTTP ``GET /healthz``, ``/readyz`` and ``/metrics`` answer without a
+WebSocket (``docs/operations.md``, Monitor).
+
+Errors are ``{"error": {"id": CODE, "message": text}}`` with the stable codes of ``mpc.errors``
+(``docs/errors.md``): ``AUTH_FAILED`` for a missing or wrong token (or an unknown client: the
+answer is the same; also a missing or wrong operator key), ``INPUT_INVALID`` for a malformed request
+(any first frame that is not a JSON object of bounded size and depth with an ``op``),
+``RATE_LIMITED`` for a request over a limit, ``MESSAGE_INVALID`` for a frame
+that is not a canonical message of this session (the session is unchanged and the connection
+stays open, up to ``MAX_INVALID_FRAMES``), ``NOT_FOUND`` for an unknown, finished, expired or
+busy session; an abort (``PROTOCOL_ABORTED``, ``DKG_FAILED``, ``KEY_LOCKED``, …) ends the
+session and closes the connection. A frame above ``MAX_FRAME_BYTES`` closes the connection
+(1009); a binary frame is ``MESSAGE_INVALID``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mpc.errors import (
+    AuthFailed,
+    InputInvalid,
+    MessageInvalid,
+)
+from mpc.presign import MAX_PRESIGN_COUNT
+from mpc.wire import (
+    MAX_REQUEST_BYTES,
+    MAX_REQUEST_DEPTH,
+)
+from protocols.errors import InvalidMessage
+from protocols.rounds import Message
+
+_MAX_CLIENT_ID_CHARS = 256
+SESSION_ID_PATTERN = re.compile(r"[0-9a-f]{64}")
+_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def parse_request(frame: Any) -> dict[str, Any]:
+    """The request object of a first frame; anything else is ``INPUT_INVALID`` (never another
+    error: size and nesting are bounded before decoding, strings must be valid Unicode)."""
+    if not isinstance(frame, str) or len(frame) > MAX_REQUEST_BYTES:
+        raise InputInvalid("the first frame must be a JSON request object (text, at most 64 KiB)")
+    if nesting_depth(frame) > MAX_REQUEST_DEPTH:
+        raise InputInvalid(f"the request is nested deeper than {MAX_REQUEST_DEPTH}")
+    try:
+        request = json.loads(frame, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise InputInvalid("the request is not valid JSON") from None
+    if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+        raise InputInvalid("the request must be an object with an 'op'")
+    _check_strings(request)
+    return request
+
+
+def nesting_depth(frame: str) -> int:
+    """The deepest nesting of arrays and objects in ``frame`` (brackets inside strings do not
+    count); linear in the frame, visiting only brackets, quotes and backslashes."""
+    depth = deepest = 0
+    in_string = False
+    escaped_at = -1  # the position of a character escaped by a backslash
+    for match in _JSON_STRUCTURE.finditer(frame):
+        char, at = match.group(), match.start()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_strings(value: Any) -> None:
+    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800`` escapes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputInvalid("the request holds an invalid Unicode string") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
+def client_credentials(request: dict[str, Any]) -> tuple[str, str]:
+    """The request's client id and token (``AUTH_FAILED`` unless both are strings)."""
+    client_id, token = request.get("client_id"), request.get("token")
+    if not isinstance(client_id, str) or not isinstance(token, str):
+        raise AuthFailed()
+    return client_id, token
+
+
+def parse_client_id(request: dict[str, Any]) -> str:
+    client_id = request.get("client_id")
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= _MAX_CLIENT_ID_CHARS:
+        raise InputInvalid("client_id must be a non-empty string")
+    return client_id
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
+               "eject": ("method",), "sign": ("chain", "data"), "sign_presigned": ("chain", "data"),
+               "presign": ("count",)}[op]
+    extra = set(request) - {"op", "client_id", "token", "session_id", *allowed}
+    if extra:
+        raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
+    params = {name: request[name] for name in allowed if name in request}
+    if "method" in params and not isinstance(params["method"], str):
+        raise InputInvalid("method must be a string")
+    if "client_stores_backup" in params and not isinstance(params["client_stores_backup"], bool):
+        raise InputInvalid("client_stores_backup must be a boolean")
+    if op == "presign":
+        count = params.get("count")
+        if type(count) is not int or not 1 <= count <= MAX_PRESIGN_COUNT:
+            raise InputInvalid(f"presign needs 'count', an integer from 1 to {MAX_PRESIGN_COUNT}")
+    if op in ("sign", "sign_presigned"):
+        if not isinstance(params.get("chain"), str) or not isinstance(params.get("data"), str):
+            raise InputInvalid(f"{op} needs 'chain' and 'data' (hex)")
+        try:
+            params["data"] = bytes.fromhex(params["data"])
+        except ValueError:
+            raise InputInvalid("data must be hex") from None
+    return params
+
+
+def parse_session_id(request: dict[str, Any]) -> str:
+    session_id = request.get("session_id")
+    if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):
+        raise InputInvalid("session_id must be 64 lowercase hex digits")
+    return session_id
+
+
+def frame_text(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+
+def message_frame(frame: Any, session_id: str) -> bytes:
+    """A protocol message frame of this session, as bytes (``MESSAGE_INVALID`` otherwise)."""
+    if not isinstance(frame, str):
+        raise MessageInvalid("protocol messages are text frames")
+    try:
+        data = frame.encode("ascii")
+        message = Message.from_bytes(data)
+    except (UnicodeEncodeError, InvalidMessage) as exc:
+        raise MessageInvalid(str(exc) if isinstance(exc, InvalidMessage) else "message must be ASCII") from None
+    if message.session_id.hex() != session_id:
+        raise MessageInvalid("message for another session")
+    return data
+
+

@@ -1,0 +1,353 @@
+"""The custodian service's steps, run in an executor (a worker thread or a worker process).
+
+Each step opens (or reuses) this process's ``Custodian`` and ``ServiceStore`` for the database
+URL, *takes* the parked session (load and delete at once), steps it with one frame, and parks the
+new state with the messages it produced (``mpc.service.server``: Parking, restarts, expiry). A
+worker receives only picklable values (database URL, client id and token, parked state, frame),
+and a worker process exits when the service process dies (after the step it is running).
+
+Parking, restarts, expiry
+-------------------------
+Between two messages a session lives only in the database (``mpc.service.store``): each
+incoming message *takes* the parked state (load and delete at once), steps it, and parks the new
+state with the messages it produced. A server may therefore stop between two rounds and another
+process on the same database continue: the client reconnects with ``resume``, learns which of
+its messages the custodian expects next (``expect``) and receives the last step's messages again
+(it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
+releasing the operation lock it held; shares and statuses are never touched by the purge.
+
+The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
+park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a step marker
+naming this node, and every node heartbeats, so a session taken by a step that died (its node
+silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
+``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
+dead worker rebuilds the pool; a step that never ran is run again, one that ran is never run
+twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
+(``docs/operations.md``, Resilience).
+
+Off the event loop
+------------------
+Every step (decode the parked state, verify proofs, Paillier arithmetic, store writes) runs in
+an executor, never on the event loop. With a file or PostgreSQL database the default is a
+*process* pool (``spawn``): the proofs are pure-Python / gmpy2 big-integer work that holds the
+GIL, so threads would take turns on one core; a worker receives only picklable values (database
+URL, client id and token, parked state, frame) and keeps its own store connection, which the take-semantics make
+safe. With ``:memory:`` (one connection, one process) it is a thread pool. A worker process
+exits when the service process dies (after the step it is running).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from mpc.service import results
+from mpc.custodian import Custodian
+from mpc.errors import (
+    AuthFailed,
+    EngineError,
+    InputInvalid,
+    MessageInvalid,
+    NotFound,
+    OperationLost,
+    RateLimited,
+    from_protocol_error,
+)
+from mpc.service.guard import (
+    BoundedLog,
+)
+from mpc.service.store import ServiceStore, Step
+from mpc.wire import (
+    TOKEN_ROTATING_OPERATIONS,
+)
+from mpc.storage.backends import open_store
+from mpc.wallet import SignResult
+from protocols.errors import InvalidMessage, MPCError
+from protocols.rounds import Message
+
+log = logging.getLogger("mpc.service.server")  # one logger for the whole service: the name operators filter on
+BOUNDED_LOG = BoundedLog(log)  # this process's internal errors (each worker process has its own)
+
+
+def session_not_found() -> dict[str, Any]:
+    """No parked session of this id for this client (unknown, finished, expired, or in use)."""
+    return NotFound("no such session (unknown, finished, expired or busy)").to_json()
+
+
+# --- the steps (run in an executor: a worker thread or a worker process) -----------------------------
+_CUSTODIANS: dict[str, Custodian] = {}
+_CUSTODIANS_LOCK = threading.Lock()
+
+
+def _custodian(db: str) -> Custodian:
+    """This process's custodian on ``db`` (a worker process opens its own connection)."""
+    with _CUSTODIANS_LOCK:
+        custodian = _CUSTODIANS.get(db)
+        if custodian is None:
+            custodian = _CUSTODIANS[db] = Custodian(open_store(db))
+        return custodian
+
+
+def bind(db: str, custodian: Custodian) -> None:
+    with _CUSTODIANS_LOCK:
+        _CUSTODIANS[db] = custodian
+
+
+def _service(db: str) -> tuple[Custodian, ServiceStore]:
+    custodian = _custodian(db)
+    service = getattr(custodian, "_service", None)
+    if service is None:
+        service = ServiceStore(custodian.store)
+        custodian._service = service  # type: ignore[attr-defined]
+        custodian.lock_reclaim = service.reclaim_lock  # a lock whose holder died is freed at once
+    return custodian, service
+
+
+def error_frame(exc: BaseException) -> dict[str, Any]:
+    """The error document of a step's failure; an abort that names a culprit keeps it beside the
+    document (``"culprit"``: for the audit line, never sent to the client)."""
+    if isinstance(exc, MPCError):
+        engine = from_protocol_error(exc)
+        culprit = getattr(engine, "culprit", None)
+        return engine.to_json() if culprit is None else {**engine.to_json(), "culprit": culprit}
+    BOUNDED_LOG.error("internal error in a custodian step", exc)
+    return EngineError().to_json()
+
+
+def _result_json(result: Any) -> Any:
+    return result.to_json() if isinstance(result, SignResult) else result
+
+
+# --- worker processes never outlive their service -------------------------------------------------------
+_WORKER_STEP: threading.RLock | None = None  # held while a worker *process* runs a step
+
+
+def worker_init() -> None:
+    """Initializer of every worker process: when the service process dies (kill -9), the worker
+    finishes the step it is running (it may still park its session) and exits, instead of
+    waiting forever on the pool's queue (an orphan, which would keep the resource tracker too)."""
+    global _WORKER_STEP
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    _WORKER_STEP = threading.RLock()
+    threading.Thread(target=_exit_with_parent, args=(parent.sentinel, _WORKER_STEP), name="mpc-parent-watch",
+                     daemon=True).start()
+
+
+def _exit_with_parent(sentinel: int, stepping: threading.RLock) -> None:
+    multiprocessing.connection.wait([sentinel])  # readable once the parent process is gone
+    with stepping:
+        os._exit(0)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_step(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` runs holding the worker's step lock (a worker whose service died exits between steps)."""
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if _WORKER_STEP is None:
+            return fn(*args, **kwargs)
+        with _WORKER_STEP:
+            return fn(*args, **kwargs)
+    return run
+
+
+@_one_step
+def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str,
+                    ttl: float, max_parked: int) -> dict[str, Any]:
+    """Create the custodian session of ``op`` and park it before any message arrives (unless
+    the client already has ``max_parked`` unfinished sessions parked)."""
+    custodian, service = _service(db)
+    try:
+        _check_parked(service, client_id, max_parked)
+        if service.peek(session_id) is not None:
+            raise InputInvalid("this session id is in use")
+        sid = bytes.fromhex(session_id)
+        factory = getattr(custodian, op)
+        session = factory(client_id, session_id=sid, **params)
+        outbox = [m.to_bytes().decode("ascii") for m in session.start()]
+        service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
+        return {"messages": outbox, "expect": session.awaiting_round}
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
+        return {"error": error_frame(exc), "fatal": True}
+
+
+def _check_parked(service: ServiceStore, client_id: str, max_parked: int) -> None:
+    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions (retry when the
+    oldest expires)."""
+    now = time.time()
+    count, first_expiry = service.store._execute(
+        "SELECT COUNT(*), MIN(expires) FROM parked_sessions WHERE client_id = ? AND expires >= ?", (client_id, now)
+    ).fetchone()
+    if int(count) >= max_parked:
+        raise RateLimited.after(float(first_expiry) - now,
+                                f"this client has {int(count)} unfinished operations (at most {max_parked})")
+
+
+def resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
+    """What a reconnecting client needs: the next message number expected and the last outbox."""
+    custodian, service = _service(db)
+    parked = service.peek(session_id)
+    if parked is None or parked.client_id != client_id:
+        return _missing(service, session_id, client_id)
+    if parked.expires < time.time():
+        return {"error": session_not_found(), "fatal": True}
+    try:
+        expect = custodian.parked_awaiting_round(parked.data)
+    except Exception as exc:  # noqa: BLE001
+        return {"error": error_frame(exc), "fatal": True}
+    return {"messages": parked.outbox, "expect": expect}
+
+
+def _missing(service: ServiceStore, session_id: str, client_id: str) -> dict[str, Any]:
+    """The answer for a session that is not parked: ``OPERATION_LOST`` if a step took it and died
+    (its lock is freed), else ``NOT_FOUND`` (``"stepping"``: a live node is stepping it now)."""
+    state = service.missing_session(session_id, client_id)
+    if state == "lost":
+        return {"error": OperationLost().to_json(), "fatal": True}
+    return {"error": session_not_found(), "fatal": True, "stepping": state == "stepping"}
+
+
+def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str, ttl: float,
+            max_parked: int) -> dict[str, Any]:
+    """``open_operation`` again after its worker died: if it had parked the new session, the
+    channel resumes it; else it is opened now."""
+    _, service = _service(db)
+    parked = service.peek(session_id)
+    if parked is not None and parked.client_id == client_id and parked.operation == op:
+        return resume_channel(db, client_id, session_id)
+    return open_operation(db, op, client_id, params, session_id, ttl, max_parked)
+
+
+@_one_step
+def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float,
+          step: Step | None = None) -> dict[str, Any]:
+    """Check the client's token (revoked or rotated: ``AUTH_FAILED``, the session stays parked
+    until it expires), take the parked session, deliver one message, park the new state (or
+    finish: a completed recover or eject gets a fresh token in its result).
+
+    ``step`` (the service's: step id, node, lock lease) leaves a marker with the take, so a
+    crash mid-step is known for what it is (``ServiceStore.step_outcome``, ``missing_session``)."""
+    custodian, service = _service(db)
+    if step is not None:
+        custodian.lock_ttl = step.lease  # a lock this step takes is leased like the step
+    try:
+        service.check_token(client_id, token)
+    except AuthFailed as exc:
+        return {"error": exc.to_json(), "fatal": True}
+    owner = service.peek(session_id)
+    if owner is None or owner.client_id != client_id:
+        return _missing(service, session_id, client_id)
+    parked = service.take(session_id, step)
+    if parked is None:  # another connection took it first
+        return _missing(service, session_id, client_id)
+    parked_again = False
+    try:
+        outcome = _step_taken(custodian, service, parked, frame, ttl, step)
+        parked_again = bool(outcome.pop("parked", False))
+        if "result" in outcome and parked.operation in TOKEN_ROTATING_OPERATIONS:  # issue 18: client retries
+            keep_finished(service, session_id, client_id, token, outcome, ttl)
+        return outcome
+    finally:
+        if step is not None and not parked_again:
+            service.end_step(session_id, step)
+
+
+# --- issue 18 (client retries): a lost recover/eject result frame ------------------------------------
+def keep_finished(service: ServiceStore, session_id: str, client_id: str, token: str, outcome: dict[str, Any],
+                   ttl: float) -> None:
+    """Keep a finished recover/eject's outcome for one ``resume`` with the old token
+    (``mpc.service.results``); a failure to keep it only costs that fallback."""
+    try:
+        results.keep(service.store, session_id, client_id, token, outcome, ttl)
+    except Exception as exc:  # noqa: BLE001 - the operation itself completed
+        BOUNDED_LOG.error("could not keep a finished operation's result for resume", exc)
+
+
+def take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[str, Any] | None:
+    """The kept outcome of a finished recover/eject, once, for the token that ran it."""
+    _, service = _service(db)
+    return results.take(service.store, session_id, client_id, token)
+# --- end of issue 18 (client retries) -------------------------------------------------------------------
+
+
+def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame: bytes, ttl: float,
+                step: Step | None) -> dict[str, Any]:
+    """``step`` once the session is taken (``"parked": True`` when it was parked again)."""
+    client_id = parked.client_id
+    if parked.expires < time.time():
+        release(custodian, parked)
+        return {"error": session_not_found(), "fatal": True}
+    try:
+        session = custodian.resume(parked.data)
+        message = Message.from_bytes(frame)
+    except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
+        release(custodian, parked)
+        return {"error": error_frame(exc), "fatal": True}
+    try:
+        produced = session.receive(message)
+    except InvalidMessage as exc:  # the session is unchanged: park it again, keep the channel
+        lost = _park(service, session, parked, parked.outbox, ttl, step)
+        return lost or {"error": MessageInvalid(str(exc)).to_json(), "fatal": False, "parked": True}
+    except Exception as exc:  # noqa: BLE001 - an abort ends the session (it released its lock)
+        if getattr(session, "_holds_lock", False):  # not an abort (a store failure, a bug): free its lock
+            _end_quietly(session)
+        return {"error": error_frame(exc), "fatal": True}
+    sent = [m.to_bytes().decode("ascii") for m in produced]
+    if session.done:
+        result = _result_json(session.result())
+        if parked.operation in TOKEN_ROTATING_OPERATIONS:
+            result = {**result, "token": service.replace_token(client_id)}
+        return {"messages": sent, "result": result}
+    # Every message sent so far stays with the state: a client that reconnects gets them all
+    # again and drops those it has (an operation sends a handful of messages).
+    return _park(service, session, parked, parked.outbox + sent, ttl, step) or {"messages": sent, "parked": True}
+
+
+def _park(service: ServiceStore, session: Any, parked: Any, outbox: list[str], ttl: float,
+          step: Step | None) -> dict[str, Any] | None:
+    """Park the stepped session again (renewing its lock's lease); on failure the error answer
+    (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is dropped, or the
+    store's error) and the session is forgotten: its lock, if still its own, is freed."""
+    try:
+        service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
+                     session._holds_lock, ttl, step)
+        return None
+    except EngineError as exc:
+        try:
+            service.abandon(parked.session_id)
+        except EngineError as again:  # the store is down: the step's lease runs out instead
+            BOUNDED_LOG.error("could not forget a session that failed to park", again)
+        return {"error": exc.to_json(), "fatal": True}
+
+
+def _end_quietly(session: Any) -> None:
+    """End a session that failed with its lock held (its ``_end`` frees the lock)."""
+    try:
+        session._end()
+    except Exception as exc:  # noqa: BLE001 - the lock's lease runs out instead
+        BOUNDED_LOG.error("could not free the lock of a failed session", exc)
+
+
+def release(custodian: Custodian, parked: Any) -> None:
+    """An abandoned session frees the client's operation lock if it still holds it (and nothing else)."""
+    if parked.holds_lock:
+        custodian._release(parked.client_id, parked.session_id)
+
+
+def warm(db: str) -> bool:
+    _service(db)
+    return True
+
+
