@@ -279,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "(default %(default)s)")
     serve_parser.add_argument("--restore-guard", type=Path, metavar="FILE",
                               help="counter file outside the database's backups: a restored database is "
-                                   "detected at start and its nonce epoch bumped (mpc.storage.restore_guard; default: none)")
+                                   "detected (at start, before every single-use take, after a reconnect and "
+                                   "periodically) and its nonce epoch bumped (mpc.storage.restore_guard; default: none)")
     from mpc.service.guard import OPERATOR_KEY_ENV, ServiceLimits
 
     tls_group = serve_parser.add_argument_group("TLS (docs/operations.md, Security)")

@@ -320,8 +320,9 @@ class Custodian:
             raise StateInvalid("this parked session carries no park id")
         if epoch != self.store.nonce_epoch() or not time.time() - MAX_PARK_SECONDS < at <= time.time() + 60:
             raise StateInvalid("this parked session is of a restored database or too old: start the operation again")
-        if not self.store.consume_park_id(park_id, at, time.time() - MAX_PARK_SECONDS):
-            raise StateInvalid("this parked session was resumed already: start the operation again")
+        if not self.store.consume_park_id(park_id, at, time.time() - MAX_PARK_SECONDS, epoch):
+            raise StateInvalid("this parked session was resumed already, or its database was found restored: "
+                               "start the operation again")
 
     # --- helpers used by the operations -------------------------------------------------------
     def _webhook(self) -> BackupWebhook:

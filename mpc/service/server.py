@@ -312,8 +312,11 @@ class CustodianService:
                 self._log.error("purging expired sessions failed", exc)
 
     def purge(self, now: float | None = None) -> int:
-        """Delete expired parked sessions, releasing the operation locks they held, and forget
-        lost steps (their node dead or their lease lapsed), freeing their locks."""
+        """Compare the store with its restore guard (``SQLiteStore.check_restore_guard``: a
+        restore is noticed while idle too, not only at the next take), delete expired parked
+        sessions, releasing the operation locks they held, and forget lost steps (their node
+        dead or their lease lapsed), freeing their locks."""
+        self.custodian.store.check_restore_guard()
         expired = self.service.purge(now)
         for parked in expired:
             worker.release(self.custodian, parked)

@@ -32,7 +32,11 @@ an executor, never on the event loop. With a file or PostgreSQL database the def
 *process* pool (``spawn``): the proofs are pure-Python / gmpy2 big-integer work that holds the
 GIL, so threads would take turns on one core; a worker receives only picklable values (database
 URL, client id and token, parked state, frame) and keeps its own store connection, which the take-semantics make
-safe. With ``:memory:`` (one connection, one process) it is a thread pool. A worker process
+safe. A worker keeps its custodian and store for its life; with a restore guard
+(``mpc.storage.restore_guard``) that store compares with the guard file before every take and after
+every reconnect, and the service process once per purge tick, so a database restored or
+overwritten under the running service is caught by the next take of any process. With ``:memory:``
+(one connection, one process) it is a thread pool. A worker process
 exits when the service process dies (after the step it is running).
 """
 

@@ -203,7 +203,7 @@ class PostgresStore(SQLiteStore):
         self._depth = 0
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
         self.single_use_tables = ["presignatures", "resumed_sessions"]
-        self.restore_guard = None
+        self._init_guard_state()
         self.reconnects = 0
         self._conn = self._connect()
         self._init_schema()
@@ -224,10 +224,14 @@ class PostgresStore(SQLiteStore):
         return bool(self._conn.closed or self._conn.broken)
 
     def _reconnect(self) -> None:
-        """Replace a lost connection (the server already dropped whatever it had open)."""
+        """Replace a lost connection (the server already dropped whatever it had open). The new
+        connection may reach a restored database (a point-in-time restore, a failover to a
+        lagging replica): the restore guard compares before its next statement, or first thing
+        in the transaction being opened (``SQLiteStore.check_restore_guard``)."""
         self._conn.close()
         self._conn = self._connect()
         self.reconnects += 1
+        self._guard_due = self.restore_guard is not None
         log.warning("the PostgreSQL connection was lost: reconnected")
 
     def _begin(self) -> None:
@@ -283,6 +287,7 @@ class PostgresStore(SQLiteStore):
             adapted = self._adapt(sql)
             if self._depth == 0 and self._lost():
                 self._reconnect()
+            self._recheck_if_due()
             try:
                 return self._conn.execute(adapted, values)
             except self._psycopg.OperationalError:
@@ -292,7 +297,8 @@ class PostgresStore(SQLiteStore):
                 raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
                                        "retry")
             self._reconnect()
-            if _READ_ONLY.match(adapted):  # a read is harmless to repeat
+            if _READ_ONLY.match(adapted):  # a read is harmless to repeat (after the guard's check)
+                self._recheck_if_due()
                 return self._conn.execute(adapted, values)
             raise StoreUnavailable("the PostgreSQL connection was lost during a write that may or may not have "
                                    "been applied; retry")

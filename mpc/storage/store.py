@@ -34,17 +34,20 @@ Tables (sealed columns marked ``*``)::
                   the caller sees it), tagged (``binding``) with the nonce epoch and the key it
                   was made for
 
-The *nonce epoch* (``meta``, key ``nonce_epoch``) guards single-use state against a database
-restore: ``bump_nonce_epoch`` moves it on and deletes every precomputation and parked session;
-state tagged with an older epoch is never used (``python -m mpc nonce-epoch --bump``). Every
-single-use take also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counter
-file outside the database, ``mpc.storage.restore_guard``) a restored database is detected when it is
-opened, and its epoch is bumped by itself.
+The *nonce epoch* (``meta``, key ``nonce_epoch``) is defence in depth for single-use state
+against a database restore: ``bump_nonce_epoch`` moves it on and deletes every precomputation
+and parked session; state tagged with an older epoch is never used (``python -m mpc
+nonce-epoch --bump``). Every single-use take also counts in ``meta.take_counter``; with a
+``RestoreGuard`` attached (a counter file outside the database, ``mpc.storage.restore_guard``) a
+restored database is detected, and its epoch bumped by itself, when the guard is attached,
+at the start of every single-use take (in the take's transaction), at the first statement
+after a reconnect, and whenever ``check_restore_guard`` is called.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -65,6 +68,8 @@ from mpc.storage.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_seal
 from protocols.errors import UsageError
 
 __all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION", "SEALED_COLUMNS"]
+
+log = logging.getLogger("mpc.storage.store")
 
 SCHEMA_VERSION = 1
 
@@ -166,8 +171,15 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._depth = 0
         self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
-        self.restore_guard: RestoreGuard | None = None
+        self._init_guard_state()
         self._init_schema()
+
+    def _init_guard_state(self) -> None:
+        """No restore guard yet (``attach_restore_guard``); nothing due, nothing to record."""
+        self.restore_guard: RestoreGuard | None = None
+        self.restores_detected = 0  # how many times this store bumped its epoch for the guard
+        self._guard_due = False  # compare at the next statement (set by a reconnect)
+        self._guard_pending: int | None = None  # a count to record once the outer transaction commits
 
     def _init_schema(self) -> None:
         with self.transaction():
@@ -203,15 +215,28 @@ class SQLiteStore:
                 self._begin()
             self._depth += 1
             try:
+                if outer and self._guard_due:  # a reconnect happened (in ``_begin`` too): compare first
+                    self._reconcile()
                 yield
             except BaseException:
                 self._depth -= 1
                 if outer:
+                    self._guard_pending = None
                     self._rollback()
                 raise
             self._depth -= 1
             if outer:
-                self._commit()
+                self._commit_and_record()
+
+    def _commit_and_record(self) -> None:
+        """Commit, then let the guard record the count this transaction reached; a commit that
+        fails records nothing (its takes may not have happened: the guard never runs ahead)."""
+        try:
+            self._commit()
+        except BaseException:
+            self._guard_pending = None
+            raise
+        self._record_pending()
 
     def _rollback(self) -> None:
         self._conn.execute("ROLLBACK")
@@ -221,6 +246,7 @@ class SQLiteStore:
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
+            self._recheck_if_due()
             return self._conn.execute(sql, args)
 
     # --- sealing (``mpc.storage.sealing``) ------------------------------------------------------------
@@ -446,35 +472,75 @@ class SQLiteStore:
 
     @contextmanager
     def taking(self) -> Iterator[Callable[[bool], None]]:
-        """A transaction for one single-use take: call the yielded function with whether
-        something was taken; the count rises in the same transaction and, once it committed,
-        the restore guard (if any) records it before the caller uses what it took."""
-        counted: list[int] = []
+        """A transaction for one single-use take: it first compares the store with the restore
+        guard (a restored database is bumped before anything is taken from it); call the
+        yielded function with whether something was taken; the count rises in the same
+        transaction and, once the outermost transaction committed, the restore guard (if any)
+        records it, before the caller uses what it took (a take inside an outer transaction
+        is used after that commits, or its rollback would bring the item back anyway)."""
         with self.transaction():
+            self._reconcile()
+
             def took(taken: bool) -> None:
                 if taken:
-                    counted.append(self.take_counter() + 1)
-                    self._set_take_counter(counted[-1])
+                    count = self.take_counter() + 1
+                    self._set_take_counter(count)
+                    self._guard_pending = max(self._guard_pending or 0, count)
             yield took
-        if counted and self.restore_guard is not None:  # (inside an outer transaction: early, never late)
-            self.restore_guard.record(counted[-1])
 
     def attach_restore_guard(self, guard: RestoreGuard) -> bool:
-        """Use ``guard`` from now on; if this database is behind it (restored), bump the nonce
-        epoch and catch the counter up first. Returns whether a restore was detected."""
-        with self.transaction():
-            behind = guard.is_behind(self.take_counter())
-            if behind:
-                self.bump_nonce_epoch()
-                self._set_take_counter(guard.read())
+        """Use ``guard`` from now on, comparing at once (``check_restore_guard``): a database
+        behind it (restored), or one that took before and meets a guard with no count yet (a
+        new host), has its nonce epoch bumped. Returns whether it was bumped."""
         self.restore_guard = guard
-        guard.record(self.take_counter())
-        return behind
+        return self.check_restore_guard()
 
-    def consume_park_id(self, park_id: str, parked_at: float, purge_before: float) -> bool:
-        """Record that a parked operation was resumed; False if it was already (single use).
+    def check_restore_guard(self) -> bool:
+        """Compare this database with the restore guard now (one transaction); if it is behind
+        (restored), bump the nonce epoch and catch the counter up. Whether it bumped."""
+        if self.restore_guard is None:
+            self._guard_due = False
+            return False
+        before = self.restores_detected
+        with self.transaction():
+            self._reconcile()
+        return self.restores_detected > before
+
+    def _recheck_if_due(self) -> None:
+        """Outside a transaction, after a reconnect: compare before the next statement."""
+        if self._guard_due and self._depth == 0:
+            self.check_restore_guard()
+
+    def _reconcile(self) -> None:
+        """Inside a transaction: act on the guard's verdict for this database's take counter
+        (``RestoreGuard.verdict``); the counter it reached is recorded after the commit."""
+        if self.restore_guard is None:
+            self._guard_due = False
+            return
+        verdict = self.restore_guard.verdict(self.take_counter())  # a damaged file raises: still due
+        if verdict.bump:
+            epoch = self.bump_nonce_epoch()
+            self._set_take_counter(verdict.counter)
+            self.restores_detected += 1
+            log.warning("restore guard: %s; nonce epoch bumped to %d, every precomputation and parked session "
+                        "of this database is dead", verdict.why, epoch)
+        self._guard_pending = max(self._guard_pending or 0, verdict.counter)
+        self._guard_due = False
+
+    def _record_pending(self) -> None:
+        """After the outermost commit: the guard records the count this transaction reached."""
+        pending, self._guard_pending = self._guard_pending, None
+        if pending is not None and self.restore_guard is not None:
+            self.restore_guard.record(pending)
+
+    def consume_park_id(self, park_id: str, parked_at: float, purge_before: float, epoch: int | None = None) -> bool:
+        """Record that a parked operation was resumed; False if it was already (single use), or
+        if ``epoch`` (the blob's nonce epoch) is not the store's once the take compared with the
+        restore guard (a restore found here has just emptied the tombstones: its blobs are dead).
         Tombstones of blobs parked before ``purge_before`` go (such blobs are refused anyway)."""
         with self.taking() as took:
+            if epoch is not None and epoch != self.nonce_epoch():
+                return False
             self._execute("DELETE FROM resumed_sessions WHERE parked_at < ?", (purge_before,))
             if self._execute("SELECT 1 FROM resumed_sessions WHERE park_id = ?", (park_id,)).fetchone():
                 return False

@@ -8,7 +8,11 @@ well formed with Π_prm (s ∈ ⟨t⟩, so its commitments hide the client's wit
 Paillier-Blum modulus with Π_mod (safe primes > 7 are ≡ 3 mod 4), as Lindell-style keygen
 step 2 and CGGMP's auxiliary information do; it stores and reuses them. A client checks both
 proofs once per setup and caches the verdict (``verify_setup`` keeps a process-wide cache keyed
-by the setup's hash).
+by the setup's hash). Only setups whose proofs this process *verified* enter that cache: it is
+what a party offers as "verified before" and what lets a peer send a fingerprint instead of
+Π_prm and Π_mod. Setups this process *made* are kept apart (``made_here``) and only spare
+proving our own stored setup again when it is loaded back; a peer naming one of them by
+fingerprint is refused like any setup never verified here.
 
 The client's (``ClientSetup``, the same type): the custodian proves every c3 it sends in signing
 (``protocols.zk.c3``), and that proof's range part needs parameters whose factorisation the
@@ -50,6 +54,7 @@ __all__ = [
     "receive_setup",
     "setup_payload",
     "known_setups",
+    "made_here",
     "get_fingerprints",
     "offer",
     "public_and_trapdoor",
@@ -142,7 +147,8 @@ class CustodianSetup:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustodianSetup:
-        """Parse ``to_bytes`` output and verify its proofs (``verify_setup``); raises ``InvalidMessage``."""
+        """Parse ``to_bytes`` output and verify its proofs (``verify_setup``; not for a setup this
+        process made itself, ``made_here``); raises ``InvalidMessage`` or ``ProofError``."""
         if len(data) < 4:
             raise InvalidMessage("custodian setup truncated")
         size = int.from_bytes(data[:4], "big")
@@ -150,7 +156,8 @@ class CustodianSetup:
         proofs = parse_strict_json(data[4 + size :])
         require_keys(proofs, ("prm", "mod", "level"))
         setup = cls(_with_proofs(secret.params, proofs), secret)
-        verify_setup(setup.public)
+        if not made_here(setup.public):  # byte for byte the proofs this process made: sound as they are
+            verify_setup(setup.public)
         return setup
 
 
@@ -178,28 +185,49 @@ def setup_from_ring_pedersen(
     proof = prm.prove(params, secret, _prm_transcript(), m)
     mod_proof = mod.prove(params.n_hat, secret.p, secret.q, _mod_transcript(params), m)
     setup = CustodianSetup(CustodianSetupPublic(params, proof, mod_proof, level), secret)
-    _remember(setup.public)
+    _remember_made(setup.public)
     return setup
 
 
 ClientSetup = CustodianSetup
 ClientSetupPublic = CustodianSetupPublic
 
-# Setups verified in this process, by fingerprint, most recent last (bounded): a setup verified
-# once is not checked again, and a peer that knows this process verified it sends only its
-# fingerprint (``setup_payload``), saving Π_prm and Π_mod on the wire (about 160 KB).
+# Setups whose Π_prm and Π_mod this process verified (``verify_setup``, and nothing else), by
+# fingerprint, most recent last (bounded): a setup verified once is not checked again, and a
+# peer that knows this process verified it sends only its fingerprint (``setup_payload``),
+# saving Π_prm and Π_mod on the wire (about 160 KB).
 _VERIFIED: OrderedDict[bytes, CustodianSetupPublic] = OrderedDict()
 _VERIFIED_MAX = 64
+# Setups this process made (``setup_from_ring_pedersen``), by fingerprint (bounded): never
+# offered as verified, never accepted from a peer by fingerprint (``made_here``).
+_MADE_HERE: OrderedDict[bytes, None] = OrderedDict()
 MAX_KNOWN_SETUPS = 8  # fingerprints a party offers in round 1
 _LOCK = threading.Lock()
 
 
 def _remember(public: CustodianSetupPublic) -> None:
+    """Only ``verify_setup`` calls this, after both proofs held."""
+    _bounded_put(_VERIFIED, public.fingerprint, public)
+
+
+def _remember_made(public: CustodianSetupPublic) -> None:
+    _bounded_put(_MADE_HERE, public.fingerprint, None)
+
+
+def _bounded_put(cache: OrderedDict[bytes, Any], key: bytes, value: Any) -> None:
     with _LOCK:
-        _VERIFIED[public.fingerprint] = public
-        _VERIFIED.move_to_end(public.fingerprint)
-        while len(_VERIFIED) > _VERIFIED_MAX:
-            _VERIFIED.popitem(last=False)
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > _VERIFIED_MAX:
+            cache.popitem(last=False)
+
+
+def made_here(public: CustodianSetupPublic) -> bool:
+    """Whether this process made ``public`` (with its proofs): true only for our own setups,
+    and never a reason to accept a peer's setup (the fingerprint covers the proofs, so a setup
+    loaded back byte for byte carries the proofs we made)."""
+    with _LOCK:
+        return public.fingerprint in _MADE_HERE
 
 
 def verify_setup(public: CustodianSetupPublic) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,8 +15,9 @@ import mpc
 from mpc.backup.methods import MemoryCloudStorage
 from mpc.errors import StoreCorrupted
 from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
-from mpc.storage.backends import open_store
+from mpc.storage.backends import PostgresStore, open_store
 from tests.mpc.conftest import Wallet, data_for, verify_result
+from tests.mpc.test_resilience import _terminate_backend
 
 
 def _wallet(db: Path, guard: RestoreGuard, cloud: MemoryCloudStorage, client: mpc.Client | None = None,
@@ -66,3 +71,201 @@ def test_the_guard_never_goes_back(tmp_path: Path) -> None:
     guard.record(5)
     guard.record(3)
     assert guard.read() == 5 and guard.is_behind(4) and not guard.is_behind(5)
+
+
+# --- the guard re-checks while the store runs (not only when it opens) ---------------------------
+_BINDING = b"b" * 40
+
+
+class _Backup:
+    """Take a backup of a running store's database and put it back under the running store:
+    SQLite, a copy of the file written over the live one; PostgreSQL, the single-use rows and
+    the meta counters rewritten to their earlier values from another connection (what a
+    point-in-time restore leaves behind)."""
+
+    def __init__(self, store: mpc.SQLiteStore, tmp_path: Path) -> None:
+        self.store, self.file = store, tmp_path / "backup.sqlite3"
+        self.rows: tuple[list[Any], list[Any]] = ([], [])
+
+    def _pg(self) -> Any:
+        import psycopg
+
+        conn = psycopg.connect(self.store._dsn, autocommit=True)
+        conn.execute(f'SET search_path TO "{self.store.schema}"')
+        return conn
+
+    def take(self) -> None:
+        if isinstance(self.store, PostgresStore):
+            with self._pg() as conn:
+                self.rows = (conn.execute("SELECT key, value FROM meta").fetchall(),
+                             conn.execute("SELECT * FROM presignatures").fetchall())
+            return
+        with sqlite3.connect(self.store.path) as source, sqlite3.connect(self.file) as target:
+            source.backup(target)
+
+    def restore(self) -> None:
+        if isinstance(self.store, PostgresStore):
+            meta, presignatures = self.rows
+            with self._pg() as conn, conn.transaction():
+                conn.execute("DELETE FROM meta")
+                conn.execute("DELETE FROM presignatures")
+                for row in meta:
+                    conn.execute("INSERT INTO meta VALUES (%s, %s)", row)
+                for row in presignatures:
+                    conn.execute("INSERT INTO presignatures VALUES (%s, %s, %s, %s, %s)", row)
+            return
+        shutil.copyfile(self.file, self.store.path)  # over the live file, the store still open
+
+
+def _guarded(store: mpc.SQLiteStore, tmp_path: Path) -> tuple[mpc.SQLiteStore, RestoreGuard]:
+    """``store`` with a guard attached and a client holding three precomputations (opaque
+    bytes: the store does not look inside)."""
+    guard = RestoreGuard(tmp_path / "guard")
+    assert not store.attach_restore_guard(guard)
+    store.create_client("c1", "STORED_CLIENT")
+    store.put_presignatures("c1", "secp256k1", _BINDING, [(bytes([i]) * 16, b"nonce-%d" % i) for i in range(3)])
+    return store, guard
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[mpc.SQLiteStore, RestoreGuard]]:
+    """A guarded store (``_guarded``) on both backends."""
+    if request.param == "sqlite":
+        store = open_store(str(tmp_path / "custodian.sqlite3"))
+        yield _guarded(store, tmp_path)
+        store.close()
+    else:
+        yield _guarded(request.getfixturevalue("postgres_store"), tmp_path)
+
+
+def _take(store: mpc.SQLiteStore) -> bytes | None:
+    return store.take_any_presignature("c1", "secp256k1", _BINDING)
+
+
+def test_a_database_restored_under_a_running_store_is_caught_by_the_next_take(
+        guarded: tuple[mpc.SQLiteStore, RestoreGuard], tmp_path: Path) -> None:
+    store, guard = guarded
+    backup = _Backup(store, tmp_path)
+    backup.take()
+    taken = {_take(store), _take(store)}
+    assert guard.read() == store.take_counter() == 2
+    backup.restore()  # the two taken precomputations are back, the counter at 0
+    assert store.count_presignatures("c1")["secp256k1"] == 3 and store.take_counter() == 0
+    again = _take(store)
+    assert again is None  # the take compared first: the restored copy's precomputations are dead
+    assert taken.isdisjoint({again})
+    assert store.restores_detected == 1 and store.nonce_epoch() == 2
+    assert store.count_presignatures("c1")["secp256k1"] == 0
+    assert store.take_counter() == guard.read() == 2
+
+
+def test_a_restored_park_id_tombstone_does_not_resume_a_blob_twice(
+        guarded: tuple[mpc.SQLiteStore, RestoreGuard], tmp_path: Path) -> None:
+    """A parked blob resumed after the backup: the restore drops its tombstone; the resume of
+    the same blob (of the old epoch) is refused inside the take that finds the restore."""
+    store, _ = guarded
+    backup = _Backup(store, tmp_path)
+    backup.take()
+    now = time.time()
+    assert store.consume_park_id("park-1", now, now - 60, epoch=1)
+    backup.restore()
+    assert not store.consume_park_id("park-1", now, now - 60, epoch=1)
+    assert store.nonce_epoch() == 2 and store.restores_detected == 1
+
+
+def test_postgres_reconnect_rechecks_the_guard(postgres_url: str, postgres_store: PostgresStore,
+                                               tmp_path: Path) -> None:
+    """A point-in-time restore, then the connection is replaced: the first statement on the new
+    connection (a read, not a take) compares with the guard and bumps."""
+    store, guard = _guarded(postgres_store, tmp_path)
+    backup = _Backup(store, tmp_path)
+    backup.take()
+    _take(store)
+    backup.restore()
+    assert store.count_presignatures("c1")["secp256k1"] == 3  # restored; no reconnect, no take yet
+    _terminate_backend(postgres_url, store._conn.info.backend_pid)
+    assert store.count_presignatures("c1")["secp256k1"] == 0
+    assert store.reconnects == 1 and store.restores_detected == 1 and store.nonce_epoch() == 2
+    assert store.take_counter() == guard.read() == 1
+
+
+def test_the_service_checks_the_guard_periodically(tmp_path: Path) -> None:
+    """Without any take, the service's purge tick notices a database overwritten under it."""
+    from mpc.service.server import CustodianService
+
+    store = open_store(str(tmp_path / "custodian.sqlite3"))
+    store.attach_restore_guard(RestoreGuard(tmp_path / "guard"))
+    service = CustodianService(store.path, custodian=mpc.Custodian(store), executor="thread", open_registration=True)
+    try:
+        store.create_client("c1", "STORED_CLIENT")
+        store.put_presignatures("c1", "secp256k1", _BINDING, [(b"i" * 16, b"nonce")])
+        backup = _Backup(store, tmp_path)
+        backup.take()
+        _take(store)
+        backup.restore()
+        service.purge()
+        assert store.restores_detected == 1 and store.count_presignatures("c1")["secp256k1"] == 0
+        service.purge()
+        assert store.restores_detected == 1  # caught up: no second bump
+    finally:
+        service._pool.shutdown()
+        store.close()
+
+
+def test_a_new_guard_file_meets_a_database_that_took_before(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A new host (or a lost guard file): no count to compare with, so the epoch is bumped once."""
+    db = str(tmp_path / "custodian.sqlite3")
+    store = open_store(db)
+    assert not store.attach_restore_guard(RestoreGuard(tmp_path / "old-host"))
+    store.create_client("c1", "STORED_CLIENT")
+    store.put_presignatures("c1", "secp256k1", _BINDING, [(b"i" * 16, b"nonce"), (b"j" * 16, b"nonce")])
+    assert _take(store) is not None
+    store.close()
+    new_host = RestoreGuard(tmp_path / "new-host")
+    store = open_store(db)
+    with caplog.at_level("WARNING", logger="mpc.storage.store"):
+        assert store.attach_restore_guard(new_host)
+    assert "a new host" in caplog.text and "nonce epoch bumped to 2" in caplog.text
+    assert store.nonce_epoch() == 2 and store.count_presignatures("c1")["secp256k1"] == 0
+    assert new_host.recorded() == 1
+    store.close()
+    store = open_store(db)
+    assert not store.attach_restore_guard(new_host)  # once only
+    assert store.nonce_epoch() == 2
+    store.close()
+
+
+def test_a_new_database_and_a_new_guard_file_start_at_zero(tmp_path: Path) -> None:
+    guard = RestoreGuard(tmp_path / "guard")
+    store = open_store(str(tmp_path / "custodian.sqlite3"))
+    assert not store.attach_restore_guard(guard)
+    assert guard.recorded() == 0 and store.nonce_epoch() == 1  # the file now says "seen, nothing taken"
+    store.close()
+
+
+def test_a_guard_file_damaged_while_running_refuses_the_take(
+        guarded: tuple[mpc.SQLiteStore, RestoreGuard]) -> None:
+    """Fail closed: a take that cannot compare takes nothing."""
+    store, guard = guarded
+    guard.path.write_text("twelve")
+    with pytest.raises(StoreCorrupted):
+        _take(store)
+    assert store.count_presignatures("c1")["secp256k1"] == 3 and store.take_counter() == 0
+
+
+class _Abort(Exception):
+    """The caller's own failure inside a transaction."""
+
+
+def test_a_take_rolled_back_with_its_transaction_is_not_recorded(
+        guarded: tuple[mpc.SQLiteStore, RestoreGuard]) -> None:
+    """The guard records after the outermost commit: a rolled-back take never puts it ahead of
+    the database (which the next comparison would take for a restore)."""
+    store, guard = guarded
+    with pytest.raises(_Abort):
+        with store.transaction():
+            assert _take(store) is not None
+            raise _Abort
+    assert guard.read() == store.take_counter() == 0
+    assert not store.check_restore_guard()
+    assert store.count_presignatures("c1")["secp256k1"] == 3 and store.nonce_epoch() == 1

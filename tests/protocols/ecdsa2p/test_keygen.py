@@ -125,6 +125,41 @@ def test_a_setup_fingerprint_not_offered_is_refused(custodian_setup: ecdsa2p.Cus
         run([KeygenP1(sid, known=[]), KeygenP2(sid, custodian_setup)], tamper=by_fingerprint)
 
 
+def test_a_setup_made_here_is_never_taken_as_verified(custodian_setup: ecdsa2p.CustodianSetup,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setup this process made (its trapdoor is ours) but never verified is not offered as
+    verified, and a peer naming it by fingerprint only (the custodian handing the client its own
+    setup back) is refused; sent in full, Π_prm and Π_mod are verified before it counts."""
+    from collections import OrderedDict
+
+    from protocols.ecdsa2p import setup as setup_module
+    from protocols.zk import prm
+    from tests.fixtures import ring_pedersen_sets
+
+    monkeypatch.setattr(setup_module, "_VERIFIED", OrderedDict())  # nothing verified in this process
+    own = setup_module.setup_from_ring_pedersen(*ring_pedersen_sets()[1])
+    fingerprint = own.public.fingerprint
+    assert setup_module.made_here(own.public)
+    assert fingerprint not in setup_module.known_setups()
+    assert setup_module.peer_verified(fingerprint, None) is None
+
+    def own_setup_by_fingerprint(msg: Message) -> Message:
+        if msg.round == 2:
+            return dataclasses.replace(msg, payload={**msg.payload, "setup": {"fingerprint": fingerprint.hex()}})
+        return msg
+
+    sid = new_sid()
+    with pytest.raises(InvalidMessage):
+        run([KeygenP1(sid, own), KeygenP2(sid, custodian_setup)], tamper=own_setup_by_fingerprint)
+    with pytest.raises(InvalidMessage):  # even where the caller lists it as a reference
+        setup_module.receive_setup({"fingerprint": fingerprint.hex()}, [fingerprint])
+    verified: list[bytes] = []
+    real_verify = prm.verify
+    monkeypatch.setattr(prm, "verify", lambda params, *rest: (verified.append(fingerprint), real_verify(params, *rest))[1])
+    assert setup_module.receive_setup(own.public.to_payload()).fingerprint == fingerprint
+    assert verified == [fingerprint] and fingerprint in setup_module.known_setups()
+
+
 def test_default_client_setup_is_made_on_first_use() -> None:
     """Without an installed setup, the first keygen makes one (two safe primes), in a fresh
     process so the tests' installed parameters stay untouched (this once deadlocked)."""
@@ -147,6 +182,7 @@ def test_a_parked_custodian_resolves_the_client_setup_it_said_it_knew(
     from protocols.ecdsa2p import setup as setup_module
     from protocols.rounds import Session
 
+    ecdsa2p.verify_setup(client_setup.public)  # the custodian verified it in an earlier keygen
     sid = new_sid()
     p1, p2 = KeygenP1(sid, client_setup), KeygenP2(sid, custodian_setup)
     p2.start()
