@@ -22,6 +22,7 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -33,6 +34,7 @@ from mpc.operation import ClientOperation, method_name, new_session_id
 from mpc.presign import ClientPresign
 from mpc.signing import ClientSign
 from mpc.errors import (
+    BackupNotConfirmed,
     BackupNotFound,
     InputInvalid,
     KeychainCorrupted,
@@ -45,6 +47,7 @@ from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_sh
 from protocols import ecdsa2p, frost, oprf
 from protocols.encoding import get_bytes, require_keys
 from curves import ed25519, secp256k1
+from nacl import bindings as sodium
 from protocols.errors import InvalidMessage, MPCError, ProtocolAbort
 from protocols.sharing import interpolate_at_zero
 from protocols.rounds import Message, Session
@@ -258,8 +261,14 @@ class ClientBackup(_DeviceOperation):
     protocol = "wallet/backup"
 
     def result(self) -> dict[str, Any]:
-        """``{"method": name, "encrypted_backup": {curve: (box, record)} or None}`` (the boxes
-        only when the customer keeps them: ``client_stores_backup``)."""
+        """``{"method": name, "encrypted_backup": {curve: (box, record)} or None, "confirmed": bool}``.
+
+        The custodian keeps the boxes (the default): the session ends when the custodian
+        confirms it stored them ("backup_stored"), ``confirmed`` True: the new backup is the one
+        recover uses. The customer keeps them (``client_stores_backup``): the boxes are here,
+        ``confirmed`` False until the customer stored them and called
+        ``custodian.stored_client_backup_share``; before that, recovering with these boxes is
+        refused (``BackupNotConfirmed``) and the previous backup stays the current one."""
         outcome: dict[str, Any] = super().result()
         return outcome
 
@@ -269,7 +278,7 @@ class ClientBackup(_DeviceOperation):
         super().__init__(client, session_id)
         self.method = method
         self.client_stores_backup = client_stores_backup
-        method.check_for_backup()  # e.g. a weak password: refused before anything runs
+        method.check_for_backup(user_inputs=(client.client_id,))  # e.g. a weak password: refused before anything runs
         self._signing = {curve: client.signing_share(curve) for curve in CURVES}
         if self._signing["secp256k1"].locked:  # its bits may have leaked: never reshare it
             raise KeyLockedError()
@@ -293,13 +302,23 @@ class ClientBackup(_DeviceOperation):
 
     _hardening = False
 
+    _boxes_sent = False  # the encrypted shares went to the custodian; "backup_stored" ends the session
+
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        if name != "oprf_evaluation" or not self._hardening or self.done:
+        if name == "backup_stored" and self._boxes_sent and not self.done:
+            require_keys(data, ("method",))
+            if data["method"] != method_name(self.method.name):
+                raise InvalidMessage("the custodian confirms the backup of another method")
+            return None
+        if name != "oprf_evaluation" or not self._hardening or self._boxes_sent or self.done:
             raise InvalidMessage(f"unexpected step {name!r}")
         self.method.finish_hardening(*_decode_oprf_evaluation(data))  # a bad proof: the custodian's fault
         return None
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
+        if name == "backup_stored":  # only now is the new backup the one recover uses
+            self._finish({"method": self.method.name, "encrypted_backup": None, "confirmed": True})
+            return []
         return self._encrypt_and_send()
 
     def _encrypt_and_send(self) -> list[Message]:
@@ -308,9 +327,10 @@ class ClientBackup(_DeviceOperation):
             context = BackupContext(self.client.client_id, curve)
             key, box = encrypt_backup(share.to_bytes(), context)
             encrypted[curve] = (box, self.method.store_key(context, key))
-        self._finish({"method": self.method.name, "encrypted_backup": encrypted if self.client_stores_backup else None})
-        if self.client_stores_backup:
+        if self.client_stores_backup:  # current once the customer confirms (stored_client_backup_share)
+            self._finish({"method": self.method.name, "encrypted_backup": encrypted, "confirmed": False})
             return []
+        self._boxes_sent = True
         data = {curve: {"box": box.hex(), "record": record.hex()} for curve, (box, record) in encrypted.items()}
         return [self._step("client_backup", data)]
 
@@ -350,9 +370,10 @@ class _FromBackup(_DeviceOperation):
             return "opened", _decrypt_boxes(self.client.client_id, self.method, self._boxes), self._nonce
         if name != "client_backup" or self._opened or self._boxes:
             return self._decode_after_backup(name, data)
-        require_keys(data, ("method", "boxes", "nonce"))
+        require_keys(data, ("method", "boxes", "nonce", "oprf_public_key"))
         nonce = get_bytes(data, "nonce", possession.NONCE_BYTES)
         boxes = _backup_boxes(self.method, data, self.encrypted_backup)
+        _check_current_version(self.method, boxes, get_bytes(data, "oprf_public_key"))
         element = self.method.hardening_request(boxes["secp256k1"][1])
         if element is not None:
             return "harden", boxes, nonce, element
@@ -416,6 +437,19 @@ def _backup_boxes(
     return boxes
 
 
+def _check_current_version(method: BackupMethod, boxes: Mapping[str, tuple[bytes, bytes]], offered: bytes) -> None:
+    """``BackupNotConfirmed`` before any password guess if the boxes are bound to another
+    custodian key than the current backup version's (docs/backup.md): the customer kept the boxes
+    of a backup it never confirmed, or of an older one. Nobody is at fault; nothing is counted."""
+    for curve in CURVES:
+        pinned = method.custodian_key(boxes[curve][1])
+        if pinned is not None and pinned != offered:
+            raise BackupNotConfirmed(
+                "these encrypted backup shares are not of the custodian's current backup: a backup whose "
+                "storage was never confirmed (stored_client_backup_share), or an older one; no attempt was "
+                "counted. Confirm that backup, or recover with the boxes of the current one")
+
+
 def _decrypt_boxes(client_id: str, method: BackupMethod, boxes: Mapping[str, tuple[bytes, bytes]]) -> dict[str, Any]:
     shares = {}
     for curve in CURVES:
@@ -448,9 +482,16 @@ class EjectedKeys:
     """The whole private keys after an eject. ``repr`` shows only the public keys.
 
     ``secp256k1_private_key`` is the 32-byte key (hex via ``secp256k1_private_key_hex()``),
-    importable into common Ethereum and Bitcoin wallets. ``ed25519_scalar`` is the raw secret
-    scalar (32 bytes little-endian) with ``ed25519_public_key``: FROST keys have no RFC 8032 seed,
-    so wallets that import seeds cannot take it; sign with it as an expanded secret key.
+    importable into common Ethereum, Bitcoin and Tron wallets.
+
+    ``ed25519_scalar`` is the raw secret scalar ``s`` (32 bytes, little-endian, reduced mod L,
+    not clamped) with ``ed25519_public_key`` = s·B. A FROST key has no RFC 8032 seed (the 32
+    bytes hashed into the scalar and the nonce prefix), so wallets that import a seed or a
+    "secret key" of seed ‖ public key (Phantom, Solflare, Solana CLI keypair files, Stellar
+    ``S...`` secret seeds, Freighter, Lobstr) cannot take it. Sign with :meth:`ed25519_sign`
+    (standard RFC 8032 signatures, verified by any Ed25519 verifier), e.g. a transfer of the funds
+    to a wallet of the user's choice; or hand :meth:`ed25519_expanded_secret_key` to software
+    that signs with an expanded key (docs/backup.md, "Eject").
     """
 
     def __init__(self, secp256k1_private_key: bytes, secp256k1_public_key: bytes, ed25519_scalar: bytes,
@@ -464,11 +505,43 @@ class EjectedKeys:
         """The secp256k1 private key as hex (a secret: handle it as one)."""
         return self.secp256k1_private_key.hex()
 
+    def ed25519_expanded_secret_key(self) -> bytes:
+        """The RFC 8032 expanded secret key ``s ‖ prefix`` (64 bytes; a secret): ``s`` is
+        :attr:`ed25519_scalar`, ``prefix`` is derived from it (:func:`_ed25519_prefix`)."""
+        return self.ed25519_scalar + _ed25519_prefix(self.ed25519_scalar)
+
+    def ed25519_sign(self, message: bytes) -> bytes:
+        """A standard Ed25519 signature (RFC 8032 §5.1.6, 64 bytes R ‖ S) of ``message`` under
+        :attr:`ed25519_public_key`, made with the expanded key (:meth:`ed25519_expanded_secret_key`):
+        r = SHA-512(prefix ‖ M) mod L, R = r·B, k = SHA-512(R ‖ A ‖ M) mod L, S = r + k·s mod L.
+        Deterministic, like every RFC 8032 signature."""
+        if not isinstance(message, (bytes, bytearray)):
+            raise InputInvalid("ed25519_sign takes the message as bytes")
+        message = bytes(message)
+        r = sodium.crypto_core_ed25519_scalar_reduce(
+            hashlib.sha512(_ed25519_prefix(self.ed25519_scalar) + message).digest())
+        big_r = sodium.crypto_scalarmult_ed25519_base_noclamp(r)
+        k = sodium.crypto_core_ed25519_scalar_reduce(
+            hashlib.sha512(big_r + self.ed25519_public_key + message).digest())
+        s = sodium.crypto_core_ed25519_scalar_add(r, sodium.crypto_core_ed25519_scalar_mul(k, self.ed25519_scalar))
+        return big_r + s
+
     def __repr__(self) -> str:
         return (f"EjectedKeys(secp256k1={self.secp256k1_public_key.hex()}, ed25519={self.ed25519_public_key.hex()}, "
                 "<private keys redacted>)")
 
     __str__ = __repr__
+
+
+_ED25519_PREFIX_TAG = b"portal-mpc/ed25519-eject-prefix/v1"
+
+
+def _ed25519_prefix(scalar: bytes) -> bytes:
+    """The nonce prefix of an ejected ed25519 key: SHA-512(tag ‖ s)[:32]. RFC 8032 takes it from
+    the seed's hash, which a threshold key does not have; any secret, fixed value keeps the
+    signatures deterministic and their nonces secret (RFC 8032 §5.1.6 step 2), and deriving it
+    from ``s`` under a domain tag makes it the same on every device that ejects the key."""
+    return hashlib.sha512(_ED25519_PREFIX_TAG + scalar).digest()[:32]
 
 
 def _combine(client_shares: Mapping[str, Any], custodian_shares: Mapping[str, Any]) -> EjectedKeys:

@@ -552,7 +552,7 @@ class CustodianBackup(_ServiceOperation):
                 self.store.put_client_backup(self.client_id, self._name, curve, box, record)
             self.custodian._promote_backup(self.client_id, self._chosen)
         self._complete(self.custodian.get_client(self.client_id))
-        return []
+        return [self._step("backup_stored", {"method": self._chosen})]  # the device finishes on it
 
 
 def _adopted(custodian: Custodian, hello: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
@@ -620,31 +620,47 @@ class _FromBackup(_ServiceOperation):
             self._load_backup()
 
     def _start(self) -> list[Message]:
-        data = {"method": self.method, "boxes": self._client_boxes(), "nonce": self._nonce.hex()}
+        data = {"method": self.method, "boxes": self._client_boxes(), "nonce": self._nonce.hex(),
+                "oprf_public_key": self._oprf_public_key()}
         return [self._step("client_backup", data)]
+
+    def _oprf_public_key(self) -> str:
+        """The current version's VOPRF public key (hex; "" without one): a device holding boxes
+        of another version (a customer-kept backup never confirmed) stops before any guess."""
+        data = self.store.get_share(self.client_id, "backup", self._name, OPRF_KEY_ROW)
+        return "" if data is None else oprf.ServerKey.from_bytes(data).public_key().hex()
 
     def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
         if name == "oprf" and not self._possessed and not self._evaluated and self.method == PASSWORD_METHOD:
-            self.custodian.attempts.check(self.client_id)
-            return _decode_oprf_request(data)
+            return self._evaluate_guess(_decode_oprf_request(data))
         if name != "possession" or self._possessed:
             return self._decode_after_possession(name, data)
-        self.custodian.attempts.check(self.client_id)
+        if not self._evaluated:  # a session that had its guess evaluated was admitted then
+            self.custodian.attempts.check(self.client_id)
         try:
             possession.verify(self._backup, data, protocol=self.protocol, session_id=self.session_id,
                               client_id=self.client_id, method=self._chosen, nonce=self._nonce)
         except ProofError:
-            failures = self.custodian.attempts.failed(self.client_id)
+            # One failed attempt counts once: the password guess of this session counted already.
+            failures = (self.custodian.attempts.failures(self.client_id) if self._evaluated
+                        else self.custodian.attempts.failed(self.client_id))
             raise PossessionProofFailed(
                 f"the client did not prove possession of its backup share "
                 f"(failed attempt {failures} of {self.custodian.attempts.limit})", culprit=CLIENT_PARTY) from None
         return None
 
+    def _evaluate_guess(self, element: bytes) -> dict[str, str]:
+        """One password guess: counted and evaluated in one transaction (``AttemptCounter.admit``),
+        so concurrent sessions never get more than the limit's evaluations; a valid possession
+        proof afterwards forgives it. ``ClientLockedOut`` at the limit (nothing evaluated)."""
+        with self.store.transaction():
+            self.custodian.attempts.admit(self.client_id)
+            return self.custodian._evaluate_oprf(self.client_id, self._name, element)
+
     def _on_other_step(self, name: str, value: Any) -> list[Message]:
-        if name == "oprf":  # one password guess: counted now, forgiven by a valid possession proof
-            self.custodian.attempts.failed(self.client_id)
+        if name == "oprf":
             self._evaluated = True
-            return [self._step("oprf_evaluation", self.custodian._evaluate_oprf(self.client_id, self._name, value))]
+            return [self._step("oprf_evaluation", value)]
         if name != "possession" or self._possessed:
             return self._on_step_after_possession(name, value)
         self._possessed = True

@@ -44,6 +44,7 @@ __all__ = [
     "ClientNotFound",
     "WalletNotFound",
     "BackupNotFound",
+    "BackupNotConfirmed",
     "BackupKeyNotFound",
     "KeychainEntryNotFound",
     "WalletAlreadyExists",
@@ -60,6 +61,7 @@ __all__ = [
     "BackupDecryptionFailed",
     "BackupPasswordInvalid",
     "BackupPasswordTooWeak",
+    "BackupPasswordKdfTooWeak",
     "KeychainCorrupted",
     "StoreSchemaUnsupported",
     "StoreCorrupted",
@@ -147,6 +149,16 @@ class BackupPasswordTooWeak(InputInvalid):
     default_message = "the backup password is too weak"
 
 
+class BackupPasswordKdfTooWeak(InputInvalid):
+    """A new ``PASSWORD`` backup was asked with Argon2id limits below the default
+    (``mpc.backup.methods.MIN_BACKUP_OPSLIMIT``/``MIN_BACKUP_MEMLIMIT``: libsodium's MODERATE),
+    which would make each offline guess cheaper; nothing was run. Old records stay readable."""
+
+    code = "BACKUP_PASSWORD_KDF_TOO_WEAK"
+    status = 400
+    default_message = "the backup's Argon2id limits are below the default"
+
+
 # --- 401 / 404 --------------------------------------------------------------------------------
 class AuthFailed(EngineError):
     """The caller could not be authenticated or is not allowed to act for this client."""
@@ -183,6 +195,16 @@ class BackupNotFound(NotFound):
 
     code = "BACKUP_NOT_FOUND"
     default_message = "no backup for this client and method"
+
+
+class BackupNotConfirmed(NotFound):
+    """The encrypted client backup shares given to recover or eject are not of the custodian's
+    current backup of that method: a backup whose storage was never confirmed (the customer kept
+    the boxes and ``stored_client_backup_share`` never came), or an older one. Nobody is at fault
+    and no attempt was counted."""
+
+    code = "BACKUP_NOT_CONFIRMED"
+    default_message = "these encrypted backup shares are not of a confirmed backup"
 
 
 class BackupKeyNotFound(NotFound):

@@ -49,3 +49,17 @@ def store_key() -> str:
     key = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
     os.environ[KEY_ENV] = key
     return key
+
+
+@pytest.fixture
+def cheap_argon2id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test-only escape hatch, opted into by name: new PASSWORD backups may use libsodium's
+    cheapest Argon2id limits (1 pass, 8 KiB) so wallet tests run fast. The library's floor
+    (``mpc.backup.methods.MIN_BACKUP_OPSLIMIT``/``MIN_BACKUP_MEMLIMIT``, libsodium's MODERATE)
+    holds everywhere else (docs/backup.md)."""
+    import nacl.pwhash.argon2id as argon2id
+
+    from mpc.backup import methods as backup_crypto
+
+    monkeypatch.setattr(backup_crypto, "MIN_BACKUP_OPSLIMIT", argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(backup_crypto, "MIN_BACKUP_MEMLIMIT", argon2id.MEMLIMIT_MIN)

@@ -2,7 +2,9 @@
 
 Eject and recover release backup material (the encrypted client backup share, and for eject the
 custodian's backup shares) only after the client proves that it holds its backup share
-(``mpc.backup.possession``). Each failed proof counts here; after ``MAX_FAILED_ATTEMPTS`` failures in a
+(``mpc.backup.possession``). Each failed proof counts here, and so does each password guess of a
+``PASSWORD`` recover or eject, *before* the custodian evaluates it (:meth:`AttemptCounter.admit`:
+check and increment in the transaction of the evaluation; one failed attempt counts once); after ``MAX_FAILED_ATTEMPTS`` failures in a
 row the client is *locked out*: eject and recover are refused (``ClientLockedOut``) until an
 operator unlocks it (``Custodian.unlock``). A successful proof resets the count.
 
@@ -51,13 +53,31 @@ class AttemptCounter:
         if self.failures(client_id) >= self.limit:
             raise ClientLockedOut()
 
+    def admit(self, client_id: str) -> int:
+        """Count one attempt *before* it runs, in one transaction with the check: returns the new
+        count, or raises ``ClientLockedOut`` (nothing counted) when the client has none left.
+
+        Call it inside the transaction that does the attempt's work (the VOPRF evaluation of a
+        password guess): the work's result is used only if the increment committed. Store
+        transactions are serialised (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock),
+        so concurrent attempts, from any number of sessions and server processes, are admitted
+        at most ``limit`` times between two successes or unlocks."""
+        with self.store.transaction():
+            count = self.failures(client_id)
+            if count >= self.limit:
+                raise ClientLockedOut()
+            self._save(client_id, count + 1)
+        return count + 1
+
     def failed(self, client_id: str) -> int:
         """Count one failed attempt (in its own transaction); returns the new count."""
         with self.store.transaction():
             count = self.failures(client_id) + 1
-            self.store._execute("INSERT OR REPLACE INTO client_attempts VALUES (?, ?, ?)",
-                                (client_id, count, time.time()))
+            self._save(client_id, count)
         return count
+
+    def _save(self, client_id: str, count: int) -> None:
+        self.store._execute("INSERT OR REPLACE INTO client_attempts VALUES (?, ?, ?)", (client_id, count, time.time()))
 
     def succeeded(self, client_id: str) -> None:
         """A successful proof: the count starts again from zero."""

@@ -37,15 +37,18 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import secrets
 import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 import nacl.utils
+import zxcvbn
 from nacl import bindings as sodium
 
 from curves import group_by_name
@@ -54,6 +57,7 @@ from mpc.errors import (
     BackupDecryptionFailed,
     BackupKeyNotFound,
     BackupPasswordInvalid,
+    BackupPasswordKdfTooWeak,
     BackupPasswordTooWeak,
     EngineError,
     InputInvalid,
@@ -72,6 +76,8 @@ __all__ = [
     "BackupMethod",
     "PasswordMethod",
     "MIN_PASSWORD_BITS",
+    "MIN_BACKUP_OPSLIMIT",
+    "MIN_BACKUP_MEMLIMIT",
     "password_strength_bits",
     "CloudStorage",
     "KeychainCloudStorage",
@@ -198,8 +204,9 @@ class BackupMethod(ABC):
     def load_key(self, context: BackupContext, record: bytes) -> bytes:
         """The key kept by :meth:`store_key` for this context and record."""
 
-    def check_for_backup(self) -> None:
-        """Raise before a backup starts if this method may not make one (a weak password)."""
+    def check_for_backup(self, user_inputs: Sequence[str] = ()) -> None:
+        """Raise before a backup starts if this method may not make one (a weak password);
+        ``user_inputs`` are words of the caller's context a guesser would try (the client id)."""
 
     def hardening_request(self, record: bytes | None = None) -> bytes | None:
         """A blinded element the custodian must evaluate before ``store_key`` (record None) or
@@ -209,6 +216,11 @@ class BackupMethod(ABC):
     def finish_hardening(self, evaluated: bytes, proof: bytes, public_key: bytes) -> None:
         """Take the custodian's evaluation of :meth:`hardening_request`'s element."""
         raise UsageError(f"the {self.name} method asks the custodian for nothing")
+
+    def custodian_key(self, record: bytes) -> bytes | None:
+        """The custodian key a backup's ``record`` is bound to (None: none), which must be the
+        custodian's current backup version's for the record to be usable."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -220,58 +232,96 @@ _ARGON2_MEM_RANGE = (argon2id.MEMLIMIT_MIN, argon2id.MEMLIMIT_SENSITIVE)
 _WRAP_HEADER = b"MPBW\x01"
 
 
-MIN_PASSWORD_BITS = 60.0
-"""Below this estimated strength ``PasswordMethod`` refuses to back up unless ``allow_weak=True``."""
+MIN_PASSWORD_BITS = 50.0
+"""Below this estimated strength (log2 of the guesses an informed guesser needs, see
+:func:`password_strength_bits`) ``PasswordMethod`` refuses to back up unless ``allow_weak=True``.
+Five random words of a diceware list estimate at 60 bits or more, 16 random characters at 53."""
 
-# The most used passwords and PINs (a few; the estimate below catches the rest of their kind).
-_COMMON_PASSWORDS = frozenset("""
-123456 123456789 12345678 password qwerty123 qwerty 1q2w3e4r 111111 123123 1234567890 000000
-password1 iloveyou 1234 0000 abc123 letmein welcome monkey dragon sunshine princess football
-admin passw0rd qwertyuiop 654321 superman trustno1 correcthorsebatterystaple
-""".split())
-
-
-def _character_pool(text: str) -> int:
-    """How many symbols the characters of ``text`` could have come from, class by class."""
-    classes = ((str.islower, 26), (str.isupper, 26), (str.isdigit, 10))
-    pool = sum(size for test, size in classes if any(test(c) and c.isascii() for c in text))
-    if any(c.isascii() and not c.isalnum() for c in text):
-        pool += 33  # printable ASCII punctuation and space
-    if any(not c.isascii() for c in text):
-        pool += 100
-    return pool
+# The wallet's own context, words a guesser tries first (zxcvbn's "user inputs"): the product,
+# the chains it serves, and the mail providers of an address used as a password.
+_CONTEXT_WORDS = (
+    "portal", "portal-mpc", "portalmpc", "mpc", "wallet", "custodian", "backup", "recover", "crypto",
+    "ethereum", "bitcoin", "solana", "stellar", "tron", "ether", "eth", "btc", "sol", "xlm", "trx",
+    "gmail", "googlemail", "yahoo", "hotmail", "outlook", "icloud", "proton", "protonmail", "com", "org", "net",
+)
+_ESTIMATED_CHARACTERS = 100  # zxcvbn's time grows with the length; a longer password is at least this strong
+# Separators between the words of a passphrase (or the parts of an e-mail address).
+_WORD_SEPARATORS = re.compile(r"[\s._@+\-,;:/|]+")
 
 
-def _effective_length(text: str) -> int:
-    """Characters that add information: a repeat of the previous one, or a step of a run such as
-    ``abcd`` / ``4321``, counts once with the run."""
-    length, previous, step = 0, None, None
-    for c in text:
-        if previous is not None:
-            delta = ord(c) - ord(previous)
-            if delta == 0 or (delta in (1, -1) and delta == step):
-                previous = c
-                continue
-            step = delta if delta in (1, -1) else None
-        length += 1
-        previous = c
-    return length
+def _password_text(password: str | bytes) -> str:
+    """The password as text for estimation: NFC, bytes as UTF-8 (else one character per byte)."""
+    if isinstance(password, str):
+        text = password
+    else:
+        try:
+            text = bytes(password).decode("utf-8")
+        except UnicodeDecodeError:
+            text = bytes(password).decode("latin-1")
+    return unicodedata.normalize("NFC", text)[:_ESTIMATED_CHARACTERS]
 
 
-def password_strength_bits(password: str | bytes) -> float:
-    """A rough upper estimate of a password's strength in bits: effective length times log2 of
-    the character pool, and 0 for a well-known password.
+def _estimate(text: str, user_inputs: Sequence[str]) -> dict[str, Any]:
+    """zxcvbn's result for ``text`` (its ``guesses`` and ``feedback``) with the wallet's context words."""
+    result: dict[str, Any] = zxcvbn.zxcvbn(text, user_inputs=[*_CONTEXT_WORDS, *user_inputs])
+    return result
 
-    It catches PINs (a 6-digit PIN is about 20 bits), short or single-class passwords, repeats
-    and keyboard runs; it does not know dictionaries, so "four random words" must really be
-    random. It is a guard rail, not a guarantee (docs/backup.md).
+
+def _words_bits(text: str, user_inputs: Sequence[str]) -> float | None:
+    """log2 of the guesses for a phrase of known words taken word by word: the product of
+    zxcvbn's guesses of each word. zxcvbn alone credits a sequence of common words with the
+    orderings of its parts ("the quick brown fox": 52 bits); a guesser of phrases does not pay
+    them. None unless there are two words or more and zxcvbn knows every one whole (a word with
+    random characters in it is left to the estimate of the whole text)."""
+    words = [word for word in _WORD_SEPARATORS.split(text) if word]
+    if len(words) < 2:
+        return None
+    estimates = [_estimate(word, user_inputs) for word in words]
+    if any(match["pattern"] == "bruteforce" for estimate in estimates for match in estimate["sequence"]):
+        return None
+    return sum(math.log2(estimate["guesses"]) for estimate in estimates)
+
+
+def password_strength_bits(password: str | bytes, user_inputs: Sequence[str] = ()) -> float:
+    """The estimated strength of a password in bits: log2 of the guesses a guesser who knows
+    common passwords, names, words, keyboard walks, dates, l33t and the wallet's context needs.
+
+    It is the smaller of two estimates from ``zxcvbn`` (Dropbox's estimator, RFC-style pattern
+    matching over ranked dictionaries): the whole password, and the passphrase word by word
+    (:func:`_words_bits`). ``user_inputs`` adds words of the caller's context (the client id).
+    Only the first 100 characters are estimated. A guard rail, not a guarantee (docs/backup.md).
     """
-    text = unicodedata.normalize("NFC", password if isinstance(password, str)
-                                 else bytes(password).decode("utf-8", errors="replace"))
-    if "".join(text.lower().split()) in _COMMON_PASSWORDS:
+    text = _password_text(password)
+    if not text:
         return 0.0
-    pool = _character_pool(text)
-    return 0.0 if pool == 0 else _effective_length(text) * math.log2(pool)
+    bits = math.log2(_estimate(text, user_inputs)["guesses"])
+    words = _words_bits(text, user_inputs)
+    return max(0.0, bits if words is None else min(bits, words))
+
+
+def _weakness_reason(password: bytes, user_inputs: Sequence[str]) -> str:
+    """Why a password is weak, in zxcvbn's words (never the password itself)."""
+    warning = _estimate(_password_text(password), user_inputs)["feedback"]["warning"]
+    return f" ({str(warning).rstrip('.')})" if warning else ""
+
+
+# --- Argon2id floor (docs/backup.md, "Cost of a guess") -----------------------------------------
+MIN_BACKUP_OPSLIMIT = argon2id.OPSLIMIT_MODERATE
+"""The fewest Argon2id passes a *new* backup may use: libsodium's MODERATE, ``PasswordMethod``'s
+default (3). Records of older backups are read at whatever limits they carry."""
+MIN_BACKUP_MEMLIMIT = argon2id.MEMLIMIT_MODERATE
+"""The least Argon2id memory a new backup may use: libsodium's MODERATE (256 MiB)."""
+
+
+def _check_kdf_floor(opslimit: int, memlimit: int) -> None:
+    """``BackupPasswordKdfTooWeak`` if a new backup would make each offline guess cheaper than the
+    default. (Tests lower the floor explicitly with the ``cheap_argon2id`` fixture of
+    ``tests/mpc/conftest.py``; the library never does.)"""
+    if opslimit < MIN_BACKUP_OPSLIMIT or memlimit < MIN_BACKUP_MEMLIMIT:
+        raise BackupPasswordKdfTooWeak(
+            f"a new PASSWORD backup needs Argon2id limits of at least opslimit={MIN_BACKUP_OPSLIMIT}, "
+            f"memlimit={MIN_BACKUP_MEMLIMIT} (libsodium's MODERATE, the default); got opslimit={opslimit}, "
+            f"memlimit={memlimit}")
 
 
 def _password_bytes(password: object) -> bytes:
@@ -322,16 +372,24 @@ class PasswordMethod(BackupMethod):
         self._pending: tuple[bytes, bytes, Any, bytes] | None = None  # setting, stretched, blind, element
         self._hardened: tuple[bytes, bytes] | None = None  # setting (with pkS), wrapping seed
 
-    def check_for_backup(self) -> None:
-        """``BackupPasswordTooWeak`` below ``MIN_PASSWORD_BITS`` unless made with ``allow_weak=True``
-        (recovering with a weak password is never refused: the backup exists already)."""
+    def check_for_backup(self, user_inputs: Sequence[str] = ()) -> None:
+        """Before a new backup: ``BackupPasswordKdfTooWeak`` below the Argon2id floor
+        (``MIN_BACKUP_OPSLIMIT``/``MIN_BACKUP_MEMLIMIT``); ``BackupPasswordTooWeak`` below
+        ``MIN_PASSWORD_BITS`` unless made with ``allow_weak=True``. Recovering is never refused
+        for either: the backup exists already."""
         if not self.harden:
             raise InputInvalid("harden=False makes version-1 PASSWORD records, which the custodian no longer "
                                "accepts for a new backup (they stay readable for recover)")
-        if not self.allow_weak and password_strength_bits(self._password) < MIN_PASSWORD_BITS:
+        _check_kdf_floor(self.opslimit, self.memlimit)
+        if self.allow_weak:
+            return
+        bits = password_strength_bits(self._password, user_inputs)
+        if bits < MIN_PASSWORD_BITS:
             raise BackupPasswordTooWeak(
-                f"the password is estimated below {MIN_PASSWORD_BITS:.0f} bits: use a passphrase of several "
-                "random words, or allow_weak=True to accept it (the custodian's guess limit then protects it)")
+                f"the password is estimated at {bits:.0f} bits, below {MIN_PASSWORD_BITS:.0f}"
+                f"{_weakness_reason(self._password, user_inputs)}: a guesser tries such passwords first. Use a "
+                "passphrase of 5 or 6 words picked at random (diceware) or 16+ random characters, or "
+                "allow_weak=True to accept it (only the custodian's guess limit then protects it)")
 
     # --- the custodian's evaluation (version 2) -------------------------------------------------
     def hardening_request(self, record: bytes | None = None) -> bytes | None:
@@ -341,6 +399,7 @@ class PasswordMethod(BackupMethod):
         if record is None:
             if not self.harden:
                 return None
+            _check_kdf_floor(self.opslimit, self.memlimit)  # a new record: never cheaper than the default
             salt = nacl.utils.random(argon2id.SALTBYTES)
             setting = _V2 + self.opslimit.to_bytes(8, "big") + self.memlimit.to_bytes(8, "big") + salt
         else:
@@ -369,6 +428,11 @@ class PasswordMethod(BackupMethod):
         output = oprf.voprf_finalize(_OPRF_LABEL + stretched, blind, evaluated, element, public_key, proof)
         seed = hashlib.blake2b(output + stretched, digest_size=32, person=b"portal-mpc-pwkey").digest()
         self._pending, self._hardened = None, (setting[:_V2_SETTING_NO_KEY] + public_key, seed)
+
+    def custodian_key(self, record: bytes) -> bytes | None:
+        """The VOPRF public key a version-2 record pinned (None for a version-1 record)."""
+        body = _record_body(self.name, record)
+        return _v2_setting(body)[_V2_SETTING_NO_KEY:] if body.startswith(_V2) else None
 
     def _hardened_kek(self, setting: bytes, context: BackupContext) -> bytes:
         if self._hardened is None or self._hardened[0] != setting:

@@ -133,7 +133,7 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
 
     mpc.run_local(client.generate(), custodian.generate(cid))
     mpc.run_local(client.backup(), custodian.backup(cid))
-    password = PasswordMethod("violet tractor moss lantern")
+    password = PasswordMethod("violet tractor moss lantern quibble fjord")
     mpc.run_local(client.backup(password), custodian.backup(cid, "PASSWORD"))
     for chain, data in (("ethereum", DIGEST), ("solana", MESSAGE)):
         mpc.run_local(client.sign(chain, data), custodian.sign(cid, chain, data))
@@ -142,7 +142,7 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
         secret_values += secrets_of(mpc.wallet.decode_share(curve, 2, custodian.store.get_share(cid, "signing", "", curve)))
         secret_values += secrets_of(mpc.wallet.decode_share(curve, 2, custodian.store.get_share(cid, "backup", custodian.backup_versions.current_name(cid, "CLOUD"), curve)))
     secret_values += secrets_of(custodian.setup)
-    secret_values += [b"violet tractor moss lantern"]
+    secret_values += [b"violet tractor moss lantern quibble fjord"]
     texts += list(renderings(password)) + list(renderings(client)) + list(renderings(custodian))
 
     # Failing runs: a wrong password, a tampered backup box, hostile messages, a crafted c3.

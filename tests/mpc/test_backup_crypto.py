@@ -36,6 +36,7 @@ from mpc.errors import (
 SHARE = b"client backup share: secret bytes"
 CTX = BackupContext("client-1", "secp256k1")
 FAST = {"opslimit": argon2id.OPSLIMIT_INTERACTIVE, "memlimit": argon2id.MEMLIMIT_INTERACTIVE}
+pytestmark = pytest.mark.usefixtures("cheap_argon2id")  # new backups at FAST limits (tests/conftest.py)
 # The unit tests of the wrapping itself use version-1 records; the hardened (version-2) path is
 # tested below with a local VOPRF key standing in for the custodian, and end to end in
 # test_backup_methods.py.
@@ -348,7 +349,8 @@ def test_cloud_storage_repr_shows_no_key():
 
 # Password strength (a guard rail before a PASSWORD backup starts)
 @pytest.mark.parametrize("weak", ["1234", "123456", "000000", "hunter22", "password1", "aaaaaaaaaaaaaaaaaaaaaaaa",
-                                  "abcdefghijklmnopqrstuvw", "Correct Horse Battery Staple", "pw"])
+                                  "abcdefghijklmnopqrstuvw", "Correct Horse Battery Staple", "pw",
+                                  "correct horse", "Tr0ub4dor&3", "zq8#Lm2!vR9x"])
 def test_weak_passwords_are_refused_for_a_backup_unless_allowed(weak):
     assert password_strength_bits(weak) < MIN_PASSWORD_BITS
     with pytest.raises(BackupPasswordTooWeak) as info:
@@ -357,8 +359,8 @@ def test_weak_passwords_are_refused_for_a_backup_unless_allowed(weak):
     PasswordMethod(weak, allow_weak=True, **FAST).check_for_backup()
 
 
-@pytest.mark.parametrize("strong", ["purple-otter-violin-gravel", "correct horse", "zq8#Lm2!vR9x", "Tr0ub4dor&3",
-                                    "ünïcødé pässwörd"])
+@pytest.mark.parametrize("strong", ["purple-otter-violin-gravel-quibble-fjord", "Xk9#mQ2vLp7!zR4w",
+                                    "ünïcødé pässwörd crumpet maverick"])
 def test_passphrases_pass_the_strength_check(strong):
     assert password_strength_bits(strong) >= MIN_PASSWORD_BITS
     PasswordMethod(strong, **FAST).check_for_backup()
@@ -393,7 +395,7 @@ def _custodian_evaluates(method, key, record=None):
 def test_hardened_password_round_trip_needs_the_custodians_key():
     key, _ = encrypt_backup(SHARE, CTX)
     server_key, _ = oprf.generate_key_pair()
-    backup = PasswordMethod("violet tractor moss lantern", **FAST)
+    backup = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     _custodian_evaluates(backup, server_key)
     record = backup.store_key(CTX, key)
     other_record = backup.store_key(BackupContext("client-1", "ed25519"), key)
@@ -401,13 +403,13 @@ def test_hardened_password_round_trip_needs_the_custodians_key():
     assert record[body:body + 1] == b"\x02"
     assert record[body:body + 66] == other_record[body:body + 66]  # one setting (salt, pinned pkS) per backup
 
-    recover = PasswordMethod("violet tractor moss lantern", **FAST)
+    recover = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     with pytest.raises(UsageError):  # no evaluation yet: nothing to guess with
         recover.load_key(CTX, record)
     _custodian_evaluates(recover, server_key, record)
     assert recover.load_key(CTX, record) == key
 
-    wrong = PasswordMethod("violet tractor moss lanterns", **FAST)
+    wrong = PasswordMethod("violet tractor moss lantern quibble fjords", **FAST)
     _custodian_evaluates(wrong, server_key, record)
     with pytest.raises(BackupPasswordInvalid):
         wrong.load_key(CTX, record)
@@ -416,10 +418,10 @@ def test_hardened_password_round_trip_needs_the_custodians_key():
 def test_hardened_password_refuses_an_evaluation_with_another_key():
     key, _ = encrypt_backup(SHARE, CTX)
     server_key, _ = oprf.generate_key_pair()
-    backup = PasswordMethod("violet tractor moss lantern", **FAST)
+    backup = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     _custodian_evaluates(backup, server_key)
     record = backup.store_key(CTX, key)
-    recover = PasswordMethod("violet tractor moss lantern", **FAST)
+    recover = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     with pytest.raises(ProofError):
         _custodian_evaluates(recover, oprf.generate_key_pair()[0], record)
 
@@ -428,12 +430,12 @@ def test_a_record_with_a_swapped_public_key_does_not_open():
     key, _ = encrypt_backup(SHARE, CTX)
     server_key, _ = oprf.generate_key_pair()
     other_key, other_public = oprf.generate_key_pair()
-    backup = PasswordMethod("violet tractor moss lantern", **FAST)
+    backup = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     _custodian_evaluates(backup, server_key)
     record = bytearray(backup.store_key(CTX, key))
     body = len(b"MPBK\x01") + 1 + len(b"PASSWORD")
     record[body + 33: body + 66] = other_public  # the pinned pkS sits after version, limits and salt
-    recover = PasswordMethod("violet tractor moss lantern", **FAST)
+    recover = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     _custodian_evaluates(recover, other_key, bytes(record))
     with pytest.raises(BackupPasswordInvalid):
         recover.load_key(CTX, bytes(record))
@@ -441,8 +443,8 @@ def test_a_record_with_a_swapped_public_key_does_not_open():
 
 def test_a_version_1_record_needs_no_evaluation():
     key, _ = encrypt_backup(SHARE, CTX)
-    record = PasswordMethod("violet tractor moss lantern", **V1).store_key(CTX, key)
-    method = PasswordMethod("violet tractor moss lantern", **FAST)
+    record = PasswordMethod("violet tractor moss lantern quibble fjord", **V1).store_key(CTX, key)
+    method = PasswordMethod("violet tractor moss lantern quibble fjord", **FAST)
     assert method.hardening_request(record) is None
     assert method.load_key(CTX, record) == key
     assert CloudMethod(MemoryCloudStorage()).hardening_request() is None

@@ -19,9 +19,10 @@ from protocols.local import run
 from tests.mpc.conftest import data_for, new_wallet, verify_result
 
 FAST = dict(opslimit=argon2id.OPSLIMIT_MIN, memlimit=argon2id.MEMLIMIT_MIN)
+pytestmark = pytest.mark.usefixtures("cheap_argon2id")  # new backups at FAST limits (tests/conftest.py)
 
 
-def password(text: str = "correct horse") -> PasswordMethod:
+def password(text: str = "crumpet maverick unsworn tadpole glitter") -> PasswordMethod:
     return PasswordMethod(text, **FAST)
 
 

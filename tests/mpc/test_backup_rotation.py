@@ -23,7 +23,8 @@ from protocols.rounds import Message
 from .conftest import Wallet, data_for, new_wallet, verify_result
 
 FAST = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}
-PASSPHRASE = "violet tractor moss lantern"
+pytestmark = pytest.mark.usefixtures("cheap_argon2id")  # new backups at FAST limits (tests/conftest.py)
+PASSPHRASE = "violet tractor moss lantern quibble fjord"
 
 
 def _method(name: str, wallet: Wallet):

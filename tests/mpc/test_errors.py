@@ -297,12 +297,12 @@ def test_a_late_confirmation_overtaken_by_another_generate_gets_share_replaced()
     assert wallet.status() == ("STORED_CLIENT", "NOT_CREATED")
 
 
-def test_a_backup_method_mismatch_names_both_methods(one_wallet):
+def test_a_backup_method_mismatch_names_both_methods(one_wallet, cheap_argon2id):
     import mpc
     from mpc.backup.methods import PasswordMethod
 
     wallet = one_wallet
-    password = PasswordMethod("violet tractor moss lantern", opslimit=1, memlimit=8192)
+    password = PasswordMethod("violet tractor moss lantern quibble fjord", opslimit=1, memlimit=8192)
     with pytest.raises(MessageInvalid) as info:
         mpc.run_local(wallet.client.backup(password), wallet.custodian.backup(wallet.client_id, "CLOUD"))
     assert info.value.message == "the client asks for backup method PASSWORD, the custodian session was opened for CLOUD"

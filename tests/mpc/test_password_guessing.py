@@ -22,7 +22,8 @@ from protocols.errors import UsageError
 from .conftest import Wallet, new_wallet
 
 FAST = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}
-PASSPHRASE = "violet tractor moss lantern"
+pytestmark = pytest.mark.usefixtures("cheap_argon2id")  # new backups at FAST limits (tests/conftest.py)
+PASSPHRASE = "violet tractor moss lantern quibble fjord"
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def _guess(wallet: Wallet, password: str) -> mpc.Client:
 def test_each_wrong_guess_counts_and_a_right_one_resets(password_backup: Wallet) -> None:
     for count in (1, 2, 3):
         with pytest.raises(BackupPasswordInvalid):
-            _guess(password_backup, "violet tractor moss lanterns")
+            _guess(password_backup, "violet tractor moss lantern quibble fjords")
         assert password_backup.custodian.failed_attempts(password_backup.client_id) == count
     # A wrong guess holds no operation lock: the owner's next try goes through at once.
     device = _guess(password_backup, PASSPHRASE)
@@ -95,7 +96,7 @@ def test_a_password_backup_made_before_hardening_still_recovers(generated: Walle
     """Version-1 records (Argon2id alone), as an older engine made them, need no evaluation."""
     with monkeypatch.context() as old_engine:
         old_engine.setattr("mpc.custodian.PASSWORD_METHOD", "none")  # no evaluation asked
-        old_engine.setattr(PasswordMethod, "check_for_backup", lambda self: None)
+        old_engine.setattr(PasswordMethod, "check_for_backup", lambda self, **context: None)
         v1 = PasswordMethod(PASSPHRASE, harden=False, **FAST)
         mpc.run_local(generated.client.backup(v1), generated.custodian.backup(generated.client_id, "PASSWORD"))
     device = generated.device()
