@@ -81,8 +81,8 @@ def _refilled() -> Wallet:
 def _drained() -> Wallet:
     """The ready wallet with an empty pool: signing draws every nonce online."""
     wallet = ready_wallet()
-    while mpc.presign.take_precomputation(wallet.custodian.store, wallet.client_id,
-                                          wallet.custodian._load_share(wallet.client_id, "signing", "", "secp256k1")):
+    share = wallet.custodian._load_share(wallet.client_id, "signing", "", "secp256k1")
+    while wallet.custodian.precomputations.take(wallet.client_id, share):
         pass
     return wallet
 

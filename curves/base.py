@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import operator
-import secrets
 from abc import ABC, abstractmethod
 from typing import Any
 
+from curves import randomness
 from curves.errors import CurveError, InvalidEncoding
 
 __all__ = ["Group", "Point", "SecretScalar"]
@@ -113,8 +113,9 @@ class Group(ABC):
         return k
 
     def random_scalar(self) -> int:
-        """A uniform non-zero scalar from the operating system's CSPRNG."""
-        return secrets.randbelow(self.order - 1) + 1
+        """A uniform non-zero scalar (``curves.randomness``: the OS CSPRNG, or the keyed stream of
+        a ``derived`` scope)."""
+        return randomness.randbelow(self.order - 1) + 1
 
     def hash_to_scalar(self, tag: bytes, *parts: bytes) -> int:
         """SHA-512 over the length-prefixed tag and parts, reduced mod the order (bias < 2^-250)."""
@@ -205,7 +206,7 @@ class SecretScalar:
 
     @classmethod
     def random(cls, group: Group) -> SecretScalar:
-        """A uniform non-zero secret scalar of ``group`` (``Group.random_scalar``: the OS CSPRNG)."""
+        """A uniform non-zero secret scalar of ``group`` (``Group.random_scalar``)."""
         return cls(group, group.random_scalar())
 
     @property

@@ -12,8 +12,9 @@ recover on a new device, sign again (and once more from the custodian's precompu
 state lives in a temporary folder deleted at the end, or in ``--dir DIR`` (kept: a later run
 reuses the custodian's setup).
 
-``nonce-epoch --bump`` is the operator's step after restoring the custodian's database from a
-backup: single-use state of the restored copy (precomputations, parked sessions) is then dead.
+``nonce-epoch --bump`` kills the parked sessions of a restored custodian database: defence in
+depth, not needed for safety (the custodian is rollback-safe by construction:
+``docs/threat-model.md``, Rollback).
 
 ``store-key new --out FILE`` makes a key that seals the custodian's secrets at rest
 (``mpc.storage.sealing``); ``store-key rotate --new-key-file FILE`` re-seals every secret of the store
@@ -77,7 +78,7 @@ def _sign_everywhere(client: mpc.Client, custodian: mpc.Custodian, client_id: st
 
 
 def _sign_precomputed(client: mpc.Client, custodian: mpc.Custodian, client_id: str) -> None:
-    """Fast ECDSA signing: the custodian precomputes (single use, in its store); the device keeps nothing."""
+    """Fast ECDSA signing: the custodian precomputes (single use, in its memory); the device keeps nothing."""
     start = time.perf_counter()
     mpc.run_local(client.presign(4), custodian.presign(client_id, 4))
     pool = custodian.presignature_count(client_id)["secp256k1"]
@@ -186,8 +187,8 @@ def nonce_epoch(db: str, bump: bool) -> int:
     store = open_store(db)
     try:
         if bump:
-            print(f"nonce epoch is now {store.bump_nonce_epoch()}: every precomputation and parked session "
-                  "of the restored database is dead")
+            print(f"nonce epoch is now {store.bump_nonce_epoch()}: every parked session of the restored "
+                  "database is dead")
         else:
             print(f"nonce epoch {store.nonce_epoch()}")
     finally:
@@ -250,11 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_parser.add_argument("--level", choices=("112", "128"), default="112",
                               help="security level: 112 (|N| = 2048, m = 80, default) or 128 (|N| = 3072, m = 128)")
     epoch_parser = commands.add_parser(
-        "nonce-epoch", help="show the custodian's nonce epoch; --bump it after every database restore")
+        "nonce-epoch", help="show the custodian's nonce epoch; --bump it to kill a restored database's parked "
+                            "sessions (defence in depth)")
     epoch_parser.add_argument("--db", help="custodian store: SQLite file or postgresql:// URL (default: $PORTAL_MPC_DB)")
     epoch_parser.add_argument("--bump", action="store_true",
-                              help="move to a new epoch: kill every precomputation and parked session (run it "
-                                   "with the service stopped, right after restoring the database)")
+                              help="move to a new epoch: kill every parked session (with the service stopped, "
+                                   "after restoring the database; not needed for safety)")
     serve_parser = commands.add_parser("serve", help="run the custodian as a WebSocket service")
     serve_parser.add_argument("--db", help="SQLite file or postgresql://user@host/db (default: $PORTAL_MPC_DB, "
                                            "else custodian.sqlite3; a password goes in $PORTAL_MPC_DB, "

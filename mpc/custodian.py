@@ -47,7 +47,7 @@ from mpc.errors import (
 )
 from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.operation import CustodianOperation, method_name
-from mpc.presign import CustodianPresign
+from mpc.presign import CustodianPresign, PrecomputationPool
 from mpc.signing import CustodianSign
 from mpc.storage.store import ClientRecord, SQLiteStore
 from mpc.backup.webhook import BackupWebhook
@@ -61,7 +61,7 @@ from mpc.wallet import (
     decode_share,
     default_home,
 )
-from protocols import ecdsa2p, frost, oprf
+from protocols import ecdsa2p, frost, oprf, randomness
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage, MPCError, ProofError
@@ -115,6 +115,23 @@ class Custodian:
         # The deployment's level (every client's must be the same); None: the stored setup's,
         # or the default level for a new store.
         self.security_level = security_level
+        self._nonce_key: bytes | None = None
+        # ECDSA precomputations, in this process's memory only (``mpc.presign``).
+        self._precomputations = PrecomputationPool()
+
+    @property
+    def nonce_key(self) -> bytes:
+        """The long-lived key of the PRF every single-use secret of an operation is derived from
+        (``mpc.operation``; docs/threat-model.md, "Rollback"): made once per store, kept sealed
+        in it (``SQLiteStore.nonce_key``), loaded at first use. Never in a parked state."""
+        if self._nonce_key is None:
+            self._nonce_key = self.store.nonce_key()
+        return self._nonce_key
+
+    @property
+    def precomputations(self) -> PrecomputationPool:
+        """This process's ECDSA precomputation pool (``mpc.presign``)."""
+        return self._precomputations
 
     # --- setup --------------------------------------------------------------------------------
     @property
@@ -126,7 +143,8 @@ class Custodian:
             if data is not None:
                 self._setup = CustodianSetup.from_bytes(data)
             else:
-                self._setup = ecdsa2p.default_setup(self.security_level or ecdsa2p.LEVEL_112)
+                with randomness.fresh():  # long-lived: never from an operation's derived stream
+                    self._setup = ecdsa2p.default_setup(self.security_level or ecdsa2p.LEVEL_112)
                 self.store.save_setup(self._setup.to_bytes())
         if self.security_level is not None and self._setup.public.level != self.security_level:
             raise StateInvalid(f"the stored setup is of security level {self._setup.public.level.name}, "
@@ -268,12 +286,12 @@ class Custodian:
 
     def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
         """The custodian's side of signing ``data`` for ``chain``, against ``client.sign(chain, data)``;
-        refused unless the signing shares are STORED_CLIENT. Takes a precomputation from the
-        store when the pool has one (``mpc.presign``)."""
+        refused unless the signing shares are STORED_CLIENT. Uses a precomputation from this
+        process's pool when it has one (``mpc.presign``)."""
         self._require_signing(self.store.client(client_id))
         return CustodianSign(self, client_id, session_id, chain, data)
 
-    # Precomputation (``mpc.presign``): single-use Paillier nonces for ECDSA, in the store only.
+    # Precomputation (``mpc.presign``): single-use Paillier nonces for ECDSA, in memory only.
     def presign(self, client_id: str, count: int, session_id: bytes | None = None) -> Session:
         """Make ``count`` ECDSA precomputations for the client (its side: ``client.presign``)."""
         self._require_signing(self.store.client(client_id))
@@ -284,12 +302,18 @@ class Custodian:
         return self.sign(client_id, chain, data, session_id)
 
     def presignature_count(self, client_id: str) -> dict[str, int]:
-        """How many precomputations the store holds for the client, per curve (ed25519: none needed)."""
-        return self.store.count_presignatures(client_id)
+        """How many precomputations this process's pool holds for the client's current signing
+        share, per curve (ed25519: none needed)."""
+        record = self.store.client(client_id)
+        share = None
+        if record.signing_share_status == SigningShareStatus.STORED_CLIENT.value:
+            share = self._load_share(client_id, "signing", "", "secp256k1")
+        return {"secp256k1": self._precomputations.count(client_id, share), "ed25519": 0}
 
     def bump_nonce_epoch(self) -> int:
-        """After restoring this custodian's database: kill every precomputation and parked session
-        of the restored copy (``SQLiteStore.bump_nonce_epoch``). Returns the new epoch."""
+        """Kill every parked session of this database (``SQLiteStore.bump_nonce_epoch``): defence
+        in depth after a restore, not needed for safety (docs/threat-model.md, "Rollback").
+        Returns the new epoch."""
         return self.store.bump_nonce_epoch()
 
     def resume(self, data: bytes) -> Session:

@@ -7,6 +7,14 @@ checks it, takes the client's operation lock at the client's first working messa
 operations only) and releases it when the operation ends. A parked custodian operation carries a
 park id, the time and the store's nonce epoch (``Custodian.resume`` uses each park id once).
 
+Rollback safety by construction (docs/threat-model.md, "Rollback"): the custodian runs ``start``
+and every ``receive`` inside ``protocols.randomness.derived(nonce key, transcript)``, the
+transcript being a running hash of the client, the operation, the custodian's share and every
+peer message accepted so far (this one included). So every secret the custodian draws in a step
+is a function of its sealed nonce key and of all the peer input it can meet there: a replay of a
+parked copy or of a restored database reproduces the same replies, and another peer input gets
+fresh values. The running hash is part of the parked state (it is not secret); the key never is.
+
 This module imports neither facade (``Client``, ``Custodian``): the operations see them through
 the small protocols ``Device`` and ``Service`` below (what they use of each), so the modules of
 the operations never import each other in a circle.
@@ -14,10 +22,11 @@ the operations never import each other in a circle.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mpc.errors import InputInvalid, ShareReplaced
 from mpc.storage.keychain import Keychain
@@ -26,9 +35,12 @@ from mpc.storage.store import SQLiteStore
 from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
+from protocols import randomness
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, ShareMismatch, UsageError
 from protocols.rounds import Message
 
+if TYPE_CHECKING:
+    from mpc.presign import PrecomputationPool
 
 
 class Device(Protocol):
@@ -48,6 +60,14 @@ class Service(Protocol):
 
     store: SQLiteStore
 
+    @property
+    def nonce_key(self) -> bytes:
+        """The custodian's long-lived nonce key (``Custodian.nonce_key``)."""
+
+    @property
+    def precomputations(self) -> PrecomputationPool:
+        """The custodian's in-memory ECDSA precomputation pool (``mpc.presign``)."""
+
     def get_client(self, client_id: str) -> dict[str, Any]:
         """The custodian's view of the client (``Custodian.get_client``)."""
 
@@ -61,6 +81,17 @@ class Service(Protocol):
 
 __all__ = ["ClientOperation", "CustodianOperation", "Device", "Service", "hello_mismatch", "method_name",
            "new_session_id"]
+
+
+_RNG_TAG = b"portal-mpc/custodian-rng/v1"
+
+
+def _chain(*parts: bytes) -> bytes:
+    """SHA-256 over the length-prefixed parts (a link of the running transcript hash)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h.digest()
 
 
 def new_session_id(session_id: bytes | None) -> bytes:
@@ -135,7 +166,48 @@ class CustodianOperation(Composite):
         self._park_epoch = self.store.nonce_epoch()
         return super().to_bytes()
 
+    # --- rollback safety by construction (docs/threat-model.md, "Rollback") ----------------------
+    def _rng_binding(self) -> bytes:
+        """What of the custodian's own state the randomness is bound to besides the transcript:
+        a fingerprint of the share it acts with (a recover replaces it), if it holds one."""
+        share = getattr(self, "_share", None)
+        to_bytes = getattr(share, "to_bytes", None)
+        return b"" if to_bytes is None else hashlib.sha256(b"portal-mpc/rng/share\0" + to_bytes()).digest()
+
+    def _rng_context(self, msg: Message | None) -> bytes:
+        """The running transcript hash, advanced by ``msg`` (not stored: see ``receive``).
+
+        Initially SHA-256 over the domain tag, the client id, the operation's protocol and the
+        share fingerprint; each accepted peer message advances it by its canonical bytes."""
+        current: bytes | None = getattr(self, "_rng_transcript", None)
+        if current is None:
+            current = _chain(_RNG_TAG, self.client_id.encode(), self.protocol.encode(), self._rng_binding())
+        return current if msg is None else _chain(current, msg.to_bytes())
+
+    def start(self) -> list[Message]:
+        context = self._rng_context(None)
+        with randomness.derived(self.custodian.nonce_key, context):
+            messages = super().start()
+        self._rng_transcript = context
+        return messages
+
     def receive(self, msg: Message) -> list[Message]:
+        """Run the step inside ``randomness.derived(nonce key, transcript)``: every secret the
+        custodian draws in it is a function of its nonce key and every peer message so far,
+        this one included. A replay (of a parked copy, or after a database restore) reproduces
+        the same replies; any other peer input gives fresh values. The transcript advances only
+        when the message is accepted (a rejected one changes nothing)."""
+        if not isinstance(msg, Message):
+            raise InvalidMessage("not a Message")
+        context, before = self._rng_context(msg), self._next_from_peer
+        try:
+            with randomness.derived(self.custodian.nonce_key, context):
+                return self._receive_locked(msg)
+        finally:
+            if self._next_from_peer != before:  # accepted (``Composite._accepted``)
+                self._rng_transcript = context
+
+    def _receive_locked(self, msg: Message) -> list[Message]:
         # The per-client lock is taken at the client's first message after its hello (a session
         # whose client never gets going, e.g. cannot decrypt its backup, holds nothing) and is
         # released when the operation ends.

@@ -1,16 +1,20 @@
-"""Fast signing without a single-use secret on the device: custodian-side precomputation.
+"""Fast signing without a stored single-use secret: the custodian's in-memory precomputation pool.
 
-The device never stores a nonce, a presignature or a nonce-bearing session (docs/threat-model.md,
-rollback: a device restored from a backup would bring them back, and one nonce used for two
-messages gives the key away). Signing is fast all the same:
+The device never stores a nonce, a presignature or a nonce-bearing session, and the custodian's
+database holds no single-use secret either (docs/threat-model.md, rollback: a restored backup
+would bring it back, and one secret combined with two different peer inputs gives the key
+away). Signing is fast all the same:
 
-- **ed25519** needs nothing ahead: ``sign`` is FROST in one round trip with fresh nonces on both
-  sides (``protocols.frost.round_trip``).
+- **ed25519** needs nothing ahead: ``sign`` is FROST in one round trip; the custodian's nonces
+  are drawn in the step that receives the client's commitments (``protocols.frost.round_trip``).
 - **secp256k1**: the costly, message-independent part of the custodian's work is the Paillier
-  nonces of c3 and of its proof Π_c3 with their N-th powers (``ecdsa2p.C3Precomputation``). The
-  custodian makes them ahead and keeps them in its store; every ECDSA ``sign`` takes one if the
-  pool has one (and draws fresh ones online otherwise). They hold no signing nonce: k2 and the
-  mask are drawn in the run itself.
+  nonces of c3 and of its proof Π_c3 with their N-th powers, and Π_c3's commitment masks
+  (``ecdsa2p.C3Precomputation``). The custodian makes them ahead from fresh randomness and
+  keeps them **in process memory only** (``PrecomputationPool``: per client and Paillier key,
+  bounded, never stored, never parked); ``SignP2`` pops one at the moment of use, in the
+  round-3 step, and then draws the rest of that step fresh too. With an empty pool the step is
+  derived from the custodian's nonce key and the transcript instead (``mpc.operation``). They
+  hold no signing nonce: k2 is drawn once the client's commitment arrived.
 
 Operations::
 
@@ -20,41 +24,42 @@ Operations::
                   The client stores nothing. Not exclusive: it changes no share or status.
   sign_presigned  the same operation as ``sign`` (kept as a name: signing uses the pool by itself).
 
-**Single use, even across restarts and restores.** A precomputation is deleted from the store in
-one transaction before it is decoded (``take_precomputation``); a crash after that loses it,
-never reuses it. Each row is tagged with the custodian's *nonce epoch* and the Paillier key it
-was made for: rows of an older epoch or an older key are never taken (and are dropped at the
-next presign). After restoring the custodian database from a backup, run
-``python -m mpc nonce-epoch --db ... --bump``: rows and parked sessions of the restored copy are
-then dead (``docs/threat-model.md``, rollback).
+**Each process has its own pool.** In the service (``mpc.service.server``) every worker process keeps
+its own: a presign fills the pool of the process that ran it, and a sign uses a precomputation
+only if the process that runs its round 3 holds one (otherwise it computes online, slower but
+the same protocol). A restart empties the pool; a database restore cannot bring anything back.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.errors import InputInvalid, KeyLockedError, StateInvalid
-from mpc.storage.store import SQLiteStore
 from mpc.wallet import CURVES
+from protocols import randomness
 from protocols.ecdsa2p import C3Precomputation, P2KeyShare
 from protocols.encoding import require_keys
-from protocols.errors import InvalidMessage, MPCError
+from protocols.errors import InvalidMessage
 from protocols.rounds import Message
 from protocols.state import register_attrs
 
 
 __all__ = [
     "MAX_PRESIGN_COUNT",
+    "MAX_POOL_PER_CLIENT",
     "ClientPresign",
     "CustodianPresign",
-    "precompute",
-    "take_precomputation",
+    "PrecomputationPool",
 ]
 
 MAX_PRESIGN_COUNT = 64  # per operation: bounds one request's work
+MAX_POOL_PER_CLIENT = 2 * MAX_PRESIGN_COUNT  # per client: bounds the pool's memory
+MAX_POOL_CLIENTS = 4096  # clients with a pool at once (the oldest pool goes first)
 _CURVE = "secp256k1"
 
 
@@ -64,36 +69,77 @@ def _check_count(count: Any) -> int:
     return count
 
 
-def _binding(store: SQLiteStore, share: P2KeyShare) -> bytes:
-    """The tag of a usable row: the current nonce epoch and the share's Paillier key."""
-    if share.paillier is None:
+def _key_of(share: P2KeyShare) -> bytes:
+    """Which share a precomputation fits: P1's Paillier key N and ring-Pedersen modulus N̂."""
+    if share.paillier is None or share.client_params is None:
         raise StateInvalid("a backup share has no precomputations")
-    key = hashlib.sha256(share.paillier.n.to_bytes((share.paillier.n.bit_length() + 7) // 8, "big")).digest()
-    return store.nonce_epoch().to_bytes(8, "big") + key
+    h = hashlib.sha256(b"portal-mpc/presign/key\0")
+    for value in (share.paillier.n, share.client_params.n_hat):
+        h.update(value.to_bytes((value.bit_length() + 7) // 8, "big") + b"\0")
+    return h.digest()
 
 
-def precompute(store: SQLiteStore, client_id: str, share: P2KeyShare, count: int) -> int:
-    """Make ``count`` precomputations for ``share`` and store them; rows of an older epoch or
-    key are dropped. Returns how many the client's pool holds now."""
-    items = []
-    for _ in range(_check_count(count)):
-        item = C3Precomputation.for_share(share)
-        items.append((hashlib.sha256(item.to_bytes()).digest(), item.to_bytes()))
-    with store.transaction():
-        store.put_presignatures(client_id, _CURVE, _binding(store, share), items)
-    return store.count_presignatures(client_id)[_CURVE]
+class PrecomputationPool:
+    """The custodian's ECDSA precomputations, in this process's memory only (never stored, never
+    parked, never serialised): per client, for one Paillier key at a time, at most
+    ``MAX_POOL_PER_CLIENT``; ``take`` pops one (single use). Thread-safe."""
 
+    def __init__(self, per_client: int = MAX_POOL_PER_CLIENT, clients: int = MAX_POOL_CLIENTS) -> None:
+        self._per_client, self._clients = per_client, clients
+        self._pools: OrderedDict[str, tuple[bytes, list[C3Precomputation]]] = OrderedDict()
+        self._lock = threading.Lock()
 
-def take_precomputation(store: SQLiteStore, client_id: str, share: P2KeyShare) -> C3Precomputation | None:
-    """Delete one usable precomputation from the store (committed), then decode it; None if the
-    pool holds none (or only a damaged row, which is dropped all the same)."""
-    data = store.take_any_presignature(client_id, _CURVE, _binding(store, share))
-    if data is None:
-        return None
-    try:
-        return C3Precomputation.from_bytes(data)
-    except MPCError:
-        return None
+    def fill(self, client_id: str, share: P2KeyShare, count: int) -> int:
+        """Make ``count`` precomputations for ``share`` (fresh randomness, outside any derived
+        scope) and add them, up to the bound; returns how many the client's pool holds now."""
+        key = _key_of(share)
+        with randomness.fresh():
+            items = [C3Precomputation.for_share(share) for _ in range(_check_count(count))]
+        with self._lock:
+            pool = self._current(client_id, key)
+            pool.extend(items[: max(0, self._per_client - len(pool))])
+            self._pools.move_to_end(client_id)
+            while len(self._pools) > self._clients:
+                self._pools.popitem(last=False)
+            return len(pool)
+
+    def take(self, client_id: str, share: P2KeyShare) -> C3Precomputation | None:
+        """Pop one precomputation for ``share`` (None if the pool has none for it)."""
+        key = _key_of(share)
+        with self._lock:
+            pool = self._current(client_id, key)
+            return pool.pop() if pool else None
+
+    def count(self, client_id: str, share: P2KeyShare | None) -> int:
+        """How many precomputations for ``share`` the client's pool holds."""
+        if share is None or share.paillier is None:
+            return 0
+        key = _key_of(share)
+        with self._lock:
+            entry = self._pools.get(client_id)
+            return len(entry[1]) if entry is not None and entry[0] == key else 0
+
+    def size(self) -> int:
+        """How many precomputations the pool holds, all clients."""
+        with self._lock:
+            return sum(len(items) for _, items in self._pools.values())
+
+    def source(self, client_id: str, share: P2KeyShare) -> Callable[[], C3Precomputation | None]:
+        """A ``SignP2`` precomputation source: pops one for ``share`` when round 3 needs it."""
+        return lambda: self.take(client_id, share)
+
+    def _current(self, client_id: str, key: bytes) -> list[C3Precomputation]:
+        """The client's list for ``key`` (a pool for another key, an older share's, is dropped)."""
+        entry = self._pools.get(client_id)
+        if entry is None or entry[0] != key:
+            entry = self._pools[client_id] = (key, [])
+        return entry[1]
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the precomputation pool is never serialised")
+
+    def __repr__(self) -> str:
+        return f"PrecomputationPool({len(self._pools)} clients, <secret>)"
 
 
 class ClientPresign(ClientOperation):
@@ -146,7 +192,7 @@ class CustodianPresign(CustodianOperation):
         return {"client_id": self.client_id, "count": self.count}
 
     def _start(self) -> list[Message]:
-        held = precompute(self.store, self.client_id, self._share, self.count)
+        held = self.custodian.precomputations.fill(self.client_id, self._share, self.count)
         counts = {curve: held if curve == _CURVE else 0 for curve in CURVES}
         self._complete(counts)
         return [self._step("pool", counts)]

@@ -5,8 +5,9 @@ Steps::
   client     hello (client, chain, SHA-256 of the data, the client's public share: Q1 or its FROST
              verifying share) → the child session of the chain's curve
   custodian  checks the hello (a device whose shares a recover replaced gets ``SHARE_REPLACED``
-             here, before any protocol work), then its child: ECDSA P2 taking one of its precomputations from
-             the store if the pool has one (``mpc.presign``), or the FROST responder
+             here, before any protocol work), then its child: ECDSA P2, which takes a
+             precomputation from this process's in-memory pool in its round 3 if the pool has
+             one (``mpc.presign``), or the FROST responder
   secp256k1  two-party ECDSA (``protocols.ecdsa2p.sign``): the custodian proves c3 (Π_c3); the
              client verifies it, marks "decryption in flight" in its keychain, decrypts, checks
              the signature (a failure despite the proof locks the share for good, persisted)
@@ -29,7 +30,6 @@ from typing import Any, cast
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
-from mpc.presign import take_precomputation
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
 from curves import group_by_name
 from protocols import ecdsa2p, frost
@@ -80,16 +80,16 @@ def client_share_id(curve: str, share: Any) -> str:
 
 
 def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes,
-                precomputed: ecdsa2p.C3Precomputation | None = None,
+                precomputations: ecdsa2p.PrecomputationSource | None = None,
                 decryption_guard: ecdsa2p.DecryptionGuard | None = None) -> Any:
     """The signing session of one party for one curve: two-party ECDSA (the custodian with its
-    precomputation, if any; the client with its decryption guard), or FROST in one round trip
-    (the client initiates)."""
+    precomputation source, if any; the client with its decryption guard), or FROST in one round
+    trip (the client initiates)."""
     try:
         if curve == "secp256k1":
             if party == CLIENT_PARTY:
                 return ecdsa2p.SignP1(session_id, share, data, decryption_guard=decryption_guard)
-            return ecdsa2p.SignP2(session_id, share, data, precomputed=precomputed)
+            return ecdsa2p.SignP2(session_id, share, data, precomputations=precomputations)
         if party == CLIENT_PARTY:
             return frost.InitiatorSession(session_id, share, CUSTODIAN_PARTY, data)
         return frost.ResponderSession(session_id, share, CLIENT_PARTY, data)
@@ -209,7 +209,8 @@ class ClientSign(ClientOperation):
 
 class CustodianSign(CustodianOperation):
     """The custodian's side of ``sign``: ECDSA P2 (with a precomputation from the pool, if any)
-    or the FROST responder; parkable (its ECDSA state holds k2: take semantics, park ids)."""
+    or the FROST responder; parkable (its ECDSA state holds k2 once the client committed to R1;
+    every step runs in ``CustodianOperation``'s derived randomness: docs/threat-model.md)."""
 
     protocol = "wallet/sign"
     exclusive = False
@@ -237,12 +238,21 @@ class CustodianSign(CustodianOperation):
         return super()._decode_step(name, data, sender)
 
     def _start(self) -> list[Message]:
-        precomputed = None
-        if self.curve == "secp256k1":
-            precomputed = take_precomputation(self.store, self.client_id, self._share)
         child = sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,
-                            precomputed)
+                           self._pool_source())
         return self._add_children({self.curve: child})
+
+    def _pool_source(self) -> ecdsa2p.PrecomputationSource | None:
+        """Where ECDSA P2 takes a precomputation in its round 3: this process's pool."""
+        if self.curve != "secp256k1":
+            return None
+        return self.custodian.precomputations.source(self.client_id, self._share)
+
+    def _resume(self, context: Mapping[str, Any]) -> None:
+        super()._resume(context)
+        child = self._children.get(self.curve)
+        if isinstance(child, ecdsa2p.SignP2):  # the source is never parked: attach this process's pool
+            child.precomputations = self._pool_source()
 
     def _on_children_done(self) -> list[Message]:
         self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))

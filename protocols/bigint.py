@@ -13,14 +13,15 @@ Values: every function accepts Python ints (or ``mpz``) and returns a plain ``in
 long-lived moduli (Paillier keys keep ``N`` and ``N²`` as ``mpz`` so that the hot path does not
 convert them on every call; the results handed back are still ``int``).
 
-Randomness comes only from :mod:`secrets`.
+Randomness comes only from :mod:`protocols.randomness` (:mod:`secrets`, or the keyed stream of a
+``derived`` scope).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import secrets
+from protocols import randomness
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -193,30 +194,30 @@ def isqrt(n: int) -> int:
 
 def random_below(bound: int) -> int:
     """Uniform in [0, bound)."""
-    return secrets.randbelow(bound)
+    return randomness.randbelow(bound)
 
 
 def random_range(low: int, high: int) -> int:
     """Uniform in [low, high)."""
     if high <= low:
         raise UsageError("empty random range")
-    return low + secrets.randbelow(high - low)
+    return low + randomness.randbelow(high - low)
 
 
 def random_bits(bits: int) -> int:
     """Uniform in [0, 2^bits)."""
-    return secrets.randbits(bits)
+    return randomness.randbits(bits)
 
 
 def random_signed(bound: int) -> int:
     """Uniform in [-bound, bound] (the ``±bound`` sampling of the CGGMP proofs)."""
-    return secrets.randbelow(2 * bound + 1) - bound
+    return randomness.randbelow(2 * bound + 1) - bound
 
 
 def random_unit(modulus: int) -> int:
     """Uniform in Z*_modulus: [1, modulus) and coprime to it."""
     while True:
-        r = secrets.randbelow(modulus - 1) + 1
+        r = randomness.randbelow(modulus - 1) + 1
         if gcd(r, modulus) == 1:
             return r
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
+from protocols import randomness
 
 from protocols.errors import ProofError
 
@@ -32,7 +32,7 @@ def _digest(protocol: str, session_id: bytes, party: int, nonce: bytes, value: b
 
 def commit(protocol: str, session_id: bytes, party: int, value: bytes) -> tuple[bytes, bytes]:
     """Commit to ``value``; returns ``(commitment, nonce)``. Keep the nonce until the opening."""
-    nonce = secrets.token_bytes(NONCE_LENGTH)
+    nonce = randomness.token_bytes(NONCE_LENGTH)
     return _digest(protocol, session_id, party, nonce, value), nonce
 
 

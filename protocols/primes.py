@@ -11,7 +11,7 @@ primes the sieve strikes every p' where p' or 2p'+1 has a small factor, which re
 of the candidates that survive sieving p' alone. Survivors get a base-2 Fermat test of p' and of
 p (cheap, rejects almost every composite), then the full probable-prime test of both.
 
-Randomness comes only from :mod:`secrets` (through :mod:`protocols.bigint`).
+Randomness comes only from :mod:`protocols.randomness` (through :mod:`protocols.bigint`).
 """
 
 from __future__ import annotations

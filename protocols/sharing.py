@@ -12,7 +12,7 @@ an identifier not in it (RFC 9591 §4.2).
 
 from __future__ import annotations
 
-import secrets
+from protocols import randomness
 from collections.abc import Iterable, Sequence
 
 from curves import Group, Point
@@ -35,7 +35,7 @@ def additive_split(group: Group, secret: int, n: int) -> list[int]:
     """n uniformly random scalars summing to ``secret`` mod q."""
     if n < 1:
         raise UsageError("need at least one share")
-    shares = [secrets.randbelow(group.order) for _ in range(n - 1)]
+    shares = [randomness.randbelow(group.order) for _ in range(n - 1)]
     shares.append((secret - sum(shares)) % group.order)
     return shares
 

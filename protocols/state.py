@@ -6,7 +6,9 @@ on any node. The codec is *strict and allowlisted*: only the types below and cla
 by an explicit call can be encoded or restored (never by importing a name found in the data);
 an unknown tag or class name is ``InvalidMessage``. Each module declares what of its own state
 may be parked, at its end (``register_attrs`` and friends); this module imports none of them.
-What is *not* declared cannot be parked: the device's signing sessions, which hold its nonces.
+What is *not* declared cannot be parked: every session that holds a nonce between its rounds
+(the device's signing sessions, FROST ``SignSession``) and single-use randomness (FROST
+``SigningNonces``, the custodian's c3 precomputations).
 
 Format (version 1): canonical JSON (sorted keys, no white space, ASCII), an envelope
 ``{"kind": "portal-mpc/session-state", "v": 1, "state": VALUE}``. Apart from ``null``, ``true``
@@ -28,9 +30,8 @@ Registered kinds: ``attrs`` (sessions and plain objects: their ``__dict__`` by s
 minus the names in the class's ``_transient``), ``dataclass`` (its init fields, rebuilt through
 the constructor so its validation runs), ``bytes`` (the class's own strict ``to_bytes`` /
 ``from_bytes``: key shares, Paillier and ring-Pedersen secrets, messages) and a few custom ones
-(FROST ``SigningNonces`` with its used/unused state: nonces taken before parking are still taken
-after; aborts; the custodian setup *by reference*: its fingerprint only, the object comes back
-from the ``setup`` context).
+(aborts; the custodian setup *by reference*: its fingerprint only, the object comes back from
+the ``setup`` context).
 
 Shared objects keep their identity: lists, dicts and registered objects are numbered in the
 order they are first met, and a second occurrence is ``["r", n]``. A signing session and its
@@ -41,15 +42,16 @@ Transient collaborators (the custodian facade, its store, the device's keychain 
 backup method) are not state: a class names them in ``_transient`` and ``from_bytes`` takes them
 from ``**context`` (``Session._resume`` re-injects them; a missing one is ``UsageError``).
 
-Safety. A parked session is a *secret-bearing, single-use* blob: it holds secret shares and,
-between the rounds of a signing run, single-use nonces (FROST hiding/binding nonces, ECDSA k2). Resuming the same blob twice would let a peer
-obtain two signature shares for one nonce with different challenges, which reveals the key share
-(RFC 9591 §7.3; the same holds for Lindell's k1/k2). Whoever stores blobs must therefore use
-*take* semantics: load and delete in one transaction, process the message, and save the new
-state again (``mpc.storage.store``'s ``take_session``); a blob is then resumed at most once, and a crash
-between take and save only loses the session (the operation is started again with fresh nonces),
-never reuses it. Store the blobs like the shares themselves (same database, same protection),
-and only blobs this code produced: restoring validates every field through the types' strict
+Safety. A parked session is a *secret-bearing* blob: it holds secret shares and, between the
+rounds of ECDSA signing, the custodian's k2, already committed to the client's R1. Resuming a
+blob with a *different* peer input must never combine an old secret with it: the only parkable
+session that holds a nonce, ``SignP2``, draws k2 after the peer's commitment, and a custodian runs
+every step inside ``protocols.randomness.derived`` over the transcript, so a replay of a copy
+(or of a restored database) reproduces the same replies and another input meets fresh values
+(docs/threat-model.md, "Rollback"). Store blobs with *take* semantics all the same (load and
+delete in one transaction, process the message, save the new state: ``mpc.storage.store``'s
+``take_session``) as defence in depth. Store the blobs like the shares themselves (same
+database, same protection), and only blobs this code produced: restoring validates every field through the types' strict
 decoders (points on the curve, scalars below the order, Paillier keys well formed, canonical
 encodings), but it does not authenticate who wrote them.
 """

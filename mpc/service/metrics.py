@@ -250,8 +250,8 @@ AUTH_FAILURES = Counter("mpc_auth_failures_total", "Refused credentials: client 
 CONNECTIONS_OPEN = Gauge("mpc_connections_open", "WebSocket connections open now", registry=REGISTRY)
 PARKED_SESSIONS = Gauge("mpc_parked_sessions", "Sessions parked in the database between two messages "
                         "(read at scrape time, cached a few seconds)", registry=REGISTRY)
-PRESIGN_POOL = Gauge("mpc_presign_pool_size", "Custodian ECDSA precomputations stored, all clients (read at "
-                     "scrape time, cached a few seconds)", registry=REGISTRY)
+PRESIGN_POOL = Gauge("mpc_presign_pool_size", "Custodian ECDSA precomputations in the serving process's memory, "
+                     "all clients (read at scrape time, cached a few seconds)", registry=REGISTRY)
 RATE_LIMITED = Counter("mpc_rate_limited_total", "Requests or sockets refused by a limit (ip, client, parked, "
                        "connections, sockets)", ("limit",), registry=REGISTRY)
 SCRAPE_ERRORS = Counter("mpc_scrape_errors_total", "Scrapes whose store-read gauges could not be refreshed "

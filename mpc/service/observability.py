@@ -240,9 +240,9 @@ def _respond(connection: Any, status: int, body: str, content_type: str | None =
     return response
 
 
-def read_gauges(store: Any, parked_count: Callable[[], int]) -> None:
-    """Set the scrape-time gauges from the store: parked sessions and stored precomputations."""
+def read_gauges(pool_size: Callable[[], int], parked_count: Callable[[], int]) -> None:
+    """Set the scrape-time gauges: parked sessions (the store) and the precomputations in the
+    serving process's memory (``mpc.presign``: never stored)."""
     metrics.PARKED_SESSIONS.set(parked_count())
-    row = store._execute("SELECT COUNT(*) FROM presignatures").fetchone()
-    metrics.PRESIGN_POOL.set(int(row[0]))
+    metrics.PRESIGN_POOL.set(pool_size())
 

@@ -217,7 +217,7 @@ class CustodianService:
                                    public=metrics_public, ip_requests=self._ip_requests, log=self._log)
 
     def _read_gauges(self) -> None:
-        read_gauges(self.custodian.store, self.service.count)
+        read_gauges(self.custodian.precomputations.size, self.service.count)
 
     async def _run_step(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the executor with this connection's log context (request id, client,

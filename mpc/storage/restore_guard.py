@@ -5,14 +5,15 @@ Defence in depth: the custodian's single-use secrets are safe under a restore by
 notices a restore and kills the restored copy's single-use state before anything is served.
 
 A database restored from a snapshot brings back single-use state that was used since the
-snapshot: ECDSA precomputations (Paillier nonces), parked sessions and their tombstones.
+snapshot: parked sessions and the tombstones of those already resumed (ECDSA precomputations
+live in the custodian's memory only and never come back).
 Nothing inside the database can tell, since whatever it would compare against is restored with
 it. So the store counts every single-use *take* (``meta.take_counter``, in the take's own
 transaction) and a ``RestoreGuard`` keeps the highest count in a small file *outside* the
 restore boundary, written (and fsync'd) after each take's transaction commits and before the
 taken item is used. A store whose counter is below the file's has gone back in time: it was
 restored (or is a stale replica), and the store (``SQLiteStore.check_restore_guard``) bumps
-its nonce epoch (killing every precomputation and parked session of the restored copy) and
+its nonce epoch (killing every parked session of the restored copy) and
 catches its counter up before anything is served.
 
 When the store compares (``mpc.storage.store``): when the guard is attached (the store opens); at the
@@ -26,8 +27,8 @@ fsync each take already pays, which is why it runs before every take rather than
 
 A guard file with no count (a new host, or the file was lost) and a database that has taken
 before (``take_counter`` > 0) cannot tell whether that database was restored: the epoch is
-bumped once, with a warning, and the count recorded (the safe default: it costs the
-precomputations and parked sessions of that moment, never a nonce).
+bumped once, with a warning, and the count recorded (the safe default: it costs the parked
+sessions of that moment, never a nonce).
 
 What it needs: the file on storage that is not backed up and restored with the database (the
 way stutxo/mercurylayer keeps its "consumed" tombstones outside the database), shared by every

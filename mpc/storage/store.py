@@ -9,8 +9,8 @@ and SQLite runs with ``secure_delete``: deleted or replaced values are zeroed in
 
 **Secrets at rest** (``mpc.storage.sealing``): with a ``Sealer`` every secret value is sealed when
 written and opened when read, bound to its row (``SEALED_COLUMNS``: the shares, the
-ring-Pedersen setup with its Paillier/RSA trapdoor, the encrypted client backups and their key
-records, the precomputations, and ``mpc.service.store``'s parked sessions). ``meta`` records
+ring-Pedersen setup with its Paillier/RSA trapdoor, the nonce key, the encrypted client backups
+and their key records, and ``mpc.service.store``'s parked sessions). ``meta`` records
 that the store is sealed (``sealing``) and the key ids in use (``sealing_key_ids``): a sealed
 store opened without a key raises ``StoreKeyMissing``, with a key it was not sealed with
 ``StoreKeyInvalid``; a key given to a store that still holds plaintext secrets raises
@@ -23,31 +23,34 @@ Tables (sealed columns marked ``*``)::
 
   meta            schema version, nonce epoch, take counter, sealing format and key ids
   setup           the custodian's ring-Pedersen setup* (one row)
+  nonce_key       the custodian's nonce key* (one row; ``nonce_key``): the key of the PRF every
+                  single-use secret of an operation is derived from (docs/threat-model.md)
   clients         client id, public keys, signing status, ejected flag, operation lock (the
                   operation, its lease's expiry and its holder: the session id holding it)
   backups         (client, method) -> backup status, whether the custodian share is self-managed
   shares          (client, kind = signing | backup, method, curve) -> share bytes*
   client_backups  (client, method, curve) -> encrypted client backup share* and its key record*
   resumed_sessions  park ids of parked operations already resumed (``consume_park_id``)
-  presignatures   (client, curve, id) -> a custodian-side precomputation* for fast signing
-                  (``mpc.presign``; single use: ``take_any_presignature`` deletes the row before
-                  the caller sees it), tagged (``binding``) with the nonce epoch and the key it
-                  was made for
+  presignatures   unused: precomputations of an older version, deleted when the store opens
+                  (they live in the custodian's memory now, ``mpc.presign``)
 
-The *nonce epoch* (``meta``, key ``nonce_epoch``) is defence in depth for single-use state
-against a database restore: ``bump_nonce_epoch`` moves it on and deletes every precomputation
-and parked session; state tagged with an older epoch is never used (``python -m mpc
-nonce-epoch --bump``). Every single-use take also counts in ``meta.take_counter``; with a
-``RestoreGuard`` attached (a counter file outside the database, ``mpc.storage.restore_guard``) a
-restored database is detected, and its epoch bumped by itself, when the guard is attached,
-at the start of every single-use take (in the take's transaction), at the first statement
-after a reconnect, and whenever ``check_restore_guard`` is called.
+Safety against a restored database holds by construction (docs/threat-model.md, "Rollback"):
+nothing stored lets a resumed session combine an old secret with a new peer input. As defence
+in depth, the *nonce epoch* (``meta``, key ``nonce_epoch``) still kills parked state of a
+restored copy: ``bump_nonce_epoch`` moves it on and deletes every parked session; state tagged
+with an older epoch is never used (``python -m mpc nonce-epoch --bump``). Every single-use take
+also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counter file outside
+the database, ``mpc.storage.restore_guard``) a restored database is detected, and its epoch
+bumped by itself, when the guard is attached, at the start of every single-use take (in the
+take's transaction), at the first statement after a reconnect, and whenever
+``check_restore_guard`` is called.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -62,12 +65,15 @@ from mpc.errors import (
     StoreKeyMissing,
     StoreNotSealed,
     StoreSchemaUnsupported,
+    StateInvalid,
 )
 from mpc.storage.restore_guard import RestoreGuard
 from mpc.storage.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
 from protocols.errors import UsageError
 
-__all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION", "SEALED_COLUMNS"]
+__all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION", "SEALED_COLUMNS", "NONCE_KEY_LENGTH"]
+
+NONCE_KEY_LENGTH = 32
 
 log = logging.getLogger("mpc.storage.store")
 
@@ -76,6 +82,7 @@ SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS setup (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS nonce_key (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY,
     secp256k1_public BLOB,
@@ -128,6 +135,7 @@ CREATE TABLE IF NOT EXISTS presignatures (
 # belongs to mpc.service.store; a table that does not exist (yet) is skipped.
 SEALED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "setup": (("id",), ("data",)),
+    "nonce_key": (("id",), ("data",)),
     "shares": (("client_id", "kind", "method", "curve"), ("data",)),
     "client_backups": (("client_id", "method", "curve"), ("box", "record")),
     "presignatures": (("client_id", "curve", "id", "binding"), ("data",)),
@@ -186,6 +194,9 @@ class SQLiteStore:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 self._execute(statement)
             self._add_lock_holder_column()
+            # Precomputations are kept in memory only now (``mpc.presign``): rows an older version
+            # stored (and a restore could bring back) are never used.
+            self._execute("DELETE FROM presignatures")
             row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 self._execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -351,6 +362,23 @@ class SQLiteStore:
         """Store the custodian setup (sealed)."""
         self._execute("INSERT OR REPLACE INTO setup VALUES (1, ?)", (self._seal(data, "setup", "data", 1),))
 
+    # --- the custodian's nonce key (docs/threat-model.md, "Rollback") ---------------------------
+    def nonce_key(self) -> bytes:
+        """The custodian's long-lived nonce key: 32 random bytes made at first use, sealed like
+        the setup. Every single-use secret of an operation is derived from it and the
+        operation's transcript (``mpc.operation``); a restore brings back the same key, so a
+        replay reproduces the same replies. Never part of a parked state."""
+        with self.transaction():
+            row = self._execute("SELECT data FROM nonce_key WHERE id = 1").fetchone()
+            if row is None:
+                key = secrets.token_bytes(NONCE_KEY_LENGTH)
+                self._execute("INSERT INTO nonce_key VALUES (1, ?)", (self._seal(key, "nonce_key", "data", 1),))
+                return key
+        key = self._unseal(row[0], "nonce_key", "data", 1)
+        if len(key) != NONCE_KEY_LENGTH:
+            raise StateInvalid("the stored nonce key is damaged")
+        return key
+
     # --- clients ------------------------------------------------------------------------------
     def create_client(self, client_id: str, signing_status: str) -> None:
         """Add a client row with its signing share status."""
@@ -433,33 +461,6 @@ class SQLiteStore:
         return (self._unseal(row[0], "client_backups", "box", *key),
                 self._unseal(row[1], "client_backups", "record", *key))
 
-    # --- presignatures (single use) -------------------------------------------------------------
-    def put_presignatures(self, client_id: str, curve: str, binding: bytes, items: list[tuple[bytes, bytes]]) -> None:
-        """Add (id, data) rows; rows of this curve made for another share (``binding``) go."""
-        with self.transaction():
-            self._execute("DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND binding != ?",
-                          (client_id, curve, binding))
-            for presignature_id, data in items:
-                sealed = self._seal(data, "presignatures", "data", client_id, curve, presignature_id, binding)
-                self._execute("INSERT INTO presignatures VALUES (?, ?, ?, ?, ?)",
-                              (client_id, curve, presignature_id, binding, sealed))
-
-    def take_any_presignature(self, client_id: str, curve: str, binding: bytes) -> bytes | None:
-        """Delete one row with this ``binding`` and return its data, opened (None if there is none).
-
-        One statement (``DELETE … RETURNING``): two takers never get the same row.
-        """
-        with self.taking() as took:
-            row = self._execute(
-                "DELETE FROM presignatures WHERE client_id = ? AND curve = ? AND id = (SELECT id FROM presignatures "
-                "WHERE client_id = ? AND curve = ? AND binding = ? LIMIT 1) AND binding = ? RETURNING id, data",
-                (client_id, curve, client_id, curve, binding, binding),
-            ).fetchone()
-            took(row is not None)
-        if row is None:
-            return None
-        return self._unseal(row[1], "presignatures", "data", client_id, curve, bytes(row[0]), binding)
-
     # --- single-use takes and the restore guard (``mpc.storage.restore_guard``) -----------------------
     def take_counter(self) -> int:
         """How many single-use takes this database has made (it goes back with a restore)."""
@@ -522,7 +523,7 @@ class SQLiteStore:
             epoch = self.bump_nonce_epoch()
             self._set_take_counter(verdict.counter)
             self.restores_detected += 1
-            log.warning("restore guard: %s; nonce epoch bumped to %d, every precomputation and parked session "
+            log.warning("restore guard: %s; nonce epoch bumped to %d, every parked session "
                         "of this database is dead", verdict.why, epoch)
         self._guard_pending = max(self._guard_pending or 0, verdict.counter)
         self._guard_due = False
@@ -556,7 +557,8 @@ class SQLiteStore:
 
     def bump_nonce_epoch(self) -> int:
         """Move to a new epoch and empty every table of single-use rows (``single_use_tables``:
-        the precomputations, and the service's parked sessions). Run it after a restore."""
+        old precomputation rows, the park tombstones and the service's parked sessions): defence in depth
+        after a restore (docs/threat-model.md, Rollback)."""
         with self.transaction():
             epoch = self.nonce_epoch() + 1
             self._execute("DELETE FROM meta WHERE key = 'nonce_epoch'")
@@ -564,14 +566,6 @@ class SQLiteStore:
             for table in self.single_use_tables:
                 self._execute(f"DELETE FROM {table}")
         return epoch
-
-    def count_presignatures(self, client_id: str) -> dict[str, int]:
-        """How many presignatures are stored per curve."""
-        rows = self._execute("SELECT curve, COUNT(*) FROM presignatures WHERE client_id = ? GROUP BY curve",
-                             (client_id,)).fetchall()
-        counts = {"secp256k1": 0, "ed25519": 0}
-        counts.update({curve: n for curve, n in rows})
-        return counts
 
     def close(self) -> None:
         """Close the database connection."""

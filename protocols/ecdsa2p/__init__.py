@@ -75,7 +75,7 @@ from protocols.ecdsa2p.setup import (
     verify_setup,
 )
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
-from protocols.ecdsa2p.sign import C3Precomputation, DecryptionGuard, SignP1, SignP2
+from protocols.ecdsa2p.sign import C3Precomputation, DecryptionGuard, PrecomputationSource, SignP1, SignP2
 from protocols.ecdsa2p.signature import Signature, recover_public_key, verify_signature
 from protocols.local import run
 from protocols.zk.params import DEFAULT_LEVEL, LEVEL_112, LEVEL_128, SecurityLevel
@@ -108,6 +108,7 @@ __all__ = [
     "ReshareP1",
     "ReshareP2",
     "C3Precomputation",
+    "PrecomputationSource",
     "DecryptionGuard",
     "keygen",
     "sign",

@@ -148,7 +148,6 @@ class KeygenP2(TwoPartySession):
         super().__init__(session_id, CUSTODIAN)
         self._setup = setup
         self._known = known
-        self._x2 = SecretScalar.random(GROUP)
 
     def _begin(self) -> list[Message]:
         self._expect(1)
@@ -163,6 +162,9 @@ class KeygenP2(TwoPartySession):
         self._commitment = round1.commitment
         self._client_setup_id = round1.client_setup_id
         self._client_setup_known = setups.peer_verified(round1.client_setup_id, self._known)  # or None
+        # x2 only now, once P1 is bound to Q1 (docs/threat-model.md, "Rollback": a replay of
+        # this commitment gives the same x2, another commitment a fresh one).
+        self._x2 = SecretScalar.random(GROUP)
         proof = schnorr.prove(self._x2, self._transcript("dlog", 2, CUSTODIAN))
         own = self._setup.public
         payload = {

@@ -31,12 +31,13 @@ plaintext for every |x1| ≤ 2^(ℓ+ε) that Π_log* admits, within 2^-128).
 
 from __future__ import annotations
 
-import secrets
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from curves import Point, SecretScalar, secp256k1
-from protocols import bigint, paillier
+from protocols import bigint, paillier, randomness
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
@@ -51,7 +52,7 @@ from protocols.zk import schnorr
 from protocols.zk.fields import is_unit
 from protocols.state import register_attrs, register_dataclass
 
-__all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard"]
+__all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard", "PrecomputationSource"]
 
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
@@ -68,6 +69,21 @@ def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
     if r == 0:
         raise ProtocolAbort("r = 0")
     return r_point, r
+
+
+PrecomputationSource = Callable[[], "C3Precomputation | None"]
+"""Hands out one precomputation (or None) when ``SignP2`` reaches round 3 (``mpc.presign``'s pool)."""
+
+
+class _OneShot:
+    """A source that hands out one given precomputation, once."""
+
+    def __init__(self, item: C3Precomputation) -> None:
+        self._item: C3Precomputation | None = item
+
+    def __call__(self) -> C3Precomputation | None:
+        item, self._item = self._item, None
+        return item
 
 
 @dataclass(frozen=True)
@@ -161,26 +177,48 @@ class SignP1(TwoPartySession):
 
 
 class SignP2(TwoPartySession):
-    """The custodian's side of signing: the homomorphic step, then it verifies the result."""
+    """The custodian's side of signing: the homomorphic step, then it verifies the result.
+
+    Rollback-safe by construction (docs/threat-model.md, "Rollback"): k2 and its proof nonce are
+    drawn in the round-1 handler, once the client's commitment (which binds the digest, R1 and
+    its proof) has arrived, and every other secret (the mask ρ, the Paillier nonces, Π_c3's
+    masks) in the round-3 handler, where it is used at once. A custodian runs each step inside
+    ``protocols.randomness.derived`` over the transcript so far, so a replay reproduces the same
+    reply and another peer input gives fresh values. A precomputation (fresh randomness, from
+    ``precomputations``, a source called only in round 3) makes the whole round-3 step fresh:
+    never a derived mask beside a fresh one inside one proof. The source and what it hands out
+    are never part of the parked state.
+    """
 
     protocol = PROTOCOL
+    _transient = ("precomputations",)
 
     def __init__(
-        self, session_id: bytes, share: P2KeyShare, digest: bytes, *, precomputed: C3Precomputation | None = None
+        self,
+        session_id: bytes,
+        share: P2KeyShare,
+        digest: bytes,
+        *,
+        precomputed: C3Precomputation | None = None,
+        precomputations: PrecomputationSource | None = None,
     ) -> None:
         require_instance(share, P2KeyShare, "SignP2 takes the custodian's share")
         if precomputed is not None:
             require_instance(precomputed, C3Precomputation, "SignP2's precomputed")
         if share.paillier is None or share.c_key is None:
             raise UsageError("a backup share cannot sign; reshare it into a signing share first")
+        if precomputed is not None and precomputed.n != share.paillier.n:
+            raise UsageError("the precomputation was made for another Paillier key")
         super().__init__(session_id, CUSTODIAN)
         self._share = share
         self._m = digest_to_int(digest)  # validates the digest first (UsageError)
         self._digest = bytes(digest)
-        self._k2 = SecretScalar.random(GROUP)
-        if precomputed is not None and precomputed.n != share.paillier.n:
-            raise UsageError("the precomputation was made for another Paillier key")
-        self._precomputed = precomputed
+        self.precomputations: PrecomputationSource | None = precomputations
+        if precomputed is not None:
+            self.precomputations = _OneShot(precomputed)
+
+    def _resume(self, context: Mapping[str, Any]) -> None:
+        self.precomputations = None  # never parked: the resumer may attach a source again
 
     def _begin(self) -> list[Message]:
         self._expect(1)
@@ -201,6 +239,7 @@ class SignP2(TwoPartySession):
 
     def _on_round1(self, inputs: dict[int, Any]) -> list[Message]:
         self._commitment = inputs[CLIENT]
+        self._k2 = SecretScalar.random(GROUP)  # only now: the client is bound to R1 (rollback rule)
         proof = schnorr.prove(self._k2, self._transcript("dlog", 2, CUSTODIAN, self._digest))
         self._expect(3)
         payload = {"R2": self._k2.public_point().to_bytes().hex(), "proof": proof.to_payload()}
@@ -221,10 +260,21 @@ class SignP2(TwoPartySession):
         except ProtocolAbort as exc:
             raise ProtocolAbort(exc.reason, CLIENT) from None
         transcript = self._transcript("c3", 4, CUSTODIAN, self._digest)
-        payload = prove_c3(self._share, self._k2, self._m, self._r, transcript, self._precomputed)
-        self._precomputed = None  # single use, even if this session is resumed from a copy
+        precomputed = self._take_precomputation()
+        # All of this step's randomness from one source: the precomputation's is fresh, so the
+        # rest is too (a derived mask beside a fresh one would differ between a run and its
+        # replay only in part, and z − z' = (e − e')·w1 would give k2⁻¹ away).
+        with randomness.fresh() if precomputed is not None else nullcontext():
+            payload = prove_c3(self._share, self._k2, self._m, self._r, transcript, precomputed)
         self._expect(5)
         return [self._message(4, payload, CLIENT)]
+
+    def _take_precomputation(self) -> C3Precomputation | None:
+        """One precomputation for this share from the source, or None (then all is drawn here)."""
+        source, self.precomputations = self.precomputations, None  # single use
+        item = source() if source is not None else None
+        pk = self._share.paillier
+        return item if isinstance(item, C3Precomputation) and pk is not None and item.n == pk.n else None
 
     def _decode_round5(self, msg: Message) -> Signature:
         return decode_signature(msg.payload)
@@ -244,9 +294,11 @@ class C3Precomputation:
     It holds no signing nonce (k2 and the mask ρ are drawn online), but it is single use all the
     same: one Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the
     difference of the two k2⁻¹·r and then for the key, and shared commitment masks would reveal
-    s^w. Stored with take semantics and under the custodian's nonce epoch (``mpc.presign``).
-    ``from_bytes`` checks ranges and units, not the powers (recomputing them would cost what
-    they save): a damaged row makes a c3 whose proof fails at the client, never a leak.
+    s^w. So it is never stored nor parked: the custodian keeps its pool in process memory and
+    pops each one at the moment of use (``mpc.presign``; a database restore cannot bring one
+    back). Its randomness is fresh, so the round-3 step that uses it draws the rest fresh too
+    (``SignP2``). ``from_bytes`` checks ranges and units, not the powers (recomputing them would
+    cost what they save): a damaged value makes a c3 whose proof fails at the client, never a leak.
     """
 
     c3_nonce: c3_proof.C3Randomness
@@ -309,6 +361,11 @@ class C3Precomputation:
         return "C3Precomputation(<secret>)"
 
 
+def _draw_mask() -> int:
+    """The mask ρ, uniform below 2^MASK_BITS (``protocols.randomness``)."""
+    return bigint.random_bits(MASK_BITS)
+
+
 def prove_c3(
     share: P2KeyShare,
     k2: SecretScalar,
@@ -326,7 +383,7 @@ def prove_c3(
     if pk is None or share.c_key is None or share.client_params is None:
         raise UsageError("a backup share cannot sign; reshare it into a signing share first")
     w1 = pow(k2.value, -1, Q)
-    witness = (w1, w1 * share.x2.value % Q, secrets.randbits(MASK_BITS))
+    witness = (w1, w1 * share.x2.value % Q, _draw_mask())
     nonces = precomputed or C3Precomputation.fresh(pk)
     c3 = c3_proof.form_c3(pk, share.c_key, r, m, witness, nonces.c3_nonce)
     statement = c3_proof.C3Statement(pk, share.client_params, share.c_key, c3, r, m, r2, share.x2.public_point())
@@ -405,6 +462,6 @@ def check_client_signature(public_point: Point, digest: bytes, r: int, signature
 # Parkable state (``protocols.state``).
 # Not SignP1: it holds the client's nonce k1 and runs on the device, which never stores a
 # single-use secret (docs/threat-model.md, rollback).
+# Not C3Precomputation: precomputations live in the custodian's memory only (``mpc.presign``).
 register_attrs(SignP2)
-for _cls in (_Opening, C3Precomputation):
-    register_dataclass(_cls)
+register_dataclass(_Opening)

@@ -9,14 +9,13 @@ enforces that by handing its values out once.
 
 from __future__ import annotations
 
-import secrets
-from typing import Any, NoReturn
+from protocols import randomness
+from typing import NoReturn
 
 from curves import Point, SecretScalar
-from protocols.errors import InvalidMessage, UsageError
+from protocols.errors import UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.helpers import SigningCommitments
-from protocols.state import register_custom
 
 __all__ = ["SigningNonces", "SigningCommitments", "nonce_generate", "commit"]
 
@@ -24,7 +23,7 @@ __all__ = ["SigningNonces", "SigningCommitments", "nonce_generate", "commit"]
 def nonce_generate(secret: SecretScalar, random_bytes: bytes | None = None) -> SecretScalar:
     """§4.1: H3(random_bytes ‖ SerializeScalar(secret)); ``random_bytes`` only for test vectors."""
     if random_bytes is None:
-        random_bytes = secrets.token_bytes(32)
+        random_bytes = randomness.token_bytes(32)
     if len(random_bytes) != 32:
         raise UsageError("nonce randomness must be 32 bytes")
     return SecretScalar(SUITE.group, SUITE.H3(random_bytes + secret.to_bytes()))
@@ -81,29 +80,5 @@ def commit(
     return SigningNonces(hiding, binding, commitments)
 
 
-# Parkable state (``protocols.state``): nonces inside a parked ``SignSession`` (a server's,
-# stored with take semantics), with their used/unused state.
-def _encode_nonces(nonces: SigningNonces, enc: Any) -> Any:
-    pair = object.__getattribute__(nonces, "_nonces")  # single-use secrets: see protocols.state
-    return [enc.value(pair), enc.value(nonces.commitments)]
-
-
-def _decode_nonces(body: Any, dec: Any) -> SigningNonces:
-    if not isinstance(body, list) or len(body) != 2:
-        raise InvalidMessage("malformed signing nonces")
-    pair, commitments = dec.value(body[0]), dec.value(body[1])
-    if not isinstance(commitments, SigningCommitments):
-        raise InvalidMessage("malformed signing nonces")
-    if pair is None:  # already used: stays used
-        dummy = SecretScalar(commitments.hiding.group, 1)
-        nonces = SigningNonces(dummy, dummy, commitments)
-        nonces.take()
-        return nonces
-    if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(s, SecretScalar) for s in pair)):
-        raise InvalidMessage("malformed signing nonces")
-    if pair[0].public_point() != commitments.hiding or pair[1].public_point() != commitments.binding:
-        raise InvalidMessage("signing nonces do not match their commitments")
-    return SigningNonces(pair[0], pair[1], commitments)
-
-
-register_custom(SigningNonces, "protocols.frost.round1.SigningNonces", _encode_nonces, _decode_nonces)
+# Not parkable (``protocols.state``): nonces never reach storage (docs/threat-model.md,
+# "Rollback"); ``__reduce__`` refuses pickling too.

@@ -23,7 +23,10 @@ fresh linear combination that never repeats an earlier one.
 **No nonce outlives its round.** The initiator draws (d_I, e_I) in ``start()`` and uses them in the
 single ``round2.sign`` call when round 2 arrives; the responder draws (d_R, e_R) and uses them in
 the same step in which it receives round 1, so the responder's state between rounds holds no
-nonce at all and may be parked anywhere. The initiator's state between round 1 and round 2 holds
+nonce at all and may be parked anywhere. A custodian draws them inside
+``protocols.randomness.derived`` over the transcript that already holds the initiator's
+commitments and H4(msg) (``mpc.operation``): a replayed round 1 after a database restore gets the
+same (D_R, E_R, z_R) again, any other round 1 fresh nonces (docs/threat-model.md, "Rollback"). The initiator's state between round 1 and round 2 holds
 its nonces and must never be written to storage (RFC 9591 §7.3): ``InitiatorSession`` is not on
 the session-state allowlist, and a device that crashes mid-run starts again with fresh nonces.
 
@@ -158,7 +161,8 @@ class ResponderSession(_RoundTripSession):
         require_keys(msg.payload, ("message_hash", "hiding", "binding"))
         if get_bytes(msg.payload, "message_hash", 64) != SUITE.H4(self.message):
             raise InvalidMessage("the initiator asks to sign a different message")
-        # Fresh nonces drawn and used up within this step (a refused message only discards them).
+        # Nonces drawn and used up within this step, after the initiator's commitments arrived
+        # (a refused message only discards them; a custodian derives them from the transcript).
         nonces = round1.commit(self.party_id, self.key_share.signing_share)
         return nonces, self._decode_and_sign(msg.payload, nonces)
 

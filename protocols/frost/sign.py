@@ -17,12 +17,14 @@ different lists an honest signer's share would fail another's check and be blame
 message hash in round 1 catches signers given different messages before any share is made:
 that is a disagreement of inputs, not proof of an attack, so it is refused as ``InvalidMessage``
 (state unchanged) and blames nobody. The nonces are made
-in ``start()``, stay inside the session and are consumed by the single ``round2.sign`` call.
+in ``start()``, stay inside the session and are consumed by the single ``round2.sign`` call; the
+session is never parked (``protocols.state``), so they never reach storage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from curves import InvalidEncoding
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
@@ -41,7 +43,6 @@ from protocols.frost.helpers import (
 )
 from protocols.frost.keys import KeyShare
 from protocols.rounds import Message, Session
-from protocols.state import register_attrs
 
 __all__ = ["SignSession"]
 
@@ -162,6 +163,10 @@ class SignSession(Session):
         self._finish(signature)
         return []
 
+    def __reduce__(self) -> Any:
+        raise TypeError("a FROST signing session holding nonces is never serialised")
 
-# Parkable state (``protocols.state``).
-register_attrs(SignSession)
+
+# Not parkable (``protocols.state``): it holds this signer's nonces between its rounds, and a
+# parked copy restored from a backup would sign twice with them (RFC 9591 §7.3). A service signs
+# with ``protocols.frost.round_trip`` instead, whose responder holds no nonce between rounds.

@@ -79,7 +79,6 @@ from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
 from protocols.zk.fields import encode_nats, get_unit, get_units, is_unit, require_unit, require_units
 from protocols.zk.params import ELL, EPSILON
-from protocols.state import register_dataclass
 
 __all__ = [
     "C3Bounds",
@@ -471,6 +470,4 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
         raise ProofError("c3 proof: z_enc must be a unit modulo N")
 
 
-# Parkable state (``protocols.state``).
-register_dataclass(C3Randomness)
-register_dataclass(PedersenMasks)
+# Not parkable (``protocols.state``): single-use randomness never leaves the custodian's memory.

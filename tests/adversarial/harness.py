@@ -518,7 +518,7 @@ def copyable_secrets() -> Iterator[None]:
         return clone
 
     atoms = (SecretScalar, Point, Group)  # immutable (a point's encoding cache is idempotent)
-    unpicklable = (SignP1, InitiatorSession)  # the device's signing sessions refuse serialisation
+    unpicklable = (SignP1, InitiatorSession, frost.SignSession)  # sessions holding nonces refuse serialisation
     saved = {cls: cls.__dict__.get("__deepcopy__") for cls in (*atoms, SigningNonces, *unpicklable)}
     for cls in atoms:
         cls.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]

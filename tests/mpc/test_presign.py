@@ -15,7 +15,8 @@ import pytest
 import mpc
 from mpc.backup.methods import MemoryCloudStorage
 from mpc.errors import InputInvalid, KeyLockedError, StateInvalid
-from mpc.presign import MAX_PRESIGN_COUNT, take_precomputation
+from mpc.presign import MAX_PRESIGN_COUNT, PrecomputationPool
+from protocols.state import registered_names
 from protocols.errors import MPCError, UsageError
 from tests.mpc.conftest import Wallet, data_for, verify_result
 
@@ -56,20 +57,43 @@ def test_presign_count_is_bounded_and_a_locked_share_asks_for_nothing(generated:
         generated.client.presign(1)
 
 
-def test_precomputations_of_an_older_key_or_epoch_are_never_taken(generated: Wallet) -> None:
+def test_precomputations_of_an_older_key_are_never_taken(generated: Wallet) -> None:
     custodian, cid = generated.custodian, generated.client_id
     presign(generated, 2)
     old_share = custodian._load_share(cid, "signing", "", "secp256k1")
     generated.backup()
     fresh = generated.device()
-    generated.recover(fresh)  # new Paillier key: the two rows no longer fit
+    generated.recover(fresh)  # new Paillier key: the two precomputations no longer fit
     new_share = custodian._load_share(cid, "signing", "", "secp256k1")
-    assert take_precomputation(custodian.store, cid, new_share) is None
-    assert take_precomputation(custodian.store, cid, old_share) is not None  # still tagged for the old key
-    presign(Wallet(custodian, cid, fresh, generated.cloud), 2)
-    custodian.bump_nonce_epoch()
     assert custodian.presignature_count(cid)["secp256k1"] == 0
-    assert take_precomputation(custodian.store, cid, new_share) is None
+    assert custodian.precomputations.take(cid, new_share) is None
+    assert custodian.precomputations.take(cid, old_share) is None  # dropped when the key changed
+    presign(Wallet(custodian, cid, fresh, generated.cloud), 2)
+    assert custodian.presignature_count(cid)["secp256k1"] == 2
+
+
+def test_the_pool_lives_in_memory_only(generated: Wallet) -> None:
+    """Nothing of the pool reaches the store or a parked state: a restore cannot bring one back."""
+    import pickle
+
+    presign(generated, 2)
+    custodian = generated.custodian
+    assert custodian.store._execute("SELECT COUNT(*) FROM presignatures").fetchone()[0] == 0
+    with pytest.raises(TypeError):
+        pickle.dumps(custodian.precomputations)
+    assert "protocols.ecdsa2p.sign.C3Precomputation" not in registered_names()
+    other = mpc.Custodian(custodian.store)  # another process: its own, empty pool
+    assert other.presignature_count(generated.client_id)["secp256k1"] == 0
+
+
+def test_the_pool_is_bounded_per_client(generated: Wallet) -> None:
+    share = generated.custodian._load_share(generated.client_id, "signing", "", "secp256k1")
+    pool = PrecomputationPool(per_client=3, clients=1)
+    assert pool.fill("a", share, 2) == 2
+    assert pool.fill("a", share, 2) == 3
+    assert pool.fill("b", share, 1) == 1
+    assert pool.count("a", share) == 0  # only one client's pool is kept: the oldest went
+    assert pool.take("b", share) is not None and pool.take("b", share) is None
 
 
 def test_client_signing_sessions_cannot_be_parked(generated: Wallet) -> None:
@@ -117,10 +141,10 @@ def test_restored_device_and_database_never_reuse_a_nonce(tmp_path: Path, chain:
         shutil.rmtree(keychain)
         shutil.copytree(tmp_path / "keychain.snapshot", keychain)
     assert len(set(nonces)) == len(nonces) == 6
-    # The operator's step after a restore: the restored precomputations are dead.
+    # No operator step is needed after a restore; the nonce epoch still works (defence in depth).
     w = open_wallet(w.client_id)
-    w.custodian.bump_nonce_epoch()
     assert w.custodian.presignature_count(w.client_id) == {"secp256k1": 0, "ed25519": 0}
+    w.custodian.bump_nonce_epoch()
     verify_result(w.sign(chain, data_for(chain))[0], data_for(chain))
 
 

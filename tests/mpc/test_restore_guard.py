@@ -40,15 +40,20 @@ def test_a_restored_database_is_detected_and_its_single_use_state_killed(tmp_pat
     shutil.copy(db, tmp_path / "snapshot")
     w, restored = _wallet(db, guard, cloud, w.client, w.client_id)
     assert not restored  # reopening the same database is no restore
-    for text in (b"one", b"two"):
-        verify_result(w.sign("ethereum", data_for("ethereum", text))[0], data_for("ethereum", text))
+    for text in (b"one", b"two"):  # two parked signing sessions resumed: two single-use takes
+        data = data_for("ethereum", text)
+        parked = w.custodian.sign(w.client_id, "ethereum", data)
+        parked.start()
+        for msg in w.client.sign("ethereum", data).start():
+            parked.receive(msg)
+        w.custodian.resume(parked.to_bytes())
     assert guard.read() == w.custodian.store.take_counter() == 2
     w.custodian.store.close()
-    shutil.copy(tmp_path / "snapshot", db)  # the restore brings the two used precomputations back
+    shutil.copy(tmp_path / "snapshot", db)  # the restore brings the two park tombstones back
     w, restored = _wallet(db, guard, cloud, w.client, w.client_id)
     assert restored
     assert w.custodian.store.nonce_epoch() == 2
-    assert w.custodian.presignature_count(w.client_id)["secp256k1"] == 0  # none can be used twice
+    assert w.custodian.presignature_count(w.client_id)["secp256k1"] == 0  # memory only: none restored
     verify_result(w.sign("ethereum", data_for("ethereum"))[0], data_for("ethereum"))
     assert guard.read() == w.custodian.store.take_counter() == 2
 
@@ -74,14 +79,11 @@ def test_the_guard_never_goes_back(tmp_path: Path) -> None:
 
 
 # --- the guard re-checks while the store runs (not only when it opens) ---------------------------
-_BINDING = b"b" * 40
-
-
 class _Backup:
     """Take a backup of a running store's database and put it back under the running store:
-    SQLite, a copy of the file written over the live one; PostgreSQL, the single-use rows and
-    the meta counters rewritten to their earlier values from another connection (what a
-    point-in-time restore leaves behind)."""
+    SQLite, a copy of the file written over the live one; PostgreSQL, the single-use rows (the
+    tombstones of resumed parks) and the meta counters rewritten to their earlier values from
+    another connection (what a point-in-time restore leaves behind)."""
 
     def __init__(self, store: mpc.SQLiteStore, tmp_path: Path) -> None:
         self.store, self.file = store, tmp_path / "backup.sqlite3"
@@ -98,32 +100,31 @@ class _Backup:
         if isinstance(self.store, PostgresStore):
             with self._pg() as conn:
                 self.rows = (conn.execute("SELECT key, value FROM meta").fetchall(),
-                             conn.execute("SELECT * FROM presignatures").fetchall())
+                             conn.execute("SELECT * FROM resumed_sessions").fetchall())
             return
         with sqlite3.connect(self.store.path) as source, sqlite3.connect(self.file) as target:
             source.backup(target)
 
     def restore(self) -> None:
         if isinstance(self.store, PostgresStore):
-            meta, presignatures = self.rows
+            meta, tombstones = self.rows
             with self._pg() as conn, conn.transaction():
                 conn.execute("DELETE FROM meta")
-                conn.execute("DELETE FROM presignatures")
+                conn.execute("DELETE FROM resumed_sessions")
                 for row in meta:
                     conn.execute("INSERT INTO meta VALUES (%s, %s)", row)
-                for row in presignatures:
-                    conn.execute("INSERT INTO presignatures VALUES (%s, %s, %s, %s, %s)", row)
+                for row in tombstones:
+                    conn.execute("INSERT INTO resumed_sessions VALUES (%s, %s)", row)
             return
         shutil.copyfile(self.file, self.store.path)  # over the live file, the store still open
 
 
 def _guarded(store: mpc.SQLiteStore, tmp_path: Path) -> tuple[mpc.SQLiteStore, RestoreGuard]:
-    """``store`` with a guard attached and a client holding three precomputations (opaque
-    bytes: the store does not look inside)."""
+    """``store`` with a guard attached. Its single-use items are parked operations, resumed once
+    each (``consume_park_id``: the take of a park id of epoch 1, the store's first)."""
     guard = RestoreGuard(tmp_path / "guard")
     assert not store.attach_restore_guard(guard)
     store.create_client("c1", "STORED_CLIENT")
-    store.put_presignatures("c1", "secp256k1", _BINDING, [(bytes([i]) * 16, b"nonce-%d" % i) for i in range(3)])
     return store, guard
 
 
@@ -138,8 +139,10 @@ def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[mp
         yield _guarded(request.getfixturevalue("postgres_store"), tmp_path)
 
 
-def _take(store: mpc.SQLiteStore) -> bytes | None:
-    return store.take_any_presignature("c1", "secp256k1", _BINDING)
+def _take(store: mpc.SQLiteStore, park_id: str) -> bool:
+    """Resume the parked operation ``park_id`` of the first epoch: True once, never again."""
+    now = time.time()
+    return store.consume_park_id(park_id, now, now - 3600, epoch=1)
 
 
 def test_a_database_restored_under_a_running_store_is_caught_by_the_next_take(
@@ -147,15 +150,12 @@ def test_a_database_restored_under_a_running_store_is_caught_by_the_next_take(
     store, guard = guarded
     backup = _Backup(store, tmp_path)
     backup.take()
-    taken = {_take(store), _take(store)}
+    assert _take(store, "park-1") and _take(store, "park-2")
     assert guard.read() == store.take_counter() == 2
-    backup.restore()  # the two taken precomputations are back, the counter at 0
-    assert store.count_presignatures("c1")["secp256k1"] == 3 and store.take_counter() == 0
-    again = _take(store)
-    assert again is None  # the take compared first: the restored copy's precomputations are dead
-    assert taken.isdisjoint({again})
+    backup.restore()  # the two tombstones are gone, the counter at 0
+    assert store.take_counter() == 0
+    assert not _take(store, "park-1")  # the take compared first: the restored copy's parks are dead
     assert store.restores_detected == 1 and store.nonce_epoch() == 2
-    assert store.count_presignatures("c1")["secp256k1"] == 0
     assert store.take_counter() == guard.read() == 2
 
 
@@ -180,11 +180,11 @@ def test_postgres_reconnect_rechecks_the_guard(postgres_url: str, postgres_store
     store, guard = _guarded(postgres_store, tmp_path)
     backup = _Backup(store, tmp_path)
     backup.take()
-    _take(store)
+    assert _take(store, "park-1")
     backup.restore()
-    assert store.count_presignatures("c1")["secp256k1"] == 3  # restored; no reconnect, no take yet
+    assert store.take_counter() == 0  # restored; no reconnect, no take yet
     _terminate_backend(postgres_url, store._conn.info.backend_pid)
-    assert store.count_presignatures("c1")["secp256k1"] == 0
+    assert store.nonce_epoch() == 2
     assert store.reconnects == 1 and store.restores_detected == 1 and store.nonce_epoch() == 2
     assert store.take_counter() == guard.read() == 1
 
@@ -198,13 +198,12 @@ def test_the_service_checks_the_guard_periodically(tmp_path: Path) -> None:
     service = CustodianService(store.path, custodian=mpc.Custodian(store), executor="thread", open_registration=True)
     try:
         store.create_client("c1", "STORED_CLIENT")
-        store.put_presignatures("c1", "secp256k1", _BINDING, [(b"i" * 16, b"nonce")])
         backup = _Backup(store, tmp_path)
         backup.take()
-        _take(store)
+        assert _take(store, "park-1")
         backup.restore()
         service.purge()
-        assert store.restores_detected == 1 and store.count_presignatures("c1")["secp256k1"] == 0
+        assert store.restores_detected == 1 and store.nonce_epoch() == 2
         service.purge()
         assert store.restores_detected == 1  # caught up: no second bump
     finally:
@@ -218,15 +217,14 @@ def test_a_new_guard_file_meets_a_database_that_took_before(tmp_path: Path, capl
     store = open_store(db)
     assert not store.attach_restore_guard(RestoreGuard(tmp_path / "old-host"))
     store.create_client("c1", "STORED_CLIENT")
-    store.put_presignatures("c1", "secp256k1", _BINDING, [(b"i" * 16, b"nonce"), (b"j" * 16, b"nonce")])
-    assert _take(store) is not None
+    assert _take(store, "park-1")
     store.close()
     new_host = RestoreGuard(tmp_path / "new-host")
     store = open_store(db)
     with caplog.at_level("WARNING", logger="mpc.storage.store"):
         assert store.attach_restore_guard(new_host)
     assert "a new host" in caplog.text and "nonce epoch bumped to 2" in caplog.text
-    assert store.nonce_epoch() == 2 and store.count_presignatures("c1")["secp256k1"] == 0
+    assert store.nonce_epoch() == 2 and not _take(store, "park-2")  # the old epoch's parks are dead
     assert new_host.recorded() == 1
     store.close()
     store = open_store(db)
@@ -249,8 +247,8 @@ def test_a_guard_file_damaged_while_running_refuses_the_take(
     store, guard = guarded
     guard.path.write_text("twelve")
     with pytest.raises(StoreCorrupted):
-        _take(store)
-    assert store.count_presignatures("c1")["secp256k1"] == 3 and store.take_counter() == 0
+        _take(store, "park-1")
+    assert store.take_counter() == 0 and store.nonce_epoch() == 1
 
 
 class _Abort(Exception):
@@ -264,8 +262,8 @@ def test_a_take_rolled_back_with_its_transaction_is_not_recorded(
     store, guard = guarded
     with pytest.raises(_Abort):
         with store.transaction():
-            assert _take(store) is not None
+            assert _take(store, "park-1")
             raise _Abort
     assert guard.read() == store.take_counter() == 0
     assert not store.check_restore_guard()
-    assert store.count_presignatures("c1")["secp256k1"] == 3 and store.nonce_epoch() == 1
+    assert store.nonce_epoch() == 1 and _take(store, "park-1")  # rolled back: still unused

@@ -252,7 +252,7 @@ def _fill(store: SQLiteStore) -> dict[str, object]:
     store.put_share("c1", "signing", "", "secp256k1", b"c1 signing share")
     store.put_share("c1", "backup", "CLOUD", "ed25519", b"c1 backup share")
     store.put_client_backup("c1", "CLOUD", "ed25519", b"encrypted box of c1", b"key record of c1")
-    store.put_presignatures("c1", "secp256k1", b"binding", [(b"id-1", b"precomputation")])
+    store.nonce_key()
     service = ServiceStore(store)
     service.park("s1", "c1", "sign", b"session state", ["sent"], False, 60)  # no lock: sealing only
     return {"service": service}
@@ -265,8 +265,7 @@ def _check_filled(store: SQLiteStore) -> None:
     assert store.get_client_backup("c1", "CLOUD", "ed25519") == (b"encrypted box of c1", b"key record of c1")
     parked = ServiceStore(store).peek("s1")
     assert parked is not None and parked.data == b"session state" and parked.outbox == ["sent"]
-    row = store._execute("SELECT data FROM presignatures").fetchone()  # read, not taken
-    assert store._unseal(row[0], "presignatures", "data", "c1", "secp256k1", b"id-1", b"binding") == b"precomputation"
+    assert len(store.nonce_key()) == 32
 
 
 def test_every_secret_is_sealed_at_rest(url: str) -> None:
@@ -274,10 +273,10 @@ def test_every_secret_is_sealed_at_rest(url: str) -> None:
     _fill(store)
     values = _all_secret_values(store)
     assert len(values) == 8 and all(looks_sealed(v) for v in values)
-    for plain in (b"setup with its trapdoor", b"c1 signing share", b"session state", b"precomputation"):
+    key = store.nonce_key()
+    for plain in (b"setup with its trapdoor", b"c1 signing share", b"session state", key):
         assert all(plain not in v for v in values)
     _check_filled(store)
-    assert store.take_any_presignature("c1", "secp256k1", b"binding") == b"precomputation"
     store.close()
 
 

@@ -57,7 +57,8 @@ def test_bad_presign_requests_get_input_invalid(server: ServiceThread) -> None:
 
 def test_ecdsa_sign_survives_a_server_restart_between_two_rounds(tmp_path) -> None:
     """The custodian's signing session (holding k2) is parked in the database between rounds and
-    resumed once by the restarted server; its precomputation was taken before the restart."""
+    resumed once by the restarted server. Precomputations live in a process's memory only: the
+    restarted server has none and computes the c3 step online."""
     db = str(tmp_path / "custodian.sqlite3")
     servers = [ServiceThread(db, host="127.0.0.1", executor="thread", operator_key=OPERATOR_KEY).start()]
     try:
@@ -76,7 +77,7 @@ def test_ecdsa_sign_survives_a_server_restart_between_two_rounds(tmp_path) -> No
                                {"chain": "bitcoin", "data": data.hex()}, on_message=restart)
         verify_result(result, data)
         assert len(servers) == 2
-        assert servers[-1].service.custodian.presignature_count(client_id)["secp256k1"] == 1
+        assert servers[-1].service.custodian.presignature_count(client_id)["secp256k1"] == 0
     finally:
         for running in servers:
             running.stop()

@@ -161,10 +161,11 @@ def test_modes_and_keys_separate_outputs(key_pair: tuple[oprf.ServerKey, bytes])
 
 
 def test_blind_comes_from_the_secrets_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """RandomScalar draws from ``secrets``: pinning it reproduces the vector's blinded element."""
+    """RandomScalar draws from ``secrets`` (through ``curves.randomness``): pinning it reproduces
+    the vector's blinded element."""
     vector = OPRF_VECTORS["vectors"][0]
     fixed = int(vector["Blind"], 16)
-    monkeypatch.setattr(curves.base.secrets, "randbelow", lambda bound: fixed - 1)
+    monkeypatch.setattr(curves.randomness.secrets, "randbelow", lambda bound: fixed - 1)
     blind_scalar, blinded = oprf.blind(bytes.fromhex(vector["Input"]))
     assert blinded.hex() == vector["BlindedElement"]
     assert blind_scalar.to_bytes().hex() == vector["Blind"]

@@ -24,8 +24,8 @@ from protocols.state import decode_state, encode_state, registered_names
 
 def park(session: Session, **context: Any) -> Session:
     """Round-trip through bytes; the encoding is canonical (a second round trip is identical).
-    The device's signing sessions (which hold its nonces) are never parked: kept as they are."""
-    if isinstance(session, (ecdsa2p.SignP1, frost.InitiatorSession)):
+    Sessions that hold nonces (the device's, FROST's SignSession) are never parked: kept as they are."""
+    if isinstance(session, (ecdsa2p.SignP1, frost.InitiatorSession, frost.SignSession)):
         return session
     data = session.to_bytes()
     restored = Session.from_bytes(data, **context)
@@ -132,30 +132,30 @@ def test_sessions_keep_shared_objects_shared(ecdsa_pair) -> None:
     assert restored.other._share.locked  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("device_session", ["ecdsa2p", "frost"])
+@pytest.mark.parametrize("device_session", ["ecdsa2p", "frost", "frost-sign"])
 def test_device_signing_sessions_holding_nonces_cannot_be_parked(ecdsa_pair, device_session: str) -> None:
-    """Rollback: a device never stores a single-use secret, so these refuse to be serialised."""
+    """Rollback: a session holding nonces between rounds is never stored, so these refuse to be
+    serialised (FROST's SignSession too: a restored copy would sign twice with its nonces)."""
     if device_session == "ecdsa2p":
         session: Session = ecdsa2p.SignP1(sid(), ecdsa_pair[0], bytes(32))
-    else:
+    elif device_session == "frost":
         shares = frost.dkg(2, 2)
         session = frost.InitiatorSession(sid(), shares[0], 2, b"m")
+    else:
+        shares = frost.dkg(2, 2)
+        session = frost.SignSession(sid(), shares[0], (1, 2), b"m")
     session.start()
     with pytest.raises(UsageError):
         session.to_bytes()
     assert f"{type(session).__module__}.{type(session).__qualname__}" not in registered_names()
 
 
-def test_used_nonces_stay_used_and_unused_ones_keep_their_values() -> None:
-    share = SecretScalar.random(ed25519)
-    nonces = round1.commit(1, share)
-    again = decode_state(encode_state(nonces))
-    assert again.commitment_share(5) == nonces.commitment_share(5)
-    nonces.take()
-    used = decode_state(encode_state(nonces))
-    assert used.used
+def test_signing_nonces_are_not_parkable() -> None:
+    """FROST nonces are off the allowlist: neither alone nor inside a state."""
+    nonces = round1.commit(1, SecretScalar.random(ed25519))
     with pytest.raises(UsageError):
-        used.take()
+        encode_state(nonces)
+    assert "protocols.frost.round1.SigningNonces" not in registered_names()
 
 
 def test_every_value_kind_round_trips() -> None:

@@ -341,7 +341,7 @@ def test_sessions_started_before_the_lock_do_not_decrypt(
 
 def _overflowing_witness_c3(p2: P2KeyShare, monkeypatch: pytest.MonkeyPatch) -> None:
     """The custodian proves honestly but with a mask far past the range: the wrap-around attack."""
-    monkeypatch.setattr(sign_module.secrets, "randbits", lambda bits: 1 << 1790)
+    monkeypatch.setattr(sign_module, "_draw_mask", lambda: 1 << 1790)
     monkeypatch.setattr(c3_proof, "_check_witness", lambda *args: None)
 
 

@@ -1,0 +1,125 @@
+"""``protocols.randomness``: secrets by default, a keyed deterministic stream inside ``derived``."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from curves import SecretScalar, ed25519, secp256k1
+from curves.errors import CurveError
+from protocols import bigint, randomness
+from protocols.commitments import commit
+
+KEYS = st.binary(min_size=32, max_size=32)
+CONTEXTS = st.binary(max_size=64)
+
+
+def _draws() -> tuple[int, int, bytes, int, int]:
+    """One of each kind of draw, through the paths protocol code uses."""
+    return (randomness.randbits(77), randomness.randbelow(10**40 + 7), randomness.token_bytes(19),
+            SecretScalar.random(secp256k1).value, bigint.random_unit(2**127 - 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(KEYS, CONTEXTS)
+def test_the_same_key_and_context_give_the_same_draws(key: bytes, context: bytes) -> None:
+    with randomness.derived(key, context):
+        first = _draws()
+    with randomness.derived(key, context):
+        assert _draws() == first
+
+
+@settings(max_examples=30, deadline=None)
+@given(KEYS, KEYS, CONTEXTS, CONTEXTS)
+def test_another_key_or_context_gives_other_draws(key: bytes, other_key: bytes, context: bytes,
+                                                   other_context: bytes) -> None:
+    if (key, context) == (other_key, other_context):
+        return
+    with randomness.derived(key, context):
+        first = randomness.token_bytes(32)
+    with randomness.derived(other_key, other_context):
+        assert randomness.token_bytes(32) != first
+
+
+def test_contexts_are_length_prefixed() -> None:
+    """Neither a context that extends another nor one made by moving a boundary collides."""
+    key = bytes(32)
+    outputs = set()
+    for context in (b"", b"a", b"ab", b"a\x00", b"\x00a"):
+        with randomness.derived(key, context):
+            outputs.add(randomness.token_bytes(32))
+    assert len(outputs) == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(KEYS, CONTEXTS, st.integers(min_value=1, max_value=2**300))
+def test_randbelow_stays_in_range(key: bytes, context: bytes, bound: int) -> None:
+    with randomness.derived(key, context):
+        values = [randomness.randbelow(bound) for _ in range(8)]
+    assert all(0 <= v < bound for v in values)
+    assert all(0 <= randomness.randbelow(bound) < bound for _ in range(4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(KEYS, st.integers(min_value=0, max_value=600))
+def test_randbits_has_exactly_k_bits_at_most(key: bytes, k: int) -> None:
+    with randomness.derived(key, b"bits"):
+        assert all(0 <= randomness.randbits(k) < 1 << k for _ in range(8))
+
+
+def test_randbelow_is_uniform_without_modulo_bias() -> None:
+    """Bound 3·2^6: a modulo reduction of 8-bit draws would favour the low third (chi-squared,
+    6 buckets, 6000 draws: the statistic stays far below the 0.1% quantile of 20.5)."""
+    bound, buckets, n = 3 * 64, 6, 6000
+    with randomness.derived(secrets.token_bytes(32), b"uniform"):
+        counts = [0] * buckets
+        for _ in range(n):
+            counts[randomness.randbelow(bound) * buckets // bound] += 1
+    expected = n / buckets
+    assert sum((c - expected) ** 2 / expected for c in counts) < 20.5
+
+
+def test_successive_draws_in_one_scope_differ_and_scopes_do_not_leak() -> None:
+    key = secrets.token_bytes(32)
+    with randomness.derived(key, b"c"):
+        assert randomness.is_derived()
+        a, b = randomness.token_bytes(32), randomness.token_bytes(32)
+        with randomness.derived(key, b"c"):  # a nested scope starts its own stream
+            assert randomness.token_bytes(32) == a
+        assert randomness.token_bytes(32) not in (a, b)
+    assert a != b and not randomness.is_derived()
+
+
+def test_fresh_inside_derived_uses_the_os() -> None:
+    key = secrets.token_bytes(32)
+    with randomness.derived(key, b"ctx"):
+        with randomness.fresh():
+            assert not randomness.is_derived()
+            first = (randomness.token_bytes(32), commit("p", bytes(32), 1, b"v"), SecretScalar.random(ed25519).value)
+        assert randomness.is_derived()
+    with randomness.derived(key, b"ctx"):
+        with randomness.fresh():
+            second = (randomness.token_bytes(32), commit("p", bytes(32), 1, b"v"), SecretScalar.random(ed25519).value)
+    assert all(x != y for x, y in zip(first, second))
+
+
+def test_without_a_scope_draws_are_fresh() -> None:
+    assert randomness.token_bytes(32) != randomness.token_bytes(32)
+    assert SecretScalar.random(secp256k1).value != SecretScalar.random(secp256k1).value
+
+
+@pytest.mark.parametrize("key, context", [(b"short", b""), (bytes(33), b""), (bytes(32), "text")])
+def test_bad_keys_and_contexts_are_typed_errors(key: object, context: object) -> None:
+    with pytest.raises(CurveError):
+        with randomness.derived(key, context):  # type: ignore[arg-type]
+            pass
+
+
+@pytest.mark.parametrize("call", [lambda: randomness.randbelow(0), lambda: randomness.randbits(-1),
+                                  lambda: randomness.token_bytes(-1)])
+def test_bad_arguments_are_typed_errors(call: object) -> None:
+    with pytest.raises(CurveError):
+        call()  # type: ignore[operator]
