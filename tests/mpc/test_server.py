@@ -56,7 +56,7 @@ def test_whole_lifecycle_over_sockets(server: ServiceThread) -> None:
         data = data_for(chain)
         result, custodian_result = remote.sign(phone, token, chain, data)
         verify_result(result, data)
-        assert custodian_result["signature"] == result.signature.hex()
+        assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
     remote.backup(phone, token)
     assert remote.get_client(client_id, token)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
     new_phone = device(client_id, cloud)
