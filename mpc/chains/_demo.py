@@ -53,7 +53,7 @@ def _ethereum(signer: Signer, addresses: dict[str, str]) -> str:
     signed = evm.sign_transaction(signer, tx)
     sender = Account.recover_transaction(signed.raw_transaction)
     _require(sender == addresses["ethereum"], "eth-account", f"recovers sender {sender}, not the wallet")
-    return (f"EIP-1559 on Sepolia, 0.001 ETH: {_short('0x' + signed.raw_transaction.hex())} ({len(signed.raw)} bytes), "
+    return (f"EIP-1559 on Sepolia, 0.001 ETH: {_short('0x' + signed.raw_transaction.hex())} ({len(signed.raw_transaction)} bytes), "
             f"verified by eth-account: recovered sender = {sender} (the wallet)")
 
 
@@ -66,7 +66,7 @@ def _bitcoin(signer: Signer, addresses: dict[str, str]) -> str:
 
     utxo = bitcoin.Utxo(_label("btc utxo").hex(), 0, 50_000, addresses["bitcoin"])
     signed = bitcoin.sign_p2wpkh_spend(signer, [utxo], [bitcoin.Output(addresses["bitcoin"], 49_000)], max_fee=2_000)
-    tx = Transaction.parse(signed.raw_transaction)
+    tx = Transaction.parse(signed.raw)
     der_and_type, key_bytes = tx.vin[0].witness.items
     key = ec.PublicKey.parse(key_bytes)
     owner = script.p2wpkh(key).address(NETWORKS["main"])
@@ -74,7 +74,7 @@ def _bitcoin(signer: Signer, addresses: dict[str, str]) -> str:
     digest = tx.sighash_segwit(0, script.p2pkh(key), utxo.amount)  # embit's own BIP143 digest
     _require(der_and_type[-1] == bitcoin.SIGHASH_ALL, "embit", "finds no SIGHASH_ALL signature")
     _require(key.verify(ec.Signature.parse(der_and_type[:-1]), digest), "embit", "rejects the input's signature")
-    return (f"P2WPKH spend, 49,000 sats: {_short(signed.raw_transaction.hex())} ({len(signed.raw)} bytes, txid "
+    return (f"P2WPKH spend, 49,000 sats: {_short(signed.raw.hex())} ({len(signed.raw)} bytes, txid "
             f"{_short(signed.txid, 12)}), verified by embit: input signed by the key of {owner} (the wallet)")
 
 
