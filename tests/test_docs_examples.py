@@ -43,6 +43,7 @@ MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(\S.*?)\s*-->$")
 # The files whose unmarked Python blocks a test here runs, and that test.
 MARKDOWN_RUNNERS = {"README.md": "test_readme_python_blocks_run_as_printed",
+                    "docs/errors.md": "test_errors_md_python_blocks_run",
                     "docs/operations.md": "test_the_tls_recipe_runs_step_by_step"}
 
 MODULES: tuple[ModuleType, ...] = (frost, ecdsa2p)
@@ -181,6 +182,13 @@ def test_readme_python_blocks_run_as_printed(fresh_folder: Path, custodian_setup
     assert view["signing_share_status"] == "STORED_CLIENT" and view["addresses"] == new_device.addresses()
     assert namespace["result"].chain == "ethereum"
     assert Account.recover_transaction(namespace["signed"].raw_transaction) == namespace["device"].addresses()["ethereum"]
+
+
+def test_errors_md_python_blocks_run(fresh_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, Any] = {"__name__": "__errors__"}
+    for block in runnable("docs/errors.md"):
+        exec(compile(block.code, f"{block.path}:{block.line}", "exec"), namespace)  # noqa: S102 - the docs' own code
+    assert capsys.readouterr().out.startswith("CLIENT_NOT_FOUND 404 {'error': {'id': 'CLIENT_NOT_FOUND'")
 
 
 def _free_port() -> int:
