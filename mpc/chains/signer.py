@@ -110,7 +110,9 @@ class RemoteSigner:
 
 
 def remote_signer(remote: SigningService, device: Client, token: str) -> RemoteSigner:
-    """A ``Signer`` for a device signing with a networked custodian (``RemoteCustodian(url)``)::
+    """A ``Signer`` for a device signing with a networked custodian (a ``RemoteCustodian``).
+
+    Example::
 
         remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.crt")
         signed = evm.sign_transaction(remote_signer(remote, device, token), tx)
