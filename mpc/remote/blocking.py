@@ -104,7 +104,8 @@ Operations survive lost connections. Which cases are safe:
   (the one that ran the operation): the client does this by itself and returns the result with
   the new token. Nobody else can fetch it: it takes the old token and the 256-bit session id
   chosen by the device. A service without this (or a resume after the TTL) answers
-  ``AUTH_FAILED`` (the old token is dead): the operator then issues a token (``issue_token``).
+  ``AUTH_TOKEN_REPLACED`` (an ``AUTH_FAILED``: the old token is dead): the operator then issues a
+  token (``issue_token``).
   For the other operations a lost result frame ends, after ``step_wait``, in ``NOT_FOUND``
   ("the device finished, but the custodian's result was lost"): the wallet changed as the
   operation says (``get_client`` shows the custodian's view); a lost sign is signed again.
