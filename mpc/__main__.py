@@ -48,8 +48,32 @@ from mpc.backup.methods import LocalFolderCloudStorage
 from mpc.wallet import CHAINS, curve_of_chain
 
 
+DESCRIPTION = """\
+portal-mpc: the threshold wallet engine's command line.
+
+  demo         the whole wallet lifecycle in this process (--server: over WebSockets on loopback)
+  setup        make a long-lived ring-Pedersen setup ahead of time (custodian --db, device --device)
+  serve        run the custodian as a WebSocket service (docs/operations.md)
+  store-key    make or rotate the key sealing the custodian's secrets at rest
+  nonce-epoch  show the custodian's nonce epoch; --bump it after restoring the database
+
+Every command takes --help. The database URL of serve, setup, nonce-epoch and store-key may come
+from $PORTAL_MPC_DB (a URL with a password must: a command line is visible to every user).
+"""
+
+# Configuration and storage errors a command reports in one line (their messages say what to do);
+# anything else keeps its traceback.
+_ONE_LINE_ERRORS = ("CONFIG_INVALID", "TRANSPORT_INSECURE", "STORE_KEY_MISSING", "STORE_KEY_INVALID",
+                    "STORE_NOT_SEALED", "STORE_SCHEMA_UNSUPPORTED", "STORE_CORRUPTED", "STORE_UNAVAILABLE")
+
+
 def _say(step: str, detail: str = "") -> None:
     print(f"  {step:<34} {detail}")
+
+
+def _progress(text: str) -> None:
+    """A progress line on stderr for a step that takes more than a second (stdout stays the result)."""
+    print(f"  ... {text}", file=sys.stderr, flush=True)
 
 
 def _statuses(custodian: mpc.Custodian, client_id: str) -> str:
@@ -115,6 +139,8 @@ def demo(directory: Path, temporary: bool = False) -> int:
          "a demo only; a deployment keeps it away from the database and its backups)")
     start = time.perf_counter()
     stored = custodian.store.load_setup() is not None
+    if not stored:
+        _progress("making the custodian's setup (two safe primes: seconds, longer without gmpy2)")
     custodian.setup  # noqa: B018 - created once (safe primes) and stored
     if stored:
         made = f"loaded from {directory} (made by an earlier run)"
@@ -130,6 +156,8 @@ def demo(directory: Path, temporary: bool = False) -> int:
 
     start = time.perf_counter()
     first_setup = device_setup_entry(device.security_level) not in device.keychain
+    _progress("generating the wallet (two-party keygen on both curves" +
+              (", and the device's one-time setup)" if first_setup else ")"))
     mpc.run_local(device.generate(), custodian.generate(client_id))
     elapsed = f"{time.perf_counter() - start:.1f} s" + (", with the device's one-time setup" if first_setup else "")
     _say("generate (secp256k1 + ed25519)", f"{_statuses(custodian, client_id)} ({elapsed})")
@@ -167,7 +195,9 @@ def setup(db: str | None, device: Path | None, level_name: str = "112") -> int:
         from mpc.client import make_device_setup
 
         def progress(note: str) -> None:
-            print(f"  {note} ({time.perf_counter() - start:.1f} s)", flush=True)
+            _progress(f"{note} ({time.perf_counter() - start:.1f} s)")
+
+        _progress(f"making the device's setup for level {level_name} (two safe primes)")
 
         made = make_device_setup(mpc.FileKeychain(device), progress, level)
         print(f"device setup {made.public.fingerprint.hex()[:16]}… kept in {device} "
@@ -176,6 +206,9 @@ def setup(db: str | None, device: Path | None, level_name: str = "112") -> int:
         from mpc.storage.backends import open_store
 
         custodian = mpc.Custodian(open_store(db), security_level=level)
+        if custodian.store.load_setup() is None:
+            _progress(f"making the custodian's setup for level {level_name} (two safe primes: seconds, "
+                      "longer without gmpy2)")
         fingerprint = custodian.setup.public.fingerprint.hex()
         print(f"custodian setup {fingerprint[:16]}… stored in {db} ({time.perf_counter() - start:.1f} s)")
     return 0
@@ -234,10 +267,32 @@ def _database(parser: argparse.ArgumentParser, given: str | None, default: str |
     return given
 
 
+def _prog() -> str:
+    """``portal-mpc`` when run as the console script, else ``python -m mpc``."""
+    return "portal-mpc" if Path(sys.argv[0]).name == "portal-mpc" else "python -m mpc"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mpc", description=__doc__,
+    """The ``portal-mpc`` console script and ``python -m mpc``: parse ``argv`` and run the command.
+    A configuration or storage error (``_ONE_LINE_ERRORS``) prints one line with its code and what to
+    do, and exits with status 2."""
+    prog = _prog()
+    try:
+        return _main(prog, argv)
+    except mpc.EngineError as exc:
+        if exc.code not in _ONE_LINE_ERRORS:
+            raise
+        print(f"{prog}: error: {exc.code}: {exc.message} (docs/errors.md)", file=sys.stderr)
+        return 2
+
+
+def build_parser(prog: str = "python -m mpc") -> tuple[argparse.ArgumentParser, list[str]]:
+    """The command line's parser, and the problems of the ``$PORTAL_MPC_<FLAG>`` values for serve."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"portal-mpc {mpc.__version__}",
+                        help="print the version (mpc.__version__) and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_parser = commands.add_parser("demo", help="run the whole wallet lifecycle")
     demo_parser.add_argument("--dir", type=Path, help="where to keep the state (default: a temporary folder)")
     demo_parser.add_argument("--server", action="store_true",
@@ -352,15 +407,22 @@ def main(argv: list[str] | None = None) -> int:
     key_parser.add_argument("--db", help="custodian store for rotate (default: $PORTAL_MPC_DB)")
     key_commands = key_parser.add_subparsers(dest="key_command", required=True)
     new_parser = key_commands.add_parser("new", help="write a new random key to a new 0600 file")
-    new_parser.add_argument("--out", type=Path, required=True, metavar="FILE")
+    new_parser.add_argument("--out", type=Path, required=True, metavar="FILE",
+                            help="the new key file (created with mode 0600; refused if it exists)")
     rotate_parser = key_commands.add_parser(
         "rotate", help="re-seal every secret of the store under a new key (or seal a plaintext store), "
                        "in one transaction")
     rotate_parser.add_argument("--db", dest="rotate_db", help="custodian store (also accepted before 'rotate')")
-    rotate_parser.add_argument("--new-key-file", type=Path, required=True, metavar="FILE")
+    rotate_parser.add_argument("--new-key-file", type=Path, required=True, metavar="FILE",
+                               help="the key to seal under from now on (made by store-key new)")
     rotate_parser.add_argument("--old-key-file", type=Path, action="append", default=[], metavar="FILE",
                                help="a key the store is sealed with now (repeatable; default: the keys "
                                     "$PORTAL_MPC_STORE_KEY_FILE / _KEY and _OLD_KEY_FILES configure)")
+    return parser, serve_env_problems
+
+
+def _main(prog: str, argv: list[str] | None) -> int:
+    parser, serve_env_problems = build_parser(prog)
     args = parser.parse_args(argv)
     if args.command == "setup":
         db = _database(parser, args.db) if args.db is not None or args.device is None else None
@@ -403,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import fields
 
         from mpc.errors import ConfigInvalid
-        from mpc.service.guard import environment_operator_key, load_operator_key
+        from mpc.service.guard import ServiceLimits, environment_operator_key, load_operator_key
 
         try:
             limits = ServiceLimits(**{f.name: getattr(args, f.name) for f in fields(ServiceLimits)
@@ -422,9 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         from mpc.service._demo import demo_server
 
         if args.dir is not None:
-            return demo_server(args.dir, _say, _verify)
+            return demo_server(args.dir, _say, _verify, _progress)
         with tempfile.TemporaryDirectory(prefix="portal-mpc-demo-") as tmp:
-            return demo_server(Path(tmp), _say, _verify)
+            return demo_server(Path(tmp), _say, _verify, _progress)
     if args.dir is not None:
         return demo(args.dir)
     with tempfile.TemporaryDirectory(prefix="portal-mpc-demo-") as tmp:

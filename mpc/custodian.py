@@ -52,6 +52,7 @@ from mpc.signing import CustodianSign
 from mpc.storage.store import ClientRecord, SQLiteStore
 from mpc.backup.webhook import BackupWebhook
 from mpc.wallet import (
+    ClientView,
     BACKUP_METHODS,
     CLIENT_PARTY,
     CURVES,
@@ -158,11 +159,11 @@ class Custodian:
         self.store.create_client(client_id, SigningShareStatus.NOT_CREATED.value)
         return client_id
 
-    def get_client(self, client_id: str) -> dict[str, Any]:
-        """The custodian's view of a client: statuses, public keys and addresses."""
+    def get_client(self, client_id: str) -> ClientView:
+        """The custodian's view of a client: statuses, public keys and addresses (``mpc.wallet.ClientView``)."""
         record = self.store.client(client_id)
         backups = self.store.backups(client_id)
-        view: dict[str, Any] = {
+        view: ClientView = {
             "client_id": record.client_id,
             "signing_share_status": record.signing_share_status,
             "backup_share_status": _overall_backup_status([status for status, _ in backups.values()]),
@@ -421,9 +422,9 @@ class _ServiceOperation(CustodianOperation):
     custodian: Custodian
     method: str | None = None  # the backup method of backup, recover and eject
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> ClientView:
         """The custodian's view of the client once the operation completed (``get_client``)."""
-        view: dict[str, Any] = super().result()
+        view: ClientView = super().result()
         return view
 
     @property

@@ -40,6 +40,7 @@ __all__ = [
     "InputInvalid",
     "MessageInvalid",
     "AuthFailed",
+    "AuthTokenReplaced",
     "NotFound",
     "ClientNotFound",
     "WalletNotFound",
@@ -166,6 +167,16 @@ class AuthFailed(EngineError):
     code = "AUTH_FAILED"
     status = 401
     default_message = "authentication failed"
+
+
+class AuthTokenReplaced(AuthFailed):
+    """The client token presented was the client's until a completed recover or eject replaced
+    it; the new one travelled in that operation's result (``RecoverResult["token"]``)."""
+
+    code = "AUTH_TOKEN_REPLACED"
+    status = 401
+    default_message = ("this client token was replaced by a completed recover or eject: use the new token "
+                       "from its result, or ask the operator for one (issue_token)")
 
 
 class NotFound(EngineError):

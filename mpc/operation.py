@@ -26,18 +26,20 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
+from mpc import errors
 from mpc.errors import InputInvalid, ShareReplaced
 from mpc.storage.keychain import Keychain
 from mpc.status import SigningShareStatus
 from mpc.storage.store import SQLiteStore
-from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES
+from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, ClientView
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
 from protocols import randomness
-from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, ShareMismatch, UsageError
-from protocols.rounds import Message
+from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, ShareMismatch, UsageError
+from protocols.local import run
+from protocols.rounds import Message, Session
 
 if TYPE_CHECKING:
     from mpc.presign import PrecomputationPool
@@ -68,7 +70,7 @@ class Service(Protocol):
     def precomputations(self) -> PrecomputationPool:
         """The custodian's in-memory ECDSA precomputation pool (``mpc.presign``)."""
 
-    def get_client(self, client_id: str) -> dict[str, Any]:
+    def get_client(self, client_id: str) -> ClientView:
         """The custodian's view of the client (``Custodian.get_client``)."""
 
     def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any: ...
@@ -79,7 +81,7 @@ class Service(Protocol):
 
     def _release(self, client_id: str, holder: str | None = None) -> None: ...
 
-__all__ = ["ClientOperation", "CustodianOperation", "Device", "Service", "hello_mismatch", "method_name",
+__all__ = ["ClientOperation", "Operation", "run_local", "CustodianOperation", "Device", "Service", "hello_mismatch", "method_name",
            "new_session_id"]
 
 
@@ -353,3 +355,46 @@ def hello_mismatch(asked: Mapping[str, Any], expected: Mapping[str, Any]) -> str
                 reasons.append(f"the client's {key} differs from the custodian session's")
     reasons += [f"the client's hello has an unknown field {_shown(key)}" for key in asked if key not in expected]
     return "; ".join(reasons) or "the client asks for another operation, client or parameters"
+
+
+# --- running one operation in memory (exported as mpc.Operation, mpc.run_local) ----------------------
+R_co = TypeVar("R_co", covariant=True)
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+class Operation(Protocol[R_co]):
+    """A session whose ``result()`` is an ``R_co``: every ``Session`` (``result()`` is ``Any``), and
+    the operations of ``Client`` and ``Custodian`` that declare their result type
+    (``client.sign(...)``: a ``SignResult``)."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the operation has finished (``Session.done``)."""
+
+    def start(self) -> list[Message]:
+        """The party's first messages (``Session.start``)."""
+
+    def receive(self, msg: Message) -> list[Message]:
+        """Consume one message; returns what is now ready to send (``Session.receive``)."""
+
+    def result(self) -> R_co:
+        """The operation's result once it is done (``Session.result``)."""
+
+
+def run_local(client_session: Operation[A], custodian_session: Operation[B]) -> tuple[A, B]:
+    """Drive one operation's two sessions in memory; returns (client result, custodian result),
+    typed by the sessions' ``result()`` (``run_local(client.sign(...), custodian.sign(...))`` is
+    a ``tuple[SignResult, SignResult]``).
+
+    Protocol-level failures surface as engine errors (``mpc.errors``) with stable codes.
+    """
+    if not isinstance(client_session, Session) or not isinstance(custodian_session, Session):
+        raise errors.InputInvalid("run_local takes the two sessions of one operation (client first, then custodian)")
+    try:
+        client_result, custodian_result = run([client_session, custodian_session])
+    except errors.EngineError:
+        raise
+    except MPCError as exc:
+        raise errors.from_protocol_error(exc) from exc
+    return cast(A, client_result), cast(B, custodian_result)

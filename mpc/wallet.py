@@ -7,15 +7,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from mpc.addresses import CHAIN_CURVES
-from mpc.errors import InputInvalid
+from mpc.errors import EngineError, InputInvalid
 from protocols import frost
 from protocols.ecdsa2p import P1KeyShare, P2KeyShare
 from protocols.state import register_dataclass
 
 __all__ = [
+    "BackupView",
+    "ClientView",
+    "RecoverResult",
+    "client_view",
+    "recover_result",
     "CLIENT_PARTY",
     "CUSTODIAN_PARTY",
     "PARTIES",
@@ -122,3 +127,66 @@ class SignResult:
 
 # Parkable state (``protocols.state``): a finished signing operation's result.
 register_dataclass(SignResult)
+
+
+# --- the custodian's view of a client (Custodian.get_client; over the network, mpc.remote) ---------
+class BackupView(TypedDict):
+    """One backup method of a client (``ClientView["backups"][method]``)."""
+
+    status: str
+    """``BackupShareStatus`` value of this method's backup."""
+    self_managed: bool
+    """The customer keeps the custodian backup share (a webhook), the custodian has no copy."""
+    pending: bool
+    """A backup of this method was started and has not completed (the last complete one holds)."""
+
+
+class ClientView(TypedDict):
+    """The custodian's view of a client (``Custodian.get_client``): statuses, public keys, addresses."""
+
+    client_id: str
+    signing_share_status: str
+    """``SigningShareStatus`` value."""
+    backup_share_status: str
+    """``BackupShareStatus`` value over every method (the most complete backup)."""
+    backups: dict[str, BackupView]
+    backup_methods: list[str]
+    ejected: bool
+    public_keys: dict[str, str]
+    """Curve name -> the wallet's public key (hex); empty before generate."""
+    addresses: dict[str, str]
+    """Chain name -> the wallet's address; empty before generate."""
+
+
+class RecoverResult(ClientView):
+    """The custodian's result of a recover or an eject over the network (``RemoteCustodian``):
+    its view and ``token``, the client's new token (keep it: the one that ran the operation is
+    dead; presented again it gets ``AUTH_TOKEN_REPLACED``). ``Custodian.get_client`` and the
+    in-memory operations (``mpc.run_local``) give a :class:`ClientView`; a completed recover or
+    eject over the network replaces the client's token, so its result carries the new one
+    (docs/operations.md, Credentials). Both are ``TypedDict``: plain dicts at run time, typed
+    for a type checker (``result["token"]`` is a ``str``)."""
+
+    token: str
+
+
+_FIELDS: dict[str, type] = {
+    "client_id": str, "signing_share_status": str, "backup_share_status": str, "backups": dict,
+    "backup_methods": list, "ejected": bool, "public_keys": dict, "addresses": dict,
+}
+
+
+def client_view(value: Any) -> ClientView:
+    """``value`` (a view decoded from JSON) as a :class:`ClientView`, once its fields are checked
+    (a malformed one is ``ENGINE_INTERNAL_ERROR``: the service broke its own protocol)."""
+    if not isinstance(value, dict) or any(not isinstance(value.get(name), kind) for name, kind in _FIELDS.items()):
+        raise EngineError("unexpected client view from the custodian service")
+    return cast(ClientView, value)
+
+
+def recover_result(value: Any) -> RecoverResult:
+    """``value`` (a recover's or eject's result decoded from JSON) as a :class:`RecoverResult`."""
+    view = client_view(value)
+    if not isinstance(view.get("token"), str):
+        raise EngineError("the custodian service's recover or eject result carries no new token")
+    return cast(RecoverResult, view)

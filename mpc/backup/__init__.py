@@ -1,5 +1,5 @@
 """Backups of a wallet (docs/backup.md): how the client's backup share is kept and how a device
-proves it holds it.
+proves it holds it. Its modules::
 
     methods      the backup methods (PASSWORD, CLOUD, PASSKEY): encryption of the client's
                  backup share, password hardening, cloud and passkey key storage

@@ -7,9 +7,10 @@ light (``pip install portal-mpc[evm]``, ``[bitcoin]``, ``[tron]``, ``[solana]``,
     from mpc.chains import local_signer
     from mpc.chains import evm                 # ChainLibraryMissing (an ImportError) without eth-account
 
-    signer = local_signer(client, custodian, client_id)
+    signer = local_signer(client, custodian, client_id)      # both parties in this process
+    signer = remote_signer(remote, device, token)            # or: a RemoteCustodian and the device
     signed = evm.sign_transaction(signer, {"type": 2, "chainId": 1, "nonce": 0, ...})
-    signed.raw                                  # ready for eth_sendRawTransaction
+    signed.raw_transaction                      # ready for eth_sendRawTransaction
 
 Every adapter validates the whole request with the chain's own library (or strictly by hand where
 the library is lax) *before* anything is signed, raises ``mpc.errors.InputInvalid`` for a
@@ -21,6 +22,17 @@ This package itself imports no chain library; only the adapter modules do.
 
 from __future__ import annotations
 
-from mpc.chains.signer import LocalSigner, Signer, local_signer, sign_checked, sign_ecdsa, sign_ed25519
+from mpc.chains.signer import (
+    LocalSigner,
+    RemoteSigner,
+    Signer,
+    SigningService,
+    local_signer,
+    remote_signer,
+    sign_checked,
+    sign_ecdsa,
+    sign_ed25519,
+)
 
-__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked", "sign_ecdsa", "sign_ed25519"]
+__all__ = ["Signer", "LocalSigner", "local_signer", "RemoteSigner", "SigningService", "remote_signer", "sign_checked",
+           "sign_ecdsa", "sign_ed25519"]

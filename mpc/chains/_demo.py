@@ -51,9 +51,9 @@ def _ethereum(signer: Signer, addresses: dict[str, str]) -> str:
     tx = {"type": 2, "chainId": 11155111, "nonce": 0, "maxFeePerGas": 30 * 10**9, "maxPriorityFeePerGas": 10**9,
           "gas": 21000, "to": "0x" + _label("eth to")[:20].hex(), "value": 10**15}
     signed = evm.sign_transaction(signer, tx)
-    sender = Account.recover_transaction(signed.raw)
+    sender = Account.recover_transaction(signed.raw_transaction)
     _require(sender == addresses["ethereum"], "eth-account", f"recovers sender {sender}, not the wallet")
-    return (f"EIP-1559 on Sepolia, 0.001 ETH: {_short('0x' + signed.raw.hex())} ({len(signed.raw)} bytes), "
+    return (f"EIP-1559 on Sepolia, 0.001 ETH: {_short('0x' + signed.raw_transaction.hex())} ({len(signed.raw_transaction)} bytes), "
             f"verified by eth-account: recovered sender = {sender} (the wallet)")
 
 

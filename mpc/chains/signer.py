@@ -2,8 +2,9 @@
 
 A ``Signer`` is anything with ``public_key(curve)`` and ``sign(chain, data) -> SignResult``; the
 adapters never see shares or sessions. ``local_signer(client, custodian, client_id)`` runs the
-wallet's two-party sign operation in memory (``mpc.run_local``); a remote deployment supplies its
-own ``Signer`` that drives the same two sessions over its transport.
+wallet's two-party sign operation in memory (``mpc.run_local``); ``remote_signer(remote, device,
+token)`` runs it against a networked custodian (``mpc.remote.blocking.RemoteCustodian``: the
+device here, the custodian's half in the service). Any other transport supplies its own ``Signer``.
 
 ``sign_checked`` (and its typed forms ``sign_ecdsa`` → ``protocols.ecdsa2p.Signature`` and
 ``sign_ed25519`` → 64 bytes, which the adapters use) does not trust the signer blindly: the result must be for the requested chain and
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from mpc.client import Client
     from mpc.custodian import Custodian
 
-__all__ = ["Signer", "LocalSigner", "local_signer", "sign_checked", "sign_ecdsa", "sign_ed25519"]
+__all__ = ["Signer", "LocalSigner", "local_signer", "RemoteSigner", "SigningService", "remote_signer", "sign_checked",
+           "sign_ecdsa", "sign_ed25519"]
 
 
 @runtime_checkable
@@ -73,6 +75,51 @@ class LocalSigner:
 def local_signer(client: Client, custodian: Custodian, client_id: str) -> LocalSigner:
     """A ``Signer`` for a client device and its custodian in the same process."""
     return LocalSigner(client, custodian, client_id)
+
+
+class SigningService(Protocol):
+    """What ``RemoteSigner`` uses of ``mpc.remote.blocking.RemoteCustodian`` (this package imports
+    no transport: anything with this ``sign`` will do)."""
+
+    def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+        """Run the wallet's sign operation with the custodian service (``RemoteCustodian.sign``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RemoteSigner:
+    """A ``Signer`` whose custodian half runs in a networked custodian service: the device
+    (``client``, holding its shares) signs with ``remote`` and the client's ``token``. The token
+    is fixed: after a recover or eject (which replace it) make a new signer with the new one."""
+
+    remote: SigningService
+    client: Client
+    token: str
+
+    def __repr__(self) -> str:  # the token is a credential
+        return f"RemoteSigner(remote={self.remote!r}, client_id={self.client.client_id!r})"
+
+    def public_key(self, curve: str) -> bytes:
+        """The wallet's public key on ``curve``, from the device's shares."""
+        return self.client.public_keys()[curve]
+
+    def sign(self, chain: str, data: bytes) -> SignResult:
+        """``remote.sign(client, token, chain, data)``; returns the device's ``SignResult``."""
+        result, _ = self.remote.sign(self.client, self.token, chain, data)
+        return result
+
+
+def remote_signer(remote: SigningService, device: Client, token: str) -> RemoteSigner:
+    """A ``Signer`` for a device signing with a networked custodian (a ``RemoteCustodian``).
+
+    Example::
+
+        remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.crt")
+        signed = evm.sign_transaction(remote_signer(remote, device, token), tx)
+    """
+    if not isinstance(token, str) or not token:
+        raise InputInvalid("remote_signer needs the client's token (a non-empty string)")
+    return RemoteSigner(remote, device, token)
 
 
 def _sign_matching(signer: Signer, chain: str, data: bytes) -> tuple[SignResult, bytes]:

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
-from mpc.client import Client
+from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, from_protocol_error
 from mpc.remote.channel import (
     OperationChannel,
@@ -49,15 +49,19 @@ from mpc.remote.channel import (
     RequestSpec,
     RetryPolicy,
     backup_spec,
+    eject_spec,
     generate_spec,
     presign_spec,
     recover_spec,
     sign_spec,
 )
+from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 __all__ = ["AsyncRemoteCustodian", "RetryPolicy"]
 
@@ -75,7 +79,7 @@ class AsyncRemoteCustodian(RemoteBase):
         service runs with open registration."""
         return await self._call(self._create_client_spec())
 
-    async def get_client(self, client_id: str, token: str | None = None) -> dict[str, Any]:
+    async def get_client(self, client_id: str, token: str | None = None) -> ClientView:
         """The custodian's view (with the client's token, or without one as the operator)."""
         return await self._call(self._get_client_spec(client_id, token))
 
@@ -91,49 +95,50 @@ class AsyncRemoteCustodian(RemoteBase):
         """Operator: a fresh token for the client; the old one dies."""
         return await self._call(self._issue_token_spec(client_id))
 
-    async def unlock_client(self, client_id: str) -> dict[str, Any]:
+    async def unlock_client(self, client_id: str) -> ClientView:
         """Operator: clear the client's lockout; returns the custodian's view."""
         return await self._call(self._unlock_client_spec(client_id))
 
-    async def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> dict[str, Any]:
+    async def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> ClientView:
         """Confirm the customer stored the encrypted client backup share itself."""
         return await self._call(self._stored_client_backup_share_spec(client_id, token, method))
 
     # --- operations -----------------------------------------------------------------------------------
-    async def generate(self, client: Client, token: str) -> tuple[Any, Any]:
+    async def generate(self, client: Client, token: str) -> tuple[dict[str, str], ClientView]:
         """Create ``client``'s wallet (``Client.generate``); returns (client result, custodian result)."""
         return await self._operate(generate_spec(client), token)
 
     async def backup(self, client: Client, token: str, method: BackupMethod | None = None, *,
-                     client_stores_backup: bool = False) -> tuple[Any, Any]:
+                     client_stores_backup: bool = False) -> tuple[dict[str, Any], ClientView]:
         """Back up ``client``'s shares with ``method`` (``Client.backup``); returns both results."""
         return await self._operate(backup_spec(client, method, client_stores_backup), token)
 
     async def recover(self, client: Client, token: str, method: BackupMethod | None = None, *,
-                      encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
+                      encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[dict[str, str], RecoverResult]:
         """Recover onto ``client``; the custodian's result holds the client's *new* token."""
-        return await self._operate(recover_spec(client, "recover", method, encrypted_backup), token)
+        return await self._operate(recover_spec(client, method, encrypted_backup), token)
 
     async def eject(self, client: Client, token: str, method: BackupMethod | None = None, *,
-                    encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
+                    encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[EjectedKeys, RecoverResult]:
         """Eject onto ``client``; the custodian's result holds the client's new token."""
-        return await self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
+        return await self._operate(eject_spec(client, method, encrypted_backup), token)
 
-    async def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
-        """Sign ``data`` for ``chain``; the client's result is the ``SignResult``."""
+    async def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+        """Sign ``data`` for ``chain``: (the ``SignResult``, the same ``SignResult`` once the
+        custodian's result is checked to be the same signature), as ``mpc.run_local`` gives."""
         return await self._operate(sign_spec(client, "sign", chain, data), token)
 
-    async def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
+    async def presign(self, client: Client, token: str, count: int) -> tuple[dict[str, int], dict[str, int]]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         return await self._operate(presign_spec(client, count), token)
 
-    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
         """The same as :meth:`sign`; kept as a name."""
         return await self._operate(sign_spec(client, "sign_presigned", chain, data), token)
 
-    async def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
+    async def _operate(self, spec: OperationSpec[A, B], token: str) -> tuple[A, B]:
         session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id
-        return await self.run(spec.op, session, spec.client_id, token, params)
+        return spec.typed(*await self.run(spec.op, session, spec.client_id, token, params))
 
     async def run(self, op: str, session: Session, client_id: str, token: str,
                   params: Mapping[str, Any] | None = None, *, on_message: OnMessage | None = None) -> tuple[Any, Any]:

@@ -22,11 +22,15 @@ untrusted certificate), ``SERVICE_UNAVAILABLE`` (unreachable, busy, the connecti
 the retries below).
 
 Tokens: ``rotate_token`` replaces the client's token; a completed ``recover`` or ``eject``
-replaces it too and returns the new one in the custodian's result (``result["token"]``): keep it,
-the old one is dead. The operator (``operator_key``) creates clients, reads any client's record
+replaces it too and returns the new one in the custodian's result (a ``mpc.RecoverResult``:
+``result["token"]``, typed): keep it, the old one is dead (presented again it gets
+``AUTH_TOKEN_REPLACED``, saying so). The operator (``operator_key``) creates clients, reads any client's record
 (``get_client(client_id)`` without a token), and revokes, issues and unlocks.
 
-Each operation returns (the device's result, the custodian's result), like ``mpc.run_local``.
+Each operation returns (the device's result, the custodian's result), typed as ``mpc.run_local``
+gives them: ``generate`` (addresses, ``ClientView``), ``backup`` (its outcome, ``ClientView``),
+``recover`` (addresses, ``RecoverResult``), ``eject`` (``EjectedKeys``, ``RecoverResult``),
+``sign`` (``SignResult``, ``SignResult``), ``presign`` (counts per curve, both sides).
 Engine errors come back as the same ``mpc.errors`` classes (``errors.from_json``).
 
 Timeouts
@@ -100,7 +104,8 @@ Operations survive lost connections. Which cases are safe:
   (the one that ran the operation): the client does this by itself and returns the result with
   the new token. Nobody else can fetch it: it takes the old token and the 256-bit session id
   chosen by the device. A service without this (or a resume after the TTL) answers
-  ``AUTH_FAILED`` (the old token is dead): the operator then issues a token (``issue_token``).
+  ``AUTH_TOKEN_REPLACED`` (an ``AUTH_FAILED``: the old token is dead): the operator then issues a
+  token (``issue_token``).
   For the other operations a lost result frame ends, after ``step_wait``, in ``NOT_FOUND``
   ("the device finished, but the custodian's result was lost"): the wallet changed as the
   operation says (``get_client`` shows the custodian's view); a lost sign is signed again.
@@ -113,7 +118,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
-from mpc.client import Client
+from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, from_protocol_error
 from mpc.remote.channel import (
     OperationChannel,
@@ -123,15 +128,19 @@ from mpc.remote.channel import (
     RequestSpec,
     RetryPolicy,
     backup_spec,
+    eject_spec,
     generate_spec,
     presign_spec,
     recover_spec,
     sign_spec,
 )
+from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 __all__ = ["RemoteCustodian", "RetryPolicy"]
 
@@ -158,7 +167,7 @@ class RemoteCustodian(RemoteBase):
         Needs the operator key unless the service runs with open registration."""
         return self._call(self._create_client_spec())
 
-    def get_client(self, client_id: str, token: str | None = None) -> dict[str, Any]:
+    def get_client(self, client_id: str, token: str | None = None) -> ClientView:
         """The custodian's view: statuses, public keys and addresses (with the client's token,
         or without one as the operator)."""
         return self._call(self._get_client_spec(client_id, token))
@@ -175,51 +184,53 @@ class RemoteCustodian(RemoteBase):
         """Operator: a fresh token for the client (after a revoke or a lost one); the old one dies."""
         return self._call(self._issue_token_spec(client_id))
 
-    def unlock_client(self, client_id: str) -> dict[str, Any]:
+    def unlock_client(self, client_id: str) -> ClientView:
         """Operator: clear the client's lockout; returns the custodian's view."""
         return self._call(self._unlock_client_spec(client_id))
 
-    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> dict[str, Any]:
+    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> ClientView:
         """Confirm the customer stored the encrypted client backup share itself."""
         return self._call(self._stored_client_backup_share_spec(client_id, token, method))
 
     # --- operations -----------------------------------------------------------------------------------
-    def generate(self, client: Client, token: str) -> tuple[Any, Any]:
+    def generate(self, client: Client, token: str) -> tuple[dict[str, str], ClientView]:
         """Create ``client``'s wallet (``Client.generate``); returns (client result, custodian result)."""
         return self._operate(generate_spec(client), token)
 
     def backup(self, client: Client, token: str, method: BackupMethod | None = None, *,
-               client_stores_backup: bool = False) -> tuple[Any, Any]:
+               client_stores_backup: bool = False) -> tuple[dict[str, Any], ClientView]:
         """Back up ``client``'s shares with ``method`` (``Client.backup``); returns both results."""
         return self._operate(backup_spec(client, method, client_stores_backup), token)
 
     def recover(self, client: Client, token: str, method: BackupMethod | None = None, *,
-                encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
-        """Recover onto ``client``. The custodian's result holds the client's *new* token
-        (``result["token"]``): keep it, ``token`` is dead once recover completes."""
-        return self._operate(recover_spec(client, "recover", method, encrypted_backup), token)
+                encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[dict[str, str], RecoverResult]:
+        """Recover onto ``client``: (the wallet's addresses, a ``RecoverResult``: the custodian's
+        view with the client's *new* token, ``result["token"]``). Keep it: ``token`` is dead once
+        recover completes (presented again: ``AUTH_TOKEN_REPLACED``)."""
+        return self._operate(recover_spec(client, method, encrypted_backup), token)
 
     def eject(self, client: Client, token: str, method: BackupMethod | None = None, *,
-              encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[Any, Any]:
-        """Eject (rebuild the private keys on ``client``). As with :meth:`recover`, the
-        custodian's result holds the client's new token (``result["token"]``)."""
-        return self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
+              encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None = None) -> tuple[EjectedKeys, RecoverResult]:
+        """Eject (rebuild the private keys on ``client``): (the ``EjectedKeys``, a ``RecoverResult``
+        with the client's new token, as for :meth:`recover`)."""
+        return self._operate(eject_spec(client, method, encrypted_backup), token)
 
-    def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
-        """Sign ``data`` for ``chain``; the client's result is the ``SignResult``."""
+    def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+        """Sign ``data`` for ``chain``: (the ``SignResult``, the same ``SignResult`` once the
+        custodian's result is checked to be the same signature), as ``mpc.run_local`` gives."""
         return self._operate(sign_spec(client, "sign", chain, data), token)
 
-    def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
+    def presign(self, client: Client, token: str, count: int) -> tuple[dict[str, int], dict[str, int]]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         return self._operate(presign_spec(client, count), token)
 
-    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
         """The same as :meth:`sign` (no presignature lives on the device); kept as a name."""
         return self._operate(sign_spec(client, "sign_presigned", chain, data), token)
 
-    def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
+    def _operate(self, spec: OperationSpec[A, B], token: str) -> tuple[A, B]:
         session, params = spec.make()
-        return self.run(spec.op, session, spec.client_id, token, params)
+        return spec.typed(*self.run(spec.op, session, spec.client_id, token, params))
 
     def run(self, op: str, session: Session, client_id: str, token: str, params: Mapping[str, Any] | None = None,
             *, on_message: Callable[[int], None] | None = None) -> tuple[Any, Any]:

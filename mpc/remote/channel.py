@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from mpc import errors
 from mpc.backup.methods import BackupMethod
-from mpc.client import Client
+from mpc.client import Client, EjectedKeys
 from mpc.errors import (
     ConfigInvalid,
     EngineError,
@@ -46,6 +46,7 @@ from mpc.errors import (
     TlsFailed,
     from_protocol_error,
 )
+from mpc.wallet import ClientView, RecoverResult, SignResult, client_view, recover_result
 from mpc.wire import MAX_FRAME_BYTES, check_service_url, client_tls_context
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
@@ -66,6 +67,7 @@ __all__ = [
     "parse_control",
     "presign_spec",
     "recover_spec",
+    "eject_spec",
     "sign_spec",
     "transport_errors",
     "transport_failure",
@@ -246,6 +248,8 @@ def _refusal_hint(error: EngineError) -> float | None:
 
 # --- one-frame requests ---------------------------------------------------------------------------------
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -331,52 +335,90 @@ class RequestAttempts(Generic[T]):
 
 # --- operations -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class OperationSpec:
+class OperationSpec(Generic[A, B]):
     """A wallet operation to run: ``make()`` builds the device's session and the request's
-    parameters (CPU-bound for some: the asyncio client calls it in a thread)."""
+    parameters (CPU-bound for some: the asyncio client calls it in a thread); ``typed`` turns
+    (the device session's result, the custodian's JSON result) into the method's typed pair, the
+    same types as ``mpc.run_local`` gives (a malformed custodian result raises)."""
 
     op: str
     client_id: str
     make: Callable[[], tuple[Session, dict[str, Any]]]
+    typed: Callable[[Any, Any], tuple[A, B]]
 
 
-def generate_spec(client: Client) -> OperationSpec:
-    """``generate`` for ``client``."""
-    return OperationSpec("generate", client.client_id, lambda: (client.generate(), {}))
+def _with_view(device: Any, custodian: Any) -> tuple[Any, ClientView]:
+    return device, client_view(custodian)
 
 
-def backup_spec(client: Client, method: BackupMethod | None, client_stores_backup: bool) -> OperationSpec:
+def _with_new_token(device: Any, custodian: Any) -> tuple[Any, RecoverResult]:
+    return device, recover_result(custodian)
+
+
+def _signed(device: Any, custodian: Any) -> tuple[SignResult, SignResult]:
+    """The device's ``SignResult`` twice, once the custodian's JSON result is checked to be the
+    same signature (``SignResult.to_json``)."""
+    if not isinstance(device, SignResult) or custodian != device.to_json():
+        raise EngineError("the custodian service's signature differs from the device's")
+    return device, device
+
+
+def _counts(device: Any, custodian: Any) -> tuple[dict[str, int], dict[str, int]]:
+    if not isinstance(custodian, dict) or not all(isinstance(n, int) and not isinstance(n, bool)
+                                                  for n in custodian.values()):
+        raise EngineError("unexpected presign result from the custodian service")
+    return cast("dict[str, int]", device), cast("dict[str, int]", custodian)
+
+
+def generate_spec(client: Client) -> OperationSpec[dict[str, str], ClientView]:
+    """``generate`` for ``client``: (the wallet's addresses, the custodian's view)."""
+    return OperationSpec("generate", client.client_id, lambda: (client.generate(), {}), _with_view)
+
+
+def backup_spec(client: Client, method: BackupMethod | None,
+                client_stores_backup: bool) -> OperationSpec[dict[str, Any], ClientView]:
     """``backup`` for ``client`` with ``method`` (the device's default if None)."""
     def make() -> tuple[Session, dict[str, Any]]:
         session = client.backup(method, client_stores_backup=client_stores_backup)
         return session, {"method": session.method.name, "client_stores_backup": client_stores_backup}
 
-    return OperationSpec("backup", client.client_id, make)
+    return OperationSpec("backup", client.client_id, make, _with_view)
 
 
-def recover_spec(client: Client, op: str, method: BackupMethod | None,
-                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec:
-    """``recover`` or ``eject`` (same parameters)."""
+def _from_backup_spec(client: Client, op: str, method: BackupMethod | None,
+                      encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec[Any, RecoverResult]:
     def make() -> tuple[Session, dict[str, Any]]:
         factory = client.recover if op == "recover" else client.eject
         session = factory(method, encrypted_backup=encrypted_backup)
         return session, {"method": session.method.name}
 
-    return OperationSpec(op, client.client_id, make)
+    return OperationSpec(op, client.client_id, make, _with_new_token)
 
 
-def sign_spec(client: Client, op: str, chain: str, data: bytes) -> OperationSpec:
+def recover_spec(client: Client, method: BackupMethod | None,
+                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec[dict[str, str], RecoverResult]:
+    """``recover``: (the wallet's addresses, the custodian's view with the client's new token)."""
+    return _from_backup_spec(client, "recover", method, encrypted_backup)
+
+
+def eject_spec(client: Client, method: BackupMethod | None,
+               encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec[EjectedKeys, RecoverResult]:
+    """``eject``: (the whole private keys, the custodian's view with the client's new token)."""
+    return _from_backup_spec(client, "eject", method, encrypted_backup)
+
+
+def sign_spec(client: Client, op: str, chain: str, data: bytes) -> OperationSpec[SignResult, SignResult]:
     """``sign`` or ``sign_presigned`` (same parameters)."""
     def make() -> tuple[Session, dict[str, Any]]:
         factory = client.sign if op == "sign" else client.sign_presigned
         return factory(chain, data), {"chain": chain, "data": bytes(data).hex()}
 
-    return OperationSpec(op, client.client_id, make)
+    return OperationSpec(op, client.client_id, make, _signed)
 
 
-def presign_spec(client: Client, count: int) -> OperationSpec:
-    """``presign`` of ``count`` precomputations for ``client``."""
-    return OperationSpec("presign", client.client_id, lambda: (client.presign(count), {"count": count}))
+def presign_spec(client: Client, count: int) -> OperationSpec[dict[str, int], dict[str, int]]:
+    """``presign`` of ``count`` precomputations for ``client``: the pool's size per curve, both sides."""
+    return OperationSpec("presign", client.client_id, lambda: (client.presign(count), {"count": count}), _counts)
 
 
 _UNSET = object()
@@ -652,10 +694,10 @@ class RemoteBase:
         # Not idempotent: sent twice it creates two clients (the first one's token lost).
         return RequestSpec(self._as_operator({"op": "create_client"}), False, _client_and_token)
 
-    def _get_client_spec(self, client_id: str, token: str | None) -> RequestSpec[dict[str, Any]]:
+    def _get_client_spec(self, client_id: str, token: str | None) -> RequestSpec[ClientView]:
         if token is None:
-            return RequestSpec(self._as_operator({"op": "get_client", "client_id": client_id}), True, _as_view)
-        return RequestSpec({"op": "get_client", "client_id": client_id, "token": token}, True, _as_view)
+            return RequestSpec(self._as_operator({"op": "get_client", "client_id": client_id}), True, client_view)
+        return RequestSpec({"op": "get_client", "client_id": client_id, "token": token}, True, client_view)
 
     def _rotate_token_spec(self, client_id: str, token: str) -> RequestSpec[str]:
         # Not idempotent: once processed, ``token`` is dead and the new one only in the lost reply.
@@ -668,13 +710,13 @@ class RemoteBase:
         # Idempotent in effect: a second issue replaces the first token, whose reply was lost.
         return RequestSpec(self._as_operator({"op": "issue_token", "client_id": client_id}), True, _token_of)
 
-    def _unlock_client_spec(self, client_id: str) -> RequestSpec[dict[str, Any]]:
-        return RequestSpec(self._as_operator({"op": "unlock_client", "client_id": client_id}), True, _as_view)
+    def _unlock_client_spec(self, client_id: str) -> RequestSpec[ClientView]:
+        return RequestSpec(self._as_operator({"op": "unlock_client", "client_id": client_id}), True, client_view)
 
     def _stored_client_backup_share_spec(self, client_id: str, token: str,
-                                         method: str) -> RequestSpec[dict[str, Any]]:
+                                         method: str) -> RequestSpec[ClientView]:
         return RequestSpec({"op": "stored_client_backup_share", "client_id": client_id, "token": token,
-                            "method": method}, True, _as_view)
+                            "method": method}, True, client_view)
 
     def _channel(self, op: str, session: Session, client_id: str, token: str,
                  params: Mapping[str, Any] | None) -> OperationChannel:

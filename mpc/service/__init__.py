@@ -1,4 +1,5 @@
 """The networked custodian (``python -m mpc serve``): a WebSocket service around ``mpc.Custodian``.
+Its modules::
 
     server         the service: connections, requests, per-step workers, the app
     guard          TLS, credentials and connection/rate limits

@@ -27,13 +27,15 @@ from mpc.wallet import CHAINS, curve_of_chain
 __all__ = ["demo_server"]
 
 
-def demo_server(directory: Path, say: Callable[[str, str], None], verify: Callable[[mpc.SignResult, bytes], str]) -> int:
+def demo_server(directory: Path, say: Callable[[str, str], None], verify: Callable[[mpc.SignResult, bytes], str],
+                progress: Callable[[str], None] = lambda text: None) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     db = str(directory / "custodian.sqlite3")
     print(f"portal-mpc demo over WebSockets (state in {directory})")
     _use_demo_key(directory / "store.key", say)
     start = time.perf_counter()
     operator_key = secrets.token_urlsafe(32)  # this run's operator: only it may create clients
+    progress("starting the custodian service (the first run makes its setup: two safe primes, seconds)")
     with ServiceThread(db, host="127.0.0.1", port=0, operator_key=operator_key) as server:
         say("custodian service", f"{server.url} ({server.service.executor_kind} pool, "  # type: ignore[union-attr]
             f"started in {time.perf_counter() - start:.1f} s)")
@@ -43,6 +45,7 @@ def demo_server(directory: Path, say: Callable[[str, str], None], verify: Callab
         cloud = LocalFolderCloudStorage(directory / "cloud")
         device = mpc.Client(client_id, mpc.FileKeychain(directory / "device-1"), cloud=cloud)
         start = time.perf_counter()
+        progress("generating the wallet over the service (the device's one-time setup first: seconds)")
         remote.generate(device, token)
         say("generate (secp256k1 + ed25519)", f"{_statuses(remote, client_id, token)} "
             f"({time.perf_counter() - start:.1f} s)")

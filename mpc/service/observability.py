@@ -42,6 +42,8 @@ UNKNOWN_OP = "unknown"
 READY_CACHE_SECONDS = 1.0
 GAUGE_CACHE_SECONDS = 5.0
 CHECK_TIMEOUT = 3.0
+# Refused credentials, counted in mpc_auth_failures_total: AUTH_FAILED and its subclasses.
+_AUTH_FAILURE_CODES = frozenset(code for code, cls in ERRORS.items() if issubclass(cls, AuthFailed))
 _RECORD: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar("mpc_request_record", default=None)
 
 
@@ -99,7 +101,7 @@ class RequestRecord:
             self.outcome = code
             culprit = error.get("culprit")
             self.culprit = culprit if isinstance(culprit, int) and not isinstance(culprit, bool) else None
-            if code == "AUTH_FAILED":
+            if code in _AUTH_FAILURE_CODES:
                 metrics.AUTH_FAILURES.inc(kind=self.credential or "token")
         return self.frame({"error": body})
 

@@ -78,6 +78,7 @@ from mpc.wire import (
     OPERATOR_OPS,
 )
 from mpc.storage.backends import open_store
+from mpc.wallet import ClientView
 
 __all__ = [
     "CustodianService",
@@ -577,14 +578,14 @@ class CustodianService:
         self.custodian.store.client(client_id)
         return {"client_id": client_id, "token": self.service.replace_token(client_id)}
 
-    def _unlock_client(self, client_id: str) -> dict[str, Any]:
+    def _unlock_client(self, client_id: str) -> ClientView:
         unlock = getattr(self.custodian, "unlock", None)
         if unlock is None:
             raise InputInvalid("not supported")
         unlock(client_id)
         return self.custodian.get_client(client_id)
 
-    def _stored_client_backup_share(self, client_id: str, method: str) -> dict[str, Any]:
+    def _stored_client_backup_share(self, client_id: str, method: str) -> ClientView:
         self.custodian.stored_client_backup_share(client_id, method)
         return self.custodian.get_client(client_id)
 

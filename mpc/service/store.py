@@ -14,6 +14,9 @@ Tables (created on first use, portable SQL)::
                    whether it parked the session again, its lease, and how many messages the
                    session had sent before it (what a step that ran produced is the rest)
   service_nodes    node id -> when its heartbeat lapses (every ``serve`` process is a node)
+  replaced_tokens  client id -> the hash of the token the client's last recover or eject
+                   replaced, and which: that token, presented again, gets
+                   ``AUTH_TOKEN_REPLACED`` (saying why) instead of a bare ``AUTH_FAILED``
 
 At rest, a parked session's state and outbox (the custodian's messages: an eject's carry its
 backup shares) are sealed like the store's other secrets when the store has a key (``mpc.storage.sealing``),
@@ -47,9 +50,9 @@ import secrets
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from mpc.errors import AuthFailed, OperationLost, StoreUnavailable
+from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
 from mpc.storage.store import SQLiteStore
 
 __all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
@@ -76,6 +79,11 @@ CREATE TABLE IF NOT EXISTS session_steps (
     parked INTEGER NOT NULL,
     sent INTEGER NOT NULL,
     expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replaced_tokens (
+    client_id TEXT PRIMARY KEY REFERENCES clients(client_id),
+    token_hash BLOB NOT NULL,
+    operation TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS service_nodes (
     node_id TEXT PRIMARY KEY,
@@ -160,7 +168,16 @@ class ServiceStore:
         expected = bytes(row[0]) if row is not None else bytes(32)
         # Compare even for an unknown client, so the timing does not tell whether it exists.
         if not hmac.compare_digest(presented, expected) or row is None:
-            raise AuthFailed()
+            self._refuse(client_id, presented)
+
+    def _refuse(self, client_id: str, presented: bytes) -> NoReturn:
+        """``AuthTokenReplaced`` for the token a recover or eject replaced, else ``AuthFailed``."""
+        row = self.store._execute("SELECT token_hash, operation FROM replaced_tokens WHERE client_id = ?",
+                                  (client_id,)).fetchone()
+        if row is not None and hmac.compare_digest(presented, bytes(row[0])):
+            raise AuthTokenReplaced(f"this client token was replaced by a completed {row[1]}: use the new token "
+                                    "from its result, or ask the operator for one (issue_token)")
+        raise AuthFailed()
 
     def rotate_token(self, client_id: Any, token: Any) -> str:
         """The client's new token in place of ``token`` (``AuthFailed`` unless it is the live one;
@@ -176,10 +193,17 @@ class ServiceStore:
             raise AuthFailed()
         return fresh
 
-    def replace_token(self, client_id: str) -> str:
-        """A new token for the client, whatever its current one (recover, eject, the operator)."""
+    def replace_token(self, client_id: str, operation: str | None = None) -> str:
+        """A new token for the client, whatever its current one (recover, eject, the operator).
+        With ``operation`` (a completed recover or eject) the old token's hash is remembered, so
+        presenting it again says it was replaced (``AUTH_TOKEN_REPLACED``)."""
         fresh = new_token()
-        self.set_token(client_id, fresh)
+        with self.store.transaction():
+            old = self.store._execute("SELECT token_hash FROM client_tokens WHERE client_id = ?", (client_id,)).fetchone()
+            if operation is not None and old is not None:
+                self.store._execute("INSERT OR REPLACE INTO replaced_tokens VALUES (?, ?, ?)",
+                                    (client_id, bytes(old[0]), operation))
+            self.set_token(client_id, fresh)
         return fresh
 
     def revoke_token(self, client_id: str) -> None:

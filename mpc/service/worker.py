@@ -312,7 +312,7 @@ def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame:
     if session.done:
         result = _result_json(session.result())
         if parked.operation in TOKEN_ROTATING_OPERATIONS:
-            result = {**result, "token": service.replace_token(client_id)}
+            result = {**result, "token": service.replace_token(client_id, parked.operation)}
         return {"messages": sent, "result": result}
     # Every message sent so far stays with the state: a client that reconnects gets them all
     # again and drops those it has (an operation sends a handful of messages).

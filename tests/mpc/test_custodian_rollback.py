@@ -15,7 +15,6 @@ pool no precomputed value appears in two proofs.
 from __future__ import annotations
 
 import copy
-import hashlib
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator

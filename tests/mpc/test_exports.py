@@ -64,3 +64,33 @@ def test_the_remote_custodian_without_the_server_extra_says_what_to_install(monk
 def test_run_local_refuses_what_is_not_a_session() -> None:
     with pytest.raises(errors.InputInvalid, match="two sessions"):
         mpc.run_local("client", "custodian")  # type: ignore[arg-type]
+
+
+def test_dir_shows_only_public_names() -> None:
+    """``dir(mpc)`` lists ``__all__`` and subpackages: no typing helpers or type variables."""
+    names = set(dir(mpc))
+    assert set(mpc.__all__) <= names
+    assert not names & {"Any", "TypeVar", "cast", "A", "B", "R_co", "MPCError", "importlib", "Protocol", "annotations"}
+    assert all(name in mpc.__all__ or isinstance(getattr(mpc, name), type(errors)) for name in names)
+
+
+def test_one_public_error_base_with_a_code() -> None:
+    """``mpc.EngineError`` is exported, carries ``code`` and ``status``, and every coded error is one."""
+    assert "EngineError" in mpc.__all__ and mpc.EngineError is errors.EngineError
+    assert all(issubclass(cls, mpc.EngineError) for cls in errors.ERRORS.values())
+    assert mpc.EngineError.code == "ENGINE_INTERNAL_ERROR" and mpc.EngineError().status == 500
+
+
+def test_run_local_surfaces_a_protocol_error_as_a_coded_one() -> None:
+    """A message refused by the protocol layer (``InvalidMessage``, no code) reaches the caller of
+    ``run_local`` as ``MESSAGE_INVALID``, an ``mpc.EngineError``."""
+    from protocols.errors import InvalidMessage
+    from protocols.rounds import Message, Session
+
+    class Refusing(Session):
+        def start(self) -> list[Message]:
+            raise InvalidMessage("refused")
+
+    with pytest.raises(mpc.EngineError) as caught:
+        mpc.run_local(Refusing(b"\x01" * 32, 1, (1, 2)), Refusing(b"\x01" * 32, 2, (1, 2)))
+    assert caught.value.code == "MESSAGE_INVALID"

@@ -55,7 +55,7 @@ def test_whole_lifecycle_with_the_asyncio_client(server: ServiceThread) -> None:
             data = data_for(chain)
             result, custodian_result = await remote.sign(phone, token, chain, data)
             verify_result(result, data)
-            assert custodian_result["signature"] == result.signature.hex()
+            assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
         counts = (await remote.presign(phone, token, 2))[1]
         assert counts
         data = data_for("tron")

@@ -472,8 +472,8 @@ def test_store_key_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     _fill(store)
     store.close()
     monkeypatch.setenv(DB_ENV, db)  # the URL from $PORTAL_MPC_DB from here on
-    with pytest.raises(StoreKeyMissing):
-        main(["nonce-epoch"])  # no key and no plaintext opt-in
+    assert main(["nonce-epoch"]) == 2  # no key and no plaintext opt-in: one line, the code and the fix
+    assert capsys.readouterr().err.startswith(f"python -m mpc: error: {StoreKeyMissing.code}: ")
     first, second = tmp_path / "first.key", tmp_path / "second.key"
     assert main(["store-key", "new", "--out", str(first)]) == 0 and _mode(first) == 0o600
     assert main(["store-key", "rotate", "--new-key-file", str(first)]) == 0  # seals the plaintext store

@@ -56,7 +56,15 @@ def test_whole_lifecycle_over_sockets(server: ServiceThread) -> None:
         data = data_for(chain)
         result, custodian_result = remote.sign(phone, token, chain, data)
         verify_result(result, data)
-        assert custodian_result["signature"] == result.signature.hex()
+        assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
+    # A chain adapter over the network: remote_signer, the transaction checked by eth-account.
+    from eth_account import Account
+
+    from mpc.chains import evm, remote_signer
+    tx = {"type": "0x2", "nonce": 0, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1, "gas": 21000, "chainId": 1,
+          "to": "0x" + "35" * 20, "value": "0x1"}
+    signed = evm.sign_transaction(remote_signer(remote, phone, token), tx)
+    assert Account.recover_transaction(signed.raw_transaction) == addresses["ethereum"]
     remote.backup(phone, token)
     assert remote.get_client(client_id, token)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
     new_phone = device(client_id, cloud)

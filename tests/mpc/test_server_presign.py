@@ -38,7 +38,7 @@ def test_presign_and_fast_signing_over_sockets(server: ServiceThread) -> None:
         data = data_for(chain, b"presigned over the wire")
         result, custodian_result = remote.sign_presigned(phone, token, chain, data)
         verify_result(result, data)
-        assert custodian_result["signature"] == result.signature.hex()
+        assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
     assert set(phone.keychain.names()) == before  # nothing single-use on the device
     assert server.service.custodian.presignature_count(client_id) == {"secp256k1": 1, "ed25519": 0}
     assert server.service.service.count() == 0  # nothing left parked

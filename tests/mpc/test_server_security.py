@@ -23,6 +23,7 @@ import mpc  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import (  # noqa: E402
     AuthFailed,
+    AuthTokenReplaced,
     ConfigInvalid,
     InputInvalid,
     NotFound,
@@ -33,6 +34,7 @@ from mpc.errors import (  # noqa: E402
 )
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.service.requests import nesting_depth, parse_request  # noqa: E402
+from mpc.service import metrics  # noqa: E402
 from mpc.service.server import CustodianService, ServiceThread  # noqa: E402
 from mpc.service.guard import (  # noqa: E402
     OPERATOR_KEY_ENV,
@@ -122,13 +124,19 @@ def test_whole_lifecycle_over_wss_and_recover_and_eject_replace_the_token(tls_se
     assert recovered == addresses
     after_recover = recover_view["token"]
     assert after_recover != token
-    with pytest.raises(AuthFailed):  # the old token died when recover completed
-        remote.get_client(client_id, token)
+    refused_before = metrics.AUTH_FAILURES.value(kind="token")
+    with pytest.raises(AuthTokenReplaced, match="replaced by a completed recover") as replaced:
+        remote.get_client(client_id, token)  # the old token died when recover completed, and it says so
+    assert replaced.value.code == "AUTH_TOKEN_REPLACED" and isinstance(replaced.value, AuthFailed)
+    assert metrics.AUTH_FAILURES.value(kind="token") == refused_before + 1  # still a refused credential
     keys, eject_view = remote.eject(new_phone, after_recover)
     assert keys.secp256k1_public_key.hex() == view["public_keys"]["secp256k1"]
     after_eject = eject_view["token"]
-    with pytest.raises(AuthFailed):
+    with pytest.raises(AuthTokenReplaced, match="replaced by a completed eject"):
         remote.get_client(client_id, after_recover)
+    with pytest.raises(AuthFailed) as older:  # only the last replaced token is remembered
+        remote.get_client(client_id, token)
+    assert older.value.code == "AUTH_FAILED"
     data = data_for("solana")
     verify_result(remote.sign(new_phone, after_eject, "solana", data)[0], data)
     wait_until_no_socket_is_open(tls_server)

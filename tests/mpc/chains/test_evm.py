@@ -58,7 +58,7 @@ def test_legacy_eip155_transaction_recovers_to_the_wallet(wallet, nonce, value, 
     tx = {"nonce": nonce, "gasPrice": gas_price, "gas": 21000 + 16 * len(data), "to": to, "value": value,
           "data": data, "chainId": chain_id}
     signed = evm.sign_transaction(wallet.signer, tx)
-    assert Account.recover_transaction(signed.raw) == wallet.addresses["ethereum"]
+    assert Account.recover_transaction(signed.raw_transaction) == wallet.addresses["ethereum"]
     assert signed.v in (chain_id * 2 + 35, chain_id * 2 + 36)
     assert signed.hash == keccak(signed.raw)
 
@@ -72,7 +72,7 @@ def test_eip1559_transaction_recovers_to_the_wallet(wallet, nonce, value, to, da
           "accessList": [{"address": to, "storageKeys": ["0x" + "00" * 31 + "01"]}]}
     signed = evm.sign_transaction(wallet.signer, tx)
     assert signed.raw[0] == 2 and signed.v in (0, 1)
-    assert Account.recover_transaction(signed.raw) == wallet.addresses["ethereum"]
+    assert Account.recover_transaction(signed.raw_transaction) == wallet.addresses["ethereum"]
     assert signed.hash == keccak(signed.raw)
 
 
@@ -80,7 +80,7 @@ def test_contract_creation_and_from_field(wallet):
     tx = {"type": 2, "nonce": 0, "maxFeePerGas": 2, "maxPriorityFeePerGas": 1, "gas": 100000, "chainId": 5,
           "data": b"\x60\x00", "from": wallet.addresses["ethereum"].lower()}
     signed = evm.sign_transaction(wallet.signer, tx)
-    assert Account.recover_transaction(signed.raw) == wallet.addresses["ethereum"]
+    assert Account.recover_transaction(signed.raw_transaction) == wallet.addresses["ethereum"]
 
 
 LEGACY = {"nonce": 1, "gasPrice": 10, "gas": 21000, "to": "0x" + "ab" * 20, "value": 1, "chainId": 1}
@@ -102,8 +102,10 @@ DYNAMIC = {"type": 2, "nonce": 1, "maxFeePerGas": 10, "maxPriorityFeePerGas": 1,
     (LEGACY, {"from": "0x" + "cd" * 20}),             # another account
     (LEGACY, {"data": "abcd"}),                       # data without 0x
     (LEGACY, {"maxFeePerGas": 1}),                    # field of another type
-    (LEGACY, {"type": 1}),                            # unsupported type
-    (LEGACY, {"type": "0x2"}),
+    (LEGACY, {"type": 3}),                            # unsupported type (EIP-4844 blobs)
+    (LEGACY, {"type": "2"}),                          # decimal text: eth-account refuses it too
+    (LEGACY, {"value": "16"}),
+    (LEGACY, {"type": "0x2"}),                        # EIP-1559 without its fee caps
     (DYNAMIC, {"maxPriorityFeePerGas": 11}),          # can never be included
     (DYNAMIC, {"accessList": [{"address": "nope"}]}),
     (DYNAMIC, {"gasPrice": 1}),

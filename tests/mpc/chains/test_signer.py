@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mpc.chains import Signer, sign_checked, sign_ecdsa, sign_ed25519
+import mpc
+from mpc.chains import Signer, remote_signer, sign_checked, sign_ecdsa, sign_ed25519
 from mpc.chains._common import import_library
 from mpc.errors import ChainLibraryMissing, InputInvalid, SignFailed
 from mpc.wallet import SignResult
@@ -35,6 +36,36 @@ class TamperingSigner:
     def sign(self, chain: str, data: bytes) -> SignResult:
         result = self.inner.sign(chain, data)
         return dataclasses.replace(result, **self.change(result))
+
+
+@dataclasses.dataclass
+class InMemoryService:
+    """A stand-in for ``RemoteCustodian``: its ``sign`` runs the custodian's half in memory, for the
+    one token it accepts (the service over real sockets: tests/mpc/test_server.py)."""
+
+    custodian: mpc.Custodian
+    token: str = dataclasses.field(repr=False)
+    calls: int = 0
+
+    def sign(self, client: mpc.Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+        if token != self.token:
+            raise mpc.errors.AuthFailed()
+        self.calls += 1
+        return mpc.run_local(client.sign(chain, data), self.custodian.sign(client.client_id, chain, data))
+
+
+def test_remote_signer_signs_through_the_service_with_the_token(wallet):
+    local = wallet.signer
+    service = InMemoryService(local.custodian, "the-token")
+    signer = remote_signer(service, local.client, "the-token")
+    assert isinstance(signer, Signer) and "the-token" not in repr(signer)
+    assert signer.public_key("secp256k1") == local.public_key("secp256k1")
+    assert sign_checked(signer, "ethereum", DIGEST).recid in (0, 1)
+    assert len(sign_ed25519(signer, "solana", b"remote")) == 64 and service.calls == 2
+    with pytest.raises(mpc.errors.AuthFailed):
+        sign_checked(remote_signer(service, local.client, "an-old-token"), "ethereum", DIGEST)
+    with pytest.raises(InputInvalid):
+        remote_signer(service, local.client, "")
 
 
 def test_local_signer_is_a_signer_and_its_results_pass(wallet):
