@@ -245,4 +245,10 @@ def read_gauges(store: Any, parked_count: Callable[[], int]) -> None:
     metrics.PARKED_SESSIONS.set(parked_count())
     row = store._execute("SELECT COUNT(*) FROM presignatures").fetchone()
     metrics.PRESIGN_POOL.set(int(row[0]))
+    if store.ledger is not None:  # the revocation ledger (mpc.storage.ledger) and the start's reconciliation
+        metrics.LEDGER_RECORDS.set(len(store.ledger))
+        report = store.ledger_report
+        metrics.LEDGER_REAPPLIED.set(report.tokens_revoked, kind="tokens")
+        metrics.LEDGER_REAPPLIED.set(report.attempts_restored, kind="attempts")
+        metrics.LEDGER_RESTORE_DETECTED.set(int(report.restored))
 

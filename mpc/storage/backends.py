@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed, StoreUnavailable
+from mpc.storage.ledger import ENV_VAR as LEDGER_ENV, LedgerKey, open_ledger
 from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
 from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
 from mpc.storage.store import SQLiteStore
@@ -81,11 +82,15 @@ def url_has_password(url: str) -> bool:
 def open_store(url: str, *, sealer: Sealer | None = None, allow_plaintext: bool = False) -> SQLiteStore:
     """The store a URL names (see the module docstring), sealed with ``sealer`` or the
     environment's key, with the restore guard named by ``$PORTAL_MPC_RESTORE_GUARD`` attached if
-    that is set (``mpc.storage.restore_guard``)."""
+    that is set (``mpc.storage.restore_guard``) and the revocation ledger named by
+    ``$PORTAL_MPC_LEDGER`` (``mpc.storage.ledger``: reconciled before this returns)."""
     store = _open(url, configured_sealer(url, sealer, allow_plaintext=allow_plaintext))
     guard_path = os.environ.get(ENV_VAR)
     if guard_path:
         store.attach_restore_guard(RestoreGuard(guard_path))
+    where = os.environ.get(LEDGER_ENV)
+    if where:
+        store.attach_ledger(open_ledger(where, LedgerKey.configured(store.sealer)))
     return store
 
 
@@ -204,6 +209,8 @@ class PostgresStore(SQLiteStore):
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
         self.single_use_tables = ["presignatures", "resumed_sessions"]
         self.restore_guard = None
+        self.ledger = None
+        self.ledger_report = None
         self.reconnects = 0
         self._conn = self._connect()
         self._init_schema()

@@ -44,6 +44,8 @@ opened, and its epoch is bumped by itself.
 
 from __future__ import annotations
 
+import functools
+
 import json
 import sqlite3
 import threading
@@ -60,6 +62,7 @@ from mpc.errors import (
     StoreNotSealed,
     StoreSchemaUnsupported,
 )
+from mpc.storage.ledger import LedgerReport, RevocationLedger, note_seen, reconcile
 from mpc.storage.restore_guard import RestoreGuard
 from mpc.storage.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
 from protocols.errors import UsageError
@@ -167,6 +170,8 @@ class SQLiteStore:
         self._depth = 0
         self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
         self.restore_guard: RestoreGuard | None = None
+        self.ledger: RevocationLedger | None = None  # ``attach_ledger`` (mpc.storage.ledger)
+        self.ledger_report: LedgerReport | None = None
         self._init_schema()
 
     def _init_schema(self) -> None:
@@ -470,6 +475,16 @@ class SQLiteStore:
         self.restore_guard = guard
         guard.record(self.take_counter())
         return behind
+
+    def attach_ledger(self, ledger: RevocationLedger) -> LedgerReport:
+        """Use the revocation ledger ``ledger`` from now on (``mpc.storage.ledger``): first re-apply
+        every revocation and count it holds (``reconcile``: after a restore, what the restored
+        copy forgot), then keep ``meta.ledger_seen`` at its length after each append. A ledger
+        shorter than what this store has seen raises ``LedgerCorrupted``."""
+        report = reconcile(self, ledger)
+        ledger.observers.append(functools.partial(note_seen, self))
+        self.ledger, self.ledger_report = ledger, report
+        return report
 
     def consume_park_id(self, park_id: str, parked_at: float, purge_before: float) -> bool:
         """Record that a parked operation was resumed; False if it was already (single use).
