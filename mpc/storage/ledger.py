@@ -77,6 +77,7 @@ __all__ = [
     "LedgerRecord",
     "LedgerReport",
     "open_ledger",
+    "default_path",
     "reconcile",
     "ENV_VAR",
     "KEY_FILE_ENV",
@@ -508,6 +509,12 @@ class PostgresLedger(RevocationLedger):
         self._conn.close()
 
 
+def default_path(restore_guard: str | os.PathLike[str]) -> Path:
+    """The default ledger file of one node: ``revocation-ledger`` next to the restore guard file
+    (the same storage, outside the database's backups)."""
+    return Path(restore_guard).parent / "revocation-ledger"
+
+
 def open_ledger(where: str, key: LedgerKey) -> RevocationLedger:
     """A ``PostgresLedger`` for a ``postgresql://`` URL (``?schema=NAME`` allowed), else a ``FileLedger``."""
     if not isinstance(where, str) or not where:
@@ -591,6 +598,7 @@ def _raise_attempts(store: SQLiteStore, index: _Index) -> int:
         row = store._execute("SELECT failures FROM client_attempts WHERE client_id = ?", (client_id,)).fetchone()
         known = store._execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if known is not None and count > (0 if row is None else int(row[0])):
-            store._execute("INSERT OR REPLACE INTO client_attempts VALUES (?, ?, ?)", (client_id, count, since))
+            store._execute("DELETE FROM client_attempts WHERE client_id = ?", (client_id,))
+            store._execute("INSERT INTO client_attempts VALUES (?, ?, ?)", (client_id, count, since))
             raised += 1
     return raised
