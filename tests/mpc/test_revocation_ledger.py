@@ -11,6 +11,7 @@ MAC-chained: a record edited, removed, reordered or cut off is refused loudly
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from collections import deque
@@ -335,3 +336,56 @@ def _run(client: Session, custodian: Session, tamper: Any) -> None:
     from protocols.local import run
 
     run([client, custodian], tamper)
+
+
+# --- the same sequence over the networked service (serve's own path: $PORTAL_MPC_LEDGER) -----------------
+def test_a_restored_service_keeps_the_stolen_device_out_and_says_so(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An independent check of the restore-after-recover sequence through ``open_store`` (the
+    ledger from ``$PORTAL_MPC_LEDGER``, its key derived from the store key), the WebSocket
+    service, ``/readyz`` and ``/metrics``."""
+    from mpc.errors import ShareReplaced as Replaced
+    from mpc.remote.blocking import RemoteCustodian
+    from mpc.service.server import ServiceThread
+    from mpc.storage.ledger import ENV_VAR
+
+    from .test_observability import http_get
+    from .test_server import OPERATOR_KEY, TIMEOUT
+
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "revocation-ledger"))
+    db, cloud = tmp_path / "custodian.sqlite3", MemoryCloudStorage()
+
+    def service() -> ServiceThread:
+        return ServiceThread(str(db), executor="thread", operator_key=OPERATOR_KEY, metrics_public=True).start()
+
+    running = service()
+    remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
+    client_id, old_token = remote.create_client()
+    stolen = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud)
+    remote.generate(stolen, old_token)
+    remote.backup(stolen, old_token)
+    running.stop()
+    shutil.copy(db, tmp_path / "backup.sqlite3")  # the operator's backup
+
+    running = service()
+    remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
+    remote.recover(mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud), old_token)  # the owner shuts the thief out
+    running.stop()
+    shutil.copy(tmp_path / "backup.sqlite3", db)  # the restore
+
+    running = service()
+    try:
+        remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
+        readiness = json.loads(http_get(running.port, "/readyz")[2])
+        assert readiness["ready"] is True
+        assert readiness["ledger"]["restored"] is True and readiness["ledger"]["tokens_revoked"] == 1
+        metrics_text = http_get(running.port, "/metrics")[2]
+        assert "mpc_revocation_ledger_restore_detected 1" in metrics_text
+        assert 'mpc_revocation_ledger_reapplied{kind="tokens"} 1' in metrics_text
+        with pytest.raises(AuthFailed):  # the pre-recover token: dead
+            remote.sign(stolen, old_token, "ethereum", data_for("ethereum"))
+        fresh = remote.issue_token(client_id)  # even with a token the operator issues now
+        with pytest.raises(Replaced):
+            remote.sign(stolen, fresh, "ethereum", data_for("ethereum"))
+    finally:
+        running.stop()
