@@ -90,6 +90,10 @@ class Custodian:
         mpc.run_local(client.sign("ethereum", digest32), custodian.sign(client_id, "ethereum", digest32))
         mpc.run_local(client.presign(8), custodian.presign(client_id, 8))  # later ECDSA signs use them
         custodian.get_client(client_id)["signing_share_status"]            # "STORED_CLIENT"
+
+    ``ledger``: a revocation ledger (``mpc.storage.ledger``) attached to the store (and reconciled)
+    first; ``open_store`` attaches the one ``$PORTAL_MPC_LEDGER`` names. With it, a database
+    restore undoes no revocation: replaced signing shares, tokens, attempt counts, used nonces.
     """
 
     def __init__(

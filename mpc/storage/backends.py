@@ -142,6 +142,16 @@ def _open(url: str, sealer: Sealer | None) -> SQLiteStore:
     return SQLiteStore(url, sealer=sealer)
 
 
+def connect_in_schema(psycopg: Any, dsn: str, schema: str | None) -> Any:
+    """A new autocommit psycopg connection whose tables live in ``schema`` (made if missing);
+    psycopg's ``OperationalError`` if it fails (the store and the revocation ledger use it)."""
+    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    if schema is not None:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+    return conn
+
+
 def _split_schema(url: str) -> tuple[str, str | None]:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -218,10 +228,7 @@ class PostgresStore(SQLiteStore):
     def _connect(self) -> Any:
         """A new autocommit connection (in the URL's schema); ``STORE_UNAVAILABLE`` if it fails."""
         try:
-            conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-            if self.schema is not None:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                conn.execute(f'SET search_path TO "{self.schema}"')
+            conn = connect_in_schema(self._psycopg, self._dsn, self.schema)
         except self._psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from None

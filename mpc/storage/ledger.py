@@ -475,31 +475,47 @@ class PostgresLedger(RevocationLedger):
         return f"PostgresLedger(schema={self.schema!r})"
 
     def _connect(self) -> Any:
+        from mpc.storage.backends import connect_in_schema
+
         try:
-            conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-            if self.schema is not None:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                conn.execute(f'SET search_path TO "{self.schema}"')
-            return conn
+            return connect_in_schema(self._psycopg, self._dsn, self.schema)
         except self._psycopg.OperationalError:
             raise StoreUnavailable("the revocation ledger's database cannot be reached") from None
 
+    def _live(self) -> Any:
+        """The connection, replaced first if it was lost (a failed statement is never retried:
+        ``STORE_UNAVAILABLE``, and the next call reconnects)."""
+        if self._conn.broken or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        with self._mutex, self._conn.transaction():
+        with self._unavailable(), self._live().transaction():
             self._conn.execute(f"LOCK TABLE {self._TABLE} IN SHARE ROW EXCLUSIVE MODE")
             yield
 
-    def _rows_after(self, have: int) -> list[tuple[bytes, bytes]]:
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """This process's lock on the connection; a lost connection is ``STORE_UNAVAILABLE``."""
         with self._mutex:
-            (count,) = self._conn.execute(f"SELECT COUNT(*) FROM {self._TABLE}").fetchone()
-            if int(count) < have:
-                raise LedgerCorrupted(f"the ledger table has {count} records, fewer than the {have} already read")
-            rows = self._conn.execute(f"SELECT seq, body, mac FROM {self._TABLE} WHERE seq >= %s ORDER BY seq",
-                                      (have,)).fetchall()
-        if int(count) != have + len(rows) or any(int(row[0]) != have + i for i, row in enumerate(rows)):
+            try:
+                yield
+            except self._psycopg.OperationalError:
+                raise StoreUnavailable("the revocation ledger's database did not answer") from None
+
+    def _rows_after(self, have: int) -> list[tuple[bytes, bytes]]:
+        # One statement, one snapshot: the count and the rows agree even while another node appends.
+        with self._unavailable():
+            rows = self._live().execute(f"SELECT (SELECT COUNT(*) FROM {self._TABLE}), seq, body, mac FROM "
+                                        f"{self._TABLE} WHERE seq >= %s ORDER BY seq", (have,)).fetchall()
+            count = int(rows[0][0]) if rows else int(
+                self._conn.execute(f"SELECT COUNT(*) FROM {self._TABLE}").fetchone()[0])
+        if count < have:
+            raise LedgerCorrupted(f"the ledger table has {count} records, fewer than the {have} already read")
+        if rows and (count != have + len(rows) or any(int(row[1]) != have + i for i, row in enumerate(rows))):
             raise LedgerCorrupted("the ledger table has gaps in its sequence (records removed)")
-        return [(bytes(row[1]), bytes(row[2])) for row in rows]
+        return [(bytes(row[2]), bytes(row[3])) for row in rows]
 
     def _write(self, seq: int, body: bytes, mac: bytes) -> None:
         self._conn.execute(f"INSERT INTO {self._TABLE} VALUES (%s, %s, %s)", (seq, body, mac))
