@@ -12,6 +12,7 @@ MAC-chained: a record edited, removed, reordered or cut off is refused loudly
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 from collections import deque
@@ -389,3 +390,22 @@ def test_a_restored_service_keeps_the_stolen_device_out_and_says_so(tmp_path: Pa
             remote.sign(stolen, fresh, "ethereum", data_for("ethereum"))
     finally:
         running.stop()
+
+
+def test_serve_puts_the_ledger_next_to_the_restore_guard_by_default(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from mpc.__main__ import _configure_ledger
+    from mpc.storage.ledger import ENV_VAR, KEY_FILE_ENV
+
+    parser = argparse.ArgumentParser()
+    for name in (ENV_VAR, KEY_FILE_ENV):  # recorded first, so what _configure_ledger sets is undone after
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    _configure_ledger(parser, argparse.Namespace(ledger=None, ledger_key_file=None,
+                                                 restore_guard=tmp_path / "guard" / "restore-guard"))
+    assert Path(os.environ[ENV_VAR]) == tmp_path / "guard" / "revocation-ledger"
+    with pytest.raises(SystemExit):  # a password never goes on a command line
+        _configure_ledger(parser, argparse.Namespace(ledger="postgresql://u:secret@h/db", ledger_key_file=None,
+                                                     restore_guard=None))
