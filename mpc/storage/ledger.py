@@ -418,6 +418,8 @@ class FileLedger(RevocationLedger):
         rows = [_split_line(line) for line in data.split(b"\n")[:-1]]
         if len(rows) < have:
             raise LedgerCorrupted(f"the ledger file has {len(rows)} records, fewer than the {have} already read")
+        if have and have == self._index.length and not hmac.compare_digest(rows[have - 1][1], self._index.last_mac):
+            raise LedgerCorrupted("the ledger file's records were replaced since this process read them")
         return rows[have:]
 
     def _write(self, seq: int, body: bytes, mac: bytes) -> None:

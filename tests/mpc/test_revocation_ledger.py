@@ -409,3 +409,13 @@ def test_serve_puts_the_ledger_next_to_the_restore_guard_by_default(tmp_path: Pa
     with pytest.raises(SystemExit):  # a password never goes on a command line
         _configure_ledger(parser, argparse.Namespace(ledger="postgresql://u:secret@h/db", ledger_key_file=None,
                                                      restore_guard=None))
+
+
+def test_a_ledger_file_swapped_under_a_running_process_is_refused(tmp_path: Path) -> None:
+    """Another valid chain (same key, other records) put in place of the one a process read."""
+    key = LedgerKey.random()
+    running = _filled(str(tmp_path / "ledger"), key)
+    _filled(str(tmp_path / "other"), key).append(ATTEMPTS, "c3", count=1, since=1.0, locked=False)
+    shutil.copy(tmp_path / "other", tmp_path / "ledger")
+    with pytest.raises(LedgerCorrupted):
+        running.failures("c3")
