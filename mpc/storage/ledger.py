@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from mpc.errors import InputInvalid, LedgerCorrupted, StoreKeyMissing, StoreUnavailable
+from mpc.storage.sealing import LocalKeyProvider
 
 if TYPE_CHECKING:
     from mpc.storage.sealing import Sealer
@@ -130,8 +131,6 @@ class LedgerKey:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> LedgerKey:
         """The key derived from a store-key file (0600, base64 of 32 bytes)."""
-        from mpc.storage.sealing import LocalKeyProvider
-
         return cls(LocalKeyProvider.from_file(path).derive(_KEY_LABEL))
 
     @classmethod
