@@ -272,6 +272,24 @@ def _prog() -> str:
     return "portal-mpc" if Path(sys.argv[0]).name == "portal-mpc" else "python -m mpc"
 
 
+def _configure_ledger(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``serve --ledger`` / ``--ledger-key-file`` into the environment (the worker processes read
+    it too); with neither the flag nor ``$PORTAL_MPC_LEDGER``, the default file next to the restore guard."""
+    from mpc.storage.backends import url_has_password
+    from mpc.storage.ledger import ENV_VAR, KEY_FILE_ENV, default_path
+
+    where = args.ledger
+    if where is None and not os.environ.get(ENV_VAR) and args.restore_guard is not None:
+        where = str(default_path(args.restore_guard))
+    if where is not None:
+        if url_has_password(where):
+            parser.error("--ledger: a URL with a password does not belong on a command line "
+                         "(use $PORTAL_MPC_LEDGER, PGPASSWORD or PGPASSFILE)")
+        os.environ[ENV_VAR] = where
+    if args.ledger_key_file is not None:
+        os.environ[KEY_FILE_ENV] = str(args.ledger_key_file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``portal-mpc`` console script and ``python -m mpc``: parse ``argv`` and run the command.
     A configuration or storage error (``_ONE_LINE_ERRORS``) prints one line with its code and what to
@@ -338,6 +356,14 @@ def build_parser(prog: str = "python -m mpc") -> tuple[argparse.ArgumentParser, 
                               help="counter file outside the database's backups: a restored database is "
                                    "detected (at start, before every single-use take, after a reconnect and "
                                    "periodically) and its nonce epoch bumped (mpc.storage.restore_guard; default: none)")
+    serve_parser.add_argument("--ledger", metavar="FILE|URL",
+                              help="revocation ledger outside the database's restore boundary: a file, or a "
+                                   "postgresql:// URL of a database or schema never restored with the store's "
+                                   "(mpc.storage.ledger; $PORTAL_MPC_LEDGER; default: 'revocation-ledger' next "
+                                   "to the --restore-guard file, else none)")
+    serve_parser.add_argument("--ledger-key-file", type=Path, metavar="FILE",
+                              help="the ledger's key file ($PORTAL_MPC_LEDGER_KEY_FILE; default: derived from "
+                                   "the store key)")
     from mpc.service.guard import OPERATOR_KEY_ENV, ServiceLimits
 
     tls_group = serve_parser.add_argument_group("TLS (docs/operations.md, Security)")
@@ -402,7 +428,7 @@ def build_parser(prog: str = "python -m mpc") -> tuple[argparse.ArgumentParser, 
 
     # Every serve flag may come from $PORTAL_MPC_<FLAG> (the flag wins); --db and --store-key-file
     # already have theirs ($PORTAL_MPC_DB, $PORTAL_MPC_STORE_KEY_FILE), read where they are used.
-    serve_env_problems = apply_environment(serve_parser, skip=("db", "store_key_file"))
+    serve_env_problems = apply_environment(serve_parser, skip=("db", "store_key_file", "ledger"))
     key_parser = commands.add_parser("store-key", help="make or rotate the key sealing the custodian's secrets at rest")
     key_parser.add_argument("--db", help="custodian store for rotate (default: $PORTAL_MPC_DB)")
     key_commands = key_parser.add_subparsers(dest="key_command", required=True)
@@ -456,6 +482,7 @@ def _main(prog: str, argv: list[str] | None) -> int:
             from mpc.storage.restore_guard import ENV_VAR
 
             os.environ[ENV_VAR] = str(args.restore_guard)
+        _configure_ledger(parser, args)
         if args.store_key_file is not None:  # likewise: every worker process reads the key itself
             from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV
 

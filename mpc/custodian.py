@@ -28,7 +28,7 @@ import secrets
 import time
 from functools import cached_property
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from mpc.backup import possession
 from mpc.addresses import addresses
@@ -39,6 +39,7 @@ from mpc.errors import (
     BackupNotFound,
     InputInvalid,
     PossessionProofFailed,
+    ShareReplaced,
     WebhookFailed,
     OperationInProgress,
     StateInvalid,
@@ -48,7 +49,8 @@ from mpc.errors import (
 from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.operation import CustodianOperation, method_name
 from mpc.presign import CustodianPresign, PrecomputationPool
-from mpc.signing import CustodianSign
+from mpc.signing import CustodianSign, client_share_id
+from mpc.storage.ledger import SHARE_REPLACED, RevocationLedger
 from mpc.storage.store import ClientRecord, SQLiteStore
 from mpc.backup.webhook import BackupWebhook
 from mpc.wallet import (
@@ -89,6 +91,10 @@ class Custodian:
         mpc.run_local(client.sign("ethereum", digest32), custodian.sign(client_id, "ethereum", digest32))
         mpc.run_local(client.presign(8), custodian.presign(client_id, 8))  # later ECDSA signs use them
         custodian.get_client(client_id)["signing_share_status"]            # "STORED_CLIENT"
+
+    ``ledger``: a revocation ledger (``mpc.storage.ledger``) attached to the store (and reconciled)
+    first; ``open_store`` attaches the one ``$PORTAL_MPC_LEDGER`` names. With it, a database
+    restore undoes no revocation: replaced signing shares, tokens, attempt counts, used nonces.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class Custodian:
         security_level: ecdsa2p.SecurityLevel | None = None,
         lock_ttl: float = OPERATION_TIMEOUT_SECONDS,
         backup_methods: Iterable[str] = BACKUP_METHODS,
+        ledger: RevocationLedger | None = None,
     ) -> None:
         if not lock_ttl > 0:
             raise InputInvalid("lock_ttl must be a positive number of seconds")
@@ -109,6 +116,8 @@ class Custodian:
         # mpc.service.server sets this: frees a live lock whose holder is neither parked nor being stepped.
         self.lock_reclaim: Callable[[str], bool] | None = None
         self.store = store if store is not None else _default_store()
+        if ledger is not None and self.store.ledger is not ledger:  # reconciled before anything is served
+            self.store.attach_ledger(ledger)
         self._setup = setup
         self.webhook = webhook
         # The backup methods this deployment accepts (the client names one in its hello).
@@ -261,6 +270,8 @@ class Custodian:
                client_stores_backup: bool | None = None) -> CustodianBackup:
         """A new backup version of the client's signing shares (``docs/backup.md``)."""
         self._require_signing(self.store.client(client_id))
+        for curve in CURVES:  # a backup of replaced shares would bring them back
+            self._refuse_replaced(client_id, curve, self._load_share(client_id, "signing", "", curve))
         return CustodianBackup(self, client_id, session_id, self._method_or_none(method), client_stores_backup)
 
     def recover(self, client_id: str, method: str | None = None, session_id: bytes | None = None) -> CustodianRecover:
@@ -290,12 +301,15 @@ class Custodian:
         refused unless the signing shares are STORED_CLIENT. Uses a precomputation from this
         process's pool when it has one (``mpc.presign``)."""
         self._require_signing(self.store.client(client_id))
-        return CustodianSign(self, client_id, session_id, chain, data)
+        session = CustodianSign(self, client_id, session_id, chain, data)
+        self._refuse_replaced(client_id, session.curve, session._share)
+        return session
 
     # Precomputation (``mpc.presign``): single-use Paillier nonces for ECDSA, in memory only.
     def presign(self, client_id: str, count: int, session_id: bytes | None = None) -> Session:
         """Make ``count`` ECDSA precomputations for the client (its side: ``client.presign``)."""
         self._require_signing(self.store.client(client_id))
+        self._refuse_replaced(client_id, "secp256k1", self._load_share(client_id, "signing", "", "secp256k1"))
         return CustodianPresign(self, client_id, session_id, count)
 
     def sign_presigned(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
@@ -310,6 +324,33 @@ class Custodian:
         if record.signing_share_status == SigningShareStatus.STORED_CLIENT.value:
             share = self._load_share(client_id, "signing", "", "secp256k1")
         return {"secp256k1": self._precomputations.count(client_id, share), "ed25519": 0}
+
+    # --- the revocation ledger (``mpc.storage.ledger``) ------------------------------------------------
+    @property
+    def ledger(self) -> RevocationLedger | None:
+        """The store's revocation ledger (None: none attached; a restore then undoes revocations)."""
+        return self.store.ledger
+
+    def _refuse_replaced(self, client_id: str, curve: str, share: Any) -> None:
+        """``SHARE_REPLACED`` if a recover replaced this signing share, even if a restored
+        database holds it again (the ledger remembers: docs/threat-model.md, Restore)."""
+        if self.ledger is not None and self.ledger.share_replaced(client_id, curve, client_share_id(curve, share)):
+            raise ShareReplaced(f"this client's stored {curve} signing share was replaced by a recover "
+                                "(the database was restored to before it): recover again")
+
+    def _revoke_signing_shares(self, client_id: str) -> None:
+        """Before a recover's new signing shares replace the stored ones: the ledger records
+        the old ones as replaced (first: should the database's write fail, they stay refused)."""
+        if self.ledger is None:
+            return
+        for curve in CURVES:
+            share = self._load_share(client_id, "signing", "", curve)
+            self.ledger.append(SHARE_REPLACED, client_id, curve=curve, share=client_share_id(curve, share))
+
+    def _consume_possession_nonce(self, client_id: str, nonce: bytes) -> bool:
+        """Whether this possession proof's nonce is fresh (and is now consumed in the ledger): a
+        recorded proof replayed into a restored parked session finds it consumed."""
+        return self.ledger is None or self.ledger.consume_nonce(client_id, "possession", nonce)
 
     def bump_nonce_epoch(self) -> int:
         """Kill every parked session of this database (``SQLiteStore.bump_nonce_epoch``): defence
@@ -332,6 +373,8 @@ class Custodian:
         session = Session.from_bytes(data, **context)
         if isinstance(session, CustodianOperation):
             self._consume_park(session)
+        if isinstance(session, CustodianSign):
+            self._refuse_replaced(session.client_id, session.curve, session._share)
         return session
 
     def parked_awaiting_round(self, data: bytes) -> Any:
@@ -666,13 +709,19 @@ class _FromBackup(_ServiceOperation):
             possession.verify(self._backup, data, protocol=self.protocol, session_id=self.session_id,
                               client_id=self.client_id, method=self._chosen, nonce=self._nonce)
         except ProofError:
-            # One failed attempt counts once: the password guess of this session counted already.
-            failures = (self.custodian.attempts.failures(self.client_id) if self._evaluated
-                        else self.custodian.attempts.failed(self.client_id))
-            raise PossessionProofFailed(
-                f"the client did not prove possession of its backup share "
-                f"(failed attempt {failures} of {self.custodian.attempts.limit})", culprit=CLIENT_PARTY) from None
+            self._possession_failed("")
+        if not self.custodian._consume_possession_nonce(self.client_id, self._nonce):
+            self._possession_failed(": its nonce was used before (a proof replayed into a restored session)")
         return None
+
+    def _possession_failed(self, why: str) -> NoReturn:
+        """A failed (or replayed) proof counts against the client's attempts and ends the operation.
+        One failed attempt counts once: the password guess of this session counted already."""
+        attempts = self.custodian.attempts
+        failures = attempts.failures(self.client_id) if self._evaluated else attempts.failed(self.client_id)
+        raise PossessionProofFailed(
+            f"the client did not prove possession of its backup share{why} "
+            f"(failed attempt {failures} of {attempts.limit})", culprit=CLIENT_PARTY) from None
 
     def _evaluate_guess(self, element: bytes) -> dict[str, str]:
         """One password guess: counted and evaluated in one transaction (``AttemptCounter.admit``),
@@ -724,6 +773,7 @@ class CustodianRecover(_FromBackup, _StoresSigningShares):
 
     def _on_children_done(self) -> list[Message]:
         shares = {curve: self.child(curve).result() for curve in CURVES}
+        self.custodian._revoke_signing_shares(self.client_id)
         with self.store.transaction():
             self.store.delete_shares(self.client_id, "signing", "")
             for curve in CURVES:

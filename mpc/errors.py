@@ -66,6 +66,7 @@ __all__ = [
     "KeychainCorrupted",
     "StoreSchemaUnsupported",
     "StoreCorrupted",
+    "LedgerCorrupted",
     "StoreKeyMissing",
     "StoreKeyInvalid",
     "StoreNotSealed",
@@ -364,6 +365,15 @@ class StoreCorrupted(EngineError):
     code = "STORE_CORRUPTED"
     status = 500
     default_message = "a file or row of the store is damaged"
+
+
+class LedgerCorrupted(StoreCorrupted):
+    """The revocation ledger (``mpc.storage.ledger``) fails its checks: a record edited, removed,
+    reordered or torn, fewer records than the store has seen, or another key. Nothing is served."""
+
+    code = "LEDGER_CORRUPTED"
+    status = 500
+    default_message = "the revocation ledger is damaged or was tampered with"
 
 
 class StoreKeyMissing(EngineError):

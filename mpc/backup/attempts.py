@@ -10,7 +10,9 @@ operator unlocks it (``Custodian.unlock``). A successful proof resets the count.
 
 The counter lives in the custodian's store (table ``client_attempts``, created on first use, same
 database and transactions as the store), so it survives restarts and is shared by every server
-process on one database.
+process on one database. With a revocation ledger attached to the store (``mpc.storage.ledger``)
+each change is also appended there first, and the count in force is the larger of the two: a
+database restored to before some failures (or a lock-out) does not reset them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import time
 
 from mpc.errors import ClientLockedOut
+from mpc.storage.ledger import ATTEMPTS
 from mpc.storage.store import SQLiteStore
 
 __all__ = ["AttemptCounter", "MAX_FAILED_ATTEMPTS"]
@@ -43,10 +46,16 @@ class AttemptCounter:
             store._execute(_SCHEMA)
 
     def failures(self, client_id: str) -> int:
-        """Failed attempts since the last success or unlock."""
+        """Failed attempts since the last success or unlock (the ledger's count if higher)."""
         row = self.store._execute("SELECT failures FROM client_attempts WHERE client_id = ?",
                                   (client_id,)).fetchone()
-        return 0 if row is None else int(row[0])
+        ledger = self.store.ledger
+        return max(0 if row is None else int(row[0]), 0 if ledger is None else ledger.failures(client_id))
+
+    def _record(self, client_id: str, count: int) -> None:
+        """The new count in the ledger (if any) before the database: a restore cannot undo it."""
+        if self.store.ledger is not None:
+            self.store.ledger.append(ATTEMPTS, client_id, count=count, since=time.time(), locked=count >= self.limit)
 
     def check(self, client_id: str) -> None:
         """Raise ``ClientLockedOut`` if the client has used up its attempts."""
@@ -77,6 +86,8 @@ class AttemptCounter:
         return count
 
     def _save(self, client_id: str, count: int) -> None:
+        """The new count: in the ledger first (``_record``), then in the database."""
+        self._record(client_id, count)
         self.store._execute("INSERT OR REPLACE INTO client_attempts VALUES (?, ?, ?)", (client_id, count, time.time()))
 
     def succeeded(self, client_id: str) -> None:
@@ -85,4 +96,6 @@ class AttemptCounter:
 
     def unlock(self, client_id: str) -> None:
         """The operator's action: forget the failures (the client may try again)."""
+        if self.failures(client_id):
+            self._record(client_id, 0)
         self.store._execute("DELETE FROM client_attempts WHERE client_id = ?", (client_id,))

@@ -38,6 +38,9 @@ __all__ = [
     "AUTH_FAILURES",
     "POOL_RESTARTS",
     "SCRAPE_ERRORS",
+    "LEDGER_RECORDS",
+    "LEDGER_REAPPLIED",
+    "LEDGER_RESTORE_DETECTED",
     "DEFAULT_BUCKETS",
 ]
 
@@ -258,3 +261,9 @@ SCRAPE_ERRORS = Counter("mpc_scrape_errors_total", "Scrapes whose store-read gau
                         "(the previous values were served)", registry=REGISTRY)
 POOL_RESTARTS = Counter("mpc_pool_worker_restarts_total", "Times the executor pool was rebuilt after a worker "
                         "died", registry=REGISTRY)
+LEDGER_RECORDS = Gauge("mpc_revocation_ledger_records", "Records in the revocation ledger (mpc.storage.ledger; read "
+                       "at scrape time)", registry=REGISTRY)
+LEDGER_REAPPLIED = Gauge("mpc_revocation_ledger_reapplied", "What the start-up reconciliation re-applied to the "
+                         "store from the revocation ledger, by kind (tokens, attempts)", ("kind",), registry=REGISTRY)
+LEDGER_RESTORE_DETECTED = Gauge("mpc_revocation_ledger_restore_detected", "1 if at start the store was behind the "
+                                "revocation ledger (a restore: revocations re-applied), else 0", registry=REGISTRY)

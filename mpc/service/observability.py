@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mpc.service import logs, metrics
+from mpc.storage.store import SQLiteStore
 from mpc.errors import ERRORS, AuthFailed, EngineError, RateLimited
 from mpc.service.guard import BoundedLog, OperatorKey, TokenBuckets, peer_common_name, peer_key
 
@@ -242,9 +243,17 @@ def _respond(connection: Any, status: int, body: str, content_type: str | None =
     return response
 
 
-def read_gauges(pool_size: Callable[[], int], parked_count: Callable[[], int]) -> None:
-    """Set the scrape-time gauges: parked sessions (the store) and the precomputations in the
-    serving process's memory (``mpc.presign``: never stored)."""
+def read_gauges(pool_size: Callable[[], int], parked_count: Callable[[], int], store: SQLiteStore) -> None:
+    """Set the scrape-time gauges: parked sessions (the store), the precomputations in the
+    serving process's memory (``mpc.presign``: never stored) and the revocation ledger's."""
     metrics.PARKED_SESSIONS.set(parked_count())
     metrics.PRESIGN_POOL.set(pool_size())
+    if store.ledger is not None:  # the revocation ledger (mpc.storage.ledger) and the start's reconciliation
+        metrics.LEDGER_RECORDS.set(len(store.ledger))
+        report = store.ledger_report
+        if report is None:
+            return
+        metrics.LEDGER_REAPPLIED.set(report.tokens_revoked, kind="tokens")
+        metrics.LEDGER_REAPPLIED.set(report.attempts_restored, kind="attempts")
+        metrics.LEDGER_RESTORE_DETECTED.set(int(report.restored))
 

@@ -218,7 +218,7 @@ class CustodianService:
                                    public=metrics_public, ip_requests=self._ip_requests, log=self._log)
 
     def _read_gauges(self) -> None:
-        read_gauges(self.custodian.precomputations.size, self.service.count)
+        read_gauges(self.custodian.precomputations.size, self.service.count, self.custodian.store)
 
     async def _run_step(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the executor with this connection's log context (request id, client,
@@ -286,8 +286,9 @@ class CustodianService:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """Whether this node should get traffic, and the checks: ``serving`` (listening, not
         draining), ``store`` (the database answers: ``"ok"`` or the error's code), ``pool``
-        (``"ok"``, ``"broken"`` until rebuilt, ``"shut down"``, ``"worker died"``), plus ``node``,
-        ``pool_rebuilds`` and ``in_flight``. Blocking (one query): call it in a thread."""
+        (``"ok"``, ``"broken"`` until rebuilt, ``"shut down"``, ``"worker died"``), ``ledger``
+        (the revocation ledger: its reconciliation report, or its error's code: not ready), plus
+        ``node``, ``pool_rebuilds`` and ``in_flight``. Blocking (one query): call it in a thread."""
         checks: dict[str, Any] = {"serving": self._server is not None and not self._draining,
                                   "node": self.node_id, "pool_rebuilds": self.pool_rebuilds,
                                   "in_flight": self._in_flight}
@@ -297,7 +298,21 @@ class CustodianService:
         except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
             checks["store"] = getattr(exc, "code", type(exc).__name__)
         checks["pool"] = pool.pool_state(self._pool)
-        return bool(checks["serving"] and checks["store"] == "ok" and checks["pool"] == "ok"), checks
+        checks["ledger"] = self._ledger_check()
+        return bool(checks["serving"] and checks["store"] == "ok" and checks["pool"] == "ok"
+                    and isinstance(checks["ledger"], dict)), checks
+
+    def _ledger_check(self) -> dict[str, Any] | str:
+        """The revocation ledger (``mpc.storage.ledger``): what the start's reconciliation found
+        and re-applied, and its length now (``{"configured": false}`` without one), or the error's
+        code (``LEDGER_CORRUPTED``: not ready)."""
+        store = self.custodian.store
+        if store.ledger is None or store.ledger_report is None:
+            return {"configured": False}
+        try:
+            return {**store.ledger_report.to_json(), "configured": True, "records_now": len(store.ledger)}
+        except Exception as exc:  # noqa: BLE001 - any failure of the ledger means not ready
+            return str(getattr(exc, "code", type(exc).__name__))
 
     async def _purge_loop(self) -> None:
         interval = max(0.5, min(self.session_ttl / 2, self.node_ttl, 30.0))

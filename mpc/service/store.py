@@ -5,7 +5,9 @@ Tables (created on first use, portable SQL)::
 
   client_tokens    client id -> BLAKE2b-256 of the client's secret token (never the token);
                    one live token per client: rotating or replacing it kills the old one,
-                   revoking deletes the row (every token of that client then fails)
+                   revoking deletes the row (every token of that client then fails); with a
+                   revocation ledger the old hash is recorded there first, so a restored
+                   database's copy of it stays dead (``mpc.storage.ledger``)
   parked_sessions  session id -> client id, operation, the custodian session's state
                    (``Session.to_bytes()``), the messages it has sent (replayed when a client
                    resumes after a lost connection), whether it holds the client's
@@ -53,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
+from mpc.storage.ledger import CREDENTIAL_REVOKED
 from mpc.storage.store import SQLiteStore
 
 __all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
@@ -154,6 +157,7 @@ class ServiceStore:
     # --- tokens -------------------------------------------------------------------------------
     def set_token(self, client_id: str, token: str) -> None:
         """Make ``token`` the client's one live token (only its hash is stored)."""
+        self._revoke_in_ledger(client_id)
         self.store._execute("INSERT OR REPLACE INTO client_tokens VALUES (?, ?)", (client_id, hash_token(token)))
 
     def check_token(self, client_id: Any, token: Any) -> None:
@@ -169,6 +173,9 @@ class ServiceStore:
         # Compare even for an unknown client, so the timing does not tell whether it exists.
         if not hmac.compare_digest(presented, expected) or row is None:
             self._refuse(client_id, presented)
+        ledger = self.store.ledger  # a token replaced or revoked before a restore stays dead
+        if ledger is not None and ledger.credential_revoked("token", presented):
+            raise AuthFailed()
 
     def _refuse(self, client_id: str, presented: bytes) -> NoReturn:
         """``AuthTokenReplaced`` for the token a recover or eject replaced, else ``AuthFailed``."""
@@ -179,11 +186,24 @@ class ServiceStore:
                                     "from its result, or ask the operator for one (issue_token)")
         raise AuthFailed()
 
+    def _revoke_in_ledger(self, client_id: str, token_hash: bytes | None = None) -> None:
+        """Record the client's live token (or ``token_hash``) as revoked in the revocation ledger,
+        before the database forgets it (``mpc.storage.ledger``; nothing without a ledger)."""
+        if self.store.ledger is None:
+            return
+        if token_hash is None:
+            row = self.store._execute("SELECT token_hash FROM client_tokens WHERE client_id = ?",
+                                      (client_id,)).fetchone()
+            token_hash = None if row is None else bytes(row[0])
+        if token_hash is not None:
+            self.store.ledger.append(CREDENTIAL_REVOKED, client_id, credential="token", digest=token_hash.hex())
+
     def rotate_token(self, client_id: Any, token: Any) -> str:
         """The client's new token in place of ``token`` (``AuthFailed`` unless it is the live one;
         of two concurrent rotations with the same token only one succeeds)."""
         self.check_token(client_id, token)
         fresh = new_token()
+        self._revoke_in_ledger(client_id, hash_token(token))
         with self.store.transaction():
             row = self.store._execute(
                 "UPDATE client_tokens SET token_hash = ? WHERE client_id = ? AND token_hash = ? RETURNING client_id",
@@ -208,6 +228,7 @@ class ServiceStore:
 
     def revoke_token(self, client_id: str) -> None:
         """Delete the client's token: every request with any token fails until a new one is issued."""
+        self._revoke_in_ledger(client_id)
         self.store._execute("DELETE FROM client_tokens WHERE client_id = ?", (client_id,))
 
     # --- parked sessions ------------------------------------------------------------------------

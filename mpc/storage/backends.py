@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed, StoreUnavailable
+from mpc.storage.ledger import ENV_VAR as LEDGER_ENV, LedgerKey, open_ledger
 from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
 from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
 from mpc.storage.store import SQLiteStore
@@ -81,11 +82,15 @@ def url_has_password(url: str) -> bool:
 def open_store(url: str, *, sealer: Sealer | None = None, allow_plaintext: bool = False) -> SQLiteStore:
     """The store a URL names (see the module docstring), sealed with ``sealer`` or the
     environment's key, with the restore guard named by ``$PORTAL_MPC_RESTORE_GUARD`` attached if
-    that is set (``mpc.storage.restore_guard``)."""
+    that is set (``mpc.storage.restore_guard``) and the revocation ledger named by
+    ``$PORTAL_MPC_LEDGER`` (``mpc.storage.ledger``: reconciled before this returns)."""
     store = _open(url, configured_sealer(url, sealer, allow_plaintext=allow_plaintext))
     guard_path = os.environ.get(ENV_VAR)
     if guard_path:
         store.attach_restore_guard(RestoreGuard(guard_path))
+    where = os.environ.get(LEDGER_ENV)
+    if where:
+        store.attach_ledger(open_ledger(where, LedgerKey.configured(store.sealer)))
     return store
 
 
@@ -135,6 +140,16 @@ def _open(url: str, sealer: Sealer | None) -> SQLiteStore:
     if "://" in url:
         raise InputInvalid("unsupported database URL (use a SQLite path or postgresql://…)")
     return SQLiteStore(url, sealer=sealer)
+
+
+def connect_in_schema(psycopg: Any, dsn: str, schema: str | None) -> Any:
+    """A new autocommit psycopg connection whose tables live in ``schema`` (made if missing);
+    psycopg's ``OperationalError`` if it fails (the store and the revocation ledger use it)."""
+    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    if schema is not None:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(f'SET search_path TO "{schema}"')
+    return conn
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
@@ -204,6 +219,8 @@ class PostgresStore(SQLiteStore):
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
         self.single_use_tables = ["presignatures", "resumed_sessions"]
         self._init_guard_state()
+        self.ledger = None
+        self.ledger_report = None
         self.reconnects = 0
         self._conn = self._connect()
         self._init_schema()
@@ -211,10 +228,7 @@ class PostgresStore(SQLiteStore):
     def _connect(self) -> Any:
         """A new autocommit connection (in the URL's schema); ``STORE_UNAVAILABLE`` if it fails."""
         try:
-            conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-            if self.schema is not None:
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                conn.execute(f'SET search_path TO "{self.schema}"')
+            conn = connect_in_schema(self._psycopg, self._dsn, self.schema)
         except self._psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from None

@@ -111,7 +111,7 @@ class LocalKeyProvider:
     The key bytes are kept only inside the AEAD object: the repr shows the key id, never the
     key, and the provider cannot be pickled."""
 
-    __slots__ = ("_aead", "_key_id")
+    __slots__ = ("_aead", "_key_id", "_kdf")
 
     def __init__(self, kek: bytes) -> None:
         if not isinstance(kek, (bytes, bytearray)) or len(kek) != KEY_BYTES:
@@ -120,6 +120,7 @@ class LocalKeyProvider:
         self._aead = AESGCM(kek)
         fingerprint = hmac.new(kek, _KEY_ID_DOMAIN, hashlib.sha256).hexdigest()[:16]
         self._key_id = f"local:{fingerprint}"
+        self._kdf = hashlib.blake2b(key=kek, digest_size=32, person=b"portal-mpc/kdf")
 
     @property
     def key_id(self) -> str:
@@ -171,6 +172,13 @@ class LocalKeyProvider:
         if path:
             return cls.from_file(path)
         return None
+
+    def derive(self, label: bytes) -> bytes:
+        """A 32-byte key of its own for ``label`` (BLAKE2b keyed with the KEK, domain-tagged):
+        e.g. the revocation ledger's MAC key (``mpc.storage.ledger``)."""
+        kdf = self._kdf.copy()
+        kdf.update(len(label).to_bytes(2, "big") + label)
+        return kdf.digest()
 
     def wrap(self, dek: bytes, aad: bytes) -> bytes:
         """nonce (12) | AES-256-GCM(KEK, nonce, dek, aad) with its tag."""

@@ -48,6 +48,8 @@ take's transaction), at the first statement after a reconnect, and whenever
 
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 import secrets
@@ -67,6 +69,7 @@ from mpc.errors import (
     StoreSchemaUnsupported,
     StateInvalid,
 )
+from mpc.storage.ledger import LedgerReport, RevocationLedger, note_seen, reconcile
 from mpc.storage.restore_guard import RestoreGuard
 from mpc.storage.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
 from protocols.errors import UsageError
@@ -180,6 +183,8 @@ class SQLiteStore:
         self._depth = 0
         self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
         self._init_guard_state()
+        self.ledger: RevocationLedger | None = None  # ``attach_ledger`` (mpc.storage.ledger)
+        self.ledger_report: LedgerReport | None = None
         self._init_schema()
 
     def _init_guard_state(self) -> None:
@@ -533,6 +538,16 @@ class SQLiteStore:
         pending, self._guard_pending = self._guard_pending, None
         if pending is not None and self.restore_guard is not None:
             self.restore_guard.record(pending)
+
+    def attach_ledger(self, ledger: RevocationLedger) -> LedgerReport:
+        """Use the revocation ledger ``ledger`` from now on (``mpc.storage.ledger``): first re-apply
+        every revocation and count it holds (``reconcile``: after a restore, what the restored
+        copy forgot), then keep ``meta.ledger_seen`` at its length after each append. A ledger
+        shorter than what this store has seen raises ``LedgerCorrupted``."""
+        report = reconcile(self, ledger)
+        ledger.observers.append(functools.partial(note_seen, self))
+        self.ledger, self.ledger_report = ledger, report
+        return report
 
     def consume_park_id(self, park_id: str, parked_at: float, purge_before: float, epoch: int | None = None) -> bool:
         """Record that a parked operation was resumed; False if it was already (single use), or
