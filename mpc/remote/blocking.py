@@ -158,14 +158,14 @@ class RemoteCustodian(RemoteBase):
         Needs the operator key unless the service runs with open registration."""
         return self._call(self._create_client_spec())
 
-    def get_client(self, client_id: str, token: str | None = None) -> dict[str, Any]:
+    def get_client(self, client_id: str, token: str | None = None, *, device: Client | None = None) -> dict[str, Any]:
         """The custodian's view: statuses, public keys and addresses (with the client's token,
         or without one as the operator)."""
-        return self._call(self._get_client_spec(client_id, token))
+        return self._call(self._get_client_spec(client_id, token, device))
 
-    def rotate_token(self, client_id: str, token: str) -> str:
+    def rotate_token(self, client_id: str, token: str, *, device: Client | None = None) -> str:
         """Replace the client's token: returns the new one (keep it); ``token`` is dead at once."""
-        return self._call(self._rotate_token_spec(client_id, token))
+        return self._call(self._rotate_token_spec(client_id, token, device))
 
     def revoke_token(self, client_id: str) -> None:
         """Operator: kill the client's token at once (requests and operations in flight fail)."""
@@ -179,9 +179,22 @@ class RemoteCustodian(RemoteBase):
         """Operator: clear the client's lockout; returns the custodian's view."""
         return self._call(self._unlock_client_spec(client_id))
 
-    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> dict[str, Any]:
+    def revoke_device(self, client_id: str) -> dict[str, Any]:
+        """Operator: forget the client's device key (a stolen device); returns the custodian's
+        view. The owner then recovers onto a new device (or enrols one holding the shares)."""
+        return self._call(self._revoke_device_spec(client_id))
+
+    def enrol_device(self, device: Client, token: str) -> dict[str, Any]:
+        """Register ``device``'s key for a client that has none (created before device keys, or
+        whose key the operator revoked): the device proves it holds the signing shares. Returns
+        the custodian's view (``device``: the registered key). Refused (``AUTH_FAILED``) once the
+        client has a device key."""
+        return self._call(self._enrol_device_spec(device, token))
+
+    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD", *,
+                                   device: Client | None = None) -> dict[str, Any]:
         """Confirm the customer stored the encrypted client backup share itself."""
-        return self._call(self._stored_client_backup_share_spec(client_id, token, method))
+        return self._call(self._stored_client_backup_share_spec(client_id, token, method, device))
 
     # --- operations -----------------------------------------------------------------------------------
     def generate(self, client: Client, token: str) -> tuple[Any, Any]:
@@ -255,14 +268,18 @@ class RemoteCustodian(RemoteBase):
         channel.connecting()
         with self._connect() as ws:
             ws.send(channel.request())
-            _send(ws, channel.ready(ws.recv(timeout=self.ready_timeout)))
+            _send(ws, channel.ready(self._answered(ws, channel.answer)))
             while True:
                 frame = ws.recv(timeout=self.timeout)
                 if not channel.is_message(frame):
                     if channel.control(frame):
                         return channel.outcome()
                     continue
-                replies = channel.deliver(frame)
+                try:
+                    replies = channel.deliver(frame)
+                except Exception:
+                    _abort_quietly(ws, channel.abort_frame)  # the device gave up: the service frees the session now
+                    raise
                 if replies is None:
                     continue  # a replay the device already processed
                 _send(ws, replies)
@@ -277,12 +294,30 @@ class RemoteCustodian(RemoteBase):
             try:
                 with self._connect() as ws:
                     ws.send(attempts.frame())
-                    return attempts.reply(ws.recv(timeout=self.ready_timeout))
+                    return attempts.reply(self._answered(ws, attempts.answer))
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
                 delay = attempts.retry(exc)
             time.sleep(delay)
 
 
+    def _answered(self, ws: Any, answer: Callable[[Any], str | None]) -> Any:
+        """The service's answer to the request, after answering its challenge if it sent one
+        (``mpc.remote.channel.answer_challenge``)."""
+        frame = ws.recv(timeout=self.ready_timeout)
+        reply = answer(frame)
+        if reply is None:
+            return frame
+        ws.send(reply)
+        return ws.recv(timeout=self.ready_timeout)
+
+
 def _send(ws: Any, messages: list[Message]) -> None:
     for message in messages:
         ws.send(message.to_bytes().decode("ascii"))
+
+
+def _abort_quietly(ws: Any, frame: str) -> None:
+    try:
+        ws.send(frame)
+    except Exception:  # noqa: BLE001 - the connection is gone: the session expires instead
+        pass

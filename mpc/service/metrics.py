@@ -37,6 +37,8 @@ __all__ = [
     "RATE_LIMITED",
     "AUTH_FAILURES",
     "POOL_RESTARTS",
+    "CLIENT_LOCKOUTS",
+    "CLIENTS_LOCKED_OUT",
     "SCRAPE_ERRORS",
     "DEFAULT_BUCKETS",
 ]
@@ -258,3 +260,8 @@ SCRAPE_ERRORS = Counter("mpc_scrape_errors_total", "Scrapes whose store-read gau
                         "(the previous values were served)", registry=REGISTRY)
 POOL_RESTARTS = Counter("mpc_pool_worker_restarts_total", "Times the executor pool was rebuilt after a worker "
                         "died", registry=REGISTRY)
+CLIENT_LOCKOUTS = Counter("mpc_client_lockouts_total", "Clients locked out by failed proofs of possession or "
+                          "password guesses (recover and eject refused until an operator unlocks them)",
+                          registry=REGISTRY)
+CLIENTS_LOCKED_OUT = Gauge("mpc_clients_locked_out", "Clients locked out now (read at scrape time, cached a few "
+                           "seconds)", registry=REGISTRY)

@@ -37,7 +37,8 @@ __all__ = ["KNOWN_OPS", "HttpEndpoints", "RequestRecord", "current_request", "re
 # recorded as "unknown", so metric labels and audit lines stay within this set.
 KNOWN_OPS = frozenset({"create_client", "get_client", "rotate_token", "revoke_token", "issue_token",
                        "unlock_client", "stored_client_backup_share", "generate", "backup", "recover",
-                       "eject", "sign", "presign", "sign_presigned", "resume", "metrics"})
+                       "eject", "sign", "presign", "sign_presigned", "resume", "metrics", "enrol_device",
+                       "revoke_device"})
 UNKNOWN_OP = "unknown"
 READY_CACHE_SECONDS = 1.0
 GAUGE_CACHE_SECONDS = 5.0
@@ -240,9 +241,11 @@ def _respond(connection: Any, status: int, body: str, content_type: str | None =
     return response
 
 
-def read_gauges(store: Any, parked_count: Callable[[], int]) -> None:
-    """Set the scrape-time gauges from the store: parked sessions and stored precomputations."""
+def read_gauges(store: Any, parked_count: Callable[[], int], locked_count: Callable[[], int]) -> None:
+    """Set the scrape-time gauges from the store: parked sessions, stored precomputations and
+    clients locked out."""
     metrics.PARKED_SESSIONS.set(parked_count())
+    metrics.CLIENTS_LOCKED_OUT.set(locked_count())
     row = store._execute("SELECT COUNT(*) FROM presignatures").fetchone()
     metrics.PRESIGN_POOL.set(int(row[0]))
 

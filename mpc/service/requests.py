@@ -169,7 +169,7 @@ def operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
     allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
                "eject": ("method",), "sign": ("chain", "data"), "sign_presigned": ("chain", "data"),
                "presign": ("count",)}[op]
-    extra = set(request) - {"op", "client_id", "token", "session_id", *allowed}
+    extra = set(request) - {"op", "client_id", "token", "session_id", "device_public", *allowed}
     if extra:
         raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
     params = {name: request[name] for name in allowed if name in request}
