@@ -18,7 +18,9 @@ to the connection, as DPoP, RFC 9449, binds a request to a key). Which key must 
   (``mpc.backup.possession``, Schnorr proofs of x1 and of the FROST share);
 - ``generate`` of a client with no wallet and no key yet brings its key, registered at once
   (before a wallet exists the token is the only credential: there is nothing to take);
-- ``get_client`` of a client with no registered key needs the token only (a read).
+- ``get_client`` of a client with no registered key needs the token only (a read), and so does
+  ``resume`` of a session no key opened (there is none: the answer is ``NOT_FOUND``; a
+  session's steps check its key anyway, ``ServiceStore.check_session``).
 
 A wrong, missing or malformed signature is ``AUTH_FAILED``; the check is one Ed25519
 verification (libsodium) and a few primary-key reads, done before any other work. Everything
@@ -91,11 +93,9 @@ def claim(service: ServiceStore, custodian: Custodian, request: Mapping[str, Any
         raise InputInvalid(f"unknown op {op!r}")
     if op in NEW_DEVICE_OPS:
         return Claim(_request_key(request), pending=True, register=op == "enrol_device")
-    if op == "resume":
+    if op == "resume":  # under the key that opened the session; none bound: nothing to resume (NOT_FOUND)
         bound = service.session_device(str(request.get("session_id")), client_id)
-        if bound is None:
-            raise AuthFailed()
-        return Claim(bound[0], pending=bound[1])
+        return None if bound is None else Claim(bound[0], pending=bound[1])
     registered = service.device(client_id)
     if registered is not None:
         return Claim(registered[0])
