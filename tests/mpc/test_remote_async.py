@@ -144,9 +144,9 @@ def test_the_asyncio_client_resumes_after_lost_ready_and_a_cut_during_a_step(
             client_id, token = await remote_at(server.url).create_client()
             phone = device(client_id)
             remote = remote_at(proxy.url, ready_timeout=1.0)
-            proxy.plan("drop-reply")
+            proxy.plan("drop-ready")  # the answer after the device-key challenge is lost
             await remote.generate(phone, token)
-            assert proxy.triggered == ["drop-reply"]
+            assert proxy.triggered == ["drop-ready"]
             proxy.plan("drop-request")
             data = data_for("ethereum")
             verify_result((await remote.sign(phone, token, "ethereum", data))[0], data)
