@@ -6,7 +6,7 @@ request or operation; see that module for the frames)::
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
     client_id, token = remote.create_client()             # the operator (or open registration)
     device = mpc.Client(client_id, keychain)
-    remote.generate(device, token)
+    remote.generate(device, token)                        # registers the device's key
     result, _ = remote.sign(device, token, "ethereum", digest32)
     remote.presign(device, token, 8)                      # 8 ECDSA precomputations, custodian side
     result, _ = remote.sign(device, token, "ethereum", digest32)   # takes one from the pool
@@ -25,6 +25,15 @@ Tokens: ``rotate_token`` replaces the client's token; a completed ``recover`` or
 replaces it too and returns the new one in the custodian's result (``result["token"]``): keep it,
 the old one is dead. The operator (``operator_key``) creates clients, reads any client's record
 (``get_client(client_id)`` without a token), and revokes, issues and unlocks.
+
+Device key: the token alone authorises nothing. Every request of a client is signed by the
+device's key (``mpc.storage.device_key``, in the ``mpc.Client``'s keychain) over the service's
+challenge (``mpc.remote.channel.answer_challenge``): the operations use the ``Client`` they are
+given (a recover the new key it made, which the completed recover registers); the one-frame
+requests take it as ``device=`` (``get_client(client_id, token, device=phone)``). A client
+created before device keys enrols its device once with ``enrol_device(phone, token)``. When the
+device's own step fails (a wrong passphrase), the client tells the service (``{"abort":true}``),
+which frees the session at once (``docs/operations.md``, Device keys).
 
 Each operation returns (the device's result, the custodian's result), like ``mpc.run_local``.
 Engine errors come back as the same ``mpc.errors`` classes (``errors.from_json``).
