@@ -39,6 +39,7 @@ __all__ = [
     "CHALLENGE_BYTES",
     "ABORT_FRAME",
     "device_auth_message",
+    "hex_bytes",
     "CLOSE_BUSY",
     "CLOSE_RESTARTING",
     "CLOSE_POLICY",
@@ -126,3 +127,14 @@ def device_auth_message(challenge: bytes, request: Mapping[str, object]) -> byte
         parts.append(str(value).encode("utf-8"))
     parts.append(json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
     return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def hex_bytes(value: object, length: int) -> bytes | None:
+    """``value`` decoded from hex if it is a hex string of exactly ``length`` bytes, else None
+    (the challenge, device keys and signatures of the device authorisation)."""
+    if not isinstance(value, str) or len(value) != 2 * length:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None

@@ -50,7 +50,7 @@ from mpc.errors import (
 )
 from mpc.storage.device_key import DeviceKey
 from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, MAX_FRAME_BYTES, check_service_url, client_tls_context, \
-    device_auth_message
+    device_auth_message, hex_bytes
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
@@ -254,12 +254,8 @@ def answer_challenge(frame: Any, request: Mapping[str, Any], signer: DeviceKey |
     reply = parse_control(frame)
     if "challenge" not in reply:
         return None
-    text = reply["challenge"]
-    try:
-        challenge = bytes.fromhex(text) if isinstance(text, str) else b""
-    except ValueError:
-        challenge = b""
-    if len(challenge) != CHALLENGE_BYTES:
+    challenge = hex_bytes(reply["challenge"], CHALLENGE_BYTES)
+    if challenge is None:
         raise EngineError("malformed challenge from the custodian service")
     if signer is None:
         raise AuthFailed("the custodian service asks for the device key: pass the device (an mpc.Client)")

@@ -43,7 +43,7 @@ from mpc.service.store import ServiceStore
 from mpc.status import SigningShareStatus
 from mpc.storage.device_key import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify_signature
 from mpc.wallet import CURVES
-from mpc.wire import CHALLENGE_BYTES, DEVICE_OPS, NEW_DEVICE_OPS, device_auth_message
+from mpc.wire import CHALLENGE_BYTES, DEVICE_OPS, NEW_DEVICE_OPS, device_auth_message, hex_bytes
 from protocols.errors import InvalidMessage, ProofError
 
 __all__ = ["Claim", "claim", "authorise", "new_challenge", "parse_answer"]
@@ -74,12 +74,8 @@ def new_challenge() -> bytes:
 
 
 def _request_key(request: Mapping[str, Any]) -> bytes:
-    value = request.get("device_public")
-    try:
-        key = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        key = b""
-    if len(key) != PUBLIC_KEY_BYTES:
+    key = hex_bytes(request.get("device_public"), PUBLIC_KEY_BYTES)
+    if key is None:
         raise InputInvalid("device_public must be the device's Ed25519 public key (64 hex digits)")
     return key
 
@@ -116,15 +112,11 @@ def parse_answer(frame: Any) -> tuple[bytes, Mapping[str, Any] | None]:
         answer = None
     if not isinstance(answer, dict) or set(answer) - {"device_sig", "possession"}:
         raise AuthFailed()
-    signature = answer.get("device_sig")
-    try:
-        raw = bytes.fromhex(signature) if isinstance(signature, str) else b""
-    except ValueError:
-        raw = b""
+    signature = hex_bytes(answer.get("device_sig"), SIGNATURE_BYTES)
     proof = answer.get("possession")
-    if len(raw) != SIGNATURE_BYTES or not (proof is None or isinstance(proof, dict)):
+    if signature is None or not (proof is None or isinstance(proof, dict)):
         raise AuthFailed()
-    return raw, proof
+    return signature, proof
 
 
 def authorise(service: ServiceStore, custodian: Custodian, request: Mapping[str, Any], wanted: Claim,
