@@ -272,3 +272,43 @@ def test_a_lockout_is_visible_to_the_operator_in_the_metrics_and_in_the_error(se
     assert "operator" in refused.value.message and "unlock_client" in refused.value.message
     owner_signs(remote, owner, token, b"signing is not locked")
     assert remote.unlock_client(client_id)["lockout"]["locked"] is False
+
+
+# --- the device key and what it signs, without a service ------------------------------------------------
+def test_the_device_key_lives_in_the_keychain_and_a_recover_replaces_it_only_when_done(tmp_path: Any) -> None:
+    from mpc.storage import device_key
+
+    keychain = mpc.FileKeychain(tmp_path / "keychain")
+    first = device_key.load_or_create(keychain, "client-1")
+    assert device_key.load_or_create(mpc.FileKeychain(tmp_path / "keychain"), "client-1").public == first.public
+    assert first._seed().hex() not in repr(first) and first.public.hex()[:16] in repr(first)
+    pending = device_key.new_pending(keychain, "client-1")
+    assert device_key.current(keychain, "client-1").public == first.public  # type: ignore[union-attr]
+    device_key.promote(keychain, "client-1")
+    assert device_key.current(keychain, "client-1").public == pending.public != first.public  # type: ignore[union-attr]
+    assert device_key.pending(keychain, "client-1") is None
+    device_key.forget(keychain, "client-1")
+    assert device_key.current(keychain, "client-1") is None and keychain.names() == []
+    keychain.put("client-2.device", b"short")
+    with pytest.raises(mpc.errors.KeychainCorrupted):
+        device_key.current(keychain, "client-2")
+
+
+def test_what_the_device_signs_binds_the_challenge_and_every_field_unambiguously() -> None:
+    request = {"op": "sign", "client_id": "ab", "token": "t", "session_id": "00" * 32, "chain": "ethereum",
+               "data": "11" * 32}
+    message = device_auth_message(b"c" * 32, request)
+    assert device_auth_message(b"c" * 32, {**request, "token": "another token"}) == message  # not signed over
+    for changed in ({"op": "presign"}, {"client_id": "abc"}, {"session_id": "01" * 32}, {"chain": "tron"},
+                    {"data": "22" * 32}, {"extra": 1}):
+        assert device_auth_message(b"c" * 32, {**request, **changed}) != message, changed
+    assert device_auth_message(b"d" * 32, request) != message
+    shifted = {**request, "client_id": "a", "op": "bsign"}  # the same bytes, cut elsewhere
+    assert device_auth_message(b"c" * 32, shifted) != message
+    key = DeviceKey.generate()
+    mpc.storage.device_key.verify_signature(key.public, message, key.sign(message))
+    for public, signed, signature in ((key.public, message + b"x", key.sign(message)),
+                                      (DeviceKey.generate().public, message, key.sign(message)),
+                                      (key.public[:31], message, key.sign(message)), (key.public, message, bytes(64))):
+        with pytest.raises(AuthFailed):
+            mpc.storage.device_key.verify_signature(public, signed, signature)
