@@ -38,10 +38,13 @@ from mpc.errors import (
     BackupNotFound,
     InputInvalid,
     KeychainCorrupted,
+    KeychainEntryNotFound,
     KeyLockedError,
     WalletAlreadyExists,
     WalletNotFound,
 )
+from mpc.storage import device_key
+from mpc.storage.device_key import DeviceKey
 from mpc.storage.keychain import Keychain
 from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_share, default_home
 from protocols import ecdsa2p, frost, oprf
@@ -155,9 +158,21 @@ class Client:
             self.keychain.put(self._entry(curve), shares[curve].to_bytes())
 
     def wipe(self) -> None:
-        """Forget this client's signing shares (a lost or reset device)."""
+        """Forget this client's signing shares and device keys (a lost or reset device)."""
         for curve in CURVES:
             self.keychain.delete(self._entry(curve), missing_ok=True)
+        device_key.forget(self.keychain, self.client_id)
+
+    def device_key(self, *, pending: bool = False) -> DeviceKey:
+        """The device key that authorises this device's requests to the custodian service
+        (``mpc.storage.device_key``): made and kept on first use; ``pending``: the key a recover
+        in progress made (``KeychainEntryNotFound`` if none)."""
+        if pending:
+            key = device_key.pending(self.keychain, self.client_id)
+            if key is None:
+                raise KeychainEntryNotFound("no recover in progress on this device (no pending device key)")
+            return key
+        return device_key.load_or_create(self.keychain, self.client_id)
 
     def public_keys(self) -> dict[str, bytes]:
         """The wallet's public key per curve (33-byte compressed secp256k1, 32-byte ed25519)."""
@@ -175,6 +190,7 @@ class Client:
         device holds one."""
         if self.has_wallet():
             raise WalletAlreadyExists("this device already holds a wallet for the client")
+        self.device_key()  # made at generate, kept from then on (a retried generate reuses it)
         return ClientGenerate(self, new_session_id(session_id))
 
     def backup(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
@@ -189,7 +205,9 @@ class Client:
         """New signing shares on this device from the backup of ``method``, against
         ``custodian.recover(client_id)``; ``encrypted_backup`` is the customer's own copy of the
         encrypted client backup shares, if it kept them. The device first proves it decrypted its
-        backup shares."""
+        backup shares. A fresh device key is made (pending until the recover stored its shares,
+        ``mpc.storage.device_key``): the custodian service moves the wallet to it."""
+        device_key.new_pending(self.keychain, self.client_id)
         return ClientRecover(self, new_session_id(session_id), method or self._cloud_method(), encrypted_backup)
 
     def eject(self, method: BackupMethod | None = None, session_id: bytes | None = None, *,
@@ -419,6 +437,7 @@ class ClientRecover(_FromBackup):
     def _on_children_done(self) -> list[Message]:
         shares = self._shares()
         self.client._store_signing_shares(shares)
+        device_key.promote(self.client.keychain, self.client.client_id)  # the new shares go with the new key
         self._finish(self.client.addresses())
         return [self._step("stored", _stored_step(shares))]
 

@@ -169,7 +169,8 @@ class Custodian:
         return client_id
 
     def get_client(self, client_id: str) -> ClientView:
-        """The custodian's view of a client: statuses, public keys and addresses (``mpc.wallet.ClientView``)."""
+        """The custodian's view of a client: statuses, public keys, addresses and its lockout
+        (``lockout``: ``locked``, ``failed_attempts``, ``limit``, ``since``; ``mpc.backup.attempts``; ``mpc.wallet.ClientView``)."""
         record = self.store.client(client_id)
         backups = self.store.backups(client_id)
         view: ClientView = {
@@ -181,6 +182,7 @@ class Custodian:
                         for method, (status, managed) in backups.items()},
             "backup_methods": list(backups),
             "ejected": record.ejected,
+            "lockout": self.attempts.lockout(client_id),
             "public_keys": {},
             "addresses": {},
         }

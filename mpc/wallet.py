@@ -141,6 +141,18 @@ class BackupView(TypedDict):
     """A backup of this method was started and has not completed (the last complete one holds)."""
 
 
+class LockoutView(TypedDict):
+    """A client's lockout (``mpc.backup.attempts``): failed proofs of possession and password
+    guesses since the last success or unlock; at ``limit`` recover and eject are refused until
+    an operator unlocks the client (signing is not affected)."""
+
+    locked: bool
+    failed_attempts: int
+    limit: int
+    since: float | None
+    """When the client was locked out (Unix seconds); None when it is not."""
+
+
 class ClientView(TypedDict):
     """The custodian's view of a client (``Custodian.get_client``): statuses, public keys, addresses."""
 
@@ -156,6 +168,24 @@ class ClientView(TypedDict):
     """Curve name -> the wallet's public key (hex); empty before generate."""
     addresses: dict[str, str]
     """Chain name -> the wallet's address; empty before generate."""
+    lockout: LockoutView
+
+
+class DeviceView(TypedDict):
+    """A client's registered device key (the networked custodian's ``device``)."""
+
+    public_key: str
+    """The device's Ed25519 public key (hex, ``mpc.storage.device_key``)."""
+    since: float
+    """When it was registered (Unix seconds)."""
+
+
+class ServiceClientView(ClientView):
+    """The networked custodian's view of a client (``get_client`` over the service): the
+    engine's :class:`ClientView` plus ``device``, its registered device key (None before the
+    device enrolled)."""
+
+    device: DeviceView | None
 
 
 class RecoverResult(ClientView):
@@ -172,7 +202,7 @@ class RecoverResult(ClientView):
 
 _FIELDS: dict[str, type] = {
     "client_id": str, "signing_share_status": str, "backup_share_status": str, "backups": dict,
-    "backup_methods": list, "ejected": bool, "public_keys": dict, "addresses": dict,
+    "backup_methods": list, "ejected": bool, "public_keys": dict, "addresses": dict, "lockout": dict,
 }
 
 

@@ -6,6 +6,10 @@ uses ``mpc.remote`` never loads the service.
   100 kB), ``MAX_REQUEST_BYTES`` and ``MAX_REQUEST_DEPTH`` for the first (request) frame.
 - Request shapes: ``OPERATIONS`` a client may start, ``OPERATOR_OPS`` that need the operator
   credential, ``TOKEN_ROTATING_OPERATIONS`` whose completion replaces the client's token.
+- Device authorisation (``docs/operations.md``, Device keys): ``DEVICE_OPS`` that the device's
+  key must authorise, ``NEW_DEVICE_OPS`` authorised by a key the request brings, the
+  ``challenge`` the service answers with, and ``device_auth_message``, what the device signs.
+  ``ABORT_FRAME``: the device gave up an operation (its session is freed at once).
 - Close codes: ``CLOSE_BUSY`` (1013, over the connection cap: try again later),
   ``CLOSE_RESTARTING`` (1001, the service drains: resume the session), ``CLOSE_POLICY`` (1008, too
   many invalid frames).
@@ -15,7 +19,9 @@ uses ``mpc.remote`` never loads the service.
 from __future__ import annotations
 
 import ipaddress
+import json
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +34,12 @@ __all__ = [
     "OPERATIONS",
     "OPERATOR_OPS",
     "TOKEN_ROTATING_OPERATIONS",
+    "DEVICE_OPS",
+    "NEW_DEVICE_OPS",
+    "CHALLENGE_BYTES",
+    "ABORT_FRAME",
+    "device_auth_message",
+    "hex_bytes",
     "CLOSE_BUSY",
     "CLOSE_RESTARTING",
     "CLOSE_POLICY",
@@ -40,8 +52,18 @@ MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is ab
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused before decoding
 OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned")
-OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client")
+OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client", "revoke_device")
 TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
+# Requests the device's key authorises (over a fresh challenge of the service): every request of
+# a client but create_client; NEW_DEVICE_OPS bring the key that signs them ("device_public"):
+# recover (a new device, registered when the recover completes) and enrol_device (a device of a
+# client that has no key yet; with a proof of possession of its signing shares).
+DEVICE_OPS = ("get_client", "rotate_token", "stored_client_backup_share", "resume", "enrol_device", *OPERATIONS)
+NEW_DEVICE_OPS = ("recover", "enrol_device")
+CHALLENGE_BYTES = 32
+ABORT_FRAME = '{"abort":true}'  # the device's step failed (a wrong passphrase): free the session now
+_DEVICE_AUTH_DOMAIN = b"portal-mpc/device-auth/v1"
+_UNSIGNED_FIELDS = ("token", "operator_key")  # credentials of their own, never signed over
 CLOSE_BUSY = 1013
 CLOSE_RESTARTING = 1001
 CLOSE_POLICY = 1008
@@ -90,3 +112,29 @@ def check_service_url(url: str, allow_plaintext: bool) -> str:
     if parts.scheme == "ws" and not allow_plaintext and not is_loopback_literal(host):
         raise TransportInsecure("plaintext ws:// is for loopback only: use wss:// (or allow_plaintext=True)")
     return parts.scheme
+
+
+def device_auth_message(challenge: bytes, request: Mapping[str, object]) -> bytes:
+    """What the device key signs to authorise ``request`` on the connection that got
+    ``challenge``: length-prefixed (4 bytes, big-endian) fields after a domain tag: the
+    challenge, the client id, the op, the session id ("" if none) and the request's other
+    fields as canonical JSON (sorted keys, no spaces; the token and operator key left out).
+    A signature therefore holds for this one request on this one connection only."""
+    fields = {key: value for key, value in request.items() if key not in _UNSIGNED_FIELDS}
+    parts = [_DEVICE_AUTH_DOMAIN, bytes(challenge)]
+    for name in ("client_id", "op", "session_id"):
+        value = fields.get(name, "")
+        parts.append(str(value).encode("utf-8"))
+    parts.append(json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+
+
+def hex_bytes(value: object, length: int) -> bytes | None:
+    """``value`` decoded from hex if it is a hex string of exactly ``length`` bytes, else None
+    (the challenge, device keys and signatures of the device authorisation)."""
+    if not isinstance(value, str) or len(value) != 2 * length:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None

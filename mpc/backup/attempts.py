@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import time
 
+from datetime import datetime, timezone
+
 from mpc.errors import ClientLockedOut
 from mpc.storage.ledger import ATTEMPTS
 from mpc.storage.store import SQLiteStore
+from mpc.wallet import LockoutView
 
 __all__ = ["AttemptCounter", "MAX_FAILED_ATTEMPTS"]
 
@@ -57,10 +60,35 @@ class AttemptCounter:
         if self.store.ledger is not None:
             self.store.ledger.append(ATTEMPTS, client_id, count=count, since=time.time(), locked=count >= self.limit)
 
+    def lockout(self, client_id: str) -> LockoutView:
+        """The client's lockout state (``Custodian.get_client``'s ``lockout``): ``locked``,
+        ``failed_attempts`` (since the last success or unlock), ``limit``, and ``since`` (when
+        the client was locked out, Unix seconds; None when not locked)."""
+        row = self.store._execute("SELECT failures, last_failure FROM client_attempts WHERE client_id = ?",
+                                  (client_id,)).fetchone()
+        failures = self.failures(client_id)  # the revocation ledger's count if higher
+        locked = failures >= self.limit
+        return LockoutView(locked=locked, failed_attempts=failures, limit=self.limit,
+                           since=float(row[1]) if locked and row is not None else None)
+
+    def locked_count(self) -> int:
+        """How many clients are locked out now (a metrics gauge)."""
+        row = self.store._execute("SELECT COUNT(*) FROM client_attempts WHERE failures >= ?", (self.limit,)).fetchone()
+        return int(row[0])
+
     def check(self, client_id: str) -> None:
-        """Raise ``ClientLockedOut`` if the client has used up its attempts."""
-        if self.failures(client_id) >= self.limit:
-            raise ClientLockedOut()
+        """Raise ``ClientLockedOut`` if the client has used up its attempts, saying since when
+        and that an operator must unlock it (no more failures are counted meanwhile, so the
+        time of the last one is when the lockout began)."""
+        state = self.lockout(client_id)
+        if state["locked"]:
+            when = state["since"]  # None when only the revocation ledger remembers the count (a restore)
+            since = "a restore" if when is None else datetime.fromtimestamp(when, timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S UTC")
+            raise ClientLockedOut(
+                f"locked out since {since} after {state['failed_attempts']} failed proofs of possession of the "
+                f"backup share (or password guesses): recover and eject are refused until an operator unlocks "
+                f"this client (unlock_client); signing is not affected")
 
     def admit(self, client_id: str) -> int:
         """Count one attempt *before* it runs, in one transaction with the check: returns the new

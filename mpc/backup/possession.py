@@ -11,10 +11,16 @@ another curve) never verifies again: the nonce is the custodian's, not the clien
 
 A bearer token alone therefore gets no custodian backup share and starts no reshare; every failed
 proof counts (``mpc.backup.attempts``).
+
+The same proofs over the client's *signing* shares enrol a device key (``enrol_device`` of the
+custodian service, ``docs/operations.md``, Device keys): :func:`prove_enrolment` binds the
+service's challenge and the new device public key (protocol ``device/enrol``, method
+``device``), so a proof authorises that key on that connection only.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,10 +31,12 @@ from protocols.errors import InvalidMessage
 from protocols.transcript import Transcript
 from protocols.zk import schnorr
 
-__all__ = ["prove", "verify", "NONCE_BYTES"]
+__all__ = ["prove", "verify", "prove_enrolment", "verify_enrolment", "NONCE_BYTES", "ENROL_PROTOCOL"]
 
 NONCE_BYTES = 32
 _DOMAIN = "portal-mpc/possession/v1"
+ENROL_PROTOCOL = "device/enrol"
+_ENROL_METHOD = "device"
 _GROUPS = {"secp256k1": secp256k1, "ed25519": ed25519}
 
 
@@ -79,3 +87,26 @@ def verify(custodian_shares: Mapping[str, Any], data: Mapping[str, Any], *, prot
     for curve in CURVES:
         schnorr.verify(_client_public(curve, custodian_shares[curve]), proofs[curve],
                        _transcript(protocol, session_id, client_id, method, nonce, curve))
+
+
+def _enrolment_nonce(challenge: bytes, device_public: bytes) -> bytes:
+    """The challenge bound to the device key being enrolled (length-prefixed, domain-tagged)."""
+    parts = [challenge, device_public]
+    return hashlib.blake2b(b"".join(len(p).to_bytes(4, "big") + p for p in parts), digest_size=NONCE_BYTES,
+                           person=b"portal-mpc-enrol").digest()
+
+
+def prove_enrolment(client_signing_shares: Mapping[str, Any], *, client_id: str, challenge: bytes,
+                    device_public: bytes) -> dict[str, Any]:
+    """The device's proof that it holds the client's signing shares, for enrolling
+    ``device_public`` on the connection that got ``challenge``."""
+    return prove(client_signing_shares, protocol=ENROL_PROTOCOL, session_id=challenge, client_id=client_id,
+                 method=_ENROL_METHOD, nonce=_enrolment_nonce(challenge, device_public))
+
+
+def verify_enrolment(custodian_signing_shares: Mapping[str, Any], data: Mapping[str, Any], *, client_id: str,
+                     challenge: bytes, device_public: bytes) -> None:
+    """Check :func:`prove_enrolment`'s proofs against the custodian's signing shares
+    (``InvalidMessage`` malformed, ``ProofError`` failing)."""
+    verify(custodian_signing_shares, data, protocol=ENROL_PROTOCOL, session_id=challenge, client_id=client_id,
+           method=_ENROL_METHOD, nonce=_enrolment_nonce(challenge, device_public))

@@ -79,13 +79,13 @@ class AsyncRemoteCustodian(RemoteBase):
         service runs with open registration."""
         return await self._call(self._create_client_spec())
 
-    async def get_client(self, client_id: str, token: str | None = None) -> ClientView:
+    async def get_client(self, client_id: str, token: str | None = None, *, device: Client | None = None) -> ClientView:
         """The custodian's view (with the client's token, or without one as the operator)."""
-        return await self._call(self._get_client_spec(client_id, token))
+        return await self._call(self._get_client_spec(client_id, token, device))
 
-    async def rotate_token(self, client_id: str, token: str) -> str:
+    async def rotate_token(self, client_id: str, token: str, *, device: Client | None = None) -> str:
         """Replace the client's token: returns the new one; ``token`` is dead at once."""
-        return await self._call(self._rotate_token_spec(client_id, token))
+        return await self._call(self._rotate_token_spec(client_id, token, device))
 
     async def revoke_token(self, client_id: str) -> None:
         """Operator: kill the client's token at once."""
@@ -99,9 +99,22 @@ class AsyncRemoteCustodian(RemoteBase):
         """Operator: clear the client's lockout; returns the custodian's view."""
         return await self._call(self._unlock_client_spec(client_id))
 
-    async def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> ClientView:
+    async def revoke_device(self, client_id: str) -> ClientView:
+        """Operator: forget the client's device key (a stolen device); returns the custodian's
+        view. The owner then recovers onto a new device (or enrols one holding the shares)."""
+        return await self._call(self._revoke_device_spec(client_id))
+
+    async def enrol_device(self, device: Client, token: str) -> ClientView:
+        """Register ``device``'s key for a client that has none (created before device keys, or
+        whose key the operator revoked): the device proves it holds the signing shares. Returns
+        the custodian's view (``device``: the registered key). Refused (``AUTH_FAILED``) once the
+        client has a device key."""
+        return await self._call(self._enrol_device_spec(device, token))
+
+    async def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD", *,
+                                         device: Client | None = None) -> ClientView:
         """Confirm the customer stored the encrypted client backup share itself."""
-        return await self._call(self._stored_client_backup_share_spec(client_id, token, method))
+        return await self._call(self._stored_client_backup_share_spec(client_id, token, method, device))
 
     # --- operations -----------------------------------------------------------------------------------
     async def generate(self, client: Client, token: str) -> tuple[dict[str, str], ClientView]:
@@ -169,14 +182,18 @@ class AsyncRemoteCustodian(RemoteBase):
         channel.connecting()
         async with self._connect() as ws:
             await ws.send(channel.request())
-            await _send(ws, channel.ready(await asyncio.wait_for(ws.recv(), self.ready_timeout)))
+            await _send(ws, channel.ready(await self._answered(ws, channel.answer)))
             while True:
                 frame = await asyncio.wait_for(ws.recv(), self.timeout)
                 if not channel.is_message(frame):
                     if channel.control(frame):
                         return channel.outcome()
                     continue
-                replies = await asyncio.to_thread(channel.deliver, frame)  # the device's step: CPU-bound
+                try:
+                    replies = await asyncio.to_thread(channel.deliver, frame)  # the device's step: CPU-bound
+                except Exception:
+                    await _abort_quietly(ws, channel.abort_frame)  # the device gave up: the service frees the session now
+                    raise
                 if replies is None:
                     continue  # a replay the device already processed
                 await _send(ws, replies)
@@ -192,12 +209,29 @@ class AsyncRemoteCustodian(RemoteBase):
             try:
                 async with self._connect() as ws:
                     await ws.send(attempts.frame())
-                    return attempts.reply(await asyncio.wait_for(ws.recv(), self.ready_timeout))
+                    return attempts.reply(await self._answered(ws, attempts.answer))
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
                 delay = attempts.retry(exc)
             await asyncio.sleep(delay)
 
 
+    async def _answered(self, ws: Any, answer: Callable[[Any], str | None]) -> Any:
+        """The service's answer to the request, after answering its challenge if it sent one."""
+        frame = await asyncio.wait_for(ws.recv(), self.ready_timeout)
+        reply = answer(frame)
+        if reply is None:
+            return frame
+        await ws.send(reply)
+        return await asyncio.wait_for(ws.recv(), self.ready_timeout)
+
+
 async def _send(ws: Any, messages: list[Message]) -> None:
     for message in messages:
         await ws.send(message.to_bytes().decode("ascii"))
+
+
+async def _abort_quietly(ws: Any, frame: str) -> None:
+    try:
+        await ws.send(frame)
+    except Exception:  # noqa: BLE001 - the connection is gone: the session expires instead
+        pass

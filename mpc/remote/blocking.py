@@ -6,7 +6,7 @@ request or operation; see that module for the frames)::
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
     client_id, token = remote.create_client()             # the operator (or open registration)
     device = mpc.Client(client_id, keychain)
-    remote.generate(device, token)
+    remote.generate(device, token)                        # registers the device's key
     result, _ = remote.sign(device, token, "ethereum", digest32)
     remote.presign(device, token, 8)                      # 8 ECDSA precomputations, custodian side
     result, _ = remote.sign(device, token, "ethereum", digest32)   # takes one from the pool
@@ -26,6 +26,15 @@ replaces it too and returns the new one in the custodian's result (a ``mpc.Recov
 ``result["token"]``, typed): keep it, the old one is dead (presented again it gets
 ``AUTH_TOKEN_REPLACED``, saying so). The operator (``operator_key``) creates clients, reads any client's record
 (``get_client(client_id)`` without a token), and revokes, issues and unlocks.
+
+Device key: the token alone authorises nothing. Every request of a client is signed by the
+device's key (``mpc.storage.device_key``, in the ``mpc.Client``'s keychain) over the service's
+challenge (``mpc.remote.channel.answer_challenge``): the operations use the ``Client`` they are
+given (a recover the new key it made, which the completed recover registers); the one-frame
+requests take it as ``device=`` (``get_client(client_id, token, device=phone)``). A client
+created before device keys enrols its device once with ``enrol_device(phone, token)``. When the
+device's own step fails (a wrong passphrase), the client tells the service (``{"abort":true}``),
+which frees the session at once (``docs/operations.md``, Device keys).
 
 Each operation returns (the device's result, the custodian's result), typed as ``mpc.run_local``
 gives them: ``generate`` (addresses, ``ClientView``), ``backup`` (its outcome, ``ClientView``),
@@ -167,14 +176,14 @@ class RemoteCustodian(RemoteBase):
         Needs the operator key unless the service runs with open registration."""
         return self._call(self._create_client_spec())
 
-    def get_client(self, client_id: str, token: str | None = None) -> ClientView:
+    def get_client(self, client_id: str, token: str | None = None, *, device: Client | None = None) -> ClientView:
         """The custodian's view: statuses, public keys and addresses (with the client's token,
         or without one as the operator)."""
-        return self._call(self._get_client_spec(client_id, token))
+        return self._call(self._get_client_spec(client_id, token, device))
 
-    def rotate_token(self, client_id: str, token: str) -> str:
+    def rotate_token(self, client_id: str, token: str, *, device: Client | None = None) -> str:
         """Replace the client's token: returns the new one (keep it); ``token`` is dead at once."""
-        return self._call(self._rotate_token_spec(client_id, token))
+        return self._call(self._rotate_token_spec(client_id, token, device))
 
     def revoke_token(self, client_id: str) -> None:
         """Operator: kill the client's token at once (requests and operations in flight fail)."""
@@ -188,9 +197,22 @@ class RemoteCustodian(RemoteBase):
         """Operator: clear the client's lockout; returns the custodian's view."""
         return self._call(self._unlock_client_spec(client_id))
 
-    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD") -> ClientView:
+    def revoke_device(self, client_id: str) -> ClientView:
+        """Operator: forget the client's device key (a stolen device); returns the custodian's
+        view. The owner then recovers onto a new device (or enrols one holding the shares)."""
+        return self._call(self._revoke_device_spec(client_id))
+
+    def enrol_device(self, device: Client, token: str) -> ClientView:
+        """Register ``device``'s key for a client that has none (created before device keys, or
+        whose key the operator revoked): the device proves it holds the signing shares. Returns
+        the custodian's view (``device``: the registered key). Refused (``AUTH_FAILED``) once the
+        client has a device key."""
+        return self._call(self._enrol_device_spec(device, token))
+
+    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD", *,
+                                   device: Client | None = None) -> ClientView:
         """Confirm the customer stored the encrypted client backup share itself."""
-        return self._call(self._stored_client_backup_share_spec(client_id, token, method))
+        return self._call(self._stored_client_backup_share_spec(client_id, token, method, device))
 
     # --- operations -----------------------------------------------------------------------------------
     def generate(self, client: Client, token: str) -> tuple[dict[str, str], ClientView]:
@@ -266,14 +288,18 @@ class RemoteCustodian(RemoteBase):
         channel.connecting()
         with self._connect() as ws:
             ws.send(channel.request())
-            _send(ws, channel.ready(ws.recv(timeout=self.ready_timeout)))
+            _send(ws, channel.ready(self._answered(ws, channel.answer)))
             while True:
                 frame = ws.recv(timeout=self.timeout)
                 if not channel.is_message(frame):
                     if channel.control(frame):
                         return channel.outcome()
                     continue
-                replies = channel.deliver(frame)
+                try:
+                    replies = channel.deliver(frame)
+                except Exception:
+                    _abort_quietly(ws, channel.abort_frame)  # the device gave up: the service frees the session now
+                    raise
                 if replies is None:
                     continue  # a replay the device already processed
                 _send(ws, replies)
@@ -288,12 +314,30 @@ class RemoteCustodian(RemoteBase):
             try:
                 with self._connect() as ws:
                     ws.send(attempts.frame())
-                    return attempts.reply(ws.recv(timeout=self.ready_timeout))
+                    return attempts.reply(self._answered(ws, attempts.answer))
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
                 delay = attempts.retry(exc)
             time.sleep(delay)
 
 
+    def _answered(self, ws: Any, answer: Callable[[Any], str | None]) -> Any:
+        """The service's answer to the request, after answering its challenge if it sent one
+        (``mpc.remote.channel.answer_challenge``)."""
+        frame = ws.recv(timeout=self.ready_timeout)
+        reply = answer(frame)
+        if reply is None:
+            return frame
+        ws.send(reply)
+        return ws.recv(timeout=self.ready_timeout)
+
+
 def _send(ws: Any, messages: list[Message]) -> None:
     for message in messages:
         ws.send(message.to_bytes().decode("ascii"))
+
+
+def _abort_quietly(ws: Any, frame: str) -> None:
+    try:
+        ws.send(frame)
+    except Exception:  # noqa: BLE001 - the connection is gone: the session expires instead
+        pass

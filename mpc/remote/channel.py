@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from mpc import errors
+from mpc.backup import possession
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
 from mpc.errors import (
+    AuthFailed,
     ConfigInvalid,
     EngineError,
     NotFound,
@@ -46,8 +48,10 @@ from mpc.errors import (
     TlsFailed,
     from_protocol_error,
 )
+from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, RecoverResult, SignResult, client_view, recover_result
-from mpc.wire import MAX_FRAME_BYTES, check_service_url, client_tls_context
+from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, MAX_FRAME_BYTES, check_service_url, client_tls_context, \
+    device_auth_message, hex_bytes
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
@@ -62,7 +66,9 @@ __all__ = [
     "RequestAttempts",
     "RequestSpec",
     "RetryPolicy",
+    "answer_challenge",
     "backup_spec",
+    "device_signer",
     "generate_spec",
     "parse_control",
     "presign_spec",
@@ -241,6 +247,35 @@ def parse_control(frame: Any) -> dict[str, Any]:
     return obj
 
 
+def answer_challenge(frame: Any, request: Mapping[str, Any], signer: DeviceKey | None,
+                     prover: Callable[[bytes], dict[str, Any]] | None = None) -> str | None:
+    """The device's answer when ``frame`` is the service's challenge (``{"challenge": hex}``):
+    ``{"device_sig": hex}``, the device key's signature of ``mpc.wire.device_auth_message``
+    (plus ``"possession"`` from ``prover`` for ``enrol_device``); None for any other frame (an
+    error frame raises its error). ``AUTH_FAILED`` when the service asks and there is no key."""
+    reply = parse_control(frame)
+    if "challenge" not in reply:
+        return None
+    challenge = hex_bytes(reply["challenge"], CHALLENGE_BYTES)
+    if challenge is None:
+        raise EngineError("malformed challenge from the custodian service")
+    if signer is None:
+        raise AuthFailed("the custodian service asks for the device key: pass the device (an mpc.Client)")
+    answer: dict[str, Any] = {"device_sig": signer.sign(device_auth_message(challenge, request)).hex()}
+    if prover is not None:
+        answer["possession"] = prover(challenge)
+    return json.dumps(answer)
+
+
+def device_signer(op: str, session: Session) -> DeviceKey | None:
+    """The key that authorises ``op`` for the device whose ``session`` it is: the recover's new
+    (pending) key for ``recover``, else the device's key (made if the keychain has none)."""
+    client = getattr(session, "client", None)
+    if not isinstance(client, Client):
+        return None
+    return client.device_key(pending=op == "recover")
+
+
 def _refusal_hint(error: EngineError) -> float | None:
     hint = getattr(error, "retry_after", None)
     return float(hint) if isinstance(hint, (int, float)) and not isinstance(hint, bool) else None
@@ -260,6 +295,8 @@ class RequestSpec(Generic[T]):
     request: dict[str, Any]
     idempotent: bool
     extract: Callable[[Any], T]
+    signer: DeviceKey | None = None  # the device key that answers the service's challenge
+    prover: Callable[[bytes], dict[str, Any]] | None = None  # enrol_device: its possession proofs
 
 
 def _as_view(result: Any) -> dict[str, Any]:
@@ -307,6 +344,10 @@ class RequestAttempts(Generic[T]):
         """The request frame (counted as sent)."""
         self._sent = True
         return json.dumps(self.spec.request)
+
+    def answer(self, frame: Any) -> str | None:
+        """The device's answer if ``frame`` is the service's challenge, else None."""
+        return answer_challenge(frame, self.spec.request, self.spec.signer, self.spec.prover)
 
     def reply(self, frame: Any) -> T:
         """The method's return value from the answer ``frame`` (an error frame raises its error)."""
@@ -454,7 +495,10 @@ class OperationChannel:
                  policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> None:
         sid = session.session_id.hex()
         self.session = session
+        self.signer = device_signer(spec_op, session)
         self.open_request = {"op": spec_op, "client_id": client_id, "token": token, "session_id": sid, **params}
+        if self.signer is not None and spec_op in ("generate", "recover"):  # the key to register
+            self.open_request["device_public"] = self.signer.public.hex()
         self.resume_request = {"op": "resume", "client_id": client_id, "token": token, "session_id": sid}
         self.backoff = Backoff(policy, clock)
         self.clock = clock
@@ -471,6 +515,7 @@ class OperationChannel:
         self._resent = False  # this connection resumed and sent device messages again
         self._resyncs = 0
         self._started = False
+        self._request: dict[str, Any] = self.open_request
 
     # --- the driver's calls ------------------------------------------------------------------------
     def start(self) -> None:
@@ -491,7 +536,15 @@ class OperationChannel:
     def request(self) -> str:
         """The first frame of this connection (counted as sent)."""
         self._sent = True
-        return json.dumps(self.open_request if self._next == "open" else self.resume_request)
+        self._request = self.open_request if self._next == "open" else self.resume_request
+        return json.dumps(self._request)
+
+    def answer(self, frame: Any) -> str | None:
+        """The device's answer if ``frame`` is the service's challenge to this connection's
+        request, else None (``answer_challenge``)."""
+        return answer_challenge(frame, self._request, self.signer)
+
+    abort_frame = ABORT_FRAME  # sent when the device's own step fails: the service frees the session
 
     def ready(self, frame: Any) -> list[Message]:
         """The answer to the request: the device's messages to send now (an error frame raises)."""
@@ -617,6 +670,10 @@ class OperationChannel:
                 f"not back after {waited:.1f} s)")
 
 
+def _key_of(device: Client | None) -> DeviceKey | None:
+    return None if device is None else device.device_key()
+
+
 # --- configuration shared by both clients ------------------------------------------------------------
 class RemoteBase:
     """URL, TLS, operator key, timeouts and retry policy of a device-side client, and the
@@ -694,14 +751,32 @@ class RemoteBase:
         # Not idempotent: sent twice it creates two clients (the first one's token lost).
         return RequestSpec(self._as_operator({"op": "create_client"}), False, _client_and_token)
 
-    def _get_client_spec(self, client_id: str, token: str | None) -> RequestSpec[ClientView]:
+    def _get_client_spec(self, client_id: str, token: str | None,
+                         device: Client | None) -> RequestSpec[ClientView]:
         if token is None:
             return RequestSpec(self._as_operator({"op": "get_client", "client_id": client_id}), True, client_view)
-        return RequestSpec({"op": "get_client", "client_id": client_id, "token": token}, True, client_view)
+        return RequestSpec({"op": "get_client", "client_id": client_id, "token": token}, True, client_view,
+                           _key_of(device))
 
-    def _rotate_token_spec(self, client_id: str, token: str) -> RequestSpec[str]:
+    def _rotate_token_spec(self, client_id: str, token: str, device: Client | None) -> RequestSpec[str]:
         # Not idempotent: once processed, ``token`` is dead and the new one only in the lost reply.
-        return RequestSpec({"op": "rotate_token", "client_id": client_id, "token": token}, False, _token_of)
+        return RequestSpec({"op": "rotate_token", "client_id": client_id, "token": token}, False, _token_of,
+                           _key_of(device))
+
+    def _enrol_device_spec(self, device: Client, token: str) -> RequestSpec[ClientView]:
+        key = device.device_key()
+
+        def prove(challenge: bytes) -> dict[str, Any]:
+            shares = {curve: device.signing_share(curve) for curve in ("secp256k1", "ed25519")}
+            return possession.prove_enrolment(shares, client_id=device.client_id, challenge=challenge,
+                                              device_public=key.public)
+
+        request = {"op": "enrol_device", "client_id": device.client_id, "token": token,
+                   "device_public": key.public.hex()}
+        return RequestSpec(request, True, client_view, key, prove)
+
+    def _revoke_device_spec(self, client_id: str) -> RequestSpec[ClientView]:
+        return RequestSpec(self._as_operator({"op": "revoke_device", "client_id": client_id}), True, client_view)
 
     def _revoke_token_spec(self, client_id: str) -> RequestSpec[dict[str, Any]]:
         return RequestSpec(self._as_operator({"op": "revoke_token", "client_id": client_id}), True, _as_view)
@@ -713,10 +788,10 @@ class RemoteBase:
     def _unlock_client_spec(self, client_id: str) -> RequestSpec[ClientView]:
         return RequestSpec(self._as_operator({"op": "unlock_client", "client_id": client_id}), True, client_view)
 
-    def _stored_client_backup_share_spec(self, client_id: str, token: str,
-                                         method: str) -> RequestSpec[ClientView]:
+    def _stored_client_backup_share_spec(self, client_id: str, token: str, method: str,
+                                         device: Client | None) -> RequestSpec[ClientView]:
         return RequestSpec({"op": "stored_client_backup_share", "client_id": client_id, "token": token,
-                            "method": method}, True, client_view)
+                            "method": method}, True, client_view, _key_of(device))
 
     def _channel(self, op: str, session: Session, client_id: str, token: str,
                  params: Mapping[str, Any] | None) -> OperationChannel:

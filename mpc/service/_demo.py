@@ -47,20 +47,21 @@ def demo_server(directory: Path, say: Callable[[str, str], None], verify: Callab
         start = time.perf_counter()
         progress("generating the wallet over the service (the device's one-time setup first: seconds)")
         remote.generate(device, token)
-        say("generate (secp256k1 + ed25519)", f"{_statuses(remote, client_id, token)} "
+        say("generate (secp256k1 + ed25519)", f"{_statuses(remote, device, token)} "
             f"({time.perf_counter() - start:.1f} s)")
         before = device.addresses()
         for chain, address in before.items():
             say(f"  {chain} address", address)
         _sign_everywhere(remote, device, token, say, verify)
         remote.backup(device, token)
-        say("backup (CLOUD)", _statuses(remote, client_id, token))
+        say("backup (CLOUD)", _statuses(remote, device, token))
         device.wipe()
         say("device wiped", f"has wallet: {device.has_wallet()}")
         new_device = mpc.Client(client_id, mpc.FileKeychain(directory / "device-2"), cloud=cloud)
         token = remote.recover(new_device, token)[1]["token"]  # recover replaced the token
-        say("recover on a new device", f"{_statuses(remote, client_id, token)} (new token issued)")
-        same = new_device.addresses() == before == remote.get_client(client_id, token)["addresses"]
+        say("recover on a new device", f"{_statuses(remote, new_device, token)} (new token issued; the wallet "
+            "moved to this device's key)")
+        same = new_device.addresses() == before == remote.get_client(client_id, token, device=new_device)["addresses"]
         say("addresses unchanged", str(same))
         _sign_everywhere(remote, new_device, token, say, verify)
     print("done")
@@ -80,8 +81,8 @@ def _use_demo_key(path: Path, say: Callable[[str, str], None]) -> None:
         "deployment keeps it away from the database and its backups)")
 
 
-def _statuses(remote: RemoteCustodian, client_id: str, token: str) -> str:
-    view = remote.get_client(client_id, token)
+def _statuses(remote: RemoteCustodian, device: mpc.Client, token: str) -> str:
+    view = remote.get_client(device.client_id, token, device=device)
     return f"signing={view['signing_share_status']} backup={view['backup_share_status']}"
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "RATE_LIMITED",
     "AUTH_FAILURES",
     "POOL_RESTARTS",
+    "CLIENT_LOCKOUTS",
+    "CLIENTS_LOCKED_OUT",
     "SCRAPE_ERRORS",
     "LEDGER_RECORDS",
     "LEDGER_REAPPLIED",
@@ -267,3 +269,8 @@ LEDGER_REAPPLIED = Gauge("mpc_revocation_ledger_reapplied", "What the start-up r
                          "store from the revocation ledger, by kind (tokens, attempts)", ("kind",), registry=REGISTRY)
 LEDGER_RESTORE_DETECTED = Gauge("mpc_revocation_ledger_restore_detected", "1 if at start the store was behind the "
                                 "revocation ledger (a restore: revocations re-applied), else 0", registry=REGISTRY)
+CLIENT_LOCKOUTS = Counter("mpc_client_lockouts_total", "Clients locked out by failed proofs of possession or "
+                          "password guesses (recover and eject refused until an operator unlocks them)",
+                          registry=REGISTRY)
+CLIENTS_LOCKED_OUT = Gauge("mpc_clients_locked_out", "Clients locked out now (read at scrape time, cached a few "
+                           "seconds)", registry=REGISTRY)

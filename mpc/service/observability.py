@@ -38,7 +38,8 @@ __all__ = ["KNOWN_OPS", "HttpEndpoints", "RequestRecord", "current_request", "re
 # recorded as "unknown", so metric labels and audit lines stay within this set.
 KNOWN_OPS = frozenset({"create_client", "get_client", "rotate_token", "revoke_token", "issue_token",
                        "unlock_client", "stored_client_backup_share", "generate", "backup", "recover",
-                       "eject", "sign", "presign", "sign_presigned", "resume", "metrics"})
+                       "eject", "sign", "presign", "sign_presigned", "resume", "metrics", "enrol_device",
+                       "revoke_device"})
 UNKNOWN_OP = "unknown"
 READY_CACHE_SECONDS = 1.0
 GAUGE_CACHE_SECONDS = 5.0
@@ -243,10 +244,13 @@ def _respond(connection: Any, status: int, body: str, content_type: str | None =
     return response
 
 
-def read_gauges(pool_size: Callable[[], int], parked_count: Callable[[], int], store: SQLiteStore) -> None:
-    """Set the scrape-time gauges: parked sessions (the store), the precomputations in the
-    serving process's memory (``mpc.presign``: never stored) and the revocation ledger's."""
+def read_gauges(pool_size: Callable[[], int], parked_count: Callable[[], int], locked_count: Callable[[], int],
+                store: SQLiteStore) -> None:
+    """Set the scrape-time gauges: parked sessions (the store), clients locked out, the
+    precomputations in the serving process's memory (``mpc.presign``: never stored) and the
+    revocation ledger's."""
     metrics.PARKED_SESSIONS.set(parked_count())
+    metrics.CLIENTS_LOCKED_OUT.set(locked_count())
     metrics.PRESIGN_POOL.set(pool_size())
     if store.ledger is not None:  # the revocation ledger (mpc.storage.ledger) and the start's reconciliation
         metrics.LEDGER_RECORDS.set(len(store.ledger))

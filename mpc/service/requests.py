@@ -17,6 +17,17 @@ The client's first frame is a request object (at most 64 KiB, nested at most
      "client_id", "token", "session_id": 64 hex digits, ...parameters}
                                                               -> {"ready": {"session_id", "expect"}}
     {"op": "resume", "client_id", "token", "session_id"}      -> {"ready": {...}} + replayed frames
+    {"op": "enrol_device", "client_id", "token", "device_public"} -> {"result": <custodian view>}
+
+Device authorisation (``mpc.service.credentials``; ``docs/operations.md``, Device keys): after
+the token check the service answers every request of a client with ``{"challenge": hex}``
+(32 bytes) and the device answers ``{"device_sig": hex}`` (Ed25519, 64 bytes) over
+``mpc.wire.device_auth_message(challenge, request)`` (``enrol_device`` adds ``"possession"``:
+proofs of the signing shares); only then does the answer above come. ``generate`` and
+``recover`` carry ``device_public``, the device's key (registered by a first generate, by a
+completed recover). Not asked: ``get_client`` of a client with no device key, ``resume`` of a
+session no key opened (``NOT_FOUND``). During an operation the device may send
+``{"abort":true}``: its own step failed, the session ends now (``mpc.wire.ABORT_FRAME``).
 
 Operator ops (``operator_key``, or the operator's client certificate)::
 
@@ -24,13 +35,15 @@ Operator ops (``operator_key``, or the operator's client certificate)::
     {"op": "revoke_token", "client_id", "operator_key"}       -> {"result": {"client_id", "revoked": true}}
     {"op": "issue_token", "client_id", "operator_key"}        -> {"result": {"client_id", "token"}}
     {"op": "unlock_client", "client_id", "operator_key"}      -> {"result": <custodian view>}
+    {"op": "revoke_device", "client_id", "operator_key"}      -> {"result": <custodian view>}
 
 ``create_client`` needs the operator too unless the service runs with open registration.
 Tokens: ``rotate_token`` replaces the client's token (the old one is dead at once);
 ``revoke_token`` kills it (every later request, and the next message of an operation in flight,
 gets ``AUTH_FAILED``) and ``issue_token`` gives the operator a fresh one to hand over;
 ``unlock_client`` clears the client's lockout (``Custodian.unlock``; ``INPUT_INVALID`` "not
-supported" on an engine without it). A completed ``recover`` or ``eject`` also replaces the
+supported" on an engine without it); ``revoke_device`` forgets the client's device key (the
+device must enrol again, or the owner recovers onto a new device). A completed ``recover`` or ``eject`` also replaces the
 token: its result frame carries the new one as ``result["token"]`` and the caller must keep it.
 If that frame is lost, ``resume`` of that session with the old token answers, once and within
 ``session_ttl``, ready, the last step's messages and the result with a fresh token
@@ -46,7 +59,8 @@ both sides exchange protocol messages, each one frame holding ``Message.to_bytes
 (the client speaks first, with its "hello"). When the custodian's session completes the server
 sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
 and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
-the connection normally. Every message of an operation re-checks the client's token.
+the connection normally. Every message of an operation re-checks the client's token and the
+device key its session was opened under.
 Every control frame (``result``, ``ready``, ``error``) also carries ``"request_id"``: the
 connection's request id, which every log and audit line of it carries too (``mpc.service.observability``).
 On the same port, plain HTTP ``GET /healthz``, ``/readyz`` and ``/metrics`` answer without a
@@ -169,7 +183,7 @@ def operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
     allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
                "eject": ("method",), "sign": ("chain", "data"), "sign_presigned": ("chain", "data"),
                "presign": ("count",)}[op]
-    extra = set(request) - {"op", "client_id", "token", "session_id", *allowed}
+    extra = set(request) - {"op", "client_id", "token", "session_id", "device_public", *allowed}
     if extra:
         raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
     params = {name: request[name] for name in allowed if name in request}

@@ -40,7 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mpc.service import logs, metrics, pool, requests, worker
+from mpc.service import credentials, logs, metrics, pool, requests, worker
+from mpc.service.credentials import Claim
 from mpc.service.worker import log
 from mpc.custodian import Custodian
 from mpc.errors import (
@@ -68,6 +69,7 @@ from mpc.service.guard import (
 )
 from mpc.service.store import ServiceStore, Step, new_token
 from mpc.wire import (
+    ABORT_FRAME,
     CLOSE_BUSY,
     CLOSE_POLICY,
     CLOSE_RESTARTING,
@@ -78,7 +80,7 @@ from mpc.wire import (
     OPERATOR_OPS,
 )
 from mpc.storage.backends import open_store
-from mpc.wallet import ClientView
+from mpc.wallet import ClientView, DeviceView, ServiceClientView
 
 __all__ = [
     "CustodianService",
@@ -218,7 +220,8 @@ class CustodianService:
                                    public=metrics_public, ip_requests=self._ip_requests, log=self._log)
 
     def _read_gauges(self) -> None:
-        read_gauges(self.custodian.precomputations.size, self.service.count, self.custodian.store)
+        read_gauges(self.custodian.precomputations.size, self.service.count, self.custodian.attempts.locked_count,
+                    self.custodian.store)
 
     async def _run_step(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the executor with this connection's log context (request id, client,
@@ -376,10 +379,13 @@ class CustodianService:
             except concurrent.futures.BrokenExecutor:
                 return pool.pool_failing()
 
-    async def _open(self, op: str, client_id: str, params: dict[str, Any], session_id: str) -> dict[str, Any]:
-        """Open an operation (``worker.open_operation``); if the worker died, ``worker.reopen`` (the session
-        may have been parked: then it is resumed, never opened twice)."""
-        args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client)
+    async def _open(self, op: str, client_id: str, params: dict[str, Any], session_id: str,
+                    grant: Claim) -> dict[str, Any]:
+        """Open an operation (``worker.open_operation``) under the device key that authorised it;
+        if the worker died, ``worker.reopen`` (the session may have been parked: then it is
+        resumed, never opened twice)."""
+        args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client,
+                grant.public, grant.pending)
         self._in_flight += 1
         try:
             opened: dict[str, Any]
@@ -497,13 +503,17 @@ class CustodianService:
             if op != "resume" or not await self._resume_finished(ws, client_id, token, request):
                 raise
             return
-        try:
-            self._client_requests.take(client_id, "too many requests for this client")
+        grant = await self._authorise_device(ws, request)
+        try:  # the registered device draws on its own allowance: a token thief cannot drain it
+            self._client_requests.take(f"{client_id}/{grant.allowance if grant else 'token'}",
+                                       "too many requests for this client")
         except RateLimited:
             record.limited("client")
             raise
         if op == "get_client":
-            await self._reply(ws, await asyncio.to_thread(self.custodian.get_client, client_id))
+            await self._reply(ws, await asyncio.to_thread(self._client_view, client_id))
+        elif op == "enrol_device":  # authorise registered the key
+            await self._reply(ws, await asyncio.to_thread(self._client_view, client_id))
         elif op == "rotate_token":
             fresh = await asyncio.to_thread(self.service.rotate_token, client_id, token)
             await self._reply(ws, {"client_id": client_id, "token": fresh})
@@ -513,11 +523,11 @@ class CustodianService:
                 raise InputInvalid("method must be a string")
             view = await asyncio.to_thread(self._stored_client_backup_share, client_id, method)
             await self._reply(ws, view)
-        elif op in OPERATIONS:
+        elif op in OPERATIONS and grant is not None:
             session_id = requests.parse_session_id(request)
             if await self._closed_for_drain(ws):
                 return
-            opened = await self._open(op, client_id, requests.operation_params(op, request), session_id)
+            opened = await self._open(op, client_id, requests.operation_params(op, request), session_id, grant)
             await self._channel(ws, client_id, token, session_id, opened)
         elif op == "resume":
             session_id = requests.parse_session_id(request)
@@ -527,6 +537,29 @@ class CustodianService:
         else:
             raise InputInvalid(f"unknown op {op!r}")
 
+    async def _authorise_device(self, ws: Any, request: dict[str, Any]) -> Claim | None:
+        """The device's proof of possession (``mpc.service.credentials``): the challenge frame,
+        the device's signed answer, checked before any work (``AUTH_FAILED``); None when the
+        token suffices (``get_client`` of a client with no device key)."""
+        wanted = await asyncio.to_thread(credentials.claim, self.service, self.custodian, request)
+        if wanted is None:
+            return None
+        record = current_request()
+        record.named(request["op"], "device")
+        challenge = credentials.new_challenge()
+        await ws.send(requests.frame_text(record.frame({"challenge": challenge.hex()})))
+        answer = credentials.parse_answer(await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout))
+        grant: Claim = await asyncio.to_thread(credentials.authorise, self.service, self.custodian, request, wanted,
+                                               challenge, answer)
+        return grant
+
+    def _client_view(self, client_id: str) -> ServiceClientView:
+        """The custodian's view of the client plus its device key (``device``: the public key and
+        since when, or None before the device enrolled)."""
+        device = self.service.device(client_id)
+        registered = None if device is None else DeviceView(public_key=device[0].hex(), since=device[1])
+        return ServiceClientView(**self.custodian.get_client(client_id), device=registered)
+
     async def _resume_finished(self, ws: Any, client_id: str, token: str, request: dict[str, Any]) -> bool:
         """Issue 18 (client retries): ``resume`` of a finished recover or eject whose result frame
         was lost, with the token that ran it (dead since): ready, the last step's messages and
@@ -535,6 +568,9 @@ class CustodianService:
         session_id = request.get("session_id")
         if not isinstance(session_id, str) or not requests.SESSION_ID_PATTERN.fullmatch(session_id):
             return False
+        if await asyncio.to_thread(self.service.session_device, session_id, client_id) is None:
+            return False
+        await self._authorise_device(ws, request)  # the key that ran the recover or eject
         finished = await self._run_step(worker.take_finished, self._key, client_id, token, session_id)
         if finished is None:
             return False
@@ -570,8 +606,9 @@ class CustodianService:
     async def _operator_op(self, ws: Any, op: str, request: dict[str, Any]) -> None:
         self._require_operator(ws, request)
         client_id = requests.parse_client_id(request)
-        action: Callable[[str], Any] = {"get_client": self.custodian.get_client, "revoke_token": self._revoke_token,
-                                        "issue_token": self._issue_token, "unlock_client": self._unlock_client}[op]
+        action: Callable[[str], Any] = {"get_client": self._client_view, "revoke_token": self._revoke_token,
+                                        "issue_token": self._issue_token, "unlock_client": self._unlock_client,
+                                        "revoke_device": self._revoke_device}[op]
         result = await asyncio.to_thread(action, client_id)
         if op != "get_client":
             log.info("operator %s for client %s from %s", op, client_id, peer_key(ws.remote_address))
@@ -593,12 +630,19 @@ class CustodianService:
         self.custodian.store.client(client_id)
         return {"client_id": client_id, "token": self.service.replace_token(client_id)}
 
+    def _revoke_device(self, client_id: str) -> ClientView:
+        """The operator: forget the client's device key (a stolen device); the owner then
+        recovers onto a new device, or enrols a device that holds the signing shares."""
+        self.custodian.store.client(client_id)
+        self.service.revoke_device(client_id)
+        return self._client_view(client_id)
+
     def _unlock_client(self, client_id: str) -> ClientView:
         unlock = getattr(self.custodian, "unlock", None)
         if unlock is None:
             raise InputInvalid("not supported")
         unlock(client_id)
-        return self.custodian.get_client(client_id)
+        return self._client_view(client_id)
 
     def _stored_client_backup_share(self, client_id: str, method: str) -> ClientView:
         self.custodian.stored_client_backup_share(client_id, method)
@@ -621,6 +665,10 @@ class CustodianService:
             frame = await asyncio.wait_for(ws.recv(), self.session_ttl)
             if await self._closed_for_drain(ws):  # the session stays parked: the client resumes
                 return
+            if frame == ABORT_FRAME:  # the device's step failed: the session ends and frees its lock now
+                await self._run_step(worker.abort_session, self._key, client_id, token, session_id)
+                await ws.close()
+                return
             try:
                 data = requests.message_frame(frame, session_id)
             except EngineError as exc:
@@ -631,6 +679,8 @@ class CustodianService:
                     return
                 continue
             outcome = await self._deliver(client_id, token, session_id, data)
+            if outcome.pop("locked_out", False):
+                metrics.CLIENT_LOCKOUTS.inc()
             for text in outcome.get("messages", ()):
                 await ws.send(text)
             if "result" in outcome:

@@ -19,6 +19,13 @@ Tables (created on first use, portable SQL)::
   replaced_tokens  client id -> the hash of the token the client's last recover or eject
                    replaced, and which: that token, presented again, gets
                    ``AUTH_TOKEN_REPLACED`` (saying why) instead of a bare ``AUTH_FAILED``
+  client_devices   client id -> the public key of the client's device (``mpc.storage.device_key``)
+                   and since when it is registered; one per client: a completed recover
+                   replaces it (the old device is refused from then on)
+  session_devices  session id -> client id, the device key that authorised the session, and
+                   whether that key is *pending* (a recover's new key, registered when the
+                   recover completes); every later request and step of the session must come
+                   under that key (``check_device``)
 
 At rest, a parked session's state and outbox (the custodian's messages: an eject's carry its
 backup shares) are sealed like the store's other secrets when the store has a key (``mpc.storage.sealing``),
@@ -90,6 +97,18 @@ CREATE TABLE IF NOT EXISTS replaced_tokens (
 );
 CREATE TABLE IF NOT EXISTS service_nodes (
     node_id TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS client_devices (
+    client_id TEXT PRIMARY KEY REFERENCES clients(client_id),
+    device_public BLOB NOT NULL,
+    since REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_devices (
+    session_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    device_public BLOB NOT NULL,
+    pending INTEGER NOT NULL,
     expires REAL NOT NULL
 )
 """
@@ -230,6 +249,72 @@ class ServiceStore:
         """Delete the client's token: every request with any token fails until a new one is issued."""
         self._revoke_in_ledger(client_id)
         self.store._execute("DELETE FROM client_tokens WHERE client_id = ?", (client_id,))
+
+    # --- device keys (``docs/operations.md``, Device keys) ---------------------------------------
+    def device(self, client_id: str) -> tuple[bytes, float] | None:
+        """The client's registered device public key and since when, or None (not enrolled)."""
+        row = self.store._execute("SELECT device_public, since FROM client_devices WHERE client_id = ?",
+                                  (client_id,)).fetchone()
+        return None if row is None else (bytes(row[0]), float(row[1]))
+
+    def register_device(self, client_id: str, public: bytes) -> None:
+        """Make ``public`` the client's one device key (the previous one is dead at once)."""
+        self.store._execute("INSERT OR REPLACE INTO client_devices VALUES (?, ?, ?)", (client_id, public, time.time()))
+
+    def enrol_device(self, client_id: str, public: bytes) -> bool:
+        """Register ``public`` only if the client has no device key; whether it did (of two
+        concurrent enrolments only one succeeds)."""
+        with self.store.transaction():
+            if self.device(client_id) is not None:
+                return False
+            self.register_device(client_id, public)
+        return True
+
+    def revoke_device(self, client_id: str) -> None:
+        """Forget the client's device key (the operator): the client must enrol again or recover."""
+        self.store._execute("DELETE FROM client_devices WHERE client_id = ?", (client_id,))
+
+    def bind_session(self, session_id: str, client_id: str, public: bytes, pending: bool, ttl: float) -> None:
+        """Record the device key that authorised opening ``session_id`` (kept ``2 * ttl``: a
+        finished recover's result may be fetched again within ``ttl``)."""
+        self.store._execute("INSERT OR REPLACE INTO session_devices VALUES (?, ?, ?, ?, ?)",
+                            (session_id, client_id, public, int(pending), time.time() + 2 * ttl))
+
+    def session_device(self, session_id: str, client_id: str) -> tuple[bytes, bool] | None:
+        """The key that authorised ``session_id`` (of ``client_id``) and whether it is pending."""
+        row = self.store._execute("SELECT device_public, pending FROM session_devices WHERE session_id = ? "
+                                  "AND client_id = ?", (session_id, client_id)).fetchone()
+        return None if row is None else (bytes(row[0]), bool(row[1]))
+
+    def check_device(self, client_id: str, public: bytes, session_id: str | None = None) -> bool:
+        """The one check of a device key (every request and every step goes through it): raise
+        ``AuthFailed`` unless ``public`` is the client's registered key, or the pending key of
+        ``session_id`` (a recover in progress on a new device). Returns whether it was pending."""
+        registered = self.device(client_id)
+        if registered is not None and hmac.compare_digest(registered[0], public):
+            return False
+        bound = None if session_id is None else self.session_device(session_id, client_id)
+        if bound is not None and bound[1] and hmac.compare_digest(bound[0], public):
+            return True
+        raise AuthFailed()
+
+    def check_session(self, session_id: str, client_id: str) -> bytes:
+        """A step of ``session_id``: the key that opened it must still pass ``check_device``
+        (a recover that moved the wallet to another device ends the old device's sessions)."""
+        bound = self.session_device(session_id, client_id)
+        if bound is None:
+            raise AuthFailed()
+        self.check_device(client_id, bound[0], session_id)
+        return bound[0]
+
+    def parked_count(self, client_id: str, pending: bool, now: float) -> tuple[int, float | None]:
+        """How many live sessions of the client are parked that were opened under a pending
+        key (``pending``) or under the registered one, and the earliest expiry among them."""
+        row = self.store._execute(
+            "SELECT COUNT(*), MIN(p.expires) FROM parked_sessions p JOIN session_devices d ON d.session_id = "
+            "p.session_id WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?",
+            (client_id, now, int(pending))).fetchone()
+        return int(row[0]), None if row[1] is None else float(row[1])
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
@@ -422,6 +507,7 @@ class ServiceStore:
         rows = self.store._execute(
             f"DELETE FROM parked_sessions WHERE expires < ? RETURNING {_COLUMNS}", (now,)
         ).fetchall()
+        self.store._execute("DELETE FROM session_devices WHERE expires < ?", (now,))
         return [self._unpark(row)[0] for row in rows]
 
     def _unpark(self, row: Any) -> tuple[ParkedSession, int]:

@@ -169,34 +169,38 @@ def _one_step(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 @_one_step
 def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str,
-                    ttl: float, max_parked: int) -> dict[str, Any]:
-    """Create the custodian session of ``op`` and park it before any message arrives (unless
-    the client already has ``max_parked`` unfinished sessions parked)."""
+                    ttl: float, max_parked: int, device_public: bytes, pending: bool) -> dict[str, Any]:
+    """Create the custodian session of ``op`` and park it before any message arrives, bound to
+    the device key that authorised it (``ServiceStore.bind_session``); refused when the client
+    already has ``max_parked`` unfinished sessions parked of the same kind (opened under its
+    registered key, or under a key a recover brought: see ``_check_parked``)."""
     custodian, service = _service(db)
     try:
-        _check_parked(service, client_id, max_parked)
+        _check_parked(service, client_id, max_parked, pending)
         if service.peek(session_id) is not None:
             raise InputInvalid("this session id is in use")
         sid = bytes.fromhex(session_id)
         factory = getattr(custodian, op)
         session = factory(client_id, session_id=sid, **params)
         outbox = [m.to_bytes().decode("ascii") for m in session.start()]
-        service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
+        with service.store.transaction():
+            service.bind_session(session_id, client_id, device_public, pending, ttl)
+            service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
         return {"messages": outbox, "expect": session.awaiting_round}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
         return {"error": error_frame(exc), "fatal": True}
 
 
-def _check_parked(service: ServiceStore, client_id: str, max_parked: int) -> None:
-    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions (retry when the
-    oldest expires)."""
+def _check_parked(service: ServiceStore, client_id: str, max_parked: int, pending: bool) -> None:
+    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions of this kind
+    (retry when the oldest expires). The two kinds have a cap each: sessions opened under the
+    registered device key, and recovers under a key they brought (what a token thief can open:
+    filling that cap never blocks the owner's device)."""
     now = time.time()
-    count, first_expiry = service.store._execute(
-        "SELECT COUNT(*), MIN(expires) FROM parked_sessions WHERE client_id = ? AND expires >= ?", (client_id, now)
-    ).fetchone()
-    if int(count) >= max_parked:
-        raise RateLimited.after(float(first_expiry) - now,
-                                f"this client has {int(count)} unfinished operations (at most {max_parked})")
+    count, first_expiry = service.parked_count(client_id, pending, now)
+    if count >= max_parked:
+        kind = "recovers by a new device key" if pending else "unfinished operations"
+        raise RateLimited.after((first_expiry or now) - now, f"this client has {count} {kind} (at most {max_parked})")
 
 
 def resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
@@ -224,22 +228,23 @@ def _missing(service: ServiceStore, session_id: str, client_id: str) -> dict[str
 
 
 def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str, ttl: float,
-            max_parked: int) -> dict[str, Any]:
+            max_parked: int, device_public: bytes, pending: bool) -> dict[str, Any]:
     """``open_operation`` again after its worker died: if it had parked the new session, the
     channel resumes it; else it is opened now."""
     _, service = _service(db)
     parked = service.peek(session_id)
     if parked is not None and parked.client_id == client_id and parked.operation == op:
         return resume_channel(db, client_id, session_id)
-    return open_operation(db, op, client_id, params, session_id, ttl, max_parked)
+    return open_operation(db, op, client_id, params, session_id, ttl, max_parked, device_public, pending)
 
 
 @_one_step
 def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float,
           step: Step | None = None) -> dict[str, Any]:
-    """Check the client's token (revoked or rotated: ``AUTH_FAILED``, the session stays parked
-    until it expires), take the parked session, deliver one message, park the new state (or
-    finish: a completed recover or eject gets a fresh token in its result).
+    """Check the client's token and the device key the session was opened under (revoked,
+    rotated or replaced: ``AUTH_FAILED``, the session stays parked until it expires), take the
+    parked session, deliver one message, park the new state (or finish: a completed recover or
+    eject gets a fresh token in its result, and a completed recover registers its device key).
 
     ``step`` (the service's: step id, node, lock lease) leaves a marker with the take, so a
     crash mid-step is known for what it is (``ServiceStore.step_outcome``, ``missing_session``)."""
@@ -248,6 +253,7 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
         custodian.lock_ttl = step.lease  # a lock this step takes is leased like the step
     try:
         service.check_token(client_id, token)
+        device = service.check_session(session_id, client_id)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
     owner = service.peek(session_id)
@@ -257,9 +263,13 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
     if parked is None:  # another connection took it first
         return _missing(service, session_id, client_id)
     parked_again = False
+    counted = parked.operation in TOKEN_ROTATING_OPERATIONS  # recover and eject count failed proofs
+    failures = custodian.attempts.failures(client_id) if counted else 0
     try:
-        outcome = _step_taken(custodian, service, parked, frame, ttl, step)
+        outcome = _step_taken(custodian, service, parked, frame, ttl, step, device)
         parked_again = bool(outcome.pop("parked", False))
+        if counted and failures < custodian.attempts.limit <= custodian.attempts.failures(client_id):
+            outcome["locked_out"] = True  # this step locked the client out (counted by the service)
         if "result" in outcome and parked.operation in TOKEN_ROTATING_OPERATIONS:  # issue 18: client retries
             keep_finished(service, session_id, client_id, token, outcome, ttl)
         return outcome
@@ -287,7 +297,7 @@ def take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[
 
 
 def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame: bytes, ttl: float,
-                step: Step | None) -> dict[str, Any]:
+                step: Step | None, device: bytes) -> dict[str, Any]:
     """``step`` once the session is taken (``"parked": True`` when it was parked again)."""
     client_id = parked.client_id
     if parked.expires < time.time():
@@ -312,7 +322,10 @@ def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame:
     if session.done:
         result = _result_json(session.result())
         if parked.operation in TOKEN_ROTATING_OPERATIONS:
-            result = {**result, "token": service.replace_token(client_id, parked.operation)}
+            with service.store.transaction():  # a recover moves the wallet to its device's key
+                if parked.operation == "recover":
+                    service.register_device(client_id, device)
+                result = {**result, "token": service.replace_token(client_id, parked.operation)}
         return {"messages": sent, "result": result}
     # Every message sent so far stays with the state: a client that reconnects gets them all
     # again and drops those it has (an operation sends a handful of messages).
@@ -348,6 +361,25 @@ def release(custodian: Custodian, parked: Any) -> None:
     """An abandoned session frees the client's operation lock if it still holds it (and nothing else)."""
     if parked.holds_lock:
         custodian._release(parked.client_id, parked.session_id)
+
+
+@_one_step
+def abort_session(db: str, client_id: str, token: str, session_id: str) -> None:
+    """The device gave up the operation (its own step failed, e.g. a wrong passphrase): the
+    parked session goes now and frees the lock it holds, instead of waiting for its expiry.
+    Only on the connection the session was opened or resumed on, under its token and key."""
+    custodian, service = _service(db)
+    try:
+        service.check_token(client_id, token)
+        service.check_session(session_id, client_id)
+    except AuthFailed:
+        return
+    owner = service.peek(session_id)
+    if owner is None or owner.client_id != client_id:
+        return
+    parked = service.take(session_id)
+    if parked is not None:
+        release(custodian, parked)
 
 
 def warm(db: str) -> bool:

@@ -120,3 +120,20 @@ def postgres_store(postgres_schema_url: str):
     store = open_store(postgres_schema_url)
     yield store
     store.close()
+
+
+# --- device authorisation over a raw WebSocket (docs/operations.md, Device keys) ---------------------
+def send_authorised(ws, request: dict, key) -> str:
+    """Send ``request`` on a raw connection and answer the service's challenge with device key
+    ``key`` (``mpc.storage.device_key.DeviceKey``); returns the service's next frame."""
+    import json
+
+    from mpc.wire import device_auth_message
+
+    ws.send(json.dumps(request))
+    frame = ws.recv(timeout=60)
+    challenge = json.loads(frame).get("challenge")
+    if challenge is None:
+        return frame
+    ws.send(json.dumps({"device_sig": key.sign(device_auth_message(bytes.fromhex(challenge), request)).hex()}))
+    return ws.recv(timeout=60)

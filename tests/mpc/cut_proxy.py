@@ -7,9 +7,11 @@ closes every open connection at once (both sides see EOF, as after a network cut
 upgrade headers (so after the WebSocket handshake):
 
 - ``"drop-request"``: the client's first frame (its request) never reaches the service: cut;
-- ``"drop-reply"``: the request reaches the service, its answer (``ready``) is cut;
+- ``"drop-reply"``: the request reaches the service, its answer is cut;
 - ``"stall-reply"``: the request reaches the service, and nothing comes back any more while the
-  connection stays open (a black hole: the client only learns from its timeout).
+  connection stays open (a black hole: the client only learns from its timeout);
+- ``"drop-ready"``, ``"stall-ready"``: the same for the answer after the service's device-key
+  challenge (its first frame passes, the device answers it, then ``ready`` is cut or stalled).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from collections import deque
 __all__ = ["CutProxy"]
 
 _HEADERS_END = b"\r\n\r\n"
-PLANS = ("drop-request", "drop-reply", "stall-reply")
+_AFTER_CHALLENGE = ("drop-ready", "stall-ready")
+PLANS = ("drop-request", "drop-reply", "stall-reply", "drop-ready", "stall-ready")
 
 
 class _Pipe:
@@ -30,6 +33,7 @@ class _Pipe:
     def __init__(self, client: socket.socket, upstream: socket.socket, plan: str | None) -> None:
         self.client, self.upstream, self.plan = client, upstream, plan
         self.stalled = False
+        self.challenged = False
         self.closed = False
         self.lock = threading.Lock()
 
@@ -114,8 +118,8 @@ class CutProxy:
 
     def _pump(self, pipe: _Pipe, from_client: bool) -> None:
         source, target = (pipe.client, pipe.upstream) if from_client else (pipe.upstream, pipe.client)
-        trigger = {"drop-request": from_client, "drop-reply": not from_client,
-                   "stall-reply": not from_client}.get(pipe.plan or "", False)
+        trigger = {"drop-request": from_client, "drop-reply": not from_client, "stall-reply": not from_client,
+                   "drop-ready": not from_client, "stall-ready": not from_client}.get(pipe.plan or "", False)
         seen = b""  # the bytes before the end of the HTTP headers of this direction
         past_headers = False
         try:
@@ -135,10 +139,14 @@ class CutProxy:
                     data = data[head_left:]
                     if not data:
                         continue
+                if trigger and past_headers and pipe.plan in _AFTER_CHALLENGE and not pipe.challenged:
+                    pipe.challenged = True  # the challenge (the service's first frame) passes
+                    target.sendall(data)
+                    continue
                 if trigger and past_headers:
                     trigger = False
                     self.triggered.append(pipe.plan or "")
-                    if pipe.plan == "stall-reply":
+                    if pipe.plan in ("stall-reply", "stall-ready"):
                         pipe.stalled = True
                     else:
                         break  # cut

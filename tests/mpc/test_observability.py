@@ -113,7 +113,7 @@ def test_every_operation_and_every_auth_failure_gets_an_audit_line_without_secre
         admin.sign(phone, token, "ethereum", data)
         admin.presign(phone, token, 1)
         admin.backup(phone, token)
-        token2 = admin.rotate_token(client_id, token)
+        token2 = admin.rotate_token(client_id, token, device=phone)
         admin.revoke_token(client_id)
         refused = raw(running.url, {"op": "get_client", "client_id": client_id, "token": token2})
         assert refused["error"]["id"] == "AUTH_FAILED" and "request_id" in refused
@@ -138,7 +138,7 @@ def test_every_operation_and_every_auth_failure_gets_an_audit_line_without_secre
     for line in audit:
         assert re.fullmatch(r"[0-9a-f]{16}", line["request_id"])
         assert line["remote"] == "127.0.0.1" and line["duration_ms"] >= 0 and line["event"] == "audit"
-        assert line["credential"] in ("operator", "token")
+        assert line["credential"] in ("operator", "token", "device")
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
     assert all(line["client_id"] == client_id for line in audit[:14])
     assert "client_id" not in audit[14]  # a refused registration names no client

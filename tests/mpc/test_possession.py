@@ -17,7 +17,7 @@ import mpc
 from curves import SecretScalar, ed25519, secp256k1
 from mpc.backup import possession
 from mpc.backup.attempts import MAX_FAILED_ATTEMPTS
-from mpc.errors import ClientLockedOut, PossessionProofFailed
+from mpc.errors import AuthFailed, ClientLockedOut, PossessionProofFailed
 from protocols.errors import InvalidMessage
 from protocols.local import run
 from protocols.rounds import Message
@@ -178,12 +178,19 @@ def test_a_stolen_token_ejects_nothing_over_the_service() -> None:
         owner = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud)
         remote.generate(owner, token)
         remote.backup(owner, token)
+        # A token thief on its own device: refused before anything (its key is not the client's).
         thief = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=mpc.backup.methods.MemoryCloudStorage())
         session = _ThiefEject(thief, bytes(range(32)), mpc.backup.methods.CloudMethod(thief.cloud), None)
+        with pytest.raises(AuthFailed):
+            remote.run("eject", session, client_id, token, {"method": "CLOUD"})
+        assert running.service.custodian.failed_attempts(client_id) == 0
+        # A thief of the token and the device (its keychain) but not of the backup: no possession.
+        thief = mpc.Client(client_id, owner.keychain, cloud=mpc.backup.methods.MemoryCloudStorage())
+        session = _ThiefEject(thief, bytes(range(1, 33)), mpc.backup.methods.CloudMethod(thief.cloud), None)
         with pytest.raises(PossessionProofFailed):
             remote.run("eject", session, client_id, token, {"method": "CLOUD"})
         assert not session.done
-        view = remote.get_client(client_id, token)
+        view = remote.get_client(client_id, token, device=owner)
         assert view["ejected"] is False
         assert running.service.custodian.failed_attempts(client_id) == 1
         # The owner's eject still works (and its success resets the count).

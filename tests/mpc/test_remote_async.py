@@ -16,7 +16,7 @@ pytest.importorskip("websockets")
 
 import mpc  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
-from mpc.errors import AuthFailed, OperationInProgress, WalletAlreadyExists  # noqa: E402
+from mpc.errors import AuthFailed, OperationInProgress  # noqa: E402
 from mpc.remote.aio import AsyncRemoteCustodian  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.service.store import ServiceStore  # noqa: E402
@@ -49,7 +49,7 @@ def test_whole_lifecycle_with_the_asyncio_client(server: ServiceThread) -> None:
         phone = device(client_id, cloud)
         addresses, view = await remote.generate(phone, token)
         assert view["addresses"] == addresses and view["signing_share_status"] == "STORED_CLIENT"
-        with pytest.raises(WalletAlreadyExists):
+        with pytest.raises(AuthFailed):  # another device's key is refused before any work
             await remote.generate(device(client_id), token)
         for chain in ("ethereum", "solana", "bitcoin"):
             data = data_for(chain)
@@ -61,23 +61,26 @@ def test_whole_lifecycle_with_the_asyncio_client(server: ServiceThread) -> None:
         data = data_for("tron")
         verify_result((await remote.sign_presigned(phone, token, "tron", data))[0], data)
         await remote.backup(phone, token)
-        assert (await remote.get_client(client_id, token))["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
-        token = await remote.rotate_token(client_id, token)
+        assert (await remote.get_client(client_id, token, device=phone))["backup_share_status"] == \
+            "STORED_CLIENT_BACKUP_SHARE"
+        token = await remote.rotate_token(client_id, token, device=phone)
         new_phone = device(client_id, cloud)  # the old device is lost
         recovered, recover_view = await remote.recover(new_phone, token)
         assert recovered == addresses and new_phone.addresses() == addresses
         old, token = token, recover_view["token"]  # recover replaced the token
         with pytest.raises(AuthFailed):
-            await remote.get_client(client_id, old)
+            await remote.get_client(client_id, old, device=new_phone)
+        with pytest.raises(AuthFailed):  # the recover moved the wallet to the new device's key
+            await remote.get_client(client_id, token, device=phone)
         data = data_for("stellar")
         verify_result((await remote.sign(new_phone, token, "stellar", data))[0], data)
         # The operator: read any record, revoke, issue, unlock.
         assert (await remote.get_client(client_id))["addresses"] == addresses
         await remote.revoke_token(client_id)
         with pytest.raises(AuthFailed):
-            await remote.get_client(client_id, token)
+            await remote.get_client(client_id, token, device=new_phone)
         token = await remote.issue_token(client_id)
-        assert (await remote.get_client(client_id, token))["client_id"] == client_id
+        assert (await remote.get_client(client_id, token, device=new_phone))["client_id"] == client_id
         keys, eject_view = await remote.eject(new_phone, token)
         assert keys.secp256k1_public_key.hex() == view["public_keys"]["secp256k1"] and eject_view["token"]
 
@@ -141,9 +144,9 @@ def test_the_asyncio_client_resumes_after_lost_ready_and_a_cut_during_a_step(
             client_id, token = await remote_at(server.url).create_client()
             phone = device(client_id)
             remote = remote_at(proxy.url, ready_timeout=1.0)
-            proxy.plan("drop-reply")
+            proxy.plan("drop-ready")  # the answer after the device-key challenge is lost
             await remote.generate(phone, token)
-            assert proxy.triggered == ["drop-reply"]
+            assert proxy.triggered == ["drop-ready"]
             proxy.plan("drop-request")
             data = data_for("ethereum")
             verify_result((await remote.sign(phone, token, "ethereum", data))[0], data)

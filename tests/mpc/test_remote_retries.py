@@ -28,7 +28,6 @@ from mpc.errors import (  # noqa: E402
     OperationInProgress,
     RateLimited,
     ServiceUnavailable,
-    WalletAlreadyExists,
 )
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.remote.channel import Backoff, OperationChannel, RetryPolicy  # noqa: E402
@@ -36,7 +35,7 @@ from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.store import ServiceStore  # noqa: E402
 from protocols.rounds import Message  # noqa: E402
-from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from tests.mpc.conftest import data_for, send_authorised, verify_result  # noqa: E402
 from tests.mpc.cut_proxy import CutProxy  # noqa: E402
 
 OPERATOR_KEY = "client-retry-tests-operator-key-0123456789"
@@ -68,7 +67,7 @@ def parked(server: ServiceThread) -> int:
 
 
 # --- a connection lost before ready ---------------------------------------------------------------------
-@pytest.mark.parametrize("plan", ["drop-request", "drop-reply", "stall-reply"])
+@pytest.mark.parametrize("plan", ["drop-request", "drop-ready", "stall-ready"])
 def test_an_operation_whose_ready_never_arrived_is_resumed_or_opened_again(
         server: ServiceThread, proxy: CutProxy, plan: str) -> None:
     client_id, token = remote_at(server.url).create_client()
@@ -86,7 +85,7 @@ def test_an_operation_whose_ready_never_arrived_is_resumed_or_opened_again(
             verify_result(remote.sign(phone, token, "ethereum", data)[0], data)
         elapsed = time.monotonic() - start
         assert proxy.triggered[-1] == plan
-        # drop-request: resume (NOT_FOUND), then the operation again; drop/stall-reply: resume.
+        # drop-request: resume (NOT_FOUND), then the operation again; drop/stall-ready: resume.
         assert proxy.connections - before == (3 if plan == "drop-request" else 2)
         assert elapsed < 20, elapsed  # not minutes: the ready timeout is 1 s
     assert parked(server) == 0 and server.service.custodian.store.client(client_id).operation is None  # type: ignore[union-attr]
@@ -143,10 +142,10 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
 
 
 # --- the result frame of a recover or eject lost ----------------------------------------------------------------
-def _resume_reply(url: str, client_id: str, token: str, session_id: str) -> dict[str, Any]:
+def _resume_reply(url: str, client_id: str, token: str, session_id: str, device: mpc.Client) -> dict[str, Any]:
     with connect(url, open_timeout=10) as ws:
-        ws.send(json.dumps({"op": "resume", "client_id": client_id, "token": token, "session_id": session_id}))
-        return json.loads(ws.recv(timeout=10))
+        request = {"op": "resume", "client_id": client_id, "token": token, "session_id": session_id}
+        return dict(json.loads(send_authorised(ws, request, device.device_key())))
 
 
 @pytest.mark.parametrize("operation", ["recover", "eject"])
@@ -166,21 +165,21 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
         proxy.cut()  # the custodian finished (new token issued); its result frame never arrives
 
     monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
-    new_phone = device(client_id, cloud)
+    target = device(client_id, cloud) if operation == "recover" else phone  # eject: the registered device
     method = getattr(remote_at(proxy.url), operation)
-    result, view = method(new_phone, token)
+    result, view = method(target, token)
     assert len(sessions) == 1 and view["token"] != token
     if operation == "recover":
         assert result == addresses
     else:
         assert result.secp256k1_public_key.hex() == view["public_keys"]["secp256k1"]
-    assert remote_at(server.url).get_client(client_id, view["token"])["client_id"] == client_id
+    assert remote_at(server.url).get_client(client_id, view["token"], device=target)["client_id"] == client_id
     with pytest.raises(AuthFailed):
-        remote_at(server.url).get_client(client_id, token)
+        remote_at(server.url).get_client(client_id, token, device=target)
     # Once only; and never for a wrong token or another session id.
     # the old token, once the result was handed out: dead, and the answer says a recover/eject replaced it
-    assert _resume_reply(server.url, client_id, token, sessions[0])["error"]["id"] == "AUTH_TOKEN_REPLACED"
-    assert _resume_reply(server.url, client_id, view["token"], sessions[0])["error"]["id"] == "NOT_FOUND"
+    assert _resume_reply(server.url, client_id, token, sessions[0], target)["error"]["id"] == "AUTH_TOKEN_REPLACED"
+    assert _resume_reply(server.url, client_id, view["token"], sessions[0], target)["error"]["id"] == "NOT_FOUND"
 
 
 def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
@@ -299,8 +298,8 @@ def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceTh
     failures: list[tuple[type[EngineError], Any]] = [
         (AuthFailed, lambda: remote.get_client(client_id, "x" * 43)),
         (AuthFailed, lambda: remote.sign(phone, "x" * 43, "ethereum", data_for("ethereum"))),
-        (WalletAlreadyExists, lambda: remote.generate(device(client_id), token)),
-        (InputInvalid, lambda: remote.run("sign", device(client_id).generate(), client_id, token,
+        (AuthFailed, lambda: remote.generate(device(client_id), token)),  # another device's key
+        (InputInvalid, lambda: remote.run("sign", phone.presign(1), client_id, token,
                                           {"chain": "dogecoin", "data": "00"})),
         (NotFound, lambda: remote.get_client("no-such-client")),
     ]
@@ -312,9 +311,9 @@ def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceTh
     # An operation of this client abandoned mid-way holds its lock: OPERATION_IN_PROGRESS at once.
     session = phone.backup()
     with connect(server.url, open_timeout=10) as ws:
-        ws.send(json.dumps({"op": "backup", "session_id": session.session_id.hex(), "client_id": client_id,
-                            "token": token, "method": "CLOUD", "client_stores_backup": False}))
-        assert "ready" in json.loads(ws.recv(timeout=10))
+        assert "ready" in json.loads(send_authorised(ws, {
+            "op": "backup", "session_id": session.session_id.hex(), "client_id": client_id, "token": token,
+            "method": "CLOUD", "client_stores_backup": False}, phone.device_key()))
         for message in session.start():
             ws.send(message.to_bytes().decode())
         ws.recv(timeout=10)  # the custodian answered: parked, holding the client's lock

@@ -179,8 +179,9 @@ def test_service_on_postgresql_survives_a_database_restart_of_its_connections(po
                                   (name,)).fetchall()
         assert len(killed) >= 2  # the service's and its worker's (a worker connects when it starts)
         time.sleep(0.2)
-        remote.generate(_device(client_id), token)  # every process reconnects by itself
-        assert remote.get_client(client_id, token)["signing_share_status"] == "STORED_CLIENT"
+        phone = _device(client_id)
+        remote.generate(phone, token)  # every process reconnects by itself
+        assert remote.get_client(client_id, token, device=phone)["signing_share_status"] == "STORED_CLIENT"
 
 
 # --- the process pool heals ------------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(tmp_path: P
         assert service.pool_rebuilds == 2
         assert service.custodian.store.client(client_id).operation is None or outcome[0] is None
         remote.backup(phone, token)  # no waiting for a lease
-        assert remote.get_client(client_id, token)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
+        assert remote.get_client(client_id, token, device=phone)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
         ready, checks = service.ready()
         assert ready and checks["pool"] == "ok" and checks["store"] == "ok", checks
 
@@ -464,7 +465,7 @@ def _kill_runs(tmp_path: Path, nodes: list[Node], db: str, runs: int, seed: int,
     for client_id, token, phone, addresses in wallets:
         data = data_for("solana", b"after the kills")
         verify_result(remote.sign(phone, token, "solana", data)[0], data)
-        assert remote.get_client(client_id, token)["addresses"] == addresses
+        assert remote.get_client(client_id, token, device=phone)["addresses"] == addresses
     assert _live_locks(db) == []
     return seen
 
@@ -601,5 +602,5 @@ def test_two_nodes_on_postgresql_kill_9_mid_step(tmp_path: Path, nodes: list[Nod
     assert time.monotonic() - killed < RETRY_WITHIN + 5
     data = data_for("ethereum", b"scale-out")
     verify_result(remote.sign(phone, token, "ethereum", data)[0], data)
-    assert remote.get_client(client_id, token)["addresses"] == addresses
+    assert remote.get_client(client_id, token, device=phone)["addresses"] == addresses
     assert _live_locks(db) == []

@@ -17,7 +17,7 @@ from mpc.errors import AuthFailed, NotFound  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from protocols.rounds import Message  # noqa: E402
-from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from tests.mpc.conftest import data_for, send_authorised, verify_result  # noqa: E402
 
 TIMEOUT = 30.0
 OPERATOR_KEY = "operator-key-for-the-tests-0123456789"  # the services below require an operator key
@@ -66,7 +66,7 @@ def test_whole_lifecycle_over_sockets(server: ServiceThread) -> None:
     signed = evm.sign_transaction(remote_signer(remote, phone, token), tx)
     assert Account.recover_transaction(signed.raw_transaction) == addresses["ethereum"]
     remote.backup(phone, token)
-    assert remote.get_client(client_id, token)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
+    assert remote.get_client(client_id, token, device=phone)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
     new_phone = device(client_id, cloud)
     recovered, recover_view = remote.recover(new_phone, token)
     assert recovered == addresses
@@ -74,7 +74,7 @@ def test_whole_lifecycle_over_sockets(server: ServiceThread) -> None:
     keys, eject_view = remote.eject(new_phone, token)
     token = eject_view["token"]  # and so did eject
     assert keys.secp256k1_public_key.hex() == view["public_keys"]["secp256k1"]
-    with pytest.raises(mpc.errors.WalletAlreadyExists):
+    with pytest.raises(AuthFailed):  # a device whose key is not the client's is refused before any work
         remote.generate(device(client_id), token)
 
 
@@ -85,7 +85,7 @@ def test_customer_stored_backup_is_confirmed_over_the_wire(server: ServiceThread
     remote.generate(phone, token)
     (result, view) = remote.backup(phone, token, client_stores_backup=True)
     assert result["encrypted_backup"] and view["backup_share_status"] == "STORED_CUSTODIAN_BACKUP_SHARE"
-    view = remote.stored_client_backup_share(client_id, token, "CLOUD")
+    view = remote.stored_client_backup_share(client_id, token, "CLOUD", device=phone)
     assert view["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
 
 
@@ -118,10 +118,10 @@ def test_bad_frames_get_error_frames_and_the_service_survives(server: ServiceThr
     session = phone.generate()
     hello = session.start()
     other = Message(hello[0].protocol, bytes(32), 1, 1, 2, hello[0].payload)
-    request = json.dumps({"op": "generate", "session_id": session.session_id.hex(), **base})
+    request = {"op": "generate", "session_id": session.session_id.hex(), **base,
+               "device_public": phone.device_key().public.hex()}
     with connect(url, open_timeout=TIMEOUT, max_size=None) as ws:
-        ws.send(request)
-        assert "ready" in json.loads(ws.recv(timeout=TIMEOUT))
+        assert "ready" in json.loads(send_authorised(ws, request, phone.device_key()))
         for frame, expected in (("{}", "MESSAGE_INVALID"), ("x" * 100, "MESSAGE_INVALID"),
                                 (other.to_bytes().decode(), "MESSAGE_INVALID"), (b"\x00binary", "MESSAGE_INVALID")):
             ws.send(frame)
@@ -133,18 +133,18 @@ def test_bad_frames_get_error_frames_and_the_service_survives(server: ServiceThr
                 ws.recv(timeout=TIMEOUT)
     assert ws.close_code == 1009
     # Still serving, and nothing was half-written: the client can generate from scratch.
-    assert remote.get_client(client_id, token)["signing_share_status"] == "NOT_CREATED"
-    assert remote.generate(device(client_id), token)[1]["signing_share_status"] == "STORED_CLIENT"
+    assert remote.get_client(client_id, token, device=phone)["signing_share_status"] == "NOT_CREATED"
+    assert remote.generate(phone, token)[1]["signing_share_status"] == "STORED_CLIENT"
 
 
 def test_too_many_invalid_frames_close_the_connection(server: ServiceThread) -> None:
     remote = RemoteCustodian(server.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY)
     client_id, token = remote.create_client()
-    session = device(client_id).generate()
+    phone = device(client_id)
+    session = phone.generate()
     with connect(server.url, open_timeout=TIMEOUT) as ws:
-        ws.send(json.dumps({"op": "generate", "session_id": session.session_id.hex(), "client_id": client_id,
-                            "token": token}))
-        ws.recv(timeout=TIMEOUT)
+        send_authorised(ws, {"op": "generate", "session_id": session.session_id.hex(), "client_id": client_id,
+                             "token": token, "device_public": phone.device_key().public.hex()}, phone.device_key())
         for _ in range(8):
             ws.send("{}")
         with pytest.raises(Exception):
@@ -163,9 +163,8 @@ def test_abrupt_disconnect_mid_round_then_expiry_frees_the_lock_only(server: Ser
     session = phone.backup()
     first = session.start()
     with connect(server.url, open_timeout=TIMEOUT, close_timeout=0.1) as ws:
-        ws.send(json.dumps({"op": "backup", "session_id": session.session_id.hex(), "client_id": client_id,
-                            "token": token, "method": "CLOUD", "client_stores_backup": False}))
-        ws.recv(timeout=TIMEOUT)
+        send_authorised(ws, {"op": "backup", "session_id": session.session_id.hex(), "client_id": client_id,
+                             "token": token, "method": "CLOUD", "client_stores_backup": False}, phone.device_key())
         for message in first:
             ws.send(message.to_bytes().decode())
         ws.recv(timeout=TIMEOUT)  # the custodian answered: the session is parked and holds the lock
@@ -179,7 +178,7 @@ def test_abrupt_disconnect_mid_round_then_expiry_frees_the_lock_only(server: Ser
     assert server.service.purge(time.time() + 3600) == 1
     assert custodian.store.client(client_id).operation is None
     assert custodian.store.get_share(client_id, "signing", "", "secp256k1") == shares_before
-    assert remote.get_client(client_id, token)["backup_share_status"] == "NOT_CREATED"
+    assert remote.get_client(client_id, token, device=phone)["backup_share_status"] == "NOT_CREATED"
     with pytest.raises(NotFound):  # the purged session cannot be resumed
         _resume(server.url, client_id, token, session.session_id.hex())
     remote.backup(phone, token)  # free again
@@ -227,9 +226,8 @@ def test_a_parked_session_is_resumed_once(server: ServiceThread) -> None:
     session = phone.sign("solana", data)
     messages = session.start()
     with connect(server.url, open_timeout=TIMEOUT) as ws:
-        ws.send(json.dumps({"op": "sign", "session_id": session.session_id.hex(), "client_id": client_id,
-                            "token": token, "chain": "solana", "data": data.hex()}))
-        ws.recv(timeout=TIMEOUT)
+        send_authorised(ws, {"op": "sign", "session_id": session.session_id.hex(), "client_id": client_id,
+                             "token": token, "chain": "solana", "data": data.hex()}, phone.device_key())
         for message in messages:  # hello and the commitments: the custodian answers, then it is parked
             ws.send(message.to_bytes().decode())
         reply = Message.from_bytes(ws.recv(timeout=TIMEOUT).encode())
@@ -287,4 +285,4 @@ def test_service_on_postgresql_with_worker_processes(postgres_schema_url: str) -
         for chain in ("tron", "stellar"):
             data = data_for(chain)
             verify_result(remote.sign(phone, token, chain, data)[0], data)
-        assert remote.get_client(client_id, token)["addresses"] == addresses
+        assert remote.get_client(client_id, token, device=phone)["addresses"] == addresses

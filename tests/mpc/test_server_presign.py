@@ -11,7 +11,9 @@ pytest.importorskip("websockets")
 import mpc  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
-from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+from tests.mpc.conftest import data_for, send_authorised, verify_result  # noqa: E402
 from tests.mpc.test_server import OPERATOR_KEY, TIMEOUT, device, error_id, raw  # noqa: E402
 
 
@@ -47,12 +49,17 @@ def test_presign_and_fast_signing_over_sockets(server: ServiceThread) -> None:
 def test_bad_presign_requests_get_input_invalid(server: ServiceThread) -> None:
     remote, client_id, token, phone = _wallet(server.url)
     base = {"op": "presign", "client_id": client_id, "token": token, "session_id": "ab" * 32}
+    def answer(request: dict[str, object]) -> str:
+        with connect(server.url, open_timeout=TIMEOUT) as ws:  # the device authorises, then params are checked
+            return send_authorised(ws, request, phone.device_key())
+
     for extra in ({}, {"count": 0}, {"count": 65}, {"count": True}, {"count": "3"}, {"count": 2.0},
                   {"count": 1, "chain": "ethereum"}):
-        assert error_id(raw(server.url, json.dumps({**base, **extra}))[0]) == "INPUT_INVALID"
+        assert error_id(answer({**base, **extra})) == "INPUT_INVALID"
     signing = {**base, "op": "sign_presigned"}
-    assert error_id(raw(server.url, json.dumps({**signing, "chain": "ethereum"}))[0]) == "INPUT_INVALID"
-    assert error_id(raw(server.url, json.dumps({**signing, "chain": "ethereum", "data": "zz"}))[0]) == "INPUT_INVALID"
+    assert error_id(answer({**signing, "chain": "ethereum"})) == "INPUT_INVALID"
+    assert error_id(answer({**signing, "chain": "ethereum", "data": "zz"})) == "INPUT_INVALID"
+    assert "challenge" in json.loads(raw(server.url, json.dumps({**signing, "chain": "ethereum"}))[0])  # token only
 
 
 def test_ecdsa_sign_survives_a_server_restart_between_two_rounds(tmp_path) -> None:

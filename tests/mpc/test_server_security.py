@@ -47,7 +47,7 @@ from mpc.service.guard import (  # noqa: E402
     load_operator_key,
     peer_key,
 )
-from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from tests.mpc.conftest import data_for, send_authorised, verify_result  # noqa: E402
 from tests.mpc.tls_helpers import PKI, make_pki  # noqa: E402
 
 TIMEOUT = 30.0
@@ -247,20 +247,22 @@ def test_tokens_rotate_and_revoke_at_once(server: ServiceThread) -> None:
     url = server.url
     admin = operator(url)
     client_id, token = admin.create_client()
+    owner = device(client_id)
+    admin.generate(owner, token)  # registers the device key: from now on every request needs it
     phone = RemoteCustodian(url, timeout=TIMEOUT)
-    rotated = phone.rotate_token(client_id, token)
+    rotated = phone.rotate_token(client_id, token, device=owner)
     assert rotated != token
     for dead in (token, "x" * 43, ""):
         with pytest.raises(AuthFailed):
-            phone.get_client(client_id, dead)
+            phone.get_client(client_id, dead, device=owner)
     with pytest.raises(AuthFailed):
-        phone.rotate_token(client_id, token)
-    assert phone.get_client(client_id, rotated)["client_id"] == client_id
+        phone.rotate_token(client_id, token, device=owner)
+    assert phone.get_client(client_id, rotated, device=owner)["client_id"] == client_id
     admin.revoke_token(client_id)
     with pytest.raises(AuthFailed):
-        phone.get_client(client_id, rotated)
+        phone.get_client(client_id, rotated, device=owner)
     issued = admin.issue_token(client_id)
-    assert phone.get_client(client_id, issued)["client_id"] == client_id
+    assert phone.get_client(client_id, issued, device=owner)["client_id"] == client_id
     assert server.service.service.store._execute(  # only a hash is stored
         "SELECT COUNT(*) FROM client_tokens WHERE token_hash = ?", (issued.encode(),)).fetchone()[0] == 0
 
@@ -268,12 +270,14 @@ def test_tokens_rotate_and_revoke_at_once(server: ServiceThread) -> None:
 def test_a_revoked_token_stops_an_operation_in_flight(server: ServiceThread) -> None:
     admin = operator(server.url)
     client_id, token = admin.create_client()
-    session = device(client_id).generate()
+    phone = device(client_id)
+    session = phone.generate()
     hello = session.start()
+    key = phone.device_key()
     with connect(server.url, open_timeout=TIMEOUT) as ws:
-        ws.send(json.dumps({"op": "generate", "client_id": client_id, "token": token,
-                            "session_id": session.session_id.hex()}))
-        assert "ready" in json.loads(ws.recv(timeout=TIMEOUT))
+        assert "ready" in json.loads(send_authorised(ws, {"op": "generate", "client_id": client_id, "token": token,
+                                                          "session_id": session.session_id.hex(),
+                                                          "device_public": key.public.hex()}, key))
         admin.revoke_token(client_id)
         ws.send(hello[0].to_bytes().decode())
         assert json.loads(ws.recv(timeout=TIMEOUT))["error"]["id"] == "AUTH_FAILED"
@@ -406,9 +410,10 @@ def test_parked_sessions_per_client_are_capped() -> None:
 
         def open_sign() -> dict[str, Any]:
             session = phone.sign("solana", b"parked")
-            return reply_to(running.url, json.dumps({
-                "op": "sign", "client_id": client_id, "token": token, "session_id": session.session_id.hex(),
-                "chain": "solana", "data": b"parked".hex()}))
+            with connect(running.url, open_timeout=TIMEOUT) as ws:
+                return dict(json.loads(send_authorised(ws, {
+                    "op": "sign", "client_id": client_id, "token": token, "session_id": session.session_id.hex(),
+                    "chain": "solana", "data": b"parked".hex()}, phone.device_key())))
 
         assert "ready" in open_sign() and "ready" in open_sign()  # both abandoned: parked until they expire
         refused = open_sign()
