@@ -233,7 +233,7 @@ class CustodianService:
         if self.ssl_context is None and not self.allow_plaintext and not binds_loopback_only(host):
             raise TransportInsecure(f"refusing plaintext ws:// on {host}: configure TLS (--tls-cert, --tls-key) "
                                     "or pass --insecure-plaintext")
-        check_fd_budget(self.limits)
+        self._gate.max_sockets = check_fd_budget(self.limits)  # the soft descriptor limit raised to the hard one
         if self.open_registration:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
                         "(no operator key is required for create_client)")
@@ -304,6 +304,7 @@ class CustodianService:
             await asyncio.sleep(interval)
             self._log.flush()
             worker.BOUNDED_LOG.flush()
+            logs.flush_audit()
             if pool.pool_state(self._pool) == "broken":  # a worker died while idle: heal before the next request
                 self._rebuild_pool(self._pool)
             try:
@@ -409,24 +410,29 @@ class CustodianService:
 
     # --- connections ------------------------------------------------------------------------------
     async def _handle(self, ws: Any) -> None:
-        """One connection: over ``max_connections`` it is closed at once (1013, try again later)."""
-        if self._active >= self.limits.max_connections:
+        """One connection: over ``max_connections`` the oldest connection still waiting for its
+        first frame is evicted to make room; if every one sent its frame, this one is closed at
+        once (1013, try again later)."""
+        fd = _socket_fd(ws)
+        if self._active >= self.limits.max_connections and not self._gate.evict_waiting():
             self._log.warning(f"closed a connection from {peer_key(ws.remote_address)}: "
                               f"{self._active} connections open (cap {self.limits.max_connections})")
             RequestRecord.limited("connections")
             await ws.close(CLOSE_BUSY, "the custodian service is busy; try again later")
             return
+        self._gate.handshaken(fd)
         self._active += 1
         metrics.CONNECTIONS_OPEN.inc()
         try:
-            await self._serve(ws)
+            await self._serve(ws, fd)
         finally:
             self._active -= 1
             metrics.CONNECTIONS_OPEN.dec()
 
-    async def _serve(self, ws: Any) -> None:
+    async def _serve(self, ws: Any, fd: int) -> None:
         """One request (or operation) on one connection: its record gives the request id to the
-        logs and the reply frames, and writes the audit line and the metrics when it ends."""
+        logs and the reply frames, and writes the audit line and the metrics when it ends. Once
+        a valid request frame is in, the connection (socket ``fd``) is never evicted."""
         from websockets.exceptions import ConnectionClosed
 
         record = RequestRecord.begin(ws.remote_address)
@@ -438,7 +444,9 @@ class CustodianService:
             except RateLimited:
                 record.limited("ip")
                 raise
-            await self._dispatch(ws, requests.parse_request(frame))
+            request = requests.parse_request(frame)
+            self._gate.settle(fd)
+            await self._dispatch(ws, request)
         except EngineError as exc:
             await _send_quietly(ws, record.failed(exc))
         except (ConnectionClosed, asyncio.TimeoutError):
@@ -626,6 +634,12 @@ class CustodianService:
                 if invalid >= MAX_INVALID_FRAMES:
                     await ws.close(CLOSE_POLICY, "too many invalid frames")
                     return
+
+
+def _socket_fd(ws: Any) -> int:
+    """The descriptor of a connection's socket (-1 if it has none: closed already)."""
+    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+    return -1 if sock is None else int(sock.fileno())
 
 
 async def _send_quietly(ws: Any, obj: Any) -> None:
