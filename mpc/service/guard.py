@@ -360,9 +360,14 @@ class _FairQueue:
             del self._by_key[key]
         return sock
 
-    def pop_victim(self) -> socket.socket | None:
-        """The oldest socket of the key holding the most, taken out of the queue (None: empty)."""
-        if not self._ranks:
+    def count(self, key: str) -> int:
+        """How many sockets ``key`` holds in the queue."""
+        return len(self._by_key.get(key, ()))
+
+    def pop_victim(self, newcomer: str) -> socket.socket | None:
+        """The oldest socket of the key holding the most, taken out of the queue; None if the
+        queue is empty or ``newcomer`` holds as many (it would evict its own kind: refuse it)."""
+        if not self._ranks or self.count(newcomer) >= max(self._ranks):
             return None
         key = next(iter(self._ranks[max(self._ranks)]))
         fd = next(iter(self._by_key[key]))
@@ -381,9 +386,11 @@ class _FairQueue:
 class ConnectionGate:
     """Counts open sockets, in total, per address and per IPv6 /56; :meth:`admit` refuses those
     over the caps. Sockets that have not yet sent a valid first frame are *pending*
-    (:meth:`track`, until :meth:`settle`); near the total cap (``max_sockets`` less a margin)
-    each new socket evicts a pending one (:meth:`_evict`), and :meth:`evict_waiting` does the
-    same for connections past their WebSocket handshake (the connection cap)."""
+    (:meth:`track`, until :meth:`settle`). Near the total cap (``max_sockets`` less a margin) a
+    new socket evicts the oldest pending socket of the address holding the most, if its own
+    address holds fewer; otherwise it is refused (a flood's addresses do not churn through each
+    other's sockets). :meth:`evict_waiting` does the same for connections past their WebSocket
+    handshake (the connection cap)."""
 
     def __init__(self, max_sockets: int, max_per_ip: int, log: BoundedLog) -> None:
         self.max_sockets, self.max_per_ip, self._log = max_sockets, max_per_ip, log
@@ -406,9 +413,9 @@ class ConnectionGate:
         key = peer_key(address)
         prefix = prefix_key(key)
         with self._lock:
-            if self.open >= self.high_water:
-                self._evict(self._pending)
             reason = self._over_cap(key, prefix)
+            if reason is None and self.open >= self.high_water and not self._evict(self._pending, key):
+                reason = f"{self.open} sockets open (evicting from {self.high_water}) and this address holds its share"
             if reason is None:
                 self.open += 1
                 self._per_ip[key] = self._per_ip.get(key, 0) + 1
@@ -447,15 +454,18 @@ class ConnectionGate:
             self._pending.remove(fd)
             self._waiting.remove(fd)
 
-    def evict_waiting(self) -> bool:
-        """Evict the oldest connection waiting for its first frame (of the address holding the
-        most); whether there was one."""
+    def evict_waiting(self, fd: int) -> bool:
+        """Make room for the connection of socket ``fd``: evict the oldest connection waiting
+        for its first frame of the address holding the most, if ``fd``'s address holds fewer;
+        whether one was evicted."""
         with self._lock:
-            return self._evict(self._waiting)
+            queued = self._pending.get(fd)
+            return queued is not None and self._evict(self._waiting, queued[0])
 
-    def _evict(self, queue: _FairQueue) -> bool:
-        """Shut the victim of ``queue`` down (the event loop then closes it and it is released)."""
-        sock = queue.pop_victim()
+    def _evict(self, queue: _FairQueue, newcomer: str) -> bool:
+        """Shut the victim of ``queue`` for ``newcomer`` down (the event loop then closes it and
+        it is released); whether there was one."""
+        sock = queue.pop_victim(newcomer)
         if sock is None:
             return False
         try:

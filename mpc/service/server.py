@@ -414,7 +414,7 @@ class CustodianService:
         first frame is evicted to make room; if every one sent its frame, this one is closed at
         once (1013, try again later)."""
         fd = _socket_fd(ws)
-        if self._active >= self.limits.max_connections and not self._gate.evict_waiting():
+        if self._active >= self.limits.max_connections and not self._gate.evict_waiting(fd):
             self._log.warning(f"closed a connection from {peer_key(ws.remote_address)}: "
                               f"{self._active} connections open (cap {self.limits.max_connections})")
             RequestRecord.limited("connections")
