@@ -13,11 +13,14 @@ only, unless ``allow_plaintext=True`` (``--insecure-plaintext``). An *operator k
 ``$PORTAL_MPC_OPERATOR_KEY``) is required for the operator ops below; with
 ``operator_cert_cn`` a verified client certificate of that subject CN counts as the operator
 too. Without an operator key the service refuses to start unless ``open_registration=True``
-(anyone may then create clients). Limits (``ServiceLimits``): sockets over the total or per-IP
-caps are closed as they are accepted; above ``max_connections`` open WebSocket connections a
-new one is closed at once with code 1013; per-IP and per-client token buckets and a cap on a
-client's parked sessions answer ``RATE_LIMITED`` (``retry after N s``); the handshakes and the
-request frame must arrive within ``first_frame_timeout``.
+(anyone may then create clients). Limits (``ServiceLimits``): sockets over the per-IP caps are
+closed as they are accepted; near the total socket cap (sized from the descriptor limit, raised
+to the hard limit at start) and above ``max_connections`` open WebSocket connections, the
+oldest connection that has not sent a valid request frame is evicted, from the address holding
+the most (one that sent it never is), else the new one is closed (at accept, or with code 1013);
+per-IP and per-client token buckets and a cap on a client's parked sessions answer
+``RATE_LIMITED`` (``retry after N s``); the handshakes and the request frame must arrive within
+``first_frame_timeout``.
 
 The request frames and their parsing: ``mpc.service.requests`` (Wire protocol). The per-step
 worker side (parking, restarts, expiry; steps off the event loop): ``mpc.service.worker``. The
