@@ -414,7 +414,8 @@ class ConnectionGate:
         prefix = prefix_key(key)
         with self._lock:
             reason = self._over_cap(key, prefix)
-            if reason is None and self.open >= self.high_water and not self._evict(self._pending, key):
+            if reason is None and self.open >= self.high_water and self._pending and \
+                    not self._evict(self._pending, key):
                 reason = f"{self.open} sockets open (evicting from {self.high_water}) and this address holds its share"
             if reason is None:
                 self.open += 1

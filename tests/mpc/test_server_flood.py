@@ -59,6 +59,16 @@ def is_closed_by_peer(sock: socket.socket) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def open_generate(url: str, client_id: str, token: str) -> Iterator[Any]:
+    """A connection that sent a generate request and got ``ready``: it sent its first frame."""
+    with connect(url, open_timeout=TIMEOUT) as ws:
+        ws.send(json.dumps({"op": "generate", "client_id": client_id, "token": token,
+                            "session_id": device(client_id).generate().session_id.hex()}))
+        assert "ready" in json.loads(ws.recv(timeout=TIMEOUT))
+        yield ws
+
+
 def wait_for(condition: Any, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -128,12 +138,7 @@ def test_a_distributed_flood_of_silent_connections_leaves_authenticated_clients_
     try:
         admin = operator(running.url)
         client_id, token = admin.create_client()
-        phone = device(client_id)
-        session = phone.generate()  # an operation under way (its first frame sent) before the flood
-        with connect(running.url, open_timeout=TIMEOUT) as busy:
-            busy.send(json.dumps({"op": "generate", "client_id": client_id, "token": token,
-                                  "session_id": session.session_id.hex()}))
-            assert "ready" in json.loads(busy.recv(timeout=TIMEOUT))
+        with open_generate(running.url, client_id, token) as busy:  # an operation under way before the flood
             for _ in range(3):  # 10 addresses x 8 silent sockets, again and again (an attacker reconnects)
                 flood += [silent_socket(running.port, f"127.0.1.{n}") for n in range(10) for _ in range(8)]
                 for _ in range(5):
@@ -163,10 +168,7 @@ def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_10
         with contextlib.ExitStack() as stack:  # two connections in an operation: they sent their frame
             for _ in range(2):
                 other, other_token = admin.create_client()
-                ws = stack.enter_context(connect(running.url, open_timeout=TIMEOUT))
-                ws.send(json.dumps({"op": "generate", "client_id": other, "token": other_token,
-                                    "session_id": device(other).generate().session_id.hex()}))
-                assert "ready" in json.loads(ws.recv(timeout=TIMEOUT))
+                stack.enter_context(open_generate(running.url, other, other_token))
             with connect(running.url, open_timeout=TIMEOUT) as ws, pytest.raises(ConnectionClosed):
                 ws.recv(timeout=TIMEOUT)
             assert ws.close_code == 1013
@@ -268,7 +270,9 @@ def tls12_handshake(port: int, ca: str, ciphers: str) -> str:
     context.set_ciphers(ciphers)
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            return str(tls.cipher()[0])
+            chosen = tls.cipher()
+            assert chosen is not None
+            return chosen[0]
 
 
 def test_tls_1_2_offers_aead_suites_only_and_a_refused_client_certificate_is_service_unavailable(pki: PKI) -> None:
