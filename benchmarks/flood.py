@@ -150,12 +150,12 @@ def _scrape(port: int, operator_key: str) -> dict[str, float]:
     return {m.group(1): float(m.group(2)) for m in re.finditer(r'mpc_rate_limited_total\{limit="(\w+)"\} (\S+)', text)}
 
 
-def _probe(url: str, client_id: str, token: str, count: int, interval: float, deadline: float) -> list[float | None]:
-    """``count`` probes, each a fresh connection without client retries: latency, or None when it failed."""
+def _probe(url: str, client_id: str, token: str, count: int, interval: float, deadline: float) -> list[float | str]:
+    """``count`` probes, each a fresh connection without client retries: latency, or the error when it failed."""
     from mpc.remote.blocking import RemoteCustodian
 
     remote = RemoteCustodian(url, timeout=5.0, retries=0)
-    samples: list[float | None] = []
+    samples: list[float | str] = []
     for _ in range(count):
         if time.monotonic() > deadline:
             break
@@ -163,8 +163,8 @@ def _probe(url: str, client_id: str, token: str, count: int, interval: float, de
         try:
             remote.get_client(client_id, token)
             samples.append(time.perf_counter() - start)
-        except Exception:  # noqa: BLE001 - counted
-            samples.append(None)
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            samples.append(f"{type(exc).__name__}: {exc}"[:160])
         time.sleep(interval)
     return samples
 
@@ -196,11 +196,12 @@ def run_flood(folder: Path, *, fd_limit: int = 1024, slow_addresses: int = 16, s
         child.terminate()
         child.wait(60)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    latencies = [s for s in samples if s is not None]
+    latencies = [s for s in samples if isinstance(s, float)]
     return {"fd_limit": fd_limit, "probes": len(samples), "ok": len(latencies),
             "p50_ms": _percentile(latencies, 0.5) * 1000, "p95_ms": _percentile(latencies, 0.95) * 1000,
             "flood_open": flood_open, "flood_reconnects": flood.reconnects, "refused": refused,
             "logged_bytes": logged, "seconds": warmup + len(samples) * 0.1,
+            "errors": [s for s in samples if isinstance(s, str)],
             "plan": f"{slow_addresses} x {slow_per_address} slow, {silent} silent from {silent_addresses} addresses"}
 
 
@@ -212,4 +213,6 @@ def print_flood(report: dict[str, Any]) -> bool:
           f"  {'meets' if ok else 'MISSES'} the target (>= 95%, p95 <= 1 s)")
     print(f"  flood sockets open at the end {report['flood_open']}, reopened {report['flood_reconnects']} times; "
           f"service refusals {report['refused']}; logged {report['logged_bytes']} bytes in ~{report['seconds']:.0f} s")
+    for error in report["errors"][:5]:
+        print(f"  failed probe: {error}")
     return ok

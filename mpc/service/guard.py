@@ -69,6 +69,7 @@ _HASH_PREFIX = "sha256:"
 _MAX_PRESENTED_CHARS = 1024
 FD_RESERVE = 64  # descriptors kept free for the database, the pool's pipes, logs and the listener
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+EVICTION_OVERDRAFT = 16  # descriptors of FD_RESERVE a socket that evicted may use while the evicted close
 MAX_SOCKET_CAP = 65_536  # the socket cap sized from a huge descriptor limit stops here
 PREFIX_SHARES = 2  # an IPv6 /56 may hold this many per-address (/64) shares of sockets
 IPV6_PREFIX = 56
@@ -366,8 +367,9 @@ class _FairQueue:
 
     def pop_victim(self, newcomer: str) -> socket.socket | None:
         """The oldest socket of the key holding the most, taken out of the queue; None if the
-        queue is empty or ``newcomer`` holds as many (it would evict its own kind: refuse it)."""
-        if not self._ranks or self.count(newcomer) >= max(self._ranks):
+        queue is empty or ``newcomer``, with one more, would hold as many (the flood's addresses,
+        evened out, then do not churn through each other's sockets: the newcomer is refused)."""
+        if not self._ranks or self.count(newcomer) + 1 >= max(self._ranks):
             return None
         key = next(iter(self._ranks[max(self._ranks)]))
         fd = next(iter(self._by_key[key]))
@@ -414,9 +416,8 @@ class ConnectionGate:
         prefix = prefix_key(key)
         with self._lock:
             reason = self._over_cap(key, prefix)
-            if reason is None and self.open >= self.high_water and self._pending and \
-                    not self._evict(self._pending, key):
-                reason = f"{self.open} sockets open (evicting from {self.high_water}) and this address holds its share"
+            if reason is None:
+                reason = self._make_room(key)
             if reason is None:
                 self.open += 1
                 self._per_ip[key] = self._per_ip.get(key, 0) + 1
@@ -427,9 +428,19 @@ class ConnectionGate:
         metrics.RATE_LIMITED.inc(limit="sockets")
         return None
 
-    def _over_cap(self, key: str, prefix: str | None) -> str | None:
+    def _make_room(self, key: str) -> str | None:
+        """Near the total cap: evict for ``key`` (then it may use up to ``EVICTION_OVERDRAFT``
+        descriptors of the reserve while evicted sockets close), or say why it is refused."""
+        if self.open >= self.high_water and self._pending:
+            if not self._evict(self._pending, key):
+                return f"{self.open} sockets open (evicting from {self.high_water}) and this address holds its share"
+            if self.open < self.max_sockets + EVICTION_OVERDRAFT:
+                return None
         if self.open >= self.max_sockets:
             return f"{self.open} sockets open (cap {self.max_sockets})"
+        return None
+
+    def _over_cap(self, key: str, prefix: str | None) -> str | None:
         held = self._per_ip.get(key, 0)
         if held >= self.max_per_ip:
             return f"{held} sockets open from this address (cap {self.max_per_ip})"
