@@ -390,9 +390,9 @@ class ConnectionGate:
     over the caps. Sockets that have not yet sent a valid first frame are *pending*
     (:meth:`track`, until :meth:`settle`). Near the total cap (``max_sockets`` less a margin) a
     new socket evicts the oldest pending socket of the address holding the most, if its own
-    address holds fewer; otherwise it is refused (a flood's addresses do not churn through each
-    other's sockets). :meth:`evict_waiting` does the same for connections past their WebSocket
-    handshake (the connection cap)."""
+    address, with it, would still hold fewer; otherwise it is refused (a flood's addresses do
+    not churn through each other's sockets). :meth:`evict_waiting` does the same for
+    connections past their WebSocket handshake (the connection cap)."""
 
     def __init__(self, max_sockets: int, max_per_ip: int, log: BoundedLog) -> None:
         self.max_sockets, self.max_per_ip, self._log = max_sockets, max_per_ip, log
@@ -468,8 +468,8 @@ class ConnectionGate:
 
     def evict_waiting(self, fd: int) -> bool:
         """Make room for the connection of socket ``fd``: evict the oldest connection waiting
-        for its first frame of the address holding the most, if ``fd``'s address holds fewer;
-        whether one was evicted."""
+        for its first frame of the address holding the most, if ``fd``'s address, with it,
+        would still hold fewer; whether one was evicted."""
         with self._lock:
             queued = self._pending.get(fd)
             return queued is not None and self._evict(self._waiting, queued[0])
