@@ -18,6 +18,10 @@ against the first node and reports the service's CPU seconds per signature (its 
 its worker processes, from ``/proc``), beside the custodian's protocol CPU per signature run in
 process (``mpc.Custodian`` driven directly, no service: the overhead of the service is the
 difference).
+
+``--flood`` runs the flood case instead (``benchmarks.flood``, issue 25): slow and silent
+connections from many loopback addresses against ``python -m mpc serve`` with a descriptor
+limit of 1,024, and an authenticated client's probes.
 """
 
 from __future__ import annotations
@@ -264,7 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-signs", type=int, default=0, metavar="K",
                         help="after the load: the service's and the in-process custodian's CPU per signature, "
                              "over K sequential signatures (0: skip)")
+    parser.add_argument("--flood", action="store_true",
+                        help="the flood case instead: slow and silent connections from many loopback addresses "
+                             "against 'python -m mpc serve' (benchmarks.flood)")
     args = parser.parse_args(argv)
+    if args.flood:
+        from benchmarks.flood import print_flood, run_flood
+
+        with tempfile.TemporaryDirectory(prefix="portal-mpc-flood-") as tmp:
+            _use_store_key(Path(tmp))
+            return 0 if print_flood(run_flood(Path(tmp), time_limit=args.time_limit)) else 1
     clients = max(1, min(args.clients, MAX_CLIENTS))
     signs = max(0, min(args.signs, MAX_SIGNS))
     failed = False

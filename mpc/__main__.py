@@ -395,7 +395,9 @@ def build_parser(prog: str = "python -m mpc") -> tuple[argparse.ArgumentParser, 
                              ("client-rate", float, "requests per second per client"),
                              ("client-burst", int, "burst of requests per client"),
                              ("max-parked-per-client", int, "unfinished operations per client"),
-                             ("first-frame-timeout", float, "seconds for the handshakes and the request frame")):
+                             ("first-frame-timeout", float, "seconds for the handshakes and the request frame"),
+                             ("max-sockets", int, "open sockets, handshakes included (0: the descriptor limit, "
+                                                  "raised to the hard one, less 64)")):
         name = flag.replace("-", "_")
         limit_group.add_argument(f"--{flag}", type=kind, default=getattr(limit_defaults, name),
                                  metavar="N" if kind is int else "X", help=f"{text} (default %(default)s)")
@@ -421,6 +423,9 @@ def build_parser(prog: str = "python -m mpc") -> tuple[argparse.ArgumentParser, 
     observe_group.add_argument("--audit-log", type=Path, metavar="FILE",
                                help="append the audit lines (logger mpc.audit) to this file, created 0600, and to "
                                     "it alone (default: with the other log lines on stderr)")
+    observe_group.add_argument("--log-connections", action=argparse.BooleanOptionalAction, default=False,
+                               help="log the websockets library's line per connection opened and closed (INFO; "
+                                    "default off: a connection flood would fill the log)")
     observe_group.add_argument("--metrics-public", action=argparse.BooleanOptionalAction, default=False,
                                help="serve GET /metrics without a credential (default off: it needs "
                                     "'Authorization: Bearer <operator key>' or the operator's client certificate)")
@@ -474,7 +479,7 @@ def _main(prog: str, argv: list[str] | None) -> int:
         if serve_env_problems:
             parser.error("; ".join(serve_env_problems))
         try:
-            configure_logging(args.log_format, args.log_level, args.audit_log)
+            configure_logging(args.log_format, args.log_level, args.audit_log, connection_logs=args.log_connections)
         except OSError as exc:
             parser.error(f"cannot open the audit log {args.audit_log}: {exc.strerror or exc}")
 

@@ -65,7 +65,7 @@ def test_a_store_without_a_key_is_one_clean_line(tmp_path: Path, monkeypatch: py
 
     for name in [name for name in os.environ if name.startswith("PORTAL_MPC_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setattr(mpc.service.logs, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(mpc.service.logs, "configure_logging", lambda *args, **kwargs: None)
     status = cli.main(["serve", "--db", str(tmp_path / "c.sqlite3"), "--port", "0", "--open-registration"])
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err

@@ -9,11 +9,15 @@ the operator credential, connection and request limits, bounded logging.
   constant time; configured as the key or as ``sha256:<hex>`` (:func:`load_operator_key`: a
   file or ``$PORTAL_MPC_OPERATOR_KEY``, never the command line).
 - **Limits.** :class:`ServiceLimits`; :class:`TokenBuckets` (per IP, per client);
-  :class:`ConnectionGate` with :class:`GatedSocket`: sockets over the caps are closed as they are
-  accepted, before any TLS or WebSocket handshake, so a flood of half-open connections from one
-  address never holds more than its share of file descriptors.
+  :class:`ConnectionGate` with :class:`GatedSocket`: sockets over the per-address caps (IPv6:
+  per /64 and per /56) are closed as they are accepted, before any TLS or WebSocket handshake.
+  Near the total cap (sized from the descriptor limit, :func:`check_fd_budget`) the gate evicts
+  the oldest socket that has not sent a valid first frame, from the address holding the most
+  such sockets: a connection that sent one is never evicted, so a distributed flood of silent
+  or slow connections cannot starve authenticated clients.
 - **Logs.** :class:`BoundedLog`: at most N messages a minute (tracebacks included), then one
-  "suppressed K" line; every message truncated.
+  "suppressed K" line; every message truncated. :class:`BudgetFilter` puts another library's
+  logger (``websockets``) under such a budget.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ __all__ = [
     "ConnectionGate",
     "GatedSocket",
     "BoundedLog",
+    "BudgetFilter",
     "peer_key",
+    "prefix_key",
     "peer_common_name",
     "check_fd_budget",
 ]
@@ -62,6 +68,11 @@ MIN_OPERATOR_KEY_CHARS = 16
 _HASH_PREFIX = "sha256:"
 _MAX_PRESENTED_CHARS = 1024
 FD_RESERVE = 64  # descriptors kept free for the database, the pool's pipes, logs and the listener
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+EVICTION_OVERDRAFT = 16  # descriptors of FD_RESERVE a socket that evicted may use while the evicted close
+MAX_SOCKET_CAP = 65_536  # the socket cap sized from a huge descriptor limit stops here
+PREFIX_SHARES = 2  # an IPv6 /56 may hold this many per-address (/64) shares of sockets
+IPV6_PREFIX = 56
 
 
 # --- the operator credential ------------------------------------------------------------------------
@@ -134,9 +145,12 @@ def load_operator_key(path: str | Path | None, env_value: str | None) -> Operato
 
 # --- TLS and the plaintext rule ---------------------------------------------------------------------
 def server_tls_context(cert: str | Path, key: str | Path, client_ca: str | Path | None = None) -> ssl.SSLContext:
-    """TLS 1.2+ server context; with ``client_ca`` a client certificate signed by it is required."""
+    """TLS 1.2+ server context; with ``client_ca`` a client certificate signed by it is required.
+    TLS 1.2 offers only forward-secret AEAD suites (``TLS12_CIPHERS``: ECDHE with AES-GCM or
+    ChaCha20-Poly1305, RFC 5288 / RFC 7905), no CBC; TLS 1.3's suites are all AEAD (RFC 8446)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
     try:
         context.load_cert_chain(str(cert), str(key))
     except (OSError, ssl.SSLError):
@@ -167,10 +181,13 @@ def binds_loopback_only(host: str | None) -> bool:
 class ServiceLimits:
     """The service's limits (``serve`` flags in brackets).
 
-    ``max_connections`` open WebSocket connections [--max-connections]: above it a new one is
-    closed at once with code 1013; sockets still in their handshake count against
-    ``max_sockets`` (``max_connections`` plus a margin), beyond which they are closed as accepted.
-    ``max_connections_per_ip`` open sockets per address (IPv6: per /64) [--max-connections-per-ip].
+    ``max_connections`` open WebSocket connections [--max-connections]: above it the oldest
+    connection still waiting for its first frame is evicted, or, when every connection sent
+    one, a new one is closed at once with code 1013. ``max_sockets`` open sockets, handshakes
+    included [--max-sockets]; 0 (the default) sizes it from the descriptor limit
+    (:func:`check_fd_budget`); near it the oldest sockets without a valid first frame are evicted.
+    ``max_connections_per_ip`` open sockets per address (IPv6: per /64; a /56 holds at most
+    ``PREFIX_SHARES`` times as many) [--max-connections-per-ip].
     ``ip_rate`` / ``ip_burst``: new requests per second per address (token bucket) [--ip-rate,
     --ip-burst]. ``client_rate`` / ``client_burst``: requests per second per authenticated client
     [--client-rate, --client-burst]. ``max_parked_per_client``: unfinished operations a client
@@ -188,8 +205,11 @@ class ServiceLimits:
     max_parked_per_client: int = 8
     first_frame_timeout: float = 10.0
     log_per_minute: int = 20
+    max_sockets: int = 0
 
     def __post_init__(self) -> None:
+        if type(self.max_sockets) is not int or self.max_sockets < 0:
+            raise ConfigInvalid("max_sockets must be 0 (from the descriptor limit) or a positive integer")
         for name in ("max_connections", "max_connections_per_ip", "ip_burst", "client_burst",
                      "max_parked_per_client", "log_per_minute"):
             value = getattr(self, name)
@@ -201,22 +221,40 @@ class ServiceLimits:
                 raise ConfigInvalid(f"{name} must be a positive number")
 
     @property
-    def max_sockets(self) -> int:
-        """Open sockets including handshakes in progress; more are closed as they are accepted."""
+    def min_sockets(self) -> int:
+        """The fewest sockets the caps need: ``max_connections`` plus room for handshakes."""
         return self.max_connections + max(16, self.max_connections // 8)
 
 
-def check_fd_budget(limits: ServiceLimits) -> None:
-    """Refuse caps the process's file descriptor limit (``ulimit -n``) cannot hold."""
+def raise_fd_limit() -> int | None:
+    """Raise the soft descriptor limit (``ulimit -n``) to the hard limit; the soft limit now
+    (None: unlimited, or no ``RLIMIT_NOFILE`` on this platform)."""
     try:
         import resource
-    except ImportError:  # no RLIMIT_NOFILE on this platform (Windows): nothing to check against
-        return
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = limits.max_sockets + FD_RESERVE
-    if soft != resource.RLIM_INFINITY and needed > soft:
-        raise ConfigInvalid(f"max_connections {limits.max_connections} needs {needed} file descriptors but the "
-                            f"limit is {soft}: lower --max-connections or raise 'ulimit -n'")
+    except ImportError:  # Windows: nothing to raise or check against
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError):  # a platform cap below the hard limit (macOS): keep the soft one
+            pass
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def check_fd_budget(limits: ServiceLimits) -> int:
+    """The total socket cap, after raising the soft descriptor limit to the hard one: the
+    configured ``max_sockets``, else the descriptor limit less ``FD_RESERVE`` (at most
+    ``MAX_SOCKET_CAP``). Refuses (``CONFIG_INVALID``) caps the limit cannot hold."""
+    limit = raise_fd_limit()
+    wanted = limits.max_sockets or limits.min_sockets
+    if limit is not None and wanted + FD_RESERVE > limit:
+        raise ConfigInvalid(f"max_connections {limits.max_connections} needs {wanted + FD_RESERVE} file descriptors "
+                            f"but the limit is {limit}: lower --max-connections or raise 'ulimit -n'")
+    if limits.max_sockets:
+        return limits.max_sockets
+    return MAX_SOCKET_CAP if limit is None else max(wanted, min(MAX_SOCKET_CAP, limit - FD_RESERVE))
 
 
 class TokenBuckets:
@@ -259,6 +297,16 @@ def peer_key(address: Any) -> str:
     return str(ip)
 
 
+def prefix_key(key: str) -> str | None:
+    """The aggregate of a per-address key (:func:`peer_key`): an IPv6 /64's /56; None for IPv4."""
+    if "/" not in key:
+        return None
+    try:
+        return str(ipaddress.ip_network(key).supernet(new_prefix=IPV6_PREFIX))
+    except ValueError:
+        return None
+
+
 def peer_common_name(transport: Any) -> str | None:
     """The subject CN of the verified client certificate on ``transport`` (mTLS), if any."""
     cert = transport.get_extra_info("peercert") if transport is not None else None
@@ -272,41 +320,197 @@ def peer_common_name(transport: Any) -> str | None:
 
 
 # --- sockets -------------------------------------------------------------------------------------------
+class _FairQueue:
+    """Sockets by address key, in arrival order; :meth:`pop_victim` takes the oldest socket of
+    the key holding the most (a busy attacker's, never a lone client's while others hold more)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, OrderedDict[int, socket.socket]] = {}
+        self._key_of: dict[int, str] = {}
+        self._ranks: dict[int, set[str]] = {}  # how many sockets a key holds -> those keys
+
+    def __len__(self) -> int:
+        return len(self._key_of)
+
+    def __contains__(self, fd: int) -> bool:
+        return fd in self._key_of
+
+    def get(self, fd: int) -> tuple[str, socket.socket] | None:
+        """``fd``'s key and socket, if queued."""
+        key = self._key_of.get(fd)
+        return None if key is None else (key, self._by_key[key][fd])
+
+    def add(self, key: str, fd: int, sock: socket.socket) -> None:
+        """Queue ``sock`` (descriptor ``fd``) of ``key`` (once)."""
+        if fd in self._key_of:
+            return
+        queue = self._by_key.setdefault(key, OrderedDict())
+        self._rerank(key, len(queue), len(queue) + 1)
+        queue[fd] = sock
+        self._key_of[fd] = key
+
+    def remove(self, fd: int) -> socket.socket | None:
+        """Take ``fd``'s socket out of the queue (None if it is not queued)."""
+        key = self._key_of.pop(fd, None)
+        if key is None:
+            return None
+        queue = self._by_key[key]
+        sock = queue.pop(fd)
+        self._rerank(key, len(queue) + 1, len(queue))
+        if not queue:
+            del self._by_key[key]
+        return sock
+
+    def count(self, key: str) -> int:
+        """How many sockets ``key`` holds in the queue."""
+        return len(self._by_key.get(key, ()))
+
+    def pop_victim(self, newcomer: str) -> socket.socket | None:
+        """The oldest socket of the key holding the most, taken out of the queue; None if the
+        queue is empty or ``newcomer``, with one more, would hold as many (the flood's addresses,
+        evened out, then do not churn through each other's sockets: the newcomer is refused)."""
+        if not self._ranks or self.count(newcomer) + 1 >= max(self._ranks):
+            return None
+        key = next(iter(self._ranks[max(self._ranks)]))
+        fd = next(iter(self._by_key[key]))
+        return self.remove(fd)
+
+    def _rerank(self, key: str, old: int, new: int) -> None:
+        if old:
+            keys = self._ranks[old]
+            keys.discard(key)
+            if not keys:
+                del self._ranks[old]
+        if new:
+            self._ranks.setdefault(new, set()).add(key)
+
+
 class ConnectionGate:
-    """Counts open sockets, in total and per address; :meth:`admit` refuses those over the caps."""
+    """Counts open sockets, in total, per address and per IPv6 /56; :meth:`admit` refuses those
+    over the caps. Sockets that have not yet sent a valid first frame are *pending*
+    (:meth:`track`, until :meth:`settle`). Near the total cap (``max_sockets`` less a margin) a
+    new socket evicts the oldest pending socket of the address holding the most, if its own
+    address, with it, would still hold fewer; otherwise it is refused (a flood's addresses do
+    not churn through each other's sockets). :meth:`evict_waiting` does the same for
+    connections past their WebSocket handshake (the connection cap)."""
 
     def __init__(self, max_sockets: int, max_per_ip: int, log: BoundedLog) -> None:
         self.max_sockets, self.max_per_ip, self._log = max_sockets, max_per_ip, log
+        self.max_per_prefix = PREFIX_SHARES * max_per_ip
         self.open = 0
+        self.evicted = 0
         self._per_ip: dict[str, int] = {}
+        self._per_prefix: dict[str, int] = {}
+        self._pending = _FairQueue()  # accepted, no valid first frame yet
+        self._waiting = _FairQueue()  # of those, past the WebSocket handshake
         self._lock = threading.Lock()
+
+    @property
+    def high_water(self) -> int:
+        """Open sockets from which each new socket evicts a pending one."""
+        return self.max_sockets - max(1, min(64, self.max_sockets // 8))
 
     def admit(self, address: Any) -> str | None:
         """The peer's key if the socket may stay open (counted until :meth:`release`), else None."""
         key = peer_key(address)
+        prefix = prefix_key(key)
         with self._lock:
-            held = self._per_ip.get(key, 0)
-            if self.open >= self.max_sockets:
-                reason = f"{self.open} sockets open (cap {self.max_sockets})"
-            elif held >= self.max_per_ip:
-                reason = f"{held} sockets open from this address (cap {self.max_per_ip})"
-            else:
+            reason = self._over_cap(key, prefix)
+            if reason is None:
+                reason = self._make_room(key)
+            if reason is None:
                 self.open += 1
-                self._per_ip[key] = held + 1
+                self._per_ip[key] = self._per_ip.get(key, 0) + 1
+                if prefix is not None:
+                    self._per_prefix[prefix] = self._per_prefix.get(prefix, 0) + 1
                 return key
         self._log.warning(f"refused a connection from {key}: {reason}")
         metrics.RATE_LIMITED.inc(limit="sockets")
         return None
 
+    def _make_room(self, key: str) -> str | None:
+        """Near the total cap: evict for ``key`` (then it may use up to ``EVICTION_OVERDRAFT``
+        descriptors of the reserve while evicted sockets close), or say why it is refused."""
+        if self.open >= self.high_water and self._pending:
+            if not self._evict(self._pending, key):
+                return f"{self.open} sockets open (evicting from {self.high_water}) and this address holds its share"
+            if self.open < self.max_sockets + EVICTION_OVERDRAFT:
+                return None
+        if self.open >= self.max_sockets:
+            return f"{self.open} sockets open (cap {self.max_sockets})"
+        return None
+
+    def _over_cap(self, key: str, prefix: str | None) -> str | None:
+        held = self._per_ip.get(key, 0)
+        if held >= self.max_per_ip:
+            return f"{held} sockets open from this address (cap {self.max_per_ip})"
+        if prefix is not None and self._per_prefix.get(prefix, 0) >= self.max_per_prefix:
+            return f"{self._per_prefix[prefix]} sockets open from {prefix} (cap {self.max_per_prefix})"
+        return None
+
+    def track(self, key: str, fd: int, sock: socket.socket) -> None:
+        """``sock`` (admitted for ``key``) is pending until it sends a valid first frame."""
+        with self._lock:
+            self._pending.add(key, fd, sock)
+
+    def handshaken(self, fd: int) -> None:
+        """The pending socket ``fd`` finished its WebSocket handshake (it holds a connection)."""
+        with self._lock:
+            queued = self._pending.get(fd)
+            if queued is not None:
+                self._waiting.add(queued[0], fd, queued[1])
+
+    def settle(self, fd: int) -> None:
+        """The socket ``fd`` sent a valid first frame: it is never evicted."""
+        with self._lock:
+            self._pending.remove(fd)
+            self._waiting.remove(fd)
+
+    def evict_waiting(self, fd: int) -> bool:
+        """Make room for the connection of socket ``fd``: evict the oldest connection waiting
+        for its first frame of the address holding the most, if ``fd``'s address, with it,
+        would still hold fewer; whether one was evicted."""
+        with self._lock:
+            queued = self._pending.get(fd)
+            return queued is not None and self._evict(self._waiting, queued[0])
+
+    def _evict(self, queue: _FairQueue, newcomer: str) -> bool:
+        """Shut the victim of ``queue`` for ``newcomer`` down (the event loop then closes it and
+        it is released); whether there was one."""
+        sock = queue.pop_victim(newcomer)
+        if sock is None:
+            return False
+        try:
+            fd = sock.fileno()
+            self._pending.remove(fd)
+            self._waiting.remove(fd)
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # closed in the meantime: its slot is free already
+            pass
+        self.evicted += 1
+        metrics.RATE_LIMITED.inc(limit="evicted")
+        return True
+
+    def forget(self, fd: int) -> None:
+        """The socket ``fd`` is closing: take it out of the queues (before its descriptor is reused)."""
+        self.settle(fd)
+
     def release(self, key: str) -> None:
         """A connection from ``key`` (its IP) closed: free its slot."""
         with self._lock:
             self.open -= 1
-            left = self._per_ip.get(key, 1) - 1
-            if left > 0:
-                self._per_ip[key] = left
-            else:
-                self._per_ip.pop(key, None)
+            _count_down(self._per_ip, key)
+            prefix = prefix_key(key)
+            if prefix is not None:
+                _count_down(self._per_prefix, prefix)
+
+
+def _count_down(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 class _TrackedSocket(socket.socket):
@@ -317,6 +521,8 @@ class _TrackedSocket(socket.socket):
 
     def close(self) -> None:
         gate, self._gate = self._gate, None
+        if gate is not None and self.fileno() >= 0:
+            gate.forget(self.fileno())  # before the descriptor can be reused
         super().close()
         if gate is not None:
             gate.release(self._gate_key)
@@ -350,6 +556,7 @@ class GatedSocket(socket.socket):
                 conn.close()
                 continue
             conn._gate, conn._gate_key = self.gate, key
+            self.gate.track(key, fd, conn)
             return conn, address
 
 
@@ -387,6 +594,10 @@ class BoundedLog:
         with self._lock:
             self._roll(self._clock())
 
+    def admit(self) -> bool:
+        """Whether one more message fits this minute's budget (counted; else counted as suppressed)."""
+        return self._admit()
+
     def _admit(self) -> bool:
         with self._lock:
             self._roll(self._clock())
@@ -407,6 +618,19 @@ class BoundedLog:
         if len(text) <= self.max_chars:
             return text
         return f"{text[:self.max_chars]}… [truncated, {len(text)} characters]"
+
+
+class BudgetFilter(logging.Filter):
+    """A logging filter that lets through at most ``per_minute`` records a minute (the rest are
+    counted, and reported by one "suppressed K" line on ``report_to``): another library's logger
+    (``websockets``) kept inside the service's log budget."""
+
+    def __init__(self, report_to: logging.Logger, per_minute: int = 20) -> None:
+        super().__init__()
+        self.bounded = BoundedLog(report_to, per_minute)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.bounded.admit()
 
 
 def environment_operator_key() -> str | None:

@@ -15,7 +15,14 @@
 - **Audit.** :func:`audit` writes one line per operation outcome on the ``mpc.audit`` logger
   (its own file with ``--audit-log``): client id, op, outcome (``ok`` or the error code),
   culprit, duration, request id, remote address. Never a token, a key, a secret or a payload:
-  callers pass only those fields, and the client id and op are cut and escaped.
+  callers pass only those fields, and the client id and op are cut and escaped. Refused and
+  invalid requests (:data:`REFUSALS`) are aggregated (:class:`RefusalTally`): the first from an
+  address in a window is written in full, the rest are counted and written as one
+  ``audit_summary`` line per address when the window ends, so a flood of bad requests writes
+  a bounded number of lines.
+- **Library chatter.** The ``websockets`` library logs every connection opened and closed at
+  INFO: off unless asked for (``connection_logs``); its warnings and errors stay, inside a
+  budget of lines a minute (``mpc.service.guard.BudgetFilter``).
 """
 
 from __future__ import annotations
@@ -27,11 +34,14 @@ import logging
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+
+from mpc.service.guard import BudgetFilter, peer_key
 
 __all__ = [
     "AUDIT_LOGGER",
@@ -48,14 +58,23 @@ __all__ = [
     "context",
     "call_in_context",
     "audit",
+    "flush_audit",
     "clean",
+    "REFUSALS",
+    "RefusalTally",
 ]
 
 AUDIT_LOGGER = "mpc.audit"
 LOG_FORMATS = ("text", "json")
 MAX_FIELD_CHARS = 256  # client ids are at most 256 characters; anything longer is cut
 _CONTEXT_FIELDS = ("request_id", "client_id", "op")
-_AUDIT_FIELDS = ("event", "outcome", "culprit", "duration_ms", "remote", "credential")
+_AUDIT_FIELDS = ("event", "outcome", "culprit", "duration_ms", "remote", "credential", "count", "window_s")
+LIBRARY_LOGGERS = ("websockets.server", "websockets.client")  # one line per connection opened and closed
+LIBRARY_LOGS_PER_MINUTE = 20
+# Outcomes of refused or invalid requests: aggregated per address and window in the audit log.
+REFUSALS = frozenset({"RATE_LIMITED", "AUTH_FAILED", "INPUT_INVALID", "MESSAGE_INVALID", "SERVICE_UNAVAILABLE"})
+AUDIT_WINDOW = 60.0
+AUDIT_MAX_ADDRESSES = 256  # addresses with their own summary in a window; more share the key "*"
 
 _REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpc_request_id", default=None)
 _CLIENT_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpc_client_id", default=None)
@@ -183,11 +202,13 @@ class LogSettings:
     format: str = "text"
     level: str = "INFO"
     audit_file: str | None = None
+    connection_logs: bool = False
 
 
 _SETTINGS: LogSettings | None = None
 _CONFIGURED_PID: int | None = None
 _HANDLERS: list[tuple[logging.Logger, logging.Handler]] = []
+_FILTERS: list[tuple[logging.Logger, logging.Filter]] = []
 
 
 def current_settings() -> LogSettings | None:
@@ -196,11 +217,13 @@ def current_settings() -> LogSettings | None:
 
 
 def configure_logging(format: str = "text", level: str = "INFO", audit_file: str | Path | None = None, *,
-                      stream: TextIO | None = None) -> LogSettings:
+                      stream: TextIO | None = None, connection_logs: bool = False) -> LogSettings:
     """Send every log record to ``stream`` (stderr) in ``format`` (``text`` or ``json``) at
     ``level`` and above, with the request context; audit lines always (whatever the level), to
-    ``audit_file`` alone when given (appended, created 0600), else with the rest. Calling it
-    again replaces what an earlier call installed."""
+    ``audit_file`` alone when given (appended, created 0600), else with the rest. The
+    ``websockets`` library's INFO lines (a line per connection opened and closed) only with
+    ``connection_logs``; otherwise its warnings and errors, at most ``LIBRARY_LOGS_PER_MINUTE``
+    a minute. Calling it again replaces what an earlier call installed."""
     global _SETTINGS, _CONFIGURED_PID
     if format not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
@@ -212,6 +235,7 @@ def configure_logging(format: str = "text", level: str = "INFO", audit_file: str
         logger.removeHandler(handler)
         handler.close()
     _HANDLERS.clear()
+    _quiet_library_loggers(connection_logs)
     root = logging.getLogger()
     main = logging.StreamHandler(stream if stream is not None else sys.stderr)
     main.setFormatter(formatter)
@@ -233,9 +257,25 @@ def configure_logging(format: str = "text", level: str = "INFO", audit_file: str
         _HANDLERS.append((audit_log, audit_handler))
     else:
         audit_log.propagate = True
-    _SETTINGS = LogSettings(format, logging.getLevelName(numeric), None if audit_file is None else str(audit_file))
+    _SETTINGS = LogSettings(format, logging.getLevelName(numeric), None if audit_file is None else str(audit_file),
+                            connection_logs)
     _CONFIGURED_PID = os.getpid()
     return _SETTINGS
+
+
+def _quiet_library_loggers(connection_logs: bool) -> None:
+    """The ``websockets`` loggers: at the root's level with ``connection_logs``, else WARNING and
+    a budget of lines a minute (the suppressed count is reported on ``mpc.service.logs``)."""
+    for logger, installed in _FILTERS:
+        logger.removeFilter(installed)
+    _FILTERS.clear()
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.NOTSET if connection_logs else logging.WARNING)
+        if not connection_logs:
+            budget = BudgetFilter(logging.getLogger(__name__), LIBRARY_LOGS_PER_MINUTE)
+            logger.addFilter(budget)
+            _FILTERS.append((logger, budget))
 
 
 def call_in_context(settings: LogSettings | None, bound: dict[str, str | None], fn: Callable[..., Any],
@@ -243,18 +283,85 @@ def call_in_context(settings: LogSettings | None, bound: dict[str, str | None], 
     """Run ``fn(*args)`` with the log context ``bound`` (in an executor thread or process); a
     worker process not yet configured sets up logging like its parent first (``settings``)."""
     if settings is not None and _CONFIGURED_PID != os.getpid():
-        configure_logging(settings.format, settings.level)
+        configure_logging(settings.format, settings.level, connection_logs=settings.connection_logs)
     with log_context(**bound):
         return fn(*args)
 
 
 # --- audit ---------------------------------------------------------------------------------------------------
+class RefusalTally:
+    """Refused and invalid requests per address (``mpc.service.guard.peer_key``) and window of
+    ``window`` seconds: :meth:`note` says whether a refusal is the first of its address in the
+    window (written in full); the others are counted, and :meth:`roll` hands out the counts of
+    a window that ended (one summary line each). At most ``max_addresses`` addresses are told
+    apart in a window; the refusals of any more are counted under ``"*"``."""
+
+    def __init__(self, window: float = AUDIT_WINDOW, max_addresses: int = AUDIT_MAX_ADDRESSES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window, self.max_addresses, self._clock = window, max_addresses, clock
+        self._start = clock()
+        self._counts: dict[str, dict[str, int]] = {}  # address -> outcome -> refusals not written
+        self._lock = threading.Lock()
+
+    def note(self, remote: str | None, outcome: str) -> tuple[bool, list[tuple[str, dict[str, int], float]]]:
+        """Count a refusal from ``remote``: (whether to write it in full, the ended window's counts)."""
+        key = peer_key((remote,)) if remote else "unknown"
+        with self._lock:
+            ended = self._roll()
+            if key not in self._counts and len(self._counts) < self.max_addresses:
+                self._counts[key] = {}
+                return True, ended
+            if key not in self._counts:
+                key = "*"
+            counts = self._counts.setdefault(key, {})
+            counts[outcome] = counts.get(outcome, 0) + 1
+            return False, ended
+
+    def roll(self) -> list[tuple[str, dict[str, int], float]]:
+        """The counts (address, outcome counts, seconds) of a window that ended, if one did."""
+        with self._lock:
+            return self._roll()
+
+    def _roll(self) -> list[tuple[str, dict[str, int], float]]:
+        now = self._clock()
+        elapsed = now - self._start
+        if elapsed < self.window:
+            return []
+        ended = [(key, counts, elapsed) for key, counts in self._counts.items() if counts]
+        self._counts, self._start = {}, now
+        return ended
+
+
+_REFUSALS = RefusalTally()
+
+
+def flush_audit() -> None:
+    """Write the summary lines of a refusal window that has ended (called periodically)."""
+    _write_summaries(_REFUSALS.roll())
+
+
+def _write_summaries(ended: list[tuple[str, dict[str, int], float]]) -> None:
+    for key, counts, elapsed in ended:
+        outcome = ",".join(f"{code}={n}" for code, n in sorted(counts.items()))
+        total = sum(counts.values())
+        audit_log.info("%d more refused requests from %s", total, key,
+                       extra={"event": "audit_summary", "remote": key, "outcome": outcome, "count": total,
+                              "window_s": round(elapsed)})
+
+
 def audit(op: str | None, outcome: str, *, client_id: str | None, request_id: str | None,
           remote: str | None, duration: float, culprit: int | None = None,
           credential: str | None = None) -> None:
     """One audit line: ``op`` by ``client_id`` from ``remote`` ended with ``outcome`` (``ok``,
     ``closed`` or an error code) after ``duration`` seconds; ``credential`` is the kind the
-    request needed (``operator`` or ``token``), never the credential itself."""
+    request needed (``operator`` or ``token``), never the credential itself. A refusal
+    (:data:`REFUSALS`) is written only if it is its address's first in the window (the rest
+    are counted into one ``audit_summary`` line, :class:`RefusalTally`)."""
+    if outcome in REFUSALS:
+        first, ended = _REFUSALS.note(remote, outcome)
+        _write_summaries(ended)
+        if not first:
+            return
     fields: dict[str, Any] = {"event": "audit", "op": clean(op), "client_id": clean(client_id),
                               "request_id": request_id, "remote": clean(remote), "outcome": outcome,
                               "duration_ms": round(duration * 1000, 1), "credential": credential}

@@ -13,11 +13,14 @@ only, unless ``allow_plaintext=True`` (``--insecure-plaintext``). An *operator k
 ``$PORTAL_MPC_OPERATOR_KEY``) is required for the operator ops below; with
 ``operator_cert_cn`` a verified client certificate of that subject CN counts as the operator
 too. Without an operator key the service refuses to start unless ``open_registration=True``
-(anyone may then create clients). Limits (``ServiceLimits``): sockets over the total or per-IP
-caps are closed as they are accepted; above ``max_connections`` open WebSocket connections a
-new one is closed at once with code 1013; per-IP and per-client token buckets and a cap on a
-client's parked sessions answer ``RATE_LIMITED`` (``retry after N s``); the handshakes and the
-request frame must arrive within ``first_frame_timeout``.
+(anyone may then create clients). Limits (``ServiceLimits``): sockets over the per-IP caps are
+closed as they are accepted; near the total socket cap (sized from the descriptor limit, raised
+to the hard limit at start) and above ``max_connections`` open WebSocket connections, the
+oldest connection that has not sent a valid request frame is evicted, from the address holding
+the most (one that sent it never is), else the new one is closed (at accept, or with code 1013);
+per-IP and per-client token buckets and a cap on a client's parked sessions answer
+``RATE_LIMITED`` (``retry after N s``); the handshakes and the request frame must arrive within
+``first_frame_timeout``.
 
 The request frames and their parsing: ``mpc.service.requests`` (Wire protocol). The per-step
 worker side (parking, restarts, expiry; steps off the event loop): ``mpc.service.worker``. The
@@ -237,7 +240,7 @@ class CustodianService:
         if self.ssl_context is None and not self.allow_plaintext and not binds_loopback_only(host):
             raise TransportInsecure(f"refusing plaintext ws:// on {host}: configure TLS (--tls-cert, --tls-key) "
                                     "or pass --insecure-plaintext")
-        check_fd_budget(self.limits)
+        self._gate.max_sockets = check_fd_budget(self.limits)  # the soft descriptor limit raised to the hard one
         if self.open_registration:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
                         "(no operator key is required for create_client)")
@@ -323,6 +326,7 @@ class CustodianService:
             await asyncio.sleep(interval)
             self._log.flush()
             worker.BOUNDED_LOG.flush()
+            logs.flush_audit()
             if pool.pool_state(self._pool) == "broken":  # a worker died while idle: heal before the next request
                 self._rebuild_pool(self._pool)
             try:
@@ -434,24 +438,29 @@ class CustodianService:
 
     # --- connections ------------------------------------------------------------------------------
     async def _handle(self, ws: Any) -> None:
-        """One connection: over ``max_connections`` it is closed at once (1013, try again later)."""
-        if self._active >= self.limits.max_connections:
+        """One connection: over ``max_connections`` the oldest connection still waiting for its
+        first frame is evicted to make room; if every one sent its frame, this one is closed at
+        once (1013, try again later)."""
+        fd = _socket_fd(ws)
+        if self._active >= self.limits.max_connections and not self._gate.evict_waiting(fd):
             self._log.warning(f"closed a connection from {peer_key(ws.remote_address)}: "
                               f"{self._active} connections open (cap {self.limits.max_connections})")
             RequestRecord.limited("connections")
             await ws.close(CLOSE_BUSY, "the custodian service is busy; try again later")
             return
+        self._gate.handshaken(fd)
         self._active += 1
         metrics.CONNECTIONS_OPEN.inc()
         try:
-            await self._serve(ws)
+            await self._serve(ws, fd)
         finally:
             self._active -= 1
             metrics.CONNECTIONS_OPEN.dec()
 
-    async def _serve(self, ws: Any) -> None:
+    async def _serve(self, ws: Any, fd: int) -> None:
         """One request (or operation) on one connection: its record gives the request id to the
-        logs and the reply frames, and writes the audit line and the metrics when it ends."""
+        logs and the reply frames, and writes the audit line and the metrics when it ends. Once
+        a valid request frame is in, the connection (socket ``fd``) is never evicted."""
         from websockets.exceptions import ConnectionClosed
 
         record = RequestRecord.begin(ws.remote_address)
@@ -463,7 +472,9 @@ class CustodianService:
             except RateLimited:
                 record.limited("ip")
                 raise
-            await self._dispatch(ws, requests.parse_request(frame))
+            request = requests.parse_request(frame)
+            self._gate.settle(fd)
+            await self._dispatch(ws, request)
         except EngineError as exc:
             await _send_quietly(ws, record.failed(exc))
         except (ConnectionClosed, asyncio.TimeoutError):
@@ -695,6 +706,12 @@ class CustodianService:
                 if invalid >= MAX_INVALID_FRAMES:
                     await ws.close(CLOSE_POLICY, "too many invalid frames")
                     return
+
+
+def _socket_fd(ws: Any) -> int:
+    """The descriptor of a connection's socket (-1 if it has none: closed already)."""
+    sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
+    return -1 if sock is None else int(sock.fileno())
 
 
 async def _send_quietly(ws: Any, obj: Any) -> None:

@@ -59,7 +59,8 @@ class Captured:
 def captured() -> Iterator[Captured]:
     capture = Captured()
     root, audit_logger = logging.getLogger(), logging.getLogger(logs.AUDIT_LOGGER)
-    saved = root.level, audit_logger.level
+    saved = root.level, audit_logger.level, logs._REFUSALS
+    logs._REFUSALS = logs.RefusalTally(window=0)  # every refusal in full here (aggregation: test_server_flood.py)
     root.addHandler(capture.handler)
     root.setLevel(logging.INFO)
     audit_logger.setLevel(logging.INFO)
@@ -69,6 +70,7 @@ def captured() -> Iterator[Captured]:
         root.removeHandler(capture.handler)
         root.setLevel(saved[0])
         audit_logger.setLevel(saved[1])
+        logs._REFUSALS = saved[2]
 
 
 def raw(url: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -424,26 +424,6 @@ def test_parked_sessions_per_client_are_capped() -> None:
         running.stop()
 
 
-def test_connections_over_the_cap_are_closed_with_1013() -> None:
-    running = serve(limits=ServiceLimits(max_connections=2, first_frame_timeout=5.0))
-    try:
-        admin = operator(running.url)
-        client_id, token = admin.create_client()
-        with contextlib.ExitStack() as stack:
-            for _ in range(2):
-                stack.enter_context(connect(running.url, open_timeout=TIMEOUT))
-            time.sleep(0.2)
-            with connect(running.url, open_timeout=TIMEOUT) as ws, pytest.raises(ConnectionClosed):
-                ws.recv(timeout=TIMEOUT)
-            assert ws.close_code == 1013
-            with pytest.raises(ServiceUnavailable, match="busy"):  # without the client's retries
-                operator(running.url, retry_budget=0).get_client(client_id, token)
-        time.sleep(0.2)
-        assert admin.get_client(client_id, token)["client_id"] == client_id
-    finally:
-        running.stop()
-
-
 def test_a_connection_that_sends_nothing_is_closed_after_the_first_frame_timeout() -> None:
     running = serve(limits=ServiceLimits(first_frame_timeout=0.5))
     try:

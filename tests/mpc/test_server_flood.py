@@ -1,0 +1,301 @@
+"""Issue 25 (floods, bounded logs, TLS suites): a distributed flood of silent or slow connections
+cannot starve authenticated clients (the gate evicts the oldest sockets that sent no valid first
+frame, from the busiest address), the descriptor limit is raised and sizes the socket cap,
+connection churn and refused requests keep the logs bounded, TLS 1.2 offers AEAD suites only,
+and a refused client certificate is one consistent error. Timing lives in ``benchmarks/load.py
+--flood``; these tests check behaviour."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("websockets")
+pytest.importorskip("cryptography")
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+from mpc.errors import ServiceUnavailable  # noqa: E402
+from mpc.remote.blocking import RemoteCustodian  # noqa: E402
+from mpc.service import logs  # noqa: E402
+from mpc.service.guard import (  # noqa: E402
+    FD_RESERVE,
+    MAX_SOCKET_CAP,
+    BoundedLog,
+    ConnectionGate,
+    ServiceLimits,
+    check_fd_budget,
+)
+from mpc.service.server import ServiceThread  # noqa: E402
+from tests.mpc.conftest import send_authorised  # noqa: E402
+from tests.mpc.test_server_security import OPERATOR_KEY, TIMEOUT, device, operator, serve  # noqa: E402
+from tests.mpc.tls_helpers import PKI, make_pki  # noqa: E402
+
+resource = pytest.importorskip("resource")
+
+
+def silent_socket(port: int, source: str) -> socket.socket:
+    """A TCP connection from ``source`` (an address on loopback) that never sends a byte."""
+    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(source, 0))
+
+
+def is_closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the service closed ``sock`` (EOF or reset within 0.2 s)."""
+    sock.settimeout(0.2)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@contextlib.contextmanager
+def open_generate(url: str, client_id: str, token: str) -> Iterator[Any]:
+    """A connection that sent a generate request and got ``ready``: it sent its first frame."""
+    phone = device(client_id)
+    key = phone.device_key()
+    with connect(url, open_timeout=TIMEOUT) as ws:
+        request = {"op": "generate", "client_id": client_id, "token": token,
+                   "session_id": phone.generate().session_id.hex(), "device_public": key.public.hex()}
+        assert "ready" in json.loads(send_authorised(ws, request, key))  # the device key answers the challenge
+        yield ws
+
+
+def wait_for(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
+# --- the gate ------------------------------------------------------------------------------------------
+def test_the_gate_evicts_the_oldest_pending_socket_of_the_busiest_address_never_a_settled_one() -> None:
+    gate = ConnectionGate(max_sockets=10, max_per_ip=5, log=BoundedLog(logging.getLogger("tests.gate")))
+    assert gate.high_water == 9
+    assert gate.admit(("10.0.0.5", 1)) == "10.0.0.5"  # settled at once: never a candidate
+    pairs: dict[str, list[tuple[socket.socket, socket.socket]]] = {}
+    for address, count in (("10.0.0.1", 4), ("10.0.0.2", 2), ("10.0.0.3", 1), ("10.0.0.4", 1)):
+        for _ in range(count):
+            ours, theirs = socket.socketpair()
+            key = gate.admit((address, 1))
+            assert key == address
+            gate.track(key, ours.fileno(), ours)
+            pairs.setdefault(address, []).append((ours, theirs))
+    first = pairs["10.0.0.1"][0]
+    gate.settle(first[0].fileno())  # sent a valid first frame: never evicted
+    assert gate.admit(("10.0.0.1", 9)) is None  # at the high-water mark an address at the top share is refused
+    assert gate.evicted == 0
+    assert gate.admit(("10.0.0.9", 1)) == "10.0.0.9"  # a lighter address: one pending socket goes
+    assert gate.evicted == 1
+    second = pairs["10.0.0.1"][1]  # the oldest pending socket of the address holding the most
+    assert is_closed_by_peer(second[1])
+    assert not is_closed_by_peer(first[1])
+    assert not any(is_closed_by_peer(theirs) for key in ("10.0.0.2", "10.0.0.3") for _, theirs in pairs[key])
+    for address in ("10.0.0.1",) * 4 + ("10.0.0.2",) * 2 + ("10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.9"):
+        gate.release(address)
+    assert gate.open == 0
+    for sockets in pairs.values():
+        for ours, theirs in sockets:
+            ours.close()
+            theirs.close()
+
+
+def test_an_ipv6_56_holds_at_most_two_shares_of_sockets() -> None:
+    gate = ConnectionGate(max_sockets=1000, max_per_ip=4, log=BoundedLog(logging.getLogger("tests.gate")))
+    admitted = [gate.admit((f"2001:db8:0:{net:x}::1", 1)) for net in range(16) for _ in range(4)]  # a /60
+    assert sum(key is not None for key in admitted) == 8  # 2 x max_per_ip for the /56
+    assert gate.admit(("2001:db8:0:100::1", 1)) == "2001:db8:0:100::/64"  # another /56
+    assert gate.admit(("10.0.0.1", 1)) == "10.0.0.1"  # IPv4 has no aggregate
+
+
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one_and_sizes_the_socket_cap() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard < 1024:
+        pytest.skip("needs a finite hard descriptor limit of at least 1024")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+        cap = check_fd_budget(ServiceLimits())
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+        assert cap == min(MAX_SOCKET_CAP, hard - FD_RESERVE)
+        assert check_fd_budget(ServiceLimits(max_sockets=100)) == 100  # configured: kept
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# --- floods ----------------------------------------------------------------------------------------------
+def test_a_distributed_flood_of_silent_connections_leaves_authenticated_clients_served() -> None:
+    running = serve(limits=ServiceLimits(max_sockets=48, max_connections=16, max_connections_per_ip=8,
+                                         first_frame_timeout=30.0))
+    flood: list[socket.socket] = []
+    try:
+        admin = operator(running.url)
+        client_id, token = admin.create_client()
+        with open_generate(running.url, client_id, token) as busy:  # an operation under way before the flood
+            for _ in range(3):  # 10 addresses x 8 silent sockets, again and again (an attacker reconnects)
+                flood += [silent_socket(running.port, f"127.0.1.{n}") for n in range(10) for _ in range(8)]
+                for _ in range(5):  # the operator's probe (the client's device key went to the generate)
+                    assert admin.get_client(client_id)["client_id"] == client_id
+            gate = running.service._gate  # type: ignore[union-attr]
+            assert gate.evicted >= 10 and gate.open <= 48  # each probe evicted a flood socket; the rest were refused
+            assert sum(not is_closed_by_peer(sock) for sock in flood[-80:]) <= 48
+            with pytest.raises(TimeoutError):  # the operation's connection is still open
+                busy.recv(timeout=0.2)
+    finally:
+        for sock in flood:
+            sock.close()
+        running.stop()
+
+
+def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_1013() -> None:
+    running = serve(limits=ServiceLimits(max_connections=2, first_frame_timeout=30.0))
+    try:
+        admin = operator(running.url)
+        client_id, token = admin.create_client()
+        with connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")) as silent, \
+                connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")):
+            time.sleep(0.2)
+            assert admin.get_client(client_id, token)["client_id"] == client_id  # evicts the oldest of 127.0.0.2
+            with pytest.raises(ConnectionClosed):
+                silent.recv(timeout=TIMEOUT)
+        with contextlib.ExitStack() as stack:  # two connections in an operation: they sent their frame
+            for _ in range(2):
+                other, other_token = admin.create_client()
+                stack.enter_context(open_generate(running.url, other, other_token))
+            with connect(running.url, open_timeout=TIMEOUT) as ws, pytest.raises(ConnectionClosed):
+                ws.recv(timeout=TIMEOUT)
+            assert ws.close_code == 1013
+            with pytest.raises(ServiceUnavailable, match="busy"):  # without the client's retries
+                operator(running.url, retry_budget=0).get_client(client_id, token)
+        assert wait_for(lambda: running.service._active == 0)  # type: ignore[union-attr]
+        assert admin.get_client(client_id, token)["client_id"] == client_id
+    finally:
+        running.stop()
+
+
+# --- logs --------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def default_logging(tmp_path: Path) -> Iterator[tuple[io.StringIO, Path]]:
+    """``serve``'s logging at its defaults (text, INFO), to a string and an audit file; restored after."""
+    root, audit_logger = logging.getLogger(), logging.getLogger(logs.AUDIT_LOGGER)
+    saved = (list(root.handlers), root.level, audit_logger.level, audit_logger.propagate, logs._REFUSALS)
+    stream, path = io.StringIO(), tmp_path / "audit.log"
+    logs._REFUSALS = logs.RefusalTally()
+    try:
+        logs.configure_logging(stream=stream, audit_file=path)
+        yield stream, path
+    finally:
+        for logger, handler in list(logs._HANDLERS):
+            logger.removeHandler(handler)
+            handler.close()
+        logs._HANDLERS.clear()
+        logs._quiet_library_loggers(True)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        audit_logger.setLevel(saved[2])
+        audit_logger.propagate = saved[3]
+        logs._REFUSALS = saved[4]
+        logs._SETTINGS = logs._CONFIGURED_PID = None
+
+
+def churn(url: str, seconds: float) -> int:
+    """Connect, handshake and close from one address for ``seconds``; every other connection
+    also sends a malformed request first. Returns the number of connections."""
+    count, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connect(url, open_timeout=TIMEOUT) as ws:
+            if count % 2:
+                ws.send("{not json")
+                ws.recv(timeout=TIMEOUT)
+        count += 1
+    return count
+
+
+def check_churn_keeps_logs_bounded(tmp_path: Path, seconds: float) -> None:
+    with default_logging(tmp_path) as (stream, audit_path):
+        running = ServiceThread(":memory:", operator_key=OPERATOR_KEY).start()
+        try:
+            connections = churn(running.url, seconds)
+        finally:
+            running.stop()
+        written = len(stream.getvalue().encode()) + audit_path.stat().st_size
+        assert connections > 10 * seconds  # the churn did happen (and went past the request budget)
+        assert written <= 64 * 1024 * seconds / 15, (connections, written)
+        audit = audit_path.read_text().splitlines()
+        assert 1 <= len(audit) <= 3, audit  # the first refusals in full; the rest counted in the window
+        assert "websockets.server" not in stream.getvalue()
+
+
+def test_connection_churn_from_one_address_keeps_the_logs_bounded(tmp_path: Path) -> None:
+    check_churn_keeps_logs_bounded(tmp_path, 3.0)
+
+
+@pytest.mark.slow
+def test_fifteen_seconds_of_churn_grow_the_logs_by_at_most_64_kib(tmp_path: Path) -> None:
+    check_churn_keeps_logs_bounded(tmp_path, 15.0)
+
+
+def test_refusals_are_counted_per_address_and_window() -> None:
+    now = [0.0]
+    tally = logs.RefusalTally(window=60, max_addresses=2, clock=lambda: now[0])
+    assert tally.note("10.0.0.1", "AUTH_FAILED") == (True, [])
+    assert tally.note("10.0.0.1", "AUTH_FAILED") == (False, [])
+    assert tally.note("10.0.0.1", "RATE_LIMITED") == (False, [])
+    assert tally.note("2001:db8::1", "INPUT_INVALID") == (True, [])
+    assert tally.note("2001:db8::2", "INPUT_INVALID") == (False, [])  # the same /64
+    assert tally.note("10.0.0.3", "INPUT_INVALID") == (False, [])  # a third address: "*"
+    now[0] = 61.0
+    assert tally.roll() == [("10.0.0.1", {"AUTH_FAILED": 1, "RATE_LIMITED": 1}, 61.0),
+                            ("2001:db8::/64", {"INPUT_INVALID": 1}, 61.0), ("*", {"INPUT_INVALID": 1}, 61.0)]
+    assert tally.note("10.0.0.1", "AUTH_FAILED") == (True, [])  # a new window
+
+
+# --- TLS ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def tls12_handshake(port: int, ca: str, ciphers: str) -> str:
+    """A TLS 1.2 handshake offering only ``ciphers``; the suite the service chose."""
+    context = ssl.create_default_context(cafile=ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(ciphers)
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            chosen = tls.cipher()
+            assert chosen is not None
+            return chosen[0]
+
+
+def test_tls_1_2_offers_aead_suites_only_and_a_refused_client_certificate_is_service_unavailable(pki: PKI) -> None:
+    running = serve(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca)
+    try:
+        cbc = "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA384:AES128-SHA"
+        with pytest.raises((ssl.SSLError, OSError)):
+            tls12_handshake(running.port, str(pki.ca), cbc)
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            context = ssl.create_default_context(cafile=str(pki.ca))
+            context.maximum_version = context.minimum_version = version
+            for _ in range(3):  # no client certificate: refused, the same error every time
+                with pytest.raises(ServiceUnavailable):
+                    RemoteCustodian(running.url, ssl_context=context, timeout=TIMEOUT, retries=0).get_client(
+                        "c" * 16, "t" * 43)
+    finally:
+        running.stop()
+    plain = serve(tls_cert=pki.server_cert, tls_key=pki.server_key)
+    try:
+        assert "GCM" in tls12_handshake(plain.port, str(pki.ca), "ECDHE+AESGCM")
+        assert "CHACHA20" in tls12_handshake(plain.port, str(pki.ca), "ECDHE+CHACHA20")
+    finally:
+        plain.stop()
