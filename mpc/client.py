@@ -10,9 +10,11 @@ key is kept by a backup method (``CLOUD`` by default: the client's cloud storage
 
 Operation flows (client side; see ``mpc.custodian`` for the other side):
   generate  ecdsa2p keygen (P1) + FROST DKG 2-of-2 → shares written to the keychain → "stored"
-  backup    ecdsa2p reshare for backup + FROST refresh → each backup share encrypted, key to the
-            backup method; the encrypted shares go to the custodian ("client_backup") unless the
-            customer stores them itself (they are then in the operation's result)
+  backup    custodian's nonce → prove possession of the signing shares → ecdsa2p reshare for
+            backup + FROST refresh → each backup share encrypted, key to the backup method; the
+            encrypted shares go to the custodian with a proof of the new backup shares
+            ("client_backup") unless the customer stores them itself (they are then in the
+            operation's result, with the confirmation for ``stored_client_backup_share``)
   recover   custodian's "client_backup" (or the customer's copy) → decrypt → prove possession of
             the backup shares ("possession", bound to the custodian's nonce) → ecdsa2p reshare for
             signing + FROST refresh → new signing shares in the keychain → "stored"
@@ -279,14 +281,15 @@ class ClientBackup(_DeviceOperation):
     protocol = "wallet/backup"
 
     def result(self) -> dict[str, Any]:
-        """``{"method": name, "encrypted_backup": {curve: (box, record)} or None, "confirmed": bool}``.
+        """``{"method": name, "encrypted_backup": {curve: (box, record)} or None, "confirmation":
+        proofs or None, "confirmed": bool}``.
 
-        The custodian keeps the boxes (the default): the session ends when the custodian
-        confirms it stored them ("backup_stored"), ``confirmed`` True: the new backup is the one
-        recover uses. The customer keeps them (``client_stores_backup``): the boxes are here,
-        ``confirmed`` False until the customer stored them and called
-        ``custodian.stored_client_backup_share``; before that, recovering with these boxes is
-        refused (``BackupNotConfirmed``) and the previous backup stays the current one."""
+        The session ends when the custodian confirms it stored the new version ("backup_stored").
+        The custodian keeps the boxes (the default): ``confirmed`` True, the new backup is the one
+        recover uses. The customer keeps them (``client_stores_backup``): the boxes are here with
+        the ``confirmation`` the customer passes to ``custodian.stored_client_backup_share`` once
+        it stored them; ``confirmed`` False until then, and recovering with these boxes is refused
+        (``BackupNotConfirmed``) while the previous backup stays the current one."""
         outcome: dict[str, Any] = super().result()
         return outcome
 
@@ -306,7 +309,22 @@ class ClientBackup(_DeviceOperation):
                 "client_stores_backup": self.client_stores_backup}
 
     def _start(self) -> list[Message]:
-        return self._add_children({
+        return []  # the custodian's "challenge" (its nonce) comes first
+
+    _nonce = b""
+    _hardening = False
+
+    def _prove(self, shares: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """Proofs of knowledge of ``shares`` bound to the custodian's nonce (``mpc.backup.possession``)."""
+        return possession.prove(shares, protocol=self.protocol, session_id=self.session_id,
+                                client_id=self.client.client_id, method=self.method.name, nonce=self._nonce,
+                                kind=kind)
+
+    def _on_challenge(self) -> list[Message]:
+        """Name the signing shares and prove knowledge of them, then start the resharing."""
+        data = {"client_shares": possession.public_shares(self._signing),
+                "proofs": self._prove(self._signing, possession.SIGNING_SHARE)}
+        return [self._step("possession", data)] + self._add_children({
             "secp256k1": ecdsa2p.ReshareP1(self._child_id("secp256k1"), self._signing["secp256k1"], for_signing=False),
             "ed25519": frost.RefreshSession(self._child_id("ed25519"), self._signing["ed25519"], PARTIES),
         })
@@ -318,38 +336,48 @@ class ClientBackup(_DeviceOperation):
         self._hardening = True  # a PASSWORD backup: the custodian's evaluation comes first
         return [self._step("oprf", {"element": element.hex()})]
 
-    _hardening = False
-
-    _boxes_sent = False  # the encrypted shares went to the custodian; "backup_stored" ends the session
+    _sent_last = False  # the last step went to the custodian; its "backup_stored" ends the session
+    _outcome: dict[str, Any] | None = None
 
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        if name == "backup_stored" and self._boxes_sent and not self.done:
+        if name == "challenge" and not self._nonce:
+            require_keys(data, ("nonce",))
+            return possession.decode_nonce(data)
+        if name == "backup_stored" and self._sent_last and not self.done:
             require_keys(data, ("method",))
             if data["method"] != method_name(self.method.name):
                 raise InvalidMessage("the custodian confirms the backup of another method")
             return None
-        if name != "oprf_evaluation" or not self._hardening or self._boxes_sent or self.done:
+        if name != "oprf_evaluation" or not self._hardening or self._sent_last or self.done:
             raise InvalidMessage(f"unexpected step {name!r}")
         self.method.finish_hardening(*_decode_oprf_evaluation(data))  # a bad proof: the custodian's fault
         return None
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
-        if name == "backup_stored":  # only now is the new backup the one recover uses
-            self._finish({"method": self.method.name, "encrypted_backup": None, "confirmed": True})
+        if name == "challenge":
+            self._nonce = value
+            return self._on_challenge()
+        if name == "backup_stored":  # only now is the new version stored (and current, unless the customer keeps it)
+            self._finish(self._outcome)
             return []
         return self._encrypt_and_send()
 
     def _encrypt_and_send(self) -> list[Message]:
+        """Encrypt each new backup share, then the last step: the boxes (unless the customer keeps
+        them) with proofs of knowledge of the new shares (what the custodian promotes)."""
+        shares = self._shares()
         encrypted: dict[str, tuple[bytes, bytes]] = {}
-        for curve, share in self._shares().items():
+        for curve, share in shares.items():
             context = BackupContext(self.client.client_id, curve)
             key, box = encrypt_backup(share.to_bytes(), context)
             encrypted[curve] = (box, self.method.store_key(context, key))
-        if self.client_stores_backup:  # current once the customer confirms (stored_client_backup_share)
-            self._finish({"method": self.method.name, "encrypted_backup": encrypted, "confirmed": False})
-            return []
-        self._boxes_sent = True
-        data = {curve: {"box": box.hex(), "record": record.hex()} for curve, (box, record) in encrypted.items()}
+        confirmation = self._prove(shares, possession.CONFIRM_BACKUP) if self.client_stores_backup else None
+        self._outcome = {"method": self.method.name, "encrypted_backup": encrypted if self.client_stores_backup else None,
+                         "confirmation": confirmation, "confirmed": not self.client_stores_backup}
+        self._sent_last = True
+        data: dict[str, Any] = {"possession": self._prove(shares, possession.NEW_BACKUP_SHARE)}
+        if not self.client_stores_backup:
+            data["boxes"] = {curve: {"box": box.hex(), "record": record.hex()} for curve, (box, record) in encrypted.items()}
         return [self._step("client_backup", data)]
 
 

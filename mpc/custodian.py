@@ -8,9 +8,12 @@ transaction. One state-changing operation (generate, backup, recover) runs per c
 Operation flows (custodian side; child protocols run side by side through ``Composite``):
   generate  ecdsa2p keygen (P2) + FROST DKG 2-of-2 → store shares, STORED_DATABASE;
             client's "stored" step → STORED_CLIENT (the wallet exists from then on)
-  backup    ecdsa2p reshare for backup + FROST refresh → custodian backup shares stored,
-            STORED_CUSTODIAN_BACKUP_SHARE; then the client's encrypted backup share
-            (default) → STORED_CLIENT_BACKUP_SHARE
+  backup    a fresh nonce; the client proves it holds its signing shares ("possession",
+            ``mpc.backup.possession``; failures end it, not counted) → ecdsa2p reshare for backup +
+            FROST refresh → custodian backup shares stored as a pending version,
+            STORED_CUSTODIAN_BACKUP_SHARE; then the client's proof of its new backup shares
+            with its encrypted backup share (default) → STORED_CLIENT_BACKUP_SHARE (customer-kept:
+            when ``stored_client_backup_share`` gets the backup's confirmation)
   recover   sends the stored encrypted client backup share with a fresh nonce; the client proves
             it decrypted it ("possession", ``mpc.backup.possession``; failures count, ``mpc.backup.attempts``);
             ecdsa2p reshare for signing + FROST refresh from the backup shares → new signing
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import time
@@ -34,7 +38,7 @@ from mpc.backup import possession
 from mpc.addresses import addresses
 from mpc.backup.attempts import AttemptCounter
 from mpc.backup.methods import PasswordMethod
-from mpc.backup.versions import OPRF_KEY_ROW, BackupVersions, new_version, storage_name
+from mpc.backup.versions import CONFIRMATION_ROW, OPRF_KEY_ROW, BackupVersions, new_version, storage_name
 from mpc.errors import (
     BackupNotFound,
     InputInvalid,
@@ -191,16 +195,49 @@ class Custodian:
             view["addresses"] = addresses(record.secp256k1_public, record.ed25519_public)
         return view
 
-    def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD) -> None:
+    def stored_client_backup_share(self, client_id: str, method: str = DEFAULT_METHOD,
+                                   confirmation: Mapping[str, Any] | None = None) -> None:
         """The customer confirms it stored the client's encrypted backup share itself: the
-        pending backup version becomes the current one (``mpc.backup.versions``)."""
+        pending backup version becomes the current one (``mpc.backup.versions``).
+
+        ``confirmation`` is the backup result's: the device's proof of knowledge of the new
+        client backup shares (``mpc.backup.possession.CONFIRM_BACKUP``), bound to that backup's session
+        and nonce. Without a valid one nothing changes (``PossessionProofFailed``, not counted):
+        a token alone cannot replace the current backup. A pending version whose boxes the
+        custodian keeps completes only when they arrive (``StateInvalid``)."""
         method = method_name(method)
         backups = self.store.backups(client_id)
         if method not in backups:
             raise StateInvalid("no custodian backup share for this method yet")
-        if not self._promote_backup(client_id, method):  # a backup made before versioning
+        pending = self.backup_versions.of(client_id, method).pending
+        if pending is None:  # confirmed already, or a backup made before versioning
             self.store.set_backup(client_id, method, BackupShareStatus.STORED_CLIENT_BACKUP_SHARE.value,
                                   backups[method][1])
+            return
+        self._check_confirmation(client_id, method, pending, confirmation)
+        self._promote_backup(client_id, method, pending)
+
+    def _check_confirmation(self, client_id: str, method: str, pending: str,
+                            confirmation: Mapping[str, Any] | None) -> None:
+        """The customer's ``confirmation`` against what the pending version's backup recorded."""
+        row = self.store.get_share(client_id, "backup", storage_name(method, pending), CONFIRMATION_ROW)
+        if row is None:
+            raise StateInvalid("the pending backup of this method keeps its boxes at the custodian: it becomes "
+                               "current when the device sends them (run the backup again)")
+        if confirmation is None:
+            raise PossessionProofFailed("confirming a customer-kept backup needs the confirmation of the backup's "
+                                        "result", culprit=CLIENT_PARTY)
+        record = json.loads(row)
+        try:
+            possession.verify_points(possession.decode_public_shares(record["client_shares"]), confirmation,
+                                     protocol=CustodianBackup.protocol, session_id=bytes.fromhex(record["session_id"]),
+                                     client_id=client_id, method=method, nonce=bytes.fromhex(record["nonce"]),
+                                     kind=possession.CONFIRM_BACKUP)
+        except InvalidMessage:
+            raise InputInvalid("the confirmation is malformed: pass the backup result's confirmation") from None
+        except ProofError:
+            raise PossessionProofFailed("the confirmation does not prove knowledge of the pending backup's client "
+                                        "shares: nothing changed", culprit=CLIENT_PARTY) from None
 
     # --- backup versions (``mpc.backup.versions``) ------------------------------------------------
     @cached_property
@@ -208,9 +245,10 @@ class Custodian:
         """Which backup version of each client and method is current, which one pending."""
         return BackupVersions(self.store)
 
-    def _promote_backup(self, client_id: str, method: str) -> bool:
-        """The pending version becomes current; a webhook is told it may drop the old one."""
-        before = self.backup_versions.promote(client_id, method)
+    def _promote_backup(self, client_id: str, method: str, version: str | None = None) -> bool:
+        """The pending version (``version``, if given) becomes current; a webhook is told it may
+        drop the old one."""
+        before = self.backup_versions.promote(client_id, method, version)
         if before is None:
             return False
         if self.webhook is not None and before.current != before.pending:
@@ -534,6 +572,16 @@ class CustodianBackup(_ServiceOperation):
     becomes current only when the client's encrypted shares arrive (or the customer confirms it
     keeps them); until then recover and eject use the previous complete backup.
 
+    A bearer token starts nothing (``mpc.backup.possession``, ``docs/backup.md``): the custodian answers
+    the client's hello with a fresh nonce ("challenge"); the client names its public shares and
+    proves knowledge of its signing shares ("possession", ``SIGNING_SHARE``) before the custodian
+    takes part in any resharing, and proves knowledge of the new client backup shares
+    (``NEW_BACKUP_SHARE``, against the Q1' and verifying share of the pending custodian backup
+    shares, what a recover will check) in its last step ("client_backup") before its boxes are
+    stored and the new version is promoted. A failed proof ends the operation
+    (``PossessionProofFailed``) and is not counted against the client's attempts: a token thief
+    must not be able to lock the owner out of recover (``docs/threat-model.md``).
+
     ``PASSWORD`` backups also get the version's VOPRF key: after the reshare the client sends its
     blinded element ("oprf") and gets the evaluation with a proof ("oprf_evaluation") before it
     wraps its keys (``mpc.backup.methods.PasswordMethod``).
@@ -548,6 +596,10 @@ class CustodianBackup(_ServiceOperation):
         self.client_stores_backup = client_stores_backup
         self._hardened = False
         self._evaluated = False
+        self._possessed = False
+        # Fresh per operation and kept in the parked state: a resumed session (even of a
+        # restored database) checks proofs against this nonce only (``secrets``: unique, not secret).
+        self._nonce = secrets.token_bytes(possession.NONCE_BYTES)
         super().__init__(custodian, client_id, session_id)
 
     def _hello(self) -> dict[str, Any]:
@@ -561,11 +613,32 @@ class CustodianBackup(_ServiceOperation):
         self._hardened = self.method == PASSWORD_METHOD
 
     def _start(self) -> list[Message]:
-        secp = self.custodian._load_share(self.client_id, "signing", "", "secp256k1")
-        ed = self.custodian._load_share(self.client_id, "signing", "", "ed25519")
+        return [self._step("challenge", {"nonce": self._nonce.hex()})]
+
+    def _check_possession(self, shares: Mapping[str, Any], proofs: Any, kind: str) -> None:
+        """The client's proofs of ``kind`` against ``shares``; a failure is not counted."""
+        try:
+            possession.verify(shares, proofs, protocol=self.protocol, session_id=self.session_id,
+                              client_id=self.client_id, method=self._chosen, nonce=self._nonce, kind=kind)
+        except ProofError:
+            what = "signing shares" if kind == possession.SIGNING_SHARE else "new backup shares"
+            raise PossessionProofFailed(f"the client did not prove possession of its {what}: nothing was "
+                                        "stored and the current backup is unchanged", culprit=CLIENT_PARTY) from None
+
+    def _decode_possession(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The client's signing-share step: its public shares (another pair: a stale device,
+        ``ShareReplaced``) and its proofs, checked against the stored signing shares."""
+        require_keys(data, ("client_shares", "proofs"))
+        signing = {curve: self.custodian._load_share(self.client_id, "signing", "", curve) for curve in CURVES}
+        possession.check_public_shares(signing, data["client_shares"])
+        self._check_possession(signing, data["proofs"], possession.SIGNING_SHARE)
+        return signing
+
+    def _on_possession(self, signing: Mapping[str, Any]) -> list[Message]:
+        self._possessed = True
         return self._add_children({
-            "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), secp, for_signing=False),
-            "ed25519": frost.RefreshSession(self._child_id("ed25519"), ed, PARTIES),
+            "secp256k1": ecdsa2p.ReshareP2(self._child_id("secp256k1"), signing["secp256k1"], for_signing=False),
+            "ed25519": frost.RefreshSession(self._child_id("ed25519"), signing["ed25519"], PARTIES),
         })
 
     def _on_children_done(self) -> list[Message]:
@@ -579,50 +652,69 @@ class CustodianBackup(_ServiceOperation):
                 webhook.hand_over(self.client_id, name, curve, shares[curve].to_bytes())
         with self.store.transaction():
             self._name = self.custodian.backup_versions.start(self.client_id, self._chosen, version, self_managed)
+            self._version = version
             if not self_managed:  # after a hand-over the custodian keeps no copy
                 for curve in CURVES:
                     self.store.put_share(self.client_id, "backup", name, curve, shares[curve].to_bytes())
             if self._hardened:
                 self.store.put_share(self.client_id, "backup", name, OPRF_KEY_ROW, oprf.generate_key_pair()[0].to_bytes())
+            if self.client_stores_backup:  # what the customer's confirmation is checked against
+                self.store.put_share(self.client_id, "backup", name, CONFIRMATION_ROW, self._confirmation_record(shares))
             if self.method not in self.store.backups(self.client_id):  # a first backup shows its own status
                 self.store.set_backup(self.client_id, self._chosen,
                                       BackupShareStatus.STORED_CUSTODIAN_BACKUP_SHARE.value, self_managed)
-        self._complete_if_done()
         return []
 
-    def _complete_if_done(self) -> None:
-        """With the customer keeping the client shares, the custodian's part ends here (the
-        version becomes current when the customer confirms: ``stored_client_backup_share``)."""
-        if self.client_stores_backup and (self._evaluated or not self._hardened):
-            self._complete(self.custodian.get_client(self.client_id))
+    def _confirmation_record(self, shares: Mapping[str, Any]) -> bytes:
+        """The session, nonce and new public client shares a ``CONFIRM_BACKUP`` proof binds."""
+        record = {"session_id": self.session_id.hex(), "nonce": self._nonce.hex(),
+                  "client_shares": possession.public_shares(shares)}
+        return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
 
     def _decode_other_step(self, name: str, data: Mapping[str, Any]) -> Any:
+        if name == "possession" and not self._possessed:
+            return self._decode_possession(data)
         if name == "oprf" and self._children_done and self._hardened and not self._evaluated:
             return _decode_oprf_request(data)
-        if name != "client_backup" or not self._children_done or self.client_stores_backup:
+        if name != "client_backup" or not self._children_done:
             raise InvalidMessage(f"unexpected step {name!r}")
         if self._hardened and not self._evaluated:
             raise InvalidMessage("a PASSWORD backup asks for the custodian's evaluation first")
-        require_keys(data, CURVES)
-        out = {}
-        for curve in CURVES:
-            item = data[curve]
-            require_keys(item, ("box", "record"))
-            out[curve] = (get_bytes(item, "box"), get_bytes(item, "record"))
-        return out
+        return self._decode_client_backup(data)
+
+    def _decode_client_backup(self, data: Mapping[str, Any]) -> dict[str, tuple[bytes, bytes]]:
+        """The client's last step: its boxes (none when the customer keeps them) and its proofs
+        of the new client backup shares, against the pending custodian backup shares."""
+        require_keys(data, ("possession",) if self.client_stores_backup else ("boxes", "possession"))
+        boxes = {} if self.client_stores_backup else _decode_client_boxes(data["boxes"])
+        pending = {curve: self.child(curve).result() for curve in CURVES}
+        self._check_possession(pending, data["possession"], possession.NEW_BACKUP_SHARE)
+        return boxes
 
     def _on_other_step(self, name: str, value: Any) -> list[Message]:
+        if name == "possession":
+            return self._on_possession(value)
         if name == "oprf":
             self._evaluated = True
-            reply = self._step("oprf_evaluation", self.custodian._evaluate_oprf(self.client_id, self._name, value))
-            self._complete_if_done()
-            return [reply]
-        with self.store.transaction():
-            for curve, (box, record) in value.items():
-                self.store.put_client_backup(self.client_id, self._name, curve, box, record)
-            self.custodian._promote_backup(self.client_id, self._chosen)
+            return [self._step("oprf_evaluation", self.custodian._evaluate_oprf(self.client_id, self._name, value))]
+        if not self.client_stores_backup:  # the customer's confirmation promotes its version
+            with self.store.transaction():
+                for curve, (box, record) in value.items():
+                    self.store.put_client_backup(self.client_id, self._name, curve, box, record)
+                self.custodian._promote_backup(self.client_id, self._chosen, self._version)
         self._complete(self.custodian.get_client(self.client_id))
         return [self._step("backup_stored", {"method": self._chosen})]  # the device finishes on it
+
+
+def _decode_client_boxes(data: Any) -> dict[str, tuple[bytes, bytes]]:
+    """The client's encrypted backup shares: one box and key record per curve."""
+    require_keys(data, CURVES)
+    out = {}
+    for curve in CURVES:
+        item = data[curve]
+        require_keys(item, ("box", "record"))
+        out[curve] = (get_bytes(item, "box"), get_bytes(item, "record"))
+    return out
 
 
 def _adopted(custodian: Custodian, hello: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:

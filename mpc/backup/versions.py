@@ -1,8 +1,8 @@
 """Versioned backups on the custodian: a new backup never removes the last complete one.
 
 Every backup attempt gets a fresh *version* (16 hex digits). Its custodian backup shares, the
-client's encrypted backup shares (box and key record) and, for ``PASSWORD``, the custodian's VOPRF
-key are stored under the *storage name* ``<METHOD>.<version>`` (the ``method`` column of the
+client's encrypted backup shares (box and key record), for ``PASSWORD`` the custodian's VOPRF
+key and, when the customer keeps the boxes, what its confirmation must prove are stored under the *storage name* ``<METHOD>.<version>`` (the ``method`` column of the
 store's ``shares`` and ``client_backups`` tables; a self-managed backup hands its shares to the
 webhook under that name). Table ``backup_versions`` (created on first use) says, per client and
 method, which version is *current* (complete: its client share is stored) and which one is
@@ -26,12 +26,16 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from mpc.errors import StateInvalid
 from mpc.status import BackupShareStatus
 from mpc.storage.store import SQLiteStore
 
-__all__ = ["BackupVersions", "Versions", "new_version", "storage_name", "OPRF_KEY_ROW"]
+__all__ = ["BackupVersions", "Versions", "new_version", "storage_name", "OPRF_KEY_ROW", "CONFIRMATION_ROW"]
 
 OPRF_KEY_ROW = "oprf-p256"  # the "curve" under which a PASSWORD version's VOPRF key is stored
+# The "curve" under which a customer-kept version records what its confirmation must prove
+# (session id, nonce, the new public client shares: ``Custodian.stored_client_backup_share``).
+CONFIRMATION_ROW = "confirmation"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS backup_versions (
@@ -98,12 +102,23 @@ class BackupVersions:
         self._save(client_id, method, versions.current, version, self_managed)
         return storage_name(method, version)
 
-    def promote(self, client_id: str, method: str) -> Versions | None:
+    def promote(self, client_id: str, method: str, version: str | None = None) -> Versions | None:
         """Make the pending version current (deleting the previous one) and mark the method
         STORED_CLIENT_BACKUP_SHARE, in one transaction. Returns the versions before (the caller
-        may tell a webhook to drop the old one), None if nothing was pending."""
+        may tell a webhook to drop the old one), None if nothing was pending.
+
+        With ``version`` (the backup operation that made it and checked the client's proof of
+        its new shares against it), only that version is promoted: if a later attempt replaced
+        it meanwhile, ``StateInvalid`` and nothing changes (the rows the client's boxes belong to
+        are gone; promoting the other attempt's version would pair it with the wrong boxes); if
+        it is current already, nothing to do."""
         with self.store.transaction():
             versions = self.of(client_id, method)
+            if version is not None and versions.pending != version:
+                if versions.current == version:  # promoted already: the same step delivered twice
+                    return None
+                raise StateInvalid("this backup's version was replaced by a later backup attempt: "
+                                   "run the backup again")
             if versions.pending is None:
                 return None
             if versions.current != versions.pending:

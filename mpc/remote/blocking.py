@@ -209,10 +209,12 @@ class RemoteCustodian(RemoteBase):
         client has a device key."""
         return self._call(self._enrol_device_spec(device, token))
 
-    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD", *,
+    def stored_client_backup_share(self, client_id: str, token: str, method: str = "CLOUD",
+                                   confirmation: Mapping[str, Any] | None = None, *,
                                    device: Client | None = None) -> ClientView:
-        """Confirm the customer stored the encrypted client backup share itself."""
-        return self._call(self._stored_client_backup_share_spec(client_id, token, method, device))
+        """Confirm the customer stored the encrypted client backup share itself; ``confirmation``
+        is the backup result's (``result["confirmation"]``), without which nothing changes."""
+        return self._call(self._stored_client_backup_share_spec(client_id, token, method, confirmation, device))
 
     # --- operations -----------------------------------------------------------------------------------
     def generate(self, client: Client, token: str) -> tuple[dict[str, str], ClientView]:

@@ -789,9 +789,10 @@ class RemoteBase:
         return RequestSpec(self._as_operator({"op": "unlock_client", "client_id": client_id}), True, client_view)
 
     def _stored_client_backup_share_spec(self, client_id: str, token: str, method: str,
+                                         confirmation: Mapping[str, Any] | None,
                                          device: Client | None) -> RequestSpec[ClientView]:
         return RequestSpec({"op": "stored_client_backup_share", "client_id": client_id, "token": token,
-                            "method": method}, True, client_view, _key_of(device))
+                            "method": method, "confirmation": confirmation}, True, client_view, _key_of(device))
 
     def _channel(self, op: str, session: Session, client_id: str, token: str,
                  params: Mapping[str, Any] | None) -> OperationChannel:

@@ -11,7 +11,7 @@ The client's first frame is a request object (at most 64 KiB, nested at most
     {"op": "create_client", "operator_key"?}                  -> {"result": {"client_id", "token"}}
     {"op": "get_client", "client_id", "token"}                -> {"result": <custodian view>}
     {"op": "rotate_token", "client_id", "token"}              -> {"result": {"client_id", "token"}}
-    {"op": "stored_client_backup_share", "client_id", "token", "method"?}
+    {"op": "stored_client_backup_share", "client_id", "token", "method"?, "confirmation"}
                                                               -> {"result": <custodian view>}
     {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned",
      "client_id", "token", "session_id": 64 hex digits, ...parameters}

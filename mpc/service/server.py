@@ -532,7 +532,10 @@ class CustodianService:
             method = request.get("method", "CLOUD")
             if not isinstance(method, str):
                 raise InputInvalid("method must be a string")
-            view = await asyncio.to_thread(self._stored_client_backup_share, client_id, method)
+            confirmation = request.get("confirmation")
+            if confirmation is not None and not isinstance(confirmation, dict):
+                raise InputInvalid("confirmation must be the backup result's confirmation (an object)")
+            view = await asyncio.to_thread(self._stored_client_backup_share, client_id, method, confirmation)
             await self._reply(ws, view)
         elif op in OPERATIONS and grant is not None:
             session_id = requests.parse_session_id(request)
@@ -655,8 +658,9 @@ class CustodianService:
         unlock(client_id)
         return self._client_view(client_id)
 
-    def _stored_client_backup_share(self, client_id: str, method: str) -> ClientView:
-        self.custodian.stored_client_backup_share(client_id, method)
+    def _stored_client_backup_share(self, client_id: str, method: str,
+                                    confirmation: dict[str, Any] | None) -> ClientView:
+        self.custodian.stored_client_backup_share(client_id, method, confirmation)
         return self.custodian.get_client(client_id)
 
     async def _channel(self, ws: Any, client_id: str, token: str, session_id: str, opened: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ from nacl.signing import VerifyKey
 import mpc
 from curves import Group, Point, SecretScalar, secp256k1
 from mpc.backup.methods import MemoryCloudStorage
+from mpc.backup.versions import BackupVersions
 from mpc.errors import EngineError
 from protocols import ecdsa2p, frost
 from protocols.ecdsa2p import CLIENT, CUSTODIAN, P1KeyShare, P2KeyShare, Signature, SignP1
@@ -555,6 +556,7 @@ class Checkpoint:
     queue: list[tuple[int, Message]]
 
     keychains: dict[int, dict[str, bytes]] = field(default_factory=dict)
+    backup_rows: dict[int, dict[str, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
     def fresh(self) -> tuple[dict[int, Session], list[tuple[int, Message]]]:
         shared = self.scenario.shared()
@@ -565,6 +567,10 @@ class Checkpoint:
                 keychain.delete(name)
             for name, data in self.keychains.get(id(keychain), {}).items():
                 keychain.put(name, data)
+        # The same for the custodian's backup versions: a copy of a backup session promotes only
+        # the version it made, which a later run of an earlier checkpoint would have replaced.
+        for store in _stores(shared):
+            _restore_backup_rows(store, self.backup_rows.get(id(store), {}))
         copies = snapshot(self.sessions, shared)
         return {s.party_id: s for s in copies}, list(self.queue)
 
@@ -576,6 +582,28 @@ class Checkpoint:
 
 def _keychains(shared: Sequence[Any]) -> list[mpc.MemoryKeychain]:
     return [obj for obj in shared if isinstance(obj, mpc.MemoryKeychain)]
+
+
+def _stores(shared: Sequence[Any]) -> list[Any]:
+    return [obj for obj in shared if isinstance(obj, mpc.storage.store.SQLiteStore)]
+
+
+# The rows a backup writes (``mpc.backup.versions``): table -> the rows of it that belong to backups.
+_BACKUP_ROWS = {"backup_versions": "", "backups": "", "client_backups": "", "shares": " WHERE kind = 'backup'"}
+
+
+def _backup_rows(store: Any) -> dict[str, list[tuple[Any, ...]]]:
+    BackupVersions(store)  # the versions table exists from the start
+    return {table: [tuple(row) for row in store._execute(f"SELECT * FROM {table}{where}").fetchall()]
+            for table, where in _BACKUP_ROWS.items()}
+
+
+def _restore_backup_rows(store: Any, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    with store.transaction():
+        for table, where in _BACKUP_ROWS.items():
+            store._execute(f"DELETE FROM {table}{where}")
+            for row in rows.get(table, []):
+                store._execute(f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", row)
 
 
 def record(scenario: Scenario) -> list[Checkpoint]:
@@ -596,8 +624,9 @@ def record(scenario: Scenario) -> list[Checkpoint]:
     while queue:
         party, msg = queue.popleft()
         keychains = {id(k): {n: k.get(n) for n in k.names()} for k in _keychains(scenario.shared())}
+        rows = {id(store): _backup_rows(store) for store in _stores(scenario.shared())}
         checkpoints.append(Checkpoint(scenario, len(checkpoints), msg, party,
-                                      snapshot(sessions, scenario.shared()), list(queue), keychains))
+                                      snapshot(sessions, scenario.shared()), list(queue), keychains, rows))
         try:
             post(by_party[party].receive(msg))
         except FutureMessage:

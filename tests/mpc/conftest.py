@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from ecdsa import SECP256k1, VerifyingKey
@@ -137,3 +140,21 @@ def send_authorised(ws, request: dict, key) -> str:
         return frame
     ws.send(json.dumps({"device_sig": key.sign(device_auth_message(bytes.fromhex(challenge), request)).hex()}))
     return ws.recv(timeout=60)
+
+
+@contextlib.contextmanager
+def service_with_wallet(operator_key: str) -> Iterator[tuple[Any, Any, str, str, mpc.Client]]:
+    """An in-memory ``python -m mpc serve`` (``ServiceThread``) and a ``RemoteCustodian`` with one
+    client whose device generated its wallet: (running, remote, client_id, token, device)."""
+    pytest.importorskip("websockets")
+    from mpc.remote.blocking import RemoteCustodian
+    from mpc.service.server import ServiceThread
+
+    # A parked session lives 120 s: a recover's device step (a fresh Paillier key) on a loaded
+    # machine must not outlast it.
+    with ServiceThread(":memory:", session_ttl=120, operator_key=operator_key) as running:
+        remote = RemoteCustodian(running.url, timeout=60, operator_key=operator_key)
+        client_id, token = remote.create_client()
+        owner = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
+        remote.generate(owner, token)
+        yield running, remote, client_id, token, owner

@@ -55,9 +55,9 @@ def test_the_device_finishes_only_when_the_custodian_confirms(wallet):
 
 def test_recovering_with_unconfirmed_customer_boxes_is_refused_before_any_guess(wallet):
     custodian, cid = wallet.custodian, wallet.client_id
-    mpc.run_local(wallet.client.backup(PasswordMethod(OLD, **FAST), client_stores_backup=True),
-                  custodian.backup(cid, "PASSWORD"))
-    custodian.stored_client_backup_share(cid, "PASSWORD")  # the first backup: confirmed
+    first, _ = mpc.run_local(wallet.client.backup(PasswordMethod(OLD, **FAST), client_stores_backup=True),
+                             custodian.backup(cid, "PASSWORD"))
+    custodian.stored_client_backup_share(cid, "PASSWORD", first["confirmation"])  # the first backup: confirmed
     result, _ = mpc.run_local(wallet.client.backup(PasswordMethod(NEW, **FAST), client_stores_backup=True),
                               custodian.backup(cid, "PASSWORD"))
     assert result["confirmed"] is False  # the new passphrase is not in effect yet
@@ -73,7 +73,7 @@ def test_recovering_with_unconfirmed_customer_boxes_is_refused_before_any_guess(
     assert custodian.failed_attempts(cid) == 0
     assert not device.has_wallet()
 
-    custodian.stored_client_backup_share(cid, "PASSWORD")  # now the customer confirms
+    custodian.stored_client_backup_share(cid, "PASSWORD", result["confirmation"])  # now the customer confirms
     mpc.run_local(device.recover(PasswordMethod(NEW), encrypted_backup=unconfirmed), custodian.recover(cid, "PASSWORD"))
     assert device.addresses() == wallet.client.addresses()
 
@@ -82,7 +82,7 @@ def test_boxes_of_an_older_backup_are_refused_the_same_way(wallet):
     custodian, cid = wallet.custodian, wallet.client_id
     first, _ = mpc.run_local(wallet.client.backup(PasswordMethod(OLD, **FAST), client_stores_backup=True),
                              custodian.backup(cid, "PASSWORD"))
-    custodian.stored_client_backup_share(cid, "PASSWORD")
+    custodian.stored_client_backup_share(cid, "PASSWORD", first["confirmation"])
     mpc.run_local(wallet.client.backup(PasswordMethod(NEW, **FAST)), custodian.backup(cid, "PASSWORD"))
     with pytest.raises(BackupNotConfirmed):
         mpc.run_local(wallet.device().recover(PasswordMethod(OLD), encrypted_backup=first["encrypted_backup"]),

@@ -163,7 +163,7 @@ def test_a_customer_kept_backup_becomes_current_when_confirmed(generated: Wallet
     client_result, _ = mpc.run_local(generated.client.backup(client_stores_backup=True),
                                      generated.custodian.backup(generated.client_id, client_stores_backup=True))
     first = client_result["encrypted_backup"]
-    generated.custodian.stored_client_backup_share(generated.client_id)
+    generated.custodian.stored_client_backup_share(generated.client_id, confirmation=client_result["confirmation"])
     client_result, _ = mpc.run_local(generated.client.backup(client_stores_backup=True),
                                      generated.custodian.backup(generated.client_id, client_stores_backup=True))
     # Not confirmed (the customer's upload failed): the first copy still recovers.
@@ -189,7 +189,7 @@ def test_every_method_round_trips(name: str, stores_itself: bool, backups: int) 
                                   wallet.custodian.backup(wallet.client_id, name, client_stores_backup=stores_itself))
         if stores_itself:
             kept = result["encrypted_backup"]
-            wallet.custodian.stored_client_backup_share(wallet.client_id, name)
+            wallet.custodian.stored_client_backup_share(wallet.client_id, name, result["confirmation"])
     device = wallet.device()
     mpc.run_local(device.recover(method(), encrypted_backup=kept), wallet.custodian.recover(wallet.client_id, name))
     assert device.addresses() == wallet.client.addresses()

@@ -22,7 +22,7 @@ from protocols.errors import InvalidMessage
 from protocols.local import run
 from protocols.rounds import Message
 
-from .conftest import Wallet
+from .conftest import Wallet, service_with_wallet
 
 
 def _replace_possession(new_data: Any):
@@ -166,17 +166,8 @@ class _ThiefEject(mpc.client.ClientEject):
 
 
 def test_a_stolen_token_ejects_nothing_over_the_service() -> None:
-    pytest.importorskip("websockets")
-    from mpc.remote.blocking import RemoteCustodian
-    from mpc.service.server import ServiceThread
-
-    operator_key = "possession-tests-operator-key-0123456789"
-    with ServiceThread(":memory:", session_ttl=30, operator_key=operator_key) as running:
-        remote = RemoteCustodian(running.url, timeout=60, operator_key=operator_key)
-        client_id, token = remote.create_client()
-        cloud = mpc.backup.methods.MemoryCloudStorage()
-        owner = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud)
-        remote.generate(owner, token)
+    with service_with_wallet("possession-tests-operator-key-0123456789") as (running, remote, client_id, token,
+                                                                          owner):
         remote.backup(owner, token)
         # A token thief on its own device: refused before anything (its key is not the client's).
         thief = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=mpc.backup.methods.MemoryCloudStorage())

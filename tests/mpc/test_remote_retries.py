@@ -316,6 +316,9 @@ def test_answers_that_say_the_request_failed_are_never_retried(server: ServiceTh
             "method": "CLOUD", "client_stores_backup": False}, phone.device_key()))
         for message in session.start():
             ws.send(message.to_bytes().decode())
+        challenge = Message.from_bytes(ws.recv(timeout=10).encode())  # the custodian's nonce
+        for message in session.receive(challenge):  # the proof of possession, the resharing's start
+            ws.send(message.to_bytes().decode())
         ws.recv(timeout=10)  # the custodian answered: parked, holding the client's lock
     before = proxy.connections
     with pytest.raises(OperationInProgress):

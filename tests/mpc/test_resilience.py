@@ -122,8 +122,10 @@ def test_the_in_process_custodian_lock_ttl_is_configurable() -> None:
     wallet.generate()
     stale_client, stale = wallet.client.backup(), wallet.custodian.backup(wallet.client_id)
     stale.start()
-    for message in stale_client.start():
-        stale.receive(message)  # half a backup: it holds the lock
+    for message in stale_client.start():  # the hello; the custodian's challenge; the client's proof
+        for challenge in stale.receive(message):
+            for answer in stale_client.receive(challenge):
+                stale.receive(answer)  # half a backup: it holds the lock
     with pytest.raises(errors.OperationInProgress):
         wallet.custodian.backup(wallet.client_id)
     time.sleep(1.1)  # the lease lapsed

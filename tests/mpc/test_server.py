@@ -85,7 +85,9 @@ def test_customer_stored_backup_is_confirmed_over_the_wire(server: ServiceThread
     remote.generate(phone, token)
     (result, view) = remote.backup(phone, token, client_stores_backup=True)
     assert result["encrypted_backup"] and view["backup_share_status"] == "STORED_CUSTODIAN_BACKUP_SHARE"
-    view = remote.stored_client_backup_share(client_id, token, "CLOUD", device=phone)
+    with pytest.raises(mpc.errors.PossessionProofFailed):  # the device without the backup's confirmation: nothing
+        remote.stored_client_backup_share(client_id, token, "CLOUD", device=phone)
+    view = remote.stored_client_backup_share(client_id, token, "CLOUD", result["confirmation"], device=phone)
     assert view["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
 
 
@@ -166,6 +168,9 @@ def test_abrupt_disconnect_mid_round_then_expiry_frees_the_lock_only(server: Ser
         send_authorised(ws, {"op": "backup", "session_id": session.session_id.hex(), "client_id": client_id,
                              "token": token, "method": "CLOUD", "client_stores_backup": False}, phone.device_key())
         for message in first:
+            ws.send(message.to_bytes().decode())
+        challenge = Message.from_bytes(ws.recv(timeout=TIMEOUT).encode())  # the custodian's nonce
+        for message in session.receive(challenge):  # the proof of possession, the resharing's start
             ws.send(message.to_bytes().decode())
         ws.recv(timeout=TIMEOUT)  # the custodian answered: the session is parked and holds the lock
         ws.socket.close()  # abrupt: no closing handshake

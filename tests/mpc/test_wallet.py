@@ -160,7 +160,7 @@ def test_backup_stored_by_customer(generated):
     assert generated.status() == ("STORED_CLIENT", "STORED_CUSTODIAN_BACKUP_SHARE")
     with pytest.raises(errors.StateInvalid):
         generated.custodian.recover(generated.client_id)
-    generated.custodian.stored_client_backup_share(generated.client_id, "CLOUD")
+    generated.custodian.stored_client_backup_share(generated.client_id, "CLOUD", client_result["confirmation"])
     assert generated.status() == ("STORED_CLIENT", "STORED_CLIENT_BACKUP_SHARE")
     device = generated.device()
     encrypted = client_result["encrypted_backup"]
