@@ -1,0 +1,185 @@
+"""HD accounts through the wallet API (docs/hd.md), checked by independent code: embit (BIP32,
+P2WPKH), eth-keys (Ethereum), an ed25519 derivation written here from docs/hd.md with solders
+(Solana) and stellar-sdk (Stellar); signatures verified with coincurve and PyNaCl."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+
+import coincurve
+import pytest
+from embit import bip32 as embit_bip32
+from embit import script as embit_script
+from eth_keys import keys as eth_keys
+from nacl import bindings as sodium
+from nacl.signing import VerifyKey
+from solders.pubkey import Pubkey
+from stellar_sdk import Keypair
+
+import mpc
+from mpc.errors import AccountNotDerived, MessageInvalid, PathInvalid, StateInvalid
+from tests.mpc.conftest import Wallet, data_for, new_wallet
+
+ACCOUNTS = ["m/84'/0'/0'", "m/44'/60'/1'"]
+L = 2**252 + 27742317777372353535851937790883648493
+
+
+def _paths(seed: int, count: int = 20) -> list[tuple[str, tuple[int, ...]]]:
+    """``count`` random non-hardened paths, half under each account."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(count):
+        children = tuple(rng.randrange(2**31) if rng.random() < 0.3 else rng.randrange(100)
+                         for _ in range(rng.randrange(1, 4)))
+        out.append((ACCOUNTS[n % 2] + "".join(f"/{i}" for i in children), children))
+    return out
+
+
+PATHS = _paths(29)
+
+
+@pytest.fixture(scope="module")
+def hd_wallet() -> Wallet:
+    wallet = new_wallet()
+    wallet.generate()
+    mpc.run_local(wallet.client.derive(ACCOUNTS), wallet.custodian.derive(wallet.client_id, ACCOUNTS))
+    return wallet
+
+
+def _ed25519_child(extended: str, children: tuple[int, ...]) -> bytes:
+    """docs/hd.md's ed25519 derivation, written independently with libsodium."""
+    point, chain_code = bytes.fromhex(extended[:64]), bytes.fromhex(extended[64:])
+    for index in children:
+        digest = hmac.new(chain_code, point + index.to_bytes(4, "big"), hashlib.sha512).digest()
+        t = int.from_bytes(digest[:32], "big") % L
+        point = sodium.crypto_core_ed25519_add(point, sodium.crypto_scalarmult_ed25519_base_noclamp(t.to_bytes(32, "little")))
+        chain_code = digest[32:]
+    return point
+
+
+def test_addresses_equal_those_derived_from_the_account_xpubs(hd_wallet: Wallet) -> None:
+    client = hd_wallet.client
+    for path, children in PATHS:
+        account = path.rsplit("'", 1)[0] + "'"
+        xpub = embit_bip32.HDKey.from_string(client.extended_public_key("bitcoin", account))
+        key = xpub.derive(list(children)).key
+        assert client.address("bitcoin", path) == embit_script.p2wpkh(key).address()
+        uncompressed = coincurve.PublicKey(key.sec()).format(compressed=False)[1:]
+        assert client.address("ethereum", path) == eth_keys.PublicKey(uncompressed).to_checksum_address()
+        point = _ed25519_child(client.extended_public_key("solana", account), children)
+        assert client.address("solana", path) == str(Pubkey(point))
+        assert client.address("stellar", path) == Keypair.from_raw_ed25519_public_key(point).public_key
+    assert client.extended_public_key("ethereum", ACCOUNTS[0]) == client.extended_public_key("bitcoin", ACCOUNTS[0])
+
+
+def test_xpubs_follow_bip32_serialisation(hd_wallet: Wallet) -> None:
+    xpub = embit_bip32.HDKey.from_string(hd_wallet.client.extended_public_key("bitcoin", "m/84'/0'/0'"))
+    assert (xpub.depth, xpub.child_number, xpub.fingerprint) == (3, 0x80000000, bytes(4))
+    assert not xpub.is_private
+
+
+def _sign(wallet: Wallet, chain: str, data: bytes, path: str, device: mpc.Client | None = None) -> mpc.SignResult:
+    result, custodian_result = mpc.run_local((device or wallet.client).sign(chain, data, path=path),
+                                             wallet.custodian.sign(wallet.client_id, chain, data, path=path))
+    assert result.signature == custodian_result.signature
+    return result
+
+
+def _check_signatures(wallet: Wallet, paths: list[tuple[str, tuple[int, ...]]], chains: tuple[str, ...]) -> None:
+    for path, _ in paths:
+        for chain in chains:
+            data = data_for(chain, path.encode())
+            result = _sign(wallet, chain, data, path)
+            assert result.public_key == wallet.client.public_key(result.curve, path)
+            if result.curve == "secp256k1":
+                der = result.der
+                assert der is not None and coincurve.PublicKey(result.public_key).verify(der, data, hasher=None)
+            else:
+                VerifyKey(result.public_key).verify(data, result.signature)
+
+
+def test_signatures_at_paths_verify_under_the_child_keys(hd_wallet: Wallet) -> None:
+    _check_signatures(hd_wallet, PATHS, ("solana",))
+    _check_signatures(hd_wallet, PATHS[:4], ("bitcoin",))
+
+
+@pytest.mark.slow
+def test_signatures_at_all_twenty_paths_on_both_curves(hd_wallet: Wallet) -> None:
+    _check_signatures(hd_wallet, PATHS, ("ethereum", "stellar"))
+
+
+def test_root_key_stays_the_default_address(hd_wallet: Wallet) -> None:
+    client = hd_wallet.client
+    assert client.address("ethereum") == client.addresses()["ethereum"]
+    assert client.address("ethereum", "m/44'/60'/1'/0/0") != client.addresses()["ethereum"]
+    view = hd_wallet.custodian.get_client(hd_wallet.client_id)
+    assert view["accounts"] == {"secp256k1": sorted(ACCOUNTS), "ed25519": sorted(ACCOUNTS)} == client.accounts()
+
+
+@pytest.mark.parametrize("path", ["m/84'/0'/0'/0/1'", "m/84'/0'/0'" + "/1" * 8, "m/84'/0'/0'/x", "84'/0", "", 5,
+                                  "m/84'/0'/0'/2147483648"])
+def test_bad_paths_are_refused_and_nothing_is_signed(hd_wallet: Wallet, path: object) -> None:
+    data = data_for("bitcoin")
+    with pytest.raises(PathInvalid):
+        hd_wallet.client.sign("bitcoin", data, path=path)  # type: ignore[arg-type]
+    with pytest.raises(PathInvalid):
+        hd_wallet.custodian.sign(hd_wallet.client_id, "bitcoin", data, path=path)  # type: ignore[arg-type]
+    with pytest.raises(PathInvalid):
+        hd_wallet.client.address("bitcoin", path)  # type: ignore[arg-type]
+
+
+def test_underived_accounts_and_mismatched_paths_are_refused(hd_wallet: Wallet) -> None:
+    data = data_for("bitcoin")
+    with pytest.raises(AccountNotDerived):
+        hd_wallet.client.sign("bitcoin", data, path="m/84'/0'/7'/0/0")
+    with pytest.raises(AccountNotDerived):
+        hd_wallet.client.extended_public_key("bitcoin", "m/84'/0'/7'")
+    with pytest.raises(MessageInvalid):  # the custodian was asked for another path: refused at hello
+        mpc.run_local(hd_wallet.client.sign("bitcoin", data, path="m/84'/0'/0'/0/1"),
+                      hd_wallet.custodian.sign(hd_wallet.client_id, "bitcoin", data, path="m/84'/0'/0'/0/2"))
+    with pytest.raises(MessageInvalid):  # a path on one side only
+        mpc.run_local(hd_wallet.client.sign("solana", b"m", path="m/84'/0'/0'/0/1"),
+                      hd_wallet.custodian.sign(hd_wallet.client_id, "solana", b"m"))
+    with pytest.raises(MessageInvalid):  # derive of other paths than the custodian's
+        mpc.run_local(hd_wallet.client.derive(["m/1'"]), hd_wallet.custodian.derive(hd_wallet.client_id, ["m/2'"]))
+
+
+def test_backup_recover_keeps_the_derived_addresses_and_eject_gives_the_derived_keys() -> None:
+    wallet = new_wallet()
+    wallet.generate()
+    mpc.run_local(wallet.client.derive(ACCOUNTS), wallet.custodian.derive(wallet.client_id, ACCOUNTS))
+    before = {path: wallet.client.address("ethereum", path) for path, _ in PATHS[:6]}
+    before_sol = {path: wallet.client.address("solana", path) for path, _ in PATHS[:6]}
+    wallet.backup()
+    device = wallet.device()
+    wallet.recover(device)
+    with pytest.raises(AccountNotDerived):  # accounts are derived again on a new device (one round trip)
+        device.address("ethereum", PATHS[0][0])
+    mpc.run_local(device.derive(ACCOUNTS), wallet.custodian.derive(wallet.client_id, ACCOUNTS))
+    assert {path: device.address("ethereum", path) for path in before} == before
+    assert {path: device.address("solana", path) for path in before_sol} == before_sol
+    path = PATHS[1][0]
+    assert _sign(wallet, "solana", b"after recover", path, device).public_key == device.public_key("ed25519", path)
+    keys, _ = mpc.run_local(device.eject(), wallet.custodian.eject(wallet.client_id))
+    for path in before:
+        secret = keys.derived_private_key("secp256k1", path)
+        assert coincurve.PrivateKey(secret).public_key.format() == device.public_key("secp256k1", path)
+        scalar = keys.derived_private_key("ed25519", path)
+        assert sodium.crypto_scalarmult_ed25519_base_noclamp(scalar) == device.public_key("ed25519", path)
+
+
+def test_a_wallet_without_derivation_key_gets_one_at_its_first_derive() -> None:
+    wallet = new_wallet()
+    wallet.generate()
+    for curve in ("secp256k1", "ed25519"):  # a wallet generated before HD derivation existed
+        wallet.client.keychain.delete(f"{wallet.client_id}.{curve}.derivation")
+    wallet.custodian.store.delete_hd(wallet.client_id)
+    result, view = mpc.run_local(wallet.client.derive(["m/0'"]), wallet.custodian.derive(wallet.client_id, ["m/0'"]))
+    assert set(result["m/0'"]) == {"secp256k1", "ed25519"} and view["accounts"]["ed25519"] == ["m/0'"]
+    again, _ = mpc.run_local(wallet.client.derive(["m/0'"]), wallet.custodian.derive(wallet.client_id, ["m/0'"]))
+    assert again == result  # the same key from now on
+    wallet.client.keychain.delete(f"{wallet.client_id}.secp256k1.derivation")  # a lost share, accounts exist
+    with pytest.raises(StateInvalid):
+        mpc.run_local(wallet.client.derive(["m/0'"]), wallet.custodian.derive(wallet.client_id, ["m/0'"]))
