@@ -99,6 +99,23 @@ def _chain_transactions(client: mpc.Client, custodian: mpc.Custodian, client_id:
     return show_transactions(local_signer(client, custodian, client_id), client.addresses(), _say)
 
 
+def _hd_accounts(client: mpc.Client, custodian: mpc.Custodian, client_id: str) -> None:
+    """HD accounts (docs/hd.md): a Bitcoin account with a fresh receive address and its xpub for a
+    watch-only wallet, and a second Ethereum account, signed for at a path."""
+    accounts = ["m/84'/0'/0'", "m/44'/60'/1'"]
+    start = time.perf_counter()
+    mpc.run_local(client.derive(accounts), custodian.derive(client_id, accounts))
+    _say("derive two accounts", f"{', '.join(accounts)} ({time.perf_counter() - start:.2f} s)")
+    _say("  bitcoin account xpub", client.extended_public_key("bitcoin", accounts[0])[:32] + "…")
+    _say("  fresh bitcoin receive address", f"{client.address('bitcoin', accounts[0] + '/0/0')} (m/84'/0'/0'/0/0)")
+    _say("  second ethereum account", f"{client.address('ethereum', accounts[1] + '/0/0')} (m/44'/60'/1'/0/0)")
+    data = hashlib.sha256(b"demo payment from the second account").digest()
+    path = accounts[1] + "/0/0"
+    result, _ = mpc.run_local(client.sign("ethereum", data, path=path),
+                              custodian.sign(client_id, "ethereum", data, path=path))
+    _say("  sign at m/44'/60'/1'/0/0", f"{result.signature.hex()[:24]}… {_verify(result, data)}")
+
+
 def demo(directory: Path, temporary: bool = False) -> int:
     """The whole lifecycle in this process; ``temporary``: ``directory`` is deleted afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -137,6 +154,7 @@ def demo(directory: Path, temporary: bool = False) -> int:
         _say(f"  {chain} address", address)
     _sign_everywhere(device, custodian, client_id)
     unverified = _chain_transactions(device, custodian, client_id)
+    _hd_accounts(device, custodian, client_id)
 
     mpc.run_local(device.backup(), custodian.backup(client_id))
     _say("backup (CLOUD)", _statuses(custodian, client_id))

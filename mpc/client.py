@@ -409,7 +409,8 @@ class _FromBackup(_DeviceOperation):
         a tampered box or a bad evaluation fails here, before anything changes or is sent."""
         if name == "oprf_evaluation" and self._boxes and not self._opened:
             self.method.finish_hardening(*_decode_oprf_evaluation(data))
-            return ("opened", *_decrypt_boxes(self.client.client_id, self.method, self._boxes), self._nonce)
+            shares, derivation = _decrypt_boxes(self.client.client_id, self.method, self._boxes)
+            return "opened", shares, self._nonce, derivation
         if name != "client_backup" or self._opened or self._boxes:
             return self._decode_after_backup(name, data)
         require_keys(data, ("method", "boxes", "nonce", "oprf_public_key"))
@@ -419,7 +420,8 @@ class _FromBackup(_DeviceOperation):
         element = self.method.hardening_request(boxes["secp256k1"][1])
         if element is not None:
             return "harden", boxes, nonce, element
-        return ("opened", *_decrypt_boxes(self.client.client_id, self.method, boxes), nonce)
+        shares, derivation = _decrypt_boxes(self.client.client_id, self.method, boxes)
+        return "opened", shares, nonce, derivation
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
         if name not in ("client_backup", "oprf_evaluation") or self._opened:
@@ -427,7 +429,8 @@ class _FromBackup(_DeviceOperation):
         if value[0] == "harden":  # the custodian evaluates the password guess first
             _, self._boxes, self._nonce, element = value
             return [self._step("oprf", {"element": element.hex()})]
-        _, shares, self._derivation, nonce = value
+        _, shares, nonce, *derivation = value  # derivation: the backup's derivation key shares, if any
+        self._derivation = derivation[0] if derivation else {}
         self._opened, self._boxes, self._nonce = True, {}, b""
         proofs = possession.prove(shares, protocol=self.protocol, session_id=self.session_id,
                                   client_id=self.client.client_id, method=self.method.name, nonce=nonce)

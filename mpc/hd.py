@@ -208,7 +208,7 @@ class _Derive:
 
     paths: list[str]
     setup: bool
-    _shares: dict[str, DerivationKeyShare]
+    _keys: dict[str, DerivationKeyShare]
     _in_vrf: bool
 
     def _derive_hello(self, client_id: str, shares: Mapping[str, DerivationKeyShare] | None) -> dict[str, Any]:
@@ -225,7 +225,7 @@ class _Derive:
     def _vrf_children(self, child_id: Callable[[str], bytes]) -> dict[str, Session]:
         self._in_vrf = True
         return {_VRF_CHILD.format(curve=curve): AccountVRF(child_id(_VRF_CHILD.format(curve=curve)),
-                                                           self._shares[curve], PARTIES, self.paths)
+                                                           self._keys[curve], PARTIES, self.paths)
                 for curve in CURVES}
 
     def _tweaks(self, operation: Any) -> dict[str, list[AccountTweak]]:
@@ -243,19 +243,19 @@ class ClientDerive(_Derive, ClientOperation):
         self._roots = {curve: client.signing_share(curve).public_key for curve in CURVES}
         found = {curve: client_derivation_share(client, curve) for curve in CURVES}
         self.setup = any(share is None for share in found.values())
-        self._shares = {} if self.setup else cast(dict[str, DerivationKeyShare], found)
+        self._keys = {} if self.setup else cast(dict[str, DerivationKeyShare], found)
         self._in_vrf = False
 
     def _hello(self) -> dict[str, Any]:
-        return self._derive_hello(self.client.client_id, None if self.setup else self._shares)
+        return self._derive_hello(self.client.client_id, None if self.setup else self._keys)
 
     def _start(self) -> list[Message]:
         return self._add_children(self._first_children(self._child_id, CLIENT_PARTY))
 
     def _on_children_done(self) -> list[Message]:
         if not self._in_vrf:
-            self._shares = derivation_shares_of(self)
-            store_client_derivation_shares(self.client, self._shares)
+            self._keys = derivation_shares_of(self)
+            store_client_derivation_shares(self.client, self._keys)
             self._children_done = False
             return self._add_children(self._vrf_children(self._child_id))
         accounts = _accounts(self._roots, self._tweaks(self))
@@ -286,11 +286,11 @@ class CustodianDerive(_Derive, CustodianOperation):
         found = {curve: custodian_derivation_share(self.store, client_id, curve) for curve in CURVES}
         self._stored = {curve: share for curve, share in found.items() if share is not None}
         self.setup = len(self._stored) != len(CURVES)
-        self._shares = dict(self._stored)
+        self._keys = dict(self._stored)
         self._in_vrf = False
 
     def _hello(self) -> dict[str, Any]:
-        return self._derive_hello(self.client_id, None if self.setup else self._shares)
+        return self._derive_hello(self.client_id, None if self.setup else self._keys)
 
     def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
         # A device that lost its share (an interrupted migration) may set the key up again, but
@@ -307,9 +307,9 @@ class CustodianDerive(_Derive, CustodianOperation):
 
     def _on_children_done(self) -> list[Message]:
         if not self._in_vrf:
-            self._shares = derivation_shares_of(self)
+            self._keys = derivation_shares_of(self)
             with self.store.transaction():
-                for curve, share in self._shares.items():
+                for curve, share in self._keys.items():
                     self.store.put_hd(self.client_id, curve, "key", share.to_bytes())
             self._children_done = False
             return self._add_children(self._vrf_children(self._child_id))

@@ -56,23 +56,26 @@ class LocalSigner:
     client: Client
     custodian: Custodian
     client_id: str
+    path: str | None = None  # an HD path (docs/hd.md); None: the wallet's root keys
 
     def public_key(self, curve: str) -> bytes:
-        """The wallet's public key on ``curve``, from the client's shares."""
-        return self.client.public_keys()[curve]
+        """The public key on ``curve`` at the signer's path, from the client's shares and accounts."""
+        return self.client.public_key(curve, self.path)
 
     def sign(self, chain: str, data: bytes) -> SignResult:
         """Run ``client.sign`` and ``custodian.sign`` in memory; returns the client's ``SignResult``."""
         from mpc import run_local  # mpc imports nothing from mpc.chains; keep it that way
 
         client_result: SignResult
-        client_result, _ = run_local(self.client.sign(chain, data), self.custodian.sign(self.client_id, chain, data))
+        client_result, _ = run_local(self.client.sign(chain, data, path=self.path),
+                                     self.custodian.sign(self.client_id, chain, data, path=self.path))
         return client_result
 
 
-def local_signer(client: Client, custodian: Custodian, client_id: str) -> LocalSigner:
-    """A ``Signer`` for a client device and its custodian in the same process."""
-    return LocalSigner(client, custodian, client_id)
+def local_signer(client: Client, custodian: Custodian, client_id: str, path: str | None = None) -> LocalSigner:
+    """A ``Signer`` for a client device and its custodian in the same process; with ``path``,
+    the adapters build and sign for the key at that HD path (its account derived first)."""
+    return LocalSigner(client, custodian, client_id, path)
 
 
 def _sign_matching(signer: Signer, chain: str, data: bytes) -> tuple[SignResult, bytes]:
