@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
@@ -53,6 +53,7 @@ from mpc.remote.channel import (
     presign_spec,
     recover_spec,
     sign_spec,
+    derive_spec,
 )
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
@@ -119,17 +120,23 @@ class AsyncRemoteCustodian(RemoteBase):
         """Eject onto ``client``; the custodian's result holds the client's new token."""
         return await self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
 
-    async def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+    async def sign(self, client: Client, token: str, chain: str, data: bytes, *,
+                   path: str | None = None) -> tuple[Any, Any]:
         """Sign ``data`` for ``chain``; the client's result is the ``SignResult``."""
-        return await self._operate(sign_spec(client, "sign", chain, data), token)
+        return await self._operate(sign_spec(client, "sign", chain, data, path), token)
+
+    async def derive(self, client: Client, token: str, paths: Sequence[str]) -> tuple[Any, Any]:
+        """Derive the accounts of ``paths`` (docs/hd.md)."""
+        return await self._operate(derive_spec(client, paths), token)
 
     async def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         return await self._operate(presign_spec(client, count), token)
 
-    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes, *,
+                             path: str | None = None) -> tuple[Any, Any]:
         """The same as :meth:`sign`; kept as a name."""
-        return await self._operate(sign_spec(client, "sign_presigned", chain, data), token)
+        return await self._operate(sign_spec(client, "sign_presigned", chain, data, path), token)
 
     async def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
         session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id

@@ -109,7 +109,7 @@ Operations survive lost connections. Which cases are safe:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
@@ -127,6 +127,7 @@ from mpc.remote.channel import (
     presign_spec,
     recover_spec,
     sign_spec,
+    derive_spec,
 )
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
@@ -205,17 +206,23 @@ class RemoteCustodian(RemoteBase):
         custodian's result holds the client's new token (``result["token"]``)."""
         return self._operate(recover_spec(client, "eject", method, encrypted_backup), token)
 
-    def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
-        """Sign ``data`` for ``chain``; the client's result is the ``SignResult``."""
-        return self._operate(sign_spec(client, "sign", chain, data), token)
+    def sign(self, client: Client, token: str, chain: str, data: bytes, *, path: str | None = None) -> tuple[Any, Any]:
+        """Sign ``data`` for ``chain`` (at the HD ``path`` if given); the client's result is the ``SignResult``."""
+        return self._operate(sign_spec(client, "sign", chain, data, path), token)
+
+    def derive(self, client: Client, token: str, paths: Sequence[str]) -> tuple[Any, Any]:
+        """Derive the accounts of ``paths`` (docs/hd.md); the client's result maps account path ->
+        {curve: extended public key}."""
+        return self._operate(derive_spec(client, paths), token)
 
     def presign(self, client: Client, token: str, count: int) -> tuple[Any, Any]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         return self._operate(presign_spec(client, count), token)
 
-    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[Any, Any]:
+    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes, *,
+                       path: str | None = None) -> tuple[Any, Any]:
         """The same as :meth:`sign` (no presignature lives on the device); kept as a name."""
-        return self._operate(sign_spec(client, "sign_presigned", chain, data), token)
+        return self._operate(sign_spec(client, "sign_presigned", chain, data, path), token)
 
     def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
         session, params = spec.make()

@@ -29,7 +29,7 @@ import math
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -67,6 +67,7 @@ __all__ = [
     "presign_spec",
     "recover_spec",
     "sign_spec",
+    "derive_spec",
     "transport_errors",
     "transport_failure",
 ]
@@ -365,13 +366,21 @@ def recover_spec(client: Client, op: str, method: BackupMethod | None,
     return OperationSpec(op, client.client_id, make)
 
 
-def sign_spec(client: Client, op: str, chain: str, data: bytes) -> OperationSpec:
-    """``sign`` or ``sign_presigned`` (same parameters)."""
+def sign_spec(client: Client, op: str, chain: str, data: bytes, path: str | None = None) -> OperationSpec:
+    """``sign`` or ``sign_presigned`` (same parameters), at the HD ``path`` if given."""
     def make() -> tuple[Session, dict[str, Any]]:
         factory = client.sign if op == "sign" else client.sign_presigned
-        return factory(chain, data), {"chain": chain, "data": bytes(data).hex()}
+        params: dict[str, Any] = {"chain": chain, "data": bytes(data).hex()}
+        if path is not None:
+            params["path"] = path
+        return factory(chain, data, path=path), params
 
     return OperationSpec(op, client.client_id, make)
+
+
+def derive_spec(client: Client, paths: Sequence[str]) -> OperationSpec:
+    """``derive`` of the accounts of ``paths`` (docs/hd.md)."""
+    return OperationSpec("derive", client.client_id, lambda: (client.derive(paths), {"paths": list(paths)}))
 
 
 def presign_spec(client: Client, count: int) -> OperationSpec:

@@ -37,7 +37,7 @@ __all__ = ["KNOWN_OPS", "HttpEndpoints", "RequestRecord", "current_request", "re
 # recorded as "unknown", so metric labels and audit lines stay within this set.
 KNOWN_OPS = frozenset({"create_client", "get_client", "rotate_token", "revoke_token", "issue_token",
                        "unlock_client", "stored_client_backup_share", "generate", "backup", "recover",
-                       "eject", "sign", "presign", "sign_presigned", "resume", "metrics"})
+                       "eject", "sign", "presign", "sign_presigned", "derive", "resume", "metrics"})
 UNKNOWN_OP = "unknown"
 READY_CACHE_SECONDS = 1.0
 GAUGE_CACHE_SECONDS = 5.0

@@ -183,3 +183,26 @@ def test_a_wallet_without_derivation_key_gets_one_at_its_first_derive() -> None:
     wallet.client.keychain.delete(f"{wallet.client_id}.secp256k1.derivation")  # a lost share, accounts exist
     with pytest.raises(StateInvalid):
         mpc.run_local(wallet.client.derive(["m/0'"]), wallet.custodian.derive(wallet.client_id, ["m/0'"]))
+
+
+def test_derive_and_sign_at_a_path_over_the_service() -> None:
+    pytest.importorskip("websockets")
+    from mpc.backup.methods import MemoryCloudStorage
+    from mpc.remote.blocking import RemoteCustodian
+    from mpc.service.server import ServiceThread
+
+    operator_key = "operator-key-for-the-tests-0123456789"
+    with ServiceThread(":memory:", session_ttl=30, operator_key=operator_key) as running:
+        remote = RemoteCustodian(running.url, timeout=30.0, operator_key=operator_key)
+        client_id, token = remote.create_client()
+        phone = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
+        remote.generate(phone, token)
+        accounts, view = remote.derive(phone, token, ACCOUNTS)
+        assert sorted(accounts) == sorted(ACCOUNTS) and view["accounts"]["secp256k1"] == sorted(ACCOUNTS)
+        for chain, path in (("bitcoin", "m/84'/0'/0'/1/3"), ("stellar", "m/44'/60'/1'/0")):
+            data = data_for(chain, b"over the wire")
+            result, custodian_result = remote.sign(phone, token, chain, data, path=path)
+            assert result.public_key == phone.public_key(result.curve, path)
+            assert custodian_result["signature"] == result.signature.hex()
+        with pytest.raises(PathInvalid):
+            remote.sign(phone, token, "bitcoin", data_for("bitcoin"), path="m/84'/0'/0'/1/3'")
