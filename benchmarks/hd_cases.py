@@ -69,15 +69,15 @@ def vrf_one_account(curve: str) -> Any:
 
 def cases(quick: bool) -> list[Case]:
     return [
-        Case("wallet derive one new account (both curves)", derive_new_account, references=(REF_NACL,), runs=20),
+        Case("hd wallet derive one new account (both curves)", derive_new_account, references=(REF_NACL,), runs=20),
         Case("hd vrf one account [secp256k1]", lambda: vrf_one_account("secp256k1"), references=(REF_NACL,), runs=40),
         Case("hd vrf one account [ed25519]", lambda: vrf_one_account("ed25519"), references=(REF_NACL,), runs=40),
-        Case("wallet sign ethereum at the root (hd wallet)", lambda w: sign(w, "ethereum", DIGEST, None),
+        Case("hd wallet sign ethereum at the root", lambda w: sign(w, "ethereum", DIGEST, None),
              setup=_drained, references=(REF_ENC_DEC,), runs=30),
-        Case("wallet sign ethereum at a path", lambda w: sign(w, "ethereum", DIGEST, PATH), setup=_drained,
-             references=("wallet sign ethereum at the root (hd wallet)",), runs=30),
-        Case("wallet sign solana at the root (hd wallet)", lambda: sign(hd_wallet(), "solana", MESSAGE, None),
+        Case("hd wallet sign ethereum at a path", lambda w: sign(w, "ethereum", DIGEST, PATH), setup=_drained,
+             references=("hd wallet sign ethereum at the root",), runs=30),
+        Case("hd wallet sign solana at the root", lambda: sign(hd_wallet(), "solana", MESSAGE, None),
              references=(REF_NACL,), runs=100),
-        Case("wallet sign solana at a path", lambda: sign(hd_wallet(), "solana", MESSAGE, PATH),
-             references=("wallet sign solana at the root (hd wallet)",), runs=100),
+        Case("hd wallet sign solana at a path", lambda: sign(hd_wallet(), "solana", MESSAGE, PATH),
+             references=("hd wallet sign solana at the root",), runs=100),
     ]
