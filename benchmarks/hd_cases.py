@@ -14,11 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 import mpc
-import mpc.presign
 from benchmarks.ecdsa2p_cases import REF_ENC_DEC
 from benchmarks.reference_cases import REF_NACL
 from benchmarks.timing import Case
-from benchmarks.wallet_cases import DIGEST, MESSAGE, Wallet
+from benchmarks.wallet_cases import DIGEST, MESSAGE, Wallet, drained
 from protocols.hd import AccountVRF, DerivationKeyShare, derivation_keygen
 from protocols.local import run
 
@@ -44,12 +43,8 @@ def derive_new_account() -> Any:
 
 
 def _drained() -> Wallet:
-    """The wallet with an empty ECDSA pool: both signing cases draw every nonce online."""
-    wallet = hd_wallet()
-    while mpc.presign.take_precomputation(wallet.custodian.store, wallet.client_id,
-                                          wallet.custodian._load_share(wallet.client_id, "signing", "", "secp256k1")):
-        pass
-    return wallet
+    """The HD wallet with an empty ECDSA pool: both signing cases draw every nonce online."""
+    return drained(hd_wallet())
 
 
 def sign(wallet: Wallet, chain: str, data: bytes, path: str | None) -> Any:

@@ -21,6 +21,7 @@ custodian's in its store (table ``hd``, sealed: ``key`` and ``account:<path>``).
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, cast
 
@@ -109,6 +110,13 @@ def _account_entry(client: Device, curve: str, account_path: str) -> str:
     return _account_prefix(client, curve) + hashlib.sha256(account_path.encode()).hexdigest()[:32]
 
 
+@lru_cache(maxsize=1024)
+def _account_from_bytes(data: bytes) -> AccountKey:
+    """``AccountKey.from_bytes``, cached: an account is immutable and signing at a path reads it
+    on both sides every time (strict JSON decoding costs more than the derivation itself)."""
+    return AccountKey.from_bytes(data)
+
+
 def _decoded(decode: Callable[[bytes], Any], data: bytes, what: str) -> Any:
     try:
         return decode(data)
@@ -136,7 +144,7 @@ def client_account(client: Device, curve: str, account_path: str) -> AccountKey:
     entry = _account_entry(client, curve, account_path)
     if entry not in client.keychain:
         raise AccountNotDerived(f"account {account_path} has not been derived on this device: run derive first")
-    account = cast(AccountKey, _decoded(AccountKey.from_bytes, client.keychain.get(entry), "account"))
+    account = cast(AccountKey, _decoded(_account_from_bytes, client.keychain.get(entry), "account"))
     if account.account_path != account_path or account.curve != curve:
         raise StateInvalid("the stored account is damaged")
     return account
@@ -166,7 +174,7 @@ def custodian_account(store: SQLiteStore, client_id: str, curve: str, account_pa
     data = store.get_hd(client_id, curve, "account:" + account_path)
     if data is None:
         raise AccountNotDerived(f"account {account_path} has not been derived for this client: run derive first")
-    return cast(AccountKey, _decoded(AccountKey.from_bytes, data, "account"))
+    return cast(AccountKey, _decoded(_account_from_bytes, data, "account"))
 
 
 def custodian_accounts(store: SQLiteStore, client_id: str) -> dict[str, list[str]]:

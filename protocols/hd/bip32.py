@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from curves import Point, secp256k1
 from protocols.errors import UsageError
 from protocols.hd.paths import HARDENED
 
-__all__ = ["XPUB_VERSION", "InvalidChild", "ckd_pub", "derive_public", "serialize_xpub", "base58check_encode"]
+__all__ = ["XPUB_VERSION", "InvalidChild", "ckd_pub", "derive_along", "derive_public", "serialize_xpub", "base58check_encode"]
 
 XPUB_VERSION = bytes.fromhex("0488B21E")
 """Mainnet public version bytes (BIP32: ``xpub``)."""
@@ -44,13 +45,22 @@ def ckd_pub(parent: Point, chain_code: bytes, index: int) -> tuple[Point, bytes,
     return child, digest[32:], tweak
 
 
-def derive_public(parent: Point, chain_code: bytes, indices: tuple[int, ...]) -> tuple[Point, bytes, int]:
-    """``CKDpub`` along ``indices``: (child key, child chain code, sum of the tweaks mod n)."""
+ChildFunction = Callable[[Point, bytes, int], tuple[Point, bytes, int]]
+
+
+def derive_along(ckd: ChildFunction, parent: Point, chain_code: bytes,
+                 indices: tuple[int, ...]) -> tuple[Point, bytes, int]:
+    """``ckd`` along ``indices``: (child key, child chain code, sum of the tweaks mod the order)."""
     total = 0
     for index in indices:
-        parent, chain_code, tweak = ckd_pub(parent, chain_code, index)
-        total = (total + tweak) % secp256k1.order
+        parent, chain_code, tweak = ckd(parent, chain_code, index)
+        total = (total + tweak) % parent.group.order
     return parent, chain_code, total
+
+
+def derive_public(parent: Point, chain_code: bytes, indices: tuple[int, ...]) -> tuple[Point, bytes, int]:
+    """``CKDpub`` along ``indices``: (child key, child chain code, sum of the tweaks mod n)."""
+    return derive_along(ckd_pub, parent, chain_code, indices)
 
 
 def base58check_encode(payload: bytes) -> str:

@@ -18,7 +18,7 @@ import hmac
 
 from curves import CurveError, Point, ed25519
 from protocols.errors import UsageError
-from protocols.hd.bip32 import InvalidChild
+from protocols.hd.bip32 import InvalidChild, derive_along
 from protocols.hd.paths import HARDENED
 
 __all__ = ["ckd_pub", "derive_public", "serialize_extended", "parse_extended"]
@@ -38,11 +38,7 @@ def ckd_pub(parent: Point, chain_code: bytes, index: int) -> tuple[Point, bytes,
 
 def derive_public(parent: Point, chain_code: bytes, indices: tuple[int, ...]) -> tuple[Point, bytes, int]:
     """``ckd_pub`` along ``indices``: (child key, child chain code, sum of the tweaks mod L)."""
-    total = 0
-    for index in indices:
-        parent, chain_code, tweak = ckd_pub(parent, chain_code, index)
-        total = (total + tweak) % ed25519.order
-    return parent, chain_code, total
+    return derive_along(ckd_pub, parent, chain_code, indices)
 
 
 def serialize_extended(key: Point, chain_code: bytes) -> str:
