@@ -307,8 +307,11 @@ class CustodianDerive(_Derive, CustodianOperation):
             if any(custodian_accounts(self.store, self.client_id).values()):
                 raise StateInvalid("this device has no derivation key share but the client's accounts depend on "
                                    "it: recover from a backup made after the derivation key existed (docs/hd.md)")
-            self.setup = True
+            return self._derive_hello(self.client_id, None)
         return self._hello()
+
+    def _on_hello(self, hello: Mapping[str, Any]) -> None:
+        self.setup = bool(hello["setup"])  # only now: a rejected hello leaves the session as it was
 
     def _start(self) -> list[Message]:
         return self._add_children(self._first_children(self._child_id, self.party_id))

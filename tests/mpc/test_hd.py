@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+from typing import Any
 
 import coincurve
 import pytest
@@ -206,3 +207,32 @@ def test_derive_and_sign_at_a_path_over_the_service() -> None:
             assert custodian_result["signature"] == result.signature.hex()
         with pytest.raises(PathInvalid):
             remote.sign(phone, token, "bitcoin", data_for("bitcoin"), path="m/84'/0'/0'/1/3'")
+
+
+def _run_parking(device: Any, server: Any, custodian: mpc.Custodian) -> tuple[Any, Any]:
+    """Drive the two sessions, parking and resuming the custodian's after every message it takes."""
+    to_server, to_device = device.start(), server.start()
+    while not (device.done and server.done):
+        assert to_server or to_device, "the sessions stalled"
+        if to_server:
+            to_device += server.receive(to_server.pop(0))
+            if not server.done:
+                server = custodian.resume(server.to_bytes())
+        else:
+            to_server += device.receive(to_device.pop(0))
+    return device.result(), server.result()
+
+
+def test_custodian_sessions_at_a_path_park_and_resume(hd_wallet: Wallet) -> None:
+    """The networked custodian parks its session between rounds: signing at a path and derive
+    resume from their bytes."""
+    client, custodian, client_id = hd_wallet.client, hd_wallet.custodian, hd_wallet.client_id
+    path, data = "m/84'/0'/0'/1/2", data_for("bitcoin", b"parked")
+    result, _ = _run_parking(client.sign("bitcoin", data, path=path),
+                             custodian.sign(client_id, "bitcoin", data, path=path), custodian)
+    assert result.public_key == client.public_key("secp256k1", path)
+    der = result.der
+    assert der is not None and coincurve.PublicKey(result.public_key).verify(der, data, hasher=None)
+    before = client.extended_public_key("solana", ACCOUNTS[1])
+    accounts, view = _run_parking(client.derive(ACCOUNTS[1:]), custodian.derive(client_id, ACCOUNTS[1:]), custodian)
+    assert accounts[ACCOUNTS[1]]["ed25519"] == before and ACCOUNTS[1] in view["accounts"]["ed25519"]
