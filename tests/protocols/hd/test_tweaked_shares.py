@@ -8,6 +8,8 @@ import secrets
 
 import coincurve
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 
 from curves import ed25519, secp256k1
@@ -18,6 +20,11 @@ from protocols.errors import ProtocolAbort, UsageError
 @pytest.fixture(scope="module")
 def ecdsa_pair(custodian_setup: ecdsa2p.CustodianSetup) -> tuple[ecdsa2p.P1KeyShare, ecdsa2p.P2KeyShare]:
     return ecdsa2p.keygen(custodian_setup)
+
+
+@pytest.fixture(scope="module")
+def frost_pair() -> list[frost.KeyShare]:
+    return frost.dkg(2, 2)
 
 
 def test_tweaked_ecdsa_pair_signs_under_the_child_key(ecdsa_pair) -> None:  # type: ignore[no-untyped-def]
@@ -65,3 +72,25 @@ def test_tweaks_must_be_scalars(ecdsa_pair) -> None:  # type: ignore[no-untyped-
             p2.tweaked(bad)  # type: ignore[arg-type]
     with pytest.raises(UsageError):
         share.tweaked(ed25519.order)
+
+
+@settings(max_examples=10, deadline=None)
+@given(a=st.integers(0, secp256k1.order - 1), b=st.integers(0, secp256k1.order - 1))
+def test_ecdsa_tweaks_compose_and_keep_the_pair_consistent(ecdsa_pair, a: int, b: int) -> None:  # type: ignore[no-untyped-def]
+    p1, p2 = ecdsa_pair
+    both = (a + b) % secp256k1.order
+    c1, c2 = p1.tweaked(a).tweaked(b), p2.tweaked(a).tweaked(b)
+    assert c1.public_key == c2.public_key == p1.tweaked(both).public_key
+    assert c2.x2.value == p2.tweaked(both).x2.value and c2.x2.public_point() == c1.q2
+    assert secp256k1.decode_point(c1.public_key) == c1.q1 + c1.q2  # Q' = Q1 + Q2' (x1 unchanged)
+
+
+@settings(max_examples=10, deadline=None)
+@given(a=st.integers(0, ed25519.order - 1), b=st.integers(0, ed25519.order - 1))
+def test_frost_tweaks_compose_and_stay_a_valid_sharing(frost_pair, a: int, b: int) -> None:  # type: ignore[no-untyped-def]
+    both = (a + b) % ed25519.order
+    for share in frost_pair:
+        twice, once = share.tweaked(a).tweaked(b), share.tweaked(both)
+        twice.validate()
+        assert twice.group_public_key == once.group_public_key == share.group_public_key + ed25519.base_mul(both)
+        assert twice.signing_share == once.signing_share
