@@ -160,9 +160,10 @@ class Client:
             self.keychain.put(self._entry(curve), shares[curve].to_bytes())
 
     def wipe(self) -> None:
-        """Forget this client's signing shares (a lost or reset device)."""
+        """Forget this client's signing shares, derivation key shares and accounts (a lost or reset device)."""
         for curve in CURVES:
             self.keychain.delete(self._entry(curve), missing_ok=True)
+        hd.wipe_client(self)
 
     def public_keys(self) -> dict[str, bytes]:
         """The wallet's public key per curve (33-byte compressed secp256k1, 32-byte ed25519)."""

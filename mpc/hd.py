@@ -55,6 +55,7 @@ __all__ = [
     "client_account",
     "client_accounts",
     "store_client_derivation_shares",
+    "wipe_client",
     "custodian_derivation_share",
     "custodian_account",
     "custodian_accounts",
@@ -148,6 +149,14 @@ def client_account(client: Device, curve: str, account_path: str) -> AccountKey:
     if account.account_path != account_path or account.curve != curve:
         raise StateInvalid("the stored account is damaged")
     return account
+
+
+def wipe_client(client: Device) -> None:
+    """Forget the device's derivation key shares and accounts of the client (``Client.wipe``)."""
+    for curve in CURVES:
+        client.keychain.delete(_derivation_entry(client, curve), missing_ok=True)
+        for name in [n for n in client.keychain.names() if n.startswith(_account_prefix(client, curve))]:
+            client.keychain.delete(name, missing_ok=True)
 
 
 def client_accounts(client: Device) -> dict[str, list[str]]:

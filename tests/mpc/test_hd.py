@@ -155,6 +155,8 @@ def test_backup_recover_keeps_the_derived_addresses_and_eject_gives_the_derived_
     before = {path: wallet.client.address("ethereum", path) for path, _ in PATHS[:6]}
     before_sol = {path: wallet.client.address("solana", path) for path, _ in PATHS[:6]}
     wallet.backup()
+    wallet.client.wipe()
+    assert not any(name.startswith(wallet.client_id) for name in wallet.client.keychain.names())  # k1, accounts
     device = wallet.device()
     wallet.recover(device)
     with pytest.raises(AccountNotDerived):  # accounts are derived again on a new device (one round trip)
