@@ -35,6 +35,7 @@ OPTIONAL_MODULES = [
     "benchmarks.scale_cases",
     "benchmarks.oprf_cases",
     "benchmarks.backup_cases",
+    "benchmarks.hd_cases",
 ]
 
 

@@ -24,7 +24,7 @@ from mpc.backup.methods import MemoryCloudStorage
 from mpc.storage.store import SQLiteStore
 from protocols import bigint
 
-__all__ = ["cases", "Wallet"]
+__all__ = ["cases", "Wallet", "drained"]
 
 DIGEST = hashlib.sha256(b"benchmark transaction").digest()
 MESSAGE = b"benchmark transaction"
@@ -78,13 +78,17 @@ def _refilled() -> Wallet:
     return wallet
 
 
-def _drained() -> Wallet:
-    """The ready wallet with an empty pool: signing draws every nonce online."""
-    wallet = ready_wallet()
+def drained(wallet: Wallet) -> Wallet:
+    """``wallet`` with an empty ECDSA pool: signing draws every nonce online."""
     share = wallet.custodian._load_share(wallet.client_id, "signing", "", "secp256k1")
     while wallet.custodian.precomputations.take(wallet.client_id, share):
         pass
     return wallet
+
+
+def _drained() -> Wallet:
+    """The ready wallet with an empty pool."""
+    return drained(ready_wallet())
 
 
 def cases(quick: bool) -> list[Case]:

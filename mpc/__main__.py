@@ -124,6 +124,29 @@ def _chain_transactions(client: mpc.Client, custodian: mpc.Custodian, client_id:
     return show_transactions(local_signer(client, custodian, client_id), client.addresses(), _say)
 
 
+_HD_ACCOUNTS = ["m/84'/0'/0'", "m/44'/60'/1'"]
+_HD_RECEIVE = "m/84'/0'/0'/0/0"
+
+
+def _hd_accounts(client: mpc.Client, custodian: mpc.Custodian, client_id: str) -> str:
+    """HD accounts (docs/hd.md): a Bitcoin account with a fresh receive address and its xpub for a
+    watch-only wallet, and a second Ethereum account, signed for at a path."""
+    accounts = _HD_ACCOUNTS
+    start = time.perf_counter()
+    mpc.run_local(client.derive(accounts), custodian.derive(client_id, accounts))
+    _say("derive two accounts", f"{', '.join(accounts)} ({time.perf_counter() - start:.2f} s)")
+    _say("  bitcoin account xpub", client.extended_public_key("bitcoin", accounts[0])[:32] + "…")
+    receive = client.address("bitcoin", _HD_RECEIVE)
+    _say("  fresh bitcoin receive address", f"{receive} ({_HD_RECEIVE})")
+    _say("  second ethereum account", f"{client.address('ethereum', accounts[1] + '/0/0')} (m/44'/60'/1'/0/0)")
+    data = hashlib.sha256(b"demo payment from the second account").digest()
+    path = accounts[1] + "/0/0"
+    result, _ = mpc.run_local(client.sign("ethereum", data, path=path),
+                              custodian.sign(client_id, "ethereum", data, path=path))
+    _say("  sign at m/44'/60'/1'/0/0", f"{result.signature.hex()[:24]}… {_verify(result, data)}")
+    return receive
+
+
 def demo(directory: Path, temporary: bool = False) -> int:
     """The whole lifecycle in this process; ``temporary``: ``directory`` is deleted afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -166,6 +189,7 @@ def demo(directory: Path, temporary: bool = False) -> int:
         _say(f"  {chain} address", address)
     _sign_everywhere(device, custodian, client_id)
     unverified = _chain_transactions(device, custodian, client_id)
+    receive = _hd_accounts(device, custodian, client_id)
 
     mpc.run_local(device.backup(), custodian.backup(client_id))
     _say("backup (CLOUD)", _statuses(custodian, client_id))
@@ -175,8 +199,9 @@ def demo(directory: Path, temporary: bool = False) -> int:
     new_device = mpc.Client(client_id, mpc.FileKeychain(directory / "device-2"), cloud=cloud)
     mpc.run_local(new_device.recover(), custodian.recover(client_id))
     _say("recover on a new device", _statuses(custodian, client_id))
-    same = new_device.addresses() == before
-    _say("addresses unchanged", str(same))
+    mpc.run_local(new_device.derive(_HD_ACCOUNTS), custodian.derive(client_id, _HD_ACCOUNTS))
+    same = new_device.addresses() == before and new_device.address("bitcoin", _HD_RECEIVE) == receive
+    _say("addresses unchanged", f"{same} (the accounts derived again on the new device: the same)")
     _sign_everywhere(new_device, custodian, client_id)
     _sign_precomputed(new_device, custodian, client_id)
     if unverified:

@@ -34,6 +34,7 @@ __all__ = [
     "solana_address",
     "stellar_address",
     "addresses",
+    "address_of",
     "base58_encode",
     "base58check_encode",
     "bech32_encode",
@@ -237,3 +238,21 @@ def addresses(secp_pub33: bytes, ed_pub32: bytes, *, testnet: bool = False) -> d
         "solana": solana_address(ed_pub32),
         "stellar": stellar_address(ed_pub32),
     }
+
+
+_ADDRESS_OF = {
+    "ethereum": ethereum_address,
+    "tron": tron_address,
+    "solana": solana_address,
+    "stellar": stellar_address,
+}
+
+
+def address_of(chain: str, public_key: bytes, *, testnet: bool = False) -> str:
+    """The address of one public key on ``chain`` (33-byte secp256k1 or 32-byte ed25519 key)."""
+    if chain == "bitcoin":
+        return bitcoin_address(public_key, testnet=testnet)
+    if chain not in _ADDRESS_OF:
+        raise InputInvalid(f"unknown chain {chain!r}")
+    return _ADDRESS_OF[chain](public_key)
+

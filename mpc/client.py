@@ -25,22 +25,26 @@ Operation flows (client side; see ``mpc.custodian`` for the other side):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from mpc.backup import possession
 from mpc.addresses import addresses
 from mpc.backup.methods import BackupContext, BackupMethod, CloudMethod, CloudStorage, decrypt_backup, encrypt_backup
+from mpc import hd
+from mpc.addresses import address_of
 from mpc.operation import ClientOperation, method_name, new_session_id
 from mpc.presign import ClientPresign
 from mpc.signing import ClientSign
 from mpc.errors import (
     BackupNotConfirmed,
     BackupNotFound,
+    StateInvalid,
     InputInvalid,
     KeychainCorrupted,
     KeychainEntryNotFound,
+    PathInvalid,
     KeyLockedError,
     WalletAlreadyExists,
     WalletNotFound,
@@ -48,12 +52,13 @@ from mpc.errors import (
 from mpc.storage import device_key
 from mpc.storage.device_key import DeviceKey
 from mpc.storage.keychain import Keychain
-from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, decode_share, default_home
+from mpc.wallet import CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PARTIES, curve_of_chain, decode_share, default_home
 from protocols import ecdsa2p, frost, oprf
 from protocols.encoding import get_bytes, require_keys
 from curves import ed25519, secp256k1
 from nacl import bindings as sodium
 from protocols.errors import InvalidMessage, MPCError, ProtocolAbort
+from protocols.hd import AccountKey, account_point, account_tweak
 from protocols.sharing import interpolate_at_zero
 from protocols.rounds import Message, Session
 from protocols.state import register_attrs
@@ -160,9 +165,11 @@ class Client:
             self.keychain.put(self._entry(curve), shares[curve].to_bytes())
 
     def wipe(self) -> None:
-        """Forget this client's signing shares and device keys (a lost or reset device)."""
+        """Forget this client's signing shares, derivation key shares, accounts and device keys (a lost
+        or reset device)."""
         for curve in CURVES:
             self.keychain.delete(self._entry(curve), missing_ok=True)
+        hd.wipe_client(self)
         device_key.forget(self.keychain, self.client_id)
 
     def device_key(self, *, pending: bool = False) -> DeviceKey:
@@ -184,6 +191,38 @@ class Client:
         """The wallet's address on each chain, from the public keys on this device."""
         keys = self.public_keys()
         return addresses(keys["secp256k1"], keys["ed25519"], testnet=testnet)
+
+    # --- HD accounts (docs/hd.md) ----------------------------------------------------------------
+    def derive(self, paths: Iterable[str], session_id: bytes | None = None) -> hd.ClientDerive:
+        """Derive the accounts of ``paths`` (their hardened prefixes) on both curves, against
+        ``custodian.derive(client_id, paths)``; a wallet without a derivation key gets one first
+        (the migration). The result maps account path -> {curve: extended public key}."""
+        return hd.ClientDerive(self, new_session_id(session_id), paths)
+
+    def accounts(self) -> dict[str, list[str]]:
+        """The account paths derived on this device, per curve."""
+        return hd.client_accounts(self)
+
+    def public_key(self, curve: str, path: str | None = None) -> bytes:
+        """The public key on ``curve`` at ``path`` (None: the root key, the default address);
+        ``AccountNotDerived`` until the path's account was derived."""
+        if path is None:
+            return bytes(self.signing_share(curve).public_key)
+        parsed = hd.parse_hd_path(path)
+        key, _ = hd.child_key(hd.client_account(self, curve, parsed.account_path), parsed)
+        return key.to_bytes()
+
+    def address(self, chain: str, path: str | None = None, *, testnet: bool = False) -> str:
+        """The address on ``chain`` of the key at ``path`` (e.g. ``m/84'/0'/0'/0/7``; None: the root)."""
+        return address_of(chain, self.public_key(curve_of_chain(chain), path), testnet=testnet)
+
+    def extended_public_key(self, chain: str, account_path: str) -> str:
+        """The account's extended public key for watch-only use: a BIP32 ``xpub`` on secp256k1
+        chains, hex of A ‖ c on ed25519 chains (docs/hd.md)."""
+        parsed = hd.parse_hd_path(account_path)
+        if parsed.children:
+            raise PathInvalid("an account path has hardened levels only, e.g. m/84'/0'/0'")
+        return hd.client_account(self, curve_of_chain(chain), parsed.account_path).extended_public_key()
 
     # --- operations ---------------------------------------------------------------------------
     def generate(self, session_id: bytes | None = None) -> ClientGenerate:
@@ -217,20 +256,21 @@ class Client:
         """Leave MPC: rebuild the whole private keys from both backup shares of ``method``."""
         return ClientEject(self, new_session_id(session_id), method or self._cloud_method(), encrypted_backup)
 
-    def sign(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
+    def sign(self, chain: str, data: bytes, session_id: bytes | None = None, *, path: str | None = None) -> ClientSign:
         """Sign ``data`` for ``chain`` (``mpc.CHAINS``): a 32-byte digest on secp256k1 chains, the
-        message on ed25519 chains. Against ``custodian.sign(client_id, chain, data)``; the result
-        is a ``SignResult``."""
-        return ClientSign(self, new_session_id(session_id), chain, data)
+        message on ed25519 chains. Against ``custodian.sign(client_id, chain, data, path=...)``;
+        the result is a ``SignResult``. ``path`` signs with the key at that HD path (docs/hd.md)."""
+        return ClientSign(self, new_session_id(session_id), chain, data, path=path)
 
     # Precomputation (``mpc.presign``): the custodian's, in its store; the device keeps nothing.
     def presign(self, count: int, session_id: bytes | None = None) -> Session:
         """Ask the custodian for ``count`` ECDSA precomputations (``custodian.presign``)."""
         return ClientPresign(self, new_session_id(session_id), count)
 
-    def sign_presigned(self, chain: str, data: bytes, session_id: bytes | None = None) -> ClientSign:
+    def sign_presigned(self, chain: str, data: bytes, session_id: bytes | None = None, *,
+                       path: str | None = None) -> ClientSign:
         """The same as :meth:`sign`; kept as a name (no presignature ever lives on the device)."""
-        return self.sign(chain, data, session_id)
+        return self.sign(chain, data, session_id, path=path)
 
     def resume(self, data: bytes, method: BackupMethod | None = None) -> Session:
         """An operation of this device parked with ``session.to_bytes()``; ``method`` is the
@@ -268,11 +308,13 @@ class ClientGenerate(_DeviceOperation):
         return self._add_children({
             "secp256k1": ecdsa2p.KeygenP1(self._child_id("secp256k1"), self.client.device_setup()),
             "ed25519": frost.DKGSession(self._child_id("ed25519"), CLIENT_PARTY, PARTIES, 2),
+            **hd.derivation_keygen_children(self._child_id, CLIENT_PARTY),
         })
 
     def _on_children_done(self) -> list[Message]:
         shares = self._shares()
         self.client._store_signing_shares(shares)
+        hd.store_client_derivation_shares(self.client, hd.derivation_shares_of(self))
         self._finish(self.client.addresses())
         return [self._step("stored", _stored_step(shares))]
 
@@ -369,7 +411,8 @@ class ClientBackup(_DeviceOperation):
         encrypted: dict[str, tuple[bytes, bytes]] = {}
         for curve, share in shares.items():
             context = BackupContext(self.client.client_id, curve)
-            key, box = encrypt_backup(share.to_bytes(), context)
+            plaintext = hd.pack_backup(share.to_bytes(), hd.client_derivation_share(self.client, curve))
+            key, box = encrypt_backup(plaintext, context)
             encrypted[curve] = (box, self.method.store_key(context, key))
         confirmation = self._prove(shares, possession.CONFIRM_BACKUP) if self.client_stores_backup else None
         self._outcome = {"method": self.method.name, "encrypted_backup": encrypted if self.client_stores_backup else None,
@@ -404,6 +447,7 @@ class _FromBackup(_DeviceOperation):
         return []
 
     _opened = False
+    _derivation: dict[str, Any] = {}  # the device's derivation key shares from the backup (docs/hd.md)
     _boxes: dict[str, tuple[bytes, bytes]] = {}  # kept while the custodian evaluates a password guess
     _nonce = b""
 
@@ -413,7 +457,8 @@ class _FromBackup(_DeviceOperation):
         a tampered box or a bad evaluation fails here, before anything changes or is sent."""
         if name == "oprf_evaluation" and self._boxes and not self._opened:
             self.method.finish_hardening(*_decode_oprf_evaluation(data))
-            return "opened", _decrypt_boxes(self.client.client_id, self.method, self._boxes), self._nonce
+            shares, derivation = _decrypt_boxes(self.client.client_id, self.method, self._boxes)
+            return "opened", shares, self._nonce, derivation
         if name != "client_backup" or self._opened or self._boxes:
             return self._decode_after_backup(name, data)
         require_keys(data, ("method", "boxes", "nonce", "oprf_public_key"))
@@ -423,7 +468,8 @@ class _FromBackup(_DeviceOperation):
         element = self.method.hardening_request(boxes["secp256k1"][1])
         if element is not None:
             return "harden", boxes, nonce, element
-        return "opened", _decrypt_boxes(self.client.client_id, self.method, boxes), nonce
+        shares, derivation = _decrypt_boxes(self.client.client_id, self.method, boxes)
+        return "opened", shares, nonce, derivation
 
     def _on_step(self, name: str, value: Any, sender: int) -> list[Message]:
         if name not in ("client_backup", "oprf_evaluation") or self._opened:
@@ -431,7 +477,8 @@ class _FromBackup(_DeviceOperation):
         if value[0] == "harden":  # the custodian evaluates the password guess first
             _, self._boxes, self._nonce, element = value
             return [self._step("oprf", {"element": element.hex()})]
-        _, shares, nonce = value
+        _, shares, nonce, *derivation = value  # derivation: the backup's derivation key shares, if any
+        self._derivation = derivation[0] if derivation else {}
         self._opened, self._boxes, self._nonce = True, {}, b""
         proofs = possession.prove(shares, protocol=self.protocol, session_id=self.session_id,
                                   client_id=self.client.client_id, method=self.method.name, nonce=nonce)
@@ -465,6 +512,7 @@ class ClientRecover(_FromBackup):
     def _on_children_done(self) -> list[Message]:
         shares = self._shares()
         self.client._store_signing_shares(shares)
+        hd.store_client_derivation_shares(self.client, self._derivation)
         device_key.promote(self.client.keychain, self.client.client_id)  # the new shares go with the new key
         self._finish(self.client.addresses())
         return [self._step("stored", _stored_step(shares))]
@@ -497,14 +545,18 @@ def _check_current_version(method: BackupMethod, boxes: Mapping[str, tuple[bytes
                 "counted. Confirm that backup, or recover with the boxes of the current one")
 
 
-def _decrypt_boxes(client_id: str, method: BackupMethod, boxes: Mapping[str, tuple[bytes, bytes]]) -> dict[str, Any]:
-    shares = {}
+def _decrypt_boxes(client_id: str, method: BackupMethod,
+                   boxes: Mapping[str, tuple[bytes, bytes]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The client backup shares and, if the backup holds them, the derivation key shares."""
+    shares, derivation = {}, {}
     for curve in CURVES:
         box, record = boxes[curve]
         context = BackupContext(client_id, curve)
-        plaintext = decrypt_backup(method.load_key(context, record), box, context)
+        plaintext, derivation_share = hd.unpack_backup(decrypt_backup(method.load_key(context, record), box, context))
         shares[curve] = decode_share(curve, CLIENT_PARTY, plaintext)
-    return shares
+        if derivation_share is not None and derivation_share.curve == curve:
+            derivation[curve] = derivation_share
+    return shares, derivation
 
 
 def _decode_oprf_evaluation(data: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
@@ -542,11 +594,30 @@ class EjectedKeys:
     """
 
     def __init__(self, secp256k1_private_key: bytes, secp256k1_public_key: bytes, ed25519_scalar: bytes,
-                 ed25519_public_key: bytes) -> None:
+                 ed25519_public_key: bytes, derivation_keys: Mapping[str, bytes] | None = None) -> None:
         self.secp256k1_private_key = secp256k1_private_key
         self.secp256k1_public_key = secp256k1_public_key
         self.ed25519_scalar = ed25519_scalar
         self.ed25519_public_key = ed25519_public_key
+        # The whole derivation key k per curve (docs/hd.md): every account can be derived alone.
+        self.derivation_keys = dict(derivation_keys or {})
+
+    def derived_private_key(self, curve: str, path: str) -> bytes:
+        """The private key at the HD ``path`` on ``curve`` (a secret): the root key plus the
+        path's tweak, the account's from k·P (docs/hd.md), computed here without the custodian.
+        secp256k1: 32 bytes big-endian; ed25519: the scalar, 32 bytes little-endian (as
+        :attr:`ed25519_scalar`). ``StateInvalid`` if the backup held no derivation key."""
+        if curve not in self.derivation_keys:
+            raise StateInvalid("this wallet's backup holds no derivation key (made before HD derivation, docs/hd.md)")
+        group = secp256k1 if curve == "secp256k1" else ed25519
+        parsed = hd.parse_hd_path(path)
+        k = group.decode_scalar(self.derivation_keys[curve])
+        root_private = group.decode_scalar(self.secp256k1_private_key if curve == "secp256k1" else self.ed25519_scalar)
+        z = account_point(curve, parsed.account_path) * k
+        tweak, chain_code = account_tweak(curve, parsed.account_path, z)
+        account = AccountKey.from_root(curve, parsed.account_path, group.base_mul(root_private), tweak, chain_code)
+        _, total = hd.child_key(account, parsed)
+        return group.encode_scalar((root_private + total) % group.order)
 
     def secp256k1_private_key_hex(self) -> str:
         """The secp256k1 private key as hex (a secret: handle it as one)."""
@@ -602,6 +673,23 @@ def _combine(client_shares: Mapping[str, Any], custodian_shares: Mapping[str, An
     return EjectedKeys(secp256k1.encode_scalar(x), p1.public_key, ed25519.encode_scalar(scalar), e1.public_key)
 
 
+def _combine_derivation(client_shares: Mapping[str, Any], custodian_shares: Any) -> dict[str, bytes]:
+    """k = k1 + k2 per curve, where both parties' shares are there; each checked against the
+    public shares the client holds (a custodian share that does not match is the custodian's fault)."""
+    if not isinstance(custodian_shares, Mapping) or not set(custodian_shares) <= set(CURVES):
+        raise InvalidMessage("malformed derivation key shares")
+    out = {}
+    for curve, share in client_shares.items():
+        if curve not in custodian_shares:
+            continue
+        group = share.group
+        k2 = group.decode_scalar(get_bytes(custodian_shares, curve, group.scalar_length))
+        if group.base_mul(k2) != share.public_shares[CUSTODIAN_PARTY]:
+            raise ProtocolAbort("the custodian's derivation key share does not match its public share", CUSTODIAN_PARTY)
+        out[curve] = group.encode_scalar((share.secret.value + k2) % group.order)
+    return out
+
+
 class ClientEject(_FromBackup):
     """Eject: rebuild each whole private key from the two backup shares of one method."""
 
@@ -619,13 +707,15 @@ class ClientEject(_FromBackup):
     def _decode_after_backup(self, name: str, data: Mapping[str, Any]) -> Any:
         if name != "eject" or self.done or not self._opened:
             raise InvalidMessage(f"unexpected step {name!r}")
-        require_keys(data, ("method", "shares"))
+        require_keys(data, ("method", "shares", "derivation"))
         if data["method"] != self.method.name:
             raise InvalidMessage("the custodian sends the backup shares of another method")
         shares = data["shares"]
         require_keys(shares, CURVES)
         custodian_shares = {curve: decode_share(curve, CUSTODIAN_PARTY, get_bytes(shares, curve)) for curve in CURVES}
-        return _combine(self._client_shares, custodian_shares)
+        keys = _combine(self._client_shares, custodian_shares)
+        keys.derivation_keys = _combine_derivation(self._derivation, data["derivation"])
+        return keys
 
     def _on_step_after_backup(self, name: str, value: Any) -> list[Message]:
         self._client_shares = {}

@@ -34,6 +34,7 @@ from functools import cached_property
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
+from mpc import hd
 from mpc.backup import possession
 from mpc.addresses import addresses
 from mpc.backup.attempts import AttemptCounter
@@ -189,6 +190,7 @@ class Custodian:
             "lockout": self.attempts.lockout(client_id),
             "public_keys": {},
             "addresses": {},
+            "accounts": hd.custodian_accounts(self.store, client_id),  # derived HD accounts (docs/hd.md)
         }
         if record.secp256k1_public and record.ed25519_public:
             view["public_keys"] = {"secp256k1": record.secp256k1_public.hex(), "ed25519": record.ed25519_public.hex()}
@@ -336,14 +338,21 @@ class Custodian:
             raise InputInvalid(f"this custodian accepts the backup methods {', '.join(self.backup_methods)}")
         return method
 
-    def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
+    def sign(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None, *,
+             path: str | None = None) -> CustodianSign:
         """The custodian's side of signing ``data`` for ``chain``, against ``client.sign(chain, data)``;
         refused unless the signing shares are STORED_CLIENT. Uses a precomputation from this
-        process's pool when it has one (``mpc.presign``)."""
+        process's pool when it has one (``mpc.presign``). With ``path`` the custodian adds the path's
+        public tweak to its share (docs/hd.md); the account must have been derived."""
         self._require_signing(self.store.client(client_id))
-        session = CustodianSign(self, client_id, session_id, chain, data)
-        self._refuse_replaced(client_id, session.curve, session._share)
+        session = CustodianSign(self, client_id, session_id, chain, data, path=path)
+        self._refuse_replaced(client_id, session.curve, session._root)  # the root pair (a path tweaks a copy)
         return session
+
+    def derive(self, client_id: str, paths: Iterable[str], session_id: bytes | None = None) -> hd.CustodianDerive:
+        """The custodian's side of ``client.derive(paths)``: the accounts of ``paths`` (docs/hd.md)."""
+        self._require_signing(self.store.client(client_id))
+        return hd.CustodianDerive(self, client_id, session_id, paths)
 
     # Precomputation (``mpc.presign``): single-use Paillier nonces for ECDSA, in memory only.
     def presign(self, client_id: str, count: int, session_id: bytes | None = None) -> Session:
@@ -352,9 +361,10 @@ class Custodian:
         self._refuse_replaced(client_id, "secp256k1", self._load_share(client_id, "signing", "", "secp256k1"))
         return CustodianPresign(self, client_id, session_id, count)
 
-    def sign_presigned(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None) -> CustodianSign:
+    def sign_presigned(self, client_id: str, chain: str, data: bytes, session_id: bytes | None = None, *,
+                       path: str | None = None) -> CustodianSign:
         """The same as :meth:`sign` (which uses the precomputed pool by itself); kept as a name."""
-        return self.sign(client_id, chain, data, session_id)
+        return self.sign(client_id, chain, data, session_id, path=path)
 
     def presignature_count(self, client_id: str) -> dict[str, int]:
         """How many precomputations this process's pool holds for the client's current signing
@@ -414,7 +424,7 @@ class Custodian:
         if isinstance(session, CustodianOperation):
             self._consume_park(session)
         if isinstance(session, CustodianSign):
-            self._refuse_replaced(session.client_id, session.curve, session._share)
+            self._refuse_replaced(session.client_id, session.curve, session._root)
         return session
 
     def parked_awaiting_round(self, data: bytes) -> Any:
@@ -548,12 +558,16 @@ class CustodianGenerate(_StoresSigningShares):
         return self._add_children({
             "secp256k1": ecdsa2p.KeygenP2(self._child_id("secp256k1"), self.custodian.setup),
             "ed25519": frost.DKGSession(self._child_id("ed25519"), CUSTODIAN_PARTY, PARTIES, 2),
+            **hd.derivation_keygen_children(self._child_id, CUSTODIAN_PARTY),
         })
 
     def _on_children_done(self) -> list[Message]:
         shares = {curve: self.child(curve).result() for curve in CURVES}
         self._public = _public_keys_payload(shares)
         with self.store.transaction():
+            self.store.delete_hd(self.client_id)  # a new wallet: new derivation key, no accounts
+            for curve, derivation in hd.derivation_shares_of(self).items():
+                self.store.put_hd(self.client_id, curve, "key", derivation.to_bytes())
             for curve in CURVES:
                 self.store.put_share(self.client_id, "signing", "", curve, shares[curve].to_bytes())
             self.store.update_client(
@@ -891,8 +905,11 @@ class CustodianEject(_FromBackup):
 
     def _on_possession(self) -> list[Message]:
         shares = {curve: self._backup[curve].to_bytes().hex() for curve in CURVES}
+        # The derivation key shares too: the ejected wallet derives its accounts alone (docs/hd.md).
+        derivation = {curve: share.secret.to_bytes().hex() for curve in CURVES
+                      if (share := hd.custodian_derivation_share(self.store, self.client_id, curve)) is not None}
         self._children_done = True  # no child protocol: the client's "ejected" step ends it
-        return [self._step("eject", {"method": self.method, "shares": shares})]
+        return [self._step("eject", {"method": self.method, "shares": shares, "derivation": derivation})]
 
     def _decode_after_possession(self, name: str, data: Mapping[str, Any]) -> Any:
         if name != "ejected" or not self._possessed:

@@ -33,6 +33,7 @@ from protocols.errors import (
     ProtocolAbort,
     UsageError,
 )
+from protocols.hd.paths import InvalidPath
 from protocols.state import register_message_error
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "BackupNotConfirmed",
     "BackupKeyNotFound",
     "KeychainEntryNotFound",
+    "AccountNotDerived",
+    "PathInvalid",
     "WalletAlreadyExists",
     "StateInvalid",
     "OperationInProgress",
@@ -107,6 +110,15 @@ class InputInvalid(EngineError):
     code = "INPUT_INVALID"
     status = 400
     default_message = "invalid input"
+
+
+class PathInvalid(InputInvalid):
+    """An HD derivation path is malformed, deeper than 10 levels, or has a hardened index after
+    a non-hardened one (docs/hd.md); nothing was derived or signed."""
+
+    code = "HD_PATH_INVALID"
+    status = 400
+    default_message = "invalid derivation path"
 
 
 class MessageInvalid(InputInvalid):
@@ -224,6 +236,14 @@ class BackupKeyNotFound(NotFound):
 
     code = "BACKUP_KEY_NOT_FOUND"
     default_message = "the backup key is missing"
+
+
+class AccountNotDerived(NotFound):
+    """An HD path's account has not been derived on this side yet (``client.derive`` with
+    ``custodian.derive``), or this side has no derivation key (docs/hd.md)."""
+
+    code = "HD_ACCOUNT_NOT_DERIVED"
+    default_message = "this account has not been derived yet"
 
 
 class KeychainEntryNotFound(NotFound):
@@ -527,6 +547,8 @@ def from_protocol_error(exc: BaseException) -> EngineError:
         return ProtocolAborted(exc.reason)
     if isinstance(exc, KeyLocked):
         return KeyLockedError()
+    if isinstance(exc, InvalidPath):
+        return PathInvalid(str(exc))
     if isinstance(exc, UsageError):
         return StateInvalid(str(exc))
     if isinstance(exc, CurveError):

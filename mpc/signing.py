@@ -26,12 +26,13 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
-from curves import group_by_name
+from curves import Point, group_by_name
+from mpc import hd
 from protocols import ecdsa2p, frost
 from protocols.encoding import get_point
 from protocols.errors import KeyLocked, MPCError, UsageError
@@ -47,16 +48,32 @@ __all__ = [
     "client_share_id",
     "sign_child",
     "sign_result",
+    "path_tweak",
     "lock_after_interrupted_decryptions",
     "DECRYPTION_MARKER_SECONDS",
 ]
 
 
-def sign_hello(client_id: str, chain: str, data: bytes, client_share: str) -> dict[str, Any]:
+def sign_hello(client_id: str, chain: str, data: bytes, client_share: str,
+               child: tuple[str, bytes] | None = None) -> dict[str, Any]:
     """What both parties must agree on before signing: client, chain, SHA-256 of the data and the
-    client's public share (``client_share_id``: so a device whose shares were replaced is told so)."""
-    return {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest(),
-            "client_share": client_share}
+    client's public share (``client_share_id``: so a device whose shares were replaced is told so);
+    with an HD path, the path and the child public key each side computed (docs/hd.md)."""
+    hello = {"client_id": client_id, "chain": chain, "data_sha256": hashlib.sha256(data).hexdigest(),
+             "client_share": client_share}
+    if child is not None:
+        hello.update(path=child[0], child_key=child[1].hex())
+    return hello
+
+
+def path_tweak(account: Callable[[str, str], Any], curve: str, path: str | None) -> tuple[str, Point, int] | None:
+    """(canonical path, child key, whole tweak) of ``path`` on ``curve`` from the side's derived
+    ``account(curve, account_path)``; None for the root key. ``PathInvalid``, ``AccountNotDerived``."""
+    if path is None:
+        return None
+    parsed = hd.parse_hd_path(path)
+    key, tweak = hd.child_key(account(curve, parsed.account_path), parsed)
+    return str(parsed), key, tweak
 
 
 def sign_data(chain: str, curve: str, data: Any) -> bytes:
@@ -154,23 +171,28 @@ class ClientSign(ClientOperation):
 
     protocol = "wallet/sign"
 
-    def __init__(self, client: Device, session_id: bytes, chain: str, data: bytes) -> None:
+    def __init__(self, client: Device, session_id: bytes, chain: str, data: bytes, *, path: str | None = None) -> None:
         super().__init__(client, session_id)
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
+        self._hd_child = path_tweak(lambda curve, account: hd.client_account(client, curve, account), self.curve, path)
         if self.curve == "secp256k1":
             lock_after_interrupted_decryptions(client)
-        self._share = client.signing_share(self.curve)
+        self._root = client.signing_share(self.curve)
+        # With a path, the tweaked copy signs (the custodian adds the same public tweak to x2 / s2);
+        # the root share stays the one kept and locked (a lock set on the copy is carried back).
+        self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
         guard = _KeychainDecryptionGuard(client, session_id) if self.curve == "secp256k1" else None
-        self._child = sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data,
-                                  decryption_guard=guard)
+        self._session = sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data,
+                                   decryption_guard=guard)
 
     def _hello(self) -> dict[str, Any]:
-        return sign_hello(self.client.client_id, self.chain, self.data, client_share_id(self.curve, self._share))
+        child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
+        return sign_hello(self.client.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
 
     def _start(self) -> list[Message]:
-        return self._add_children({self.curve: self._child})
+        return self._add_children({self.curve: self._session})
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":
@@ -179,8 +201,9 @@ class ClientSign(ClientOperation):
             return super().receive(msg)
         except KeyLocked:
             # The share object was locked by the signing session: persist it before anything else.
+            self._root.lock()
             if self._persisted_share() is not None:
-                self.client.keychain.put(self.client._entry(self.curve), self._share.to_bytes())
+                self.client.keychain.put(self.client._entry(self.curve), self._root.to_bytes())
             self.client.keychain.delete(_decryption_marker(self.client, self.session_id), missing_ok=True)
             raise KeyLockedError() from None
 
@@ -215,15 +238,20 @@ class CustodianSign(CustodianOperation):
     protocol = "wallet/sign"
     exclusive = False
 
-    def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes) -> None:
+    def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes, *,
+                 path: str | None = None) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
+        self._hd_child = path_tweak(lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account),
+                                 self.curve, path)
         super().__init__(custodian, client_id, session_id)
-        self._share = custodian._load_share(client_id, "signing", "", self.curve)
+        self._root = custodian._load_share(client_id, "signing", "", self.curve)
+        self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
 
     def _hello(self) -> dict[str, Any]:
-        return sign_hello(self.client_id, self.chain, self.data, client_share_id(self.curve, self._share))
+        child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
+        return sign_hello(self.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
 
     def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
         if name == "hello" and not self._children and self._next_from_peer == 1:

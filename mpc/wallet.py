@@ -169,6 +169,8 @@ class ClientView(TypedDict):
     addresses: dict[str, str]
     """Chain name -> the wallet's address; empty before generate."""
     lockout: LockoutView
+    accounts: dict[str, list[str]]
+    """Curve name -> the derived HD account paths (docs/hd.md); empty lists before any derive."""
 
 
 class DeviceView(TypedDict):
@@ -202,7 +204,7 @@ class RecoverResult(ClientView):
 
 _FIELDS: dict[str, type] = {
     "client_id": str, "signing_share_status": str, "backup_share_status": str, "backups": dict,
-    "backup_methods": list, "ejected": bool, "public_keys": dict, "addresses": dict, "lockout": dict,
+    "backup_methods": list, "ejected": bool, "public_keys": dict, "addresses": dict, "lockout": dict, "accounts": dict,
 }
 
 

@@ -51,7 +51,7 @@ __all__ = [
 MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused before decoding
-OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned")
+OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned", "derive")
 OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client", "revoke_device")
 TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
 # Requests the device's key authorises (over a fresh challenge of the service): every request of

@@ -49,7 +49,7 @@ _ROLE_RULES = {
     "mpc/storage": ("mpc.service", "mpc.remote", "mpc.client", "mpc.custodian", "mpc.backup"),
     "mpc/chains": ("mpc.service",),
 }
-_ENGINE_MODULES = ("__init__", "addresses", "client", "custodian", "errors", "operation", "presign", "signing",
+_ENGINE_MODULES = ("__init__", "addresses", "client", "custodian", "errors", "hd", "operation", "presign", "signing",
                    "status", "wallet")
 
 

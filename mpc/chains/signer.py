@@ -58,30 +58,34 @@ class LocalSigner:
     client: Client
     custodian: Custodian
     client_id: str
+    path: str | None = None  # an HD path (docs/hd.md); None: the wallet's root keys
 
     def public_key(self, curve: str) -> bytes:
-        """The wallet's public key on ``curve``, from the client's shares."""
-        return self.client.public_keys()[curve]
+        """The public key on ``curve`` at the signer's path, from the client's shares and accounts."""
+        return self.client.public_key(curve, self.path)
 
     def sign(self, chain: str, data: bytes) -> SignResult:
         """Run ``client.sign`` and ``custodian.sign`` in memory; returns the client's ``SignResult``."""
         from mpc import run_local  # mpc imports nothing from mpc.chains; keep it that way
 
         client_result: SignResult
-        client_result, _ = run_local(self.client.sign(chain, data), self.custodian.sign(self.client_id, chain, data))
+        client_result, _ = run_local(self.client.sign(chain, data, path=self.path),
+                                     self.custodian.sign(self.client_id, chain, data, path=self.path))
         return client_result
 
 
-def local_signer(client: Client, custodian: Custodian, client_id: str) -> LocalSigner:
-    """A ``Signer`` for a client device and its custodian in the same process."""
-    return LocalSigner(client, custodian, client_id)
+def local_signer(client: Client, custodian: Custodian, client_id: str, path: str | None = None) -> LocalSigner:
+    """A ``Signer`` for a client device and its custodian in the same process; with ``path``,
+    the adapters build and sign for the key at that HD path (its account derived first)."""
+    return LocalSigner(client, custodian, client_id, path)
 
 
 class SigningService(Protocol):
     """What ``RemoteSigner`` uses of ``mpc.remote.blocking.RemoteCustodian`` (this package imports
     no transport: anything with this ``sign`` will do)."""
 
-    def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+    def sign(self, client: Client, token: str, chain: str, data: bytes, *,
+             path: str | None = None) -> tuple[SignResult, SignResult]:
         """Run the wallet's sign operation with the custodian service (``RemoteCustodian.sign``)."""
         ...
 
@@ -95,21 +99,22 @@ class RemoteSigner:
     remote: SigningService
     client: Client
     token: str
+    path: str | None = None  # an HD path (docs/hd.md); None: the wallet's root keys
 
     def __repr__(self) -> str:  # the token is a credential
-        return f"RemoteSigner(remote={self.remote!r}, client_id={self.client.client_id!r})"
+        return f"RemoteSigner(remote={self.remote!r}, client_id={self.client.client_id!r}, path={self.path!r})"
 
     def public_key(self, curve: str) -> bytes:
-        """The wallet's public key on ``curve``, from the device's shares."""
-        return self.client.public_keys()[curve]
+        """The public key on ``curve`` at the signer's path, from the device's shares and accounts."""
+        return self.client.public_key(curve, self.path)
 
     def sign(self, chain: str, data: bytes) -> SignResult:
-        """``remote.sign(client, token, chain, data)``; returns the device's ``SignResult``."""
-        result, _ = self.remote.sign(self.client, self.token, chain, data)
+        """``remote.sign(client, token, chain, data, path=...)``; returns the device's ``SignResult``."""
+        result, _ = self.remote.sign(self.client, self.token, chain, data, path=self.path)
         return result
 
 
-def remote_signer(remote: SigningService, device: Client, token: str) -> RemoteSigner:
+def remote_signer(remote: SigningService, device: Client, token: str, path: str | None = None) -> RemoteSigner:
     """A ``Signer`` for a device signing with a networked custodian (a ``RemoteCustodian``).
 
     Example::
@@ -119,7 +124,7 @@ def remote_signer(remote: SigningService, device: Client, token: str) -> RemoteS
     """
     if not isinstance(token, str) or not token:
         raise InputInvalid("remote_signer needs the client's token (a non-empty string)")
-    return RemoteSigner(remote, device, token)
+    return RemoteSigner(remote, device, token, path)
 
 
 def _sign_matching(signer: Signer, chain: str, data: bytes) -> tuple[SignResult, bytes]:

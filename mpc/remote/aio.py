@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
@@ -54,6 +54,7 @@ from mpc.remote.channel import (
     presign_spec,
     recover_spec,
     sign_spec,
+    derive_spec,
 )
 from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError
@@ -138,18 +139,27 @@ class AsyncRemoteCustodian(RemoteBase):
         """Eject onto ``client``; the custodian's result holds the client's new token."""
         return await self._operate(eject_spec(client, method, encrypted_backup), token)
 
-    async def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
-        """Sign ``data`` for ``chain``: (the ``SignResult``, the same ``SignResult`` once the
-        custodian's result is checked to be the same signature), as ``mpc.run_local`` gives."""
-        return await self._operate(sign_spec(client, "sign", chain, data), token)
+    async def sign(self, client: Client, token: str, chain: str, data: bytes, *,
+                   path: str | None = None) -> tuple[SignResult, SignResult]:
+        """Sign ``data`` for ``chain`` (at the HD ``path`` if given): (the ``SignResult``, the same
+        ``SignResult`` once the custodian's result is checked to be the same signature), as
+        ``mpc.run_local`` gives."""
+        return await self._operate(sign_spec(client, "sign", chain, data, path), token)
+
+    async def derive(self, client: Client, token: str,
+                     paths: Sequence[str]) -> tuple[dict[str, dict[str, str]], ClientView]:
+        """Derive the accounts of ``paths`` (docs/hd.md): (account path -> {curve: extended public
+        key}, the custodian's view with its accounts)."""
+        return await self._operate(derive_spec(client, paths), token)
 
     async def presign(self, client: Client, token: str, count: int) -> tuple[dict[str, int], dict[str, int]]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         return await self._operate(presign_spec(client, count), token)
 
-    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+    async def sign_presigned(self, client: Client, token: str, chain: str, data: bytes, *,
+                             path: str | None = None) -> tuple[SignResult, SignResult]:
         """The same as :meth:`sign`; kept as a name."""
-        return await self._operate(sign_spec(client, "sign_presigned", chain, data), token)
+        return await self._operate(sign_spec(client, "sign_presigned", chain, data, path), token)
 
     async def _operate(self, spec: OperationSpec[A, B], token: str) -> tuple[A, B]:
         session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id

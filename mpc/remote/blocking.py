@@ -123,7 +123,7 @@ Operations survive lost connections. Which cases are safe:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
@@ -142,6 +142,7 @@ from mpc.remote.channel import (
     presign_spec,
     recover_spec,
     sign_spec,
+    derive_spec,
 )
 from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError
@@ -239,18 +240,27 @@ class RemoteCustodian(RemoteBase):
         with the client's new token, as for :meth:`recover`)."""
         return self._operate(eject_spec(client, method, encrypted_backup), token)
 
-    def sign(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
-        """Sign ``data`` for ``chain``: (the ``SignResult``, the same ``SignResult`` once the
-        custodian's result is checked to be the same signature), as ``mpc.run_local`` gives."""
-        return self._operate(sign_spec(client, "sign", chain, data), token)
+    def sign(self, client: Client, token: str, chain: str, data: bytes, *,
+             path: str | None = None) -> tuple[SignResult, SignResult]:
+        """Sign ``data`` for ``chain`` (at the HD ``path`` if given): (the ``SignResult``, the same
+        ``SignResult`` once the custodian's result is checked to be the same signature), as
+        ``mpc.run_local`` gives."""
+        return self._operate(sign_spec(client, "sign", chain, data, path), token)
+
+    def derive(self, client: Client, token: str,
+               paths: Sequence[str]) -> tuple[dict[str, dict[str, str]], ClientView]:
+        """Derive the accounts of ``paths`` (docs/hd.md): (account path -> {curve: extended public
+        key}, the custodian's view with its accounts)."""
+        return self._operate(derive_spec(client, paths), token)
 
     def presign(self, client: Client, token: str, count: int) -> tuple[dict[str, int], dict[str, int]]:
         """Have the custodian make ``count`` ECDSA precomputations (kept in its store only)."""
         return self._operate(presign_spec(client, count), token)
 
-    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+    def sign_presigned(self, client: Client, token: str, chain: str, data: bytes, *,
+                       path: str | None = None) -> tuple[SignResult, SignResult]:
         """The same as :meth:`sign` (no presignature lives on the device); kept as a name."""
-        return self._operate(sign_spec(client, "sign_presigned", chain, data), token)
+        return self._operate(sign_spec(client, "sign_presigned", chain, data, path), token)
 
     def _operate(self, spec: OperationSpec[A, B], token: str) -> tuple[A, B]:
         session, params = spec.make()

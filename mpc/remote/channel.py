@@ -29,7 +29,7 @@ import math
 import secrets
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -75,6 +75,7 @@ __all__ = [
     "recover_spec",
     "eject_spec",
     "sign_spec",
+    "derive_spec",
     "transport_errors",
     "transport_failure",
 ]
@@ -448,13 +449,24 @@ def eject_spec(client: Client, method: BackupMethod | None,
     return _from_backup_spec(client, "eject", method, encrypted_backup)
 
 
-def sign_spec(client: Client, op: str, chain: str, data: bytes) -> OperationSpec[SignResult, SignResult]:
-    """``sign`` or ``sign_presigned`` (same parameters)."""
+def sign_spec(client: Client, op: str, chain: str, data: bytes,
+              path: str | None = None) -> OperationSpec[SignResult, SignResult]:
+    """``sign`` or ``sign_presigned`` (same parameters), at the HD ``path`` if given."""
     def make() -> tuple[Session, dict[str, Any]]:
         factory = client.sign if op == "sign" else client.sign_presigned
-        return factory(chain, data), {"chain": chain, "data": bytes(data).hex()}
+        params: dict[str, Any] = {"chain": chain, "data": bytes(data).hex()}
+        if path is not None:
+            params["path"] = path
+        return factory(chain, data, path=path), params
 
     return OperationSpec(op, client.client_id, make, _signed)
+
+
+def derive_spec(client: Client, paths: Sequence[str]) -> OperationSpec[dict[str, dict[str, str]], ClientView]:
+    """``derive`` of the accounts of ``paths`` (docs/hd.md): (account path -> {curve: extended
+    public key}, the custodian's view with its accounts)."""
+    return OperationSpec("derive", client.client_id, lambda: (client.derive(paths), {"paths": list(paths)}),
+                         _with_view)
 
 
 def presign_spec(client: Client, count: int) -> OperationSpec[dict[str, int], dict[str, int]]:

@@ -38,7 +38,7 @@ __all__ = ["KNOWN_OPS", "HttpEndpoints", "RequestRecord", "current_request", "re
 # recorded as "unknown", so metric labels and audit lines stay within this set.
 KNOWN_OPS = frozenset({"create_client", "get_client", "rotate_token", "revoke_token", "issue_token",
                        "unlock_client", "stored_client_backup_share", "generate", "backup", "recover",
-                       "eject", "sign", "presign", "sign_presigned", "resume", "metrics", "enrol_device",
+                       "eject", "sign", "presign", "sign_presigned", "derive", "resume", "metrics", "enrol_device",
                        "revoke_device"})
 UNKNOWN_OP = "unknown"
 READY_CACHE_SECONDS = 1.0

@@ -13,7 +13,7 @@ The client's first frame is a request object (at most 64 KiB, nested at most
     {"op": "rotate_token", "client_id", "token"}              -> {"result": {"client_id", "token"}}
     {"op": "stored_client_backup_share", "client_id", "token", "method"?, "confirmation"}
                                                               -> {"result": <custodian view>}
-    {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned",
+    {"op": "generate" | "backup" | "recover" | "eject" | "sign" | "presign" | "sign_presigned" | "derive",
      "client_id", "token", "session_id": 64 hex digits, ...parameters}
                                                               -> {"ready": {"session_id", "expect"}}
     {"op": "resume", "client_id", "token", "session_id"}      -> {"ready": {...}} + replayed frames
@@ -51,7 +51,8 @@ If that frame is lost, ``resume`` of that session with the old token answers, on
 
 Operation parameters: backup ``method`` (default ``CLOUD``) and ``client_stores_backup``
 (bool); recover and eject ``method``; sign and sign_presigned ``chain`` and ``data`` (hex: the
-32-byte digest for secp256k1 chains, the message for ed25519 chains); presign ``count`` (an
+32-byte digest for secp256k1 chains, the message for ed25519 chains) and optionally ``path`` (an
+HD path, docs/hd.md); derive ``paths`` (a list of 1 to 16 HD paths); presign ``count`` (an
 integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``: ECDSA precomputations the custodian makes
 and keeps; the device stores nothing). sign_presigned is the same operation as sign (every
 ECDSA sign takes a precomputation from the pool when there is one). After ``ready``
@@ -90,6 +91,7 @@ from mpc.errors import (
     MessageInvalid,
 )
 from mpc.presign import MAX_PRESIGN_COUNT
+from protocols.hd import MAX_PATHS
 from mpc.wire import (
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
@@ -98,6 +100,7 @@ from protocols.errors import InvalidMessage
 from protocols.rounds import Message
 
 _MAX_CLIENT_ID_CHARS = 256
+_MAX_PATH_CHARS = 200  # a path of 10 levels is at most 123 characters
 SESSION_ID_PATTERN = re.compile(r"[0-9a-f]{64}")
 _JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
@@ -181,8 +184,8 @@ def _no_constant(name: str) -> Any:
 
 def operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
     allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
-               "eject": ("method",), "sign": ("chain", "data"), "sign_presigned": ("chain", "data"),
-               "presign": ("count",)}[op]
+               "eject": ("method",), "sign": ("chain", "data", "path"), "sign_presigned": ("chain", "data", "path"),
+               "presign": ("count",), "derive": ("paths",)}[op]
     extra = set(request) - {"op", "client_id", "token", "session_id", "device_public", *allowed}
     if extra:
         raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
@@ -195,6 +198,13 @@ def operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
         count = params.get("count")
         if type(count) is not int or not 1 <= count <= MAX_PRESIGN_COUNT:
             raise InputInvalid(f"presign needs 'count', an integer from 1 to {MAX_PRESIGN_COUNT}")
+    if op == "derive":
+        paths = params.get("paths")
+        if not isinstance(paths, list) or not 1 <= len(paths) <= MAX_PATHS or \
+                not all(isinstance(p, str) and len(p) <= _MAX_PATH_CHARS for p in paths):
+            raise InputInvalid(f"derive needs 'paths', a list of 1 to {MAX_PATHS} path strings")
+    if "path" in params and not (isinstance(params["path"], str) and len(params["path"]) <= _MAX_PATH_CHARS):
+        raise InputInvalid("path must be a string such as m/44'/60'/0'/0/5")
     if op in ("sign", "sign_presigned"):
         if not isinstance(params.get("chain"), str) or not isinstance(params.get("data"), str):
             raise InputInvalid(f"{op} needs 'chain' and 'data' (hex)")

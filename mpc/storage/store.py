@@ -10,7 +10,8 @@ and SQLite runs with ``secure_delete``: deleted or replaced values are zeroed in
 **Secrets at rest** (``mpc.storage.sealing``): with a ``Sealer`` every secret value is sealed when
 written and opened when read, bound to its row (``SEALED_COLUMNS``: the shares, the
 ring-Pedersen setup with its Paillier/RSA trapdoor, the nonce key, the encrypted client backups
-and their key records, and ``mpc.service.store``'s parked sessions). ``meta`` records
+and their key records, the HD derivation key shares and accounts (``hd``), and
+``mpc.service.store``'s parked sessions). ``meta`` records
 that the store is sealed (``sealing``) and the key ids in use (``sealing_key_ids``): a sealed
 store opened without a key raises ``StoreKeyMissing``, with a key it was not sealed with
 ``StoreKeyInvalid``; a key given to a store that still holds plaintext secrets raises
@@ -124,6 +125,13 @@ CREATE TABLE IF NOT EXISTS resumed_sessions (
     park_id TEXT PRIMARY KEY,
     parked_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hd (
+    client_id TEXT NOT NULL REFERENCES clients(client_id),
+    curve TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (client_id, curve, name)
+);
 CREATE TABLE IF NOT EXISTS presignatures (
     client_id TEXT NOT NULL REFERENCES clients(client_id),
     curve TEXT NOT NULL,
@@ -142,6 +150,7 @@ SEALED_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "shares": (("client_id", "kind", "method", "curve"), ("data",)),
     "client_backups": (("client_id", "method", "curve"), ("box", "record")),
     "presignatures": (("client_id", "curve", "id", "binding"), ("data",)),
+    "hd": (("client_id", "curve", "name"), ("data",)),
     "parked_sessions": (("session_id", "client_id", "operation"), ("data", "outbox")),
 }
 
@@ -433,6 +442,28 @@ class SQLiteStore:
     def delete_shares(self, client_id: str, kind: str, method: str) -> None:
         """Delete the client's shares of ``kind`` and ``method`` on every curve."""
         self._execute("DELETE FROM shares WHERE client_id = ? AND kind = ? AND method = ?", (client_id, kind, method))
+
+    # --- HD derivation (docs/hd.md): the derivation key share ("key") and accounts ("account:<path>")
+    def put_hd(self, client_id: str, curve: str, name: str, data: bytes) -> None:
+        """Store (or replace) an HD record of the client on ``curve``, sealed and bound to its row."""
+        sealed = self._seal(data, "hd", "data", client_id, curve, name)
+        self._execute("INSERT OR REPLACE INTO hd VALUES (?, ?, ?, ?)", (client_id, curve, name, sealed))
+
+    def get_hd(self, client_id: str, curve: str, name: str) -> bytes | None:
+        """An HD record, opened, or None."""
+        row = self._execute("SELECT data FROM hd WHERE client_id = ? AND curve = ? AND name = ?",
+                            (client_id, curve, name)).fetchone()
+        return None if row is None else self._unseal(row[0], "hd", "data", client_id, curve, name)
+
+    def hd_names(self, client_id: str, curve: str) -> list[str]:
+        """The names of the client's HD records on ``curve``, sorted."""
+        rows = self._execute("SELECT name FROM hd WHERE client_id = ? AND curve = ? ORDER BY name",
+                             (client_id, curve)).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def delete_hd(self, client_id: str) -> None:
+        """Forget every HD record of the client (a new wallet: generate replaced the keys)."""
+        self._execute("DELETE FROM hd WHERE client_id = ?", (client_id,))
 
     # --- backups (one per client and method) ----------------------------------------------------
     def set_backup(self, client_id: str, method: str, status: str, self_managed: bool) -> None:

@@ -83,6 +83,13 @@ def _level(obj: Mapping[str, Any]) -> SecurityLevel:
         raise InvalidMessage("share of an unknown security level") from None
 
 
+def _tweak_value(tweak: int) -> int:
+    """A public HD tweak: an integer in [0, q) (``UsageError`` otherwise)."""
+    if type(tweak) is not int or not 0 <= tweak < secp256k1.order:
+        raise UsageError("a tweak is an integer in [0, q)")
+    return tweak
+
+
 def _check_public(secret: SecretScalar, public: Point, what: str) -> None:
     if secret.public_point() != public:
         raise InvalidMessage(f"{what} does not match its public share")
@@ -146,6 +153,14 @@ class P1KeyShare:
         """An independent share object (locking the copy leaves this one alone)."""
         return P1KeyShare(self.x1, self.public_point, self.q2, self.paillier, self.locked, c_key=self.c_key,
                           ring_pedersen=self.ring_pedersen, level=self.level)
+
+    def tweaked(self, tweak: int) -> P1KeyShare:
+        """The share of the key Q + t·G for a public tweak t (HD derivation, docs/hd.md): the
+        custodian adds t to x2, so P1 keeps x1, c_key = Enc(x1) and its Paillier key and only
+        moves Q and Q2 by t·G. Locking the result does not lock this share."""
+        shift = secp256k1.base_mul(_tweak_value(tweak))
+        return P1KeyShare(self.x1, self.public_point + shift, self.q2 + shift, self.paillier, self.locked,
+                          c_key=self.c_key, ring_pedersen=self.ring_pedersen, level=self.level)
 
     def lock(self) -> None:
         """Lock the share for good (persist it afterwards)."""
@@ -240,6 +255,17 @@ class P2KeyShare:
     def copy(self) -> P2KeyShare:
         """An independent share object."""
         return P2KeyShare(self.x2, self.public_point, self.q1, self.paillier, self.c_key, self.client_params, self.level)
+
+    def tweaked(self, tweak: int) -> P2KeyShare:
+        """The share of the key Q + t·G for a public tweak t (HD derivation, docs/hd.md):
+        x2 + t with Q2 + t·G, so every c3 and its proof (Π_c3 over Q2 = x2·G) use the tweaked
+        share; Q1, c_key and P1's parameters stay as they are."""
+        t = _tweak_value(tweak)
+        x2 = SecretScalar(secp256k1, (self.x2.value + t) % secp256k1.order)
+        if x2.value == 0:
+            raise UsageError("the tweaked custodian share is zero")
+        return P2KeyShare(x2, self.public_point + secp256k1.base_mul(t), self.q1, self.paillier, self.c_key,
+                          self.client_params, self.level)
 
     def to_bytes(self) -> bytes:
         """The versioned canonical JSON encoding; secret: the custodian's store seals it at rest."""

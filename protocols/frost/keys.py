@@ -115,6 +115,24 @@ class KeyShare:
         """This participant's own verifying share s_i·B."""
         return self.verifying_shares[self.identifier]
 
+    def tweaked(self, tweak: int) -> KeyShare:
+        """The share of the key A + t·B for a public tweak t (HD derivation, docs/hd.md): every
+        participant adds t to its signing share, so the polynomial f(x) becomes f(x) + t (the
+        Lagrange coefficients at 0 sum to 1): every verifying share and the group key move by
+        t·B. Signatures then verify under A + t·B with any RFC 8032 verifier."""
+        group = SUITE.group
+        if type(tweak) is not int or not 0 <= tweak < group.order:
+            raise UsageError("a tweak is an integer in [0, L)")
+        shift = group.base_mul(tweak)
+        return KeyShare(
+            identifier=self.identifier,
+            threshold=self.threshold,
+            participants=self.participants,
+            signing_share=SecretScalar(group, (self.signing_share.value + tweak) % group.order),
+            verifying_shares={i: point + shift for i, point in self.verifying_shares.items()},
+            group_public_key=self.group_public_key + shift,
+        )
+
     def validate(self) -> None:
         """Raise ``UsageError`` unless the shares are consistent (see the module docstring)."""
         if self.signing_share.public_point() != self.verifying_share:

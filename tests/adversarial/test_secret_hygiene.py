@@ -22,7 +22,7 @@ import mpc
 from curves import SecretScalar, ed25519, secp256k1
 from mpc import errors
 from mpc.backup.methods import BackupContext, PasswordMethod, encrypt_backup
-from protocols import ecdsa2p, frost, paillier
+from protocols import ecdsa2p, frost, hd, paillier
 from protocols.ecdsa2p import SignP1, SignP2
 from protocols.errors import MPCError
 from protocols.frost import round1
@@ -69,6 +69,10 @@ def secrets_of(obj: Any) -> list[int | bytes]:
         return secrets_of(obj.x2)
     if isinstance(obj, frost.KeyShare):
         return secrets_of(obj.signing_share)
+    if isinstance(obj, hd.DerivationKeyShare):
+        return secrets_of(obj.secret)
+    if isinstance(obj, mpc.client.EjectedKeys):
+        return [obj.secp256k1_private_key, obj.ed25519_scalar, *obj.derivation_keys.values()]
     if isinstance(obj, ecdsa2p.CustodianSetup):
         return [obj.secret.p, obj.secret.q, obj.secret.lam]
     if hasattr(obj, "lam") and hasattr(obj, "p"):  # RingPedersenSecret
@@ -84,8 +88,12 @@ def test_secret_objects_render_no_secret() -> None:
     params, rp_secret = ring_pedersen_sets()[0]
     shares = frost.dkg(2, 2)
     nonces = round1.commit(1, shares[0].signing_share)
+    derivation = hd.derivation_keygen("ed25519")
+    ejected = mpc.client.EjectedKeys(secp256k1.encode_scalar(7), secp256k1.base_mul(7).to_bytes(), bytes(32),
+                                     ed25519.base_mul(1).to_bytes(), {"ed25519": ed25519.encode_scalar(12345)})
     objects = [p1, p2, p1.x1, p2.x2, p1.paillier, setup, rp_secret, shares[0], shares[1],
-               shares[0].signing_share, nonces]
+               shares[0].signing_share, nonces, derivation[0], derivation[1], p2.tweaked(5), shares[1].tweaked(5),
+               ejected]
     for obj in objects:
         assert_clean(renderings(obj), secrets_of(obj), type(obj).__name__)
 

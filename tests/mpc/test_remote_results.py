@@ -16,6 +16,7 @@ VIEW: dict[str, Any] = {
     "client_id": "c1", "signing_share_status": "STORED_CLIENT", "backup_share_status": "NOT_CREATED",
     "backups": {}, "backup_methods": [], "ejected": False, "public_keys": {}, "addresses": {},
     "lockout": {"locked": False, "failed_attempts": 0, "limit": 10, "since": None},
+    "accounts": {"secp256k1": [], "ed25519": []},
 }
 SIGNED = SignResult("ethereum", "secp256k1", b"\x02" * 33, b"\x01" * 64, 1, 2, 0, b"\x30")
 

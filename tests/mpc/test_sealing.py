@@ -253,6 +253,7 @@ def _fill(store: SQLiteStore) -> dict[str, object]:
     store.put_share("c1", "backup", "CLOUD", "ed25519", b"c1 backup share")
     store.put_client_backup("c1", "CLOUD", "ed25519", b"encrypted box of c1", b"key record of c1")
     store.nonce_key()
+    store.put_hd("c1", "ed25519", "key", b"c1 derivation key share")
     service = ServiceStore(store)
     service.park("s1", "c1", "sign", b"session state", ["sent"], False, 60)  # no lock: sealing only
     return {"service": service}
@@ -263,6 +264,7 @@ def _check_filled(store: SQLiteStore) -> None:
     assert store.get_share("c1", "signing", "", "secp256k1") == b"c1 signing share"
     assert store.get_share("c1", "backup", "CLOUD", "ed25519") == b"c1 backup share"
     assert store.get_client_backup("c1", "CLOUD", "ed25519") == (b"encrypted box of c1", b"key record of c1")
+    assert store.get_hd("c1", "ed25519", "key") == b"c1 derivation key share"
     parked = ServiceStore(store).peek("s1")
     assert parked is not None and parked.data == b"session state" and parked.outbox == ["sent"]
     assert len(store.nonce_key()) == 32
@@ -272,7 +274,7 @@ def test_every_secret_is_sealed_at_rest(url: str) -> None:
     store = open_store(url)
     _fill(store)
     values = _all_secret_values(store)
-    assert len(values) == 8 and all(looks_sealed(v) for v in values)
+    assert len(values) == 9 and all(looks_sealed(v) for v in values)
     key = store.nonce_key()
     for plain in (b"setup with its trapdoor", b"c1 signing share", b"session state", key):
         assert all(plain not in v for v in values)
@@ -336,7 +338,7 @@ def test_the_default_custodian_store_is_sealed_too(monkeypatch: pytest.MonkeyPat
 
 
 def _rotate_and_check(url: str, new: LocalKeyProvider, old: list[LocalKeyProvider]) -> None:
-    assert rotate_store_key(url, new, old) == 8
+    assert rotate_store_key(url, new, old) == 9
     store = open_store(url, sealer=Sealer(new))  # the new key alone
     assert store.sealing_key_ids() == [new.key_id]
     _check_filled(store)
@@ -488,4 +490,4 @@ def test_store_key_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
     _check_filled(store)
     store.close()
     out = capsys.readouterr().out
-    assert "8 secret values sealed under" in out and base64.b64encode(b"x").decode() not in out
+    assert "9 secret values sealed under" in out and base64.b64encode(b"x").decode() not in out

@@ -47,11 +47,13 @@ class InMemoryService:
     token: str = dataclasses.field(repr=False)
     calls: int = 0
 
-    def sign(self, client: mpc.Client, token: str, chain: str, data: bytes) -> tuple[SignResult, SignResult]:
+    def sign(self, client: mpc.Client, token: str, chain: str, data: bytes, *,
+             path: str | None = None) -> tuple[SignResult, SignResult]:
         if token != self.token:
             raise mpc.errors.AuthFailed()
         self.calls += 1
-        return mpc.run_local(client.sign(chain, data), self.custodian.sign(client.client_id, chain, data))
+        return mpc.run_local(client.sign(chain, data, path=path),
+                             self.custodian.sign(client.client_id, chain, data, path=path))
 
 
 def test_remote_signer_signs_through_the_service_with_the_token(wallet):
