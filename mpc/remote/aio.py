@@ -155,14 +155,18 @@ class AsyncRemoteCustodian(RemoteBase):
             raise from_protocol_error(exc) from exc
 
     # --- transport ---------------------------------------------------------------------------------
-    def _connect(self) -> Any:
+    async def _connect(self) -> Any:
         from websockets.asyncio.client import connect
 
-        return connect(self.url, **self._connect_options())
+        try:
+            return await connect(self.url, **self._connect_options())
+        except Exception as exc:
+            await asyncio.to_thread(self._diagnose, exc)  # a misconfiguration is raised at once (issue 26)
+            raise
 
     async def _connection(self, channel: OperationChannel, on_message: OnMessage | None) -> tuple[Any, Any]:
         channel.connecting()
-        async with self._connect() as ws:
+        async with await self._connect() as ws:
             await ws.send(channel.request())
             await _send(ws, channel.ready(await asyncio.wait_for(ws.recv(), self.ready_timeout)))
             while True:
@@ -185,7 +189,7 @@ class AsyncRemoteCustodian(RemoteBase):
         while True:
             attempts.connecting()
             try:
-                async with self._connect() as ws:
+                async with await self._connect() as ws:
                     await ws.send(attempts.frame())
                     return attempts.reply(await asyncio.wait_for(ws.recv(), self.ready_timeout))
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry

@@ -248,7 +248,11 @@ class RemoteCustodian(RemoteBase):
     def _connect(self) -> Any:
         from websockets.sync.client import connect
 
-        return connect(self.url, **self._connect_options())
+        try:
+            return connect(self.url, **self._connect_options())
+        except Exception as exc:
+            self._diagnose(exc)  # a misconfiguration is raised at once (issue 26), else retried
+            raise
 
     def _connection(self, channel: OperationChannel, on_message: Callable[[int], None] | None) -> tuple[Any, Any]:
         """One connection of an operation: the request, ready, then frames until the result."""

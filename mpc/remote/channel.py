@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import secrets
 import ssl
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from mpc import errors
 from mpc.backup.methods import BackupMethod
@@ -44,6 +46,7 @@ from mpc.errors import (
     RateLimited,
     ServiceUnavailable,
     TlsFailed,
+    TransportInsecure,
     from_protocol_error,
 )
 from mpc.wire import MAX_FRAME_BYTES, check_service_url, client_tls_context
@@ -69,6 +72,8 @@ __all__ = [
     "sign_spec",
     "transport_errors",
     "transport_failure",
+    "handshake_cut",
+    "probe_tls",
 ]
 
 DEFAULT_RETRY_BUDGET = 30.0
@@ -77,6 +82,8 @@ service takes a few seconds)."""
 DEFAULT_STEP_WAIT = 15.0
 """Seconds ``NOT_FOUND`` on ``resume`` is retried once the operation was accepted (its session is
 out of the database while a worker steps it, and comes back when the step parks it again)."""
+
+log = logging.getLogger("mpc.remote")  # each retry at INFO with its reason (issue 26)
 
 # Close codes that say the same connection attempt would fail again: never retried.
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
@@ -165,6 +172,8 @@ class Backoff:
         if now + wait - self.first_failure > policy.budget:
             raise self._gave_up(failure, now)
         self.retries += 1
+        log.info("retry %d in %.2f s (%.1f s of the %.0f s budget spent) after %s: %s", self.retries, wait,
+                 now - self.first_failure, policy.budget, failure.code, failure.message)
         return wait
 
     def _gave_up(self, failure: EngineError, now: float) -> EngineError:
@@ -223,6 +232,75 @@ def transport_failure(exc: BaseException, request_sent: bool) -> Failure:
     else:
         detail = f"{type(exc).__name__}: {exc}"[:200]
     return Failure(ServiceUnavailable(f"cannot reach the custodian service ({detail})"), True, not request_sent)
+
+
+# --- handshake failures that retrying cannot fix (issue 26) -----------------------------------------------
+_PROBE_TIMEOUT = 2.0
+
+
+def handshake_cut(exc: BaseException) -> bool:
+    """Whether a connection failed the way a misconfigured client fails, and a restart too: the
+    server accepted the TCP connection and closed it before any HTTP answer (``ws://`` to a TLS
+    port; a client certificate missing or refused under mTLS, whose TLS 1.3 alert arrives as a
+    plain close)."""
+    from websockets.exceptions import ConnectionClosed, InvalidMessage
+
+    return isinstance(exc, (InvalidMessage, ConnectionClosed)) or isinstance(exc, _TLS_CONNECTION_LOST)
+
+
+def probe_tls(host: str, port: int, scheme: str, context: ssl.SSLContext | None,
+              timeout: float = _PROBE_TIMEOUT) -> EngineError | None:
+    """One bare TLS handshake to ``host:port`` after :func:`handshake_cut`: the error retrying
+    cannot fix, or None (the port is closed now, or TLS behaves: a transient fault).
+
+    - ``ws://`` and the port completes a TLS handshake: the service speaks TLS: use ``wss://``
+      (``TRANSPORT_INSECURE``, with that hint);
+    - ``wss://`` and the server's first record after the handshake is a certificate alert: the
+      service wants a client certificate this client does not present or it does not trust
+      (``TLS_FAILED``: configure ``client_cert`` / ``client_key``)."""
+    import socket
+
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return None  # not listening (restarting): transient
+    try:
+        if scheme == "ws":
+            bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            bare.check_hostname, bare.verify_mode = False, ssl.CERT_NONE
+            try:
+                bare.wrap_socket(raw, server_hostname=host).close()
+            except (OSError, ssl.SSLError):
+                return None
+            return TransportInsecure("the custodian service speaks TLS on this port: use a wss:// URL, not ws://")
+        if context is None:
+            return None
+        return _client_certificate_refused(raw, host, context)
+    finally:
+        raw.close()
+
+
+def _client_certificate_refused(raw: Any, host: str, context: ssl.SSLContext) -> EngineError | None:
+    """``TLS_FAILED`` if the server completes the TLS handshake but then closes without answering
+    ``GET /healthz`` (or with a certificate alert): what an mTLS service does to a client whose
+    certificate is missing or not trusted (a TLS 1.3 server checks it after the handshake)."""
+    refused = TlsFailed("the custodian service closed the TLS connection without answering: it requires a client "
+                        "certificate it trusts (configure client_cert and client_key)")
+    try:
+        tls = context.wrap_socket(raw, server_hostname=host)
+    except (OSError, ssl.SSLError):
+        return None  # the handshake itself failed: the connection's own error says why
+    try:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+        answered = tls.recv(1)
+    except ssl.SSLError as exc:
+        reason = str(getattr(exc, "reason", "") or "").upper()
+        return refused if "CERTIFICATE" in reason or isinstance(exc, ssl.SSLEOFError) else None
+    except OSError:
+        return None
+    finally:
+        tls.close()
+    return None if answered else refused
 
 
 def parse_control(frame: Any) -> dict[str, Any]:
@@ -634,6 +712,18 @@ class RemoteBase:
         if self._ssl_context is None:
             self._ssl_context = client_tls_context(*self._tls_files)
         return self._ssl_context
+
+    def _diagnose(self, exc: BaseException) -> None:
+        """After a failed handshake: raise the error retrying cannot fix, if a probe finds one
+        (:func:`probe_tls`; blocking, a couple of seconds at most), else return (retried)."""
+        if not handshake_cut(exc):
+            return
+        parts = urlsplit(self._url)
+        port = parts.port or (443 if self._scheme == "wss" else 80)
+        found = probe_tls(parts.hostname or "", port, self._scheme, self._tls() if self._scheme == "wss" else None,
+                          min(self.connect_timeout, _PROBE_TIMEOUT))
+        if found is not None:
+            raise found from exc
 
     def _connect_options(self) -> dict[str, Any]:
         """Options of ``websockets`` ``connect`` (both APIs take the same)."""

@@ -49,12 +49,14 @@ __all__ = [
     "call_in_context",
     "audit",
     "clean",
+    "set_node",
+    "json_line",
 ]
 
 AUDIT_LOGGER = "mpc.audit"
 LOG_FORMATS = ("text", "json")
 MAX_FIELD_CHARS = 256  # client ids are at most 256 characters; anything longer is cut
-_CONTEXT_FIELDS = ("request_id", "client_id", "op")
+_CONTEXT_FIELDS = ("request_id", "client_id", "op", "node_id")
 _AUDIT_FIELDS = ("event", "outcome", "culprit", "duration_ms", "remote", "credential")
 
 _REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("mpc_request_id", default=None)
@@ -110,14 +112,26 @@ def context() -> dict[str, str | None]:
     return {name: var.get() for name, var in _VARS.items()}
 
 
+_NODE_ID: str | None = None  # this process's node (issue 26: on every line, library lines too)
+
+
+def set_node(node_id: str | None) -> None:
+    """Name this process's node in every log record from now on (``node_id``; a worker process
+    gets it with the log settings)."""
+    global _NODE_ID
+    _NODE_ID = clean(node_id)
+
+
 class ContextFilter(logging.Filter):
-    """Adds the bound ``request_id``, ``client_id`` and ``op`` to every record that passes
-    (fields a record already carries, through ``extra``, are kept)."""
+    """Adds the bound ``request_id``, ``client_id`` and ``op``, and the node id, to every record
+    that passes (fields a record already carries, through ``extra``, are kept)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _VARS.items():
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
+        if getattr(record, "node_id", None) is None:
+            record.node_id = _NODE_ID
         return True
 
 
@@ -146,6 +160,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     if exc_type is not None:
         out["exc_type"] = exc_type
     return out
+
+
+def json_line(message: str, logger: str = "mpc.service.server", level: int = logging.INFO) -> str:
+    """``message`` as one line of the JSON format (with the node id), for text written outside
+    the logging handlers (the start-up banner on stdout)."""
+    record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
+    ContextFilter().filter(record)
+    return JsonFormatter().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -183,6 +205,11 @@ class LogSettings:
     format: str = "text"
     level: str = "INFO"
     audit_file: str | None = None
+    node_id: str | None = None  # set by the service (``with_node``); worker processes log it too
+
+    def with_node(self, node_id: str) -> LogSettings:
+        """These settings naming ``node_id`` (handed to the worker processes)."""
+        return LogSettings(self.format, self.level, self.audit_file, node_id)
 
 
 _SETTINGS: LogSettings | None = None
@@ -244,6 +271,7 @@ def call_in_context(settings: LogSettings | None, bound: dict[str, str | None], 
     worker process not yet configured sets up logging like its parent first (``settings``)."""
     if settings is not None and _CONFIGURED_PID != os.getpid():
         configure_logging(settings.format, settings.level)
+        set_node(settings.node_id)
     with log_context(**bound):
         return fn(*args)
 
