@@ -53,6 +53,7 @@ from mpc.remote.channel import (
     presign_spec,
     recover_spec,
     sign_spec,
+    transport_errors,
 )
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
@@ -168,7 +169,8 @@ class AsyncRemoteCustodian(RemoteBase):
         channel.connecting()
         async with await self._connect() as ws:
             await ws.send(channel.request())
-            await _send(ws, channel.ready(await asyncio.wait_for(ws.recv(), self.ready_timeout)))
+            if await _send(ws, channel.ready(await asyncio.wait_for(ws.recv(), self.ready_timeout)), channel):
+                return channel.outcome()
             while True:
                 frame = await asyncio.wait_for(ws.recv(), self.timeout)
                 if not channel.is_message(frame):
@@ -178,7 +180,8 @@ class AsyncRemoteCustodian(RemoteBase):
                 replies = await asyncio.to_thread(channel.deliver, frame)  # the device's step: CPU-bound
                 if replies is None:
                     continue  # a replay the device already processed
-                await _send(ws, replies)
+                if await _send(ws, replies, channel):
+                    return channel.outcome()
                 if on_message is not None:
                     called = on_message(channel.received)
                     if inspect.isawaitable(called):
@@ -197,6 +200,23 @@ class AsyncRemoteCustodian(RemoteBase):
             await asyncio.sleep(delay)
 
 
-async def _send(ws: Any, messages: list[Message]) -> None:
-    for message in messages:
-        await ws.send(message.to_bytes().decode("ascii"))
+_DRAIN_WAIT = 1.0  # seconds to wait for each frame still on the way once a send failed
+
+
+async def _send(ws: Any, messages: list[Message], channel: OperationChannel) -> bool:
+    """As ``mpc.remote.blocking``'s: send, or read what the service sent before it closed (its
+    error frame raises) and raise the send's failure; True if the result was among them."""
+    try:
+        for message in messages:
+            await ws.send(message.to_bytes().decode("ascii"))
+        return False
+    except transport_errors():
+        frames = []
+        while True:
+            try:
+                frames.append(await asyncio.wait_for(ws.recv(), _DRAIN_WAIT))
+            except Exception:  # noqa: BLE001 - nothing more to read: closed, or silent
+                break
+        if channel.pending(frames):
+            return True
+        raise

@@ -127,6 +127,7 @@ from mpc.remote.channel import (
     presign_spec,
     recover_spec,
     sign_spec,
+    transport_errors,
 )
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
@@ -259,7 +260,8 @@ class RemoteCustodian(RemoteBase):
         channel.connecting()
         with self._connect() as ws:
             ws.send(channel.request())
-            _send(ws, channel.ready(ws.recv(timeout=self.ready_timeout)))
+            if _send(ws, channel.ready(ws.recv(timeout=self.ready_timeout)), channel):
+                return channel.outcome()
             while True:
                 frame = ws.recv(timeout=self.timeout)
                 if not channel.is_message(frame):
@@ -269,7 +271,8 @@ class RemoteCustodian(RemoteBase):
                 replies = channel.deliver(frame)
                 if replies is None:
                     continue  # a replay the device already processed
-                _send(ws, replies)
+                if _send(ws, replies, channel):
+                    return channel.outcome()
                 if on_message is not None:
                     on_message(channel.received)
 
@@ -287,6 +290,24 @@ class RemoteCustodian(RemoteBase):
             time.sleep(delay)
 
 
-def _send(ws: Any, messages: list[Message]) -> None:
-    for message in messages:
-        ws.send(message.to_bytes().decode("ascii"))
+_DRAIN_WAIT = 1.0  # seconds to wait for each frame still on the way once a send failed
+
+
+def _send(ws: Any, messages: list[Message], channel: OperationChannel) -> bool:
+    """Send the device's ``messages``; if the connection fails meanwhile, read what the service
+    sent before it closed (its error frame raises: ``OperationChannel.pending``), then raise the
+    send's failure. True only if the result was among those frames."""
+    try:
+        for message in messages:
+            ws.send(message.to_bytes().decode("ascii"))
+        return False
+    except transport_errors():
+        frames = []
+        while True:
+            try:
+                frames.append(ws.recv(timeout=_DRAIN_WAIT))
+            except Exception:  # noqa: BLE001 - nothing more to read: closed, or silent
+                break
+        if channel.pending(frames):
+            return True
+        raise

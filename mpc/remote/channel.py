@@ -507,6 +507,7 @@ class OperationChannel:
         self._resent = False  # this connection resumed and sent device messages again
         self._resyncs = 0
         self._started = False
+        self._refused: EngineError | None = None  # a refusal answered after ready (issue 26)
 
     # --- the driver's calls ------------------------------------------------------------------------
     def start(self) -> None:
@@ -572,6 +573,16 @@ class OperationChannel:
         self.custodian_result = reply["result"]
         return True
 
+    def pending(self, frames: list[Any]) -> bool:
+        """The frames still buffered on a connection whose send failed (issue 26: the service
+        answered, then closed, while the device was sending): an error frame among them raises
+        its error (the answer the service decided, not a lost connection); True if the result
+        is among them. Protocol messages are left for the resume to replay."""
+        for frame in frames:
+            if not self.is_message(frame) and self.control(frame):
+                return True
+        return False
+
     def outcome(self) -> tuple[Any, Any]:
         """(the device's result, the custodian's result)."""
         if self.custodian_result is _UNSET:
@@ -590,7 +601,9 @@ class OperationChannel:
           ``INPUT_INVALID`` (the session id is in use) or ``OPERATION_IN_PROGRESS``, it may be our
           own first open: one more resume decides, and if it is ``NOT_FOUND`` that answer is raised;
         - ``NOT_FOUND`` once the operation was accepted (on resume, or as the answer to a message):
-          a worker holds the session; retried for ``step_wait`` seconds, then ``NOT_FOUND``;
+          a worker holds the session; retried for ``step_wait`` seconds, then ``NOT_FOUND``; but
+          right after a refusal (``STORE_UNAVAILABLE``, ``SERVICE_UNAVAILABLE``) of a step, that
+          refusal is raised at once (the session did not survive it: start again);
         - ``MESSAGE_INVALID`` on a resumed connection that sent messages again: the old
           connection's buffered frames were processed meanwhile, so a resent one was a duplicate
           (refused, nothing changed); resumed again, at most ``_MAX_RESYNCS`` times;
@@ -616,7 +629,7 @@ class OperationChannel:
         answered_request = self._sent and not self._ready
         if exc.code in _REFUSAL_CODES:
             if self._ready:
-                self._next = "resume"
+                self._next, self._refused = "resume", exc
             return self.backoff.delay(exc, _refusal_hint(exc))
         if exc.code == NotFound.code and (self._ready or (answered_request and self._next == "resume")):
             return self._not_found(exc)
@@ -629,6 +642,11 @@ class OperationChannel:
         raise exc
 
     def _not_found(self, exc: EngineError) -> float:
+        if self._refused is not None and self.accepted:
+            # The service refused a step (the store unreachable, the pool failing) and the session
+            # did not survive it: that refusal is the answer, now, not NOT_FOUND after step_wait.
+            raise type(self._refused)(f"{self._refused.message} (the operation's session did not survive it: "
+                                      "start the operation again)") from exc
         if not self.accepted:
             if self._ambiguous is not None:  # our re-open was refused for its own reasons
                 raise self._ambiguous
