@@ -356,3 +356,75 @@ def test_kill_the_node_3_times_under_load_from_4_clients(backend: str, tmp_path:
     recoveries = _kills_under_load(tmp_path, nodes, db, kills=3, seed=2626)
     print(backend, "kill to every client's next completion:", [f"{r:.1f} s" for r in recoveries])
     assert max(recoveries) <= RECOVERED_WITHIN
+
+
+# --- a dead worker, a PostgreSQL restart: completion or the true error, never NOT_FOUND ------------------------
+def _sign_outcomes(remote: RemoteCustodian, device: mpc.Client, token: str, count: int,
+                   fault: Any) -> list[tuple[str, float]]:
+    """``count`` signs, ``fault()`` called while each one's custodian step runs: each outcome
+    (``ok`` or the error code) and how long it took."""
+    outcomes = []
+    for n in range(count):
+        data = data_for("ethereum", f"fault {n}".encode())
+        started = time.monotonic()
+
+        def on_message(received: int) -> None:
+            if received == 1:
+                fault()
+
+        try:
+            session = device.sign("ethereum", data)
+            result, _ = remote.run("sign", session, device.client_id, token, {"chain": "ethereum", "data": data.hex()},
+                                   on_message=on_message)
+            verify_result(result, data)
+            outcomes.append(("ok", time.monotonic() - started))
+        except errors.EngineError as exc:
+            outcomes.append((exc.code, time.monotonic() - started))
+    return outcomes
+
+
+def test_a_pool_worker_killed_mid_sign_gives_completion_or_operation_lost(tmp_path: Path) -> None:
+    restarts = metrics.POOL_RESTARTS.value()
+    with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=1, operator_key=OPERATOR_KEY,
+                       node_ttl=2.0) as running:
+        remote = _remote(running.url, retry_budget=20.0, step_wait=5.0)
+        client_id, token = remote.create_client()
+        device = _device(client_id)
+        remote.generate(device, token)
+        service = running.service
+        assert service is not None
+
+        def kill_worker() -> None:
+            for process in list((service._pool._processes or {}).values()):  # type: ignore[attr-defined]
+                os.kill(process.pid, signal.SIGKILL)
+
+        outcomes = _sign_outcomes(remote, device, token, 2, kill_worker)
+    print("worker killed mid-sign:", outcomes)
+    assert all(code in ("ok", "OPERATION_LOST") for code, _ in outcomes), outcomes
+    assert all(took <= RECOVERED_WITHIN for _, took in outcomes), outcomes
+    assert metrics.POOL_RESTARTS.value() >= restarts + 1
+
+
+def test_postgresql_connections_cut_mid_sign_give_completion_or_the_true_error(postgres_url: str,
+                                                                               postgres_schema_url: str) -> None:
+    """What a PostgreSQL restart does to the service's connections (its own backends terminated,
+    by application name: the shared server itself is never restarted by the tests)."""
+    import psycopg
+
+    name = "portal-mpc-i26-" + os.urandom(4).hex()
+    url = f"{postgres_schema_url}&application_name={name}"
+    with ServiceThread(url, executor="process", workers=1, operator_key=OPERATOR_KEY) as running:
+        remote = _remote(running.url, retry_budget=20.0, step_wait=5.0)
+        client_id, token = remote.create_client()
+        device = _device(client_id)
+        remote.generate(device, token)
+
+        def restart_postgres() -> None:
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                             (name,))
+
+        outcomes = _sign_outcomes(remote, device, token, 3, restart_postgres)
+    print("connections cut mid-sign:", outcomes)
+    assert all(code in ("ok", "STORE_UNAVAILABLE", "OPERATION_LOST") for code, _ in outcomes), outcomes
+    assert all(took <= RECOVERED_WITHIN for _, took in outcomes), outcomes
