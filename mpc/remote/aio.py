@@ -40,8 +40,9 @@ from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client
-from mpc.errors import EngineError, from_protocol_error
+from mpc.errors import EngineError, OperationLost, from_protocol_error
 from mpc.remote.channel import (
+    Backoff,
     OperationChannel,
     OperationSpec,
     RemoteBase,
@@ -52,6 +53,7 @@ from mpc.remote.channel import (
     generate_spec,
     presign_spec,
     recover_spec,
+    restart_delay,
     sign_spec,
     transport_errors,
 )
@@ -133,8 +135,15 @@ class AsyncRemoteCustodian(RemoteBase):
         return await self._operate(sign_spec(client, "sign_presigned", chain, data), token)
 
     async def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
-        session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id
-        return await self.run(spec.op, session, spec.client_id, token, params)
+        """As ``RemoteCustodian._operate``: a lost sign or presign is started again (issue 26)."""
+        restarts = Backoff(self.retry_policy)
+        while True:
+            session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id
+            try:
+                return await self.run(spec.op, session, spec.client_id, token, params)
+            except OperationLost as lost:
+                delay = restart_delay(spec.op, restarts, lost)
+            await asyncio.sleep(delay)
 
     async def run(self, op: str, session: Session, client_id: str, token: str,
                   params: Mapping[str, Any] | None = None, *, on_message: OnMessage | None = None) -> tuple[Any, Any]:

@@ -114,8 +114,9 @@ from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client
-from mpc.errors import EngineError, from_protocol_error
+from mpc.errors import EngineError, OperationLost, from_protocol_error
 from mpc.remote.channel import (
+    Backoff,
     OperationChannel,
     OperationSpec,
     RemoteBase,
@@ -126,6 +127,7 @@ from mpc.remote.channel import (
     generate_spec,
     presign_spec,
     recover_spec,
+    restart_delay,
     sign_spec,
     transport_errors,
 )
@@ -219,8 +221,16 @@ class RemoteCustodian(RemoteBase):
         return self._operate(sign_spec(client, "sign_presigned", chain, data), token)
 
     def _operate(self, spec: OperationSpec, token: str) -> tuple[Any, Any]:
-        session, params = spec.make()
-        return self.run(spec.op, session, spec.client_id, token, params)
+        """Run ``spec``; a sign or presign lost with a server failure (``OPERATION_LOST``) is
+        started again with a new device session, within the retry budget (issue 26)."""
+        restarts = Backoff(self.retry_policy)
+        while True:
+            session, params = spec.make()
+            try:
+                return self.run(spec.op, session, spec.client_id, token, params)
+            except OperationLost as lost:
+                delay = restart_delay(spec.op, restarts, lost)
+            time.sleep(delay)
 
     def run(self, op: str, session: Session, client_id: str, token: str, params: Mapping[str, Any] | None = None,
             *, on_message: Callable[[int], None] | None = None) -> tuple[Any, Any]:

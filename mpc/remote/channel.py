@@ -56,6 +56,8 @@ from protocols.rounds import Message, Session
 __all__ = [
     "DEFAULT_RETRY_BUDGET",
     "DEFAULT_STEP_WAIT",
+    "RESTARTABLE_OPERATIONS",
+    "restart_delay",
     "Backoff",
     "Failure",
     "OperationChannel",
@@ -84,6 +86,11 @@ DEFAULT_STEP_WAIT = 15.0
 out of the database while a worker steps it, and comes back when the step parks it again)."""
 
 log = logging.getLogger("mpc.remote")  # each retry at INFO with its reason (issue 26)
+
+# Operations a client starts again by itself after OPERATION_LOST (issue 26): a fresh device session
+# (fresh nonces) of the same request, harmless twice: a lost sign signs again, a lost presign makes
+# more precomputations. The others change the wallet and are left to the caller.
+RESTARTABLE_OPERATIONS = frozenset({"sign", "sign_presigned", "presign"})
 
 # Close codes that say the same connection attempt would fail again: never retried.
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
@@ -131,6 +138,14 @@ class RetryPolicy:
             raise ConfigInvalid("max_delay must be at least first_delay")
         if self.max_retries is not None and (type(self.max_retries) is not int or self.max_retries < 0):
             raise ConfigInvalid("max_retries must be None or an integer at least 0")
+
+
+def restart_delay(op: str, restarts: Backoff, lost: EngineError) -> float:
+    """After ``lost`` (``OPERATION_LOST``) of ``op``: the seconds before starting it again with a
+    new device session (``RESTARTABLE_OPERATIONS``, within the retry budget), or raise ``lost``."""
+    if op not in RESTARTABLE_OPERATIONS or lost.code != "OPERATION_LOST":
+        raise lost
+    return restarts.delay(lost)
 
 
 def _jitter() -> float:

@@ -177,7 +177,8 @@ class CustodianService:
         self.pool_rebuilds = 0
         self.warm = False  # the workers started (issue 26: the service listens before they do)
         self._warmer: asyncio.Task[None] | None = None
-        self._retired: list[concurrent.futures.Executor] = []  # broken pools: joined at stop
+        self._retired: list[concurrent.futures.Executor] = []  # broken pools, the bridge: joined at stop
+        self._bridge: concurrent.futures.ThreadPoolExecutor | None = None  # steps while the workers warm
         self._pool: concurrent.futures.Executor = self._new_pool()
         self._draining = False
         self._in_flight = 0  # steps (and opening operations) running now
@@ -227,10 +228,10 @@ class CustodianService:
     def _read_gauges(self) -> None:
         read_gauges(self.custodian.store, self.service.count)
 
-    async def _run_step(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run_step(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
         """``fn(*args)`` in the executor with this connection's log context (request id, client,
         op) and this process's log settings (a worker process configures its logging alike)."""
-        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args)
+        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args, on_pool=on_pool)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -267,11 +268,15 @@ class CustodianService:
         executor's queue for a worker, like any step on a busy pool: never lost."""
         for attempt in range(2):
             try:
-                await asyncio.gather(*(self._run_step(worker.warm, self._key) for _ in range(max(1, self.workers))))
+                await asyncio.gather(*(self._run_step(worker.warm, self._key, on_pool=True)
+                                       for _ in range(max(1, self.workers))))
                 break
             except Exception as exc:  # noqa: BLE001 - a worker that died warming rebuilt the pool: once more
                 self._log.error(f"warming the worker pool failed (attempt {attempt + 1})", exc)
         self.warm = True  # warming is over; /readyz's pool check tells whether the pool is alive
+        if self._bridge is not None:  # steps go to the workers from now on; those in the bridge finish
+            self._retired.append(self._bridge)
+            self._bridge.shutdown(wait=False)
         log.info("worker pool warm (%d %s worker(s)): ready", self.workers, self.executor_kind)
 
     async def drain(self, grace: float | None = None) -> bool:
@@ -301,7 +306,8 @@ class CustodianService:
             self._server = None
         if self._warmer is not None:
             self._warmer.cancel()
-        for retired in [*self._retired, self._pool]:  # issue 26: no worker outlives the service
+        bridge = [self._bridge] if self._bridge is not None and self._bridge not in self._retired else []
+        for retired in [*self._retired, *bridge, self._pool]:  # issue 26: no worker outlives the service
             await asyncio.to_thread(pool.close_pool, retired, self.drain_grace)
         self._retired.clear()
         if self._heartbeat is not None:
@@ -369,15 +375,27 @@ class CustodianService:
         broken.shutdown(wait=False, cancel_futures=True)
         self._retired = [p for p in self._retired if pool.pool_processes(p)] + [broken]
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
         """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error
-        raised to the caller, which decides whether running ``fn`` again is safe."""
-        executor = self._pool
+        raised to the caller, which decides whether running ``fn`` again is safe. Until the
+        worker processes are warm, steps run in the *bridge* (``on_pool``: on the pool anyway)."""
+        executor = self._pool if on_pool or self.warm or self.executor_kind == "thread" else self._bridge_pool()
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except concurrent.futures.BrokenExecutor:
             self._rebuild_pool(executor)
             raise
+
+    def _bridge_pool(self) -> concurrent.futures.Executor:
+        """Issue 26 (back in seconds): threads of the service process that run the steps arriving
+        while the worker processes start (spawn, imports, store: seconds on a busy machine). The
+        service process has everything loaded already, so a restarted node serves at once; the
+        steps are the same functions on their own store connection (``worker._custodian``), with
+        the same take semantics and step markers, so nothing changes but where they run."""
+        if self._bridge is None:
+            self._bridge = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.workers),
+                                                                 thread_name_prefix="mpc-bridge")
+        return self._bridge
 
     async def _run_again(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn`` (a read) in the executor, run once more on the rebuilt pool if a worker died."""
@@ -536,7 +554,11 @@ class CustodianService:
             session_id = requests.parse_session_id(request)
             if await self._closed_for_drain(ws):
                 return
-            await self._channel(ws, client_id, token, session_id, await self._resume(client_id, session_id))
+            opened = await self._resume(client_id, session_id)
+            if opened.get("error", {}).get("error", {}).get("id") == "NOT_FOUND" and \
+                    await self._resume_finished(ws, client_id, token, request):
+                return  # issue 26: it finished and its result frame was lost: the kept result, once
+            await self._channel(ws, client_id, token, session_id, opened)
         else:
             raise InputInvalid(f"unknown op {op!r}")
 

@@ -260,7 +260,7 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
     try:
         outcome = _step_taken(custodian, service, parked, frame, ttl, step)
         parked_again = bool(outcome.pop("parked", False))
-        if "result" in outcome and parked.operation in TOKEN_ROTATING_OPERATIONS:  # issue 18: client retries
+        if "result" in outcome:  # issues 18 and 26: a lost result frame is fetched by resume
             keep_finished(service, session_id, client_id, token, outcome, ttl)
         return outcome
     finally:
