@@ -49,6 +49,15 @@ caps the count as well; ``retry_budget=0`` turns retries off). Retried:
   done, or it was rolled back), not before their ``retry after N s`` hint; when the hint lies
   beyond the budget the answer is raised at once.
 
+Failing fast (issue 26): a handshake closed before any HTTP answer is probed once with a bare
+TLS handshake; ``ws://`` to a TLS port raises ``TRANSPORT_INSECURE`` ("use a wss:// URL") and an
+mTLS service that closes right after the handshake ``TLS_FAILED`` (a client certificate it
+trusts is needed), at once. Each retry is logged at INFO on the logger ``mpc.remote`` with its
+reason. When a send fails, the frames already received are read first: the service's error
+frame (``OPERATION_LOST``, ``STORE_UNAVAILABLE``, ...) is raised, not taken for a lost
+connection. A sign, ``sign_presigned`` or presign answered ``OPERATION_LOST`` is started again
+with a new device session within the budget (``RESTARTABLE_OPERATIONS``).
+
 Never retried: an answer saying the request or the operation failed (``AUTH_FAILED``,
 ``INPUT_INVALID``, ``MESSAGE_INVALID``, ``OPERATION_IN_PROGRESS``, ``WALLET_ALREADY_EXISTS``, an
 abort such as ``PROTOCOL_ABORTED``, ``KEY_LOCKED``, ``POSSESSION_PROOF_FAILED``, ...,
