@@ -91,6 +91,7 @@ log = logging.getLogger("mpc.remote")  # each retry at INFO with its reason (iss
 # (fresh nonces) of the same request, harmless twice: a lost sign signs again, a lost presign makes
 # more precomputations. The others change the wallet and are left to the caller.
 RESTARTABLE_OPERATIONS = frozenset({"sign", "sign_presigned", "presign"})
+_MAX_RESTARTS = 2  # a node lost with the step is one loss; more in a row is a service to report
 
 # Close codes that say the same connection attempt would fail again: never retried.
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
@@ -142,8 +143,9 @@ class RetryPolicy:
 
 def restart_delay(op: str, restarts: Backoff, lost: EngineError) -> float:
     """After ``lost`` (``OPERATION_LOST``) of ``op``: the seconds before starting it again with a
-    new device session (``RESTARTABLE_OPERATIONS``, within the retry budget), or raise ``lost``."""
-    if op not in RESTARTABLE_OPERATIONS or lost.code != "OPERATION_LOST":
+    new device session (``RESTARTABLE_OPERATIONS``, at most twice, within the retry budget), or
+    raise ``lost``."""
+    if op not in RESTARTABLE_OPERATIONS or lost.code != "OPERATION_LOST" or restarts.retries >= _MAX_RESTARTS:
         raise lost
     return restarts.delay(lost)
 

@@ -201,10 +201,15 @@ def test_an_error_frame_sent_before_the_close_is_raised_not_taken_for_a_lost_con
         threading.Thread(target=fake.serve_forever, daemon=True).start()
         port = fake.socket.getsockname()[1]
         remote = RemoteCustodian(f"ws://127.0.0.1:{port}", timeout=5, retry_budget=20)
+        device = _generated_device()
+        data = data_for("ethereum")
         started = time.monotonic()
-        with pytest.raises(errors.OperationLost):
-            remote.sign(_generated_device(), "token", "ethereum", data_for("ethereum"))
+        with pytest.raises(errors.OperationLost):  # one operation (``sign`` would start it again twice)
+            remote.run("sign", device.sign("ethereum", data), device.client_id, "token",
+                       {"chain": "ethereum", "data": data.hex()})
         assert time.monotonic() - started < RECOVERED_WITHIN
+        with pytest.raises(errors.OperationLost):  # sign: started again twice, then the loss is raised
+            remote.sign(device, "token", "ethereum", data)
         fake.shutdown()
 
 
@@ -425,3 +430,17 @@ def test_postgresql_connections_cut_mid_sign_give_completion_or_the_true_error(p
     print("connections cut mid-sign:", outcomes)
     assert all(code in ("ok", "STORE_UNAVAILABLE", "OPERATION_LOST") for code, _ in outcomes), outcomes
     assert all(took <= RECOVERED_WITHIN for _, took in outcomes), outcomes
+
+
+def test_a_postgresql_connection_lost_just_before_commit_is_store_unavailable(postgres_url: str,
+                                                                              postgres_store: Any) -> None:
+    """Lost after the transaction's last statement, before COMMIT: the server rolled it back, and
+    the caller hears STORE_UNAVAILABLE (retryable), not an internal error."""
+    store = postgres_store
+    store.create_client("c1", "NOT_CREATED")
+    before = store.client("c1").signing_share_status
+    with pytest.raises(errors.StoreUnavailable, match="rolled back"):
+        with store.transaction():
+            store.update_client("c1", signing_share_status="STORED_CLIENT")
+            resilience._terminate_backend(postgres_url, store._conn.info.backend_pid)
+    assert store.client("c1").signing_share_status == before  # nothing was written; the store reconnected
