@@ -264,8 +264,8 @@ class CustodianService:
 
     async def _warm(self) -> None:
         """Start the workers after the listener is up (issue 26: ``/healthz`` answers at once,
-        ``/readyz`` says 503 until this is done). A step that arrives meanwhile waits in the
-        executor's queue for a worker, like any step on a busy pool: never lost."""
+        ``/readyz`` says 503 until this is done). A step that arrives meanwhile runs in the bridge
+        threads (``_bridge_pool``): never refused, never lost."""
         for attempt in range(2):
             try:
                 await asyncio.gather(*(self._run_step(worker.warm, self._key, on_pool=True)
@@ -316,9 +316,10 @@ class CustodianService:
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """Whether this node should get traffic, and the checks: ``serving`` (listening, not
-        draining), ``warm`` (the workers started: issue 26, the service listens first), ``store`` (the database answers: ``"ok"`` or the error's code), ``pool``
-        (``"ok"``, ``"broken"`` until rebuilt, ``"shut down"``, ``"worker died"``), plus ``node``,
-        ``pool_rebuilds`` and ``in_flight``. Blocking (one query): call it in a thread."""
+        draining), ``warm`` (the workers started: issue 26, the service listens first), ``store``
+        (the database answers: ``"ok"`` or the error's code), ``pool`` (``"ok"``, ``"broken"``
+        until rebuilt, ``"shut down"``, ``"worker died"``), plus ``node``, ``pool_rebuilds`` and
+        ``in_flight``. Blocking (one query): call it in a thread."""
         checks: dict[str, Any] = {"serving": self._server is not None and not self._draining,
                                   "warm": self.warm, "node": self.node_id, "pool_rebuilds": self.pool_rebuilds,
                                   "in_flight": self._in_flight}
