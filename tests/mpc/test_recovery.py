@@ -3,8 +3,9 @@ it decided (the client reads them even when its send failed), counts what operat
 drains with ``/readyz`` at 503, and the client fails fast on what retrying cannot fix.
 ``docs/operations.md``, Resilience and Monitor.
 
-The kill matrix (4 clients, SQLite and PostgreSQL, 3 kills each) is ``-m slow``; the default run
-keeps one kill of the whole node under load."""
+The kill matrix (4 clients, SQLite and PostgreSQL, 3 kills each), a pool worker killed and
+PostgreSQL connections cut mid-sign are ``-m slow``; the default run keeps one kill of the whole
+node under load from 2 clients and the unit-level checks."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ from mpc.service import metrics  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from tests.mpc.cut_proxy import CutProxy  # noqa: E402
 from tests.mpc.test_observability import http_get  # noqa: E402
+from tests.mpc.test_remote_retries import _resume_reply  # noqa: E402
 from tests.mpc import test_resilience as resilience  # noqa: E402
 from tests.mpc.test_resilience import Node, _live_locks, _postgres_db, _sqlite_db, nodes  # noqa: E402,F401
 from tests.mpc.tls_helpers import make_pki  # noqa: E402
@@ -277,15 +280,16 @@ def test_each_retry_is_logged_at_info_with_its_reason(caplog: pytest.LogCaptureF
 
 
 # --- kill the node under load: every operation completes within 10 s of the kill -------------------------------
-def _kills_under_load(tmp_path: Path, nodes: list[Node], db: str, kills: int, seed: int) -> list[float]:
-    """Four clients sign in a loop; ``kills`` times the whole node (server and workers: its
+def _kills_under_load(tmp_path: Path, nodes: list[Node], db: str, kills: int, seed: int,
+                      clients: int = 4) -> list[float]:
+    """``clients`` clients sign in a loop; ``kills`` times the whole node (server and workers: its
     process group) is killed -9 at a random moment and restarted at once. Every operation in flight
     completes by the client's own retries; returns each kill's time to the last completion."""
     rng = random.Random(seed)
     port = _free_port()  # the restarted node listens where the killed one did, as in production
     nodes.append(Node(db, tmp_path / "node-0.log", "--port", str(port)))
     wallets = []
-    for _ in range(4):
+    for _ in range(clients):
         remote = _remote(nodes[-1].url, retry_budget=30.0, retry_delay=0.05, max_retry_delay=0.5, step_wait=2.0)
         client_id, token = remote.create_client()
         device = _device(client_id)
@@ -343,8 +347,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_a_node_killed_under_load_from_4_clients_is_back_within_10_s(tmp_path: Path, nodes: list[Node]) -> None:
-    recoveries = _kills_under_load(tmp_path, nodes, _sqlite_db(tmp_path), kills=1, seed=26)
+def test_a_node_killed_under_load_is_back_within_10_s(tmp_path: Path, nodes: list[Node]) -> None:
+    """The default run's representative kill (2 clients; ``-m slow``: 4 clients, 3 kills, both backends)."""
+    recoveries = _kills_under_load(tmp_path, nodes, _sqlite_db(tmp_path), kills=1, seed=26, clients=2)
     print("kill to every client's next completion:", [f"{r:.1f} s" for r in recoveries])
     assert max(recoveries) <= RECOVERED_WITHIN
 
@@ -384,6 +389,7 @@ def _sign_outcomes(remote: RemoteCustodian, device: mpc.Client, token: str, coun
     return outcomes
 
 
+@pytest.mark.slow
 def test_a_pool_worker_killed_mid_sign_gives_completion_or_operation_lost(tmp_path: Path) -> None:
     restarts = metrics.POOL_RESTARTS.value()
     with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=1, operator_key=OPERATOR_KEY,
@@ -406,6 +412,7 @@ def test_a_pool_worker_killed_mid_sign_gives_completion_or_operation_lost(tmp_pa
     assert metrics.POOL_RESTARTS.value() >= restarts + 1
 
 
+@pytest.mark.slow
 def test_postgresql_connections_cut_mid_sign_give_completion_or_the_true_error(postgres_url: str,
                                                                                postgres_schema_url: str) -> None:
     """What a PostgreSQL restart does to the service's connections (its own backends terminated,
@@ -443,3 +450,27 @@ def test_a_postgresql_connection_lost_just_before_commit_is_store_unavailable(po
             store.update_client("c1", signing_share_status="STORED_CLIENT")
             resilience._terminate_backend(postgres_url, store._conn.info.backend_pid)
     assert store.client("c1").signing_share_status == before  # nothing was written; the store reconnected
+
+
+def test_a_lost_result_frame_of_a_sign_is_fetched_by_resume_not_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The custodian finished a sign and its node went away before the result frame left: the
+    client's ``resume`` gets the kept result (once), not ``NOT_FOUND`` after ``step_wait``."""
+    with ServiceThread(":memory:", executor="thread", operator_key=OPERATOR_KEY) as running, \
+            CutProxy(running.port) as proxy:
+        client_id, token = _remote(running.url).create_client()
+        phone = _device(client_id)
+        _remote(running.url).generate(phone, token)
+        keep = worker_module.keep_finished
+        sessions: list[str] = []
+
+        def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
+            keep(service, session_id, *args)
+            sessions.append(session_id)
+            proxy.cut()  # the custodian finished; its result frame never arrives
+
+        monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+        data = data_for("ethereum", b"a lost result frame")
+        result, _ = _remote(proxy.url, step_wait=30.0).sign(phone, token, "ethereum", data)
+        verify_result(result, data)
+        assert len(sessions) == 1
+        assert _resume_reply(running.url, client_id, token, sessions[0])["error"]["id"] == "NOT_FOUND"  # once
