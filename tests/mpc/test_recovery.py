@@ -39,7 +39,7 @@ from mpc.service.server import ServiceThread  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 from tests.mpc.cut_proxy import CutProxy  # noqa: E402
 from tests.mpc.test_observability import http_get  # noqa: E402
-from tests.mpc.test_remote_retries import _resume_reply  # noqa: E402
+from tests.mpc.test_remote_retries import _resume_reply, cut_after_the_result_is_kept  # noqa: E402
 from tests.mpc import test_resilience as resilience  # noqa: E402
 from tests.mpc.test_resilience import Node, _live_locks, _postgres_db, _sqlite_db, nodes  # noqa: E402,F401
 from tests.mpc.tls_helpers import make_pki  # noqa: E402
@@ -460,15 +460,7 @@ def test_a_lost_result_frame_of_a_sign_is_fetched_by_resume_not_not_found(monkey
         client_id, token = _remote(running.url).create_client()
         phone = _device(client_id)
         _remote(running.url).generate(phone, token)
-        keep = worker_module.keep_finished
-        sessions: list[str] = []
-
-        def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
-            keep(service, session_id, *args)
-            sessions.append(session_id)
-            proxy.cut()  # the custodian finished; its result frame never arrives
-
-        monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+        sessions = cut_after_the_result_is_kept(monkeypatch, proxy)  # the result frame never arrives
         data = data_for("ethereum", b"a lost result frame")
         result, _ = _remote(proxy.url, step_wait=30.0).sign(phone, token, "ethereum", data)
         verify_result(result, data)

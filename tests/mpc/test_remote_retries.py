@@ -149,6 +149,21 @@ def _resume_reply(url: str, client_id: str, token: str, session_id: str) -> dict
         return json.loads(ws.recv(timeout=10))
 
 
+def cut_after_the_result_is_kept(monkeypatch: pytest.MonkeyPatch, proxy: CutProxy) -> list[str]:
+    """From now on, a finished operation's connections are cut right after the custodian kept its
+    result (its result frame never arrives); returns the list the kept session ids go to."""
+    keep = worker_module.keep_finished
+    sessions: list[str] = []
+
+    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
+        keep(service, session_id, *args)
+        sessions.append(session_id)
+        proxy.cut()
+
+    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+    return sessions
+
+
 @pytest.mark.parametrize("operation", ["recover", "eject"])
 def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
         server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
@@ -157,15 +172,7 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
     phone = device(client_id, cloud)
     addresses, _ = remote_at(server.url).generate(phone, token)
     remote_at(server.url).backup(phone, token)
-    keep = worker_module.keep_finished
-    sessions: list[str] = []
-
-    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
-        keep(service, session_id, *args)
-        sessions.append(session_id)
-        proxy.cut()  # the custodian finished (new token issued); its result frame never arrives
-
-    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+    sessions = cut_after_the_result_is_kept(monkeypatch, proxy)  # new token issued, result frame lost
     new_phone = device(client_id, cloud)
     method = getattr(remote_at(proxy.url), operation)
     result, view = method(new_phone, token)
