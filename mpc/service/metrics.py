@@ -226,6 +226,7 @@ class ProcessMetrics(_Metric):
         super().__init__("process", "The service process's resources", registry=registry)
 
     def render(self) -> str:
+        """Each process metric with its own HELP and TYPE lines (they are separate metrics)."""
         lines = []
         for name, kind, help_text, value in _process_values():
             lines += [f"# HELP {name} {help_text}\n", f"# TYPE {name} {kind}\n", f"{name} {_number(value)}\n"]
