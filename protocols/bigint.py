@@ -25,8 +25,6 @@ from protocols import randomness
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import sympy
-
 from protocols.errors import InvalidMessage, UsageError
 
 __all__ = [
@@ -94,7 +92,11 @@ def _py_invert(a: int, modulus: int) -> int:
 
 
 def _py_is_probable_prime(n: int) -> bool:
-    """Baillie-PSW via sympy (no known counterexample), after trial division by sympy."""
+    """Baillie-PSW via sympy (no known counterexample), after trial division by sympy. Imported
+    here, on first use: sympy takes about a second to import, which every process start (the
+    service's workers too) would otherwise pay (issue 26: back in seconds)."""
+    import sympy
+
     return bool(sympy.isprime(int(n)))
 
 

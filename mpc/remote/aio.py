@@ -40,8 +40,9 @@ from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
-from mpc.errors import EngineError, from_protocol_error
+from mpc.errors import EngineError, OperationLost, from_protocol_error
 from mpc.remote.channel import (
+    Backoff,
     OperationChannel,
     OperationSpec,
     RemoteBase,
@@ -53,8 +54,10 @@ from mpc.remote.channel import (
     generate_spec,
     presign_spec,
     recover_spec,
+    restart_delay,
     sign_spec,
     derive_spec,
+    transport_errors,
 )
 from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError
@@ -162,8 +165,15 @@ class AsyncRemoteCustodian(RemoteBase):
         return await self._operate(sign_spec(client, "sign_presigned", chain, data, path), token)
 
     async def _operate(self, spec: OperationSpec[A, B], token: str) -> tuple[A, B]:
-        session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id
-        return spec.typed(*await self.run(spec.op, session, spec.client_id, token, params))
+        """As ``RemoteCustodian._operate``: a lost sign or presign is started again (issue 26)."""
+        restarts = Backoff(self.retry_policy)
+        while True:
+            session, params = await asyncio.to_thread(spec.make)  # a password backup runs Argon2id
+            try:
+                return spec.typed(*await self.run(spec.op, session, spec.client_id, token, params))
+            except OperationLost as lost:
+                delay = restart_delay(spec.op, restarts, lost)
+            await asyncio.sleep(delay)
 
     async def run(self, op: str, session: Session, client_id: str, token: str,
                   params: Mapping[str, Any] | None = None, *, on_message: OnMessage | None = None) -> tuple[Any, Any]:
@@ -185,16 +195,21 @@ class AsyncRemoteCustodian(RemoteBase):
             raise from_protocol_error(exc) from exc
 
     # --- transport ---------------------------------------------------------------------------------
-    def _connect(self) -> Any:
+    async def _connect(self) -> Any:
         from websockets.asyncio.client import connect
 
-        return connect(self.url, **self._connect_options())
+        try:
+            return await connect(self.url, **self._connect_options())
+        except Exception as exc:
+            await asyncio.to_thread(self._diagnose, exc)  # a misconfiguration is raised at once (issue 26)
+            raise
 
     async def _connection(self, channel: OperationChannel, on_message: OnMessage | None) -> tuple[Any, Any]:
         channel.connecting()
-        async with self._connect() as ws:
+        async with await self._connect() as ws:
             await ws.send(channel.request())
-            await _send(ws, channel.ready(await self._answered(ws, channel.answer)))
+            if await _send(ws, channel.ready(await self._answered(ws, channel.answer)), channel):
+                return channel.outcome()
             while True:
                 frame = await asyncio.wait_for(ws.recv(), self.timeout)
                 if not channel.is_message(frame):
@@ -208,7 +223,8 @@ class AsyncRemoteCustodian(RemoteBase):
                     raise
                 if replies is None:
                     continue  # a replay the device already processed
-                await _send(ws, replies)
+                if await _send(ws, replies, channel):
+                    return channel.outcome()
                 if on_message is not None:
                     called = on_message(channel.received)
                     if inspect.isawaitable(called):
@@ -219,7 +235,7 @@ class AsyncRemoteCustodian(RemoteBase):
         while True:
             attempts.connecting()
             try:
-                async with self._connect() as ws:
+                async with await self._connect() as ws:
                     await ws.send(attempts.frame())
                     return attempts.reply(await self._answered(ws, attempts.answer))
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
@@ -237,10 +253,27 @@ class AsyncRemoteCustodian(RemoteBase):
         return await asyncio.wait_for(ws.recv(), self.ready_timeout)
 
 
-async def _send(ws: Any, messages: list[Message]) -> None:
-    for message in messages:
-        await ws.send(message.to_bytes().decode("ascii"))
 
+_DRAIN_WAIT = 1.0  # seconds to wait for each frame still on the way once a send failed
+
+
+async def _send(ws: Any, messages: list[Message], channel: OperationChannel) -> bool:
+    """As ``mpc.remote.blocking``'s: send, or read what the service sent before it closed (its
+    error frame raises) and raise the send's failure; True if the result was among them."""
+    try:
+        for message in messages:
+            await ws.send(message.to_bytes().decode("ascii"))
+        return False
+    except transport_errors():
+        frames = []
+        while True:
+            try:
+                frames.append(await asyncio.wait_for(ws.recv(), _DRAIN_WAIT))
+            except Exception:  # noqa: BLE001 - nothing more to read: closed, or silent
+                break
+        if channel.pending(frames):
+            return True
+        raise
 
 async def _abort_quietly(ws: Any, frame: str) -> None:
     try:

@@ -62,6 +62,15 @@ caps the count as well; ``retry_budget=0`` turns retries off). Retried:
   done, or it was rolled back), not before their ``retry after N s`` hint; when the hint lies
   beyond the budget the answer is raised at once.
 
+Failing fast (issue 26): a handshake closed before any HTTP answer is probed once with a bare
+TLS handshake; ``ws://`` to a TLS port raises ``TRANSPORT_INSECURE`` ("use a wss:// URL") and an
+mTLS service that closes right after the handshake ``TLS_FAILED`` (a client certificate it
+trusts is needed), at once. Each retry is logged at INFO on the logger ``mpc.remote`` with its
+reason. When a send fails, the frames already received are read first: the service's error
+frame (``OPERATION_LOST``, ``STORE_UNAVAILABLE``, ...) is raised, not taken for a lost
+connection. A sign, ``sign_presigned`` or presign answered ``OPERATION_LOST`` is started again
+with a new device session within the budget (``RESTARTABLE_OPERATIONS``).
+
 Never retried: an answer saying the request or the operation failed (``AUTH_FAILED``,
 ``INPUT_INVALID``, ``MESSAGE_INVALID``, ``OPERATION_IN_PROGRESS``, ``WALLET_ALREADY_EXISTS``, an
 abort such as ``PROTOCOL_ABORTED``, ``KEY_LOCKED``, ``POSSESSION_PROOF_FAILED``, ...,
@@ -128,8 +137,9 @@ from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
-from mpc.errors import EngineError, from_protocol_error
+from mpc.errors import EngineError, OperationLost, from_protocol_error
 from mpc.remote.channel import (
+    Backoff,
     OperationChannel,
     OperationSpec,
     RemoteBase,
@@ -141,8 +151,10 @@ from mpc.remote.channel import (
     generate_spec,
     presign_spec,
     recover_spec,
+    restart_delay,
     sign_spec,
     derive_spec,
+    transport_errors,
 )
 from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError
@@ -263,8 +275,17 @@ class RemoteCustodian(RemoteBase):
         return self._operate(sign_spec(client, "sign_presigned", chain, data, path), token)
 
     def _operate(self, spec: OperationSpec[A, B], token: str) -> tuple[A, B]:
-        session, params = spec.make()
-        return spec.typed(*self.run(spec.op, session, spec.client_id, token, params))
+        """Run ``spec``, typed as ``mpc.run_local`` gives; a sign or presign lost with a server
+        failure (``OPERATION_LOST``) is started again with a new device session, within the retry
+        budget (issue 26)."""
+        restarts = Backoff(self.retry_policy)
+        while True:
+            session, params = spec.make()
+            try:
+                return spec.typed(*self.run(spec.op, session, spec.client_id, token, params))
+            except OperationLost as lost:
+                delay = restart_delay(spec.op, restarts, lost)
+            time.sleep(delay)
 
     def run(self, op: str, session: Session, client_id: str, token: str, params: Mapping[str, Any] | None = None,
             *, on_message: Callable[[int], None] | None = None) -> tuple[Any, Any]:
@@ -293,14 +314,19 @@ class RemoteCustodian(RemoteBase):
     def _connect(self) -> Any:
         from websockets.sync.client import connect
 
-        return connect(self.url, **self._connect_options())
+        try:
+            return connect(self.url, **self._connect_options())
+        except Exception as exc:
+            self._diagnose(exc)  # a misconfiguration is raised at once (issue 26), else retried
+            raise
 
     def _connection(self, channel: OperationChannel, on_message: Callable[[int], None] | None) -> tuple[Any, Any]:
         """One connection of an operation: the request, ready, then frames until the result."""
         channel.connecting()
         with self._connect() as ws:
             ws.send(channel.request())
-            _send(ws, channel.ready(self._answered(ws, channel.answer)))
+            if _send(ws, channel.ready(self._answered(ws, channel.answer)), channel):
+                return channel.outcome()
             while True:
                 frame = ws.recv(timeout=self.timeout)
                 if not channel.is_message(frame):
@@ -314,7 +340,8 @@ class RemoteCustodian(RemoteBase):
                     raise
                 if replies is None:
                     continue  # a replay the device already processed
-                _send(ws, replies)
+                if _send(ws, replies, channel):
+                    return channel.outcome()
                 if on_message is not None:
                     on_message(channel.received)
 
@@ -343,10 +370,28 @@ class RemoteCustodian(RemoteBase):
         return ws.recv(timeout=self.ready_timeout)
 
 
-def _send(ws: Any, messages: list[Message]) -> None:
-    for message in messages:
-        ws.send(message.to_bytes().decode("ascii"))
 
+_DRAIN_WAIT = 1.0  # seconds to wait for each frame still on the way once a send failed
+
+
+def _send(ws: Any, messages: list[Message], channel: OperationChannel) -> bool:
+    """Send the device's ``messages``; if the connection fails meanwhile, read what the service
+    sent before it closed (its error frame raises: ``OperationChannel.pending``), then raise the
+    send's failure. True only if the result was among those frames."""
+    try:
+        for message in messages:
+            ws.send(message.to_bytes().decode("ascii"))
+        return False
+    except transport_errors():
+        frames = []
+        while True:
+            try:
+                frames.append(ws.recv(timeout=_DRAIN_WAIT))
+            except Exception:  # noqa: BLE001 - nothing more to read: closed, or silent
+                break
+        if channel.pending(frames):
+            return True
+        raise
 
 def _abort_quietly(ws: Any, frame: str) -> None:
     try:

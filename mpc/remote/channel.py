@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import secrets
 import ssl
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
+from urllib.parse import urlsplit
 
 from mpc import errors
 from mpc.backup import possession
@@ -46,6 +48,7 @@ from mpc.errors import (
     RateLimited,
     ServiceUnavailable,
     TlsFailed,
+    TransportInsecure,
     from_protocol_error,
 )
 from mpc.storage.device_key import DeviceKey
@@ -58,6 +61,8 @@ from protocols.rounds import Message, Session
 __all__ = [
     "DEFAULT_RETRY_BUDGET",
     "DEFAULT_STEP_WAIT",
+    "RESTARTABLE_OPERATIONS",
+    "restart_delay",
     "Backoff",
     "Failure",
     "OperationChannel",
@@ -78,6 +83,8 @@ __all__ = [
     "derive_spec",
     "transport_errors",
     "transport_failure",
+    "handshake_cut",
+    "probe_tls",
 ]
 
 DEFAULT_RETRY_BUDGET = 30.0
@@ -86,6 +93,14 @@ service takes a few seconds)."""
 DEFAULT_STEP_WAIT = 15.0
 """Seconds ``NOT_FOUND`` on ``resume`` is retried once the operation was accepted (its session is
 out of the database while a worker steps it, and comes back when the step parks it again)."""
+
+log = logging.getLogger("mpc.remote")  # each retry at INFO with its reason (issue 26)
+
+# Operations a client starts again by itself after OPERATION_LOST (issue 26): a fresh device session
+# (fresh nonces) of the same request, harmless twice: a lost sign signs again, a lost presign makes
+# more precomputations. The others change the wallet and are left to the caller.
+RESTARTABLE_OPERATIONS = frozenset({"sign", "sign_presigned", "presign"})
+_MAX_RESTARTS = 2  # a node lost with the step is one loss; more in a row is a service to report
 
 # Close codes that say the same connection attempt would fail again: never retried.
 _FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
@@ -135,6 +150,15 @@ class RetryPolicy:
             raise ConfigInvalid("max_retries must be None or an integer at least 0")
 
 
+def restart_delay(op: str, restarts: Backoff, lost: EngineError) -> float:
+    """After ``lost`` (``OPERATION_LOST``) of ``op``: the seconds before starting it again with a
+    new device session (``RESTARTABLE_OPERATIONS``, at most twice, within the retry budget), or
+    raise ``lost``."""
+    if op not in RESTARTABLE_OPERATIONS or lost.code != "OPERATION_LOST" or restarts.retries >= _MAX_RESTARTS:
+        raise lost
+    return restarts.delay(lost)
+
+
 def _jitter() -> float:
     """A uniform fraction in [0, 1) from the operating system's CSPRNG (``secrets``)."""
     return secrets.randbelow(1 << 30) / (1 << 30)
@@ -174,6 +198,8 @@ class Backoff:
         if now + wait - self.first_failure > policy.budget:
             raise self._gave_up(failure, now)
         self.retries += 1
+        log.info("retry %d in %.2f s (%.1f s of the %.0f s budget spent) after %s: %s", self.retries, wait,
+                 now - self.first_failure, policy.budget, failure.code, failure.message)
         return wait
 
     def _gave_up(self, failure: EngineError, now: float) -> EngineError:
@@ -232,6 +258,75 @@ def transport_failure(exc: BaseException, request_sent: bool) -> Failure:
     else:
         detail = f"{type(exc).__name__}: {exc}"[:200]
     return Failure(ServiceUnavailable(f"cannot reach the custodian service ({detail})"), True, not request_sent)
+
+
+# --- handshake failures that retrying cannot fix (issue 26) -----------------------------------------------
+_PROBE_TIMEOUT = 2.0
+
+
+def handshake_cut(exc: BaseException) -> bool:
+    """Whether a connection failed the way a misconfigured client fails, and a restart too: the
+    server accepted the TCP connection and closed it before any HTTP answer (``ws://`` to a TLS
+    port; a client certificate missing or refused under mTLS, whose TLS 1.3 alert arrives as a
+    plain close)."""
+    from websockets.exceptions import ConnectionClosed, InvalidMessage
+
+    return isinstance(exc, (InvalidMessage, ConnectionClosed)) or isinstance(exc, _TLS_CONNECTION_LOST)
+
+
+def probe_tls(host: str, port: int, scheme: str, context: ssl.SSLContext | None,
+              timeout: float = _PROBE_TIMEOUT) -> EngineError | None:
+    """One bare TLS handshake to ``host:port`` after :func:`handshake_cut`: the error retrying
+    cannot fix, or None (the port is closed now, or TLS behaves: a transient fault).
+
+    - ``ws://`` and the port completes a TLS handshake: the service speaks TLS: use ``wss://``
+      (``TRANSPORT_INSECURE``, with that hint);
+    - ``wss://`` and the server's first record after the handshake is a certificate alert: the
+      service wants a client certificate this client does not present or it does not trust
+      (``TLS_FAILED``: configure ``client_cert`` / ``client_key``)."""
+    import socket
+
+    try:
+        raw = socket.create_connection((host, port), timeout=timeout)
+    except OSError:
+        return None  # not listening (restarting): transient
+    try:
+        if scheme == "ws":
+            bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            bare.check_hostname, bare.verify_mode = False, ssl.CERT_NONE
+            try:
+                bare.wrap_socket(raw, server_hostname=host).close()
+            except (OSError, ssl.SSLError):
+                return None
+            return TransportInsecure("the custodian service speaks TLS on this port: use a wss:// URL, not ws://")
+        if context is None:
+            return None
+        return _client_certificate_refused(raw, host, context)
+    finally:
+        raw.close()
+
+
+def _client_certificate_refused(raw: Any, host: str, context: ssl.SSLContext) -> EngineError | None:
+    """``TLS_FAILED`` if the server completes the TLS handshake but then closes without answering
+    ``GET /healthz`` (or with a certificate alert): what an mTLS service does to a client whose
+    certificate is missing or not trusted (a TLS 1.3 server checks it after the handshake)."""
+    refused = TlsFailed("the custodian service closed the TLS connection without answering: it requires a client "
+                        "certificate it trusts (configure client_cert and client_key)")
+    try:
+        tls = context.wrap_socket(raw, server_hostname=host)
+    except (OSError, ssl.SSLError):
+        return None  # the handshake itself failed: the connection's own error says why
+    try:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+        answered = tls.recv(1)
+    except ssl.SSLError as exc:
+        reason = str(getattr(exc, "reason", "") or "").upper()
+        return refused if "CERTIFICATE" in reason or isinstance(exc, ssl.SSLEOFError) else None
+    except OSError:
+        return None
+    finally:
+        tls.close()
+    return None if answered else refused
 
 
 def parse_control(frame: Any) -> dict[str, Any]:
@@ -528,6 +623,7 @@ class OperationChannel:
         self._resyncs = 0
         self._started = False
         self._request: dict[str, Any] = self.open_request
+        self._refused: EngineError | None = None  # a refusal answered after ready (issue 26)
 
     # --- the driver's calls ------------------------------------------------------------------------
     def start(self) -> None:
@@ -601,6 +697,16 @@ class OperationChannel:
         self.custodian_result = reply["result"]
         return True
 
+    def pending(self, frames: list[Any]) -> bool:
+        """The frames still buffered on a connection whose send failed (issue 26: the service
+        answered, then closed, while the device was sending): an error frame among them raises
+        its error (the answer the service decided, not a lost connection); True if the result
+        is among them. Protocol messages are left for the resume to replay."""
+        for frame in frames:
+            if not self.is_message(frame) and self.control(frame):
+                return True
+        return False
+
     def outcome(self) -> tuple[Any, Any]:
         """(the device's result, the custodian's result)."""
         if self.custodian_result is _UNSET:
@@ -619,7 +725,9 @@ class OperationChannel:
           ``INPUT_INVALID`` (the session id is in use) or ``OPERATION_IN_PROGRESS``, it may be our
           own first open: one more resume decides, and if it is ``NOT_FOUND`` that answer is raised;
         - ``NOT_FOUND`` once the operation was accepted (on resume, or as the answer to a message):
-          a worker holds the session; retried for ``step_wait`` seconds, then ``NOT_FOUND``;
+          a worker holds the session; retried for ``step_wait`` seconds, then ``NOT_FOUND``; but
+          right after a refusal (``STORE_UNAVAILABLE``, ``SERVICE_UNAVAILABLE``) of a step, that
+          refusal is raised at once (the session did not survive it: start again);
         - ``MESSAGE_INVALID`` on a resumed connection that sent messages again: the old
           connection's buffered frames were processed meanwhile, so a resent one was a duplicate
           (refused, nothing changed); resumed again, at most ``_MAX_RESYNCS`` times;
@@ -645,7 +753,7 @@ class OperationChannel:
         answered_request = self._sent and not self._ready
         if exc.code in _REFUSAL_CODES:
             if self._ready:
-                self._next = "resume"
+                self._next, self._refused = "resume", exc
             return self.backoff.delay(exc, _refusal_hint(exc))
         if exc.code == NotFound.code and (self._ready or (answered_request and self._next == "resume")):
             return self._not_found(exc)
@@ -658,6 +766,11 @@ class OperationChannel:
         raise exc
 
     def _not_found(self, exc: EngineError) -> float:
+        if self._refused is not None and self.accepted:
+            # The service refused a step (the store unreachable, the pool failing) and the session
+            # did not survive it: that refusal is the answer, now, not NOT_FOUND after step_wait.
+            raise type(self._refused)(f"{self._refused.message} (the operation's session did not survive it: "
+                                      "start the operation again)") from exc
         if not self.accepted:
             if self._ambiguous is not None:  # our re-open was refused for its own reasons
                 raise self._ambiguous
@@ -745,6 +858,18 @@ class RemoteBase:
         if self._ssl_context is None:
             self._ssl_context = client_tls_context(*self._tls_files)
         return self._ssl_context
+
+    def _diagnose(self, exc: BaseException) -> None:
+        """After a failed handshake: raise the error retrying cannot fix, if a probe finds one
+        (:func:`probe_tls`; blocking, a couple of seconds at most), else return (retried)."""
+        if not handshake_cut(exc):
+            return
+        parts = urlsplit(self._url)
+        port = parts.port or (443 if self._scheme == "wss" else 80)
+        found = probe_tls(parts.hostname or "", port, self._scheme, self._tls() if self._scheme == "wss" else None,
+                          min(self.connect_timeout, _PROBE_TIMEOUT))
+        if found is not None:
+            raise found from exc
 
     def _connect_options(self) -> dict[str, Any]:
         """Options of ``websockets`` ``connect`` (both APIs take the same)."""

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import contextvars
 import json
 import logging
@@ -62,12 +63,14 @@ __all__ = [
     "clean",
     "REFUSALS",
     "RefusalTally",
+    "set_node",
+    "json_line",
 ]
 
 AUDIT_LOGGER = "mpc.audit"
 LOG_FORMATS = ("text", "json")
 MAX_FIELD_CHARS = 256  # client ids are at most 256 characters; anything longer is cut
-_CONTEXT_FIELDS = ("request_id", "client_id", "op")
+_CONTEXT_FIELDS = ("request_id", "client_id", "op", "node_id")
 _AUDIT_FIELDS = ("event", "outcome", "culprit", "duration_ms", "remote", "credential", "count", "window_s")
 LIBRARY_LOGGERS = ("websockets.server", "websockets.client")  # one line per connection opened and closed
 LIBRARY_LOGS_PER_MINUTE = 20
@@ -129,14 +132,26 @@ def context() -> dict[str, str | None]:
     return {name: var.get() for name, var in _VARS.items()}
 
 
+_NODE_ID: str | None = None  # this process's node (issue 26: on every line, library lines too)
+
+
+def set_node(node_id: str | None) -> None:
+    """Name this process's node in every log record from now on (``node_id``; a worker process
+    gets it with the log settings)."""
+    global _NODE_ID
+    _NODE_ID = clean(node_id)
+
+
 class ContextFilter(logging.Filter):
-    """Adds the bound ``request_id``, ``client_id`` and ``op`` to every record that passes
-    (fields a record already carries, through ``extra``, are kept)."""
+    """Adds the bound ``request_id``, ``client_id`` and ``op``, and the node id, to every record
+    that passes (fields a record already carries, through ``extra``, are kept)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _VARS.items():
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
+        if getattr(record, "node_id", None) is None:
+            record.node_id = _NODE_ID
         return True
 
 
@@ -165,6 +180,14 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     if exc_type is not None:
         out["exc_type"] = exc_type
     return out
+
+
+def json_line(message: str, logger: str = "mpc.service.server", level: int = logging.INFO) -> str:
+    """``message`` as one line of the JSON format (with the node id), for text written outside
+    the logging handlers (the start-up banner on stdout)."""
+    record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
+    ContextFilter().filter(record)
+    return JsonFormatter().format(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -203,6 +226,11 @@ class LogSettings:
     level: str = "INFO"
     audit_file: str | None = None
     connection_logs: bool = False
+    node_id: str | None = None  # set by the service (``with_node``); worker processes log it too
+
+    def with_node(self, node_id: str) -> LogSettings:
+        """These settings naming ``node_id`` (handed to the worker processes)."""
+        return dataclasses.replace(self, node_id=node_id)
 
 
 _SETTINGS: LogSettings | None = None
@@ -284,6 +312,7 @@ def call_in_context(settings: LogSettings | None, bound: dict[str, str | None], 
     worker process not yet configured sets up logging like its parent first (``settings``)."""
     if settings is not None and _CONFIGURED_PID != os.getpid():
         configure_logging(settings.format, settings.level, connection_logs=settings.connection_logs)
+        set_node(settings.node_id)
     with log_context(**bound):
         return fn(*args)
 

@@ -43,6 +43,8 @@ __all__ = [
     "LEDGER_RECORDS",
     "LEDGER_REAPPLIED",
     "LEDGER_RESTORE_DETECTED",
+    "PROCESS",
+    "ProcessMetrics",
     "DEFAULT_BUCKETS",
 ]
 
@@ -216,6 +218,65 @@ class Histogram(_Metric):
         return lines
 
 
+class ProcessMetrics(_Metric):
+    """This process's CPU time, memory and descriptors, read at scrape time, under the names
+    Prometheus's client libraries use (``process_cpu_seconds_total``,
+    ``process_resident_memory_bytes``, ``process_virtual_memory_bytes``, ``process_open_fds``,
+    ``process_max_fds``, ``process_start_time_seconds``): from ``/proc/self`` on Linux, the CPU
+    time and the peak resident size from ``resource`` elsewhere."""
+
+    kind = "gauge"
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        super().__init__("process", "The service process's resources", registry=registry)
+
+    def render(self) -> str:
+        """Each process metric with its own HELP and TYPE lines (they are separate metrics)."""
+        lines = []
+        for name, kind, help_text, value in _process_values():
+            lines += [f"# HELP {name} {help_text}\n", f"# TYPE {name} {kind}\n", f"{name} {_number(value)}\n"]
+        return "".join(lines)
+
+    def samples(self) -> list[str]:
+        return [f"{name} {_number(value)}" for name, _, _, value in _process_values()]
+
+
+def _process_values() -> list[tuple[str, str, str, float]]:
+    """(name, type, help, value) of each process metric this platform can read."""
+    import os
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    values = [("process_cpu_seconds_total", "counter", "User and system CPU time, seconds",
+               usage.ru_utime + usage.ru_stime)]
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    try:
+        with open("/proc/self/statm") as statm:
+            size, resident = (int(field) for field in statm.read().split()[:2])
+        values += [("process_virtual_memory_bytes", "gauge", "Virtual memory size, bytes", size * page),
+                   ("process_resident_memory_bytes", "gauge", "Resident memory size, bytes", resident * page)]
+        values.append(("process_open_fds", "gauge", "Open file descriptors", len(os.listdir("/proc/self/fd"))))
+        values.append(("process_start_time_seconds", "gauge", "Start time since the Unix epoch, seconds",
+                       _start_time()))
+    except (OSError, ValueError):  # not Linux: the peak resident size (kilobytes on Linux and BSD)
+        values.append(("process_resident_memory_bytes", "gauge", "Peak resident memory size, bytes",
+                       usage.ru_maxrss * 1024))
+    values.append(("process_max_fds", "gauge", "Open file descriptors allowed (soft limit)",
+                   float(resource.getrlimit(resource.RLIMIT_NOFILE)[0])))
+    return values
+
+
+def _start_time() -> float:
+    """The process's start from ``/proc/self/stat`` (clock ticks after boot) and the boot time."""
+    import os
+
+    with open("/proc/self/stat") as stat:
+        ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as system:
+        boot = next(int(line.split()[1]) for line in system if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Registry:
     """The metrics written out together by :meth:`render`, in registration order."""
 
@@ -274,3 +335,4 @@ CLIENT_LOCKOUTS = Counter("mpc_client_lockouts_total", "Clients locked out by fa
                           registry=REGISTRY)
 CLIENTS_LOCKED_OUT = Gauge("mpc_clients_locked_out", "Clients locked out now (read at scrape time, cached a few "
                            "seconds)", registry=REGISTRY)
+PROCESS = ProcessMetrics(registry=REGISTRY)  # issue 26: CPU, memory, descriptors of the service process

@@ -181,6 +181,10 @@ class HttpEndpoints:
             return await self._metrics(connection, request)
         return None
 
+    def forget_readiness(self) -> None:
+        """Drop the cached readiness answer (the service started draining: the next probe sees it)."""
+        self._ready = None
+
     async def _readiness_cached(self) -> tuple[bool, dict[str, Any]]:
         async with self._ready_lock:  # one check at a time; probes in between share its answer
             now = self._clock()

@@ -39,6 +39,27 @@ def pool_state(pool: concurrent.futures.Executor) -> str:
     return "ok"
 
 
+def pool_processes(pool: concurrent.futures.Executor) -> list[Any]:
+    """The worker processes of ``pool`` still alive (none for a thread pool)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    return [process for process in processes if process.is_alive()]
+
+
+def stop_resource_tracker() -> None:
+    """Stop this process's ``multiprocessing`` resource tracker (started by the spawn pool) and
+    reap it, so the service exits after every process it started (issue 26: under an init that
+    does not reap, a tracker left to exit after its parent stays a zombie). Private API of
+    ``multiprocessing.resource_tracker``: skipped where it differs."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(getattr(resource_tracker, "_resource_tracker", None), "_stop", None)
+    if callable(stop):
+        try:
+            stop()
+        except Exception as exc:  # noqa: BLE001 - it exits with this process instead
+            log.warning("could not stop the resource tracker: %s", type(exc).__name__)
+
+
 def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
     """Shut ``pool`` down: queued work is cancelled, running steps get ``grace`` seconds, then
     worker processes still running are terminated; returns once every worker has exited."""

@@ -1,5 +1,7 @@
-"""The result of a finished recover or eject, kept so a client whose result frame was lost can
-fetch it once (``mpc.service.server``: ``resume`` with the old token; ``mpc.remote.blocking``, Retries).
+"""The result of a finished operation, kept so a client whose result frame was lost can
+fetch it once (issue 26: every operation, so a node killed after a step finished but before its
+result frame left costs the client a ``resume``, not ``NOT_FOUND``; an operation that keeps the
+client's token is handed its result as it was, to that token). For recover and eject (``mpc.service.server``: ``resume`` with the old token; ``mpc.remote.blocking``, Retries).
 
 A completed recover or eject replaces the client's token, and the new token travels only in the
 result frame. If that frame is lost, the client's ``resume`` carries the old token, which is
@@ -55,7 +57,7 @@ def keep(store: SQLiteStore, session_id: str, client_id: str, token: str, outcom
     the operation ``token`` ran, for ``ttl`` seconds (and drop the expired ones)."""
     _ensure_table(store)
     result = dict(outcome["result"])
-    issued = result.pop("token")
+    issued = result.pop("token", token)  # issue 26: an operation that keeps the token keeps it here too
     data = json.dumps({"result": result, "messages": list(outcome.get("messages", ()))}).encode("utf-8")
     sealed = store._seal(data, _TABLE, "data", session_id, client_id)
     now = time.time()
@@ -85,6 +87,9 @@ def take(store: SQLiteStore, session_id: str, client_id: str, token: str) -> dic
                                (session_id,)).fetchone()
         if taken is None:
             return None
+        if hmac.compare_digest(bytes(taken[0]), presented):  # the operation kept the token (sign, backup, ...)
+            kept = json.loads(store._unseal(taken[1], _TABLE, "data", session_id, client_id))
+            return {"messages": list(kept["messages"]), "result": kept["result"]}
         fresh = new_token()
         swapped = store._execute(
             "UPDATE client_tokens SET token_hash = ? WHERE client_id = ? AND token_hash = ? RETURNING client_id",

@@ -132,6 +132,8 @@ class CustodianService:
     ``ready()`` says whether the node should get traffic.
     """
 
+    _log_settings: logs.LogSettings | None  # this process's log settings, naming the node (worker steps repeat them)
+
     def __init__(self, db: str = "custodian.sqlite3", *, session_ttl: float = DEFAULT_SESSION_TTL,
                  executor: str = "auto", workers: int = 2, max_frame: int = MAX_FRAME_BYTES,
                  custodian: Custodian | None = None, tls_cert: str | Path | None = None,
@@ -166,6 +168,9 @@ class CustodianService:
         if self.executor_kind == "thread":
             worker.bind(self._key, self.custodian)
         self._configure_resilience(workers, lock_ttl, node_ttl, drain_grace)
+        logs.set_node(self.node_id)  # every log line of this process names its node (issue 26)
+        if self._log_settings is not None:
+            self._log_settings = self._log_settings.with_node(self.node_id)  # and of its workers
         self._server: Any = None
 
     def _configure_resilience(self, workers: int, lock_ttl: float, node_ttl: float, drain_grace: float) -> None:
@@ -176,6 +181,10 @@ class CustodianService:
         self.custodian.lock_ttl = self.lock_ttl
         self.custodian.lock_reclaim = self.service.reclaim_lock
         self.pool_rebuilds = 0
+        self.warm = False  # the workers started (issue 26: the service listens before they do)
+        self._warmer: asyncio.Task[None] | None = None
+        self._retired: list[concurrent.futures.Executor] = []  # broken pools, the bridge: joined at stop
+        self._bridge: concurrent.futures.ThreadPoolExecutor | None = None  # steps while the workers warm
         self._pool: concurrent.futures.Executor = self._new_pool()
         self._draining = False
         self._in_flight = 0  # steps (and opening operations) running now
@@ -226,10 +235,10 @@ class CustodianService:
         read_gauges(self.custodian.precomputations.size, self.service.count, self.custodian.attempts.locked_count,
                     self.custodian.store)
 
-    async def _run_step(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run_step(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
         """``fn(*args)`` in the executor with this connection's log context (request id, client,
         op) and this process's log settings (a worker process configures its logging alike)."""
-        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args)
+        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args, on_pool=on_pool)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -244,7 +253,6 @@ class CustodianService:
         if self.open_registration:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
                         "(no operator key is required for create_client)")
-        await asyncio.gather(*(self._run(worker.warm, self._key) for _ in range(2)))
         await asyncio.to_thread(self.service.heartbeat, self.node_id, self.node_ttl)  # alive before any step
         self._heartbeat = pool.Heartbeat(self.service, self.node_id, self.node_ttl, self._log)
         listener = GatedSocket.listen_on(host, port, self._gate, _LISTEN_BACKLOG)
@@ -256,17 +264,36 @@ class CustodianService:
         except BaseException:
             listener.close()
             raise
-        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+        loop = asyncio.get_running_loop()
+        self._purger = loop.create_task(self._purge_loop())
+        self._warmer = loop.create_task(self._warm())  # issue 26: listen first, warm after
         return int(self._server.sockets[0].getsockname()[1])
 
+    async def _warm(self) -> None:
+        """Start the workers after the listener is up (issue 26: ``/healthz`` answers at once,
+        ``/readyz`` says 503 until this is done). A step that arrives meanwhile runs in the bridge
+        threads (``_bridge_pool``): never refused, never lost."""
+        for attempt in range(2):
+            try:
+                await asyncio.gather(*(self._run_step(worker.warm, self._key, on_pool=True)
+                                       for _ in range(max(1, self.workers))))
+                break
+            except Exception as exc:  # noqa: BLE001 - a worker that died warming rebuilt the pool: once more
+                self._log.error(f"warming the worker pool failed (attempt {attempt + 1})", exc)
+        self.warm = True  # warming is over; /readyz's pool check tells whether the pool is alive
+        if self._bridge is not None:  # steps go to the workers from now on; those in the bridge finish
+            self._retired.append(self._bridge)
+            self._bridge.shutdown(wait=False)
+        log.info("worker pool warm (%d %s worker(s)): ready", self.workers, self.executor_kind)
+
     async def drain(self, grace: float | None = None) -> bool:
-        """Stop taking work (SIGTERM): the listener closes, no new step starts (a connection whose
+        """Stop taking work (SIGTERM): ``/readyz`` answers 503 (the listener stays open so the
+        load balancer reads it), no new step starts (a connection whose
         next frame arrives is closed with 1001: its session stays parked and the client resumes
         on another node or after the restart), and steps in flight get up to ``grace`` seconds
         (default ``drain_grace``) to finish and park. Whether they all did."""
         self._draining = True
-        if self._server is not None:
-            self._server.server.close()  # the asyncio listener only: open connections stay for now
+        self._http.forget_readiness()  # /readyz says 503 from now on (the listener stays open for it)
         deadline = time.monotonic() + (self.drain_grace if grace is None else grace)
         while self._in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -284,19 +311,25 @@ class CustodianService:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        await asyncio.to_thread(pool.close_pool, self._pool, self.drain_grace)
+        if self._warmer is not None:
+            self._warmer.cancel()
+        bridge = [self._bridge] if self._bridge is not None and self._bridge not in self._retired else []
+        for retired in [*self._retired, *bridge, self._pool]:  # issue 26: no worker outlives the service
+            await asyncio.to_thread(pool.close_pool, retired, self.drain_grace)
+        self._retired.clear()
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
             self._heartbeat = None
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """Whether this node should get traffic, and the checks: ``serving`` (listening, not
-        draining), ``store`` (the database answers: ``"ok"`` or the error's code), ``pool``
-        (``"ok"``, ``"broken"`` until rebuilt, ``"shut down"``, ``"worker died"``), ``ledger``
-        (the revocation ledger: its reconciliation report, or its error's code: not ready), plus
-        ``node``, ``pool_rebuilds`` and ``in_flight``. Blocking (one query): call it in a thread."""
+        draining), ``warm`` (the workers started: issue 26, the service listens first), ``store``
+        (the database answers: ``"ok"`` or the error's code), ``pool`` (``"ok"``, ``"broken"``
+        until rebuilt, ``"shut down"``, ``"worker died"``), ``ledger`` (the revocation ledger: its
+        reconciliation report, or its error's code: not ready), plus ``node``, ``pool_rebuilds``
+        and ``in_flight``. Blocking (one query): call it in a thread."""
         checks: dict[str, Any] = {"serving": self._server is not None and not self._draining,
-                                  "node": self.node_id, "pool_rebuilds": self.pool_rebuilds,
+                                  "warm": self.warm, "node": self.node_id, "pool_rebuilds": self.pool_rebuilds,
                                   "in_flight": self._in_flight}
         try:
             self.service.ping()
@@ -305,8 +338,8 @@ class CustodianService:
             checks["store"] = getattr(exc, "code", type(exc).__name__)
         checks["pool"] = pool.pool_state(self._pool)
         checks["ledger"] = self._ledger_check()
-        return bool(checks["serving"] and checks["store"] == "ok" and checks["pool"] == "ok"
-                    and isinstance(checks["ledger"], dict)), checks
+        ready = checks["serving"] and checks["warm"] and checks["store"] == "ok" and checks["pool"] == "ok"
+        return bool(ready and isinstance(checks["ledger"], dict)), checks
 
     def _ledger_check(self) -> dict[str, Any] | str:
         """The revocation ledger (``mpc.storage.ledger``): what the start's reconciliation found
@@ -358,20 +391,34 @@ class CustodianService:
         if broken is not self._pool or self._draining:
             return
         self.pool_rebuilds += 1
+        metrics.POOL_RESTARTS.inc()
         self._log.error(f"a worker process died: the {self.executor_kind} pool is broken, rebuilding it "
                         f"(rebuild {self.pool_rebuilds}); its steps are retried, answered or reported lost")
         self._pool = self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
+        self._retired = [p for p in self._retired if pool.pool_processes(p)] + [broken]
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
         """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error
-        raised to the caller, which decides whether running ``fn`` again is safe."""
-        executor = self._pool
+        raised to the caller, which decides whether running ``fn`` again is safe. Until the
+        worker processes are warm, steps run in the *bridge* (``on_pool``: on the pool anyway)."""
+        executor = self._pool if on_pool or self.warm or self.executor_kind == "thread" else self._bridge_pool()
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except concurrent.futures.BrokenExecutor:
             self._rebuild_pool(executor)
             raise
+
+    def _bridge_pool(self) -> concurrent.futures.Executor:
+        """Issue 26 (back in seconds): threads of the service process that run the steps arriving
+        while the worker processes start (spawn, imports, store: seconds on a busy machine). The
+        service process has everything loaded already, so a restarted node serves at once; the
+        steps are the same functions on their own store connection (``worker._custodian``), with
+        the same take semantics and step markers, so nothing changes but where they run."""
+        if self._bridge is None:
+            self._bridge = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.workers),
+                                                                 thread_name_prefix="mpc-bridge")
+        return self._bridge
 
     async def _run_again(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn`` (a read) in the executor, run once more on the rebuilt pool if a worker died."""
@@ -547,7 +594,11 @@ class CustodianService:
             session_id = requests.parse_session_id(request)
             if await self._closed_for_drain(ws):
                 return
-            await self._channel(ws, client_id, token, session_id, await self._resume(client_id, session_id))
+            opened = await self._resume(client_id, session_id)
+            if opened.get("error", {}).get("error", {}).get("id") == "NOT_FOUND" and \
+                    await self._resume_finished(ws, client_id, token, request, authorised=grant is not None):
+                return  # issue 26: it finished and its result frame was lost: the kept result, once
+            await self._channel(ws, client_id, token, session_id, opened)
         else:
             raise InputInvalid(f"unknown op {op!r}")
 
@@ -574,7 +625,8 @@ class CustodianService:
         registered = None if device is None else DeviceView(public_key=device[0].hex(), since=device[1])
         return ServiceClientView(**self.custodian.get_client(client_id), device=registered)
 
-    async def _resume_finished(self, ws: Any, client_id: str, token: str, request: dict[str, Any]) -> bool:
+    async def _resume_finished(self, ws: Any, client_id: str, token: str, request: dict[str, Any], *,
+                               authorised: bool = False) -> bool:
         """Issue 18 (client retries): ``resume`` of a finished recover or eject whose result frame
         was lost, with the token that ran it (dead since): ready, the last step's messages and
         the result with a fresh token, once (``mpc.service.results``); False otherwise (the
@@ -584,7 +636,8 @@ class CustodianService:
             return False
         if await asyncio.to_thread(self.service.session_device, session_id, client_id) is None:
             return False
-        await self._authorise_device(ws, request)  # the key that ran the recover or eject
+        if not authorised:  # (a resume whose request the device already signed is not asked twice)
+            await self._authorise_device(ws, request)  # the key that ran the recover or eject
         finished = await self._run_step(worker.take_finished, self._key, client_id, token, session_id)
         if finished is None:
             return False
@@ -747,14 +800,20 @@ class ServiceThread:
         scheme = "wss" if self._options.get("tls_cert") is not None else "ws"
         return f"{scheme}://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> ServiceThread:
+    def start(self, timeout: float = 60.0, *, warm: bool = True) -> ServiceThread:
         """Start the thread and wait up to ``timeout`` seconds for the service to listen (its start-up
-        error is raised here); returns ``self``."""
+        error is raised here) and, with ``warm``, for its workers to start (the service listens
+        first: issue 26); returns ``self``."""
+        deadline = time.monotonic() + timeout
         self._thread.start()
         if not self._ready.wait(timeout):
             raise EngineError("the custodian service did not start in time")
         if self._error is not None:
             raise self._error
+        while warm and self.service is not None and not self.service.warm:
+            if time.monotonic() > deadline:
+                raise EngineError("the custodian service's workers did not start in time")
+            time.sleep(0.01)
         return self
 
     def _main(self) -> None:
@@ -802,16 +861,17 @@ def serve_forever(db: str, host: str, port: int, **options: Any) -> int:
             loop.add_signal_handler(signum, stopping.set)
         try:
             bound = await service.start(host, port)
-            print(f"portal-mpc custodian on {service.scheme}://{host}:{bound} (db {_redact(db)}, "
-                  f"{service.executor_kind} pool)", flush=True)
+            _banner(f"portal-mpc custodian on {service.scheme}://{host}:{bound} (db {_redact(db)}, "
+                    f"{service.executor_kind} pool)")
             if service.open_registration:
-                print("WARNING: open registration: anyone who can reach this service may create clients",
-                      file=sys.stderr, flush=True)
+                _banner("WARNING: open registration: anyone who can reach this service may create clients",
+                        sys.stderr)
             await stopping.wait()
             log.info("stopping: draining steps in flight (up to %.0f s)", service.drain_grace)
             await service.drain()
         finally:
             await service.stop()
+            await asyncio.to_thread(pool.stop_resource_tracker)  # exit after every process we started
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
 
@@ -823,6 +883,14 @@ def serve_forever(db: str, host: str, port: int, **options: Any) -> int:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def _banner(text: str, stream: Any = None) -> None:
+    """The start-up line on stdout (``stream``: another one): one JSON object like every other
+    line with ``--log-format json`` (issue 26), else the plain text operators grep for."""
+    settings = logs.current_settings()
+    line = logs.json_line(text) if settings is not None and settings.format == "json" else text
+    print(line, file=stream if stream is not None else sys.stdout, flush=True)
 
 
 def _redact(db: str) -> str:

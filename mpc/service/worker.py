@@ -270,7 +270,7 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
         parked_again = bool(outcome.pop("parked", False))
         if counted and failures < custodian.attempts.limit <= custodian.attempts.failures(client_id):
             outcome["locked_out"] = True  # this step locked the client out (counted by the service)
-        if "result" in outcome and parked.operation in TOKEN_ROTATING_OPERATIONS:  # issue 18: client retries
+        if "result" in outcome:  # issues 18 and 26: a lost result frame is fetched by resume
             keep_finished(service, session_id, client_id, token, outcome, ttl)
         return outcome
     finally:

@@ -275,7 +275,15 @@ class PostgresStore(SQLiteStore):
                 raise
 
     def _commit(self) -> None:
-        xid = self._conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
+        try:
+            xid = self._conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
+        except self._psycopg.OperationalError:
+            if not self._lost():
+                raise
+            # Lost before COMMIT was sent: the server rolled the transaction back (issue 26: the
+            # caller gets STORE_UNAVAILABLE, not an internal error); the next call reconnects.
+            raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
+                                   "retry") from None
         try:
             self._conn.execute("COMMIT")
             return

@@ -148,6 +148,21 @@ def _resume_reply(url: str, client_id: str, token: str, session_id: str, device:
         return dict(json.loads(send_authorised(ws, request, device.device_key())))
 
 
+def cut_after_the_result_is_kept(monkeypatch: pytest.MonkeyPatch, proxy: CutProxy) -> list[str]:
+    """From now on, a finished operation's connections are cut right after the custodian kept its
+    result (its result frame never arrives); returns the list the kept session ids go to."""
+    keep = worker_module.keep_finished
+    sessions: list[str] = []
+
+    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
+        keep(service, session_id, *args)
+        sessions.append(session_id)
+        proxy.cut()
+
+    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+    return sessions
+
+
 @pytest.mark.parametrize("operation", ["recover", "eject"])
 def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
         server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
@@ -156,15 +171,7 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
     phone = device(client_id, cloud)
     addresses, _ = remote_at(server.url).generate(phone, token)
     remote_at(server.url).backup(phone, token)
-    keep = worker_module.keep_finished
-    sessions: list[str] = []
-
-    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
-        keep(service, session_id, *args)
-        sessions.append(session_id)
-        proxy.cut()  # the custodian finished (new token issued); its result frame never arrives
-
-    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+    sessions = cut_after_the_result_is_kept(monkeypatch, proxy)  # new token issued, result frame lost
     target = device(client_id, cloud) if operation == "recover" else phone  # eject: the registered device
     method = getattr(remote_at(proxy.url), operation)
     result, view = method(target, token)
@@ -178,8 +185,10 @@ def test_a_lost_result_of_recover_or_eject_is_fetched_once_with_the_old_token(
         remote_at(server.url).get_client(client_id, token, device=target)
     # Once only; and never for a wrong token or another session id.
     # the old token, once the result was handed out: dead, and the answer says a recover/eject replaced it
-    assert _resume_reply(server.url, client_id, token, sessions[0], target)["error"]["id"] == "AUTH_TOKEN_REPLACED"
-    assert _resume_reply(server.url, client_id, view["token"], sessions[0], target)["error"]["id"] == "NOT_FOUND"
+    reply = _resume_reply(server.url, client_id, token, sessions[0], target)
+    assert reply.get("error", {}).get("id") == "AUTH_TOKEN_REPLACED", reply
+    reply = _resume_reply(server.url, client_id, view["token"], sessions[0], target)
+    assert reply.get("error", {}).get("id") == "NOT_FOUND", reply
 
 
 def test_a_lost_result_is_not_handed_out_once_the_operator_issued_a_token(
