@@ -2,7 +2,7 @@
 
 For each requested account path a (hardened levels only) on one curve, P = hash_to_curve(a)
 (``protocols.hd.account.account_point``); with the derivation key k = k1 + k2
-(``protocols.hd.keys``):
+(``protocols.hd.keys``)::
 
     Round 1  i -> j   for each path: V_i = k_i·P and a DLEQ proof that log_G K_i = log_P V_i
                       (``protocols.zk.dleq``), in the order of the paths both parties were given
