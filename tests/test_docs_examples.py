@@ -44,6 +44,7 @@ NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(\S.*?)\s*-->$")
 # The files whose unmarked Python blocks a test here runs, and that test.
 MARKDOWN_RUNNERS = {"README.md": "test_readme_python_blocks_run_as_printed",
                     "docs/errors.md": "test_errors_md_python_blocks_run",
+                    "docs/hd.md": "test_hd_md_python_blocks_run",
                     "docs/operations.md": "test_the_tls_recipe_runs_step_by_step"}
 
 MODULES: tuple[ModuleType, ...] = (frost, ecdsa2p)
@@ -189,6 +190,21 @@ def test_errors_md_python_blocks_run(fresh_folder: Path, capsys: pytest.CaptureF
     for block in runnable("docs/errors.md"):
         exec(compile(block.code, f"{block.path}:{block.line}", "exec"), namespace)  # noqa: S102 - the docs' own code
     assert capsys.readouterr().out.startswith("CLIENT_NOT_FOUND 404 {'error': {'id': 'CLIENT_NOT_FOUND'")
+
+
+def test_hd_md_python_blocks_run(fresh_folder: Path, custodian_setup: Any, client_setup: Any) -> None:
+    """docs/hd.md's example, as printed: a wallet, two accounts, a receive address, an xpub and a
+    signature at a path (checked against the key at that path)."""
+    from tests.mpc.conftest import verify_result
+
+    namespace: dict[str, Any] = {"__name__": "__hd__"}
+    for block in runnable("docs/hd.md"):
+        exec(compile(block.code, f"{block.path}:{block.line}", "exec"), namespace)  # noqa: S102 - the docs' own code
+    client = namespace["client"]
+    assert namespace["receive"].startswith("bc1q") and namespace["xpub"].startswith("xpub")
+    signature = namespace["signature"]
+    assert signature.public_key == client.public_key("secp256k1", "m/44'/60'/1'/0/0")
+    verify_result(signature, namespace["digest"])  # verifies under the key at the path
 
 
 def _free_port() -> int:
