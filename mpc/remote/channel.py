@@ -463,7 +463,7 @@ class RemoteBase:
     the TCP, TLS and WebSocket handshakes; ``ready_timeout``: the answer to the request
     (``ready``, or a one-frame request's result). ``retry_budget``, ``retry_delay`` (the first
     backoff), ``max_retry_delay``, ``retries`` (a cap on the count; None: the budget only) and
-    ``step_wait`` make the :class:`RetryPolicy` (``retry_policy`` gives one directly instead).
+    ``step_wait`` make the :class:`~mpc.remote.retries.RetryPolicy` (``retry_policy`` gives one directly instead).
     """
 
     def __init__(self, url: str, *, cafile: str | Path | None = None, ssl_context: ssl.SSLContext | None = None,
@@ -516,7 +516,7 @@ class RemoteBase:
 
     def _diagnose(self, exc: BaseException) -> None:
         """After a failed handshake: raise the error retrying cannot fix, if a probe finds one
-        (:func:`probe_tls`; blocking, a couple of seconds at most), else return (retried)."""
+        (:func:`~mpc.remote.failures.probe_tls`; blocking, a couple of seconds at most), else return (retried)."""
         if not handshake_cut(exc):
             return
         parts = urlsplit(self._url)
