@@ -7,4 +7,6 @@ proves it holds it. Its modules::
     webhook      handing the custodian's backup share to a self-managed backup (the webhook)
     possession   proofs of possession of the client's shares, bound to a custodian nonce
     attempts     counting failed proofs and password guesses; the lockout
+    custodian_ops  the custodian's backup, recover and eject operations (over ``BackupService``,
+                 what they use of ``mpc.Custodian``)
 """

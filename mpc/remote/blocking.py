@@ -138,23 +138,19 @@ from typing import Any, TypeVar
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, OperationLost, from_protocol_error
-from mpc.remote.channel import (
-    Backoff,
-    OperationChannel,
+from mpc.remote.channel import OperationChannel, RemoteBase, RequestAttempts
+from mpc.remote.failures import transport_errors
+from mpc.remote.retries import Backoff, RetryPolicy, restart_delay
+from mpc.remote.specs import (
     OperationSpec,
-    RemoteBase,
-    RequestAttempts,
     RequestSpec,
-    RetryPolicy,
     backup_spec,
+    derive_spec,
     eject_spec,
     generate_spec,
     presign_spec,
     recover_spec,
-    restart_delay,
     sign_spec,
-    derive_spec,
-    transport_errors,
 )
 from mpc.wallet import ClientView, RecoverResult, SignResult
 from protocols.errors import MPCError

@@ -4,10 +4,14 @@
 (``websockets.asyncio``) differ only in how they connect, wait and sleep. Everything else lives
 here and is used by both:
 
-- :class:`RetryPolicy` and :class:`Backoff`: exponential backoff with jitter (from ``secrets``)
-  inside a total retry budget, honouring a ``retry after N s`` hint;
-- :func:`transport_failure`: the typed error of a failed connection (``TLS_FAILED``,
-  ``SERVICE_UNAVAILABLE``) and whether the request it carried can have been processed;
+- ``mpc.remote.retries``: ``RetryPolicy`` and ``Backoff``, exponential backoff with jitter (from
+  ``secrets``) inside a total retry budget, honouring a ``retry after N s`` hint;
+- ``mpc.remote.failures``: ``transport_failure``, the typed error of a failed connection
+  (``TLS_FAILED``, ``SERVICE_UNAVAILABLE``) and whether the request it carried can have been
+  processed; the TLS probe after a cut handshake;
+- ``mpc.remote.specs``: ``RequestSpec`` and ``OperationSpec``, what is sent and how the answers
+  are typed;
+- :func:`parse_control`, :func:`answer_challenge`: the service's control frames and challenges;
 - :class:`RequestAttempts`: retrying a one-frame request (``get_client``, ``create_client``, the
   operator ops), only when that is safe for the request;
 - :class:`OperationChannel`: the device side of one wallet operation across reconnects: which
@@ -23,23 +27,18 @@ The retry rules are documented in ``mpc.remote.blocking`` (module docstring) and
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import math
-import secrets
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from mpc import errors
 from mpc.backup import possession
-from mpc.backup.methods import BackupMethod
-from mpc.client import Client, EjectedKeys
+from mpc.client import Client
 from mpc.errors import (
     AuthFailed,
     ConfigInvalid,
@@ -47,12 +46,28 @@ from mpc.errors import (
     NotFound,
     RateLimited,
     ServiceUnavailable,
-    TlsFailed,
-    TransportInsecure,
     from_protocol_error,
 )
+from mpc.remote.failures import _PROBE_TIMEOUT, Failure, handshake_cut, probe_tls, transport_errors, \
+    transport_failure
+from mpc.remote.retries import DEFAULT_RETRY_BUDGET, DEFAULT_STEP_WAIT, RESTARTABLE_OPERATIONS, Backoff, \
+    RetryPolicy, restart_delay
+from mpc.remote.specs import (
+    OperationSpec,
+    RequestSpec,
+    _as_view,
+    _client_and_token,
+    _token_of,
+    backup_spec,
+    derive_spec,
+    eject_spec,
+    generate_spec,
+    presign_spec,
+    recover_spec,
+    sign_spec,
+)
 from mpc.storage.device_key import DeviceKey
-from mpc.wallet import ClientView, RecoverResult, SignResult, client_view, recover_result
+from mpc.wallet import ClientView, client_view
 from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, MAX_FRAME_BYTES, check_service_url, client_tls_context, \
     device_auth_message, hex_bytes
 from protocols.errors import MPCError
@@ -87,27 +102,6 @@ __all__ = [
     "probe_tls",
 ]
 
-DEFAULT_RETRY_BUDGET = 30.0
-"""Seconds an operation or request may keep retrying after its first failure (a restart of the
-service takes a few seconds)."""
-DEFAULT_STEP_WAIT = 15.0
-"""Seconds ``NOT_FOUND`` on ``resume`` is retried once the operation was accepted (its session is
-out of the database while a worker steps it, and comes back when the step parks it again)."""
-
-log = logging.getLogger("mpc.remote")  # each retry at INFO with its reason (issue 26)
-
-# Operations a client starts again by itself after OPERATION_LOST (issue 26): a fresh device session
-# (fresh nonces) of the same request, harmless twice: a lost sign signs again, a lost presign makes
-# more precomputations. The others change the wallet and are left to the caller.
-RESTARTABLE_OPERATIONS = frozenset({"sign", "sign_presigned", "presign"})
-_MAX_RESTARTS = 2  # a node lost with the step is one loss; more in a row is a service to report
-
-# Close codes that say the same connection attempt would fail again: never retried.
-_FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
-_BUSY_CLOSE_CODE = 1013
-# A TLS connection cut (mid-handshake too, as when the service restarts) is a lost connection,
-# not a certificate problem: retried like any other.
-_TLS_CONNECTION_LOST = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 # Answers that say the service did not act on the request (or rolled it back): retried after a
 # delay. STORE_UNAVAILABLE: the database was unreachable and what was not committed rolled back.
 _REFUSAL_CODES = frozenset({RateLimited.code, ServiceUnavailable.code, "STORE_UNAVAILABLE"})
@@ -119,214 +113,6 @@ _MESSAGE_PREFIX = '{"payload":'  # canonical messages sort their keys: "payload"
 # service before the cut, may have been processed meanwhile (the duplicate changes nothing): a
 # new resume resynchronises. At most this many times per operation.
 _MAX_RESYNCS = 3
-
-
-# --- backoff ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a client retries (``mpc.remote.blocking``, Retries).
-
-    ``budget``: seconds after the first failure during which retries may start (0: none).
-    ``first_delay`` doubles after each retry up to ``max_delay``; each delay is drawn uniformly
-    from its upper half (jitter, from ``secrets``) and is at least a ``retry after`` hint.
-    ``max_retries`` caps the number of retries (None: only the budget). ``step_wait``: how long
-    ``NOT_FOUND`` on resume of an accepted operation is retried (never beyond the budget).
-    """
-
-    budget: float = DEFAULT_RETRY_BUDGET
-    first_delay: float = 0.1
-    max_delay: float = 5.0
-    max_retries: int | None = None
-    step_wait: float = DEFAULT_STEP_WAIT
-
-    def __post_init__(self) -> None:
-        for name in ("budget", "first_delay", "max_delay", "step_wait"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
-                raise ConfigInvalid(f"{name} must be a finite number of seconds, at least 0")
-        if self.max_delay < self.first_delay:
-            raise ConfigInvalid("max_delay must be at least first_delay")
-        if self.max_retries is not None and (type(self.max_retries) is not int or self.max_retries < 0):
-            raise ConfigInvalid("max_retries must be None or an integer at least 0")
-
-
-def restart_delay(op: str, restarts: Backoff, lost: EngineError) -> float:
-    """After ``lost`` (``OPERATION_LOST``) of ``op``: the seconds before starting it again with a
-    new device session (``RESTARTABLE_OPERATIONS``, at most twice, within the retry budget), or
-    raise ``lost``."""
-    if op not in RESTARTABLE_OPERATIONS or lost.code != "OPERATION_LOST" or restarts.retries >= _MAX_RESTARTS:
-        raise lost
-    return restarts.delay(lost)
-
-
-def _jitter() -> float:
-    """A uniform fraction in [0, 1) from the operating system's CSPRNG (``secrets``)."""
-    return secrets.randbelow(1 << 30) / (1 << 30)
-
-
-class Backoff:
-    """The delays of one operation's (or request's) retries under a :class:`RetryPolicy`.
-
-    :meth:`delay` is called after each failure with the error the caller would see; it returns
-    the seconds to wait before the next attempt, or raises that error when the policy allows no
-    more (budget spent, retry count reached, or a ``retry after`` hint beyond the budget).
-    """
-
-    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> None:
-        self.policy = policy
-        self.clock = clock
-        self.retries = 0
-        self.first_failure: float | None = None
-
-    def elapsed(self) -> float:
-        """Seconds since the first failure (0 before any)."""
-        return 0.0 if self.first_failure is None else self.clock() - self.first_failure
-
-    def delay(self, failure: EngineError, hint: float | None = None) -> float:
-        """The seconds to wait after ``failure`` (exponential with jitter, at least ``hint``), or raise
-        the error the caller sees once the policy allows no more attempts."""
-        now = self.clock()
-        if self.first_failure is None:
-            self.first_failure = now
-        policy = self.policy
-        if policy.max_retries is not None and self.retries >= policy.max_retries:
-            raise self._gave_up(failure, now)
-        ceiling = min(policy.max_delay, policy.first_delay * 2.0 ** min(self.retries, 60))
-        wait: float = ceiling / 2 + _jitter() * ceiling / 2
-        if hint is not None:
-            wait = max(wait, hint)
-        if now + wait - self.first_failure > policy.budget:
-            raise self._gave_up(failure, now)
-        self.retries += 1
-        log.info("retry %d in %.2f s (%.1f s of the %.0f s budget spent) after %s: %s", self.retries, wait,
-                 now - self.first_failure, policy.budget, failure.code, failure.message)
-        return wait
-
-    def _gave_up(self, failure: EngineError, now: float) -> EngineError:
-        """``failure``, saying how long the client retried when it is ``SERVICE_UNAVAILABLE``
-        (the same class either way, so callers can still tell a refusal from an outage)."""
-        if self.retries == 0 or not isinstance(failure, ServiceUnavailable):
-            return failure
-        waited = now - (self.first_failure or now)
-        return ServiceUnavailable(f"{failure.message} (gave up after {self.retries} retries in {waited:.1f} s)")
-
-
-# --- transport failures --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Failure:
-    """A failed connection attempt: the typed ``error``; ``retryable`` unless the same attempt
-    would fail again (TLS, a protocol-violation close); ``unprocessed`` when the request it
-    carried cannot have been processed (never sent, or closed with 1013 before being read)."""
-
-    error: EngineError
-    retryable: bool
-    unprocessed: bool
-
-
-def transport_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions of a failed, closed or timed-out connection (both ``websockets`` APIs)."""
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake
-
-    return (ConnectionClosed, InvalidHandshake, OSError, TimeoutError, asyncio.TimeoutError)
-
-
-def transport_failure(exc: BaseException, request_sent: bool) -> Failure:
-    """The :class:`Failure` of a connection that raised ``exc`` (``request_sent``: whether the
-    request frame had been handed to the connection). ``TLS_FAILED`` when a TLS error is in the
-    chain of causes (an untrusted certificate, a refused client certificate), else
-    ``SERVICE_UNAVAILABLE`` naming the close code or the exception."""
-    from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError) and not isinstance(cause, _TLS_CONNECTION_LOST):
-            reason = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or "handshake failed"
-            return Failure(TlsFailed(f"TLS with the custodian service failed: {reason}"), False, True)
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, InvalidStatus):  # the HTTP upgrade refused: 5xx (a proxy, a restart) may pass
-        status = exc.response.status_code
-        return Failure(ServiceUnavailable(f"the custodian service refused the WebSocket upgrade (HTTP {status})"),
-                       status >= 500 or status == 429, True)
-    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None:
-        code = exc.rcvd.code
-        if code == _BUSY_CLOSE_CODE:
-            return Failure(ServiceUnavailable("the custodian service is busy (1013); retry later"), True, True)
-        return Failure(ServiceUnavailable(f"the custodian service closed the connection ({code})"),
-                       code not in _FATAL_CLOSE_CODES, not request_sent)
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        detail = "timed out"
-    else:
-        detail = f"{type(exc).__name__}: {exc}"[:200]
-    return Failure(ServiceUnavailable(f"cannot reach the custodian service ({detail})"), True, not request_sent)
-
-
-# --- handshake failures that retrying cannot fix (issue 26) -----------------------------------------------
-_PROBE_TIMEOUT = 2.0
-
-
-def handshake_cut(exc: BaseException) -> bool:
-    """Whether a connection failed the way a misconfigured client fails, and a restart too: the
-    server accepted the TCP connection and closed it before any HTTP answer (``ws://`` to a TLS
-    port; a client certificate missing or refused under mTLS, whose TLS 1.3 alert arrives as a
-    plain close)."""
-    from websockets.exceptions import ConnectionClosed, InvalidMessage
-
-    return isinstance(exc, (InvalidMessage, ConnectionClosed)) or isinstance(exc, _TLS_CONNECTION_LOST)
-
-
-def probe_tls(host: str, port: int, scheme: str, context: ssl.SSLContext | None,
-              timeout: float = _PROBE_TIMEOUT) -> EngineError | None:
-    """One bare TLS handshake to ``host:port`` after :func:`handshake_cut`: the error retrying
-    cannot fix, or None (the port is closed now, or TLS behaves: a transient fault).
-
-    - ``ws://`` and the port completes a TLS handshake: the service speaks TLS: use ``wss://``
-      (``TRANSPORT_INSECURE``, with that hint);
-    - ``wss://`` and the server's first record after the handshake is a certificate alert: the
-      service wants a client certificate this client does not present or it does not trust
-      (``TLS_FAILED``: configure ``client_cert`` / ``client_key``)."""
-    import socket
-
-    try:
-        raw = socket.create_connection((host, port), timeout=timeout)
-    except OSError:
-        return None  # not listening (restarting): transient
-    try:
-        if scheme == "ws":
-            bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            bare.check_hostname, bare.verify_mode = False, ssl.CERT_NONE
-            try:
-                bare.wrap_socket(raw, server_hostname=host).close()
-            except (OSError, ssl.SSLError):
-                return None
-            return TransportInsecure("the custodian service speaks TLS on this port: use a wss:// URL, not ws://")
-        if context is None:
-            return None
-        return _client_certificate_refused(raw, host, context)
-    finally:
-        raw.close()
-
-
-def _client_certificate_refused(raw: Any, host: str, context: ssl.SSLContext) -> EngineError | None:
-    """``TLS_FAILED`` if the server completes the TLS handshake but then closes without answering
-    ``GET /healthz`` (or with a certificate alert): what an mTLS service does to a client whose
-    certificate is missing or not trusted (a TLS 1.3 server checks it after the handshake)."""
-    refused = TlsFailed("the custodian service closed the TLS connection without answering: it requires a client "
-                        "certificate it trusts (configure client_cert and client_key)")
-    try:
-        tls = context.wrap_socket(raw, server_hostname=host)
-    except (OSError, ssl.SSLError):
-        return None  # the handshake itself failed: the connection's own error says why
-    try:
-        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
-        answered = tls.recv(1)
-    except ssl.SSLError as exc:
-        reason = str(getattr(exc, "reason", "") or "").upper()
-        return refused if "CERTIFICATE" in reason or isinstance(exc, ssl.SSLEOFError) else None
-    except OSError:
-        return None
-    finally:
-        tls.close()
-    return None if answered else refused
 
 
 def parse_control(frame: Any) -> dict[str, Any]:
@@ -377,42 +163,9 @@ def _refusal_hint(error: EngineError) -> float | None:
     return float(hint) if isinstance(hint, (int, float)) and not isinstance(hint, bool) else None
 
 
+
 # --- one-frame requests ---------------------------------------------------------------------------------
 T = TypeVar("T")
-A = TypeVar("A")
-B = TypeVar("B")
-
-
-@dataclass(frozen=True)
-class RequestSpec(Generic[T]):
-    """A one-frame request: its first frame, whether sending it twice is harmless
-    (``idempotent``), and how its ``result`` becomes the method's return value."""
-
-    request: dict[str, Any]
-    idempotent: bool
-    extract: Callable[[Any], T]
-    signer: DeviceKey | None = None  # the device key that answers the service's challenge
-    prover: Callable[[bytes], dict[str, Any]] | None = None  # enrol_device: its possession proofs
-
-
-def _as_view(result: Any) -> dict[str, Any]:
-    if not isinstance(result, dict):
-        raise EngineError("unexpected reply from the custodian service")
-    return result
-
-
-def _token_of(result: Any) -> str:
-    token = _as_view(result).get("token")
-    if not isinstance(token, str):
-        raise EngineError("unexpected reply from the custodian service")
-    return token
-
-
-def _client_and_token(result: Any) -> tuple[str, str]:
-    client_id = _as_view(result).get("client_id")
-    if not isinstance(client_id, str):
-        raise EngineError("unexpected reply from the custodian service")
-    return client_id, _token_of(result)
 
 
 class RequestAttempts(Generic[T]):
@@ -469,104 +222,6 @@ class RequestAttempts(Generic[T]):
                                      "and is not retried") from exc
         return self.backoff.delay(failure.error)
 
-
-# --- operations -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OperationSpec(Generic[A, B]):
-    """A wallet operation to run: ``make()`` builds the device's session and the request's
-    parameters (CPU-bound for some: the asyncio client calls it in a thread); ``typed`` turns
-    (the device session's result, the custodian's JSON result) into the method's typed pair, the
-    same types as ``mpc.run_local`` gives (a malformed custodian result raises)."""
-
-    op: str
-    client_id: str
-    make: Callable[[], tuple[Session, dict[str, Any]]]
-    typed: Callable[[Any, Any], tuple[A, B]]
-
-
-def _with_view(device: Any, custodian: Any) -> tuple[Any, ClientView]:
-    return device, client_view(custodian)
-
-
-def _with_new_token(device: Any, custodian: Any) -> tuple[Any, RecoverResult]:
-    return device, recover_result(custodian)
-
-
-def _signed(device: Any, custodian: Any) -> tuple[SignResult, SignResult]:
-    """The device's ``SignResult`` twice, once the custodian's JSON result is checked to be the
-    same signature (``SignResult.to_json``)."""
-    if not isinstance(device, SignResult) or custodian != device.to_json():
-        raise EngineError("the custodian service's signature differs from the device's")
-    return device, device
-
-
-def _counts(device: Any, custodian: Any) -> tuple[dict[str, int], dict[str, int]]:
-    if not isinstance(custodian, dict) or not all(isinstance(n, int) and not isinstance(n, bool)
-                                                  for n in custodian.values()):
-        raise EngineError("unexpected presign result from the custodian service")
-    return cast("dict[str, int]", device), cast("dict[str, int]", custodian)
-
-
-def generate_spec(client: Client) -> OperationSpec[dict[str, str], ClientView]:
-    """``generate`` for ``client``: (the wallet's addresses, the custodian's view)."""
-    return OperationSpec("generate", client.client_id, lambda: (client.generate(), {}), _with_view)
-
-
-def backup_spec(client: Client, method: BackupMethod | None,
-                client_stores_backup: bool) -> OperationSpec[dict[str, Any], ClientView]:
-    """``backup`` for ``client`` with ``method`` (the device's default if None)."""
-    def make() -> tuple[Session, dict[str, Any]]:
-        session = client.backup(method, client_stores_backup=client_stores_backup)
-        return session, {"method": session.method.name, "client_stores_backup": client_stores_backup}
-
-    return OperationSpec("backup", client.client_id, make, _with_view)
-
-
-def _from_backup_spec(client: Client, op: str, method: BackupMethod | None,
-                      encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec[Any, RecoverResult]:
-    def make() -> tuple[Session, dict[str, Any]]:
-        factory = client.recover if op == "recover" else client.eject
-        session = factory(method, encrypted_backup=encrypted_backup)
-        return session, {"method": session.method.name}
-
-    return OperationSpec(op, client.client_id, make, _with_new_token)
-
-
-def recover_spec(client: Client, method: BackupMethod | None,
-                 encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec[dict[str, str], RecoverResult]:
-    """``recover``: (the wallet's addresses, the custodian's view with the client's new token)."""
-    return _from_backup_spec(client, "recover", method, encrypted_backup)
-
-
-def eject_spec(client: Client, method: BackupMethod | None,
-               encrypted_backup: Mapping[str, tuple[bytes, bytes]] | None) -> OperationSpec[EjectedKeys, RecoverResult]:
-    """``eject``: (the whole private keys, the custodian's view with the client's new token)."""
-    return _from_backup_spec(client, "eject", method, encrypted_backup)
-
-
-def sign_spec(client: Client, op: str, chain: str, data: bytes,
-              path: str | None = None) -> OperationSpec[SignResult, SignResult]:
-    """``sign`` or ``sign_presigned`` (same parameters), at the HD ``path`` if given."""
-    def make() -> tuple[Session, dict[str, Any]]:
-        factory = client.sign if op == "sign" else client.sign_presigned
-        params: dict[str, Any] = {"chain": chain, "data": bytes(data).hex()}
-        if path is not None:
-            params["path"] = path
-        return factory(chain, data, path=path), params
-
-    return OperationSpec(op, client.client_id, make, _signed)
-
-
-def derive_spec(client: Client, paths: Sequence[str]) -> OperationSpec[dict[str, dict[str, str]], ClientView]:
-    """``derive`` of the accounts of ``paths`` (docs/hd.md): (account path -> {curve: extended
-    public key}, the custodian's view with its accounts)."""
-    return OperationSpec("derive", client.client_id, lambda: (client.derive(paths), {"paths": list(paths)}),
-                         _with_view)
-
-
-def presign_spec(client: Client, count: int) -> OperationSpec[dict[str, int], dict[str, int]]:
-    """``presign`` of ``count`` precomputations for ``client``: the pool's size per curve, both sides."""
-    return OperationSpec("presign", client.client_id, lambda: (client.presign(count), {"count": count}), _counts)
 
 
 _UNSET = object()
@@ -808,7 +463,7 @@ class RemoteBase:
     the TCP, TLS and WebSocket handshakes; ``ready_timeout``: the answer to the request
     (``ready``, or a one-frame request's result). ``retry_budget``, ``retry_delay`` (the first
     backoff), ``max_retry_delay``, ``retries`` (a cap on the count; None: the budget only) and
-    ``step_wait`` make the :class:`RetryPolicy` (``retry_policy`` gives one directly instead).
+    ``step_wait`` make the :class:`~mpc.remote.retries.RetryPolicy` (``retry_policy`` gives one directly instead).
     """
 
     def __init__(self, url: str, *, cafile: str | Path | None = None, ssl_context: ssl.SSLContext | None = None,
@@ -861,7 +516,7 @@ class RemoteBase:
 
     def _diagnose(self, exc: BaseException) -> None:
         """After a failed handshake: raise the error retrying cannot fix, if a probe finds one
-        (:func:`probe_tls`; blocking, a couple of seconds at most), else return (retried)."""
+        (:func:`~mpc.remote.failures.probe_tls`; blocking, a couple of seconds at most), else return (retried)."""
         if not handshake_cut(exc):
             return
         parts = urlsplit(self._url)

@@ -24,27 +24,26 @@ per-IP and per-client token buckets and a cap on a client's parked sessions answ
 
 The request frames and their parsing: ``mpc.service.requests`` (Wire protocol). The per-step
 worker side (parking, restarts, expiry; steps off the event loop): ``mpc.service.worker``. The
-worker pool and the node heartbeat: ``mpc.service.pool``.
+worker pool and the node heartbeat: ``mpc.service.pool``. The parts of ``CustodianService`` kept
+in modules of their own (its base classes): the executor that runs the steps and is rebuilt when
+a worker dies, ``mpc.service.executor``; the operator's requests and the device's credential
+check, ``mpc.service.operator``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import multiprocessing
-import multiprocessing.connection
 import re
 import secrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mpc.service import credentials, logs, metrics, pool, requests, worker
-from mpc.service.credentials import Claim
+from mpc.service import logs, metrics, pool, requests, worker
 from mpc.service.worker import log
 from mpc.custodian import Custodian
 from mpc.errors import (
@@ -52,10 +51,11 @@ from mpc.errors import (
     ConfigInvalid,
     EngineError,
     InputInvalid,
-    OperationLost,
     RateLimited,
     TransportInsecure,
 )
+from mpc.service.executor import StepExecutor
+from mpc.service.operator import OperatorRequests
 from mpc.service.observability import HttpEndpoints, RequestRecord, current_request, read_gauges
 from mpc.service.guard import (
     BoundedLog,
@@ -66,11 +66,10 @@ from mpc.service.guard import (
     TokenBuckets,
     binds_loopback_only,
     check_fd_budget,
-    peer_common_name,
     peer_key,
     server_tls_context,
 )
-from mpc.service.store import ServiceStore, Step, new_token
+from mpc.service.store import ServiceStore
 from mpc.wire import (
     ABORT_FRAME,
     CLOSE_BUSY,
@@ -83,7 +82,6 @@ from mpc.wire import (
     OPERATOR_OPS,
 )
 from mpc.storage.backends import open_store
-from mpc.wallet import ClientView, DeviceView, ServiceClientView
 
 __all__ = [
     "CustodianService",
@@ -114,7 +112,7 @@ _LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn: a flood queu
 
 
 
-class CustodianService:
+class CustodianService(StepExecutor, OperatorRequests):
     """The WebSocket custodian over one database (``db``: a SQLite path, ``:memory:`` or a
     ``postgresql://`` URL). ``executor`` is ``"process"``, ``"thread"`` or ``"auto"``.
 
@@ -234,11 +232,6 @@ class CustodianService:
     def _read_gauges(self) -> None:
         read_gauges(self.custodian.precomputations.size, self.service.count, self.custodian.attempts.locked_count,
                     self.custodian.store)
-
-    async def _run_step(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
-        """``fn(*args)`` in the executor with this connection's log context (request id, client,
-        op) and this process's log settings (a worker process configures its logging alike)."""
-        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args, on_pool=on_pool)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -379,110 +372,6 @@ class CustodianService:
         self.service.reap(now)
         return len(expired)
 
-    # --- the executor: a dead worker rebuilds the pool ------------------------------------------
-    def _new_pool(self) -> concurrent.futures.Executor:
-        if self.executor_kind == "thread":
-            return concurrent.futures.ThreadPoolExecutor(max_workers=max(2, self.workers), thread_name_prefix="mpc-step")
-        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=worker.worker_init,
-                                                      mp_context=multiprocessing.get_context("spawn"))
-
-    def _rebuild_pool(self, broken: concurrent.futures.Executor) -> None:
-        """Replace ``broken`` (once: a second caller finds it replaced already), unless draining."""
-        if broken is not self._pool or self._draining:
-            return
-        self.pool_rebuilds += 1
-        metrics.POOL_RESTARTS.inc()
-        self._log.error(f"a worker process died: the {self.executor_kind} pool is broken, rebuilding it "
-                        f"(rebuild {self.pool_rebuilds}); its steps are retried, answered or reported lost")
-        self._pool = self._new_pool()
-        broken.shutdown(wait=False, cancel_futures=True)
-        self._retired = [p for p in self._retired if pool.pool_processes(p)] + [broken]
-
-    async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
-        """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error
-        raised to the caller, which decides whether running ``fn`` again is safe. Until the
-        worker processes are warm, steps run in the *bridge* (``on_pool``: on the pool anyway)."""
-        executor = self._pool if on_pool or self.warm or self.executor_kind == "thread" else self._bridge_pool()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
-        except concurrent.futures.BrokenExecutor:
-            self._rebuild_pool(executor)
-            raise
-
-    def _bridge_pool(self) -> concurrent.futures.Executor:
-        """Issue 26 (back in seconds): threads of the service process that run the steps arriving
-        while the worker processes start (spawn, imports, store: seconds on a busy machine). The
-        service process has everything loaded already, so a restarted node serves at once; the
-        steps are the same functions on their own store connection (``worker._custodian``), with
-        the same take semantics and step markers, so nothing changes but where they run."""
-        if self._bridge is None:
-            self._bridge = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.workers),
-                                                                 thread_name_prefix="mpc-bridge")
-        return self._bridge
-
-    async def _run_again(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn`` (a read) in the executor, run once more on the rebuilt pool if a worker died."""
-        try:
-            return await self._run_step(fn, *args)
-        except concurrent.futures.BrokenExecutor:
-            try:
-                return await self._run_step(fn, *args)
-            except concurrent.futures.BrokenExecutor:
-                return pool.pool_failing()
-
-    async def _open(self, op: str, client_id: str, params: dict[str, Any], session_id: str,
-                    grant: Claim) -> dict[str, Any]:
-        """Open an operation (``worker.open_operation``) under the device key that authorised it;
-        if the worker died, ``worker.reopen`` (the session may have been parked: then it is
-        resumed, never opened twice)."""
-        args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client,
-                grant.public, grant.pending)
-        self._in_flight += 1
-        try:
-            opened: dict[str, Any]
-            try:
-                opened = await self._run_step(worker.open_operation, *args)
-            except concurrent.futures.BrokenExecutor:
-                opened = await self._run_again(worker.reopen, *args)
-            return opened
-        finally:
-            self._in_flight -= 1
-
-    async def _resume(self, client_id: str, session_id: str) -> dict[str, Any]:
-        """``worker.resume_channel``; a session a live node is stepping right now is waited for (it
-        parks, or its node is found dead within ``node_ttl`` and the answer is ``OPERATION_LOST``)."""
-        deadline = time.monotonic() + self.node_ttl + 1.0
-        while True:
-            opened: dict[str, Any] = await self._run_again(worker.resume_channel, self._key, client_id, session_id)
-            if not opened.get("stepping") or time.monotonic() >= deadline:
-                return opened
-            await asyncio.sleep(0.2)
-
-    async def _deliver(self, client_id: str, token: str, session_id: str, frame: bytes) -> dict[str, Any]:
-        """One step (``worker.step``). If its worker died, the step marker decides (never a step run
-        twice): never taken, it runs once more on the rebuilt pool; it ran and parked, its
-        messages are sent; taken and not parked again, ``OPERATION_LOST`` (its lock is freed)."""
-        self._in_flight += 1
-        try:
-            for _ in range(2):
-                step = Step(secrets.token_hex(8), self.node_id, self.lock_ttl)
-                try:
-                    answer: dict[str, Any] = await self._run_step(worker.step, self._key, client_id, token, session_id,
-                                                                  frame, self.session_ttl, step)
-                    return answer
-                except concurrent.futures.BrokenExecutor:
-                    outcome = await asyncio.to_thread(self.service.step_outcome, session_id, step)
-                if outcome.state == "parked":
-                    return {"messages": list(outcome.messages)}
-                if outcome.state == "lost":
-                    self._log.warning(f"operation lost with a dead worker (session {session_id[:8]}…)")
-                    return {"error": OperationLost().to_json(), "fatal": True}
-                if outcome.state == "gone":
-                    return {"error": worker.session_not_found(), "fatal": True}
-            return pool.pool_failing()
-        finally:
-            self._in_flight -= 1
-
     # --- connections ------------------------------------------------------------------------------
     async def _handle(self, ws: Any) -> None:
         """One connection: over ``max_connections`` the oldest connection still waiting for its
@@ -551,7 +440,7 @@ class CustodianService:
             return
         if op in OPERATOR_OPS or (op == "get_client" and "token" not in request):
             record.named(op, "operator")
-            await self._operator_op(ws, op, request)
+            await self._reply(ws, await self._operator_op(ws, op, request))
             return
         record.named(op, "token")
         client_id, token = requests.client_credentials(request)
@@ -602,29 +491,6 @@ class CustodianService:
         else:
             raise InputInvalid(f"unknown op {op!r}")
 
-    async def _authorise_device(self, ws: Any, request: dict[str, Any]) -> Claim | None:
-        """The device's proof of possession (``mpc.service.credentials``): the challenge frame,
-        the device's signed answer, checked before any work (``AUTH_FAILED``); None when the
-        token suffices (``get_client`` of a client with no device key)."""
-        wanted = await asyncio.to_thread(credentials.claim, self.service, self.custodian, request)
-        if wanted is None:
-            return None
-        record = current_request()
-        record.named(request["op"], "device")
-        challenge = credentials.new_challenge()
-        await ws.send(requests.frame_text(record.frame({"challenge": challenge.hex()})))
-        answer = credentials.parse_answer(await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout))
-        grant: Claim = await asyncio.to_thread(credentials.authorise, self.service, self.custodian, request, wanted,
-                                               challenge, answer)
-        return grant
-
-    def _client_view(self, client_id: str) -> ServiceClientView:
-        """The custodian's view of the client plus its device key (``device``: the public key and
-        since when, or None before the device enrolled)."""
-        device = self.service.device(client_id)
-        registered = None if device is None else DeviceView(public_key=device[0].hex(), since=device[1])
-        return ServiceClientView(**self.custodian.get_client(client_id), device=registered)
-
     async def _resume_finished(self, ws: Any, client_id: str, token: str, request: dict[str, Any], *,
                                authorised: bool = False) -> bool:
         """Issue 18 (client retries): ``resume`` of a finished recover or eject whose result frame
@@ -654,67 +520,6 @@ class CustodianService:
             return False
         await ws.close(CLOSE_RESTARTING, "the custodian service is restarting; resume the session")
         return True
-
-    # --- the operator -----------------------------------------------------------------------------
-    def _require_operator(self, ws: Any, request: dict[str, Any], *, registration: bool = False) -> None:
-        """``AUTH_FAILED`` unless the request carries the operator key or comes with the
-        operator's client certificate (or is a registration and registration is open)."""
-        if "operator_key" in request:
-            if self._operator_key is not None and self._operator_key.matches(request["operator_key"]):
-                return
-            self._log.warning(f"wrong operator key from {peer_key(ws.remote_address)}")
-            raise AuthFailed()
-        if self._operator_cn is not None and peer_common_name(ws.transport) == self._operator_cn:
-            return
-        if registration and self.open_registration:
-            return
-        raise AuthFailed()
-
-    async def _operator_op(self, ws: Any, op: str, request: dict[str, Any]) -> None:
-        self._require_operator(ws, request)
-        client_id = requests.parse_client_id(request)
-        action: Callable[[str], Any] = {"get_client": self._client_view, "revoke_token": self._revoke_token,
-                                        "issue_token": self._issue_token, "unlock_client": self._unlock_client,
-                                        "revoke_device": self._revoke_device}[op]
-        result = await asyncio.to_thread(action, client_id)
-        if op != "get_client":
-            log.info("operator %s for client %s from %s", op, client_id, peer_key(ws.remote_address))
-        await self._reply(ws, result)
-
-    def _create_client(self) -> dict[str, str]:
-        token = new_token()
-        with self.custodian.store.transaction():
-            client_id = self.custodian.create_client()
-            self.service.set_token(client_id, token)
-        return {"client_id": client_id, "token": token}
-
-    def _revoke_token(self, client_id: str) -> dict[str, Any]:
-        self.custodian.store.client(client_id)  # CLIENT_NOT_FOUND for an unknown id
-        self.service.revoke_token(client_id)
-        return {"client_id": client_id, "revoked": True}
-
-    def _issue_token(self, client_id: str) -> dict[str, str]:
-        self.custodian.store.client(client_id)
-        return {"client_id": client_id, "token": self.service.replace_token(client_id)}
-
-    def _revoke_device(self, client_id: str) -> ClientView:
-        """The operator: forget the client's device key (a stolen device); the owner then
-        recovers onto a new device, or enrols a device that holds the signing shares."""
-        self.custodian.store.client(client_id)
-        self.service.revoke_device(client_id)
-        return self._client_view(client_id)
-
-    def _unlock_client(self, client_id: str) -> ClientView:
-        unlock = getattr(self.custodian, "unlock", None)
-        if unlock is None:
-            raise InputInvalid("not supported")
-        unlock(client_id)
-        return self._client_view(client_id)
-
-    def _stored_client_backup_share(self, client_id: str, method: str,
-                                    confirmation: dict[str, Any] | None) -> ClientView:
-        self.custodian.stored_client_backup_share(client_id, method, confirmation)
-        return self.custodian.get_client(client_id)
 
     async def _channel(self, ws: Any, client_id: str, token: str, session_id: str, opened: dict[str, Any]) -> None:
         """Carry one operation's messages: frame in, step in the executor, frames out. Control

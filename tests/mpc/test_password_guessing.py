@@ -95,7 +95,7 @@ def test_a_new_backup_refuses_version_1_records(generated: Wallet) -> None:
 def test_a_password_backup_made_before_hardening_still_recovers(generated: Wallet, monkeypatch) -> None:
     """Version-1 records (Argon2id alone), as an older engine made them, need no evaluation."""
     with monkeypatch.context() as old_engine:
-        old_engine.setattr("mpc.custodian.PASSWORD_METHOD", "none")  # no evaluation asked
+        old_engine.setattr("mpc.backup.custodian_ops.PASSWORD_METHOD", "none")  # no evaluation asked
         old_engine.setattr(PasswordMethod, "check_for_backup", lambda self, **context: None)
         v1 = PasswordMethod(PASSPHRASE, harden=False, **FAST)
         mpc.run_local(generated.client.backup(v1), generated.custodian.backup(generated.client_id, "PASSWORD"))

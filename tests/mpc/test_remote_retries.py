@@ -473,8 +473,9 @@ def test_client_modules_draw_jitter_from_secrets_not_random() -> None:
     import mpc.remote.blocking
     import mpc.remote.aio
     import mpc.remote.channel
+    import mpc.remote.retries
 
-    for module in (mpc.remote.blocking, mpc.remote.aio, mpc.remote.channel):
+    for module in (mpc.remote.blocking, mpc.remote.aio, mpc.remote.channel, mpc.remote.retries):
         source = Path(module.__file__).read_text(encoding="utf-8")  # type: ignore[arg-type]
         assert "import random" not in source and "from random" not in source
 
