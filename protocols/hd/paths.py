@@ -42,12 +42,12 @@ class HDPath:
         return format_indices(self.account)
 
     @cached_property
-    def text(self) -> str:
-        """The canonical text of the whole path (``str(path)``)."""
+    def _text(self) -> str:
         return format_indices(self.account + self.children)
 
     def __str__(self) -> str:
-        return self.text
+        """The canonical text of the whole path, e.g. ``m/44'/60'/0'/0/5``."""
+        return self._text
 
 
 def format_indices(indices: tuple[int, ...]) -> str:
