@@ -89,9 +89,12 @@ def account_paths_of(paths: Iterable[str]) -> list[str]:
     return accounts
 
 
+@lru_cache(maxsize=1024)
 def child_key(account: AccountKey, path: HDPath) -> tuple[Point, int]:
     """The key at ``path`` below ``account`` and its whole tweak from the root key; a child that
-    does not exist (BIP32: about 2^-127 per index) is ``PathInvalid``."""
+    does not exist (BIP32: about 2^-127 per index) is ``PathInvalid``. Cached: a pure function of
+    public values (both frozen), which signing at a path computes on both sides every time (one
+    HMAC-SHA512, base multiplication and point addition per level); an error is not cached."""
     try:
         return account.child(path.children)
     except InvalidChild as exc:

@@ -27,6 +27,7 @@ import hashlib
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 
 from curves import InvalidEncoding, Point, SecretScalar
@@ -82,6 +83,15 @@ def check_threshold(threshold: int, n: int) -> None:
         raise UsageError(f"threshold t = {threshold} is more than the n = {n} participants: no t of them exist")
 
 
+@lru_cache(maxsize=1024)
+def _shifted(points: tuple[Point, ...], tweak: int) -> tuple[Point, ...]:
+    """Each point plus t·B: the public half of ``KeyShare.tweaked``. Cached: a pure function of
+    public values (verifying shares, group key, the HD tweak), which signing at an HD path
+    computes on every signature (docs/hd.md); the secret share is added outside, never cached."""
+    shift = SUITE.group.base_mul(tweak)
+    return tuple(point + shift for point in points)
+
+
 @dataclass(frozen=True, eq=False)
 class KeyShare:
     """One participant's FROST key share (``repr`` never shows the secret)."""
@@ -123,14 +133,14 @@ class KeyShare:
         group = SUITE.group
         if type(tweak) is not int or not 0 <= tweak < group.order:
             raise UsageError("a tweak is an integer in [0, L)")
-        shift = group.base_mul(tweak)
+        *shares, key = _shifted((*self.verifying_shares.values(), self.group_public_key), tweak)
         return KeyShare(
             identifier=self.identifier,
             threshold=self.threshold,
             participants=self.participants,
             signing_share=SecretScalar(group, (self.signing_share.value + tweak) % group.order),
-            verifying_shares={i: point + shift for i, point in self.verifying_shares.items()},
-            group_public_key=self.group_public_key + shift,
+            verifying_shares=dict(zip(self.verifying_shares, shares)),
+            group_public_key=key,
         )
 
     def validate(self) -> None:

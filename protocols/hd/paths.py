@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from protocols.errors import UsageError
 
@@ -35,13 +36,18 @@ class HDPath:
     account: tuple[int, ...]
     children: tuple[int, ...]
 
-    @property
+    @cached_property
     def account_path(self) -> str:
         """The canonical text of the account path, e.g. ``m/44'/60'/0'`` (``'`` for hardened)."""
         return format_indices(self.account)
 
-    def __str__(self) -> str:
+    @cached_property
+    def _text(self) -> str:
         return format_indices(self.account + self.children)
+
+    def __str__(self) -> str:
+        """The canonical text of the whole path, e.g. ``m/44'/60'/0'/0/5``."""
+        return self._text
 
 
 def format_indices(indices: tuple[int, ...]) -> str:
@@ -65,6 +71,13 @@ def parse_path(path: object) -> HDPath:
     ``MAX_DEPTH`` levels, hardened levels first)."""
     if not isinstance(path, str) or not path.isascii() or len(path) > _MAX_TEXT:
         raise InvalidPath("a path is a short ASCII string such as m/44'/60'/0'/0/5")
+    return _parse_text(str.__str__(path))  # a plain str: a subclass could hash or compare otherwise
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(path: str) -> HDPath:
+    """``parse_path`` of a short ASCII string, cached (a pure function: signing at a path parses
+    it on both sides every time); a refused path raises and is not cached."""
     parts = path.split("/")
     if parts[0] != "m":
         raise InvalidPath("a path starts with m")

@@ -20,7 +20,10 @@ from solders.pubkey import Pubkey
 from stellar_sdk import Keypair
 
 import mpc
+from curves import ed25519
+from mpc import hd
 from mpc.errors import AccountNotDerived, MessageInvalid, PathInvalid, StateInvalid
+from protocols.hd import AccountKey
 from tests.mpc.conftest import Wallet, data_for, new_wallet
 
 ACCOUNTS = ["m/84'/0'/0'", "m/44'/60'/1'"]
@@ -268,3 +271,19 @@ def test_a_custodian_sending_a_wrong_vrf_value_is_caught_and_nothing_is_kept(hd_
     assert info.value.culprit == 2
     with pytest.raises(AccountNotDerived):
         hd_wallet.client.extended_public_key("solana", path)
+
+
+def test_cached_child_keys_belong_to_their_own_account() -> None:
+    """``hd.child_key`` is cached: two accounts with the same path and chain code, each asked twice,
+    get the child key of the independent derivation and the tweak δ + t of their own account."""
+    chain_code, (path, children) = random.Random(7).randbytes(32), PATHS[0]
+    accounts = [AccountKey.from_root("ed25519", ACCOUNTS[0], ed25519.base_mul(random.randrange(1, L)), delta,
+                                     chain_code) for delta in (5, 6)]
+    keys = set()
+    for account in accounts:
+        for _ in range(2):
+            key, tweak = hd.child_key(account, hd.parse_hd_path(path))
+            assert key.to_bytes() == _ed25519_child(account.extended_public_key(), children)
+            assert key == account.public_key + ed25519.base_mul(tweak - account.tweak)
+            keys.add(key)
+    assert len(keys) == 2

@@ -114,3 +114,18 @@ def test_hardened_or_wrong_inputs_are_refused_by_ckdpub() -> None:
     for text in ("00" * 64, "AB" * 64, "zz" * 64, "01" * 63):
         with pytest.raises(UsageError):
             ed25519_derivation.parse_extended(text)
+
+
+def test_path_parsing_is_cached_by_the_plain_text_and_refusals_stay_refused() -> None:
+    class Collides(str):  # every instance hashes and compares equal: a cache keyed on it would mix them up
+        def __hash__(self) -> int:
+            return 0
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    assert str(parse_path(Collides("m/1'/2"))) == "m/1'/2" and str(parse_path(Collides("m/3/4"))) == "m/3/4"
+    for _ in range(2):
+        with pytest.raises(InvalidPath):
+            parse_path("m/1/2'")
+    assert parse_path("m/5'/6") == parse_path("m/5h/6") and parse_path("m/5'/6").children == (6,)

@@ -94,3 +94,22 @@ def test_frost_tweaks_compose_and_stay_a_valid_sharing(frost_pair, a: int, b: in
         twice.validate()
         assert twice.group_public_key == once.group_public_key == share.group_public_key + ed25519.base_mul(both)
         assert twice.signing_share == once.signing_share
+
+
+@pytest.fixture(scope="module")
+def other_frost_pair() -> list[frost.KeyShare]:
+    return frost.dkg(2, 2)
+
+
+@settings(max_examples=10, deadline=None)
+@given(tweak=st.integers(0, ed25519.order - 1))
+def test_frost_tweaked_equals_the_formula_on_every_call(frost_pair, other_frost_pair, tweak: int) -> None:  # type: ignore[no-untyped-def]
+    """The public half of ``tweaked`` is cached: a repeated call, the other party's share of the
+    same key and a share of another key with the same tweak all match s + t, Y_k + t·B, PK + t·B."""
+    shift = ed25519.base_mul(tweak)
+    for share in [*frost_pair, *other_frost_pair]:
+        for tweaked in (share.tweaked(tweak), share.tweaked(tweak)):
+            assert tweaked.signing_share.value == (share.signing_share.value + tweak) % ed25519.order
+            assert dict(tweaked.verifying_shares) == {i: y + shift for i, y in share.verifying_shares.items()}
+            assert tweaked.group_public_key == share.group_public_key + shift
+            assert (tweaked.identifier, tweaked.participants) == (share.identifier, share.participants)
