@@ -485,6 +485,7 @@ class _reader:
         self.store.close()
 
 
+@pytest.mark.slow  # the default run kills a node under load in tests/mpc/test_recovery.py
 def test_kill_9_at_random_points_then_restart_and_retry(tmp_path: Path, nodes: list[Node]) -> None:
     seen = _kill_runs(tmp_path, nodes, _sqlite_db(tmp_path), runs=2, seed=18,
                       modes=("node mid-step", "server at random"))
