@@ -9,4 +9,6 @@ proves it holds it. Its modules::
     attempts     counting failed proofs and password guesses; the lockout
     custodian_ops  the custodian's backup, recover and eject operations (over ``BackupService``,
                  what they use of ``mpc.Custodian``)
+    client_ops   the device's backup, recover and eject operations and ``EjectedKeys`` (over
+                 ``BackupDevice``, what they use of ``mpc.Client``)
 """

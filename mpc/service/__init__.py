@@ -2,6 +2,7 @@
 Its modules::
 
     server         the service: connections, requests, per-step workers, the app
+    health         the server's readiness checks, warming, draining and purge loop (a base class)
     guard          TLS, credentials and connection/rate limits
     store          what the service keeps beside the engine's store: tokens, parked sessions,
                    step leases, nodes

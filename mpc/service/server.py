@@ -27,7 +27,8 @@ worker side (parking, restarts, expiry; steps off the event loop): ``mpc.service
 worker pool and the node heartbeat: ``mpc.service.pool``. The parts of ``CustodianService`` kept
 in modules of their own (its base classes): the executor that runs the steps and is rebuilt when
 a worker dies, ``mpc.service.executor``; the operator's requests and the device's credential
-check, ``mpc.service.operator``.
+check, ``mpc.service.operator``; readiness, the HTTP endpoints' configuration, warming, draining
+and the purge loop, ``mpc.service.health``.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ from mpc.errors import (
     RateLimited,
     TransportInsecure,
 )
-from mpc.service.executor import StepExecutor
+from mpc.service.health import NodeHealth
 from mpc.service.operator import OperatorRequests
-from mpc.service.observability import HttpEndpoints, RequestRecord, current_request, read_gauges
+from mpc.service.observability import RequestRecord, current_request
 from mpc.service.guard import (
     BoundedLog,
     ConnectionGate,
@@ -110,9 +111,7 @@ MAX_INVALID_FRAMES = 8
 _LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn: a flood queues, probes are not SYN-dropped
 
 
-
-
-class CustodianService(StepExecutor, OperatorRequests):
+class CustodianService(NodeHealth, OperatorRequests):
     """The WebSocket custodian over one database (``db``: a SQLite path, ``:memory:`` or a
     ``postgresql://`` URL). ``executor`` is ``"process"``, ``"thread"`` or ``"auto"``.
 
@@ -219,20 +218,6 @@ class CustodianService(StepExecutor, OperatorRequests):
         """``wss`` with TLS, else ``ws``."""
         return "ws" if self.ssl_context is None else "wss"
 
-    # --- observability (mpc.service.observability, mpc.service.logs, mpc.service.metrics) ---------------------------------
-    def _configure_observability(self, metrics_public: bool) -> None:
-        """The HTTP endpoints, and the log settings executor steps repeat (``metrics_public``:
-        ``/metrics`` without the operator credential)."""
-        self.metrics_public = metrics_public
-        self._log_settings = logs.current_settings()
-        self._http = HttpEndpoints(readiness=self.ready, gauges=self._read_gauges,  # /readyz: ready()
-                                   operator_key=self._operator_key, operator_cn=self._operator_cn,
-                                   public=metrics_public, ip_requests=self._ip_requests, log=self._log)
-
-    def _read_gauges(self) -> None:
-        read_gauges(self.custodian.precomputations.size, self.service.count, self.custodian.attempts.locked_count,
-                    self.custodian.store)
-
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0: any free port); returns the port. Plain ws:// on an
@@ -262,38 +247,6 @@ class CustodianService(StepExecutor, OperatorRequests):
         self._warmer = loop.create_task(self._warm())  # issue 26: listen first, warm after
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def _warm(self) -> None:
-        """Start the workers after the listener is up (issue 26: ``/healthz`` answers at once,
-        ``/readyz`` says 503 until this is done). A step that arrives meanwhile runs in the bridge
-        threads (``_bridge_pool``): never refused, never lost."""
-        for attempt in range(2):
-            try:
-                await asyncio.gather(*(self._run_step(worker.warm, self._key, on_pool=True)
-                                       for _ in range(max(1, self.workers))))
-                break
-            except Exception as exc:  # noqa: BLE001 - a worker that died warming rebuilt the pool: once more
-                self._log.error(f"warming the worker pool failed (attempt {attempt + 1})", exc)
-        self.warm = True  # warming is over; /readyz's pool check tells whether the pool is alive
-        if self._bridge is not None:  # steps go to the workers from now on; those in the bridge finish
-            self._retired.append(self._bridge)
-            self._bridge.shutdown(wait=False)
-        log.info("worker pool warm (%d %s worker(s)): ready", self.workers, self.executor_kind)
-
-    async def drain(self, grace: float | None = None) -> bool:
-        """Stop taking work (SIGTERM): ``/readyz`` answers 503 (the listener stays open so the
-        load balancer reads it), no new step starts (a connection whose
-        next frame arrives is closed with 1001: its session stays parked and the client resumes
-        on another node or after the restart), and steps in flight get up to ``grace`` seconds
-        (default ``drain_grace``) to finish and park. Whether they all did."""
-        self._draining = True
-        self._http.forget_readiness()  # /readyz says 503 from now on (the listener stays open for it)
-        deadline = time.monotonic() + (self.drain_grace if grace is None else grace)
-        while self._in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self._in_flight:
-            log.warning("drain: %d step(s) still running after the grace period", self._in_flight)
-        return self._in_flight == 0
-
     async def stop(self) -> None:
         """Close the listener and every connection (1001), shut the pool down (its workers get
         ``drain_grace`` seconds to finish, then are terminated) and leave: steps this node still
@@ -313,64 +266,6 @@ class CustodianService(StepExecutor, OperatorRequests):
         if self._heartbeat is not None:
             await asyncio.to_thread(self._heartbeat.stop)
             self._heartbeat = None
-
-    def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Whether this node should get traffic, and the checks: ``serving`` (listening, not
-        draining), ``warm`` (the workers started: issue 26, the service listens first), ``store``
-        (the database answers: ``"ok"`` or the error's code), ``pool`` (``"ok"``, ``"broken"``
-        until rebuilt, ``"shut down"``, ``"worker died"``), ``ledger`` (the revocation ledger: its
-        reconciliation report, or its error's code: not ready), plus ``node``, ``pool_rebuilds``
-        and ``in_flight``. Blocking (one query): call it in a thread."""
-        checks: dict[str, Any] = {"serving": self._server is not None and not self._draining,
-                                  "warm": self.warm, "node": self.node_id, "pool_rebuilds": self.pool_rebuilds,
-                                  "in_flight": self._in_flight}
-        try:
-            self.service.ping()
-            checks["store"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure of the store means not ready
-            checks["store"] = getattr(exc, "code", type(exc).__name__)
-        checks["pool"] = pool.pool_state(self._pool)
-        checks["ledger"] = self._ledger_check()
-        ready = checks["serving"] and checks["warm"] and checks["store"] == "ok" and checks["pool"] == "ok"
-        return bool(ready and isinstance(checks["ledger"], dict)), checks
-
-    def _ledger_check(self) -> dict[str, Any] | str:
-        """The revocation ledger (``mpc.storage.ledger``): what the start's reconciliation found
-        and re-applied, and its length now (``{"configured": false}`` without one), or the error's
-        code (``LEDGER_CORRUPTED``: not ready)."""
-        store = self.custodian.store
-        if store.ledger is None or store.ledger_report is None:
-            return {"configured": False}
-        try:
-            return {**store.ledger_report.to_json(), "configured": True, "records_now": len(store.ledger)}
-        except Exception as exc:  # noqa: BLE001 - any failure of the ledger means not ready
-            return str(getattr(exc, "code", type(exc).__name__))
-
-    async def _purge_loop(self) -> None:
-        interval = max(0.5, min(self.session_ttl / 2, self.node_ttl, 30.0))
-        while True:
-            await asyncio.sleep(interval)
-            self._log.flush()
-            worker.BOUNDED_LOG.flush()
-            logs.flush_audit()
-            if pool.pool_state(self._pool) == "broken":  # a worker died while idle: heal before the next request
-                self._rebuild_pool(self._pool)
-            try:
-                await asyncio.to_thread(self.purge)
-            except Exception as exc:  # noqa: BLE001 - keep purging on the next tick
-                self._log.error("purging expired sessions failed", exc)
-
-    def purge(self, now: float | None = None) -> int:
-        """Compare the store with its restore guard (``SQLiteStore.check_restore_guard``: a
-        restore is noticed while idle too, not only at the next take), delete expired parked
-        sessions, releasing the operation locks they held, and forget lost steps (their node
-        dead or their lease lapsed), freeing their locks."""
-        self.custodian.store.check_restore_guard()
-        expired = self.service.purge(now)
-        for parked in expired:
-            worker.release(self.custodian, parked)
-        self.service.reap(now)
-        return len(expired)
 
     # --- connections ------------------------------------------------------------------------------
     async def _handle(self, ws: Any) -> None:

@@ -10,7 +10,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 import mpc
-from mpc import client as client_module
+from mpc.backup import client_ops
 from mpc.client import EjectedKeys
 from mpc.errors import InputInvalid
 
@@ -63,7 +63,7 @@ def test_the_signer_is_rfc8032_given_the_seeds_expanded_key(monkeypatch, seed, p
     scalar = bytearray(digest[:32])
     scalar[0] &= 248
     scalar[31] = (scalar[31] & 127) | 64
-    monkeypatch.setattr(client_module, "_ed25519_prefix", lambda _scalar: digest[32:])
+    monkeypatch.setattr(client_ops, "_ed25519_prefix", lambda _scalar: digest[32:])
     keys = EjectedKeys(bytes(32), bytes(33), bytes(scalar), bytes.fromhex(public))
     assert keys.ed25519_sign(bytes.fromhex(message)).hex() == signature
     assert SigningKey(bytes.fromhex(seed)).sign(bytes.fromhex(message)).signature.hex() == signature

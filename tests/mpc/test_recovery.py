@@ -27,7 +27,7 @@ pytest.importorskip("websockets")
 from websockets.sync.server import serve  # noqa: E402
 
 import mpc  # noqa: E402
-import mpc.service.server as server_module  # noqa: E402
+import mpc.service.health as health_module  # noqa: E402
 import mpc.service.worker as worker_module  # noqa: E402
 from mpc import errors  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
@@ -160,7 +160,7 @@ def test_every_documented_counter_moves(tmp_path: Path, monkeypatch: pytest.Monk
         def failing_gauges(*args: Any) -> None:
             raise errors.StoreUnavailable("the database is down")
 
-        monkeypatch.setattr(server_module, "read_gauges", failing_gauges)  # mpc_scrape_errors_total
+        monkeypatch.setattr(health_module, "read_gauges", failing_gauges)  # mpc_scrape_errors_total
         status, _, _ = http_get(running.port, "/metrics", {"Authorization": f"Bearer {OPERATOR_KEY}"})
         assert status == 200
     registry = metrics.Registry()  # mpc_metric_series_overflow_total: a metric past its series cap
