@@ -26,7 +26,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from mpc import errors
 from mpc.errors import InputInvalid, ShareReplaced
@@ -37,12 +37,10 @@ from mpc.wallet import BACKUP_METHODS, CLIENT_PARTY, CURVES, CUSTODIAN_PARTY, PA
 from protocols.compose import Composite, child_session_id
 from protocols.encoding import get_bytes, require_keys
 from protocols import randomness
+from protocols.ecdsa2p import P2KeyShare, PrecomputationSource
 from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, ShareMismatch, UsageError
 from protocols.local import run
 from protocols.rounds import Message, Session
-
-if TYPE_CHECKING:
-    from mpc.presign import PrecomputationPool
 
 
 class Device(Protocol):
@@ -57,6 +55,18 @@ class Device(Protocol):
     def _entry(self, curve: str) -> str: ...
 
 
+class Precomputations(Protocol):
+    """What operations use of the custodian's in-memory ECDSA precomputation pool
+    (``mpc.presign.PrecomputationPool``; declared here so that ``mpc.presign``, an operation
+    module, is not imported back)."""
+
+    def fill(self, client_id: str, share: P2KeyShare, count: int) -> int:
+        """Make ``count`` precomputations for ``share``; how many the client's pool holds now."""
+
+    def source(self, client_id: str, share: P2KeyShare) -> PrecomputationSource:
+        """A ``SignP2`` source that pops one precomputation for ``share`` in round 3."""
+
+
 class Service(Protocol):
     """What an operation uses of ``mpc.Custodian``."""
 
@@ -67,7 +77,7 @@ class Service(Protocol):
         """The custodian's long-lived nonce key (``Custodian.nonce_key``)."""
 
     @property
-    def precomputations(self) -> PrecomputationPool:
+    def precomputations(self) -> Precomputations:
         """The custodian's in-memory ECDSA precomputation pool (``mpc.presign``)."""
 
     def get_client(self, client_id: str) -> ClientView:
@@ -81,7 +91,8 @@ class Service(Protocol):
 
     def _release(self, client_id: str, holder: str | None = None) -> None: ...
 
-__all__ = ["ClientOperation", "Operation", "run_local", "CustodianOperation", "Device", "Service", "hello_mismatch", "method_name",
+__all__ = ["ClientOperation", "Operation", "run_local", "CustodianOperation", "Device", "Service", "Precomputations",
+           "hello_mismatch", "method_name",
            "new_session_id"]
 
 

@@ -42,13 +42,13 @@ import re
 import threading
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed, StoreUnavailable
 from mpc.storage.ledger import ENV_VAR as LEDGER_ENV, LedgerKey, open_ledger
 from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
 from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
 from mpc.storage.store import SQLiteStore
+from mpc.storage.urls import connect_in_schema, is_postgres_url, split_schema, url_has_password
 
 __all__ = ["open_store", "configured_sealer", "rotate_store_key", "PostgresStore", "is_postgres_url",
            "url_has_password", "DB_ENV"]
@@ -60,23 +60,8 @@ _MEMORY = (":memory:", "sqlite:///:memory:")
 _ADVISORY_LOCK = 0x706F7274616C  # "portal": one lock id for every store transaction
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S | re.I)
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*(\(([^)]*)\))?\s*VALUES", re.I)
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _READ_ONLY = re.compile(r"^\s*SELECT\b", re.I)
 log = logging.getLogger("mpc.storage.store")
-
-
-def is_postgres_url(url: str) -> bool:
-    """Whether ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
-    return url.startswith(("postgresql://", "postgres://"))
-
-
-def url_has_password(url: str) -> bool:
-    """Whether a database URL carries a password (``user:pw@`` or ``?password=``); such a URL
-    must not be given on a command line (``$PORTAL_MPC_DB``, ``PGPASSWORD`` or ``PGPASSFILE``)."""
-    if not is_postgres_url(url):
-        return False
-    parts = urlsplit(url)
-    return parts.password is not None or any(k == "password" for k, _ in parse_qsl(parts.query))
 
 
 def open_store(url: str, *, sealer: Sealer | None = None, allow_plaintext: bool = False) -> SQLiteStore:
@@ -142,26 +127,6 @@ def _open(url: str, sealer: Sealer | None) -> SQLiteStore:
     return SQLiteStore(url, sealer=sealer)
 
 
-def connect_in_schema(psycopg: Any, dsn: str, schema: str | None) -> Any:
-    """A new autocommit psycopg connection whose tables live in ``schema`` (made if missing);
-    psycopg's ``OperationalError`` if it fails (the store and the revocation ledger use it)."""
-    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-    if schema is not None:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        conn.execute(f'SET search_path TO "{schema}"')
-    return conn
-
-
-def _split_schema(url: str) -> tuple[str, str | None]:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    if schema is not None and not _SCHEMA_NAME.match(schema):
-        raise InputInvalid("schema must be a lowercase SQL identifier")
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
 def _table_info(statement: str) -> tuple[str, list[str], list[str]] | None:
     """(table, columns, primary key) of a CREATE TABLE statement."""
     match = _CREATE.match(statement)
@@ -213,7 +178,7 @@ class PostgresStore(SQLiteStore):
         self._psycopg = psycopg
         self.path = url
         self.sealer = sealer
-        self._dsn, self.schema = _split_schema(url)
+        self._dsn, self.schema = split_schema(url)
         self._lock = threading.RLock()
         self._depth = 0
         self._tables: dict[str, tuple[list[str], list[str]]] = {}

@@ -61,14 +61,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from mpc.errors import InputInvalid, LedgerCorrupted, StoreKeyMissing, StoreUnavailable
-from mpc.storage.sealing import LocalKeyProvider
-
-if TYPE_CHECKING:
-    from mpc.storage.sealing import Sealer
-    from mpc.storage.store import SQLiteStore
+from mpc.storage.sealing import LocalKeyProvider, Sealer
+from mpc.storage.urls import connect_in_schema, split_schema
 
 __all__ = [
     "RevocationLedger",
@@ -87,6 +84,23 @@ __all__ = [
     "ATTEMPTS",
     "NONCE_CONSUMED",
 ]
+
+
+class LedgerStore(Protocol):
+    """What the reconciliation uses of the store it re-applies the ledger to
+    (``mpc.storage.store.SQLiteStore``, which imports this module: declared here, not imported)."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One atomic unit of work."""
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any: ...
+
+    def _has_table(self, table: str) -> bool: ...
+
+    def _meta(self, key: str) -> str | None: ...
+
+    def _set_meta(self, key: str, value: str) -> None: ...
+
 
 log = logging.getLogger("mpc.storage.ledger")
 
@@ -476,7 +490,6 @@ class PostgresLedger(RevocationLedger):
         return f"PostgresLedger(schema={self.schema!r})"
 
     def _connect(self) -> Any:
-        from mpc.storage.backends import connect_in_schema
 
         try:
             return connect_in_schema(self._psycopg, self._dsn, self.schema)
@@ -537,9 +550,8 @@ def open_ledger(where: str, key: LedgerKey) -> RevocationLedger:
     if not isinstance(where, str) or not where:
         raise InputInvalid("the ledger is a file path or a postgresql:// URL")
     if where.startswith(("postgresql://", "postgres://")):
-        from mpc.storage.backends import _split_schema
 
-        dsn, schema = _split_schema(where)
+        dsn, schema = split_schema(where)
         return PostgresLedger(dsn, key, schema)
     return FileLedger(where, key)
 
@@ -568,7 +580,7 @@ class LedgerReport:
                 "replaced_shares": self.replaced_shares, "lockouts": self.lockouts}
 
 
-def reconcile(store: SQLiteStore, ledger: RevocationLedger) -> LedgerReport:
+def reconcile(store: LedgerStore, ledger: RevocationLedger) -> LedgerReport:
     """Re-apply every revocation and count the ledger holds to ``store`` (one transaction):
     revoked tokens deleted, attempt counts raised, ``ledger_seen`` caught up. A store that has
     seen more records than the ledger holds means the ledger lost some: ``LedgerCorrupted``."""
@@ -590,14 +602,14 @@ def reconcile(store: SQLiteStore, ledger: RevocationLedger) -> LedgerReport:
     return report
 
 
-def note_seen(store: SQLiteStore, length: int) -> None:
+def note_seen(store: LedgerStore, length: int) -> None:
     """Raise the store's ``ledger_seen`` to ``length`` (never lowers it)."""
     with store.transaction():
         if int(store._meta("ledger_seen") or 0) < length:
             store._set_meta("ledger_seen", str(length))
 
 
-def _revoke_tokens(store: SQLiteStore, index: _Index) -> int:
+def _revoke_tokens(store: LedgerStore, index: _Index) -> int:
     if not store._has_table("client_tokens"):
         return 0
     rows = store._execute("SELECT client_id, token_hash FROM client_tokens").fetchall()
@@ -607,7 +619,7 @@ def _revoke_tokens(store: SQLiteStore, index: _Index) -> int:
     return len(dead)
 
 
-def _raise_attempts(store: SQLiteStore, index: _Index) -> int:
+def _raise_attempts(store: LedgerStore, index: _Index) -> int:
     if not store._has_table("client_attempts"):
         return 0
     raised = 0

@@ -22,7 +22,10 @@ from curves import Group, Point, group_by_name
 from curves import ed25519_h2c, secp256k1_h2c
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, UsageError
-from protocols.hd import bip32, ed25519_derivation
+from protocols.hd.bip32 import derive_public as bip32_derive_public
+from protocols.hd.bip32 import serialize_xpub
+from protocols.hd.ed25519_derivation import derive_public as ed25519_derive_public
+from protocols.hd.ed25519_derivation import serialize_extended
 from protocols.hd.paths import parse_path
 from protocols.rounds import parse_strict_json
 
@@ -103,7 +106,7 @@ class AccountKey:
     def child(self, children: tuple[int, ...]) -> tuple[Point, int]:
         """The key at ``children`` below the account and the whole tweak from the root (δ + the
         children's tweaks, mod q); ``InvalidChild`` for a child that does not exist."""
-        derive = bip32.derive_public if self.curve == "secp256k1" else ed25519_derivation.derive_public
+        derive = bip32_derive_public if self.curve == "secp256k1" else ed25519_derive_public
         key, _, tweak = derive(self.public_key, self.chain_code, children)
         return key, (self.tweak + tweak) % self.group.order
 
@@ -111,9 +114,9 @@ class AccountKey:
         """secp256k1: the BIP32 ``xpub`` (depth = hardened levels, parent fingerprint 0, child
         number = the last hardened index); ed25519: hex of A ‖ c (docs/hd.md)."""
         if self.curve == "ed25519":
-            return ed25519_derivation.serialize_extended(self.public_key, self.chain_code)
+            return serialize_extended(self.public_key, self.chain_code)
         account = parse_path(self.account_path).account
-        return bip32.serialize_xpub(self.public_key, self.chain_code, depth=len(account),
+        return serialize_xpub(self.public_key, self.chain_code, depth=len(account),
                                     child_number=account[-1] if account else 0)
 
     def to_bytes(self) -> bytes:
