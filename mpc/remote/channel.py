@@ -48,23 +48,24 @@ from mpc.errors import (
     ServiceUnavailable,
     from_protocol_error,
 )
-from mpc.remote.failures import _PROBE_TIMEOUT, Failure, handshake_cut, probe_tls, transport_errors, \
-    transport_failure
-from mpc.remote.retries import DEFAULT_RETRY_BUDGET, DEFAULT_STEP_WAIT, RESTARTABLE_OPERATIONS, Backoff, \
-    RetryPolicy, restart_delay
+from mpc.remote.failures import (
+    _PROBE_TIMEOUT,
+    handshake_cut,
+    probe_tls,
+    transport_errors,
+    transport_failure,
+)
+from mpc.remote.retries import (
+    DEFAULT_RETRY_BUDGET,
+    DEFAULT_STEP_WAIT,
+    Backoff,
+    RetryPolicy,
+)
 from mpc.remote.specs import (
-    OperationSpec,
     RequestSpec,
     _as_view,
     _client_and_token,
     _token_of,
-    backup_spec,
-    derive_spec,
-    eject_spec,
-    generate_spec,
-    presign_spec,
-    recover_spec,
-    sign_spec,
 )
 from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, client_view
@@ -74,32 +75,12 @@ from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
 __all__ = [
-    "DEFAULT_RETRY_BUDGET",
-    "DEFAULT_STEP_WAIT",
-    "RESTARTABLE_OPERATIONS",
-    "restart_delay",
-    "Backoff",
-    "Failure",
     "OperationChannel",
-    "OperationSpec",
     "RemoteBase",
     "RequestAttempts",
-    "RequestSpec",
-    "RetryPolicy",
     "answer_challenge",
-    "backup_spec",
     "device_signer",
-    "generate_spec",
     "parse_control",
-    "presign_spec",
-    "recover_spec",
-    "eject_spec",
-    "sign_spec",
-    "derive_spec",
-    "transport_errors",
-    "transport_failure",
-    "handshake_cut",
-    "probe_tls",
 ]
 
 # Answers that say the service did not act on the request (or rolled it back): retried after a

@@ -32,7 +32,8 @@ import mpc.service.worker as worker_module  # noqa: E402
 from mpc import errors  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
-from mpc.remote.channel import OperationChannel, RetryPolicy  # noqa: E402
+from mpc.remote.channel import OperationChannel  # noqa: E402
+from mpc.remote.retries import RetryPolicy  # noqa: E402
 from mpc.service import metrics  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402

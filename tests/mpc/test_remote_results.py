@@ -9,7 +9,7 @@ import pytest
 
 import mpc
 from mpc.errors import EngineError
-from mpc.remote.channel import eject_spec, generate_spec, presign_spec, recover_spec, sign_spec
+from mpc.remote.specs import eject_spec, generate_spec, presign_spec, recover_spec, sign_spec
 from mpc.wallet import SignResult
 
 VIEW: dict[str, Any] = {

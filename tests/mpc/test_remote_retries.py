@@ -30,7 +30,8 @@ from mpc.errors import (  # noqa: E402
     ServiceUnavailable,
 )
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
-from mpc.remote.channel import Backoff, OperationChannel, RetryPolicy  # noqa: E402
+from mpc.remote.channel import OperationChannel  # noqa: E402
+from mpc.remote.retries import Backoff, RetryPolicy  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.store import ServiceStore  # noqa: E402
