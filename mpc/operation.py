@@ -158,6 +158,10 @@ class CustodianOperation(Composite):
         self.store = custodian.store
         self.client_id = client_id
         self._holds_lock = False
+        # 32 fresh bytes per operation, parked with it: the custodian's randomness is unique to
+        # this operation whatever of its own state changed (a new share, a new backup key), while
+        # a replay of this parked operation, restored or copied, still reproduces its replies.
+        self._rng_salt = secrets.token_bytes(32)
         if self.exclusive:
             custodian._check_free(client_id)
 
@@ -180,21 +184,14 @@ class CustodianOperation(Composite):
         return super().to_bytes()
 
     # --- rollback safety by construction (docs/threat-model.md, "Rollback") ----------------------
-    def _rng_binding(self) -> bytes:
-        """What of the custodian's own state the randomness is bound to besides the transcript:
-        a fingerprint of the share it acts with (a recover replaces it), if it holds one."""
-        share = getattr(self, "_share", None)
-        to_bytes = getattr(share, "to_bytes", None)
-        return b"" if to_bytes is None else hashlib.sha256(b"portal-mpc/rng/share\0" + to_bytes()).digest()
-
     def _rng_context(self, msg: Message | None) -> bytes:
         """The running transcript hash, advanced by ``msg`` (not stored: see ``receive``).
 
         Initially SHA-256 over the domain tag, the client id, the operation's protocol and the
-        share fingerprint; each accepted peer message advances it by its canonical bytes."""
+        operation's salt; each accepted peer message advances it by its canonical bytes."""
         current: bytes | None = getattr(self, "_rng_transcript", None)
         if current is None:
-            current = _chain(_RNG_TAG, self.client_id.encode(), self.protocol.encode(), self._rng_binding())
+            current = _chain(_RNG_TAG, self.client_id.encode(), self.protocol.encode(), self._rng_salt)
         return current if msg is None else _chain(current, msg.to_bytes())
 
     def start(self) -> list[Message]:

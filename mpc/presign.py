@@ -106,9 +106,12 @@ class PrecomputationPool:
     def take(self, client_id: str, share: P2KeyShare) -> C3Precomputation | None:
         """Pop one precomputation for ``share`` (None if the pool has none for it)."""
         key = _key_of(share)
-        with self._lock:
-            pool = self._current(client_id, key)
-            return pool.pop() if pool else None
+        with self._lock:  # a client that signs without a pool adds no entry
+            entry = self._pools.get(client_id)
+            if entry is not None and entry[0] != key:  # an older share's pool: dropped
+                del self._pools[client_id]
+                return None
+            return entry[1].pop() if entry is not None and entry[1] else None
 
     def count(self, client_id: str, share: P2KeyShare | None) -> int:
         """How many precomputations for ``share`` the client's pool holds."""

@@ -19,6 +19,7 @@ uses ``mpc.remote`` never loads the service.
 from __future__ import annotations
 
 import ipaddress
+import re
 import json
 import ssl
 from collections.abc import Mapping
@@ -67,6 +68,7 @@ _UNSIGNED_FIELDS = ("token", "operator_key")  # credentials of their own, never 
 CLOSE_BUSY = 1013
 CLOSE_RESTARTING = 1001
 CLOSE_POLICY = 1008
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
 
 
 def client_tls_context(cafile: str | Path | None = None, client_cert: str | Path | None = None,
@@ -132,9 +134,6 @@ def device_auth_message(challenge: bytes, request: Mapping[str, object]) -> byte
 def hex_bytes(value: object, length: int) -> bytes | None:
     """``value`` decoded from hex if it is a hex string of exactly ``length`` bytes, else None
     (the challenge, device keys and signatures of the device authorisation)."""
-    if not isinstance(value, str) or len(value) != 2 * length:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
+    if not isinstance(value, str) or len(value) != 2 * length or not _LOWER_HEX.fullmatch(value):
+        return None  # canonical only: lowercase, no white space (bytes.fromhex accepts both)
+    return bytes.fromhex(value)

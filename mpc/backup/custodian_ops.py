@@ -27,7 +27,7 @@ from mpc.errors import InputInvalid, PossessionProofFailed, StateInvalid
 from mpc.operation import CustodianOperation, Service
 from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.wallet import CLIENT_PARTY, CURVES, PARTIES, ClientView
-from protocols import ecdsa2p, frost, oprf
+from protocols import ecdsa2p, frost, oprf, randomness
 from protocols.ecdsa2p import CustodianSetup
 from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage, ProofError
@@ -201,7 +201,9 @@ class CustodianBackup(_ServiceOperation):
                 for curve in CURVES:
                     self.store.put_share(self.client_id, "backup", name, curve, shares[curve].to_bytes())
             if self._hardened:
-                self.store.put_share(self.client_id, "backup", name, OPRF_KEY_ROW, oprf.generate_key_pair()[0].to_bytes())
+                with randomness.fresh():  # a long-lived key: drawn fresh, like the custodian's setup
+                    oprf_key = oprf.generate_key_pair()[0]
+                self.store.put_share(self.client_id, "backup", name, OPRF_KEY_ROW, oprf_key.to_bytes())
             if self.client_stores_backup:  # what the customer's confirmation is checked against
                 self.store.put_share(self.client_id, "backup", name, CONFIRMATION_ROW, self._confirmation_record(shares))
             if self.method not in self.store.backups(self.client_id):  # a first backup shows its own status

@@ -52,7 +52,9 @@ def _call_with_timeout(call: Callable[[], T], timeout: float, what: str) -> T:
     except WebhookFailed:
         raise
     except Exception as exc:  # the customer's code: any failure is a webhook failure
-        raise WebhookFailed(f"the {what} webhook failed ({type(exc).__name__})") from exc
+        # from None: the customer's exception may carry the share it was handed (in its message
+        # or its traceback's locals); only its type is told.
+        raise WebhookFailed(f"the {what} webhook failed ({type(exc).__name__})") from None
 
 
 class CallbackWebhook(BackupWebhook):

@@ -14,7 +14,7 @@ No I/O: ``mpc.remote.channel`` runs them (``RequestAttempts``, ``OperationChanne
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 from mpc.backup.methods import BackupMethod
@@ -47,7 +47,7 @@ class RequestSpec(Generic[T]):
     """A one-frame request: its first frame, whether sending it twice is harmless
     (``idempotent``), and how its ``result`` becomes the method's return value."""
 
-    request: dict[str, Any]
+    request: dict[str, Any] = field(repr=False)  # carries the token or the operator key
     idempotent: bool
     extract: Callable[[Any], T]
     signer: DeviceKey | None = None  # the device key that answers the service's challenge

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 import secrets
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 from mpc.service import logs, metrics, pool, requests, worker
@@ -594,4 +594,9 @@ def _banner(text: str, stream: Any = None) -> None:
 
 
 def _redact(db: str) -> str:
-    return re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", db)
+    """The database for the banner: a file path as is; a URL as scheme, host and database only
+    (no user, password or query: ``?password=`` and passwords with ``@`` never print)."""
+    if "://" not in db:
+        return db
+    parts = urlsplit(db)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"

@@ -58,7 +58,7 @@ import json
 import secrets
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
@@ -135,8 +135,8 @@ class ParkedSession:
     session_id: str
     client_id: str
     operation: str
-    data: bytes
-    outbox: list[str]
+    data: bytes = field(repr=False)  # the session's state: secrets
+    outbox: list[str] = field(repr=False)  # an eject's carries backup shares
     holds_lock: bool
     expires: float
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from curves import Group, Point, group_by_name
 from curves import ed25519_h2c, secp256k1_h2c
@@ -43,7 +43,8 @@ def _group(curve: str) -> Group:
     return group_by_name(curve)
 
 
-def _canonical_account(account_path: str) -> str:
+def canonical_account(account_path: str) -> str:
+    """The canonical text of an account path (hardened levels only; ``UsageError`` otherwise)."""
     parsed = parse_path(account_path)
     if parsed.children:
         raise UsageError("an account path has hardened levels only")
@@ -53,7 +54,7 @@ def _canonical_account(account_path: str) -> str:
 def account_point(curve: str, account_path: str) -> Point:
     """P = hash_to_curve(account path) with the curve's RFC 9380 suite and this engine's DST."""
     _group(curve)
-    path = _canonical_account(account_path).encode()
+    path = canonical_account(account_path).encode()
     if curve == "secp256k1":
         point = secp256k1_h2c.hash_to_curve(path, ACCOUNT_DST_PREFIX + secp256k1_h2c.SUITE_ID.encode())
     else:
@@ -73,7 +74,7 @@ def _hash(tag: bytes, *parts: bytes) -> bytes:
 def account_tweak(curve: str, account_path: str, z: Point) -> tuple[int, bytes]:
     """(δ, c) of the account from the VRF output Z = k·P (module docstring)."""
     group = _group(curve)
-    parts = (curve.encode(), _canonical_account(account_path).encode(), z.to_bytes())
+    parts = (curve.encode(), canonical_account(account_path).encode(), z.to_bytes())
     return int.from_bytes(_hash(_TWEAK_TAG, *parts), "big") % group.order, _hash(_CHAIN_TAG, *parts)[:32]
 
 
@@ -85,8 +86,8 @@ class AccountKey:
 
     curve: str
     account_path: str
-    tweak: int
-    chain_code: bytes
+    tweak: int = field(repr=False)  # known to both parties, never published
+    chain_code: bytes = field(repr=False)
     public_key: Point
 
     @classmethod
@@ -96,7 +97,7 @@ class AccountKey:
         key = root + group.base_mul(tweak)
         if key.is_identity:
             raise UsageError("the account key is the identity")
-        return cls(curve, _canonical_account(account_path), tweak, chain_code, key)
+        return cls(curve, canonical_account(account_path), tweak, chain_code, key)
 
     @property
     def group(self) -> Group:
@@ -135,7 +136,7 @@ class AccountKey:
             raise InvalidMessage("not a version-1 HD account")
         group = group_by_name(obj["curve"])
         try:
-            path = _canonical_account(obj["path"])
+            path = canonical_account(obj["path"])
         except UsageError:
             raise InvalidMessage("malformed account path") from None
         return cls(obj["curve"], path, get_scalar(obj, "tweak", group), get_bytes(obj, "c", 32),

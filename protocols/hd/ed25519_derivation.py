@@ -54,6 +54,9 @@ def parse_extended(text: str) -> tuple[Point, bytes]:
         raise UsageError("an ed25519 extended key is 128 lowercase hex characters")
     try:
         data = bytes.fromhex(text)
-        return ed25519.decode_point(data[:32]), data[32:]
+        point = ed25519.decode_point(data[:32])
     except (ValueError, CurveError):
         raise UsageError("an ed25519 extended key is 128 lowercase hex characters") from None
+    if point.is_identity:  # serialize_extended never writes it: no account key is the identity
+        raise UsageError("an ed25519 extended key never holds the identity point")
+    return point, data[32:]

@@ -19,14 +19,13 @@ unique, the unknown k makes it pseudorandom).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from curves import Point
 from protocols.encoding import get_list, get_point, require_keys
 from protocols.errors import UsageError
-from protocols.hd.account import account_point, account_tweak
+from protocols.hd.account import account_point, account_tweak, canonical_account
 from protocols.hd.keys import DerivationKeyShare
-from protocols.hd.paths import parse_path
 from protocols.rounds import Message, Session
 from protocols.state import register_attrs, register_dataclass
 from protocols.transcript import Transcript
@@ -43,8 +42,8 @@ class AccountTweak:
     """The VRF's output for one account path: δ and the chain code c."""
 
     account_path: str
-    tweak: int
-    chain_code: bytes
+    tweak: int = field(repr=False)  # known to both parties, never published
+    chain_code: bytes = field(repr=False)
 
 
 class AccountVRF(Session):
@@ -67,10 +66,7 @@ class AccountVRF(Session):
 
     @staticmethod
     def _account(path: str) -> str:
-        parsed = parse_path(path)
-        if parsed.children:
-            raise UsageError("the VRF takes account paths (hardened levels only)")
-        return parsed.account_path
+        return canonical_account(path)
 
     def _transcript(self, prover: int, path: str) -> Transcript:
         t = Transcript.for_context("hd/vrf/dleq", protocol=self.protocol, session_id=self.session_id,

@@ -291,9 +291,10 @@ def test_restore_between_commitment_and_opening(wallet: Wallet, backend: Backend
     assert not _proof_values(c3_a["proof"]) & _proof_values(c3_b["proof"])
 
 
-def test_restore_after_completion_replays_identically(wallet: Wallet, backend: Backend) -> None:
-    """After a finished signature the restored custodian, given the same session again, answers
-    with the same bytes; a second client nonce gets a fresh k2 (no key from the two)."""
+def test_restore_after_completion_gives_a_new_operation_fresh_values(wallet: Wallet, backend: Backend) -> None:
+    """After a finished signature nothing of it is parked: the restored custodian, given the same
+    session again, makes a new operation with a salt of its own, so even the same client messages
+    (the same R1) meet a fresh k2, and no pair of the three runs gives the key."""
     data, sid = data_for("ethereum", b"done"), secrets.token_bytes(32)
     restore = backend.snapshot()
     client_a, out_a = _start_sign(wallet, "ethereum", data, sid)
@@ -304,14 +305,18 @@ def test_restore_after_completion_replays_identically(wallet: Wallet, backend: B
     custodian = mpc.Custodian(backend.store)
     _, _, replay = drive(custodian, park_new(custodian.sign(wallet.client_id, "ethereum", data, sid)), replay_a,
                          out_a)
-    assert replay.replies() == run_a.replies()
+    r2 = [t.child_payloads("secp256k1", 2)[0]["R2"] for t in (run_a, replay)]
+    assert r2[0] != r2[1]  # a new operation: fresh k2, even for the same commitment
     restore()
     client_b, out_b = _start_sign(wallet, "ethereum", data, sid)
     custodian = mpc.Custodian(backend.store)
     _, _, run_b = drive(custodian, park_new(custodian.sign(wallet.client_id, "ethereum", data, sid)), client_b, out_b)
     assert run_a.child_payloads("secp256k1", 2)[0]["R2"] != run_b.child_payloads("secp256k1", 2)[0]["R2"]
-    signatures = [(_k1(c), c.result().r, c.result().s) for c in (client_a, client_b)]
-    assert solve_key(wallet.client.public_keys()["secp256k1"], data, signatures) is None
+    public = wallet.client.public_keys()["secp256k1"]
+    runs = {name: (_k1(c), c.result().r, c.result().s) for name, c in (("a", client_a), ("replay", replay_a),
+                                                                      ("b", client_b))}
+    for pair in (("a", "replay"), ("a", "b"), ("replay", "b")):
+        assert solve_key(public, data, [runs[name] for name in pair]) is None
 
 
 def test_a_rejected_message_does_not_move_the_derivation(wallet: Wallet) -> None:

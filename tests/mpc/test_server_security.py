@@ -539,3 +539,28 @@ def test_limits_are_validated() -> None:
             ServiceLimits(**bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigInvalid, match="ulimit"):  # the descriptor budget is checked at start
         ServiceThread(":memory:", operator_key=OPERATOR_KEY, limits=ServiceLimits(max_connections=10**7)).start()
+
+
+def test_no_credential_or_state_reaches_a_banner_or_a_repr() -> None:
+    """Review fixes: the startup banner's database, a request spec (token, operator key) and a
+    parked session (its secret-bearing state and outbox) never show their secrets."""
+    from mpc.remote.specs import RequestSpec
+    from mpc.service.server import _redact
+    from mpc.service.store import ParkedSession
+
+    for url in ("postgresql://u:p@ss@w0rd@db.host:5432/mpc", "postgresql://db.host/mpc?password=s3cret&schema=x"):
+        shown = _redact(url)
+        assert "ss@w0rd" not in shown and "s3cret" not in shown and shown.startswith("postgresql://db.host")
+    assert _redact("custodian.sqlite3") == "custodian.sqlite3"
+    spec = RequestSpec({"op": "get_client", "token": "T0KEN-secret", "operator_key": "0PERATOR-secret"}, True, str)
+    assert "secret" not in repr(spec)
+    parked = ParkedSession("s" * 64, "c1", "sign", b"k2-secret-state", ["outbox-secret"], True, 0.0)
+    assert "secret" not in repr(parked)
+
+
+def test_device_authorisation_hex_is_canonical() -> None:
+    from mpc.wire import hex_bytes
+
+    assert hex_bytes("ab" * 32, 32) == b"\xab" * 32
+    for loose in ("AB" * 32, "ab" * 31 + "a ", " " + "ab" * 31 + "a", "xy" * 32, 32 * "ab" + "ab"):
+        assert hex_bytes(loose, 32) is None
