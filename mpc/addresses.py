@@ -25,6 +25,7 @@ from Crypto.Hash import RIPEMD160, keccak
 from curves import ed25519, secp256k1
 from curves.errors import CurveError
 from mpc.errors import InputInvalid
+from protocols.encoding import base58_encode, base58check_encode
 
 __all__ = [
     "CHAIN_CURVES",
@@ -63,27 +64,6 @@ def _keccak256(data: bytes) -> bytes:
 def _hash160(data: bytes) -> bytes:
     """RIPEMD160(SHA256(data)), Bitcoin's HASH160."""
     return RIPEMD160.new(hashlib.sha256(data).digest()).digest()
-
-
-# --- base58 -------------------------------------------------------------------------------------
-_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def base58_encode(data: bytes) -> str:
-    """Bitcoin-alphabet base58; each leading zero byte becomes a leading ``1``."""
-    number = int.from_bytes(data, "big")
-    digits = []
-    while number:
-        number, rem = divmod(number, 58)
-        digits.append(_B58_ALPHABET[rem])
-    zeros = len(data) - len(data.lstrip(b"\0"))
-    return "1" * zeros + "".join(reversed(digits))
-
-
-def base58check_encode(payload: bytes) -> str:
-    """base58 of payload ‖ first 4 bytes of SHA256(SHA256(payload))."""
-    checksum = hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    return base58_encode(payload + checksum)
 
 
 # --- bech32 (BIP173) / bech32m (BIP350) ----------------------------------------------------------

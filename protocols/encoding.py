@@ -8,6 +8,7 @@ allowed), scalars below the group order, non-negative integers without leading z
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ from protocols.errors import InvalidMessage
 from protocols.rounds import parse_hex
 
 __all__ = [
+    "base58_encode",
+    "base58check_encode",
     "require_keys",
     "get_bytes",
     "get_point",
@@ -126,3 +129,24 @@ def get_int(payload: Mapping[str, Any], key: str, max_bits: int) -> int:
 def encode_points(points: Iterable[Point]) -> list[str]:
     """Points as hex strings of their canonical encodings (a payload list)."""
     return [p.to_bytes().hex() for p in points]
+
+
+# --- Base58 and Base58Check (Bitcoin's alphabet; BIP32 serialisation, Bitcoin and Tron addresses) --
+_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58_encode(data: bytes) -> str:
+    """Bitcoin-alphabet base58; each leading zero byte becomes a leading ``1``."""
+    number = int.from_bytes(data, "big")
+    digits = []
+    while number:
+        number, rem = divmod(number, 58)
+        digits.append(_B58_ALPHABET[rem])
+    zeros = len(data) - len(data.lstrip(b"\0"))
+    return "1" * zeros + "".join(reversed(digits))
+
+
+def base58check_encode(payload: bytes) -> str:
+    """Base58Check: base58 of payload ‖ the first 4 bytes of SHA-256(SHA-256(payload))."""
+    checksum = hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    return base58_encode(payload + checksum)

@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Callable
 
 from curves import Point, secp256k1
+from protocols.encoding import base58check_encode
 from protocols.errors import UsageError
 from protocols.hd.paths import HARDENED
 
@@ -22,8 +23,6 @@ __all__ = ["XPUB_VERSION", "InvalidChild", "ckd_pub", "derive_along", "derive_pu
 
 XPUB_VERSION = bytes.fromhex("0488B21E")
 """Mainnet public version bytes (BIP32: ``xpub``)."""
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 class InvalidChild(UsageError):
@@ -61,17 +60,6 @@ def derive_along(ckd: ChildFunction, parent: Point, chain_code: bytes,
 def derive_public(parent: Point, chain_code: bytes, indices: tuple[int, ...]) -> tuple[Point, bytes, int]:
     """``CKDpub`` along ``indices``: (child key, child chain code, sum of the tweaks mod n)."""
     return derive_along(ckd_pub, parent, chain_code, indices)
-
-
-def base58check_encode(payload: bytes) -> str:
-    """Base58Check (payload ‖ first 4 bytes of SHA-256(SHA-256(payload)))."""
-    data = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    number = int.from_bytes(data, "big")
-    text = ""
-    while number:
-        number, rest = divmod(number, 58)
-        text = _B58[rest] + text
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + text
 
 
 def serialize_xpub(key: Point, chain_code: bytes, *, depth: int, child_number: int,
