@@ -79,8 +79,8 @@ class AccountVRF(Session):
     def _begin(self) -> list[Message]:
         secret = self.share.secret
         self._own = [base * secret.value for base in self._bases]
-        proofs = [dleq.prove(secret, base, self._transcript(self.party_id, path)).to_payload()
-                  for base, path in zip(self._bases, self.account_paths)]
+        proofs = [dleq.prove(secret, base, self._transcript(self.party_id, path), value).to_payload()
+                  for base, value, path in zip(self._bases, self._own, self.account_paths)]
         self._expect(1)
         return self._broadcast(1, {"V": [v.to_bytes().hex() for v in self._own], "proofs": proofs})
 

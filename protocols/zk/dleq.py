@@ -57,12 +57,17 @@ def _challenge(transcript: Transcript, base: Point, public: Point, value: Point,
     return t.challenge_int("e", group.order)
 
 
-def prove(secret: SecretScalar, base: Point, transcript: Transcript) -> DLEQProof:
-    """Prove that ``secret·G`` and ``secret·base`` have the same discrete log ``secret``."""
+def prove(secret: SecretScalar, base: Point, transcript: Transcript, value: Point | None = None) -> DLEQProof:
+    """Prove that ``secret·G`` and ``secret·base`` have the same discrete log ``secret``.
+
+    ``value`` is ``secret·base`` when the caller has computed it already (it sends it beside the
+    proof); it is computed here otherwise. A wrong ``value`` only makes a proof that fails.
+    """
     group = secret.group
     a = group.random_scalar()
     commitment_g, commitment_p = group.base_mul(a), base * a
-    e = _challenge(transcript, base, secret.public_point(), base * secret.value, commitment_g, commitment_p)
+    value = base * secret.value if value is None else value
+    e = _challenge(transcript, base, secret.public_point(), value, commitment_g, commitment_p)
     return DLEQProof(commitment_g, commitment_p, (a + e * secret.value) % group.order)
 
 

@@ -67,3 +67,14 @@ def test_malformed_payloads_are_invalid_messages() -> None:
                 {**proof, "B": proof["B"][:-2]}):
         with pytest.raises(InvalidMessage):
             dleq.DLEQProof.from_payload(bad, ed25519)
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.name)
+def test_a_value_passed_in_is_the_one_proven(group) -> None:  # type: ignore[no-untyped-def]
+    x, other = SecretScalar.random(group), SecretScalar.random(group)
+    base = group.base_mul(group.random_scalar())
+    value = base * x.value
+    dleq.verify(x.public_point(), base, value, dleq.prove(x, base, _transcript(), value), _transcript())
+    wrong = dleq.prove(x, base, _transcript(), base * other.value)  # a caller's wrong value proves nothing
+    with pytest.raises(ProofError):
+        dleq.verify(x.public_point(), base, base * other.value, wrong, _transcript())
