@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from functools import lru_cache
@@ -202,16 +202,49 @@ class RecoverResult(ClientView):
     token: str
 
 
-_FIELDS: dict[str, type] = {
-    "client_id": str, "signing_share_status": str, "backup_share_status": str, "backups": dict,
-    "backup_methods": list, "ejected": bool, "public_keys": dict, "addresses": dict, "lockout": dict, "accounts": dict,
+def _is_map(value: Any, check: Callable[[Any], bool]) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and check(v) for k, v in value.items())
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_backup(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("status"), str)
+            and isinstance(value.get("self_managed"), bool) and isinstance(value.get("pending"), bool))
+
+
+def _is_lockout(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("locked"), bool)
+            and type(value.get("failed_attempts")) is int and type(value.get("limit")) is int
+            and (value.get("since") is None or isinstance(value.get("since"), (int, float))))
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# Each field of a ClientView and the check of its value, nested fields included.
+_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "client_id": _is_str,
+    "signing_share_status": _is_str,
+    "backup_share_status": _is_str,
+    "backups": lambda v: _is_map(v, _is_backup),
+    "backup_methods": _is_str_list,
+    "ejected": lambda v: isinstance(v, bool),
+    "public_keys": lambda v: _is_map(v, _is_str),
+    "addresses": lambda v: _is_map(v, _is_str),
+    "lockout": _is_lockout,
+    "accounts": lambda v: _is_map(v, _is_str_list),
 }
 
 
 def client_view(value: Any) -> ClientView:
-    """``value`` (a view decoded from JSON) as a :class:`ClientView`, once its fields are checked
-    (a malformed one is ``ENGINE_INTERNAL_ERROR``: the service broke its own protocol)."""
-    if not isinstance(value, dict) or any(not isinstance(value.get(name), kind) for name, kind in _FIELDS.items()):
+    """``value`` (a view decoded from JSON) as a :class:`ClientView`, once every field is checked,
+    nested ones included (a malformed one is ``ENGINE_INTERNAL_ERROR``: the service broke its own
+    protocol)."""
+    if not isinstance(value, dict) or not all(check(value.get(name)) for name, check in _FIELDS.items()):
         raise EngineError("unexpected client view from the custodian service")
     return cast(ClientView, value)
 

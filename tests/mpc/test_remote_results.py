@@ -47,6 +47,29 @@ def test_views_are_checked_and_a_recover_result_must_carry_the_new_token() -> No
             spec.typed(addresses, VIEW)
 
 
+@pytest.mark.parametrize("field, bad", [
+    ("public_keys", {"secp256k1": 7}),
+    ("addresses", {"ethereum": None}),
+    ("addresses", {1: "0x"}),
+    ("backups", {"CLOUD": {"status": "BACKED_UP", "self_managed": "no", "pending": False}}),
+    ("backups", {"CLOUD": "BACKED_UP"}),
+    ("backup_methods", ["CLOUD", 2]),
+    ("lockout", {"locked": False, "failed_attempts": "0", "limit": 10, "since": None}),
+    ("lockout", {"locked": False, "failed_attempts": True, "limit": 10, "since": None}),
+    ("lockout", {"locked": False, "limit": 10, "since": None}),
+    ("accounts", {"secp256k1": "m/44'/60'/0'"}),
+    ("accounts", {"secp256k1": [0]}),
+])
+def test_nested_fields_of_a_view_are_checked(field: str, bad: Any) -> None:
+    """A view whose nested values have the wrong types is refused, not handed out typed."""
+    with pytest.raises(EngineError, match="client view"):
+        generate_spec(device()).typed({}, {**VIEW, field: bad})
+    good = {**VIEW, "backups": {"CLOUD": {"status": "BACKED_UP", "self_managed": False, "pending": False}},
+            "lockout": {"locked": True, "failed_attempts": 10, "limit": 10, "since": 1.5},
+            "accounts": {"secp256k1": ["m/44'/60'/0'"], "ed25519": []}}
+    assert generate_spec(device()).typed({}, good) == ({}, good)
+
+
 def test_presign_counts_must_be_integers() -> None:
     typed = presign_spec(device(), 2).typed
     assert typed({"secp256k1": 2}, {"secp256k1": 2}) == ({"secp256k1": 2}, {"secp256k1": 2})
