@@ -44,7 +44,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Any
 
-from mpc.service import logs, metrics, pool, requests, worker
+from mpc.service import liveness, logs, metrics, pool, requests, worker
 from mpc.service.worker import log
 from mpc.custodian import Custodian
 from mpc.errors import (
@@ -187,6 +187,15 @@ class CustodianService(NodeHealth, OperatorRequests):
         self._in_flight = 0  # steps (and opening operations) running now
         self._heartbeat: pool.Heartbeat | None = None
 
+    def _announce(self) -> None:
+        """This node is alive (its heartbeat and where its process runs), and the nodes that died on
+        this machine (``mpc.service.liveness``) have their steps declared lost now: a node killed
+        and restarted at once is not waited for during ``node_ttl``."""
+        here = liveness.this_process()
+        self.service.heartbeat(self.node_id, self.node_ttl)
+        self.service.register_process(self.node_id, here)
+        self.service.reap_dead_neighbours(here)
+
     def _configure_front_door(self, tls_cert: str | Path | None, tls_key: str | Path | None,
                               tls_client_ca: str | Path | None, allow_plaintext: bool,
                               operator_key: OperatorKey | str | None, operator_cert_cn: str | None,
@@ -231,7 +240,7 @@ class CustodianService(NodeHealth, OperatorRequests):
         if self.open_registration:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "
                         "(no operator key is required for create_client)")
-        await asyncio.to_thread(self.service.heartbeat, self.node_id, self.node_ttl)  # alive before any step
+        await asyncio.to_thread(self._announce)  # alive before any step; dead neighbours' steps lost at once
         self._heartbeat = pool.Heartbeat(self.service, self.node_id, self.node_ttl, self._log)
         listener = GatedSocket.listen_on(host, port, self._gate, _LISTEN_BACKLOG)
         try:

@@ -16,6 +16,9 @@ Tables (created on first use, portable SQL)::
                    whether it parked the session again, its lease, and how many messages the
                    session had sent before it (what a step that ran produced is the rest)
   service_nodes    node id -> when its heartbeat lapses (every ``serve`` process is a node)
+  node_processes   node id -> where its process runs (boot id and PID namespace, pid, start
+                   tick: ``mpc.service.liveness``), so a node starting on the same machine
+                   declares a certainly dead neighbour's steps lost at once, not after the TTL
   replaced_tokens  client id -> the hash of the token the client's last recover or eject
                    replaced, and which: that token, presented again, gets
                    ``AUTH_TOKEN_REPLACED`` (saying why) instead of a bare ``AUTH_FAILED``
@@ -62,6 +65,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
+from mpc.service import liveness
+from mpc.service.liveness import ProcessIdentity
 from mpc.storage.ledger import CREDENTIAL_REVOKED
 from mpc.storage.store import SQLiteStore
 
@@ -98,6 +103,12 @@ CREATE TABLE IF NOT EXISTS replaced_tokens (
 CREATE TABLE IF NOT EXISTS service_nodes (
     node_id TEXT PRIMARY KEY,
     expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS node_processes (
+    node_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS client_devices (
     client_id TEXT PRIMARY KEY REFERENCES clients(client_id),
@@ -470,6 +481,7 @@ class ServiceStore:
                 else:  # a step whose node died or whose lease lapsed: the session is lost
                     self._forget(session_id)
             self.store._execute("DELETE FROM service_nodes WHERE expires < ?", (now,))
+            self.store._execute("DELETE FROM node_processes WHERE node_id NOT IN (SELECT node_id FROM service_nodes)")
         lost = sum(1 for _, parked in rows if not parked)
         if lost:
             log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed", lost)
@@ -482,6 +494,31 @@ class ServiceStore:
     def leave(self, node_id: str) -> None:
         """Node ``node_id`` stopped: the steps it still has (none after a drain) are lost at once."""
         self._idempotent("DELETE FROM service_nodes WHERE node_id = ?", (node_id,))
+        self._idempotent("DELETE FROM node_processes WHERE node_id = ?", (node_id,))
+
+    def register_process(self, node_id: str, identity: ProcessIdentity | None) -> None:
+        """Record where node ``node_id`` runs (nothing where ``/proc`` cannot tell)."""
+        if identity is not None:
+            self._idempotent("INSERT OR REPLACE INTO node_processes VALUES (?, ?, ?, ?)",
+                             (node_id, identity.host, identity.pid, identity.started))
+
+    def reap_dead_neighbours(self, here: ProcessIdentity | None) -> int:
+        """Declare dead, at once, every node recorded from this machine's boot and PID namespace
+        whose process certainly no longer runs (``liveness.is_dead``): the steps they were running
+        are lost from now on, without waiting for their heartbeat to lapse. Their markers stay,
+        so a client resuming one of them is told ``OPERATION_LOST`` (``missing_session``), not
+        ``NOT_FOUND``; the purge loop forgets what nobody resumes. How many nodes."""
+        if here is None:
+            return 0
+        rows = self.store._execute("SELECT node_id, host, pid, started FROM node_processes WHERE host = ?",
+                                   (here.host,)).fetchall()
+        dead = [node for node, host, pid, started in rows
+                if liveness.is_dead(liveness.ProcessIdentity(host, int(pid), int(started)), here)]
+        for node_id in dead:
+            log.warning("node %s died on this machine: its steps are lost now, not after its heartbeat lapses",
+                        node_id)
+            self.leave(node_id)
+        return len(dead)
 
     def _idempotent(self, sql: str, args: tuple[Any, ...]) -> None:
         """A write that may be applied twice: once more on the new connection if the first was

@@ -1,0 +1,75 @@
+"""A node that died on this machine has its steps declared lost at once (``mpc.service.liveness``,
+``ServiceStore.reap_dead_neighbours``; issue 26), and nothing uncertain is ever declared dead."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from mpc.service import liveness
+from mpc.service.liveness import ProcessIdentity
+from mpc.service.store import ServiceStore, Step
+from tests.mpc.test_resilience import _lock, service  # noqa: F401 - the SQLite and PostgreSQL fixture
+
+here = liveness.this_process()
+pytestmark = pytest.mark.skipif(here is None, reason="no /proc: liveness is left to the heartbeat TTL")
+
+
+def _exited_process() -> ProcessIdentity:
+    """The identity a node that has since exited recorded (a real process, started and reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stat = open(f"/proc/{child.pid}/stat").read()
+        started = int(stat[stat.rindex(")") + 2:].split()[19])
+    finally:
+        child.kill()
+        child.wait()
+    assert here is not None
+    return ProcessIdentity(here.host, child.pid, started)
+
+
+def test_only_a_process_certainly_gone_is_dead() -> None:
+    assert here is not None
+    assert not liveness.is_dead(here, here)  # this process
+    assert liveness.is_dead(replace(here, started=here.started - 1), here)  # this pid, an earlier process
+    dead = _exited_process()
+    assert liveness.is_dead(dead, here)
+    assert liveness.is_dead(replace(dead, pid=1, started=-1), here)  # pid 1 now another process
+    assert not liveness.is_dead(replace(dead, host="another-boot/pid:[1]"), here)  # another machine: unknown
+    assert not liveness.is_dead(dead, None)  # no /proc here: unknown
+
+
+def test_a_live_neighbour_is_left_to_its_heartbeat() -> None:
+    assert here is not None
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as child:
+        try:
+            time.sleep(0.1)
+            stat = open(f"/proc/{child.pid}/stat").read()
+            alive = ProcessIdentity(here.host, child.pid, int(stat[stat.rindex(")") + 2:].split()[19]))
+            assert not liveness.is_dead(alive, here)
+        finally:
+            child.kill()
+
+
+def test_a_dead_neighbours_step_is_lost_at_once_not_after_its_ttl(service: ServiceStore) -> None:  # noqa: F811
+    store = service.store
+    store.update_client("c1", operation="backup", operation_expires=time.time() + 1000, operation_session="s1")
+    service.heartbeat("node-dead", 600)  # its heartbeat would hold for ten minutes
+    service.register_process("node-dead", _exited_process())
+    service.heartbeat("node-far", 600)  # a node on another machine, also stepping
+    service.register_process("node-far", replace(_exited_process(), host="another-boot/pid:[1]"))
+    service.park("s1", "c1", "backup", b"state", [], True, 60)
+    assert service.take("s1", Step("step-1", "node-dead", 600.0)) is not None
+    assert service.missing_session("s1", "c1") == "stepping"
+    assert service.reap() == 0  # by the TTL alone it is still running
+
+    assert service.reap_dead_neighbours(here) == 1  # a restarted node on this machine
+    assert service.missing_session("s1", "c1") == "lost"  # the client resuming it: OPERATION_LOST at once
+    assert _lock(service) == (None, None, None)
+    alive = {row[0] for row in store._execute("SELECT node_id FROM service_nodes").fetchall()}
+    assert alive == {"node-far"}  # the uncertain one keeps its heartbeat
+    assert service.reap_dead_neighbours(None) == 0  # without /proc nothing is declared
