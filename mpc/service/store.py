@@ -126,6 +126,7 @@ CREATE TABLE IF NOT EXISTS session_devices (
 
 _COLUMNS = "session_id, client_id, operation, data, outbox, holds_lock, expires"
 log = logging.getLogger("mpc.service.server")
+LOST_TOMBSTONE_TTL = 600.0  # seconds a lost step's marker answers OPERATION_LOST to a resuming client
 
 
 def new_token() -> str:
@@ -468,24 +469,37 @@ class ServiceStore:
                                 "NULL WHERE operation_session = ?", (session_id,))
 
     def reap(self, now: float | None = None) -> int:
-        """Forget every lost step (its node dead, or its lease lapsed) and every lapsed marker of
-        a parked step, freeing the locks of lost sessions, and drop lapsed nodes. How many steps."""
+        """Free the locks of lost steps (their node dead, or their lease lapsed) and leave each
+        marker as a tombstone for ``LOST_TOMBSTONE_TTL`` (no node, no step id), so the client
+        that resumes it later is told ``OPERATION_LOST``, never ``NOT_FOUND`` (issue 26); drop
+        lapsed markers of parked steps, lapsed tombstones and lapsed nodes. How many steps."""
         now = time.time() if now is None else now
         with self.store.transaction():
             rows = self.store._execute(
-                "SELECT session_id, parked FROM session_steps WHERE expires < ? OR (parked = 0 AND node_id NOT IN "
-                "(SELECT node_id FROM service_nodes WHERE expires >= ?))", (now, now)).fetchall()
-            for session_id, parked in rows:
-                if parked:  # the marker of a park that expired (``purge`` takes the row and its lock)
+                "SELECT session_id, parked, node_id FROM session_steps WHERE expires < ? OR (parked = 0 AND node_id "
+                "<> '' AND node_id NOT IN (SELECT node_id FROM service_nodes WHERE expires >= ?))",
+                (now, now)).fetchall()
+            lost = [session_id for session_id, parked, node_id in rows if not parked and node_id != ""]
+            for session_id in lost:
+                self._bury(session_id, now)
+            for session_id, parked, node_id in rows:
+                if parked or node_id == "":  # a park's lapsed marker (``purge`` takes the row), an old tombstone
                     self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (session_id,))
-                else:  # a step whose node died or whose lease lapsed: the session is lost
-                    self._forget(session_id)
             self.store._execute("DELETE FROM service_nodes WHERE expires < ?", (now,))
             self.store._execute("DELETE FROM node_processes WHERE node_id NOT IN (SELECT node_id FROM service_nodes)")
-        lost = sum(1 for _, parked in rows if not parked)
         if lost:
-            log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed", lost)
-        return lost
+            log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed",
+                        len(lost))
+        return len(lost)
+
+    def _bury(self, session_id: str, now: float) -> None:
+        """A lost step: the lock its session held is freed and its marker becomes a tombstone
+        (node and step id emptied: no node is '' and no step can park through it)."""
+        marker = self.store._execute("UPDATE session_steps SET node_id = '', step_id = '', expires = ? "
+                                     "WHERE session_id = ? RETURNING client_id",
+                                     (now + LOST_TOMBSTONE_TTL, session_id)).fetchone()
+        if marker is not None:
+            self.store.release_operation(marker[0], session_id)
 
     def heartbeat(self, node_id: str, ttl: float) -> None:
         """Node ``node_id`` is alive for ``ttl`` more seconds."""

@@ -33,7 +33,7 @@ from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.remote.channel import OperationChannel  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.service.guard import OPERATOR_KEY_ENV  # noqa: E402
-from mpc.service.store import ServiceStore, Step  # noqa: E402
+from mpc.service.store import LOST_TOMBSTONE_TTL, ServiceStore, Step  # noqa: E402
 from mpc.storage.backends import DB_ENV, open_store  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 
@@ -110,7 +110,20 @@ def test_a_lost_step_is_reported_and_frees_its_lock(service: ServiceStore) -> No
     service.park("s2", "c1", "backup", b"state", [], True, 60)
     service.take("s2", Step("step-2", "node-b", 60.0))  # node-b never heartbeat
     assert service.reap() == 1 and _lock(service)[0] is None
-    assert service.missing_session("s2", "c1") == "gone"
+    assert service.reap() == 0  # reaped once: its tombstone is not lost again
+    with pytest.raises(errors.OperationLost):  # the reaped zombie step can no longer park
+        service.park("s2", "c1", "backup", b"state2", [], True, 60, Step("step-2", "node-b", 60.0))
+    assert service.missing_session("s2", "c1") == "lost"  # its client resuming it: OPERATION_LOST, not NOT_FOUND
+    assert service.missing_session("s2", "c1") == "gone"  # told once
+
+
+def test_a_lost_steps_tombstone_lapses(service: ServiceStore) -> None:
+    service.store.update_client("c1", operation="backup", operation_expires=time.time() + 1000, operation_session="s1")
+    service.park("s1", "c1", "backup", b"state", [], True, 60)
+    service.take("s1", Step("step-1", "node-gone", 60.0))  # its node never heartbeat
+    assert service.reap() == 1
+    assert service.reap(time.time() + LOST_TOMBSTONE_TTL + 1) == 0  # the tombstone lapses, nothing more is lost
+    assert service.missing_session("s1", "c1") == "gone"
 
 
 def test_the_in_process_custodian_lock_ttl_is_configurable() -> None:
