@@ -3,6 +3,12 @@
 "Per party" is one party's own work in every round (its ``start`` plus the ``receive`` calls
 that complete a round), with the other parties' messages prepared untimed in ``setup``;
 message decoding from the wire is included, as a real transport would need it.
+
+Two cases split the one-round-trip 2-of-2 sign (``presign_cases``) into its parts, so that the
+same run shows what the protocol layers add: the libsodium calls alone (the sequence one round
+trip makes, through cffi with no Python layer: the floor while every check stays, see
+benchmarks/README.md "FROST sign") and the three messages through their wire encoding and
+strict decoding (``protocols.rounds.Message``) with nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 import protocols.frost as frost
 from benchmarks.reference_cases import REF_NACL
 from benchmarks.timing import Case
+from curves import ed25519
+from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.dkg import DKGSession
 from protocols.frost.sign import SignSession
 from protocols.rounds import Message, Session
@@ -62,8 +70,64 @@ def _per_party(name: str, make: Callable[[bytes], list[Session]], stages: list[s
     ]
 
 
+def _round_trip_floor() -> Callable[[], None]:
+    """The libsodium calls of one 2-of-2 round trip (``protocols.frost.round_trip``), on valid
+    inputs: 4 commitments and 2 own terms (fixed-base), 2 peer D decoded (is_valid_point), 2
+    peer E decoded and multiplied by ρ (scalarmult_noclamp), 4 additions for R, 2 signature
+    verifications (crypto_sign_open)."""
+    from nacl._sodium import ffi, lib
+
+    shares = frost.dkg(2, 2)
+    signature = frost.sign(shares, MESSAGE)
+    signed = signature + MESSAGE
+    public_key = shares[0].public_key
+    scalar = ed25519.random_scalar().to_bytes(32, "little")
+    point = ed25519.base_mul(ed25519.random_scalar()).to_bytes()
+    other = ed25519.base_mul(ed25519.random_scalar()).to_bytes()
+
+    def floor() -> None:
+        out = ffi.new("unsigned char[32]")
+        opened = ffi.new("unsigned char[]", len(signed))
+        opened_length = ffi.new("unsigned long long *")
+        for _ in range(2):  # each side
+            lib.crypto_scalarmult_ed25519_base_noclamp(out, scalar)  # D
+            lib.crypto_scalarmult_ed25519_base_noclamp(out, scalar)  # E
+            lib.crypto_core_ed25519_is_valid_point(point)  # the peer's D
+            lib.crypto_scalarmult_ed25519_noclamp(out, scalar, point)  # the peer's E, times ρ
+            lib.crypto_scalarmult_ed25519_base_noclamp(out, scalar)  # own term (d + ρe)·B
+            lib.crypto_core_ed25519_add(out, point, other)  # R = own term + D
+            lib.crypto_core_ed25519_add(out, point, other)  #     + ρ·E
+            if lib.crypto_sign_open(opened, opened_length, signed, len(signed), public_key) != 0:
+                raise RuntimeError("the reference signature does not verify")
+
+    return floor
+
+
+def _round_trip_wire() -> Callable[[], None]:
+    """The three messages of one round trip built, encoded and strictly decoded, alone."""
+    hex32 = ed25519.base_mul(ed25519.random_scalar()).to_bytes().hex()
+    payloads = [
+        (1, {"message_hash": SUITE.H4(MESSAGE).hex(), "hiding": hex32, "binding": hex32}),
+        (2, {"hiding": hex32, "binding": hex32, "sig_share": hex32}),
+        (3, {"signature": (hex32 + hex32)}),
+    ]
+
+    def wire() -> None:
+        session_id = secrets.token_bytes(32)
+        for round_no, payload in payloads:
+            sender = 1 if round_no != 2 else 2
+            Message.from_bytes(Message("frost/round-trip-sign", session_id, round_no, sender, 3 - sender, payload).to_bytes())
+
+    return wire
+
+
 def cases(quick: bool) -> list[Case]:
-    out: list[Case] = []
+    out: list[Case] = [
+        Case("frost sign 2-of-2 one round trip: libsodium calls alone", _round_trip_floor(),
+             references=(REF_NACL,), runs=300),
+        Case("frost sign 2-of-2 one round trip: its 3 messages on the wire alone", _round_trip_wire(),
+             references=(REF_NACL,), runs=300),
+    ]
     for t, n in ((2, 2), (3, 5)):
         out.append(Case(f"frost dkg {t}-of-{n} end to end", lambda t=t, n=n: frost.dkg(t, n),
                         references=(REF_NACL,), runs=20))

@@ -86,7 +86,8 @@ class Group(ABC):
         """Strictly decode a canonical point encoding of exactly ``point_length`` bytes."""
         if not isinstance(data, (bytes, bytearray)) or len(data) != self.point_length:
             raise InvalidEncoding(f"{self.name} point must be {self.point_length} bytes")
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         if allow_identity and hmac.compare_digest(data, self.identity_encoding()):
             return self.identity()
         return Point(self, self._raw_decode(data))
@@ -155,7 +156,8 @@ class Point:
             raise CurveError("points of different groups")
 
     def __add__(self, other: Point) -> Point:
-        self._same_group(other)
+        if not isinstance(other, Point) or other.group is not self.group:  # _same_group, inlined
+            raise CurveError("points of different groups")
         return Point(self.group, self.group._raw_add(self._raw, other._raw))
 
     def __sub__(self, other: Point) -> Point:

@@ -54,10 +54,6 @@ class _Unavailable:
 _lib: Any = lib if has_crypto_core_ed25519 and has_crypto_scalarmult_ed25519 else _Unavailable()
 
 
-def _scalar_bytes(k: int) -> bytes:
-    return k.to_bytes(32, "little")
-
-
 def _failed(operation: str) -> SodiumError:
     return SodiumError(f"libsodium {operation} failed")
 
@@ -113,13 +109,13 @@ class Ed25519(Group):
         if len(a) != 32:
             raise _bad_raw()
         out = ffi.new(_POINT)
-        if _lib.crypto_scalarmult_ed25519_noclamp(out, _scalar_bytes(k), a) != 0:
+        if _lib.crypto_scalarmult_ed25519_noclamp(out, k.to_bytes(32, "little"), a) != 0:
             raise _failed("scalar multiplication")
         return ffi.buffer(out)[:]
 
     def _raw_base_mul(self, k: int) -> Any:
         out = ffi.new(_POINT)
-        if _lib.crypto_scalarmult_ed25519_base_noclamp(out, _scalar_bytes(k)) != 0:
+        if _lib.crypto_scalarmult_ed25519_base_noclamp(out, k.to_bytes(32, "little")) != 0:
             raise _failed("base-point multiplication")
         return ffi.buffer(out)[:]
 
@@ -158,7 +154,7 @@ class Ed25519(Group):
         if k == 0:
             return self.decode_point(data), self.identity()
         out = ffi.new(_POINT)
-        if _lib.crypto_scalarmult_ed25519_noclamp(out, _scalar_bytes(k), data) != 0:
+        if _lib.crypto_scalarmult_ed25519_noclamp(out, k.to_bytes(32, "little"), data) != 0:
             if data == _IDENTITY:
                 raise InvalidEncoding("ed25519 identity not allowed here")
             raise InvalidEncoding(_NOT_IN_GROUP)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from curves import Point
 from protocols.errors import UsageError
@@ -44,8 +45,21 @@ class SigningCommitments:
 
 
 def derive_interpolating_value(identifiers: Sequence[int], x_i: int) -> int:
-    """λ_i for x_i over ``identifiers`` (raises ``UsageError`` on duplicates or absence)."""
-    return lagrange_coefficient(SUITE.group, list(identifiers), x_i)
+    """λ_i for x_i over ``identifiers`` (raises ``UsageError`` on duplicates or absence).
+
+    Cached for plain ``int`` identifiers: λ_i is a pure function of public values that every
+    signature needs (a modular inversion each time); anything else takes the uncached path,
+    whose checks decide.
+    """
+    ids = tuple(identifiers)
+    if type(x_i) is int and all(type(i) is int for i in ids):
+        return _interpolating_value(ids, x_i)
+    return lagrange_coefficient(SUITE.group, ids, x_i)
+
+
+@lru_cache(maxsize=1024)
+def _interpolating_value(identifiers: tuple[int, ...], x_i: int) -> int:
+    return lagrange_coefficient(SUITE.group, identifiers, x_i)
 
 
 def _sorted_list(commitment_list: Sequence[SigningCommitments]) -> Sequence[SigningCommitments]:
@@ -82,9 +96,15 @@ def binding_factor_inputs(
 
 
 def _binding_factor_inputs(
-    group_public_key: Point, identifiers: Sequence[int], msg: bytes, encoded_list: bytes
+    group_public_key: Point,
+    identifiers: Sequence[int],
+    msg: bytes,
+    encoded_list: bytes,
+    message_hash: bytes | None = None,
 ) -> dict[int, bytes]:
-    prefix = SUITE.serialize_element(group_public_key) + SUITE.H4(msg) + SUITE.H5(encoded_list)
+    if message_hash is None:
+        message_hash = SUITE.H4(msg)
+    prefix = SUITE.serialize_element(group_public_key) + message_hash + SUITE.H5(encoded_list)
     return {i: prefix + SUITE.serialize_identifier(i) for i in identifiers}
 
 
@@ -100,10 +120,18 @@ def compute_binding_factors(
 
 
 def binding_factors_from_encoding(
-    group_public_key: Point, identifiers: Sequence[int], msg: bytes, encoded_list: bytes
+    group_public_key: Point,
+    identifiers: Sequence[int],
+    msg: bytes,
+    encoded_list: bytes,
+    *,
+    message_hash: bytes | None = None,
 ) -> dict[int, int]:
-    """§4.4 from the encoded commitment list alone (its points need not be decoded yet)."""
-    inputs = _binding_factor_inputs(group_public_key, identifiers, msg, encoded_list)
+    """§4.4 from the encoded commitment list alone (its points need not be decoded yet).
+
+    ``message_hash`` may pass ``H4(msg)`` when the caller has it already (a signing session
+    hashes its message once, for its round-1 payload and the check of its peers')."""
+    inputs = _binding_factor_inputs(group_public_key, identifiers, msg, encoded_list, message_hash)
     return {identifier: SUITE.H1(data) for identifier, data in inputs.items()}
 
 
@@ -120,15 +148,20 @@ def compute_group_commitment(
     nonces as one fixed-base multiplication) for its own term, and ``binding_terms`` with
     products ρ_i·E_i it has computed already (while decoding E_i); the result is the same point.
     """
-    group_commitment = SUITE.group.identity()
+    terms: list[Point] = []
     for c in commitment_list:
         rho = binding_factors[c.identifier]
         if own_term is not None and c.identifier == own_identifier:
-            group_commitment = group_commitment + own_term(rho)
+            terms.append(own_term(rho))
         elif binding_terms is not None and c.identifier in binding_terms:
-            group_commitment = group_commitment + c.hiding + binding_terms[c.identifier]
+            terms += (c.hiding, binding_terms[c.identifier])
         else:
-            group_commitment = group_commitment + c.hiding + c.binding * rho
+            terms += (c.hiding, c.binding * rho)
+    if not terms:
+        return SUITE.group.identity()
+    group_commitment = terms[0]  # the sum starts at the first term, not at the identity
+    for term in terms[1:]:
+        group_commitment = group_commitment + term
     return group_commitment
 
 

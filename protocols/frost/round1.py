@@ -22,11 +22,17 @@ __all__ = ["SigningNonces", "SigningCommitments", "nonce_generate", "commit"]
 
 def nonce_generate(secret: SecretScalar, random_bytes: bytes | None = None) -> SecretScalar:
     """§4.1: H3(random_bytes ‖ SerializeScalar(secret)); ``random_bytes`` only for test vectors."""
+    return _nonce_generate(secret.to_bytes(), random_bytes)
+
+
+def _nonce_generate(secret: bytes, random_bytes: bytes | None) -> SecretScalar:
+    """``nonce_generate`` over SerializeScalar(secret), which ``commit`` serialises once for
+    both nonces."""
     if random_bytes is None:
         random_bytes = randomness.token_bytes(32)
     if len(random_bytes) != 32:
         raise UsageError("nonce randomness must be 32 bytes")
-    return SecretScalar(SUITE.group, SUITE.H3(random_bytes + secret.to_bytes()))
+    return SecretScalar(SUITE.group, SUITE.H3(random_bytes + secret))
 
 
 class SigningNonces:
@@ -74,8 +80,9 @@ def commit(
     binding_randomness: bytes | None = None,
 ) -> SigningNonces:
     """§5.1: fresh nonces (d, e) and their commitments (D, E); read them from ``.commitments``."""
-    hiding = nonce_generate(signing_share, hiding_randomness)
-    binding = nonce_generate(signing_share, binding_randomness)
+    share = signing_share.to_bytes()
+    hiding = _nonce_generate(share, hiding_randomness)
+    binding = _nonce_generate(share, binding_randomness)
     commitments = SigningCommitments(identifier, hiding.public_point(), binding.public_point())
     return SigningNonces(hiding, binding, commitments)
 

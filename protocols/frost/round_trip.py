@@ -99,18 +99,19 @@ class _RoundTripSession(Session):
         self.message = bytes(message)
         self.peer = peer
 
-    def _decode_and_sign(self, payload: Any, nonces: round1.SigningNonces) -> _Signed:
+    def _decode_and_sign(self, payload: Any, nonces: round1.SigningNonces, message_hash: bytes) -> _Signed:
         """Decode the peer's (D, E) and sign (§5.2) over the list {own, peer}; consumes ``nonces``
         only if the peer's commitments decode. E is decoded by the multiplication ρ·E that R
         needs anyway (``deserialize_element_mul``: the same checks, the subgroup check once); a
-        bad D or E is ``InvalidMessage`` and changes nothing."""
+        bad D or E is ``InvalidMessage`` and changes nothing. ``message_hash`` is H4(msg), which
+        the caller computed already."""
         hiding = get_point(payload, "hiding", SUITE.group)
         binding = get_bytes(payload, "binding", SUITE.group.point_length)
         own = nonces.commitments
         pairs = {self.party_id: (own.hiding.to_bytes(), own.binding.to_bytes()), self.peer: (hiding.to_bytes(), binding)}
         encoded = b"".join(SUITE.serialize_identifier(i) + pairs[i][0] + pairs[i][1] for i in self.parties)
         pk = self.key_share.group_public_key
-        factors = binding_factors_from_encoding(pk, self.parties, self.message, encoded)
+        factors = binding_factors_from_encoding(pk, self.parties, self.message, encoded, message_hash=message_hash)
         try:
             binding_point, binding_term = SUITE.deserialize_element_mul(binding, factors[self.peer])
         except InvalidEncoding as exc:
@@ -128,14 +129,15 @@ class InitiatorSession(_RoundTripSession):
 
     def _begin(self) -> list[Message]:
         self._nonces = round1.commit(self.party_id, self.key_share.signing_share)
+        self._message_hash = SUITE.H4(self.message)
         self._expect(2)
-        payload = {"message_hash": SUITE.H4(self.message).hex(), **_commitments_payload(self._nonces.commitments)}
+        payload = {"message_hash": self._message_hash.hex(), **_commitments_payload(self._nonces.commitments)}
         return [self._message(1, payload, self.peer)]
 
     def _decode_round2(self, msg: Message) -> tuple[_Signed, int]:
         require_keys(msg.payload, ("hiding", "binding", "sig_share"))
         peer_share = get_scalar(msg.payload, "sig_share", SUITE.group)
-        return self._decode_and_sign(msg.payload, self._nonces), peer_share
+        return self._decode_and_sign(msg.payload, self._nonces, self._message_hash), peer_share
 
     def _on_round2(self, inputs: dict[int, tuple[_Signed, int]]) -> list[Message]:
         signed, peer_share = inputs[self.peer]
@@ -159,12 +161,13 @@ class ResponderSession(_RoundTripSession):
 
     def _decode_round1(self, msg: Message) -> tuple[round1.SigningNonces, _Signed]:
         require_keys(msg.payload, ("message_hash", "hiding", "binding"))
-        if get_bytes(msg.payload, "message_hash", 64) != SUITE.H4(self.message):
+        message_hash = SUITE.H4(self.message)
+        if get_bytes(msg.payload, "message_hash", 64) != message_hash:
             raise InvalidMessage("the initiator asks to sign a different message")
         # Nonces drawn and used up within this step, after the initiator's commitments arrived
         # (a refused message only discards them; a custodian derives them from the transcript).
         nonces = round1.commit(self.party_id, self.key_share.signing_share)
-        return nonces, self._decode_and_sign(msg.payload, nonces)
+        return nonces, self._decode_and_sign(msg.payload, nonces, message_hash)
 
     def _on_round1(self, inputs: dict[int, tuple[round1.SigningNonces, _Signed]]) -> list[Message]:
         nonces, signed = inputs[self.peer]

@@ -67,6 +67,7 @@ class SignSession(Session):
         super().__init__(session_id, key_share.identifier, signers)
         self.key_share = key_share
         self.message = bytes(message)
+        self._message_hash = SUITE.H4(self.message)  # round 1's payload, every peer's check, ρ, the view
         self._nonces: round1.SigningNonces | None = None
         self._commitment_list: list[SigningCommitments] = []
         self._view = b""
@@ -80,11 +81,11 @@ class SignSession(Session):
         self._expect(1)
         own = self._nonces.commitments
         return self._broadcast(1, {"hiding": own.hiding.to_bytes().hex(), "binding": own.binding.to_bytes().hex(),
-                                   "message_hash": SUITE.H4(self.message).hex()})
+                                   "message_hash": self._message_hash.hex()})
 
     def _decode_round1(self, msg: Message) -> SigningCommitments | tuple[SigningCommitments, bytes, SigningContext]:
         require_keys(msg.payload, ("hiding", "binding", "message_hash"))
-        if get_bytes(msg.payload, "message_hash", 64) != SUITE.H4(self.message):
+        if get_bytes(msg.payload, "message_hash", 64) != self._message_hash:
             raise InvalidMessage("this signer was given a different message")
         hiding = get_point(msg.payload, "hiding", SUITE.group)
         if len(self._inputs) + 1 < len(self._awaited) or self._nonces is None:
@@ -99,7 +100,9 @@ class SignSession(Session):
         known[self.party_id] = (own.hiding.to_bytes(), own.binding.to_bytes())
         known[msg.sender] = (hiding.to_bytes(), binding)
         encoded = b"".join(SUITE.serialize_identifier(i) + known[i][0] + known[i][1] for i in self.parties)
-        factors = binding_factors_from_encoding(self.key_share.group_public_key, self.parties, self.message, encoded)
+        factors = binding_factors_from_encoding(
+            self.key_share.group_public_key, self.parties, self.message, encoded, message_hash=self._message_hash
+        )
         try:
             binding_point, binding_term = SUITE.deserialize_element_mul(binding, factors[msg.sender])
         except InvalidEncoding as exc:
@@ -137,7 +140,7 @@ class SignSession(Session):
                 self.key_share.group_public_key, self._commitment_list, self.message,
                 self._nonces.commitment_share, self.party_id, encoded_list=encoded,
             )
-        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded, 1: SUITE.H4(self.message)})
+        self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded, 1: self._message_hash})
         self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)
         if not self.peers:
             return self._on_round2({})

@@ -4,6 +4,7 @@ right culprit, no nonce is ever stored, and signers given different messages bla
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import secrets
 from typing import Any
 
@@ -157,3 +158,46 @@ def test_finished_refresh_and_reshare_sessions_forget_the_old_share() -> None:
                                       key_share=share) for share in shares]
     run(resharing)
     assert all(session.key_share is None for session in resharing)
+
+
+class _CountingSodium:
+    """Counts the libsodium calls made through a module's handle, then makes them."""
+
+    def __init__(self, real: Any, counts: dict[str, int]) -> None:
+        self._real, self._counts = real, counts
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self._real, name)
+
+        def call(*args: Any) -> Any:
+            self._counts[name] = self._counts.get(name, 0) + 1
+            return function(*args)
+
+        return call
+
+
+def _two_round_pair(shares: Any, message: bytes) -> list[Session]:
+    sid = secrets.token_bytes(32)
+    return [SignSession(sid, share, [s.identifier for s in shares], message) for share in shares]
+
+
+@pytest.mark.parametrize("sessions", [pair, _two_round_pair], ids=["one round trip", "two rounds"])
+def test_a_2_of_2_sign_makes_the_fewest_curve_operations(monkeypatch: pytest.MonkeyPatch, sessions: Any) -> None:
+    """The libsodium calls of one run (benchmarks/README.md "FROST sign"): per side, the two
+    commitments and the own term (d + ρe)·B (fixed base), the peer's D decoded, its E decoded by
+    the multiplication ρ·E (one subgroup check each), two additions for R and one verification.
+    A change that adds a curve operation, or drops a check, fails here."""
+    counts: dict[str, int] = {}
+    ed25519_module = importlib.import_module("curves.ed25519")
+    suite_module = importlib.import_module("protocols.frost.ciphersuite")
+    monkeypatch.setattr(ed25519_module, "_lib", _CountingSodium(ed25519_module._lib, counts))
+    monkeypatch.setattr(suite_module, "lib", _CountingSodium(suite_module.lib, counts))
+    first, second = run(sessions(SHARES_2_OF_2, b"counted"))
+    assert first == second
+    assert counts == {
+        "crypto_scalarmult_ed25519_base_noclamp": 6,
+        "crypto_core_ed25519_is_valid_point": 2,
+        "crypto_scalarmult_ed25519_noclamp": 2,
+        "crypto_core_ed25519_add": 4,
+        "crypto_sign_open": 2,
+    }
