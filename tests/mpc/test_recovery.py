@@ -451,7 +451,7 @@ def test_a_postgresql_connection_lost_just_before_commit_is_store_unavailable(po
     with pytest.raises(errors.StoreUnavailable, match="rolled back"):
         with store.transaction():
             store.update_client("c1", signing_share_status="STORED_CLIENT")
-            resilience._terminate_backend(postgres_url, store._conn.info.backend_pid)
+            resilience._terminate_store(postgres_url, store)
     assert store.client("c1").signing_share_status == before  # nothing was written; the store reconnected
 
 
