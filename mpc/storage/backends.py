@@ -317,6 +317,18 @@ class PostgresStore(SQLiteStore):
                                    f"or all {self.pool_size} connections of this process are busy: pool_size)") \
                 from None
 
+    def _checkout_compared(self) -> Any:
+        """A connection for a statement outside a transaction; if the restore guard is due (a
+        new or replaced connection, maybe to a restored database), it compares first."""
+        conn = self._checkout()
+        for _ in range(3):  # each comparison may itself have made the pool open a connection
+            if not self._guard_due:
+                break
+            self._checkin(conn)
+            self._recheck_if_due()
+            conn = self._checkout()
+        return conn
+
     def _checkin(self, conn: Any) -> None:
         """Back to the pool (a lost one is replaced: ``_replace``)."""
         if conn.closed or conn.broken:
@@ -419,9 +431,8 @@ class PostgresStore(SQLiteStore):
         adapted = self._adapt(sql)
         if self._local.conn is not None:
             return self._in_transaction(adapted, values)
-        self._recheck_if_due()
         for attempt in range(2):
-            conn = self._checkout()
+            conn = self._checkout_compared()
             try:
                 rows = _Rows(conn.execute(adapted, values))
             except self._psycopg.OperationalError:
@@ -432,8 +443,7 @@ class PostgresStore(SQLiteStore):
                 if attempt or not _READ_ONLY.match(adapted):
                     raise StoreUnavailable("the PostgreSQL connection was lost during a statement that may or may "
                                            "not have been applied; retry") from None
-                self._recheck_if_due()  # a read is harmless to repeat (after the guard's check)
-                continue
+                continue  # a read is harmless to repeat (after the guard's check)
             self._checkin(conn)
             return rows
         raise AssertionError("unreachable")  # pragma: no cover
