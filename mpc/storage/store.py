@@ -43,8 +43,14 @@ with an older epoch is never used (``python -m mpc nonce-epoch --bump``). Every 
 also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counter file outside
 the database, ``mpc.storage.restore_guard``) a restored database is detected, and its epoch
 bumped by itself, when the guard is attached, at the start of every single-use take (in the
-take's transaction), at the first statement after a reconnect, and whenever
-``check_restore_guard`` is called.
+take's transaction), at the first statement after a reconnect (PostgreSQL: a new pooled
+connection), and whenever ``check_restore_guard`` is called.
+
+**Locks.** SQLite serialises every writer (``BEGIN IMMEDIATE``). Where transactions run
+concurrently (``mpc.storage.backends.PostgresStore``) a check-then-write step locks what it reads
+before reading it: ``lock_client`` (the client's row) for one client's state, ``_lock_key`` (an
+advisory lock per name) for the take counter and each ``meta`` key; on SQLite both do nothing
+(docs/operations.md, "PostgreSQL: connections and locking").
 """
 
 from __future__ import annotations
@@ -236,8 +242,8 @@ class SQLiteStore:
         threads, so its lock (``PostgresStore``: nothing, each thread has its own connection)."""
         return self._lock
 
-    # --- locks (docs/operations.md, "Locking"): SQLite's BEGIN IMMEDIATE already serialises every
-    # writer, so these only matter where transactions run concurrently (``PostgresStore``).
+    # --- locks (docs/operations.md, "PostgreSQL: connections and locking"): SQLite's BEGIN
+    # IMMEDIATE already serialises every writer; they matter where transactions run concurrently.
     def lock_client(self, client_id: str) -> None:
         """Inside a transaction: serialise it with every other transaction that locks the same
         client or updates its row (its operation lock, its counters); other clients go on.
@@ -252,7 +258,7 @@ class SQLiteStore:
     def _require_transaction(self) -> None:
         """A lock outside a transaction would be released at once: a caller's mistake."""
         if self._depth == 0:
-            raise UsageError("a store lock is taken inside a transaction")
+            raise UsageError("a store lock must be taken inside a transaction")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
