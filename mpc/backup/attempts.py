@@ -97,8 +97,9 @@ class AttemptCounter:
         Call it inside the transaction that does the attempt's work (the VOPRF evaluation of a
         password guess): the work's result is used only if the increment committed. Store
         transactions of one client are serialised (SQLite ``BEGIN IMMEDIATE``, PostgreSQL the
-        client's row lock, ``SQLiteStore.lock_client``), so concurrent attempts, from any number of sessions and server processes, are admitted
-        at most ``limit`` times between two successes or unlocks."""
+        client's row lock, ``SQLiteStore.lock_client``), so concurrent attempts, from any number
+        of sessions and server processes, are admitted at most ``limit`` times between two
+        successes or unlocks."""
         with self.store.transaction():
             self.store.lock_client(client_id)
             count = self.failures(client_id)
