@@ -308,8 +308,8 @@ class PostgresStore(SQLiteStore):
     def _checkout(self) -> Any:
         """A connection of this process's pool (a forked child opens its own: the parent's
         threads and sockets are not its to use); ``STORE_UNAVAILABLE`` after ``_POOL_WAIT`` s."""
-        if os.getpid() != self._pid:
-            self._pool = self._open_pool()
+        if os.getpid() != self._pid:  # kept, never closed or collected here: its sockets are the parent's
+            self._inherited, self._pool = self._pool, self._open_pool()
         try:
             return self._pool.getconn()
         except (self._pools.PoolTimeout, self._pools.PoolClosed):
