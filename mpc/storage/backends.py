@@ -456,10 +456,10 @@ class PostgresStore(SQLiteStore):
             self._lock_key("schema")
         try:
             return _Rows(conn.execute(adapted, values))
-        except self._psycopg.errors.TransactionRollback:
-            raise StoreUnavailable("this transaction conflicted with a concurrent one and PostgreSQL rolled it back "
-                                   "(a deadlock); nothing was written, retry") from None
-        except self._psycopg.OperationalError:
+        except self._psycopg.OperationalError as exc:
+            if (exc.sqlstate or "").startswith("40"):  # class 40, transaction rollback: 40P01 deadlock, 40001
+                raise StoreUnavailable("this transaction conflicted with a concurrent one and PostgreSQL rolled it "
+                                       "back (a deadlock); nothing was written, retry") from None
             if not (conn.closed or conn.broken):
                 raise
             raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "

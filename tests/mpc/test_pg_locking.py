@@ -201,6 +201,28 @@ def test_a_guard_never_sees_a_concurrent_take_as_a_restore(store: PostgresStore,
     assert store.restores_detected == 0 and store.nonce_epoch() == 1
 
 
+def test_a_deadlock_victim_is_store_unavailable_and_wrote_nothing(store: PostgresStore) -> None:
+    """Two transactions locking two clients in opposite orders (the engine never does: one
+    client per transaction, ``reap`` in client order): PostgreSQL rolls one back (after its
+    ``deadlock_timeout``, 1 s by default) and the caller hears ``STORE_UNAVAILABLE``."""
+    for client_id in ("a", "b"):
+        store.create_client(client_id, "NOT_CREATED")
+    both = threading.Barrier(2)
+
+    def cross(first: str, second: str) -> None:
+        with store.transaction():
+            store.lock_client(first)
+            store.update_client(first, has_wallet=1)
+            both.wait()
+            store.lock_client(second)
+
+    outcomes = _race(lambda i: cross(*(("a", "b"), ("b", "a"))[i]), 2)
+    victims = [o for o in outcomes if isinstance(o, StoreUnavailable)]
+    assert len(victims) == 1 and outcomes.count(None) == 1, outcomes
+    assert "rolled it back" in str(victims[0])
+    assert [store.client(c).has_wallet for c in ("a", "b")].count(True) == 1  # the victim's update is gone
+
+
 # --- the commit-ambiguity check, with a pool ------------------------------------------------------------
 def _cut_at_commit(store: PostgresStore, before: bool, postgres_url: str) -> None:
     """Make the transaction's COMMIT fail as a lost connection: ``before`` it reaches the
