@@ -477,6 +477,7 @@ class Custodian:
         """Take the client's operation lock: a lease of ``lock_ttl`` seconds held by the session
         ``holder`` (its id; the service renews the lease each time it parks the session)."""
         with self.store.transaction():
+            self.store.lock_client(client_id)  # two acquirers never both see the lock free
             self._check_free(client_id)
             self.store.update_client(client_id, operation=operation, operation_expires=time.time() + self.lock_ttl,
                                      operation_session=holder)

@@ -96,10 +96,12 @@ class AttemptCounter:
 
         Call it inside the transaction that does the attempt's work (the VOPRF evaluation of a
         password guess): the work's result is used only if the increment committed. Store
-        transactions are serialised (SQLite ``BEGIN IMMEDIATE``, PostgreSQL an advisory lock),
-        so concurrent attempts, from any number of sessions and server processes, are admitted
-        at most ``limit`` times between two successes or unlocks."""
+        transactions of one client are serialised (SQLite ``BEGIN IMMEDIATE``, PostgreSQL the
+        client's row lock, ``SQLiteStore.lock_client``), so concurrent attempts, from any number
+        of sessions and server processes, are admitted at most ``limit`` times between two
+        successes or unlocks."""
         with self.store.transaction():
+            self.store.lock_client(client_id)
             count = self.failures(client_id)
             if count >= self.limit:
                 raise ClientLockedOut()
@@ -109,6 +111,7 @@ class AttemptCounter:
     def failed(self, client_id: str) -> int:
         """Count one failed attempt (in its own transaction); returns the new count."""
         with self.store.transaction():
+            self.store.lock_client(client_id)
             count = self.failures(client_id) + 1
             self._save(client_id, count)
         return count
@@ -124,6 +127,8 @@ class AttemptCounter:
 
     def unlock(self, client_id: str) -> None:
         """The operator's action: forget the failures (the client may try again)."""
-        if self.failures(client_id):
-            self._record(client_id, 0)
-        self.store._execute("DELETE FROM client_attempts WHERE client_id = ?", (client_id,))
+        with self.store.transaction():
+            self.store.lock_client(client_id)
+            if self.failures(client_id):
+                self._record(client_id, 0)
+            self.store._execute("DELETE FROM client_attempts WHERE client_id = ?", (client_id,))

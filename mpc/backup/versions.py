@@ -96,6 +96,7 @@ class BackupVersions:
         """Record ``version`` (from :func:`new_version`) as pending, discarding an abandoned
         pending attempt; returns its storage name. Call inside the transaction that writes the
         version's rows."""
+        self.store.lock_client(client_id)
         versions = self.of(client_id, method)
         if versions.pending is not None and versions.pending != version:
             self._delete_rows(client_id, storage_name(method, versions.pending))
@@ -113,6 +114,7 @@ class BackupVersions:
         are gone; promoting the other attempt's version would pair it with the wrong boxes); if
         it is current already, nothing to do."""
         with self.store.transaction():
+            self.store.lock_client(client_id)
             versions = self.of(client_id, method)
             if version is not None and versions.pending != version:
                 if versions.current == version:  # promoted already: the same step delivered twice

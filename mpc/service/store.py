@@ -250,6 +250,7 @@ class ServiceStore:
         presenting it again says it was replaced (``AUTH_TOKEN_REPLACED``)."""
         fresh = new_token()
         with self.store.transaction():
+            self.store.lock_client(client_id)
             old = self.store._execute("SELECT token_hash FROM client_tokens WHERE client_id = ?", (client_id,)).fetchone()
             if operation is not None and old is not None:
                 self.store._execute("INSERT OR REPLACE INTO replaced_tokens VALUES (?, ?, ?)",
@@ -277,6 +278,7 @@ class ServiceStore:
         """Register ``public`` only if the client has no device key; whether it did (of two
         concurrent enrolments only one succeeds)."""
         with self.store.transaction():
+            self.store.lock_client(client_id)
             if self.device(client_id) is not None:
                 return False
             self.register_device(client_id, public)
@@ -360,6 +362,7 @@ class ServiceStore:
             ).fetchone()
             took(row is not None)
             if row is not None and step is not None:
+                self.store.lock_client(row[1])  # the client's row before its marker, as everywhere (no deadlock)
                 now = time.time()
                 sent = len(json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", row[0], row[1], row[2])))
                 self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
@@ -393,6 +396,10 @@ class ServiceStore:
         """What became of ``step`` after its worker died (``StepOutcome``); a lost step's marker
         goes and the lock its session held is freed."""
         with self.store.transaction():
+            owner = self.store._execute("SELECT client_id FROM session_steps WHERE session_id = ?",
+                                        (session_id,)).fetchone()
+            if owner is not None:  # the client's row first: a park renewing its lock waits, or is seen
+                self.store.lock_client(owner[0])
             marker = self.store._execute("SELECT step_id, parked, sent FROM session_steps WHERE session_id = ?",
                                          (session_id,)).fetchone()
             if marker is not None and marker[0] == step.step_id:
@@ -413,6 +420,7 @@ class ServiceStore:
         goes and the lock is freed) or ``"gone"`` (finished, expired, unknown)."""
         now = time.time() if now is None else now
         with self.store.transaction():
+            self.store.lock_client(client_id)  # a park renewing the session's lock waits, or is seen
             marker = self.store._execute("SELECT client_id, node_id, parked, expires FROM session_steps "
                                          "WHERE session_id = ?", (session_id,)).fetchone()
             if marker is None or marker[0] != client_id or marker[2]:
@@ -433,6 +441,7 @@ class ServiceStore:
         nor being stepped by a live node (``Custodian.lock_reclaim``); whether the lock is free."""
         now = time.time() if now is None else now
         with self.store.transaction():
+            self.store.lock_client(client_id)  # a park renewing the holder's lease waits, or is seen
             row = self.store._execute("SELECT operation, operation_expires, operation_session FROM clients "
                                       "WHERE client_id = ?", (client_id,)).fetchone()
             if row is None or row[0] is None or float(row[1] or 0) <= now:
@@ -453,6 +462,15 @@ class ServiceStore:
         marker = self.store._execute("SELECT node_id, parked, expires FROM session_steps WHERE session_id = ?",
                                      (session_id,)).fetchone()
         return marker is not None and not marker[1] and float(marker[2]) >= now and self._node_alive(marker[0], now)
+
+    def _still_lost(self, session_id: str, client_id: str, step_id: str, now: float) -> bool:
+        """Whether step ``step_id`` of ``session_id`` is still lost once its client's row is
+        locked (in client order: ``reap``): a step that parked meanwhile is not."""
+        self.store.lock_client(client_id)
+        marker = self.store._execute("SELECT node_id, parked, expires, step_id FROM session_steps WHERE session_id = ?",
+                                     (session_id,)).fetchone()
+        return (marker is not None and marker[3] == step_id and not marker[1]
+                and not (float(marker[2]) >= now and self._node_alive(marker[0], now)))
 
     def _node_alive(self, node_id: str, now: float) -> bool:
         row = self.store._execute("SELECT expires FROM service_nodes WHERE node_id = ?", (node_id,)).fetchone()
@@ -476,21 +494,25 @@ class ServiceStore:
         now = time.time() if now is None else now
         with self.store.transaction():
             rows = self.store._execute(
-                "SELECT session_id, parked, node_id FROM session_steps WHERE expires < ? OR (parked = 0 AND node_id "
-                "<> '' AND node_id NOT IN (SELECT node_id FROM service_nodes WHERE expires >= ?))",
-                (now, now)).fetchall()
-            lost = [session_id for session_id, parked, node_id in rows if not parked and node_id != ""]
-            for session_id in lost:
-                self._bury(session_id, now)
-            for session_id, parked, node_id in rows:
-                if parked or node_id == "":  # a park's lapsed marker (``purge`` takes the row), an old tombstone
-                    self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (session_id,))
+                "SELECT session_id, client_id, step_id, parked, node_id FROM session_steps WHERE expires < ? OR "
+                "(parked = 0 AND node_id <> '' AND node_id NOT IN (SELECT node_id FROM service_nodes WHERE expires >= ?)) "
+                "ORDER BY client_id", (now, now)).fetchall()
+            lost = 0
+            for session_id, client_id, step_id, parked, node_id in rows:
+                if parked:  # the marker of a park that expired (``purge`` takes the row and its lock)
+                    self.store._execute("DELETE FROM session_steps WHERE session_id = ? AND step_id = ? AND parked = 1",
+                                        (session_id, step_id))
+                elif node_id == "":  # a lapsed tombstone
+                    self.store._execute("DELETE FROM session_steps WHERE session_id = ? AND node_id = '' AND parked = 0",
+                                        (session_id,))
+                elif self._still_lost(session_id, client_id, step_id, now):  # its node died or its lease lapsed
+                    self._bury(session_id, now)
+                    lost += 1
             self.store._execute("DELETE FROM service_nodes WHERE expires < ?", (now,))
             self.store._execute("DELETE FROM node_processes WHERE node_id NOT IN (SELECT node_id FROM service_nodes)")
         if lost:
-            log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed",
-                        len(lost))
-        return len(lost)
+            log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed", lost)
+        return lost
 
     def _bury(self, session_id: str, now: float) -> None:
         """A lost step: the lock its session held is freed and its marker becomes a tombstone

@@ -183,9 +183,16 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         factory = getattr(custodian, op)
         session = factory(client_id, session_id=sid, **params)
         outbox = [m.to_bytes().decode("ascii") for m in session.start()]
-        with service.store.transaction():
-            service.bind_session(session_id, client_id, device_public, pending, ttl)
-            service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
+        try:
+            with service.store.transaction():
+                service.store.lock_client(client_id)  # the cap again, under the client's lock: exact
+                _check_parked(service, client_id, max_parked, pending)
+                service.bind_session(session_id, client_id, device_public, pending, ttl)
+                service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
+        except RateLimited:  # a concurrent open of this client took the last place meanwhile
+            if session._holds_lock:
+                _end_quietly(session)
+            raise
         return {"messages": outbox, "expect": session.awaiting_round}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
         return {"error": error_frame(exc), "fatal": True}

@@ -25,10 +25,17 @@ the ``CREATE TABLE`` statements it ran); ``BLOB`` becomes ``BYTEA`` and ``REAL``
 PRECISION``; booleans are stored as integers as in SQLite. The schema is the same tables and
 columns; the schema version check is the same.
 
-Transactions: SQLite's ``BEGIN IMMEDIATE`` serialises every writer on the database file;
-PostgreSQL's ``transaction()`` takes a transaction-scoped advisory lock instead, so the
-check-then-write steps of the engine (the per-client operation lock, status changes) are just
-as atomic across connections and processes.
+Transactions: SQLite's ``BEGIN IMMEDIATE`` serialises every writer on the database file.
+PostgreSQL runs them concurrently (``READ COMMITTED``), each on its own pooled connection
+(``psycopg_pool``; ``?pool_size=N`` connections per process, default
+``mpc.storage.urls.DEFAULT_POOL_SIZE``), and each check-then-write step locks only what it
+touches: the client's row (``SQLiteStore.lock_client``: ``SELECT … FOR NO KEY UPDATE``) for the
+operation lock, the attempt counter, device enrolment, token replacement and the release of a
+lost session's lock; a transaction-scoped advisory lock per name (``SQLiteStore._lock_key``:
+the take counter, a ``meta`` key, the nonce key, schema changes), the name qualified by the
+schema. Two clients' operations never wait for each other, except that single-use takes are
+serialised on the take counter (one short transaction each). The table of what protects what is
+in ``docs/operations.md`` ("PostgreSQL: connections and locking").
 
 Lost PostgreSQL connections (a server restart, a failover, a killed backend) are replaced, never
 papered over: see :class:`PostgresStore` (what is retried, and why only that).
@@ -36,9 +43,12 @@ papered over: see :class:`PostgresStore` (what is retried, and why only that).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import re
+import secrets
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +58,8 @@ from mpc.storage.ledger import ENV_VAR as LEDGER_ENV, LedgerKey, open_ledger
 from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
 from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV, PLAINTEXT_ENV, KeyProvider, Sealer, plaintext_allowed
 from mpc.storage.store import SQLiteStore
-from mpc.storage.urls import connect_in_schema, is_postgres_url, split_schema, url_has_password
+from mpc.storage.urls import (connect_in_schema, is_postgres_url, split_pool_size, split_schema, url_has_password,
+                              use_schema)
 
 __all__ = ["open_store", "configured_sealer", "rotate_store_key", "PostgresStore", "is_postgres_url",
            "url_has_password", "DB_ENV"]
@@ -57,7 +68,8 @@ DB_ENV = "PORTAL_MPC_DB"  # the database URL for python -m mpc serve / setup / n
 
 _MEMORY = (":memory:", "sqlite:///:memory:")
 
-_ADVISORY_LOCK = 0x706F7274616C  # "portal": one lock id for every store transaction
+_POOL_WAIT = 5.0  # seconds a call waits for a pooled connection before STORE_UNAVAILABLE
+_DDL = re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b", re.I)
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S | re.I)
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*(\(([^)]*)\))?\s*VALUES", re.I)
 _READ_ONLY = re.compile(r"^\s*SELECT\b", re.I)
@@ -146,119 +158,252 @@ def _table_info(statement: str) -> tuple[str, list[str], list[str]] | None:
     return table, columns, key
 
 
+def _advisory_key(schema: str | None, name: str) -> int:
+    """The 64-bit advisory lock id of ``name`` in ``schema`` (advisory locks are per database:
+    stores in different schemas never contend)."""
+    digest = hashlib.blake2b(f"{schema or ''}\0{name}".encode("utf-8"), digest_size=8,
+                             person=b"portal-mpc-lock").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _Rows:
+    """A statement's result read in full, so that its connection can go back to the pool at
+    once: what the store's callers use of a cursor (``fetchone``, ``fetchall``, ``rowcount``,
+    ``description``)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.description = cursor.description
+        self.rowcount: int = cursor.rowcount
+        self._rows: list[Any] = list(cursor.fetchall()) if cursor.description is not None else []
+        self._next = 0
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[Any]:
+        """The rows not fetched yet."""
+        rows, self._next = self._rows[self._next:], len(self._rows)
+        return rows
+
+
+class _ThreadState(threading.local):
+    """One thread's transaction: its pooled connection (None outside one), its nesting depth
+    and the take count its restore guard records after the commit."""
+
+    conn: Any = None
+    depth: int = 0
+    guard_pending: int | None = None
+
+
 class PostgresStore(SQLiteStore):
     """The custodian store on PostgreSQL (psycopg 3); same tables, same methods as SQLite's.
 
-    One connection (autocommit outside ``transaction()``), replaced when it is lost (a server
-    restart, a failover, a killed backend: psycopg marks it ``broken``). What is retried on the
-    new connection is only what cannot have been applied twice:
+    Connections come from a pool (``psycopg_pool.ConnectionPool``, at most ``pool_size`` per
+    process: ``?pool_size=N``; opened in the process that uses it, a forked child opens its own):
+    a transaction holds one for its duration only, a statement outside a transaction
+    (autocommit) for that statement only, so threads run their transactions concurrently. Every
+    pooled connection is in the URL's schema and named ``application_name`` (the URL's, else
+    ``portal-mpc-<pid>-<random>``) in ``pg_stat_activity``.
 
-    - ``BEGIN`` (and its advisory lock): nothing of the transaction ran yet;
+    A lost connection (a server restart, a failover, a killed backend: psycopg marks it
+    ``broken``) leaves the pool, and the pool's idle connections are checked at once (a restart
+    drops them all). What is retried on a new connection is only what cannot have been applied
+    twice:
+
+    - ``BEGIN``: nothing of the transaction ran yet;
     - a statement outside a transaction that only reads (``SELECT``).
 
-    Anything else fails with ``STORE_UNAVAILABLE`` (the next call reconnects): a write outside a
-    transaction may have been applied before the connection died, and the body of a transaction
-    cannot be run again from here (it is the caller's code; a half-run body on a dead connection
-    was rolled back by the server, all or nothing). A connection lost *at* ``COMMIT`` is the one
-    ambiguous case: the transaction's id (``txid_current_if_assigned()``, read before COMMIT) is
-    looked up on the new connection (``txid_status``): committed, the call returns normally;
-    aborted, ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE``
-    says so. A failure to reconnect is ``STORE_UNAVAILABLE`` too.
+    Anything else fails with ``STORE_UNAVAILABLE``: a write outside a transaction may have been
+    applied before the connection died, and the body of a transaction cannot be run again from
+    here (it is the caller's code; a half-run body on a dead connection was rolled back by the
+    server, all or nothing). A connection lost *at* ``COMMIT`` is the one ambiguous case: the
+    transaction's id (``txid_current_if_assigned()``, read before COMMIT) is looked up on another
+    connection (``txid_status``): committed, the call returns normally; aborted,
+    ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE`` says so.
+    No pooled connection within ``_POOL_WAIT`` seconds (the server is down, or every connection
+    is busy) is ``STORE_UNAVAILABLE`` too, as is a transaction PostgreSQL rolled back as a
+    deadlock victim. Every new connection after the first makes the restore guard compare
+    before the next statement (it may reach a restored database: ``SQLiteStore.check_restore_guard``).
     """
-
-    # A psycopg connection in place of SQLiteStore's sqlite3 one (psycopg is optional and imported
-    # lazily, so its type cannot be named here; the inherited methods use the calls both share).
-    _conn: Any
 
     def __init__(self, url: str, *, sealer: Sealer | None = None) -> None:  # noqa: D107 - see the class docstring
         try:
             import psycopg
+            import psycopg_pool
         except ImportError:
-            raise InputInvalid("PostgreSQL needs psycopg 3: pip install 'portal-mpc[postgres]'") from None
+            raise InputInvalid("PostgreSQL needs psycopg 3 and psycopg-pool: pip install 'portal-mpc[postgres]'") \
+                from None
         self._psycopg = psycopg
+        self._pools = psycopg_pool
         self.path = url
         self.sealer = sealer
-        self._dsn, self.schema = split_schema(url)
-        self._lock = threading.RLock()
-        self._depth = 0
+        dsn, self.schema = split_schema(url)
+        self._dsn, self.pool_size = split_pool_size(dsn)
+        self._local = _ThreadState()
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
         self.single_use_tables = ["presignatures", "resumed_sessions"]
         self._init_guard_state()
         self.ledger = None
         self.ledger_report = None
-        self.reconnects = 0
-        self._conn = self._connect()
+        self.reconnects = 0  # lost connections replaced
+        self.connections = 0  # connections the pools of this store opened
+        self.application_name = str(psycopg.conninfo.conninfo_to_dict(self._dsn).get("application_name") or
+                                    f"portal-mpc-{os.getpid()}-{secrets.token_hex(3)}")
+        self._pool = self._open_pool()
         self._init_schema()
 
-    def _connect(self) -> Any:
-        """A new autocommit connection (in the URL's schema); ``STORE_UNAVAILABLE`` if it fails."""
+    # --- per-thread transaction state (SQLiteStore keeps it on the store: one connection) -------
+    @property
+    def _depth(self) -> int:
+        return self._local.depth
+
+    @_depth.setter
+    def _depth(self, value: int) -> None:
+        self._local.depth = value
+
+    @property
+    def _guard_pending(self) -> int | None:
+        return self._local.guard_pending
+
+    @_guard_pending.setter
+    def _guard_pending(self, value: int | None) -> None:
+        self._local.guard_pending = value
+
+    def _serialised(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    # --- the pool ---------------------------------------------------------------------------
+    def _open_pool(self) -> Any:
+        """This process's pool, its first connection open (``STORE_UNAVAILABLE``, with the
+        reason, if the server cannot be reached: tried once directly, which also makes the schema)."""
+        self._pid = os.getpid()
         try:
-            conn = connect_in_schema(self._psycopg, self._dsn, self.schema)
+            connect_in_schema(self._psycopg, self._dsn, self.schema).close()
         except self._psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from None
+        pool = self._pools.ConnectionPool(
+            self._dsn, min_size=1, max_size=self.pool_size, open=False, timeout=_POOL_WAIT,
+            name=self.application_name, configure=self._configure,
+            kwargs={"autocommit": True, "connect_timeout": 10, "application_name": self.application_name})
+        try:
+            pool.open(wait=True, timeout=10.0)
+        except self._pools.PoolTimeout:
+            pool.close()
+            raise StoreUnavailable("cannot connect to PostgreSQL: no connection within 10 s") from None
+        return pool
+
+    def _configure(self, conn: Any) -> None:
+        """Every new pooled connection: in the URL's schema; after the first, the restore guard
+        compares before the next statement (a new connection may reach a restored database)."""
+        use_schema(conn, self.schema)
+        self.connections += 1
+        if self.connections > 1:
+            self._guard_due = self.restore_guard is not None
+
+    def _checkout(self) -> Any:
+        """A connection of this process's pool (a forked child opens its own: the parent's
+        threads and sockets are not its to use); ``STORE_UNAVAILABLE`` after ``_POOL_WAIT`` s."""
+        if os.getpid() != self._pid:  # kept, never closed or collected here: its sockets are the parent's
+            self._inherited, self._pool = self._pool, self._open_pool()
+        try:
+            return self._pool.getconn()
+        except (self._pools.PoolTimeout, self._pools.PoolClosed):
+            raise StoreUnavailable(f"no PostgreSQL connection within {_POOL_WAIT:g} s (the server does not answer, "
+                                   f"or all {self.pool_size} connections of this process are busy: pool_size)") \
+                from None
+
+    def _checkout_compared(self) -> Any:
+        """A connection for a statement outside a transaction; if the restore guard is due (a
+        new or replaced connection, maybe to a restored database), it compares first."""
+        conn = self._checkout()
+        for _ in range(3):  # each comparison may itself have made the pool open a connection
+            if not self._guard_due:
+                break
+            self._checkin(conn)
+            self._recheck_if_due()
+            conn = self._checkout()
         return conn
 
-    def _lost(self) -> bool:
-        return bool(self._conn.closed or self._conn.broken)
+    def _checkin(self, conn: Any) -> None:
+        """Back to the pool (a lost one is replaced: ``_replace``)."""
+        if conn.closed or conn.broken:
+            self._replace(conn)
+        else:
+            self._pool.putconn(conn)
 
-    def _reconnect(self) -> None:
-        """Replace a lost connection (the server already dropped whatever it had open). The new
-        connection may reach a restored database (a point-in-time restore, a failover to a
-        lagging replica): the restore guard compares before its next statement, or first thing
-        in the transaction being opened (``SQLiteStore.check_restore_guard``)."""
-        self._conn.close()
-        self._conn = self._connect()
+    def _replace(self, conn: Any) -> None:
+        """A lost connection leaves the pool (which opens another when it needs one); the idle
+        ones are checked now (a restart drops them all); the restore guard compares before the
+        next statement (``_configure`` makes it due again for the new connection)."""
+        self._pool.putconn(conn)  # closed or broken: the pool discards it
         self.reconnects += 1
         self._guard_due = self.restore_guard is not None
-        log.warning("the PostgreSQL connection was lost: reconnected")
+        log.warning("a PostgreSQL connection was lost: replaced")
+        with contextlib.suppress(self._psycopg.Error):
+            self._pool.check()
 
+    # --- transactions -----------------------------------------------------------------------
     def _begin(self) -> None:
-        """BEGIN plus a transaction-scoped advisory lock: serialised with every store transaction.
-        On a lost connection nothing ran yet: reconnect and begin once more."""
-        for attempt in range(2):
-            if self._lost():
-                self._reconnect()
+        """A pooled connection for this transaction, and BEGIN on it. On a lost connection
+        nothing ran yet: another connection, and BEGIN once more."""
+        for _ in range(2):
+            conn = self._checkout()
             try:
-                self._conn.execute("BEGIN")
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
-                return
+                conn.execute("BEGIN")
             except self._psycopg.OperationalError:
-                if not self._lost():
+                lost = conn.closed or conn.broken
+                self._checkin(conn)
+                if not lost:
                     raise
-                if attempt:
-                    raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction") \
-                        from None
+                continue
+            self._local.conn = conn
+            return
+        raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction")
 
     def _rollback(self) -> None:
-        if self._lost():  # the server rolled the transaction back when the connection died
-            return
+        conn, self._local.conn = self._local.conn, None
         try:
-            self._conn.execute("ROLLBACK")
+            if not (conn.closed or conn.broken):  # else the server rolled it back when the connection died
+                conn.execute("ROLLBACK")
         except self._psycopg.OperationalError:
-            if not self._lost():
+            if not (conn.closed or conn.broken):
                 raise
+        finally:
+            self._checkin(conn)
 
     def _commit(self) -> None:
+        """COMMIT, the connection back to the pool; a connection lost at COMMIT: ``_settle``."""
+        conn, self._local.conn = self._local.conn, None
+        xid: Any = _UNSENT
         try:
-            xid = self._conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
+            xid = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
+            conn.execute("COMMIT")
         except self._psycopg.OperationalError:
-            if not self._lost():
+            lost = conn.closed or conn.broken
+            self._checkin(conn)
+            if not lost:
                 raise
-            # Lost before COMMIT was sent: the server rolled the transaction back (issue 26: the
-            # caller gets STORE_UNAVAILABLE, not an internal error); the next call reconnects.
-            raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
-                                   "retry") from None
-        try:
-            self._conn.execute("COMMIT")
+            if xid is _UNSENT:  # lost before COMMIT was sent: the server rolled the transaction back
+                raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
+                                       "retry") from None
+            self._settle(xid)
             return
-        except self._psycopg.OperationalError:
-            if not self._lost():
-                raise
-        self._reconnect()
+        self._checkin(conn)
+
+    def _settle(self, xid: int | None) -> None:
+        """The outcome of a transaction whose connection was lost at COMMIT, asked on another
+        connection: returns if it committed (or wrote nothing), else ``STORE_UNAVAILABLE``."""
         if xid is None:  # it wrote nothing: nothing to lose (what it read stands)
             return
-        status = self._conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
+        try:
+            status = self._execute("SELECT txid_status(?)", (xid,)).fetchone()[0]
+        except StoreUnavailable:
+            status = None
         if status == "committed":
             log.warning("the PostgreSQL connection was lost at COMMIT; the transaction had committed")
             return
@@ -268,27 +413,57 @@ class PostgresStore(SQLiteStore):
         raise StoreUnavailable("the PostgreSQL connection was lost at COMMIT and the transaction's outcome is not "
                                "known yet; check before retrying (resume an operation)")
 
+    # --- locks (docs/operations.md, "PostgreSQL: connections and locking") ----------------------
+    def lock_client(self, client_id: str) -> None:
+        """The client's row, locked until the transaction ends (``FOR NO KEY UPDATE``: rows that
+        reference it can still be inserted; every update of it waits)."""
+        super().lock_client(client_id)
+        self._execute("SELECT 1 FROM clients WHERE client_id = ? FOR NO KEY UPDATE", (client_id,))
+
+    def _lock_key(self, name: str) -> None:
+        """A transaction-scoped advisory lock on ``name`` in this store's schema."""
+        super()._lock_key(name)
+        self._execute("SELECT pg_advisory_xact_lock(?)", (_advisory_key(self.schema, name),))
+
+    # --- statements ---------------------------------------------------------------------------
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         values = tuple(int(a) if isinstance(a, bool) else a for a in args)
-        with self._lock:
-            adapted = self._adapt(sql)
-            if self._depth == 0 and self._lost():
-                self._reconnect()
-            self._recheck_if_due()
+        adapted = self._adapt(sql)
+        if self._local.conn is not None:
+            return self._in_transaction(adapted, values)
+        for attempt in range(2):
+            conn = self._checkout_compared()
             try:
-                return self._conn.execute(adapted, values)
+                rows = _Rows(conn.execute(adapted, values))
             except self._psycopg.OperationalError:
-                if not self._lost():
+                lost = conn.closed or conn.broken
+                self._checkin(conn)
+                if not lost:
                     raise
-            if self._depth > 0:  # the transaction is gone with its connection: all or nothing
-                raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
-                                       "retry")
-            self._reconnect()
-            if _READ_ONLY.match(adapted):  # a read is harmless to repeat (after the guard's check)
-                self._recheck_if_due()
-                return self._conn.execute(adapted, values)
-            raise StoreUnavailable("the PostgreSQL connection was lost during a write that may or may not have "
-                                   "been applied; retry")
+                if attempt or not _READ_ONLY.match(adapted):
+                    raise StoreUnavailable("the PostgreSQL connection was lost during a statement that may or may "
+                                           "not have been applied; retry") from None
+                continue  # a read is harmless to repeat (after the guard's check)
+            self._checkin(conn)
+            return rows
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _in_transaction(self, adapted: str, values: tuple[Any, ...]) -> _Rows:
+        """A statement of the thread's transaction (a schema change first takes the schema's
+        lock: two processes creating the same table at once would collide)."""
+        conn = self._local.conn
+        if _DDL.match(adapted):
+            self._lock_key("schema")
+        try:
+            return _Rows(conn.execute(adapted, values))
+        except self._psycopg.OperationalError as exc:
+            if (exc.sqlstate or "").startswith("40"):  # class 40, transaction rollback: 40P01 deadlock, 40001
+                raise StoreUnavailable("this transaction conflicted with a concurrent one and PostgreSQL rolled it "
+                                       "back (a deadlock); nothing was written, retry") from None
+            if not (conn.closed or conn.broken):
+                raise
+            raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
+                                   "retry") from None
 
     def _has_table(self, table: str) -> bool:
         return self._execute("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
@@ -313,4 +488,8 @@ class PostgresStore(SQLiteStore):
         return sql.replace("%", "%%").replace("?", "%s")
 
     def close(self) -> None:
-        self._conn.close()
+        """Close this process's pool (its connections)."""
+        self._pool.close()
+
+
+_UNSENT = object()  # COMMIT was not sent (``PostgresStore._commit``)

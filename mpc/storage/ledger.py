@@ -101,6 +101,10 @@ class LedgerStore(Protocol):
 
     def _set_meta(self, key: str, value: str) -> None: ...
 
+    def _lock_key(self, name: str) -> None: ...
+
+    def lock_client(self, client_id: str) -> None: ...
+
 
 log = logging.getLogger("mpc.storage.ledger")
 
@@ -605,6 +609,7 @@ def reconcile(store: LedgerStore, ledger: RevocationLedger) -> LedgerReport:
 def note_seen(store: LedgerStore, length: int) -> None:
     """Raise the store's ``ledger_seen`` to ``length`` (never lowers it)."""
     with store.transaction():
+        store._lock_key("meta:ledger_seen")  # read and raised under its lock: never lowered by a race
         if int(store._meta("ledger_seen") or 0) < length:
             store._set_meta("ledger_seen", str(length))
 
@@ -623,7 +628,8 @@ def _raise_attempts(store: LedgerStore, index: _Index) -> int:
     if not store._has_table("client_attempts"):
         return 0
     raised = 0
-    for client_id, (count, since, _) in index.attempts.items():
+    for client_id, (count, since, _) in sorted(index.attempts.items()):  # the row locks in one order
+        store.lock_client(client_id)
         row = store._execute("SELECT failures FROM client_attempts WHERE client_id = ?", (client_id,)).fetchone()
         known = store._execute("SELECT 1 FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         if known is not None and count > (0 if row is None else int(row[0])):

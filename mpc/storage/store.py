@@ -43,8 +43,14 @@ with an older epoch is never used (``python -m mpc nonce-epoch --bump``). Every 
 also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counter file outside
 the database, ``mpc.storage.restore_guard``) a restored database is detected, and its epoch
 bumped by itself, when the guard is attached, at the start of every single-use take (in the
-take's transaction), at the first statement after a reconnect, and whenever
-``check_restore_guard`` is called.
+take's transaction), at the first statement after a reconnect (PostgreSQL: a new pooled
+connection), and whenever ``check_restore_guard`` is called.
+
+**Locks.** SQLite serialises every writer (``BEGIN IMMEDIATE``). Where transactions run
+concurrently (``mpc.storage.backends.PostgresStore``) a check-then-write step locks what it reads
+before reading it: ``lock_client`` (the client's row) for one client's state, ``_lock_key`` (an
+advisory lock per name) for the take counter and each ``meta`` key; on SQLite both do nothing
+(docs/operations.md, "PostgreSQL: connections and locking").
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,10 +237,33 @@ class SQLiteStore:
         """Open the outermost transaction (SQLite: BEGIN IMMEDIATE serialises writers)."""
         self._conn.execute("BEGIN IMMEDIATE")
 
+    def _serialised(self) -> AbstractContextManager[Any]:
+        """What a transaction holds in this process: SQLite's one connection is shared by the
+        threads, so its lock (``PostgresStore``: nothing, each thread has its own connection)."""
+        return self._lock
+
+    # --- locks (docs/operations.md, "PostgreSQL: connections and locking"): SQLite's BEGIN
+    # IMMEDIATE already serialises every writer; they matter where transactions run concurrently.
+    def lock_client(self, client_id: str) -> None:
+        """Inside a transaction: serialise it with every other transaction that locks the same
+        client or updates its row (its operation lock, its counters); other clients go on.
+        Nothing to do on SQLite (``BEGIN IMMEDIATE``); ``PostgresStore`` locks the row."""
+        self._require_transaction()
+
+    def _lock_key(self, name: str) -> None:
+        """Inside a transaction: serialise it with every other that locks ``name`` (a ``meta``
+        key, the take counter). Nothing to do on SQLite; ``PostgresStore`` takes an advisory lock."""
+        self._require_transaction()
+
+    def _require_transaction(self) -> None:
+        """A lock outside a transaction would be released at once: a caller's mistake."""
+        if self._depth == 0:
+            raise UsageError("a store lock must be taken inside a transaction")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic unit of work (nested uses join the outer transaction)."""
-        with self._lock:
+        with self._serialised():
             outer = self._depth == 0
             if outer:
                 self._begin()
@@ -363,6 +392,9 @@ class SQLiteStore:
         return None if row is None else str(row[0])
 
     def _set_meta(self, key: str, value: str) -> None:
+        """Replace the ``meta`` row ``key`` (under that key's lock: a caller that read it first
+        takes the lock before its read, ``_lock_key("meta:" + key)``)."""
+        self._lock_key("meta:" + key)
         self._execute("DELETE FROM meta WHERE key = ?", (key,))
         self._execute("INSERT INTO meta VALUES (?, ?)", (key, value))
 
@@ -383,6 +415,7 @@ class SQLiteStore:
         operation's transcript (``mpc.operation``); a restore brings back the same key, so a
         replay reproduces the same replies. Never part of a parked state."""
         with self.transaction():
+            self._lock_key("nonce_key")  # two first uses at once: one key
             row = self._execute("SELECT data FROM nonce_key WHERE id = 1").fetchone()
             if row is None:
                 key = secrets.token_bytes(NONCE_KEY_LENGTH)
@@ -504,8 +537,13 @@ class SQLiteStore:
         return 0 if row is None else int(row[0])
 
     def _set_take_counter(self, value: int) -> None:
-        self._execute("DELETE FROM meta WHERE key = 'take_counter'")
-        self._execute("INSERT INTO meta VALUES ('take_counter', ?)", (str(value),))
+        self._set_meta("take_counter", str(value))
+
+    def _lock_takes(self) -> None:
+        """The take counter's lock, taken before it is read: takes, the restore guard's
+        comparison and epoch bumps are serialised (an exact count; a guard never sees a count
+        a concurrent take has not committed yet)."""
+        self._lock_key("meta:take_counter")
 
     @contextmanager
     def taking(self) -> Iterator[Callable[[bool], None]]:
@@ -516,6 +554,7 @@ class SQLiteStore:
         records it, before the caller uses what it took (a take inside an outer transaction
         is used after that commits, or its rollback would bring the item back anyway)."""
         with self.transaction():
+            self._lock_takes()
             self._reconcile()
 
             def took(taken: bool) -> None:
@@ -554,6 +593,7 @@ class SQLiteStore:
         if self.restore_guard is None:
             self._guard_due = False
             return
+        self._lock_takes()
         verdict = self.restore_guard.verdict(self.take_counter())  # a damaged file raises: still due
         if verdict.bump:
             epoch = self.bump_nonce_epoch()
@@ -606,9 +646,10 @@ class SQLiteStore:
         old precomputation rows, the park tombstones and the service's parked sessions): defence in depth
         after a restore (docs/threat-model.md, Rollback)."""
         with self.transaction():
+            self._lock_takes()  # no take runs meanwhile (a take checks the epoch and adds a tombstone)
+            self._lock_key("meta:nonce_epoch")
             epoch = self.nonce_epoch() + 1
-            self._execute("DELETE FROM meta WHERE key = 'nonce_epoch'")
-            self._execute("INSERT INTO meta VALUES ('nonce_epoch', ?)", (str(epoch),))
+            self._set_meta("nonce_epoch", str(epoch))
             for table in self.single_use_tables:
                 self._execute(f"DELETE FROM {table}")
         return epoch

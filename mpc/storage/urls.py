@@ -11,7 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mpc.errors import InputInvalid
 
-__all__ = ["is_postgres_url", "url_has_password", "split_schema", "connect_in_schema"]
+__all__ = ["is_postgres_url", "url_has_password", "split_schema", "split_pool_size", "connect_in_schema", "use_schema",
+           "DEFAULT_POOL_SIZE", "MAX_POOL_SIZE"]
+
+DEFAULT_POOL_SIZE = 8  # connections a PostgreSQL store's pool may hold (``?pool_size=N``)
+MAX_POOL_SIZE = 100
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -34,19 +38,43 @@ def connect_in_schema(psycopg: Any, dsn: str, schema: str | None) -> Any:
     """A new autocommit psycopg connection whose tables live in ``schema`` (made if missing);
     psycopg's ``OperationalError`` if it fails (the store and the revocation ledger use it)."""
     conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    use_schema(conn, schema)
+    return conn
+
+
+def use_schema(conn: Any, schema: str | None) -> None:
+    """Point an autocommit connection's ``search_path`` at ``schema`` (made if missing); nothing
+    without one."""
     if schema is not None:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         conn.execute(f'SET search_path TO "{schema}"')
-    return conn
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
     """``url`` without its ``schema`` query option, and that schema (None without one; a name
     that is not a lowercase SQL identifier is ``INPUT_INVALID``)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    rest, schema = _split_option(url, "schema")
     if schema is not None and not _SCHEMA_NAME.match(schema):
         raise InputInvalid("schema must be a lowercase SQL identifier")
-    return urlunsplit(parts._replace(query=rest)), schema
+    return rest, schema
+
+
+def split_pool_size(url: str) -> tuple[str, int]:
+    """``url`` without its ``pool_size`` query option, and that size: how many connections the
+    store's pool may hold (``DEFAULT_POOL_SIZE`` without one; not a decimal number from 1 to
+    ``MAX_POOL_SIZE`` is ``INPUT_INVALID``). ``docs/operations.md``, PostgreSQL."""
+    rest, size = _split_option(url, "pool_size")
+    if size is None:
+        return rest, DEFAULT_POOL_SIZE
+    if not (size.isascii() and size.isdigit() and 1 <= int(size) <= MAX_POOL_SIZE):
+        raise InputInvalid(f"pool_size must be a number from 1 to {MAX_POOL_SIZE}")
+    return rest, int(size)
+
+
+def _split_option(url: str, name: str) -> tuple[str, str | None]:
+    """``url`` without its query option ``name``, and that option's value (None without one)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    value = next((v for k, v in query if k == name), None)
+    rest = urlencode([(k, v) for k, v in query if k != name])
+    return urlunsplit(parts._replace(query=rest)), value

@@ -393,9 +393,14 @@ def _sign_outcomes(remote: RemoteCustodian, device: mpc.Client, token: str, coun
 
 
 @pytest.mark.slow
-def test_a_pool_worker_killed_mid_sign_gives_completion_or_operation_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_pool_worker_killed_mid_sign_gives_completion_or_operation_lost(backend: str, tmp_path: Path,
+                                                                          request: pytest.FixtureRequest) -> None:
+    """On PostgreSQL the killed worker's pooled connections die with it (its transaction, if
+    any, rolled back by the server) and the new worker opens its own pool."""
     restarts = metrics.POOL_RESTARTS.value()
-    with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=1, operator_key=OPERATOR_KEY,
+    db = _sqlite_db(tmp_path) if backend == "sqlite" else _postgres_db(request.getfixturevalue("postgres_schema_url"))
+    with ServiceThread(db, executor="process", workers=1, operator_key=OPERATOR_KEY,
                        node_ttl=2.0) as running:
         remote = _remote(running.url, retry_budget=20.0, step_wait=5.0)
         client_id, token = remote.create_client()
@@ -451,7 +456,7 @@ def test_a_postgresql_connection_lost_just_before_commit_is_store_unavailable(po
     with pytest.raises(errors.StoreUnavailable, match="rolled back"):
         with store.transaction():
             store.update_client("c1", signing_share_status="STORED_CLIENT")
-            resilience._terminate_backend(postgres_url, store._conn.info.backend_pid)
+            resilience._terminate_store(postgres_url, store)
     assert store.client("c1").signing_share_status == before  # nothing was written; the store reconnected
 
 

@@ -150,31 +150,35 @@ def test_the_in_process_custodian_lock_ttl_is_configurable() -> None:
 
 
 # --- PostgreSQL: lost connections are replaced -----------------------------------------------------------
-def _terminate_backend(postgres_url: str, pid: int) -> None:
+def _terminate_store(postgres_url: str, store: Any) -> int:
+    """Kill every connection of ``store``'s pool (what a server restart does to them; they are
+    named ``store.application_name``); how many."""
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        killed = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                              (store.application_name,)).fetchall()
     time.sleep(0.1)
+    return len(killed)
 
 
 def test_postgres_store_replaces_a_lost_connection(postgres_url: str, postgres_store: Any) -> None:
     store = postgres_store
     store.create_client("c1", "NOT_CREATED")
-    _terminate_backend(postgres_url, store._conn.info.backend_pid)
+    _terminate_store(postgres_url, store)
     assert store.client("c1").client_id == "c1"  # a read is repeated on a new connection
     assert store.reconnects == 1
-    _terminate_backend(postgres_url, store._conn.info.backend_pid)
+    _terminate_store(postgres_url, store)
     with pytest.raises(errors.StoreUnavailable):  # a write is never repeated: it may have been applied
         store.update_client("c1", signing_share_status="STORED_DATABASE")
     store.update_client("c1", signing_share_status="STORED_DATABASE")  # the next call has a connection
     with pytest.raises(errors.StoreUnavailable):
         with store.transaction():
             store.update_client("c1", signing_share_status="STORED_CLIENT")
-            _terminate_backend(postgres_url, store._conn.info.backend_pid)
+            _terminate_store(postgres_url, store)
             store.update_client("c1", has_wallet=1)
     assert store.client("c1").signing_share_status == "STORED_DATABASE"  # all or nothing
-    _terminate_backend(postgres_url, store._conn.info.backend_pid)
+    _terminate_store(postgres_url, store)
     with store.transaction():  # BEGIN on a lost connection: nothing ran yet, so it reconnects
         store.update_client("c1", has_wallet=1)
     assert store.client("c1").has_wallet

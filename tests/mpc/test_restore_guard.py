@@ -17,7 +17,7 @@ from mpc.errors import StoreCorrupted
 from mpc.storage.restore_guard import ENV_VAR, RestoreGuard
 from mpc.storage.backends import PostgresStore, open_store
 from tests.mpc.conftest import Wallet, data_for, verify_result
-from tests.mpc.test_resilience import _terminate_backend
+from tests.mpc.test_resilience import _terminate_store
 
 
 def _wallet(db: Path, guard: RestoreGuard, cloud: MemoryCloudStorage, client: mpc.Client | None = None,
@@ -183,7 +183,7 @@ def test_postgres_reconnect_rechecks_the_guard(postgres_url: str, postgres_store
     assert _take(store, "park-1")
     backup.restore()
     assert store.take_counter() == 0  # restored; no reconnect, no take yet
-    _terminate_backend(postgres_url, store._conn.info.backend_pid)
+    _terminate_store(postgres_url, store)
     assert store.nonce_epoch() == 2
     assert store.reconnects == 1 and store.restores_detected == 1 and store.nonce_epoch() == 2
     assert store.take_counter() == guard.read() == 1
