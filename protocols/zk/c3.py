@@ -480,14 +480,13 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
     (ii) holds exactly when X = 1, again public. Both primes are combined before any comparison,
     and c3 itself is not decrypted here (``finish_signature`` does that after the verdict).
     """
-    n, crt_n = st.pk.n, secret.crt_n
+    n = st.pk.n
     key = _verifier_key(secret, st.c_key, bounds.shift, bounds.q_bits + bounds.response_bits[0])
     z1, z2, z3 = proof.z
-    if key.c_key.pow(st.r * z1) * crt_n.powmod(proof.z_enc, n) % n != proof.C * crt_n.powmod(st.c3, e) % n:
+    rhs = proof.C * secret.crt_n_squared.powmod(st.c3, e) % st.pk.n_squared  # C'·c3^e
+    if key.c_key.pow(st.r * z1) * secret.crt_n.powmod(proof.z_enc, n) % n != rhs % n:
         raise ProofError(_PAILLIER_FAILS)
-    plain = (st.r * z1 * key.x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n
-    ciphertext = proof.C * secret.crt_n_squared.powmod(st.c3, e) % st.pk.n_squared
-    if secret.plaintext(ciphertext) != plain:
+    if secret.plaintext(rhs) != (st.r * z1 * key.x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
         raise ProofError(_PAILLIER_FAILS)
 
 
@@ -539,8 +538,6 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
             raise ProofError(f"c3 proof: z{i + 1} out of range")
     if any(not isinstance(v, int) or v < 0 for v in proof.zeta):
         raise ProofError("c3 proof: ζ must be non-negative integers")
-    if not is_unit(proof.z_enc, st.pk.n):
-        raise ProofError("c3 proof: z_enc must be a unit modulo N")
 
 
 # Not parkable (``protocols.state``): single-use randomness never leaves the custodian's memory.
