@@ -30,8 +30,9 @@ z1·R2 = Y1 + e·G, z2·R2 = Y2 + e·Q2, s^z_i·t^ζ_i = A_i·W_i^e (mod N̂),
 (r·z1) ⊙ c_key' ⊕ Enc(z1·m + z2·r + z3·q; z_enc) = C' ⊕ e·c3. Everything the verifier checks is
 public, so the prover can predict the verdict: an accept or a reject tells it nothing about x1
 (this is why the check is on ciphertexts and not on decrypted values, although P1 could
-decrypt). A verifier that knows the factorisations (P1 knows both N and N̂) runs the same
-equations by CRT, about three times faster.
+decrypt). A verifier that knows the factorisations (P1 knows both N and N̂) reaches the same
+verdict by CRT, with its own t and c_key from fixed-base tables and the Paillier equation split
+into a half modulo N and a plaintext half (``_check_paillier_crt``), several times faster.
 
 **Completeness.** Honest responses are below 2^(|q|+c+κ) + 2^(c+|q|) < 2^(|q|+c+κ+1) (likewise
 for z3), so the range checks never fail an honest proof.
@@ -471,9 +472,10 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
     order dividing p - 1, and those ≡ 1 (mod p) are only 1 (orders prime to p); likewise modulo q².
 
     (i) Modulo N, (1 + N)^P ≡ 1 and c_key' ≡ c_key: c_key^(r·z1)·z_enc^N ≡ C'·c3^e (mod N), by CRT
-    (c_key from a table). (ii) Dec is additive, Dec(z_enc^N) = 0 and Dec(c_key') = x1' (cached per
-    key): r·z1·x1' + z1·m + z2·r + z3·q ≡ Dec(C'·c3^e) (mod N). One exponentiation modulo p² and
-    one modulo q² (the decryption of C'·c3^e), where L alone needs z_enc^N and c_key'^(r·z1).
+    (c_key from a table, z_enc^N as z_enc^(q mod p-1) mod p). (ii) Dec is additive, Dec(z_enc^N) = 0
+    and Dec(c_key') = x1' (cached per key): r·z1·x1' + z1·m + z2·r + z3·q ≡ Dec(C'·c3^e) (mod N).
+    So one long exponentiation modulo p² and one modulo q² (the decryption of C'·c3^e; c3^e is
+    short), where L alone needs z_enc^N and c_key'^(r·z1) modulo N².
 
     The verdict stays a function of public values (the prover learns nothing from it): (i) is
     decided first and on its own is public (N is); once (i) holds, X = 1 + k·N and Dec(X) = k, so
