@@ -134,7 +134,7 @@ def test_keygen_gives_exact_size_blum_modulus(backend: str) -> None:
     assert paillier.decrypt(sk, paillier.encrypt(pk, 5)[0]) == 5
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(a=st.integers(0, 2**2100), b=st.integers(-(2**300), 2**300))
 def test_plaintext_is_a_homomorphism_on_units(a: int, b: int) -> None:
     """Dec(x·y) = Dec(x) + Dec(y) for any units modulo N², not only honest ciphertexts (the c3
