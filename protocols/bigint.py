@@ -47,6 +47,7 @@ __all__ = [
     "random_unit",
     "CrtModulus",
     "FixedBase",
+    "CrtFixedBase",
     "pack_nats",
     "unpack_nats",
 ]
@@ -298,6 +299,40 @@ class FixedBase:
                 acc = acc * row[digit] % m
             exponent >>= w
         return int(acc)
+
+
+class CrtFixedBase:
+    """``base^e`` modulo ``m1·m2`` of known factorisation (a :class:`CrtModulus`) for a unit
+    ``base`` raised again and again to any integer ``e``: a :class:`FixedBase` table modulo each
+    factor, the exponent reduced by each totient, the halves joined by the CRT (the key owner's
+    repeated bases: the client's ring-Pedersen t and its c_key, ``protocols.zk.c3``). Exponents
+    already below ``2^max_bits`` (default: the totients' size) are used as they are. The tables
+    are values modulo secret primes: the ``repr`` shows nothing.
+    """
+
+    def __init__(self, base: int, crt: CrtModulus, max_bits: int | None = None, window: int = 5) -> None:
+        self._crt = crt
+        self._tables = tuple(
+            FixedBase(base % m, m, max_bits or totient.bit_length(), window)
+            for m, totient in ((crt.m1, crt.totient1), (crt.m2, crt.totient2))
+        )
+
+    def __repr__(self) -> str:
+        return "CrtFixedBase(<secret>)"
+
+    def pow(self, exponent: int) -> int:
+        """``base^exponent mod m1·m2``."""
+        crt = self._crt
+        r1, r2 = (
+            table.pow(exponent if 0 <= exponent and exponent.bit_length() <= table.max_bits else exponent % totient)
+            for table, totient in zip(self._tables, (crt.totient1, crt.totient2))
+        )
+        return crt.combine(r1, r2)
+
+    @property
+    def entries(self) -> int:
+        """How many residues the two tables hold (for sizing a cache)."""
+        return sum(len(table._rows) << table.window for table in self._tables)
 
 
 def pack_nats(version: int, values: list[int]) -> bytes:

@@ -130,6 +130,25 @@ class PaillierSecretKey:
         """Z_N as Z_p × Z_q, for exponentiations by the key owner (units only)."""
         return self._mod_n  # type: ignore[attr-defined,no-any-return]
 
+    @property
+    def crt_n_squared(self) -> bigint.CrtModulus:
+        """Z_N² as Z_p² × Z_q², for exponentiations by the key owner (units only)."""
+        return self._mod_n2  # type: ignore[attr-defined,no-any-return]
+
+    def plaintext(self, c: int) -> int:
+        """Dec(c) in [0, N) for a unit c modulo N² (:func:`decrypt` validates c first).
+
+        By CRT (Paillier 1999, §6): modulo p, m_p = L_p(c^(p-1) mod p²)·h_p, likewise modulo q.
+        Each half is a homomorphism from Z*_p² onto Z_p whose kernel is the (p-1)-th roots of
+        unity (the elements of order dividing p - 1), so Dec(a·b) = Dec(a) + Dec(b) (mod N) for
+        all units a, b, and Dec((1 + N)^m·y^N) = m.
+        """
+        p, q = self.p, self.q
+        psq, qsq = self._mod_n2.m1, self._mod_n2.m2  # type: ignore[attr-defined]
+        m_p = ((bigint.powmod(c % psq, p - 1, psq) - 1) // p) * self._hp % p  # type: ignore[attr-defined]
+        m_q = ((bigint.powmod(c % qsq, q - 1, qsq) - 1) // q) * self._hq % q  # type: ignore[attr-defined]
+        return self.crt_n.combine(m_p, m_q)
+
     def to_bytes(self) -> bytes:
         """Version byte, then p and q each as a 2-byte length and big-endian bytes."""
         return bigint.pack_nats(_SECRET_KEY_VERSION, [self.p, self.q])
@@ -216,12 +235,7 @@ def mul(pk: PaillierPublicKey, c: int, k: int) -> int:
 
 def decrypt(sk: PaillierSecretKey, c: int) -> int:
     """The plaintext in [0, N) of a valid ciphertext (raises ``InvalidMessage`` otherwise)."""
-    validate_ciphertext(sk.public_key, c)
-    p, q = sk.p, sk.q
-    psq, qsq = sk._mod_n2.m1, sk._mod_n2.m2  # type: ignore[attr-defined]
-    m_p = ((bigint.powmod(c % psq, p - 1, psq) - 1) // p) * sk._hp % p  # type: ignore[attr-defined]
-    m_q = ((bigint.powmod(c % qsq, q - 1, qsq) - 1) // q) * sk._hq % q  # type: ignore[attr-defined]
-    return sk.crt_n.combine(m_p, m_q)
+    return sk.plaintext(validate_ciphertext(sk.public_key, c))
 
 
 def decrypt_signed(sk: PaillierSecretKey, c: int) -> int:

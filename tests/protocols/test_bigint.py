@@ -136,3 +136,16 @@ def test_fixed_base_table_matches_powmod(backend: str) -> None:
             assert table.pow(exponent) == pow(base, exponent, modulus)
     with pytest.raises(UsageError):
         bigint.FixedBase(base, modulus, 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(exponent=st.integers(-(2**2100), 2**2100), bits=st.sampled_from([None, 64, 769]))
+def test_crt_fixed_base_matches_powmod(exponent: int, bits: int | None) -> None:
+    """The key owner's CRT tables against plain powmod, for exponents of any sign and size (they
+    are reduced by the totients only where the table is too short)."""
+    key = paillier_keys()[0]
+    base = 0xC0FFEE ** 41 % key.n  # a unit: no factor of N divides it
+    table = bigint.CrtFixedBase(base, key.crt_n, bits)
+    assert table.pow(exponent) == bigint.powmod(base, exponent, key.n)
+    assert "<secret>" in repr(table) and str(key.p) not in repr(table)
+    assert table.entries > 0

@@ -132,3 +132,19 @@ def test_keygen_gives_exact_size_blum_modulus(backend: str) -> None:
     pk, sk = paillier.keygen()
     assert pk.n.bit_length() == 2048 and sk.p % 4 == 3 and sk.q % 4 == 3
     assert paillier.decrypt(sk, paillier.encrypt(pk, 5)[0]) == 5
+
+
+@settings(max_examples=5, deadline=None)
+@given(a=st.integers(0, 2**2100), b=st.integers(-(2**300), 2**300))
+def test_plaintext_is_a_homomorphism_on_units(a: int, b: int) -> None:
+    """Dec(x·y) = Dec(x) + Dec(y) for any units modulo N², not only honest ciphertexts (the c3
+    check by CRT relies on it), and Dec(y^N) = 0; ``plaintext`` agrees with ``decrypt``."""
+    sk = paillier_keys()[0]
+    n, n2 = sk.n, sk.n * sk.n
+    x = bigint.powmod(3, a, n2) * (1 + 5 * n) % n2  # arbitrary units, not built by Enc
+    y = bigint.powmod(7, b, n2)
+    assert sk.plaintext(x * y % n2) == (sk.plaintext(x) + sk.plaintext(y)) % n
+    assert sk.plaintext(bigint.powmod(y, n, n2)) == 0
+    assert sk.plaintext(x) == paillier.decrypt(sk, x)
+    assert sk.plaintext(paillier.encrypt(sk.public_key, b)[0]) == b % n
+    assert sk.crt_n_squared.powmod(x, b) == bigint.powmod(x, b, n2)

@@ -4,6 +4,7 @@ transcript, strict decoding, and the same verdicts by CRT and without, on both b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from curves import secp256k1
-from protocols import paillier
+from protocols import bigint, paillier
 from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.transcript import Transcript
 from protocols.zk import c3
@@ -156,3 +157,104 @@ def test_pure_python_backend_gives_the_same_verdicts() -> None:
         c3.verify(statement, proof, transcript(), paillier_secret=SK, ring_pedersen_secret=RP_SECRET)
         with pytest.raises(ProofError):
             c3.verify(statement, dataclasses.replace(proof, z_enc=proof.z_enc * 2 % PK.n), transcript())
+
+
+# --- P1's verification by CRT against the straightforward formula (issue 30) -------------------
+PAILLIER_MESSAGE = r"\(r·z1\) ⊙ c_key' ⊕ Enc"
+
+
+def verdicts(check: object, *args: object, secrets_: tuple[object, object]) -> tuple[bool, bool]:
+    """(reference verdict, CRT verdict) of one check: True for accept."""
+    out = []
+    for secret in secrets_:
+        try:
+            check(*args, secret)  # type: ignore[operator]
+            out.append(True)
+        except ProofError:
+            out.append(False)
+    return out[0], out[1]
+
+
+def crt_unit(mod_p: int, mod_q: int) -> int:
+    """The unit modulo N² that is ``mod_p`` modulo p² and ``mod_q`` modulo q²."""
+    return SK.crt_n_squared.combine(mod_p, mod_q)
+
+
+@functools.lru_cache(maxsize=1)
+def simulated_statement() -> c3.C3Statement:
+    return instance(31337, 4242, 777, 2**255 + 19)[0]
+
+
+@pytest.mark.parametrize("tampering", ["none", "plaintext", "plaintext mod p only", "residue", "residue mod q only",
+                                       "minus one", "z_enc", "c3"])
+@settings(max_examples=2, deadline=None)
+@given(e=st.integers(0, 2**128 - 1), k=st.integers(1, 2**64),
+       zs=st.tuples(*(st.integers(0, 2**bits - 1) for bits in BOUNDS.response_bits)))
+def test_paillier_check_by_crt_gives_the_reference_verdict(tampering: str, e: int, k: int,
+                                                           zs: tuple[int, int, int]) -> None:
+    """Simulated transcripts (C' solved from arbitrary z, z_enc, e) on which the equation holds,
+    then broken in one half only (the plaintext, the N-th-residue part, one prime at a time):
+    the CRT split accepts and refuses exactly as the formula modulo N² does."""
+    n, n2, power = PK.n, PK.n_squared, SK.crt_n_squared.powmod  # CRT only to build the inputs
+    statement = simulated_statement()
+    z_enc = bigint.random_unit(n)
+    shifted = paillier.add_plain(PK, statement.c_key, BOUNDS.shift)
+    plain = zs[0] * statement.m + zs[1] * statement.r + zs[2] * Q
+    lhs = power(shifted, statement.r * zs[0]) * (1 + plain % n * n) * SK.nth_power(z_enc) % n2
+    c_prime = lhs * power(statement.c3, -e) % n2
+    y = bigint.random_unit(n)
+    c_prime = c_prime * {
+        "plaintext": 1 + k * n,
+        "plaintext mod p only": 1 + k * SK.q * n,  # Dec changes by k·q: 0 modulo q, not modulo p
+        "residue": SK.nth_power(y),
+        "residue mod q only": SK.nth_power(crt_unit(1, y)),  # 1 modulo p²
+        "minus one": n2 - 1,  # (-1)^N: an N-th residue, ≢ 1 (mod N)
+    }.get(tampering, 1) % n2
+    if tampering == "z_enc":
+        z_enc = z_enc * 2 % n
+    if tampering == "c3":
+        statement = dataclasses.replace(statement, c3=statement.c3 * (1 + n) % n2)
+    proof = c3.C3Proof((1, 1, 1), (1, 1, 1), G, G, c_prime, zs, (0, 0, 0), z_enc)
+    reference, by_crt = verdicts(c3._check_paillier, statement, proof, e, BOUNDS, secrets_=(None, SK))
+    assert reference == by_crt == (tampering == "none" or (tampering == "c3" and e == 0))
+
+
+@pytest.mark.parametrize("tampering", ["none", "minus one", "t", "s", "swap"])
+@settings(max_examples=2, deadline=None)
+@given(e=st.integers(0, 2**128 - 1), exponents=st.lists(st.integers(0, 2**2400), min_size=6, max_size=6))
+def test_commitment_check_by_crt_gives_the_reference_verdict(tampering: str, e: int, exponents: list[int]) -> None:
+    """s^z·t^ζ = A·W^e against t^(λ·z + ζ) from the owner's table: the same verdicts on simulated
+    commitments (A solved from arbitrary W, z, ζ, e), honest or multiplied by -1 (order 2), t or s."""
+    n_hat = PARAMS.n_hat
+    z, zeta = tuple(exponents[:3]), tuple(exponents[3:])
+    w = tuple(bigint.random_unit(n_hat) for _ in range(3))
+    a = [PARAMS.commit(z_i, zeta_i) * bigint.powmod(w_i, -e, n_hat) % n_hat for z_i, zeta_i, w_i in zip(z, zeta, w)]
+    factor = {"minus one": n_hat - 1, "t": PARAMS.t, "s": PARAMS.s}.get(tampering, 1)
+    a[2] = a[2] * factor % n_hat
+    if tampering == "swap":
+        a[0], a[1] = a[1], a[0]
+    proof = c3.C3Proof(w, tuple(a), G, G, 1, z, zeta, 1)  # type: ignore[arg-type]
+    reference, by_crt = verdicts(c3._check_commitments, PARAMS, proof, e, secrets_=(None, RP_SECRET))
+    assert reference == by_crt == (tampering == "none" or (tampering == "swap" and a[0] == a[1]))
+
+
+@pytest.mark.parametrize("defect", ["plaintext", "nonce"])
+def test_a_c3_wrong_in_one_half_is_refused_by_crt(defect: str) -> None:
+    """End to end: a c3 whose plaintext alone (w3 + 1, same nonce) or whose nonce alone (same
+    plaintext) differs from what the proof was made for fails both verifications."""
+    statement, w, randomness = instance(99, 98, 97, 96)
+    witness = (w[0], w[1], w[2] + 1) if defect == "plaintext" else w
+    other = randomness if defect == "plaintext" else c3.C3Randomness.fresh(PK)
+    forged = dataclasses.replace(statement, c3=c3.form_c3(PK, statement.c_key, statement.r, statement.m, witness, other))
+    proof = c3.prove(forged, w, randomness, transcript())  # proves statement.c3's formula against forged.c3
+    for secrets_ in ({}, {"paillier_secret": SK, "ring_pedersen_secret": RP_SECRET}):
+        with pytest.raises(ProofError, match=PAILLIER_MESSAGE):
+            c3.verify(forged, proof, transcript(), **secrets_)  # type: ignore[arg-type]
+
+
+def test_crt_verification_refuses_a_mismatched_secret(honest: tuple[c3.C3Statement, c3.C3Proof]) -> None:
+    statement, proof = honest
+    with pytest.raises(UsageError):
+        c3.verify(statement, proof, transcript(), ring_pedersen_secret=ring_pedersen_sets()[0][1])
+    with pytest.raises(UsageError):
+        c3.verify(statement, proof, transcript(), paillier_secret=paillier_keys()[1])
