@@ -57,7 +57,8 @@ __all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
 MASK_BITS = c3_proof.DEFAULT_BOUNDS.mask_bits
-_NONCES_ONLY, _WITH_MASKS = 1, 2  # C3Precomputation byte formats (version byte)
+_NONCES_ONLY, _WITH_MASKS, _WITH_ALPHA = 1, 2, 3  # C3Precomputation byte formats (version byte)
+_COUNTS = {_NONCES_ONLY: 5, _WITH_MASKS: 18, _WITH_ALPHA: 24}  # values per format, N included
 
 
 def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
@@ -289,7 +290,9 @@ class SignP2(TwoPartySession):
 class C3Precomputation:
     """The custodian's single-use precomputation for one c3 and its proof, made ahead for one
     share (P1's Paillier key and ring-Pedersen parameters): the two Paillier nonces with their
-    N-th powers, and the t-halves of Π_c3's six ring-Pedersen commitments (the costly parts).
+    N-th powers, the t-halves of Π_c3's six ring-Pedersen commitments, and Π_c3's masks α_i with
+    their commitments A_i = s^α_i·t^γ_i (everything in round 4 that depends on neither the digest,
+    nor R1, nor k2; the Paillier nonces stay uniform units, see ``protocols.zk.c3``).
 
     It holds no signing nonce (k2 and the mask ρ are drawn online), but it is single use all the
     same: one Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the
@@ -316,8 +319,9 @@ class C3Precomputation:
 
     @classmethod
     def fresh(cls, pk: paillier.PaillierPublicKey, client_params: RingPedersenParams | None = None) -> C3Precomputation:
-        """Fresh nonces for ``pk`` (and commitment masks for ``client_params``, if given)."""
-        pedersen = c3_proof.PedersenMasks.fresh(client_params) if client_params is not None else None
+        """Fresh nonces for ``pk`` (and Π_c3's commitment masks with α and A_i for
+        ``client_params``, if given)."""
+        pedersen = c3_proof.PedersenMasks.fresh(client_params, with_alpha=True) if client_params is not None else None
         return cls(c3_proof.C3Randomness.fresh(pk), c3_proof.C3Randomness.fresh(pk), pedersen)
 
     @classmethod
@@ -329,19 +333,20 @@ class C3Precomputation:
 
     def to_bytes(self) -> bytes:
         """Version byte, then N, each nonce with its power, N̂ and the twelve commitment masks
-        (none without them), length-prefixed big-endian."""
+        (none without them) and α_i, A_i (if made), length-prefixed big-endian."""
         a, b = self.c3_nonce, self.proof_nonce
         head = [self.n, a.nonce, a.power, b.nonce, b.power]
         if self.pedersen is None:
             return bigint.pack_nats(_NONCES_ONLY, head)
-        return bigint.pack_nats(_WITH_MASKS, [*head, self.pedersen.n_hat, *self.pedersen.values()])
+        version = _WITH_ALPHA if self.pedersen.alpha is not None else _WITH_MASKS
+        return bigint.pack_nats(version, [*head, self.pedersen.n_hat, *self.pedersen.values()])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> C3Precomputation:
         """Strict decoding (``InvalidMessage``): N a valid modulus, nonces units, powers below N²,
-        commitment masks in range."""
+        commitment masks (and α) in range, A_i units."""
         version = data[0] if isinstance(data, (bytes, bytearray)) and data else None
-        count = {_NONCES_ONLY: 5, _WITH_MASKS: 18}.get(version)  # type: ignore[arg-type]
+        count = _COUNTS.get(version)  # type: ignore[arg-type]
         if count is None:
             raise InvalidMessage("c3 precomputation: unknown encoding")
         n, *values = bigint.unpack_nats(data, version, count, "c3 precomputation")  # type: ignore[arg-type]
@@ -352,7 +357,7 @@ class C3Precomputation:
                 raise InvalidMessage("c3 precomputation: nonce is not a unit modulo N")
             nonces.append(c3_proof.C3Randomness(nonce, paillier.validate_ciphertext(pk, power), n))
         pedersen = None
-        if count == 18:
+        if count > 5:
             paillier.check_modulus_size(values[4], "ring-Pedersen modulus")
             pedersen = c3_proof.PedersenMasks.from_values(values[4], values[5:])
         return cls(nonces[0], nonces[1], pedersen)

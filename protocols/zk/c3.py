@@ -66,7 +66,7 @@ simulator knowing only s·k1 = X mod q produces.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -86,6 +86,10 @@ __all__ = [
     "C3Proof",
     "C3Randomness",
     "PedersenMasks",
+    "draw_alpha",
+    "prover_table",
+    "s_table",
+    "t_table",
     "DEFAULT_BOUNDS",
     "form_c3",
     "prove",
@@ -263,11 +267,26 @@ def form_c3(
     return scaled * plain % n2 * randomness.power % n2
 
 
-@lru_cache(maxsize=32)
-def prover_table(base: int, modulus: int, max_bits: int) -> bigint.FixedBase:
-    """The prover's fixed-base table for a base it raises again and again: c_key' (per share)
-    and P1's s (per client). Public values only; the 32 most recent (a few MB each) are kept."""
-    return bigint.FixedBase(base, modulus, max_bits)
+T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per client, 2048-bit N̂)
+
+
+@lru_cache(maxsize=48)
+def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase:
+    """The prover's fixed-base table for a base it raises again and again: c_key' (per share),
+    P1's s and t (per client). Public values only; the 48 most recent are kept (three per
+    client: about 1.6 MB for c_key', 1.4 MB for s, 4.3 MB for t at the default level)."""
+    return bigint.FixedBase(base, modulus, max_bits, window)
+
+
+def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase:
+    """The table of the verifier's t for the masks μ_i < 2^κ·N̂ and γ_i < 2^(c+2κ)·N̂."""
+    bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
+    return prover_table(params.t, params.n_hat, bits, T_WINDOW)
+
+
+def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase:
+    """The table of the verifier's s for the witnesses w_i and the masks α_i."""
+    return prover_table(params.s, params.n_hat, max(bounds.alpha_bits))
 
 
 def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3Bounds, transcript: Transcript) -> int:
@@ -291,46 +310,82 @@ def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3B
 
 @dataclass(frozen=True, repr=False)
 class PedersenMasks:
-    """The message-independent halves of the six ring-Pedersen commitments: μ_i, γ_i and
-    t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), for one verifier's parameters.
+    """The message-independent parts of the six ring-Pedersen commitments for one verifier's
+    parameters: μ_i, γ_i and t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), and,
+    when made ahead for a precomputation, the masks α_i with A_i = s^α_i·t^γ_i mod N̂.
 
     Proof randomness: single use, like the Paillier nonces (two proofs sharing μ_i and γ_i
-    would reveal them, and s^w_i with them)."""
+    would reveal them, and s^w_i with them; two sharing α_i would reveal w_i = Δz_i/Δe)."""
 
     n_hat: int
     mu: tuple[int, int, int]
     t_mu: tuple[int, int, int]
     gamma: tuple[int, int, int]
     t_gamma: tuple[int, int, int]
+    alpha: tuple[int, int, int] | None = None
+    A: tuple[int, int, int] | None = None  # s^α_i·t^γ_i mod N̂, with ``alpha``
 
     @classmethod
-    def fresh(cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
-        """Fresh masks μ_i, γ_i with their t-powers under the verifier's ``params``."""
+    def fresh(
+        cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS, *, with_alpha: bool = False
+    ) -> PedersenMasks:
+        """Fresh masks μ_i, γ_i with their t-powers under the verifier's ``params`` (by the
+        prover's table of t: the same values as ``pow(t, x, N̂)``, about 6× faster once the table
+        is built); ``with_alpha`` also draws α_i and computes A_i (a precomputation)."""
         kappa, c, n_hat = bounds.statistical_bits, bounds.challenge_bits, params.n_hat
         mu = tuple(bigint.random_below(n_hat << kappa) for _ in range(3))
         gamma = tuple(bigint.random_below(n_hat << (c + 2 * kappa)) for _ in range(3))
-        return cls(n_hat, mu, tuple(bigint.powmod(params.t, x, n_hat) for x in mu),  # type: ignore[arg-type]
-                   gamma, tuple(bigint.powmod(params.t, x, n_hat) for x in gamma))  # type: ignore[arg-type]
+        table = t_table(params, bounds)
+        t_mu, t_gamma = tuple(map(table.pow, mu)), tuple(map(table.pow, gamma))
+        masks = cls(n_hat, mu, t_mu, gamma, t_gamma)  # type: ignore[arg-type]
+        return masks.with_alpha(params, draw_alpha(bounds), bounds) if with_alpha else masks
+
+    def with_alpha(self, params: RingPedersenParams, alpha: tuple[int, int, int],
+                   bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
+        """These masks with α_i and the commitments A_i = s^α_i·t^γ_i mod N̂ (by the s table)."""
+        return replace(self, alpha=alpha, A=_commit_alpha(params, alpha, self.t_gamma, bounds))
+
+    def __post_init__(self) -> None:
+        if (self.alpha is None) != (self.A is None):
+            raise UsageError("ring-Pedersen masks: α and A come together")
 
     def values(self) -> list[int]:
-        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ), for encoding."""
-        return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma]
+        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ, then α, A if made), for
+        encoding."""
+        tail = [*self.alpha, *self.A] if self.alpha is not None and self.A is not None else []
+        return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma, *tail]
 
     @classmethod
     def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
         """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
         kappa, c = bounds.statistical_bits, bounds.challenge_bits
-        if len(values) != 12:
+        if len(values) not in (12, 18):
             raise InvalidMessage("ring-Pedersen masks: wrong count")
-        mu, t_mu, gamma, t_gamma = (tuple(values[k:k + 3]) for k in range(0, 12, 3))
+        mu, t_mu, gamma, t_gamma, *tail = (tuple(values[k:k + 3]) for k in range(0, len(values), 3))
         if not all(0 <= x < n_hat << kappa for x in mu) or not all(0 <= x < n_hat << (c + 2 * kappa) for x in gamma):
             raise InvalidMessage("ring-Pedersen masks out of range")
-        if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma)):
+        if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma, *(tail[1] if tail else ()))):
             raise InvalidMessage("ring-Pedersen masks must be units modulo N̂")
-        return cls(n_hat, mu, t_mu, gamma, t_gamma)  # type: ignore[arg-type]
+        alpha, commitments = tail if tail else (None, None)
+        if alpha is not None and not all(0 <= a < 1 << bits for a, bits in zip(alpha, bounds.alpha_bits)):
+            raise InvalidMessage("Π_c3 masks α out of range")
+        return cls(n_hat, mu, t_mu, gamma, t_gamma, alpha, commitments)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return "PedersenMasks(<secret>)"
+
+
+def _commit_alpha(
+    params: RingPedersenParams, alpha: tuple[int, int, int], t_gamma: tuple[int, int, int], bounds: C3Bounds
+) -> tuple[int, int, int]:
+    """A_i = s^α_i·t^γ_i mod N̂, the s-halves by the prover's s table."""
+    table, n_hat = s_table(params, bounds), params.n_hat
+    return tuple(table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, t_gamma))  # type: ignore[return-value]
+
+
+def draw_alpha(bounds: C3Bounds = DEFAULT_BOUNDS) -> tuple[int, int, int]:
+    """Π_c3's masks α_i, uniform below 2^alpha_bits[i] (``protocols.randomness``)."""
+    return tuple(bigint.random_below(1 << bits) for bits in bounds.alpha_bits)  # type: ignore[return-value]
 
 
 def prove(
@@ -356,17 +411,20 @@ def prove(
     masks = pedersen or PedersenMasks.fresh(params, bounds)
     if masks.n_hat != params.n_hat:
         raise UsageError("ring-Pedersen masks were made for other parameters")
-    alpha = tuple(bigint.random_below(1 << bits) for bits in bounds.alpha_bits)
+    if masks.alpha is not None and masks.A is not None:  # made ahead (a precomputation)
+        alpha, A = masks.alpha, masks.A
+    else:  # drawn here, after μ and γ and before β, as always
+        alpha = draw_alpha(bounds)
+        A = _commit_alpha(params, alpha, masks.t_gamma, bounds)
     beta = mask_randomness or C3Randomness.fresh(st.pk)
     n_hat = params.n_hat
     mu, gamma = masks.mu, masks.gamma
-    s_table = prover_table(params.s, n_hat, max(bounds.alpha_bits))
     commitments = (
-        tuple(s_table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
-        tuple(s_table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, masks.t_gamma)),
+        tuple(s_table(params, bounds).pow(w_i) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
+        A,
         st.r2 * alpha[0],
         st.r2 * alpha[1],
-        form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),  # type: ignore[arg-type]
+        form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),
     )
     e = _challenge(st, commitments, bounds, transcript)
     n = st.pk.n
