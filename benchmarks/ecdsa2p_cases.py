@@ -19,10 +19,12 @@ from typing import Any
 from benchmarks.paillier_cases import REF_DECRYPT, REF_ENCRYPT, REF_KEYGEN
 from benchmarks.reference_cases import REF_ECDSA
 from benchmarks.timing import Case
-from protocols import bigint, ecdsa2p
-from protocols.ecdsa2p import CLIENT, CUSTODIAN, KeygenP1, KeygenP2, SignP1, SignP2
+from curves import secp256k1
+from protocols import bigint, ecdsa2p, paillier
+from protocols.ecdsa2p import CLIENT, CUSTODIAN, C3Precomputation, KeygenP1, KeygenP2, SignP1, SignP2
 from protocols.ecdsa2p.setup import CustodianSetup, setup_from_ring_pedersen
 from protocols.rounds import Message, Session
+from protocols.zk import c3
 from tests.fixtures import bigint_backend, ring_pedersen_sets
 
 REF_ENC_DEC = "ref/phe encrypt+decrypt 2048"
@@ -58,6 +60,70 @@ def sign_sessions() -> dict[int, Session]:
     p1, p2 = key_pair()
     sid = secrets.token_bytes(32)
     return {CLIENT: SignP1(sid, p1, DIGEST), CUSTODIAN: SignP2(sid, p2, DIGEST)}
+
+
+def precomputed_sign_sessions() -> dict[int, Session]:
+    """A signing pair whose custodian holds a precomputation (made here, untimed)."""
+    p1, p2 = key_pair()
+    sid = secrets.token_bytes(32)
+    return {CLIENT: SignP1(sid, p1, DIGEST),
+            CUSTODIAN: SignP2(sid, p2, DIGEST, precomputed=C3Precomputation.for_share(p2))}
+
+
+ROUND4_STEPS = (
+    "Paillier nonce ρ and ρ^N mod N² (one of two)",
+    "t-halves t^μ_i, t^γ_i by the t table (six)",
+    "t-halves by plain powmod (six, before issue 30)",
+    "α_i and A_i = s^α_i·t^γ_i (three s-table pows)",
+    "W_i s-halves s^w_i (three s-table pows)",
+    "c3 = (r·w1) ⊙ c_key' ⊕ Enc(…; ρ) (c_key' table)",
+    "C' (c_key' table, r·α1)",
+    "z_enc = β·ρ^e mod N",
+    "Y1, Y2 and the witness check (four secp256k1 multiplications)",
+)
+
+
+@lru_cache(maxsize=1)
+def _round4_material() -> dict[str, Callable[[], Any]]:
+    """The custodian's round-4 work (``ecdsa2p.sign.prove_c3``) step by step, on the benchmark
+    share, keyed by ``ROUND4_STEPS``: what each costs against the `phe` floor (issue 30 profile)."""
+    share = key_pair()[1]
+    pk, params, c_key = share.paillier, share.client_params, share.c_key
+    if pk is None or params is None or c_key is None:
+        raise RuntimeError("the benchmark share cannot sign")
+    r, m = secp256k1.random_scalar(), int.from_bytes(DIGEST, "big")
+    w = (secp256k1.random_scalar(), secp256k1.random_scalar(), bigint.random_bits(c3.DEFAULT_BOUNDS.mask_bits))
+    masks, nonce, alpha = c3.PedersenMasks.fresh(params), c3.C3Randomness.fresh(pk), c3.draw_alpha()
+    r2, e = secp256k1.generator() * r, bigint.random_bits(128)
+    steps: list[Callable[[], Any]] = [
+        lambda: c3.C3Randomness.fresh(pk),
+        lambda: c3.PedersenMasks.fresh(params),
+        lambda: [bigint.powmod(params.t, x, params.n_hat) for x in (*masks.mu, *masks.gamma)],
+        lambda: masks.with_alpha(params, alpha),
+        lambda: [c3.s_table(params).pow(w_i) * t_i % params.n_hat for w_i, t_i in zip(w, masks.t_mu)],
+        lambda: c3.form_c3(pk, c_key, r, m, w, nonce),
+        lambda: c3.form_c3(pk, c_key, r, m, alpha, nonce),
+        lambda: nonce.nonce * bigint.powmod(nonce.nonce, e, pk.n) % pk.n,
+        lambda: [r2 * k for k in (alpha[0], alpha[1], w[0], w[1])],
+    ]
+    return dict(zip(ROUND4_STEPS, steps))
+
+
+def _round4_step(name: str) -> Callable[[], Any]:
+    return lambda: _round4_material()[name]()
+
+
+def _cold_tables() -> Any:
+    """The three prover tables a client's first sign in a process builds (s, t, c_key')."""
+    share = key_pair()[1]
+    if share.paillier is None or share.client_params is None or share.c_key is None:
+        raise RuntimeError("the benchmark share cannot sign")
+    c3.prover_table.cache_clear()
+    c3.s_table(share.client_params)
+    c3.t_table(share.client_params)
+    shifted = paillier.add_plain(share.paillier, share.c_key, c3.DEFAULT_BOUNDS.shift)
+    bounds = c3.DEFAULT_BOUNDS
+    return c3.prover_table(shifted, share.paillier.n_squared, bounds.q_bits + bounds.alpha_bits[0])
 
 
 def keygen_sessions() -> dict[int, Session]:
@@ -119,6 +185,14 @@ def cases(quick: bool) -> list[Case]:
                             setup=_prepare(sign_sessions, party, incoming), references=(REF_ENC_DEC,),
                             runs=10 if slow else 100))
         if not slow:
+            out.append(Case(f"ecdsa2p sign P2 (custodian) round 4 (verify R1, c3), precomputed [{backend}]",
+                            _on(backend, _party_work), setup=_prepare(precomputed_sign_sessions, CUSTODIAN, 3),
+                            references=(REF_ENC_DEC,), runs=60))
+            for step in ROUND4_STEPS:
+                out.append(Case(f"ecdsa2p round-4 step: {step} [{backend}]", _on(backend, _round4_step(step)),
+                                references=(REF_ENC_DEC,), runs=40))
+            out.append(Case(f"ecdsa2p prover tables, cold (s, t, c_key') [{backend}]", _on(backend, _cold_tables),
+                            references=(REF_ENC_DEC,), runs=6, warmup=0))
             for party, incoming, label in KEYGEN_STAGES:
                 who = "P1 (client)" if party == CLIENT else "P2 (custodian)"
                 out.append(Case(f"ecdsa2p keygen {who} {label} [{backend}]", _on(backend, _party_work),
