@@ -86,6 +86,7 @@ __all__ = [
     "C3Proof",
     "C3Randomness",
     "PedersenMasks",
+    "MadeAhead",
     "draw_alpha",
     "prover_table",
     "s_table",
@@ -309,10 +310,42 @@ def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3B
 
 
 @dataclass(frozen=True, repr=False)
+class MadeAhead:
+    """The rest of Π_c3's message-independent work, made ahead for a precomputation: the masks
+    α_i with A_i = s^α_i·t^γ_i mod N̂, and the third witness w3 (the signing mask ρ, uniform
+    below 2^mask_bits) with W3 = s^w3·t^μ3 mod N̂. Single use, like everything in the masks."""
+
+    alpha: tuple[int, int, int]
+    A: tuple[int, int, int]
+    w3: int
+    W3: int
+
+    def values(self) -> list[int]:
+        """α, A, w3, W3 as one flat list, for encoding."""
+        return [*self.alpha, *self.A, self.w3, self.W3]
+
+    @classmethod
+    def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> MadeAhead:
+        """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
+        if len(values) != 8:
+            raise InvalidMessage("Π_c3 values made ahead: wrong count")
+        alpha, commitments, w3, w3_commitment = tuple(values[0:3]), tuple(values[3:6]), values[6], values[7]
+        if not all(0 <= a < 1 << bits for a, bits in zip(alpha, bounds.alpha_bits)) or \
+                not 0 <= w3 < 1 << bounds.mask_bits:
+            raise InvalidMessage("Π_c3 values made ahead out of range")
+        if not all(is_unit(x, n_hat) for x in (*commitments, w3_commitment)):
+            raise InvalidMessage("Π_c3 commitments made ahead must be units modulo N̂")
+        return cls(alpha, commitments, w3, w3_commitment)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return "MadeAhead(<secret>)"
+
+
+@dataclass(frozen=True, repr=False)
 class PedersenMasks:
-    """The message-independent parts of the six ring-Pedersen commitments for one verifier's
-    parameters: μ_i, γ_i and t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), and,
-    when made ahead for a precomputation, the masks α_i with A_i = s^α_i·t^γ_i mod N̂.
+    """The message-independent halves of the six ring-Pedersen commitments for one verifier's
+    parameters: μ_i, γ_i and t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), and, in
+    a precomputation, what else of the proof is message-independent (``ahead``, :class:`MadeAhead`).
 
     Proof randomness: single use, like the Paillier nonces (two proofs sharing μ_i and γ_i
     would reveal them, and s^w_i with them; two sharing α_i would reveal w_i = Δz_i/Δe)."""
@@ -322,54 +355,48 @@ class PedersenMasks:
     t_mu: tuple[int, int, int]
     gamma: tuple[int, int, int]
     t_gamma: tuple[int, int, int]
-    alpha: tuple[int, int, int] | None = None
-    A: tuple[int, int, int] | None = None  # s^α_i·t^γ_i mod N̂, with ``alpha``
+    ahead: MadeAhead | None = None
 
     @classmethod
     def fresh(
-        cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS, *, with_alpha: bool = False
+        cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS, *, ahead: bool = False
     ) -> PedersenMasks:
         """Fresh masks μ_i, γ_i with their t-powers under the verifier's ``params`` (by the
-        prover's table of t: the same values as ``pow(t, x, N̂)``, about 6× faster once the table
-        is built); ``with_alpha`` also draws α_i and computes A_i (a precomputation)."""
+        prover's table of t: the same values as ``pow(t, x, N̂)``, several times faster once the
+        table is built); ``ahead`` also draws α_i and w3 with their commitments (a precomputation)."""
         kappa, c, n_hat = bounds.statistical_bits, bounds.challenge_bits, params.n_hat
         mu = tuple(bigint.random_below(n_hat << kappa) for _ in range(3))
         gamma = tuple(bigint.random_below(n_hat << (c + 2 * kappa)) for _ in range(3))
         table = t_table(params, bounds)
-        t_mu, t_gamma = tuple(map(table.pow, mu)), tuple(map(table.pow, gamma))
-        masks = cls(n_hat, mu, t_mu, gamma, t_gamma)  # type: ignore[arg-type]
-        return masks.with_alpha(params, draw_alpha(bounds), bounds) if with_alpha else masks
+        masks = cls(n_hat, mu, tuple(map(table.pow, mu)), gamma, tuple(map(table.pow, gamma)))  # type: ignore[arg-type]
+        return masks.made_ahead(params, bounds) if ahead else masks
 
-    def with_alpha(self, params: RingPedersenParams, alpha: tuple[int, int, int],
-                   bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
-        """These masks with α_i and the commitments A_i = s^α_i·t^γ_i mod N̂ (by the s table)."""
-        return replace(self, alpha=alpha, A=_commit_alpha(params, alpha, self.t_gamma, bounds))
-
-    def __post_init__(self) -> None:
-        if (self.alpha is None) != (self.A is None):
-            raise UsageError("ring-Pedersen masks: α and A come together")
+    def made_ahead(self, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
+        """These masks with fresh α_i and w3 and their commitments A_i and W3 (by the s table)."""
+        alpha, w3 = draw_alpha(bounds), bigint.random_bits(bounds.mask_bits)
+        w3_commitment = s_table(params, bounds).pow(w3) * self.t_mu[2] % self.n_hat
+        return replace(self, ahead=MadeAhead(alpha, _commit_alpha(params, alpha, self.t_gamma, bounds), w3,
+                                             w3_commitment))
 
     def values(self) -> list[int]:
-        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ, then α, A if made), for
-        encoding."""
-        tail = [*self.alpha, *self.A] if self.alpha is not None and self.A is not None else []
+        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ, then what was made
+        ahead, if any), for encoding."""
+        tail = self.ahead.values() if self.ahead is not None else []
         return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma, *tail]
 
     @classmethod
     def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
         """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
         kappa, c = bounds.statistical_bits, bounds.challenge_bits
-        if len(values) not in (12, 18):
+        if len(values) not in (12, 20):
             raise InvalidMessage("ring-Pedersen masks: wrong count")
-        mu, t_mu, gamma, t_gamma, *tail = (tuple(values[k:k + 3]) for k in range(0, len(values), 3))
+        mu, t_mu, gamma, t_gamma = (tuple(values[k:k + 3]) for k in range(0, 12, 3))
         if not all(0 <= x < n_hat << kappa for x in mu) or not all(0 <= x < n_hat << (c + 2 * kappa) for x in gamma):
             raise InvalidMessage("ring-Pedersen masks out of range")
-        if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma, *(tail[1] if tail else ()))):
+        if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma)):
             raise InvalidMessage("ring-Pedersen masks must be units modulo N̂")
-        alpha, commitments = tail if tail else (None, None)
-        if alpha is not None and not all(0 <= a < 1 << bits for a, bits in zip(alpha, bounds.alpha_bits)):
-            raise InvalidMessage("Π_c3 masks α out of range")
-        return cls(n_hat, mu, t_mu, gamma, t_gamma, alpha, commitments)  # type: ignore[arg-type]
+        ahead = MadeAhead.from_values(n_hat, values[12:], bounds) if len(values) > 12 else None
+        return cls(n_hat, mu, t_mu, gamma, t_gamma, ahead)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return "PedersenMasks(<secret>)"
@@ -411,30 +438,35 @@ def prove(
     masks = pedersen or PedersenMasks.fresh(params, bounds)
     if masks.n_hat != params.n_hat:
         raise UsageError("ring-Pedersen masks were made for other parameters")
-    if masks.alpha is not None and masks.A is not None:  # made ahead (a precomputation)
-        alpha, A = masks.alpha, masks.A
-    else:  # drawn here, after μ and γ and before β, as always
-        alpha = draw_alpha(bounds)
-        A = _commit_alpha(params, alpha, masks.t_gamma, bounds)
+    alpha, A, W = _commitments(params, w, masks, bounds)
     beta = mask_randomness or C3Randomness.fresh(st.pk)
-    n_hat = params.n_hat
     mu, gamma = masks.mu, masks.gamma
-    commitments = (
-        tuple(s_table(params, bounds).pow(w_i) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
-        A,
-        st.r2 * alpha[0],
-        st.r2 * alpha[1],
-        form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),
-    )
-    e = _challenge(st, commitments, bounds, transcript)
+    Y1, Y2, C = st.r2 * alpha[0], st.r2 * alpha[1], form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds)
+    e = _challenge(st, (W, A, Y1, Y2, C), bounds, transcript)
     n = st.pk.n
-    W, A, Y1, Y2, C = commitments
     return C3Proof(
-        W, A, Y1, Y2, C,  # type: ignore[arg-type]
+        W, A, Y1, Y2, C,
         z=tuple(a_i + e * w_i for a_i, w_i in zip(alpha, w)),  # type: ignore[arg-type]
         zeta=tuple(g_i + e * mu_i for g_i, mu_i in zip(gamma, mu)),  # type: ignore[arg-type]
         z_enc=beta.nonce * bigint.powmod(randomness.nonce, e, n) % n,
     )
+
+
+def _commitments(
+    params: RingPedersenParams, w: tuple[int, int, int], masks: PedersenMasks, bounds: C3Bounds
+) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
+    """α, A_i = s^α_i·t^γ_i and W_i = s^w_i·t^μ_i: from ``masks.ahead`` where made ahead (its w3
+    must be the witness's), else α drawn here, after μ and γ and before β, as always."""
+    table, n_hat = s_table(params, bounds), params.n_hat
+    w1_w2 = [table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w[:2], masks.t_mu[:2])]
+    ahead = masks.ahead
+    if ahead is None:
+        alpha = draw_alpha(bounds)
+        w3_commitment = table.pow(w[2]) * masks.t_mu[2] % n_hat
+        return alpha, _commit_alpha(params, alpha, masks.t_gamma, bounds), (*w1_w2, w3_commitment)  # type: ignore[return-value]
+    if ahead.w3 != w[2]:
+        raise UsageError("the witness's w3 is not the one made ahead with the masks")
+    return ahead.alpha, ahead.A, (*w1_w2, ahead.W3)  # type: ignore[return-value]
 
 
 def _check_witness(st: C3Statement, w: tuple[int, int, int], bounds: C3Bounds) -> None:

@@ -52,15 +52,19 @@ def test_the_t_and_s_tables_equal_pow(exponent: int) -> None:
 
 
 def test_masks_and_commitments_made_ahead_equal_the_formulas() -> None:
-    masks = c3.PedersenMasks.fresh(PARAMS, with_alpha=True)
-    assert masks.alpha is not None and masks.A is not None
+    masks = c3.PedersenMasks.fresh(PARAMS, ahead=True)
+    ahead = masks.ahead
+    assert ahead is not None
     assert masks.t_mu == tuple(pow(PARAMS.t, x, N_HAT) for x in masks.mu)
     assert masks.t_gamma == tuple(pow(PARAMS.t, x, N_HAT) for x in masks.gamma)
-    assert masks.A == tuple(pow(PARAMS.s, a, N_HAT) * pow(PARAMS.t, g, N_HAT) % N_HAT
-                            for a, g in zip(masks.alpha, masks.gamma))
-    assert all(0 <= a < 1 << bits for a, bits in zip(masks.alpha, BOUNDS.alpha_bits))
+    assert ahead.A == tuple(pow(PARAMS.s, a, N_HAT) * pow(PARAMS.t, g, N_HAT) % N_HAT
+                            for a, g in zip(ahead.alpha, masks.gamma))
+    assert ahead.W3 == pow(PARAMS.s, ahead.w3, N_HAT) * pow(PARAMS.t, masks.mu[2], N_HAT) % N_HAT
+    assert all(0 <= a < 1 << bits for a, bits in zip(ahead.alpha, BOUNDS.alpha_bits))
+    assert 0 <= ahead.w3 < 1 << BOUNDS.mask_bits
     assert all(0 <= x < N_HAT << BOUNDS.statistical_bits for x in masks.mu)
-    assert "<secret>" in repr(masks) and str(masks.mu[0]) not in repr(masks)
+    for value in (masks, ahead):
+        assert "<secret>" in repr(value) and str(masks.mu[0]) not in repr(value) and str(ahead.w3) not in repr(value)
 
 
 @settings(max_examples=4, deadline=None)
@@ -78,13 +82,13 @@ def test_form_c3_equals_the_straightforward_formula(x1: int, k2: int, x2: int, m
     assert paillier.decrypt_signed(SK, ciphertext) == r * w1 * (x1 + BOUNDS.shift) + w1 * m + w[1] * r + w[2] * Q
 
 
-def make_instance() -> tuple[c3.C3Statement, tuple[int, int, int], c3.C3Randomness]:
+def make_instance(w3: int | None = None) -> tuple[c3.C3Statement, tuple[int, int, int], c3.C3Randomness]:
     k2, x2, m = secp256k1.random_scalar(), secp256k1.random_scalar(), secrets.randbits(256)
     c_key, _ = paillier.encrypt(PK, secp256k1.random_scalar())
     r2 = G * k2
     r = secp256k1.affine(r2 * 11)[0] % Q
     w1 = pow(k2, -1, Q)
-    w = (w1, w1 * x2 % Q, bigint.random_bits(BOUNDS.mask_bits))
+    w = (w1, w1 * x2 % Q, bigint.random_bits(BOUNDS.mask_bits) if w3 is None else w3)
     nonce = c3.C3Randomness.fresh(PK)
     statement = c3.C3Statement(PK, PARAMS, c_key, c3.form_c3(PK, c_key, r, m, w, nonce), r, m, r2, G * x2)
     return statement, w, nonce
@@ -92,8 +96,9 @@ def make_instance() -> tuple[c3.C3Statement, tuple[int, int, int], c3.C3Randomne
 
 @pytest.fixture(scope="module")
 def made_ahead() -> tuple[c3.C3Statement, c3.C3Proof, c3.PedersenMasks]:
-    statement, w, nonce = make_instance()
-    masks = c3.PedersenMasks.fresh(PARAMS, with_alpha=True)
+    masks = c3.PedersenMasks.fresh(PARAMS, ahead=True)
+    assert masks.ahead is not None
+    statement, w, nonce = make_instance(masks.ahead.w3)
     proof = c3.prove(statement, w, nonce, transcript(), mask_randomness=c3.C3Randomness.fresh(PK), pedersen=masks)
     return statement, proof, masks
 
@@ -104,8 +109,16 @@ def test_a_proof_with_masks_made_ahead_verifies_and_uses_them(
     statement, proof, masks = made_ahead
     c3.verify(statement, proof, transcript())
     c3.verify(statement, proof, transcript(), paillier_secret=SK, ring_pedersen_secret=RP_SECRET)
-    assert proof.A == masks.A
-    assert masks.alpha is not None and proof.Y1 == statement.r2 * masks.alpha[0]
+    assert masks.ahead is not None
+    assert proof.A == masks.ahead.A and proof.W[2] == masks.ahead.W3
+    assert proof.Y1 == statement.r2 * masks.ahead.alpha[0]
+
+
+def test_masks_made_ahead_refuse_another_w3() -> None:
+    masks = c3.PedersenMasks.fresh(PARAMS, ahead=True)
+    statement, w, nonce = make_instance()
+    with pytest.raises(UsageError, match="w3"):
+        c3.prove(statement, w, nonce, transcript(), pedersen=masks)
 
 
 @pytest.mark.parametrize("field", ["W", "A", "z", "zeta", "C", "z_enc"])
@@ -139,16 +152,15 @@ def test_masks_made_ahead_follow_the_derived_stream() -> None:
 
 def test_the_precomputation_bytes_are_strict() -> None:
     item = C3Precomputation.fresh(PK, PARAMS)
-    assert item.pedersen is not None and item.pedersen.alpha is not None
+    assert item.pedersen is not None and item.pedersen.ahead is not None
     assert C3Precomputation.from_bytes(item.to_bytes()).to_bytes() == item.to_bytes()
-    values = bigint.unpack_nats(item.to_bytes(), 3, 24, "test")
+    values = bigint.unpack_nats(item.to_bytes(), 3, 26, "test")
     too_big_alpha = [*values[:18], 1 << BOUNDS.alpha_bits[0], *values[19:]]
     not_a_unit = [*values[:21], N_HAT, *values[22:]]
-    for bad in (too_big_alpha, not_a_unit, values[:18]):
+    too_big_w3 = [*values[:24], 1 << BOUNDS.mask_bits, values[25]]
+    for bad in (too_big_alpha, not_a_unit, too_big_w3, values[:24]):
         with pytest.raises(InvalidMessage):
             C3Precomputation.from_bytes(bigint.pack_nats(3, bad))
-    with pytest.raises(UsageError):
-        dataclasses.replace(item.pedersen, A=None)
 
 
 def test_the_custodians_nonces_hide_the_parity_of_r_w1() -> None:
