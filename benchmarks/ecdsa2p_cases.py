@@ -121,9 +121,7 @@ def _cold_tables() -> Any:
     c3.prover_table.cache_clear()
     c3.s_table(share.client_params)
     c3.t_table(share.client_params)
-    shifted = paillier.add_plain(share.paillier, share.c_key, c3.DEFAULT_BOUNDS.shift)
-    bounds = c3.DEFAULT_BOUNDS
-    return c3.prover_table(shifted, share.paillier.n_squared, bounds.q_bits + bounds.alpha_bits[0])
+    return c3.c_key_table(share.paillier, share.c_key)
 
 
 def keygen_sessions() -> dict[int, Session]:

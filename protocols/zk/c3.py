@@ -89,6 +89,7 @@ __all__ = [
     "MadeAhead",
     "draw_alpha",
     "prover_table",
+    "c_key_table",
     "s_table",
     "t_table",
     "DEFAULT_BOUNDS",
@@ -262,12 +263,19 @@ def form_c3(
     pk = statement_pk
     n2 = pk.n_squared
     w1, w2, w3 = w
-    shifted = paillier.add_plain(pk, c_key, bounds.shift)
     plain = 1 + ((w1 * m + w2 * r + w3 * bounds.q) % pk.n) * pk.n
-    scaled = prover_table(shifted, n2, bounds.q_bits + bounds.alpha_bits[0]).pow(r * w1)
+    scaled = c_key_table(pk, c_key, bounds).pow(r * w1)
     return scaled * plain % n2 * randomness.power % n2
 
 
+def c_key_table(pk: PaillierPublicKey, c_key: int, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase:
+    """The table of c_key' = c_key ⊕ SHIFT modulo N² for the exponents r·w1 and r·α1 (online work
+    in a precomputed sign: the wider window of ``C_KEY_WINDOW``)."""
+    shifted = paillier.add_plain(pk, c_key, bounds.shift)
+    return prover_table(shifted, pk.n_squared, bounds.q_bits + bounds.alpha_bits[0], C_KEY_WINDOW)
+
+
+C_KEY_WINDOW = 6  # c_key' table's window: 2^6 residues per 6-bit digit (~4.5 MB per share, 2048-bit N)
 T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per client, 2048-bit N̂)
 
 
