@@ -61,6 +61,30 @@ no longer depends on x1 and the Lindell bit leak (CVE-2023-33242) is gone.
 w3·q + X with X = r·w1·x1' + w1·m + w2·r < q²·2^(ℓ+ε+3); w3 uniform below 2^MASK_BITS with
 MASK_BITS = |q| + (ℓ+ε+2) + 1 + κ makes w3·q + X within 2^-κ of w3'·q + (X mod q), which a
 simulator knowing only s·k1 = X mod q produces.
+
+**The Paillier nonces stay uniform units** (ρ_enc and β: ``C3Randomness.fresh``, one ρ^N mod N²
+each). They hide more than the plaintext: P1 decrypts c3 and, knowing the factorisation, takes
+the N-th root of its randomness, u = ρ_key^(r·w1)·ρ_enc mod N, where ρ_key is c_key's nonce
+(P1's own). Only a ρ_enc uniform in Z*_N makes u independent of w1 = k2⁻¹; likewise β for
+z_enc = β·ρ_enc^e and C'. A nonce from one public base, ρ_enc = x^a (the "short exponent"
+variant of Damgård–Jurik–Nielsen, which makes ρ^N = (x^N)^a a fixed-base power), stays in the
+cyclic subgroup ⟨x⟩ while Z*_N is not cyclic: any character χ of Z*_N with χ(x) = 1 gives
+χ(u) = χ(ρ_key)^(r·w1). With x = −y² (Jacobi symbol +1) the Jacobi symbol of c3 mod N, which
+anyone can compute, is (c_key | N)^(r·w1): the parity of r·w1 for half of all keys; with a base
+of symbol −1 the key owner's Legendre symbols still give it; and a client whose p − 1 and q − 1
+share a large smooth factor M reads r·w1 mod M, i.e. k2⁻¹ and then the key, from one signature.
+DJN's short-exponent assumption protects against parties who do *not* know the factorisation;
+here the key owner is the adversary (tests/protocols/zk/test_c3_prover.py checks the symbols).
+So the two N-th powers are the prover's floor unless they are made ahead (``mpc.presign``).
+
+**The prover's arithmetic** (same values as the formulas above, property-tested against plain
+``pow``): every base it raises repeatedly has a fixed-base table (``prover_table``,
+``bigint.FixedBase``, public values only): the verifier's s (``s_table``) and t (``t_table``,
+so the six t-halves t^μ_i, t^γ_i are table powers) per client, and c_key' (``c_key_table``)
+per share, for both scalings (r·w1 in c3, r·α1 in C'). Enc(plain; ρ) = (1 + plain·N)·ρ^N needs
+no exponentiation beyond ρ^N. A precomputation (``PedersenMasks.fresh(..., ahead=True)``) also
+makes α_i with A_i and the third witness w3 with W3 ahead (:class:`MadeAhead`): they depend on
+neither the digest nor k2, so the online proof is W1, W2, c3, C', z_enc and the curve work.
 """
 
 from __future__ import annotations
