@@ -78,8 +78,9 @@ here the key owner is the adversary (tests/protocols/zk/test_c3_prover.py checks
 So the two N-th powers are the prover's floor unless they are made ahead (``mpc.presign``).
 
 **The prover's arithmetic** (same values as the formulas above, property-tested against plain
-``pow``): every base it raises repeatedly has a fixed-base table (``prover_table``,
-``bigint.FixedBase``, public values only): the verifier's s (``s_table``) and t (``t_table``,
+``pow``): every base it raises repeatedly has a fixed-base table, made once the base's plain
+powers in the process have cost as much (``prover_table``, ``bigint.FixedBaseCache``, public
+values only): the verifier's s (``s_table``) and t (``t_table``,
 so the six t-halves t^μ_i, t^γ_i are table powers) per client, and c_key' (``c_key_table``)
 per share, for both scalings (r·w1 in c3, r·α1 in C'). Enc(plain; ρ) = (1 + plain·N)·ρ^N needs
 no exponentiation beyond ρ^N. A precomputation (``PedersenMasks.fresh(..., ahead=True)``) also
@@ -91,7 +92,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 from curves import Point, secp256k1
@@ -113,6 +113,7 @@ __all__ = [
     "MadeAhead",
     "draw_alpha",
     "prover_table",
+    "PROVER_TABLES",
     "c_key_table",
     "s_table",
     "t_table",
@@ -292,7 +293,9 @@ def form_c3(
     return scaled * plain % n2 * randomness.power % n2
 
 
-def c_key_table(pk: PaillierPublicKey, c_key: int, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase:
+def c_key_table(
+    pk: PaillierPublicKey, c_key: int, bounds: C3Bounds = DEFAULT_BOUNDS
+) -> bigint.FixedBase | bigint.PlainBase:
     """The table of c_key' = c_key ⊕ SHIFT modulo N² for the exponents r·w1 and r·α1 (online work
     in a precomputed sign: the wider window of ``C_KEY_WINDOW``)."""
     shifted = paillier.add_plain(pk, c_key, bounds.shift)
@@ -303,21 +306,26 @@ C_KEY_WINDOW = 6  # c_key' table's window: 2^6 residues per 6-bit digit (~4.5 MB
 T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per client, 2048-bit N̂)
 
 
-@lru_cache(maxsize=48)
-def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase:
+PROVER_TABLES = bigint.FixedBaseCache(48)
+"""The prover's tables (public values only): 48 kept, three per client (about 1.8 MB for s,
+4.7 MB for t, 4.5 MB for c_key' at the default level), each made once the plain powers of its
+base have cost as much as the table (``bigint.FixedBaseCache``: t's after one sign, s's after
+two, c_key''s after about seven)."""
+
+
+def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
     """The prover's fixed-base table for a base it raises again and again: c_key' (per share),
-    P1's s and t (per client). Public values only; the 48 most recent are kept (three per
-    client: about 1.6 MB for c_key', 1.4 MB for s, 4.3 MB for t at the default level)."""
-    return bigint.FixedBase(base, modulus, max_bits, window)
+    P1's s and t (per client); plain ``powmod`` until the table pays (``bigint.FixedBaseCache``)."""
+    return PROVER_TABLES.get(base, modulus, max_bits, window)
 
 
-def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase:
+def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
     """The table of the verifier's t for the masks μ_i < 2^κ·N̂ and γ_i < 2^(c+2κ)·N̂."""
     bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
     return prover_table(params.t, params.n_hat, bits, T_WINDOW)
 
 
-def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase:
+def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
     """The table of the verifier's s for the witnesses w_i and the masks α_i."""
     return prover_table(params.s, params.n_hat, max(bounds.alpha_bits))
 

@@ -22,12 +22,8 @@ from protocols.zk import c3
 from tests.fixtures import paillier_keys, ring_pedersen_sets
 
 SK = paillier_keys()[0]
-PK = SK.public_key
-PARAMS, RP_SECRET = ring_pedersen_sets()[1]
-Q = secp256k1.order
-G = secp256k1.generator()
-BOUNDS = c3.DEFAULT_BOUNDS
-N_HAT = PARAMS.n_hat
+PK, (PARAMS, RP_SECRET) = SK.public_key, ring_pedersen_sets()[1]
+Q, G, BOUNDS, N_HAT = secp256k1.order, secp256k1.generator(), c3.DEFAULT_BOUNDS, PARAMS.n_hat
 
 
 def transcript() -> Transcript:
