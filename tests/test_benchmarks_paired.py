@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import benchmarks.paired as paired_module
 from benchmarks.paired import main, paired
 from benchmarks.timing import Case
 
@@ -18,6 +19,14 @@ def test_cases_alternate_call_by_call_and_setups_feed_the_calls() -> None:
     assert set(medians) == {"a", "b"} and all(m >= 0 for m in medians.values())
 
 
-def test_an_unknown_name_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_name_runs_nothing_and_references_come_along(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[str] = []
+    cases = [Case("ref", lambda: ran.append("ref")), Case("case", lambda: ran.append("case"), references=("ref",)),
+             Case("other", lambda: ran.append("other"))]
+    monkeypatch.setattr(paired_module, "collect", lambda quick: cases)
     assert main(["--runs", "1", "no such case"]) == 2
-    assert "no such case" in capsys.readouterr().err
+    assert "no such case" in capsys.readouterr().err and not ran
+    assert main(["--runs", "2", "case"]) == 0
+    assert set(ran) == {"ref", "case"} and "× ref" in capsys.readouterr().out
