@@ -21,6 +21,8 @@ from protocols.transcript import Transcript
 from protocols.zk import c3
 from tests.fixtures import paillier_keys, ring_pedersen_sets
 
+powmod = bigint.powmod  # the straightforward formula: one plain exponentiation (GMP), no table
+
 SK = paillier_keys()[0]
 PK, (PARAMS, RP_SECRET) = SK.public_key, ring_pedersen_sets()[1]
 Q, G, BOUNDS, N_HAT = secp256k1.order, secp256k1.generator(), c3.DEFAULT_BOUNDS, PARAMS.n_hat
@@ -35,9 +37,9 @@ def transcript() -> Transcript:
 def straight_form_c3(c_key: int, r: int, m: int, w: tuple[int, int, int], nonce: int) -> int:
     """(r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + w3·q; ρ) with plain ``pow``, no table."""
     n, n2 = PK.n, PK.n_squared
-    shifted = c_key * pow(1 + n, BOUNDS.shift, n2) % n2
+    shifted = c_key * powmod(1 + n, BOUNDS.shift, n2) % n2
     plain = w[0] * m + w[1] * r + w[2] * Q
-    return pow(shifted, r * w[0], n2) * pow(1 + n, plain, n2) * pow(nonce, n, n2) % n2
+    return powmod(shifted, r * w[0], n2) * powmod(1 + n, plain, n2) * powmod(nonce, n, n2) % n2
 
 
 T_TABLE = bigint.FixedBase(PARAMS.t, N_HAT, N_HAT.bit_length() + 384, c3.T_WINDOW)  # the prover's t table
@@ -46,20 +48,20 @@ T_TABLE = bigint.FixedBase(PARAMS.t, N_HAT, N_HAT.bit_length() + 384, c3.T_WINDO
 @settings(max_examples=10, deadline=None)
 @given(exponent=st.integers(0, 2 ** (N_HAT.bit_length() + 400)))
 def test_the_t_and_s_tables_equal_pow(exponent: int) -> None:
-    assert T_TABLE.pow(exponent) == pow(PARAMS.t, exponent, N_HAT)
-    assert c3.t_table(PARAMS).pow(exponent) == pow(PARAMS.t, exponent, N_HAT)  # plain, then the table
-    assert c3.s_table(PARAMS).pow(exponent) == pow(PARAMS.s, exponent, N_HAT)
+    assert T_TABLE.pow(exponent) == powmod(PARAMS.t, exponent, N_HAT)
+    assert c3.t_table(PARAMS).pow(exponent) == powmod(PARAMS.t, exponent, N_HAT)  # plain, then the table
+    assert c3.s_table(PARAMS).pow(exponent) == powmod(PARAMS.s, exponent, N_HAT)
 
 
 def test_masks_and_commitments_made_ahead_equal_the_formulas() -> None:
     masks = c3.PedersenMasks.fresh(PARAMS, ahead=True)
     ahead = masks.ahead
     assert ahead is not None
-    assert masks.t_mu == tuple(pow(PARAMS.t, x, N_HAT) for x in masks.mu)
-    assert masks.t_gamma == tuple(pow(PARAMS.t, x, N_HAT) for x in masks.gamma)
-    assert ahead.A == tuple(pow(PARAMS.s, a, N_HAT) * pow(PARAMS.t, g, N_HAT) % N_HAT
+    assert masks.t_mu == tuple(powmod(PARAMS.t, x, N_HAT) for x in masks.mu)
+    assert masks.t_gamma == tuple(powmod(PARAMS.t, x, N_HAT) for x in masks.gamma)
+    assert ahead.A == tuple(powmod(PARAMS.s, a, N_HAT) * powmod(PARAMS.t, g, N_HAT) % N_HAT
                             for a, g in zip(ahead.alpha, masks.gamma))
-    assert ahead.W3 == pow(PARAMS.s, ahead.w3, N_HAT) * pow(PARAMS.t, masks.mu[2], N_HAT) % N_HAT
+    assert ahead.W3 == powmod(PARAMS.s, ahead.w3, N_HAT) * powmod(PARAMS.t, masks.mu[2], N_HAT) % N_HAT
     assert all(0 <= a < 1 << bits for a, bits in zip(ahead.alpha, BOUNDS.alpha_bits))
     assert 0 <= ahead.w3 < 1 << BOUNDS.mask_bits
     assert all(0 <= x < N_HAT << BOUNDS.statistical_bits for x in masks.mu)
@@ -73,10 +75,10 @@ def test_masks_and_commitments_made_ahead_equal_the_formulas() -> None:
 def test_form_c3_equals_the_straightforward_formula(x1: int, k2: int, x2: int, m: int) -> None:
     c_key, _ = paillier.encrypt(PK, x1)
     r = secp256k1.affine(G * k2 * 7)[0] % Q
-    w1 = pow(k2, -1, Q)
+    w1 = powmod(k2, -1, Q)
     w = (w1, w1 * x2 % Q, bigint.random_bits(BOUNDS.mask_bits))
     nonce = c3.C3Randomness.fresh(PK)
-    assert nonce.power == pow(nonce.nonce, PK.n, PK.n_squared)
+    assert nonce.power == powmod(nonce.nonce, PK.n, PK.n_squared)
     ciphertext = c3.form_c3(PK, c_key, r, m, w, nonce)
     assert ciphertext == straight_form_c3(c_key, r, m, w, nonce.nonce)
     assert paillier.decrypt_signed(SK, ciphertext) == r * w1 * (x1 + BOUNDS.shift) + w1 * m + w[1] * r + w[2] * Q
@@ -87,7 +89,7 @@ def make_instance(w3: int | None = None) -> tuple[c3.C3Statement, tuple[int, int
     c_key, _ = paillier.encrypt(PK, secp256k1.random_scalar())
     r2 = G * k2
     r = secp256k1.affine(r2 * 11)[0] % Q
-    w1 = pow(k2, -1, Q)
+    w1 = powmod(k2, -1, Q)
     w = (w1, w1 * x2 % Q, bigint.random_bits(BOUNDS.mask_bits) if w3 is None else w3)
     nonce = c3.C3Randomness.fresh(PK)
     statement = c3.C3Statement(PK, PARAMS, c_key, c3.form_c3(PK, c_key, r, m, w, nonce), r, m, r2, G * x2)
@@ -172,8 +174,9 @@ def test_the_custodians_nonces_hide_the_parity_of_r_w1() -> None:
     c_key = next(c for c in (paillier.encrypt(PK, 5)[0] for _ in range(64)) if bigint.jacobi(c % PK.n, PK.n) == -1)
     prime = p if bigint.jacobi(c_key % p, p) == -1 else q  # (c_key | N) = −1: one Legendre symbol is −1
     hits = {PK.n: 0, prime: 0}
-    for _ in range(32):
-        nonce = C3Precomputation.fresh(PK).c3_nonce
+    items = [C3Precomputation.fresh(PK) for _ in range(16)]
+    nonces = [nonce for item in items for nonce in (item.c3_nonce, item.proof_nonce)]  # 32 in all
+    for nonce in nonces:
         r, w = secp256k1.random_scalar(), (secp256k1.random_scalar(), 1, 1)
         ciphertext = c3.form_c3(PK, c_key, r, 5, w, nonce)
         for modulus in hits:  # (c3 | ·) = (c_key | ·)^(r·w1)·(ρ | ·) = (−1)^(r·w1)·(ρ | ·)
