@@ -502,8 +502,8 @@ def _commitments(
     ahead = masks.ahead
     if ahead is None:
         alpha = draw_alpha(bounds)
-        w3_commitment = table.pow(w[2]) * masks.t_mu[2] % n_hat
-        return alpha, _commit_alpha(params, alpha, masks.t_gamma, bounds), (*w1_w2, w3_commitment)  # type: ignore[return-value]
+        commitments = (*w1_w2, table.pow(w[2]) * masks.t_mu[2] % n_hat)
+        return alpha, _commit_alpha(params, alpha, masks.t_gamma, bounds), commitments  # type: ignore[return-value]
     if ahead.w3 != w[2]:
         raise UsageError("the witness's w3 is not the one made ahead with the masks")
     return ahead.alpha, ahead.A, (*w1_w2, ahead.W3)  # type: ignore[return-value]
