@@ -30,7 +30,7 @@ from tests.fixtures import bigint_backend, ring_pedersen_sets
 REF_ENC_DEC = "ref/phe encrypt+decrypt 2048"
 DIGEST = bytes(range(32))
 # Warm-up signs: the prover's tables are made once they pay (``c3.PROVER_TABLES``), c_key''s after
-# about seven signs, so the steady state of a client that signs often starts after eight.
+# six signs, so the steady state of a client that signs often starts after eight.
 WARM_SIGNS = 8
 
 # (party, incoming round or 0 for start, label): the order in which the rounds run.

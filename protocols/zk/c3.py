@@ -309,8 +309,8 @@ T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per 
 PROVER_TABLES = bigint.FixedBaseCache(48)
 """The prover's tables (public values only): 48 kept, three per client (about 1.8 MB for s,
 4.7 MB for t, 4.5 MB for c_key' at the default level), each made once the plain powers of its
-base have cost as much as the table (``bigint.FixedBaseCache``: t's after one sign, s's after
-two, c_key''s after about seven)."""
+base have cost as much as the table (``bigint.FixedBaseCache``: s's after one sign, t's after
+two, c_key''s after six)."""
 
 
 def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
