@@ -19,14 +19,19 @@ from typing import Any
 from benchmarks.paillier_cases import REF_DECRYPT, REF_ENCRYPT, REF_KEYGEN
 from benchmarks.reference_cases import REF_ECDSA
 from benchmarks.timing import Case
-from protocols import bigint, ecdsa2p
-from protocols.ecdsa2p import CLIENT, CUSTODIAN, KeygenP1, KeygenP2, SignP1, SignP2
+from curves import secp256k1
+from protocols import bigint, ecdsa2p, paillier
+from protocols.ecdsa2p import CLIENT, CUSTODIAN, C3Precomputation, KeygenP1, KeygenP2, SignP1, SignP2
 from protocols.ecdsa2p.setup import CustodianSetup, setup_from_ring_pedersen
 from protocols.rounds import Message, Session
+from protocols.zk import c3
 from tests.fixtures import bigint_backend, ring_pedersen_sets
 
 REF_ENC_DEC = "ref/phe encrypt+decrypt 2048"
 DIGEST = bytes(range(32))
+# Warm-up signs: the prover's tables are made once they pay (``c3.PROVER_TABLES``), c_key''s after
+# six signs, so the steady state of a client that signs often starts after eight.
+WARM_SIGNS = 8
 
 # (party, incoming round or 0 for start, label): the order in which the rounds run.
 SIGN_STAGES = [(CLIENT, 0, "round 1 (commit R1)"), (CUSTODIAN, 1, "round 2 (R2 + proof)"),
@@ -58,6 +63,86 @@ def sign_sessions() -> dict[int, Session]:
     p1, p2 = key_pair()
     sid = secrets.token_bytes(32)
     return {CLIENT: SignP1(sid, p1, DIGEST), CUSTODIAN: SignP2(sid, p2, DIGEST)}
+
+
+def precomputed_sign_sessions() -> dict[int, Session]:
+    """A signing pair whose custodian holds a precomputation (made here, untimed)."""
+    p1, p2 = key_pair()
+    sid = secrets.token_bytes(32)
+    return {CLIENT: SignP1(sid, p1, DIGEST),
+            CUSTODIAN: SignP2(sid, p2, DIGEST, precomputed=C3Precomputation.for_share(p2))}
+
+
+ROUND4_STEPS = (
+    "Paillier nonce ρ and ρ^N mod N² (one of two)",
+    "t-halves t^μ_i, t^γ_i by the t table (six)",
+    "t-halves by plain powmod (six, before issue 30)",
+    "α_i, A_i = s^α_i·t^γ_i and W3 = s^ρ·t^μ3 (four s-table pows)",
+    "W1, W2 s-halves s^w_i (two s-table pows)",
+    "c3 = (r·w1) ⊙ c_key' ⊕ Enc(…; ρ) (c_key' table)",
+    "C' (c_key' table, r·α1)",
+    "z_enc = β·ρ^e mod N",
+    "Y1, Y2 and the witness check (four secp256k1 multiplications)",
+)
+
+
+@lru_cache(maxsize=1)
+def _round4_material() -> dict[str, Callable[[], Any]]:
+    """The custodian's round-4 work (``ecdsa2p.sign.prove_c3``) step by step, on the benchmark
+    share, keyed by ``ROUND4_STEPS``: what each costs against the `phe` floor (issue 30 profile)."""
+    share = key_pair()[1]
+    pk, params, c_key = share.paillier, share.client_params, share.c_key
+    if pk is None or params is None or c_key is None:
+        raise RuntimeError("the benchmark share cannot sign")
+    r, m = secp256k1.random_scalar(), int.from_bytes(DIGEST, "big")
+    w = (secp256k1.random_scalar(), secp256k1.random_scalar(), bigint.random_bits(c3.DEFAULT_BOUNDS.mask_bits))
+    masks, nonce, alpha = c3.PedersenMasks.fresh(params), c3.C3Randomness.fresh(pk), c3.draw_alpha()
+    r2, e = secp256k1.generator() * r, bigint.random_bits(128)
+    steps: list[Callable[[], Any]] = [
+        lambda: c3.C3Randomness.fresh(pk),
+        lambda: c3.PedersenMasks.fresh(params),
+        lambda: [bigint.powmod(params.t, x, params.n_hat) for x in (*masks.mu, *masks.gamma)],
+        lambda: masks.made_ahead(params),
+        lambda: [c3.s_table(params).pow(w_i) * t_i % params.n_hat for w_i, t_i in zip(w[:2], masks.t_mu)],
+        lambda: c3.form_c3(pk, c_key, r, m, w, nonce),
+        lambda: c3.form_c3(pk, c_key, r, m, alpha, nonce),
+        lambda: nonce.nonce * bigint.powmod(nonce.nonce, e, pk.n) % pk.n,
+        lambda: [r2 * k for k in (alpha[0], alpha[1], w[0], w[1])],
+    ]
+    return dict(zip(ROUND4_STEPS, steps))
+
+
+def _round4_step(name: str) -> Callable[[], Any]:
+    return lambda: _round4_material()[name]()
+
+
+_WARM_TABLES = c3.PROVER_TABLES
+
+
+def _first_sign() -> None:
+    """Untimed: empty prover tables (a new cache), as for a client's first sign in a process."""
+    c3.PROVER_TABLES = bigint.FixedBaseCache(48)
+
+
+def _build_tables() -> Any:
+    """The three tables a client's signs make once they pay (``c3.PROVER_TABLES``): s, t, c_key'."""
+    share = key_pair()[1]
+    if share.paillier is None or share.client_params is None or share.c_key is None:
+        raise RuntimeError("the benchmark share cannot sign")
+    params, bounds = share.client_params, c3.DEFAULT_BOUNDS
+    shifted = paillier.add_plain(share.paillier, share.c_key, bounds.shift)
+    t_bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
+    return (bigint.FixedBase(params.s, params.n_hat, max(bounds.alpha_bits)),
+            bigint.FixedBase(params.t, params.n_hat, t_bits, c3.T_WINDOW),
+            bigint.FixedBase(shifted, share.paillier.n_squared, bounds.q_bits + bounds.alpha_bits[0], c3.C_KEY_WINDOW))
+
+
+def _sign_then_rewarm(_: None) -> Any:
+    """The timed sign, then the process's warm tables back (an assignment) for the other cases."""
+    try:
+        return ecdsa2p.sign(*key_pair(), DIGEST)
+    finally:
+        c3.PROVER_TABLES = _WARM_TABLES
 
 
 def keygen_sessions() -> dict[int, Session]:
@@ -112,13 +197,25 @@ def cases(quick: bool) -> list[Case]:
         # The pure-Python path is also compared with the gmpy2 one (issue 9 target: ≤ 10×).
         refs = sign_refs + (("ecdsa2p sign end to end [gmpy2]",) if slow and "gmpy2" in bigint.available_backends() else ())
         out.append(Case(f"ecdsa2p sign end to end [{backend}]", _on(backend, lambda: ecdsa2p.sign(*key_pair(), DIGEST)),
-                        references=refs, runs=10 if slow else 100))
+                        references=refs, runs=10 if slow else 100, warmup=2 if slow else WARM_SIGNS))
         for party, incoming, label in SIGN_STAGES:
             who = "P1 (client)" if party == CLIENT else "P2 (custodian)"
             out.append(Case(f"ecdsa2p sign {who} {label} [{backend}]", _on(backend, _party_work),
                             setup=_prepare(sign_sessions, party, incoming), references=(REF_ENC_DEC,),
                             runs=10 if slow else 100))
         if not slow:
+            out.append(Case(f"ecdsa2p sign P2 (custodian) round 4 (verify R1, c3), precomputed [{backend}]",
+                            _on(backend, _party_work), setup=_prepare(precomputed_sign_sessions, CUSTODIAN, 3),
+                            references=(REF_ENC_DEC,), runs=60))
+            for step in ROUND4_STEPS:
+                out.append(Case(f"ecdsa2p round-4 step: {step} [{backend}]", _on(backend, _round4_step(step)),
+                                references=(REF_ENC_DEC,), runs=40))
+            sign = _on(backend, _sign_then_rewarm)
+            warm = (REF_ENC_DEC, f"ecdsa2p sign end to end [{backend}]")
+            out.append(Case(f"ecdsa2p sign end to end, a client's first in the process (no table) [{backend}]", sign,
+                            setup=_first_sign, references=warm, runs=10, warmup=1))
+            out.append(Case(f"ecdsa2p prover tables built (s, t, c_key'), once per client and process [{backend}]",
+                            _on(backend, _build_tables), references=(REF_ENC_DEC,), runs=6, warmup=0))
             for party, incoming, label in KEYGEN_STAGES:
                 who = "P1 (client)" if party == CLIENT else "P2 (custodian)"
                 out.append(Case(f"ecdsa2p keygen {who} {label} [{backend}]", _on(backend, _party_work),

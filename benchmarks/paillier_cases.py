@@ -22,6 +22,7 @@ REF_ENCRYPT = "ref/phe encrypt 2048"
 REF_DECRYPT = "ref/phe decrypt 2048"
 REF_ADD = "ref/phe add 2048"
 REF_MUL = "ref/phe scalar mul 2048"
+REF_ENC_DEC_3072 = "ref/phe encrypt+decrypt 3072"  # the 128-bit level's reference (3072-bit N)
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +98,24 @@ def _proof_ops() -> dict[str, Callable[[], Any]]:
     }
 
 
+@lru_cache(maxsize=1)
+def _phe_3072() -> tuple[Any, Any]:
+    """A `phe` key pair over the 3072-bit test primes (``tests.fixtures.keys_3072``: no keygen)."""
+    from phe import paillier as phe_paillier
+
+    from tests.fixtures import keys_3072
+
+    key = keys_3072()[0][0]
+    pub = phe_paillier.PaillierPublicKey(int(key.p) * int(key.q))
+    return pub, phe_paillier.PaillierPrivateKey(pub, int(key.p), int(key.q))
+
+
+def phe_enc_dec_3072() -> Any:
+    """One `phe` 3072-bit encryption of a 256-bit value and its decryption."""
+    pub, priv = _phe_3072()
+    return priv.decrypt(pub.encrypt(secp256k1.random_scalar()))
+
+
 def _reference_cases() -> list[Case]:
     try:
         from phe import paillier as phe_paillier
@@ -111,6 +130,7 @@ def _reference_cases() -> list[Case]:
         Case(REF_DECRYPT, lambda: priv.decrypt(enc), runs=60),
         Case(REF_ADD, lambda: enc + enc2, runs=300),
         Case(REF_MUL, lambda: enc * x, runs=60),
+        Case(REF_ENC_DEC_3072, phe_enc_dec_3072, runs=30),
     ]
 
 

@@ -8,7 +8,8 @@ away). Signing is fast all the same:
 - **ed25519** needs nothing ahead: ``sign`` is FROST in one round trip; the custodian's nonces
   are drawn in the step that receives the client's commitments (``protocols.frost.round_trip``).
 - **secp256k1**: the costly, message-independent part of the custodian's work is the Paillier
-  nonces of c3 and of its proof Π_c3 with their N-th powers, and Π_c3's commitment masks
+  nonces of c3 and of its proof Π_c3 with their N-th powers, Π_c3's commitment masks with their
+  t-halves, its masks α with the commitments A_i, and the signing mask ρ with its commitment
   (``ecdsa2p.C3Precomputation``). The custodian makes them ahead from fresh randomness and
   keeps them **in process memory only** (``PrecomputationPool``: per client and Paillier key,
   bounded, never stored, never parked); ``SignP2`` pops one at the moment of use, in the

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 import os
-from protocols import randomness
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from protocols import randomness
 from protocols.errors import InvalidMessage, UsageError
 
 __all__ = [
@@ -48,6 +50,8 @@ __all__ = [
     "CrtModulus",
     "FixedBase",
     "CrtFixedBase",
+    "FixedBaseCache",
+    "PlainBase",
     "pack_nats",
     "unpack_nats",
 ]
@@ -333,6 +337,80 @@ class CrtFixedBase:
     def entries(self) -> int:
         """How many residues the two tables hold (for sizing a cache)."""
         return sum(len(table._rows) << table.window for table in self._tables)
+class PlainBase:
+    """``base^e mod m`` by :func:`powmod`: what :class:`FixedBaseCache` hands out until a table
+    pays, with the same ``pow`` as a :class:`FixedBase`; each power is charged to the cache."""
+
+    def __init__(self, base: int, modulus: int, charge: Callable[[int], None] | None = None) -> None:
+        self.base, self.modulus, self._charge = int(base), int(modulus), charge
+
+    def __repr__(self) -> str:
+        return f"PlainBase({self.modulus.bit_length()}-bit modulus)"
+
+    def pow(self, exponent: int) -> int:
+        """``base^exponent mod modulus``."""
+        if self._charge is not None:
+            self._charge(exponent.bit_length())
+        return powmod(self.base, exponent, self.modulus)
+
+
+class FixedBaseCache:
+    """The :class:`FixedBase` tables of the bases a process raises again and again, made once
+    they pay for themselves (the ski-rental rule): until then a base is raised by plain
+    :func:`powmod` (:class:`PlainBase`), and its table is made at the first request after the
+    plain powers cost as much as the table does (their exponent bits, about one modular
+    multiplication each, against the table's ⌈max_bits/w⌉·(2^w − 1) multiplications). So a base
+    used a few times (a client that signs once in this process) never pays for a table, and one
+    used often pays at most twice the best of either. Keeps the ``size`` most recently used
+    tables and the charges of the ``seen`` most recent other bases; thread-safe. Public values only."""
+
+    def __init__(self, size: int, seen: int = 4096) -> None:
+        if size < 1 or seen < 1:
+            raise UsageError("fixed-base cache: size and seen must be positive")
+        self._size, self._seen_max = size, seen
+        self._tables: OrderedDict[tuple[int, int, int, int], FixedBase] = OrderedDict()
+        self._charged: OrderedDict[tuple[int, int, int, int], int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FixedBaseCache({len(self._tables)} tables)"
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def get(self, base: int, modulus: int, max_bits: int, window: int = 4) -> FixedBase | PlainBase:
+        """The table of ``base`` modulo ``modulus`` (made now if its plain powers have cost as much
+        as it does), or a :class:`PlainBase` charging its powers to this cache."""
+        key = (int(base), int(modulus), max_bits, window)
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+                return table
+            if self._charged.get(key, 0) < -(-max_bits // window) * ((1 << window) - 1):
+                return PlainBase(base, modulus, lambda bits: self._charge(key, bits))
+        table = FixedBase(base, modulus, max_bits, window)  # outside the lock: tens of milliseconds
+        with self._lock:
+            self._charged.pop(key, None)
+            self._tables[key] = table
+            _trim(self._tables, self._size)
+        return table
+
+    def _charge(self, key: tuple[int, int, int, int], bits: int) -> None:
+        with self._lock:
+            self._charged[key] = self._charged.pop(key, 0) + bits
+            _trim(self._charged, self._seen_max)
+
+    def clear(self) -> None:
+        """Forget every table and every charge."""
+        with self._lock:
+            self._tables.clear()
+            self._charged.clear()
+
+
+def _trim(entries: OrderedDict[Any, Any], size: int) -> None:
+    while len(entries) > size:
+        entries.popitem(last=False)
 
 
 def pack_nats(version: int, values: list[int]) -> bytes:

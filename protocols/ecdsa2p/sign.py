@@ -57,7 +57,8 @@ __all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
 MASK_BITS = c3_proof.DEFAULT_BOUNDS.mask_bits
-_NONCES_ONLY, _WITH_MASKS = 1, 2  # C3Precomputation byte formats (version byte)
+_NONCES_ONLY, _WITH_MASKS, _MADE_AHEAD = 1, 2, 3  # C3Precomputation byte formats (version byte)
+_COUNTS = {_NONCES_ONLY: 5, _WITH_MASKS: 18, _MADE_AHEAD: 26}  # values per format, N included
 
 
 def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
@@ -289,7 +290,10 @@ class SignP2(TwoPartySession):
 class C3Precomputation:
     """The custodian's single-use precomputation for one c3 and its proof, made ahead for one
     share (P1's Paillier key and ring-Pedersen parameters): the two Paillier nonces with their
-    N-th powers, and the t-halves of Π_c3's six ring-Pedersen commitments (the costly parts).
+    N-th powers, the t-halves of Π_c3's six ring-Pedersen commitments, Π_c3's masks α_i with
+    their commitments A_i = s^α_i·t^γ_i, and the signing mask ρ with its commitment
+    W3 = s^ρ·t^μ3 (everything in round 4 that depends on neither the digest, nor R1, nor k2; the
+    Paillier nonces stay uniform units, see ``protocols.zk.c3``).
 
     It holds no signing nonce (k2 and the mask ρ are drawn online), but it is single use all the
     same: one Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the
@@ -316,8 +320,9 @@ class C3Precomputation:
 
     @classmethod
     def fresh(cls, pk: paillier.PaillierPublicKey, client_params: RingPedersenParams | None = None) -> C3Precomputation:
-        """Fresh nonces for ``pk`` (and commitment masks for ``client_params``, if given)."""
-        pedersen = c3_proof.PedersenMasks.fresh(client_params) if client_params is not None else None
+        """Fresh nonces for ``pk`` (and Π_c3's commitment masks, α, the signing mask and their
+        commitments for ``client_params``, if given)."""
+        pedersen = c3_proof.PedersenMasks.fresh(client_params, ahead=True) if client_params is not None else None
         return cls(c3_proof.C3Randomness.fresh(pk), c3_proof.C3Randomness.fresh(pk), pedersen)
 
     @classmethod
@@ -329,19 +334,21 @@ class C3Precomputation:
 
     def to_bytes(self) -> bytes:
         """Version byte, then N, each nonce with its power, N̂ and the twelve commitment masks
-        (none without them), length-prefixed big-endian."""
+        (none without them), then α_i, A_i, the signing mask and W3 (if made),
+        length-prefixed big-endian."""
         a, b = self.c3_nonce, self.proof_nonce
         head = [self.n, a.nonce, a.power, b.nonce, b.power]
         if self.pedersen is None:
             return bigint.pack_nats(_NONCES_ONLY, head)
-        return bigint.pack_nats(_WITH_MASKS, [*head, self.pedersen.n_hat, *self.pedersen.values()])
+        version = _MADE_AHEAD if self.pedersen.ahead is not None else _WITH_MASKS
+        return bigint.pack_nats(version, [*head, self.pedersen.n_hat, *self.pedersen.values()])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> C3Precomputation:
         """Strict decoding (``InvalidMessage``): N a valid modulus, nonces units, powers below N²,
-        commitment masks in range."""
+        commitment masks and what was made ahead in range, commitments units."""
         version = data[0] if isinstance(data, (bytes, bytearray)) and data else None
-        count = {_NONCES_ONLY: 5, _WITH_MASKS: 18}.get(version)  # type: ignore[arg-type]
+        count = _COUNTS.get(version)  # type: ignore[arg-type]
         if count is None:
             raise InvalidMessage("c3 precomputation: unknown encoding")
         n, *values = bigint.unpack_nats(data, version, count, "c3 precomputation")  # type: ignore[arg-type]
@@ -352,7 +359,7 @@ class C3Precomputation:
                 raise InvalidMessage("c3 precomputation: nonce is not a unit modulo N")
             nonces.append(c3_proof.C3Randomness(nonce, paillier.validate_ciphertext(pk, power), n))
         pedersen = None
-        if count == 18:
+        if count > 5:
             paillier.check_modulus_size(values[4], "ring-Pedersen modulus")
             pedersen = c3_proof.PedersenMasks.from_values(values[4], values[5:])
         return cls(nonces[0], nonces[1], pedersen)
@@ -377,18 +384,20 @@ def prove_c3(
     """P2's homomorphic step (Lindell 2017, signing step 4, in cb-mpc's form) and Π_c3.
 
     c3 = (r·w1) ⊙ c_key' ⊕ Enc(w1·m + w2·r + ρ·q) with w1 = k2⁻¹, w2 = k2⁻¹·x2 (mod q) and a
-    fresh mask ρ < 2^MASK_BITS; returns the round-4 payload {"c3", "proof"}.
+    fresh mask ρ < 2^MASK_BITS (the precomputation's, if it holds one); returns the round-4
+    payload {"c3", "proof"}.
     """
     pk, r2 = share.paillier, k2.public_point()
     if pk is None or share.c_key is None or share.client_params is None:
         raise UsageError("a backup share cannot sign; reshare it into a signing share first")
     w1 = pow(k2.value, -1, Q)
-    witness = (w1, w1 * share.x2.value % Q, _draw_mask())
+    pedersen = precomputed.pedersen if precomputed is not None and precomputed.pedersen is not None \
+        and precomputed.pedersen.n_hat == share.client_params.n_hat else None
+    ahead = pedersen.ahead if pedersen is not None else None
+    witness = (w1, w1 * share.x2.value % Q, ahead.w3 if ahead is not None else _draw_mask())
     nonces = precomputed or C3Precomputation.fresh(pk)
     c3 = c3_proof.form_c3(pk, share.c_key, r, m, witness, nonces.c3_nonce)
     statement = c3_proof.C3Statement(pk, share.client_params, share.c_key, c3, r, m, r2, share.x2.public_point())
-    pedersen = nonces.pedersen if nonces.pedersen is not None and nonces.pedersen.n_hat == share.client_params.n_hat \
-        else None
     proof = c3_proof.prove(statement, witness, nonces.c3_nonce, transcript, mask_randomness=nonces.proof_nonce,
                            pedersen=pedersen)
     return {"c3": paillier.encode_ciphertext(c3), "proof": proof.to_payload()}

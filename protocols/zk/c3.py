@@ -62,12 +62,37 @@ no longer depends on x1 and the Lindell bit leak (CVE-2023-33242) is gone.
 w3·q + X with X = r·w1·x1' + w1·m + w2·r < q²·2^(ℓ+ε+3); w3 uniform below 2^MASK_BITS with
 MASK_BITS = |q| + (ℓ+ε+2) + 1 + κ makes w3·q + X within 2^-κ of w3'·q + (X mod q), which a
 simulator knowing only s·k1 = X mod q produces.
+
+**The Paillier nonces stay uniform units** (ρ_enc and β: ``C3Randomness.fresh``, one ρ^N mod N²
+each). They hide more than the plaintext: P1 decrypts c3 and, knowing the factorisation, takes
+the N-th root of its randomness, u = ρ_key^(r·w1)·ρ_enc mod N, where ρ_key is c_key's nonce
+(P1's own). Only a ρ_enc uniform in Z*_N makes u independent of w1 = k2⁻¹; likewise β for
+z_enc = β·ρ_enc^e and C'. A nonce from one public base, ρ_enc = x^a (the "short exponent"
+variant of Damgård–Jurik–Nielsen, which makes ρ^N = (x^N)^a a fixed-base power), stays in the
+cyclic subgroup ⟨x⟩ while Z*_N is not cyclic: any character χ of Z*_N with χ(x) = 1 gives
+χ(u) = χ(ρ_key)^(r·w1). With x = −y² (Jacobi symbol +1) the Jacobi symbol of c3 mod N, which
+anyone can compute, is (c_key | N)^(r·w1): the parity of r·w1 for half of all keys; with a base
+of symbol −1 the key owner's Legendre symbols still give it; and a client whose p − 1 and q − 1
+share a large smooth factor M reads r·w1 mod M, i.e. k2⁻¹ and then the key, from one signature.
+DJN's short-exponent assumption protects against parties who do *not* know the factorisation;
+here the key owner is the adversary (tests/protocols/zk/test_c3_prover.py checks the symbols).
+So the two N-th powers are the prover's floor unless they are made ahead (``mpc.presign``).
+
+**The prover's arithmetic** (same values as the formulas above, property-tested against plain
+``pow``): every base it raises repeatedly has a fixed-base table, made once the base's plain
+powers in the process have cost as much (``prover_table``, ``bigint.FixedBaseCache``, public
+values only): the verifier's s (``s_table``) and t (``t_table``,
+so the six t-halves t^μ_i, t^γ_i are table powers) per client, and c_key' (``c_key_table``)
+per share, for both scalings (r·w1 in c3, r·α1 in C'). Enc(plain; ρ) = (1 + plain·N)·ρ^N needs
+no exponentiation beyond ρ^N. A precomputation (``PedersenMasks.fresh(..., ahead=True)``) also
+makes α_i with A_i and the third witness w3 with W3 ahead (:class:`MadeAhead`): they depend on
+neither the digest nor k2, so the online proof is W1, W2, c3, C', z_enc and the curve work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from typing import Any
 
@@ -87,6 +112,13 @@ __all__ = [
     "C3Proof",
     "C3Randomness",
     "PedersenMasks",
+    "MadeAhead",
+    "draw_alpha",
+    "prover_table",
+    "PROVER_TABLES",
+    "c_key_table",
+    "s_table",
+    "t_table",
     "DEFAULT_BOUNDS",
     "form_c3",
     "prove",
@@ -258,17 +290,46 @@ def form_c3(
     pk = statement_pk
     n2 = pk.n_squared
     w1, w2, w3 = w
-    shifted = paillier.add_plain(pk, c_key, bounds.shift)
     plain = 1 + ((w1 * m + w2 * r + w3 * bounds.q) % pk.n) * pk.n
-    scaled = prover_table(shifted, n2, bounds.q_bits + bounds.alpha_bits[0]).pow(r * w1)
+    scaled = c_key_table(pk, c_key, bounds).pow(r * w1)
     return scaled * plain % n2 * randomness.power % n2
 
 
-@lru_cache(maxsize=32)
-def prover_table(base: int, modulus: int, max_bits: int) -> bigint.FixedBase:
-    """The prover's fixed-base table for a base it raises again and again: c_key' (per share)
-    and P1's s (per client). Public values only; the 32 most recent (a few MB each) are kept."""
-    return bigint.FixedBase(base, modulus, max_bits)
+def c_key_table(
+    pk: PaillierPublicKey, c_key: int, bounds: C3Bounds = DEFAULT_BOUNDS
+) -> bigint.FixedBase | bigint.PlainBase:
+    """The table of c_key' = c_key ⊕ SHIFT modulo N² for the exponents r·w1 and r·α1 (online work
+    in a precomputed sign: the wider window of ``C_KEY_WINDOW``)."""
+    shifted = paillier.add_plain(pk, c_key, bounds.shift)
+    return prover_table(shifted, pk.n_squared, bounds.q_bits + bounds.alpha_bits[0], C_KEY_WINDOW)
+
+
+C_KEY_WINDOW = 6  # c_key' table's window: 2^6 residues per 6-bit digit (~4.5 MB per share, 2048-bit N)
+T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per client, 2048-bit N̂)
+
+
+PROVER_TABLES = bigint.FixedBaseCache(48)
+"""The prover's tables (public values only): 48 kept, three per client (about 1.8 MB for s,
+4.7 MB for t, 4.5 MB for c_key' at the default level), each made once the plain powers of its
+base have cost as much as the table (``bigint.FixedBaseCache``: s's after one sign, t's after
+two, c_key''s after six)."""
+
+
+def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
+    """The prover's fixed-base table for a base it raises again and again: c_key' (per share),
+    P1's s and t (per client); plain ``powmod`` until the table pays (``bigint.FixedBaseCache``)."""
+    return PROVER_TABLES.get(base, modulus, max_bits, window)
+
+
+def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
+    """The table of the verifier's t for the masks μ_i < 2^κ·N̂ and γ_i < 2^(c+2κ)·N̂."""
+    bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
+    return prover_table(params.t, params.n_hat, bits, T_WINDOW)
+
+
+def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
+    """The table of the verifier's s for the witnesses w_i and the masks α_i."""
+    return prover_table(params.s, params.n_hat, max(bounds.alpha_bits))
 
 
 def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3Bounds, transcript: Transcript) -> int:
@@ -291,47 +352,109 @@ def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3B
 
 
 @dataclass(frozen=True, repr=False)
+class MadeAhead:
+    """The rest of Π_c3's message-independent work, made ahead for a precomputation: the masks
+    α_i with A_i = s^α_i·t^γ_i mod N̂, and the third witness w3 (the signing mask ρ, uniform
+    below 2^mask_bits) with W3 = s^w3·t^μ3 mod N̂. Single use, like everything in the masks."""
+
+    alpha: tuple[int, int, int]
+    A: tuple[int, int, int]
+    w3: int
+    W3: int
+
+    def values(self) -> list[int]:
+        """α, A, w3, W3 as one flat list, for encoding."""
+        return [*self.alpha, *self.A, self.w3, self.W3]
+
+    @classmethod
+    def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> MadeAhead:
+        """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
+        if len(values) != 8:
+            raise InvalidMessage("Π_c3 values made ahead: wrong count")
+        alpha, commitments, w3, w3_commitment = tuple(values[0:3]), tuple(values[3:6]), values[6], values[7]
+        if not all(0 <= a < 1 << bits for a, bits in zip(alpha, bounds.alpha_bits)) or \
+                not 0 <= w3 < 1 << bounds.mask_bits:
+            raise InvalidMessage("Π_c3 values made ahead out of range")
+        if not all(is_unit(x, n_hat) for x in (*commitments, w3_commitment)):
+            raise InvalidMessage("Π_c3 commitments made ahead must be units modulo N̂")
+        return cls(alpha, commitments, w3, w3_commitment)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return "MadeAhead(<secret>)"
+
+
+@dataclass(frozen=True, repr=False)
 class PedersenMasks:
-    """The message-independent halves of the six ring-Pedersen commitments: μ_i, γ_i and
-    t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), for one verifier's parameters.
+    """The message-independent halves of the six ring-Pedersen commitments for one verifier's
+    parameters: μ_i, γ_i and t^μ_i, t^γ_i mod N̂ (the costly part of the prover's work), and, in
+    a precomputation, what else of the proof is message-independent (``ahead``, :class:`MadeAhead`).
 
     Proof randomness: single use, like the Paillier nonces (two proofs sharing μ_i and γ_i
-    would reveal them, and s^w_i with them)."""
+    would reveal them, and s^w_i with them; two sharing α_i would reveal w_i = Δz_i/Δe)."""
 
     n_hat: int
     mu: tuple[int, int, int]
     t_mu: tuple[int, int, int]
     gamma: tuple[int, int, int]
     t_gamma: tuple[int, int, int]
+    ahead: MadeAhead | None = None
 
     @classmethod
-    def fresh(cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
-        """Fresh masks μ_i, γ_i with their t-powers under the verifier's ``params``."""
+    def fresh(
+        cls, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS, *, ahead: bool = False
+    ) -> PedersenMasks:
+        """Fresh masks μ_i, γ_i with their t-powers under the verifier's ``params`` (by the
+        prover's table of t: the same values as ``pow(t, x, N̂)``, several times faster once the
+        table is built); ``ahead`` also draws α_i and w3 with their commitments (a precomputation)."""
         kappa, c, n_hat = bounds.statistical_bits, bounds.challenge_bits, params.n_hat
         mu = tuple(bigint.random_below(n_hat << kappa) for _ in range(3))
         gamma = tuple(bigint.random_below(n_hat << (c + 2 * kappa)) for _ in range(3))
-        return cls(n_hat, mu, tuple(bigint.powmod(params.t, x, n_hat) for x in mu),  # type: ignore[arg-type]
-                   gamma, tuple(bigint.powmod(params.t, x, n_hat) for x in gamma))  # type: ignore[arg-type]
+        table = t_table(params, bounds)
+        masks = cls(n_hat, mu, tuple(map(table.pow, mu)), gamma, tuple(map(table.pow, gamma)))  # type: ignore[arg-type]
+        return masks.made_ahead(params, bounds) if ahead else masks
+
+    def made_ahead(self, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
+        """These masks with fresh α_i and w3 and their commitments A_i and W3 (by the s table)."""
+        alpha, w3 = draw_alpha(bounds), bigint.random_bits(bounds.mask_bits)
+        w3_commitment = s_table(params, bounds).pow(w3) * self.t_mu[2] % self.n_hat
+        return replace(self, ahead=MadeAhead(alpha, _commit_alpha(params, alpha, self.t_gamma, bounds), w3,
+                                             w3_commitment))
 
     def values(self) -> list[int]:
-        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ), for encoding."""
-        return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma]
+        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ, then what was made
+        ahead, if any), for encoding."""
+        tail = self.ahead.values() if self.ahead is not None else []
+        return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma, *tail]
 
     @classmethod
     def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
         """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
         kappa, c = bounds.statistical_bits, bounds.challenge_bits
-        if len(values) != 12:
+        if len(values) not in (12, 20):
             raise InvalidMessage("ring-Pedersen masks: wrong count")
         mu, t_mu, gamma, t_gamma = (tuple(values[k:k + 3]) for k in range(0, 12, 3))
         if not all(0 <= x < n_hat << kappa for x in mu) or not all(0 <= x < n_hat << (c + 2 * kappa) for x in gamma):
             raise InvalidMessage("ring-Pedersen masks out of range")
         if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma)):
             raise InvalidMessage("ring-Pedersen masks must be units modulo N̂")
-        return cls(n_hat, mu, t_mu, gamma, t_gamma)  # type: ignore[arg-type]
+        ahead = MadeAhead.from_values(n_hat, values[12:], bounds) if len(values) > 12 else None
+        return cls(n_hat, mu, t_mu, gamma, t_gamma, ahead)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return "PedersenMasks(<secret>)"
+
+
+def _commit_alpha(
+    params: RingPedersenParams, alpha: tuple[int, int, int], t_gamma: tuple[int, int, int], bounds: C3Bounds
+) -> tuple[int, int, int]:
+    """A_i = s^α_i·t^γ_i mod N̂, the s-halves by the prover's s table."""
+    table, n_hat = s_table(params, bounds), params.n_hat
+    return tuple(table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, t_gamma))  # type: ignore[return-value]
+
+
+def draw_alpha(bounds: C3Bounds = DEFAULT_BOUNDS) -> tuple[int, int, int]:
+    """Π_c3's masks α_i, uniform below 2^alpha_bits[i] (``protocols.randomness``)."""
+    return tuple(bigint.random_below(1 << bits) for bits in bounds.alpha_bits)  # type: ignore[return-value]
 
 
 def prove(
@@ -357,27 +480,35 @@ def prove(
     masks = pedersen or PedersenMasks.fresh(params, bounds)
     if masks.n_hat != params.n_hat:
         raise UsageError("ring-Pedersen masks were made for other parameters")
-    alpha = tuple(bigint.random_below(1 << bits) for bits in bounds.alpha_bits)
+    alpha, A, W = _commitments(params, w, masks, bounds)
     beta = mask_randomness or C3Randomness.fresh(st.pk)
-    n_hat = params.n_hat
     mu, gamma = masks.mu, masks.gamma
-    s_table = prover_table(params.s, n_hat, max(bounds.alpha_bits))
-    commitments = (
-        tuple(s_table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w, masks.t_mu)),
-        tuple(s_table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, masks.t_gamma)),
-        st.r2 * alpha[0],
-        st.r2 * alpha[1],
-        form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds),  # type: ignore[arg-type]
-    )
-    e = _challenge(st, commitments, bounds, transcript)
+    Y1, Y2, C = st.r2 * alpha[0], st.r2 * alpha[1], form_c3(st.pk, st.c_key, st.r, st.m, alpha, beta, bounds)
+    e = _challenge(st, (W, A, Y1, Y2, C), bounds, transcript)
     n = st.pk.n
-    W, A, Y1, Y2, C = commitments
     return C3Proof(
-        W, A, Y1, Y2, C,  # type: ignore[arg-type]
+        W, A, Y1, Y2, C,
         z=tuple(a_i + e * w_i for a_i, w_i in zip(alpha, w)),  # type: ignore[arg-type]
         zeta=tuple(g_i + e * mu_i for g_i, mu_i in zip(gamma, mu)),  # type: ignore[arg-type]
         z_enc=beta.nonce * bigint.powmod(randomness.nonce, e, n) % n,
     )
+
+
+def _commitments(
+    params: RingPedersenParams, w: tuple[int, int, int], masks: PedersenMasks, bounds: C3Bounds
+) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
+    """α, A_i = s^α_i·t^γ_i and W_i = s^w_i·t^μ_i: from ``masks.ahead`` where made ahead (its w3
+    must be the witness's), else α drawn here, after μ and γ and before β, as always."""
+    table, n_hat = s_table(params, bounds), params.n_hat
+    w1_w2 = [table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w[:2], masks.t_mu[:2])]
+    ahead = masks.ahead
+    if ahead is None:
+        alpha = draw_alpha(bounds)
+        commitments = (*w1_w2, table.pow(w[2]) * masks.t_mu[2] % n_hat)
+        return alpha, _commit_alpha(params, alpha, masks.t_gamma, bounds), commitments  # type: ignore[return-value]
+    if ahead.w3 != w[2]:
+        raise UsageError("the witness's w3 is not the one made ahead with the masks")
+    return ahead.alpha, ahead.A, (*w1_w2, ahead.W3)  # type: ignore[return-value]
 
 
 def _check_witness(st: C3Statement, w: tuple[int, int, int], bounds: C3Bounds) -> None:

@@ -1,0 +1,78 @@
+"""``bigint.FixedBaseCache``: plain powers until a table pays for itself (ski rental), then the
+table; the same values either way; bounded; thread-safe enough to share; public values only."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols import bigint
+from protocols.errors import UsageError
+
+MODULUS = (1 << 521) - 1  # a prime: every base below it is a unit
+BITS, WINDOW = 64, 4
+TABLE_COST = -(-BITS // WINDOW) * ((1 << WINDOW) - 1)  # 240 multiplications: the rent to pay first
+
+
+def test_plain_powers_until_their_bits_reach_the_table_cost_then_the_table() -> None:
+    cache = bigint.FixedBaseCache(4)
+    charged = 0
+    while charged < TABLE_COST:
+        power = cache.get(3, MODULUS, BITS, WINDOW)
+        assert isinstance(power, bigint.PlainBase) and len(cache) == 0
+        exponent = secrets.randbits(BITS) | 1 << (BITS - 1)
+        assert power.pow(exponent) == pow(3, exponent, MODULUS)
+        charged += BITS
+    table = cache.get(3, MODULUS, BITS, WINDOW)
+    assert isinstance(table, bigint.FixedBase) and len(cache) == 1
+    assert cache.get(3, MODULUS, BITS, WINDOW) is table
+    assert cache.get(3, MODULUS, BITS, WINDOW + 1) is not table  # another window: another key
+    cache.clear()
+    assert len(cache) == 0 and isinstance(cache.get(3, MODULUS, BITS, WINDOW), bigint.PlainBase)
+
+
+@settings(max_examples=20, deadline=None)
+@given(base=st.integers(2, MODULUS - 1), exponents=st.lists(st.integers(0, 2**80), min_size=1, max_size=12))
+def test_the_same_values_before_and_after_the_table(base: int, exponents: list[int]) -> None:
+    cache = bigint.FixedBaseCache(2)
+    for exponent in exponents * 6:  # enough bits to build the table on the way for most lists
+        assert cache.get(base, MODULUS, BITS, WINDOW).pow(exponent) == pow(base, exponent, MODULUS)
+
+
+def test_bounded_tables_and_charges() -> None:
+    cache = bigint.FixedBaseCache(2, seen=3)
+    for base in (2, 3, 5):
+        for _ in range(2):
+            cache.get(base, MODULUS, BITS, WINDOW).pow(2**TABLE_COST - 1)  # one power pays the rent
+        assert isinstance(cache.get(base, MODULUS, BITS, WINDOW), bigint.FixedBase)
+    assert len(cache) == 2  # the oldest table (base 2) went
+    assert isinstance(cache.get(2, MODULUS, BITS, WINDOW), bigint.PlainBase)
+    for base in range(7, 12):  # five charged bases, three remembered: base 7's charge is gone
+        cache.get(base, MODULUS, BITS, WINDOW).pow(2**(TABLE_COST // 2))
+    cache.get(7, MODULUS, BITS, WINDOW).pow(2**(TABLE_COST // 2))
+    assert isinstance(cache.get(7, MODULUS, BITS, WINDOW), bigint.PlainBase)
+    cache.get(11, MODULUS, BITS, WINDOW).pow(2**(TABLE_COST // 2))
+    assert isinstance(cache.get(11, MODULUS, BITS, WINDOW), bigint.FixedBase)
+    with pytest.raises(UsageError):
+        bigint.FixedBaseCache(0)
+
+
+def test_threads_share_one_cache() -> None:
+    cache, errors = bigint.FixedBaseCache(4), []
+
+    def work() -> None:
+        for _ in range(20):
+            exponent = secrets.randbits(BITS)
+            if cache.get(5, MODULUS, BITS, WINDOW).pow(exponent) != pow(5, exponent, MODULUS):
+                errors.append(exponent)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and isinstance(cache.get(5, MODULUS, BITS, WINDOW), bigint.FixedBase)
