@@ -239,14 +239,15 @@ class CustodianSign(CustodianOperation):
     exclusive = False
 
     def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes, *,
-                 path: str | None = None) -> None:
+                 path: str | None = None, share: Any = None) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
         self._hd_child = path_tweak(lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account),
                                  self.curve, path)
         super().__init__(custodian, client_id, session_id)
-        self._root = custodian._load_share(client_id, "signing", "", self.curve)
+        # ``share``: the root share the caller read already (``Custodian.sign``: with the client's row).
+        self._root = share if share is not None else custodian._load_share(client_id, "signing", "", self.curve)
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
 
     def _hello(self) -> dict[str, Any]:

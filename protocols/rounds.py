@@ -141,18 +141,26 @@ class Message:
         object.__setattr__(self, "payload", _freeze(self.payload))
 
     def to_bytes(self) -> bytes:
-        """The canonical, versioned JSON encoding."""
-        return _encode(
-            {
-                "v": WIRE_VERSION,
-                "protocol": self.protocol,
-                "session_id": self.session_id.hex(),
-                "round": self.round,
-                "sender": self.sender,
-                "recipient": self.recipient,
-                "payload": self.payload,
-            }
-        )
+        """The canonical, versioned JSON encoding (made once: a message is immutable, so a
+        received message's bytes, or a sent one's, are never encoded again)."""
+        encoded: bytes | None = self.__dict__.get("_encoded")
+        if encoded is None:
+            encoded = _encode(self.wire_object())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
+
+    def wire_object(self) -> dict[str, Any]:
+        """The JSON object that ``to_bytes`` encodes (a composite carries a child's message as
+        this object, inside its own message: ``protocols.compose``)."""
+        return {
+            "v": WIRE_VERSION,
+            "protocol": self.protocol,
+            "session_id": self.session_id.hex(),
+            "round": self.round,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "payload": self.payload,
+        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Message:
@@ -162,13 +170,26 @@ class Message:
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage("message too large")
         data = bytes(data)
-        obj = _parse_json(data)
-        if not isinstance(obj, dict) or set(obj) != _KEYS:
+        message = cls.from_wire_object(_parse_json(data))
+        if message.to_bytes() != data:
+            raise InvalidMessage("message encoding is not canonical")
+        return message
+
+    @classmethod
+    def from_wire_object(cls, obj: Any) -> Message:
+        """The message whose ``wire_object()`` is ``obj`` (exactly its keys, wire version 1, the
+        session id in lowercase hex, every field checked as the constructor does), else
+        ``InvalidMessage``. ``from_bytes`` is this plus the check that the bytes are canonical;
+        an object taken from a message that was itself decoded (a composite's child message)
+        re-encodes to a canonical substring of that message, so it needs no second check."""
+        if not isinstance(obj, Mapping) or set(obj) != _KEYS:
             raise InvalidMessage("message must have exactly the keys " + ",".join(sorted(_KEYS)))
         if obj["v"] != WIRE_VERSION or isinstance(obj["v"], bool):
             raise InvalidMessage("unsupported wire version")
         session_id = parse_hex(obj["session_id"], "session_id")
-        message = cls(
+        if session_id.hex() != obj["session_id"]:  # bytes.fromhex skips white space: not canonical
+            raise InvalidMessage("session_id must be lowercase hex")
+        return cls(
             protocol=obj["protocol"],
             session_id=session_id,
             round=obj["round"],
@@ -176,9 +197,6 @@ class Message:
             recipient=obj["recipient"],
             payload=obj["payload"],
         )
-        if message.to_bytes() != data:
-            raise InvalidMessage("message encoding is not canonical")
-        return message
 
     def __repr__(self) -> str:
         to = "all" if self.recipient is None else self.recipient
