@@ -57,20 +57,32 @@ def _freeze(value: Any, depth: int = 0) -> Any:
     """Deep-copy a JSON-able value into immutable containers, rejecting anything else."""
     if depth > MAX_DEPTH:
         raise InvalidMessage("payload nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
+    # The exact JSON types first (every value of a decoded message is one): no ABC check.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict or kind is MappingProxyType:
+        return _freeze_mapping(value, depth)
+    if kind is tuple or kind is list:
+        return tuple(_freeze(v, depth + 1) for v in value)
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v, depth + 1) for v in value)
     if isinstance(value, Mapping):
-        frozen = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidMessage("payload keys must be strings")
-            frozen[key] = _freeze(item, depth + 1)
-        return MappingProxyType(frozen)
+        return _freeze_mapping(value, depth)
     raise InvalidMessage(f"payload value of type {type(value).__name__} is not allowed")
+
+
+def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
+    frozen = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidMessage("payload keys must be strings")
+        frozen[key] = _freeze(item, depth + 1)
+    return MappingProxyType(frozen)
 
 
 def _json_default(value: Any) -> Any:
