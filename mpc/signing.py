@@ -254,17 +254,18 @@ class CustodianSign(CustodianOperation):
         child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
         return sign_hello(self.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
 
-    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        if name == "hello" and not self._children and self._next_from_peer == 1:
-            expected = self._hello()
-            same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
-            if same_request and data.get("client_share") != expected["client_share"]:
-                get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
-                # The device signs with shares the custodian no longer holds: a recover replaced them.
-                raise ShareReplaced(f"this device's {self.curve} signing share is not the client's current "
-                                    "one (a recover replaced it): wipe this device and recover onto it, "
-                                    "or sign with the device that recovered")
-        return super()._decode_step(name, data, sender)
+    def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """This session's hello; a device that asks for this very signature with another public
+        share than the custodian's pair gets ``SHARE_REPLACED`` (before the hello is compared)."""
+        expected = self._hello()
+        same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
+        if same_request and data.get("client_share") != expected["client_share"]:
+            get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
+            # The device signs with shares the custodian no longer holds: a recover replaced them.
+            raise ShareReplaced(f"this device's {self.curve} signing share is not the client's current "
+                                "one (a recover replaced it): wipe this device and recover onto it, "
+                                "or sign with the device that recovered")
+        return expected
 
     def _start(self) -> list[Message]:
         child = sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,

@@ -25,6 +25,7 @@ sender)`` (pure: raise ``InvalidMessage``/``ProofError``), ``_on_step(name, valu
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +37,10 @@ __all__ = ["Composite", "child_session_id"]
 _CHILD_NAME_MAX = 32
 
 
+@lru_cache(maxsize=256)
 def child_session_id(session_id: bytes, name: str) -> bytes:
-    """The session id of child ``name``: SHA-256 over a tag, the parent id and the name."""
+    """The session id of child ``name``: SHA-256 over a tag, the parent id and the name (public
+    values: a composite derives each child's id twice, to make the child and to check it)."""
     h = hashlib.sha256()
     for item in (b"portal-mpc/compose/child/v1", session_id, name.encode()):
         h.update(len(item).to_bytes(8, "big") + item)
@@ -142,7 +145,9 @@ class Composite(Session):
         self.session_id = msg.session_id
         self._unbound = False
         try:
-            return self.receive(msg)
+            # ``Composite.receive``, not ``self.receive``: a subclass's own ``receive`` (the custodian's
+            # derived-randomness scope, its lock) is running for this message already and called us.
+            return Composite.receive(self, msg)
         except InvalidMessage:
             if self._next_from_peer == 1:
                 self.session_id, self._unbound = bytes(32), True

@@ -93,8 +93,11 @@ def _json_default(value: Any) -> Any:
 
 # One encoder and one decoder for every message: json.dumps/json.loads with options build a new
 # JSONEncoder/JSONDecoder on each call, which is a measurable share of a small message's cost.
+# No circularity check: every value encoded is a frozen payload (fresh containers, bounded depth)
+# or a decoded one (a tree), so the check's bookkeeping per container buys nothing.
 _ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_json_default
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False,
+    default=_json_default,
 )
 
 
@@ -182,9 +185,13 @@ class Message:
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage("message too large")
         data = bytes(data)
-        message = cls.from_wire_object(_parse_json(data))
-        if message.to_bytes() != data:
+        obj = _parse_json(data)
+        message = cls.from_wire_object(obj)
+        # The decoded object re-encodes to what the message would (``from_wire_object`` admits no
+        # other form of any field), and its plain dicts need no conversion on the way.
+        if _encode(obj) != data:
             raise InvalidMessage("message encoding is not canonical")
+        object.__setattr__(message, "_encoded", data)
         return message
 
     @classmethod
