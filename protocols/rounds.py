@@ -125,8 +125,19 @@ _DECODER = json.JSONDecoder(
 )
 
 
+def _is_int(value: Any) -> bool:
+    """An int and not a bool (the exact type decided first: no subclass check on the common path)."""
+    return type(value) is int or isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_party_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**32
+    return _is_int(value) and 1 <= value < 2**32
+
+
+# Protocol names already checked against ``_PROTOCOL_NAME`` (a handful in a process; bounded, so
+# that a peer naming new protocols cannot grow it).
+_PROTOCOL_NAMES_SEEN: set[str] = set()
+_PROTOCOL_NAMES_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -141,19 +152,23 @@ class Message:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.match(self.protocol):
-            raise InvalidMessage("bad protocol name")
+        if type(self.protocol) is not str or self.protocol not in _PROTOCOL_NAMES_SEEN:
+            if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.match(self.protocol):
+                raise InvalidMessage("bad protocol name")
+            if len(_PROTOCOL_NAMES_SEEN) < _PROTOCOL_NAMES_KEPT:
+                _PROTOCOL_NAMES_SEEN.add(self.protocol)
         if not isinstance(self.session_id, bytes) or len(self.session_id) != SESSION_ID_LENGTH:
             raise InvalidMessage("session id must be 32 bytes")
-        if not isinstance(self.round, int) or isinstance(self.round, bool) or not 0 <= self.round < 2**16:
+        if not _is_int(self.round) or not 0 <= self.round < 2**16:
             raise InvalidMessage("bad round number")
         if not _is_party_id(self.sender):
             raise InvalidMessage("bad sender id")
         if self.recipient is not None and not _is_party_id(self.recipient):
             raise InvalidMessage("bad recipient id")
-        if not isinstance(self.payload, Mapping):
+        payload = self.payload
+        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
             raise InvalidMessage("payload must be a mapping")
-        object.__setattr__(self, "payload", _freeze(self.payload))
+        object.__setattr__(self, "payload", _freeze(payload))
 
     def to_bytes(self) -> bytes:
         """The canonical, versioned JSON encoding (made once: a message is immutable, so a
