@@ -64,13 +64,13 @@ def _freeze(value: Any, depth: int = 0) -> Any:
     if kind is dict or kind is MappingProxyType:
         return _freeze_mapping(value, depth)
     if kind is tuple or kind is list:
-        return tuple(_freeze(v, depth + 1) for v in value)
+        return _freeze_sequence(value, depth)
     if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v, depth + 1) for v in value)
+        return _freeze_sequence(value, depth)
     if isinstance(value, Mapping):
         return _freeze_mapping(value, depth)
     raise InvalidMessage(f"payload value of type {type(value).__name__} is not allowed")
@@ -81,8 +81,18 @@ def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[st
     for key, item in value.items():
         if not isinstance(key, str):
             raise InvalidMessage("payload keys must be strings")
-        frozen[key] = _freeze(item, depth + 1)
+        if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
+            raise InvalidMessage("payload nested too deeply")
+        kind = type(item)  # a scalar is kept as it is without a call (most values are)
+        frozen[key] = item if kind is str or kind is int or kind is bool or item is None else _freeze(item, depth + 1)
     return MappingProxyType(frozen)
+
+
+def _freeze_sequence(value: list[Any] | tuple[Any, ...], depth: int) -> tuple[Any, ...]:
+    if value and depth >= MAX_DEPTH:
+        raise InvalidMessage("payload nested too deeply")
+    return tuple([item if (kind := type(item)) is str or kind is int or kind is bool or item is None
+                  else _freeze(item, depth + 1) for item in value])
 
 
 def _json_default(value: Any) -> Any:
