@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 
 from curves.errors import CurveError
@@ -37,15 +37,22 @@ _TAG = b"portal-mpc/rng/v1"
 
 
 class _Stream:
-    """A deterministic byte stream: draw i reads SHAKE-256(seed ‖ i) (not thread-shared)."""
+    """A deterministic byte stream: draw i reads SHAKE-256(seed ‖ i) (not thread-shared).
 
-    __slots__ = ("_seed", "_counter")
+    The seed is computed at the first draw: a step that draws nothing (most steps of an
+    operation only check and store) never pays for the keyed hash."""
 
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
+    __slots__ = ("_key", "_context", "_seed", "_counter")
+
+    def __init__(self, key: bytes, context: bytes) -> None:
+        self._key, self._context = key, context
+        self._seed: bytes | None = None
         self._counter = 0
 
     def read(self, n: int) -> bytes:
+        if self._seed is None:
+            self._seed = _seed(self._key, self._context)
+            self._key = self._context = b""
         self._counter += 1
         return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(n)
 
@@ -56,26 +63,41 @@ class _Stream:
 _CURRENT: ContextVar[_Stream | None] = ContextVar("portal_mpc_randomness", default=None)
 
 
-def _seed(key: bytes, context: bytes) -> bytes:
+def _check_key(key: bytes, context: bytes) -> None:
     if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_LENGTH:
         raise CurveError(f"a derivation key must be {KEY_LENGTH} bytes")
     if not isinstance(context, (bytes, bytearray)):
         raise CurveError("a derivation context must be bytes")
+
+
+def _seed(key: bytes, context: bytes) -> bytes:
     h = hashlib.blake2b(key=bytes(key), digest_size=64, person=b"portal-mpc/rng")
     for item in (_TAG, bytes(context)):
         h.update(len(item).to_bytes(8, "big") + item)
     return h.digest()
 
 
-@contextmanager
-def derived(key: bytes, context: bytes) -> Iterator[None]:
+class _DerivedScope:
+    """The context manager ``derived`` returns (a class, not a generator: it is entered on every
+    step of every custodian operation)."""
+
+    __slots__ = ("_stream", "_token")
+
+    def __init__(self, key: bytes, context: bytes) -> None:
+        _check_key(key, context)
+        self._stream = _Stream(bytes(key), bytes(context))
+
+    def __enter__(self) -> None:
+        self._token = _CURRENT.set(self._stream)
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._token)
+
+
+def derived(key: bytes, context: bytes) -> AbstractContextManager[None]:
     """Within this scope every draw is a deterministic function of ``key``, ``context`` and the
     order of the draws (a fresh stream per scope: nested or repeated scopes never share one)."""
-    token = _CURRENT.set(_Stream(_seed(key, context)))
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
+    return _DerivedScope(key, context)
 
 
 @contextmanager

@@ -146,9 +146,11 @@ class Client:
     def signing_share(self, curve: str) -> Any:
         """The signing share on ``curve`` from the keychain (``ecdsa2p.P1KeyShare`` on secp256k1,
         ``frost.KeyShare`` on ed25519); ``WalletNotFound`` if the device has none."""
-        if self._entry(curve) not in self.keychain:
-            raise WalletNotFound("no signing share on this device")
-        return decode_share(curve, CLIENT_PARTY, self.keychain.get(self._entry(curve)))
+        try:  # one read (a keychain's ``in`` lists every entry: a directory listing for a FileKeychain)
+            data = self.keychain.get(self._entry(curve))
+        except KeychainEntryNotFound:
+            raise WalletNotFound("no signing share on this device") from None
+        return decode_share(curve, CLIENT_PARTY, data)
 
     def _store_signing_shares(self, shares: Mapping[str, Any]) -> None:
         for curve in CURVES:

@@ -34,7 +34,7 @@ from typing import Any
 
 from mpc import hd
 from mpc.backup import possession
-from mpc.addresses import addresses
+from mpc.addresses import CHAIN_CURVES, addresses
 from mpc.backup.attempts import AttemptCounter
 from mpc.backup.versions import CONFIRMATION_ROW, OPRF_KEY_ROW, BackupVersions, storage_name
 from mpc.errors import (
@@ -65,6 +65,7 @@ from mpc.wallet import (
     DEFAULT_METHOD,
     PARTIES,
     decode_share,
+    curve_of_chain,
     default_home,
 )
 from protocols import ecdsa2p, frost, oprf, randomness
@@ -340,10 +341,22 @@ class Custodian:
         refused unless the signing shares are STORED_CLIENT. Uses a precomputation from this
         process's pool when it has one (``mpc.presign``). With ``path`` the custodian adds the path's
         public tweak to its share (docs/hd.md); the account must have been derived."""
-        self._require_signing(self.store.client(client_id))
-        session = CustodianSign(self, client_id, session_id, chain, data, path=path)
+        share = self._signing_share(client_id, chain)
+        session = CustodianSign(self, client_id, session_id, chain, data, path=path, share=share)
         self._refuse_replaced(client_id, session.curve, session._root)  # the root pair (a path tweaks a copy)
         return session
+
+    def _signing_share(self, client_id: str, chain: str) -> Any:
+        """The client's custodian signing share on ``chain``'s curve, once its row is checked
+        (``_require_signing``): the row and the share in one read of the store. An unknown chain
+        is refused after that check (``InputInvalid``), as ``CustodianSign`` finds it."""
+        known = CHAIN_CURVES.get(chain) if isinstance(chain, str) else None
+        record, data = self.store.client_and_share(client_id, "signing", "", known or "")
+        self._require_signing(record)
+        curve = curve_of_chain(chain)
+        if data is None:
+            raise WalletNotFound(f"no signing share for {curve}")
+        return decode_share(curve, CUSTODIAN_PARTY, data)
 
     def derive(self, client_id: str, paths: Iterable[str], session_id: bytes | None = None) -> hd.CustodianDerive:
         """The custodian's side of ``client.derive(paths)``: the accounts of ``paths`` (docs/hd.md)."""

@@ -239,31 +239,33 @@ class CustodianSign(CustodianOperation):
     exclusive = False
 
     def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes, *,
-                 path: str | None = None) -> None:
+                 path: str | None = None, share: Any = None) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
         self._hd_child = path_tweak(lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account),
                                  self.curve, path)
         super().__init__(custodian, client_id, session_id)
-        self._root = custodian._load_share(client_id, "signing", "", self.curve)
+        # ``share``: the root share the caller read already (``Custodian.sign``: with the client's row).
+        self._root = share if share is not None else custodian._load_share(client_id, "signing", "", self.curve)
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
 
     def _hello(self) -> dict[str, Any]:
         child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
         return sign_hello(self.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
 
-    def _decode_step(self, name: str, data: Mapping[str, Any], sender: int) -> Any:
-        if name == "hello" and not self._children and self._next_from_peer == 1:
-            expected = self._hello()
-            same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
-            if same_request and data.get("client_share") != expected["client_share"]:
-                get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
-                # The device signs with shares the custodian no longer holds: a recover replaced them.
-                raise ShareReplaced(f"this device's {self.curve} signing share is not the client's current "
-                                    "one (a recover replaced it): wipe this device and recover onto it, "
-                                    "or sign with the device that recovered")
-        return super()._decode_step(name, data, sender)
+    def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """This session's hello; a device that asks for this very signature with another public
+        share than the custodian's pair gets ``SHARE_REPLACED`` (before the hello is compared)."""
+        expected = self._hello()
+        same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
+        if same_request and data.get("client_share") != expected["client_share"]:
+            get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
+            # The device signs with shares the custodian no longer holds: a recover replaced them.
+            raise ShareReplaced(f"this device's {self.curve} signing share is not the client's current "
+                                "one (a recover replaced it): wipe this device and recover onto it, "
+                                "or sign with the device that recovered")
+        return expected
 
     def _start(self) -> list[Message]:
         child = sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,

@@ -25,7 +25,7 @@ sender)`` (pure: raise ``InvalidMessage``/``ProofError``), ``_on_step(name, valu
 from __future__ import annotations
 
 import hashlib
-import json
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,25 +37,24 @@ __all__ = ["Composite", "child_session_id"]
 _CHILD_NAME_MAX = 32
 
 
+@lru_cache(maxsize=256)
 def child_session_id(session_id: bytes, name: str) -> bytes:
-    """The session id of child ``name``: SHA-256 over a tag, the parent id and the name."""
+    """The session id of child ``name``: SHA-256 over a tag, the parent id and the name (public
+    values: a composite derives each child's id twice, to make the child and to check it)."""
     h = hashlib.sha256()
     for item in (b"portal-mpc/compose/child/v1", session_id, name.encode()):
         h.update(len(item).to_bytes(8, "big") + item)
     return h.digest()
 
 
-def _wire_object(msg: Message) -> dict[str, Any]:
-    obj: dict[str, Any] = json.loads(msg.to_bytes())
-    return obj
-
-
 def _inner_message(obj: Any) -> Message:
+    """The child message an outer message carries, checked as ``Message.from_bytes`` checks it.
+
+    Its object is part of the outer message, whose payload is frozen JSON (and whose bytes were
+    canonical, if it came from the wire): it is read as it is, never encoded and parsed again."""
     if not isinstance(obj, Mapping):
         raise InvalidMessage("child message must be an object")
-    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      default=dict).encode("ascii")
-    return Message.from_bytes(data)
+    return Message.from_wire_object(obj)
 
 
 class Composite(Session):
@@ -117,7 +116,7 @@ class Composite(Session):
         return Message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
-        return [self._outer({"child": name, "message": _wire_object(m)}) for m in messages]
+        return [self._outer({"child": name, "message": m.wire_object()}) for m in messages]
 
     def _check_children_done(self) -> list[Message]:
         if self._children_done or not self._children or not all(c.done for c in self._children.values()):
@@ -146,7 +145,9 @@ class Composite(Session):
         self.session_id = msg.session_id
         self._unbound = False
         try:
-            return self.receive(msg)
+            # ``Composite.receive``, not ``self.receive``: a subclass's own ``receive`` (the custodian's
+            # derived-randomness scope, its lock) is running for this message already and called us.
+            return Composite.receive(self, msg)
         except InvalidMessage:
             if self._next_from_peer == 1:
                 self.session_id, self._unbound = bytes(32), True

@@ -57,20 +57,42 @@ def _freeze(value: Any, depth: int = 0) -> Any:
     """Deep-copy a JSON-able value into immutable containers, rejecting anything else."""
     if depth > MAX_DEPTH:
         raise InvalidMessage("payload nested too deeply")
-    if value is None or isinstance(value, (bool, str)):
+    # The exact JSON types first (every value of a decoded message is one): no ABC check.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict or kind is MappingProxyType:
+        return _freeze_mapping(value, depth)
+    if kind is tuple or kind is list:
+        return _freeze_sequence(value, depth)
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v, depth + 1) for v in value)
+        return _freeze_sequence(value, depth)
     if isinstance(value, Mapping):
-        frozen = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidMessage("payload keys must be strings")
-            frozen[key] = _freeze(item, depth + 1)
-        return MappingProxyType(frozen)
+        return _freeze_mapping(value, depth)
     raise InvalidMessage(f"payload value of type {type(value).__name__} is not allowed")
+
+
+def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
+    frozen = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidMessage("payload keys must be strings")
+        if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
+            raise InvalidMessage("payload nested too deeply")
+        kind = type(item)  # a scalar is kept as it is without a call (most values are)
+        frozen[key] = item if kind is str or kind is int or kind is bool or item is None else _freeze(item, depth + 1)
+    return MappingProxyType(frozen)
+
+
+def _freeze_sequence(value: list[Any] | tuple[Any, ...], depth: int) -> tuple[Any, ...]:
+    if value and depth >= MAX_DEPTH:
+        raise InvalidMessage("payload nested too deeply")
+    return tuple([item if (kind := type(item)) is str or kind is int or kind is bool or item is None
+                  else _freeze(item, depth + 1) for item in value])
 
 
 def _json_default(value: Any) -> Any:
@@ -81,8 +103,11 @@ def _json_default(value: Any) -> Any:
 
 # One encoder and one decoder for every message: json.dumps/json.loads with options build a new
 # JSONEncoder/JSONDecoder on each call, which is a measurable share of a small message's cost.
+# No circularity check: every value encoded is a frozen payload (fresh containers, bounded depth)
+# or a decoded one (a tree), so the check's bookkeeping per container buys nothing.
 _ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_json_default
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False,
+    default=_json_default,
 )
 
 
@@ -110,8 +135,19 @@ _DECODER = json.JSONDecoder(
 )
 
 
+def _is_int(value: Any) -> bool:
+    """An int and not a bool (the exact type decided first: no subclass check on the common path)."""
+    return type(value) is int or isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_party_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**32
+    return _is_int(value) and 1 <= value < 2**32
+
+
+# Protocol names already checked against ``_PROTOCOL_NAME`` (a handful in a process; bounded, so
+# that a peer naming new protocols cannot grow it).
+_PROTOCOL_NAMES_SEEN: set[str] = set()
+_PROTOCOL_NAMES_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -126,33 +162,45 @@ class Message:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.match(self.protocol):
-            raise InvalidMessage("bad protocol name")
+        if type(self.protocol) is not str or self.protocol not in _PROTOCOL_NAMES_SEEN:
+            if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.match(self.protocol):
+                raise InvalidMessage("bad protocol name")
+            if len(_PROTOCOL_NAMES_SEEN) < _PROTOCOL_NAMES_KEPT:
+                _PROTOCOL_NAMES_SEEN.add(self.protocol)
         if not isinstance(self.session_id, bytes) or len(self.session_id) != SESSION_ID_LENGTH:
             raise InvalidMessage("session id must be 32 bytes")
-        if not isinstance(self.round, int) or isinstance(self.round, bool) or not 0 <= self.round < 2**16:
+        if not _is_int(self.round) or not 0 <= self.round < 2**16:
             raise InvalidMessage("bad round number")
         if not _is_party_id(self.sender):
             raise InvalidMessage("bad sender id")
         if self.recipient is not None and not _is_party_id(self.recipient):
             raise InvalidMessage("bad recipient id")
-        if not isinstance(self.payload, Mapping):
+        payload = self.payload
+        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
             raise InvalidMessage("payload must be a mapping")
-        object.__setattr__(self, "payload", _freeze(self.payload))
+        object.__setattr__(self, "payload", _freeze(payload))
 
     def to_bytes(self) -> bytes:
-        """The canonical, versioned JSON encoding."""
-        return _encode(
-            {
-                "v": WIRE_VERSION,
-                "protocol": self.protocol,
-                "session_id": self.session_id.hex(),
-                "round": self.round,
-                "sender": self.sender,
-                "recipient": self.recipient,
-                "payload": self.payload,
-            }
-        )
+        """The canonical, versioned JSON encoding (made once: a message is immutable, so a
+        received message's bytes, or a sent one's, are never encoded again)."""
+        encoded: bytes | None = self.__dict__.get("_encoded")
+        if encoded is None:
+            encoded = _encode(self.wire_object())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
+
+    def wire_object(self) -> dict[str, Any]:
+        """The JSON object that ``to_bytes`` encodes (a composite carries a child's message as
+        this object, inside its own message: ``protocols.compose``)."""
+        return {
+            "v": WIRE_VERSION,
+            "protocol": self.protocol,
+            "session_id": self.session_id.hex(),
+            "round": self.round,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "payload": self.payload,
+        }
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Message:
@@ -163,12 +211,29 @@ class Message:
             raise InvalidMessage("message too large")
         data = bytes(data)
         obj = _parse_json(data)
-        if not isinstance(obj, dict) or set(obj) != _KEYS:
+        message = cls.from_wire_object(obj)
+        # The decoded object re-encodes to what the message would (``from_wire_object`` admits no
+        # other form of any field), and its plain dicts need no conversion on the way.
+        if _encode(obj) != data:
+            raise InvalidMessage("message encoding is not canonical")
+        object.__setattr__(message, "_encoded", data)
+        return message
+
+    @classmethod
+    def from_wire_object(cls, obj: Any) -> Message:
+        """The message whose ``wire_object()`` is ``obj`` (exactly its keys, wire version 1, the
+        session id in lowercase hex, every field checked as the constructor does), else
+        ``InvalidMessage``. ``from_bytes`` is this plus the check that the bytes are canonical;
+        an object taken from a message that was itself decoded (a composite's child message)
+        re-encodes to a canonical substring of that message, so it needs no second check."""
+        if not isinstance(obj, Mapping) or set(obj) != _KEYS:
             raise InvalidMessage("message must have exactly the keys " + ",".join(sorted(_KEYS)))
         if obj["v"] != WIRE_VERSION or isinstance(obj["v"], bool):
             raise InvalidMessage("unsupported wire version")
         session_id = parse_hex(obj["session_id"], "session_id")
-        message = cls(
+        if session_id.hex() != obj["session_id"]:  # bytes.fromhex skips white space: not canonical
+            raise InvalidMessage("session_id must be lowercase hex")
+        return cls(
             protocol=obj["protocol"],
             session_id=session_id,
             round=obj["round"],
@@ -176,9 +241,6 @@ class Message:
             recipient=obj["recipient"],
             payload=obj["payload"],
         )
-        if message.to_bytes() != data:
-            raise InvalidMessage("message encoding is not canonical")
-        return message
 
     def __repr__(self) -> str:
         to = "all" if self.recipient is None else self.recipient

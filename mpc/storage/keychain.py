@@ -107,6 +107,9 @@ class MemoryKeychain(Keychain):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries  # only valid names are ever stored
+
     def __repr__(self) -> str:
         return f"<MemoryKeychain with {len(self._entries)} entries>"
 
@@ -210,6 +213,12 @@ class FileKeychain(Keychain):
             if path.name.endswith(_SUFFIX) and _NAME.fullmatch(stem):
                 found.append(stem)
         return sorted(found)
+
+    def __contains__(self, name: object) -> bool:
+        """One ``stat`` of the entry's file (not a listing of the directory, as ``names`` is)."""
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            return False
+        return os.path.lexists(self.directory / (name + _SUFFIX))  # what ``names`` would list
 
     def wipe(self) -> None:
         """Remove every entry and any temporary file left by an interrupted write."""

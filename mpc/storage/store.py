@@ -165,6 +165,8 @@ _CLIENT_COLUMNS = (
     "has_wallet, ejected, operation, operation_expires, operation_session"
 )
 
+_JOINED_CLIENT_COLUMNS = ", ".join(f"c.{name.strip()}" for name in _CLIENT_COLUMNS.split(","))
+
 
 @dataclass(frozen=True)
 class ClientRecord:
@@ -434,10 +436,19 @@ class SQLiteStore:
     def client(self, client_id: str) -> ClientRecord:
         """The client's row; ``ClientNotFound`` if there is none."""
         row = self._execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)).fetchone()
-        if row is None:
-            raise ClientNotFound("no such client")
-        return ClientRecord(row[0], _blob(row[1]), _blob(row[2]), row[3], bool(row[4]), bool(row[5]), row[6], row[7],
-                            row[8])
+        return _client_record(row)
+
+    def client_and_share(self, client_id: str, kind: str, method: str, curve: str) -> tuple[ClientRecord, bytes | None]:
+        """The client's row and one of its shares (opened; None if there is none) in one read,
+        as ``client`` and ``get_share`` give them: what the custodian's sign checks and signs with."""
+        row = self._execute(
+            f"SELECT {_JOINED_CLIENT_COLUMNS}, s.data FROM clients c LEFT JOIN shares s ON s.client_id = c.client_id "
+            "AND s.kind = ? AND s.method = ? AND s.curve = ? WHERE c.client_id = ?",
+            (kind, method, curve, client_id),
+        ).fetchone()
+        record = _client_record(row)
+        data = row[-1]
+        return record, None if data is None else self._unseal(data, "shares", "data", client_id, kind, method, curve)
 
     def update_client(self, client_id: str, **fields: Any) -> None:
         """Set columns of the client's row (``UsageError`` for an unknown one, ``ClientNotFound``)."""
@@ -657,6 +668,13 @@ class SQLiteStore:
     def close(self) -> None:
         """Close the database connection."""
         self._conn.close()
+
+
+def _client_record(row: Any) -> ClientRecord:
+    """A ``ClientRecord`` from the first columns of a row (``_CLIENT_COLUMNS``); None: ``ClientNotFound``."""
+    if row is None:
+        raise ClientNotFound("no such client")
+    return ClientRecord(row[0], _blob(row[1]), _blob(row[2]), row[3], bool(row[4]), bool(row[5]), row[6], row[7], row[8])
 
 
 def _blob(value: Any) -> bytes | None:

@@ -210,3 +210,12 @@ def test_corruption_error_json_has_code(tmp_path):
     with pytest.raises(KeychainCorrupted) as info:
         keychain.get("share")
     assert info.value.to_json()["error"]["id"] == "KEYCHAIN_CORRUPTED"
+
+
+def test_membership_agrees_with_the_listing(keychain) -> None:
+    keychain.put("c1.ed25519.signing", SECRET)
+    assert "c1.ed25519.signing" in keychain and "c1.ed25519.signing" in keychain.names()
+    for name in ("c1.secp256k1.signing", "", "../escape", ".hidden", "x" * 129, 7, None):
+        assert name not in keychain  # never an error, whatever the name
+    keychain.delete("c1.ed25519.signing")
+    assert "c1.ed25519.signing" not in keychain and keychain.names() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from mpc.errors import AuthFailed, ClientNotFound
 from mpc.service.store import ServiceStore
 from mpc.storage.backends import PostgresStore, open_store
+from mpc.storage.sealing import LocalKeyProvider, Sealer
 from mpc.storage.store import SQLiteStore
 
 
@@ -45,6 +47,30 @@ def test_clients_shares_and_backups(store: SQLiteStore) -> None:
     store.save_setup(b"setup")
     store.save_setup(b"setup2")
     assert store.load_setup() == b"setup2"
+
+
+def test_client_and_share_reads_the_row_and_the_share_at_once(store: SQLiteStore) -> None:
+    store.create_client("c1", "NOT_CREATED")
+    store.create_client("c2", "NOT_CREATED")
+    store.update_client("c1", ed25519_public=b"\x05" * 32, has_wallet=1, signing_share_status="STORED_CLIENT")
+    store.put_share("c1", "signing", "", "ed25519", b"share one")
+    store.put_share("c2", "signing", "", "ed25519", b"another client's")
+    store.put_share("c1", "backup", "CLOUD", "ed25519", b"a backup share")
+    record, share = store.client_and_share("c1", "signing", "", "ed25519")
+    assert record == store.client("c1") and share == b"share one"
+    assert store.client_and_share("c1", "signing", "", "secp256k1") == (record, None)  # no such share
+    store.put_share("c1", "signing", "", "ed25519", b"share two")  # a recover replaces it: read again
+    assert store.client_and_share("c1", "signing", "", "ed25519")[1] == b"share two"
+    with pytest.raises(ClientNotFound):
+        store.client_and_share("nobody", "signing", "", "ed25519")
+
+
+def test_client_and_share_opens_a_sealed_share(tmp_path) -> None:
+    sealed = SQLiteStore(str(tmp_path / "sealed.sqlite3"), sealer=Sealer(LocalKeyProvider(secrets.token_bytes(32))))
+    sealed.create_client("c1", "STORED_CLIENT")
+    sealed.put_share("c1", "signing", "", "ed25519", b"secret share")
+    assert sealed.client_and_share("c1", "signing", "", "ed25519")[1] == b"secret share"
+    sealed.close()
 
 
 def test_transaction_rolls_back_everything(store: SQLiteStore) -> None:

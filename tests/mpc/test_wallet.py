@@ -123,6 +123,22 @@ def test_old_signing_shares_do_not_sign_after_recover(generated):
     generated.sign("ethereum", data_for("ethereum"), client=device)
 
 
+def test_each_sign_reads_the_current_shares(generated):
+    """The custodian reads its signing share with the client's row at each sign (nothing of a
+    share is kept between operations but the validated decoding of the very same bytes): after a
+    backup and after each recover the current pair signs, and a replaced device is refused."""
+    for chain in ("solana", "ethereum"):
+        verify_result(generated.sign(chain, data_for(chain))[0], data_for(chain))
+    generated.backup()
+    verify_result(generated.sign("solana", data_for("solana"))[0], data_for("solana"))
+    stale, device = generated.client, generated.device()
+    generated.recover(device)
+    for chain in ("solana", "ethereum"):
+        verify_result(generated.sign(chain, data_for(chain), client=device)[0], data_for(chain))
+        with pytest.raises(errors.ShareReplaced):
+            generated.sign(chain, data_for(chain), client=stale)
+
+
 def test_recover_refused_before_backup(generated):
     with pytest.raises(errors.BackupNotFound):
         generated.custodian.recover(generated.client_id)

@@ -165,3 +165,51 @@ def test_brackets_in_strings_count_toward_the_bound():
     data = make(payload={"s": "[" * (MAX_DEPTH + 3)}).to_bytes()
     with pytest.raises(InvalidMessage, match="nested too deeply"):
         Message.from_bytes(data)
+
+
+# --- a message as a JSON object (a composite carries its child's message so) -------------------------
+@settings(max_examples=60, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_wire_object_is_what_to_bytes_encodes(payload):
+    msg = make(payload=payload)
+    assert json.loads(msg.to_bytes()) == json.loads(json.dumps(msg.wire_object(), default=dict))
+    again = Message.from_wire_object(msg.wire_object())
+    assert again == msg and again.to_bytes() == msg.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda o: o.pop("payload"),
+        lambda o: o.update(extra=1),
+        lambda o: o.update(v=True),
+        lambda o: o.update(v=2),
+        lambda o: o.update(session_id=SID.hex().upper()),
+        lambda o: o.update(session_id=" ".join(SID.hex()[i:i + 2] for i in range(0, 64, 2))),  # fromhex skips it
+        lambda o: o.update(session_id=SID.hex()[:-2]),
+        lambda o: o.update(round=True),
+        lambda o: o.update(recipient="2"),
+        lambda o: o.update(payload=(1,)),
+    ],
+)
+def test_from_wire_object_refuses_what_from_bytes_refuses(mutate):
+    obj = make().wire_object()
+    mutate(obj)
+    with pytest.raises(InvalidMessage):
+        Message.from_wire_object(obj)
+    with pytest.raises(InvalidMessage):
+        Message.from_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list).encode())
+
+
+def test_a_received_message_keeps_its_bytes():
+    data = make(payload={"x": "00", "n": [1, {"k": None}]}).to_bytes()
+    msg = Message.from_bytes(data)
+    assert msg.to_bytes() is data  # never encoded again (the custodian hashes it into its transcript)
+    built = make()
+    assert built.to_bytes() is built.to_bytes()
+
+
+def test_duplicate_keys_are_still_named():
+    data = make().to_bytes().replace(b'"round":1,', b'"round":1,"round":1,')
+    with pytest.raises(InvalidMessage, match="duplicate"):
+        Message.from_bytes(data)

@@ -123,3 +123,22 @@ def test_bad_keys_and_contexts_are_typed_errors(key: object, context: object) ->
 def test_bad_arguments_are_typed_errors(call: object) -> None:
     with pytest.raises(CurveError):
         call()  # type: ignore[operator]
+
+
+def test_the_stream_is_the_documented_construction() -> None:
+    """seed = BLAKE2b-512(key, person "portal-mpc/rng") over the tag and the context, each
+    length-prefixed; draw i reads SHAKE-256(seed ‖ i). A custodian's parked operation resumed by
+    another version must replay the same values, so the construction never changes silently."""
+    import hashlib
+
+    key, context = bytes(range(32)), b"transcript"
+    seed = hashlib.blake2b(key=key, digest_size=64, person=b"portal-mpc/rng")
+    for item in (b"portal-mpc/rng/v1", context):
+        seed.update(len(item).to_bytes(8, "big") + item)
+    expected = [hashlib.shake_256(seed.digest() + i.to_bytes(8, "big")).digest(n) for i, n in ((1, 32), (2, 5))]
+    with randomness.derived(key, context):
+        assert [randomness.token_bytes(32), randomness.token_bytes(5)] == expected
+    with randomness.derived(key, context):  # a scope that draws nothing, then a fresh one: the same stream
+        pass
+    with randomness.derived(key, context):
+        assert randomness.token_bytes(32) == expected[0]
