@@ -95,7 +95,12 @@ def _custodian(db: str) -> Custodian:
     with _CUSTODIANS_LOCK:
         custodian = _CUSTODIANS.get(db)
         if custodian is None:
-            custodian = _CUSTODIANS[db] = Custodian(open_store(db))
+            custodian = Custodian(open_store(db))
+            # The setup (the custodian's Paillier key and its proofs) is loaded and verified once
+            # per process: ``Custodian.resume`` would otherwise decode it from the store at every
+            # step (it never changes: ``CustodianService`` loads it before any worker starts).
+            custodian.setup  # noqa: B018
+            _CUSTODIANS[db] = custodian
         return custodian
 
 
