@@ -438,7 +438,7 @@ class CustodianService(NodeHealth, OperatorRequests):
                 await ws.close()
                 return
             try:
-                data = requests.message_frame(frame, session_id)
+                data = requests.message_frame(frame)
             except EngineError as exc:
                 invalid += 1
                 await ws.send(requests.frame_text(record.error(exc.to_json(), fatal=invalid >= MAX_INVALID_FRAMES)))

@@ -59,6 +59,7 @@ import secrets
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
@@ -139,6 +140,10 @@ class ParkedSession:
     outbox: list[str] = field(repr=False)  # an eject's carries backup shares
     holds_lock: bool
     expires: float
+    # The park's fingerprint (BLAKE2b-128 of the sealed state as stored: every park seals a fresh
+    # park id under a fresh nonce, so two parks never share it): a worker uses the session it
+    # kept decoded only for the park it made itself (``mpc.service.worker``, Warm sessions).
+    version: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -318,10 +323,11 @@ class ServiceStore:
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
-             holds_lock: bool, ttl: float, step: Step | None = None) -> None:
+             holds_lock: bool, ttl: float, step: Step | None = None) -> bytes:
         """Save (or replace) a session's state after a step, in one transaction with the renewal
         of its lock's lease to the park's expiry (``OperationLost`` if the lock is no longer this
-        session's: its lease lapsed and it was reclaimed) and the step marker's "parked"."""
+        session's: its lease lapsed and it was reclaimed) and the step marker's "parked".
+        Returns the park's ``version`` (``ParkedSession.version``)."""
         key = (session_id, client_id, operation)
         box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
         tagged = self.store.nonce_epoch().to_bytes(_EPOCH_BYTES, "big") + data
@@ -337,30 +343,35 @@ class ServiceStore:
             if step is not None:
                 self.store._execute("UPDATE session_steps SET parked = 1, expires = ? WHERE session_id = ? "
                                     "AND step_id = ?", (expires, session_id, step.step_id))
+        return _version(sealed)
 
-    def take(self, session_id: str, step: Step | None = None) -> ParkedSession | None:
-        """Delete the parked session and return it (None if absent or of an older nonce epoch):
-        at most one taker wins. With ``step``, the same transaction leaves the step marker and
-        sets the lease of the lock the session holds to ``step.lease`` from now."""
+    def take(self, session_id: str, step: Step | None = None, client_id: str | None = None,
+             admit: Callable[[ParkedSession], None] | None = None) -> ParkedSession | None:
+        """Delete the parked session and return it (None if absent, of another client than
+        ``client_id`` (left parked), or of an older nonce epoch): at most one taker wins. One
+        transaction (issue 30: one store round trip per take): with ``step`` it also leaves the
+        step marker and sets the lease of the lock the session holds to ``step.lease`` from now;
+        ``admit`` runs last in it on the taken session (the worker consumes the park id of the
+        session it kept warm there); if ``admit`` raises, nothing was taken."""
+        match, args = ("session_id = ?", (session_id,)) if client_id is None else \
+            ("session_id = ? AND client_id = ?", (session_id, client_id))
         with self.store.taking() as took:
-            row = self.store._execute(
-                f"DELETE FROM parked_sessions WHERE session_id = ? RETURNING {_COLUMNS}", (session_id,)
-            ).fetchone()
+            row = self.store._execute(f"DELETE FROM parked_sessions WHERE {match} RETURNING {_COLUMNS}", args).fetchone()
             took(row is not None)
-            if row is not None and step is not None:
-                now = time.time()
-                sent = len(json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", row[0], row[1], row[2])))
-                self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
-                                    (session_id, row[1], step.step_id, step.node_id, sent, now + step.lease))
-                if row[5]:
-                    self._renew_lock(row[1], session_id, now + step.lease)
-        if row is None:
-            return None
-        parked, epoch = self._unpark(row)
-        if epoch != self.store.nonce_epoch():
+            if row is None:
+                return None
+            parked, epoch = self._unpark(row)
+            if epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore): it goes
+                return None
             if step is not None:
-                self.end_step(session_id, step)
-            return None
+                now = time.time()
+                self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
+                                    (session_id, parked.client_id, step.step_id, step.node_id, len(parked.outbox),
+                                     now + step.lease))
+                if parked.holds_lock:
+                    self._renew_lock(parked.client_id, session_id, now + step.lease)
+            if admit is not None:
+                admit(parked)
         return parked
 
     # --- operation locks as leases, steps, nodes ----------------------------------------------
@@ -495,6 +506,11 @@ class ServiceStore:
         """One trivial query (readiness): raises if the database does not answer."""
         self.store._execute("SELECT COUNT(*) FROM service_nodes").fetchone()
 
+    def is_parked(self, session_id: str) -> bool:
+        """Whether a session of this id is parked (nothing is opened)."""
+        return self.store._execute("SELECT 1 FROM parked_sessions WHERE session_id = ?",
+                                   (session_id,)).fetchone() is not None
+
     def peek(self, session_id: str) -> ParkedSession | None:
         """Read a parked session without taking it (to check its owner, or to resume a channel)."""
         row = self.store._execute(f"SELECT {_COLUMNS} FROM parked_sessions WHERE session_id = ?",
@@ -517,7 +533,9 @@ class ServiceStore:
         tagged = self.store._unseal(row[3], "parked_sessions", "data", *key)
         outbox = json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", *key))
         epoch = int.from_bytes(tagged[:_EPOCH_BYTES], "big")
-        return ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6])), epoch
+        parked = ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6]),
+                               _version(bytes(row[3])))
+        return parked, epoch
 
     def count(self) -> int:
         """How many sessions are parked."""
@@ -526,3 +544,8 @@ class ServiceStore:
 
 
 _EPOCH_BYTES = 8
+
+
+def _version(sealed: bytes) -> bytes:
+    """A park's fingerprint (``ParkedSession.version``)."""
+    return hashlib.blake2b(sealed, digest_size=16, person=b"portal-mpc-park").digest()
