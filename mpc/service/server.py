@@ -434,7 +434,7 @@ class CustodianService(NodeHealth, OperatorRequests):
             if await self._closed_for_drain(ws):  # the session stays parked: the client resumes
                 return
             if frame == ABORT_FRAME:  # the device's step failed: the session ends and frees its lock now
-                await self._run_step(worker.abort_session, self._key, client_id, token, session_id)
+                await self._run_step(worker.abort_session, self._key, client_id, token, session_id, session=session_id)
                 await ws.close()
                 return
             try:
