@@ -73,7 +73,9 @@ class StepExecutor:
         self._log.error(f"a worker process died: the {self.executor_kind} pool is broken, rebuilding it "
                         f"(rebuild {self.pool_rebuilds}); its steps are retried, answered or reported lost")
         self._pool = self._new_pool()
-        broken.shutdown(wait=False, cancel_futures=True)
+        # The live lanes of a LanePool finish what is queued on them (answered, never cancelled:
+        # a cancelled step would end its connection without an answer); then their workers exit.
+        broken.shutdown(wait=False, cancel_futures=not isinstance(broken, pool.LanePool))
         self._retired = [p for p in self._retired if pool.pool_processes(p)] + [broken]
 
     async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False, session: str | None = None) -> Any:

@@ -238,6 +238,8 @@ class CustodianService(NodeHealth, OperatorRequests):
             self._server = await serve(self._handle, sock=listener, ssl=self.ssl_context, backlog=_LISTEN_BACKLOG,
                                        max_size=self.max_frame, open_timeout=self.limits.first_frame_timeout,
                                        ping_interval=20, ping_timeout=20, close_timeout=2,
+                                       compression=None,  # issue 30: no per-frame deflate (CPU; and no
+                                       # compression of secrets beside what a peer sends: no CRIME-like oracle)
                                        process_request=self._http.process_request)  # /healthz /readyz /metrics
         except BaseException:
             listener.close()

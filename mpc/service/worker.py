@@ -38,6 +38,22 @@ every reconnect, and the service process once per purge tick, so a database rest
 overwritten under the running service is caught by the next take of any process. With ``:memory:``
 (one connection, one process) it is a thread pool. A worker process
 exits when the service process dies (after the step it is running).
+
+Warm sessions (issue 30)
+------------------------
+A step costs the protocol's work plus what the service adds around it; to keep the latter small
+a worker keeps the session it just parked decoded in memory (``WARM_SESSIONS`` per process), with
+the *version* of that park (``ParkedSession.version``: a fingerprint of the sealed row). The pool
+is made of lanes, one worker each (``mpc.service.pool.LanePool``), and the next step of a session
+goes to the lane that ran its last one unless another lane is less busy. The store stays the
+truth: the next step still *takes* the row (one transaction: delete, step marker, lease), and the
+warm session is used only if the row taken is the very park it made (same version); in that
+same transaction ``Custodian._admit`` consumes its park id and checks the nonce epoch, as
+``Custodian.resume`` does for a decoded one. A row another node parked since, a database
+restored (the restore guard empties the parked sessions at the take), a warm copy dropped (a
+full cache, a worker restart) or refused: the stored state is decoded as before. A warm session
+serves one step at most (it is removed before the take); a failed or finished step keeps none.
+The frame is decoded once, here, before anything is taken (``requests.parse_message``).
 """
 
 from __future__ import annotations
