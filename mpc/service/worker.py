@@ -140,12 +140,13 @@ def _service(db: str) -> tuple[Custodian, ServiceStore]:
 
 # --- warm sessions (issue 30) ------------------------------------------------------------------------
 class _Warm:
-    """A session this process parked, kept decoded with the version of that park."""
+    """A session this process parked, kept decoded with the version of that park until the park
+    expires (then it is dropped: no decoded secret state outlives its parked row)."""
 
-    __slots__ = ("version", "session")
+    __slots__ = ("version", "session", "expires")
 
-    def __init__(self, version: bytes, session: Session) -> None:
-        self.version, self.session = version, session
+    def __init__(self, version: bytes, session: Session, expires: float) -> None:
+        self.version, self.session, self.expires = version, session, expires
 
     def __repr__(self) -> str:
         return "_Warm(<session>)"  # the session holds secrets
@@ -156,11 +157,15 @@ _WARM: OrderedDict[tuple[str, str], _Warm] = OrderedDict()
 _WARM_LOCK = threading.Lock()
 
 
-def _keep_warm(db: str, session_id: str, version: bytes, session: Session) -> None:
-    """Keep ``session``, just parked as ``version``, for this process's next step of it."""
+def _keep_warm(db: str, session_id: str, version: bytes, session: Session, ttl: float) -> None:
+    """Keep ``session``, just parked as ``version`` for ``ttl`` seconds, for this process's next
+    step of it (the least recently parked and the expired ones go)."""
+    now = time.time()
     with _WARM_LOCK:
-        _WARM[(db, session_id)] = _Warm(version, session)
+        _WARM[(db, session_id)] = _Warm(version, session, now + ttl)
         _WARM.move_to_end((db, session_id))
+        for key in [key for key, warm in _WARM.items() if warm.expires < now]:
+            del _WARM[key]
         while len(_WARM) > WARM_SESSIONS:
             _WARM.popitem(last=False)
 
@@ -168,7 +173,8 @@ def _keep_warm(db: str, session_id: str, version: bytes, session: Session) -> No
 def _take_warm(db: str, session_id: str) -> _Warm | None:
     """The warm session of ``session_id`` (removed: a warm session serves one step at most)."""
     with _WARM_LOCK:
-        return _WARM.pop((db, session_id), None)
+        warm = _WARM.pop((db, session_id), None)
+    return warm if warm is not None and warm.expires >= time.time() else None
 
 
 def warm_sessions(db: str) -> int:
@@ -249,7 +255,7 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         with service.store.transaction():
             service.bind_session(session_id, client_id, device_public, pending, ttl)
             version = service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
-        _keep_warm(db, session_id, version, session)
+        _keep_warm(db, session_id, version, session, ttl)
         return {"messages": outbox, "expect": session.awaiting_round}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
         return {"error": error_frame(exc), "fatal": True}
@@ -443,7 +449,7 @@ def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, o
         except EngineError as again:  # the store is down: the step's lease runs out instead
             BOUNDED_LOG.error("could not forget a session that failed to park", again)
         return {"error": exc.to_json(), "fatal": True}
-    _keep_warm(db, parked.session_id, version, session)
+    _keep_warm(db, parked.session_id, version, session, ttl)
     return None
 
 

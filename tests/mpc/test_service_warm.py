@@ -167,6 +167,19 @@ def test_a_warm_session_is_never_used_after_a_restore(enrolled: tuple[Path, str,
         guarded.close()
 
 
+def test_a_warm_copy_past_its_park_expiry_is_dropped(signer: tuple[_Node, str, str, mpc.Client]) -> None:
+    """No decoded state outlives its park: an expired copy is neither used nor kept."""
+    node, client_id, token, phone = signer
+    signing = _Signing(node, client_id, token, phone)
+    worker._WARM[(node.key, signing.sid)].expires = time.time() - 1
+    assert "error" not in signing.step(node)
+    assert node.decoded == 1  # decoded from the store instead
+    worker._WARM[(node.key, signing.sid)].expires = time.time() - 1
+    worker._keep_warm(node.key, "another", b"v", signing.session, TTL)  # any park sweeps the expired out
+    assert (node.key, signing.sid) not in worker._WARM
+    worker._take_warm(node.key, "another")
+
+
 def test_a_warm_session_refused_at_its_take_is_refused_from_the_store_too(signer: tuple[_Node, str, str, mpc.Client]
                                                                           ) -> None:
     """Its park id found resumed already: the take is undone, the stored state decoded and
