@@ -15,9 +15,9 @@ processes, on the same machine: the figures are end to end on this machine's cor
 ``--nodes 2`` runs two services on the same database (issue 18, scale-out), the clients spread
 over them. ``--cpu-signs K`` (after the load) has one client process sign K times (ethereum)
 against the first node and reports the service's CPU seconds per signature (its process and
-its worker processes, from ``/proc``), beside the custodian's protocol CPU per signature run in
-process (``mpc.Custodian`` driven directly, no service: the overhead of the service is the
-difference).
+its worker processes, from ``/proc``, and the two apart), beside the custodian's protocol CPU per
+signature run in process (``mpc.Custodian`` driven directly on ``:memory:``, no service: the
+overhead of the service is the difference; the ratio is printed too).
 
 ``--flood`` runs the flood case instead (``benchmarks.flood``, issue 25): slow and silent
 connections from many loopback addresses against ``python -m mpc serve`` with a descriptor
