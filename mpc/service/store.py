@@ -25,7 +25,7 @@ Tables (created on first use, portable SQL)::
   session_devices  session id -> client id, the device key that authorised the session, and
                    whether that key is *pending* (a recover's new key, registered when the
                    recover completes); every later request and step of the session must come
-                   under that key (``check_device``)
+                   under that key (``check_device``, ``check_step``)
 
 At rest, a parked session's state and outbox (the custodian's messages: an eject's carry its
 backup shares) are sealed like the store's other secrets when the store has a key (``mpc.storage.sealing``),
@@ -123,6 +123,29 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _presented(client_id: Any, token: Any) -> bytes:
+    """The hash of a presented token (``AuthFailed`` for anything this service never issued)."""
+    if not isinstance(client_id, str) or not isinstance(token, str) or len(token) > 256 or len(client_id) > 256:
+        raise AuthFailed()
+    try:
+        return hash_token(token)
+    except UnicodeEncodeError:  # a lone surrogate: not a token this service ever issued
+        raise AuthFailed() from None
+
+
+def _device_verdict(registered: bytes | None, public: bytes,
+                    bound: Callable[[], tuple[bytes, bool] | None]) -> bool:
+    """The decision of ``check_device``: ``public`` is the registered key (False), or the
+    pending key the session was opened under (``bound()``, read only if needed: True); else
+    ``AuthFailed``."""
+    if registered is not None and hmac.compare_digest(registered, public):
+        return False
+    session = bound()
+    if session is not None and session[1] and hmac.compare_digest(session[0], public):
+        return True
+    raise AuthFailed()
+
+
 def hash_token(token: str) -> bytes:
     """BLAKE2b-256 of the token (domain-separated): the token has 256 bits of entropy, so a
     plain hash suffices; only the hash is stored."""
@@ -186,20 +209,36 @@ class ServiceStore:
 
     def check_token(self, client_id: Any, token: Any) -> None:
         """Raise ``AuthFailed`` unless ``token`` is the client's (unknown clients fail the same way)."""
-        if not isinstance(client_id, str) or not isinstance(token, str) or len(token) > 256 or len(client_id) > 256:
-            raise AuthFailed()
-        try:
-            presented = hash_token(token)
-        except UnicodeEncodeError:  # a lone surrogate: not a token this service ever issued
-            raise AuthFailed() from None
+        presented = _presented(client_id, token)
         row = self.store._execute("SELECT token_hash FROM client_tokens WHERE client_id = ?", (client_id,)).fetchone()
-        expected = bytes(row[0]) if row is not None else bytes(32)
+        self._match_token(client_id, presented, None if row is None else row[0])
+
+    def _match_token(self, client_id: str, presented: bytes, stored: Any) -> None:
+        """``check_token`` once the client's stored token hash (or None) is read."""
+        expected = bytes(stored) if stored is not None else bytes(32)
         # Compare even for an unknown client, so the timing does not tell whether it exists.
-        if not hmac.compare_digest(presented, expected) or row is None:
+        if not hmac.compare_digest(presented, expected) or stored is None:
             self._refuse(client_id, presented)
         ledger = self.store.ledger  # a token replaced or revoked before a restore stays dead
         if ledger is not None and ledger.credential_revoked("token", presented):
             raise AuthFailed()
+
+    def check_step(self, client_id: Any, token: Any, session_id: str) -> bytes:
+        """A step's checks from one read: ``check_token``, then the device key ``session_id`` was
+        opened under must still pass ``check_device`` (a recover that moved the wallet to another
+        device ends the old device's sessions); returns that key."""
+        presented = _presented(client_id, token)
+        row = self.store._execute(
+            "SELECT (SELECT token_hash FROM client_tokens WHERE client_id = ?), (SELECT device_public FROM "
+            "client_devices WHERE client_id = ?), (SELECT device_public FROM session_devices WHERE session_id = ? AND "
+            "client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?)",
+            (client_id, client_id, session_id, client_id, session_id, client_id)).fetchone()
+        self._match_token(client_id, presented, row[0])
+        if row[2] is None:  # no session of this client opened under a key
+            raise AuthFailed()
+        bound = bytes(row[2])  # the key that opened it must still pass (a recover to another device ends it)
+        _device_verdict(None if row[1] is None else bytes(row[1]), bound, lambda: (bound, bool(row[3])))
+        return bound
 
     def _refuse(self, client_id: str, presented: bytes) -> NoReturn:
         """``AuthTokenReplaced`` for the token a recover or eject replaced, else ``AuthFailed``."""
@@ -292,25 +331,13 @@ class ServiceStore:
         return None if row is None else (bytes(row[0]), bool(row[1]))
 
     def check_device(self, client_id: str, public: bytes, session_id: str | None = None) -> bool:
-        """The one check of a device key (every request and every step goes through it): raise
-        ``AuthFailed`` unless ``public`` is the client's registered key, or the pending key of
-        ``session_id`` (a recover in progress on a new device). Returns whether it was pending."""
+        """The one check of a device key (every request goes through it, every step through
+        ``check_step``: both decide with ``_device_verdict``): raise ``AuthFailed`` unless
+        ``public`` is the client's registered key, or the pending key of ``session_id`` (a
+        recover in progress on a new device). Returns whether it was pending."""
         registered = self.device(client_id)
-        if registered is not None and hmac.compare_digest(registered[0], public):
-            return False
-        bound = None if session_id is None else self.session_device(session_id, client_id)
-        if bound is not None and bound[1] and hmac.compare_digest(bound[0], public):
-            return True
-        raise AuthFailed()
-
-    def check_session(self, session_id: str, client_id: str) -> bytes:
-        """A step of ``session_id``: the key that opened it must still pass ``check_device``
-        (a recover that moved the wallet to another device ends the old device's sessions)."""
-        bound = self.session_device(session_id, client_id)
-        if bound is None:
-            raise AuthFailed()
-        self.check_device(client_id, bound[0], session_id)
-        return bound[0]
+        return _device_verdict(None if registered is None else registered[0], public,
+                               lambda: None if session_id is None else self.session_device(session_id, client_id))
 
     def parked_count(self, client_id: str, pending: bool, now: float) -> tuple[int, float | None]:
         """How many live sessions of the client are parked that were opened under a pending

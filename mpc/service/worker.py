@@ -327,8 +327,7 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
     except MessageInvalid as exc:
         return {"error": exc.to_json(), "fatal": False}
     try:
-        service.check_token(client_id, token)
-        device = service.check_session(session_id, client_id)
+        device = service.check_step(client_id, token, session_id)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
     parked, session = _take(db, custodian, service, session_id, client_id, step)
@@ -474,8 +473,7 @@ def abort_session(db: str, client_id: str, token: str, session_id: str) -> None:
     Only on the connection the session was opened or resumed on, under its token and key."""
     custodian, service = _service(db)
     try:
-        service.check_token(client_id, token)
-        service.check_session(session_id, client_id)
+        service.check_step(client_id, token, session_id)
     except AuthFailed:
         return
     _take_warm(db, session_id)
