@@ -360,14 +360,21 @@ def _take(db: str, custodian: Custodian, service: ServiceStore, session_id: str,
     if warm is None:
         return service.take(session_id, step, client_id), None
     admitted: list[Session] = []
+    refused: list[MPCError] = []
 
     def admit(parked: ParkedSession) -> None:
         if hmac.compare_digest(parked.version, warm.version):
-            admitted.append(custodian._admit(warm.session))
+            try:
+                admitted.append(custodian._admit(warm.session))
+            except MPCError as exc:
+                refused.append(exc)
+                raise
 
     try:
         return service.take(session_id, step, client_id, admit), (admitted[0] if admitted else None)
     except MPCError:
+        if not refused:  # the store's own failure: as without a warm session
+            raise
         return service.take(session_id, step, client_id), None
 
 
