@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import multiprocessing.connection
 import threading
 import time
 from collections import OrderedDict
@@ -78,7 +79,7 @@ def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
     deadline = time.monotonic() + grace
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
-    stuck = [process for process in processes if process.is_alive()]
+    stuck = [process for process in processes if not _exited(process)]
     for process in stuck:
         process.terminate()
     for process in stuck:
@@ -88,6 +89,16 @@ def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
     for manager in managers:
         if manager is not None:
             manager.join(10.0)
+
+
+def _exited(process: Any) -> bool:
+    """Whether a worker process has exited: its sentinel is readable. (``is_alive`` is not
+    enough: the executor's own thread joins its workers too, and a process reaped there keeps
+    answering ``is_alive() == True`` here, which made a clean stop log a termination.)"""
+    try:
+        return bool(multiprocessing.connection.wait([process.sentinel], 0))
+    except (ValueError, OSError):  # the process object is closed: nothing left to wait for
+        return True
 
 
 class LanePool(concurrent.futures.Executor):
