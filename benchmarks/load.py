@@ -15,9 +15,9 @@ processes, on the same machine: the figures are end to end on this machine's cor
 ``--nodes 2`` runs two services on the same database (issue 18, scale-out), the clients spread
 over them. ``--cpu-signs K`` (after the load) has one client process sign K times (ethereum)
 against the first node and reports the service's CPU seconds per signature (its process and
-its worker processes, from ``/proc``), beside the custodian's protocol CPU per signature run in
-process (``mpc.Custodian`` driven directly, no service: the overhead of the service is the
-difference).
+its worker processes, from ``/proc``, and the two apart), beside the custodian's protocol CPU per
+signature run in process (``mpc.Custodian`` driven directly on ``:memory:``, no service: the
+overhead of the service is the difference; the ratio is printed too).
 
 ``--flood`` runs the flood case instead (``benchmarks.flood``, issue 25): slow and silent
 connections from many loopback addresses against ``python -m mpc serve`` with a descriptor
@@ -104,22 +104,24 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _service_cpu(server: Any) -> float:
-    """This process's CPU (the service's event loop and threads) plus its worker processes'."""
+def _service_cpu(server: Any) -> tuple[float, float]:
+    """This process's CPU (the service's event loop and threads) and its worker processes'."""
     workers = getattr(server.service._pool, "_processes", None) or {}
-    return time.process_time() + sum(_process_cpu(pid) for pid in list(workers))
+    return time.process_time(), sum(_process_cpu(pid) for pid in list(workers))
 
 
-def service_cpu_per_sign(server: Any, operator_key: str, count: int) -> float:
-    """The service's CPU seconds per ethereum signature of one client process (sequential)."""
+def service_cpu_per_sign(server: Any, operator_key: str, count: int) -> tuple[float, float]:
+    """The service's CPU seconds per ethereum signature of one client process (sequential): its
+    own process's (event loop, threads) and its worker processes'."""
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="portal-mpc-cpu-") as folder:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             client_id, token = pool.submit(_signer_setup, server.url, operator_key, folder).result()
-            pool.submit(_signer_job, server.url, client_id, token, folder, 1).result()  # warm the workers
+            pool.submit(_signer_job, server.url, client_id, token, folder, 2).result()  # warm both workers
             before = _service_cpu(server)
             pool.submit(_signer_job, server.url, client_id, token, folder, count).result()
-            return (_service_cpu(server) - before) / count
+            after = _service_cpu(server)
+            return (after[0] - before[0]) / count, (after[1] - before[1]) / count
 
 
 def in_process_cpu_per_sign(count: int) -> float:
@@ -189,7 +191,9 @@ def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float,
             results = [f.result() for f in done]
         elapsed = time.perf_counter() - start
         if cpu_signs:
-            report["cpu_ms_per_sign"] = {"service": service_cpu_per_sign(servers[0], operator_key, cpu_signs) * 1000,
+            own, workers = service_cpu_per_sign(servers[0], operator_key, cpu_signs)
+            report["cpu_ms_per_sign"] = {"service": (own + workers) * 1000, "service_process": own * 1000,
+                                         "workers": workers * 1000,
                                          "in_process": in_process_cpu_per_sign(cpu_signs) * 1000}
     finally:
         for server in servers:
@@ -240,8 +244,10 @@ def _print(report: dict[str, Any]) -> None:
         print(f"  {op:<9} {r['count']:>5}  {r['per_s']:7.2f}/s  p50 {r['p50_ms']:8.1f} ms  p95 {r['p95_ms']:8.1f} ms")
     if "cpu_ms_per_sign" in report:
         cpu = report["cpu_ms_per_sign"]
-        print(f"  CPU per ethereum signature: service {cpu['service']:.1f} ms (its process and workers), "
-              f"custodian in process {cpu['in_process']:.1f} ms")
+        print(f"  CPU per ethereum signature: service {cpu['service']:.1f} ms (its process "
+              f"{cpu['service_process']:.1f} + workers {cpu['workers']:.1f}), custodian in process "
+              f"{cpu['in_process']:.1f} ms: {cpu['service'] / cpu['in_process']:.2f}x, overhead "
+              f"{cpu['service'] - cpu['in_process']:.1f} ms")
     for error in report["errors"][:5]:
         print(f"  error: {error}")
 

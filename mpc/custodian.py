@@ -429,7 +429,12 @@ class Custodian:
         context: dict[str, Any] = {"custodian": self}
         if setup is not None:
             context["setup"] = setup
-        session = Session.from_bytes(data, **context)
+        return self._admit(Session.from_bytes(data, **context))
+
+    def _admit(self, session: Session) -> Session:
+        """The checks of every resumed session (its park id once, in this nonce epoch; a sign's
+        share still the client's): ``resume`` after decoding, and the networked service's warm
+        session (kept decoded by the worker that parked it) when it is taken again."""
         if isinstance(session, CustodianOperation):
             self._consume_park(session)
         if isinstance(session, CustodianSign):

@@ -20,12 +20,13 @@ to the connection, as DPoP, RFC 9449, binds a request to a key). Which key must 
   (before a wallet exists the token is the only credential: there is nothing to take);
 - ``get_client`` of a client with no registered key needs the token only (a read), and so does
   ``resume`` of a session no key opened (there is none: the answer is ``NOT_FOUND``; a
-  session's steps check its key anyway, ``ServiceStore.check_session``).
+  session's steps check its key anyway, ``ServiceStore.check_step``).
 
 A wrong, missing or malformed signature is ``AUTH_FAILED``; the check is one Ed25519
 verification (libsodium) and a few primary-key reads, done before any other work. Everything
 goes through :func:`authorise`, and every step of an operation through
-``ServiceStore.check_device`` (via ``check_session``), so a revocation ledger hooks in there.
+``ServiceStore.check_step``: both decide with the same function (``check_device``'s), so a
+revocation ledger hooks in there.
 """
 
 from __future__ import annotations

@@ -51,16 +51,18 @@ class StepExecutor:
     _draining: bool
     _in_flight: int
 
-    async def _run_step(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
+    async def _run_step(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False,
+                        session: str | None = None) -> Any:
         """``fn(*args)`` in the executor with this connection's log context (request id, client,
-        op) and this process's log settings (a worker process configures its logging alike)."""
-        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args, on_pool=on_pool)
+        op) and this process's log settings (a worker process configures its logging alike);
+        ``session``: a step of that session (on the worker that keeps it warm, if idle)."""
+        return await self._run(logs.call_in_context, self._log_settings, logs.context(), fn, *args, on_pool=on_pool,
+                               session=session)
 
     def _new_pool(self) -> concurrent.futures.Executor:
         if self.executor_kind == "thread":
             return concurrent.futures.ThreadPoolExecutor(max_workers=max(2, self.workers), thread_name_prefix="mpc-step")
-        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, initializer=worker.worker_init,
-                                                      mp_context=multiprocessing.get_context("spawn"))
+        return pool.LanePool(self.workers, worker.worker_init, multiprocessing.get_context("spawn"))
 
     def _rebuild_pool(self, broken: concurrent.futures.Executor) -> None:
         """Replace ``broken`` (once: a second caller finds it replaced already), unless draining."""
@@ -71,15 +73,20 @@ class StepExecutor:
         self._log.error(f"a worker process died: the {self.executor_kind} pool is broken, rebuilding it "
                         f"(rebuild {self.pool_rebuilds}); its steps are retried, answered or reported lost")
         self._pool = self._new_pool()
-        broken.shutdown(wait=False, cancel_futures=True)
+        # The live lanes of a LanePool finish what is queued on them (answered, never cancelled:
+        # a cancelled step would end its connection without an answer); then their workers exit.
+        broken.shutdown(wait=False, cancel_futures=not isinstance(broken, pool.LanePool))
         self._retired = [p for p in self._retired if pool.pool_processes(p)] + [broken]
 
-    async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False) -> Any:
+    async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False, session: str | None = None) -> Any:
         """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error
         raised to the caller, which decides whether running ``fn`` again is safe. Until the
-        worker processes are warm, steps run in the *bridge* (``on_pool``: on the pool anyway)."""
+        worker processes are warm, steps run in the *bridge* (``on_pool``: on the pool anyway).
+        A step of ``session`` goes to the lane that ran its last one (``pool.LanePool``)."""
         executor = self._pool if on_pool or self.warm or self.executor_kind == "thread" else self._bridge_pool()
         try:
+            if isinstance(executor, pool.LanePool):
+                return await asyncio.wrap_future(executor.submit_to(session, fn, *args))
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except concurrent.futures.BrokenExecutor:
             self._rebuild_pool(executor)
@@ -117,7 +124,7 @@ class StepExecutor:
         try:
             opened: dict[str, Any]
             try:
-                opened = await self._run_step(worker.open_operation, *args)
+                opened = await self._run_step(worker.open_operation, *args, session=session_id)
             except concurrent.futures.BrokenExecutor:
                 opened = await self._run_again(worker.reopen, *args)
             return opened
@@ -144,7 +151,7 @@ class StepExecutor:
                 step = Step(secrets.token_hex(8), self.node_id, self.lock_ttl)
                 try:
                     answer: dict[str, Any] = await self._run_step(worker.step, self._key, client_id, token, session_id,
-                                                                  frame, self.session_ttl, step)
+                                                                  frame, self.session_ttl, step, session=session_id)
                     return answer
                 except concurrent.futures.BrokenExecutor:
                     outcome = await asyncio.to_thread(self.service.step_outcome, session_id, step)

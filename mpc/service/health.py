@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from mpc.custodian import Custodian
-from mpc.service import logs, pool, worker
+from mpc.service import logs, pool, results, worker
 from mpc.service.executor import StepExecutor
 from mpc.service.guard import OperatorKey, TokenBuckets
 from mpc.service.observability import HttpEndpoints, read_gauges
@@ -138,6 +138,7 @@ class NodeHealth(StepExecutor):
         sessions, releasing the operation locks they held, and forget lost steps (their node
         dead or their lease lapsed), freeing their locks."""
         self.custodian.store.check_restore_guard()
+        results.purge(self.custodian.store, time.time() if now is None else now)
         expired = self.service.purge(now)
         for parked in expired:
             worker.release(self.custodian, parked)

@@ -6,9 +6,13 @@ Parking, restarts, expiry; a node silent for ``node_ttl`` has its steps counted 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import multiprocessing.connection
 import threading
 import time
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from mpc.errors import (
     ServiceUnavailable,
@@ -18,6 +22,8 @@ from mpc.service.guard import (
 )
 from mpc.service.store import ServiceStore
 from mpc.service.worker import log
+
+_T = TypeVar("_T")
 
 
 def pool_failing() -> dict[str, Any]:
@@ -63,24 +69,105 @@ def stop_resource_tracker() -> None:
 def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
     """Shut ``pool`` down: queued work is cancelled, running steps get ``grace`` seconds, then
     worker processes still running are terminated; returns once every worker has exited."""
-    if not isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+    executors = list(getattr(pool, "lanes", None) or [pool])
+    if not all(isinstance(executor, concurrent.futures.ProcessPoolExecutor) for executor in executors):
         pool.shutdown(wait=True, cancel_futures=True)
         return
-    manager = getattr(pool, "_executor_manager_thread", None)  # it joins the workers as they exit
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    managers = [getattr(executor, "_executor_manager_thread", None) for executor in executors]  # they join the workers
+    processes = [process for executor in executors for process in (getattr(executor, "_processes", None) or {}).values()]
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
-    stuck = [process for process in processes if process.is_alive()]
+    stuck = [process for process in processes if not _exited(process)]
     for process in stuck:
         process.terminate()
     for process in stuck:
         process.join(10.0)
     if stuck:
         log.warning("terminated %d worker process(es) still running a step after %.0f s", len(stuck), grace)
-    if manager is not None:
-        manager.join(10.0)
+    for manager in managers:
+        if manager is not None:
+            manager.join(10.0)
+
+
+def _exited(process: Any) -> bool:
+    """Whether a worker process has exited: its sentinel is readable. (``is_alive`` is not
+    enough: the executor's own thread joins its workers too, and a process reaped there keeps
+    answering ``is_alive() == True`` here, which made a clean stop log a termination.)"""
+    try:
+        return bool(multiprocessing.connection.wait([process.sentinel], 0))
+    except (ValueError, OSError):  # the process object is closed: nothing left to wait for
+        return True
+
+
+class LanePool(concurrent.futures.Executor):
+    """Issue 30: the worker processes as *lanes*, one ``ProcessPoolExecutor`` of one process each,
+    so the steps of a session go where its decoded state is warm (``mpc.service.worker``, Warm
+    sessions). ``submit_to(key, ...)`` runs on the lane that ran ``key``'s last call unless
+    another lane is less busy (then on the least busy one: a miss only costs a decode);
+    ``submit`` on the least busy lane. A lane whose process died breaks the pool
+    (``_broken``, as a dead worker breaks one ``ProcessPoolExecutor``): the service rebuilds it."""
+
+    def __init__(self, workers: int, initializer: Callable[[], None], context: Any) -> None:
+        self.lanes = [concurrent.futures.ProcessPoolExecutor(max_workers=1, initializer=initializer, mp_context=context)
+                      for _ in range(max(1, workers))]
+        self._busy = [0] * len(self.lanes)  # calls submitted to each lane and not done yet
+        self._last: OrderedDict[str, int] = OrderedDict()  # key -> the lane of its last call
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
+        return self.submit_to(None, fn, *args, **kwargs)
+
+    def submit_to(self, key: str | None, fn: Callable[..., _T], /, *args: Any,
+                  **kwargs: Any) -> concurrent.futures.Future[_T]:
+        """``fn(*args, **kwargs)`` on ``key``'s lane (see the class docstring)."""
+        with self._lock:
+            lane = self._lane(key)
+            future = self.lanes[lane].submit(fn, *args, **kwargs)
+            self._busy[lane] += 1
+        future.add_done_callback(functools.partial(self._done, lane))
+        return future
+
+    def _lane(self, key: str | None) -> int:
+        least = min(range(len(self.lanes)), key=self._busy.__getitem__)
+        if key is None:
+            return least
+        lane = self._last.get(key, least)
+        if self._busy[lane] > self._busy[least]:
+            lane = least
+        self._last[key] = lane
+        self._last.move_to_end(key)
+        while len(self._last) > _LANE_KEYS:
+            self._last.popitem(last=False)
+        return lane
+
+    def _done(self, lane: int, _: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._busy[lane] -= 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for lane in self.lanes:
+            lane.shutdown(wait=False, cancel_futures=cancel_futures)
+        if wait:
+            for lane in self.lanes:
+                lane.shutdown(wait=True)
+
+    # What ``pool_state``, ``pool_processes`` and ``close_pool`` read of a ``ProcessPoolExecutor``.
+    @property
+    def _broken(self) -> bool:
+        return any(getattr(lane, "_broken", False) for lane in self.lanes)
+
+    @property
+    def _shutdown_thread(self) -> bool:
+        return any(getattr(lane, "_shutdown_thread", False) for lane in self.lanes)
+
+    @property
+    def _processes(self) -> dict[int, Any]:
+        return {pid: process for lane in self.lanes for pid, process in (getattr(lane, "_processes", None) or {}).items()}
+
+
+_LANE_KEYS = 4096  # sessions whose last lane is remembered
 
 
 class Heartbeat:

@@ -227,17 +227,24 @@ def frame_text(obj: Any) -> str:
 
 
 
-def message_frame(frame: Any, session_id: str) -> bytes:
-    """A protocol message frame of this session, as bytes (``MESSAGE_INVALID`` otherwise)."""
+def message_frame(frame: Any) -> bytes:
+    """A protocol message frame as bytes (``MESSAGE_INVALID`` unless a text frame of ASCII); the
+    worker decodes it, once, before the session is taken (``parse_message``)."""
     if not isinstance(frame, str):
         raise MessageInvalid("protocol messages are text frames")
     try:
-        data = frame.encode("ascii")
+        return frame.encode("ascii")
+    except UnicodeEncodeError:
+        raise MessageInvalid("message must be ASCII") from None
+
+
+def parse_message(data: bytes, session_id: str) -> Message:
+    """The protocol message of this session in ``data`` (strict: ``Message.from_bytes``, canonical
+    encoding only); ``MESSAGE_INVALID`` otherwise."""
+    try:
         message = Message.from_bytes(data)
-    except (UnicodeEncodeError, InvalidMessage) as exc:
-        raise MessageInvalid(str(exc) if isinstance(exc, InvalidMessage) else "message must be ASCII") from None
+    except InvalidMessage as exc:
+        raise MessageInvalid(str(exc)) from None
     if message.session_id.hex() != session_id:
         raise MessageInvalid("message for another session")
-    return data
-
-
+    return message

@@ -30,7 +30,7 @@ from typing import Any
 from mpc.service.store import hash_token, new_token
 from mpc.storage.store import SQLiteStore
 
-__all__ = ["keep", "take"]
+__all__ = ["keep", "take", "purge"]
 
 _TABLE = "finished_results"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS finished_results (
@@ -54,19 +54,23 @@ def _ensure_table(store: SQLiteStore) -> None:
 def keep(store: SQLiteStore, session_id: str, client_id: str, token: str, outcome: dict[str, Any],
          ttl: float) -> None:
     """Keep the finished step's ``outcome`` (``messages``, ``result`` with the new ``token``) of
-    the operation ``token`` ran, for ``ttl`` seconds (and drop the expired ones)."""
+    the operation ``token`` ran, for ``ttl`` seconds (the expired ones go in ``purge``)."""
     _ensure_table(store)
     result = dict(outcome["result"])
     issued = result.pop("token", token)  # issue 26: an operation that keeps the token keeps it here too
     data = json.dumps({"result": result, "messages": list(outcome.get("messages", ()))}).encode("utf-8")
     sealed = store._seal(data, _TABLE, "data", session_id, client_id)
     now = time.time()
-    with store.transaction():
-        store._execute("DELETE FROM finished_results WHERE expires < ?", (now,))
-        store._execute(
-            "INSERT OR REPLACE INTO finished_results (session_id, client_id, token_hash, issued_hash, data, expires) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, client_id, hash_token(token), hash_token(issued), sealed, now + ttl))
+    store._execute(
+        "INSERT OR REPLACE INTO finished_results (session_id, client_id, token_hash, issued_hash, data, expires) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (session_id, client_id, hash_token(token), hash_token(issued), sealed, now + ttl))
+
+
+def purge(store: SQLiteStore, now: float) -> None:
+    """Drop the kept outcomes that expired (the service's purge tick)."""
+    _ensure_table(store)
+    store._execute("DELETE FROM finished_results WHERE expires < ?", (now,))
 
 
 def take(store: SQLiteStore, session_id: str, client_id: str, token: str) -> dict[str, Any] | None:

@@ -247,6 +247,8 @@ class CustodianService(NodeHealth, OperatorRequests):
             self._server = await serve(self._handle, sock=listener, ssl=self.ssl_context, backlog=_LISTEN_BACKLOG,
                                        max_size=self.max_frame, open_timeout=self.limits.first_frame_timeout,
                                        ping_interval=20, ping_timeout=20, close_timeout=2,
+                                       compression=None,  # issue 30: no per-frame deflate (CPU; and no
+                                       # compression of secrets beside what a peer sends: no CRIME-like oracle)
                                        process_request=self._http.process_request)  # /healthz /readyz /metrics
         except BaseException:
             listener.close()
@@ -443,11 +445,11 @@ class CustodianService(NodeHealth, OperatorRequests):
             if await self._closed_for_drain(ws):  # the session stays parked: the client resumes
                 return
             if frame == ABORT_FRAME:  # the device's step failed: the session ends and frees its lock now
-                await self._run_step(worker.abort_session, self._key, client_id, token, session_id)
+                await self._run_step(worker.abort_session, self._key, client_id, token, session_id, session=session_id)
                 await ws.close()
                 return
             try:
-                data = requests.message_frame(frame, session_id)
+                data = requests.message_frame(frame)
             except EngineError as exc:
                 invalid += 1
                 await ws.send(requests.frame_text(record.error(exc.to_json(), fatal=invalid >= MAX_INVALID_FRAMES)))

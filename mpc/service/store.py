@@ -28,7 +28,7 @@ Tables (created on first use, portable SQL)::
   session_devices  session id -> client id, the device key that authorised the session, and
                    whether that key is *pending* (a recover's new key, registered when the
                    recover completes); every later request and step of the session must come
-                   under that key (``check_device``)
+                   under that key (``check_device``, ``check_step``)
 
 At rest, a parked session's state and outbox (the custodian's messages: an eject's carry its
 backup shares) are sealed like the store's other secrets when the store has a key (``mpc.storage.sealing``),
@@ -62,6 +62,7 @@ import secrets
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
@@ -134,6 +135,29 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _presented(client_id: Any, token: Any) -> bytes:
+    """The hash of a presented token (``AuthFailed`` for anything this service never issued)."""
+    if not isinstance(client_id, str) or not isinstance(token, str) or len(token) > 256 or len(client_id) > 256:
+        raise AuthFailed()
+    try:
+        return hash_token(token)
+    except UnicodeEncodeError:  # a lone surrogate: not a token this service ever issued
+        raise AuthFailed() from None
+
+
+def _device_verdict(registered: bytes | None, public: bytes,
+                    bound: Callable[[], tuple[bytes, bool] | None]) -> bool:
+    """The decision of ``check_device``: ``public`` is the registered key (False), or the
+    pending key the session was opened under (``bound()``, read only if needed: True); else
+    ``AuthFailed``."""
+    if registered is not None and hmac.compare_digest(registered, public):
+        return False
+    session = bound()
+    if session is not None and session[1] and hmac.compare_digest(session[0], public):
+        return True
+    raise AuthFailed()
+
+
 def hash_token(token: str) -> bytes:
     """BLAKE2b-256 of the token (domain-separated): the token has 256 bits of entropy, so a
     plain hash suffices; only the hash is stored."""
@@ -151,6 +175,10 @@ class ParkedSession:
     outbox: list[str] = field(repr=False)  # an eject's carries backup shares
     holds_lock: bool
     expires: float
+    # The park's fingerprint (BLAKE2b-128 of the sealed state as stored: every park seals a fresh
+    # park id under a fresh nonce, so two parks never share it): a worker uses the session it
+    # kept decoded only for the park it made itself (``mpc.service.worker``, Warm sessions).
+    version: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -193,20 +221,36 @@ class ServiceStore:
 
     def check_token(self, client_id: Any, token: Any) -> None:
         """Raise ``AuthFailed`` unless ``token`` is the client's (unknown clients fail the same way)."""
-        if not isinstance(client_id, str) or not isinstance(token, str) or len(token) > 256 or len(client_id) > 256:
-            raise AuthFailed()
-        try:
-            presented = hash_token(token)
-        except UnicodeEncodeError:  # a lone surrogate: not a token this service ever issued
-            raise AuthFailed() from None
+        presented = _presented(client_id, token)
         row = self.store._execute("SELECT token_hash FROM client_tokens WHERE client_id = ?", (client_id,)).fetchone()
-        expected = bytes(row[0]) if row is not None else bytes(32)
+        self._match_token(client_id, presented, None if row is None else row[0])
+
+    def _match_token(self, client_id: str, presented: bytes, stored: Any) -> None:
+        """``check_token`` once the client's stored token hash (or None) is read."""
+        expected = bytes(stored) if stored is not None else bytes(32)
         # Compare even for an unknown client, so the timing does not tell whether it exists.
-        if not hmac.compare_digest(presented, expected) or row is None:
+        if not hmac.compare_digest(presented, expected) or stored is None:
             self._refuse(client_id, presented)
         ledger = self.store.ledger  # a token replaced or revoked before a restore stays dead
         if ledger is not None and ledger.credential_revoked("token", presented):
             raise AuthFailed()
+
+    def check_step(self, client_id: Any, token: Any, session_id: str) -> bytes:
+        """A step's checks from one read: ``check_token``, then the device key ``session_id`` was
+        opened under must still pass ``check_device`` (a recover that moved the wallet to another
+        device ends the old device's sessions); returns that key."""
+        presented = _presented(client_id, token)
+        row = self.store._execute(
+            "SELECT (SELECT token_hash FROM client_tokens WHERE client_id = ?), (SELECT device_public FROM "
+            "client_devices WHERE client_id = ?), (SELECT device_public FROM session_devices WHERE session_id = ? AND "
+            "client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?)",
+            (client_id, client_id, session_id, client_id, session_id, client_id)).fetchone()
+        self._match_token(client_id, presented, row[0])
+        if row[2] is None:  # no session of this client opened under a key
+            raise AuthFailed()
+        bound = bytes(row[2])  # the key that opened it must still pass (a recover to another device ends it)
+        _device_verdict(None if row[1] is None else bytes(row[1]), bound, lambda: (bound, bool(row[3])))
+        return bound
 
     def _refuse(self, client_id: str, presented: bytes) -> NoReturn:
         """``AuthTokenReplaced`` for the token a recover or eject replaced, else ``AuthFailed``."""
@@ -301,25 +345,13 @@ class ServiceStore:
         return None if row is None else (bytes(row[0]), bool(row[1]))
 
     def check_device(self, client_id: str, public: bytes, session_id: str | None = None) -> bool:
-        """The one check of a device key (every request and every step goes through it): raise
-        ``AuthFailed`` unless ``public`` is the client's registered key, or the pending key of
-        ``session_id`` (a recover in progress on a new device). Returns whether it was pending."""
+        """The one check of a device key (every request goes through it, every step through
+        ``check_step``: both decide with ``_device_verdict``): raise ``AuthFailed`` unless
+        ``public`` is the client's registered key, or the pending key of ``session_id`` (a
+        recover in progress on a new device). Returns whether it was pending."""
         registered = self.device(client_id)
-        if registered is not None and hmac.compare_digest(registered[0], public):
-            return False
-        bound = None if session_id is None else self.session_device(session_id, client_id)
-        if bound is not None and bound[1] and hmac.compare_digest(bound[0], public):
-            return True
-        raise AuthFailed()
-
-    def check_session(self, session_id: str, client_id: str) -> bytes:
-        """A step of ``session_id``: the key that opened it must still pass ``check_device``
-        (a recover that moved the wallet to another device ends the old device's sessions)."""
-        bound = self.session_device(session_id, client_id)
-        if bound is None:
-            raise AuthFailed()
-        self.check_device(client_id, bound[0], session_id)
-        return bound[0]
+        return _device_verdict(None if registered is None else registered[0], public,
+                               lambda: None if session_id is None else self.session_device(session_id, client_id))
 
     def parked_count(self, client_id: str, pending: bool, now: float) -> tuple[int, float | None]:
         """How many live sessions of the client are parked that were opened under a pending
@@ -332,10 +364,11 @@ class ServiceStore:
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
-             holds_lock: bool, ttl: float, step: Step | None = None) -> None:
+             holds_lock: bool, ttl: float, step: Step | None = None) -> bytes:
         """Save (or replace) a session's state after a step, in one transaction with the renewal
         of its lock's lease to the park's expiry (``OperationLost`` if the lock is no longer this
-        session's: its lease lapsed and it was reclaimed) and the step marker's "parked"."""
+        session's: its lease lapsed and it was reclaimed) and the step marker's "parked".
+        Returns the park's ``version`` (``ParkedSession.version``)."""
         key = (session_id, client_id, operation)
         box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
         tagged = self.store.nonce_epoch().to_bytes(_EPOCH_BYTES, "big") + data
@@ -351,31 +384,36 @@ class ServiceStore:
             if step is not None:
                 self.store._execute("UPDATE session_steps SET parked = 1, expires = ? WHERE session_id = ? "
                                     "AND step_id = ?", (expires, session_id, step.step_id))
+        return _version(sealed)
 
-    def take(self, session_id: str, step: Step | None = None) -> ParkedSession | None:
-        """Delete the parked session and return it (None if absent or of an older nonce epoch):
-        at most one taker wins. With ``step``, the same transaction leaves the step marker and
-        sets the lease of the lock the session holds to ``step.lease`` from now."""
+    def take(self, session_id: str, step: Step | None = None, client_id: str | None = None,
+             admit: Callable[[ParkedSession], None] | None = None) -> ParkedSession | None:
+        """Delete the parked session and return it (None if absent, of another client than
+        ``client_id`` (left parked), or of an older nonce epoch): at most one taker wins. One
+        transaction (issue 30: one store round trip per take): with ``step`` it also leaves the
+        step marker and sets the lease of the lock the session holds to ``step.lease`` from now;
+        ``admit`` runs last in it on the taken session (the worker consumes the park id of the
+        session it kept warm there); if ``admit`` raises, nothing was taken."""
+        match, args = ("session_id = ?", (session_id,)) if client_id is None else \
+            ("session_id = ? AND client_id = ?", (session_id, client_id))
         with self.store.taking() as took:
-            row = self.store._execute(
-                f"DELETE FROM parked_sessions WHERE session_id = ? RETURNING {_COLUMNS}", (session_id,)
-            ).fetchone()
+            row = self.store._execute(f"DELETE FROM parked_sessions WHERE {match} RETURNING {_COLUMNS}", args).fetchone()
             took(row is not None)
-            if row is not None and step is not None:
-                self.store.lock_client(row[1])  # the client's row before its marker, as everywhere (no deadlock)
-                now = time.time()
-                sent = len(json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", row[0], row[1], row[2])))
-                self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
-                                    (session_id, row[1], step.step_id, step.node_id, sent, now + step.lease))
-                if row[5]:
-                    self._renew_lock(row[1], session_id, now + step.lease)
-        if row is None:
-            return None
-        parked, epoch = self._unpark(row)
-        if epoch != self.store.nonce_epoch():
+            if row is None:
+                return None
+            parked, epoch = self._unpark(row)
+            if epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore): it goes
+                return None
             if step is not None:
-                self.end_step(session_id, step)
-            return None
+                self.store.lock_client(parked.client_id)  # the client's row before its marker, as everywhere
+                now = time.time()
+                self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
+                                    (session_id, parked.client_id, step.step_id, step.node_id, len(parked.outbox),
+                                     now + step.lease))
+                if parked.holds_lock:
+                    self._renew_lock(parked.client_id, session_id, now + step.lease)
+            if admit is not None:
+                admit(parked)
         return parked
 
     # --- operation locks as leases, steps, nodes ----------------------------------------------
@@ -568,6 +606,11 @@ class ServiceStore:
         """One trivial query (readiness): raises if the database does not answer."""
         self.store._execute("SELECT COUNT(*) FROM service_nodes").fetchone()
 
+    def is_parked(self, session_id: str) -> bool:
+        """Whether a session of this id is parked (nothing is opened)."""
+        return self.store._execute("SELECT 1 FROM parked_sessions WHERE session_id = ?",
+                                   (session_id,)).fetchone() is not None
+
     def peek(self, session_id: str) -> ParkedSession | None:
         """Read a parked session without taking it (to check its owner, or to resume a channel)."""
         row = self.store._execute(f"SELECT {_COLUMNS} FROM parked_sessions WHERE session_id = ?",
@@ -590,7 +633,9 @@ class ServiceStore:
         tagged = self.store._unseal(row[3], "parked_sessions", "data", *key)
         outbox = json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", *key))
         epoch = int.from_bytes(tagged[:_EPOCH_BYTES], "big")
-        return ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6])), epoch
+        parked = ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6]),
+                               _version(bytes(row[3])))
+        return parked, epoch
 
     def count(self) -> int:
         """How many sessions are parked."""
@@ -599,3 +644,8 @@ class ServiceStore:
 
 
 _EPOCH_BYTES = 8
+
+
+def _version(sealed: bytes) -> bytes:
+    """A park's fingerprint (``ParkedSession.version``)."""
+    return hashlib.blake2b(sealed, digest_size=16, person=b"portal-mpc-park").digest()

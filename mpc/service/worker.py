@@ -38,17 +38,35 @@ every reconnect, and the service process once per purge tick, so a database rest
 overwritten under the running service is caught by the next take of any process. With ``:memory:``
 (one connection, one process) it is a thread pool. A worker process
 exits when the service process dies (after the step it is running).
+
+Warm sessions (issue 30)
+------------------------
+A step costs the protocol's work plus what the service adds around it; to keep the latter small
+a worker keeps the session it just parked decoded in memory (``WARM_SESSIONS`` per process), with
+the *version* of that park (``ParkedSession.version``: a fingerprint of the sealed row). The pool
+is made of lanes, one worker each (``mpc.service.pool.LanePool``), and the next step of a session
+goes to the lane that ran its last one unless another lane is less busy. The store stays the
+truth: the next step still *takes* the row (one transaction: delete, step marker, lease), and the
+warm session is used only if the row taken is the very park it made (same version); in that
+same transaction ``Custodian._admit`` consumes its park id and checks the nonce epoch, as
+``Custodian.resume`` does for a decoded one. A row another node parked since, a database
+restored (the restore guard empties the parked sessions at the take), a warm copy dropped (a
+full cache, a worker restart) or refused: the stored state is decoded as before. A warm session
+serves one step at most (it is removed before the take); a failed or finished step keeps none.
+The frame is decoded once, here, before anything is taken (``requests.parse_message``).
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -67,14 +85,15 @@ from mpc.errors import (
 from mpc.service.guard import (
     BoundedLog,
 )
-from mpc.service.store import ServiceStore, Step
+from mpc.service.requests import parse_message
+from mpc.service.store import ParkedSession, ServiceStore, Step
 from mpc.wire import (
     TOKEN_ROTATING_OPERATIONS,
 )
 from mpc.storage.backends import open_store
 from mpc.wallet import SignResult
 from protocols.errors import InvalidMessage, MPCError
-from protocols.rounds import Message
+from protocols.rounds import Message, Session
 
 log = logging.getLogger("mpc.service.server")  # one logger for the whole service: the name operators filter on
 BOUNDED_LOG = BoundedLog(log)  # this process's internal errors (each worker process has its own)
@@ -95,7 +114,12 @@ def _custodian(db: str) -> Custodian:
     with _CUSTODIANS_LOCK:
         custodian = _CUSTODIANS.get(db)
         if custodian is None:
-            custodian = _CUSTODIANS[db] = Custodian(open_store(db))
+            custodian = Custodian(open_store(db))
+            # The setup (the custodian's Paillier key and its proofs) is loaded and verified once
+            # per process: ``Custodian.resume`` would otherwise decode it from the store at every
+            # step (it never changes: ``CustodianService`` loads it before any worker starts).
+            custodian.setup  # noqa: B018
+            _CUSTODIANS[db] = custodian
         return custodian
 
 
@@ -112,6 +136,51 @@ def _service(db: str) -> tuple[Custodian, ServiceStore]:
         custodian._service = service  # type: ignore[attr-defined]
         custodian.lock_reclaim = service.reclaim_lock  # a lock whose holder died is freed at once
     return custodian, service
+
+
+# --- warm sessions (issue 30) ------------------------------------------------------------------------
+class _Warm:
+    """A session this process parked, kept decoded with the version of that park until the park
+    expires (then it is dropped: no decoded secret state outlives its parked row)."""
+
+    __slots__ = ("version", "session", "expires")
+
+    def __init__(self, version: bytes, session: Session, expires: float) -> None:
+        self.version, self.session, self.expires = version, session, expires
+
+    def __repr__(self) -> str:
+        return "_Warm(<session>)"  # the session holds secrets
+
+
+WARM_SESSIONS = 64  # decoded sessions kept per process (the least recently parked go first)
+_WARM: OrderedDict[tuple[str, str], _Warm] = OrderedDict()
+_WARM_LOCK = threading.Lock()
+
+
+def _keep_warm(db: str, session_id: str, version: bytes, session: Session, ttl: float) -> None:
+    """Keep ``session``, just parked as ``version`` for ``ttl`` seconds, for this process's next
+    step of it (the least recently parked and the expired ones go)."""
+    now = time.time()
+    with _WARM_LOCK:
+        _WARM[(db, session_id)] = _Warm(version, session, now + ttl)
+        _WARM.move_to_end((db, session_id))
+        for key in [key for key, warm in _WARM.items() if warm.expires < now]:
+            del _WARM[key]
+        while len(_WARM) > WARM_SESSIONS:
+            _WARM.popitem(last=False)
+
+
+def _take_warm(db: str, session_id: str) -> _Warm | None:
+    """The warm session of ``session_id`` (removed: a warm session serves one step at most)."""
+    with _WARM_LOCK:
+        warm = _WARM.pop((db, session_id), None)
+    return warm if warm is not None and warm.expires >= time.time() else None
+
+
+def warm_sessions(db: str) -> int:
+    """How many sessions of ``db`` this process keeps warm (tests, metrics)."""
+    with _WARM_LOCK:
+        return sum(1 for key in _WARM if key[0] == db)
 
 
 def error_frame(exc: BaseException) -> dict[str, Any]:
@@ -177,7 +246,7 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
     custodian, service = _service(db)
     try:
         _check_parked(service, client_id, max_parked, pending)
-        if service.peek(session_id) is not None:
+        if service.is_parked(session_id):
             raise InputInvalid("this session id is in use")
         sid = bytes.fromhex(session_id)
         factory = getattr(custodian, op)
@@ -188,11 +257,13 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
                 service.store.lock_client(client_id)  # the cap again, under the client's lock: exact
                 _check_parked(service, client_id, max_parked, pending)
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
-                service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock, ttl)
+                version = service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock,
+                                       ttl)
         except RateLimited:  # a concurrent open of this client took the last place meanwhile
             if session._holds_lock:
                 _end_quietly(session)
             raise
+        _keep_warm(db, session_id, version, session, ttl)
         return {"messages": outbox, "expect": session.awaiting_round}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
         return {"error": error_frame(exc), "fatal": True}
@@ -248,10 +319,11 @@ def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id:
 @_one_step
 def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl: float,
           step: Step | None = None) -> dict[str, Any]:
-    """Check the client's token and the device key the session was opened under (revoked,
-    rotated or replaced: ``AUTH_FAILED``, the session stays parked until it expires), take the
-    parked session, deliver one message, park the new state (or finish: a completed recover or
-    eject gets a fresh token in its result, and a completed recover registers its device key).
+    """Decode the frame (strictly, once: ``MESSAGE_INVALID`` leaves the session untouched), check
+    the client's token and the device key the session was opened under (revoked, rotated or
+    replaced: ``AUTH_FAILED``, the session stays parked until it expires), take the parked
+    session, deliver the message, park the new state (or finish: a completed recover or eject
+    gets a fresh token in its result, and a completed recover registers its device key).
 
     ``step`` (the service's: step id, node, lock lease) leaves a marker with the take, so a
     crash mid-step is known for what it is (``ServiceStore.step_outcome``, ``missing_session``)."""
@@ -259,41 +331,76 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
     if step is not None:
         custodian.lock_ttl = step.lease  # a lock this step takes is leased like the step
     try:
-        service.check_token(client_id, token)
-        device = service.check_session(session_id, client_id)
+        message = parse_message(frame, session_id)
+    except MessageInvalid as exc:
+        return {"error": exc.to_json(), "fatal": False}
+    try:
+        device = service.check_step(client_id, token, session_id)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
-    owner = service.peek(session_id)
-    if owner is None or owner.client_id != client_id:
+    parked, session = _take(db, custodian, service, session_id, client_id, step)
+    if parked is None:  # not parked, another client's, or another connection took it first
         return _missing(service, session_id, client_id)
-    parked = service.take(session_id, step)
-    if parked is None:  # another connection took it first
-        return _missing(service, session_id, client_id)
-    parked_again = False
+    settled = False  # parked again (its marker says so), or its marker already went
     counted = parked.operation in TOKEN_ROTATING_OPERATIONS  # recover and eject count failed proofs
     failures = custodian.attempts.failures(client_id) if counted else 0
     try:
-        outcome = _step_taken(custodian, service, parked, frame, ttl, step, device)
-        parked_again = bool(outcome.pop("parked", False))
+        outcome = _step_taken(db, custodian, service, parked, session, message, ttl, step, device)
+        settled = bool(outcome.pop("parked", False))
         if counted and failures < custodian.attempts.limit <= custodian.attempts.failures(client_id):
             outcome["locked_out"] = True  # this step locked the client out (counted by the service)
         if "result" in outcome:  # issues 18 and 26: a lost result frame is fetched by resume
-            keep_finished(service, session_id, client_id, token, outcome, ttl)
+            settled = keep_finished(service, session_id, client_id, token, outcome, ttl, step)
         return outcome
     finally:
-        if step is not None and not parked_again:
+        if step is not None and not settled:
             service.end_step(session_id, step)
+
+
+def _take(db: str, custodian: Custodian, service: ServiceStore, session_id: str, client_id: str,
+          step: Step | None) -> tuple[ParkedSession | None, Session | None]:
+    """Take the client's parked session (``ServiceStore.take``) and, if this process kept it warm
+    for that very park (the versions match), the warm session, admitted in the same transaction
+    (``Custodian._admit``: its park id consumed once, in this nonce epoch). Otherwise the session
+    is None and the stored state is decoded (``Custodian.resume``). A warm session refused by
+    ``_admit`` takes nothing: the stored one is taken instead, and refused the same way."""
+    warm = _take_warm(db, session_id)
+    if warm is None:
+        return service.take(session_id, step, client_id), None
+    admitted: list[Session] = []
+    refused: list[MPCError] = []
+
+    def admit(parked: ParkedSession) -> None:
+        if hmac.compare_digest(parked.version, warm.version):
+            try:
+                admitted.append(custodian._admit(warm.session))
+            except MPCError as exc:
+                refused.append(exc)
+                raise
+
+    try:
+        return service.take(session_id, step, client_id, admit), (admitted[0] if admitted else None)
+    except MPCError:
+        if not refused:  # the store's own failure: as without a warm session
+            raise
+        return service.take(session_id, step, client_id), None
 
 
 # --- issue 18 (client retries): a lost recover/eject result frame ------------------------------------
 def keep_finished(service: ServiceStore, session_id: str, client_id: str, token: str, outcome: dict[str, Any],
-                   ttl: float) -> None:
-    """Keep a finished recover/eject's outcome for one ``resume`` with the old token
-    (``mpc.service.results``); a failure to keep it only costs that fallback."""
+                   ttl: float, step: Step | None = None) -> bool:
+    """Keep a finished operation's outcome for one ``resume`` (``mpc.service.results``), with
+    ``step``'s marker removed in the same transaction; whether that was done (a failure to
+    keep the outcome only costs that fallback: the caller then ends the step alone)."""
     try:
-        results.keep(service.store, session_id, client_id, token, outcome, ttl)
+        with service.store.transaction():
+            results.keep(service.store, session_id, client_id, token, outcome, ttl)
+            if step is not None:
+                service.end_step(session_id, step)
+        return True
     except Exception as exc:  # noqa: BLE001 - the operation itself completed
         BOUNDED_LOG.error("could not keep a finished operation's result for resume", exc)
+        return False
 
 
 def take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[str, Any] | None:
@@ -303,23 +410,25 @@ def take_finished(db: str, client_id: str, token: str, session_id: str) -> dict[
 # --- end of issue 18 (client retries) -------------------------------------------------------------------
 
 
-def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame: bytes, ttl: float,
-                step: Step | None, device: bytes) -> dict[str, Any]:
-    """``step`` once the session is taken (``"parked": True`` when it was parked again)."""
+def _step_taken(db: str, custodian: Custodian, service: ServiceStore, parked: ParkedSession,
+                session: Session | None, message: Message, ttl: float, step: Step | None,
+                device: bytes) -> dict[str, Any]:
+    """``step`` once the session is taken (``"parked": True`` when it was parked again);
+    ``session`` is the warm one, or None: the stored state is decoded."""
     client_id = parked.client_id
     if parked.expires < time.time():
         release(custodian, parked)
         return {"error": session_not_found(), "fatal": True}
-    try:
-        session = custodian.resume(parked.data)
-        message = Message.from_bytes(frame)
-    except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
-        release(custodian, parked)
-        return {"error": error_frame(exc), "fatal": True}
+    if session is None:
+        try:
+            session = custodian.resume(parked.data)
+        except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
+            release(custodian, parked)
+            return {"error": error_frame(exc), "fatal": True}
     try:
         produced = session.receive(message)
     except InvalidMessage as exc:  # the session is unchanged: park it again, keep the channel
-        lost = _park(service, session, parked, parked.outbox, ttl, step)
+        lost = _park(db, service, session, parked, parked.outbox, ttl, step)
         return lost or {"error": MessageInvalid(str(exc)).to_json(), "fatal": False, "parked": True}
     except Exception as exc:  # noqa: BLE001 - an abort ends the session (it released its lock)
         if getattr(session, "_holds_lock", False):  # not an abort (a store failure, a bug): free its lock
@@ -336,24 +445,26 @@ def _step_taken(custodian: Custodian, service: ServiceStore, parked: Any, frame:
         return {"messages": sent, "result": result}
     # Every message sent so far stays with the state: a client that reconnects gets them all
     # again and drops those it has (an operation sends a handful of messages).
-    return _park(service, session, parked, parked.outbox + sent, ttl, step) or {"messages": sent, "parked": True}
+    return _park(db, service, session, parked, parked.outbox + sent, ttl, step) or {"messages": sent, "parked": True}
 
 
-def _park(service: ServiceStore, session: Any, parked: Any, outbox: list[str], ttl: float,
+def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, outbox: list[str], ttl: float,
           step: Step | None) -> dict[str, Any] | None:
-    """Park the stepped session again (renewing its lock's lease); on failure the error answer
-    (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is dropped, or the
-    store's error) and the session is forgotten: its lock, if still its own, is freed."""
+    """Park the stepped session again (renewing its lock's lease) and keep it warm; on failure
+    the error answer (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is
+    dropped, or the store's error) and the session is forgotten: its lock, if still its own,
+    is freed."""
     try:
-        service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
-                     session._holds_lock, ttl, step)
-        return None
+        version = service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
+                               session._holds_lock, ttl, step)
     except EngineError as exc:
         try:
             service.abandon(parked.session_id)
         except EngineError as again:  # the store is down: the step's lease runs out instead
             BOUNDED_LOG.error("could not forget a session that failed to park", again)
         return {"error": exc.to_json(), "fatal": True}
+    _keep_warm(db, parked.session_id, version, session, ttl)
+    return None
 
 
 def _end_quietly(session: Any) -> None:
@@ -377,14 +488,11 @@ def abort_session(db: str, client_id: str, token: str, session_id: str) -> None:
     Only on the connection the session was opened or resumed on, under its token and key."""
     custodian, service = _service(db)
     try:
-        service.check_token(client_id, token)
-        service.check_session(session_id, client_id)
+        service.check_step(client_id, token, session_id)
     except AuthFailed:
         return
-    owner = service.peek(session_id)
-    if owner is None or owner.client_id != client_id:
-        return
-    parked = service.take(session_id)
+    _take_warm(db, session_id)
+    parked = service.take(session_id, client_id=client_id)
     if parked is not None:
         release(custodian, parked)
 

@@ -255,9 +255,12 @@ def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(tmp_path: P
             os.kill(pid, signal.SIGKILL)
         backup.join(TIMEOUT)
         assert outcome and (outcome[0] is None or isinstance(outcome[0], errors.OperationLost)), outcome
-        assert service.pool_rebuilds == 2
         assert service.custodian.store.client(client_id).operation is None or outcome[0] is None
         remote.backup(phone, token)  # no waiting for a lease
+        # Rebuilt once more: at once if the kill met a step (or the backup's next one); if the
+        # backup's custodian steps (a few ms each since issue 30) all ended before the kill, the
+        # workers died idle and the retried backup met the broken pool.
+        assert service.pool_rebuilds == 2
         assert remote.get_client(client_id, token, device=phone)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
         ready, checks = service.ready()
         assert ready and checks["pool"] == "ok" and checks["store"] == "ok", checks

@@ -112,6 +112,52 @@ def test_parked_sessions_are_taken_once_and_expire(store: SQLiteStore) -> None:
     assert [p.session_id for p in expired] == ["s3"] and service.count() == 1
 
 
+def test_a_step_checks_token_and_device_key_in_one_read(store: SQLiteStore) -> None:
+    """``check_step`` (issue 30): the token, then the key the session was opened under must still
+    be the client's registered one, or the session's pending one (a recover on a new device)."""
+    service = ServiceStore(store)
+    for client_id in ("c1", "c2"):
+        store.create_client(client_id, "NOT_CREATED")
+        service.set_token(client_id, f"token-{client_id}")
+    old, new = b"\x01" * 32, b"\x02" * 32
+    service.register_device("c1", old)
+    service.bind_session("s-old", "c1", old, False, 60)
+    service.bind_session("s-new", "c1", new, True, 60)  # a recover onto a new device, in progress
+    assert service.check_step("c1", "token-c1", "s-old") == old
+    assert service.check_step("c1", "token-c1", "s-new") == new
+    for client_id, token, session_id in (("c1", "token-c2", "s-old"), ("c2", "token-c2", "s-old"),
+                                         ("c1", "token-c1", "unknown"), ("c1", None, "s-old"), (None, "x", "s-old")):
+        with pytest.raises(AuthFailed):
+            service.check_step(client_id, token, session_id)
+    service.register_device("c1", new)  # the recover completed: the old device's sessions end
+    with pytest.raises(AuthFailed):
+        service.check_step("c1", "token-c1", "s-old")
+    assert service.check_step("c1", "token-c1", "s-new") == new
+    service.revoke_device("c1")
+    with pytest.raises(AuthFailed):
+        service.check_step("c1", "token-c1", "s-old")
+
+
+def test_parked_sessions_are_taken_only_by_their_client_and_carry_their_version(store: SQLiteStore) -> None:
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    store.create_client("c2", "NOT_CREATED")
+    version = service.park("s1", "c1", "sign", b"state", ["m1"], False, 60)
+    assert service.take("s1", client_id="c2") is None and service.is_parked("s1")  # another client's: left parked
+    refused = []
+
+    def admit(parked: object) -> None:
+        refused.append(parked)
+        raise AuthFailed()
+
+    with pytest.raises(AuthFailed):
+        service.take("s1", client_id="c1", admit=admit)
+    assert refused and service.is_parked("s1")  # a refused admit takes nothing
+    taken = service.take("s1", client_id="c1")
+    assert taken is not None and taken.version == version and not service.is_parked("s1")
+    assert service.park("s1", "c1", "sign", b"state 2", ["m1"], False, 60) != version  # a new park, a new version
+
+
 def test_postgres_url_schema_is_validated() -> None:
     from mpc.errors import InputInvalid
 
