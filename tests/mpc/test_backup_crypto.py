@@ -32,6 +32,7 @@ from mpc.errors import (
     BackupPasswordInvalid,
     InputInvalid,
 )
+from tests.mpc.conftest import Wallet
 
 SHARE = b"client backup share: secret bytes"
 CTX = BackupContext("client-1", "secp256k1")
@@ -373,16 +374,10 @@ def test_strength_estimate_is_bounded_and_never_fails(text):
     assert 0.0 <= bits <= len(text) * 8
 
 
-def test_a_weak_password_backup_is_refused_before_anything_runs():
-    import mpc
-
-    custodian = mpc.Custodian()
-    cid = custodian.create_client()
-    client = mpc.Client(cid, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
-    mpc.run_local(client.generate(), custodian.generate(cid))
+def test_a_weak_password_backup_is_refused_before_anything_runs(generated: Wallet):
     with pytest.raises(BackupPasswordTooWeak):
-        client.backup(PasswordMethod("123456", **FAST))
-    assert custodian.get_client(cid)["backup_share_status"] == "NOT_CREATED"
+        generated.client.backup(PasswordMethod("123456", **FAST))
+    assert generated.custodian.get_client(generated.client_id)["backup_share_status"] == "NOT_CREATED"
 
 
 # Hardened PASSWORD (version 2): the custodian's VOPRF evaluation per guess

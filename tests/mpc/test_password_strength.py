@@ -12,18 +12,17 @@ from __future__ import annotations
 import nacl.pwhash.argon2id as argon2id
 import pytest
 
-import mpc
 from mpc.backup.methods import (
     MIN_BACKUP_MEMLIMIT,
     MIN_BACKUP_OPSLIMIT,
     MIN_PASSWORD_BITS,
     BackupContext,
-    MemoryCloudStorage,
     PasswordMethod,
     encrypt_backup,
     password_strength_bits,
 )
 from mpc.errors import BackupPasswordKdfTooWeak, BackupPasswordTooWeak, InputInvalid
+from tests.mpc.conftest import Wallet
 
 WEAK = {
     "common password with l33t and a year": ["P@ssw0rd2024!", "Password123!", "P4ssw0rd!P4ssw0rd!", "Passw0rd!Passw0rd!"],
@@ -99,14 +98,10 @@ def test_the_client_id_counts_as_a_word_the_guesser_knows():
         PasswordMethod(client_id).check_for_backup(user_inputs=(client_id,))
 
 
-def test_a_wallet_backup_with_a_weak_password_is_refused_before_anything_runs():
-    custodian = mpc.Custodian()
-    cid = custodian.create_client()
-    client = mpc.Client(cid, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
-    mpc.run_local(client.generate(), custodian.generate(cid))
+def test_a_wallet_backup_with_a_weak_password_is_refused_before_anything_runs(generated: Wallet):
     with pytest.raises(BackupPasswordTooWeak):
-        client.backup(PasswordMethod("Summer2024!"))
-    assert custodian.get_client(cid)["backup_share_status"] == "NOT_CREATED"
+        generated.client.backup(PasswordMethod("Summer2024!"))
+    assert generated.custodian.get_client(generated.client_id)["backup_share_status"] == "NOT_CREATED"
 
 
 # --- the Argon2id floor of new backups --------------------------------------------------------
@@ -138,14 +133,10 @@ def test_a_new_backup_below_the_default_limits_is_refused(limits):
         PasswordMethod(STRONG_PASSPHRASE, allow_weak=True, **limits).check_for_backup()
 
 
-def test_a_wallet_backup_below_the_default_limits_is_refused_before_anything_runs():
-    custodian = mpc.Custodian()
-    cid = custodian.create_client()
-    client = mpc.Client(cid, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
-    mpc.run_local(client.generate(), custodian.generate(cid))
+def test_a_wallet_backup_below_the_default_limits_is_refused_before_anything_runs(generated: Wallet):
     with pytest.raises(BackupPasswordKdfTooWeak):
-        client.backup(PasswordMethod(STRONG_PASSPHRASE, **CHEAP_LIMITS[0]))
-    assert custodian.get_client(cid)["backup_share_status"] == "NOT_CREATED"
+        generated.client.backup(PasswordMethod(STRONG_PASSPHRASE, **CHEAP_LIMITS[0]))
+    assert generated.custodian.get_client(generated.client_id)["backup_share_status"] == "NOT_CREATED"
 
 
 def test_an_old_record_at_cheap_limits_still_opens():
