@@ -120,8 +120,11 @@ _WARM_TABLES = c3.PROVER_TABLES
 
 
 def _first_sign() -> None:
-    """Untimed: empty prover tables (a new cache), as for a client's first sign in a process."""
+    """Untimed: empty prover tables (a new cache) and the client's verifier tables forgotten, as
+    for a client's first sign in a process on both sides."""
     c3.PROVER_TABLES = bigint.FixedBaseCache(48)
+    c3._verifier_key.cache_clear()
+    c3._pedersen_table.cache_clear()
 
 
 def _build_tables() -> Any:

@@ -146,7 +146,7 @@ class Client:
     def signing_share(self, curve: str) -> Any:
         """The signing share on ``curve`` from the keychain (``ecdsa2p.P1KeyShare`` on secp256k1,
         ``frost.KeyShare`` on ed25519); ``WalletNotFound`` if the device has none."""
-        try:  # one read (a keychain's ``in`` lists every entry: a directory listing for a FileKeychain)
+        try:  # one read: ``get`` says when the entry is missing
             data = self.keychain.get(self._entry(curve))
         except KeychainEntryNotFound:
             raise WalletNotFound("no signing share on this device") from None

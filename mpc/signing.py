@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Callable, cast
 
-from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, from_protocol_error
+from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
 from curves import Point, group_by_name
@@ -209,9 +209,10 @@ class ClientSign(ClientOperation):
 
     def _persisted_share(self) -> Any:
         """The keychain's copy of this operation's share, if the keychain still holds that share."""
-        if self.client._entry(self.curve) not in self.client.keychain:
+        try:
+            stored = self.client.signing_share(self.curve)
+        except WalletNotFound:
             return None
-        stored = self.client.signing_share(self.curve)
         return stored if stored.q1 == self._share.q1 else None  # a recover may have replaced it
 
     def _adopt_persisted_lock(self) -> None:
@@ -239,15 +240,14 @@ class CustodianSign(CustodianOperation):
     exclusive = False
 
     def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes, *,
-                 path: str | None = None, share: Any = None) -> None:
+                 path: str | None = None, share: Any) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
         self._hd_child = path_tweak(lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account),
                                  self.curve, path)
         super().__init__(custodian, client_id, session_id)
-        # ``share``: the root share the caller read already (``Custodian.sign``: with the client's row).
-        self._root = share if share is not None else custodian._load_share(client_id, "signing", "", self.curve)
+        self._root = share  # the root share the caller read already (``Custodian.sign``: with the client's row)
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
 
     def _hello(self) -> dict[str, Any]:

@@ -19,12 +19,18 @@ here = liveness.this_process()
 pytestmark = pytest.mark.skipif(here is None, reason="no /proc: liveness is left to the heartbeat TTL")
 
 
+def _started(pid: int) -> int:
+    """The start tick of a live process (``/proc/<pid>/stat``, read as ``liveness`` reads it)."""
+    fields = liveness._stat_fields(pid)
+    assert fields is not None
+    return int(fields[19])
+
+
 def _exited_process() -> ProcessIdentity:
     """The identity a node that has since exited recorded (a real process, started and reaped)."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        stat = open(f"/proc/{child.pid}/stat").read()
-        started = int(stat[stat.rindex(")") + 2:].split()[19])
+        started = _started(child.pid)
     finally:
         child.kill()
         child.wait()
@@ -47,9 +53,7 @@ def test_a_live_neighbour_is_left_to_its_heartbeat() -> None:
     assert here is not None
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as child:
         try:
-            time.sleep(0.1)
-            stat = open(f"/proc/{child.pid}/stat").read()
-            alive = ProcessIdentity(here.host, child.pid, int(stat[stat.rindex(")") + 2:].split()[19]))
+            alive = ProcessIdentity(here.host, child.pid, _started(child.pid))
             assert not liveness.is_dead(alive, here)
         finally:
             child.kill()
