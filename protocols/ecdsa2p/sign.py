@@ -49,7 +49,6 @@ from protocols.rounds import Message
 from protocols.transcript import Transcript
 from protocols.zk import c3 as c3_proof
 from protocols.zk import schnorr
-from protocols.zk.fields import is_unit
 from protocols.state import register_attrs, register_dataclass
 
 __all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard", "PrecomputationSource"]
@@ -57,8 +56,6 @@ __all__ = ["SignP1", "SignP2", "MASK_BITS", "C3Precomputation", "DecryptionGuard
 PROTOCOL = "ecdsa2p/sign"
 Q = GROUP.order
 MASK_BITS = c3_proof.DEFAULT_BOUNDS.mask_bits
-_NONCES_ONLY, _WITH_MASKS, _MADE_AHEAD = 1, 2, 3  # C3Precomputation byte formats (version byte)
-_COUNTS = {_NONCES_ONLY: 5, _WITH_MASKS: 18, _MADE_AHEAD: 26}  # values per format, N included
 
 
 def nonce_point(k: int, peer_point: Point) -> tuple[Point, int]:
@@ -295,14 +292,14 @@ class C3Precomputation:
     W3 = s^ρ·t^μ3 (everything in round 4 that depends on neither the digest, nor R1, nor k2; the
     Paillier nonces stay uniform units, see ``protocols.zk.c3``).
 
-    It holds no signing nonce (k2 and the mask ρ are drawn online), but it is single use all the
-    same: one Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the
-    difference of the two k2⁻¹·r and then for the key, and shared commitment masks would reveal
-    s^w. So it is never stored nor parked: the custodian keeps its pool in process memory and
-    pops each one at the moment of use (``mpc.presign``; a database restore cannot bring one
-    back). Its randomness is fresh, so the round-3 step that uses it draws the rest fresh too
-    (``SignP2``). ``from_bytes`` checks ranges and units, not the powers (recomputing them would
-    cost what they save): a damaged value makes a c3 whose proof fails at the client, never a leak.
+    It holds no k2 (drawn online), but the signing mask ρ and Π_c3's masks α_i are in it, and
+    either beside the one proof made with it gives w_i = (z_i − α_i)/e, so k2 and x2; one
+    Paillier nonce in two c3s would let a client with a smooth p − 1 solve for the difference of
+    the two k2⁻¹·r and then for the key, and shared commitment masks would reveal s^w. So it has
+    no serialisation at all and is never stored nor parked: the custodian keeps its pool in
+    process memory and pops each one at the moment of use (``mpc.presign``; a database restore
+    cannot bring one back). Its randomness is fresh, so the round-3 step that uses it draws the
+    rest fresh too (``SignP2``).
     """
 
     c3_nonce: c3_proof.C3Randomness
@@ -331,38 +328,6 @@ class C3Precomputation:
         if share.paillier is None or share.client_params is None:
             raise UsageError("a backup share cannot sign")
         return cls.fresh(share.paillier, share.client_params)
-
-    def to_bytes(self) -> bytes:
-        """Version byte, then N, each nonce with its power, N̂ and the twelve commitment masks
-        (none without them), then α_i, A_i, the signing mask and W3 (if made),
-        length-prefixed big-endian."""
-        a, b = self.c3_nonce, self.proof_nonce
-        head = [self.n, a.nonce, a.power, b.nonce, b.power]
-        if self.pedersen is None:
-            return bigint.pack_nats(_NONCES_ONLY, head)
-        version = _MADE_AHEAD if self.pedersen.ahead is not None else _WITH_MASKS
-        return bigint.pack_nats(version, [*head, self.pedersen.n_hat, *self.pedersen.values()])
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> C3Precomputation:
-        """Strict decoding (``InvalidMessage``): N a valid modulus, nonces units, powers below N²,
-        commitment masks and what was made ahead in range, commitments units."""
-        version = data[0] if isinstance(data, (bytes, bytearray)) and data else None
-        count = _COUNTS.get(version)  # type: ignore[arg-type]
-        if count is None:
-            raise InvalidMessage("c3 precomputation: unknown encoding")
-        n, *values = bigint.unpack_nats(data, version, count, "c3 precomputation")  # type: ignore[arg-type]
-        pk = paillier.PaillierPublicKey(n)
-        nonces = []
-        for nonce, power in zip(values[0:4:2], values[1:4:2]):
-            if not is_unit(nonce, n):
-                raise InvalidMessage("c3 precomputation: nonce is not a unit modulo N")
-            nonces.append(c3_proof.C3Randomness(nonce, paillier.validate_ciphertext(pk, power), n))
-        pedersen = None
-        if count > 5:
-            paillier.check_modulus_size(values[4], "ring-Pedersen modulus")
-            pedersen = c3_proof.PedersenMasks.from_values(values[4], values[5:])
-        return cls(nonces[0], nonces[1], pedersen)
 
     def __repr__(self) -> str:
         return "C3Precomputation(<secret>)"

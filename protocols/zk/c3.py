@@ -103,7 +103,7 @@ from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.paillier import PaillierPublicKey, PaillierSecretKey
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
-from protocols.zk.fields import encode_nats, get_unit, get_units, is_unit, require_unit, require_units
+from protocols.zk.fields import encode_nats, get_unit, get_units, require_unit, require_units
 from protocols.zk.params import ELL, EPSILON
 
 __all__ = [
@@ -355,29 +355,13 @@ def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3B
 class MadeAhead:
     """The rest of Π_c3's message-independent work, made ahead for a precomputation: the masks
     α_i with A_i = s^α_i·t^γ_i mod N̂, and the third witness w3 (the signing mask ρ, uniform
-    below 2^mask_bits) with W3 = s^w3·t^μ3 mod N̂. Single use, like everything in the masks."""
+    below 2^mask_bits) with W3 = s^w3·t^μ3 mod N̂. Single use, like everything in the masks, and
+    never serialised: α_i or w3 beside one proof give w_i = (z_i − α_i)/e, so k2 and x2."""
 
     alpha: tuple[int, int, int]
     A: tuple[int, int, int]
     w3: int
     W3: int
-
-    def values(self) -> list[int]:
-        """α, A, w3, W3 as one flat list, for encoding."""
-        return [*self.alpha, *self.A, self.w3, self.W3]
-
-    @classmethod
-    def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> MadeAhead:
-        """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
-        if len(values) != 8:
-            raise InvalidMessage("Π_c3 values made ahead: wrong count")
-        alpha, commitments, w3, w3_commitment = tuple(values[0:3]), tuple(values[3:6]), values[6], values[7]
-        if not all(0 <= a < 1 << bits for a, bits in zip(alpha, bounds.alpha_bits)) or \
-                not 0 <= w3 < 1 << bounds.mask_bits:
-            raise InvalidMessage("Π_c3 values made ahead out of range")
-        if not all(is_unit(x, n_hat) for x in (*commitments, w3_commitment)):
-            raise InvalidMessage("Π_c3 commitments made ahead must be units modulo N̂")
-        return cls(alpha, commitments, w3, w3_commitment)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return "MadeAhead(<secret>)"
@@ -419,26 +403,6 @@ class PedersenMasks:
         w3_commitment = s_table(params, bounds).pow(w3) * self.t_mu[2] % self.n_hat
         return replace(self, ahead=MadeAhead(alpha, _commit_alpha(params, alpha, self.t_gamma, bounds), w3,
                                              w3_commitment))
-
-    def values(self) -> list[int]:
-        """The masks and their powers as one flat list (μ, t^μ, γ, t^γ, then what was made
-        ahead, if any), for encoding."""
-        tail = self.ahead.values() if self.ahead is not None else []
-        return [*self.mu, *self.t_mu, *self.gamma, *self.t_gamma, *tail]
-
-    @classmethod
-    def from_values(cls, n_hat: int, values: list[int], bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
-        """Strict rebuilding from :meth:`values` (``InvalidMessage``): ranges and units."""
-        kappa, c = bounds.statistical_bits, bounds.challenge_bits
-        if len(values) not in (12, 20):
-            raise InvalidMessage("ring-Pedersen masks: wrong count")
-        mu, t_mu, gamma, t_gamma = (tuple(values[k:k + 3]) for k in range(0, 12, 3))
-        if not all(0 <= x < n_hat << kappa for x in mu) or not all(0 <= x < n_hat << (c + 2 * kappa) for x in gamma):
-            raise InvalidMessage("ring-Pedersen masks out of range")
-        if not all(is_unit(x, n_hat) for x in (*t_mu, *t_gamma)):
-            raise InvalidMessage("ring-Pedersen masks must be units modulo N̂")
-        ahead = MadeAhead.from_values(n_hat, values[12:], bounds) if len(values) > 12 else None
-        return cls(n_hat, mu, t_mu, gamma, t_gamma, ahead)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return "PedersenMasks(<secret>)"
