@@ -425,7 +425,7 @@ class Custodian:
         setup = self._setup
         if setup is None:
             stored = self.store.load_setup()
-            setup = None if stored is None else CustodianSetup.from_bytes(stored)
+            setup = self._setup = None if stored is None else CustodianSetup.from_bytes(stored)
         context: dict[str, Any] = {"custodian": self}
         if setup is not None:
             context["setup"] = setup

@@ -45,6 +45,17 @@ def _stat_fields(pid: int | str) -> list[str] | None:
     return text[text.rindex(")") + 2:].split()
 
 
+def _exists(pid: int) -> bool:
+    """Whether any process has ``pid`` (signal 0: nothing is sent); a pid we may not signal exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def this_process() -> ProcessIdentity | None:
     """This process's identity, or None where ``/proc`` cannot tell (then no neighbour is ever
     declared dead early: the heartbeat TTL decides, as on any other machine)."""
@@ -61,13 +72,17 @@ def this_process() -> ProcessIdentity | None:
 
 def is_dead(other: ProcessIdentity, here: ProcessIdentity | None) -> bool:
     """True only when ``other`` certainly no longer runs: it was recorded from this boot and PID
-    namespace (``here.host``) and its pid is gone, a zombie, or now another, later process."""
+    namespace (``here.host``) and its pid is gone, a zombie, or now another, later process; a
+    ``/proc`` that hides or refuses other users' processes (``hidepid``) leaves it alive."""
     if here is None or other.host != here.host:
         return False
     if other.pid == here.pid:
         return other.started != here.started
-    fields = _stat_fields(other.pid)
+    try:
+        fields = _stat_fields(other.pid)
+    except OSError:  # /proc restricted (hidepid): uncertain
+        return False
     if fields is None:
-        return True
+        return not _exists(other.pid)  # hidden by hidepid=2, or gone
     state, started = fields[0], int(fields[19])
     return state in ("Z", "X") or started != other.started

@@ -44,7 +44,9 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS finished_results (
 _READY_FLAG = "_finished_results_ready"
 
 
-def _ensure_table(store: SQLiteStore) -> None:
+def ensure_table(store: SQLiteStore) -> None:
+    """Create the table once per store object, in a transaction of its own: call it before an
+    outer transaction that keeps a result (a rolled-back CREATE must not leave it marked made)."""
     if not getattr(store, _READY_FLAG, False):
         with store.transaction():
             store._execute(_SCHEMA)
@@ -55,7 +57,7 @@ def keep(store: SQLiteStore, session_id: str, client_id: str, token: str, outcom
          ttl: float) -> None:
     """Keep the finished step's ``outcome`` (``messages``, ``result`` with the new ``token``) of
     the operation ``token`` ran, for ``ttl`` seconds (the expired ones go in ``purge``)."""
-    _ensure_table(store)
+    ensure_table(store)
     result = dict(outcome["result"])
     issued = result.pop("token", token)  # issue 26: an operation that keeps the token keeps it here too
     data = json.dumps({"result": result, "messages": list(outcome.get("messages", ()))}).encode("utf-8")
@@ -69,7 +71,7 @@ def keep(store: SQLiteStore, session_id: str, client_id: str, token: str, outcom
 
 def purge(store: SQLiteStore, now: float) -> None:
     """Drop the kept outcomes that expired (the service's purge tick)."""
-    _ensure_table(store)
+    ensure_table(store)
     store._execute("DELETE FROM finished_results WHERE expires < ?", (now,))
 
 
@@ -80,7 +82,7 @@ def take(store: SQLiteStore, session_id: str, client_id: str, token: str) -> dic
         presented = hash_token(token)
     except UnicodeEncodeError:
         return None
-    _ensure_table(store)
+    ensure_table(store)
     now = time.time()
     with store.transaction():
         row = store._execute("SELECT token_hash, expires FROM finished_results WHERE session_id = ? AND client_id = ?",

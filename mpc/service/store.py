@@ -440,7 +440,8 @@ class ServiceStore:
                 self.store.lock_client(owner[0])
             marker = self.store._execute("SELECT step_id, parked, sent FROM session_steps WHERE session_id = ?",
                                          (session_id,)).fetchone()
-            if marker is not None and marker[0] == step.step_id:
+            if marker is not None and (marker[0] == step.step_id or (marker[0] == "" and not marker[1])):
+                # ours, or a tombstone ``reap`` left (the step outran its lease): lost either way
                 if marker[1]:
                     parked = self.peek(session_id)
                     return StepOutcome("parked", tuple(parked.outbox[int(marker[2]):]) if parked else ())

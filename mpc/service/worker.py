@@ -256,10 +256,12 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
             with service.store.transaction():
                 service.store.lock_client(client_id)  # the cap again, under the client's lock: exact
                 _check_parked(service, client_id, max_parked, pending)
+                if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
+                    raise InputInvalid("this session id is in use")
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
                 version = service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock,
                                        ttl)
-        except RateLimited:  # a concurrent open of this client took the last place meanwhile
+        except (RateLimited, InputInvalid):  # a concurrent open took the last place, or this id, meanwhile
             if session._holds_lock:
                 _end_quietly(session)
             raise
@@ -393,6 +395,7 @@ def keep_finished(service: ServiceStore, session_id: str, client_id: str, token:
     ``step``'s marker removed in the same transaction; whether that was done (a failure to
     keep the outcome only costs that fallback: the caller then ends the step alone)."""
     try:
+        results.ensure_table(service.store)
         with service.store.transaction():
             results.keep(service.store, session_id, client_id, token, outcome, ttl)
             if step is not None:

@@ -251,8 +251,11 @@ class PostgresStore(SQLiteStore):
         self.ledger_report = None
         self.reconnects = 0  # lost connections replaced
         self.connections = 0  # connections the pools of this store opened
-        self.application_name = str(psycopg.conninfo.conninfo_to_dict(self._dsn).get("application_name") or
-                                    f"portal-mpc-{os.getpid()}-{secrets.token_hex(3)}")
+        try:
+            named = psycopg.conninfo.conninfo_to_dict(self._dsn).get("application_name")
+        except psycopg.ProgrammingError:  # libpq quotes the bad part, which may be the password
+            raise InputInvalid("malformed PostgreSQL URL") from None
+        self.application_name = str(named or f"portal-mpc-{os.getpid()}-{secrets.token_hex(3)}")
         self._pool = self._open_pool()
         self._init_schema()
 

@@ -49,6 +49,25 @@ def test_only_a_process_certainly_gone_is_dead() -> None:
     assert not liveness.is_dead(dead, None)  # no /proc here: unknown
 
 
+def test_a_proc_that_hides_or_refuses_other_processes_leaves_them_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert here is not None
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as child:
+        try:
+            alive = ProcessIdentity(here.host, child.pid, _started(child.pid))
+            monkeypatch.setattr(liveness, "_stat_fields", lambda pid: None)  # hidepid=2: not listed
+            assert not liveness.is_dead(alive, here)
+
+            def refused(pid: int) -> None:
+                raise PermissionError(pid)
+
+            monkeypatch.setattr(liveness, "_stat_fields", refused)  # hidepid=1: not readable
+            assert not liveness.is_dead(alive, here)
+        finally:
+            child.kill()
+    monkeypatch.undo()
+    assert liveness.is_dead(_exited_process(), here)  # really gone: still dead
+
+
 def test_a_live_neighbour_is_left_to_its_heartbeat() -> None:
     assert here is not None
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as child:
@@ -77,3 +96,17 @@ def test_a_dead_neighbours_step_is_lost_at_once_not_after_its_ttl(service: Servi
     alive = {row[0] for row in store._execute("SELECT node_id FROM service_nodes").fetchall()}
     assert alive == {"node-far"}  # the uncertain one keeps its heartbeat
     assert service.reap_dead_neighbours(None) == 0  # without /proc nothing is declared
+
+
+def test_a_dead_workers_step_that_was_reaped_is_lost_not_gone(service: ServiceStore) -> None:  # noqa: F811
+    """A step whose lease lapsed is reaped while its worker still runs; the worker then dies: the
+    executor asks what became of the step and hears ``lost`` (OPERATION_LOST), not ``gone``."""
+    store = service.store
+    store.update_client("c1", operation="backup", operation_expires=time.time() + 1000, operation_session="s1")
+    service.heartbeat("node-a", 600)
+    service.park("s1", "c1", "backup", b"state", [], True, 60)
+    step = Step("step-1", "node-a", 60.0)
+    assert service.take("s1", step) is not None
+    service.heartbeat("node-a", 600)
+    assert service.reap(time.time() + 61) == 1  # its lease lapsed (node alive): lost, a tombstone left
+    assert service.step_outcome("s1", step).state == "lost"

@@ -163,3 +163,11 @@ def test_postgres_url_schema_is_validated() -> None:
 
     with pytest.raises(InputInvalid):
         PostgresStore("postgresql://127.0.0.1:1/x?schema=Bad-Name")
+
+
+def test_a_malformed_postgres_url_is_refused_without_echoing_it() -> None:
+    from mpc.errors import InputInvalid
+
+    with pytest.raises(InputInvalid) as refused:  # libpq's own message quotes the bad part
+        PostgresStore("postgresql://user:se%Zcret@127.0.0.1:1/x")
+    assert "se%Zcret" not in str(refused.value) and "Zcret" not in refused.value.message
