@@ -123,8 +123,7 @@ def _first_sign() -> None:
     """Untimed: empty prover tables (a new cache) and the client's verifier tables forgotten, as
     for a client's first sign in a process on both sides."""
     c3.PROVER_TABLES = bigint.FixedBaseCache(48)
-    c3._verifier_key.cache_clear()
-    c3._pedersen_table.cache_clear()
+    c3.forget_owner_tables()
 
 
 def _build_tables() -> Any:

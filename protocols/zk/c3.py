@@ -91,9 +91,11 @@ neither the digest nor k2, so the online proof is W1, W2, c3, C', z_enc and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
+import threading
+import weakref
+from functools import partial
 from typing import Any
 
 from curves import Point, secp256k1
@@ -516,14 +518,14 @@ def _check_commitments(
     """s^z_i·t^ζ_i = A_i·W_i^e (mod N̂) for i = 1, 2, 3 (CGGMP Π_aff-g's range commitments).
 
     With the owner's trapdoor, s = t^λ makes the left side t^(λ·z_i + ζ_i): one exponentiation
-    of the fixed base t, by a table modulo each prime of N̂ (``_pedersen_table``)."""
+    of the fixed base t, by CRT (a table modulo each prime of N̂ once it pays: ``_owner_power``)."""
     n_hat = params.n_hat
     power: Callable[[int, int], int]
     if secret is not None:
         if secret.params != params:
             raise UsageError("the ring-Pedersen secret does not match the statement")
-        table, power = _pedersen_table(secret), secret.crt.powmod
-        lhs = [table.pow(secret.lam * z + zeta) for z, zeta in zip(proof.z, proof.zeta)]
+        t_power, power = _owner_power(secret, params.t, secret.crt), secret.crt.powmod
+        lhs = [t_power(secret.lam * z + zeta) for z, zeta in zip(proof.z, proof.zeta)]
     else:
         power = partial(_powmod, modulus=n_hat)
         lhs = [power(params.s, z) * power(params.t, zeta) % n_hat for z, zeta in zip(proof.z, proof.zeta)]
@@ -567,7 +569,7 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
     order dividing p - 1, and those ≡ 1 (mod p) are only 1 (orders prime to p); likewise modulo q².
 
     (i) Modulo N, (1 + N)^P ≡ 1 and c_key' ≡ c_key: c_key^(r·z1)·z_enc^N ≡ C'·c3^e (mod N), by CRT
-    (c_key from a table, z_enc^N as z_enc^(q mod p-1) mod p). (ii) Dec is additive, Dec(z_enc^N) = 0
+    (c_key by CRT or its table, z_enc^N as z_enc^(q mod p-1) mod p). (ii) Dec is additive, Dec(z_enc^N) = 0
     and Dec(c_key') = x1' (cached per key): r·z1·x1' + z1·m + z2·r + z3·q ≡ Dec(C'·c3^e) (mod N).
     So one long exponentiation modulo p² and one modulo q² (the decryption of C'·c3^e; c3^e is
     short), where L alone needs z_enc^N and c_key'^(r·z1) modulo N².
@@ -578,39 +580,55 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
     and c3 itself is not decrypted here (``finish_signature`` does that after the verdict).
     """
     n = st.pk.n
-    key = _verifier_key(secret, st.c_key, bounds.shift, bounds.q_bits + bounds.response_bits[0])
+    c_key_power = _owner_power(secret, st.c_key, secret.crt_n, bounds.q_bits + bounds.response_bits[0])
+    x1_shifted = _owner_value(secret, ("x1'", st.c_key, bounds.shift),
+                              lambda: (secret.plaintext(st.c_key) + bounds.shift) % n)  # Dec(c_key'), P1's share
     z1, z2, z3 = proof.z
     rhs = proof.C * secret.crt_n_squared.powmod(st.c3, e) % st.pk.n_squared  # C'·c3^e
-    if key.c_key.pow(st.r * z1) * secret.crt_n.powmod(proof.z_enc, n) % n != rhs % n:
+    if c_key_power(st.r * z1) * secret.crt_n.powmod(proof.z_enc, n) % n != rhs % n:
         raise ProofError(_PAILLIER_FAILS)
-    if secret.plaintext(rhs) != (st.r * z1 * key.x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
+    if secret.plaintext(rhs) != (st.r * z1 * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
         raise ProofError(_PAILLIER_FAILS)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
-class _VerifierKey:
-    """P1's per-key values for :func:`_check_paillier_crt`: c_key's tables modulo p and q, and
-    x1' = Dec(c_key') mod N. Secret; in process memory only, never in a repr."""
-
-    c_key: bigint.CrtFixedBase
-    x1_shifted: int
-
-
-@lru_cache(maxsize=4)
-def _verifier_key(secret: PaillierSecretKey, c_key: int, shift: int, exponent_bits: int) -> _VerifierKey:
-    """The client's tables for its own c_key (the 4 most recent keys, about 1.6 MB each at 2048
-    bits): c_key is raised to r·z1 < 2^exponent_bits in every signature."""
-    return _VerifierKey(
-        bigint.CrtFixedBase(c_key, secret.crt_n, exponent_bits),
-        (secret.plaintext(c_key) + shift) % secret.n,
-    )
+# The key owner's per-key values (tables modulo its secret primes, Dec(c_key')): held beside the
+# secret key object they belong to, weakly, so they go when the key goes; made only once the key
+# has verified ``OWNER_TABLES_AFTER`` proofs (building both tables costs what about eight
+# verifications save: a one-shot signer never builds them).
+OWNER_TABLES_AFTER = 8
+_OWNER: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+_OWNER_LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=4)
-def _pedersen_table(secret: RingPedersenSecret) -> bigint.CrtFixedBase:
-    """The client's table for its own t modulo p̂ and q̂ (the 4 most recent parameter sets, about
-    2 MB each at 2048 bits): t is raised to λ·z_i + ζ_i, three times per signature."""
-    return bigint.CrtFixedBase(secret.params.t, secret.crt)
+def _owner_value(secret: Any, name: Hashable, make: Callable[[], Any]) -> Any:
+    """The value ``name`` of the key ``secret`` (made by ``make`` once, kept while it lives)."""
+    with _OWNER_LOCK:
+        values = _OWNER.setdefault(secret, {})
+        if name in values:
+            return values[name]
+    value = make()
+    with _OWNER_LOCK:
+        return values.setdefault(name, value)
+
+
+def _owner_power(secret: Any, base: int, crt: bigint.CrtModulus, max_bits: int | None = None) -> Callable[[int], int]:
+    """``e ↦ base^e`` modulo ``crt``'s modulus for the owner of ``secret``: by CRT exponentiation,
+    and by a :class:`bigint.CrtFixedBase` table once this key has asked ``OWNER_TABLES_AFTER`` times."""
+    uses = _owner_value(secret, ("uses", base, max_bits), lambda: [0])
+    with _OWNER_LOCK:
+        uses[0] += 1
+        due = uses[0] >= OWNER_TABLES_AFTER
+    if not due:
+        return partial(crt.powmod, base)
+    table: bigint.CrtFixedBase = _owner_value(secret, ("table", base, max_bits),
+                                              lambda: bigint.CrtFixedBase(base, crt, max_bits))
+    return table.pow
+
+
+def forget_owner_tables() -> None:
+    """Drop every key owner's cached tables and values (benchmarks of a first sign; tests)."""
+    with _OWNER_LOCK:
+        _OWNER.clear()
 
 
 def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:

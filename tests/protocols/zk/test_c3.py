@@ -3,9 +3,11 @@ transcript, strict decoding, and the same verdicts by CRT and without, on both b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import secrets
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -163,16 +165,35 @@ def test_pure_python_backend_gives_the_same_verdicts() -> None:
 PAILLIER_MESSAGE = r"\(r·z1\) ⊙ c_key' ⊕ Enc"
 
 
+@contextlib.contextmanager
+def owner_tables(after: int) -> Iterator[None]:
+    """The key owner's tables made from the ``after``-th use on (1: at once), none cached before."""
+    before = c3.OWNER_TABLES_AFTER
+    c3.forget_owner_tables()
+    c3.OWNER_TABLES_AFTER = after
+    try:
+        yield
+    finally:
+        c3.OWNER_TABLES_AFTER = before
+        c3.forget_owner_tables()
+
+
 def verdicts(check: object, *args: object, secrets_: tuple[object, object]) -> tuple[bool, bool]:
-    """(reference verdict, CRT verdict) of one check: True for accept."""
-    out = []
-    for secret in secrets_:
+    """(reference verdict, CRT verdict) of one check: True for accept. The CRT verdict is the same
+    with the owner's plain CRT exponentiations and with its tables (asserted here)."""
+    def verdict(secret: object) -> bool:
         try:
             check(*args, secret)  # type: ignore[operator]
-            out.append(True)
+            return True
         except ProofError:
-            out.append(False)
-    return out[0], out[1]
+            return False
+
+    reference = verdict(secrets_[0])
+    with owner_tables(10**9):
+        by_crt = verdict(secrets_[1])
+    with owner_tables(1):
+        assert verdict(secrets_[1]) == by_crt
+    return reference, by_crt
 
 
 def crt_unit(mod_p: int, mod_q: int) -> int:
@@ -250,6 +271,8 @@ def test_a_c3_wrong_in_one_half_is_refused_by_crt(defect: str) -> None:
     for secrets_ in ({}, {"paillier_secret": SK, "ring_pedersen_secret": RP_SECRET}):
         with pytest.raises(ProofError, match=PAILLIER_MESSAGE):
             c3.verify(forged, proof, transcript(), **secrets_)  # type: ignore[arg-type]
+    with owner_tables(1), pytest.raises(ProofError, match=PAILLIER_MESSAGE):  # the same with the owner's tables
+        c3.verify(forged, proof, transcript(), paillier_secret=SK, ring_pedersen_secret=RP_SECRET)
 
 
 def test_crt_verification_refuses_a_mismatched_secret(honest: tuple[c3.C3Statement, c3.C3Proof]) -> None:
@@ -258,3 +281,20 @@ def test_crt_verification_refuses_a_mismatched_secret(honest: tuple[c3.C3Stateme
         c3.verify(statement, proof, transcript(), ring_pedersen_secret=ring_pedersen_sets()[0][1])
     with pytest.raises(UsageError):
         c3.verify(statement, proof, transcript(), paillier_secret=paillier_keys()[1])
+
+
+def test_the_owners_tables_are_made_once_they_pay_and_go_with_the_key() -> None:
+    """Plain CRT exponentiations for the first verifications of a key, its tables from the
+    ``OWNER_TABLES_AFTER``-th on, held only while the secret key object lives."""
+    import gc
+
+    secret = paillier.PaillierSecretKey(SK.p, SK.q)
+    with owner_tables(3):
+        powers = [c3._owner_power(secret, 5, secret.crt_n, 64) for _ in range(4)]
+        assert [isinstance(getattr(p, "__self__", None), bigint.CrtFixedBase) for p in powers] == \
+            [False, False, True, True]
+        assert {p(2**63 + 1) for p in powers} == {bigint.powmod(5, 2**63 + 1, SK.n)}
+        assert secret in c3._OWNER
+        del secret, powers
+        gc.collect()
+        assert len(c3._OWNER) == 0
