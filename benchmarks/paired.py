@@ -15,22 +15,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 from benchmarks.__main__ import collect
-from benchmarks.timing import Case
+from benchmarks.timing import Case, sample
 
 
-def paired(cases: list[Case], runs: int, warmup: int = 2) -> dict[str, float]:
-    """The median milliseconds of each case over ``runs`` round-robin iterations (after ``warmup``)."""
+def paired(cases: list[Case], runs: int, warmup: int | None = None) -> dict[str, float]:
+    """The median milliseconds of each case over ``runs`` round-robin iterations, after ``warmup``
+    untimed ones (default: the largest ``Case.warmup`` of the cases); every iteration calls each
+    case once (``timing.sample``), so a change of load hits them all alike."""
+    rounds = max(case.warmup for case in cases) if warmup is None else warmup
     samples: dict[str, list[float]] = {case.name: [] for case in cases}
-    for i in range(warmup + runs):
+    for i in range(rounds + runs):
         for case in cases:
-            arg = case.setup() if case.setup else None
-            start = time.perf_counter()
-            case.fn(arg) if case.setup else case.fn()
-            if i >= warmup:
-                samples[case.name].append((time.perf_counter() - start) * 1000.0)
+            timed = sample(case, 1, 0)[0] if i >= rounds else sample(case, 0, 1)[0]
+            samples[case.name] += timed
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -88,6 +88,8 @@ class _DerivedScope:
         self._stream = _Stream(bytes(key), bytes(context))
 
     def __enter__(self) -> None:
+        if hasattr(self, "_token"):  # one scope, one stream, entered once (as the generator was)
+            raise CurveError("a derived-randomness scope is entered once")
         self._token = _CURRENT.set(self._stream)
 
     def __exit__(self, *exc: object) -> None:

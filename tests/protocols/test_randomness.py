@@ -142,3 +142,14 @@ def test_the_stream_is_the_documented_construction() -> None:
         pass
     with randomness.derived(key, context):
         assert randomness.token_bytes(32) == expected[0]
+
+
+def test_a_derived_scope_is_entered_once() -> None:
+    scope = randomness.derived(bytes(32), b"test/once")
+    with scope:
+        first = randomness.randbits(64)
+    with pytest.raises(CurveError):
+        with scope:
+            pass
+    with randomness.derived(bytes(32), b"test/once"):
+        assert randomness.randbits(64) == first  # a new scope over the same context: the same stream
