@@ -396,25 +396,33 @@ class ServiceStore:
         session it kept warm there); if ``admit`` raises, nothing was taken."""
         match, args = ("session_id = ?", (session_id,)) if client_id is None else \
             ("session_id = ? AND client_id = ?", (session_id, client_id))
-        with self.store.taking() as took:
-            row = self.store._execute(f"DELETE FROM parked_sessions WHERE {match} RETURNING {_COLUMNS}", args).fetchone()
-            took(row is not None)
-            if row is None:
-                return None
-            parked, epoch = self._unpark(row)
-            if epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore): it goes
-                return None
-            if step is not None:
-                self.store.lock_client(parked.client_id)  # the client's row before its marker, as everywhere
-                now = time.time()
-                self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
-                                    (session_id, parked.client_id, step.step_id, step.node_id, len(parked.outbox),
-                                     now + step.lease))
-                if parked.holds_lock:
-                    self._renew_lock(parked.client_id, session_id, now + step.lease)
-            if admit is not None:
-                admit(parked)
+        with self.store.transaction():
+            if client_id is not None:  # the client's row before the take counter's lock, which every take
+                self.store.lock_client(client_id)  # needs: a wait for one client's row holds up only its takes
+            with self.store.taking() as took:
+                row = self.store._execute(f"DELETE FROM parked_sessions WHERE {match} RETURNING {_COLUMNS}",
+                                          args).fetchone()
+                took(row is not None)
+                if row is None:
+                    return None
+                parked, epoch = self._unpark(row)
+                if epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore): it goes
+                    return None
+                if step is not None:
+                    self._mark_step(session_id, parked, step)
+                if admit is not None:
+                    admit(parked)
         return parked
+
+    def _mark_step(self, session_id: str, parked: ParkedSession, step: Step) -> None:
+        """In the take's transaction: the step marker, and the lease of the lock the session holds."""
+        self.store.lock_client(parked.client_id)  # the client's row before its marker, as everywhere
+        now = time.time()
+        self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 0, ?, ?)",
+                            (session_id, parked.client_id, step.step_id, step.node_id, len(parked.outbox),
+                             now + step.lease))
+        if parked.holds_lock:
+            self._renew_lock(parked.client_id, session_id, now + step.lease)
 
     # --- operation locks as leases, steps, nodes ----------------------------------------------
     def _renew_lock(self, client_id: str, session_id: str, expires: float) -> bool:

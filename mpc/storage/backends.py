@@ -197,6 +197,7 @@ class _ThreadState(threading.local):
     conn: Any = None
     depth: int = 0
     guard_pending: int | None = None
+    held: frozenset[str] = frozenset()  # the locks this transaction holds (taken once each)
 
 
 class PostgresStore(SQLiteStore):
@@ -364,7 +365,7 @@ class PostgresStore(SQLiteStore):
                 if not lost:
                     raise
                 continue
-            self._local.conn = conn
+            self._local.conn, self._local.held = conn, frozenset()
             return
         raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction")
 
@@ -421,12 +422,22 @@ class PostgresStore(SQLiteStore):
         """The client's row, locked until the transaction ends (``FOR NO KEY UPDATE``: rows that
         reference it can still be inserted; every update of it waits)."""
         super().lock_client(client_id)
-        self._execute("SELECT 1 FROM clients WHERE client_id = ? FOR NO KEY UPDATE", (client_id,))
+        if self._first_hold("client:" + client_id):
+            self._execute("SELECT 1 FROM clients WHERE client_id = ? FOR NO KEY UPDATE", (client_id,))
 
     def _lock_key(self, name: str) -> None:
         """A transaction-scoped advisory lock on ``name`` in this store's schema."""
         super()._lock_key(name)
-        self._execute("SELECT pg_advisory_xact_lock(?)", (_advisory_key(self.schema, name),))
+        if self._first_hold("key:" + name):
+            self._execute("SELECT pg_advisory_xact_lock(?)", (_advisory_key(self.schema, name),))
+
+    def _first_hold(self, lock: str) -> bool:
+        """Whether this transaction takes ``lock`` now (a lock it holds already is held until it
+        ends: asking again would cost a round trip for nothing)."""
+        if lock in self._local.held:
+            return False
+        self._local.held = self._local.held | {lock}
+        return True
 
     # --- statements ---------------------------------------------------------------------------
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:

@@ -24,7 +24,7 @@ import pytest
 import mpc
 from mpc.backup.attempts import AttemptCounter
 from mpc.errors import ClientLockedOut, InputInvalid, OperationInProgress, StoreUnavailable
-from mpc.service.store import ServiceStore
+from mpc.service.store import ServiceStore, Step
 from mpc.storage.backends import PostgresStore, open_store
 from mpc.storage.restore_guard import RestoreGuard
 
@@ -300,3 +300,43 @@ def test_the_pool_size_is_a_url_option(postgres_schema_url: str) -> None:
         assert "pool_size" not in sized._dsn  # never passed on to libpq
     finally:
         sized.close()
+
+
+def test_a_take_waiting_for_its_clients_row_holds_up_no_other_clients_take(store: PostgresStore) -> None:
+    """A take locks its client's row before the take counter's lock that every take needs: while
+    one client's row is held (a slow operation of that client), its own take waits and another
+    client's take goes on."""
+    service = ServiceStore(store)
+    for client_id in ("slow", "other"):
+        store.create_client(client_id, "NOT_CREATED")
+        service.park(f"s-{client_id}", client_id, "sign", b"state", [], False, 60)
+    holder = _Holder(store, "slow")
+    try:
+        waiting = ThreadPoolExecutor(1)
+        slow_take = waiting.submit(service.take, "s-slow", Step("step-slow", "node-a", 60.0), "slow")
+        other = ThreadPoolExecutor(1).submit(service.take, "s-other", Step("step-other", "node-a", 60.0), "other")
+        assert other.result(timeout=HELD) is not None  # not held up by the waiting take
+        assert not slow_take.done()  # still waits for its client's row
+    finally:
+        holder.release()
+    assert slow_take.result(timeout=HELD) is not None
+
+
+def test_a_transaction_takes_each_lock_once(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking again for a lock the transaction holds costs no round trip (a take asks for the
+    take counter's lock in ``taking``, the restore-guard comparison and the counter's write)."""
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    service.park("s1", "c1", "sign", b"state", [], False, 60)
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+    execute = store._execute
+
+    def counted(sql: str, args: tuple[Any, ...] = ()) -> Any:
+        statements.append((sql, tuple(args)))
+        return execute(sql, args)
+
+    monkeypatch.setattr(store, "_execute", counted)
+    assert service.take("s1", Step("step-1", "node-a", 60.0), "c1") is not None
+    locks = [(sql, args) for sql, args in statements if "pg_advisory_xact_lock" in sql or "FOR NO KEY UPDATE" in sql]
+    assert locks and len(locks) == len(set(locks))  # each lock asked for once
+    assert sum("FOR NO KEY UPDATE" in sql for sql, _ in locks) == 1  # the client's row, once
