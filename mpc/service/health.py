@@ -142,5 +142,10 @@ class NodeHealth(StepExecutor):
         expired = self.service.purge(now)
         for parked in expired:
             worker.release(self.custodian, parked)
+        # This node is alive (it is purging, at ``now`` too): its heartbeat first, so a heartbeat
+        # thread held up (a busy store, a loaded machine) never makes the reap count this node's
+        # own running steps lost, nor drop this node's row.
+        ahead = 0.0 if now is None else max(0.0, now - time.time())
+        self.service.heartbeat(self.node_id, self.node_ttl + ahead)
         self.service.reap(now)
         return len(expired)
