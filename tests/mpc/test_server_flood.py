@@ -38,7 +38,9 @@ from mpc.service.guard import (  # noqa: E402
 )
 from mpc.service.server import ServiceThread  # noqa: E402
 from tests.mpc.conftest import send_authorised  # noqa: E402
-from tests.mpc.test_server_security import OPERATOR_KEY, TIMEOUT, device, operator, serve  # noqa: E402
+from tests.mpc.test_server_security import (  # noqa: E402
+    OPERATOR_KEY, TIMEOUT, closing_all, device, operator, serve, serving,
+)
 from tests.mpc.tls_helpers import PKI, make_pki  # noqa: E402
 
 resource = pytest.importorskip("resource")
@@ -135,10 +137,8 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one_and_sizes_the_socke
 
 # --- floods ----------------------------------------------------------------------------------------------
 def test_a_distributed_flood_of_silent_connections_leaves_authenticated_clients_served() -> None:
-    running = serve(limits=ServiceLimits(max_sockets=48, max_connections=16, max_connections_per_ip=8,
-                                         first_frame_timeout=30.0))
-    flood: list[socket.socket] = []
-    try:
+    with serving(limits=ServiceLimits(max_sockets=48, max_connections=16, max_connections_per_ip=8,
+                                      first_frame_timeout=30.0)) as running, closing_all([]) as flood:
         admin = operator(running.url)
         client_id, token = admin.create_client()
         with open_generate(running.url, client_id, token) as busy:  # an operation under way before the flood
@@ -151,15 +151,10 @@ def test_a_distributed_flood_of_silent_connections_leaves_authenticated_clients_
             assert sum(not is_closed_by_peer(sock) for sock in flood[-80:]) <= 48
             with pytest.raises(TimeoutError):  # the operation's connection is still open
                 busy.recv(timeout=0.2)
-    finally:
-        for sock in flood:
-            sock.close()
-        running.stop()
 
 
 def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_1013() -> None:
-    running = serve(limits=ServiceLimits(max_connections=2, first_frame_timeout=30.0))
-    try:
+    with serving(limits=ServiceLimits(max_connections=2, first_frame_timeout=30.0)) as running:
         admin = operator(running.url)
         client_id, token = admin.create_client()
         with connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")) as silent, \
@@ -179,8 +174,6 @@ def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_10
                 operator(running.url, retry_budget=0).get_client(client_id, token)
         assert wait_for(lambda: running.service._active == 0)  # type: ignore[union-attr]
         assert admin.get_client(client_id, token)["client_id"] == client_id
-    finally:
-        running.stop()
 
 
 # --- logs --------------------------------------------------------------------------------------------------
@@ -223,11 +216,8 @@ def churn(url: str, seconds: float) -> int:
 
 def check_churn_keeps_logs_bounded(tmp_path: Path, seconds: float) -> None:
     with default_logging(tmp_path) as (stream, audit_path):
-        running = ServiceThread(":memory:", operator_key=OPERATOR_KEY).start()
-        try:
+        with ServiceThread(":memory:", operator_key=OPERATOR_KEY) as running:
             connections = churn(running.url, seconds)
-        finally:
-            running.stop()
         written = len(stream.getvalue().encode()) + audit_path.stat().st_size
         assert connections > 10 * seconds  # the churn did happen (and went past the request budget)
         assert written <= 64 * 1024 * seconds / 15, (connections, written)
@@ -279,8 +269,7 @@ def tls12_handshake(port: int, ca: str, ciphers: str) -> str:
 
 
 def test_tls_1_2_offers_aead_suites_only_and_a_refused_client_certificate_is_tls_failed(pki: PKI) -> None:
-    running = serve(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca)
-    try:
+    with serving(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca) as running:
         cbc = "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA384:AES128-SHA"
         with pytest.raises((ssl.SSLError, OSError)):
             tls12_handshake(running.port, str(pki.ca), cbc)
@@ -295,8 +284,6 @@ def test_tls_1_2_offers_aead_suites_only_and_a_refused_client_certificate_is_tls
                 with pytest.raises(expected):
                     RemoteCustodian(running.url, ssl_context=context, timeout=TIMEOUT, retries=0).get_client(
                         "c" * 16, "t" * 43)
-    finally:
-        running.stop()
     plain = serve(tls_cert=pki.server_cert, tls_key=pki.server_key)
     try:
         assert "GCM" in tls12_handshake(plain.port, str(pki.ca), "ECDHE+AESGCM")

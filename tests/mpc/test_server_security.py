@@ -54,10 +54,26 @@ TIMEOUT = 30.0
 OPERATOR_KEY = "front-door-tests-operator-key-0123456789"
 
 
-def serve(**options: Any) -> ServiceThread:
-    """A started service on loopback with the operator key (and ``options``)."""
+def serving(**options: Any) -> ServiceThread:
+    """A service on loopback with the operator key (and ``options``), for a ``with`` block: it
+    starts on entry and stops on exit."""
     options.setdefault("operator_key", OPERATOR_KEY)
-    return ServiceThread(":memory:", session_ttl=30, **options).start()
+    return ServiceThread(":memory:", session_ttl=30, **options)
+
+
+def serve(**options: Any) -> ServiceThread:
+    """A started service on loopback with the operator key (and ``options``); the caller stops it."""
+    return serving(**options).start()
+
+
+@contextlib.contextmanager
+def closing_all(sockets: list[socket.socket]) -> Iterator[list[socket.socket]]:
+    """``sockets``, each closed at the end of the ``with`` block (those added inside it too)."""
+    try:
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def operator(url: str, **options: Any) -> RemoteCustodian:
@@ -95,16 +111,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServiceThread]:
-    running = serve()
-    yield running
-    running.stop()
+    with serving() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def tls_server(pki: PKI) -> Iterator[ServiceThread]:
-    running = serve(tls_cert=pki.server_cert, tls_key=pki.server_key)
-    yield running
-    running.stop()
+    with serving(tls_cert=pki.server_cert, tls_key=pki.server_key) as running:
+        yield running
 
 
 # --- TLS --------------------------------------------------------------------------------------------
@@ -151,9 +165,8 @@ def test_a_client_without_the_ca_refuses_the_server(tls_server: ServiceThread) -
 
 
 def test_mtls_requires_a_client_certificate_and_the_operator_certificate_is_the_operator(pki: PKI) -> None:
-    running = serve(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca,
-                    operator_cert_cn="operator")
-    try:
+    with serving(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca,
+                    operator_cert_cn="operator") as running:
         client_id, token = operator(running.url, cafile=pki.ca, client_cert=pki.clients["device"][0],
                                     client_key=pki.clients["device"][1]).create_client()
         with pytest.raises((TlsFailed, ServiceUnavailable)):  # no client certificate: refused
@@ -168,19 +181,14 @@ def test_mtls_requires_a_client_certificate_and_the_operator_certificate_is_the_
         other, _ = operator_by_cert.create_client()  # no operator key: the certificate is enough
         assert operator_by_cert.get_client(other)["signing_share_status"] == "NOT_CREATED"
         wait_until_no_socket_is_open(running)
-    finally:
-        running.stop()
 
 
 def test_a_plain_service_refuses_a_non_loopback_address() -> None:
     for host in ("0.0.0.0", ""):
         with pytest.raises(TransportInsecure):
             ServiceThread(":memory:", host=host, operator_key=OPERATOR_KEY).start()
-    running = ServiceThread(":memory:", host="0.0.0.0", operator_key=OPERATOR_KEY, allow_plaintext=True).start()
-    try:
+    with ServiceThread(":memory:", host="0.0.0.0", operator_key=OPERATOR_KEY, allow_plaintext=True) as running:
         assert running.port > 0
-    finally:
-        running.stop()
 
 
 def test_remote_refuses_plain_ws_to_a_non_loopback_host() -> None:
@@ -207,16 +215,13 @@ def test_the_service_refuses_to_start_without_an_operator_credential(caplog: pyt
     with pytest.raises(ConfigInvalid):
         CustodianService(":memory:", operator_key="short")
     caplog.set_level(logging.WARNING, logger="mpc.service.server")
-    running = ServiceThread(":memory:", open_registration=True).start()
-    try:
+    with ServiceThread(":memory:", open_registration=True) as running:
         assert any("OPEN REGISTRATION" in record.getMessage() for record in caplog.records)
         open_remote = RemoteCustodian(running.url, timeout=TIMEOUT)
         client_id, token = open_remote.create_client()  # anyone may register
         assert open_remote.get_client(client_id, token)["signing_share_status"] == "NOT_CREATED"
         with pytest.raises(AuthFailed):  # but there is no operator to act as
             operator(running.url).revoke_token(client_id)
-    finally:
-        running.stop()
 
 
 def test_registration_and_operator_ops_need_the_operator_key(server: ServiceThread) -> None:
@@ -355,8 +360,7 @@ def test_nesting_depth_ignores_brackets_inside_strings() -> None:
 
 # --- limits ------------------------------------------------------------------------------------------
 def test_per_client_rate_limit_and_bounded_internal_error_logs(caplog: pytest.LogCaptureFixture) -> None:
-    running = serve(limits=ServiceLimits(client_rate=0.2, client_burst=3, log_per_minute=4))
-    try:
+    with serving(limits=ServiceLimits(client_rate=0.2, client_burst=3, log_per_minute=4)) as running:
         admin = operator(running.url)
         client_id, token = admin.create_client()
         other, other_token = admin.create_client()
@@ -381,13 +385,10 @@ def test_per_client_rate_limit_and_bounded_internal_error_logs(caplog: pytest.Lo
         errors = [r for r in caplog.records if r.name == "mpc.service.server" and r.levelno >= logging.ERROR]
         assert 1 <= len(errors) <= 4
         assert all(len(r.getMessage()) < 2200 for r in errors)  # truncated
-    finally:
-        running.stop()
 
 
 def test_per_ip_request_rate_limit() -> None:
-    running = serve(limits=ServiceLimits(ip_rate=0.2, ip_burst=4))
-    try:
+    with serving(limits=ServiceLimits(ip_rate=0.2, ip_burst=4)) as running:
         admin = operator(running.url)
         client_id, token = admin.create_client()
         request = json.dumps({"op": "get_client", "client_id": client_id, "token": token})
@@ -396,13 +397,10 @@ def test_per_ip_request_rate_limit() -> None:
         refused = reply_to(running.url, request)
         assert refused["error"]["id"] == "RATE_LIMITED" and "retry after" in refused["error"]["message"]
         assert "result" in reply_to(running.url, request, source="127.0.0.2")  # another address
-    finally:
-        running.stop()
 
 
 def test_parked_sessions_per_client_are_capped() -> None:
-    running = serve(limits=ServiceLimits(max_parked_per_client=2))
-    try:
+    with serving(limits=ServiceLimits(max_parked_per_client=2)) as running:
         admin = operator(running.url)
         client_id, token = admin.create_client()
         phone = device(client_id)
@@ -420,13 +418,10 @@ def test_parked_sessions_per_client_are_capped() -> None:
         assert refused["error"]["id"] == "RATE_LIMITED" and "unfinished operations" in refused["error"]["message"]
         assert running.service.purge(time.time() + 3600) == 2  # type: ignore[union-attr]
         assert "ready" in open_sign()
-    finally:
-        running.stop()
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_first_frame_timeout() -> None:
-    running = serve(limits=ServiceLimits(first_frame_timeout=0.5))
-    try:
+    with serving(limits=ServiceLimits(first_frame_timeout=0.5)) as running:
         start = time.monotonic()
         with connect(running.url, open_timeout=TIMEOUT) as ws, pytest.raises(ConnectionClosed):
             ws.recv(timeout=TIMEOUT)
@@ -434,45 +429,36 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_first_frame_timeout
         assert bare.recv(1) == b""
         bare.close()
         assert time.monotonic() - start < 5
-    finally:
-        running.stop()
 
 
 def test_a_flood_of_half_open_connections_from_one_address_leaves_others_served(
         caplog: pytest.LogCaptureFixture) -> None:
-    running = serve(limits=ServiceLimits(max_connections=128, max_connections_per_ip=16, first_frame_timeout=3.0,
-                                         log_per_minute=20))
-    flood: list[socket.socket] = []
-    try:
-        admin = operator(running.url)
-        client_id, token = admin.create_client()
-        caplog.set_level(logging.INFO)
-        for _ in range(1100):  # TCP connections that never start a handshake
-            flood.append(socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT,
-                                                  source_address=("127.0.0.2", 0)))
-        latencies = []
-        for _ in range(20):
-            start = time.perf_counter()
-            assert admin.get_client(client_id, token)["client_id"] == client_id
-            latencies.append(time.perf_counter() - start)
-        latencies.sort()
-        assert latencies[int(0.95 * (len(latencies) - 1))] < 1.0, latencies
-        gate = running.service._gate  # type: ignore[union-attr]
-        assert gate.open <= 16 + 1
-        # The log is bounded: at most the budget of warnings for ~1,084 refusals, and otherwise only
-        # websockets' INFO lines about the 21 served connections (open, closed).
-        records = list(caplog.records)
-        warnings = [r for r in records if r.levelno >= logging.WARNING]
-        assert len(warnings) <= 20, [r.getMessage()[:80] for r in warnings]
-        # + 2: the start-up line and the create_client lines logged before the flood began.
-        assert len(records) <= 20 + 3 * 21 + 2, [r.getMessage()[:80] for r in records]
-    finally:
-        for sock in flood:
-            sock.close()
-    try:
+    with serving(limits=ServiceLimits(max_connections=128, max_connections_per_ip=16, first_frame_timeout=3.0,
+                                      log_per_minute=20)) as running:
+        with closing_all([]) as flood:
+            admin = operator(running.url)
+            client_id, token = admin.create_client()
+            caplog.set_level(logging.INFO)
+            for _ in range(1100):  # TCP connections that never start a handshake
+                flood.append(socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT,
+                                                      source_address=("127.0.0.2", 0)))
+            latencies = []
+            for _ in range(20):
+                start = time.perf_counter()
+                assert admin.get_client(client_id, token)["client_id"] == client_id
+                latencies.append(time.perf_counter() - start)
+            latencies.sort()
+            assert latencies[int(0.95 * (len(latencies) - 1))] < 1.0, latencies
+            gate = running.service._gate  # type: ignore[union-attr]
+            assert gate.open <= 16 + 1
+            # The log is bounded: at most the budget of warnings for ~1,084 refusals, and otherwise only
+            # websockets' INFO lines about the 21 served connections (open, closed).
+            records = list(caplog.records)
+            warnings = [r for r in records if r.levelno >= logging.WARNING]
+            assert len(warnings) <= 20, [r.getMessage()[:80] for r in warnings]
+            # + 2: the start-up line and the create_client lines logged before the flood began.
+            assert len(records) <= 20 + 3 * 21 + 2, [r.getMessage()[:80] for r in records]
         wait_until_no_socket_is_open(running)
-    finally:
-        running.stop()
 
 
 # --- the helpers -------------------------------------------------------------------------------------
