@@ -66,7 +66,6 @@ verification; the responder's decoding of D_I besides.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, NamedTuple, NoReturn
 
 from curves import InvalidEncoding, ed25519
@@ -104,12 +103,6 @@ def _check_pair(key_share: KeyShare, peer: int, message: Any) -> tuple[int, int]
     return tuple(sorted((key_share.identifier, peer)))  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=1024)
-def _serialized_identifier(identifier: int) -> bytes:
-    """SerializeScalar(id) (§6.1), made once per identifier: a public, fixed value."""
-    return SUITE.serialize_identifier(identifier)
-
-
 def _commitments_payload(commitments: SigningCommitments) -> dict[str, str]:
     return {"hiding": commitments.hiding.to_bytes().hex(), "binding": commitments.binding.to_bytes().hex()}
 
@@ -143,12 +136,12 @@ class _RoundTripSession(Session):
         """
         own = nonces.commitments
         pairs = {self.party_id: own.hiding.to_bytes() + own.binding.to_bytes(), self.peer: peer_hiding + peer_binding}
-        encoded = b"".join(_serialized_identifier(i) + pairs[i] for i in self.parties)  # §4.3
+        encoded = b"".join([SUITE.serialize_identifier(i) + pairs[i] for i in self.parties])  # §4.3
         public_key = self.key_share.group_public_key
         factors = binding_factors_from_encoding(public_key, self.parties, self.message, encoded,
                                                 message_hash=message_hash)
         try:
-            _, peer_term = SUITE.deserialize_element_mul(peer_binding, factors[self.peer])
+            _, peer_term = ed25519.decode_point_mul(peer_binding, factors[self.peer])  # §6.1, one check
         except InvalidEncoding as exc:
             raise InvalidMessage(f"binding: {exc}") from None
         own_term = nonces.commitment_share(factors[self.party_id]).to_bytes()
