@@ -66,7 +66,7 @@ verification; the responder's decoding of D_I besides.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 from curves import InvalidEncoding, ed25519
 
@@ -107,13 +107,18 @@ def _commitments_payload(commitments: SigningCommitments) -> dict[str, str]:
     return {"hiding": commitments.hiding.to_bytes().hex(), "binding": commitments.binding.to_bytes().hex()}
 
 
-class _Signed(NamedTuple):
-    """What one signer derives once both commitment pairs are known (§4.4-§5.2)."""
+class _Signed:
+    """What one signer derives once both commitment pairs are known (§4.4-§5.2). ``repr`` hides
+    the share z_i: an initiator's z_i that never left stays secret (its nonces sign the retry)."""
 
-    binding_factors: dict[int, int]
-    group_commitment: bytes
-    challenge: int
-    share: int
+    __slots__ = ("binding_factors", "group_commitment", "challenge", "share")
+
+    def __init__(self, binding_factors: dict[int, int], group_commitment: bytes, challenge: int, share: int) -> None:
+        self.binding_factors, self.group_commitment = binding_factors, group_commitment
+        self.challenge, self.share = challenge, share
+
+    def __repr__(self) -> str:
+        return "_Signed(<redacted>)"
 
 
 class _RoundTripSession(Session):
@@ -181,6 +186,7 @@ class InitiatorSession(_RoundTripSession):
         try:
             SUITE.verify_signature(self.key_share.public_key, self.message, signature)
         except ProofError:
+            del signature  # z_R + z_I of a refused reply: a raised error's frames keep their locals
             self._refuse_or_blame(hiding, binding, signed, peer_share)
         return signature
 

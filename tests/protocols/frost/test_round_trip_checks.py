@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import traceback
 
 import nacl.signing
 import pytest
@@ -148,3 +149,17 @@ def test_the_responder_refuses_the_same_initiator_points_up_front(name: str) -> 
             responder.receive(_wire(bad))
         assert responder.aborted is None and responder.awaiting_round == 1
     assert len(responder.receive(first)) == 1
+
+
+def test_a_refused_reply_leaves_no_signature_in_the_errors_frames() -> None:
+    """R ‖ (z_I + z_R) of a refused reply gives z_I to the responder that knows z_R, and the
+    initiator's nonces sign the retry: the frames the error keeps hold no 64-byte value, and no
+    local's repr shows a share (``repr`` of what holds z_I is redacted)."""
+    initiator, _, first, _ = _started()
+    bad = _consistent_reply(first, _torsioned(ed25519.base_mul(11).to_bytes()), 11)
+    with pytest.raises(InvalidMessage) as info:
+        initiator.receive(_wire(bad))
+    for frame, _ in traceback.walk_tb(info.value.__traceback__):
+        for name, value in frame.f_locals.items():
+            assert not (isinstance(value, bytes) and len(value) == 64), name
+            assert "redacted" in repr(value) or not type(value).__name__.startswith("_Signed"), name
