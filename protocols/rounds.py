@@ -79,7 +79,7 @@ def _freeze(value: Any, depth: int = 0) -> Any:
 def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
     frozen = {}
     for key, item in value.items():
-        if not isinstance(key, str):
+        if type(key) is not str and not isinstance(key, str):
             raise InvalidMessage("payload keys must be strings")
         if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
             raise InvalidMessage("payload nested too deeply")
@@ -337,12 +337,15 @@ def _nesting_depth(data: bytes) -> int:
 
 def parse_hex(value: Any, name: str) -> bytes:
     """Decode lowercase hex of even length; raises ``InvalidMessage`` naming ``name`` otherwise."""
-    if not isinstance(value, str) or len(value) % 2 or value != value.lower():
+    if type(value) is not str and not isinstance(value, str):
         raise InvalidMessage(f"{name} must be lowercase hex")
     try:
-        return bytes.fromhex(value)
+        raw = bytes.fromhex(value)
     except ValueError:
         raise InvalidMessage(f"{name} must be lowercase hex") from None
+    if raw.hex() != value:  # upper case or white space (which ``fromhex`` skips)
+        raise InvalidMessage(f"{name} must be lowercase hex")
+    return raw
 
 
 class Session:
@@ -404,7 +407,8 @@ class Session:
 
     def receive(self, msg: Message) -> list[Message]:
         """Consume one message; returns what is now ready to send (often nothing)."""
-        self._raise_if_aborted()
+        if self._abort is not None:
+            raise self._abort
         if not isinstance(msg, Message):
             raise InvalidMessage("not a Message")
         self._check_envelope(msg)

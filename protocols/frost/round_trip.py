@@ -140,8 +140,11 @@ class _RoundTripSession(Session):
         changes state. ``message_hash`` is H4(msg), which the caller computed already.
         """
         own = nonces.commitments
-        pairs = {self.party_id: own.hiding.to_bytes() + own.binding.to_bytes(), self.peer: peer_hiding + peer_binding}
-        encoded = b"".join([SUITE.serialize_identifier(i) + pairs[i] for i in self.parties])  # §4.3
+        pairs = [own.hiding.to_bytes() + own.binding.to_bytes(), peer_hiding + peer_binding]
+        if self.peer < self.party_id:
+            pairs.reverse()
+        first, second = self.parties
+        encoded = SUITE.serialize_identifier(first) + pairs[0] + SUITE.serialize_identifier(second) + pairs[1]  # §4.3
         public_key = self.key_share.group_public_key
         factors = binding_factors_from_encoding(public_key, self.parties, self.message, encoded,
                                                 message_hash=message_hash)
