@@ -4,7 +4,9 @@ Each signer draws two nonces, hiding d and binding e, as nonce_generate(s_i) = H
 ‖ SerializeScalar(s_i)): mixing in the secret share protects against a weak RNG (§4.1). It
 publishes D = d·B and E = e·B. The nonces are secret and usable for exactly one ``sign`` call
 (§7.3: reusing them with two different binding factors reveals s_i); :class:`SigningNonces`
-enforces that by handing its values out once.
+enforces that by handing its values out once. ``SigningNonces.signature_share`` computes a share
+without handing them out, for the one signer that releases its share only inside a signature it
+verified first and takes the nonces then (``protocols.frost.round_trip``'s initiator).
 """
 
 from __future__ import annotations
