@@ -215,7 +215,7 @@ def test_duplicate_keys_are_still_named():
         Message.from_bytes(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(payload=st.dictionaries(st.text(max_size=12), st.text(max_size=40) | json_values, max_size=5)
        | st.dictionaries(st.text(alphabet="abcdef_0123456789", max_size=12), st.text(alphabet="0123456789abcdef"),
                          max_size=4),
