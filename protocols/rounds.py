@@ -65,8 +65,8 @@ def _freeze(value: Any, depth: int = 0) -> Any:
         return _freeze_mapping(value, depth)
     if kind is tuple or kind is list:
         return _freeze_sequence(value, depth)
-    if isinstance(value, (bool, str)):
-        return value
+    if isinstance(value, str):  # a subclass: kept as the plain str it holds (what the encoding writes)
+        return str.__str__(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, (list, tuple)):
@@ -79,8 +79,10 @@ def _freeze(value: Any, depth: int = 0) -> Any:
 def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
     frozen = {}
     for key, item in value.items():
-        if type(key) is not str and not isinstance(key, str):
-            raise InvalidMessage("payload keys must be strings")
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise InvalidMessage("payload keys must be strings")
+            key = str.__str__(key)
         if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
             raise InvalidMessage("payload nested too deeply")
         kind = type(item)  # a scalar is kept as it is without a call (most values are)

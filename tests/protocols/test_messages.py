@@ -228,3 +228,23 @@ def test_the_direct_encoding_is_the_json_encoders(payload, recipient, round_no, 
     expected = json.dumps(msg.wire_object(), sort_keys=True, separators=(",", ":"), default=dict).encode()
     assert msg.to_bytes() == expected
     assert Message.from_bytes(expected) == msg
+
+
+class _OddStr(str):
+    """A str subclass whose operators and text form differ from what it holds."""
+
+    def __radd__(self, other):
+        return "tampered"
+
+    def __add__(self, other):
+        return "tampered"
+
+    def __str__(self):
+        return "tampered"
+
+
+def test_string_subclasses_travel_as_the_strings_they_hold():
+    msg = make(payload={_OddStr("k"): _OddStr("00ff"), "list": [_OddStr("a")]})
+    assert msg.payload == {"k": "00ff", "list": ("a",)} and all(type(k) is str for k in msg.payload)
+    assert msg.to_bytes() == json.dumps(make(payload={"k": "00ff", "list": ["a"]}).wire_object(),
+                                        sort_keys=True, separators=(",", ":"), default=dict).encode()
