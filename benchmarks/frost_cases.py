@@ -9,11 +9,20 @@ same run shows what the protocol layers add: the libsodium calls alone (the sequ
 trip makes, through cffi with no Python layer: the floor while every check stays, see
 benchmarks/README.md "FROST sign") and the three messages through their wire encoding and
 strict decoding (``protocols.rounds.Message``) with nothing else.
+
+``python -m benchmarks.frost_cases [passes]`` prints the round trip's per-call profile (the
+table of benchmarks/README.md, "FROST sign, round two"): each libsodium call timed inside real
+round trips, each party's step, PyNaCl sign, and the rest (Python) as the difference, all in CPU
+time and in one process.
 """
 
 from __future__ import annotations
 
+import importlib
 import secrets
+import statistics
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -72,9 +81,11 @@ def _per_party(name: str, make: Callable[[bytes], list[Session]], stages: list[s
 
 def _round_trip_floor() -> Callable[[], None]:
     """The libsodium calls of one 2-of-2 round trip (``protocols.frost.round_trip``), on valid
-    inputs: 4 commitments and 2 own terms (fixed-base), 2 peer D decoded (is_valid_point), 2
-    peer E decoded and multiplied by ρ (scalarmult_noclamp), 4 additions for R, 2 signature
-    verifications (crypto_sign_open)."""
+    inputs: on each side 2 commitments and the own term (fixed-base), the peer's E decoded and
+    multiplied by ρ (scalarmult_noclamp), 2 additions for R and 1 signature verification
+    (crypto_sign_open); the responder's decoding of D_I (is_valid_point) besides. The initiator
+    checks D_R's subgroup only when the aggregate fails, which the floor leaves out as the
+    protocol's success path does."""
     from nacl._sodium import ffi, lib
 
     shares = frost.dkg(2, 2)
@@ -89,10 +100,11 @@ def _round_trip_floor() -> Callable[[], None]:
         out = ffi.new("unsigned char[32]")
         opened = ffi.new("unsigned char[]", len(signed))
         opened_length = ffi.new("unsigned long long *")
-        for _ in range(2):  # each side
+        for responder in (False, True):
             lib.crypto_scalarmult_ed25519_base_noclamp(out, scalar)  # D
             lib.crypto_scalarmult_ed25519_base_noclamp(out, scalar)  # E
-            lib.crypto_core_ed25519_is_valid_point(point)  # the peer's D
+            if responder:
+                lib.crypto_core_ed25519_is_valid_point(point)  # the peer's D, before z_R leaves
             lib.crypto_scalarmult_ed25519_noclamp(out, scalar, point)  # the peer's E, times ρ
             lib.crypto_scalarmult_ed25519_base_noclamp(out, scalar)  # own term (d + ρe)·B
             lib.crypto_core_ed25519_add(out, point, other)  # R = own term + D
@@ -147,3 +159,93 @@ def cases(quick: bool) -> list[Case]:
             runs=20,
         )
     return out
+
+
+class _TimedSodium:
+    """libsodium's handle with each call's CPU time recorded (``profile_round_trip``)."""
+
+    def __init__(self, real: Any, samples: dict[str, list[float]]) -> None:
+        self._real, self._samples = real, samples
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(self._real, name)
+
+        def call(*args: Any) -> Any:
+            start = time.process_time()
+            value = function(*args)
+            self._samples.setdefault(name, []).append(time.process_time() - start)
+            return value
+
+        return call
+
+
+def _party_steps(shares: list[Any]) -> list[float]:
+    """One round trip's four steps (start, the responder's round 1, the initiator's round 2, the
+    responder's round 3), each with its incoming message's decoding and its reply's encoding."""
+    from protocols.frost.round_trip import InitiatorSession, ResponderSession
+
+    session_id = secrets.token_bytes(32)
+    initiator = InitiatorSession(session_id, shares[0], shares[1].identifier, MESSAGE)
+    responder = ResponderSession(session_id, shares[1], shares[0].identifier, MESSAGE)
+    responder.start()
+    times, wire = [], b""
+    for step in (lambda: initiator.start(), lambda: responder.receive(Message.from_bytes(wire)),
+                 lambda: initiator.receive(Message.from_bytes(wire)), lambda: responder.receive(Message.from_bytes(wire))):
+        start = time.process_time()
+        out = step()
+        wire = out[0].to_bytes() if out else b""
+        times.append(time.process_time() - start)
+    return times
+
+
+def profile_round_trip(passes: int = 5, runs: int = 400) -> dict[str, float]:
+    """Median µs (CPU time) of PyNaCl sign, the round trip, its four steps and each libsodium call
+    made inside it, over ``passes`` interleaved passes of ``runs`` calls."""
+    import nacl.signing
+
+    from benchmarks.presign_cases import frost_round_trip
+
+    key = nacl.signing.SigningKey.generate()
+    shares = frost.dkg(2, 2)
+    calls: dict[str, list[float]] = {}
+    modules = [importlib.import_module(m) for m in ("curves.ed25519", "protocols.frost.ciphersuite")]
+    handles = [(modules[0], "_lib"), (modules[1], "lib")]
+    timed: dict[str, list[float]] = {"pynacl sign": [], "round trip": []}
+    steps: list[list[float]] = []
+    for _ in range(passes):
+        for name, function in (("pynacl sign", lambda: key.sign(MESSAGE)), ("round trip", frost_round_trip)):
+            for _ in range(runs):
+                start = time.process_time()
+                function()
+                timed[name].append(time.process_time() - start)
+        steps += [_party_steps(shares) for _ in range(runs)]
+        originals = [getattr(module, attr) for module, attr in handles]
+        for (module, attr), original in zip(handles, originals):
+            setattr(module, attr, _TimedSodium(original, calls))
+        try:
+            for _ in range(runs):
+                frost_round_trip()
+        finally:
+            for (module, attr), original in zip(handles, originals):
+                setattr(module, attr, original)
+    out = {name: statistics.median(values) * 1e6 for name, values in timed.items() if values}
+    for k, name in enumerate(("initiator start", "responder round 1", "initiator round 2", "responder round 3")):
+        out[name] = statistics.median(s[k] for s in steps) * 1e6
+    for name, values in calls.items():
+        out[f"{name} (x{len(values) // (passes * runs)})"] = statistics.median(values) * 1e6
+    return out
+
+
+def _print_profile(passes: int) -> None:
+    figures = profile_round_trip(passes)
+    reference = figures["pynacl sign"]
+    calls = sum(v * int(k.rsplit("(x", 1)[1][:-1]) for k, v in figures.items() if k.startswith("crypto_"))
+    figures["libsodium calls of one round trip (sum)"] = calls
+    figures["the rest: Python (round trip - calls)"] = figures["round trip"] - calls
+    print("| item | µs | × PyNaCl sign |\n|---|---:|---:|")
+    for name, value in figures.items():
+        print(f"| {name} | {value:.1f} | {value / reference:.2f} |")
+
+
+if __name__ == "__main__":
+    _print_profile(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

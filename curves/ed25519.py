@@ -19,6 +19,12 @@ shared, so the group is safe to use from several threads.
 (``crypto_scalarmult_ed25519_noclamp`` makes the same checks on its input as
 ``crypto_core_ed25519_is_valid_point``): for a peer's point that is multiplied right away, the
 subgroup check then runs once instead of twice.
+
+:meth:`Ed25519.check_encoding` and :meth:`Ed25519.add_encoded` work on encodings, for a caller
+that defers a peer point's subgroup check to a later check that implies it (and makes it only
+when that later check fails): ``check_encoding`` makes the checks of decoding that need no curve
+arithmetic (length, canonical form, not the identity), ``add_encoded`` adds two encodings of
+curve points. The one such caller and its argument: ``protocols.frost.round_trip``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from curves.errors import InvalidEncoding
 __all__ = ["Ed25519", "ed25519", "L"]
 
 L: int = 2**252 + 27742317777372353535851937790883648493
+_P_FIELD = 2**255 - 19
+_Y_BITS = 2**255 - 1  # an encoding is y (255 bits, little-endian) and the sign of x in bit 255
 _IDENTITY = b"\x01" + b"\x00" * 31
 _BASE = bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666")
 _POINT = ffi.typeof("unsigned char[32]")
@@ -62,6 +70,14 @@ def _bad_raw() -> SodiumTypeError:
     # cffi passes a shorter ``bytes`` through as a pointer and libsodium reads 32 bytes from it:
     # a raw value of another length (only a hand-built ``Point`` can hold one) must stop here.
     return SodiumTypeError("an ed25519 point must be a 32-byte bytes object")
+
+
+def _sum(a: bytes, b: bytes) -> bytes | None:
+    """libsodium's P + Q on two 32-byte encodings, or None when it refuses one (off the curve)."""
+    out = ffi.new(_POINT)
+    if _lib.crypto_core_ed25519_add(out, a, b) != 0:
+        return None
+    return ffi.buffer(out)[:]  # type: ignore[no-any-return]
 
 
 class Ed25519(Group):
@@ -92,10 +108,10 @@ class Ed25519(Group):
             return a
         if len(a) != 32 or len(b) != 32:
             raise _bad_raw()
-        out = ffi.new(_POINT)
-        if _lib.crypto_core_ed25519_add(out, a, b) != 0:
+        total = _sum(a, b)
+        if total is None:
             raise _failed("point addition")
-        return ffi.buffer(out)[:]
+        return total
 
     def _raw_neg(self, a: Any) -> Any:
         if a == _IDENTITY:
@@ -134,6 +150,37 @@ class Ed25519(Group):
         if _lib.crypto_core_ed25519_is_valid_point(data) != 1:
             raise InvalidEncoding(_NOT_IN_GROUP)
         return data
+
+    def check_encoding(self, data: bytes) -> None:
+        """The checks of ``decode_point`` that need no curve arithmetic, else ``InvalidEncoding``:
+        32 bytes, canonical (y < p whatever the sign bit: libsodium's ``ge25519_is_canonical``)
+        and not the identity (y = 1 with either sign bit; libsodium counts both as small order).
+
+        What is left of decoding (on the curve, in the prime-order subgroup) is
+        ``crypto_core_ed25519_is_valid_point``'s; ``add_encoded`` refuses a point off the curve.
+        """
+        if type(data) is not bytes or len(data) != 32:
+            raise InvalidEncoding("ed25519 point must be 32 bytes")
+        y = int.from_bytes(data, "little") & _Y_BITS
+        if y >= _P_FIELD:
+            raise InvalidEncoding(_NOT_IN_GROUP)
+        if y == 1:
+            raise InvalidEncoding("ed25519 identity not allowed here")
+
+    def add_encoded(self, a: bytes, b: bytes) -> bytes:
+        """The canonical encoding of P + Q, for encodings of points P and Q of the curve.
+
+        libsodium (``crypto_core_ed25519_add``) decodes both and refuses, as ``InvalidEncoding``,
+        a point off the curve; it does not check the canonical form or the subgroup: pass a
+        decoded point's encoding, or bytes ``check_encoding`` passed whose subgroup check the
+        caller makes later (before anything computed from the sum leaves it).
+        """
+        if type(a) is not bytes or type(b) is not bytes or len(a) != 32 or len(b) != 32:
+            raise InvalidEncoding("ed25519 point must be 32 bytes")
+        total = _sum(a, b)
+        if total is None:
+            raise InvalidEncoding("not a point of the ed25519 curve")
+        return total
 
     def decode_point_mul(self, data: bytes, k: int) -> tuple[Point, Point]:
         """``(P, k·P)`` for ``P = decode_point(data)``: the same strict decoding, one check.

@@ -65,8 +65,8 @@ def _freeze(value: Any, depth: int = 0) -> Any:
         return _freeze_mapping(value, depth)
     if kind is tuple or kind is list:
         return _freeze_sequence(value, depth)
-    if isinstance(value, (bool, str)):
-        return value
+    if isinstance(value, str):  # a subclass: kept as the plain str it holds (what the encoding writes)
+        return str.__str__(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, (list, tuple)):
@@ -79,8 +79,10 @@ def _freeze(value: Any, depth: int = 0) -> Any:
 def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
     frozen = {}
     for key, item in value.items():
-        if not isinstance(key, str):
-            raise InvalidMessage("payload keys must be strings")
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise InvalidMessage("payload keys must be strings")
+            key = str.__str__(key)
         if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
             raise InvalidMessage("payload nested too deeply")
         kind = type(item)  # a scalar is kept as it is without a call (most values are)
@@ -115,6 +117,34 @@ def _encode(obj: Any) -> bytes:
     return _ENCODER.encode(obj).encode("ascii")
 
 
+def _encode_payload(payload: Mapping[str, Any]) -> str:
+    """``_ENCODER.encode(payload)``, written directly when every key and value is a string the
+    encoder writes as it is between quotes (most payloads: hex fields): sorted keys, no escapes.
+
+    ``body`` joins ``key":"value`` pairs with ``","``; it raises ``TypeError`` for a value that is
+    not a string, and it holds exactly 4n - 2 quotes when no key or value has one. The encoder
+    (``ensure_ascii``) writes a string as it is iff it is printable ASCII (0x20-0x7e) without a
+    quote or a backslash.
+    """
+    try:
+        body = '","'.join([key + '":"' + value for key, value in sorted(payload.items())])
+    except TypeError:
+        return _ENCODER.encode(payload)
+    if body.count('"') == 4 * len(payload) - 2 and "\\" not in body and body.isascii() and body.isprintable():
+        return '{"' + body + '"}'
+    return _ENCODER.encode(payload)
+
+
+def _encode_message(message: Message) -> bytes:
+    """``_encode(message.wire_object())``, the envelope written directly: its keys in sorted
+    order, the protocol name plain (``_PROTOCOL_NAME``), the numbers ints (``%d``, as the encoder
+    writes an int), and the payload by ``_encode_payload``."""
+    recipient = "null" if message.recipient is None else "%d" % message.recipient
+    return ('{"payload":%s,"protocol":"%s","recipient":%s,"round":%d,"sender":%d,"session_id":"%s","v":%d}' % (
+        _encode_payload(message.payload), message.protocol, recipient, message.round, message.sender,
+        message.session_id.hex(), WIRE_VERSION)).encode("ascii")
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
@@ -133,6 +163,9 @@ def _reject_float(text: str) -> Any:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_reject_duplicates, parse_float=_reject_float, parse_constant=_reject_constant
 )
+# For messages: no hook per object. A duplicate key cannot survive ``from_bytes``'s check that the
+# bytes are the canonical encoding (a decoded object re-encodes without duplicates).
+_MESSAGE_DECODER = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
 
 
 def _is_int(value: Any) -> bool:
@@ -185,7 +218,7 @@ class Message:
         received message's bytes, or a sent one's, are never encoded again)."""
         encoded: bytes | None = self.__dict__.get("_encoded")
         if encoded is None:
-            encoded = _encode(self.wire_object())
+            encoded = _encode_message(self)
             object.__setattr__(self, "_encoded", encoded)
         return encoded
 
@@ -210,11 +243,15 @@ class Message:
         if len(data) > MAX_MESSAGE_BYTES:
             raise InvalidMessage("message too large")
         data = bytes(data)
-        obj = _parse_json(data)
-        message = cls.from_wire_object(obj)
-        # The decoded object re-encodes to what the message would (``from_wire_object`` admits no
-        # other form of any field), and its plain dicts need no conversion on the way.
-        if _encode(obj) != data:
+        try:
+            message = cls.from_wire_object(_parse_json(data, _MESSAGE_DECODER))
+        except InvalidMessage:
+            _parse_json(data)  # a duplicate key is named as such (the strict parser checks for it)
+            raise
+        # ``from_wire_object`` admits no other form of any field, so the bytes are canonical
+        # exactly when they are the message's own encoding.
+        if _encode_message(message) != data:
+            _parse_json(data)
             raise InvalidMessage("message encoding is not canonical")
         object.__setattr__(message, "_encoded", data)
         return message
@@ -226,7 +263,7 @@ class Message:
         ``InvalidMessage``. ``from_bytes`` is this plus the check that the bytes are canonical;
         an object taken from a message that was itself decoded (a composite's child message)
         re-encodes to a canonical substring of that message, so it needs no second check."""
-        if not isinstance(obj, Mapping) or set(obj) != _KEYS:
+        if type(obj) is not dict and not isinstance(obj, Mapping) or set(obj) != _KEYS:
             raise InvalidMessage("message must have exactly the keys " + ",".join(sorted(_KEYS)))
         if obj["v"] != WIRE_VERSION or isinstance(obj["v"], bool):
             raise InvalidMessage("unsupported wire version")
@@ -261,7 +298,9 @@ def parse_strict_json(data: bytes) -> Any:
     return _parse_json(bytes(data))
 
 
-def _parse_json(data: bytes) -> Any:
+def _parse_json(data: bytes, message_decoder: json.JSONDecoder | None = None) -> Any:
+    """Strict JSON (``parse_strict_json``); with ``message_decoder``, the text must be one JSON
+    value and nothing else (a message: no white space around it), parsed by that decoder."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -269,11 +308,16 @@ def _parse_json(data: bytes) -> Any:
     if _nesting_depth(data) > MAX_DEPTH + 2:
         raise InvalidMessage("message nested too deeply")
     try:
-        return _DECODER.decode(text)
+        if message_decoder is None:
+            return _DECODER.decode(text)
+        value, end = message_decoder.raw_decode(text)  # ``decode`` without its white-space scans
     except InvalidMessage:
         raise
     except (ValueError, RecursionError):
         raise InvalidMessage("message is not valid JSON") from None
+    if end != len(text):
+        raise InvalidMessage("message is not valid JSON")  # trailing data or white space
+    return value
 
 
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -295,12 +339,15 @@ def _nesting_depth(data: bytes) -> int:
 
 def parse_hex(value: Any, name: str) -> bytes:
     """Decode lowercase hex of even length; raises ``InvalidMessage`` naming ``name`` otherwise."""
-    if not isinstance(value, str) or len(value) % 2 or value != value.lower():
+    if type(value) is not str and not isinstance(value, str):
         raise InvalidMessage(f"{name} must be lowercase hex")
     try:
-        return bytes.fromhex(value)
+        raw = bytes.fromhex(value)
     except ValueError:
         raise InvalidMessage(f"{name} must be lowercase hex") from None
+    if raw.hex() != value:  # upper case or white space (which ``fromhex`` skips)
+        raise InvalidMessage(f"{name} must be lowercase hex")
+    return raw
 
 
 class Session:
@@ -362,17 +409,18 @@ class Session:
 
     def receive(self, msg: Message) -> list[Message]:
         """Consume one message; returns what is now ready to send (often nothing)."""
-        self._raise_if_aborted()
+        if self._abort is not None:
+            raise self._abort
         if not isinstance(msg, Message):
             raise InvalidMessage("not a Message")
         self._check_envelope(msg)
-        decoded = self._guard(lambda: self._decode(msg), culprit=msg.sender)
+        decoded = self._guard(self._decode, msg, culprit=msg.sender)
         self._inputs[msg.sender] = decoded
-        if set(self._inputs) != self._awaited:
+        if len(self._inputs) != len(self._awaited):  # every input is from an awaited sender, once
             return []
         inputs, self._inputs = self._inputs, {}
         handler: Callable[[dict[int, Any]], list[Message]] = getattr(self, f"_on_round{msg.round}")
-        return self._guard(lambda: handler(inputs))
+        return self._guard(handler, inputs)
 
     def result(self) -> Any:
         """The session's output; raises ``UsageError`` before it is done."""
@@ -413,7 +461,9 @@ class Session:
     def _expect(self, round: int, senders: Iterable[int] | None = None) -> None:
         """Wait for round ``round`` from ``senders`` (default: every peer)."""
         self._round = round
-        self._awaited = frozenset(self.peers if senders is None else senders)
+        if senders is None:
+            senders = [p for p in self.parties if p != self.party_id]  # every peer
+        self._awaited = frozenset(senders)
         self._inputs = {}
 
     def _finish(self, result: Any) -> None:
@@ -433,10 +483,10 @@ class Session:
         if self._abort is not None:
             raise self._abort
 
-    def _guard(self, step: Callable[[], _T], culprit: int | None = None) -> _T:
-        """Run a step; turn proof failures into an abort naming ``culprit`` and remember aborts."""
+    def _guard(self, step: Callable[..., _T], *args: Any, culprit: int | None = None) -> _T:
+        """Run ``step(*args)``; turn proof failures into an abort naming ``culprit`` and remember aborts."""
         try:
-            return step()
+            return step(*args)
         except ProofError as exc:
             self._abort = ProtocolAbort(exc.reason, culprit)
         except (ProtocolAbort, KeyLocked) as exc:

@@ -22,6 +22,7 @@ produces.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from nacl._sodium import ffi, lib
@@ -33,6 +34,7 @@ from protocols.state import register_custom
 __all__ = ["Ciphersuite", "FROST_ED25519_SHA512", "SIGNATURE_LENGTH"]
 
 SIGNATURE_LENGTH = 64
+_IDENTIFIERS_KEPT = 4096
 
 
 class Ciphersuite:
@@ -46,6 +48,7 @@ class Ciphersuite:
         # SHA-512 states with each hash's prefix absorbed, copied per call (cheaper than
         # hashing the prefix again).
         self._prefixed = {tag: hashlib.sha512(context_string + tag) for tag in (b"rho", b"nonce", b"msg", b"com")}
+        self._identifiers: dict[int, bytes] = {}  # SerializeScalar(id) of the identifiers seen (public)
 
     # --- hash functions (§6.1) ---------------------------------------------------------------
     def _digest(self, *parts: bytes) -> bytes:
@@ -65,6 +68,18 @@ class Ciphersuite:
     def H1(self, m: bytes) -> int:  # noqa: N802 - the RFC's name
         """Binding-factor hash."""
         return int.from_bytes(self._prefixed_digest(b"rho", m), "little") % self.order
+
+    def binding_factors(self, prefix: bytes, identifiers: Iterable[int]) -> dict[int, int]:
+        """H1(prefix ‖ SerializeScalar(i)) for each identifier i (§4.4, ``prefix`` = PK ‖ H4(msg) ‖
+        H5(list)): the context string and the prefix are absorbed once, not once per signer."""
+        prefixed = self._prefixed[b"rho"].copy()
+        prefixed.update(prefix)
+        factors = {}
+        for identifier in identifiers:
+            h = prefixed.copy()
+            h.update(self.serialize_identifier(identifier))
+            factors[identifier] = int.from_bytes(h.digest(), "little") % self.order
+        return factors
 
     def H2(self, m: bytes) -> int:  # noqa: N802
         """Challenge hash (no context string: RFC 8032 compatible)."""
@@ -119,10 +134,16 @@ class Ciphersuite:
         return point, point * k
 
     def serialize_identifier(self, identifier: int) -> bytes:
-        """An identifier in [1, L) serialised as a scalar (RFC 9591 §6.1)."""
-        if not 0 < identifier < self.order:
-            raise UsageError("identifier must be in [1, L)")
-        return self.group.encode_scalar(identifier)
+        """An identifier in [1, L) serialised as a scalar (RFC 9591 §6.1); kept per identifier
+        (a public value every signature hashes a few times), up to a bound."""
+        encoded = self._identifiers.get(identifier) if type(identifier) is int else None
+        if encoded is None:
+            if not 0 < identifier < self.order:
+                raise UsageError("identifier must be in [1, L)")
+            encoded = self.group.encode_scalar(identifier)
+            if type(identifier) is int and len(self._identifiers) < _IDENTIFIERS_KEPT:
+                self._identifiers[identifier] = encoded
+        return encoded
 
     # --- verification --------------------------------------------------------------------------
     def verify_signature(self, public_key: bytes, message: bytes, signature: bytes) -> None:

@@ -102,10 +102,15 @@ def _binding_factor_inputs(
     encoded_list: bytes,
     message_hash: bytes | None = None,
 ) -> dict[int, bytes]:
+    prefix = _binding_factor_prefix(group_public_key, msg, encoded_list, message_hash)
+    return {i: prefix + SUITE.serialize_identifier(i) for i in identifiers}
+
+
+def _binding_factor_prefix(group_public_key: Point, msg: bytes, encoded_list: bytes, message_hash: bytes | None) -> bytes:
+    """PK ‖ H4(msg) ‖ H5(encoded list): H1's input before the identifier (§4.4)."""
     if message_hash is None:
         message_hash = SUITE.H4(msg)
-    prefix = SUITE.serialize_element(group_public_key) + message_hash + SUITE.H5(encoded_list)
-    return {i: prefix + SUITE.serialize_identifier(i) for i in identifiers}
+    return SUITE.serialize_element(group_public_key) + message_hash + SUITE.H5(encoded_list)
 
 
 def compute_binding_factors(
@@ -115,8 +120,10 @@ def compute_binding_factors(
     encoded_list: bytes | None = None,
 ) -> dict[int, int]:
     """§4.4: the binding factor ρ_i of every signer (``encoded_list`` as for ``binding_factor_inputs``)."""
-    inputs = binding_factor_inputs(group_public_key, commitment_list, msg, encoded_list)
-    return {identifier: SUITE.H1(data) for identifier, data in inputs.items()}
+    if encoded_list is None:
+        encoded_list = encode_group_commitment_list(commitment_list)
+    prefix = _binding_factor_prefix(group_public_key, msg, encoded_list, None)
+    return SUITE.binding_factors(prefix, [c.identifier for c in commitment_list])
 
 
 def binding_factors_from_encoding(
@@ -131,8 +138,7 @@ def binding_factors_from_encoding(
 
     ``message_hash`` may pass ``H4(msg)`` when the caller has it already (a signing session
     hashes its message once, for its round-1 payload and the check of its peers')."""
-    inputs = _binding_factor_inputs(group_public_key, identifiers, msg, encoded_list, message_hash)
-    return {identifier: SUITE.H1(data) for identifier, data in inputs.items()}
+    return SUITE.binding_factors(_binding_factor_prefix(group_public_key, msg, encoded_list, message_hash), identifiers)
 
 
 def compute_group_commitment(
@@ -188,16 +194,21 @@ def compute_signing_context(
     own_identifier: int | None = None,
     *,
     encoded_list: bytes | None = None,
+    message_hash: bytes | None = None,
     binding_factors: dict[int, int] | None = None,
     binding_terms: Mapping[int, Point] | None = None,
 ) -> SigningContext:
     """Binding factors (§4.4), group commitment R (§4.5) and challenge c (§4.6).
 
     The keyword arguments pass what the caller computed already from the same inputs: the
-    encoded list, the binding factors, products ρ_i·E_i (see ``compute_group_commitment``).
+    encoded list, H4(msg), the binding factors, products ρ_i·E_i (see ``compute_group_commitment``).
     """
     if binding_factors is None:
-        binding_factors = compute_binding_factors(group_public_key, commitment_list, msg, encoded_list)
+        if encoded_list is None:
+            encoded_list = encode_group_commitment_list(commitment_list)
+        binding_factors = binding_factors_from_encoding(
+            group_public_key, [c.identifier for c in commitment_list], msg, encoded_list, message_hash=message_hash
+        )
     group_commitment = compute_group_commitment(
         commitment_list, binding_factors, own_term, own_identifier, binding_terms
     )

@@ -4,7 +4,9 @@ Each signer draws two nonces, hiding d and binding e, as nonce_generate(s_i) = H
 ‖ SerializeScalar(s_i)): mixing in the secret share protects against a weak RNG (§4.1). It
 publishes D = d·B and E = e·B. The nonces are secret and usable for exactly one ``sign`` call
 (§7.3: reusing them with two different binding factors reveals s_i); :class:`SigningNonces`
-enforces that by handing its values out once.
+enforces that by handing its values out once. ``SigningNonces.signature_share`` computes a share
+without handing them out, for the one signer that releases its share only inside a signature it
+verified first and takes the nonces then (``protocols.frost.round_trip``'s initiator).
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ class SigningNonces:
             raise UsageError("signing nonces were already used")
         hiding, binding = self._nonces
         return SUITE.group.base_mul(hiding.value + binding_factor * binding.value)
+
+    def signature_share(self, binding_factor: int, key_term: int) -> int:
+        """§5.2's z_i = d + e·ρ_i + key_term mod L (key_term = λ_i·s_i·c), leaving the nonces unused.
+
+        For a signer whose z_i leaves only inside an aggregate signature that it verified first
+        (``protocols.frost.round_trip``'s initiator): it computes z_i, checks the signature and
+        calls ``take()`` before the signature leaves, so a peer message it refuses leaves its
+        nonces as they were for the retry, and a z_i that never left is only a local value.
+        Every other signer calls ``round2.sign``, which takes the nonces at once.
+        """
+        if self._nonces is None:
+            raise UsageError("signing nonces were already used")
+        hiding, binding = self._nonces
+        return (hiding.value + binding.value * binding_factor + key_term) % SUITE.order
 
     def take(self) -> tuple[SecretScalar, SecretScalar]:
         """Hand out (d, e) and forget them; a second call raises ``UsageError`` (§5.2, §7.3)."""

@@ -138,7 +138,7 @@ class SignSession(Session):
             encoded = encode_group_commitment_list(self._commitment_list)
             self._context = compute_signing_context(
                 self.key_share.group_public_key, self._commitment_list, self.message,
-                self._nonces.commitment_share, self.party_id, encoded_list=encoded,
+                self._nonces.commitment_share, self.party_id, encoded_list=encoded, message_hash=self._message_hash,
             )
         self._view = view_hash(self.protocol, self.session_id, "commitments", {0: encoded, 1: self._message_hash})
         self._sig_share = round2.sign(self.key_share, self._nonces, self.message, self._commitment_list, self._context)

@@ -8,6 +8,8 @@ libsodium multiplication that also validates its input) accepts and rejects exac
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -52,20 +54,21 @@ BAD = [
 ]
 
 
-def _decodes(data: bytes) -> bool:
+def _accepts(check: Callable[..., object], *args: object) -> bool:
+    """Whether ``check(*args)`` returns rather than raising ``InvalidEncoding``."""
     try:
-        ed25519.decode_point(data)
+        check(*args)
     except InvalidEncoding:
         return False
     return True
+
+
+def _decodes(data: bytes) -> bool:
+    return _accepts(ed25519.decode_point, data)
 
 
 def _decodes_by_mul(data: bytes, k: int) -> bool:
-    try:
-        ed25519.decode_point_mul(data, k)
-    except InvalidEncoding:
-        return False
-    return True
+    return _accepts(ed25519.decode_point_mul, data, k)
 
 
 @settings(max_examples=40, deadline=None)
@@ -153,3 +156,35 @@ def test_identity_handling_stays_in_python() -> None:
     assert (p - p).is_identity
     assert (p * L).is_identity and (p * 0).is_identity
     assert ed25519.base_mul(L).is_identity
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(min_size=32, max_size=32))
+def test_check_encoding_and_the_subgroup_check_are_decoding(data: bytes) -> None:
+    """``check_encoding`` (canonical, not the identity) together with libsodium's subgroup check
+    accept exactly what ``decode_point`` accepts, and ``check_encoding`` alone accepts every
+    decodable point (what the round trip's initiator defers rests on this)."""
+    valid = sodium.crypto_core_ed25519_is_valid_point(data)
+    assert _decodes(data) == valid == (_accepts(ed25519.check_encoding, data) and valid)
+
+
+@pytest.mark.parametrize("data", [b"\x01" + bytes(31), b"\x01" + bytes(30) + b"\x80", _le(P_FIELD), _le(P_FIELD + 1),
+                                  _le(2**255 - 1), b"\xff" * 32, bytes(31), b"", "00" * 32])
+def test_check_encoding_refuses_the_identity_non_canonical_bytes_and_wrong_types(data: object) -> None:
+    with pytest.raises(InvalidEncoding):
+        ed25519.check_encoding(data)  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=scalars, b=scalars)
+def test_add_encoded_is_libsodiums_addition(a: int, b: int) -> None:
+    pa, pb = ed25519.base_mul(a).to_bytes(), ed25519.base_mul(b).to_bytes()
+    assert ed25519.add_encoded(pa, pb) == sodium.crypto_core_ed25519_add(pa, pb) == ed25519.base_mul(a + b).to_bytes()
+    torsioned = _with_torsion(ed25519.base_mul(a))
+    assert ed25519.add_encoded(torsioned, pb) == sodium.crypto_core_ed25519_add(torsioned, pb)
+
+
+@pytest.mark.parametrize("data", [_le(2), bytes(31), "00" * 32])
+def test_add_encoded_refuses_what_is_not_a_point_of_the_curve(data: object) -> None:
+    with pytest.raises(InvalidEncoding):
+        ed25519.add_encoded(ed25519.base_mul(3).to_bytes(), data)  # type: ignore[arg-type]

@@ -213,3 +213,38 @@ def test_duplicate_keys_are_still_named():
     data = make().to_bytes().replace(b'"round":1,', b'"round":1,"round":1,')
     with pytest.raises(InvalidMessage, match="duplicate"):
         Message.from_bytes(data)
+
+
+@settings(max_examples=120, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=12), st.text(max_size=40) | json_values, max_size=5)
+       | st.dictionaries(st.text(alphabet="abcdef_0123456789", max_size=12), st.text(alphabet="0123456789abcdef"),
+                         max_size=4),
+       recipient=st.none() | st.integers(1, 2**32 - 1), round_no=st.integers(0, 2**16 - 1),
+       protocol=st.from_regex(r"[a-z0-9][a-z0-9_\-/]{0,63}", fullmatch=True))
+def test_the_direct_encoding_is_the_json_encoders(payload, recipient, round_no, protocol):
+    """``to_bytes`` writes the envelope and plain payloads itself: byte for byte what the JSON
+    encoder makes of ``wire_object()`` (keys sorted, no white space, ASCII with escapes)."""
+    msg = make(payload=payload, recipient=recipient, round=round_no, protocol=protocol)
+    expected = json.dumps(msg.wire_object(), sort_keys=True, separators=(",", ":"), default=dict).encode()
+    assert msg.to_bytes() == expected
+    assert Message.from_bytes(expected) == msg
+
+
+class _OddStr(str):
+    """A str subclass whose operators and text form differ from what it holds."""
+
+    def __radd__(self, other):
+        return "tampered"
+
+    def __add__(self, other):
+        return "tampered"
+
+    def __str__(self):
+        return "tampered"
+
+
+def test_string_subclasses_travel_as_the_strings_they_hold():
+    msg = make(payload={_OddStr("k"): _OddStr("00ff"), "list": [_OddStr("a")]})
+    assert msg.payload == {"k": "00ff", "list": ("a",)} and all(type(k) is str for k in msg.payload)
+    assert msg.to_bytes() == json.dumps(make(payload={"k": "00ff", "list": ["a"]}).wire_object(),
+                                        sort_keys=True, separators=(",", ":"), default=dict).encode()

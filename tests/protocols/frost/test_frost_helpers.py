@@ -23,6 +23,7 @@ from protocols.frost.helpers import (
     binding_factors_from_encoding,
     compute_binding_factors,
     compute_group_commitment,
+    compute_signing_context,
     derive_interpolating_value,
     encode_group_commitment_list,
 )
@@ -126,9 +127,49 @@ def test_odd_input_gets_what_the_uncached_computation_gives(identifiers: list[ob
 @given(st.lists(st.tuples(scalars, scalars), min_size=1, max_size=3), st.binary(max_size=64))
 def test_binding_factors_with_the_message_hash_passed_in(seeds: list[tuple[int, int]], msg: bytes) -> None:
     _, commitment_list = _signers(seeds)
-    public_key = G.base_mul(seeds[0][0] + 1)
+    public_key = G.base_mul(seeds[0][0])  # never the identity (a seed + 1 could be L)
     encoded = encode_group_commitment_list(commitment_list)
     ids = [c.identifier for c in commitment_list]
     expected = compute_binding_factors(public_key, commitment_list, msg)
     assert binding_factors_from_encoding(public_key, ids, msg, encoded) == expected
     assert binding_factors_from_encoding(public_key, ids, msg, encoded, message_hash=SUITE.H4(msg)) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.integers(1, 2**32 - 1), max_size=4, unique=True))
+def test_binding_factors_absorb_the_prefix_once_with_the_same_result(prefix: bytes, ids: list[int]) -> None:
+    """``Ciphersuite.binding_factors`` is H1(prefix ‖ SerializeScalar(i)) for each i, written out."""
+    assert SUITE.binding_factors(prefix, ids) == {i: SUITE.H1(prefix + SUITE.serialize_identifier(i)) for i in ids}
+
+
+def test_serialized_identifiers_are_kept_and_checked() -> None:
+    assert SUITE.serialize_identifier(3) == (3).to_bytes(32, "little") == SUITE.serialize_identifier(3)
+    for bad in (0, L, -1):
+        with pytest.raises(UsageError):
+            SUITE.serialize_identifier(bad)
+
+
+def test_a_signing_context_from_a_given_message_hash_hashes_the_message_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compute_signing_context`` with ``message_hash`` (the two-round session's fallback) gives
+    the same context and never computes H4(msg) itself."""
+    _, commitment_list = _signers([(3, 4), (5, 6)])
+    public_key, msg = G.base_mul(9), b"pay carol"
+    expected = compute_signing_context(public_key, commitment_list, msg)
+    message_hash = SUITE.H4(msg)
+    monkeypatch.setattr(SUITE, "H4", lambda m: pytest.fail("H4(msg) computed again"))
+    encoded = encode_group_commitment_list(commitment_list)
+    assert compute_signing_context(public_key, commitment_list, msg, encoded_list=encoded,
+                                   message_hash=message_hash) == expected
+
+
+@settings(max_examples=20, deadline=None)
+@given(scalars, scalars, scalars, st.integers(min_value=0, max_value=2**512))
+def test_signature_share_is_the_rfc_formula_and_leaves_the_nonces_unused(d: int, e: int, rho: int, key_term: int) -> None:
+    """``SigningNonces.signature_share`` is §5.2's z_i = d + e·ρ_i + λ_i·s_i·c, written out, and
+    uses nothing up; once the nonces are taken it refuses."""
+    (nonces,), _ = _signers([(d, e)])
+    assert nonces.signature_share(rho, key_term) == (d + e * rho + key_term) % L
+    assert not nonces.used
+    nonces.take()
+    with pytest.raises(UsageError):
+        nonces.signature_share(rho, key_term)
