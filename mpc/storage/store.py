@@ -399,8 +399,7 @@ class SQLiteStore:
         """Replace the ``meta`` row ``key`` (under that key's lock: a caller that read it first
         takes the lock before its read, ``_lock_key("meta:" + key)``)."""
         self._lock_key("meta:" + key)
-        self._execute("DELETE FROM meta WHERE key = ?", (key,))
-        self._execute("INSERT INTO meta VALUES (?, ?)", (key, value))
+        self._execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --- setup --------------------------------------------------------------------------------
     def load_setup(self) -> bytes | None:
@@ -553,6 +552,12 @@ class SQLiteStore:
     def _set_take_counter(self, value: int) -> None:
         self._set_meta("take_counter", str(value))
 
+    def _bump_take_counter(self) -> int:
+        """The take counter one higher, in one statement (under its lock: ``_lock_takes``); the new count."""
+        row = self._execute("INSERT INTO meta VALUES ('take_counter', '1') ON CONFLICT (key) DO UPDATE SET value = "
+                            "CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT) RETURNING value").fetchone()
+        return int(row[0])
+
     def _lock_takes(self) -> None:
         """The take counter's lock, taken before it is read: takes, the restore guard's
         comparison and epoch bumps are serialised (an exact count; a guard never sees a count
@@ -575,8 +580,7 @@ class SQLiteStore:
 
             def took(taken: bool) -> None:
                 if taken and "took" not in self._memo:  # the count rises once per transaction (issue 30)
-                    count = self.take_counter() + 1
-                    self._set_take_counter(count)
+                    count = self._bump_take_counter()
                     self._guard_pending = max(self._guard_pending or 0, count)
                     self._memo["took"] = count
             yield took
@@ -646,9 +650,9 @@ class SQLiteStore:
             if epoch is not None and epoch != self.nonce_epoch():
                 return False
             self._execute("DELETE FROM resumed_sessions WHERE parked_at < ?", (purge_before,))
-            if self._execute("SELECT 1 FROM resumed_sessions WHERE park_id = ?", (park_id,)).fetchone():
+            if self._execute("INSERT INTO resumed_sessions VALUES (?, ?) ON CONFLICT (park_id) DO NOTHING",
+                             (park_id, parked_at)).rowcount != 1:  # its tombstone is there: resumed before
                 return False
-            self._execute("INSERT INTO resumed_sessions VALUES (?, ?)", (park_id, parked_at))
             took(True)
         return True
 

@@ -198,7 +198,7 @@ def test_a_take_that_consumes_a_park_id_counts_once_and_reads_the_epoch_once(sto
     monkeypatch.undo()
     assert store.take_counter() == before + 1
     assert sum("key = 'nonce_epoch'" in sql for sql in statements) == 1
-    assert sum("key = 'take_counter'" in sql and sql.lstrip().upper().startswith("SELECT") for sql in statements) == 1
+    assert sum("take_counter" in sql for sql in statements) == 1  # one statement raises the count
     assert not store.consume_park_id("park-1", int(time.time()), time.time() - 60, store.nonce_epoch())
     assert store.take_counter() == before + 1  # a refused consumption took nothing
     assert service.take("s2", client_id="c1") is not None and store.take_counter() == before + 2
