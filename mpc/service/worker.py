@@ -177,6 +177,15 @@ def _take_warm(db: str, session_id: str) -> _Warm | None:
     return warm if warm is not None and warm.expires >= time.time() else None
 
 
+def forget_warm(session_id: str) -> None:
+    """Drop this process's warm copies of ``session_id``: its steps moved to another lane
+    (``pool.LanePool``), so the copy here is of an older park and would only keep its secrets
+    in memory until the park expires."""
+    with _WARM_LOCK:
+        for key in [key for key in _WARM if key[1] == session_id]:
+            del _WARM[key]
+
+
 def warm_sessions(db: str) -> int:
     """How many sessions of ``db`` this process keeps warm (tests, metrics)."""
     with _WARM_LOCK:

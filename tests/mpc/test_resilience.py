@@ -266,6 +266,26 @@ def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(tmp_path: P
         assert ready and checks["pool"] == "ok" and checks["store"] == "ok", checks
 
 
+def test_a_dead_worker_replaces_only_its_own_lane(tmp_path: Path) -> None:
+    """Issue 30: one worker dies; its lane gets a new worker, the other lane keeps its own (and
+    the sessions it keeps warm); the next operations work and the node is ready."""
+    with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=2, node_ttl=NODE_TTL,
+                       operator_key=OPERATOR_KEY) as running:
+        service = running.service
+        remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY, retries=0)
+        client_id, token = remote.create_client()
+        phone = _device(client_id)
+        lanes = service._pool
+        survivor, victim = (list(lane._processes) for lane in lanes.lanes)
+        os.kill(victim[0], signal.SIGKILL)
+        remote.generate(phone, token)
+        data = data_for("ethereum")
+        verify_result(remote.sign(phone, token, "ethereum", data)[0], data)
+        assert service._pool is lanes and service.pool_rebuilds == 1
+        assert survivor[0] in lanes._processes and victim[0] not in lanes._processes
+        assert len(lanes.lanes) == 2 and not lanes._broken and service.ready()[0]
+
+
 def _outcome(action: Callable[[], Any]) -> BaseException | None:
     try:
         action()
