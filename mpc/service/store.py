@@ -364,14 +364,17 @@ class ServiceStore:
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
-             holds_lock: bool, ttl: float, step: Step | None = None) -> bytes:
+             holds_lock: bool, ttl: float, step: Step | None = None, epoch: int | None = None) -> bytes:
         """Save (or replace) a session's state after a step, in one transaction with the renewal
         of its lock's lease to the park's expiry (``OperationLost`` if the lock is no longer this
         session's: its lease lapsed and it was reclaimed) and the step marker's "parked".
-        Returns the park's ``version`` (``ParkedSession.version``)."""
+        ``epoch``: the nonce epoch ``data`` was encoded in (a custodian operation's, read as it
+        was encoded: issue 30, one read less per park), else the store's is read now. Returns
+        the park's ``version`` (``ParkedSession.version``)."""
         key = (session_id, client_id, operation)
         box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
-        tagged = self.store.nonce_epoch().to_bytes(_EPOCH_BYTES, "big") + data
+        epoch = self.store.nonce_epoch() if epoch is None else epoch
+        tagged = epoch.to_bytes(_EPOCH_BYTES, "big") + data
         sealed = self.store._seal(tagged, "parked_sessions", "data", *key)
         expires = time.time() + ttl
         with self.store.transaction():

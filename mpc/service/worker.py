@@ -268,8 +268,9 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
                 if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
                     raise InputInvalid("this session id is in use")
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
-                version = service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock,
-                                       ttl)
+                data = session.to_bytes()
+                version = service.park(session_id, client_id, op, data, outbox, session._holds_lock, ttl,
+                                       epoch=_encoded_epoch(session))
         except (RateLimited, InputInvalid):  # a concurrent open took the last place, or this id, meanwhile
             if session._holds_lock:
                 _end_quietly(session)
@@ -467,8 +468,9 @@ def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, o
     dropped, or the store's error) and the session is forgotten: its lock, if still its own,
     is freed."""
     try:
-        version = service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
-                               session._holds_lock, ttl, step)
+        data = session.to_bytes()
+        version = service.park(parked.session_id, parked.client_id, parked.operation, data, outbox,
+                               session._holds_lock, ttl, step, _encoded_epoch(session))
     except EngineError as exc:
         try:
             service.abandon(parked.session_id)
@@ -477,6 +479,13 @@ def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, o
         return {"error": exc.to_json(), "fatal": True}
     _keep_warm(db, parked.session_id, version, session, ttl)
     return None
+
+
+def _encoded_epoch(session: Any) -> int | None:
+    """The nonce epoch a custodian operation's ``to_bytes`` just tagged its state with (None for
+    another session: the store's is read at the park)."""
+    epoch = getattr(session, "_park_epoch", None)
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
 def _end_quietly(session: Any) -> None:

@@ -204,3 +204,19 @@ def test_a_take_that_consumes_a_park_id_counts_once_and_reads_the_epoch_once(sto
     assert service.take("s2", client_id="c1") is not None and store.take_counter() == before + 2
     epoch = store.bump_nonce_epoch()
     assert store.nonce_epoch() == epoch  # a bump is seen at once (nothing cached outside a take)
+
+
+def test_a_park_tagged_with_an_older_epoch_is_never_taken(store: SQLiteStore) -> None:
+    """``park(..., epoch=)``: the worker passes the epoch the custodian's state was encoded in;
+    a state encoded before an epoch bump is dead when it is taken, as a stored one would be."""
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    epoch = store.nonce_epoch()
+    service.park("s-old", "c1", "sign", b"state", [], False, 60, epoch=epoch)
+    service.park("s-now", "c1", "sign", b"state", [], False, 60, epoch=epoch)
+    assert store.bump_nonce_epoch() == epoch + 1  # emptied every parked session
+    service.park("s-old", "c1", "sign", b"state", [], False, 60, epoch=epoch)  # encoded before the bump
+    service.park("s-now", "c1", "sign", b"state", [], False, 60, epoch=epoch + 1)
+    assert service.take("s-old", client_id="c1") is None and not service.is_parked("s-old")
+    taken = service.take("s-now", client_id="c1")
+    assert taken is not None and taken.data == b"state"
