@@ -28,7 +28,7 @@ __all__ = ["StepExecutor"]
 
 class StepExecutor:
     """The executor part of ``CustodianService``: steps run in a process (or thread) pool; a dead
-    worker rebuilds the pool and the step marker decides what the client is told (never a step
+    worker rebuilds the pool (a ``LanePool``: its lane only) and the step marker decides what the client is told (never a step
     run twice)."""
 
     # Set by CustodianService.__init__ (its configuration and resilience state).

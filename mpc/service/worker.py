@@ -21,8 +21,8 @@ park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a s
 naming this node, and every node heartbeats, so a session taken by a step that died (its node
 silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
 ``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
-dead worker rebuilds the pool; a step that never ran is run again, one that ran is never run
-twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
+dead worker is replaced (its lane only: ``pool.LanePool``); a step that never ran is run
+again, one that ran is never run twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
 (``docs/operations.md``, Resilience).
 
 Off the event loop
