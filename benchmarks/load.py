@@ -17,7 +17,8 @@ over them. ``--cpu-signs K`` (after the load) has one client process sign K time
 against the first node and reports the service's CPU seconds per signature (its process and
 its worker processes, from ``/proc``, and the two apart), beside the custodian's protocol CPU per
 signature run in process (``mpc.Custodian`` driven directly on ``:memory:``, no service: the
-overhead of the service is the difference; the ratio is printed too).
+overhead of the service is the difference; the ratio is printed too). The two are measured in
+alternating batches (``CPU_ROUNDS``), so a machine whose speed drifts (other jobs) weighs on both.
 
 ``--flood`` runs the flood case instead (``benchmarks.flood``, issue 25): slow and silent
 connections from many loopback addresses against ``python -m mpc serve`` with a descriptor
@@ -38,10 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "run_backend"]
+__all__ = ["main", "run_backend", "cpu_per_sign"]
 
 MAX_CLIENTS = 32
 MAX_SIGNS = 200
+CPU_ROUNDS = 4  # ``--cpu-signs``: alternating batches of service and in-process signatures
 
 
 def _client_job(url: str, signs: int, deadline: float, operator_key: str) -> dict[str, Any]:
@@ -110,51 +112,68 @@ def _service_cpu(server: Any) -> tuple[float, float]:
     return time.process_time(), sum(_process_cpu(pid) for pid in list(workers))
 
 
-def service_cpu_per_sign(server: Any, operator_key: str, count: int) -> tuple[float, float]:
-    """The service's CPU seconds per ethereum signature of one client process (sequential): its
-    own process's (event loop, threads) and its worker processes'."""
+class _InProcess:
+    """The custodian with no service: a wallet on ``:memory:``, its sign sessions driven in this
+    process; ``sign(count)`` returns the CPU seconds spent inside the custodian's ``start`` /
+    ``receive`` only (the device's side is not counted)."""
+
+    def __init__(self) -> None:
+        import mpc
+        from mpc.backup.methods import MemoryCloudStorage
+        from mpc.storage.backends import open_store
+        from protocols.ecdsa2p.setup import set_default_client_setup, setup_from_ring_pedersen
+        from tests.fixtures import ring_pedersen_sets
+
+        sets = ring_pedersen_sets()
+        set_default_client_setup(setup_from_ring_pedersen(*sets[1]))
+        self.custodian = mpc.Custodian(open_store(":memory:"), setup=setup_from_ring_pedersen(*sets[0]))
+        self.client_id = self.custodian.create_client()
+        self.device = mpc.Client(self.client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
+        mpc.run_local(self.device.generate(), self.custodian.generate(self.client_id))
+
+    def sign(self, count: int) -> float:
+        spent = 0.0
+        for i in range(count):
+            digest = hashlib.sha256(f"cpu {i}".encode()).digest()
+            client = self.device.sign("ethereum", digest)
+            server = self.custodian.sign(self.client_id, "ethereum", digest)
+            to_server = client.start()
+            start = time.process_time()
+            to_client = server.start()
+            spent += time.process_time() - start
+            while to_server or to_client:
+                for message in to_server:
+                    start = time.process_time()
+                    to_client += server.receive(message)
+                    spent += time.process_time() - start
+                to_server = [reply for message in to_client for reply in client.receive(message)]
+                to_client = []
+        return spent
+
+
+def cpu_per_sign(server: Any, operator_key: str, count: int, rounds: int = CPU_ROUNDS) -> dict[str, float]:
+    """CPU milliseconds per ethereum signature: the service's (one client process signing
+    sequentially; its own process's and its worker processes', from ``/proc``) and the in-process
+    custodian's (``_InProcess``), measured in ``rounds`` alternating batches of ``count / rounds``
+    signatures each, so that both see the same machine (a loaded machine's speed drifts between
+    two measurements taken one after the other; the ratio is what is compared)."""
     context = multiprocessing.get_context("spawn")
+    batches = [count // rounds + (1 if i < count % rounds else 0) for i in range(max(1, min(rounds, count)))]
+    own = workers = alone = 0.0
+    in_process = _InProcess()
+    in_process.sign(2)  # warm, as the service is
     with tempfile.TemporaryDirectory(prefix="portal-mpc-cpu-") as folder:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             client_id, token = pool.submit(_signer_setup, server.url, operator_key, folder).result()
             pool.submit(_signer_job, server.url, client_id, token, folder, 2).result()  # warm both workers
-            before = _service_cpu(server)
-            pool.submit(_signer_job, server.url, client_id, token, folder, count).result()
-            after = _service_cpu(server)
-            return (after[0] - before[0]) / count, (after[1] - before[1]) / count
-
-
-def in_process_cpu_per_sign(count: int) -> float:
-    """The custodian's CPU seconds per ethereum signature with no service: its sessions driven in
-    this process (only the time inside the custodian's ``start`` / ``receive`` counts)."""
-    import mpc
-    from mpc.backup.methods import MemoryCloudStorage
-    from mpc.storage.backends import open_store
-    from protocols.ecdsa2p.setup import set_default_client_setup, setup_from_ring_pedersen
-    from tests.fixtures import ring_pedersen_sets
-
-    sets = ring_pedersen_sets()
-    set_default_client_setup(setup_from_ring_pedersen(*sets[1]))
-    custodian = mpc.Custodian(open_store(":memory:"), setup=setup_from_ring_pedersen(*sets[0]))
-    client_id = custodian.create_client()
-    device = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
-    mpc.run_local(device.generate(), custodian.generate(client_id))
-    spent = 0.0
-    for i in range(count):
-        digest = hashlib.sha256(f"cpu {i}".encode()).digest()
-        client, server = device.sign("ethereum", digest), custodian.sign(client_id, "ethereum", digest)
-        to_server = client.start()
-        start = time.process_time()
-        to_client = server.start()
-        spent += time.process_time() - start
-        while to_server or to_client:
-            for message in to_server:
-                start = time.process_time()
-                to_client += server.receive(message)
-                spent += time.process_time() - start
-            to_server = [reply for message in to_client for reply in client.receive(message)]
-            to_client = []
-    return spent / count
+            for batch in batches:
+                before = _service_cpu(server)
+                pool.submit(_signer_job, server.url, client_id, token, folder, batch).result()
+                after = _service_cpu(server)
+                own, workers = own + after[0] - before[0], workers + after[1] - before[1]
+                alone += in_process.sign(batch)
+    return {"service": (own + workers) * 1000 / count, "service_process": own * 1000 / count,
+            "workers": workers * 1000 / count, "in_process": alone * 1000 / count}
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -191,10 +210,7 @@ def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float,
             results = [f.result() for f in done]
         elapsed = time.perf_counter() - start
         if cpu_signs:
-            own, workers = service_cpu_per_sign(servers[0], operator_key, cpu_signs)
-            report["cpu_ms_per_sign"] = {"service": (own + workers) * 1000, "service_process": own * 1000,
-                                         "workers": workers * 1000,
-                                         "in_process": in_process_cpu_per_sign(cpu_signs) * 1000}
+            report["cpu_ms_per_sign"] = cpu_per_sign(servers[0], operator_key, cpu_signs)
     finally:
         for server in servers:
             server.stop()

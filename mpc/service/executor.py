@@ -28,7 +28,7 @@ __all__ = ["StepExecutor"]
 
 class StepExecutor:
     """The executor part of ``CustodianService``: steps run in a process (or thread) pool; a dead
-    worker rebuilds the pool and the step marker decides what the client is told (never a step
+    worker rebuilds the pool (a ``LanePool``: its lane only) and the step marker decides what the client is told (never a step
     run twice)."""
 
     # Set by CustodianService.__init__ (its configuration and resilience state).
@@ -62,21 +62,38 @@ class StepExecutor:
     def _new_pool(self) -> concurrent.futures.Executor:
         if self.executor_kind == "thread":
             return concurrent.futures.ThreadPoolExecutor(max_workers=max(2, self.workers), thread_name_prefix="mpc-step")
-        return pool.LanePool(self.workers, worker.worker_init, multiprocessing.get_context("spawn"))
+        return pool.LanePool(self.workers, worker.worker_init, multiprocessing.get_context("spawn"),
+                             evict=worker.forget_warm)
 
     def _rebuild_pool(self, broken: concurrent.futures.Executor) -> None:
-        """Replace ``broken`` (once: a second caller finds it replaced already), unless draining."""
+        """Replace ``broken`` (once: a second caller finds it replaced already), unless draining;
+        of a ``LanePool`` only the lanes whose worker died (``_replace_lanes``)."""
         if broken is not self._pool or self._draining:
+            return
+        if isinstance(broken, pool.LanePool):
+            self._replace_lanes(broken)
             return
         self.pool_rebuilds += 1
         metrics.POOL_RESTARTS.inc()
         self._log.error(f"a worker process died: the {self.executor_kind} pool is broken, rebuilding it "
                         f"(rebuild {self.pool_rebuilds}); its steps are retried, answered or reported lost")
         self._pool = self._new_pool()
-        # The live lanes of a LanePool finish what is queued on them (answered, never cancelled:
-        # a cancelled step would end its connection without an answer); then their workers exit.
-        broken.shutdown(wait=False, cancel_futures=not isinstance(broken, pool.LanePool))
+        broken.shutdown(wait=False, cancel_futures=True)
         self._retired = [p for p in self._retired if pool.pool_processes(p)] + [broken]
+
+    def _replace_lanes(self, lanes: pool.LanePool) -> None:
+        """Issue 30: a dead worker replaces its own lane; the other lanes keep their workers and
+        warm sessions (nothing to do if a concurrent caller replaced it already)."""
+        replaced = lanes.replace_broken()
+        if not replaced:
+            return
+        self.pool_rebuilds += 1
+        metrics.POOL_RESTARTS.inc()
+        self._log.error(f"{len(replaced)} worker process(es) died: their lanes are replaced (rebuild "
+                        f"{self.pool_rebuilds}); their steps are retried, answered or reported lost")
+        for lane in replaced:
+            lane.shutdown(wait=False, cancel_futures=True)
+        self._retired = [p for p in self._retired if pool.pool_processes(p)] + list(replaced)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False, session: str | None = None) -> Any:
         """``fn(*args)`` in the executor; a broken pool (a dead worker) is rebuilt and the error

@@ -6,6 +6,7 @@ Parking, restarts, expiry; a node silent for ``node_ttl`` has its steps counted 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import multiprocessing.connection
 import threading
@@ -106,15 +107,34 @@ class LanePool(concurrent.futures.Executor):
     so the steps of a session go where its decoded state is warm (``mpc.service.worker``, Warm
     sessions). ``submit_to(key, ...)`` runs on the lane that ran ``key``'s last call unless
     another lane is less busy (then on the least busy one: a miss only costs a decode);
-    ``submit`` on the least busy lane. A lane whose process died breaks the pool
-    (``_broken``, as a dead worker breaks one ``ProcessPoolExecutor``): the service rebuilds it."""
+    ``submit`` on the least busy lane; when a key moves to another lane, ``evict(key)`` runs on
+    the lane it left (what that worker keeps of it is stale). A lane whose process died breaks the pool
+    (``_broken``, as a dead worker breaks one ``ProcessPoolExecutor``): the service replaces that
+    lane only (``replace_broken``), the others keep their worker and its warm sessions."""
 
-    def __init__(self, workers: int, initializer: Callable[[], None], context: Any) -> None:
-        self.lanes = [concurrent.futures.ProcessPoolExecutor(max_workers=1, initializer=initializer, mp_context=context)
-                      for _ in range(max(1, workers))]
+    def __init__(self, workers: int, initializer: Callable[[], None], context: Any,
+                 evict: Callable[[str], Any] | None = None) -> None:
+        self._initializer, self._context, self._evict = initializer, context, evict
+        self.lanes = [self._new_lane() for _ in range(max(1, workers))]
         self._busy = [0] * len(self.lanes)  # calls submitted to each lane and not done yet
         self._last: OrderedDict[str, int] = OrderedDict()  # key -> the lane of its last call
         self._lock = threading.Lock()
+
+    def _new_lane(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(max_workers=1, initializer=self._initializer,
+                                                      mp_context=self._context)
+
+    def replace_broken(self) -> list[concurrent.futures.ProcessPoolExecutor]:
+        """Replace each lane whose worker died (broken, or its process exited: two workers killed
+        at once are replaced together) by a new one; the live lanes go on untouched. Returns the
+        replaced lanes, for the caller to shut down and join (their calls have failed already
+        with ``BrokenProcessPool``, or fail once their executor notices)."""
+        with self._lock:
+            dead = [index for index, lane in enumerate(self.lanes) if _lane_dead(lane)]
+            replaced = [self.lanes[index] for index in dead]
+            for index in dead:
+                self.lanes[index] = self._new_lane()
+        return replaced
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
         return self.submit_to(None, fn, *args, **kwargs)
@@ -123,9 +143,13 @@ class LanePool(concurrent.futures.Executor):
                   **kwargs: Any) -> concurrent.futures.Future[_T]:
         """``fn(*args, **kwargs)`` on ``key``'s lane (see the class docstring)."""
         with self._lock:
+            previous = None if key is None else self._last.get(key)
             lane = self._lane(key)
             future = self.lanes[lane].submit(fn, *args, **kwargs)
             self._busy[lane] += 1
+            if key is not None and previous is not None and previous != lane and self._evict is not None:
+                with contextlib.suppress(concurrent.futures.BrokenExecutor, RuntimeError):  # dead or shut down:
+                    self.lanes[previous].submit(self._evict, key)  # nothing kept there; else a stale copy
         future.add_done_callback(functools.partial(self._done, lane))
         return future
 
@@ -168,6 +192,13 @@ class LanePool(concurrent.futures.Executor):
 
 
 _LANE_KEYS = 4096  # sessions whose last lane is remembered
+
+
+def _lane_dead(lane: concurrent.futures.Executor) -> bool:
+    """Whether a lane's worker died: its executor is broken, or its process has exited."""
+    if getattr(lane, "_broken", False):
+        return True
+    return any(_exited(process) for process in list((getattr(lane, "_processes", None) or {}).values()))
 
 
 class Heartbeat:

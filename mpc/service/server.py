@@ -125,7 +125,7 @@ class CustodianService(NodeHealth, OperatorRequests):
     operation lock while one of its steps runs (parked, the lease is the park's expiry,
     ``session_ttl``); ``node_ttl`` how long this node counts as alive after its last heartbeat
     (the steps of a node silent for longer are lost, their locks freed); ``drain_grace`` how long
-    ``drain`` (SIGTERM) lets steps in flight finish. A dead worker process rebuilds the pool;
+    ``drain`` (SIGTERM) lets steps in flight finish. A dead worker process is replaced (its lane);
     ``ready()`` says whether the node should get traffic.
     """
 

@@ -364,14 +364,17 @@ class ServiceStore:
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
-             holds_lock: bool, ttl: float, step: Step | None = None) -> bytes:
+             holds_lock: bool, ttl: float, step: Step | None = None, epoch: int | None = None) -> bytes:
         """Save (or replace) a session's state after a step, in one transaction with the renewal
         of its lock's lease to the park's expiry (``OperationLost`` if the lock is no longer this
         session's: its lease lapsed and it was reclaimed) and the step marker's "parked".
-        Returns the park's ``version`` (``ParkedSession.version``)."""
+        ``epoch``: the nonce epoch ``data`` was encoded in (a custodian operation's, read as it
+        was encoded: issue 30, one read less per park), else the store's is read now. Returns
+        the park's ``version`` (``ParkedSession.version``)."""
         key = (session_id, client_id, operation)
         box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
-        tagged = self.store.nonce_epoch().to_bytes(_EPOCH_BYTES, "big") + data
+        epoch = self.store.nonce_epoch() if epoch is None else epoch
+        tagged = epoch.to_bytes(_EPOCH_BYTES, "big") + data
         sealed = self.store._seal(tagged, "parked_sessions", "data", *key)
         expires = time.time() + ttl
         with self.store.transaction():
@@ -537,29 +540,31 @@ class ServiceStore:
         """Free the locks of lost steps (their node dead, or their lease lapsed) and leave each
         marker as a tombstone for ``LOST_TOMBSTONE_TTL`` (no node, no step id), so the client
         that resumes it later is told ``OPERATION_LOST``, never ``NOT_FOUND`` (issue 26); drop
-        lapsed markers of parked steps, lapsed tombstones and lapsed nodes. How many steps."""
+        lapsed markers of parked steps, lapsed tombstones and lapsed nodes. Each lost step is
+        buried in a short transaction of its own under its client's row lock (issue 30: a reap
+        never holds many clients' rows at once). How many steps."""
         now = time.time() if now is None else now
-        with self.store.transaction():
-            rows = self.store._execute(
-                "SELECT session_id, client_id, step_id, parked, node_id FROM session_steps WHERE expires < ? OR "
-                "(parked = 0 AND node_id <> '' AND node_id NOT IN (SELECT node_id FROM service_nodes WHERE expires >= ?)) "
-                "ORDER BY client_id", (now, now)).fetchall()
-            lost = 0
-            for session_id, client_id, step_id, parked, node_id in rows:
-                if parked:  # the marker of a park that expired (``purge`` takes the row and its lock)
-                    self.store._execute("DELETE FROM session_steps WHERE session_id = ? AND step_id = ? AND parked = 1",
-                                        (session_id, step_id))
-                elif node_id == "":  # a lapsed tombstone
-                    self.store._execute("DELETE FROM session_steps WHERE session_id = ? AND node_id = '' AND parked = 0",
-                                        (session_id,))
-                elif self._still_lost(session_id, client_id, step_id, now):  # its node died or its lease lapsed
-                    self._bury(session_id, now)
-                    lost += 1
-            self.store._execute("DELETE FROM service_nodes WHERE expires < ?", (now,))
-            self.store._execute("DELETE FROM node_processes WHERE node_id NOT IN (SELECT node_id FROM service_nodes)")
+        # The marker of a park that expired (``purge`` takes the row and its lock), lapsed tombstones.
+        self.store._execute("DELETE FROM session_steps WHERE expires < ? AND (parked = 1 OR node_id = '')", (now,))
+        rows = self.store._execute(
+            "SELECT session_id, client_id, step_id FROM session_steps WHERE parked = 0 AND node_id <> '' AND "
+            "(expires < ? OR node_id NOT IN (SELECT node_id FROM service_nodes WHERE expires >= ?))",
+            (now, now)).fetchall()
+        lost = sum(self._reap_step(session_id, client_id, step_id, now) for session_id, client_id, step_id in rows)
+        self.store._execute("DELETE FROM service_nodes WHERE expires < ?", (now,))
+        self.store._execute("DELETE FROM node_processes WHERE node_id NOT IN (SELECT node_id FROM service_nodes)")
         if lost:
             log.warning("%d operation(s) lost to a stopped node or a lapsed step lease: their locks are freed", lost)
         return lost
+
+    def _reap_step(self, session_id: str, client_id: str, step_id: str, now: float) -> bool:
+        """Bury one step found lost, in its own transaction, if it still is once its client's
+        row is locked (``_still_lost``); whether it did."""
+        with self.store.transaction():
+            if not self._still_lost(session_id, client_id, step_id, now):
+                return False
+            self._bury(session_id, now)
+        return True
 
     def _bury(self, session_id: str, now: float) -> None:
         """A lost step: the lock its session held is freed and its marker becomes a tombstone

@@ -21,8 +21,8 @@ park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a s
 naming this node, and every node heartbeats, so a session taken by a step that died (its node
 silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
 ``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
-dead worker rebuilds the pool; a step that never ran is run again, one that ran is never run
-twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
+dead worker is replaced (its lane only: ``pool.LanePool``); a step that never ran is run
+again, one that ran is never run twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
 (``docs/operations.md``, Resilience).
 
 Off the event loop
@@ -177,6 +177,15 @@ def _take_warm(db: str, session_id: str) -> _Warm | None:
     return warm if warm is not None and warm.expires >= time.time() else None
 
 
+def forget_warm(session_id: str) -> None:
+    """Drop this process's warm copies of ``session_id``: its steps moved to another lane
+    (``pool.LanePool``), so the copy here is of an older park and would only keep its secrets
+    in memory until the park expires."""
+    with _WARM_LOCK:
+        for key in [key for key in _WARM if key[1] == session_id]:
+            del _WARM[key]
+
+
 def warm_sessions(db: str) -> int:
     """How many sessions of ``db`` this process keeps warm (tests, metrics)."""
     with _WARM_LOCK:
@@ -259,8 +268,9 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
                 if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
                     raise InputInvalid("this session id is in use")
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
-                version = service.park(session_id, client_id, op, session.to_bytes(), outbox, session._holds_lock,
-                                       ttl)
+                data = session.to_bytes()
+                version = service.park(session_id, client_id, op, data, outbox, session._holds_lock, ttl,
+                                       epoch=_encoded_epoch(session))
         except (RateLimited, InputInvalid):  # a concurrent open took the last place, or this id, meanwhile
             if session._holds_lock:
                 _end_quietly(session)
@@ -458,8 +468,9 @@ def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, o
     dropped, or the store's error) and the session is forgotten: its lock, if still its own,
     is freed."""
     try:
-        version = service.park(parked.session_id, parked.client_id, parked.operation, session.to_bytes(), outbox,
-                               session._holds_lock, ttl, step)
+        data = session.to_bytes()
+        version = service.park(parked.session_id, parked.client_id, parked.operation, data, outbox,
+                               session._holds_lock, ttl, step, _encoded_epoch(session))
     except EngineError as exc:
         try:
             service.abandon(parked.session_id)
@@ -468,6 +479,13 @@ def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, o
         return {"error": exc.to_json(), "fatal": True}
     _keep_warm(db, parked.session_id, version, session, ttl)
     return None
+
+
+def _encoded_epoch(session: Any) -> int | None:
+    """The nonce epoch a custodian operation's ``to_bytes`` just tagged its state with (None for
+    another session: the store's is read at the park)."""
+    epoch = getattr(session, "_park_epoch", None)
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
 def _end_quietly(session: Any) -> None:

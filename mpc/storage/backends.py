@@ -198,6 +198,11 @@ class _ThreadState(threading.local):
     depth: int = 0
     guard_pending: int | None = None
     held: frozenset[str] = frozenset()  # the locks this transaction holds (taken once each)
+    memo: dict[str, int]  # this transaction's take count and nonce epoch (``SQLiteStore.taking``)
+    xid: int | None = None  # this transaction's id (``PostgresStore._begin``)
+
+    def __init__(self) -> None:
+        self.memo = {}
 
 
 class PostgresStore(SQLiteStore):
@@ -222,7 +227,7 @@ class PostgresStore(SQLiteStore):
     applied before the connection died, and the body of a transaction cannot be run again from
     here (it is the caller's code; a half-run body on a dead connection was rolled back by the
     server, all or nothing). A connection lost *at* ``COMMIT`` is the one ambiguous case: the
-    transaction's id (``txid_current_if_assigned()``, read before COMMIT) is looked up on another
+    transaction's id (``txid_current()``, read with its BEGIN) is looked up on another
     connection (``txid_status``): committed, the call returns normally; aborted,
     ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE`` says so.
     No pooled connection within ``_POOL_WAIT`` seconds (the server is down, or every connection
@@ -276,6 +281,14 @@ class PostgresStore(SQLiteStore):
     @_guard_pending.setter
     def _guard_pending(self, value: int | None) -> None:
         self._local.guard_pending = value
+
+    @property
+    def _memo(self) -> dict[str, int]:
+        return self._local.memo
+
+    @_memo.setter
+    def _memo(self, value: dict[str, int]) -> None:
+        self._local.memo = value
 
     def _serialised(self) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
@@ -353,19 +366,23 @@ class PostgresStore(SQLiteStore):
 
     # --- transactions -----------------------------------------------------------------------
     def _begin(self) -> None:
-        """A pooled connection for this transaction, and BEGIN on it. On a lost connection
-        nothing ran yet: another connection, and BEGIN once more."""
+        """A pooled connection for this transaction, BEGIN on it and the transaction's id, in one
+        round trip (issue 30: the id ``_commit`` needs if the connection is lost at COMMIT,
+        ``_settle``, is known before anything is written). On a lost connection nothing ran
+        yet: another connection, and BEGIN once more."""
         for _ in range(2):
             conn = self._checkout()
             try:
-                conn.execute("BEGIN")
+                cursor = conn.execute("BEGIN; SELECT txid_current()")  # no parameters: one simple query
+                cursor.nextset()
+                xid = cursor.fetchone()[0]
             except self._psycopg.OperationalError:
                 lost = conn.closed or conn.broken
                 self._checkin(conn)
                 if not lost:
                     raise
                 continue
-            self._local.conn, self._local.held = conn, frozenset()
+            self._local.conn, self._local.held, self._local.xid = conn, frozenset(), xid
             return
         raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction")
 
@@ -383,19 +400,14 @@ class PostgresStore(SQLiteStore):
     def _commit(self) -> None:
         """COMMIT, the connection back to the pool; a connection lost at COMMIT: ``_settle``."""
         conn, self._local.conn = self._local.conn, None
-        xid: Any = _UNSENT
         try:
-            xid = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0]
             conn.execute("COMMIT")
         except self._psycopg.OperationalError:
             lost = conn.closed or conn.broken
             self._checkin(conn)
             if not lost:
                 raise
-            if xid is _UNSENT:  # lost before COMMIT was sent: the server rolled the transaction back
-                raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
-                                       "retry") from None
-            self._settle(xid)
+            self._settle(self._local.xid)
             return
         self._checkin(conn)
 
@@ -506,4 +518,3 @@ class PostgresStore(SQLiteStore):
         self._pool.close()
 
 
-_UNSENT = object()  # COMMIT was not sent (``PostgresStore._commit``)

@@ -210,6 +210,7 @@ class SQLiteStore:
         self.restores_detected = 0  # how many times this store bumped its epoch for the guard
         self._guard_due = False  # compare at the next statement (set by a reconnect)
         self._guard_pending: int | None = None  # a count to record once the outer transaction commits
+        self._memo: dict[str, int] = {}  # this transaction's take count and nonce epoch (``taking``)
 
     def _init_schema(self) -> None:
         with self.transaction():
@@ -269,6 +270,7 @@ class SQLiteStore:
             outer = self._depth == 0
             if outer:
                 self._begin()
+                self._memo = {}
             self._depth += 1
             try:
                 if outer and self._guard_due:  # a reconnect happened (in ``_begin`` too): compare first
@@ -397,8 +399,7 @@ class SQLiteStore:
         """Replace the ``meta`` row ``key`` (under that key's lock: a caller that read it first
         takes the lock before its read, ``_lock_key("meta:" + key)``)."""
         self._lock_key("meta:" + key)
-        self._execute("DELETE FROM meta WHERE key = ?", (key,))
-        self._execute("INSERT INTO meta VALUES (?, ?)", (key, value))
+        self._execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --- setup --------------------------------------------------------------------------------
     def load_setup(self) -> bytes | None:
@@ -543,12 +544,19 @@ class SQLiteStore:
 
     # --- single-use takes and the restore guard (``mpc.storage.restore_guard``) -----------------------
     def take_counter(self) -> int:
-        """How many single-use takes this database has made (it goes back with a restore)."""
+        """How many transactions with a single-use take this database has made (it goes back
+        with a restore; takes nested in one transaction count once: ``taking``)."""
         row = self._execute("SELECT value FROM meta WHERE key = 'take_counter'").fetchone()
         return 0 if row is None else int(row[0])
 
     def _set_take_counter(self, value: int) -> None:
         self._set_meta("take_counter", str(value))
+
+    def _bump_take_counter(self) -> int:
+        """The take counter one higher, in one statement (under its lock: ``_lock_takes``); the new count."""
+        row = self._execute("INSERT INTO meta VALUES ('take_counter', '1') ON CONFLICT (key) DO UPDATE SET value = "
+                            "CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT) RETURNING value").fetchone()
+        return int(row[0])
 
     def _lock_takes(self) -> None:
         """The take counter's lock, taken before it is read: takes, the restore guard's
@@ -565,14 +573,16 @@ class SQLiteStore:
         records it, before the caller uses what it took (a take inside an outer transaction
         is used after that commits, or its rollback would bring the item back anyway)."""
         with self.transaction():
-            self._lock_takes()
-            self._reconcile()
+            if "taking" not in self._memo:  # a take nested in another's transaction compared already
+                self._lock_takes()
+                self._reconcile()
+                self._memo["taking"] = 1
 
             def took(taken: bool) -> None:
-                if taken:
-                    count = self.take_counter() + 1
-                    self._set_take_counter(count)
+                if taken and "took" not in self._memo:  # the count rises once per transaction (issue 30)
+                    count = self._bump_take_counter()
                     self._guard_pending = max(self._guard_pending or 0, count)
+                    self._memo["took"] = count
             yield took
 
     def attach_restore_guard(self, guard: RestoreGuard) -> bool:
@@ -640,17 +650,21 @@ class SQLiteStore:
             if epoch is not None and epoch != self.nonce_epoch():
                 return False
             self._execute("DELETE FROM resumed_sessions WHERE parked_at < ?", (purge_before,))
-            if self._execute("SELECT 1 FROM resumed_sessions WHERE park_id = ?", (park_id,)).fetchone():
+            if self._execute("INSERT INTO resumed_sessions VALUES (?, ?) ON CONFLICT (park_id) DO NOTHING",
+                             (park_id, parked_at)).rowcount != 1:  # its tombstone is there: resumed before
                 return False
-            self._execute("INSERT INTO resumed_sessions VALUES (?, ?)", (park_id, parked_at))
             took(True)
         return True
 
     # --- nonce epoch (single-use state across database restores) -------------------------------
     def nonce_epoch(self) -> int:
         """The current nonce epoch (1 in a new store)."""
-        row = self._execute("SELECT value FROM meta WHERE key = 'nonce_epoch'").fetchone()
-        return 1 if row is None else int(row[0])
+        with self._serialised():
+            memo = self._memo if self._depth and "taking" in self._memo else {}
+            if "epoch" not in memo:  # read once per take: no epoch moves while the take counter's lock is held
+                row = self._execute("SELECT value FROM meta WHERE key = 'nonce_epoch'").fetchone()
+                memo["epoch"] = 1 if row is None else int(row[0])
+            return memo["epoch"]
 
     def bump_nonce_epoch(self) -> int:
         """Move to a new epoch and empty every table of single-use rows (``single_use_tables``:
@@ -661,6 +675,7 @@ class SQLiteStore:
             self._lock_key("meta:nonce_epoch")
             epoch = self.nonce_epoch() + 1
             self._set_meta("nonce_epoch", str(epoch))
+            self._memo.pop("epoch", None)
             for table in self.single_use_tables:
                 self._execute(f"DELETE FROM {table}")
         return epoch

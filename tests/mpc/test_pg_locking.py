@@ -340,3 +340,32 @@ def test_a_transaction_takes_each_lock_once(store: PostgresStore, monkeypatch: p
     locks = [(sql, args) for sql, args in statements if "pg_advisory_xact_lock" in sql or "FOR NO KEY UPDATE" in sql]
     assert locks and len(locks) == len(set(locks))  # each lock asked for once
     assert sum("FOR NO KEY UPDATE" in sql for sql, _ in locks) == 1  # the client's row, once
+
+
+def test_a_reap_waiting_for_one_clients_row_holds_no_other_clients_row(store: PostgresStore) -> None:
+    """Each lost step is buried in a transaction of its own: a reap that waits for one client's
+    row (held by a slow operation) has committed the clients before it and holds none of them."""
+    service = ServiceStore(store)
+    for client_id in ("a-other", "b-slow"):
+        store.create_client(client_id, "NOT_CREATED")
+        service.park(f"s-{client_id}", client_id, "sign", b"state", [], False, 60)
+        assert service.take(f"s-{client_id}", Step(f"step-{client_id}", "node-gone", 60.0), client_id) is not None
+    holder = _Holder(store, "b-slow")
+    try:
+        reaping = ThreadPoolExecutor(1).submit(service.reap)
+        deadline = time.monotonic() + HELD
+        while _marker_node(store, "s-a-other") != "" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _marker_node(store, "s-a-other") == ""  # buried (a tombstone) and committed
+        service.park("s-a-again", "a-other", "sign", b"state", [], False, 60)
+        taken = ThreadPoolExecutor(1).submit(service.take, "s-a-again", Step("step-again", "node-a", 60.0), "a-other")
+        assert taken.result(timeout=HELD) is not None  # its row is not held by the waiting reap
+        assert not reaping.done() and _marker_node(store, "s-b-slow") == "node-gone"
+    finally:
+        holder.release()
+    assert reaping.result(timeout=HELD) == 2 and _marker_node(store, "s-b-slow") == ""
+
+
+def _marker_node(store: PostgresStore, session_id: str) -> str | None:
+    row = store._execute("SELECT node_id FROM session_steps WHERE session_id = ?", (session_id,)).fetchone()
+    return None if row is None else str(row[0])

@@ -231,39 +231,63 @@ def _running_marker(store: Any) -> str | None:
     return None if row is None else str(row[0])
 
 
-def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(tmp_path: Path) -> None:
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[ServiceThread, RemoteCustodian, str, str, mpc.Client]]:
+    """A service with two worker processes (lanes) on SQLite, and a client of it with its device."""
     with ServiceThread(str(tmp_path / "c.sqlite3"), executor="process", workers=2, node_ttl=NODE_TTL,
                        operator_key=OPERATOR_KEY) as running:
-        service = running.service
         remote = RemoteCustodian(running.url, timeout=TIMEOUT, operator_key=OPERATOR_KEY, retries=0)
         client_id, token = remote.create_client()
-        phone = _device(client_id)
-        # The workers die while idle: the next operation works, on a rebuilt pool.
-        for pid in _worker_pids(running):
-            os.kill(pid, signal.SIGKILL)
-        remote.generate(phone, token)
-        assert service.pool_rebuilds == 1 and service.ready()[0]
-        # Workers killed in the middle of a backup's step: OPERATION_LOST at once, the lock freed,
-        # and the retried backup succeeds at once.
-        outcome: list[Any] = []
-        backup = threading.Thread(target=lambda: outcome.append(_outcome(lambda: remote.backup(phone, token))))
-        backup.start()
-        deadline = time.monotonic() + TIMEOUT
-        while _running_marker(service.custodian.store) is None and backup.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        for pid in _worker_pids(running):
-            os.kill(pid, signal.SIGKILL)
-        backup.join(TIMEOUT)
-        assert outcome and (outcome[0] is None or isinstance(outcome[0], errors.OperationLost)), outcome
-        assert service.custodian.store.client(client_id).operation is None or outcome[0] is None
-        remote.backup(phone, token)  # no waiting for a lease
-        # Rebuilt once more: at once if the kill met a step (or the backup's next one); if the
-        # backup's custodian steps (a few ms each since issue 30) all ended before the kill, the
-        # workers died idle and the retried backup met the broken pool.
-        assert service.pool_rebuilds == 2
-        assert remote.get_client(client_id, token, device=phone)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
-        ready, checks = service.ready()
-        assert ready and checks["pool"] == "ok" and checks["store"] == "ok", checks
+        yield running, remote, client_id, token, _device(client_id)
+
+
+def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(
+        two_workers: tuple[ServiceThread, RemoteCustodian, str, str, mpc.Client]) -> None:
+    running, remote, client_id, token, phone = two_workers
+    service = running.service
+    # The workers die while idle: the next operation works, on a rebuilt pool.
+    for pid in _worker_pids(running):
+        os.kill(pid, signal.SIGKILL)
+    remote.generate(phone, token)
+    assert service.pool_rebuilds == 1 and service.ready()[0]
+    # Workers killed in the middle of a backup's step: OPERATION_LOST at once, the lock freed,
+    # and the retried backup succeeds at once.
+    outcome: list[Any] = []
+    backup = threading.Thread(target=lambda: outcome.append(_outcome(lambda: remote.backup(phone, token))))
+    backup.start()
+    deadline = time.monotonic() + TIMEOUT
+    while _running_marker(service.custodian.store) is None and backup.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    for pid in _worker_pids(running):
+        os.kill(pid, signal.SIGKILL)
+    backup.join(TIMEOUT)
+    assert outcome and (outcome[0] is None or isinstance(outcome[0], errors.OperationLost)), outcome
+    assert service.custodian.store.client(client_id).operation is None or outcome[0] is None
+    remote.backup(phone, token)  # no waiting for a lease
+    # Rebuilt once more: at once if the kill met a step (or the backup's next one); if the
+    # backup's custodian steps (a few ms each since issue 30) all ended before the kill, the
+    # workers died idle and the retried backup met the broken pool.
+    assert service.pool_rebuilds == 2
+    assert remote.get_client(client_id, token, device=phone)["backup_share_status"] == "STORED_CLIENT_BACKUP_SHARE"
+    ready, checks = service.ready()
+    assert ready and checks["pool"] == "ok" and checks["store"] == "ok", checks
+
+
+def test_a_dead_worker_replaces_only_its_own_lane(
+        two_workers: tuple[ServiceThread, RemoteCustodian, str, str, mpc.Client]) -> None:
+    """Issue 30: one worker dies; its lane gets a new worker, the other lane keeps its own (and
+    the sessions it keeps warm); the next operations work and the node is ready."""
+    running, remote, client_id, token, phone = two_workers
+    service = running.service
+    lanes = service._pool
+    survivor, victim = (list(lane._processes) for lane in lanes.lanes)
+    os.kill(victim[0], signal.SIGKILL)
+    remote.generate(phone, token)
+    data = data_for("ethereum")
+    verify_result(remote.sign(phone, token, "ethereum", data)[0], data)
+    assert service._pool is lanes and service.pool_rebuilds == 1
+    assert survivor[0] in lanes._processes and victim[0] not in lanes._processes
+    assert len(lanes.lanes) == 2 and not lanes._broken and service.ready()[0]
 
 
 def _outcome(action: Callable[[], Any]) -> BaseException | None:

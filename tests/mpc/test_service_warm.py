@@ -219,3 +219,26 @@ def test_lanes_send_a_key_back_to_its_worker_unless_another_is_idler() -> None:
         assert lanes.submit_to("s1", os.getpid).result(60) == elsewhere  # it moved with its last call
     finally:
         lanes.shutdown()
+
+
+def test_a_key_that_moves_to_another_lane_is_evicted_from_the_one_it_left() -> None:
+    """Issue 30: a session's step sent to another lane (its own was busy) leaves no stale
+    decoded copy behind in the lane it left."""
+    import multiprocessing
+
+    lanes = LanePool(2, worker.worker_init, multiprocessing.get_context("spawn"), evict=worker.forget_warm)
+    try:
+        first = lanes.submit_to("s1", worker._keep_warm, "db", "s1", b"v1", "a session", TTL)
+        first.result(60)
+        home = lanes._last["s1"]
+        _idle(lanes)
+        assert lanes.lanes[home].submit(worker.warm_sessions, "db").result(60) == 1
+        busy = lanes.submit_to("s1", time.sleep, 1.0)  # s1's lane is idle: it runs there, and is busy
+        assert lanes._last["s1"] == home and lanes._busy[home] == 1
+        moved = lanes.submit_to("s1", os.getpid).result(60)
+        assert lanes._last["s1"] != home and moved in lanes._processes
+        busy.result(60)
+        _idle(lanes)
+        assert lanes.lanes[home].submit(worker.warm_sessions, "db").result(60) == 0  # evicted there
+    finally:
+        lanes.shutdown()

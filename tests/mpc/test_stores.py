@@ -171,3 +171,52 @@ def test_a_malformed_postgres_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(InputInvalid) as refused:  # libpq's own message quotes the bad part
         PostgresStore("postgresql://user:se%Zcret@127.0.0.1:1/x")
     assert "se%Zcret" not in str(refused.value) and "Zcret" not in refused.value.message
+
+
+def test_a_take_that_consumes_a_park_id_counts_once_and_reads_the_epoch_once(store: SQLiteStore,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 30: the service's take of a warm session consumes its park id in the same
+    transaction (a nested single-use take): the take counter rises once, the nonce epoch is read
+    once; the park id stays single use and the counter still rises with every take."""
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    service.park("s1", "c1", "sign", b"state", [], False, 60)
+    service.park("s2", "c1", "sign", b"state", [], False, 60)
+    before = store.take_counter()
+    statements: list[str] = []
+    execute = store._execute
+
+    def counted(sql: str, args: tuple = ()) -> object:
+        statements.append(sql)
+        return execute(sql, args)
+
+    def admit(parked: object) -> None:
+        assert store.consume_park_id("park-1", int(time.time()), time.time() - 60, store.nonce_epoch())
+
+    monkeypatch.setattr(store, "_execute", counted)
+    assert service.take("s1", client_id="c1", admit=admit) is not None
+    monkeypatch.undo()
+    assert store.take_counter() == before + 1
+    assert sum("key = 'nonce_epoch'" in sql for sql in statements) == 1
+    assert sum("take_counter" in sql for sql in statements) == 1  # one statement raises the count
+    assert not store.consume_park_id("park-1", int(time.time()), time.time() - 60, store.nonce_epoch())
+    assert store.take_counter() == before + 1  # a refused consumption took nothing
+    assert service.take("s2", client_id="c1") is not None and store.take_counter() == before + 2
+    epoch = store.bump_nonce_epoch()
+    assert store.nonce_epoch() == epoch  # a bump is seen at once (nothing cached outside a take)
+
+
+def test_a_park_tagged_with_an_older_epoch_is_never_taken(store: SQLiteStore) -> None:
+    """``park(..., epoch=)``: the worker passes the epoch the custodian's state was encoded in;
+    a state encoded before an epoch bump is dead when it is taken, as a stored one would be."""
+    service = ServiceStore(store)
+    store.create_client("c1", "NOT_CREATED")
+    epoch = store.nonce_epoch()
+    service.park("s-old", "c1", "sign", b"state", [], False, 60, epoch=epoch)
+    service.park("s-now", "c1", "sign", b"state", [], False, 60, epoch=epoch)
+    assert store.bump_nonce_epoch() == epoch + 1  # emptied every parked session
+    service.park("s-old", "c1", "sign", b"state", [], False, 60, epoch=epoch)  # encoded before the bump
+    service.park("s-now", "c1", "sign", b"state", [], False, 60, epoch=epoch + 1)
+    assert service.take("s-old", client_id="c1") is None and not service.is_parked("s-old")
+    taken = service.take("s-now", client_id="c1")
+    assert taken is not None and taken.data == b"state"
