@@ -113,11 +113,12 @@ def _service_cpu(server: Any) -> tuple[float, float]:
 
 
 class _InProcess:
-    """The custodian with no service: a wallet on ``:memory:``, its sign sessions driven in this
-    process; ``sign(count)`` returns the CPU seconds spent inside the custodian's ``start`` /
-    ``receive`` only (the device's side is not counted)."""
+    """The custodian with no service: a wallet on ``db`` (``:memory:``, or the service's own
+    database: the same durable commits and sealing, no transport, pool or service bookkeeping),
+    its sign sessions driven in this process; ``sign(count)`` returns the CPU seconds spent inside
+    the custodian's ``start`` / ``receive`` only (the device's side is not counted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: str = ":memory:") -> None:
         import mpc
         from mpc.backup.methods import MemoryCloudStorage
         from mpc.storage.backends import open_store
@@ -126,7 +127,7 @@ class _InProcess:
 
         sets = ring_pedersen_sets()
         set_default_client_setup(setup_from_ring_pedersen(*sets[1]))
-        self.custodian = mpc.Custodian(open_store(":memory:"), setup=setup_from_ring_pedersen(*sets[0]))
+        self.custodian = mpc.Custodian(open_store(db), setup=setup_from_ring_pedersen(*sets[0]))
         self.client_id = self.custodian.create_client()
         self.device = mpc.Client(self.client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
         mpc.run_local(self.device.generate(), self.custodian.generate(self.client_id))
@@ -151,17 +152,23 @@ class _InProcess:
         return spent
 
 
-def cpu_per_sign(server: Any, operator_key: str, count: int, rounds: int = CPU_ROUNDS) -> dict[str, float]:
+def cpu_per_sign(server: Any, operator_key: str, count: int, rounds: int = CPU_ROUNDS,
+                 db: str | None = None) -> dict[str, float]:
     """CPU milliseconds per ethereum signature: the service's (one client process signing
     sequentially; its own process's and its worker processes', from ``/proc``) and the in-process
-    custodian's (``_InProcess``), measured in ``rounds`` alternating batches of ``count / rounds``
-    signatures each, so that both see the same machine (a loaded machine's speed drifts between
+    custodian's (``_InProcess``) on ``:memory:`` (issue 30's reference) and, given ``db``, on the
+    service's own database (``in_process_store``: what the service adds beyond a durable
+    custodian's commits), measured in ``rounds`` alternating batches of ``count / rounds``
+    signatures each, so that all see the same machine (a loaded machine's speed drifts between
     two measurements taken one after the other; the ratio is what is compared)."""
     context = multiprocessing.get_context("spawn")
     batches = [count // rounds + (1 if i < count % rounds else 0) for i in range(max(1, min(rounds, count)))]
-    own = workers = alone = 0.0
+    own = workers = alone = durable = 0.0
     in_process = _InProcess()
     in_process.sign(2)  # warm, as the service is
+    on_store = _InProcess(db) if db is not None else None
+    if on_store is not None:
+        on_store.sign(2)
     with tempfile.TemporaryDirectory(prefix="portal-mpc-cpu-") as folder:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
             client_id, token = pool.submit(_signer_setup, server.url, operator_key, folder).result()
@@ -172,8 +179,12 @@ def cpu_per_sign(server: Any, operator_key: str, count: int, rounds: int = CPU_R
                 after = _service_cpu(server)
                 own, workers = own + after[0] - before[0], workers + after[1] - before[1]
                 alone += in_process.sign(batch)
-    return {"service": (own + workers) * 1000 / count, "service_process": own * 1000 / count,
-            "workers": workers * 1000 / count, "in_process": alone * 1000 / count}
+                durable += on_store.sign(batch) if on_store is not None else 0.0
+    figures = {"service": (own + workers) * 1000 / count, "service_process": own * 1000 / count,
+               "workers": workers * 1000 / count, "in_process": alone * 1000 / count}
+    if on_store is not None:
+        figures["in_process_store"] = durable * 1000 / count
+    return figures
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -210,7 +221,7 @@ def run_backend(name: str, db: str, clients: int, signs: int, time_limit: float,
             results = [f.result() for f in done]
         elapsed = time.perf_counter() - start
         if cpu_signs:
-            report["cpu_ms_per_sign"] = cpu_per_sign(servers[0], operator_key, cpu_signs)
+            report["cpu_ms_per_sign"] = cpu_per_sign(servers[0], operator_key, cpu_signs, db=db)
     finally:
         for server in servers:
             server.stop()
@@ -264,6 +275,10 @@ def _print(report: dict[str, Any]) -> None:
               f"{cpu['service_process']:.1f} + workers {cpu['workers']:.1f}), custodian in process "
               f"{cpu['in_process']:.1f} ms: {cpu['service'] / cpu['in_process']:.2f}x, overhead "
               f"{cpu['service'] - cpu['in_process']:.1f} ms")
+        if "in_process_store" in cpu:
+            print(f"  custodian in process on the service's own database {cpu['in_process_store']:.1f} ms: "
+                  f"{cpu['service'] / cpu['in_process_store']:.2f}x, overhead "
+                  f"{cpu['service'] - cpu['in_process_store']:.1f} ms")
     for error in report["errors"][:5]:
         print(f"  error: {error}")
 
