@@ -204,9 +204,13 @@ class InitiatorSession(_RoundTripSession):
         group_commitment = SUITE.group.decode_point(signed.group_commitment, allow_identity=True)
         context = SigningContext(self.parties, signed.binding_factors, group_commitment, signed.challenge)
         shares = {self.party_id: signed.share, self.peer: peer_share}
-        aggregate_verified(commitment_list, self.message, self.key_share.group_public_key,
-                           self.key_share.verifying_shares, shares, context)
-        raise ProtocolAbort("the aggregate signature does not verify")  # aggregate_verified raised already
+        try:
+            aggregate_verified(commitment_list, self.message, self.key_share.group_public_key,
+                               self.key_share.verifying_shares, shares, context)
+            raise ProtocolAbort("the aggregate signature does not verify")  # aggregate_verified raised already
+        except ProtocolAbort:
+            self._nonces.take()  # the run ends here: its nonces are forgotten with it (§7.3)
+            raise
 
     def _on_round2(self, inputs: dict[int, bytes]) -> list[Message]:
         signature = inputs[self.peer]

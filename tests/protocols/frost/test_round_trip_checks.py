@@ -15,7 +15,7 @@ from nacl import bindings as sodium
 import protocols.frost as frost
 from curves import ed25519
 from curves.ed25519 import L
-from protocols.errors import InvalidMessage
+from protocols.errors import InvalidMessage, ProtocolAbort
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.frost.helpers import binding_factors_from_encoding, derive_interpolating_value
 from protocols.frost.round_trip import PROTOCOL, InitiatorSession, ResponderSession
@@ -163,3 +163,15 @@ def test_a_refused_reply_leaves_no_signature_in_the_errors_frames() -> None:
         for name, value in frame.f_locals.items():
             assert not (isinstance(value, bytes) and len(value) == 64), name
             assert "redacted" in repr(value) or not type(value).__name__.startswith("_Signed"), name
+
+
+def test_a_bad_responder_share_aborts_naming_it_and_the_nonces_are_forgotten() -> None:
+    initiator, _, _, honest = _started()
+    bad_share = (int.from_bytes(bytes.fromhex(honest.payload["sig_share"]), "little") + 1) % L
+    bad = dataclasses.replace(honest, payload={**honest.payload, "sig_share": _le(bad_share).hex()})
+    with pytest.raises(ProtocolAbort) as aborted:
+        initiator.receive(_wire(bad))
+    assert aborted.value.culprit == SHARES[1].identifier
+    assert "unused" not in repr(initiator._nonces)  # taken: no later call could sign with them
+    with pytest.raises(ProtocolAbort):  # and the honest reply cannot revive the run
+        initiator.receive(honest)
