@@ -105,7 +105,7 @@ from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.paillier import PaillierPublicKey, PaillierSecretKey
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
-from protocols.zk.fields import encode_nats, get_unit, get_units, require_unit, require_units
+from protocols.zk.fields import encode_nats, first_non_unit, get_unit, get_units, require_units
 from protocols.zk.params import ELL, EPSILON
 
 __all__ = [
@@ -306,15 +306,20 @@ def c_key_table(
     return prover_table(shifted, pk.n_squared, bounds.q_bits + bounds.alpha_bits[0], C_KEY_WINDOW)
 
 
-C_KEY_WINDOW = 6  # c_key' table's window: 2^6 residues per 6-bit digit (~4.5 MB per share, 2048-bit N)
-T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per client, 2048-bit N̂)
+# The tables' windows (w-bit digits, 2^w residues per digit; sizes at the default level, 2048-bit
+# N and N̂). A table walk is one modular multiplication per digit, so a wider window trades memory
+# for fewer multiplications; w = 8 also takes the digits from the exponent's bytes (no shifts,
+# ``bigint.FixedBase``). Measured per sign in benchmarks/README ("round two", 2026-12-07).
+C_KEY_WINDOW = 6  # c_key' modulo N², two powers per sign (r·w1, r·α1): 4.5 MB per share
+T_WINDOW = 8  # t modulo N̂, six powers per sign of 2176-2432 bits (μ_i, γ_i): 19.9 MB per client (was 5: 4.0 MB)
+S_WINDOW = 6  # s modulo N̂, six powers per sign of 256-1411 bits (w_i, α_i): 3.9 MB per client (was 4: 1.5 MB)
 
 
 PROVER_TABLES = bigint.FixedBaseCache(48)
-"""The prover's tables (public values only): 48 kept, three per client (about 1.8 MB for s,
-4.7 MB for t, 4.5 MB for c_key' at the default level), each made once the plain powers of its
-base have cost as much as the table (``bigint.FixedBaseCache``: s's after one sign, t's after
-two, c_key''s after six)."""
+"""The prover's tables (public values only): 48 kept, three per client (about 3.9 MB for s,
+19.9 MB for t, 4.5 MB for c_key' at the default level: ~28 MB per client), each made once the
+plain powers of its base have cost as much as the table (``bigint.FixedBaseCache``: s's after
+four signs, t's and c_key''s after six)."""
 
 
 def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
@@ -331,7 +336,7 @@ def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bi
 
 def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
     """The table of the verifier's s for the witnesses w_i and the masks α_i."""
-    return prover_table(params.s, params.n_hat, max(bounds.alpha_bits))
+    return prover_table(params.s, params.n_hat, max(bounds.alpha_bits), S_WINDOW)
 
 
 def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3Bounds, transcript: Transcript) -> int:
@@ -588,10 +593,16 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
 
 
 # The key owner's per-key values (tables modulo its secret primes, Dec(c_key')): held beside the
-# secret key object they belong to, weakly, so they go when the key goes; made only once the key
-# has verified ``OWNER_TABLES_AFTER`` proofs (building both tables costs what about eight
-# verifications save: a one-shot signer never builds them).
+# secret key object they belong to, weakly, so they go when the key goes. Tables in two stages,
+# each made once it pays (CPU time per verification at the default level, benchmarks/README
+# round two): plain CRT exponentiations (~4.1 ms) for a key's first ``OWNER_TABLES_AFTER - 1``
+# verifications; then ``OWNER_WINDOWS[0]``-bit tables (2.9 MB, built in ~15 ms, ~1.0 ms per
+# verification: they pay after about five); from the ``OWNER_WIDE_TABLES_AFTER``-th on
+# ``OWNER_WINDOWS[1]``-bit tables (14.7 MB, ~83 ms, ~0.6 ms: alone they pay after about 24),
+# which replace the narrow ones. A one-shot signer builds none, an occasional one the small ones.
 OWNER_TABLES_AFTER = 8
+OWNER_WIDE_TABLES_AFTER = 24
+OWNER_WINDOWS = (5, 8)
 _OWNER: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
 _OWNER_LOCK = threading.Lock()
 
@@ -609,15 +620,21 @@ def _owner_value(secret: Any, name: Hashable, make: Callable[[], Any]) -> Any:
 
 def _owner_power(secret: Any, base: int, crt: bigint.CrtModulus, max_bits: int | None = None) -> Callable[[int], int]:
     """``e ↦ base^e`` modulo ``crt``'s modulus for the owner of ``secret``: by CRT exponentiation,
-    and by a :class:`bigint.CrtFixedBase` table once this key has asked ``OWNER_TABLES_AFTER`` times."""
+    by a :class:`bigint.CrtFixedBase` table once this key has asked ``OWNER_TABLES_AFTER`` times,
+    by a wider one from the ``OWNER_WIDE_TABLES_AFTER``-th time on (the narrow one is dropped)."""
     uses = _owner_value(secret, ("uses", base, max_bits), lambda: [0])
     with _OWNER_LOCK:
         uses[0] += 1
-        due = uses[0] >= OWNER_TABLES_AFTER
-    if not due:
+        count = uses[0]
+    if count < OWNER_TABLES_AFTER:
         return partial(crt.powmod, base)
-    table: bigint.CrtFixedBase = _owner_value(secret, ("table", base, max_bits),
-                                              lambda: bigint.CrtFixedBase(base, crt, max_bits))
+    narrow, wide = OWNER_WINDOWS
+    window = wide if count >= OWNER_WIDE_TABLES_AFTER else narrow
+    table: bigint.CrtFixedBase = _owner_value(secret, ("table", base, max_bits, window),
+                                              lambda: bigint.CrtFixedBase(base, crt, max_bits, window))
+    if window != narrow:
+        with _OWNER_LOCK:
+            _OWNER.get(secret, {}).pop(("table", base, max_bits, narrow), None)
     return table.pow
 
 
@@ -635,12 +652,7 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
     n_hat = st.params.n_hat
     require_units(proof.W, n_hat, "c3 W", 3)
     require_units(proof.A, n_hat, "c3 A", 3)
-    require_unit(proof.z_enc, st.pk.n, "c3 z_enc")
-    for name, value in (("c3", st.c3), ("C'", proof.C), ("c_key", st.c_key)):
-        try:
-            paillier.validate_ciphertext(st.pk, value)
-        except InvalidMessage:
-            raise ProofError(f"c3 proof: {name} is not a valid ciphertext") from None
+    _require_paillier_units(st, proof)
     for point in (proof.Y1, proof.Y2):
         if not isinstance(point, Point) or point.group is not st.r2.group or point.is_identity:
             raise ProofError("c3 proof: Y1 and Y2 must be non-identity points of the group")
@@ -649,6 +661,22 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
             raise ProofError(f"c3 proof: z{i + 1} out of range")
     if any(not isinstance(v, int) or v < 0 for v in proof.zeta):
         raise ProofError("c3 proof: ζ must be non-negative integers")
+
+
+def _require_paillier_units(st: C3Statement, proof: C3Proof) -> None:
+    """z_enc ∈ Z*_N and c3, C', c_key valid ciphertexts (0 < c < N², a unit modulo N), with one
+    gcd for the four (``fields.first_non_unit``); a failure names the first bad value."""
+    n, n2 = st.pk.n, st.pk.n_squared
+    named = (("c3 z_enc", proof.z_enc, n), ("c3", st.c3, n2), ("C'", proof.C, n2), ("c_key", st.c_key, n2))
+    bad = next((name for name, value, bound in named
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < bound), None)
+    if bad is None:
+        index = first_non_unit([value % n for _, value, _ in named], n)
+        bad = None if index is None else named[index][0]
+    if bad == "c3 z_enc":
+        raise ProofError("c3 z_enc is not a unit modulo the modulus")
+    if bad is not None:
+        raise ProofError(f"c3 proof: {bad} is not a valid ciphertext")
 
 
 # Not parkable (``protocols.state``): single-use randomness never leaves the custodian's memory.
