@@ -257,8 +257,8 @@ class CrtModulus:
 
     def powmod(self, base: int, exponent: int) -> int:
         """``base^exponent`` modulo ``m1·m2`` for a unit ``base`` (negative exponents allowed)."""
-        r1 = powmod(base % self.m1, exponent % self.totient1, self.m1)
-        r2 = powmod(base % self.m2, exponent % self.totient2, self.m2)
+        r1 = powmod(base, exponent % self.totient1, self.m1)  # powmod reduces the base (in C with gmpy2)
+        r2 = powmod(base, exponent % self.totient2, self.m2)
         return self.combine(r1, r2)
 
 

@@ -294,7 +294,7 @@ def form_c3(
     w1, w2, w3 = w
     plain = 1 + ((w1 * m + w2 * r + w3 * bounds.q) % pk.n) * pk.n
     scaled = c_key_table(pk, c_key, bounds).pow(r * w1)
-    return scaled * plain % n2 * randomness.power % n2
+    return bigint.mulmod(bigint.mulmod(scaled, plain, n2), randomness.power, n2)
 
 
 def c_key_table(
@@ -407,7 +407,7 @@ class PedersenMasks:
     def made_ahead(self, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
         """These masks with fresh α_i and w3 and their commitments A_i and W3 (by the s table)."""
         alpha, w3 = draw_alpha(bounds), bigint.random_bits(bounds.mask_bits)
-        w3_commitment = s_table(params, bounds).pow(w3) * self.t_mu[2] % self.n_hat
+        w3_commitment = bigint.mulmod(s_table(params, bounds).pow(w3), self.t_mu[2], self.n_hat)
         return replace(self, ahead=MadeAhead(alpha, _commit_alpha(params, alpha, self.t_gamma, bounds), w3,
                                              w3_commitment))
 
@@ -420,7 +420,7 @@ def _commit_alpha(
 ) -> tuple[int, int, int]:
     """A_i = s^α_i·t^γ_i mod N̂, the s-halves by the prover's s table."""
     table, n_hat = s_table(params, bounds), params.n_hat
-    return tuple(table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, t_gamma))  # type: ignore[return-value]
+    return tuple(bigint.mulmod(table.pow(a_i), t_i, n_hat) for a_i, t_i in zip(alpha, t_gamma))  # type: ignore[return-value]
 
 
 def draw_alpha(bounds: C3Bounds = DEFAULT_BOUNDS) -> tuple[int, int, int]:
@@ -461,7 +461,7 @@ def prove(
         W, A, Y1, Y2, C,
         z=tuple(a_i + e * w_i for a_i, w_i in zip(alpha, w)),  # type: ignore[arg-type]
         zeta=tuple(g_i + e * mu_i for g_i, mu_i in zip(gamma, mu)),  # type: ignore[arg-type]
-        z_enc=beta.nonce * bigint.powmod(randomness.nonce, e, n) % n,
+        z_enc=bigint.mulmod(beta.nonce, bigint.powmod(randomness.nonce, e, n), n),
     )
 
 
@@ -471,11 +471,11 @@ def _commitments(
     """α, A_i = s^α_i·t^γ_i and W_i = s^w_i·t^μ_i: from ``masks.ahead`` where made ahead (its w3
     must be the witness's), else α drawn here, after μ and γ and before β, as always."""
     table, n_hat = s_table(params, bounds), params.n_hat
-    w1_w2 = [table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w[:2], masks.t_mu[:2])]
+    w1_w2 = [bigint.mulmod(table.pow(w_i), t_i, n_hat) for w_i, t_i in zip(w[:2], masks.t_mu[:2])]
     ahead = masks.ahead
     if ahead is None:
         alpha = draw_alpha(bounds)
-        commitments = (*w1_w2, table.pow(w[2]) * masks.t_mu[2] % n_hat)
+        commitments = (*w1_w2, bigint.mulmod(table.pow(w[2]), masks.t_mu[2], n_hat))
         return alpha, _commit_alpha(params, alpha, masks.t_gamma, bounds), commitments  # type: ignore[return-value]
     if ahead.w3 != w[2]:
         raise UsageError("the witness's w3 is not the one made ahead with the masks")
@@ -535,7 +535,7 @@ def _check_commitments(
         power = lambda base, exponent: bigint.powmod(base, exponent, n_hat)  # noqa: E731 - bigint's backend now
         lhs = [power(params.s, z) * power(params.t, zeta) % n_hat for z, zeta in zip(proof.z, proof.zeta)]
     for i in range(3):
-        if lhs[i] != proof.A[i] * power(proof.W[i], e) % n_hat:
+        if lhs[i] != bigint.mulmod(proof.A[i], power(proof.W[i], e), n_hat):
             raise ProofError(f"c3 proof: s^z{i + 1}·t^ζ{i + 1} != A{i + 1}·W{i + 1}^e")
 
 
@@ -585,8 +585,8 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
     x1_shifted = _owner_value(secret, ("x1'", st.c_key, bounds.shift),
                               lambda: (secret.plaintext(st.c_key) + bounds.shift) % n)  # Dec(c_key'), P1's share
     z1, z2, z3 = proof.z
-    rhs = proof.C * secret.crt_n_squared.powmod(st.c3, e) % st.pk.n_squared  # C'·c3^e
-    if c_key_power(st.r * z1) * secret.crt_n.powmod(proof.z_enc, n) % n != rhs % n:
+    rhs = bigint.mulmod(proof.C, secret.crt_n_squared.powmod(st.c3, e), st.pk.n_squared)  # C'·c3^e
+    if bigint.mulmod(c_key_power(st.r * z1), secret.crt_n.powmod(proof.z_enc, n), n) != rhs % n:
         raise ProofError(_PAILLIER_FAILS)
     if secret.plaintext(rhs) != (st.r * z1 * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
         raise ProofError(_PAILLIER_FAILS)
