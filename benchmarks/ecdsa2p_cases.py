@@ -29,10 +29,10 @@ from tests.fixtures import bigint_backend, ring_pedersen_sets
 
 REF_ENC_DEC = "ref/phe encrypt+decrypt 2048"
 DIGEST = bytes(range(32))
-# Warm-up signs: the prover's tables are made once they pay (``c3.PROVER_TABLES``: s's after four
-# signs, t's and c_key''s after six) and the client's from its 8th verification, widened from its
-# 24th (``c3.OWNER_WIDE_TABLES_AFTER``), so the steady state of a client that signs often starts
-# after 24.
+# Warm-up signs: the prover's tables are made once they pay (``c3.PROVER_TABLES``: t's after six
+# signs, s's after eleven, c_key''s after nineteen) and the client's from its 8th verification,
+# widened from its 24th (``c3.OWNER_WIDE_TABLES_AFTER``), so the steady state of a client that
+# signs often starts after 24.
 WARM_SIGNS = 24
 
 # (party, incoming round or 0 for start, label): the order in which the rounds run.

@@ -306,20 +306,22 @@ def c_key_table(
     return prover_table(shifted, pk.n_squared, bounds.q_bits + bounds.alpha_bits[0], C_KEY_WINDOW)
 
 
-# The tables' windows (w-bit digits, 2^w residues per digit; sizes at the default level, 2048-bit
-# N and N̂). A table walk is one modular multiplication per digit, so a wider window trades memory
-# for fewer multiplications; w = 8 also takes the digits from the exponent's bytes (no shifts,
-# ``bigint.FixedBase``). Measured per sign in benchmarks/README ("round two", 2026-12-07).
-C_KEY_WINDOW = 6  # c_key' modulo N², two powers per sign (r·w1, r·α1): 4.5 MB per share
-T_WINDOW = 8  # t modulo N̂, six powers per sign of 2176-2432 bits (μ_i, γ_i): 19.9 MB per client (was 5: 4.0 MB)
-S_WINDOW = 6  # s modulo N̂, six powers per sign of 256-1411 bits (w_i, α_i): 3.9 MB per client (was 4: 1.5 MB)
+# The prover's tables' windows (w-bit digits, 2^w residues per digit; sizes at the default level,
+# 2048-bit N and N̂). A table walk is one modular multiplication per digit, so a wider window
+# trades memory for fewer multiplications; w = 8 also takes the digits from the exponent's bytes
+# (no shifts, ``bigint.FixedBase``). Per sign, against the windows of round one (t 5, s 4, c_key'
+# 6): about 2.5 ms less for ~29 MB more per client (benchmarks/README, round two, 2026-12-07).
+C_KEY_WINDOW = 8  # c_key' modulo N², two powers per sign (r·w1, r·α1) of 769 bits: 8.4 MB per share
+T_WINDOW = 8  # t modulo N̂, six powers per sign of 2176-2432 bits (μ_i, γ_i): 19.9 MB per client
+S_WINDOW = 8  # s modulo N̂, six powers per sign of 256-1411 bits (w_i, α_i): 11.6 MB per client
 
 
 PROVER_TABLES = bigint.FixedBaseCache(48)
-"""The prover's tables (public values only): 48 kept, three per client (about 3.9 MB for s,
-19.9 MB for t, 4.5 MB for c_key' at the default level: ~28 MB per client), each made once the
-plain powers of its base have cost as much as the table (``bigint.FixedBaseCache``: s's after
-four signs, t's and c_key''s after six)."""
+"""The prover's tables (public values only): 48 kept, three per client (about 11.6 MB for s,
+19.9 MB for t, 8.4 MB for c_key' at the default level: ~40 MB per client, ~640 MB for 16 clients;
+~72 MB per client at the 128-bit level), each made once the plain powers of its base have cost
+as much as the table (``bigint.FixedBaseCache``: t's after six signs, s's after eleven, c_key''s
+after nineteen)."""
 
 
 def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
