@@ -136,7 +136,7 @@ def _build_tables() -> Any:
     params, bounds = share.client_params, c3.DEFAULT_BOUNDS
     shifted = paillier.add_plain(share.paillier, share.c_key, bounds.shift)
     t_bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
-    return (bigint.FixedBase(params.s, params.n_hat, max(bounds.alpha_bits)),
+    return (bigint.FixedBase(params.s, params.n_hat, max(bounds.alpha_bits), c3.S_WINDOW),
             bigint.FixedBase(params.t, params.n_hat, t_bits, c3.T_WINDOW),
             bigint.FixedBase(shifted, share.paillier.n_squared, bounds.q_bits + bounds.alpha_bits[0], c3.C_KEY_WINDOW))
 
