@@ -29,9 +29,11 @@ from tests.fixtures import bigint_backend, ring_pedersen_sets
 
 REF_ENC_DEC = "ref/phe encrypt+decrypt 2048"
 DIGEST = bytes(range(32))
-# Warm-up signs: the prover's tables are made once they pay (``c3.PROVER_TABLES``), c_key''s after
-# six signs, so the steady state of a client that signs often starts after eight.
-WARM_SIGNS = 8
+# Warm-up signs: the prover's tables are made once they pay (``c3.PROVER_TABLES``: t's after six
+# signs, s's after eleven, c_key''s after nineteen) and the client's from its 8th verification,
+# widened from its 24th (``c3.OWNER_WIDE_TABLES_AFTER``), so the steady state of a client that
+# signs often starts after 24.
+WARM_SIGNS = 24
 
 # (party, incoming round or 0 for start, label): the order in which the rounds run.
 SIGN_STAGES = [(CLIENT, 0, "round 1 (commit R1)"), (CUSTODIAN, 1, "round 2 (R2 + proof)"),
@@ -134,7 +136,7 @@ def _build_tables() -> Any:
     params, bounds = share.client_params, c3.DEFAULT_BOUNDS
     shifted = paillier.add_plain(share.paillier, share.c_key, bounds.shift)
     t_bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
-    return (bigint.FixedBase(params.s, params.n_hat, max(bounds.alpha_bits)),
+    return (bigint.FixedBase(params.s, params.n_hat, max(bounds.alpha_bits), c3.S_WINDOW),
             bigint.FixedBase(params.t, params.n_hat, t_bits, c3.T_WINDOW),
             bigint.FixedBase(shifted, share.paillier.n_squared, bounds.q_bits + bounds.alpha_bits[0], c3.C_KEY_WINDOW))
 

@@ -257,8 +257,8 @@ class CrtModulus:
 
     def powmod(self, base: int, exponent: int) -> int:
         """``base^exponent`` modulo ``m1·m2`` for a unit ``base`` (negative exponents allowed)."""
-        r1 = powmod(base % self.m1, exponent % self.totient1, self.m1)
-        r2 = powmod(base % self.m2, exponent % self.totient2, self.m2)
+        r1 = powmod(base, exponent % self.totient1, self.m1)  # powmod reduces the base (in C with gmpy2)
+        r2 = powmod(base, exponent % self.totient2, self.m2)
         return self.combine(r1, r2)
 
 
@@ -269,6 +269,10 @@ class FixedBase:
     custodian's repeated bases: P1's s and c_key'). The table holds only public values; its
     size is ⌈max_bits/w⌉·2^w residues (about 1.6 MB for 769-bit exponents modulo a 4096-bit
     N² with w = 4). Larger or negative exponents fall back to :func:`powmod`.
+
+    With ``w = 8`` the digits are the exponent's bytes (``int.to_bytes``, no shift of the whole
+    exponent per window): the walk is one multiplication and reduction per non-zero byte and
+    almost no Python-level work beside it (benchmarks/README, issue 30 round two).
     """
 
     def __init__(self, base: int, modulus: int, max_bits: int, window: int = 4) -> None:
@@ -289,12 +293,23 @@ class FixedBase:
     def __repr__(self) -> str:
         return f"FixedBase({self.modulus.bit_length()}-bit modulus, {self.max_bits}-bit exponents)"
 
+    @property
+    def entries(self) -> int:
+        """How many residues the table holds (⌈max_bits/w⌉·2^w: its memory, for sizing a cache)."""
+        return len(self._rows) << self.window
+
     def pow(self, exponent: int) -> int:
-        """``base^exponent mod modulus``."""
+        """``base^exponent mod modulus``: the product over the exponent's non-zero ``w``-bit
+        digits d_i of the entries ``base^(d_i·2^(w·i))``."""
         if exponent < 0 or exponent.bit_length() > self.max_bits:
             return powmod(self.base, exponent, self.modulus)
-        mask, w, m = (1 << self.window) - 1, self.window, self._m
-        acc = mpz(1)
+        m, acc = self._m, mpz(1)
+        if self.window == 8:
+            for row, digit in zip(self._rows, exponent.to_bytes((exponent.bit_length() + 7) >> 3, "little")):
+                if digit:
+                    acc = acc * row[digit] % m
+            return int(acc)
+        mask, w = (1 << self.window) - 1, self.window
         for row in self._rows:
             if not exponent:
                 break
@@ -336,7 +351,7 @@ class CrtFixedBase:
     @property
     def entries(self) -> int:
         """How many residues the two tables hold (for sizing a cache)."""
-        return sum(len(table._rows) << table.window for table in self._tables)
+        return sum(table.entries for table in self._tables)
 class PlainBase:
     """``base^e mod m`` by :func:`powmod`: what :class:`FixedBaseCache` hands out until a table
     pays, with the same ``pow`` as a :class:`FixedBase`; each power is charged to the cache."""

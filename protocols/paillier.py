@@ -143,11 +143,16 @@ class PaillierSecretKey:
         unity (the elements of order dividing p - 1), so Dec(a·b) = Dec(a) + Dec(b) (mod N) for
         all units a, b, and Dec((1 + N)^m·y^N) = m.
         """
-        p, q = self.p, self.q
-        psq, qsq = self._mod_n2.m1, self._mod_n2.m2  # type: ignore[attr-defined]
-        m_p = ((bigint.powmod(c % psq, p - 1, psq) - 1) // p) * self._hp % p  # type: ignore[attr-defined]
-        m_q = ((bigint.powmod(c % qsq, q - 1, qsq) - 1) // q) * self._hq % q  # type: ignore[attr-defined]
+        m_p = self._half(c, self.p, self._mod_n2.m1, self._hp)  # type: ignore[attr-defined]
+        m_q = self._half(c, self.q, self._mod_n2.m2, self._hq)  # type: ignore[attr-defined]
         return self.crt_n.combine(m_p, m_q)
+
+    @staticmethod
+    def _half(c: int, prime: int, prime_squared: int, h: int) -> int:
+        """L_p(c^(p-1) mod p²)·h_p mod p: the backend's integers throughout (``bigint.mpz``: with
+        gmpy2 the divisions by p² and p cost a tenth of Python's), an ``int`` back."""
+        x = bigint.mpz(bigint.powmod(c, prime - 1, prime_squared))
+        return int((x - 1) // prime * h % prime)
 
     def to_bytes(self) -> bytes:
         """Version byte, then p and q each as a 2-byte length and big-endian bytes."""

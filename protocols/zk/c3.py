@@ -105,7 +105,7 @@ from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.paillier import PaillierPublicKey, PaillierSecretKey
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
-from protocols.zk.fields import encode_nats, get_unit, get_units, require_unit, require_units
+from protocols.zk.fields import encode_nats, first_non_unit, get_unit, get_units, require_units
 from protocols.zk.params import ELL, EPSILON
 
 __all__ = [
@@ -294,7 +294,7 @@ def form_c3(
     w1, w2, w3 = w
     plain = 1 + ((w1 * m + w2 * r + w3 * bounds.q) % pk.n) * pk.n
     scaled = c_key_table(pk, c_key, bounds).pow(r * w1)
-    return scaled * plain % n2 * randomness.power % n2
+    return bigint.mulmod(bigint.mulmod(scaled, plain, n2), randomness.power, n2)
 
 
 def c_key_table(
@@ -306,15 +306,22 @@ def c_key_table(
     return prover_table(shifted, pk.n_squared, bounds.q_bits + bounds.alpha_bits[0], C_KEY_WINDOW)
 
 
-C_KEY_WINDOW = 6  # c_key' table's window: 2^6 residues per 6-bit digit (~4.5 MB per share, 2048-bit N)
-T_WINDOW = 5  # the t table's window: 2^5 residues per 5-bit digit (~4.3 MB per client, 2048-bit N̂)
+# The prover's tables' windows (w-bit digits, 2^w residues per digit; sizes at the default level,
+# 2048-bit N and N̂). A table walk is one modular multiplication per digit, so a wider window
+# trades memory for fewer multiplications; w = 8 also takes the digits from the exponent's bytes
+# (no shifts, ``bigint.FixedBase``). Per sign, against the windows of round one (t 5, s 4, c_key'
+# 6): about 2.5 ms less for ~29 MB more per client (benchmarks/README, round two, 2026-12-07).
+C_KEY_WINDOW = 8  # c_key' modulo N², two powers per sign (r·w1, r·α1) of 769 bits: 8.4 MB per share
+T_WINDOW = 8  # t modulo N̂, six powers per sign of 2176-2432 bits (μ_i, γ_i): 19.9 MB per client
+S_WINDOW = 8  # s modulo N̂, six powers per sign of 256-1411 bits (w_i, α_i): 11.6 MB per client
 
 
 PROVER_TABLES = bigint.FixedBaseCache(48)
-"""The prover's tables (public values only): 48 kept, three per client (about 1.8 MB for s,
-4.7 MB for t, 4.5 MB for c_key' at the default level), each made once the plain powers of its
-base have cost as much as the table (``bigint.FixedBaseCache``: s's after one sign, t's after
-two, c_key''s after six)."""
+"""The prover's tables (public values only): 48 kept, three per client (about 11.6 MB for s,
+19.9 MB for t, 8.4 MB for c_key' at the default level: ~40 MB per client, ~640 MB for 16 clients;
+~72 MB per client at the 128-bit level), each made once the plain powers of its base have cost
+as much as the table (``bigint.FixedBaseCache``: t's after six signs, s's after eleven, c_key''s
+after nineteen)."""
 
 
 def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
@@ -331,7 +338,7 @@ def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bi
 
 def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
     """The table of the verifier's s for the witnesses w_i and the masks α_i."""
-    return prover_table(params.s, params.n_hat, max(bounds.alpha_bits))
+    return prover_table(params.s, params.n_hat, max(bounds.alpha_bits), S_WINDOW)
 
 
 def _challenge(statement: C3Statement, commitments: tuple[Any, ...], bounds: C3Bounds, transcript: Transcript) -> int:
@@ -402,7 +409,7 @@ class PedersenMasks:
     def made_ahead(self, params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> PedersenMasks:
         """These masks with fresh α_i and w3 and their commitments A_i and W3 (by the s table)."""
         alpha, w3 = draw_alpha(bounds), bigint.random_bits(bounds.mask_bits)
-        w3_commitment = s_table(params, bounds).pow(w3) * self.t_mu[2] % self.n_hat
+        w3_commitment = bigint.mulmod(s_table(params, bounds).pow(w3), self.t_mu[2], self.n_hat)
         return replace(self, ahead=MadeAhead(alpha, _commit_alpha(params, alpha, self.t_gamma, bounds), w3,
                                              w3_commitment))
 
@@ -415,7 +422,7 @@ def _commit_alpha(
 ) -> tuple[int, int, int]:
     """A_i = s^α_i·t^γ_i mod N̂, the s-halves by the prover's s table."""
     table, n_hat = s_table(params, bounds), params.n_hat
-    return tuple(table.pow(a_i) * t_i % n_hat for a_i, t_i in zip(alpha, t_gamma))  # type: ignore[return-value]
+    return tuple(bigint.mulmod(table.pow(a_i), t_i, n_hat) for a_i, t_i in zip(alpha, t_gamma))  # type: ignore[return-value]
 
 
 def draw_alpha(bounds: C3Bounds = DEFAULT_BOUNDS) -> tuple[int, int, int]:
@@ -456,7 +463,7 @@ def prove(
         W, A, Y1, Y2, C,
         z=tuple(a_i + e * w_i for a_i, w_i in zip(alpha, w)),  # type: ignore[arg-type]
         zeta=tuple(g_i + e * mu_i for g_i, mu_i in zip(gamma, mu)),  # type: ignore[arg-type]
-        z_enc=beta.nonce * bigint.powmod(randomness.nonce, e, n) % n,
+        z_enc=bigint.mulmod(beta.nonce, bigint.powmod(randomness.nonce, e, n), n),
     )
 
 
@@ -466,11 +473,11 @@ def _commitments(
     """α, A_i = s^α_i·t^γ_i and W_i = s^w_i·t^μ_i: from ``masks.ahead`` where made ahead (its w3
     must be the witness's), else α drawn here, after μ and γ and before β, as always."""
     table, n_hat = s_table(params, bounds), params.n_hat
-    w1_w2 = [table.pow(w_i) * t_i % n_hat for w_i, t_i in zip(w[:2], masks.t_mu[:2])]
+    w1_w2 = [bigint.mulmod(table.pow(w_i), t_i, n_hat) for w_i, t_i in zip(w[:2], masks.t_mu[:2])]
     ahead = masks.ahead
     if ahead is None:
         alpha = draw_alpha(bounds)
-        commitments = (*w1_w2, table.pow(w[2]) * masks.t_mu[2] % n_hat)
+        commitments = (*w1_w2, bigint.mulmod(table.pow(w[2]), masks.t_mu[2], n_hat))
         return alpha, _commit_alpha(params, alpha, masks.t_gamma, bounds), commitments  # type: ignore[return-value]
     if ahead.w3 != w[2]:
         raise UsageError("the witness's w3 is not the one made ahead with the masks")
@@ -530,7 +537,7 @@ def _check_commitments(
         power = lambda base, exponent: bigint.powmod(base, exponent, n_hat)  # noqa: E731 - bigint's backend now
         lhs = [power(params.s, z) * power(params.t, zeta) % n_hat for z, zeta in zip(proof.z, proof.zeta)]
     for i in range(3):
-        if lhs[i] != proof.A[i] * power(proof.W[i], e) % n_hat:
+        if lhs[i] != bigint.mulmod(proof.A[i], power(proof.W[i], e), n_hat):
             raise ProofError(f"c3 proof: s^z{i + 1}·t^ζ{i + 1} != A{i + 1}·W{i + 1}^e")
 
 
@@ -580,18 +587,24 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
     x1_shifted = _owner_value(secret, ("x1'", st.c_key, bounds.shift),
                               lambda: (secret.plaintext(st.c_key) + bounds.shift) % n)  # Dec(c_key'), P1's share
     z1, z2, z3 = proof.z
-    rhs = proof.C * secret.crt_n_squared.powmod(st.c3, e) % st.pk.n_squared  # C'·c3^e
-    if c_key_power(st.r * z1) * secret.crt_n.powmod(proof.z_enc, n) % n != rhs % n:
+    rhs = bigint.mulmod(proof.C, secret.crt_n_squared.powmod(st.c3, e), st.pk.n_squared)  # C'·c3^e
+    if bigint.mulmod(c_key_power(st.r * z1), secret.crt_n.powmod(proof.z_enc, n), n) != rhs % n:
         raise ProofError(_PAILLIER_FAILS)
     if secret.plaintext(rhs) != (st.r * z1 * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
         raise ProofError(_PAILLIER_FAILS)
 
 
 # The key owner's per-key values (tables modulo its secret primes, Dec(c_key')): held beside the
-# secret key object they belong to, weakly, so they go when the key goes; made only once the key
-# has verified ``OWNER_TABLES_AFTER`` proofs (building both tables costs what about eight
-# verifications save: a one-shot signer never builds them).
+# secret key object they belong to, weakly, so they go when the key goes. Tables in two stages,
+# each made once it pays (CPU time per verification at the default level, benchmarks/README
+# round two): plain CRT exponentiations (~4.1 ms) for a key's first ``OWNER_TABLES_AFTER - 1``
+# verifications; then ``OWNER_WINDOWS[0]``-bit tables (2.9 MB, built in ~15 ms, ~1.0 ms per
+# verification: they pay after about five); from the ``OWNER_WIDE_TABLES_AFTER``-th on
+# ``OWNER_WINDOWS[1]``-bit tables (14.7 MB, ~83 ms, ~0.6 ms: alone they pay after about 24),
+# which replace the narrow ones. A one-shot signer builds none, an occasional one the small ones.
 OWNER_TABLES_AFTER = 8
+OWNER_WIDE_TABLES_AFTER = 24
+OWNER_WINDOWS = (5, 8)
 _OWNER: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
 _OWNER_LOCK = threading.Lock()
 
@@ -609,15 +622,21 @@ def _owner_value(secret: Any, name: Hashable, make: Callable[[], Any]) -> Any:
 
 def _owner_power(secret: Any, base: int, crt: bigint.CrtModulus, max_bits: int | None = None) -> Callable[[int], int]:
     """``e ↦ base^e`` modulo ``crt``'s modulus for the owner of ``secret``: by CRT exponentiation,
-    and by a :class:`bigint.CrtFixedBase` table once this key has asked ``OWNER_TABLES_AFTER`` times."""
+    by a :class:`bigint.CrtFixedBase` table once this key has asked ``OWNER_TABLES_AFTER`` times,
+    by a wider one from the ``OWNER_WIDE_TABLES_AFTER``-th time on (the narrow one is dropped)."""
     uses = _owner_value(secret, ("uses", base, max_bits), lambda: [0])
     with _OWNER_LOCK:
         uses[0] += 1
-        due = uses[0] >= OWNER_TABLES_AFTER
-    if not due:
+        count = uses[0]
+    if count < OWNER_TABLES_AFTER:
         return partial(crt.powmod, base)
-    table: bigint.CrtFixedBase = _owner_value(secret, ("table", base, max_bits),
-                                              lambda: bigint.CrtFixedBase(base, crt, max_bits))
+    narrow, wide = OWNER_WINDOWS
+    window = wide if count >= OWNER_WIDE_TABLES_AFTER else narrow
+    table: bigint.CrtFixedBase = _owner_value(secret, ("table", base, max_bits, window),
+                                              lambda: bigint.CrtFixedBase(base, crt, max_bits, window))
+    if window != narrow:
+        with _OWNER_LOCK:
+            _OWNER.get(secret, {}).pop(("table", base, max_bits, narrow), None)
     return table.pow
 
 
@@ -635,12 +654,7 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
     n_hat = st.params.n_hat
     require_units(proof.W, n_hat, "c3 W", 3)
     require_units(proof.A, n_hat, "c3 A", 3)
-    require_unit(proof.z_enc, st.pk.n, "c3 z_enc")
-    for name, value in (("c3", st.c3), ("C'", proof.C), ("c_key", st.c_key)):
-        try:
-            paillier.validate_ciphertext(st.pk, value)
-        except InvalidMessage:
-            raise ProofError(f"c3 proof: {name} is not a valid ciphertext") from None
+    _require_paillier_units(st, proof)
     for point in (proof.Y1, proof.Y2):
         if not isinstance(point, Point) or point.group is not st.r2.group or point.is_identity:
             raise ProofError("c3 proof: Y1 and Y2 must be non-identity points of the group")
@@ -649,6 +663,22 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
             raise ProofError(f"c3 proof: z{i + 1} out of range")
     if any(not isinstance(v, int) or v < 0 for v in proof.zeta):
         raise ProofError("c3 proof: ζ must be non-negative integers")
+
+
+def _require_paillier_units(st: C3Statement, proof: C3Proof) -> None:
+    """z_enc ∈ Z*_N and c3, C', c_key valid ciphertexts (0 < c < N², a unit modulo N), with one
+    gcd for the four (``fields.first_non_unit``); a failure names the first bad value."""
+    n, n2 = st.pk.n, st.pk.n_squared
+    named = (("c3 z_enc", proof.z_enc, n), ("c3", st.c3, n2), ("C'", proof.C, n2), ("c_key", st.c_key, n2))
+    bad = next((name for name, value, bound in named
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < bound), None)
+    if bad is None:
+        index = first_non_unit([value % n for _, value, _ in named], n)
+        bad = None if index is None else named[index][0]
+    if bad == "c3 z_enc":
+        raise ProofError("c3 z_enc is not a unit modulo the modulus")
+    if bad is not None:
+        raise ProofError(f"c3 proof: {bad} is not a valid ciphertext")
 
 
 # Not parkable (``protocols.state``): single-use randomness never leaves the custodian's memory.

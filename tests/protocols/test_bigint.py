@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import secrets
 import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from protocols import bigint, primes
@@ -149,3 +151,48 @@ def test_crt_fixed_base_matches_powmod(exponent: int, bits: int | None) -> None:
     assert table.pow(exponent) == bigint.powmod(base, exponent, key.n)
     assert "<secret>" in repr(table) and str(key.p) not in repr(table)
     assert table.entries > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(exponent=st.integers(0, 2**700), window=st.integers(1, 8), backend=st.sampled_from(bigint.available_backends()))
+def test_fixed_base_every_window_matches_powmod(exponent: int, window: int, backend: str) -> None:
+    """Every window size, the 8-bit one by the exponent's bytes, against plain ``pow`` (exponents
+    up to and beyond the table's 600 bits, with zero bytes and zero digits)."""
+    modulus = (1 << 607) - 1
+    base = 0xFEEDFACE ** 9 % modulus
+    with bigint_backend(backend):
+        table = _fixed_base_table(base, modulus, window)
+        for e in (exponent, exponent >> 300, exponent & ~0xFF00FF, 1 << 599, (1 << 600) - 1):
+            assert table.pow(e) == pow(base, e, modulus)
+
+
+@functools.lru_cache(maxsize=32)
+def _fixed_base_table(base: int, modulus: int, window: int) -> bigint.FixedBase:
+    return bigint.FixedBase(base, modulus, 600, window)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.integers(1, 2**256), min_size=1, max_size=8), bad=st.lists(st.integers(0, 7), max_size=3))
+def test_first_non_unit_is_the_per_value_verdict(values: list[int], bad: list[int]) -> None:
+    """One gcd of the product against one gcd per value: the same first bad index (or None)."""
+    from protocols.zk.fields import first_non_unit
+
+    modulus = 1009 * 1013 * 65537
+    values = [v * (1009 if i in bad else 1) % modulus or 1 for i, v in enumerate(values)]
+    expected = next((i for i, v in enumerate(values) if math.gcd(v, modulus) != 1), None)
+    assert first_non_unit(values, modulus) == expected
+
+
+@settings(max_examples=10, deadline=None)
+@given(base=st.integers(1, 2**4200), exponent=st.integers(-(2**1100), 2**1100))
+def test_crt_powmod_of_unreduced_bases_matches_powmod(base: int, exponent: int) -> None:
+    """``CrtModulus.powmod`` leaves the base's reduction to ``powmod``: bases above the modulus
+    and negative exponents give plain modular exponentiation's values (units only, as documented)."""
+    key = paillier_keys()[0]
+    n, n2 = key.n, key.public_key.n_squared
+    base = base * base + 1
+    assume(math.gcd(base, n) == 1)
+    expected = (bigint.powmod(base % n, exponent, n), bigint.powmod(base % n2, exponent, n2))
+    for backend in bigint.available_backends():
+        with bigint_backend(backend):
+            assert (key.crt_n.powmod(base, exponent), key.crt_n_squared.powmod(base, exponent)) == expected

@@ -18,6 +18,7 @@ from protocols import bigint, paillier
 from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.transcript import Transcript
 from protocols.zk import c3
+from protocols.zk.fields import encode_nats
 from tests.fixtures import bigint_backend, paillier_keys, ring_pedersen_sets
 
 SK = paillier_keys()[0]
@@ -298,3 +299,55 @@ def test_the_owners_tables_are_made_once_they_pay_and_go_with_the_key() -> None:
         del secret, powers
         gc.collect()
         assert len(c3._OWNER) == 0
+
+
+def test_the_owners_wide_tables_replace_the_narrow_ones() -> None:
+    """From the ``OWNER_WIDE_TABLES_AFTER``-th use on the key owner's powers come from a table of
+    ``OWNER_WINDOWS[1]``-bit windows, the narrow table is dropped, and every stage gives the same
+    values as plain exponentiation."""
+    secret = paillier.PaillierSecretKey(SK.p, SK.q)
+    before = c3.OWNER_WIDE_TABLES_AFTER
+    c3.OWNER_WIDE_TABLES_AFTER = 3
+    try:
+        with owner_tables(2):
+            powers = [c3._owner_power(secret, 7, secret.crt_n, 200) for _ in range(4)]
+            windows = [getattr(p, "__self__", None) and p.__self__._tables[0].window for p in powers]  # type: ignore[attr-defined]
+            assert windows == [None, c3.OWNER_WINDOWS[0], c3.OWNER_WINDOWS[1], c3.OWNER_WINDOWS[1]]
+            tables = {key[3] for key in c3._OWNER[secret] if key[0] == "table"}
+            assert tables == {c3.OWNER_WINDOWS[1]}  # the narrow one went
+            for exponent in (0, 1, 2**200 - 1, -5, 2**2100 + 3, secrets.randbits(200)):
+                assert {p(exponent) for p in powers} == {pow(7, exponent, SK.n)}
+    finally:
+        c3.OWNER_WIDE_TABLES_AFTER = before
+
+
+@pytest.mark.parametrize("field, index", [("W", 0), ("W", 2), ("A", 1)])
+def test_a_commitment_sharing_a_factor_with_n_hat_is_named(
+    honest: tuple[c3.C3Statement, c3.C3Proof], field: str, index: int
+) -> None:
+    """One gcd checks all of W and A (their product); a failure still names the bad value, in
+    decoding (``InvalidMessage``) and in ``verify`` (``ProofError``)."""
+    statement, proof = honest
+    values = list(getattr(proof, field))
+    values[index] = int(RP_SECRET.p) * 3  # in range, not a unit
+    payload = {**proof.to_payload(), field: encode_nats(values)}
+    with pytest.raises(InvalidMessage, match=rf"{field}\[{index}\] must be a unit"):
+        c3.C3Proof.from_payload(payload, statement)
+    with pytest.raises(ProofError, match=f"c3 {field} is not a unit"):
+        c3.verify(statement, dataclasses.replace(proof, **{field: tuple(values)}), transcript())
+
+
+@pytest.mark.parametrize("name", ["z_enc", "c3", "C'", "c_key"])
+def test_a_paillier_value_sharing_a_factor_with_n_is_named(honest: tuple[c3.C3Statement, c3.C3Proof], name: str) -> None:
+    """z_enc, c3, C' and c_key are checked with one gcd modulo N; the one that is not a unit is named."""
+    statement, proof = honest
+    bad = int(SK.p) * 5
+    if name == "z_enc":
+        proof = dataclasses.replace(proof, z_enc=bad)
+    elif name == "C'":
+        proof = dataclasses.replace(proof, C=bad)
+    else:
+        statement = dataclasses.replace(statement, **{name: bad})
+    expected = "c3 z_enc is not a unit" if name == "z_enc" else f"c3 proof: {name} is not a valid ciphertext"
+    with pytest.raises(ProofError, match=expected):
+        c3.verify(statement, proof, transcript())
