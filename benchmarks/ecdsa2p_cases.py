@@ -124,7 +124,7 @@ _WARM_TABLES = c3.PROVER_TABLES
 def _first_sign() -> None:
     """Untimed: empty prover tables (a new cache) and the client's verifier tables forgotten, as
     for a client's first sign in a process on both sides."""
-    c3.PROVER_TABLES = bigint.FixedBaseCache(48)
+    c3.PROVER_TABLES = bigint.FixedBaseCache(48, max_bytes=c3.PROVER_TABLE_BYTES)
     c3.forget_owner_tables()
 
 

@@ -262,6 +262,9 @@ class CrtModulus:
         return self.combine(r1, r2)
 
 
+_INT_HEADER_BYTES = 32  # an mpz or int object's header, about (sys.getsizeof less the digits)
+
+
 class FixedBase:
     """``base^e mod m`` for many non-negative ``e`` below ``2^max_bits``, by a table of
     ``base^(j·2^(w·i))`` for every ``w``-bit window i and digit j: one multiplication per window
@@ -297,6 +300,11 @@ class FixedBase:
     def entries(self) -> int:
         """How many residues the table holds (⌈max_bits/w⌉·2^w: its memory, for sizing a cache)."""
         return len(self._rows) << self.window
+
+    @property
+    def nbytes(self) -> int:
+        """The table's memory, roughly: its residues' bytes and each integer object's header."""
+        return self.entries * ((self.modulus.bit_length() + 7) // 8 + _INT_HEADER_BYTES)
 
     def pow(self, exponent: int) -> int:
         """``base^exponent mod modulus``: the product over the exponent's non-zero ``w``-bit
@@ -377,12 +385,14 @@ class FixedBaseCache:
     multiplication each, against the table's ⌈max_bits/w⌉·(2^w − 1) multiplications). So a base
     used a few times (a client that signs once in this process) never pays for a table, and one
     used often pays at most twice the best of either. Keeps the ``size`` most recently used
-    tables and the charges of the ``seen`` most recent other bases; thread-safe. Public values only."""
+    tables, at most ``max_bytes`` of them (:meth:`FixedBase.nbytes`; the most recent table is
+    kept even if it alone is larger), and the charges of the ``seen`` most recent other bases;
+    thread-safe. Public values only."""
 
-    def __init__(self, size: int, seen: int = 4096) -> None:
-        if size < 1 or seen < 1:
-            raise UsageError("fixed-base cache: size and seen must be positive")
-        self._size, self._seen_max = size, seen
+    def __init__(self, size: int, seen: int = 4096, *, max_bytes: int | None = None) -> None:
+        if size < 1 or seen < 1 or (max_bytes is not None and max_bytes < 1):
+            raise UsageError("fixed-base cache: size, seen and max_bytes must be positive")
+        self._size, self._seen_max, self._max_bytes = size, seen, max_bytes
         self._tables: OrderedDict[tuple[int, int, int, int], FixedBase] = OrderedDict()
         self._charged: OrderedDict[tuple[int, int, int, int], int] = OrderedDict()
         self._lock = threading.Lock()
@@ -409,7 +419,14 @@ class FixedBaseCache:
             self._charged.pop(key, None)
             self._tables[key] = table
             _trim(self._tables, self._size)
+            while self._max_bytes is not None and len(self._tables) > 1 and self.nbytes > self._max_bytes:
+                self._tables.popitem(last=False)
         return table
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the kept tables take, roughly (:meth:`FixedBase.nbytes`)."""
+        return sum(table.nbytes for table in self._tables.values())
 
     def _charge(self, key: tuple[int, int, int, int], bits: int) -> None:
         with self._lock:

@@ -118,6 +118,7 @@ __all__ = [
     "draw_alpha",
     "prover_table",
     "PROVER_TABLES",
+    "PROVER_TABLE_BYTES",
     "c_key_table",
     "s_table",
     "t_table",
@@ -316,12 +317,18 @@ T_WINDOW = 8  # t modulo N̂, six powers per sign of 2176-2432 bits (μ_i, γ_i)
 S_WINDOW = 8  # s modulo N̂, six powers per sign of 256-1411 bits (w_i, α_i): 11.6 MB per client
 
 
-PROVER_TABLES = bigint.FixedBaseCache(48)
-"""The prover's tables (public values only): 48 kept, three per client (about 11.6 MB for s,
-19.9 MB for t, 8.4 MB for c_key' at the default level: ~40 MB per client, ~640 MB for 16 clients;
-~72 MB per client at the 128-bit level), each made once the plain powers of its base have cost
-as much as the table (``bigint.FixedBaseCache``: t's after six signs, s's after eleven, c_key''s
-after nineteen)."""
+PROVER_TABLE_BYTES = 256 << 20
+"""The memory the prover's tables may take in one process (``PROVER_TABLES``), 256 MiB: about six
+clients' tables at the default level, three at the 128-bit level. A process serving more frequent
+signers than that keeps the most recently used; the others sign by plain powers until their
+tables pay again. Set ``c3.PROVER_TABLES`` to a cache of another size to change it."""
+
+PROVER_TABLES = bigint.FixedBaseCache(48, max_bytes=PROVER_TABLE_BYTES)
+"""The prover's tables (public values only), three per client (about 11.6 MB for s, 19.9 MB for
+t, 8.4 MB for c_key' at the default level: ~40 MB per client; ~72 MB per client at the 128-bit
+level), at most ``PROVER_TABLE_BYTES`` together; each made once the plain powers of its base
+have cost as much as the table (``bigint.FixedBaseCache``: t's after six signs, s's after
+eleven, c_key''s after nineteen)."""
 
 
 def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:

@@ -76,3 +76,23 @@ def test_threads_share_one_cache() -> None:
     for thread in threads:
         thread.join()
     assert not errors and isinstance(cache.get(5, MODULUS, BITS, WINDOW), bigint.FixedBase)
+
+
+def _paid_table(cache: bigint.FixedBaseCache, base: int) -> bigint.FixedBase | bigint.PlainBase:
+    cache.get(base, MODULUS, BITS, WINDOW).pow(2**TABLE_COST - 1)  # one power pays the rent
+    return cache.get(base, MODULUS, BITS, WINDOW)
+
+
+def test_a_memory_budget_keeps_the_most_recent_tables_that_fit() -> None:
+    one = _paid_table(bigint.FixedBaseCache(8), 2)
+    assert isinstance(one, bigint.FixedBase)
+    assert one.nbytes == one.entries * (66 + 32)  # a 521-bit modulus: 66 bytes a residue
+    cache = bigint.FixedBaseCache(8, max_bytes=2 * one.nbytes + 1)
+    for base in (2, 3, 5):
+        assert isinstance(_paid_table(cache, base), bigint.FixedBase)
+    assert len(cache) == 2 and cache.nbytes <= 2 * one.nbytes + 1  # base 2's table went
+    assert isinstance(cache.get(2, MODULUS, BITS, WINDOW), bigint.PlainBase)
+    small = bigint.FixedBaseCache(8, max_bytes=1)  # smaller than any table: the newest one stays
+    assert isinstance(_paid_table(small, 7), bigint.FixedBase) and len(small) == 1
+    with pytest.raises(UsageError):
+        bigint.FixedBaseCache(8, max_bytes=0)
