@@ -41,7 +41,7 @@ from protocols import bigint, paillier, randomness
 from protocols.commitments import COMMITMENT_LENGTH, NONCE_LENGTH
 from protocols.ecdsa2p.common import CLIENT, CUSTODIAN, GROUP, TwoPartySession, point_and_proof_bytes
 from protocols.ecdsa2p.shares import P1KeyShare, P2KeyShare
-from protocols.ecdsa2p.signature import Signature, digest_to_int, recover_public_key, verify_signature
+from protocols.ecdsa2p.signature import Signature, digest_to_int, verified_nonce_point, verify_signature
 from protocols.encoding import get_bytes, get_point, get_scalar, require_keys
 from protocols.errors import InvalidMessage, KeyLocked, ProtocolAbort, ShareMismatch, UsageError, require_instance
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
@@ -421,15 +421,14 @@ def decode_signature(payload: Any) -> Signature:
 
 def check_client_signature(public_point: Point, digest: bytes, r: int, signature: Signature) -> None:
     """P2's check of the signature P1 hands over: its r, (r, s) under Q, and its recovery id."""
-    if signature.r != r or not verify_signature(public_point, digest, signature):
+    nonce_point = verified_nonce_point(public_point, digest, signature) if signature.r == r else None
+    if nonce_point is None:
         raise ProtocolAbort("the client's signature does not verify", CLIENT)
     # (r, s) verifying says nothing about recid: a wrong one would make every recovering
-    # verifier (Ethereum's ecrecover) derive another address.
-    try:
-        recovered = recover_public_key(digest, signature)
-    except InvalidMessage:
-        recovered = None
-    if recovered != public_point:
+    # verifier (Ethereum's ecrecover) derive another address. The recid recovers the public key
+    # exactly when it names the verified R' (SEC1 4.1.6: x = r or r + q, y's parity).
+    x, y = nonce_point
+    if signature.recid != (y & 1) | (2 if x >= Q else 0):
         raise ProtocolAbort("the client's recovery id does not recover the public key", CLIENT)
 
 

@@ -78,14 +78,24 @@ class Signature:
 
 def verify_signature(public_key: Point, digest: bytes, signature: Signature) -> bool:
     """Standard ECDSA verification (SEC1 4.1.4); rejects r, s outside [1, q) and R = ∞."""
+    return verified_nonce_point(public_key, digest, signature) is not None
+
+
+def verified_nonce_point(public_key: Point, digest: bytes, signature: Signature) -> tuple[int, int] | None:
+    """The affine (x, y) of R' = s⁻¹·(e·G + r·Q) when (r, s) verifies (SEC1 4.1.4: x mod q = r),
+    else None. R' is the point the signature recovers to: its recovery id is
+    ``y & 1 | (2 if x >= q else 0)`` (SEC1 4.1.6), so one verification also checks a recid."""
     if public_key.group is not secp256k1 or public_key.is_identity:
-        return False
+        return None
     r, s = signature.r, signature.s
     if not (0 < r < Q and 0 < s < Q):
-        return False
+        return None
     w = pow(s, -1, Q)
     point = secp256k1.base_mul(digest_to_int(digest) * w) + public_key * (r * w)
-    return not point.is_identity and secp256k1.affine(point)[0] % Q == r
+    if point.is_identity:
+        return None
+    x, y = secp256k1.affine(point)
+    return (x, y) if x % Q == r else None
 
 
 def recover_public_key(digest: bytes, signature: Signature) -> Point:

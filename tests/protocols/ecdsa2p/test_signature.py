@@ -14,11 +14,14 @@ from typing import Any
 
 import ecdsa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ecdsa.util import sigdecode_der, sigencode_der
 
 from curves import InvalidEncoding, secp256k1
 from curves.secp256k1 import P as FIELD_P
 from protocols.ecdsa2p import Signature, recover_public_key, verify_signature
+from protocols.ecdsa2p.signature import verified_nonce_point
 from protocols.errors import InvalidMessage, UsageError
 from tests.fixtures.vectors import load_vector
 from tests.protocols.ecdsa2p.harness import check_signature
@@ -170,3 +173,34 @@ def test_python_ecdsa_signatures_verify_after_low_s_normalisation() -> None:
         digest = hashlib.sha256(bytes([i])).digest()
         r, s = sigdecode_der(key.sign_digest(digest, sigencode=sigencode_der), Q)
         assert verify_signature(public, digest, Signature(r, min(s, Q - s), 0))
+
+
+def _recovers(public: Any, digest: bytes, sig: Signature) -> bool:
+    try:
+        return recover_public_key(digest, sig) == public
+    except InvalidMessage:
+        return False
+
+
+@settings(max_examples=25, deadline=None)
+@given(secret=st.integers(1, Q - 1), nonce=st.integers(1, Q - 1), digest=st.binary(min_size=32, max_size=32))
+def test_the_verified_nonce_point_names_the_recid_that_recovers(secret: int, nonce: int, digest: bytes) -> None:
+    """The custodian's one-verification recid check (``sign.check_client_signature``) accepts
+    exactly the recovery id that recovers the key (SEC1 4.1.6), of the four."""
+    public = secp256k1.base_mul(secret)
+    r_point = secp256k1.base_mul(nonce)
+    r = secp256k1.affine(r_point)[0] % Q
+    s = pow(nonce, -1, Q) * (int.from_bytes(digest, "big") % Q + r * secret) % Q
+    signed = Signature.from_nonce_point(r_point, s)
+    for recid in range(4):
+        sig = Signature(signed.r, signed.s, recid)
+        x, y = verified_nonce_point(public, digest, sig)  # type: ignore[misc]
+        assert (recid == (y & 1) | (2 if x >= Q else 0)) == _recovers(public, digest, sig)
+    other_s = signed.s - 1 if signed.s > 1 else 2  # still low-s; no longer the signature
+    assert verified_nonce_point(public, digest, Signature(signed.r, other_s, signed.recid)) is None
+
+
+def test_the_verified_nonce_point_of_a_large_x() -> None:
+    public, digest, sig = _signature_with_large_x()
+    x, y = verified_nonce_point(public, digest, sig)  # type: ignore[misc]
+    assert x >= Q and sig.recid == (y & 1) | 2
