@@ -15,6 +15,13 @@ Steps::
              sides, none stored
   result     ``SignResult`` on both sides (the client has it first)
 
+Framing (docs/architecture.md, "The sign operation's channel"): a sign has one child and one
+step of its own (the hello), and its child's rounds alternate between the two parties, one
+message each; so its messages are the child's re-enveloped (``wallet/sign``, the operation's
+session id, the child's round number, the child's payload), and the client's first one carries the
+hello beside its child's first payload (``{"hello": {...}, "message": {...}}``): three messages
+for FROST, as the protocol alone sends, each encoded and parsed once.
+
 The client's side is not parkable: it holds the device's nonces, and a device never stores a
 single-use secret. A decryption marker left by a crash (older than
 ``DECRYPTION_MARKER_SECONDS``) locks the ECDSA share at the next signing operation.
@@ -35,8 +42,9 @@ from curves import Point, group_by_name
 from mpc import hd
 from protocols import ecdsa2p, frost
 from protocols.encoding import get_point
-from protocols.errors import KeyLocked, MPCError, UsageError
-from protocols.rounds import Message
+from protocols.compose import Composite
+from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, MPCError, UsageError
+from protocols.rounds import Message, Session
 from protocols.state import register_attrs
 
 
@@ -165,7 +173,111 @@ def lock_after_interrupted_decryptions(client: Device) -> None:
         client.keychain.delete(name, missing_ok=True)
 
 
-class ClientSign(ClientOperation):
+_FIRST_KEYS = frozenset({"hello", "message"})
+
+
+class _SignChannel(Composite):
+    """The channel of both roles of ``sign`` (module docstring, "Framing"): the one child's
+    messages re-enveloped, the client's hello beside its child's first payload.
+
+    What ``Composite`` guarantees holds here too: the envelope of every message (protocol,
+    session id, the two parties) is checked before anything is decoded; a round ahead of the one
+    awaited is a ``FutureMessage``, one behind it a duplicate; the child's message is made by the
+    ``Message`` constructor's checks, then checked and decoded by the child itself; a rejected
+    message changes nothing (the custodian registers its child only once the first message, hello
+    and child payload, was accepted). A custodian made without a session id takes the id of the
+    client's first message unless that message is rejected."""
+
+    curve: str
+
+    def start(self) -> list[Message]:
+        messages = super().start()
+        self._round = self._awaited_round()
+        return messages
+
+    def _awaited_round(self) -> int | None:
+        """The round the child waits for (1 on the custodian before its child exists)."""
+        child = self._children.get(self.curve)
+        return 1 if child is None else child.awaiting_round
+
+    def _envelope(self, message: Message, payload: Mapping[str, Any]) -> Message:
+        """The operation's message carrying ``payload`` in the place of the child's ``message``."""
+        self._sent += 1
+        return Message(self.protocol, self.session_id, message.round, self.party_id, self.peer, payload)
+
+    def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
+        return [self._envelope(m, m.payload) for m in messages]
+
+    def receive(self, msg: Message) -> list[Message]:
+        self._raise_if_aborted()
+        if not isinstance(msg, Message):
+            raise InvalidMessage("not a Message")
+        if self._unbound and msg.protocol == self.protocol and msg.round == 1:
+            return self._receive_binding(msg)
+        self._check_channel_envelope(msg)
+        child = self._children.get(self.curve)
+        if child is None:
+            return self._receive_first(msg)
+        inner = Message(child.protocol, child.session_id, msg.round, msg.sender, msg.recipient, msg.payload)
+        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        return self._accept(produced)
+
+    def _receive_binding(self, msg: Message) -> list[Message]:
+        """Take the session id of the client's first message, unless that message is rejected."""
+        self.session_id, self._unbound = msg.session_id, False
+        try:
+            # ``_SignChannel.receive``: the custodian's own ``receive`` (its derived-randomness scope)
+            # is running for this message already.
+            return _SignChannel.receive(self, msg)
+        except Exception:
+            if self._next_from_peer == 1:
+                self.session_id, self._unbound = bytes(32), True
+            raise
+
+    def _check_channel_envelope(self, msg: Message) -> None:
+        if msg.protocol != self.protocol:
+            raise InvalidMessage(f"message for protocol {msg.protocol!r}, expected {self.protocol!r}")
+        if self._unbound:
+            raise FutureMessage("waiting for the peer's first message")
+        if msg.session_id != self.session_id:
+            raise InvalidMessage("message for another session")
+        if msg.sender != self.peer or msg.recipient != self.party_id:
+            raise InvalidMessage("message between the wrong parties")
+        if self._done:
+            raise InvalidMessage("session already finished")
+        if not self._started or self._round is None or msg.round > self._round:
+            raise FutureMessage("message ahead of the awaited round")
+        if msg.round < self._round:
+            raise InvalidMessage("duplicate or past message")
+
+    def _receive_first(self, msg: Message) -> list[Message]:
+        """The client's first message (the custodian's side): the hello is checked, then a fresh
+        child takes the child's first payload; both are kept only if both are accepted."""
+        payload = msg.payload
+        if set(payload) != _FIRST_KEYS or not isinstance(payload["hello"], Mapping) \
+                or not isinstance(payload["message"], Mapping):
+            raise InvalidMessage("the client's first message carries its hello and its child's first message")
+        hello = self._guard(lambda: self._decode_pure("hello", payload["hello"], msg.sender), culprit=msg.sender)
+        child = self._first_child()
+        if child.start():
+            raise UsageError("the custodian's signing session must not speak first")
+        inner = Message(child.protocol, child.session_id, msg.round, msg.sender, msg.recipient, payload["message"])
+        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        self._children[self.curve] = child
+        self._on_hello(hello)
+        return self._accept(produced)
+
+    def _first_child(self) -> Session:
+        raise InvalidMessage("unexpected first message")
+
+    def _accept(self, produced: list[Message]) -> list[Message]:
+        """The peer's message was accepted: the next one is awaited, the child's replies go out."""
+        self._next_from_peer += 1
+        self._round = self._awaited_round()
+        return self._wrap_children(self.curve, produced) + self._guard(self._check_children_done)
+
+
+class ClientSign(ClientOperation, _SignChannel):
     """The device's side of ``sign``: ECDSA P1 (with the decryption guard) or the FROST initiator.
     Not parkable: it holds the device's nonces (docs/threat-model.md, rollback)."""
 
@@ -191,8 +303,13 @@ class ClientSign(ClientOperation):
         child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
         return sign_hello(self.client.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
 
-    def _start(self) -> list[Message]:
-        return self._add_children({self.curve: self._session})
+    def _begin(self) -> list[Message]:
+        """The hello beside the child's first message (module docstring, "Framing")."""
+        first = self._session.start()
+        if len(first) != 1:
+            raise UsageError("a signing session's initiator sends one first message")
+        self._children[self.curve] = self._session
+        return [self._envelope(first[0], {"hello": self._hello(), "message": first[0].payload})]
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":
@@ -231,7 +348,7 @@ class ClientSign(ClientOperation):
         return cast(SignResult, super().result())
 
 
-class CustodianSign(CustodianOperation):
+class CustodianSign(CustodianOperation, _SignChannel):
     """The custodian's side of ``sign``: ECDSA P2 (with a precomputation from the pool, if any)
     or the FROST responder; parkable (its ECDSA state holds k2 once the client committed to R1;
     every step runs in ``CustodianOperation``'s derived randomness: docs/threat-model.md)."""
@@ -267,10 +384,10 @@ class CustodianSign(CustodianOperation):
                                 "or sign with the device that recovered")
         return expected
 
-    def _start(self) -> list[Message]:
-        child = sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,
-                           self._pool_source())
-        return self._add_children({self.curve: child})
+    def _first_child(self) -> Session:
+        """The signing session that takes the client's first message (made once its hello held)."""
+        return cast(Session, sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY,
+                                        self.data, self._pool_source()))
 
     def _pool_source(self) -> ecdsa2p.PrecomputationSource | None:
         """Where ECDSA P2 takes a precomputation in its round 3: this process's pool."""
