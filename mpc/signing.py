@@ -245,9 +245,10 @@ class _SignChannel(Composite):
             raise InvalidMessage("message between the wrong parties")
         if self._done:
             raise InvalidMessage("session already finished")
-        if not self._started or self._round is None or msg.round > self._round:
+        awaited = self._awaited_round()  # the child's own, whoever started this session
+        if not self._started or awaited is None or msg.round > awaited:
             raise FutureMessage("message ahead of the awaited round")
-        if msg.round < self._round:
+        if msg.round < awaited:
             raise InvalidMessage("duplicate or past message")
 
     def _receive_first(self, msg: Message) -> list[Message]:
