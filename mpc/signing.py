@@ -18,7 +18,7 @@ Steps::
 Framing (docs/architecture.md, "The sign operation's channel"): a sign has one child and one
 step of its own (the hello), and its child's rounds alternate between the two parties, one
 message each; so its messages are the child's re-enveloped (``wallet/sign``, the operation's
-session id, the child's round number, the child's payload), and the client's first one carries the
+session id, the sender's sequence number, the child's payload), and the client's first one carries the
 hello beside its child's first payload (``{"hello": {...}, "message": {...}}``): three messages
 for FROST, as the protocol alone sends, each encoded and parsed once.
 
@@ -176,80 +176,62 @@ def lock_after_interrupted_decryptions(client: Device) -> None:
 _FIRST_KEYS = frozenset({"hello", "message"})
 
 
+def _child_round(sequence: int, sender: int) -> int:
+    """The child's round of its sender's ``sequence``-th message: the signing protocols' rounds
+    alternate, one message each, the client's first (1, 3, 5 from the client; 2, 4 back)."""
+    return 2 * sequence - (1 if sender == CLIENT_PARTY else 0)
+
+
 class _SignChannel(Composite):
     """The channel of both roles of ``sign`` (module docstring, "Framing"): the one child's
     messages re-enveloped, the client's hello beside its child's first payload.
 
-    What ``Composite`` guarantees holds here too: the envelope of every message (protocol,
-    session id, the two parties) is checked before anything is decoded; a round ahead of the one
-    awaited is a ``FutureMessage``, one behind it a duplicate; the child's message is made by the
-    ``Message`` constructor's checks, then checked and decoded by the child itself; a rejected
-    message changes nothing (the custodian registers its child only once the first message, hello
-    and child payload, was accepted). A custodian made without a session id takes the id of the
-    client's first message unless that message is rejected."""
+    What ``Composite`` guarantees holds here too, by its own envelope check: protocol, session
+    id and the two parties are checked before anything is decoded, and the envelope's round is
+    the sender's sequence number (a message ahead of the next one is a ``FutureMessage``, one
+    behind it a duplicate). The child's message is made by the ``Message`` constructor's checks
+    with the child's round for that sequence number, then checked and decoded by the child
+    itself. A rejected message changes nothing: the custodian registers its child only once the
+    first message, hello and child payload, was accepted, and a custodian made without a session
+    id takes the id of the client's first message only if that message is accepted."""
 
     curve: str
-
-    def start(self) -> list[Message]:
-        messages = super().start()
-        self._round = self._awaited_round()
-        return messages
-
-    def _awaited_round(self) -> int | None:
-        """The round the child waits for (1 on the custodian before its child exists)."""
-        child = self._children.get(self.curve)
-        return 1 if child is None else child.awaiting_round
 
     def _envelope(self, message: Message, payload: Mapping[str, Any]) -> Message:
         """The operation's message carrying ``payload`` in the place of the child's ``message``."""
         self._sent += 1
-        return Message(self.protocol, self.session_id, message.round, self.party_id, self.peer, payload)
+        if message.round != _child_round(self._sent, self.party_id):
+            raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
+        return Message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
         return [self._envelope(m, m.payload) for m in messages]
 
     def receive(self, msg: Message) -> list[Message]:
         self._raise_if_aborted()
-        if not isinstance(msg, Message):
-            raise InvalidMessage("not a Message")
-        if self._unbound and msg.protocol == self.protocol and msg.round == 1:
-            return self._receive_binding(msg)
-        self._check_channel_envelope(msg)
-        child = self._children.get(self.curve)
-        if child is None:
-            return self._receive_first(msg)
-        inner = Message(child.protocol, child.session_id, msg.round, msg.sender, msg.recipient, msg.payload)
-        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
-        return self._accept(produced)
-
-    def _receive_binding(self, msg: Message) -> list[Message]:
-        """Take the session id of the client's first message, unless that message is rejected."""
-        self.session_id, self._unbound = msg.session_id, False
+        binding = self._unbound and isinstance(msg, Message) and msg.round == 1
+        if binding:
+            self.session_id, self._unbound = msg.session_id, False
         try:
-            # ``_SignChannel.receive``: the custodian's own ``receive`` (its derived-randomness scope)
-            # is running for this message already.
-            return _SignChannel.receive(self, msg)
+            return self._receive_enveloped(msg)
         except Exception:
-            if self._next_from_peer == 1:
+            if binding and self._next_from_peer == 1:  # rejected: the custodian stays unbound
                 self.session_id, self._unbound = bytes(32), True
             raise
 
-    def _check_channel_envelope(self, msg: Message) -> None:
-        if msg.protocol != self.protocol:
-            raise InvalidMessage(f"message for protocol {msg.protocol!r}, expected {self.protocol!r}")
-        if self._unbound:
-            raise FutureMessage("waiting for the peer's first message")
-        if msg.session_id != self.session_id:
-            raise InvalidMessage("message for another session")
-        if msg.sender != self.peer or msg.recipient != self.party_id:
-            raise InvalidMessage("message between the wrong parties")
-        if self._done:
-            raise InvalidMessage("session already finished")
-        awaited = self._awaited_round()  # the child's own, whoever started this session
-        if not self._started or awaited is None or msg.round > awaited:
-            raise FutureMessage("message ahead of the awaited round")
-        if msg.round < awaited:
-            raise InvalidMessage("duplicate or past message")
+    def _receive_enveloped(self, msg: Message) -> list[Message]:
+        self._check_outer_envelope(msg)
+        child = self._children.get(self.curve)
+        if child is None:
+            return self._receive_first(msg)
+        inner = self._inner(child, msg, msg.payload)
+        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        return self._accept(produced)
+
+    def _inner(self, child: Session, msg: Message, payload: Mapping[str, Any]) -> Message:
+        """The child's message that ``msg`` carries (its payload ``payload``)."""
+        return Message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
+                       msg.recipient, payload)
 
     def _receive_first(self, msg: Message) -> list[Message]:
         """The client's first message (the custodian's side): the hello is checked, then a fresh
@@ -262,7 +244,7 @@ class _SignChannel(Composite):
         child = self._first_child()
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
-        inner = Message(child.protocol, child.session_id, msg.round, msg.sender, msg.recipient, payload["message"])
+        inner = self._inner(child, msg, payload["message"])
         produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
         self._children[self.curve] = child
         self._on_hello(hello)
@@ -271,10 +253,12 @@ class _SignChannel(Composite):
     def _first_child(self) -> Session:
         raise InvalidMessage("unexpected first message")
 
+    def _on_hello(self, hello: Mapping[str, Any]) -> None:
+        """The client's hello was accepted (``CustodianOperation._on_hello``)."""
+
     def _accept(self, produced: list[Message]) -> list[Message]:
         """The peer's message was accepted: the next one is awaited, the child's replies go out."""
-        self._next_from_peer += 1
-        self._round = self._awaited_round()
+        self._accepted()
         return self._wrap_children(self.curve, produced) + self._guard(self._check_children_done)
 
 

@@ -169,7 +169,7 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
     pk = client.signing_share("secp256k1").paillier.public_key
 
     def crafted_c3(msg: Message) -> Message:
-        if msg.protocol == "wallet/sign" and msg.round == 4:  # P2's c3, carried flat (mpc.signing)
+        if msg.protocol == "wallet/sign" and msg.sender == 2 and msg.round == 2:  # P2's c3 (mpc.signing)
             return dataclasses.replace(msg, payload={"c3": paillier.encode_ciphertext(paillier.encrypt(pk, 7)[0])})
         return msg
 

@@ -127,7 +127,7 @@ class Transcript:
         carries its one child's messages flat: mpc.signing, "Framing")."""
         return [out.payload if out.protocol == "wallet/sign" else out.payload["message"]["payload"]
                 for _, outs in self.steps for out in outs
-                if (out.protocol == "wallet/sign" and out.round == round_no)
+                if (out.protocol == "wallet/sign" and 2 * out.round == round_no)  # the custodian's k-th: round 2k
                 or (out.payload.get("child") == child and out.payload["message"]["round"] == round_no)]
 
 
