@@ -223,8 +223,8 @@ class CustodianOperation(Composite):
         # released when the operation ends.
         # A password guess ("oprf") takes no lock either: a wrong password must not block the
         # next try; the guess is counted instead (``mpc.backup.attempts``).
-        starts_work = isinstance(msg, Message) and msg.payload.get("step") not in ("hello", "oprf")
-        newly = self.exclusive and starts_work and not self._holds_lock and not self.done and self.aborted is None
+        newly = (self.exclusive and not self._holds_lock and not self.done and self.aborted is None
+                 and isinstance(msg, Message) and msg.payload.get("step") not in ("hello", "oprf"))
         if newly:
             self.custodian._acquire(self.client_id, self.operation, self.session_id.hex())  # the lock names its holder
             self._holds_lock = True

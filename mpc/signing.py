@@ -15,6 +15,13 @@ Steps::
              sides, none stored
   result     ``SignResult`` on both sides (the client has it first)
 
+Framing (docs/architecture.md, "The sign operation's channel"): a sign has one child and one
+step of its own (the hello), and its child's rounds alternate between the two parties, one
+message each; so its messages are the child's re-enveloped (``wallet/sign``, the operation's
+session id, the sender's sequence number, the child's payload), and the client's first one carries the
+hello beside its child's first payload (``{"hello": {...}, "message": {...}}``): three messages
+for FROST, as the protocol alone sends, each encoded and parsed once.
+
 The client's side is not parkable: it holds the device's nonces, and a device never stores a
 single-use secret. A decryption marker left by a crash (older than
 ``DECRYPTION_MARKER_SECONDS``) locks the ECDSA share at the next signing operation.
@@ -35,8 +42,9 @@ from curves import Point, group_by_name
 from mpc import hd
 from protocols import ecdsa2p, frost
 from protocols.encoding import get_point
-from protocols.errors import KeyLocked, MPCError, UsageError
-from protocols.rounds import Message
+from protocols.compose import Composite
+from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, MPCError, UsageError
+from protocols.rounds import Message, Session
 from protocols.state import register_attrs
 
 
@@ -165,7 +173,96 @@ def lock_after_interrupted_decryptions(client: Device) -> None:
         client.keychain.delete(name, missing_ok=True)
 
 
-class ClientSign(ClientOperation):
+_FIRST_KEYS = frozenset({"hello", "message"})
+
+
+def _child_round(sequence: int, sender: int) -> int:
+    """The child's round of its sender's ``sequence``-th message: the signing protocols' rounds
+    alternate, one message each, the client's first (1, 3, 5 from the client; 2, 4 back)."""
+    return 2 * sequence - (1 if sender == CLIENT_PARTY else 0)
+
+
+class _SignChannel(Composite):
+    """The channel of both roles of ``sign`` (module docstring, "Framing"): the one child's
+    messages re-enveloped, the client's hello beside its child's first payload.
+
+    What ``Composite`` guarantees holds here too, by its own envelope check: protocol, session
+    id and the two parties are checked before anything is decoded, and the envelope's round is
+    the sender's sequence number (a message ahead of the next one is a ``FutureMessage``, one
+    behind it a duplicate). The child's message is made by the ``Message`` constructor's checks
+    with the child's round for that sequence number, then checked and decoded by the child
+    itself. A rejected message changes nothing: the custodian registers its child only once the
+    first message, hello and child payload, was accepted, and a custodian made without a session
+    id takes the id of the client's first message only if that message is accepted."""
+
+    curve: str
+
+    def _envelope(self, message: Message, payload: Mapping[str, Any]) -> Message:
+        """The operation's message carrying ``payload`` in the place of the child's ``message``."""
+        self._sent += 1
+        if message.round != _child_round(self._sent, self.party_id):
+            raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
+        return Message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
+
+    def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
+        return [self._envelope(m, m.payload) for m in messages]
+
+    def receive(self, msg: Message) -> list[Message]:
+        self._raise_if_aborted()
+        binding = self._unbound and isinstance(msg, Message) and msg.round == 1
+        if binding:
+            self.session_id, self._unbound = msg.session_id, False
+        try:
+            return self._receive_enveloped(msg)
+        except Exception:
+            if binding and self._next_from_peer == 1:  # rejected: the custodian stays unbound
+                self.session_id, self._unbound = bytes(32), True
+            raise
+
+    def _receive_enveloped(self, msg: Message) -> list[Message]:
+        self._check_outer_envelope(msg)
+        child = self._children.get(self.curve)
+        if child is None:
+            return self._receive_first(msg)
+        inner = self._inner(child, msg, msg.payload)
+        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        return self._accept(produced)
+
+    def _inner(self, child: Session, msg: Message, payload: Mapping[str, Any]) -> Message:
+        """The child's message that ``msg`` carries (its payload ``payload``)."""
+        return Message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
+                       msg.recipient, payload)
+
+    def _receive_first(self, msg: Message) -> list[Message]:
+        """The client's first message (the custodian's side): the hello is checked, then a fresh
+        child takes the child's first payload; both are kept only if both are accepted."""
+        payload = msg.payload
+        if set(payload) != _FIRST_KEYS or not isinstance(payload["hello"], Mapping) \
+                or not isinstance(payload["message"], Mapping):
+            raise InvalidMessage("the client's first message carries its hello and its child's first message")
+        hello = self._guard(lambda: self._decode_pure("hello", payload["hello"], msg.sender), culprit=msg.sender)
+        child = self._first_child()
+        if child.start():
+            raise UsageError("the custodian's signing session must not speak first")
+        inner = self._inner(child, msg, payload["message"])
+        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        self._children[self.curve] = child
+        self._on_hello(hello)
+        return self._accept(produced)
+
+    def _first_child(self) -> Session:
+        raise InvalidMessage("unexpected first message")
+
+    def _on_hello(self, hello: Mapping[str, Any]) -> None:
+        """The client's hello was accepted (``CustodianOperation._on_hello``)."""
+
+    def _accept(self, produced: list[Message]) -> list[Message]:
+        """The peer's message was accepted: the next one is awaited, the child's replies go out."""
+        self._accepted()
+        return self._wrap_children(self.curve, produced) + self._guard(self._check_children_done)
+
+
+class ClientSign(ClientOperation, _SignChannel):
     """The device's side of ``sign``: ECDSA P1 (with the decryption guard) or the FROST initiator.
     Not parkable: it holds the device's nonces (docs/threat-model.md, rollback)."""
 
@@ -191,8 +288,13 @@ class ClientSign(ClientOperation):
         child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
         return sign_hello(self.client.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
 
-    def _start(self) -> list[Message]:
-        return self._add_children({self.curve: self._session})
+    def _begin(self) -> list[Message]:
+        """The hello beside the child's first message (module docstring, "Framing")."""
+        first = self._session.start()
+        if len(first) != 1:
+            raise UsageError("a signing session's initiator sends one first message")
+        self._children[self.curve] = self._session
+        return [self._envelope(first[0], {"hello": self._hello(), "message": first[0].payload})]
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":
@@ -231,7 +333,7 @@ class ClientSign(ClientOperation):
         return cast(SignResult, super().result())
 
 
-class CustodianSign(CustodianOperation):
+class CustodianSign(CustodianOperation, _SignChannel):
     """The custodian's side of ``sign``: ECDSA P2 (with a precomputation from the pool, if any)
     or the FROST responder; parkable (its ECDSA state holds k2 once the client committed to R1;
     every step runs in ``CustodianOperation``'s derived randomness: docs/threat-model.md)."""
@@ -267,10 +369,10 @@ class CustodianSign(CustodianOperation):
                                 "or sign with the device that recovered")
         return expected
 
-    def _start(self) -> list[Message]:
-        child = sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY, self.data,
-                           self._pool_source())
-        return self._add_children({self.curve: child})
+    def _first_child(self) -> Session:
+        """The signing session that takes the client's first message (made once its hello held)."""
+        return cast(Session, sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY,
+                                        self.data, self._pool_source()))
 
     def _pool_source(self) -> ecdsa2p.PrecomputationSource | None:
         """Where ECDSA P2 takes a precomputation in its round 3: this process's pool."""

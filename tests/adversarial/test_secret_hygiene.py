@@ -169,14 +169,13 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
     pk = client.signing_share("secp256k1").paillier.public_key
 
     def crafted_c3(msg: Message) -> Message:
-        inner = msg.payload.get("message")
-        if msg.payload.get("child") == "secp256k1" and inner and inner["round"] == 4:
-            new_inner = {**inner, "payload": {"c3": paillier.encode_ciphertext(paillier.encrypt(pk, 7)[0])}}
-            return dataclasses.replace(msg, payload={"child": "secp256k1", "message": new_inner})
+        if msg.protocol == "wallet/sign" and msg.sender == 2 and msg.round == 2:  # P2's c3 (mpc.signing)
+            return dataclasses.replace(msg, payload={"c3": paillier.encode_ciphertext(paillier.encrypt(pk, 7)[0])})
         return msg
 
     expect_failure(lambda: [client.sign("ethereum", DIGEST), custodian.sign(cid, "ethereum", DIGEST)], crafted_c3)
-    for hostile in ({"step": "hello", "data": {"client_id": [1] * 3}}, {"child": "secp256k1", "message": {}}):
+    for hostile in ({"hello": {"client_id": [1] * 3}, "message": {}}, {"step": "hello", "data": {"client_id": [1] * 3}},
+                    {"child": "secp256k1", "message": {}}):
         session = custodian.sign(cid, "solana", MESSAGE)
         session.start()
         with pytest.raises(MPCError) as info:

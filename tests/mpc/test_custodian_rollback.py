@@ -123,8 +123,12 @@ class Transcript:
         return [m.to_bytes() for _, out in self.steps for m in out]
 
     def child_payloads(self, child: str, round_no: int) -> list[Any]:
-        return [out.payload["message"]["payload"] for _, outs in self.steps for out in outs
-                if out.payload.get("child") == child and out.payload["message"]["round"] == round_no]
+        """The payloads of child ``child``'s round ``round_no`` in the custodian's replies (a sign
+        carries its one child's messages flat: mpc.signing, "Framing")."""
+        return [out.payload if out.protocol == "wallet/sign" else out.payload["message"]["payload"]
+                for _, outs in self.steps for out in outs
+                if (out.protocol == "wallet/sign" and 2 * out.round == round_no)  # the custodian's k-th: round 2k
+                or (out.payload.get("child") == child and out.payload["message"]["round"] == round_no)]
 
 
 def step(custodian: mpc.Custodian, blob: bytes, msg: Message) -> tuple[bytes | None, list[Message]]:
@@ -204,13 +208,14 @@ def _start_sign(w: Wallet, chain: str, data: bytes, sid: bytes) -> tuple[Session
 
 
 @pytest.mark.parametrize("chain", ["ethereum", "solana"])
-def test_restore_between_hello_and_commitment(wallet: Wallet, backend: Backend, chain: str) -> None:
-    """Restored after the hello: the same commitment gets the same answer byte for byte, a
-    different commitment a fresh R2 (ECDSA) or fresh custodian commitments (FROST)."""
+def test_restore_before_the_commitment(wallet: Wallet, backend: Backend, chain: str) -> None:
+    """Restored before the client's first message (its hello with its commitment): the same
+    message gets the same answer byte for byte, a different commitment a fresh R2 (ECDSA) or
+    fresh custodian commitments (FROST)."""
     data, sid = data_for(chain, b"rollback"), secrets.token_bytes(32)
     client_a, out_a = _start_sign(wallet, chain, data, sid)
     blob, pending, _ = drive(wallet.custodian, park_new(wallet.custodian.sign(wallet.client_id, chain, data, sid)),
-                             client_a, out_a, stop_after=1)  # the hello only: parked before the commitment
+                             client_a, out_a, stop_after=0)  # parked as opened: before the commitment
     restore = backend.snapshot()
     replay_a = clone(client_a)
     assert blob is not None
@@ -224,8 +229,8 @@ def test_restore_between_hello_and_commitment(wallet: Wallet, backend: Backend, 
 
     restore()
     client_b, out_b = _start_sign(wallet, chain, data, sid)
-    assert out_b[0].to_bytes() == out_a[0].to_bytes() and out_b[1].to_bytes() != pending[0].to_bytes()
-    _, _, run_b = drive(mpc.Custodian(backend.store), blob, client_b, out_b[1:])
+    assert out_b[0].payload["hello"] == out_a[0].payload["hello"] and out_b[0].to_bytes() != pending[0].to_bytes()
+    _, _, run_b = drive(mpc.Custodian(backend.store), blob, client_b, out_b)
     verify_result(client_b.result(), data)
     child = "secp256k1" if chain == "ethereum" else "ed25519"
     first_a, first_b = run_a.child_payloads(child, 2)[0], run_b.child_payloads(child, 2)[0]
@@ -272,7 +277,7 @@ def test_restore_between_commitment_and_opening(wallet: Wallet, backend: Backend
     data, sid = data_for("ethereum", b"opening"), secrets.token_bytes(32)
     client_a, out_a = _start_sign(wallet, "ethereum", data, sid)
     blob, pending, _ = drive(wallet.custodian, park_new(wallet.custodian.sign(wallet.client_id, "ethereum", data, sid)),
-                             client_a, out_a, stop_after=2)  # hello and commitment: R2 is out
+                             client_a, out_a, stop_after=1)  # hello and commitment: R2 is out
     assert blob is not None and pending  # the opening waits
     restore = backend.snapshot()
     replay_a = clone(client_a)
@@ -325,13 +330,12 @@ def test_a_rejected_message_does_not_move_the_derivation(wallet: Wallet) -> None
     _, out = _start_sign(wallet, "ethereum", data, sid)
     custodian_op = wallet.custodian.sign(wallet.client_id, "ethereum", data, sid)
     custodian_op.start()
-    custodian_op.receive(out[0])
     honest = wallet.custodian.resume(custodian_op.to_bytes())
-    bad = Message(out[1].protocol, out[1].session_id, out[1].round, out[1].sender, out[1].recipient,
-                  {"child": "secp256k1", "message": {"garbage": 1}})
+    bad = Message(out[0].protocol, out[0].session_id, out[0].round, out[0].sender, out[0].recipient,
+                  {"hello": out[0].payload["hello"], "message": {"garbage": 1}})
     with pytest.raises(MPCError):
         custodian_op.receive(bad)
-    assert custodian_op.receive(out[1])[0].to_bytes() == honest.receive(out[1])[0].to_bytes()
+    assert custodian_op.receive(out[0])[0].to_bytes() == honest.receive(out[0])[0].to_bytes()
 
 
 def assert_same_input_same_reply(first: Transcript, second: Transcript) -> None:

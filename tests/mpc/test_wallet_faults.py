@@ -23,11 +23,10 @@ def crafted_c3(client: mpc.Client):
     pk = client.signing_share("secp256k1").paillier.public_key
 
     def tamper(msg: Message):
-        inner = msg.payload.get("message")
-        if msg.payload.get("child") == "secp256k1" and inner and inner["round"] == 4:
-            inner_payload = {**inner["payload"], "c3": paillier.encode_ciphertext(paillier.encrypt(pk, 12345)[0])}
-            new_inner = {**inner, "payload": inner_payload}
-            return replace(msg, payload={"child": "secp256k1", "message": new_inner})
+        # A sign carries its child's messages flat (mpc.signing, "Framing"): the custodian's
+        # second message is P2's round 4, c3.
+        if msg.protocol == "wallet/sign" and msg.sender == 2 and msg.round == 2:
+            return replace(msg, payload={**msg.payload, "c3": paillier.encode_ciphertext(paillier.encrypt(pk, 12345)[0])})
         return msg
 
     return tamper

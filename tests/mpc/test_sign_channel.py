@@ -1,0 +1,146 @@
+"""The sign operation's channel (mpc.signing, "Framing"; docs/architecture.md): the child's
+messages re-enveloped, the hello beside the client's first child payload. A malicious device
+drives the custodian's side through its public API: every rejected message leaves the custodian
+as it was (unbound, no hello, no child), and the honest message still signs afterwards."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from protocols.errors import FutureMessage, InvalidMessage, MPCError
+from protocols.rounds import Message, Session
+from tests.mpc.conftest import Wallet, data_for, new_wallet, verify_result
+
+
+@pytest.fixture(scope="module")
+def generated() -> Wallet:
+    """One wallet for the module: signing changes nothing a later sign depends on."""
+    made = new_wallet()
+    made.generate()
+    return made
+
+
+def _opened(w: Wallet, chain: str) -> tuple[Session, Session, Message]:
+    """A device's sign and the custodian's (made without a session id, as a service that knows
+    only the client's next operation makes it), started; the device's first message."""
+    data = data_for(chain)
+    client, custodian = w.client.sign(chain, data), w.custodian.sign(w.client_id, chain, data)
+    (first,) = client.start()
+    assert custodian.start() == []
+    return client, custodian, Message.from_bytes(first.to_bytes())
+
+
+def _finish(client: Session, custodian: Session, first: Message, chain: str) -> None:
+    """Deliver the honest messages from ``first`` on; both sides must end with one valid signature."""
+    queue: list[tuple[Session, Message]] = [(custodian, first)]
+    while queue:
+        target, msg = queue.pop(0)
+        other = client if target is custodian else custodian
+        queue += [(other, Message.from_bytes(m.to_bytes())) for m in target.receive(msg)]
+    verify_result(client.result(), data_for(chain))
+    assert custodian.result() == client.result()
+
+
+def _with_payload(msg: Message, payload: dict[str, Any]) -> Message:
+    return dataclasses.replace(msg, payload=payload)
+
+
+def _plain(value: Any) -> Any:
+    return {k: _plain(v) for k, v in value.items()} if hasattr(value, "items") else value
+
+
+@pytest.mark.parametrize("chain", ["solana", "ethereum"])
+def test_the_first_message_carries_the_hello_beside_the_childs_first_payload(generated: Wallet, chain: str) -> None:
+    client, custodian, first = _opened(generated, chain)
+    assert set(first.payload) == {"hello", "message"} and first.round == 1
+    assert first.payload["hello"]["chain"] == chain
+    replies = custodian.receive(first)
+    assert [(m.protocol, m.round, m.sender) for m in replies] == [("wallet/sign", 1, 2)]
+    assert "hello" not in replies[0].payload and "child" not in replies[0].payload  # the child's payload itself
+    (answer,) = client.receive(Message.from_bytes(replies[0].to_bytes()))
+    _finish(client, custodian, Message.from_bytes(answer.to_bytes()), chain)
+
+
+def test_a_solana_sign_is_three_messages_as_the_protocol_alone(generated: Wallet) -> None:
+    client, custodian, first = _opened(generated, "solana")
+    sent = [first]
+    queue: list[tuple[Session, Message]] = [(custodian, first)]
+    while queue:
+        target, msg = queue.pop(0)
+        out = target.receive(msg)
+        sent += out
+        queue += [(client if target is custodian else custodian, Message.from_bytes(m.to_bytes())) for m in out]
+    assert [(m.sender, m.round) for m in sent] == [(1, 1), (2, 1), (1, 2)]
+    verify_result(client.result(), data_for("solana"))
+
+
+@pytest.mark.parametrize("chain", ["solana", "ethereum"])
+@pytest.mark.parametrize("hostile", [
+    "no hello", "extra key", "hello not an object", "hello for other data", "another client's hello",
+    "child payload malformed", "child payload not an object",
+])
+def test_a_rejected_first_message_leaves_the_custodian_unbound(generated: Wallet, chain: str, hostile: str) -> None:
+    client, custodian, first = _opened(generated, chain)
+    hello, child = _plain(first.payload["hello"]), _plain(first.payload["message"])
+    payload = {
+        "no hello": {"message": child},
+        "extra key": {"hello": hello, "message": child, "step": "hello"},
+        "hello not an object": {"hello": "hello", "message": child},
+        "hello for other data": {"hello": {**hello, "data_sha256": "00" * 32}, "message": child},
+        "another client's hello": {"hello": {**hello, "client_id": "0" * 32}, "message": child},
+        "child payload malformed": {"hello": hello, "message": {**child, next(iter(child)): "zz"}},
+        "child payload not an object": {"hello": hello, "message": [1, 2]},
+    }[hostile]
+    with pytest.raises(MPCError) as info:
+        custodian.receive(_with_payload(first, payload))
+    assert isinstance(info.value, InvalidMessage) and not isinstance(info.value, FutureMessage)
+    assert custodian.aborted is None and custodian.awaiting_round == 1
+    assert custodian.session_id == bytes(32)  # unbound still: the next client's first message binds it
+    assert not custodian._children  # type: ignore[attr-defined]  # no child kept for a refused message
+    _finish(client, custodian, first, chain)
+
+
+def test_replays_and_messages_ahead_are_refused_without_a_change(generated: Wallet) -> None:
+    client, custodian, first = _opened(generated, "ethereum")
+    (reply,) = custodian.receive(first)
+    with pytest.raises(InvalidMessage, match="duplicate or past"):
+        custodian.receive(first)  # the first message again: its commitment met k2 once
+    (opening,) = client.receive(Message.from_bytes(reply.to_bytes()))
+    ahead = dataclasses.replace(opening, round=3)
+    with pytest.raises(FutureMessage):
+        custodian.receive(ahead)
+    with pytest.raises(InvalidMessage):
+        custodian.receive(dataclasses.replace(opening, sender=2, recipient=1))  # the wrong parties
+    out = custodian.receive(Message.from_bytes(opening.to_bytes()))  # the honest opening still goes on
+    assert [(m.sender, m.round) for m in out] == [(2, 2)]
+
+
+def test_a_first_message_of_another_sign_binds_nothing_it_cannot_finish(generated: Wallet) -> None:
+    """The first message of one device's sign, given to the custodian's sign of other data, is
+    refused at the hello (before any child runs); that custodian then signs its own data."""
+    _, _, foreign = _opened(generated, "solana")
+    client, custodian, first = _opened(generated, "solana")
+    data = data_for("solana", b"other data")
+    other = generated.custodian.sign(generated.client_id, "solana", data)
+    other.start()
+    with pytest.raises(InvalidMessage):
+        other.receive(foreign)
+    assert other.session_id == bytes(32) and other.aborted is None
+    _finish(client, custodian, first, "solana")
+
+
+def test_a_child_message_cannot_be_moved_into_another_sign(generated: Wallet) -> None:
+    """Each sign's child has its own session id (child_session_id of the operation's): the
+    device's second message, re-enveloped for another sign, fails the child's envelope check."""
+    client_a, custodian_a, first_a = _opened(generated, "ethereum")
+    client_b, custodian_b, first_b = _opened(generated, "ethereum")
+    (opening_a,) = client_a.receive(Message.from_bytes(custodian_a.receive(first_a)[0].to_bytes()))
+    (reply_b,) = custodian_b.receive(first_b)
+    client_b.receive(Message.from_bytes(reply_b.to_bytes()))
+    moved = dataclasses.replace(opening_a, session_id=first_b.session_id)
+    with pytest.raises(MPCError):  # b's P2 holds b's commitment: a's opening does not open it
+        custodian_b.receive(Message.from_bytes(moved.to_bytes()))
+    assert custodian_b.aborted is not None and not custodian_b.done
