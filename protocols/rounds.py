@@ -196,8 +196,10 @@ class Message:
 
     def __post_init__(self) -> None:
         if type(self.protocol) is not str or self.protocol not in _PROTOCOL_NAMES_SEEN:
-            if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.match(self.protocol):
+            if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.fullmatch(self.protocol):
                 raise InvalidMessage("bad protocol name")
+            if type(self.protocol) is not str:  # the str it holds: its own __str__ could write anything
+                object.__setattr__(self, "protocol", str.__str__(self.protocol))
             if len(_PROTOCOL_NAMES_SEEN) < _PROTOCOL_NAMES_KEPT:
                 _PROTOCOL_NAMES_SEEN.add(self.protocol)
         if not isinstance(self.session_id, bytes) or len(self.session_id) != SESSION_ID_LENGTH:

@@ -4,7 +4,7 @@ Each signer draws two nonces, hiding d and binding e, as nonce_generate(s_i) = H
 ‖ SerializeScalar(s_i)): mixing in the secret share protects against a weak RNG (§4.1). It
 publishes D = d·B and E = e·B. The nonces are secret and usable for exactly one ``sign`` call
 (§7.3: reusing them with two different binding factors reveals s_i); :class:`SigningNonces`
-enforces that by handing its values out once. ``SigningNonces.signature_share`` computes a share
+enforces that by handing its values out once. ``SigningNonces._signature_share`` computes a share
 without handing them out, for the one signer that releases its share only inside a signature it
 verified first and takes the nonces then (``protocols.frost.round_trip``'s initiator).
 """
@@ -59,7 +59,7 @@ class SigningNonces:
         hiding, binding = self._nonces
         return SUITE.group.base_mul(hiding.value + binding_factor * binding.value)
 
-    def signature_share(self, binding_factor: int, key_term: int) -> int:
+    def _signature_share(self, binding_factor: int, key_term: int) -> int:
         """§5.2's z_i = d + e·ρ_i + key_term mod L (key_term = λ_i·s_i·c), leaving the nonces unused.
 
         For a signer whose z_i leaves only inside an aggregate signature that it verified first

@@ -48,10 +48,8 @@ def sign(
         context = compute_signing_context(key_share.group_public_key, commitment_list, msg)
     elif context.identifiers != tuple(identifiers):
         raise UsageError("signing context computed for another commitment list")
-    hiding, binding = nonces.take()
     lambda_i = derive_interpolating_value(identifiers, key_share.identifier)
-    return (
-        hiding.value
-        + binding.value * context.binding_factors[key_share.identifier]
-        + lambda_i * key_share.signing_share.value * context.challenge
-    ) % SUITE.order
+    key_term = lambda_i * key_share.signing_share.value * context.challenge
+    share = nonces._signature_share(context.binding_factors[key_share.identifier], key_term)
+    nonces.take()  # used up as the share is made (§5.2, §7.3)
+    return share

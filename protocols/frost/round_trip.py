@@ -38,7 +38,7 @@ needed on the initiator's side only for what it sends, and it sends nothing unve
 responder keeps checking D_I up front because z_R leaves before any signature exists.
 
 **A refused message changes nothing.** The initiator computes z_I in ``_decode_round2`` with
-``SigningNonces.signature_share``, which leaves the nonces unused, and keeps the signature only in
+``SigningNonces._signature_share``, which leaves the nonces unused, and keeps the signature only in
 locals; its nonces are taken (``SigningNonces.take``) in ``_on_round2``, just before the signature
 leaves. After an ``InvalidMessage`` (any bad D_R, E_R or z_R encoding) the initiator still waits
 for round 2 with its nonces unused, and the honest message completes the run: that z_I is the
@@ -159,7 +159,7 @@ class _RoundTripSession(Session):
             raise InvalidMessage(f"hiding: {exc}") from None
         challenge = SUITE.H2(group_commitment + public_key.to_bytes() + self.message)  # §4.6
         key_term = derive_interpolating_value(self.parties, self.party_id) * self.key_share.signing_share.value
-        share = nonces.signature_share(factors[self.party_id], key_term * challenge)
+        share = nonces._signature_share(factors[self.party_id], key_term * challenge)
         return _Signed(factors, group_commitment, challenge, share)
 
 
@@ -188,10 +188,12 @@ class InitiatorSession(_RoundTripSession):
         signature = signed.group_commitment + SUITE.serialize_scalar(signed.share + peer_share)  # §5.3
         try:
             SUITE.verify_signature(self.key_share.public_key, self.message, signature)
+            return signature
         except ProofError:
-            del signature  # z_R + z_I of a refused reply: a raised error's frames keep their locals
-            self._refuse_or_blame(hiding, binding, signed, peer_share)
-        return signature
+            pass  # refused below, outside this handler: no error raised here chains the ProofError,
+            # whose frames hold z_I + z_R of a refused reply while the same nonces sign the retry
+        del signature
+        self._refuse_or_blame(hiding, binding, signed, peer_share)
 
     def _refuse_or_blame(self, hiding: bytes, binding: bytes, signed: _Signed, peer_share: int) -> NoReturn:
         """The aggregate failed: a D_R outside the prime-order subgroup is ``InvalidMessage`` (as

@@ -248,3 +248,16 @@ def test_string_subclasses_travel_as_the_strings_they_hold():
     assert msg.payload == {"k": "00ff", "list": ("a",)} and all(type(k) is str for k in msg.payload)
     assert msg.to_bytes() == json.dumps(make(payload={"k": "00ff", "list": ["a"]}).wire_object(),
                                         sort_keys=True, separators=(",", ":"), default=dict).encode()
+
+
+@pytest.mark.parametrize("name", ["test/proto\n", "test/proto\r", " test/proto", "Test/proto", ""])
+def test_a_protocol_name_is_all_of_it_plain(name: str) -> None:
+    with pytest.raises(InvalidMessage):
+        make(protocol=name)
+
+
+def test_a_protocol_name_subclass_travels_as_the_name_it_holds() -> None:
+    msg = make(protocol=_OddStr("test/proto"))
+    assert type(msg.protocol) is str and msg.protocol == "test/proto"
+    assert msg.to_bytes() == make().to_bytes()
+    assert Message.from_bytes(msg.to_bytes()) == make()

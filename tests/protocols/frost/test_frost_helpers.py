@@ -165,11 +165,11 @@ def test_a_signing_context_from_a_given_message_hash_hashes_the_message_no_more(
 @settings(max_examples=20, deadline=None)
 @given(scalars, scalars, scalars, st.integers(min_value=0, max_value=2**512))
 def test_signature_share_is_the_rfc_formula_and_leaves_the_nonces_unused(d: int, e: int, rho: int, key_term: int) -> None:
-    """``SigningNonces.signature_share`` is §5.2's z_i = d + e·ρ_i + λ_i·s_i·c, written out, and
+    """``SigningNonces._signature_share`` is §5.2's z_i = d + e·ρ_i + λ_i·s_i·c, written out, and
     uses nothing up; once the nonces are taken it refuses."""
     (nonces,), _ = _signers([(d, e)])
-    assert nonces.signature_share(rho, key_term) == (d + e * rho + key_term) % L
+    assert nonces._signature_share(rho, key_term) == (d + e * rho + key_term) % L
     assert not nonces.used
     nonces.take()
     with pytest.raises(UsageError):
-        nonces.signature_share(rho, key_term)
+        nonces._signature_share(rho, key_term)
