@@ -92,7 +92,10 @@ class StepExecutor:
         self._log.error(f"{len(replaced)} worker process(es) died: their lanes are replaced (rebuild "
                         f"{self.pool_rebuilds}); their steps are retried, answered or reported lost")
         for lane in replaced:
-            lane.shutdown(wait=False, cancel_futures=True)
+            # Not cancel_futures: a lane whose worker exited may not be marked broken yet, and a
+            # cancelled step would end its connection without an answer; its executor fails what
+            # is queued with BrokenProcessPool, which the callers retry, answer or report lost.
+            lane.shutdown(wait=False, cancel_futures=False)
         self._retired = [p for p in self._retired if pool.pool_processes(p)] + list(replaced)
 
     async def _run(self, fn: Callable[..., Any], *args: Any, on_pool: bool = False, session: str | None = None) -> Any:

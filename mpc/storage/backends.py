@@ -73,6 +73,7 @@ _DDL = re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b", re.I)
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S | re.I)
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*(\(([^)]*)\))?\s*VALUES", re.I)
 _READ_ONLY = re.compile(r"^\s*SELECT\b", re.I)
+_UNSENT = object()  # COMMIT was not sent (``PostgresStore._commit``)
 log = logging.getLogger("mpc.storage.store")
 
 
@@ -227,7 +228,8 @@ class PostgresStore(SQLiteStore):
     applied before the connection died, and the body of a transaction cannot be run again from
     here (it is the caller's code; a half-run body on a dead connection was rolled back by the
     server, all or nothing). A connection lost *at* ``COMMIT`` is the one ambiguous case: the
-    transaction's id (``txid_current()``, read with its BEGIN) is looked up on another
+    transaction's id (``txid_current_if_assigned()``, read before COMMIT by a transaction that
+    wrote) is looked up on another
     connection (``txid_status``): committed, the call returns normally; aborted,
     ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE`` says so.
     No pooled connection within ``_POOL_WAIT`` seconds (the server is down, or every connection
@@ -366,23 +368,19 @@ class PostgresStore(SQLiteStore):
 
     # --- transactions -----------------------------------------------------------------------
     def _begin(self) -> None:
-        """A pooled connection for this transaction, BEGIN on it and the transaction's id, in one
-        round trip (issue 30: the id ``_commit`` needs if the connection is lost at COMMIT,
-        ``_settle``, is known before anything is written). On a lost connection nothing ran
-        yet: another connection, and BEGIN once more."""
+        """A pooled connection for this transaction and BEGIN on it. On a lost connection nothing
+        ran yet: another connection, and BEGIN once more."""
         for _ in range(2):
             conn = self._checkout()
             try:
-                cursor = conn.execute("BEGIN; SELECT txid_current()")  # no parameters: one simple query
-                cursor.nextset()
-                xid = cursor.fetchone()[0]
+                conn.execute("BEGIN")
             except self._psycopg.OperationalError:
                 lost = conn.closed or conn.broken
                 self._checkin(conn)
                 if not lost:
                     raise
                 continue
-            self._local.conn, self._local.held, self._local.xid = conn, frozenset(), xid
+            self._local.conn, self._local.held, self._local.wrote = conn, frozenset(), False
             return
         raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction")
 
@@ -398,16 +396,24 @@ class PostgresStore(SQLiteStore):
             self._checkin(conn)
 
     def _commit(self) -> None:
-        """COMMIT, the connection back to the pool; a connection lost at COMMIT: ``_settle``."""
+        """COMMIT, the connection back to the pool. A transaction that wrote reads its id first
+        (``txid_current_if_assigned()``: one round trip, only then; forcing an id on every
+        transaction would make each read-only COMMIT flush a WAL record); a connection lost at
+        COMMIT: ``_settle`` with that id."""
         conn, self._local.conn = self._local.conn, None
+        xid: Any = _UNSENT
         try:
+            xid = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0] if self._local.wrote else None
             conn.execute("COMMIT")
         except self._psycopg.OperationalError:
             lost = conn.closed or conn.broken
             self._checkin(conn)
             if not lost:
                 raise
-            self._settle(self._local.xid)
+            if xid is _UNSENT:  # lost before COMMIT was sent: the server rolled the transaction back
+                raise StoreUnavailable("the PostgreSQL connection was lost in a transaction; it was rolled back, "
+                                       "retry") from None
+            self._settle(xid)
             return
         self._checkin(conn)
 
@@ -480,6 +486,8 @@ class PostgresStore(SQLiteStore):
         conn = self._local.conn
         if _DDL.match(adapted):
             self._lock_key("schema")
+        if not _READ_ONLY.match(adapted):
+            self._local.wrote = True  # ``_commit`` reads the transaction's id for ``_settle``
         try:
             return _Rows(conn.execute(adapted, values))
         except self._psycopg.OperationalError as exc:

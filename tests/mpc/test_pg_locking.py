@@ -369,3 +369,16 @@ def test_a_reap_waiting_for_one_clients_row_holds_no_other_clients_row(store: Po
 def _marker_node(store: PostgresStore, session_id: str) -> str | None:
     row = store._execute("SELECT node_id FROM session_steps WHERE session_id = ?", (session_id,)).fetchone()
     return None if row is None else str(row[0])
+
+
+def test_a_read_only_transaction_is_given_no_transaction_id(store: PostgresStore) -> None:
+    """Only a transaction that wrote reads its id for the commit-ambiguity check: one that only
+    read is never given an id (its COMMIT then writes no WAL record and uses up no xid)."""
+    store.create_client("c1", "NOT_CREATED")
+    with store.transaction():
+        store.client("c1")
+        assert store._execute("SELECT txid_current_if_assigned()").fetchone()[0] is None
+        assert store._local.wrote is False
+    with store.transaction():
+        store.put_hd("c1", "ed25519", "n", b"x")
+        assert store._local.wrote is True
