@@ -447,9 +447,10 @@ class Custodian:
 
     def _consume_park(self, session: CustodianOperation) -> None:
         """Refuse a blob of another nonce epoch, too old, or resumed before (tombstone in the store)."""
-        park_id, at, epoch = (getattr(session, name, None) for name in ("_park_id", "_parked_at", "_park_epoch"))
-        if not isinstance(park_id, str) or not isinstance(at, int) or not isinstance(epoch, int):
+        tag = session.park_tag
+        if tag is None:
             raise StateInvalid("this parked session carries no park id")
+        park_id, at, epoch = tag
         if epoch != self.store.nonce_epoch() or not time.time() - MAX_PARK_SECONDS < at <= time.time() + 60:
             raise StateInvalid("this parked session is of a restored database or too old: start the operation again")
         if not self.store.consume_park_id(park_id, at, time.time() - MAX_PARK_SECONDS, epoch):

@@ -183,6 +183,16 @@ class CustodianOperation(Composite):
         self._park_epoch = self.store.nonce_epoch()
         return super().to_bytes()
 
+    @property
+    def park_tag(self) -> tuple[str, int, int] | None:
+        """The park id, time and nonce epoch the last ``to_bytes`` (or the resumed blob) tagged
+        this state with, or None if it carries none."""
+        tag = tuple(getattr(self, name, None) for name in ("_park_id", "_parked_at", "_park_epoch"))
+        park_id, at, epoch = tag
+        if isinstance(park_id, str) and all(isinstance(v, int) and not isinstance(v, bool) for v in (at, epoch)):
+            return tag  # type: ignore[return-value]
+        return None
+
     # --- rollback safety by construction (docs/threat-model.md, "Rollback") ----------------------
     def _rng_context(self, msg: Message | None) -> bytes:
         """The running transcript hash, advanced by ``msg`` (not stored: see ``receive``).

@@ -199,28 +199,16 @@ class _SignChannel(Composite):
 
     def _envelope(self, message: Message, payload: Mapping[str, Any]) -> Message:
         """The operation's message carrying ``payload`` in the place of the child's ``message``."""
-        self._sent += 1
-        if message.round != _child_round(self._sent, self.party_id):
+        if message.round != _child_round(self._sent + 1, self.party_id):
             raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
-        return Message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
+        return self._outer(payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
         return [self._envelope(m, m.payload) for m in messages]
 
-    def receive(self, msg: Message) -> list[Message]:
-        self._raise_if_aborted()
-        binding = self._unbound and isinstance(msg, Message) and msg.round == 1
-        if binding:
-            self.session_id, self._unbound = msg.session_id, False
-        try:
-            return self._receive_enveloped(msg)
-        except Exception:
-            if binding and self._next_from_peer == 1:  # rejected: the custodian stays unbound
-                self.session_id, self._unbound = bytes(32), True
-            raise
-
-    def _receive_enveloped(self, msg: Message) -> list[Message]:
-        self._check_outer_envelope(msg)
+    def _dispatch(self, msg: Message) -> list[Message]:
+        """``Composite``'s receive after its envelope check (and its binding of an unbound
+        custodian to the first message's session id, undone if that message is rejected)."""
         child = self._children.get(self.curve)
         if child is None:
             return self._receive_first(msg)

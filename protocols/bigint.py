@@ -313,7 +313,8 @@ class FixedBase:
             return powmod(self.base, exponent, self.modulus)
         m, acc = self._m, mpz(1)
         if self.window == 8:
-            for row, digit in zip(self._rows, exponent.to_bytes((exponent.bit_length() + 7) >> 3, "little")):
+            digits = int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "little")  # an mpz too (gmpy2 < 2.2)
+            for row, digit in zip(self._rows, digits):
                 if digit:
                     acc = acc * row[digit] % m
             return int(acc)

@@ -129,14 +129,16 @@ class Composite(Session):
         if self._unbound and isinstance(msg, Message) and msg.round == 1:
             return self._receive_binding(msg)
         self._check_outer_envelope(msg)
+        return self._dispatch(msg)
+
+    def _dispatch(self, msg: Message) -> list[Message]:
+        """A message that passed the envelope check, to the child or step it carries."""
         payload = msg.payload
         if set(payload) == {"child", "message"}:
-            out = self._receive_child(msg)
-        elif set(payload) == {"step", "data"}:
-            out = self._receive_step(msg)
-        else:
-            raise InvalidMessage("outer message must carry one child message or one step")
-        return out
+            return self._receive_child(msg)
+        if set(payload) == {"step", "data"}:
+            return self._receive_step(msg)
+        raise InvalidMessage("outer message must carry one child message or one step")
 
     def _receive_binding(self, msg: Message) -> list[Message]:
         """Take the session id of the peer's first message, unless that message is rejected."""
@@ -148,7 +150,7 @@ class Composite(Session):
             # ``Composite.receive``, not ``self.receive``: a subclass's own ``receive`` (the custodian's
             # derived-randomness scope, its lock) is running for this message already and called us.
             return Composite.receive(self, msg)
-        except InvalidMessage:
+        except Exception:  # rejected (or the session ended on it): the responder stays unbound
             if self._next_from_peer == 1:
                 self.session_id, self._unbound = bytes(32), True
             raise

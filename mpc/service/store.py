@@ -515,7 +515,7 @@ class ServiceStore:
 
     def _still_lost(self, session_id: str, client_id: str, step_id: str, now: float) -> bool:
         """Whether step ``step_id`` of ``session_id`` is still lost once its client's row is
-        locked (in client order: ``reap``): a step that parked meanwhile is not."""
+        locked (``reap``, one short transaction per step): a step that parked meanwhile is not."""
         self.store.lock_client(client_id)
         marker = self.store._execute("SELECT node_id, parked, expires, step_id FROM session_steps WHERE session_id = ?",
                                      (session_id,)).fetchone()

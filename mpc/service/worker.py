@@ -72,6 +72,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from mpc.service import results
 from mpc.custodian import Custodian
+from mpc.operation import CustodianOperation
 from mpc.errors import (
     AuthFailed,
     EngineError,
@@ -484,8 +485,8 @@ def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, o
 def _encoded_epoch(session: Any) -> int | None:
     """The nonce epoch a custodian operation's ``to_bytes`` just tagged its state with (None for
     another session: the store's is read at the park)."""
-    epoch = getattr(session, "_park_epoch", None)
-    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    tag = session.park_tag if isinstance(session, CustodianOperation) else None
+    return None if tag is None else tag[2]
 
 
 def _end_quietly(session: Any) -> None:
