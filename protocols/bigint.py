@@ -52,6 +52,7 @@ __all__ = [
     "CrtFixedBase",
     "FixedBaseCache",
     "PlainBase",
+    "RentedBase",
     "pack_nats",
     "unpack_nats",
 ]
@@ -378,6 +379,22 @@ class PlainBase:
         return powmod(self.base, exponent, self.modulus)
 
 
+class RentedBase:
+    """A narrower :class:`FixedBase` that :class:`FixedBaseCache` hands out while a wider table's
+    rent is still being paid: the powers come from ``table``, their bits are charged to the wide one."""
+
+    def __init__(self, table: FixedBase, charge: Callable[[int], None]) -> None:
+        self.table, self._charge = table, charge
+
+    def __repr__(self) -> str:
+        return f"RentedBase({self.table!r})"
+
+    def pow(self, exponent: int) -> int:
+        """``base^exponent mod modulus``."""
+        self._charge(exponent.bit_length())
+        return self.table.pow(exponent)
+
+
 class FixedBaseCache:
     """The :class:`FixedBase` tables of the bases a process raises again and again, made once
     they pay for themselves (the ski-rental rule): until then a base is raised by plain
@@ -404,25 +421,49 @@ class FixedBaseCache:
     def __len__(self) -> int:
         return len(self._tables)
 
-    def get(self, base: int, modulus: int, max_bits: int, window: int = 4) -> FixedBase | PlainBase:
+    def get(self, base: int, modulus: int, max_bits: int, window: int = 4, *,
+            first_window: int | None = None) -> FixedBase | PlainBase | RentedBase:
         """The table of ``base`` modulo ``modulus`` (made now if its plain powers have cost as much
-        as it does), or a :class:`PlainBase` charging its powers to this cache."""
+        as it does), or a :class:`PlainBase` charging its powers to this cache. With
+        ``first_window`` (narrower than ``window``), a table of that window first, made at its
+        own smaller rent and used (:class:`RentedBase`, still charging the wide table's rent)
+        until the wide table is made, which replaces it: a base raised a few times gets a cheap
+        table early, one raised often the wide one."""
         key = (int(base), int(modulus), max_bits, window)
+        first = None if first_window is None or first_window >= window else key[:3] + (first_window,)
         with self._lock:
             table = self._tables.get(key)
             if table is not None:
                 self._tables.move_to_end(key)
                 return table
-            if self._charged.get(key, 0) < -(-max_bits // window) * ((1 << window) - 1):
-                return PlainBase(base, modulus, lambda bits: self._charge(key, bits))
-        table = FixedBase(base, modulus, max_bits, window)  # outside the lock: tens of milliseconds
+            if not self._rent_paid(key):
+                narrow = None if first is None else self._tables.get(first)
+                if narrow is not None:
+                    self._tables.move_to_end(first)  # type: ignore[arg-type]
+                    return RentedBase(narrow, lambda bits: self._charge(key, bits))
+                if first is None or not self._rent_paid(first):
+                    keys = (key,) if first is None else (key, first)
+                    return PlainBase(base, modulus, lambda bits: self._charge_all(keys, bits))
+                key = first  # the narrow table's rent is paid: it is made now
+        table = FixedBase(base, modulus, max_bits, key[3])  # outside the lock: tens of milliseconds
         with self._lock:
             self._charged.pop(key, None)
+            if first is not None and key != first:
+                self._tables.pop(first, None)  # the wide table replaces the narrow one
             self._tables[key] = table
             _trim(self._tables, self._size)
             while self._max_bytes is not None and len(self._tables) > 1 and self.nbytes > self._max_bytes:
                 self._tables.popitem(last=False)
-        return table
+        return table if key[3] == window else RentedBase(table, lambda bits: self._charge(key[:3] + (window,), bits))
+
+    def _rent_paid(self, key: tuple[int, int, int, int]) -> bool:
+        """Whether ``key``'s plain powers have cost as much as its table (``_lock`` held)."""
+        max_bits, window = key[2], key[3]
+        return self._charged.get(key, 0) >= -(-max_bits // window) * ((1 << window) - 1)
+
+    def _charge_all(self, keys: tuple[tuple[int, int, int, int], ...], bits: int) -> None:
+        for key in keys:
+            self._charge(key, bits)
 
     @property
     def nbytes(self) -> int:

@@ -119,6 +119,7 @@ __all__ = [
     "prover_table",
     "PROVER_TABLES",
     "PROVER_TABLE_BYTES",
+    "FIRST_WINDOW",
     "c_key_table",
     "s_table",
     "t_table",
@@ -300,7 +301,7 @@ def form_c3(
 
 def c_key_table(
     pk: PaillierPublicKey, c_key: int, bounds: C3Bounds = DEFAULT_BOUNDS
-) -> bigint.FixedBase | bigint.PlainBase:
+) -> bigint.FixedBase | bigint.PlainBase | bigint.RentedBase:
     """The table of c_key' = c_key ⊕ SHIFT modulo N² for the exponents r·w1 and r·α1 (online work
     in a precomputed sign: the wider window of ``C_KEY_WINDOW``)."""
     shifted = paillier.add_plain(pk, c_key, bounds.shift)
@@ -315,6 +316,9 @@ def c_key_table(
 C_KEY_WINDOW = 8  # c_key' modulo N², two powers per sign (r·w1, r·α1) of 769 bits: 8.4 MB per share
 T_WINDOW = 8  # t modulo N̂, six powers per sign of 2176-2432 bits (μ_i, γ_i): 19.9 MB per client
 S_WINDOW = 8  # s modulo N̂, six powers per sign of 256-1411 bits (w_i, α_i): 11.6 MB per client
+FIRST_WINDOW = 5  # each base's first table, made at a fifth of the 8-bit table's rent (t's after two
+# signs, not six) and used until the 8-bit one is made (``bigint.FixedBaseCache(first_window=)``):
+# a client that signs a few times in a process gets a table early, a frequent signer the wide one
 
 
 PROVER_TABLE_BYTES = 256 << 20
@@ -328,22 +332,23 @@ PROVER_TABLES = bigint.FixedBaseCache(48, max_bytes=PROVER_TABLE_BYTES)
 t, 8.4 MB for c_key' at the default level: ~40 MB per client; ~72 MB per client at the 128-bit
 level), at most ``PROVER_TABLE_BYTES`` together; each made once the plain powers of its base
 have cost as much as the table (``bigint.FixedBaseCache``: t's after six signs, s's after
-eleven, c_key''s after nineteen)."""
+eleven, c_key''s after nineteen), and a ``FIRST_WINDOW`` table of each until then, made once its
+smaller rent is paid."""
 
 
-def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase:
+def prover_table(base: int, modulus: int, max_bits: int, window: int = 4) -> bigint.FixedBase | bigint.PlainBase | bigint.RentedBase:
     """The prover's fixed-base table for a base it raises again and again: c_key' (per share),
     P1's s and t (per client); plain ``powmod`` until the table pays (``bigint.FixedBaseCache``)."""
-    return PROVER_TABLES.get(base, modulus, max_bits, window)
+    return PROVER_TABLES.get(base, modulus, max_bits, window, first_window=FIRST_WINDOW)
 
 
-def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
+def t_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase | bigint.RentedBase:
     """The table of the verifier's t for the masks μ_i < 2^κ·N̂ and γ_i < 2^(c+2κ)·N̂."""
     bits = params.n_hat.bit_length() + bounds.challenge_bits + 2 * bounds.statistical_bits
     return prover_table(params.t, params.n_hat, bits, T_WINDOW)
 
 
-def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase:
+def s_table(params: RingPedersenParams, bounds: C3Bounds = DEFAULT_BOUNDS) -> bigint.FixedBase | bigint.PlainBase | bigint.RentedBase:
     """The table of the verifier's s for the witnesses w_i and the masks α_i."""
     return prover_table(params.s, params.n_hat, max(bounds.alpha_bits), S_WINDOW)
 

@@ -96,3 +96,37 @@ def test_a_memory_budget_keeps_the_most_recent_tables_that_fit() -> None:
     assert isinstance(_paid_table(small, 7), bigint.FixedBase) and len(small) == 1
     with pytest.raises(UsageError):
         bigint.FixedBaseCache(8, max_bytes=0)
+
+
+NARROW = 2
+NARROW_COST = -(-BITS // NARROW) * ((1 << NARROW) - 1)  # 96 multiplications: the narrow table's rent
+
+
+def test_a_narrow_table_first_then_the_wide_one_which_replaces_it() -> None:
+    cache = bigint.FixedBaseCache(8)
+    exponents = [secrets.randbits(BITS) | 1 << (BITS - 1) for _ in range(-(-TABLE_COST // BITS) + 1)]
+    kinds = []
+    for exponent in exponents:
+        power = cache.get(3, MODULUS, BITS, WINDOW, first_window=NARROW)
+        kinds.append(type(power).__name__ if not isinstance(power, bigint.RentedBase) else "Rented")
+        assert power.pow(exponent) == pow(3, exponent, MODULUS)
+    # plain until the narrow rent (96 bits: two 64-bit powers), then the narrow table (charging the
+    # wide rent, 240 bits: four powers in all), then the wide table, which replaced the narrow one
+    assert kinds[:2] == ["PlainBase", "PlainBase"] and kinds[2] == "Rented" and kinds[-1] == "FixedBase"
+    assert len(cache) == 1 and cache.get(3, MODULUS, BITS, WINDOW, first_window=NARROW).window == WINDOW
+
+
+@settings(max_examples=15, deadline=None)
+@given(base=st.integers(2, MODULUS - 1), exponents=st.lists(st.integers(0, 2**80), min_size=1, max_size=10))
+def test_the_same_values_through_both_stages(base: int, exponents: list[int]) -> None:
+    cache = bigint.FixedBaseCache(4)
+    for exponent in exponents * 5:
+        assert cache.get(base, MODULUS, BITS, WINDOW, first_window=NARROW).pow(exponent) == pow(base, exponent, MODULUS)
+
+
+def test_a_first_window_not_narrower_is_ignored() -> None:
+    cache = bigint.FixedBaseCache(4)
+    for _ in range(2):
+        cache.get(5, MODULUS, BITS, WINDOW, first_window=WINDOW).pow(2**TABLE_COST - 1)
+    assert isinstance(cache.get(5, MODULUS, BITS, WINDOW, first_window=WINDOW + 1), bigint.FixedBase)
+    assert len(cache) == 1
