@@ -280,7 +280,9 @@ def test_a_dead_worker_replaces_only_its_own_lane(
     running, remote, client_id, token, phone = two_workers
     service = running.service
     lanes = service._pool
-    survivor, victim = (list(lane._processes) for lane in lanes.lanes)
+    # The first lane's worker dies: an idle service sends the next step to the least busy lane,
+    # the first one on a tie (``LanePool._lane``), so the next operation meets the dead worker.
+    victim, survivor = (list(lane._processes) for lane in lanes.lanes)
     os.kill(victim[0], signal.SIGKILL)
     remote.generate(phone, token)
     data = data_for("ethereum")
