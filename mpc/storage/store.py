@@ -44,7 +44,7 @@ also counts in ``meta.take_counter``; with a ``RestoreGuard`` attached (a counte
 the database, ``mpc.storage.restore_guard``) a restored database is detected, and its epoch
 bumped by itself, when the guard is attached, at the start of every single-use take (in the
 take's transaction), at the first statement after a reconnect (PostgreSQL: a new pooled
-connection), and whenever ``check_restore_guard`` is called.
+connection), and whenever ``check_restore_guard`` is called (``mpc.storage.single_use``).
 
 **Locks.** SQLite serialises every writer (``BEGIN IMMEDIATE``). Where transactions run
 concurrently (``mpc.storage.backends.PostgresStore``) a check-then-write step locks what it reads
@@ -58,11 +58,10 @@ from __future__ import annotations
 import functools
 
 import json
-import logging
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +76,7 @@ from mpc.errors import (
     StateInvalid,
 )
 from mpc.storage.ledger import LedgerReport, RevocationLedger, note_seen, reconcile
-from mpc.storage.restore_guard import RestoreGuard
+from mpc.storage.single_use import SingleUseState
 from mpc.storage.sealing import KEY_FILE_ENV, SEALING_FORMAT, Sealer, looks_sealed, row_aad
 from protocols.errors import UsageError
 
@@ -85,7 +84,6 @@ __all__ = ["SQLiteStore", "ClientRecord", "SCHEMA_VERSION", "SEALED_COLUMNS", "N
 
 NONCE_KEY_LENGTH = 32
 
-log = logging.getLogger("mpc.storage.store")
 
 SCHEMA_VERSION = 1
 
@@ -183,7 +181,7 @@ class ClientRecord:
     operation_session: str | None = None  # the lock's holder (the session id of the operation holding it)
 
 
-class SQLiteStore:
+class SQLiteStore(SingleUseState):
     """SQLite-backed custodian store; safe to share between threads of one process.
 
     ``sealer``: seal secret values at rest (``mpc.storage.sealing``; see the module docstring)."""
@@ -203,14 +201,6 @@ class SQLiteStore:
         self.ledger: RevocationLedger | None = None  # ``attach_ledger`` (mpc.storage.ledger)
         self.ledger_report: LedgerReport | None = None
         self._init_schema()
-
-    def _init_guard_state(self) -> None:
-        """No restore guard yet (``attach_restore_guard``); nothing due, nothing to record."""
-        self.restore_guard: RestoreGuard | None = None
-        self.restores_detected = 0  # how many times this store bumped its epoch for the guard
-        self._guard_due = False  # compare at the next statement (set by a reconnect)
-        self._guard_pending: int | None = None  # a count to record once the outer transaction commits
-        self._memo: dict[str, int] = {}  # this transaction's take count and nonce epoch (``taking``)
 
     def _init_schema(self) -> None:
         with self.transaction():
@@ -542,95 +532,6 @@ class SQLiteStore:
         return (self._unseal(row[0], "client_backups", "box", *key),
                 self._unseal(row[1], "client_backups", "record", *key))
 
-    # --- single-use takes and the restore guard (``mpc.storage.restore_guard``) -----------------------
-    def take_counter(self) -> int:
-        """How many transactions with a single-use take this database has made (it goes back
-        with a restore; takes nested in one transaction count once: ``taking``)."""
-        row = self._execute("SELECT value FROM meta WHERE key = 'take_counter'").fetchone()
-        return 0 if row is None else int(row[0])
-
-    def _set_take_counter(self, value: int) -> None:
-        self._set_meta("take_counter", str(value))
-
-    def _bump_take_counter(self) -> int:
-        """The take counter one higher, in one statement (under its lock: ``_lock_takes``); the new count."""
-        row = self._execute("INSERT INTO meta VALUES ('take_counter', '1') ON CONFLICT (key) DO UPDATE SET value = "
-                            "CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT) RETURNING value").fetchone()
-        return int(row[0])
-
-    def _lock_takes(self) -> None:
-        """The take counter's lock, taken before it is read: takes, the restore guard's
-        comparison and epoch bumps are serialised (an exact count; a guard never sees a count
-        a concurrent take has not committed yet)."""
-        self._lock_key("meta:take_counter")
-
-    @contextmanager
-    def taking(self) -> Iterator[Callable[[bool], None]]:
-        """A transaction for one single-use take: it first compares the store with the restore
-        guard (a restored database is bumped before anything is taken from it); call the
-        yielded function with whether something was taken; the count rises in the same
-        transaction and, once the outermost transaction committed, the restore guard (if any)
-        records it, before the caller uses what it took (a take inside an outer transaction
-        is used after that commits, or its rollback would bring the item back anyway)."""
-        with self.transaction():
-            if "taking" not in self._memo:  # a take nested in another's transaction compared already
-                self._lock_takes()
-                self._reconcile()
-                self._memo["taking"] = 1
-
-            def took(taken: bool) -> None:
-                if taken and "took" not in self._memo:  # the count rises once per transaction (issue 30)
-                    count = self._bump_take_counter()
-                    self._guard_pending = max(self._guard_pending or 0, count)
-                    self._memo["took"] = count
-            yield took
-
-    def attach_restore_guard(self, guard: RestoreGuard) -> bool:
-        """Use ``guard`` from now on, comparing at once (``check_restore_guard``): a database
-        behind it (restored), or one that took before and meets a guard with no count yet (a
-        new host), has its nonce epoch bumped. Returns whether it was bumped."""
-        self.restore_guard = guard
-        return self.check_restore_guard()
-
-    def check_restore_guard(self) -> bool:
-        """Compare this database with the restore guard now (one transaction); if it is behind
-        (restored), bump the nonce epoch and catch the counter up. Whether it bumped."""
-        if self.restore_guard is None:
-            self._guard_due = False
-            return False
-        before = self.restores_detected
-        with self.transaction():
-            self._reconcile()
-        return self.restores_detected > before
-
-    def _recheck_if_due(self) -> None:
-        """Outside a transaction, after a reconnect: compare before the next statement."""
-        if self._guard_due and self._depth == 0:
-            self.check_restore_guard()
-
-    def _reconcile(self) -> None:
-        """Inside a transaction: act on the guard's verdict for this database's take counter
-        (``RestoreGuard.verdict``); the counter it reached is recorded after the commit."""
-        if self.restore_guard is None:
-            self._guard_due = False
-            return
-        self._lock_takes()
-        verdict = self.restore_guard.verdict(self.take_counter())  # a damaged file raises: still due
-        if verdict.bump:
-            epoch = self.bump_nonce_epoch()
-            self._set_take_counter(verdict.counter)
-            self.restores_detected += 1
-            log.warning("restore guard: %s; nonce epoch bumped to %d, every parked session "
-                        "of this database is dead", verdict.why, epoch)
-        self._guard_pending = max(self._guard_pending or 0, verdict.counter)
-        self._guard_due = False
-
-    def _record_pending(self) -> None:
-        """After the outermost commit: the guard records the count this transaction reached."""
-        pending, self._guard_pending = self._guard_pending, None
-        if pending is not None and self.restore_guard is not None:
-            self.restore_guard.record(pending)
-
     def attach_ledger(self, ledger: RevocationLedger) -> LedgerReport:
         """Use the revocation ledger ``ledger`` from now on (``mpc.storage.ledger``): first re-apply
         every revocation and count it holds (``reconcile``: after a restore, what the restored
@@ -640,45 +541,6 @@ class SQLiteStore:
         ledger.observers.append(functools.partial(note_seen, self))
         self.ledger, self.ledger_report = ledger, report
         return report
-
-    def consume_park_id(self, park_id: str, parked_at: float, purge_before: float, epoch: int | None = None) -> bool:
-        """Record that a parked operation was resumed; False if it was already (single use), or
-        if ``epoch`` (the blob's nonce epoch) is not the store's once the take compared with the
-        restore guard (a restore found here has just emptied the tombstones: its blobs are dead).
-        Tombstones of blobs parked before ``purge_before`` go (such blobs are refused anyway)."""
-        with self.taking() as took:
-            if epoch is not None and epoch != self.nonce_epoch():
-                return False
-            self._execute("DELETE FROM resumed_sessions WHERE parked_at < ?", (purge_before,))
-            if self._execute("INSERT INTO resumed_sessions VALUES (?, ?) ON CONFLICT (park_id) DO NOTHING",
-                             (park_id, parked_at)).rowcount != 1:  # its tombstone is there: resumed before
-                return False
-            took(True)
-        return True
-
-    # --- nonce epoch (single-use state across database restores) -------------------------------
-    def nonce_epoch(self) -> int:
-        """The current nonce epoch (1 in a new store)."""
-        with self._serialised():
-            memo = self._memo if self._depth and "taking" in self._memo else {}
-            if "epoch" not in memo:  # read once per take: no epoch moves while the take counter's lock is held
-                row = self._execute("SELECT value FROM meta WHERE key = 'nonce_epoch'").fetchone()
-                memo["epoch"] = 1 if row is None else int(row[0])
-            return memo["epoch"]
-
-    def bump_nonce_epoch(self) -> int:
-        """Move to a new epoch and empty every table of single-use rows (``single_use_tables``:
-        old precomputation rows, the park tombstones and the service's parked sessions): defence in depth
-        after a restore (docs/threat-model.md, Rollback)."""
-        with self.transaction():
-            self._lock_takes()  # no take runs meanwhile (a take checks the epoch and adds a tombstone)
-            self._lock_key("meta:nonce_epoch")
-            epoch = self.nonce_epoch() + 1
-            self._set_meta("nonce_epoch", str(epoch))
-            self._memo.pop("epoch", None)
-            for table in self.single_use_tables:
-                self._execute(f"DELETE FROM {table}")
-        return epoch
 
     def close(self) -> None:
         """Close the database connection."""
