@@ -33,6 +33,7 @@ class SingleUseState:
 
     # --- the store's primitives (``mpc.storage.store.SQLiteStore``) --------------------------------
     def transaction(self) -> AbstractContextManager[None]:
+        """The store's transaction (``SQLiteStore.transaction``)."""
         raise NotImplementedError
 
     def _serialised(self) -> AbstractContextManager[Any]:
