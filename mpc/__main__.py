@@ -297,22 +297,73 @@ def _prog() -> str:
     return "portal-mpc" if Path(sys.argv[0]).name == "portal-mpc" else "python -m mpc"
 
 
-def _configure_ledger(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``serve --ledger`` / ``--ledger-key-file`` into the environment (the worker processes read
-    it too); with neither the flag nor ``$PORTAL_MPC_LEDGER``, the default file next to the restore guard."""
+def _ledger_location(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """Where ``serve --ledger`` puts the revocation ledger (None: ``$PORTAL_MPC_LEDGER`` or no
+    ledger); with neither the flag nor the variable, the default file next to the restore guard.
+    A URL with a password is refused here, before anything is set."""
     from mpc.storage.backends import url_has_password
-    from mpc.storage.ledger import ENV_VAR, KEY_FILE_ENV, default_path
+    from mpc.storage.ledger import ENV_VAR, default_path
 
-    where = args.ledger
+    where: str | None = args.ledger
     if where is None and not os.environ.get(ENV_VAR) and args.restore_guard is not None:
         where = str(default_path(args.restore_guard))
-    if where is not None:
-        if url_has_password(where):
-            parser.error("--ledger: a URL with a password does not belong on a command line "
-                         "(use $PORTAL_MPC_LEDGER, PGPASSWORD or PGPASSFILE)")
-        os.environ[ENV_VAR] = where
+    if where is not None and url_has_password(where):
+        parser.error("--ledger: a URL with a password does not belong on a command line "
+                     "(use $PORTAL_MPC_LEDGER, PGPASSWORD or PGPASSFILE)")
+    return where
+
+
+def _export_worker_environment(args: argparse.Namespace, ledger: str | None) -> None:
+    """What ``serve``'s flags name that every worker process reads itself, from the environment:
+    the restore guard, the ledger and its key file, the store key file."""
+    from mpc.storage import ledger as ledger_env
+    from mpc.storage.restore_guard import ENV_VAR as GUARD_ENV
+    from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV
+
+    if args.restore_guard is not None:
+        os.environ[GUARD_ENV] = str(args.restore_guard)
+    if ledger is not None:
+        os.environ[ledger_env.ENV_VAR] = ledger
     if args.ledger_key_file is not None:
-        os.environ[KEY_FILE_ENV] = str(args.ledger_key_file)
+        os.environ[ledger_env.KEY_FILE_ENV] = str(args.ledger_key_file)
+    if args.store_key_file is not None:
+        os.environ.pop(KEY_ENV, None)  # the flag names the key; a second one would be ambiguous
+        os.environ[KEY_FILE_ENV] = str(args.store_key_file)
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace, env_problems: list[str]) -> int:
+    """``serve``: every argument is checked first (a refused one changes nothing in this process:
+    no log handler installed, no environment variable set), then logging, the environment the
+    worker processes read, and the service."""
+    from dataclasses import fields
+
+    from mpc.errors import ConfigInvalid
+    from mpc.service.guard import ServiceLimits, environment_operator_key, load_operator_key
+    from mpc.service.logs import configure_logging
+    from mpc.service.server import serve_forever
+
+    if env_problems:
+        parser.error("; ".join(env_problems))
+    args.db = _database(parser, args.db, "custodian.sqlite3")
+    ledger = _ledger_location(parser, args)
+    try:
+        limits = ServiceLimits(**{f.name: getattr(args, f.name) for f in fields(ServiceLimits)
+                                  if hasattr(args, f.name)})
+        operator_key = load_operator_key(args.operator_key_file, environment_operator_key())
+    except ConfigInvalid as exc:
+        parser.error(f"{exc.code}: {exc.message}")
+    try:
+        configure_logging(args.log_format, args.log_level, args.audit_log, connection_logs=args.log_connections)
+    except OSError as exc:
+        parser.error(f"cannot open the audit log {args.audit_log}: {exc.strerror or exc}")
+    _export_worker_environment(args, ledger)
+    return serve_forever(args.db, args.host, args.port, session_ttl=args.session_ttl,
+                         executor=args.executor, workers=args.workers, tls_cert=args.tls_cert,
+                         tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
+                         allow_plaintext=args.insecure_plaintext, operator_key=operator_key,
+                         operator_cert_cn=args.operator_cert_cn, open_registration=args.open_registration,
+                         limits=limits, metrics_public=args.metrics_public, lock_ttl=args.lock_ttl,
+                         node_ttl=args.node_ttl, drain_grace=args.drain_grace)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,45 +549,7 @@ def _main(prog: str, argv: list[str] | None) -> int:
             parser.error("store-key rotate needs --db or $PORTAL_MPC_DB")
         return store_key_rotate(db, args.new_key_file, args.old_key_file)
     if args.command == "serve":
-        from mpc.service.logs import configure_logging
-        from mpc.service.server import serve_forever
-
-        if serve_env_problems:
-            parser.error("; ".join(serve_env_problems))
-        try:
-            configure_logging(args.log_format, args.log_level, args.audit_log, connection_logs=args.log_connections)
-        except OSError as exc:
-            parser.error(f"cannot open the audit log {args.audit_log}: {exc.strerror or exc}")
-
-        if args.restore_guard is not None:  # the environment reaches the worker processes too
-            from mpc.storage.restore_guard import ENV_VAR
-
-            os.environ[ENV_VAR] = str(args.restore_guard)
-        _configure_ledger(parser, args)
-        if args.store_key_file is not None:  # likewise: every worker process reads the key itself
-            from mpc.storage.sealing import KEY_ENV, KEY_FILE_ENV
-
-            os.environ.pop(KEY_ENV, None)  # the flag names the key; a second one would be ambiguous
-            os.environ[KEY_FILE_ENV] = str(args.store_key_file)
-        args.db = _database(parser, args.db, "custodian.sqlite3")
-        from dataclasses import fields
-
-        from mpc.errors import ConfigInvalid
-        from mpc.service.guard import ServiceLimits, environment_operator_key, load_operator_key
-
-        try:
-            limits = ServiceLimits(**{f.name: getattr(args, f.name) for f in fields(ServiceLimits)
-                                      if hasattr(args, f.name)})
-            operator_key = load_operator_key(args.operator_key_file, environment_operator_key())
-        except ConfigInvalid as exc:
-            parser.error(f"{exc.code}: {exc.message}")
-        return serve_forever(args.db, args.host, args.port, session_ttl=args.session_ttl,
-                             executor=args.executor, workers=args.workers, tls_cert=args.tls_cert,
-                             tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
-                             allow_plaintext=args.insecure_plaintext, operator_key=operator_key,
-                             operator_cert_cn=args.operator_cert_cn, open_registration=args.open_registration,
-                             limits=limits, metrics_public=args.metrics_public, lock_ttl=args.lock_ttl,
-                             node_ttl=args.node_ttl, drain_grace=args.drain_grace)
+        return _serve(parser, args, serve_env_problems)
     if args.server:
         from mpc.service._demo import demo_server
 

@@ -63,3 +63,24 @@ def cheap_argon2id(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(backup_crypto, "MIN_BACKUP_OPSLIMIT", argon2id.OPSLIMIT_MIN)
     monkeypatch.setattr(backup_crypto, "MIN_BACKUP_MEMLIMIT", argon2id.MEMLIMIT_MIN)
+
+
+def _own_root_handlers() -> list[object]:
+    """The root logger's handlers other than pytest's own (which it swaps per test phase)."""
+    import logging
+
+    return [h for h in logging.getLogger().handlers if not type(h).__module__.startswith("_pytest")]
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found() -> object:
+    """A test leaves the root logger as it found it. A handler left behind writes every later
+    record of every thread (a server's, websockets') into a stream a finished test closed
+    (``capsys``): the "Logging error" noise a leaked ``serve`` configuration once made."""
+    import logging
+
+    root = logging.getLogger()
+    before = (_own_root_handlers(), root.level)
+    yield None
+    after = (_own_root_handlers(), root.level)
+    assert after == before, f"the test left the root logger changed: {before} -> {after}"

@@ -99,3 +99,21 @@ def test_device_setup_reports_progress_on_stderr(tmp_path: Path, monkeypatch: py
     captured = capsys.readouterr()
     assert "making the device's setup" in captured.err and "safe prime 1 of 2" in captured.err
     assert "device setup" in captured.out and "making" not in captured.out
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "--db", "postgresql://portal:hunter2@127.0.0.1:1/x", "--restore-guard", "g", "--store-key-file", "k"],
+    ["serve", "--ledger", "postgresql://portal:hunter2@127.0.0.1:1/l", "--restore-guard", "g", "--store-key-file", "k"],
+])
+def test_a_refused_serve_changes_nothing_in_the_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Every argument is checked before serve configures logging or exports the environment its
+    workers read: a refused command leaves no log handler (on the caller's stream) and no variable."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level, environment = list(root.handlers), root.level, dict(os.environ)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2 and "hunter2" not in capsys.readouterr().err
+    assert (list(root.handlers), root.level) == (handlers, level)
+    assert dict(os.environ) == environment

@@ -259,6 +259,7 @@ def configure_logging(format: str = "text", level: str = "INFO", audit_file: str
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level {level!r}")
     formatter: logging.Formatter = JsonFormatter() if format == "json" else TextFormatter()
+    audit_handler = None if audit_file is None else _audit_file_handler(Path(audit_file), formatter)
     for logger, handler in _HANDLERS:
         logger.removeHandler(handler)
         handler.close()
@@ -272,23 +273,27 @@ def configure_logging(format: str = "text", level: str = "INFO", audit_file: str
     root.setLevel(numeric)
     _HANDLERS.append((root, main))
     audit_log.setLevel(logging.INFO)
-    if audit_file is not None:
-        path = Path(audit_file)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        from logging.handlers import WatchedFileHandler  # reopens the file after logrotate moves it
-
-        audit_handler: logging.Handler = WatchedFileHandler(path, encoding="utf-8")
-        audit_handler.setFormatter(formatter)
-        audit_handler.addFilter(ContextFilter())
+    audit_log.propagate = audit_handler is None
+    if audit_handler is not None:
         audit_log.addHandler(audit_handler)
-        audit_log.propagate = False
         _HANDLERS.append((audit_log, audit_handler))
-    else:
-        audit_log.propagate = True
     _SETTINGS = LogSettings(format, logging.getLevelName(numeric), None if audit_file is None else str(audit_file),
                             connection_logs)
     _CONFIGURED_PID = os.getpid()
     return _SETTINGS
+
+
+def _audit_file_handler(path: Path, formatter: logging.Formatter) -> logging.Handler:
+    """The audit file's handler: the file created 0600 if new, appended to, reopened after
+    logrotate moves it. Opened before :func:`configure_logging` changes anything, so an audit file
+    that cannot be opened (``OSError``) leaves this process's logging as it was."""
+    from logging.handlers import WatchedFileHandler
+
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    handler = WatchedFileHandler(path, encoding="utf-8")
+    handler.setFormatter(formatter)
+    handler.addFilter(ContextFilter())
+    return handler
 
 
 def _quiet_library_loggers(connection_logs: bool) -> None:

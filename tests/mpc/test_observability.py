@@ -358,3 +358,11 @@ def test_serve_reports_a_bad_environment_value_and_documents_every_variable(monk
     assert len(variables) >= 25
     for name in variables | {"PORTAL_MPC_DB", "PORTAL_MPC_STORE_KEY_FILE", "PORTAL_MPC_OPERATOR_KEY"}:
         assert f"`{name}`" in documented, name
+
+
+def test_an_audit_file_that_cannot_be_opened_leaves_logging_as_it_was(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    before = list(root.handlers), root.level, list(logs._HANDLERS), logs.current_settings()
+    with pytest.raises(OSError):
+        logs.configure_logging("json", "debug", tmp_path / "missing-folder" / "audit.log", stream=io.StringIO())
+    assert (list(root.handlers), root.level, list(logs._HANDLERS), logs.current_settings()) == before
