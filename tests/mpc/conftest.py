@@ -158,3 +158,35 @@ def service_with_wallet(operator_key: str) -> Iterator[tuple[Any, Any, str, str,
         owner = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
         remote.generate(owner, token)
         yield running, remote, client_id, token, owner
+
+
+@contextlib.contextmanager
+def service_logging(**settings: Any) -> Iterator[None]:
+    """``mpc.service.logs.configure_logging(**settings)`` for the body, then the process's logging
+    as it was: root and audit loggers, the websockets loggers' levels and filters, the refusal tally."""
+    import logging
+
+    from mpc.service import logs
+
+    root, audit_logger = logging.getLogger(), logging.getLogger(logs.AUDIT_LOGGER)
+    saved = (list(root.handlers), root.level, audit_logger.level, audit_logger.propagate, logs._REFUSALS)
+    libraries = [(logging.getLogger(name), logging.getLogger(name).level) for name in logs.LIBRARY_LOGGERS]
+    try:
+        logs.configure_logging(**settings)
+        yield
+    finally:
+        for logger, handler in list(logs._HANDLERS):
+            logger.removeHandler(handler)
+            handler.close()
+        logs._HANDLERS.clear()
+        for logger, installed in list(logs._FILTERS):
+            logger.removeFilter(installed)
+        logs._FILTERS.clear()
+        for logger, level in libraries:
+            logger.setLevel(level)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        audit_logger.setLevel(saved[2])
+        audit_logger.propagate = saved[3]
+        logs._REFUSALS = saved[4]
+        logs._SETTINGS = logs._CONFIGURED_PID = None

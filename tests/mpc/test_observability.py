@@ -29,7 +29,7 @@ from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.service.config import apply_environment  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
-from tests.mpc.conftest import data_for  # noqa: E402
+from tests.mpc.conftest import data_for, service_logging  # noqa: E402
 
 TIMEOUT = 30.0
 OPERATOR_KEY = "observability-tests-operator-key-0123456789"
@@ -255,12 +255,9 @@ def test_the_context_reaches_executor_threads_and_spawned_worker_processes() -> 
 
 
 def test_configure_logging_writes_json_lines_and_a_separate_0600_audit_file(tmp_path: Path) -> None:
-    root, audit_logger = logging.getLogger(), logging.getLogger(logs.AUDIT_LOGGER)
-    saved = (list(root.handlers), root.level, audit_logger.level, audit_logger.propagate)
     stream = io.StringIO()
     path = tmp_path / "audit.log"
-    try:
-        logs.configure_logging("json", "warning", path, stream=stream)
+    with service_logging(format="json", level="warning", audit_file=path, stream=stream):
         logging.getLogger("mpc.service.server").info("below the level")
         logging.getLogger("mpc.service.server").warning("above the level")
         logs.audit("sign", "ok", client_id="alice", request_id="ab" * 8, remote="::1", duration=0.25)
@@ -271,16 +268,6 @@ def test_configure_logging_writes_json_lines_and_a_separate_0600_audit_file(tmp_
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         with pytest.raises(ValueError):
             logs.configure_logging("xml")
-    finally:
-        for logger, handler in list(logs._HANDLERS):
-            logger.removeHandler(handler)
-            handler.close()
-        logs._HANDLERS.clear()
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        audit_logger.setLevel(saved[2])
-        audit_logger.propagate = saved[3]
-        logs._SETTINGS = logs._CONFIGURED_PID = None
 
 
 # --- metrics ------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from mpc.service.guard import (  # noqa: E402
     check_fd_budget,
 )
 from mpc.service.server import ServiceThread  # noqa: E402
-from tests.mpc.conftest import send_authorised  # noqa: E402
+from tests.mpc.conftest import send_authorised, service_logging  # noqa: E402
 from tests.mpc.test_server_security import (  # noqa: E402
     OPERATOR_KEY, TIMEOUT, closing_all, device, operator, serve, serving,
 )
@@ -180,25 +180,13 @@ def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_10
 @contextlib.contextmanager
 def default_logging(tmp_path: Path) -> Iterator[tuple[io.StringIO, Path]]:
     """``serve``'s logging at its defaults (text, INFO), to a string and an audit file; restored after."""
-    root, audit_logger = logging.getLogger(), logging.getLogger(logs.AUDIT_LOGGER)
-    saved = (list(root.handlers), root.level, audit_logger.level, audit_logger.propagate, logs._REFUSALS)
     stream, path = io.StringIO(), tmp_path / "audit.log"
-    logs._REFUSALS = logs.RefusalTally()
+    saved_tally, logs._REFUSALS = logs._REFUSALS, logs.RefusalTally()
     try:
-        logs.configure_logging(stream=stream, audit_file=path)
-        yield stream, path
+        with service_logging(stream=stream, audit_file=path):
+            yield stream, path
     finally:
-        for logger, handler in list(logs._HANDLERS):
-            logger.removeHandler(handler)
-            handler.close()
-        logs._HANDLERS.clear()
-        logs._quiet_library_loggers(True)
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
-        audit_logger.setLevel(saved[2])
-        audit_logger.propagate = saved[3]
-        logs._REFUSALS = saved[4]
-        logs._SETTINGS = logs._CONFIGURED_PID = None
+        logs._REFUSALS = saved_tally
 
 
 def churn(url: str, seconds: float) -> int:
