@@ -600,9 +600,9 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
                               lambda: (secret.plaintext(st.c_key) + bounds.shift) % n)  # Dec(c_key'), P1's share
     z1, z2, z3 = proof.z
     rhs = bigint.mulmod(proof.C, secret.crt_n_squared.powmod(st.c3, e), st.pk.n_squared)  # C'·c3^e
-    if bigint.mulmod(c_key_power(st.r * z1), secret.crt_n.powmod(proof.z_enc, n), n) != rhs % n:
+    if bigint.mulmod(c_key_power(st.r * z1), secret.crt_n.powmod(proof.z_enc, n), n) != bigint.mpz(rhs) % n:
         raise ProofError(_PAILLIER_FAILS)
-    if secret.plaintext(rhs) != (st.r * z1 * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
+    if secret.plaintext(rhs) != (bigint.mpz(st.r * z1) * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
         raise ProofError(_PAILLIER_FAILS)
 
 
