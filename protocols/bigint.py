@@ -311,9 +311,12 @@ class FixedBase:
             row = [mpz(1), g]
             for _ in range(2, 1 << window):
                 row.append(row[-1] * g % m)
-            rows.append(row)
+            rows.append(tuple(row))
             g = row[-1] * g % m
-        self._rows, self._m = rows, m
+        # Tuples of integers: the cyclic garbage collector untracks them at its first pass, so a
+        # later collection does not walk the table's ~10^5 entries (one that did took ~18 ms with
+        # the prover's and the key owner's tables in lists, benchmarks/README round three).
+        self._rows, self._m = tuple(rows), m
 
     def __repr__(self) -> str:
         return f"FixedBase({self.modulus.bit_length()}-bit modulus, {self.max_bits}-bit exponents)"
