@@ -15,6 +15,12 @@ convert them on every call; the results handed back are still ``int``).
 
 Randomness comes only from :mod:`protocols.randomness` (:mod:`secrets`, or the keyed stream of a
 ``derived`` scope).
+
+On the gmpy2 path, :func:`powmod` hands long exponentiations modulo large odd moduli (at least
+``ACCELERATED_MODULUS_BITS`` and ``ACCELERATED_EXPONENT_BITS``) to OpenSSL's libcrypto when it
+can be loaded (``protocols._bigint_libcrypto``: about a fifth faster than GMP there, the same
+values); ``ACCELERATOR`` names it (``"libcrypto"`` or None), :func:`use_accelerator` switches it,
+and ``PORTAL_MPC_NO_LIBCRYPTO=1`` before the first import leaves it off.
 """
 
 from __future__ import annotations
@@ -26,12 +32,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from protocols import randomness
+from protocols import _bigint_libcrypto, randomness
 from protocols.errors import InvalidMessage, UsageError
 
 __all__ = [
     "BACKEND",
     "use_backend",
+    "ACCELERATOR",
+    "ACCELERATED_MODULUS_BITS",
+    "ACCELERATED_EXPONENT_BITS",
+    "use_accelerator",
     "available_backends",
     "mpz",
     "powmod",
@@ -125,8 +135,47 @@ def _py_jacobi(a: int, n: int) -> int:
 
 
 # --- gmpy2 path ----------------------------------------------------------------------------
+ACCELERATED_MODULUS_BITS = 1024
+ACCELERATED_EXPONENT_BITS = 128
+ACCELERATOR: str | None = None
+_LIBCRYPTO = None if os.environ.get("PORTAL_MPC_NO_LIBCRYPTO") == "1" else _bigint_libcrypto.load()
+_accelerated_powmod: Callable[[bytes, bytes, bytes], bytes | None] | None = None
+
+
+def use_accelerator(name: str | None) -> None:
+    """``"libcrypto"``: the gmpy2 path's long exponentiations by libcrypto; None: all by GMP."""
+    global ACCELERATOR, _accelerated_powmod
+    if name is not None and (name != "libcrypto" or _LIBCRYPTO is None):
+        raise UsageError(f"powmod accelerator {name!r} is not available")
+    ACCELERATOR, _accelerated_powmod = name, (_LIBCRYPTO if name else None)
+
+
+use_accelerator(None if _LIBCRYPTO is None else "libcrypto")
+
+
+def _accelerated(base: int, exponent: int, modulus: int) -> int | None:
+    """``base^exponent mod modulus`` by the accelerator when it applies (an odd modulus of at
+    least ``ACCELERATED_MODULUS_BITS``, an exponent of at least ``ACCELERATED_EXPONENT_BITS``),
+    else None (also if libcrypto reports an error): the caller then uses GMP."""
+    run = _accelerated_powmod
+    if run is None or exponent.bit_length() < ACCELERATED_EXPONENT_BITS or exponent < 0:
+        return None
+    bits = modulus.bit_length()
+    if bits < ACCELERATED_MODULUS_BITS or not modulus & 1:
+        return None
+    size = (bits + 7) >> 3
+    m = _gmpy2.mpz(modulus)
+    result = run(int(_gmpy2.mpz(base) % m).to_bytes(size, "big"),
+                 int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "big"), int(m).to_bytes(size, "big"))
+    return None if result is None else int.from_bytes(result, "big")
+
+
 def _gmp_powmod(base: int, exponent: int, modulus: int) -> int:
-    """``base^exponent mod modulus``; a negative exponent inverts the base first."""
+    """``base^exponent mod modulus``; a negative exponent inverts the base first. Long
+    exponentiations modulo large odd moduli go to the accelerator (libcrypto) when it is on."""
+    result = _accelerated(base, exponent, modulus)
+    if result is not None:
+        return result
     try:
         return int(_gmpy2.powmod(base, exponent, modulus))
     except (ZeroDivisionError, ValueError):
