@@ -9,16 +9,18 @@ round three). Same values; the same timing behaviour as ``mpz_powm`` (neither is
 both slide a window over the exponent). Values cross as big-endian bytes; every ``BIGNUM`` is
 cleared and freed before the call returns, and each call has its own ``BN_CTX`` (thread safe).
 
-The library is the one the interpreter's ``ssl`` module links (``ctypes.util.find_library``);
-:func:`load` returns None when it cannot be loaded or lacks a symbol, and ``bigint`` then keeps
-GMP for everything. ``PORTAL_MPC_NO_LIBCRYPTO=1`` turns the path off (``bigint`` reads it).
+Only OpenSSL's versioned shared objects are tried (``_SONAMES``: OpenSSL 3 and 1.1 on Linux and
+the BSDs; never an unversioned ``libcrypto``, which some systems refuse to let a process load).
+:func:`load` returns None when none loads, a symbol is missing, or a known exponentiation comes
+out wrong, and ``bigint`` then keeps GMP for everything. ``PORTAL_MPC_NO_LIBCRYPTO=1`` turns the
+path off (``bigint`` reads it).
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
+from functools import partial
 
 __all__ = ["load"]
 
@@ -36,19 +38,30 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.BN_mod_exp_mont.restype, lib.BN_mod_exp_mont.argtypes = ctypes.c_int, [_VP] * 6
 
 
+_SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1")
+
+
 def load() -> Callable[[bytes, bytes, bytes], bytes | None] | None:
     """The exponentiation ``(base, exponent, modulus) -> result`` on big-endian bytes (the base
     already reduced and padded to the modulus's length, the modulus odd), or None without libcrypto.
     The function returns None when libcrypto reports an error (the caller falls back to GMP)."""
-    name = ctypes.util.find_library("crypto")
-    if name is None:
-        return None
-    try:
-        lib = ctypes.CDLL(name)
-        _bind(lib)
-    except (OSError, AttributeError):
-        return None
-    return lambda base, exponent, modulus: _mod_exp(lib, base, exponent, modulus)
+    for name in _SONAMES:
+        try:
+            lib = ctypes.CDLL(name)
+            _bind(lib)
+        except (OSError, AttributeError):
+            continue
+        run: Callable[[bytes, bytes, bytes], bytes | None] = partial(_mod_exp, lib)
+        return run if _self_test(run) else None
+    return None
+
+
+def _self_test(run: Callable[[bytes, bytes, bytes], bytes | None]) -> bool:
+    """A known exponentiation (3^(2^127 + 1) modulo 2^1279 − 1, a Mersenne prime) comes out right."""
+    modulus, exponent = (1 << 1279) - 1, (1 << 127) + 1
+    size = (modulus.bit_length() + 7) >> 3
+    result = run((3).to_bytes(size, "big"), exponent.to_bytes(16, "big"), modulus.to_bytes(size, "big"))
+    return result is not None and int.from_bytes(result, "big") == pow(3, exponent, modulus)
 
 
 def _mod_exp(lib: ctypes.CDLL, base: bytes, exponent: bytes, modulus: bytes) -> bytes | None:

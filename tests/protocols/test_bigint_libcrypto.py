@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes.util
 import os
 import subprocess
 import sys
@@ -107,7 +106,9 @@ def test_switches() -> None:
 
 
 def test_no_libcrypto_means_no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    """No loadable soname, or a library whose exponentiation fails its self-test: no accelerator."""
+    monkeypatch.setattr(_bigint_libcrypto, "_SONAMES", ("/nonexistent/libcrypto.so.3",))
     assert _bigint_libcrypto.load() is None
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libcrypto.so")
+    monkeypatch.undo()
+    monkeypatch.setattr(_bigint_libcrypto, "_mod_exp", lambda lib, base, exponent, modulus: b"\x01")
     assert _bigint_libcrypto.load() is None
