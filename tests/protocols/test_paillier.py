@@ -73,9 +73,12 @@ def test_validate_ciphertext_rejects_out_of_range(bad: object) -> None:
 _CANDIDATES = st.sampled_from(["ok", "zero", "n_squared", "p_multiple", "q_multiple", "bool", "str"])
 
 
+_GOOD = paillier.encrypt(PK, 7)[0]  # a valid ciphertext; modulo N, a unit
+
+
 def _candidate(kind: str, bound: int) -> object:
     """A value of the given kind for a field whose valid values are the units below ``bound``."""
-    good = paillier.encrypt(PK, 7)[0] % bound or 1
+    good = _GOOD % bound
     return {"ok": good, "zero": 0, "n_squared": bound, "p_multiple": int(SK.p) * 3, "q_multiple": int(SK.q),
             "bool": True, "str": "1"}[kind]
 
