@@ -61,6 +61,21 @@ def _on(backend: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return timed
 
 
+def _gmp_only(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` on the gmpy2 path with every exponentiation by GMP (``bigint.use_accelerator(None)``):
+    the sign as before libcrypto took the long exponentiations (issue 30, round three)."""
+    def timed(*args: Any) -> Any:
+        before = bigint.ACCELERATOR
+        with bigint_backend("gmpy2"):
+            bigint.use_accelerator(None)
+            try:
+                return fn(*args)
+            finally:
+                bigint.use_accelerator(before)
+
+    return timed
+
+
 def sign_sessions() -> dict[int, Session]:
     p1, p2 = key_pair()
     sid = secrets.token_bytes(32)
@@ -214,6 +229,11 @@ def cases(quick: bool) -> list[Case]:
             for step in ROUND4_STEPS:
                 out.append(Case(f"ecdsa2p round-4 step: {step} [{backend}]", _on(backend, _round4_step(step)),
                                 references=(REF_ENC_DEC,), runs=40))
+            if bigint.ACCELERATOR is not None:
+                out.append(Case(f"ecdsa2p sign end to end, GMP only (no libcrypto) [{backend}]",
+                                _gmp_only(lambda: ecdsa2p.sign(*key_pair(), DIGEST)),
+                                references=(REF_ENC_DEC, f"ecdsa2p sign end to end [{backend}]"), runs=60,
+                                warmup=WARM_SIGNS))
             sign = _on(backend, _sign_then_rewarm)
             warm = (REF_ENC_DEC, f"ecdsa2p sign end to end [{backend}]")
             out.append(Case(f"ecdsa2p sign end to end, a client's first in the process (no table) [{backend}]", sign,

@@ -15,6 +15,12 @@ convert them on every call; the results handed back are still ``int``).
 
 Randomness comes only from :mod:`protocols.randomness` (:mod:`secrets`, or the keyed stream of a
 ``derived`` scope).
+
+On the gmpy2 path, :func:`powmod` hands long exponentiations modulo large odd moduli (at least
+``ACCELERATED_MODULUS_BITS`` and ``ACCELERATED_EXPONENT_BITS``) to OpenSSL's libcrypto when it
+can be loaded (``protocols._bigint_libcrypto``: about a fifth faster than GMP there, the same
+values); ``ACCELERATOR`` names it (``"libcrypto"`` or None), :func:`use_accelerator` switches it,
+and ``PORTAL_MPC_NO_LIBCRYPTO=1`` before the first import leaves it off.
 """
 
 from __future__ import annotations
@@ -24,14 +30,18 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from protocols import randomness
+from protocols import _bigint_libcrypto, randomness
 from protocols.errors import InvalidMessage, UsageError
 
 __all__ = [
     "BACKEND",
     "use_backend",
+    "ACCELERATOR",
+    "ACCELERATED_MODULUS_BITS",
+    "ACCELERATED_EXPONENT_BITS",
+    "use_accelerator",
     "available_backends",
     "mpz",
     "powmod",
@@ -55,6 +65,7 @@ __all__ = [
     "RentedBase",
     "pack_nats",
     "unpack_nats",
+    "first_non_unit",
 ]
 
 try:  # pragma: no cover - depends on the environment
@@ -124,8 +135,47 @@ def _py_jacobi(a: int, n: int) -> int:
 
 
 # --- gmpy2 path ----------------------------------------------------------------------------
+ACCELERATED_MODULUS_BITS = 1024
+ACCELERATED_EXPONENT_BITS = 128
+ACCELERATOR: str | None = None
+_LIBCRYPTO = None if os.environ.get("PORTAL_MPC_NO_LIBCRYPTO") == "1" else _bigint_libcrypto.load()
+_accelerated_powmod: Callable[[bytes, bytes, bytes], bytes | None] | None = None
+
+
+def use_accelerator(name: str | None) -> None:
+    """``"libcrypto"``: the gmpy2 path's long exponentiations by libcrypto; None: all by GMP."""
+    global ACCELERATOR, _accelerated_powmod
+    if name is not None and (name != "libcrypto" or _LIBCRYPTO is None):
+        raise UsageError(f"powmod accelerator {name!r} is not available")
+    ACCELERATOR, _accelerated_powmod = name, (_LIBCRYPTO if name else None)
+
+
+use_accelerator(None if _LIBCRYPTO is None else "libcrypto")
+
+
+def _accelerated(base: int, exponent: int, modulus: int) -> int | None:
+    """``base^exponent mod modulus`` by the accelerator when it applies (an odd modulus of at
+    least ``ACCELERATED_MODULUS_BITS``, an exponent of at least ``ACCELERATED_EXPONENT_BITS``),
+    else None (also if libcrypto reports an error): the caller then uses GMP."""
+    run = _accelerated_powmod
+    if run is None or exponent.bit_length() < ACCELERATED_EXPONENT_BITS or exponent < 0:
+        return None
+    bits = modulus.bit_length()
+    if bits < ACCELERATED_MODULUS_BITS or not modulus & 1:
+        return None
+    size = (bits + 7) >> 3
+    m = _gmpy2.mpz(modulus)
+    result = run(int(_gmpy2.mpz(base) % m).to_bytes(size, "big"),
+                 int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "big"), int(m).to_bytes(size, "big"))
+    return None if result is None else int.from_bytes(result, "big")
+
+
 def _gmp_powmod(base: int, exponent: int, modulus: int) -> int:
-    """``base^exponent mod modulus``; a negative exponent inverts the base first."""
+    """``base^exponent mod modulus``; a negative exponent inverts the base first. Long
+    exponentiations modulo large odd moduli go to the accelerator (libcrypto) when it is on."""
+    result = _accelerated(base, exponent, modulus)
+    if result is not None:
+        return result
     try:
         return int(_gmpy2.powmod(base, exponent, modulus))
     except (ZeroDivisionError, ValueError):
@@ -222,6 +272,22 @@ def random_signed(bound: int) -> int:
     return randomness.randbelow(2 * bound + 1) - bound
 
 
+def first_non_unit(values: Sequence[int], modulus: int) -> int | None:
+    """The index of the first of ``values`` (ints) that shares a factor with ``modulus``, or None.
+
+    One gcd for all of them: gcd(∏ values mod modulus, modulus) = 1 exactly when every value is
+    coprime to the modulus (a prime dividing the modulus and the product divides a factor), so
+    the verdict is the same as one gcd per value, at one modular multiplication per value instead
+    of a gcd. Only when the product fails are the values tried one by one, to name the first bad
+    one."""
+    product = mpz(1)
+    for value in values:
+        product = product * value % modulus
+    if gcd(product, modulus) == 1:
+        return None
+    return next((i for i, value in enumerate(values) if gcd(value, modulus) != 1), None)
+
+
 def random_unit(modulus: int) -> int:
     """Uniform in Z*_modulus: [1, modulus) and coprime to it."""
     while True:
@@ -247,14 +313,18 @@ class CrtModulus:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_m1_inv", _py_invert(self.m1, self.m2))
         object.__setattr__(self, "modulus", self.m1 * self.m2)
+        # The backend's integers for the joins (with gmpy2 a 2048-bit join costs a quarter of
+        # Python's): values, not kept in any stored form.
+        object.__setattr__(self, "_join", (mpz(self.m1), mpz(self.m2), mpz(self._m1_inv)))  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return "CrtModulus(<secret>)"
 
     def combine(self, r1: int, r2: int) -> int:
         """The x mod m1·m2 with x ≡ r1 (mod m1) and x ≡ r2 (mod m2) (Garner's formula)."""
-        h = ((r2 - r1) * self._m1_inv) % self.m2  # type: ignore[attr-defined]
-        return int(r1 + h * self.m1)
+        m1, m2, m1_inv = self._join  # type: ignore[attr-defined]
+        h = (mpz(r2) - r1) * m1_inv % m2
+        return int(h * m1 + r1)
 
     def powmod(self, base: int, exponent: int) -> int:
         """``base^exponent`` modulo ``m1·m2`` for a unit ``base`` (negative exponents allowed)."""
@@ -290,9 +360,12 @@ class FixedBase:
             row = [mpz(1), g]
             for _ in range(2, 1 << window):
                 row.append(row[-1] * g % m)
-            rows.append(row)
+            rows.append(tuple(row))
             g = row[-1] * g % m
-        self._rows, self._m = rows, m
+        # Tuples of integers: the cyclic garbage collector untracks them at its first pass, so a
+        # later collection does not walk the table's ~10^5 entries (one that did took ~18 ms with
+        # the prover's and the key owner's tables in lists, benchmarks/README round three).
+        self._rows, self._m = tuple(rows), m
 
     def __repr__(self) -> str:
         return f"FixedBase({self.modulus.bit_length()}-bit modulus, {self.max_bits}-bit exponents)"
@@ -353,7 +426,7 @@ class CrtFixedBase:
         """``base^exponent mod m1·m2``."""
         crt = self._crt
         r1, r2 = (
-            table.pow(exponent if 0 <= exponent and exponent.bit_length() <= table.max_bits else exponent % totient)
+            table.pow(exponent if 0 <= exponent and exponent.bit_length() <= table.max_bits else int(mpz(exponent) % totient))
             for table, totient in zip(self._tables, (crt.totient1, crt.totient2))
         )
         return crt.combine(r1, r2)

@@ -45,6 +45,7 @@ __all__ = [
     "decrypt",
     "decrypt_signed",
     "validate_ciphertext",
+    "validate_ciphertexts",
     "decode_ciphertext",
     "encode_ciphertext",
 ]
@@ -251,11 +252,28 @@ def decrypt_signed(sk: PaillierSecretKey, c: int) -> int:
 
 def validate_ciphertext(pk: PaillierPublicKey, c: int) -> int:
     """Return ``c`` if 0 < c < N² and gcd(c, N) = 1; raise ``InvalidMessage`` otherwise."""
-    if not _is_int(c) or not 0 < c < pk.n_squared:
-        raise InvalidMessage("Paillier ciphertext out of range")
-    if bigint.gcd(c, pk.n) != 1:
-        raise InvalidMessage("Paillier ciphertext not invertible modulo N")
+    validate_ciphertexts(pk, {"Paillier ciphertext": c})
     return c
+
+
+def validate_ciphertexts(
+    pk: PaillierPublicKey, ciphertexts: Mapping[str, object], units: Mapping[str, object] | None = None
+) -> None:
+    """Raise ``InvalidMessage`` naming the first bad value unless every one of ``ciphertexts`` is
+    a valid ciphertext under ``pk`` (0 < c < N², gcd(c, N) = 1, as :func:`validate_ciphertext`)
+    and every one of ``units`` (nonces, a proof's z_enc) is in Z*_N (0 < u < N, gcd(u, N) = 1).
+
+    The verdict of one check per value, with one gcd for all of them (``bigint.first_non_unit``):
+    ranges first, in order (ciphertexts, then units), then the units modulo N."""
+    n = pk.n
+    named = [(name, value, pk.n_squared) for name, value in ciphertexts.items()]
+    named += [(name, value, n) for name, value in (units or {}).items()]
+    for name, value, bound in named:
+        if not _is_int(value) or not 0 < value < bound:  # type: ignore[operator]
+            raise InvalidMessage(f"{name} out of range")
+    bad = bigint.first_non_unit([value for _, value, _ in named], n)  # type: ignore[misc]
+    if bad is not None:
+        raise InvalidMessage(f"{named[bad][0]} not invertible modulo N")
 
 
 def encode_ciphertext(c: int) -> str:

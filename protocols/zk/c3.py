@@ -105,7 +105,7 @@ from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.paillier import PaillierPublicKey, PaillierSecretKey
 from protocols.ring_pedersen import RingPedersenParams, RingPedersenSecret
 from protocols.transcript import Transcript
-from protocols.zk.fields import encode_nats, first_non_unit, get_unit, get_units, require_units
+from protocols.zk.fields import encode_nats, get_unit, get_units, require_units
 from protocols.zk.params import ELL, EPSILON
 
 __all__ = [
@@ -600,9 +600,9 @@ def _check_paillier_crt(st: C3Statement, proof: C3Proof, e: int, bounds: C3Bound
                               lambda: (secret.plaintext(st.c_key) + bounds.shift) % n)  # Dec(c_key'), P1's share
     z1, z2, z3 = proof.z
     rhs = bigint.mulmod(proof.C, secret.crt_n_squared.powmod(st.c3, e), st.pk.n_squared)  # C'·c3^e
-    if bigint.mulmod(c_key_power(st.r * z1), secret.crt_n.powmod(proof.z_enc, n), n) != rhs % n:
+    if bigint.mulmod(c_key_power(st.r * z1), secret.crt_n.powmod(proof.z_enc, n), n) != bigint.mpz(rhs) % n:
         raise ProofError(_PAILLIER_FAILS)
-    if secret.plaintext(rhs) != (st.r * z1 * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
+    if secret.plaintext(rhs) != (bigint.mpz(st.r * z1) * x1_shifted + z1 * st.m + z2 * st.r + z3 * bounds.q) % n:
         raise ProofError(_PAILLIER_FAILS)
 
 
@@ -678,19 +678,12 @@ def _check_shapes(st: C3Statement, proof: C3Proof, bounds: C3Bounds) -> None:
 
 
 def _require_paillier_units(st: C3Statement, proof: C3Proof) -> None:
-    """z_enc ∈ Z*_N and c3, C', c_key valid ciphertexts (0 < c < N², a unit modulo N), with one
-    gcd for the four (``fields.first_non_unit``); a failure names the first bad value."""
-    n, n2 = st.pk.n, st.pk.n_squared
-    named = (("c3 z_enc", proof.z_enc, n), ("c3", st.c3, n2), ("C'", proof.C, n2), ("c_key", st.c_key, n2))
-    bad = next((name for name, value, bound in named
-                if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < bound), None)
-    if bad is None:
-        index = first_non_unit([value % n for _, value, _ in named], n)
-        bad = None if index is None else named[index][0]
-    if bad == "c3 z_enc":
-        raise ProofError("c3 z_enc is not a unit modulo the modulus")
-    if bad is not None:
-        raise ProofError(f"c3 proof: {bad} is not a valid ciphertext")
+    """c3, C', c_key valid ciphertexts and z_enc ∈ Z*_N (``paillier.validate_ciphertexts``: one
+    gcd for the four); a failure names the first bad value."""
+    try:
+        paillier.validate_ciphertexts(st.pk, {"c3": st.c3, "C'": proof.C, "c_key": st.c_key}, {"z_enc": proof.z_enc})
+    except InvalidMessage as exc:
+        raise ProofError(f"c3 proof: {exc}") from None
 
 
 # Not parkable (``protocols.state``): single-use randomness never leaves the custodian's memory.

@@ -15,6 +15,8 @@ from protocols.encoding import encode_int, encode_nat, get_int, get_list, get_na
 from protocols.errors import InvalidMessage, ProofError
 from protocols.paillier import check_modulus_size
 
+first_non_unit = bigint.first_non_unit  # one gcd for many values (the rule lives in bigint)
+
 __all__ = [
     "is_unit",
     "first_non_unit",
@@ -32,22 +34,6 @@ __all__ = [
 def is_unit(value: object, modulus: int) -> bool:
     """Whether ``value`` is an int in [1, modulus) coprime to ``modulus`` (an element of Z*)."""
     return _is_residue(value, modulus) and bigint.gcd(value, modulus) == 1  # type: ignore[arg-type]
-
-
-def first_non_unit(values: Sequence[int], modulus: int) -> int | None:
-    """The index of the first of ``values`` (ints) that shares a factor with ``modulus``, or None.
-
-    One gcd for all of them: gcd(∏ values mod modulus, modulus) = 1 exactly when every value is
-    coprime to the modulus (a prime dividing the modulus and the product divides a factor), so
-    the verdict is the same as one gcd per value, at one modular multiplication per value instead
-    of a gcd. Only when the product fails are the values tried one by one, to name the first bad
-    one."""
-    product = bigint.mpz(1)
-    for value in values:
-        product = product * value % modulus
-    if bigint.gcd(product, modulus) == 1:
-        return None
-    return next((i for i, value in enumerate(values) if bigint.gcd(value, modulus) != 1), None)
 
 
 def _is_residue(value: object, modulus: int) -> bool:

@@ -196,3 +196,33 @@ def test_crt_powmod_of_unreduced_bases_matches_powmod(base: int, exponent: int) 
     for backend in bigint.available_backends():
         with bigint_backend(backend):
             assert (key.crt_n.powmod(base, exponent), key.crt_n_squared.powmod(base, exponent)) == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(x=st.integers(0, 2**4100), made=st.sampled_from(BACKENDS), used=st.sampled_from(BACKENDS))
+def test_crt_combine_is_the_chinese_remainder(x: int, made: str, used: str) -> None:
+    """``CrtModulus.combine`` (Garner's join, in the backend's integers) against the textbook CRT
+    sum Σ r_i·M_i·(M_i⁻¹ mod m_i) mod M, modulo N and N², with the modulus made under one backend
+    and used under the other: a plain ``int`` in [0, M) either way."""
+    key = paillier_keys()[0]
+    with bigint_backend(made):
+        crts = (bigint.CrtModulus(key.p, key.q, key.p - 1, key.q - 1),
+                bigint.CrtModulus(key.p ** 2, key.q ** 2, key.p * (key.p - 1), key.q * (key.q - 1)))
+    with bigint_backend(used):
+        for crt in crts:
+            m = crt.m1 * crt.m2
+            r1, r2 = x % crt.m1, x % crt.m2
+            textbook = (r1 * crt.m2 * pow(crt.m2, -1, crt.m1) + r2 * crt.m1 * pow(crt.m1, -1, crt.m2)) % m
+            joined = crt.combine(r1, r2)
+            assert joined == textbook == x % m and type(joined) is int
+
+
+def test_fixed_base_rows_leave_the_garbage_collectors_walk() -> None:
+    """A table's rows are tuples of integers, which the cyclic collector untracks at its first
+    pass: later collections do not walk the ~10^5 entries of the prover's tables."""
+    import gc
+
+    table = bigint.FixedBase(0xFEEDFACE, (1 << 607) - 1, 64, 8)
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in table._rows)  # noqa: SLF001 - the layout is the point
+    assert table.pow(12345) == pow(0xFEEDFACE, 12345, (1 << 607) - 1)

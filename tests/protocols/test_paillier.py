@@ -70,6 +70,52 @@ def test_validate_ciphertext_rejects_out_of_range(bad: object) -> None:
         paillier.validate_ciphertext(PK, bad)  # type: ignore[arg-type]
 
 
+_CANDIDATES = st.sampled_from(["ok", "zero", "n_squared", "p_multiple", "q_multiple", "bool", "str"])
+
+
+_GOOD = paillier.encrypt(PK, 7)[0]  # a valid ciphertext; modulo N, a unit
+
+
+def _candidate(kind: str, bound: int) -> object:
+    """A value of the given kind for a field whose valid values are the units below ``bound``."""
+    good = _GOOD % bound
+    return {"ok": good, "zero": 0, "n_squared": bound, "p_multiple": int(SK.p) * 3, "q_multiple": int(SK.q),
+            "bool": True, "str": "1"}[kind]
+
+
+def _one_by_one(ciphertexts: dict[str, object], units: dict[str, object]) -> str | None:
+    """The first bad name by one check per value: ranges in order, then units in order."""
+    fields = [(k, v, PK.n_squared) for k, v in ciphertexts.items()] + [(k, v, PK.n) for k, v in units.items()]
+    for name, value, bound in fields:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < bound:
+            return f"{name} out of range"
+    for name, value, _ in fields:
+        if bigint.gcd(value, PK.n) != 1:  # type: ignore[arg-type]
+            return f"{name} not invertible modulo N"
+    return None
+
+
+@settings(max_examples=40, deadline=None)
+@given(kinds=st.lists(_CANDIDATES, min_size=1, max_size=4), unit_kinds=st.lists(_CANDIDATES, max_size=2))
+def test_validate_ciphertexts_is_one_check_per_value(kinds: list[str], unit_kinds: list[str]) -> None:
+    """The batched check (one gcd) gives the verdict and the bad field's name of ``validate_ciphertext``
+    applied to each value in turn, and a single ciphertext the same as ``validate_ciphertext``."""
+    ciphertexts = {f"c{i}": _candidate(kind, PK.n_squared) for i, kind in enumerate(kinds)}
+    units = {f"u{i}": _candidate(kind, PK.n) for i, kind in enumerate(unit_kinds)}
+    expected = _one_by_one(ciphertexts, units)
+    if expected is None:
+        paillier.validate_ciphertexts(PK, ciphertexts, units)
+    else:
+        with pytest.raises(InvalidMessage, match=f"^{expected}$"):
+            paillier.validate_ciphertexts(PK, ciphertexts, units)
+    single = ciphertexts["c0"]
+    if _one_by_one({"c0": single}, {}) is None:
+        assert paillier.validate_ciphertext(PK, single) == single  # type: ignore[arg-type]
+    else:
+        with pytest.raises(InvalidMessage):
+            paillier.validate_ciphertext(PK, single)  # type: ignore[arg-type]
+
+
 def test_validate_ciphertext_rejects_n_squared_and_non_units() -> None:
     for bad in (PK.n_squared, PK.n_squared + 1, PK.n, SK.p, SK.q * 7):
         with pytest.raises(InvalidMessage):

@@ -348,6 +348,5 @@ def test_a_paillier_value_sharing_a_factor_with_n_is_named(honest: tuple[c3.C3St
         proof = dataclasses.replace(proof, C=bad)
     else:
         statement = dataclasses.replace(statement, **{name: bad})
-    expected = "c3 z_enc is not a unit" if name == "z_enc" else f"c3 proof: {name} is not a valid ciphertext"
-    with pytest.raises(ProofError, match=expected):
+    with pytest.raises(ProofError, match=f"c3 proof: {name} not invertible modulo N"):
         c3.verify(statement, proof, transcript())
