@@ -205,9 +205,15 @@ class CustodianOperation(Composite):
         return current if msg is None else _chain(current, msg.to_bytes())
 
     def start(self) -> list[Message]:
+        """``Composite.start`` inside the derived-randomness scope of the initial transcript; an
+        operation whose custodian waits for the client's hello (its ``_begin`` is this class's,
+        which sends and draws nothing) starts without entering one."""
         context = self._rng_context(None)
-        with randomness.derived(self.custodian.nonce_key, context):
+        if type(self)._begin is CustodianOperation._begin:
             messages = super().start()
+        else:
+            with randomness.derived(self.custodian.nonce_key, context):
+                messages = super().start()
         self._rng_transcript = context
         return messages
 
