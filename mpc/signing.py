@@ -248,15 +248,19 @@ class _SignChannel(Composite):
 
     curve: str
 
-    def _envelope(self, message: Message, payload: Mapping[str, Any] | None = None) -> Message:
-        """The operation's message carrying the child's ``message``'s payload (or, for the
-        client's first message, ``payload``: its hello beside that payload)."""
+    def _envelope(self, message: Message, hello: Mapping[str, Any] | None = None) -> Message:
+        """The operation's message carrying the child's ``message``'s payload (for the client's
+        first message, with ``hello`` beside it: ``first_payload``)."""
         if message.round != _child_round(self._sent + 1, self.party_id):
             raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
-        if payload is not None:
-            return self._outer(payload)
+        payload = message.payload
+        if hello is not None:
+            joined = first_payload(hello, payload)
+            if not all(type(value) is str for value in hello.values()):
+                return self._outer(joined)  # the constructor checks and freezes what is not a plain string
+            payload = MappingProxyType(joined)  # plain strings beside a frozen payload: frozen
         self._sent += 1
-        return _checked_message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, message.payload)
+        return _checked_message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
         return [self._envelope(m) for m in messages]
@@ -268,8 +272,7 @@ class _SignChannel(Composite):
         if child is None:
             return self._receive_first(msg)
         inner = self._inner(child, msg, msg.payload)
-        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
-        return self._accept(produced)
+        return self._accept(child, self._guard(child.receive, inner, culprit=msg.sender))
 
     def _inner(self, child: Session, msg: Message, payload: Mapping[str, Any]) -> Message:
         """The child's message that ``msg`` carries (its payload ``payload``, a part of ``msg``'s
@@ -282,15 +285,15 @@ class _SignChannel(Composite):
         """The client's first message (the custodian's side): the hello is checked, then a fresh
         child takes the child's first payload; both are kept only if both are accepted."""
         asked, child_payload = split_first_payload(msg.payload)
-        hello = self._guard(lambda: self._decode_pure("hello", asked, msg.sender), culprit=msg.sender)
+        hello = self._guard(self._decode_pure, "hello", asked, msg.sender, culprit=msg.sender)
         child = self._first_child()
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
         inner = self._inner(child, msg, child_payload)
-        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        produced = self._guard(child.receive, inner, culprit=msg.sender)
         self._children[self.curve] = child
         self._on_hello(hello)
-        return self._accept(produced)
+        return self._accept(child, produced)
 
     def _first_child(self) -> Session:
         raise InvalidMessage("unexpected first message")
@@ -298,10 +301,12 @@ class _SignChannel(Composite):
     def _on_hello(self, hello: Mapping[str, Any]) -> None:
         """The client's hello was accepted (``CustodianOperation._on_hello``)."""
 
-    def _accept(self, produced: list[Message]) -> list[Message]:
-        """The peer's message was accepted: the next one is awaited, the child's replies go out."""
+    def _accept(self, child: Session, produced: list[Message]) -> list[Message]:
+        """The peer's message was accepted by ``child``: the next one is awaited, the child's
+        replies go out (and, once the child is done, what ends the operation)."""
         self._accepted()
-        return self._wrap_children(self.curve, produced) + self._guard(self._check_children_done)
+        out = [self._envelope(m) for m in produced]
+        return out + self._guard(self._check_children_done) if child.done and not self._children_done else out
 
     def _check_children_done(self) -> list[Message]:
         """``Composite._check_children_done`` for the channel's one child."""
@@ -323,7 +328,8 @@ class ClientSign(ClientOperation, _SignChannel):
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
-        self._hd_child = path_tweak(lambda curve, account: hd.client_account(client, curve, account), self.curve, path)
+        self._hd_child = None if path is None else path_tweak(
+            lambda curve, account: hd.client_account(client, curve, account), self.curve, path)
         if self.curve == "secp256k1":
             lock_after_interrupted_decryptions(client)
         self._root = client.signing_share(self.curve)
@@ -344,7 +350,7 @@ class ClientSign(ClientOperation, _SignChannel):
         if len(first) != 1:
             raise UsageError("a signing session's initiator sends one first message")
         self._children[self.curve] = self._session
-        return [self._envelope(first[0], first_payload(self._hello(), first[0].payload))]
+        return [self._envelope(first[0], self._hello())]
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":
@@ -396,8 +402,8 @@ class CustodianSign(CustodianOperation, _SignChannel):
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
-        self._hd_child = path_tweak(lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account),
-                                 self.curve, path)
+        self._hd_child = None if path is None else path_tweak(
+            lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account), self.curve, path)
         super().__init__(custodian, client_id, session_id)
         self._root = share  # the root share the caller read already (``Custodian.sign``: with the client's row)
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
