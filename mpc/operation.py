@@ -8,6 +8,7 @@ operations only) and releases it when the operation ends. A parked custodian ope
 park id, the time and the store's nonce epoch (``Custodian.resume`` uses each park id once).
 
 Rollback safety by construction (docs/threat-model.md, "Rollback"): the custodian runs ``start``
+(unless it sends and draws nothing there: it waits for the client's hello)
 and every ``receive`` inside ``protocols.randomness.derived(nonce key, transcript)``, the
 transcript being a running hash of the client, the operation, the custodian's share and every
 peer message accepted so far (this one included). So every secret the custodian draws in a step

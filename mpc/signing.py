@@ -416,7 +416,7 @@ class CustodianSign(CustodianOperation, _SignChannel):
         """This session's hello; a device that asks for this very signature with another public
         share than the custodian's pair gets ``SHARE_REPLACED`` (before the hello is compared)."""
         expected = self._hello()
-        same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
+        same_request = data.get("client_id") == expected["client_id"] and data.get("chain") == expected["chain"]
         if same_request and data.get("client_share") != expected["client_share"]:
             get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
             # The device signs with shares the custodian no longer holds: a recover replaced them.
