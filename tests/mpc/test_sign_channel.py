@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+import mpc
+from mpc.errors import ShareReplaced, StateInvalid
 from mpc.signing import HELLO_PREFIX, first_payload, split_first_payload
+from mpc.storage.store import SQLiteStore
 from protocols.errors import FutureMessage, InvalidMessage, MPCError, UsageError
 from protocols.rounds import Message, Session
 from tests.mpc.conftest import Wallet, data_for, new_wallet, verify_result
@@ -182,3 +185,25 @@ def test_the_channels_messages_equal_the_checked_constructors(generated: Wallet)
     assert answer == Message(answer.protocol, answer.session_id, 2, 1, 2, _plain(answer.payload))
     custodian.receive(Message.from_bytes(answer.to_bytes()))
     verify_result(client.result(), data_for("solana"))
+
+
+def test_a_sign_reads_the_share_another_process_replaced(tmp_path) -> None:
+    """The custodian's sign reads its row and share at every sign (``SQLiteStore.signing_row``;
+    only the decoding is memoised, by the exact bytes read): a recover or a status change written
+    by another process on the same database is seen by the next sign, never a stale share."""
+    path = str(tmp_path / "custodian.sqlite3")
+    w = new_wallet(mpc.Custodian(SQLiteStore(path)))
+    w.generate()
+    w.backup()
+    for chain in ("solana", "ethereum"):
+        verify_result(w.sign(chain, data_for(chain))[0], data_for(chain))  # the old shares decoded once
+    other = mpc.Custodian(SQLiteStore(path))  # another process: its own connection
+    device = w.device()
+    mpc.run_local(device.recover(), other.recover(w.client_id))
+    for chain in ("solana", "ethereum"):
+        with pytest.raises(ShareReplaced):
+            w.sign(chain, data_for(chain))  # the old device, against the first process
+        verify_result(w.sign(chain, data_for(chain), client=device)[0], data_for(chain))
+    other.store.update_client(w.client_id, signing_share_status="STORED_DATABASE")
+    with pytest.raises(StateInvalid):
+        w.sign("solana", data_for("solana"), client=device)
