@@ -347,12 +347,13 @@ class Custodian:
         return session
 
     def _signing_share(self, client_id: str, chain: str) -> Any:
-        """The client's custodian signing share on ``chain``'s curve, once its row is checked
-        (``_require_signing``): the row and the share in one read of the store. An unknown chain
-        is refused after that check (``InputInvalid``), as ``CustodianSign`` finds it."""
+        """The client's custodian signing share on ``chain``'s curve, once its row is checked (as
+        ``_require_signing`` checks it): the row and the share in one read of the store
+        (``signing_row``). An unknown chain is refused after that check (``InputInvalid``), as
+        ``CustodianSign`` finds it."""
         known = CHAIN_CURVES.get(chain) if isinstance(chain, str) else None
-        record, data = self.store.client_and_share(client_id, "signing", "", known or "")
-        self._require_signing(record)
+        has_wallet, status, data = self.store.signing_row(client_id, known or "")
+        self._require_signing_status(has_wallet, status)
         curve = curve_of_chain(chain)
         if data is None:
             raise WalletNotFound(f"no signing share for {curve}")
@@ -463,11 +464,17 @@ class Custodian:
             raise StateInvalid("this backup is self-managed but no webhook is configured")
         return self.webhook
 
+    @classmethod
+    def _require_signing(cls, record: ClientRecord) -> None:
+        """``WalletNotFound`` unless the client has a wallet, ``StateInvalid`` unless its signing
+        shares are STORED_CLIENT."""
+        cls._require_signing_status(record.has_wallet, record.signing_share_status)
+
     @staticmethod
-    def _require_signing(record: ClientRecord) -> None:
-        if not record.has_wallet:
+    def _require_signing_status(has_wallet: bool, status: str) -> None:
+        if not has_wallet:
             raise WalletNotFound("this client has no wallet")
-        if record.signing_share_status != SigningShareStatus.STORED_CLIENT.value:
+        if status != _STORED_CLIENT:
             raise StateInvalid("signing shares are not STORED_CLIENT")
 
     def _load_share(self, client_id: str, kind: str, method: str, curve: str) -> Any:
@@ -507,6 +514,7 @@ class Custodian:
         self.store.release_operation(client_id, holder)
 
 
+_STORED_CLIENT = SigningShareStatus.STORED_CLIENT.value
 MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (its tombstone purged)
 
 

@@ -8,6 +8,7 @@ operations only) and releases it when the operation ends. A parked custodian ope
 park id, the time and the store's nonce epoch (``Custodian.resume`` uses each park id once).
 
 Rollback safety by construction (docs/threat-model.md, "Rollback"): the custodian runs ``start``
+(unless it sends and draws nothing there: it waits for the client's hello)
 and every ``receive`` inside ``protocols.randomness.derived(nonce key, transcript)``, the
 transcript being a running hash of the client, the operation, the custodian's share and every
 peer message accepted so far (this one included). So every secret the custodian draws in a step
@@ -100,11 +101,20 @@ _RNG_TAG = b"portal-mpc/custodian-rng/v1"
 
 
 def _chain(*parts: bytes) -> bytes:
-    """SHA-256 over the length-prefixed parts (a link of the running transcript hash)."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(len(part).to_bytes(8, "big") + part)
-    return h.digest()
+    """SHA-256 over the length-prefixed parts (a link of the running transcript hash), hashed in
+    one call."""
+    return hashlib.sha256(b"".join([len(part).to_bytes(8, "big") + part for part in parts])).digest()
+
+
+_LINK_PREFIX = (32).to_bytes(8, "big")  # the length prefix of a link's first part: a SHA-256 digest
+
+
+def _link(current: bytes, message: bytes) -> bytes:
+    """``_chain(current, message)`` for a ``current`` transcript hash (32 bytes), in one
+    expression: the running hash advanced by one accepted peer message."""
+    if len(current) != 32:
+        return _chain(current, message)
+    return hashlib.sha256(_LINK_PREFIX + current + len(message).to_bytes(8, "big") + message).digest()
 
 
 def new_session_id(session_id: bytes | None) -> bytes:
@@ -202,12 +212,18 @@ class CustodianOperation(Composite):
         current: bytes | None = getattr(self, "_rng_transcript", None)
         if current is None:
             current = _chain(_RNG_TAG, self.client_id.encode(), self.protocol.encode(), self._rng_salt)
-        return current if msg is None else _chain(current, msg.to_bytes())
+        return current if msg is None else _link(current, msg.to_bytes())
 
     def start(self) -> list[Message]:
+        """``Composite.start`` inside the derived-randomness scope of the initial transcript; an
+        operation whose custodian waits for the client's hello (its ``_begin`` is this class's,
+        which sends and draws nothing) starts without entering one."""
         context = self._rng_context(None)
-        with randomness.derived(self.custodian.nonce_key, context):
+        if type(self)._begin is CustodianOperation._begin:
             messages = super().start()
+        else:
+            with randomness.derived(self.custodian.nonce_key, context):
+                messages = super().start()
         self._rng_transcript = context
         return messages
 

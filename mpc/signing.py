@@ -19,8 +19,10 @@ Framing (docs/architecture.md, "The sign operation's channel"): a sign has one c
 step of its own (the hello), and its child's rounds alternate between the two parties, one
 message each; so its messages are the child's re-enveloped (``wallet/sign``, the operation's
 session id, the sender's sequence number, the child's payload), and the client's first one carries the
-hello beside its child's first payload (``{"hello": {...}, "message": {...}}``): three messages
-for FROST, as the protocol alone sends, each encoded and parsed once.
+hello beside its child's first payload, in one flat object (``first_payload``: each hello field
+under ``hello/``, the child's fields as they are): three messages for FROST, as the protocol
+alone sends, each encoded and parsed once, a flat object of strings taking the messages' direct
+encoding (``protocols.rounds``) where a nested one would go through the JSON encoder twice.
 
 The client's side is not parkable: it holds the device's nonces, and a device never stores a
 single-use secret. A decryption marker left by a crash (older than
@@ -33,6 +35,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable, cast
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
@@ -52,6 +55,8 @@ __all__ = [
     "ClientSign",
     "CustodianSign",
     "sign_hello",
+    "first_payload",
+    "split_first_payload",
     "sign_data",
     "client_share_id",
     "sign_child",
@@ -173,13 +178,59 @@ def lock_after_interrupted_decryptions(client: Device) -> None:
         client.keychain.delete(name, missing_ok=True)
 
 
-_FIRST_KEYS = frozenset({"hello", "message"})
+HELLO_PREFIX = "hello/"
+
+
+def first_payload(hello: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload of the client's first message (module docstring, "Framing"): each field of
+    ``hello`` under ``HELLO_PREFIX``, beside the fields of its child's first ``child`` payload
+    (none of which may start with that prefix: ``UsageError``)."""
+    if any(key.startswith(HELLO_PREFIX) for key in child):
+        raise UsageError(f"a signing protocol's first payload has a field named {HELLO_PREFIX}...")
+    payload = {HELLO_PREFIX + key: value for key, value in hello.items()}
+    payload.update(child)
+    return payload
+
+
+def split_first_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """(hello, child payload) of the client's first message, as ``first_payload`` joined them:
+    every field under ``HELLO_PREFIX`` is the hello's, every other one the child's. The child's
+    part of a frozen payload is frozen too (its values are the payload's own). No hello field
+    at all is ``InvalidMessage``; which fields the hello must have, the custodian's hello check
+    decides (exactly its own, ``CustodianOperation._decode_step``)."""
+    hello: dict[str, Any] = {}
+    child: dict[str, Any] = {}
+    cut = len(HELLO_PREFIX)
+    for key, value in payload.items():
+        if key.startswith(HELLO_PREFIX):
+            hello[key[cut:]] = value
+        else:
+            child[key] = value
+    if not hello:
+        raise InvalidMessage("the client's first message carries its hello beside its child's first message")
+    return hello, MappingProxyType(child)
 
 
 def _child_round(sequence: int, sender: int) -> int:
     """The child's round of its sender's ``sequence``-th message: the signing protocols' rounds
     alternate, one message each, the client's first (1, 3, 5 from the client; 2, 4 back)."""
     return 2 * sequence - (1 if sender == CLIENT_PARTY else 0)
+
+
+def _checked_message(protocol: str, session_id: bytes, round: int, sender: int, recipient: int | None,
+                     payload: Mapping[str, Any]) -> Message:
+    """The ``Message`` of these fields, each of which a ``Message`` held already, so was checked
+    by its constructor (``protocols.rounds.Message.__post_init__``): the protocol name and the
+    session id of this channel or of its child, party ids and a sequence number from a
+    ``Message`` the envelope check accepted, and a payload that a ``Message`` froze, deeply
+    immutable. Re-running those checks would only copy the frozen payload again (twice per
+    message of the channel: re-enveloped on one side, unwrapped on the other), so the object is
+    built without them; it is equal to the one the constructor would make
+    (``tests/mpc/test_sign_channel.py``)."""
+    message = object.__new__(Message)
+    message.__dict__.update(protocol=protocol, session_id=session_id, round=round, sender=sender,
+                            recipient=recipient, payload=payload)
+    return message
 
 
 class _SignChannel(Composite):
@@ -197,14 +248,22 @@ class _SignChannel(Composite):
 
     curve: str
 
-    def _envelope(self, message: Message, payload: Mapping[str, Any]) -> Message:
-        """The operation's message carrying ``payload`` in the place of the child's ``message``."""
+    def _envelope(self, message: Message, hello: Mapping[str, Any] | None = None) -> Message:
+        """The operation's message carrying the child's ``message``'s payload (for the client's
+        first message, with ``hello`` beside it: ``first_payload``)."""
         if message.round != _child_round(self._sent + 1, self.party_id):
             raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
-        return self._outer(payload)
+        payload = message.payload
+        if hello is not None:
+            joined = first_payload(hello, payload)
+            if not all(type(value) is str for value in hello.values()):
+                return self._outer(joined)  # the constructor checks and freezes what is not a plain string
+            payload = MappingProxyType(joined)  # plain strings beside a frozen payload: frozen
+        self._sent += 1
+        return _checked_message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
-        return [self._envelope(m, m.payload) for m in messages]
+        return [self._envelope(m) for m in messages]
 
     def _dispatch(self, msg: Message) -> list[Message]:
         """``Composite``'s receive after its envelope check (and its binding of an unbound
@@ -213,30 +272,28 @@ class _SignChannel(Composite):
         if child is None:
             return self._receive_first(msg)
         inner = self._inner(child, msg, msg.payload)
-        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
-        return self._accept(produced)
+        return self._accept(child, self._guard(child.receive, inner, culprit=msg.sender))
 
     def _inner(self, child: Session, msg: Message, payload: Mapping[str, Any]) -> Message:
-        """The child's message that ``msg`` carries (its payload ``payload``)."""
-        return Message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
-                       msg.recipient, payload)
+        """The child's message that ``msg`` carries (its payload ``payload``, a part of ``msg``'s
+        frozen payload). Called after the envelope check: ``msg.round`` is the awaited sequence
+        number (a small int), so the child's round is one the ``Message`` constructor accepts."""
+        return _checked_message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
+                                msg.recipient, payload)
 
     def _receive_first(self, msg: Message) -> list[Message]:
         """The client's first message (the custodian's side): the hello is checked, then a fresh
         child takes the child's first payload; both are kept only if both are accepted."""
-        payload = msg.payload
-        if set(payload) != _FIRST_KEYS or not isinstance(payload["hello"], Mapping) \
-                or not isinstance(payload["message"], Mapping):
-            raise InvalidMessage("the client's first message carries its hello and its child's first message")
-        hello = self._guard(lambda: self._decode_pure("hello", payload["hello"], msg.sender), culprit=msg.sender)
+        asked, child_payload = split_first_payload(msg.payload)
+        hello = self._guard(self._decode_pure, "hello", asked, msg.sender, culprit=msg.sender)
         child = self._first_child()
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
-        inner = self._inner(child, msg, payload["message"])
-        produced = self._guard(lambda: child.receive(inner), culprit=msg.sender)
+        inner = self._inner(child, msg, child_payload)
+        produced = self._guard(child.receive, inner, culprit=msg.sender)
         self._children[self.curve] = child
         self._on_hello(hello)
-        return self._accept(produced)
+        return self._accept(child, produced)
 
     def _first_child(self) -> Session:
         raise InvalidMessage("unexpected first message")
@@ -244,10 +301,20 @@ class _SignChannel(Composite):
     def _on_hello(self, hello: Mapping[str, Any]) -> None:
         """The client's hello was accepted (``CustodianOperation._on_hello``)."""
 
-    def _accept(self, produced: list[Message]) -> list[Message]:
-        """The peer's message was accepted: the next one is awaited, the child's replies go out."""
+    def _accept(self, child: Session, produced: list[Message]) -> list[Message]:
+        """The peer's message was accepted by ``child``: the next one is awaited, the child's
+        replies go out (and, once the child is done, what ends the operation)."""
         self._accepted()
-        return self._wrap_children(self.curve, produced) + self._guard(self._check_children_done)
+        out = [self._envelope(m) for m in produced]
+        return out + self._guard(self._check_children_done) if child.done and not self._children_done else out
+
+    def _check_children_done(self) -> list[Message]:
+        """``Composite._check_children_done`` for the channel's one child."""
+        child = self._children.get(self.curve)
+        if self._children_done or child is None or not child.done:
+            return []
+        self._children_done = True
+        return self._on_children_done()
 
 
 class ClientSign(ClientOperation, _SignChannel):
@@ -261,7 +328,8 @@ class ClientSign(ClientOperation, _SignChannel):
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
-        self._hd_child = path_tweak(lambda curve, account: hd.client_account(client, curve, account), self.curve, path)
+        self._hd_child = None if path is None else path_tweak(
+            lambda curve, account: hd.client_account(client, curve, account), self.curve, path)
         if self.curve == "secp256k1":
             lock_after_interrupted_decryptions(client)
         self._root = client.signing_share(self.curve)
@@ -282,7 +350,7 @@ class ClientSign(ClientOperation, _SignChannel):
         if len(first) != 1:
             raise UsageError("a signing session's initiator sends one first message")
         self._children[self.curve] = self._session
-        return [self._envelope(first[0], {"hello": self._hello(), "message": first[0].payload})]
+        return [self._envelope(first[0], self._hello())]
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":
@@ -334,8 +402,8 @@ class CustodianSign(CustodianOperation, _SignChannel):
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
-        self._hd_child = path_tweak(lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account),
-                                 self.curve, path)
+        self._hd_child = None if path is None else path_tweak(
+            lambda curve, account: hd.custodian_account(custodian.store, client_id, curve, account), self.curve, path)
         super().__init__(custodian, client_id, session_id)
         self._root = share  # the root share the caller read already (``Custodian.sign``: with the client's row)
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
@@ -348,7 +416,7 @@ class CustodianSign(CustodianOperation, _SignChannel):
         """This session's hello; a device that asks for this very signature with another public
         share than the custodian's pair gets ``SHARE_REPLACED`` (before the hello is compared)."""
         expected = self._hello()
-        same_request = all(data.get(key) == expected[key] for key in ("client_id", "chain"))
+        same_request = data.get("client_id") == expected["client_id"] and data.get("chain") == expected["chain"]
         if same_request and data.get("client_share") != expected["client_share"]:
             get_point(data, "client_share", group_by_name(self.curve))  # malformed: MESSAGE_INVALID
             # The device signs with shares the custodian no longer holds: a recover replaced them.

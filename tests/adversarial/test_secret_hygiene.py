@@ -174,7 +174,8 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
         return msg
 
     expect_failure(lambda: [client.sign("ethereum", DIGEST), custodian.sign(cid, "ethereum", DIGEST)], crafted_c3)
-    for hostile in ({"hello": {"client_id": [1] * 3}, "message": {}}, {"step": "hello", "data": {"client_id": [1] * 3}},
+    for hostile in ({"hello/client_id": [1] * 3}, {"hello": {"client_id": [1] * 3}, "message": {}},
+                    {"step": "hello", "data": {"client_id": [1] * 3}},
                     {"child": "secp256k1", "message": {}}):
         session = custodian.sign(cid, "solana", MESSAGE)
         session.start()

@@ -26,6 +26,7 @@ import pytest
 
 import mpc
 from mpc.backup.methods import MemoryCloudStorage
+from mpc.signing import first_payload, split_first_payload
 from protocols import paillier
 from protocols.ecdsa2p.common import GROUP
 from protocols.errors import MPCError
@@ -229,7 +230,8 @@ def test_restore_before_the_commitment(wallet: Wallet, backend: Backend, chain: 
 
     restore()
     client_b, out_b = _start_sign(wallet, chain, data, sid)
-    assert out_b[0].payload["hello"] == out_a[0].payload["hello"] and out_b[0].to_bytes() != pending[0].to_bytes()
+    assert split_first_payload(out_b[0].payload)[0] == split_first_payload(out_a[0].payload)[0]
+    assert out_b[0].to_bytes() != pending[0].to_bytes()
     _, _, run_b = drive(mpc.Custodian(backend.store), blob, client_b, out_b)
     verify_result(client_b.result(), data)
     child = "secp256k1" if chain == "ethereum" else "ed25519"
@@ -332,7 +334,7 @@ def test_a_rejected_message_does_not_move_the_derivation(wallet: Wallet) -> None
     custodian_op.start()
     honest = wallet.custodian.resume(custodian_op.to_bytes())
     bad = Message(out[0].protocol, out[0].session_id, out[0].round, out[0].sender, out[0].recipient,
-                  {"hello": out[0].payload["hello"], "message": {"garbage": 1}})
+                  first_payload(split_first_payload(out[0].payload)[0], {"garbage": 1}))
     with pytest.raises(MPCError):
         custodian_op.receive(bad)
     assert custodian_op.receive(out[0])[0].to_bytes() == honest.receive(out[0])[0].to_bytes()
@@ -419,3 +421,26 @@ def test_reshare_operations_restored_after_the_hello(wallet: Wallet, backend: Ba
     committed = [t.child_payloads("ed25519", 1)[0]["commitment"] for t in (run_a, run_b)]
     dealt = [t.child_payloads("ed25519", 2)[0]["share"] for t in (run_a, run_b)]
     assert committed[0] != committed[1] and dealt[0] != dealt[1]
+
+
+def test_the_transcript_link_is_the_length_prefixed_chain() -> None:
+    """Each accepted message advances the custodian's running hash by one link: SHA-256 over the
+    length-prefixed hash so far and the message's bytes (``_link``, written out for speed, is
+    ``_chain`` of the two; a parked transcript advances the same way after an upgrade)."""
+    from mpc.operation import _chain, _link
+
+    start = _chain(b"portal-mpc/custodian-rng/v1", b"client", b"wallet/sign", secrets.token_bytes(32))
+    for message in (b"", b"{}", secrets.token_bytes(700)):
+        assert _link(start, message) == _chain(start, message)
+    assert _link(start, b"a") != _link(start, b"b") and _link(b"short", b"a") == _chain(b"short", b"a")
+
+
+def test_a_sign_custodian_starts_without_drawing_and_still_derives_its_nonces(wallet: Wallet) -> None:
+    """The custodian's sign sends and draws nothing at its start (no derived scope entered then);
+    its nonces are still derived: the same client message gives the same reply in two copies."""
+    data, sid = data_for("solana", b"start"), secrets.token_bytes(32)
+    _, out = _start_sign(wallet, "solana", data, sid)
+    custodian_op = wallet.custodian.sign(wallet.client_id, "solana", data, sid)
+    assert custodian_op.start() == []
+    copy_op = wallet.custodian.resume(custodian_op.to_bytes())
+    assert custodian_op.receive(out[0])[0].to_bytes() == copy_op.receive(out[0])[0].to_bytes()

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from protocols.errors import FutureMessage, InvalidMessage, MPCError
+import mpc
+from mpc.errors import ShareReplaced, StateInvalid
+from mpc.signing import HELLO_PREFIX, first_payload, split_first_payload
+from mpc.storage.store import SQLiteStore
+from protocols.errors import FutureMessage, InvalidMessage, MPCError, UsageError
 from protocols.rounds import Message, Session
 from tests.mpc.conftest import Wallet, data_for, new_wallet, verify_result
 
@@ -55,8 +59,11 @@ def _plain(value: Any) -> Any:
 @pytest.mark.parametrize("chain", ["solana", "ethereum"])
 def test_the_first_message_carries_the_hello_beside_the_childs_first_payload(generated: Wallet, chain: str) -> None:
     client, custodian, first = _opened(generated, chain)
-    assert set(first.payload) == {"hello", "message"} and first.round == 1
-    assert first.payload["hello"]["chain"] == chain
+    hello, child = split_first_payload(first.payload)
+    assert first.round == 1 and hello["chain"] == chain and hello["client_id"] == generated.client_id
+    assert child and not any(key.startswith(HELLO_PREFIX) for key in child)
+    assert all(isinstance(value, str) for value in first.payload.values())  # flat: the direct encoding
+    assert first_payload(hello, child) == dict(first.payload)
     replies = custodian.receive(first)
     assert [(m.protocol, m.round, m.sender) for m in replies] == [("wallet/sign", 1, 2)]
     assert "hello" not in replies[0].payload and "child" not in replies[0].payload  # the child's payload itself
@@ -79,20 +86,23 @@ def test_a_solana_sign_is_three_messages_as_the_protocol_alone(generated: Wallet
 
 @pytest.mark.parametrize("chain", ["solana", "ethereum"])
 @pytest.mark.parametrize("hostile", [
-    "no hello", "extra key", "hello not an object", "hello for other data", "another client's hello",
-    "child payload malformed", "child payload not an object",
+    "no hello", "extra key", "extra hello field", "hello field not a string", "hello for other data",
+    "another client's hello", "child payload malformed", "child payload missing", "old nested shape",
 ])
 def test_a_rejected_first_message_leaves_the_custodian_unbound(generated: Wallet, chain: str, hostile: str) -> None:
     client, custodian, first = _opened(generated, chain)
-    hello, child = _plain(first.payload["hello"]), _plain(first.payload["message"])
+    hello, child = split_first_payload(first.payload)
+    child = _plain(child)
     payload = {
-        "no hello": {"message": child},
-        "extra key": {"hello": hello, "message": child, "step": "hello"},
-        "hello not an object": {"hello": "hello", "message": child},
-        "hello for other data": {"hello": {**hello, "data_sha256": "00" * 32}, "message": child},
-        "another client's hello": {"hello": {**hello, "client_id": "0" * 32}, "message": child},
-        "child payload malformed": {"hello": hello, "message": {**child, next(iter(child)): "zz"}},
-        "child payload not an object": {"hello": hello, "message": [1, 2]},
+        "no hello": child,
+        "extra key": {**first.payload, "step": "hello"},
+        "extra hello field": first_payload({**hello, "path": "m/0"}, child),
+        "hello field not a string": first_payload({**hello, "chain": [chain]}, child),
+        "hello for other data": first_payload({**hello, "data_sha256": "00" * 32}, child),
+        "another client's hello": first_payload({**hello, "client_id": "0" * 32}, child),
+        "child payload malformed": first_payload(hello, {**child, next(iter(child)): "zz"}),
+        "child payload missing": first_payload(hello, {}),
+        "old nested shape": {"hello": hello, "message": child},
     }[hostile]
     with pytest.raises(MPCError) as info:
         custodian.receive(_with_payload(first, payload))
@@ -144,3 +154,56 @@ def test_a_child_message_cannot_be_moved_into_another_sign(generated: Wallet) ->
     with pytest.raises(MPCError):  # b's P2 holds b's commitment: a's opening does not open it
         custodian_b.receive(Message.from_bytes(moved.to_bytes()))
     assert custodian_b.aborted is not None and not custodian_b.done
+
+
+def test_the_first_payload_keeps_the_hello_apart_from_the_childs_fields() -> None:
+    """``first_payload`` and ``split_first_payload`` are inverse; a child field that would read as a
+    hello field is refused when the message is made, a payload without a hello when it is read."""
+    hello, child = {"client_id": "c", "chain": "solana"}, {"hiding": "aa", "binding": "bb"}
+    joined = first_payload(hello, child)
+    assert joined == {"hello/client_id": "c", "hello/chain": "solana", "hiding": "aa", "binding": "bb"}
+    assert split_first_payload(joined) == (hello, child)
+    with pytest.raises(UsageError):
+        first_payload(hello, {"hello/chain": "ethereum"})
+    with pytest.raises(InvalidMessage):
+        split_first_payload(child)
+
+
+def test_the_channels_messages_equal_the_checked_constructors(generated: Wallet) -> None:
+    """The re-enveloped and unwrapped messages (built from fields a ``Message`` checked already)
+    are equal to what ``Message``'s own constructor makes of the same fields, and encode alike."""
+    client, custodian, first = _opened(generated, "solana")
+    (reply,) = custodian.receive(first)
+    rebuilt = Message(reply.protocol, reply.session_id, reply.round, reply.sender, reply.recipient, _plain(reply.payload))
+    assert reply == rebuilt and reply.to_bytes() == rebuilt.to_bytes()
+    assert type(reply.payload).__name__ == "mappingproxy"  # frozen as the constructor freezes it
+    child = custodian.child("ed25519")  # type: ignore[attr-defined]
+    payload = split_first_payload(first.payload)[1]
+    inner = custodian._inner(child, first, payload)  # type: ignore[attr-defined]
+    assert inner == Message(child.protocol, child.session_id, 1, 1, 2, _plain(payload))
+    (answer,) = client.receive(Message.from_bytes(reply.to_bytes()))
+    assert answer == Message(answer.protocol, answer.session_id, 2, 1, 2, _plain(answer.payload))
+    custodian.receive(Message.from_bytes(answer.to_bytes()))
+    verify_result(client.result(), data_for("solana"))
+
+
+def test_a_sign_reads_the_share_another_process_replaced(tmp_path) -> None:
+    """The custodian's sign reads its row and share at every sign (``SQLiteStore.signing_row``;
+    only the decoding is memoised, by the exact bytes read): a recover or a status change written
+    by another process on the same database is seen by the next sign, never a stale share."""
+    path = str(tmp_path / "custodian.sqlite3")
+    w = new_wallet(mpc.Custodian(SQLiteStore(path)))
+    w.generate()
+    w.backup()
+    for chain in ("solana", "ethereum"):
+        verify_result(w.sign(chain, data_for(chain))[0], data_for(chain))  # the old shares decoded once
+    other = mpc.Custodian(SQLiteStore(path))  # another process: its own connection
+    device = w.device()
+    mpc.run_local(device.recover(), other.recover(w.client_id))
+    for chain in ("solana", "ethereum"):
+        with pytest.raises(ShareReplaced):
+            w.sign(chain, data_for(chain))  # the old device, against the first process
+        verify_result(w.sign(chain, data_for(chain), client=device)[0], data_for(chain))
+    other.store.update_client(w.client_id, signing_share_status="STORED_DATABASE")
+    with pytest.raises(StateInvalid):
+        w.sign("solana", data_for("solana"), client=device)

@@ -65,11 +65,51 @@ def test_client_and_share_reads_the_row_and_the_share_at_once(store: SQLiteStore
         store.client_and_share("nobody", "signing", "", "ed25519")
 
 
+def test_signing_row_reads_what_a_sign_checks_each_time(store: SQLiteStore) -> None:
+    """``signing_row`` (issue 30, round three): the wallet flag, the signing status and the signing
+    share of one curve, in one read, answered from the table every time (no cache: a recover that
+    replaces the share, an eject or a status change is seen at the next read)."""
+    store.create_client("c1", "NOT_CREATED")
+    store.create_client("c2", "STORED_CLIENT")
+    assert store.signing_row("c1", "ed25519") == (False, "NOT_CREATED", None)
+    store.update_client("c1", has_wallet=1, signing_share_status="STORED_CLIENT")
+    store.put_share("c1", "signing", "", "ed25519", b"share one")
+    store.put_share("c1", "backup", "CLOUD", "ed25519", b"a backup share")  # not a signing share
+    store.put_share("c2", "signing", "", "ed25519", b"another client's")
+    assert store.signing_row("c1", "ed25519") == (True, "STORED_CLIENT", b"share one")
+    assert store.signing_row("c1", "secp256k1") == (True, "STORED_CLIENT", None)
+    store.put_share("c1", "signing", "", "ed25519", b"share two")  # a recover replaces it
+    assert store.signing_row("c1", "ed25519")[2] == b"share two"
+    store.update_client("c1", signing_share_status="STORED_DATABASE")
+    assert store.signing_row("c1", "ed25519")[:2] == (True, "STORED_DATABASE")
+    record, share = store.client_and_share("c1", "signing", "", "ed25519")
+    assert store.signing_row("c1", "ed25519") == (record.has_wallet, record.signing_share_status, share)
+    with pytest.raises(ClientNotFound):
+        store.signing_row("nobody", "ed25519")
+
+
+def test_signing_row_sees_another_connections_write(tmp_path) -> None:
+    """Another process's write (a second connection to the same file) is read at once."""
+    path = str(tmp_path / "shared.sqlite3")
+    one, two = SQLiteStore(path), SQLiteStore(path)
+    one.create_client("c1", "STORED_CLIENT")
+    one.put_share("c1", "signing", "", "ed25519", b"before")
+    assert two.signing_row("c1", "ed25519")[2] == b"before"
+    one.put_share("c1", "signing", "", "ed25519", b"after")
+    one.update_client("c1", signing_share_status="STORED_DATABASE")
+    assert two.signing_row("c1", "ed25519") == (False, "STORED_DATABASE", b"after")
+    one.close()
+    two.close()
+
+
 def test_client_and_share_opens_a_sealed_share(tmp_path) -> None:
     sealed = SQLiteStore(str(tmp_path / "sealed.sqlite3"), sealer=Sealer(LocalKeyProvider(secrets.token_bytes(32))))
     sealed.create_client("c1", "STORED_CLIENT")
     sealed.put_share("c1", "signing", "", "ed25519", b"secret share")
     assert sealed.client_and_share("c1", "signing", "", "ed25519")[1] == b"secret share"
+    assert sealed.signing_row("c1", "ed25519")[2] == b"secret share"
+    raw = sealed._execute("SELECT data FROM shares").fetchone()[0]
+    assert b"secret share" not in bytes(raw)  # sealed at rest, opened by the read
     sealed.close()
 
 
