@@ -217,22 +217,6 @@ def _child_round(sequence: int, sender: int) -> int:
     return 2 * sequence - (1 if sender == CLIENT_PARTY else 0)
 
 
-def _checked_message(protocol: str, session_id: bytes, round: int, sender: int, recipient: int | None,
-                     payload: Mapping[str, Any]) -> Message:
-    """The ``Message`` of these fields, each of which a ``Message`` held already, so was checked
-    by its constructor (``protocols.rounds.Message.__post_init__``): the protocol name and the
-    session id of this channel or of its child, party ids and a sequence number from a
-    ``Message`` the envelope check accepted, and a payload that a ``Message`` froze, deeply
-    immutable. Re-running those checks would only copy the frozen payload again (twice per
-    message of the channel: re-enveloped on one side, unwrapped on the other), so the object is
-    built without them; it is equal to the one the constructor would make
-    (``tests/mpc/test_sign_channel.py``)."""
-    message = object.__new__(Message)
-    message.__dict__.update(protocol=protocol, session_id=session_id, round=round, sender=sender,
-                            recipient=recipient, payload=payload)
-    return message
-
-
 class _SignChannel(Composite):
     """The channel of both roles of ``sign`` (module docstring, "Framing"): the one child's
     messages re-enveloped, the client's hello beside its child's first payload.
@@ -260,7 +244,7 @@ class _SignChannel(Composite):
                 return self._outer(joined)  # the constructor checks and freezes what is not a plain string
             payload = MappingProxyType(joined)  # plain strings beside a frozen payload: frozen
         self._sent += 1
-        return _checked_message(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
+        return Message.with_frozen_payload(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
         return [self._envelope(m) for m in messages]
@@ -278,7 +262,7 @@ class _SignChannel(Composite):
         """The child's message that ``msg`` carries (its payload ``payload``, a part of ``msg``'s
         frozen payload). Called after the envelope check: ``msg.round`` is the awaited sequence
         number (a small int), so the child's round is one the ``Message`` constructor accepts."""
-        return _checked_message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
+        return Message.with_frozen_payload(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
                                 msg.recipient, payload)
 
     def _receive_first(self, msg: Message) -> list[Message]:

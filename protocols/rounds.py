@@ -195,6 +195,29 @@ class Message:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_header()
+        payload = self.payload
+        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
+            raise InvalidMessage("payload must be a mapping")
+        object.__setattr__(self, "payload", _freeze(payload))
+
+    @classmethod
+    def with_frozen_payload(cls, protocol: str, session_id: bytes, round: int, sender: int,
+                            recipient: int | None, payload: Mapping[str, Any]) -> Message:
+        """A message whose payload is another ``Message``'s ``payload`` (deeply immutable: the
+        constructor froze it), kept as it is instead of copied again; the other fields are
+        checked as by the constructor. A payload that is not a frozen mapping is frozen."""
+        message = object.__new__(cls)
+        for name, value in (("protocol", protocol), ("session_id", session_id), ("round", round),
+                            ("sender", sender), ("recipient", recipient)):
+            object.__setattr__(message, name, value)
+        message._check_header()
+        object.__setattr__(message, "payload", payload if type(payload) is MappingProxyType else _freeze(payload))
+        return message
+
+    def _check_header(self) -> None:
+        """Every field but the payload (``InvalidMessage``); a ``str`` subclass protocol name
+        becomes the plain string it holds."""
         if type(self.protocol) is not str or self.protocol not in _PROTOCOL_NAMES_SEEN:
             if not isinstance(self.protocol, str) or not _PROTOCOL_NAME.fullmatch(self.protocol):
                 raise InvalidMessage("bad protocol name")
@@ -210,10 +233,6 @@ class Message:
             raise InvalidMessage("bad sender id")
         if self.recipient is not None and not _is_party_id(self.recipient):
             raise InvalidMessage("bad recipient id")
-        payload = self.payload
-        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
-            raise InvalidMessage("payload must be a mapping")
-        object.__setattr__(self, "payload", _freeze(payload))
 
     def to_bytes(self) -> bytes:
         """The canonical, versioned JSON encoding (made once: a message is immutable, so a

@@ -261,3 +261,18 @@ def test_a_protocol_name_subclass_travels_as_the_name_it_holds() -> None:
     assert type(msg.protocol) is str and msg.protocol == "test/proto"
     assert msg.to_bytes() == make().to_bytes()
     assert Message.from_bytes(msg.to_bytes()) == make()
+
+
+def test_with_frozen_payload_keeps_a_frozen_payload_and_checks_every_other_field() -> None:
+    original = make(payload={"k": "00ff", "nested": {"list": [1, 2]}})
+    same = Message.with_frozen_payload(original.protocol, original.session_id, original.round, original.sender,
+                                       original.recipient, original.payload)
+    assert same == original and same.payload is original.payload and same.to_bytes() == original.to_bytes()
+    mutable = {"list": [1]}
+    fresh = Message.with_frozen_payload("test/proto", original.session_id, 1, 1, 2, mutable)
+    assert fresh.payload == {"list": (1,)} and fresh.payload is not mutable  # not frozen yet: frozen here
+    for bad in (dict(protocol="test/proto\n"), dict(session_id=b"short"), dict(round=-1), dict(sender=0),
+                dict(recipient="2")):
+        fields = dict(protocol="test/proto", session_id=original.session_id, round=1, sender=1, recipient=2) | bad
+        with pytest.raises(InvalidMessage):
+            Message.with_frozen_payload(payload=original.payload, **fields)  # type: ignore[arg-type]
