@@ -396,19 +396,24 @@ def test_serve_puts_the_ledger_next_to_the_restore_guard_by_default(tmp_path: Pa
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
-    from mpc.__main__ import _configure_ledger
+    from mpc.__main__ import _export_worker_environment, _ledger_location
     from mpc.storage.ledger import ENV_VAR, KEY_FILE_ENV
 
     parser = argparse.ArgumentParser()
-    for name in (ENV_VAR, KEY_FILE_ENV):  # recorded first, so what _configure_ledger sets is undone after
+    for name in (ENV_VAR, KEY_FILE_ENV):  # recorded first, so what serve exports is undone after
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    _configure_ledger(parser, argparse.Namespace(ledger=None, ledger_key_file=None,
-                                                 restore_guard=tmp_path / "guard" / "restore-guard"))
+    args = argparse.Namespace(ledger=None, ledger_key_file=None, restore_guard=tmp_path / "guard" / "restore-guard",
+                              store_key_file=None)
+    where = _ledger_location(parser, args)
+    assert where is not None and Path(where) == tmp_path / "guard" / "revocation-ledger"
+    assert ENV_VAR not in os.environ  # checked first, exported only when serve starts
+    monkeypatch.setattr(args, "restore_guard", None)  # the guard's variable is not this test's to set
+    _export_worker_environment(args, where)
     assert Path(os.environ[ENV_VAR]) == tmp_path / "guard" / "revocation-ledger"
     with pytest.raises(SystemExit):  # a password never goes on a command line
-        _configure_ledger(parser, argparse.Namespace(ledger="postgresql://u:secret@h/db", ledger_key_file=None,
-                                                     restore_guard=None))
+        _ledger_location(parser, argparse.Namespace(ledger="postgresql://u:secret@h/db", ledger_key_file=None,
+                                                    restore_guard=None))
 
 
 def test_a_ledger_file_swapped_under_a_running_process_is_refused(tmp_path: Path) -> None:
