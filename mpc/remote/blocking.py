@@ -1,7 +1,9 @@
 """The device side against a networked custodian: ``RemoteCustodian(url)``.
 
-Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (one connection per
-request or operation; see that module for the frames)::
+Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (a connection per
+request or operation, or the kept connection of the last one that succeeded: ``keep_alive``,
+``mpc.remote.channel.KeptConnection``; see that module for the frames; ``close()`` or ``with``
+closes the kept connection)::
 
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
     client_id, token = remote.create_client()             # the operator (or open registration)
@@ -131,14 +133,15 @@ Operations survive lost connections. Which cases are safe:
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, OperationLost, from_protocol_error
-from mpc.remote.channel import OperationChannel, RemoteBase, RequestAttempts
+from mpc.remote.channel import OperationChannel, RemoteBase, RequestAttempts, closed_idle
 from mpc.remote.failures import transport_errors
 from mpc.remote.retries import Backoff, RetryPolicy, restart_delay
 from mpc.remote.specs import (
@@ -295,10 +298,14 @@ class RemoteCustodian(RemoteBase):
         channel = self._channel(op, session, client_id, token, params)
         try:
             channel.start()
+            fresh = False  # a new connection after a kept one the service had closed idle (once)
             while True:
                 try:
                     return self._connection(channel, on_message)
                 except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                    if not fresh and closed_idle(exc):
+                        fresh = True
+                        continue
                     delay = channel.retry(exc)
                 time.sleep(delay)
         except EngineError:
@@ -316,10 +323,42 @@ class RemoteCustodian(RemoteBase):
             self._diagnose(exc)  # a misconfiguration is raised at once (issue 26), else retried
             raise
 
+    @contextlib.contextmanager
+    def _leased(self) -> Iterator[Any]:
+        """A connection for one request or operation: the kept one (``KeptConnection``), else a
+        new one; kept when the body returns (it succeeded), closed when it raises."""
+        ws, stale = self._kept.take() if self.keep_alive else (None, None)
+        for old in (stale, ws if ws is not None and not _is_open(ws) else None):
+            if old is not None:
+                old.close()
+                ws = None if old is ws else ws
+        with contextlib.ExitStack() as closing:
+            if ws is None:
+                ws = closing.enter_context(self._connect())
+            closing.callback(ws.close)  # on failure; detached below when kept
+            yield ws
+            done = self._kept.put(ws) if self.keep_alive else ws
+            if done is not ws:
+                closing.pop_all()
+            if done is not None and done is not ws:
+                done.close()
+
+    def close(self) -> None:
+        """Close the kept connection, if any (the service closes it idle anyway)."""
+        kept = self._kept.drop()
+        if kept is not None:
+            kept.close()
+
+    def __enter__(self) -> RemoteCustodian:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _connection(self, channel: OperationChannel, on_message: Callable[[int], None] | None) -> tuple[Any, Any]:
         """One connection of an operation: the request, ready, then frames until the result."""
         channel.connecting()
-        with self._connect() as ws:
+        with self._leased() as ws:
             ws.send(channel.request())
             if _send(ws, channel.ready(self._answered(ws, channel.answer)), channel):
                 return channel.outcome()
@@ -344,13 +383,17 @@ class RemoteCustodian(RemoteBase):
     def _call(self, spec: RequestSpec[T]) -> T:
         """One request with its retries (``RequestAttempts``)."""
         attempts = RequestAttempts(spec, self.retry_policy)
+        fresh = False  # a new connection after a kept one the service had closed idle (once)
         while True:
             attempts.connecting()
             try:
-                with self._connect() as ws:
+                with self._leased() as ws:
                     ws.send(attempts.frame())
                     return attempts.reply(self._answered(ws, attempts.answer))
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                if not fresh and closed_idle(exc):
+                    fresh = True
+                    continue
                 delay = attempts.retry(exc)
             time.sleep(delay)
 
@@ -388,6 +431,13 @@ def _send(ws: Any, messages: list[Message], channel: OperationChannel) -> bool:
         if channel.pending(frames):
             return True
         raise
+
+def _is_open(ws: Any) -> bool:
+    """Whether a kept connection is still open (the service may have closed it meanwhile)."""
+    from websockets.protocol import State
+
+    return bool(ws.state is State.OPEN)
+
 
 def _abort_quietly(ws: Any, frame: str) -> None:
     try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -69,12 +70,14 @@ from mpc.remote.specs import (
 )
 from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, client_view
-from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, MAX_FRAME_BYTES, check_service_url, client_tls_context, \
-    device_auth_message, hex_bytes
+from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL, MAX_FRAME_BYTES, \
+    check_service_url, client_tls_context, device_auth_message, hex_bytes
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
 __all__ = [
+    "KeptConnection",
+    "closed_idle",
     "OperationChannel",
     "RemoteBase",
     "RequestAttempts",
@@ -431,6 +434,59 @@ class OperationChannel:
                 f"not back after {waited:.1f} s)")
 
 
+KEEP_IDLE = 5.0  # seconds a kept connection is reused after its last request (the service waits 10 s by default)
+
+
+class KeptConnection:
+    """The connection of the last request that succeeded, kept for the next one (issue 30: a
+    connection and its handshakes per signature cost the service ~1 ms of CPU). Kept only when
+    the service accepted ``KEEP_ALIVE_SUBPROTOCOL`` (an older service closes it after one request),
+    for ``KEEP_IDLE`` seconds; each request takes it out, so concurrent requests of one client
+    object use connections of their own. The service checks every request in full, so reusing a
+    connection changes no authorisation (``docs/operations.md``, Kept connections)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kept: tuple[Any, float] | None = None
+
+    def __repr__(self) -> str:
+        return "KeptConnection()"
+
+    def take(self) -> tuple[Any | None, Any | None]:
+        """(the kept connection, if it is recent, or None; a stale one to close now, or None)."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is None:
+            return None, None
+        if self._clock() - kept[1] > KEEP_IDLE:
+            return None, kept[0]
+        return kept[0], None
+
+    def put(self, ws: Any) -> Any | None:
+        """Keep ``ws`` (its request succeeded) if the service kept it too; the connection to
+        close now, if any (``ws`` itself, or the one it replaces)."""
+        if getattr(ws, "subprotocol", None) != KEEP_ALIVE_SUBPROTOCOL:
+            return ws
+        with self._lock:
+            older, self._kept = self._kept, (ws, self._clock())
+        return None if older is None else older[0]
+
+    def drop(self) -> Any | None:
+        """Forget the kept connection; it is returned to be closed."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        return None if kept is None else kept[0]
+
+
+def closed_idle(exc: BaseException) -> bool:
+    """Whether ``exc`` is a kept connection the service closed idle (``IDLE_CLOSE_REASON``): it
+    read nothing of that connection since its last request, so the request sent on it was not
+    processed and goes on a new connection at once (not a retry)."""
+    rcvd = getattr(exc, "rcvd", None)
+    return getattr(rcvd, "reason", None) == IDLE_CLOSE_REASON
+
+
 def _key_of(device: Client | None) -> DeviceKey | None:
     return None if device is None else device.device_key()
 
@@ -445,6 +501,9 @@ class RemoteBase:
     (``ready``, or a one-frame request's result). ``retry_budget``, ``retry_delay`` (the first
     backoff), ``max_retry_delay``, ``retries`` (a cap on the count; None: the budget only) and
     ``step_wait`` make the :class:`~mpc.remote.retries.RetryPolicy` (``retry_policy`` gives one directly instead).
+    ``keep_alive`` (default on): offer the service the keep-alive subprotocol and send the next
+    request on the connection of the last one that succeeded (:class:`KeptConnection`); off: one
+    connection per request or operation.
     """
 
     def __init__(self, url: str, *, cafile: str | Path | None = None, ssl_context: ssl.SSLContext | None = None,
@@ -453,7 +512,7 @@ class RemoteBase:
                  connect_timeout: float = 10.0, ready_timeout: float = 30.0,
                  retry_budget: float = DEFAULT_RETRY_BUDGET, retries: int | None = None, retry_delay: float = 0.1,
                  max_retry_delay: float = 5.0, step_wait: float = DEFAULT_STEP_WAIT,
-                 retry_policy: RetryPolicy | None = None) -> None:
+                 retry_policy: RetryPolicy | None = None, keep_alive: bool = True) -> None:
         if ssl_context is not None and (cafile is not None or client_cert is not None or client_key is not None):
             raise ConfigInvalid("give either ssl_context or cafile / client_cert / client_key")
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout),
@@ -468,6 +527,8 @@ class RemoteBase:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.ready_timeout = float(ready_timeout)
+        self.keep_alive = keep_alive
+        self._kept = KeptConnection()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(
             budget=retry_budget, first_delay=retry_delay, max_delay=max(max_retry_delay, retry_delay),
             max_retries=retries, step_wait=step_wait)
@@ -510,6 +571,8 @@ class RemoteBase:
     def _connect_options(self) -> dict[str, Any]:
         """Options of ``websockets`` ``connect`` (both APIs take the same)."""
         options: dict[str, Any] = {"ssl": self._tls()} if self._scheme == "wss" else {}
+        if self.keep_alive:
+            options["subprotocols"] = [KEEP_ALIVE_SUBPROTOCOL]
         return {"max_size": MAX_FRAME_BYTES, "open_timeout": self.connect_timeout, "close_timeout": 1.0, **options}
 
     def _as_operator(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class RequestRecord:
         host = str(remote_address[0]) if remote_address else None
         record = cls(host)
         _RECORD.set(record)
-        logs.set_context(request_id=record.request_id)
+        logs.set_context(request_id=record.request_id, op=None, client_id=None)  # none of a kept connection's last
         return record
 
     def named(self, op: str, credential: str) -> None:

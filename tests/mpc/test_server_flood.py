@@ -155,7 +155,7 @@ def test_a_distributed_flood_of_silent_connections_leaves_authenticated_clients_
 
 def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_1013() -> None:
     with serving(limits=ServiceLimits(max_connections=2, first_frame_timeout=30.0)) as running:
-        admin = operator(running.url)
+        admin = operator(running.url, keep_alive=False)  # counted connections: none kept between requests
         client_id, token = admin.create_client()
         with connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")) as silent, \
                 connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")):
