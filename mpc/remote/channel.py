@@ -503,8 +503,11 @@ class RemoteBase:
     ``step_wait`` make the :class:`~mpc.remote.retries.RetryPolicy` (``retry_policy`` gives one directly instead).
     ``keep_alive`` (default on): offer the service the keep-alive subprotocol and send the next
     request on the connection of the last one that succeeded (:class:`KeptConnection`); off: one
-    connection per request or operation.
+    connection per request or operation (always, for the asyncio client: a connection belongs
+    to the event loop that opened it).
     """
+
+    _reuses_connections = True  # the client keeps connections (``keep_alive``)
 
     def __init__(self, url: str, *, cafile: str | Path | None = None, ssl_context: ssl.SSLContext | None = None,
                  client_cert: str | Path | None = None, client_key: str | Path | None = None,
@@ -527,7 +530,7 @@ class RemoteBase:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.ready_timeout = float(ready_timeout)
-        self.keep_alive = keep_alive
+        self.keep_alive = keep_alive and self._reuses_connections
         self._kept = KeptConnection()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(
             budget=retry_budget, first_delay=retry_delay, max_delay=max(max_retry_delay, retry_delay),

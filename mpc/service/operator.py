@@ -43,7 +43,22 @@ class OperatorRequests:
         """The device's proof of possession (``mpc.service.credentials``): the challenge frame,
         the device's signed answer, checked before any work (``AUTH_FAILED``); None when the
         token suffices (``get_client`` of a client with no device key)."""
-        wanted = await asyncio.to_thread(credentials.claim, self.service, self.custodian, request)
+        return await self._prove_device(ws, request,
+                                        await asyncio.to_thread(credentials.claim, self.service, self.custodian, request))
+
+    def _token_and_claim(self, client_id: str, token: str,
+                         request: dict[str, Any]) -> tuple[AuthFailed | None, Claim | None]:
+        """The token check (its refusal, returned) and then, if it passed, which key must sign
+        ``request`` (``credentials.claim``): one trip to a thread for both (issue 30)."""
+        try:
+            self.service.check_token(client_id, token)
+        except AuthFailed as refused:
+            return refused, None
+        return None, credentials.claim(self.service, self.custodian, request)
+
+    async def _prove_device(self, ws: Any, request: dict[str, Any], wanted: Claim | None) -> Claim | None:
+        """The challenge for ``wanted`` (the key that must sign ``request``; None: the token
+        suffices), the device's signed answer, and ``credentials.authorise``."""
         if wanted is None:
             return None
         record = current_request()

@@ -386,13 +386,12 @@ class CustodianService(NodeHealth, OperatorRequests):
             return
         record.named(op, "token")
         client_id, token = requests.client_credentials(request)
-        try:
-            await asyncio.to_thread(self.service.check_token, client_id, token)
-        except AuthFailed:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
+        refused, wanted = await asyncio.to_thread(self._token_and_claim, client_id, token, request)
+        if refused is not None:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
             if op != "resume" or not await self._resume_finished(ws, client_id, token, request):
-                raise
+                raise refused
             return
-        grant = await self._authorise_device(ws, request)
+        grant = await self._prove_device(ws, request, wanted)
         try:  # the registered device draws on its own allowance: a token thief cannot drain it
             self._client_requests.take(f"{client_id}/{grant.allowance if grant else 'token'}",
                                        "too many requests for this client")
