@@ -141,7 +141,7 @@ from typing import Any, TypeVar
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, OperationLost, from_protocol_error
-from mpc.remote.channel import OperationChannel, RemoteBase, RequestAttempts, closed_idle
+from mpc.remote.channel import Lease, OperationChannel, RemoteBase, RequestAttempts, closed_idle
 from mpc.remote.failures import transport_errors
 from mpc.remote.retries import Backoff, RetryPolicy, restart_delay
 from mpc.remote.specs import (
@@ -324,20 +324,23 @@ class RemoteCustodian(RemoteBase):
             raise
 
     @contextlib.contextmanager
-    def _leased(self) -> Iterator[Any]:
-        """A connection for one request or operation: the kept one (``KeptConnection``), else a
-        new one; kept when the body returns (it succeeded), closed when it raises."""
-        ws, stale = self._kept.take() if self.keep_alive else (None, None)
+    def _leased(self) -> Iterator[Lease]:
+        """A connection for one request or operation: the kept one (``KeptConnection``) with the
+        challenge its last result carried, else a new one; kept when the body returns (it
+        succeeded) with the challenge the body's result carried (``Lease.next``), closed when
+        it raises."""
+        ws, challenge, stale = self._kept.take() if self.keep_alive else (None, None, None)
         for old in (stale, ws if ws is not None and not _is_open(ws) else None):
             if old is not None:
                 old.close()
-                ws = None if old is ws else ws
+                ws, challenge = (None, None) if old is ws else (ws, challenge)
         with contextlib.ExitStack() as closing:
             if ws is None:
                 ws = closing.enter_context(self._connect())
             closing.callback(ws.close)  # on failure; detached below when kept
-            yield ws
-            done = self._kept.put(ws) if self.keep_alive else ws
+            lease = Lease(ws, challenge)
+            yield lease
+            done = self._kept.put(ws, lease.next) if self.keep_alive else ws
             if done is not ws:
                 closing.pop_all()
             if done is not None and done is not ws:
@@ -358,14 +361,16 @@ class RemoteCustodian(RemoteBase):
     def _connection(self, channel: OperationChannel, on_message: Callable[[int], None] | None) -> tuple[Any, Any]:
         """One connection of an operation: the request, ready, then frames until the result."""
         channel.connecting()
-        with self._leased() as ws:
-            ws.send(channel.request())
+        with self._leased() as lease:
+            ws = lease.ws
+            ws.send(channel.request(lease.challenge))
             if _send(ws, channel.ready(self._answered(ws, channel.answer)), channel):
                 return channel.outcome()
             while True:
                 frame = ws.recv(timeout=self.timeout)
                 if not channel.is_message(frame):
                     if channel.control(frame):
+                        lease.next = channel.next_challenge
                         return channel.outcome()
                     continue
                 try:
@@ -387,9 +392,11 @@ class RemoteCustodian(RemoteBase):
         while True:
             attempts.connecting()
             try:
-                with self._leased() as ws:
-                    ws.send(attempts.frame())
-                    return attempts.reply(self._answered(ws, attempts.answer))
+                with self._leased() as lease:
+                    lease.ws.send(attempts.frame(lease.challenge))
+                    result = attempts.reply(self._answered(lease.ws, attempts.answer))
+                    lease.next = attempts.next_challenge
+                    return result
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
                 if not fresh and closed_idle(exc):
                     fresh = True

@@ -77,7 +77,10 @@ from protocols.rounds import Message, Session
 
 __all__ = [
     "KeptConnection",
+    "Lease",
     "closed_idle",
+    "next_challenge",
+    "presigned_frame",
     "OperationChannel",
     "RemoteBase",
     "RequestAttempts",
@@ -133,6 +136,21 @@ def answer_challenge(frame: Any, request: Mapping[str, Any], signer: DeviceKey |
     return json.dumps(answer)
 
 
+def presigned_frame(request: Mapping[str, Any], signer: DeviceKey | None, challenge: bytes | None) -> str:
+    """The request frame; with a kept connection's ``challenge`` (the one its last result
+    carried) and a device key, it brings the key's signature over that challenge and the request
+    (``"device_sig"``, added after signing: ``mpc.wire.device_auth_message`` of the request
+    without it), and the service sends no challenge frame (issue 30)."""
+    if challenge is None or signer is None:
+        return json.dumps(request)
+    return json.dumps({**request, "device_sig": signer.sign(device_auth_message(challenge, request)).hex()})
+
+
+def next_challenge(reply: Mapping[str, Any]) -> bytes | None:
+    """The challenge a result frame carries for the connection's next request, if any."""
+    return hex_bytes(reply.get("next_challenge"), CHALLENGE_BYTES)
+
+
 def device_signer(op: str, session: Session) -> DeviceKey | None:
     """The key that authorises ``op`` for the device whose ``session`` it is: the recover's new
     (pending) key for ``recover``, else the device's key (made if the keychain has none)."""
@@ -168,15 +186,17 @@ class RequestAttempts(Generic[T]):
         self.spec = spec
         self.backoff = Backoff(policy, clock)
         self._sent = False
+        self.next_challenge: bytes | None = None  # what the result carried for the connection's next request
 
     def connecting(self) -> None:
         """A new connection starts: nothing sent on it yet."""
         self._sent = False
 
-    def frame(self) -> str:
-        """The request frame (counted as sent)."""
+    def frame(self, challenge: bytes | None = None) -> str:
+        """The request frame (counted as sent), signed over ``challenge`` (a kept connection's
+        next challenge) if the device key answers it (``presigned_frame``)."""
         self._sent = True
-        return json.dumps(self.spec.request)
+        return presigned_frame(self.spec.request, None if self.spec.prover else self.spec.signer, challenge)
 
     def answer(self, frame: Any) -> str | None:
         """The device's answer if ``frame`` is the service's challenge, else None."""
@@ -187,6 +207,7 @@ class RequestAttempts(Generic[T]):
         reply = parse_control(frame)
         if "result" not in reply:
             raise EngineError("unexpected reply from the custodian service")
+        self.next_challenge = next_challenge(reply)
         return self.spec.extract(reply["result"])
 
     def retry(self, exc: BaseException) -> float:
@@ -263,6 +284,7 @@ class OperationChannel:
         self._started = False
         self._request: dict[str, Any] = self.open_request
         self._refused: EngineError | None = None  # a refusal answered after ready (issue 26)
+        self.next_challenge: bytes | None = None  # what the result carried for the connection's next request
 
     # --- the driver's calls ------------------------------------------------------------------------
     def start(self) -> None:
@@ -280,11 +302,12 @@ class OperationChannel:
         """A new connection starts: nothing sent on it, no ``ready`` yet."""
         self._sent = self._ready = self._resent = False
 
-    def request(self) -> str:
-        """The first frame of this connection (counted as sent)."""
+    def request(self, challenge: bytes | None = None) -> str:
+        """The first frame of this connection (counted as sent), signed over ``challenge`` (a
+        kept connection's next challenge), if any (``presigned_frame``)."""
         self._sent = True
         self._request = self.open_request if self._next == "open" else self.resume_request
-        return json.dumps(self._request)
+        return presigned_frame(self._request, self.signer, challenge)
 
     def answer(self, frame: Any) -> str | None:
         """The device's answer if ``frame`` is the service's challenge to this connection's
@@ -334,6 +357,7 @@ class OperationChannel:
         if "result" not in reply:
             raise EngineError("unexpected frame from the custodian service")
         self.custodian_result = reply["result"]
+        self.next_challenge = next_challenge(reply)
         return True
 
     def pending(self, frames: list[Any]) -> bool:
@@ -448,28 +472,29 @@ class KeptConnection:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._kept: tuple[Any, float] | None = None
+        self._kept: tuple[Any, float, bytes | None] | None = None
 
     def __repr__(self) -> str:
         return "KeptConnection()"
 
-    def take(self) -> tuple[Any | None, Any | None]:
-        """(the kept connection, if it is recent, or None; a stale one to close now, or None)."""
+    def take(self) -> tuple[Any | None, bytes | None, Any | None]:
+        """(the kept connection, if it is recent, or None; the challenge its last result carried
+        for the next request, or None; a stale connection to close now, or None)."""
         with self._lock:
             kept, self._kept = self._kept, None
         if kept is None:
-            return None, None
+            return None, None, None
         if self._clock() - kept[1] > KEEP_IDLE:
-            return None, kept[0]
-        return kept[0], None
+            return None, None, kept[0]
+        return kept[0], kept[2], None
 
-    def put(self, ws: Any) -> Any | None:
-        """Keep ``ws`` (its request succeeded) if the service kept it too; the connection to
-        close now, if any (``ws`` itself, or the one it replaces)."""
+    def put(self, ws: Any, challenge: bytes | None) -> Any | None:
+        """Keep ``ws`` (its request succeeded; ``challenge``: what its result carried) if the
+        service kept it too; the connection to close now, if any (``ws``, or the one it replaces)."""
         if getattr(ws, "subprotocol", None) != KEEP_ALIVE_SUBPROTOCOL:
             return ws
         with self._lock:
-            older, self._kept = self._kept, (ws, self._clock())
+            older, self._kept = self._kept, (ws, self._clock(), challenge)
         return None if older is None else older[0]
 
     def drop(self) -> Any | None:
@@ -477,6 +502,22 @@ class KeptConnection:
         with self._lock:
             kept, self._kept = self._kept, None
         return None if kept is None else kept[0]
+
+
+class Lease:
+    """One request's connection (``ws``): the challenge it may sign its request over
+    (``challenge``, from the kept connection's last result) and the one its own result carried
+    (``next``, kept with the connection)."""
+
+    __slots__ = ("ws", "challenge", "next")
+
+    def __init__(self, ws: Any, challenge: bytes | None) -> None:
+        self.ws = ws
+        self.challenge = challenge
+        self.next: bytes | None = None
+
+    def __repr__(self) -> str:
+        return "Lease()"
 
 
 def closed_idle(exc: BaseException) -> bool:

@@ -67,6 +67,9 @@ class RequestRecord:
     outcome: str | None = None  # "ok", an error code, or None (the connection ended first)
     culprit: int | None = None
     finished: bool = False
+    # The device's signature the request brought over the challenge of the connection's previous
+    # result (``credentials.take_presigned``): used by the request's device check, once.
+    presigned: tuple[bytes, tuple[bytes, None]] | None = field(default=None, repr=False)
 
     @classmethod
     def begin(cls, remote_address: Any) -> RequestRecord:

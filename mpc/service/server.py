@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:  # the ``server`` extra is imported when the service starts
     from websockets.typing import Subprotocol
 
-from mpc.service import liveness, logs, metrics, pool, requests, worker
+from mpc.service import credentials, liveness, logs, metrics, pool, requests, worker
 from mpc.service.worker import log
 from mpc.custodian import Custodian
 from mpc.errors import (
@@ -350,6 +350,7 @@ class CustodianService(NodeHealth, OperatorRequests):
                 record.limited("ip")
                 raise
             request = requests.parse_request(frame)
+            record.presigned = credentials.take_presigned(request)
             self._gate.settle(fd)
             await self._dispatch(ws, request)
         except EngineError as exc:
@@ -367,7 +368,10 @@ class CustodianService(NodeHealth, OperatorRequests):
         """The request's result frame (with its request id): the request succeeded."""
         record = current_request()
         record.succeeded()
-        await ws.send(requests.frame_text(record.frame({"result": result})))
+        reply: dict[str, Any] = {"result": result}
+        if ws.subprotocol == KEEP_ALIVE_SUBPROTOCOL:  # the next request's challenge (one frame pair less)
+            reply["next_challenge"] = credentials.issue_next()
+        await ws.send(requests.frame_text(record.frame(reply)))
 
     async def _dispatch(self, ws: Any, request: dict[str, Any]) -> None:
         op = request["op"]

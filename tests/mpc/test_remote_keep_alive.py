@@ -26,7 +26,8 @@ from mpc.remote.channel import closed_idle  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.wire import IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL  # noqa: E402
-from tests.mpc.conftest import data_for, verify_result  # noqa: E402
+from mpc.wire import device_auth_message  # noqa: E402
+from tests.mpc.conftest import data_for, send_authorised, verify_result  # noqa: E402
 from tests.mpc.cut_proxy import CutProxy  # noqa: E402
 
 OPERATOR_KEY = "keep-alive-tests-operator-key-0123456789"
@@ -83,7 +84,8 @@ def test_a_client_without_the_subprotocol_gets_one_request_per_connection(server
     with connect(server.url, open_timeout=10) as ws:
         assert ws.subprotocol is None
         ws.send(request)
-        assert "result" in json.loads(ws.recv(timeout=10))
+        answer = json.loads(ws.recv(timeout=10))
+        assert "result" in answer and "next_challenge" not in answer  # no next request on this one
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)
     with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
@@ -125,3 +127,28 @@ def test_only_the_idle_close_reason_counts_as_unread() -> None:
     assert not closed_idle(closed(1000, ""))
     assert not closed_idle(ConnectionClosed(None, None))
     assert not closed_idle(OSError("connection reset"))
+
+
+def test_a_request_signed_over_the_kept_challenge_needs_no_challenge_frame_once(server: ServiceThread) -> None:
+    """The result on a kept connection carries the next request's challenge: a request signed over
+    it is answered at once; the challenge serves the next request only (a replay of that signed
+    request, or a signature with no challenge issued on the connection, is ``AUTH_FAILED``)."""
+    client_id, token, phone = with_wallet(server, RemoteCustodian(server.url, keep_alive=False))
+    key = phone.device_key()
+    request = {"op": "get_client", "client_id": client_id, "token": token}
+
+    def presigned(challenge: str) -> str:
+        signature = key.sign(device_auth_message(bytes.fromhex(challenge), request)).hex()
+        return json.dumps({**request, "device_sig": signature})
+
+    with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
+        first = json.loads(send_authorised(ws, request, key))  # a challenge frame, as on a new connection
+        assert first["result"]["client_id"] == client_id
+        ws.send(presigned(first["next_challenge"]))
+        second = json.loads(ws.recv(timeout=10))  # the result, no challenge frame
+        assert second["result"]["client_id"] == client_id and second["next_challenge"] != first["next_challenge"]
+        ws.send(presigned(first["next_challenge"]))  # replayed: the challenge was spent
+        assert json.loads(ws.recv(timeout=10))["error"]["id"] == "AUTH_FAILED"
+    with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
+        ws.send(presigned(first["next_challenge"]))  # on another connection: none was issued there
+        assert json.loads(ws.recv(timeout=10))["error"]["id"] == "AUTH_FAILED"
