@@ -56,7 +56,9 @@ Retries
 Every request and operation retries with exponential backoff (``retry_delay``, 0.1 s, doubling
 up to ``max_retry_delay``, 5 s; each delay drawn from the upper half of its range with
 ``secrets``) for at most ``retry_budget`` seconds (30 s) after its first failure (``retries``
-caps the count as well; ``retry_budget=0`` turns retries off). Retried:
+caps the count as well; ``retry_budget=0`` turns retries off). A kept connection the service
+closed as idle (close reason ``idle``) is not a failure: nothing sent on it was read, and the
+request goes on a new connection at once, not counted. Retried:
 
 - a connection that cannot be opened (refused: the service restarting; a failed handshake),
   a 1013 "busy" or 1001 "going away" close (a node draining), a connection lost or silent;

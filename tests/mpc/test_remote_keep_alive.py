@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,24 +24,10 @@ from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.remote.channel import closed_idle  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
-from mpc.wire import IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL  # noqa: E402
-from mpc.wire import device_auth_message  # noqa: E402
+from mpc.wire import IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL, device_auth_message  # noqa: E402
 from tests.mpc.conftest import data_for, send_authorised, verify_result  # noqa: E402
 from tests.mpc.cut_proxy import CutProxy  # noqa: E402
-
-OPERATOR_KEY = "keep-alive-tests-operator-key-0123456789"
-
-
-@pytest.fixture
-def server() -> Iterator[ServiceThread]:
-    with ServiceThread(":memory:", session_ttl=60, operator_key=OPERATOR_KEY, executor="thread") as running:
-        yield running
-
-
-@pytest.fixture
-def proxy(server: ServiceThread) -> Iterator[CutProxy]:
-    with CutProxy(server.port) as running:  # counts the connections made through it
-        yield running
+from tests.mpc.test_remote_retries import OPERATOR_KEY, proxy, server  # noqa: E402,F401 - the same fixtures
 
 
 def operator(url: str) -> RemoteCustodian:
@@ -99,7 +84,7 @@ def test_a_client_without_the_subprotocol_gets_one_request_per_connection(server
             ws.recv(timeout=10)
 
 
-def test_an_idle_kept_connection_is_closed_and_the_next_request_goes_on_a_new_one(proxy: CutProxy) -> None:
+def test_an_idle_kept_connection_is_closed_and_the_next_request_goes_on_a_new_one() -> None:
     limits = ServiceLimits(first_frame_timeout=0.5)
     with ServiceThread(":memory:", operator_key=OPERATOR_KEY, executor="thread", limits=limits) as running, \
             CutProxy(running.port) as counted:
