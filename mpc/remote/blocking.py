@@ -1,9 +1,8 @@
 """The device side against a networked custodian: ``RemoteCustodian(url)``.
 
-Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (a connection per
-request or operation, or the kept connection of the last one that succeeded: ``keep_alive``,
-``mpc.remote.channel.KeptConnection``; see that module for the frames; ``close()`` or ``with``
-closes the kept connection)::
+Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (see that module
+for the frames): a connection per request or operation, or the kept connection of the last one
+that succeeded (``keep_alive``, ``mpc.remote.kept``; ``close()`` or ``with`` closes it)::
 
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
     client_id, token = remote.create_client()             # the operator (or open registration)
@@ -143,7 +142,8 @@ from typing import Any, TypeVar
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, OperationLost, from_protocol_error
-from mpc.remote.channel import Lease, OperationChannel, RemoteBase, RequestAttempts, closed_idle
+from mpc.remote.channel import OperationChannel, RemoteBase, RequestAttempts
+from mpc.remote.kept import Lease, closed_idle
 from mpc.remote.failures import transport_errors
 from mpc.remote.retries import Backoff, RetryPolicy, restart_delay
 from mpc.remote.specs import (

@@ -11,6 +11,8 @@ here and is used by both:
   processed; the TLS probe after a cut handshake;
 - ``mpc.remote.specs``: ``RequestSpec`` and ``OperationSpec``, what is sent and how the answers
   are typed;
+- ``mpc.remote.kept``: the kept connection of the last request that succeeded (issue 30), and
+  :func:`presigned_frame` here, a request signed over the challenge its result carried;
 - :func:`parse_control`, :func:`answer_challenge`: the service's control frames and challenges;
 - :class:`RequestAttempts`: retrying a one-frame request (``get_client``, ``create_client``, the
   operator ops), only when that is safe for the request;
@@ -30,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -70,15 +71,13 @@ from mpc.remote.specs import (
 )
 from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, client_view
-from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL, MAX_FRAME_BYTES, \
-    check_service_url, client_tls_context, device_auth_message, hex_bytes
+from mpc.remote.kept import KeptConnection
+from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, KEEP_ALIVE_SUBPROTOCOL, MAX_FRAME_BYTES, check_service_url, \
+    client_tls_context, device_auth_message, hex_bytes
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
 __all__ = [
-    "KeptConnection",
-    "Lease",
-    "closed_idle",
     "next_challenge",
     "presigned_frame",
     "OperationChannel",
@@ -458,76 +457,6 @@ class OperationChannel:
                 f"not back after {waited:.1f} s)")
 
 
-KEEP_IDLE = 5.0  # seconds a kept connection is reused after its last request (the service waits 10 s by default)
-
-
-class KeptConnection:
-    """The connection of the last request that succeeded, kept for the next one (issue 30: a
-    connection and its handshakes per signature cost the service ~1 ms of CPU). Kept only when
-    the service accepted ``KEEP_ALIVE_SUBPROTOCOL`` (an older service closes it after one request),
-    for ``KEEP_IDLE`` seconds; each request takes it out, so concurrent requests of one client
-    object use connections of their own. The service checks every request in full, so reusing a
-    connection changes no authorisation (``docs/operations.md``, Kept connections)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._kept: tuple[Any, float, bytes | None] | None = None
-
-    def __repr__(self) -> str:
-        return "KeptConnection()"
-
-    def take(self) -> tuple[Any | None, bytes | None, Any | None]:
-        """(the kept connection, if it is recent, or None; the challenge its last result carried
-        for the next request, or None; a stale connection to close now, or None)."""
-        with self._lock:
-            kept, self._kept = self._kept, None
-        if kept is None:
-            return None, None, None
-        if self._clock() - kept[1] > KEEP_IDLE:
-            return None, None, kept[0]
-        return kept[0], kept[2], None
-
-    def put(self, ws: Any, challenge: bytes | None) -> Any | None:
-        """Keep ``ws`` (its request succeeded; ``challenge``: what its result carried) if the
-        service kept it too; the connection to close now, if any (``ws``, or the one it replaces)."""
-        if getattr(ws, "subprotocol", None) != KEEP_ALIVE_SUBPROTOCOL:
-            return ws
-        with self._lock:
-            older, self._kept = self._kept, (ws, self._clock(), challenge)
-        return None if older is None else older[0]
-
-    def drop(self) -> Any | None:
-        """Forget the kept connection; it is returned to be closed."""
-        with self._lock:
-            kept, self._kept = self._kept, None
-        return None if kept is None else kept[0]
-
-
-class Lease:
-    """One request's connection (``ws``): the challenge it may sign its request over
-    (``challenge``, from the kept connection's last result) and the one its own result carried
-    (``next``, kept with the connection)."""
-
-    __slots__ = ("ws", "challenge", "next")
-
-    def __init__(self, ws: Any, challenge: bytes | None) -> None:
-        self.ws = ws
-        self.challenge = challenge
-        self.next: bytes | None = None
-
-    def __repr__(self) -> str:
-        return "Lease()"
-
-
-def closed_idle(exc: BaseException) -> bool:
-    """Whether ``exc`` is a kept connection the service closed idle (``IDLE_CLOSE_REASON``): it
-    read nothing of that connection since its last request, so the request sent on it was not
-    processed and goes on a new connection at once (not a retry)."""
-    rcvd = getattr(exc, "rcvd", None)
-    return getattr(rcvd, "reason", None) == IDLE_CLOSE_REASON
-
-
 def _key_of(device: Client | None) -> DeviceKey | None:
     return None if device is None else device.device_key()
 
@@ -543,7 +472,7 @@ class RemoteBase:
     backoff), ``max_retry_delay``, ``retries`` (a cap on the count; None: the budget only) and
     ``step_wait`` make the :class:`~mpc.remote.retries.RetryPolicy` (``retry_policy`` gives one directly instead).
     ``keep_alive`` (default on): offer the service the keep-alive subprotocol and send the next
-    request on the connection of the last one that succeeded (:class:`KeptConnection`); off: one
+    request on the connection of the last one that succeeded (``mpc.remote.kept.KeptConnection``); off: one
     connection per request or operation (always, for the asyncio client: a connection belongs
     to the event loop that opened it).
     """

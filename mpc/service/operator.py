@@ -43,8 +43,8 @@ class OperatorRequests:
         """The device's proof of possession (``mpc.service.credentials``): the challenge frame,
         the device's signed answer, checked before any work (``AUTH_FAILED``); None when the
         token suffices (``get_client`` of a client with no device key)."""
-        return await self._prove_device(ws, request,
-                                        await asyncio.to_thread(credentials.claim, self.service, self.custodian, request))
+        wanted = await asyncio.to_thread(credentials.claim, self.service, self.custodian, request)
+        return await self._prove_device(ws, request, wanted)
 
     def _token_and_claim(self, client_id: str, token: str,
                          request: dict[str, Any]) -> tuple[AuthFailed | None, Claim | None]:

@@ -21,7 +21,7 @@ import mpc  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import AuthFailed  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
-from mpc.remote.channel import closed_idle  # noqa: E402
+from mpc.remote.kept import closed_idle  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.wire import IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL, device_auth_message  # noqa: E402
