@@ -4,7 +4,8 @@ Loopback only and bounded: a custodian service (``mpc.service.server``, process 
 process on 127.0.0.1 with a free port, for each backend in turn (SQLite file; PostgreSQL when
 ``$PORTAL_MPC_TEST_POSTGRES`` or the local default URL is reachable, in a throw-away schema).
 N client processes then each create a client, generate a wallet and sign M times (alternating
-ethereum and solana), all at once; every client stops issuing requests at ``--time-limit``
+ethereum and solana; each client over its kept connection: ``RemoteCustodian``'s default
+``keep_alive``), all at once; every client stops issuing requests at ``--time-limit``
 seconds and the run ends by itself. Reported per backend and operation: count, throughput,
 p50 / p95 latency and errors (which must be zero; the exit status is 1 otherwise).
 
@@ -75,6 +76,8 @@ def _client_job(url: str, signs: int, deadline: float, operator_key: str) -> dic
             samples["sign"].append(time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - counted and reported
         errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        remote.close()
     return {"samples": samples, "errors": errors}
 
 
@@ -84,9 +87,9 @@ def _signer_setup(url: str, operator_key: str, folder: str) -> tuple[str, str]:
     from mpc.backup.methods import MemoryCloudStorage
     from mpc.remote.blocking import RemoteCustodian
 
-    remote = RemoteCustodian(url, timeout=300.0, operator_key=operator_key)
-    client_id, token = remote.create_client()
-    remote.generate(mpc.Client(client_id, mpc.FileKeychain(folder), cloud=MemoryCloudStorage()), token)
+    with RemoteCustodian(url, timeout=300.0, operator_key=operator_key) as remote:
+        client_id, token = remote.create_client()
+        remote.generate(mpc.Client(client_id, mpc.FileKeychain(folder), cloud=MemoryCloudStorage()), token)
     return client_id, token
 
 
@@ -96,10 +99,10 @@ def _signer_job(url: str, client_id: str, token: str, folder: str, count: int) -
     from mpc.backup.methods import MemoryCloudStorage
     from mpc.remote.blocking import RemoteCustodian
 
-    remote = RemoteCustodian(url, timeout=300.0)
     device = mpc.Client(client_id, mpc.FileKeychain(folder), cloud=MemoryCloudStorage())
-    for i in range(count):
-        remote.sign(device, token, "ethereum", hashlib.sha256(f"cpu {i}".encode()).digest())
+    with RemoteCustodian(url, timeout=300.0) as remote:  # one kept connection for the batch
+        for i in range(count):
+            remote.sign(device, token, "ethereum", hashlib.sha256(f"cpu {i}".encode()).digest())
     return count
 
 

@@ -13,6 +13,9 @@ uses ``mpc.remote`` never loads the service.
 - Close codes: ``CLOSE_BUSY`` (1013, over the connection cap: try again later),
   ``CLOSE_RESTARTING`` (1001, the service drains: resume the session), ``CLOSE_POLICY`` (1008, too
   many invalid frames).
+- ``KEEP_ALIVE_SUBPROTOCOL``: the WebSocket subprotocol with which one connection carries several
+  requests, one after the other (a connection without it carries one); ``IDLE_CLOSE_REASON``: the
+  close reason of a kept connection the service closed idle (no request of it was read).
 - The client's TLS context and the URL check (``wss://`` everywhere, ``ws://`` on loopback only).
 """
 
@@ -44,6 +47,8 @@ __all__ = [
     "CLOSE_BUSY",
     "CLOSE_RESTARTING",
     "CLOSE_POLICY",
+    "KEEP_ALIVE_SUBPROTOCOL",
+    "IDLE_CLOSE_REASON",
     "client_tls_context",
     "check_service_url",
     "is_loopback_literal",
@@ -68,6 +73,8 @@ _UNSIGNED_FIELDS = ("token", "operator_key")  # credentials of their own, never 
 CLOSE_BUSY = 1013
 CLOSE_RESTARTING = 1001
 CLOSE_POLICY = 1008
+KEEP_ALIVE_SUBPROTOCOL = "portal-mpc.keep-alive.1"  # several requests per connection (issue 30)
+IDLE_CLOSE_REASON = "idle"  # a kept connection closed with no request read from it
 _LOWER_HEX = re.compile(r"[0-9a-f]*")
 
 

@@ -73,6 +73,8 @@ class AsyncRemoteCustodian(RemoteBase):
     ``mpc.remote.blocking.RemoteCustodian`` as a coroutine, with the same options
     (``mpc.remote.channel.RemoteBase``) and the same retries."""
 
+    _reuses_connections = False  # one connection per request (a connection belongs to its event loop)
+
     # --- requests without a protocol --------------------------------------------------------------
     async def create_client(self) -> tuple[str, str]:
         """A new client: (client id, its secret token). Needs the operator key unless the

@@ -1,7 +1,8 @@
 """The device side against a networked custodian: ``RemoteCustodian(url)``.
 
-Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (one connection per
-request or operation; see that module for the frames)::
+Runs ``mpc.Client`` operations over the WebSocket protocol of ``mpc.service.server`` (see that module
+for the frames): a connection per request or operation, or the kept connection of the last one
+that succeeded (``keep_alive``, ``mpc.remote.kept``; ``close()`` or ``with`` closes it)::
 
     remote = RemoteCustodian("wss://custodian.example:8765", cafile="ca.pem", operator_key=key)
     client_id, token = remote.create_client()             # the operator (or open registration)
@@ -54,7 +55,9 @@ Retries
 Every request and operation retries with exponential backoff (``retry_delay``, 0.1 s, doubling
 up to ``max_retry_delay``, 5 s; each delay drawn from the upper half of its range with
 ``secrets``) for at most ``retry_budget`` seconds (30 s) after its first failure (``retries``
-caps the count as well; ``retry_budget=0`` turns retries off). Retried:
+caps the count as well; ``retry_budget=0`` turns retries off). A kept connection the service
+closed as idle (close reason ``idle``) is not a failure: nothing sent on it was read, and the
+request goes on a new connection at once, not counted. Retried:
 
 - a connection that cannot be opened (refused: the service restarting; a failed handshake),
   a 1013 "busy" or 1001 "going away" close (a node draining), a connection lost or silent;
@@ -131,14 +134,16 @@ Operations survive lost connections. Which cases are safe:
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from mpc.backup.methods import BackupMethod
 from mpc.client import Client, EjectedKeys
 from mpc.errors import EngineError, OperationLost, from_protocol_error
 from mpc.remote.channel import OperationChannel, RemoteBase, RequestAttempts
+from mpc.remote.kept import Lease, closed_idle
 from mpc.remote.failures import transport_errors
 from mpc.remote.retries import Backoff, RetryPolicy, restart_delay
 from mpc.remote.specs import (
@@ -295,10 +300,14 @@ class RemoteCustodian(RemoteBase):
         channel = self._channel(op, session, client_id, token, params)
         try:
             channel.start()
+            fresh = False  # a new connection after a kept one the service had closed idle (once)
             while True:
                 try:
                     return self._connection(channel, on_message)
                 except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                    if not fresh and closed_idle(exc):
+                        fresh = True
+                        continue
                     delay = channel.retry(exc)
                 time.sleep(delay)
         except EngineError:
@@ -316,17 +325,54 @@ class RemoteCustodian(RemoteBase):
             self._diagnose(exc)  # a misconfiguration is raised at once (issue 26), else retried
             raise
 
+    @contextlib.contextmanager
+    def _leased(self) -> Iterator[Lease]:
+        """A connection for one request or operation: the kept one (``KeptConnection``) with the
+        challenge its last result carried, else a new one; kept when the body returns (it
+        succeeded) with the challenge the body's result carried (``Lease.next``), closed when
+        it raises."""
+        ws, challenge, stale = self._kept.take() if self.keep_alive else (None, None, None)
+        for old in (stale, ws if ws is not None and not _is_open(ws) else None):
+            if old is not None:
+                old.close()
+                ws, challenge = (None, None) if old is ws else (ws, challenge)
+        with contextlib.ExitStack() as closing:
+            if ws is None:
+                ws = closing.enter_context(self._connect())
+            closing.callback(ws.close)  # on failure; detached below when kept
+            lease = Lease(ws, challenge)
+            yield lease
+            done = self._kept.put(ws, lease.next) if self.keep_alive else ws
+            if done is not ws:
+                closing.pop_all()
+            if done is not None and done is not ws:
+                done.close()
+
+    def close(self) -> None:
+        """Close the kept connection, if any (the service closes it idle anyway)."""
+        kept = self._kept.drop()
+        if kept is not None:
+            kept.close()
+
+    def __enter__(self) -> RemoteCustodian:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _connection(self, channel: OperationChannel, on_message: Callable[[int], None] | None) -> tuple[Any, Any]:
         """One connection of an operation: the request, ready, then frames until the result."""
         channel.connecting()
-        with self._connect() as ws:
-            ws.send(channel.request())
+        with self._leased() as lease:
+            ws = lease.ws
+            ws.send(channel.request(lease.challenge))
             if _send(ws, channel.ready(self._answered(ws, channel.answer)), channel):
                 return channel.outcome()
             while True:
                 frame = ws.recv(timeout=self.timeout)
                 if not channel.is_message(frame):
                     if channel.control(frame):
+                        lease.next = channel.next_challenge
                         return channel.outcome()
                     continue
                 try:
@@ -344,13 +390,19 @@ class RemoteCustodian(RemoteBase):
     def _call(self, spec: RequestSpec[T]) -> T:
         """One request with its retries (``RequestAttempts``)."""
         attempts = RequestAttempts(spec, self.retry_policy)
+        fresh = False  # a new connection after a kept one the service had closed idle (once)
         while True:
             attempts.connecting()
             try:
-                with self._connect() as ws:
-                    ws.send(attempts.frame())
-                    return attempts.reply(self._answered(ws, attempts.answer))
+                with self._leased() as lease:
+                    lease.ws.send(attempts.frame(lease.challenge))
+                    result = attempts.reply(self._answered(lease.ws, attempts.answer))
+                    lease.next = attempts.next_challenge
+                    return result
             except Exception as exc:  # noqa: BLE001 - retry() raises everything it must not retry
+                if not fresh and closed_idle(exc):
+                    fresh = True
+                    continue
                 delay = attempts.retry(exc)
             time.sleep(delay)
 
@@ -388,6 +440,13 @@ def _send(ws: Any, messages: list[Message], channel: OperationChannel) -> bool:
         if channel.pending(frames):
             return True
         raise
+
+def _is_open(ws: Any) -> bool:
+    """Whether a kept connection is still open (the service may have closed it meanwhile)."""
+    from websockets.protocol import State
+
+    return bool(ws.state is State.OPEN)
+
 
 def _abort_quietly(ws: Any, frame: str) -> None:
     try:

@@ -11,6 +11,8 @@ here and is used by both:
   processed; the TLS probe after a cut handshake;
 - ``mpc.remote.specs``: ``RequestSpec`` and ``OperationSpec``, what is sent and how the answers
   are typed;
+- ``mpc.remote.kept``: the kept connection of the last request that succeeded (issue 30), and
+  :func:`presigned_frame` here, a request signed over the challenge its result carried;
 - :func:`parse_control`, :func:`answer_challenge`: the service's control frames and challenges;
 - :class:`RequestAttempts`: retrying a one-frame request (``get_client``, ``create_client``, the
   operator ops), only when that is safe for the request;
@@ -69,12 +71,15 @@ from mpc.remote.specs import (
 )
 from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, client_view
-from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, MAX_FRAME_BYTES, check_service_url, client_tls_context, \
-    device_auth_message, hex_bytes
+from mpc.remote.kept import KeptConnection
+from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, KEEP_ALIVE_SUBPROTOCOL, MAX_FRAME_BYTES, check_service_url, \
+    client_tls_context, device_auth_message, hex_bytes
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
 __all__ = [
+    "next_challenge",
+    "presigned_frame",
     "OperationChannel",
     "RemoteBase",
     "RequestAttempts",
@@ -130,6 +135,21 @@ def answer_challenge(frame: Any, request: Mapping[str, Any], signer: DeviceKey |
     return json.dumps(answer)
 
 
+def presigned_frame(request: Mapping[str, Any], signer: DeviceKey | None, challenge: bytes | None) -> str:
+    """The request frame; with a kept connection's ``challenge`` (the one its last result
+    carried) and a device key, it brings the key's signature over that challenge and the request
+    (``"device_sig"``, added after signing: ``mpc.wire.device_auth_message`` of the request
+    without it), and the service sends no challenge frame (issue 30)."""
+    if challenge is None or signer is None:
+        return json.dumps(request)
+    return json.dumps({**request, "device_sig": signer.sign(device_auth_message(challenge, request)).hex()})
+
+
+def next_challenge(reply: Mapping[str, Any]) -> bytes | None:
+    """The challenge a result frame carries for the connection's next request, if any."""
+    return hex_bytes(reply.get("next_challenge"), CHALLENGE_BYTES)
+
+
 def device_signer(op: str, session: Session) -> DeviceKey | None:
     """The key that authorises ``op`` for the device whose ``session`` it is: the recover's new
     (pending) key for ``recover``, else the device's key (made if the keychain has none)."""
@@ -165,15 +185,17 @@ class RequestAttempts(Generic[T]):
         self.spec = spec
         self.backoff = Backoff(policy, clock)
         self._sent = False
+        self.next_challenge: bytes | None = None  # what the result carried for the connection's next request
 
     def connecting(self) -> None:
         """A new connection starts: nothing sent on it yet."""
         self._sent = False
 
-    def frame(self) -> str:
-        """The request frame (counted as sent)."""
+    def frame(self, challenge: bytes | None = None) -> str:
+        """The request frame (counted as sent), signed over ``challenge`` (a kept connection's
+        next challenge) if the device key answers it (``presigned_frame``)."""
         self._sent = True
-        return json.dumps(self.spec.request)
+        return presigned_frame(self.spec.request, None if self.spec.prover else self.spec.signer, challenge)
 
     def answer(self, frame: Any) -> str | None:
         """The device's answer if ``frame`` is the service's challenge, else None."""
@@ -184,6 +206,7 @@ class RequestAttempts(Generic[T]):
         reply = parse_control(frame)
         if "result" not in reply:
             raise EngineError("unexpected reply from the custodian service")
+        self.next_challenge = next_challenge(reply)
         return self.spec.extract(reply["result"])
 
     def retry(self, exc: BaseException) -> float:
@@ -260,6 +283,7 @@ class OperationChannel:
         self._started = False
         self._request: dict[str, Any] = self.open_request
         self._refused: EngineError | None = None  # a refusal answered after ready (issue 26)
+        self.next_challenge: bytes | None = None  # what the result carried for the connection's next request
 
     # --- the driver's calls ------------------------------------------------------------------------
     def start(self) -> None:
@@ -277,11 +301,12 @@ class OperationChannel:
         """A new connection starts: nothing sent on it, no ``ready`` yet."""
         self._sent = self._ready = self._resent = False
 
-    def request(self) -> str:
-        """The first frame of this connection (counted as sent)."""
+    def request(self, challenge: bytes | None = None) -> str:
+        """The first frame of this connection (counted as sent), signed over ``challenge`` (a
+        kept connection's next challenge), if any (``presigned_frame``)."""
         self._sent = True
         self._request = self.open_request if self._next == "open" else self.resume_request
-        return json.dumps(self._request)
+        return presigned_frame(self._request, self.signer, challenge)
 
     def answer(self, frame: Any) -> str | None:
         """The device's answer if ``frame`` is the service's challenge to this connection's
@@ -331,6 +356,7 @@ class OperationChannel:
         if "result" not in reply:
             raise EngineError("unexpected frame from the custodian service")
         self.custodian_result = reply["result"]
+        self.next_challenge = next_challenge(reply)
         return True
 
     def pending(self, frames: list[Any]) -> bool:
@@ -445,7 +471,13 @@ class RemoteBase:
     (``ready``, or a one-frame request's result). ``retry_budget``, ``retry_delay`` (the first
     backoff), ``max_retry_delay``, ``retries`` (a cap on the count; None: the budget only) and
     ``step_wait`` make the :class:`~mpc.remote.retries.RetryPolicy` (``retry_policy`` gives one directly instead).
+    ``keep_alive`` (default on): offer the service the keep-alive subprotocol and send the next
+    request on the connection of the last one that succeeded (``mpc.remote.kept.KeptConnection``); off: one
+    connection per request or operation (always, for the asyncio client: a connection belongs
+    to the event loop that opened it).
     """
+
+    _reuses_connections = True  # the client keeps connections (``keep_alive``)
 
     def __init__(self, url: str, *, cafile: str | Path | None = None, ssl_context: ssl.SSLContext | None = None,
                  client_cert: str | Path | None = None, client_key: str | Path | None = None,
@@ -453,7 +485,7 @@ class RemoteBase:
                  connect_timeout: float = 10.0, ready_timeout: float = 30.0,
                  retry_budget: float = DEFAULT_RETRY_BUDGET, retries: int | None = None, retry_delay: float = 0.1,
                  max_retry_delay: float = 5.0, step_wait: float = DEFAULT_STEP_WAIT,
-                 retry_policy: RetryPolicy | None = None) -> None:
+                 retry_policy: RetryPolicy | None = None, keep_alive: bool = True) -> None:
         if ssl_context is not None and (cafile is not None or client_cert is not None or client_key is not None):
             raise ConfigInvalid("give either ssl_context or cafile / client_cert / client_key")
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout),
@@ -468,6 +500,8 @@ class RemoteBase:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
         self.ready_timeout = float(ready_timeout)
+        self.keep_alive = keep_alive and self._reuses_connections
+        self._kept = KeptConnection()
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy(
             budget=retry_budget, first_delay=retry_delay, max_delay=max(max_retry_delay, retry_delay),
             max_retries=retries, step_wait=step_wait)
@@ -510,6 +544,8 @@ class RemoteBase:
     def _connect_options(self) -> dict[str, Any]:
         """Options of ``websockets`` ``connect`` (both APIs take the same)."""
         options: dict[str, Any] = {"ssl": self._tls()} if self._scheme == "wss" else {}
+        if self.keep_alive:
+            options["subprotocols"] = [KEEP_ALIVE_SUBPROTOCOL]
         return {"max_size": MAX_FRAME_BYTES, "open_timeout": self.connect_timeout, "close_timeout": 1.0, **options}
 
     def _as_operator(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -403,6 +403,7 @@ class ConnectionGate:
         self._per_prefix: dict[str, int] = {}
         self._pending = _FairQueue()  # accepted, no valid first frame yet
         self._waiting = _FairQueue()  # of those, past the WebSocket handshake
+        self._settled: dict[int, tuple[str, socket.socket]] = {}  # sent a valid frame: for :meth:`idle`
         self._lock = threading.Lock()
 
     @property
@@ -461,10 +462,22 @@ class ConnectionGate:
                 self._waiting.add(queued[0], fd, queued[1])
 
     def settle(self, fd: int) -> None:
-        """The socket ``fd`` sent a valid first frame: it is never evicted."""
+        """The socket ``fd`` sent a valid request frame: it is not evicted while it is served."""
         with self._lock:
+            queued = self._pending.get(fd)
+            if queued is not None:
+                self._settled[fd] = queued
             self._pending.remove(fd)
             self._waiting.remove(fd)
+
+    def idle(self, fd: int) -> None:
+        """The connection of socket ``fd`` was served and waits for its next request (a kept
+        connection, ``mpc.wire.KEEP_ALIVE_SUBPROTOCOL``): evictable again, as a new one is."""
+        with self._lock:
+            queued = self._settled.pop(fd, None)
+            if queued is not None:
+                self._pending.add(queued[0], fd, queued[1])
+                self._waiting.add(queued[0], fd, queued[1])
 
     def evict_waiting(self, fd: int) -> bool:
         """Make room for the connection of socket ``fd``: evict the oldest connection waiting
@@ -493,7 +506,10 @@ class ConnectionGate:
 
     def forget(self, fd: int) -> None:
         """The socket ``fd`` is closing: take it out of the queues (before its descriptor is reused)."""
-        self.settle(fd)
+        with self._lock:
+            self._pending.remove(fd)
+            self._waiting.remove(fd)
+            self._settled.pop(fd, None)
 
     def release(self, key: str) -> None:
         """A connection from ``key`` (its IP) closed: free its slot."""

@@ -67,6 +67,9 @@ class RequestRecord:
     outcome: str | None = None  # "ok", an error code, or None (the connection ended first)
     culprit: int | None = None
     finished: bool = False
+    # The device's signature the request brought over the challenge of the connection's previous
+    # result (``credentials.take_presigned``): used by the request's device check, once.
+    presigned: tuple[bytes, tuple[bytes, None]] | None = field(default=None, repr=False)
 
     @classmethod
     def begin(cls, remote_address: Any) -> RequestRecord:
@@ -74,7 +77,7 @@ class RequestRecord:
         host = str(remote_address[0]) if remote_address else None
         record = cls(host)
         _RECORD.set(record)
-        logs.set_context(request_id=record.request_id)
+        logs.set_context(request_id=record.request_id, op=None, client_id=None)  # none of a kept connection's last
         return record
 
     def named(self, op: str, credential: str) -> None:

@@ -2,7 +2,10 @@
 
 An asyncio WebSocket service (the ``websockets`` library, ``server`` extra) in front of
 ``mpc.Custodian``. One WebSocket connection carries one request; for a wallet operation it then
-carries that operation's round messages until it completes.
+carries that operation's round messages until it completes. A client that offers the keep-alive
+subprotocol (``mpc.wire.KEEP_ALIVE_SUBPROTOCOL``) sends its next request on the same connection
+after one succeeded, each checked in full (``CustodianService._serve``; ``docs/operations.md``,
+Kept connections).
 
 Front door (``mpc.service.guard``; ``docs/operations.md``, Security)
 --------------------------------------------------------------------
@@ -40,11 +43,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mpc.service import liveness, logs, metrics, pool, requests, worker
+if TYPE_CHECKING:  # the ``server`` extra is imported when the service starts
+    from websockets.typing import Subprotocol
+
+from mpc.service import credentials, liveness, logs, metrics, pool, requests, worker
 from mpc.service.worker import log
 from mpc.custodian import Custodian
 from mpc.errors import (
@@ -76,6 +83,8 @@ from mpc.wire import (
     CLOSE_BUSY,
     CLOSE_POLICY,
     CLOSE_RESTARTING,
+    IDLE_CLOSE_REASON,
+    KEEP_ALIVE_SUBPROTOCOL,
     MAX_FRAME_BYTES,
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
@@ -108,6 +117,7 @@ DEFAULT_LOCK_TTL = 120.0  # the lease of a client's operation lock while one of 
 DEFAULT_NODE_TTL = 5.0  # a node whose heartbeat is older is dead: the steps it was running are lost
 DEFAULT_DRAIN_GRACE = 30.0  # SIGTERM: how long steps in flight may take to finish and park
 MAX_INVALID_FRAMES = 8
+MAX_REQUESTS_PER_CONNECTION = 1000  # a kept connection (KEEP_ALIVE_SUBPROTOCOL) is closed after as many
 _LISTEN_BACKLOG = 4096  # the kernel caps it at net.core.somaxconn: a flood queues, probes are not SYN-dropped
 
 
@@ -249,7 +259,8 @@ class CustodianService(NodeHealth, OperatorRequests):
                                        ping_interval=20, ping_timeout=20, close_timeout=2,
                                        compression=None,  # issue 30: no per-frame deflate (CPU; and no
                                        # compression of secrets beside what a peer sends: no CRIME-like oracle)
-                                       process_request=self._http.process_request)  # /healthz /readyz /metrics
+                                       process_request=self._http.process_request,  # /healthz /readyz /metrics
+                                       select_subprotocol=_keep_alive)  # offered: kept; else one request
         except BaseException:
             listener.close()
             raise
@@ -300,14 +311,38 @@ class CustodianService(NodeHealth, OperatorRequests):
             metrics.CONNECTIONS_OPEN.dec()
 
     async def _serve(self, ws: Any, fd: int) -> None:
-        """One request (or operation) on one connection: its record gives the request id to the
-        logs and the reply frames, and writes the audit line and the metrics when it ends. Once
-        a valid request frame is in, the connection (socket ``fd``) is never evicted."""
+        """The requests of one connection, one after the other: one, or with the keep-alive
+        subprotocol (``mpc.wire.KEEP_ALIVE_SUBPROTOCOL``, issue 30) the next after each one that
+        succeeded, at most ``MAX_REQUESTS_PER_CONNECTION``. Every request is checked in full
+        (rate limits, token, device challenge), so a token or device key revoked meanwhile is
+        refused at the connection's next request. A kept connection waits for its next request
+        for ``first_frame_timeout`` seconds, evictable as a new one (``ConnectionGate.idle``),
+        and is closed with ``IDLE_CLOSE_REASON`` when no request of it is read any more."""
+        keep = ws.subprotocol == KEEP_ALIVE_SUBPROTOCOL
+        for served in range(MAX_REQUESTS_PER_CONNECTION):
+            if served:
+                self._gate.idle(fd)
+            if not await self._serve_one(ws, fd) or not keep:
+                return
+            if self._draining:
+                break
+        await ws.close(1000, IDLE_CLOSE_REASON)
+
+    async def _serve_one(self, ws: Any, fd: int) -> bool:
+        """One request (or operation): its record gives the request id to the logs and the reply
+        frames, and writes the audit line and the metrics when it ends; whether it succeeded
+        (else the connection is done). Once a valid request frame is in, the connection (socket
+        ``fd``) is not evicted until the request ends. A connection that sends no request in
+        ``first_frame_timeout`` is closed (a kept one with ``IDLE_CLOSE_REASON``)."""
         from websockets.exceptions import ConnectionClosed
 
         record = RequestRecord.begin(ws.remote_address)
         try:
-            frame = await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout)
+            try:
+                frame = await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout)
+            except asyncio.TimeoutError:
+                await ws.close(1000, IDLE_CLOSE_REASON)  # nothing of this connection was read since
+                return False
             # Counted once the frame is in, so the refusal is the answer the client reads.
             try:
                 self._ip_requests.take(peer_key(ws.remote_address), "too many requests from this address")
@@ -315,6 +350,7 @@ class CustodianService(NodeHealth, OperatorRequests):
                 record.limited("ip")
                 raise
             request = requests.parse_request(frame)
+            record.presigned = credentials.take_presigned(request)
             self._gate.settle(fd)
             await self._dispatch(ws, request)
         except EngineError as exc:
@@ -326,12 +362,16 @@ class CustodianService(NodeHealth, OperatorRequests):
             await _send_quietly(ws, record.failed(EngineError()))
         finally:
             record.finish()
+        return record.outcome == "ok"
 
     async def _reply(self, ws: Any, result: Any) -> None:
         """The request's result frame (with its request id): the request succeeded."""
         record = current_request()
         record.succeeded()
-        await ws.send(requests.frame_text(record.frame({"result": result})))
+        reply: dict[str, Any] = {"result": result}
+        if ws.subprotocol == KEEP_ALIVE_SUBPROTOCOL:  # the next request's challenge (one frame pair less)
+            reply["next_challenge"] = credentials.issue_next()
+        await ws.send(requests.frame_text(record.frame(reply)))
 
     async def _dispatch(self, ws: Any, request: dict[str, Any]) -> None:
         op = request["op"]
@@ -350,13 +390,12 @@ class CustodianService(NodeHealth, OperatorRequests):
             return
         record.named(op, "token")
         client_id, token = requests.client_credentials(request)
-        try:
-            await asyncio.to_thread(self.service.check_token, client_id, token)
-        except AuthFailed:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
+        refused, wanted = await asyncio.to_thread(self._token_and_claim, client_id, token, request)
+        if refused is not None:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
             if op != "resume" or not await self._resume_finished(ws, client_id, token, request):
-                raise
+                raise refused
             return
-        grant = await self._authorise_device(ws, request)
+        grant = await self._prove_device(ws, request, wanted)
         try:  # the registered device draws on its own allowance: a token thief cannot drain it
             self._client_requests.take(f"{client_id}/{grant.allowance if grant else 'token'}",
                                        "too many requests for this client")
@@ -474,6 +513,12 @@ class CustodianService(NodeHealth, OperatorRequests):
                 if invalid >= MAX_INVALID_FRAMES:
                     await ws.close(CLOSE_POLICY, "too many invalid frames")
                     return
+
+
+def _keep_alive(connection: Any, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """The subprotocol of a connection: ``KEEP_ALIVE_SUBPROTOCOL`` if the client offers it, else
+    none (a client that offers none, or others, is served one request per connection, as always)."""
+    return cast("Subprotocol", KEEP_ALIVE_SUBPROTOCOL) if KEEP_ALIVE_SUBPROTOCOL in offered else None
 
 
 def _socket_fd(ws: Any) -> int:

@@ -60,6 +60,7 @@ def proxy(server: ServiceThread) -> Iterator[CutProxy]:
 
 def remote_at(url: str, **options: Any) -> RemoteCustodian:
     options.setdefault("operator_key", OPERATOR_KEY)
+    options.setdefault("keep_alive", False)  # the cut plans apply per connection (kept connections: test_remote_keep_alive)
     return RemoteCustodian(url, **options)
 
 

@@ -113,6 +113,30 @@ def test_the_gate_evicts_the_oldest_pending_socket_of_the_busiest_address_never_
             theirs.close()
 
 
+def test_a_kept_connection_waiting_for_its_next_request_is_evictable_again_and_forgotten_when_closed() -> None:
+    """``ConnectionGate.idle`` (kept connections, issue 30): a connection served and waiting for its
+    next request is a candidate for eviction like a new one; while a request runs it is not."""
+    gate = ConnectionGate(max_sockets=100, max_per_ip=5, log=BoundedLog(logging.getLogger("tests.gate")))
+    pairs = [socket.socketpair() for _ in range(3)]
+    (first, first_peer), (second, _), (newcomer, _) = pairs
+    for ours, address in ((first, "10.0.0.1"), (second, "10.0.0.1"), (newcomer, "10.0.0.2")):
+        gate.track(gate.admit((address, 1)) or "", ours.fileno(), ours)
+    for kept in (first, second):  # two kept connections of 10.0.0.1, each serving a request
+        gate.handshaken(kept.fileno())
+        gate.settle(kept.fileno())
+    assert not gate.evict_waiting(newcomer.fileno())
+    gate.idle(first.fileno())
+    gate.idle(second.fileno())  # both served, waiting for their next request
+    assert gate.evict_waiting(newcomer.fileno()) and is_closed_by_peer(first_peer)  # the first to idle goes
+    gate.settle(second.fileno())  # its next request came
+    gate.forget(second.fileno())  # and it closed: idle() of its descriptor number finds nothing now
+    gate.idle(second.fileno())
+    assert not gate.evict_waiting(newcomer.fileno())
+    for pair in pairs:
+        for sock in pair:
+            sock.close()
+
+
 def test_an_ipv6_56_holds_at_most_two_shares_of_sockets() -> None:
     gate = ConnectionGate(max_sockets=1000, max_per_ip=4, log=BoundedLog(logging.getLogger("tests.gate")))
     admitted = [gate.admit((f"2001:db8:0:{net:x}::1", 1)) for net in range(16) for _ in range(4)]  # a /60
@@ -155,7 +179,7 @@ def test_a_distributed_flood_of_silent_connections_leaves_authenticated_clients_
 
 def test_connections_waiting_for_a_first_frame_make_room_and_settled_ones_get_1013() -> None:
     with serving(limits=ServiceLimits(max_connections=2, first_frame_timeout=30.0)) as running:
-        admin = operator(running.url)
+        admin = operator(running.url, keep_alive=False)  # counted connections: none kept between requests
         client_id, token = admin.create_client()
         with connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")) as silent, \
                 connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")):

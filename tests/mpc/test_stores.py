@@ -246,6 +246,27 @@ def test_a_take_that_consumes_a_park_id_counts_once_and_reads_the_epoch_once(sto
     assert store.nonce_epoch() == epoch  # a bump is seen at once (nothing cached outside a take)
 
 
+def test_expired_park_tombstones_are_purged_at_most_every_interval(store: SQLiteStore, monkeypatch) -> None:
+    """A consumed park id's tombstone outlives its blob's age limit until the next purge, which
+    runs at most every ``TOMBSTONE_PURGE_INTERVAL`` seconds (a kept tombstone only refuses more)."""
+    from mpc.storage import single_use
+
+    clock = [1000.0]
+    monkeypatch.setattr(single_use.time, "monotonic", lambda: clock[0])
+    epoch, now = store.nonce_epoch(), int(time.time())
+
+    def tombstones() -> set[str]:
+        return {row[0] for row in store._execute("SELECT park_id FROM resumed_sessions").fetchall()}
+
+    assert store.consume_park_id("old", now - 7200, now - 3600, epoch)  # purges (the first take)
+    assert store.consume_park_id("new", now, now - 3600, epoch)  # "old" expired: kept until the next purge
+    assert tombstones() == {"old", "new"} and not store.consume_park_id("old", now - 7200, now - 3600, epoch)
+    clock[0] += single_use.TOMBSTONE_PURGE_INTERVAL
+    assert store.consume_park_id("newer", now, now - 3600, epoch)
+    assert tombstones() == {"new", "newer"}
+    assert not store.consume_park_id("new", now, now - 3600, epoch)  # a live tombstone never goes
+
+
 def test_a_park_tagged_with_an_older_epoch_is_never_taken(store: SQLiteStore) -> None:
     """``park(..., epoch=)``: the worker passes the epoch the custodian's state was encoded in;
     a state encoded before an epoch bump is dead when it is taken, as a stored one would be."""
