@@ -404,6 +404,7 @@ class ConnectionGate:
         self._pending = _FairQueue()  # accepted, no valid first frame yet
         self._waiting = _FairQueue()  # of those, past the WebSocket handshake
         self._settled: dict[int, tuple[str, socket.socket]] = {}  # sent a valid frame: for :meth:`idle`
+        self._closers: dict[int, Callable[[], None]] = {}  # idle kept connections: how to close them
         self._lock = threading.Lock()
 
     @property
@@ -469,15 +470,19 @@ class ConnectionGate:
                 self._settled[fd] = queued
             self._pending.remove(fd)
             self._waiting.remove(fd)
+            self._closers.pop(fd, None)
 
-    def idle(self, fd: int) -> None:
+    def idle(self, fd: int, close: Callable[[], None]) -> None:
         """The connection of socket ``fd`` was served and waits for its next request (a kept
-        connection, ``mpc.wire.KEEP_ALIVE_SUBPROTOCOL``): evictable again, as a new one is."""
+        connection, ``mpc.wire.KEEP_ALIVE_SUBPROTOCOL``): evictable again, as a new one is, but
+        closed by ``close`` (with ``mpc.wire.IDLE_CLOSE_REASON``) instead of shut down: its client
+        then knows that a request it sent meanwhile was not read, and sends it again."""
         with self._lock:
             queued = self._settled.pop(fd, None)
             if queued is not None:
                 self._pending.add(queued[0], fd, queued[1])
                 self._waiting.add(queued[0], fd, queued[1])
+                self._closers[fd] = close
 
     def evict_waiting(self, fd: int) -> bool:
         """Make room for the connection of socket ``fd``: evict the oldest connection waiting
@@ -497,7 +502,11 @@ class ConnectionGate:
             fd = sock.fileno()
             self._pending.remove(fd)
             self._waiting.remove(fd)
-            sock.shutdown(socket.SHUT_RDWR)
+            close = self._closers.pop(fd, None)
+            if close is None:
+                sock.shutdown(socket.SHUT_RDWR)
+            else:  # an idle kept connection: closed with a reason its client reads
+                close()
         except OSError:  # closed in the meantime: its slot is free already
             pass
         self.evicted += 1
@@ -510,6 +519,7 @@ class ConnectionGate:
             self._pending.remove(fd)
             self._waiting.remove(fd)
             self._settled.pop(fd, None)
+            self._closers.pop(fd, None)
 
     def release(self, key: str) -> None:
         """A connection from ``key`` (its IP) closed: free its slot."""

@@ -43,7 +43,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, cast
@@ -319,9 +319,10 @@ class CustodianService(NodeHealth, OperatorRequests):
         for ``first_frame_timeout`` seconds, evictable as a new one (``ConnectionGate.idle``),
         and is closed with ``IDLE_CLOSE_REASON`` when no request of it is read any more."""
         keep = ws.subprotocol == KEEP_ALIVE_SUBPROTOCOL
+        close_idle = _idle_closer(ws, asyncio.get_running_loop())
         for served in range(MAX_REQUESTS_PER_CONNECTION):
             if served:
-                self._gate.idle(fd)
+                self._gate.idle(fd, close_idle)
             if not await self._serve_one(ws, fd) or not keep:
                 return
             if self._draining:
@@ -519,6 +520,25 @@ def _keep_alive(connection: Any, offered: Sequence[Subprotocol]) -> Subprotocol 
     """The subprotocol of a connection: ``KEEP_ALIVE_SUBPROTOCOL`` if the client offers it, else
     none (a client that offers none, or others, is served one request per connection, as always)."""
     return cast("Subprotocol", KEEP_ALIVE_SUBPROTOCOL) if KEEP_ALIVE_SUBPROTOCOL in offered else None
+
+
+def _idle_closer(ws: Any, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """How the connection gate evicts the idle kept connection ``ws`` (from any thread): a close
+    with ``IDLE_CLOSE_REASON`` on the event loop, which tells its client that a request it sent
+    meanwhile was never read (it sends it again on a new connection), where a socket shut down
+    would leave the client unable to tell that apart from a step that failed mid-way."""
+    def start_closing() -> None:
+        task = loop.create_task(ws.close(1000, IDLE_CLOSE_REASON))
+        _CLOSING.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_CLOSING.discard)
+
+    def close() -> None:
+        loop.call_soon_threadsafe(start_closing)
+
+    return close
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 def _socket_fd(ws: Any) -> int:

@@ -125,13 +125,15 @@ def test_a_kept_connection_waiting_for_its_next_request_is_evictable_again_and_f
         gate.handshaken(kept.fileno())
         gate.settle(kept.fileno())
     assert not gate.evict_waiting(newcomer.fileno())
-    gate.idle(first.fileno())
-    gate.idle(second.fileno())  # both served, waiting for their next request
-    assert gate.evict_waiting(newcomer.fileno()) and is_closed_by_peer(first_peer)  # the first to idle goes
+    closed: list[str] = []
+    gate.idle(first.fileno(), lambda: closed.append("first"))
+    gate.idle(second.fileno(), lambda: closed.append("second"))  # both served, waiting for their next request
+    assert gate.evict_waiting(newcomer.fileno()) and closed == ["first"]  # the first to idle goes,
+    assert not is_closed_by_peer(first_peer)  # closed by its WebSocket close (reason idle), not shut down
     gate.settle(second.fileno())  # its next request came
     gate.forget(second.fileno())  # and it closed: idle() of its descriptor number finds nothing now
-    gate.idle(second.fileno())
-    assert not gate.evict_waiting(newcomer.fileno())
+    gate.idle(second.fileno(), lambda: closed.append("second"))
+    assert not gate.evict_waiting(newcomer.fileno()) and closed == ["first"]
     for pair in pairs:
         for sock in pair:
             sock.close()
