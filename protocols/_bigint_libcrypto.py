@@ -6,8 +6,9 @@ about a fifth faster than GMP's ``mpz_powm`` at the sizes that bound a 2P-ECDSA 
 nonce ρ^N modulo a 4096-bit N² (~7.0 ms instead of ~9.0), a decryption half c^(p−1) modulo p²
 (~1.0 instead of ~1.3), the conversions through ``ctypes`` included (benchmarks/README, issue 30
 round three). Same values; the same timing behaviour as ``mpz_powm`` (neither is constant time,
-both slide a window over the exponent). Values cross as big-endian bytes; every ``BIGNUM`` is
-cleared and freed before the call returns, and each call has its own ``BN_CTX`` (thread safe).
+both slide a window over the exponent). Values cross as big-endian bytes (Python's own
+copies, which nothing here can wipe); every ``BIGNUM`` is cleared and freed before the call
+returns, and each call has its own ``BN_CTX`` (thread safe).
 
 Only OpenSSL's versioned shared objects are tried (``_SONAMES``: OpenSSL 3 and 1.1 on Linux and
 the BSDs; never an unversioned ``libcrypto``, which some systems refuse to let a process load).
@@ -36,6 +37,7 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.BN_bin2bn.restype, lib.BN_bin2bn.argtypes = _VP, [ctypes.c_char_p, ctypes.c_int, _VP]
     lib.BN_bn2binpad.restype, lib.BN_bn2binpad.argtypes = ctypes.c_int, [_VP, ctypes.c_char_p, ctypes.c_int]
     lib.BN_mod_exp_mont.restype, lib.BN_mod_exp_mont.argtypes = ctypes.c_int, [_VP] * 6
+    lib.ERR_clear_error.restype, lib.ERR_clear_error.argtypes = None, []
 
 
 _SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1")
@@ -71,17 +73,13 @@ def _mod_exp(lib: ctypes.CDLL, base: bytes, exponent: bytes, modulus: bytes) -> 
     numbers = [lib.BN_bin2bn(base, len(base), None), lib.BN_bin2bn(exponent, len(exponent), None),
                lib.BN_bin2bn(modulus, size, None), lib.BN_new()]
     try:
-        if not ctx or not all(numbers):
-            return None
-        b, e, m, r = numbers
-        if lib.BN_mod_exp_mont(r, b, e, m, ctx, None) != 1:
-            return None
-        out = ctypes.create_string_buffer(size)
-        if lib.BN_bn2binpad(r, out, size) != size:
-            return None
-        result = out.raw
-        ctypes.memset(out, 0, size)
-        return result
+        if ctx and all(numbers):
+            b, e, m, r = numbers
+            out = ctypes.create_string_buffer(size)
+            if lib.BN_mod_exp_mont(r, b, e, m, ctx, None) == 1 and lib.BN_bn2binpad(r, out, size) == size:
+                return out.raw
+        lib.ERR_clear_error()  # a failure's errors leave no trace in this thread's queue (the ssl module's too)
+        return None
     finally:
         for number in numbers:
             if number:

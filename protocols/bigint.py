@@ -161,7 +161,7 @@ def _accelerated(base: int, exponent: int, modulus: int) -> int | None:
     if run is None or exponent.bit_length() < ACCELERATED_EXPONENT_BITS or exponent < 0:
         return None
     bits = modulus.bit_length()
-    if bits < ACCELERATED_MODULUS_BITS or not modulus & 1:
+    if bits < ACCELERATED_MODULUS_BITS or not modulus & 1 or modulus < 0:
         return None
     size = (bits + 7) >> 3
     m = _gmpy2.mpz(modulus)

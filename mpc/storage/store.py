@@ -163,12 +163,10 @@ _CLIENT_COLUMNS = (
     "has_wallet, ejected, operation, operation_expires, operation_session"
 )
 
-_JOINED_CLIENT_COLUMNS = ", ".join(f"c.{name.strip()}" for name in _CLIENT_COLUMNS.split(","))
 _SHARE_OF_CLIENT = ("FROM clients c LEFT JOIN shares s ON s.client_id = c.client_id AND s.kind = ? AND s.method = ? "
                     "AND s.curve = ? WHERE c.client_id = ?")
 # Whole statements made once: the driver's statement cache is keyed by the text, and a text built
 # per call is hashed again per call.
-_CLIENT_AND_SHARE_SQL = f"SELECT {_JOINED_CLIENT_COLUMNS}, s.data {_SHARE_OF_CLIENT}"
 _SIGNING_ROW_SQL = f"SELECT c.has_wallet, c.signing_share_status, s.data {_SHARE_OF_CLIENT}"
 
 
@@ -435,19 +433,11 @@ class SQLiteStore(SingleUseState):
         row = self._execute(f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         return _client_record(row)
 
-    def client_and_share(self, client_id: str, kind: str, method: str, curve: str) -> tuple[ClientRecord, bytes | None]:
-        """The client's row and one of its shares (opened; None if there is none) in one read,
-        as ``client`` and ``get_share`` give them."""
-        row = self._execute(_CLIENT_AND_SHARE_SQL, (kind, method, curve, client_id)).fetchone()
-        record = _client_record(row)
-        data = row[-1]
-        return record, None if data is None else self._unseal(data, "shares", "data", client_id, kind, method, curve)
-
     def signing_row(self, client_id: str, curve: str) -> tuple[bool, str, bytes | None]:
         """What the custodian's sign checks and signs with, in one read: whether the client has a
         wallet, its signing share status and its signing share on ``curve`` (opened; None if
-        there is none); ``ClientNotFound``. The columns ``client_and_share`` reads that a sign
-        does not use are left out (each is a Python object made per read)."""
+        there is none); ``ClientNotFound``. Only these columns: each is a Python object made per
+        read."""
         row = self._execute(_SIGNING_ROW_SQL, ("signing", "", curve, client_id)).fetchone()
         if row is None:
             raise ClientNotFound("no such client")

@@ -49,22 +49,6 @@ def test_clients_shares_and_backups(store: SQLiteStore) -> None:
     assert store.load_setup() == b"setup2"
 
 
-def test_client_and_share_reads_the_row_and_the_share_at_once(store: SQLiteStore) -> None:
-    store.create_client("c1", "NOT_CREATED")
-    store.create_client("c2", "NOT_CREATED")
-    store.update_client("c1", ed25519_public=b"\x05" * 32, has_wallet=1, signing_share_status="STORED_CLIENT")
-    store.put_share("c1", "signing", "", "ed25519", b"share one")
-    store.put_share("c2", "signing", "", "ed25519", b"another client's")
-    store.put_share("c1", "backup", "CLOUD", "ed25519", b"a backup share")
-    record, share = store.client_and_share("c1", "signing", "", "ed25519")
-    assert record == store.client("c1") and share == b"share one"
-    assert store.client_and_share("c1", "signing", "", "secp256k1") == (record, None)  # no such share
-    store.put_share("c1", "signing", "", "ed25519", b"share two")  # a recover replaces it: read again
-    assert store.client_and_share("c1", "signing", "", "ed25519")[1] == b"share two"
-    with pytest.raises(ClientNotFound):
-        store.client_and_share("nobody", "signing", "", "ed25519")
-
-
 def test_signing_row_reads_what_a_sign_checks_each_time(store: SQLiteStore) -> None:
     """``signing_row`` (issue 30, round three): the wallet flag, the signing status and the signing
     share of one curve, in one read, answered from the table every time (no cache: a recover that
@@ -82,8 +66,9 @@ def test_signing_row_reads_what_a_sign_checks_each_time(store: SQLiteStore) -> N
     assert store.signing_row("c1", "ed25519")[2] == b"share two"
     store.update_client("c1", signing_share_status="STORED_DATABASE")
     assert store.signing_row("c1", "ed25519")[:2] == (True, "STORED_DATABASE")
-    record, share = store.client_and_share("c1", "signing", "", "ed25519")
-    assert store.signing_row("c1", "ed25519") == (record.has_wallet, record.signing_share_status, share)
+    record = store.client("c1")
+    assert store.signing_row("c1", "ed25519") == (record.has_wallet, record.signing_share_status,
+                                                  store.get_share("c1", "signing", "", "ed25519"))
     with pytest.raises(ClientNotFound):
         store.signing_row("nobody", "ed25519")
 
@@ -102,11 +87,10 @@ def test_signing_row_sees_another_connections_write(tmp_path) -> None:
     two.close()
 
 
-def test_client_and_share_opens_a_sealed_share(tmp_path) -> None:
+def test_signing_row_opens_a_sealed_share(tmp_path) -> None:
     sealed = SQLiteStore(str(tmp_path / "sealed.sqlite3"), sealer=Sealer(LocalKeyProvider(secrets.token_bytes(32))))
     sealed.create_client("c1", "STORED_CLIENT")
     sealed.put_share("c1", "signing", "", "ed25519", b"secret share")
-    assert sealed.client_and_share("c1", "signing", "", "ed25519")[1] == b"secret share"
     assert sealed.signing_row("c1", "ed25519")[2] == b"secret share"
     raw = sealed._execute("SELECT data FROM shares").fetchone()[0]
     assert b"secret share" not in bytes(raw)  # sealed at rest, opened by the read
