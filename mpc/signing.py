@@ -289,16 +289,8 @@ class _SignChannel(Composite):
         """The peer's message was accepted by ``child``: the next one is awaited, the child's
         replies go out (and, once the child is done, what ends the operation)."""
         self._accepted()
-        out = [self._envelope(m) for m in produced]
+        out = self._wrap_children(self.curve, produced)
         return out + self._guard(self._check_children_done) if child.done and not self._children_done else out
-
-    def _check_children_done(self) -> list[Message]:
-        """``Composite._check_children_done`` for the channel's one child."""
-        child = self._children.get(self.curve)
-        if self._children_done or child is None or not child.done:
-            return []
-        self._children_done = True
-        return self._on_children_done()
 
 
 class ClientSign(ClientOperation, _SignChannel):

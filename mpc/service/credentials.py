@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +47,7 @@ from mpc.wallet import CURVES
 from mpc.wire import CHALLENGE_BYTES, DEVICE_OPS, NEW_DEVICE_OPS, device_auth_message, hex_bytes
 from protocols.errors import InvalidMessage, ProofError
 
-__all__ = ["Claim", "claim", "authorise", "new_challenge", "parse_answer", "issue_next", "take_presigned"]
+__all__ = ["Claim", "claim", "authorise", "new_challenge", "parse_answer", "take_presigned"]
 
 _MAX_ANSWER_CHARS = 8 * 1024
 
@@ -75,28 +74,13 @@ def new_challenge() -> bytes:
     return secrets.token_bytes(CHALLENGE_BYTES)
 
 
-# The challenge a kept connection's last result carried (``issue_next``), for its next request only.
-_ISSUED: ContextVar[bytes | None] = ContextVar("mpc_next_challenge", default=None)
-
-
-def issue_next() -> str:
-    """A fresh challenge for the next request on this connection (the connection handler's
-    task), sent with this request's result on a kept connection (issue 30): the device signs
-    its next request over it (``"device_sig"`` in the request frame) instead of waiting for a
-    challenge frame. Hex."""
-    challenge = new_challenge()
-    _ISSUED.set(challenge)
-    return challenge.hex()
-
-
-def take_presigned(request: dict[str, Any]) -> tuple[bytes, tuple[bytes, None]] | None:
+def take_presigned(request: dict[str, Any], issued: bytes | None) -> tuple[bytes, tuple[bytes, None]] | None:
     """The request's own ``"device_sig"`` (removed from it: the device signed the request
-    without it) with the challenge this connection issued for it (``issue_next``), as
-    ``(challenge, answer)`` for :func:`authorise`; None without one. The issued challenge is
-    spent by the request that follows it, signed or not. ``AUTH_FAILED``: a ``device_sig`` with
-    no challenge issued on this connection, or malformed."""
-    issued = _ISSUED.get()
-    _ISSUED.set(None)
+    without it) with ``issued``, the challenge its connection's last result carried (issue 30,
+    kept connections: the device signs its next request over it instead of waiting for a
+    challenge frame), as ``(challenge, answer)`` for :func:`authorise`; None without one. The
+    caller spends the issued challenge on the request that follows it, signed or not.
+    ``AUTH_FAILED``: a ``device_sig`` with no challenge issued on this connection, or malformed."""
     if "device_sig" not in request:
         return None
     signature = hex_bytes(request.pop("device_sig"), SIGNATURE_BYTES)

@@ -43,6 +43,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -231,6 +232,9 @@ class CustodianService(NodeHealth, OperatorRequests):
         self._ip_requests = TokenBuckets(self.limits.ip_rate, self.limits.ip_burst)
         self._client_requests = TokenBuckets(self.limits.client_rate, self.limits.client_burst)
         self._active = 0
+        # Per kept connection, the challenge its last result carried, for its next request only
+        # (weak: a closed connection's goes with it).
+        self._issued: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
     @property
     def scheme(self) -> str:
@@ -351,7 +355,7 @@ class CustodianService(NodeHealth, OperatorRequests):
                 record.limited("ip")
                 raise
             request = requests.parse_request(frame)
-            record.presigned = credentials.take_presigned(request)
+            record.presigned = credentials.take_presigned(request, self._issued.pop(ws, None))
             self._gate.settle(fd)
             await self._dispatch(ws, request)
         except EngineError as exc:
@@ -371,7 +375,9 @@ class CustodianService(NodeHealth, OperatorRequests):
         record.succeeded()
         reply: dict[str, Any] = {"result": result}
         if ws.subprotocol == KEEP_ALIVE_SUBPROTOCOL:  # the next request's challenge (one frame pair less)
-            reply["next_challenge"] = credentials.issue_next()
+            challenge = credentials.new_challenge()
+            self._issued[ws] = challenge  # spent by the connection's next request (_serve_one)
+            reply["next_challenge"] = challenge.hex()
         await ws.send(requests.frame_text(record.frame(reply)))
 
     async def _dispatch(self, ws: Any, request: dict[str, Any]) -> None:
