@@ -20,12 +20,18 @@ path off (``bigint`` reads it).
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
-__all__ = ["load"]
+__all__ = ["load", "ModExp"]
 
 _VP = ctypes.c_void_p
+
+
+class ModExp(Protocol):
+    """``(base, exponent, modulus, consttime=False) -> result`` on big-endian bytes, or None."""
+
+    def __call__(self, base: bytes, exponent: bytes, modulus: bytes, consttime: bool = False) -> bytes | None: ...
 
 
 def _bind(lib: ctypes.CDLL) -> None:
@@ -37,13 +43,14 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.BN_bin2bn.restype, lib.BN_bin2bn.argtypes = _VP, [ctypes.c_char_p, ctypes.c_int, _VP]
     lib.BN_bn2binpad.restype, lib.BN_bn2binpad.argtypes = ctypes.c_int, [_VP, ctypes.c_char_p, ctypes.c_int]
     lib.BN_mod_exp_mont.restype, lib.BN_mod_exp_mont.argtypes = ctypes.c_int, [_VP] * 6
+    lib.BN_mod_exp_mont_consttime.restype, lib.BN_mod_exp_mont_consttime.argtypes = ctypes.c_int, [_VP] * 6
     lib.ERR_clear_error.restype, lib.ERR_clear_error.argtypes = None, []
 
 
 _SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1")
 
 
-def load() -> Callable[[bytes, bytes, bytes], bytes | None] | None:
+def load() -> ModExp | None:
     """The exponentiation ``(base, exponent, modulus) -> result`` on big-endian bytes (the base
     already reduced and padded to the modulus's length, the modulus odd), or None without libcrypto.
     The function returns None when libcrypto reports an error (the caller falls back to GMP)."""
@@ -53,21 +60,25 @@ def load() -> Callable[[bytes, bytes, bytes], bytes | None] | None:
             _bind(lib)
         except (OSError, AttributeError):
             continue
-        run: Callable[[bytes, bytes, bytes], bytes | None] = partial(_mod_exp, lib)
+        run: ModExp = partial(_mod_exp, lib)
         return run if _self_test(run) else None
     return None
 
 
-def _self_test(run: Callable[[bytes, bytes, bytes], bytes | None]) -> bool:
+def _self_test(run: ModExp) -> bool:
     """A known exponentiation (3^(2^127 + 1) modulo 2^1279 − 1, a Mersenne prime) comes out right."""
     modulus, exponent = (1 << 1279) - 1, (1 << 127) + 1
     size = (modulus.bit_length() + 7) >> 3
-    result = run((3).to_bytes(size, "big"), exponent.to_bytes(16, "big"), modulus.to_bytes(size, "big"))
-    return result is not None and int.from_bytes(result, "big") == pow(3, exponent, modulus)
+    expected = pow(3, exponent, modulus)
+    return all(result is not None and int.from_bytes(result, "big") == expected
+               for result in (run((3).to_bytes(size, "big"), exponent.to_bytes(16, "big"), modulus.to_bytes(size, "big"),
+                                  consttime) for consttime in (False, True)))
 
 
-def _mod_exp(lib: ctypes.CDLL, base: bytes, exponent: bytes, modulus: bytes) -> bytes | None:
-    """base^exponent mod modulus by ``BN_mod_exp_mont``; None if any libcrypto call fails."""
+def _mod_exp(lib: ctypes.CDLL, base: bytes, exponent: bytes, modulus: bytes, consttime: bool = False) -> bytes | None:
+    """base^exponent mod modulus by ``BN_mod_exp_mont`` (``consttime``: by
+    ``BN_mod_exp_mont_consttime``, whose fixed window makes no branch or memory access that
+    depends on the exponent's bits: for a secret exponent); None if any libcrypto call fails."""
     size = len(modulus)
     ctx = lib.BN_CTX_new()
     numbers = [lib.BN_bin2bn(base, len(base), None), lib.BN_bin2bn(exponent, len(exponent), None),
@@ -76,7 +87,8 @@ def _mod_exp(lib: ctypes.CDLL, base: bytes, exponent: bytes, modulus: bytes) -> 
         if ctx and all(numbers):
             b, e, m, r = numbers
             out = ctypes.create_string_buffer(size)
-            if lib.BN_mod_exp_mont(r, b, e, m, ctx, None) == 1 and lib.BN_bn2binpad(r, out, size) == size:
+            exp = lib.BN_mod_exp_mont_consttime if consttime else lib.BN_mod_exp_mont
+            if exp(r, b, e, m, ctx, None) == 1 and lib.BN_bn2binpad(r, out, size) == size:
                 return out.raw
         lib.ERR_clear_error()  # a failure's errors leave no trace in this thread's queue (the ssl module's too)
         return None

@@ -45,6 +45,7 @@ __all__ = [
     "available_backends",
     "mpz",
     "powmod",
+    "powmod_secret_exponent",
     "mulmod",
     "invert",
     "gcd",
@@ -139,7 +140,7 @@ ACCELERATED_MODULUS_BITS = 1024
 ACCELERATED_EXPONENT_BITS = 128
 ACCELERATOR: str | None = None
 _LIBCRYPTO = None if os.environ.get("PORTAL_MPC_NO_LIBCRYPTO") == "1" else _bigint_libcrypto.load()
-_accelerated_powmod: Callable[[bytes, bytes, bytes], bytes | None] | None = None
+_accelerated_powmod: _bigint_libcrypto.ModExp | None = None
 
 
 def use_accelerator(name: str | None) -> None:
@@ -180,6 +181,28 @@ def _gmp_powmod(base: int, exponent: int, modulus: int) -> int:
         return int(_gmpy2.powmod(base, exponent, modulus))
     except (ZeroDivisionError, ValueError):
         raise UsageError("base is not invertible modulo the modulus") from None
+
+
+def powmod_secret_exponent(base: int, exponent: int, modulus: int) -> int:
+    """``base^exponent mod modulus`` for a secret ``exponent`` (and modulus), e.g. a Paillier
+    decryption's p − 1 modulo p² on a ciphertext the other party chose (a remote timing attack's
+    setting): by libcrypto's ``BN_mod_exp_mont_consttime`` when the accelerator is on, else GMP's
+    ``mpz_powm_sec``; both use a fixed window with no branch or memory access that depends on
+    the exponent's bits. The pure-Python backend has no constant-time exponentiation (Python's
+    ``pow``), nor do exponents ≤ 0 or even moduli, which go to :func:`powmod` (callers give a
+    positive exponent and an odd modulus)."""
+    if BACKEND != "gmpy2" or exponent <= 0 or not modulus & 1 or modulus < 3:
+        return powmod(base, exponent, modulus)
+    run = _accelerated_powmod
+    if run is not None:
+        size = (modulus.bit_length() + 7) >> 3
+        m = _gmpy2.mpz(modulus)
+        result = run(int(_gmpy2.mpz(base) % m).to_bytes(size, "big"),
+                     int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "big"), int(m).to_bytes(size, "big"),
+                     consttime=True)
+        if result is not None:
+            return int.from_bytes(result, "big")
+    return int(_gmpy2.powmod_sec(_gmpy2.mpz(base) % modulus, exponent, modulus))
 
 
 def _gmp_mulmod(a: int, b: int, modulus: int) -> int:

@@ -151,8 +151,10 @@ class PaillierSecretKey:
     @staticmethod
     def _half(c: int, prime: int, prime_squared: int, h: int) -> int:
         """L_p(c^(p-1) mod p²)·h_p mod p: the backend's integers throughout (``bigint.mpz``: with
-        gmpy2 the divisions by p² and p cost a tenth of Python's), an ``int`` back."""
-        x = bigint.mpz(bigint.powmod(c, prime - 1, prime_squared))
+        gmpy2 the divisions by p² and p cost a tenth of Python's), an ``int`` back. The secret
+        exponent p - 1 on a ciphertext the other party may have chosen: a constant-time
+        exponentiation (``bigint.powmod_secret_exponent``)."""
+        x = bigint.mpz(bigint.powmod_secret_exponent(c, prime - 1, prime_squared))
         return int((x - 1) // prime * h % prime)
 
     def to_bytes(self) -> bytes:

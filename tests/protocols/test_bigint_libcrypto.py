@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols import _bigint_libcrypto, bigint
+from protocols import _bigint_libcrypto, bigint, paillier
 from protocols.errors import UsageError
 from tests.fixtures import bigint_backend, paillier_keys
 
@@ -110,5 +110,39 @@ def test_no_libcrypto_means_no_accelerator(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(_bigint_libcrypto, "_SONAMES", ("/nonexistent/libcrypto.so.3",))
     assert _bigint_libcrypto.load() is None
     monkeypatch.undo()
-    monkeypatch.setattr(_bigint_libcrypto, "_mod_exp", lambda lib, base, exponent, modulus: b"\x01")
+    monkeypatch.setattr(_bigint_libcrypto, "_mod_exp", lambda lib, base, exponent, modulus, consttime=False: b"\x01")
     assert _bigint_libcrypto.load() is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(base=st.integers(-(2**2100), 2**2100), exponent=st.integers(-3, 2**1100), modulus=MODULI,
+       path=st.sampled_from(["libcrypto", "gmp", "python"]))
+def test_powmod_secret_exponent_is_pow_on_every_path(base: int, exponent: int, modulus: int, path: str) -> None:
+    """The constant-time exponentiation (libcrypto's ``BN_mod_exp_mont_consttime``, GMP's
+    ``mpz_powm_sec``) and its fallbacks (exponents ≤ 0, even moduli, the pure-Python backend)
+    give ``pow``'s value."""
+    before = bigint.ACCELERATOR
+    with bigint_backend("python" if path == "python" else "gmpy2"):
+        bigint.use_accelerator("libcrypto" if path == "libcrypto" else None)
+        try:
+            if exponent < 0 and bigint.gcd(base, modulus) != 1:
+                with pytest.raises(UsageError):
+                    bigint.powmod_secret_exponent(base, exponent, modulus)
+                return
+            result = bigint.powmod_secret_exponent(base, exponent, modulus)
+        finally:
+            bigint.use_accelerator(before)
+    assert result == pow(base, exponent, modulus) and type(result) is int
+
+
+def test_a_decryption_half_uses_the_constant_time_exponentiation(accelerated: None,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Paillier decryption's secret exponent p − 1 goes through ``powmod_secret_exponent``
+    (never the variable-time ``powmod``), and the plaintext is right."""
+    sk = paillier_keys()[0]
+    pk = sk.public_key
+    seen: list[int] = []
+    plain = bigint.powmod_secret_exponent
+    monkeypatch.setattr(bigint, "powmod_secret_exponent", lambda b, e, m: seen.append(e) or plain(b, e, m))
+    c, _ = paillier.encrypt(pk, 12345)
+    assert paillier.decrypt(sk, c) == 12345 and sorted(seen) == sorted([sk.p - 1, sk.q - 1])
