@@ -273,4 +273,4 @@ def test_the_tls_recipe_runs_step_by_step(served: tuple[Path, int], monkeypatch:
         code = block.code.replace("wss://localhost:8765", f"wss://localhost:{port}")
         exec(compile(code, f"{block.path}:{block.line}", "exec"), namespace)  # noqa: S102 - the docs' own code
     assert namespace["view"]["client_id"] == namespace["client_id"]
-    assert namespace["view"]["signing_share_status"] == "NOT_CREATED"
+    assert namespace["view"]["signing_share_status"] == "STORED_CLIENT"  # the recipe generates the wallet
