@@ -6,7 +6,9 @@ about a fifth faster than GMP's ``mpz_powm`` at the sizes that bound a 2P-ECDSA 
 nonce ρ^N modulo a 4096-bit N² (~7.0 ms instead of ~9.0), a decryption half c^(p−1) modulo p²
 (~1.0 instead of ~1.3), the conversions through ``ctypes`` included (benchmarks/README, issue 30
 round three). Same values; the same timing behaviour as ``mpz_powm`` (neither is constant time,
-both slide a window over the exponent). Values cross as big-endian bytes (Python's own
+both slide a window over the exponent). ``consttime=True`` uses ``BN_mod_exp_mont_consttime``
+instead, for a secret exponent (:func:`protocols.bigint.powmod_secret_exponent`: the
+decryption halves). Values cross as big-endian bytes (Python's own
 copies, which nothing here can wipe); every ``BIGNUM`` is cleared and freed before the call
 returns, and each call has its own ``BN_CTX`` (thread safe).
 
