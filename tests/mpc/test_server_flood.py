@@ -36,7 +36,9 @@ from mpc.service.guard import (  # noqa: E402
     ServiceLimits,
     check_fd_budget,
 )
+from mpc.remote.kept import closed_idle  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
+from mpc.wire import IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL  # noqa: E402
 from tests.mpc.conftest import send_authorised, service_logging  # noqa: E402
 from tests.mpc.test_server_security import (  # noqa: E402
     OPERATOR_KEY, TIMEOUT, closing_all, device, operator, serve, serving,
@@ -137,6 +139,25 @@ def test_a_kept_connection_waiting_for_its_next_request_is_evictable_again_and_f
     for pair in pairs:
         for sock in pair:
             sock.close()
+
+
+def test_an_evicted_idle_kept_connection_is_closed_idle_so_its_client_resends() -> None:
+    """At the connection cap, an idle kept connection is evicted with a WebSocket close naming
+    ``IDLE_CLOSE_REASON`` (the service read nothing of it since its last result), not a socket shut
+    down: its client then resends a request it may have sent meanwhile instead of reporting it as
+    possibly processed (``mpc.remote.kept.closed_idle``)."""
+    with serving(limits=ServiceLimits(max_connections=2, first_frame_timeout=30.0)) as running:
+        with connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2"),
+                     subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as kept:  # type: ignore[list-item]
+            kept.send(json.dumps({"op": "create_client", "operator_key": OPERATOR_KEY}))
+            assert "result" in json.loads(kept.recv(timeout=TIMEOUT))  # served: idle, evictable again
+            with connect(running.url, open_timeout=TIMEOUT, sock=silent_socket(running.port, "127.0.0.2")):
+                time.sleep(0.2)  # the cap is reached; 127.0.0.2 holds both connections
+                assert operator(running.url, keep_alive=False).create_client()  # evicts 127.0.0.2's oldest
+                with pytest.raises(ConnectionClosed) as closed:
+                    kept.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.reason == IDLE_CLOSE_REASON
+        assert closed_idle(closed.value)
 
 
 def test_an_ipv6_56_holds_at_most_two_shares_of_sockets() -> None:
