@@ -161,13 +161,20 @@ def _accelerated(base: int, exponent: int, modulus: int) -> int | None:
     run = _accelerated_powmod
     if run is None or exponent.bit_length() < ACCELERATED_EXPONENT_BITS or exponent < 0:
         return None
-    bits = modulus.bit_length()
-    if bits < ACCELERATED_MODULUS_BITS or not modulus & 1 or modulus < 0:
+    if modulus.bit_length() < ACCELERATED_MODULUS_BITS or not modulus & 1 or modulus < 0:
         return None
-    size = (bits + 7) >> 3
+    return _on_libcrypto(run, base, exponent, modulus)
+
+
+def _on_libcrypto(run: _bigint_libcrypto.ModExp, base: int, exponent: int, modulus: int,
+                  consttime: bool = False) -> int | None:
+    """``run`` (libcrypto's exponentiation) on the values as big-endian bytes, the base reduced
+    first (an odd modulus, a positive exponent); None if libcrypto reported an error."""
+    size = (modulus.bit_length() + 7) >> 3
     m = _gmpy2.mpz(modulus)
     result = run(int(_gmpy2.mpz(base) % m).to_bytes(size, "big"),
-                 int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "big"), int(m).to_bytes(size, "big"))
+                 int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "big"), int(m).to_bytes(size, "big"),
+                 consttime)
     return None if result is None else int.from_bytes(result, "big")
 
 
@@ -194,15 +201,8 @@ def powmod_secret_exponent(base: int, exponent: int, modulus: int) -> int:
     if BACKEND != "gmpy2" or exponent <= 0 or not modulus & 1 or modulus < 3:
         return powmod(base, exponent, modulus)
     run = _accelerated_powmod
-    if run is not None:
-        size = (modulus.bit_length() + 7) >> 3
-        m = _gmpy2.mpz(modulus)
-        result = run(int(_gmpy2.mpz(base) % m).to_bytes(size, "big"),
-                     int(exponent).to_bytes((exponent.bit_length() + 7) >> 3, "big"), int(m).to_bytes(size, "big"),
-                     consttime=True)
-        if result is not None:
-            return int.from_bytes(result, "big")
-    return int(_gmpy2.powmod_sec(_gmpy2.mpz(base) % modulus, exponent, modulus))
+    result = None if run is None else _on_libcrypto(run, base, exponent, modulus, consttime=True)
+    return result if result is not None else int(_gmpy2.powmod_sec(_gmpy2.mpz(base) % modulus, exponent, modulus))
 
 
 def _gmp_mulmod(a: int, b: int, modulus: int) -> int:
