@@ -509,9 +509,7 @@ class Session:
     def _expect(self, round: int, senders: Iterable[int] | None = None) -> None:
         """Wait for round ``round`` from ``senders`` (default: every peer)."""
         self._round = round
-        if senders is None:
-            senders = [p for p in self.parties if p != self.party_id]  # every peer
-        self._awaited = frozenset(senders)
+        self._awaited = frozenset(self.peers if senders is None else senders)
         self._inputs = {}
 
     def _finish(self, result: Any) -> None:
