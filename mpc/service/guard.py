@@ -405,6 +405,7 @@ class ConnectionGate:
         self._waiting = _FairQueue()  # of those, past the WebSocket handshake
         self._settled: dict[int, tuple[str, socket.socket]] = {}  # sent a valid frame: for :meth:`idle`
         self._closers: dict[int, Callable[[], None]] = {}  # idle kept connections: how to close them
+        self._evicted: set[int] = set()  # idle kept connections evicted, their close under way
         self._lock = threading.Lock()
 
     @property
@@ -462,15 +463,21 @@ class ConnectionGate:
             if queued is not None:
                 self._waiting.add(queued[0], fd, queued[1])
 
-    def settle(self, fd: int) -> None:
-        """The socket ``fd`` sent a valid request frame: it is not evicted while it is served."""
+    def settle(self, fd: int) -> bool:
+        """The socket ``fd`` sent a request frame: it is not evicted while it is served. False
+        if it was evicted meanwhile (an idle kept connection whose close is under way, naming
+        ``mpc.wire.IDLE_CLOSE_REASON``): the frame must then stay unread, as its client is told."""
         with self._lock:
+            if fd in self._evicted:
+                self._evicted.discard(fd)
+                return False
             queued = self._pending.get(fd)
             if queued is not None:
                 self._settled[fd] = queued
             self._pending.remove(fd)
             self._waiting.remove(fd)
             self._closers.pop(fd, None)
+            return True
 
     def idle(self, fd: int, close: Callable[[], None]) -> None:
         """The connection of socket ``fd`` was served and waits for its next request (a kept
@@ -506,6 +513,7 @@ class ConnectionGate:
             if close is None:
                 sock.shutdown(socket.SHUT_RDWR)
             else:  # an idle kept connection: closed with a reason its client reads
+                self._evicted.add(fd)
                 close()
         except OSError:  # closed in the meantime: its slot is free already
             pass
@@ -520,6 +528,7 @@ class ConnectionGate:
             self._waiting.remove(fd)
             self._settled.pop(fd, None)
             self._closers.pop(fd, None)
+            self._evicted.discard(fd)
 
     def release(self, key: str) -> None:
         """A connection from ``key`` (its IP) closed: free its slot."""

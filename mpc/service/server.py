@@ -336,8 +336,9 @@ class CustodianService(NodeHealth, OperatorRequests):
     async def _serve_one(self, ws: Any, fd: int) -> bool:
         """One request (or operation): its record gives the request id to the logs and the reply
         frames, and writes the audit line and the metrics when it ends; whether it succeeded
-        (else the connection is done). Once a valid request frame is in, the connection (socket
-        ``fd``) is not evicted until the request ends. A connection that sends no request in
+        (else the connection is done). Once a request frame is in, the connection (socket ``fd``)
+        is not evicted until the request ends; a kept connection evicted while idle leaves the
+        frame unread (its client was told so: ``IDLE_CLOSE_REASON``). A connection that sends no request in
         ``first_frame_timeout`` is closed (a kept one with ``IDLE_CLOSE_REASON``)."""
         from websockets.exceptions import ConnectionClosed
 
@@ -348,6 +349,8 @@ class CustodianService(NodeHealth, OperatorRequests):
             except asyncio.TimeoutError:
                 await ws.close(1000, IDLE_CLOSE_REASON)  # nothing of this connection was read since
                 return False
+            if not self._gate.settle(fd):  # evicted while idle, its idle close under way: left unread
+                return False
             # Counted once the frame is in, so the refusal is the answer the client reads.
             try:
                 self._ip_requests.take(peer_key(ws.remote_address), "too many requests from this address")
@@ -356,7 +359,6 @@ class CustodianService(NodeHealth, OperatorRequests):
                 raise
             request = requests.parse_request(frame)
             record.presigned = credentials.take_presigned(request, self._issued.pop(ws, None))
-            self._gate.settle(fd)
             await self._dispatch(ws, request)
         except EngineError as exc:
             await _send_quietly(ws, record.failed(exc))

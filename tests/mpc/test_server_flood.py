@@ -132,7 +132,8 @@ def test_a_kept_connection_waiting_for_its_next_request_is_evictable_again_and_f
     gate.idle(second.fileno(), lambda: closed.append("second"))  # both served, waiting for their next request
     assert gate.evict_waiting(newcomer.fileno()) and closed == ["first"]  # the first to idle goes,
     assert not is_closed_by_peer(first_peer)  # closed by its WebSocket close (reason idle), not shut down
-    gate.settle(second.fileno())  # its next request came
+    assert not gate.settle(first.fileno())  # a request already on its way stays unread (the race)
+    assert gate.settle(second.fileno())  # its next request came
     gate.forget(second.fileno())  # and it closed: idle() of its descriptor number finds nothing now
     gate.idle(second.fileno(), lambda: closed.append("second"))
     assert not gate.evict_waiting(newcomer.fileno()) and closed == ["first"]
