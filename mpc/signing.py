@@ -35,7 +35,6 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Callable, cast
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
@@ -192,10 +191,10 @@ def first_payload(hello: Mapping[str, Any], child: Mapping[str, Any]) -> dict[st
     return payload
 
 
-def split_first_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any]]:
+def split_first_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(hello, child payload) of the client's first message, as ``first_payload`` joined them:
-    every field under ``HELLO_PREFIX`` is the hello's, every other one the child's. The child's
-    part of a frozen payload is frozen too (its values are the payload's own). No hello field
+    every field under ``HELLO_PREFIX`` is the hello's, every other one the child's (the child's
+    message freezes its part again, as every ``Message`` does). No hello field
     at all is ``InvalidMessage``; which fields the hello must have, the custodian's hello check
     decides (exactly its own, ``CustodianOperation._decode_step``)."""
     hello: dict[str, Any] = {}
@@ -208,7 +207,7 @@ def split_first_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], Map
             child[key] = value
     if not hello:
         raise InvalidMessage("the client's first message carries its hello beside its child's first message")
-    return hello, MappingProxyType(child)
+    return hello, child
 
 
 def _child_round(sequence: int, sender: int) -> int:
@@ -237,14 +236,8 @@ class _SignChannel(Composite):
         first message, with ``hello`` beside it: ``first_payload``)."""
         if message.round != _child_round(self._sent + 1, self.party_id):
             raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
-        payload = message.payload
-        if hello is not None:
-            joined = first_payload(hello, payload)
-            if not all(type(value) is str for value in hello.values()):
-                return self._outer(joined)  # the constructor checks and freezes what is not a plain string
-            payload = MappingProxyType(joined)  # plain strings beside a frozen payload: frozen
-        self._sent += 1
-        return Message.with_frozen_payload(self.protocol, self.session_id, self._sent, self.party_id, self.peer, payload)
+        payload = message.payload if hello is None else first_payload(hello, message.payload)
+        return self._outer(payload)
 
     def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
         return [self._envelope(m) for m in messages]
@@ -262,8 +255,8 @@ class _SignChannel(Composite):
         """The child's message that ``msg`` carries (its payload ``payload``, a part of ``msg``'s
         frozen payload). Called after the envelope check: ``msg.round`` is the awaited sequence
         number (a small int), so the child's round is one the ``Message`` constructor accepts."""
-        return Message.with_frozen_payload(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
-                                msg.recipient, payload)
+        return Message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
+                       msg.recipient, payload)
 
     def _receive_first(self, msg: Message) -> list[Message]:
         """The client's first message (the custodian's side): the hello is checked, then a fresh

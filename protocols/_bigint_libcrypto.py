@@ -47,8 +47,10 @@ def _bind(lib: ctypes.CDLL) -> None:
     lib.BN_mod_exp_mont.restype, lib.BN_mod_exp_mont.argtypes = ctypes.c_int, [_VP] * 6
     lib.BN_mod_exp_mont_consttime.restype, lib.BN_mod_exp_mont_consttime.argtypes = ctypes.c_int, [_VP] * 6
     lib.ERR_clear_error.restype, lib.ERR_clear_error.argtypes = None, []
+    lib.BN_set_flags.restype, lib.BN_set_flags.argtypes = None, [_VP, ctypes.c_int]
 
 
+_BN_FLG_CONSTTIME = 0x04  # openssl/bn.h: constant-time paths for this number (as OpenSSL's RSA sets on p, q, d)
 _SONAMES = ("libcrypto.so.3", "libcrypto.so.1.1")
 
 
@@ -89,7 +91,11 @@ def _mod_exp(lib: ctypes.CDLL, base: bytes, exponent: bytes, modulus: bytes, con
         if ctx and all(numbers):
             b, e, m, r = numbers
             out = ctypes.create_string_buffer(size)
-            exp = lib.BN_mod_exp_mont_consttime if consttime else lib.BN_mod_exp_mont
+            exp = lib.BN_mod_exp_mont
+            if consttime:  # the secret exponent and modulus (p², whose Montgomery setup is per call)
+                for secret in (e, m):
+                    lib.BN_set_flags(secret, _BN_FLG_CONSTTIME)
+                exp = lib.BN_mod_exp_mont_consttime
             if exp(r, b, e, m, ctx, None) == 1 and lib.BN_bn2binpad(r, out, size) == size:
                 return out.raw
         lib.ERR_clear_error()  # a failure's errors leave no trace in this thread's queue (the ssl module's too)

@@ -97,21 +97,6 @@ def _freeze_sequence(value: list[Any] | tuple[Any, ...], depth: int) -> tuple[An
                   else _freeze(item, depth + 1) for item in value])
 
 
-def _made_by_freeze(value: Any, depth: int = 0) -> bool:
-    """Whether ``value`` is made only of what ``_freeze`` makes (the exact types: str, int, bool,
-    None, tuples, mapping proxies with str keys) within its depth limit: a verdict without a copy."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if value and depth >= MAX_DEPTH:
-        return False
-    if kind is tuple:
-        return all(_made_by_freeze(item, depth + 1) for item in value)
-    if kind is MappingProxyType:
-        return all(type(key) is str and _made_by_freeze(item, depth + 1) for key, item in value.items())
-    return False
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, MappingProxyType):
         return dict(value)
@@ -211,36 +196,10 @@ class Message:
 
     def __post_init__(self) -> None:
         self._check_header()
-        self._freeze_payload()
-
-    def _freeze_payload(self) -> None:
         payload = self.payload
         if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
             raise InvalidMessage("payload must be a mapping")
         object.__setattr__(self, "payload", _freeze(payload))
-
-    @classmethod
-    def with_frozen_payload(cls, protocol: str, session_id: bytes, round: int, sender: int,
-                            recipient: int | None, payload: Mapping[str, Any]) -> Message:
-        """A message whose payload is made of another ``Message``'s frozen payload (or values of
-        it), not deep-copied again; the other fields are checked as by the constructor.
-
-        A payload made only of what the constructor's freezing makes (mapping proxies, tuples,
-        plain scalars: checked by a walk, without a copy) gets a top level of its own, so a dict
-        the caller still holds behind its proxy cannot change the message; its nested mappings
-        are trusted to be a ``Message``'s, which nothing can change. Any other payload is
-        frozen (copied and checked) as the constructor does."""
-        message = object.__new__(cls)
-        for name, value in (("protocol", protocol), ("session_id", session_id), ("round", round),
-                            ("sender", sender), ("recipient", recipient)):
-            object.__setattr__(message, name, value)
-        message._check_header()
-        if type(payload) is MappingProxyType and _made_by_freeze(payload):
-            object.__setattr__(message, "payload", MappingProxyType(dict(payload)))
-        else:
-            object.__setattr__(message, "payload", payload)
-            message._freeze_payload()
-        return message
 
     def _check_header(self) -> None:
         """Every field but the payload (``InvalidMessage``); a ``str`` subclass protocol name

@@ -170,8 +170,7 @@ def test_the_first_payload_keeps_the_hello_apart_from_the_childs_fields() -> Non
 
 
 def test_the_channels_messages_equal_the_checked_constructors(generated: Wallet) -> None:
-    """The re-enveloped and unwrapped messages (built from fields a ``Message`` checked already)
-    are equal to what ``Message``'s own constructor makes of the same fields, and encode alike."""
+    """The re-enveloped and unwrapped messages are equal to what ``Message``'s own constructor makes of the same fields, and encode alike."""
     client, custodian, first = _opened(generated, "solana")
     (reply,) = custodian.receive(first)
     rebuilt = Message(reply.protocol, reply.session_id, reply.round, reply.sender, reply.recipient, _plain(reply.payload))

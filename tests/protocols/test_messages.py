@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
@@ -262,25 +261,3 @@ def test_a_protocol_name_subclass_travels_as_the_name_it_holds() -> None:
     assert type(msg.protocol) is str and msg.protocol == "test/proto"
     assert msg.to_bytes() == make().to_bytes()
     assert Message.from_bytes(msg.to_bytes()) == make()
-
-
-def test_with_frozen_payload_keeps_a_frozen_payload_and_checks_every_other_field() -> None:
-    original = make(payload={"k": "00ff", "nested": {"list": [1, 2]}})
-    same = Message.with_frozen_payload(original.protocol, original.session_id, original.round, original.sender,
-                                       original.recipient, original.payload)
-    assert same == original and same.to_bytes() == original.to_bytes()
-    assert same.payload["nested"] is original.payload["nested"]  # not copied again
-    held = {"k": "00ff"}
-    smuggled = Message.with_frozen_payload("test/proto", original.session_id, 1, 1, 2, MappingProxyType(held))
-    held["k"], held["list"] = ["mutable"], [1.5]  # the caller's dict behind the proxy changes
-    assert smuggled.payload == {"k": "00ff"}  # the message does not
-    with pytest.raises(InvalidMessage):  # a proxy over what freezing refuses is refused as by the constructor
-        Message.with_frozen_payload("test/proto", original.session_id, 1, 1, 2, MappingProxyType({"f": 1.5}))
-    mutable = {"list": [1]}
-    fresh = Message.with_frozen_payload("test/proto", original.session_id, 1, 1, 2, mutable)
-    assert fresh.payload == {"list": (1,)} and fresh.payload is not mutable  # not frozen yet: frozen here
-    for bad in (dict(protocol="test/proto\n"), dict(session_id=b"short"), dict(round=-1), dict(sender=0),
-                dict(recipient="2")):
-        fields = dict(protocol="test/proto", session_id=original.session_id, round=1, sender=1, recipient=2) | bad
-        with pytest.raises(InvalidMessage):
-            Message.with_frozen_payload(payload=original.payload, **fields)  # type: ignore[arg-type]
