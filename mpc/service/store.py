@@ -65,13 +65,13 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
+from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StateInvalid, StoreUnavailable
 from mpc.service import liveness
 from mpc.service.liveness import ProcessIdentity
 from mpc.storage.ledger import CREDENTIAL_REVOKED
 from mpc.storage.store import SQLiteStore
 
-__all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
+__all__ = ["ServiceStore", "ParkedSession", "NewPark", "Step", "StepOutcome", "new_token", "hash_token"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS client_tokens (
@@ -179,6 +179,27 @@ class ParkedSession:
     # park id under a fresh nonce, so two parks never share it): a worker uses the session it
     # kept decoded only for the park it made itself (``mpc.service.worker``, Warm sessions).
     version: bytes = field(default=b"", repr=False, compare=False)
+    # The sealed state as stored (what the optimistic step's commit compares: ``commit_step``).
+    sealed: bytes = field(default=b"", repr=False, compare=False)
+    epoch: int = field(default=0, repr=False, compare=False)  # the nonce epoch its state carries
+
+
+@dataclass(frozen=True)
+class NewPark:
+    """What an optimistic step parks in its commit (``ServiceStore.commit_step``): the stepped
+    state (``to_bytes``, tagged with nonce epoch ``epoch``), every message sent so far, whether
+    it holds the client's operation lock, and for how long it stays parked."""
+
+    data: bytes = field(repr=False)  # secrets
+    outbox: list[str] = field(repr=False)
+    holds_lock: bool
+    ttl: float
+    epoch: int
+
+
+class Superseded(Exception):
+    """Internal to ``commit_step``: the row read is no longer parked as it was (another step of
+    the same session committed first, an abort or the purge took it): nothing is committed."""
 
 
 @dataclass(frozen=True)
@@ -417,6 +438,84 @@ class ServiceStore:
                     admit(parked)
         return parked
 
+    # --- the optimistic step (issue 30, round four; docs/threat-model.md, "The optimistic step") --
+    def read(self, session_id: str, client_id: str) -> ParkedSession | None:
+        """The client's parked session as it is now, without taking it (None if absent, or of
+        another client): what an optimistic step runs on. The row stays parked: only
+        ``commit_step`` takes it, if it is still this very park and of the store's nonce epoch."""
+        row = self.store._execute(f"SELECT {_COLUMNS} FROM parked_sessions WHERE session_id = ? AND client_id = ?",
+                                  (session_id, client_id)).fetchone()
+        return None if row is None else self._unpark(row)[0]
+
+    def commit_step(self, parked: ParkedSession, step: Step | None, admit: Callable[[], None],
+                    park: NewPark | None, finish: Callable[[], None] | None = None) -> bytes | None:
+        """The one transaction of an optimistic step that ran on ``parked`` (``read``): under the
+        client's row lock and the take counter's (the restore guard compared first: a restored
+        database has its epoch bumped and its parked rows deleted here), the row is taken only if
+        it is still that very park (its sealed bytes unchanged: no other step, abort or purge took
+        it since); ``admit`` runs (the engine's admission: the park id consumed once, in this nonce
+        epoch); then the new state is parked in its place, with the renewal of the lock it holds
+        and the step marker saying it parked (``step_outcome``: a dead worker's committed step
+        sends what it produced), or, with ``park`` None, the row goes with the session's marker
+        and ``finish`` runs (the kept result). Anything raised rolls all of it back.
+
+        Returns the new park's version (``b""`` without a park), or None if the row was no longer
+        that park: nothing was committed, and what the step computed must not leave."""
+        sealed = None if park is None else self._seal_park(parked, park)
+        try:
+            with self.store.transaction():
+                self.store.lock_client(parked.client_id)  # the client's row first, as every take
+                with self.store.taking() as took:
+                    self._replace_if_unchanged(parked, sealed, park)
+                    took(True)
+                    admit()
+                    if park is not None:
+                        self._parked_again(parked, park, step)
+                    else:
+                        self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (parked.session_id,))
+                        if finish is not None:
+                            finish()
+        except Superseded:
+            return None
+        return b"" if sealed is None else _version(sealed[0])
+
+    def _seal_park(self, parked: ParkedSession, park: NewPark) -> tuple[bytes, bytes]:
+        """The sealed state and outbox of ``park`` (bound to ``parked``'s session, client and operation)."""
+        key = (parked.session_id, parked.client_id, parked.operation)
+        box = self.store._seal(json.dumps(park.outbox).encode("ascii"), "parked_sessions", "outbox", *key)
+        tagged = park.epoch.to_bytes(_EPOCH_BYTES, "big") + park.data
+        return self.store._seal(tagged, "parked_sessions", "data", *key), box
+
+    def _replace_if_unchanged(self, parked: ParkedSession, sealed: tuple[bytes, bytes] | None,
+                              park: NewPark | None) -> None:
+        """In ``commit_step``'s transaction: the row of ``parked``, if it is still that park, is
+        replaced by ``sealed`` (or deleted); ``Superseded`` otherwise (the restore guard's bump
+        in this transaction, if any, deleted it too)."""
+        where = "session_id = ? AND client_id = ? AND data = ?"
+        match = (parked.session_id, parked.client_id, parked.sealed)
+        if sealed is None or park is None:
+            done = self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match).rowcount
+        else:
+            done = self.store._execute(
+                f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {where}",
+                (*sealed, int(park.holds_lock), time.time() + park.ttl, *match)).rowcount
+        if done != 1 or parked.epoch != self.store.nonce_epoch():  # gone, changed, or a dead blob
+            raise Superseded()
+
+    def _parked_again(self, parked: ParkedSession, park: NewPark, step: Step | None) -> None:
+        """In ``commit_step``'s transaction, once the new state replaced the row: its epoch is the
+        store's, the lock it holds is renewed to the park's expiry (``OperationLost`` if it was
+        reclaimed) and the step marker records the park (how many messages came before it)."""
+        if park.epoch != self.store.nonce_epoch():
+            raise StateInvalid("the database's nonce epoch moved while this step ran: start the operation again")
+        expires = time.time() + park.ttl
+        if park.holds_lock and not self._renew_lock(parked.client_id, parked.session_id, expires):
+            raise OperationLost("the client's operation lock was reclaimed while this session was stepped")
+        if step is not None:
+            self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 1, ?, ?)",
+                                (parked.session_id, parked.client_id, step.step_id, step.node_id,
+                                 len(parked.outbox), expires))
+
     def _mark_step(self, session_id: str, parked: ParkedSession, step: Step) -> None:
         """In the take's transaction: the step marker, and the lease of the lock the session holds."""
         self.store.lock_client(parked.client_id)  # the client's row before its marker, as everywhere
@@ -647,8 +746,9 @@ class ServiceStore:
         tagged = self.store._unseal(row[3], "parked_sessions", "data", *key)
         outbox = json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", *key))
         epoch = int.from_bytes(tagged[:_EPOCH_BYTES], "big")
+        sealed = bytes(row[3])
         parked = ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6]),
-                               _version(bytes(row[3])))
+                               _version(sealed), sealed, epoch)
         return parked, epoch
 
     def count(self) -> int:

@@ -87,7 +87,7 @@ from mpc.service.guard import (
     BoundedLog,
 )
 from mpc.service.requests import parse_message
-from mpc.service.store import ParkedSession, ServiceStore, Step
+from mpc.service.store import NewPark, ParkedSession, ServiceStore, Step
 from mpc.wire import (
     TOKEN_ROTATING_OPERATIONS,
 )
@@ -351,6 +351,11 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
         device = service.check_step(client_id, token, session_id)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
+    current = service.read(session_id, client_id)
+    if current is None:
+        return _missing(service, session_id, client_id)
+    if current.operation in OPTIMISTIC_OPERATIONS:
+        return _step_optimistic(db, custodian, service, current, message, token, ttl, step)
     parked, session = _take(db, custodian, service, session_id, client_id, step)
     if parked is None:  # not parked, another client's, or another connection took it first
         return _missing(service, session_id, client_id)
@@ -397,6 +402,88 @@ def _take(db: str, custodian: Custodian, service: ServiceStore, session_id: str,
         if not refused:  # the store's own failure: as without a warm session
             raise
         return service.take(session_id, step, client_id), None
+
+
+# --- the optimistic step (issue 30, round four) -------------------------------------------------------
+# The operations whose custodian steps write nothing to the store while the protocol runs (no
+# operation lock, no status, no attempt count, no HD key or account): their steps run on the
+# parked row without taking it and commit once (module docstring, The optimistic step).
+OPTIMISTIC_OPERATIONS = ("sign", "sign_presigned", "presign")
+
+
+def _step_optimistic(db: str, custodian: Custodian, service: ServiceStore, parked: ParkedSession,
+                     message: Message, token: str, ttl: float, step: Step | None) -> dict[str, Any]:
+    """One step of ``parked`` (read, not taken): decode it (or use this process's warm copy of
+    that very park), deliver the message, then commit once (``ServiceStore.commit_step``: the
+    row taken if still that park, the session admitted, the new state parked or the result
+    kept). Nothing the step computed is returned unless that commit succeeded; a rejected
+    message commits nothing (the row stays parked as it was)."""
+    if parked.expires < time.time():  # the purge takes it
+        return {"error": session_not_found(), "fatal": True}
+    try:
+        session = _decoded(db, custodian, parked)
+    except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
+        _drop(service, parked, step)
+        return {"error": error_frame(exc), "fatal": True}
+    admit = custodian._admission(session)  # its park tag now: ``to_bytes`` re-tags it below
+    try:
+        produced = session.receive(message)
+    except InvalidMessage as exc:  # nothing changed and nothing is committed
+        return {"error": MessageInvalid(str(exc)).to_json(), "fatal": False}
+    except Exception as exc:  # noqa: BLE001 - an abort ends the session: its row goes
+        _drop(service, parked, step)
+        return {"error": error_frame(exc), "fatal": True}
+    sent = [m.to_bytes().decode("ascii") for m in produced]
+    if session.done:
+        outcome: dict[str, Any] = {"messages": sent, "result": _result_json(session.result())}
+        results.ensure_table(service.store)
+        kept = functools.partial(results.keep, service.store, parked.session_id, parked.client_id, token, outcome, ttl)
+        return _committed(service, parked, step, admit, None, kept) or outcome
+    epoch = _encoded_epoch(session)
+    park = NewPark(session.to_bytes(), parked.outbox + sent, bool(getattr(session, "_holds_lock", False)), ttl,
+                   service.store.nonce_epoch() if epoch is None else epoch)
+    version: list[bytes] = []
+    refused = _committed(service, parked, step, admit, park, None, version)
+    if refused is not None:
+        return refused
+    _keep_warm(db, parked.session_id, version[0], session, ttl)
+    return {"messages": sent}
+
+
+def _decoded(db: str, custodian: Custodian, parked: ParkedSession) -> Session:
+    """The session of ``parked``: this process's warm copy if it is of that very park (removed:
+    a warm copy serves one step at most), else decoded from the row (not admitted)."""
+    warm = _take_warm(db, parked.session_id)
+    if warm is not None and hmac.compare_digest(warm.version, parked.version):
+        return warm.session
+    return custodian._decode(parked.data)
+
+
+def _committed(service: ServiceStore, parked: ParkedSession, step: Step | None, admit: Callable[[], None],
+               park: NewPark | None, finish: Callable[[], None] | None,
+               version: list[bytes] | None = None) -> dict[str, Any] | None:
+    """Commit the step (``ServiceStore.commit_step``); None once committed (the new park's
+    version appended to ``version``), else the answer instead of what the step computed:
+    ``NOT_FOUND`` if another step of the session committed first (or an abort, the purge or a
+    restore took the row), the admission's or the store's error otherwise."""
+    try:
+        committed = service.commit_step(parked, step, admit, park, finish)
+    except Exception as exc:  # noqa: BLE001 - refused or failed: nothing leaves
+        return {"error": error_frame(exc), "fatal": True}
+    if committed is None:
+        return {"error": session_not_found(), "fatal": True}
+    if version is not None:
+        version.append(committed)
+    return None
+
+
+def _drop(service: ServiceStore, parked: ParkedSession, step: Step | None) -> None:
+    """An optimistic step that ended its session (an abort, a state that does not restore):
+    the row goes, if it is still that park (a step that committed meanwhile keeps its own)."""
+    try:
+        service.commit_step(parked, step, lambda: None, None)
+    except Exception as exc:  # noqa: BLE001 - the session expires instead
+        BOUNDED_LOG.error("could not drop an ended session", exc)
 
 
 # --- issue 18 (client retries): a lost recover/eject result frame ------------------------------------
