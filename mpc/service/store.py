@@ -197,11 +197,6 @@ class NewPark:
     epoch: int
 
 
-class Superseded(Exception):
-    """Internal to ``commit_step``: the row read is no longer parked as it was (another step of
-    the same session committed first, an abort or the purge took it): nothing is committed."""
-
-
 @dataclass(frozen=True)
 class Step:
     """One step of a parked session: its id (fresh per attempt), the node running it, and the
@@ -462,21 +457,19 @@ class ServiceStore:
         Returns the new park's version (``b""`` without a park), or None if the row was no longer
         that park: nothing was committed, and what the step computed must not leave."""
         sealed = None if park is None else self._seal_park(parked, park)
-        try:
-            with self.store.transaction():
-                self.store.lock_client(parked.client_id)  # the client's row first, as every take
-                with self.store.taking() as took:
-                    self._replace_if_unchanged(parked, sealed, park)
-                    took(True)
-                    admit()
-                    if park is not None:
-                        self._parked_again(parked, park, step)
-                    else:
-                        self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (parked.session_id,))
-                        if finish is not None:
-                            finish()
-        except Superseded:
-            return None
+        with self.store.transaction():
+            self.store.lock_client(parked.client_id)  # the client's row first, as every take
+            with self.store.taking() as took:
+                if not self._replace_if_unchanged(parked, sealed, park):
+                    return None  # nothing written (a restore found here is committed: its bump)
+                took(True)
+                admit()
+                if park is not None:
+                    self._parked_again(parked, park, step)
+                else:
+                    self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (parked.session_id,))
+                    if finish is not None:
+                        finish()
         return b"" if sealed is None else _version(sealed[0])
 
     def _seal_park(self, parked: ParkedSession, park: NewPark) -> tuple[bytes, bytes]:
@@ -487,20 +480,20 @@ class ServiceStore:
         return self.store._seal(tagged, "parked_sessions", "data", *key), box
 
     def _replace_if_unchanged(self, parked: ParkedSession, sealed: tuple[bytes, bytes] | None,
-                              park: NewPark | None) -> None:
-        """In ``commit_step``'s transaction: the row of ``parked``, if it is still that park, is
-        replaced by ``sealed`` (or deleted); ``Superseded`` otherwise (the restore guard's bump
-        in this transaction, if any, deleted it too)."""
+                              park: NewPark | None) -> bool:
+        """In ``commit_step``'s transaction: the row of ``parked``, if it is still that park and
+        of the store's nonce epoch, is replaced by ``sealed`` (or deleted); whether it was (if
+        not, nothing was written: another step committed first, an abort or the purge took it,
+        or the restore guard's bump in this transaction deleted it)."""
+        if parked.epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore)
+            return False
         where = "session_id = ? AND client_id = ? AND data = ?"
         match = (parked.session_id, parked.client_id, parked.sealed)
         if sealed is None or park is None:
-            done = self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match).rowcount
-        else:
-            done = self.store._execute(
-                f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {where}",
-                (*sealed, int(park.holds_lock), time.time() + park.ttl, *match)).rowcount
-        if done != 1 or parked.epoch != self.store.nonce_epoch():  # gone, changed, or a dead blob
-            raise Superseded()
+            return bool(self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match).rowcount == 1)
+        return bool(self.store._execute(
+            f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {where}",
+            (*sealed, int(park.holds_lock), time.time() + park.ttl, *match)).rowcount == 1)
 
     def _parked_again(self, parked: ParkedSession, park: NewPark, step: Step | None) -> None:
         """In ``commit_step``'s transaction, once the new state replaced the row: its epoch is the

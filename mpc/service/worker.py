@@ -466,9 +466,20 @@ def _committed(service: ServiceStore, parked: ParkedSession, step: Step | None, 
     version appended to ``version``), else the answer instead of what the step computed:
     ``NOT_FOUND`` if another step of the session committed first (or an abort, the purge or a
     restore took the row), the admission's or the store's error otherwise."""
+    refused: list[BaseException] = []
+
+    def admitted() -> None:
+        try:
+            admit()
+        except BaseException as exc:
+            refused.append(exc)
+            raise
+
     try:
-        committed = service.commit_step(parked, step, admit, park, finish)
+        committed = service.commit_step(parked, step, admitted, park, finish)
     except Exception as exc:  # noqa: BLE001 - refused or failed: nothing leaves
+        if refused:  # its park id used, its epoch dead, its share replaced: it never will be admitted
+            _drop(service, parked, step)
         return {"error": error_frame(exc), "fatal": True}
     if committed is None:
         return {"error": session_not_found(), "fatal": True}
