@@ -439,9 +439,10 @@ def _step_optimistic(db: str, custodian: Custodian, service: ServiceStore, parke
         results.ensure_table(service.store)
         kept = functools.partial(results.keep, service.store, parked.session_id, parked.client_id, token, outcome, ttl)
         return _committed(service, parked, step, admit, None, kept) or outcome
-    epoch = _encoded_epoch(session)
-    park = NewPark(session.to_bytes(), parked.outbox + sent, bool(getattr(session, "_holds_lock", False)), ttl,
-                   service.store.nonce_epoch() if epoch is None else epoch)
+    # Tagged with the epoch of the park it ran on (no read of the store's: the commit checks it).
+    data = session.to_bytes(nonce_epoch=parked.epoch) if isinstance(session, CustodianOperation) else \
+        session.to_bytes()
+    park = NewPark(data, parked.outbox + sent, bool(getattr(session, "_holds_lock", False)), ttl, parked.epoch)
     version: list[bytes] = []
     refused = _committed(service, parked, step, admit, park, None, version)
     if refused is not None:

@@ -105,21 +105,35 @@ def test_a_silent_connection_is_given_up_after_the_ready_timeout_not_minutes(ser
 
 
 # --- a cut while the custodian steps the session ------------------------------------------------------------
-def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
-        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("committed", [False, True], ids=["cut-before-commit", "cut-after-commit"])
+def test_a_cut_during_a_step_is_resumed_from_the_parked_session(
+        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch, committed: bool) -> None:
+    """The network drops while a worker runs a sign step (issue 30, round four: an optimistic
+    step leaves the row parked until its one commit). Cut before the commit: the client's resume
+    finds the session parked as it was and resends; the resent step commits and the first one's
+    commit finds the row changed (its answer, to the dead connection, is NOT_FOUND). Cut after
+    the commit: the resume hands the committed step's messages. Either way the resume is ready
+    at once (never "stepping") and the signature completes."""
     client_id, token = remote_at(server.url).create_client()
     phone = device(client_id)
     remote_at(server.url).generate(phone, token)
-    take = ServiceStore.take
+    commit = ServiceStore.commit_step
     armed = threading.Event()
+    lost: list[Any] = []
+    finished = threading.Semaphore(0)  # a first run's late commit is done
 
-    def slow_take(self: ServiceStore, session_id: str, *args: Any, **kwargs: Any) -> Any:
-        taken = take(self, session_id, *args, **kwargs)
-        if taken is not None and armed.is_set():
-            armed.clear()
-            proxy.cut()  # the network drops while a worker holds the session
-            time.sleep(1.5)
-        return taken
+    def cut_commit(self: ServiceStore, *args: Any, **kwargs: Any) -> Any:
+        if not armed.is_set():
+            return commit(self, *args, **kwargs)
+        armed.clear()
+        done = commit(self, *args, **kwargs) if committed else None
+        proxy.cut()  # the network drops while a worker holds the step
+        time.sleep(1.5)  # the client resumes (and resends) meanwhile
+        if committed:
+            return done
+        lost.append(commit(self, *args, **kwargs))
+        finished.release()
+        return lost[-1]
 
     resumes: list[str] = []
     resume_channel = worker_module.resume_channel
@@ -129,7 +143,7 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         resumes.append(outcome["error"]["error"]["id"] if "error" in outcome else "ready")
         return outcome
 
-    monkeypatch.setattr(ServiceStore, "take", slow_take)
+    monkeypatch.setattr(ServiceStore, "commit_step", cut_commit)
     monkeypatch.setattr(worker_module, "resume_channel", recorded)
     remote = remote_at(proxy.url)
     for chain in ("ethereum", "solana"):
@@ -139,7 +153,10 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         result, custodian_result = remote.sign(phone, token, chain, data)
         verify_result(result, data)
         assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
-        assert resumes[0] == "NOT_FOUND" and resumes[-1] == "ready", resumes  # retried, then resumed
+        assert not armed.is_set() and resumes == ["ready"], resumes  # resumed at once from the parked row
+    for _ in range(0 if committed else 2):
+        assert finished.acquire(timeout=30)
+    assert lost == ([] if committed else [None, None])  # the first run of each resent step lost its commit
     assert parked(server) == 0
 
 
