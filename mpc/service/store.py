@@ -38,7 +38,11 @@ operation fails to open (``StoreCorrupted``).
 Parked sessions are single use (``protocols.state``): ``take`` deletes the row and returns it
 in one statement (``DELETE … RETURNING``), so two workers or two servers can never resume the
 same blob; the caller saves the new state with ``park`` after the step. A crash between the
-two loses the session (the client starts the operation again), never reuses its nonces. Each
+two loses the session (the client starts the operation again), never reuses its nonces. The
+optimistic step (sign and presign: ``mpc.service.worker``) reads the row (``check_and_read``), runs, and
+``commit_step`` takes it (only if it is still the park read: its sealed bytes unchanged) and
+parks the new state in one transaction: of two steps run on one park, one commits; a crash
+before the commit leaves the row parked as it was. Each
 blob carries the store's nonce epoch: after a database restore, ``bump_nonce_epoch`` empties the
 table, and a blob of an older epoch met anyway (a copy in flight) is never resumed.
 
@@ -255,18 +259,29 @@ class ServiceStore:
         """A step's checks from one read: ``check_token``, then the device key ``session_id`` was
         opened under must still pass ``check_device`` (a recover that moved the wallet to another
         device ends the old device's sessions); returns that key."""
+        return self.check_and_read(client_id, token, session_id, read=False)[0]
+
+    def check_and_read(self, client_id: Any, token: Any, session_id: str,
+                       read: bool = True) -> tuple[bytes, ParkedSession | None]:
+        """``check_step`` and, once it passed, the client's parked session as it is now (None if
+        absent or of another client), from one statement (issue 30: a step's checks and its row
+        in one round trip). The row stays parked: an optimistic step runs on it and
+        ``commit_step`` takes it, if it is still this very park."""
         presented = _presented(client_id, token)
+        parked = f", {', '.join('p.' + c for c in _COLUMNS.split(', '))} FROM (SELECT 1 AS one) o LEFT JOIN " \
+            "parked_sessions p ON p.session_id = ? AND p.client_id = ?" if read else ""
         row = self.store._execute(
             "SELECT (SELECT token_hash FROM client_tokens WHERE client_id = ?), (SELECT device_public FROM "
             "client_devices WHERE client_id = ?), (SELECT device_public FROM session_devices WHERE session_id = ? AND "
-            "client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?)",
-            (client_id, client_id, session_id, client_id, session_id, client_id)).fetchone()
+            f"client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?){parked}",
+            (client_id, client_id, session_id, client_id, session_id, client_id)
+            + ((session_id, client_id) if read else ())).fetchone()
         self._match_token(client_id, presented, row[0])
         if row[2] is None:  # no session of this client opened under a key
             raise AuthFailed()
         bound = bytes(row[2])  # the key that opened it must still pass (a recover to another device ends it)
         _device_verdict(None if row[1] is None else bytes(row[1]), bound, lambda: (bound, bool(row[3])))
-        return bound
+        return bound, (self._unpark(row[4:])[0] if read and row[4] is not None else None)
 
     def _refuse(self, client_id: str, presented: bytes) -> NoReturn:
         """``AuthTokenReplaced`` for the token a recover or eject replaced, else ``AuthFailed``."""
@@ -434,17 +449,9 @@ class ServiceStore:
         return parked
 
     # --- the optimistic step (issue 30, round four; docs/threat-model.md, "The optimistic step") --
-    def read(self, session_id: str, client_id: str) -> ParkedSession | None:
-        """The client's parked session as it is now, without taking it (None if absent, or of
-        another client): what an optimistic step runs on. The row stays parked: only
-        ``commit_step`` takes it, if it is still this very park and of the store's nonce epoch."""
-        row = self.store._execute(f"SELECT {_COLUMNS} FROM parked_sessions WHERE session_id = ? AND client_id = ?",
-                                  (session_id, client_id)).fetchone()
-        return None if row is None else self._unpark(row)[0]
-
     def commit_step(self, parked: ParkedSession, step: Step | None, admit: Callable[[], None],
                     park: NewPark | None, finish: Callable[[], None] | None = None) -> bytes | None:
-        """The one transaction of an optimistic step that ran on ``parked`` (``read``): under the
+        """The one transaction of an optimistic step that ran on ``parked`` (``check_and_read``): under the
         client's row lock and the take counter's (the restore guard compared first: a restored
         database has its epoch bumped and its parked rows deleted here), the row is taken only if
         it is still that very park (its sealed bytes unchanged: no other step, abort or purge took

@@ -1,23 +1,45 @@
 """The custodian service's steps, run in an executor (a worker thread or a worker process).
 
 Each step opens (or reuses) this process's ``Custodian`` and ``ServiceStore`` for the database
-URL, *takes* the parked session (load and delete at once), steps it with one frame, and parks the
-new state with the messages it produced (``mpc.service.server``: Parking, restarts, expiry). A
-worker receives only picklable values (database URL, client id and token, parked state, frame),
-and a worker process exits when the service process dies (after the step it is running).
+URL, steps the parked session with one frame and parks the new state with the messages it
+produced: a sign's or presign's step optimistically, in one commit after the run (The optimistic
+step, below), any other operation's by *taking* the parked session first (load and delete at
+once) and parking it after. A worker receives only picklable values (database URL, client id
+and token, parked state, frame), and a worker process exits when the service process dies
+(after the step it is running).
+
+The optimistic step (issue 30, round four)
+-------------------------------------------
+A step of a sign, ``sign_presigned`` or presign session (``OPTIMISTIC_OPERATIONS``: their custodian
+steps write nothing to the store while the protocol runs) reads the parked row without taking
+it, decodes it (or uses this process's warm copy of that very park), runs the protocol, and then
+commits once (``ServiceStore.commit_step``): the row taken only if it is still that park, the
+session admitted (``Custodian._admission``: its park id consumed, its nonce epoch and a sign's
+share checked, after the restore guard compared), the new state parked with the step marker
+saying so (or the row gone and the result kept when the operation finished). Only then is
+anything returned: a step whose commit finds the row changed (another step of the same session
+committed first, an abort, the purge, a restore) answers ``NOT_FOUND`` and what it computed is
+dropped; a rejected message commits nothing (the row stays parked as it was); an abort deletes
+the row if it is still that park. A worker that dies before its commit sent nothing and left the
+row parked: the step runs again (``ServiceStore.step_outcome``: ``untouched``); one that dies after
+it left the new park and its marker (``parked``: its messages are sent). Why this is safe (the
+custodian's per-step randomness is derived from the transcript, so only the committed run's
+output ever leaves): docs/threat-model.md, The optimistic step. The other operations (generate,
+backup, recover, eject, derive) write inside their steps (the operation lock, shares, statuses,
+attempt counts, HD keys) and keep the take-first step.
 
 Parking, restarts, expiry
 -------------------------
 Between two messages a session lives only in the database (``mpc.service.store``): each
-incoming message *takes* the parked state (load and delete at once), steps it, and parks the new
-state with the messages it produced. A server may therefore stop between two rounds and another
+incoming message steps the parked state (optimistically, or by taking it first: above) and parks
+the new state with the messages it produced. A server may therefore stop between two rounds and another
 process on the same database continue: the client reconnects with ``resume``, learns which of
 its messages the custodian expects next (``expect``) and receives the last step's messages again
 (it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
 releasing the operation lock it held; shares and statuses are never touched by the purge.
 
 The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
-park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a step marker
+park's expiry at each park, ``lock_ttl`` while a step runs. Each take (take-first steps) leaves a step marker
 naming this node, and every node heartbeats, so a session taken by a step that died (its node
 silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
 ``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
@@ -46,9 +68,9 @@ a worker keeps the session it just parked decoded in memory (``WARM_SESSIONS`` p
 the *version* of that park (``ParkedSession.version``: a fingerprint of the sealed row). The pool
 is made of lanes, one worker each (``mpc.service.pool.LanePool``), and the next step of a session
 goes to the lane that ran its last one unless another lane is less busy. The store stays the
-truth: the next step still *takes* the row (one transaction: delete, step marker, lease), and the
-warm session is used only if the row taken is the very park it made (same version); in that
-same transaction ``Custodian._admit`` consumes its park id and checks the nonce epoch, as
+truth: the warm session is used only if the row read (optimistic step) or taken (take-first
+step) is the very park it made (same version); the transaction that commits the step (or takes
+the row) admits it (``Custodian._admit``: its park id consumed, the nonce epoch checked), as
 ``Custodian.resume`` does for a decoded one. A row another node parked since, a database
 restored (the restore guard empties the parked sessions at the take), a warm copy dropped (a
 full cache, a worker restart) or refused: the stored state is decoded as before. A warm session
@@ -348,10 +370,9 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
     except MessageInvalid as exc:
         return {"error": exc.to_json(), "fatal": False}
     try:
-        device = service.check_step(client_id, token, session_id)
+        device, current = service.check_and_read(client_id, token, session_id)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
-    current = service.read(session_id, client_id)
     if current is None:
         return _missing(service, session_id, client_id)
     if current.operation in OPTIMISTIC_OPERATIONS:

@@ -472,7 +472,8 @@ def _kill_runs(tmp_path: Path, nodes: list[Node], db: str, runs: int, seed: int,
     server process alone, its workers orphaned, or of the whole node; after a random delay, or
     mid-operation: a backup's step running, a sign past its first committed step), restart,
     then retry until it succeeds (never a step run twice with an effect, never a committed
-    step lost: a sign's uncommitted step left its session parked and runs again on the resend). ``modes`` fixes the first runs'
+    step lost: a sign's uncommitted step left its session parked and runs again on the
+    resend). ``modes`` fixes the first runs'
     kinds of kill (``KILL_MODES``). Returns what happened in each run (for the report)."""
     rng = random.Random(seed)
     nodes.append(Node(db, tmp_path / "node-0.log"))

@@ -27,13 +27,13 @@ from mpc.storage.backends import open_store
 from mpc.storage.restore_guard import RestoreGuard
 from protocols.rounds import Message
 from tests.mpc.conftest import verify_result
-from tests.mpc.test_service_warm import TTL, _copy, _Node, _Signing, enrolled  # noqa: F401 - the fixture
+from tests.mpc.test_service_warm import TTL, _copy, _Node, _Signing, enrolled
 
 __all__ = ["enrolled"]
 
 
 @pytest.fixture
-def signer(enrolled: tuple[Path, str, str, mpc.Client], tmp_path: Path) -> Any:  # noqa: F811
+def signer(enrolled: tuple[Path, str, str, mpc.Client], tmp_path: Path) -> Any:
     """A node on a copy of the enrolled database, its path, and the client's id, token and device."""
     db, client_id, token, phone = _copy(enrolled, tmp_path)
     running = _Node(open_store(db))
@@ -175,7 +175,7 @@ def test_an_abort_racing_a_valid_step_leaves_one_consistent_outcome(
 
 
 def test_a_restore_between_the_read_and_the_commit_is_refused(
-        enrolled: tuple[Path, str, str, mpc.Client], tmp_path: Path,  # noqa: F811
+        enrolled: tuple[Path, str, str, mpc.Client], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The database is restored (to a copy taken at this very park) while the step runs: the
     commit compares with the restore guard first, bumps the nonce epoch and finds the row gone:
