@@ -17,6 +17,7 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
+import mpc.service.results as results_module  # noqa: E402
 import mpc.service.worker as worker_module  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import (  # noqa: E402
@@ -168,17 +169,18 @@ def _resume_reply(url: str, client_id: str, token: str, session_id: str, device:
 
 
 def cut_after_the_result_is_kept(monkeypatch: pytest.MonkeyPatch, proxy: CutProxy) -> list[str]:
-    """From now on, a finished operation's connections are cut right after the custodian kept its
-    result (its result frame never arrives); returns the list the kept session ids go to."""
-    keep = worker_module.keep_finished
+    """From now on, a finished operation's connections are cut as the custodian keeps its result
+    (``results.keep``: in the transaction that commits a sign's last step, or after a recover's
+    or eject's; its result frame never arrives); returns the list the kept session ids go to."""
+    keep = results_module.keep
     sessions: list[str] = []
 
-    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
-        keep(service, session_id, *args)
+    def keep_then_cut(store: Any, session_id: str, *args: Any) -> None:
+        keep(store, session_id, *args)
         sessions.append(session_id)
         proxy.cut()
 
-    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+    monkeypatch.setattr(results_module, "keep", keep_then_cut)
     return sessions
 
 
