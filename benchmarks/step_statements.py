@@ -4,8 +4,10 @@ The worker's functions (``mpc.service.worker``: ``open_operation`` and ``step``,
 thread executor runs them) sign ``--signs`` times after ``--warm`` signatures, on a SQLite file and,
 when reachable, on PostgreSQL (``$PORTAL_MPC_TEST_POSTGRES``, in a throw-away schema); per signature
 it prints the outermost transactions (``BEGIN``), the statements (``_execute``) and the
-``COMMIT``s. Counted, not timed: the figures do not depend on the machine's load. It uses only
-the worker's API, so the tree before a change can be counted as well (``PYTHONPATH=that tree``).
+``COMMIT``s (counted, not timed: they do not depend on the machine's load), and the steps'
+overhead: the thread CPU of ``worker.step`` minus the custodian protocol's ``receive`` in it
+(timed: noisy, compare trees in alternating runs). It uses only the worker's API, so the tree
+before a change can be measured as well (``PYTHONPATH=that tree``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import secrets
 import sys
 import tempfile
+import time
 from collections import Counter
 from typing import Any
 
@@ -54,9 +57,12 @@ def count_signatures(url: str, signs: int, warm: int) -> dict[str, float]:
     service.service.set_token(client_id, token)
     service.service.register_device(client_id, device.device_key().public)
     counts: Counter[str] = Counter()
+    cpu = {"steps": 0.0, "receive": 0.0}
+    _timing_receive(cpu)
     for i in range(warm + signs):
         if i == warm:
             _counting(custodian.store, counts)
+            cpu.update(steps=0.0, receive=0.0)
         data = hashlib.sha256(f"count {i}".encode()).digest()
         session = device.sign("ethereum", data)
         sid = session.session_id.hex()
@@ -66,20 +72,38 @@ def count_signatures(url: str, signs: int, warm: int) -> dict[str, float]:
         for text in opened["messages"]:
             outbox += session.receive(Message.from_bytes(text.encode()))
         while outbox:
+            start = time.thread_time()
             outcome = worker.step(service._key, client_id, token, sid, outbox.pop(0).to_bytes(), 60.0)
+            cpu["steps"] += time.thread_time() - start
             assert "error" not in outcome, outcome
             for text in outcome.get("messages", ()):
                 outbox += session.receive(Message.from_bytes(text.encode()))
     service._pool.shutdown()
     custodian.store.close()
     return {"transactions": counts["_begin"] / signs, "statements": counts["_execute"] / signs,
-            "commits": counts["_commit"] / signs}
+            "commits": counts["_commit"] / signs, "step overhead (ms)": (cpu["steps"] - cpu["receive"]) * 1000 / signs}
+
+
+def _timing_receive(cpu: dict[str, float]) -> None:
+    """Add the thread CPU of every custodian operation's ``receive`` to ``cpu["receive"]``."""
+    from mpc.operation import CustodianOperation
+
+    original = CustodianOperation.receive
+
+    def timed(self: Any, msg: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return original(self, msg)
+        finally:
+            cpu["receive"] += time.thread_time() - start
+
+    CustodianOperation.receive = timed  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signs", type=int, default=10)
-    parser.add_argument("--warm", type=int, default=3)
+    parser.add_argument("--signs", type=int, default=40)
+    parser.add_argument("--warm", type=int, default=25)
     args = parser.parse_args(argv)
     from mpc.storage.sealing import KEY_ENV
 
@@ -92,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for name, url in backends.items():
                 figures = count_signatures(url, args.signs, args.warm)
-                print(f"{name}: " + ", ".join(f"{key} {value:.1f}" for key, value in figures.items())
+                print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in figures.items())
                       + " per signature")
         finally:
             if postgres:
