@@ -3,11 +3,13 @@ step of a sign or presign session runs on the parked row without taking it and c
 (``ServiceStore.commit_step``); nothing it computed leaves before that commit. The client plays
 the adversary racing itself: two steps on one parked state, the same message twice, an abort
 racing a valid step, a worker killed between its run and its commit (or just after), a database
-restored under a running step. The races are made deterministic by holding each step at its
-commit until both have run (``_Race``), never by sleeping."""
+restored under a running step; and, for a take-first operation (backup), an abort racing a
+valid step over the client's operation lock. The races are made deterministic by holding each
+step at its commit (or take) until both got there (``_Race``), never by sleeping."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -42,15 +44,19 @@ def signer(enrolled: tuple[Path, str, str, mpc.Client], tmp_path: Path) -> Any:
 
 
 class _Race:
-    """Two steps in two threads (``A`` and ``B``): each runs its protocol, then waits at its first
-    commit until both got there; the commits then go in ``order``, one after the other."""
+    """Two steps in two threads (``A`` and ``B``): each runs until its first call of ``gate`` (a
+    ``ServiceStore`` method: the optimistic step's commit, or a take-first step's take) and waits
+    there until both got there; the calls then go in ``order``, one after the other, and the
+    first step goes on only once the second's call returned (a take-first step's second take
+    meets the session taken, not yet parked again)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, order: str = "AB") -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, order: str = "AB", gate: str = "commit_step") -> None:
         self.order = order
         self.arrived = threading.Barrier(2, timeout=60)
         self.turn = {name: threading.Event() for name in order}
         self.gated: set[str] = set()
-        original = ServiceStore.commit_step
+        self.second_done = threading.Event()
+        original = getattr(ServiceStore, gate)
 
         def commit(store: ServiceStore, *args: Any, **kwargs: Any) -> Any:
             name = threading.current_thread().name
@@ -63,10 +69,13 @@ class _Race:
             try:
                 return original(store, *args, **kwargs)
             finally:
-                if name == order[0]:
+                if name == order[0]:  # the second's call runs now, before the first goes on
                     self.turn[order[1]].set()
+                    assert self.second_done.wait(60)
+                else:
+                    self.second_done.set()
 
-        monkeypatch.setattr(ServiceStore, "commit_step", commit)
+        monkeypatch.setattr(ServiceStore, gate, commit)
 
     def run(self, a: Callable[[], dict[str, Any]], b: Callable[[], dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Run ``a`` as thread ``A`` and ``b`` as thread ``B``; their outcomes by name."""
@@ -172,6 +181,65 @@ def test_an_abort_racing_a_valid_step_leaves_one_consistent_outcome(
     else:
         assert _error(outcomes["A"]) == "NOT_FOUND" and "messages" not in outcomes["A"]
         assert node.service.service.count() == 0 and _error(_resume(node, signing)) == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("first", ["valid", "abort"])
+def test_a_backups_abort_racing_its_valid_step_leaves_the_lock_with_its_session(
+        signer: tuple[_Node, str, str, str, mpc.Client], monkeypatch: pytest.MonkeyPatch, first: str) -> None:
+    """A backup (take-first: its steps hold the client's operation lock) receives, at once, its
+    valid round-5 message and a copy whose reshare share was tampered with (an abort, which frees
+    the lock): only the step that takes the row runs. Valid first: it parks, the lock stays its
+    session's, the other gets NOT_FOUND, and the backup completes. Abort first: the session and
+    its lock go together. Never a parked session whose lock is free."""
+    node, _, client_id, token, phone = signer
+    session = phone.backup()
+    sid = session.session_id.hex()
+    opened = worker.open_operation(node.key, "backup", client_id, {}, sid, TTL, 8, phone.device_key().public, False)
+    outbox = session.start()
+    for text in opened["messages"]:
+        outbox += session.receive(Message.from_bytes(text.encode()))
+    deliver = _Driver(node, client_id, token, sid)
+    while outbox[0].round < 5:
+        outbox += _replies(session, deliver(outbox.pop(0)))
+    valid = outbox.pop(0)
+    race = _Race(monkeypatch, "AB" if first == "valid" else "BA", gate="take")
+    outcomes = race.run(lambda: deliver(valid), lambda: deliver(_tampered_share(valid)))
+    assert "messages" not in outcomes["B"] and outcomes["B"]["fatal"]
+    lock = node.custodian.store.client(client_id)
+    if first == "valid":
+        assert _error(outcomes["B"]) == "NOT_FOUND" and "error" not in outcomes["A"]
+        assert lock.operation == "backup" and lock.operation_session == sid and node.service.service.is_parked(sid)
+        outbox += _replies(session, outcomes["A"])
+        while outbox:
+            outbox += _replies(session, deliver(outbox.pop(0)))
+        assert session.done and node.custodian.store.client(client_id).operation is None
+    else:
+        assert _error(outcomes["B"]) == "PROTOCOL_ABORTED" and _error(outcomes["A"]) == "NOT_FOUND"
+        assert lock.operation is None and not node.service.service.is_parked(sid)
+
+
+class _Driver:
+    """Deliver one device message of a session to the worker (``worker.step``)."""
+
+    def __init__(self, node: _Node, client_id: str, token: str, session_id: str) -> None:
+        self.node, self.client_id, self.token, self.session_id = node, client_id, token, session_id
+
+    def __call__(self, message: Message) -> dict[str, Any]:
+        return worker.step(self.node.key, self.client_id, self.token, self.session_id, message.to_bytes(), TTL)
+
+
+def _replies(session: Any, outcome: dict[str, Any]) -> list[Message]:
+    """The device's replies to the custodian's messages in ``outcome`` (which must be no error)."""
+    assert "error" not in outcome, outcome
+    return [reply for text in outcome["messages"] for reply in session.receive(Message.from_bytes(text.encode()))]
+
+
+def _tampered_share(message: Message) -> Message:
+    """``message`` (a backup's round 5: the client's reshare share) with its share changed."""
+    document = json.loads(message.to_bytes())
+    inner = document["payload"]["message"]["payload"]
+    inner["share"] = inner["share"][:-2] + ("00" if inner["share"][-2:] != "00" else "11")
+    return Message.from_bytes(json.dumps(document, separators=(",", ":"), sort_keys=True).encode())
 
 
 def test_a_restore_between_the_read_and_the_commit_is_refused(
