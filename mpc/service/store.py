@@ -213,8 +213,9 @@ class Step:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What became of a step whose worker died: ``"untouched"`` (never taken: safe to run
-    again), ``"parked"`` (it ran and parked the session: ``messages`` are what it produced),
+    """What became of a step whose worker died: ``"untouched"`` (never taken, or an optimistic
+    step never committed: the row is parked as it was, safe to run again), ``"parked"`` (it ran
+    and parked the session, or committed: ``messages`` are what it produced),
     ``"lost"`` (taken and never parked again: the operation is lost, its lock freed) or
     ``"gone"`` (the session is not there, or another step took it)."""
 
@@ -557,7 +558,7 @@ class ServiceStore:
                     return StepOutcome("parked", tuple(parked.outbox[int(marker[2]):]) if parked else ())
                 self._forget(session_id)
                 return StepOutcome("lost")
-            if self.peek(session_id) is not None:  # parked, and not taken since: this step never ran
+            if self.peek(session_id) is not None:  # parked, not taken or committed since: as if it never ran
                 return StepOutcome("untouched")
             # Not parked, no marker of ours: it finished (its result lost with the worker) or
             # expired; another step's marker: another connection has it.
