@@ -423,6 +423,12 @@ class Custodian:
 
         The blob is single use: take it out of storage before resuming (``take_session``).
         """
+        return self._admit(self._decode(data))
+
+    def _decode(self, data: bytes) -> Session:
+        """A parked operation decoded, *not* admitted (its park id not consumed): the networked
+        service's optimistic step (``mpc.service.worker``) runs it and calls ``_admit`` in the
+        transaction that commits the step; nothing it computed leaves before that commit."""
         setup = self._setup
         if setup is None:
             stored = self.store.load_setup()
@@ -430,25 +436,36 @@ class Custodian:
         context: dict[str, Any] = {"custodian": self}
         if setup is not None:
             context["setup"] = setup
-        return self._admit(Session.from_bytes(data, **context))
+        return Session.from_bytes(data, **context)
 
     def _admit(self, session: Session) -> Session:
         """The checks of every resumed session (its park id once, in this nonce epoch; a sign's
         share still the client's): ``resume`` after decoding, and the networked service's warm
         session (kept decoded by the worker that parked it) when it is taken again."""
-        if isinstance(session, CustodianOperation):
-            self._consume_park(session)
-        if isinstance(session, CustodianSign):
-            self._refuse_replaced(session.client_id, session.curve, session._root)
+        self._admission(session)()
         return session
+
+    def _admission(self, session: Session) -> Callable[[], None]:
+        """``_admit``'s checks of ``session`` as it is now (its park tag, read here), to run
+        later: the networked service's optimistic step runs the session first, which re-tags it
+        when it is encoded again, and admits it in the transaction that commits the step."""
+        tag = session.park_tag if isinstance(session, CustodianOperation) else None
+        sign = session if isinstance(session, CustodianSign) else None
+
+        def admit() -> None:
+            if isinstance(session, CustodianOperation):
+                self._consume_park(tag)
+            if sign is not None:
+                self._refuse_replaced(sign.client_id, sign.curve, sign._root)
+        return admit
 
     def parked_awaiting_round(self, data: bytes) -> Any:
         """Which round a parked operation waits for, without resuming it (its park id stays unused)."""
         return Session.from_bytes(data, custodian=self, setup=self.setup).awaiting_round
 
-    def _consume_park(self, session: CustodianOperation) -> None:
-        """Refuse a blob of another nonce epoch, too old, or resumed before (tombstone in the store)."""
-        tag = session.park_tag
+    def _consume_park(self, tag: tuple[str, int, int] | None) -> None:
+        """Refuse a blob (its park tag: ``CustodianOperation.park_tag``) of another nonce epoch,
+        too old, or resumed before (tombstone in the store)."""
         if tag is None:
             raise StateInvalid("this parked session carries no park id")
         park_id, at, epoch = tag

@@ -184,13 +184,15 @@ class CustodianOperation(Composite):
     def _child_id(self, name: str) -> bytes:
         return child_session_id(self.session_id, name)
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, *, nonce_epoch: int | None = None) -> bytes:
         """The parked state, tagged with a fresh park id, the time and the store's nonce epoch:
         ``Custodian.resume`` resumes each park id once and only in the same epoch, so a copy of
-        the blob (or a restored database) can never run the same nonces twice."""
+        the blob (or a restored database) can never run the same nonces twice. ``nonce_epoch``:
+        the epoch to tag it with instead of the store's read now (the service's optimistic step:
+        the epoch of the park it ran on, which its commit checks is still the store's)."""
         self._park_id = secrets.token_hex(16)
         self._parked_at = int(time.time())
-        self._park_epoch = self.store.nonce_epoch()
+        self._park_epoch = self.store.nonce_epoch() if nonce_epoch is None else nonce_epoch
         return super().to_bytes()
 
     @property

@@ -38,7 +38,11 @@ operation fails to open (``StoreCorrupted``).
 Parked sessions are single use (``protocols.state``): ``take`` deletes the row and returns it
 in one statement (``DELETE … RETURNING``), so two workers or two servers can never resume the
 same blob; the caller saves the new state with ``park`` after the step. A crash between the
-two loses the session (the client starts the operation again), never reuses its nonces. Each
+two loses the session (the client starts the operation again), never reuses its nonces. The
+optimistic step (sign and presign: ``mpc.service.worker``) reads the row (``check_and_read``), runs, and
+``commit_step`` takes it (only if it is still the park read: its sealed bytes unchanged) and
+parks the new state in one transaction: of two steps run on one park, one commits; a crash
+before the commit leaves the row parked as it was. Each
 blob carries the store's nonce epoch: after a database restore, ``bump_nonce_epoch`` empties the
 table, and a blob of an older epoch met anyway (a copy in flight) is never resumed.
 
@@ -65,13 +69,13 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StoreUnavailable
+from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StateInvalid, StoreUnavailable
 from mpc.service import liveness
 from mpc.service.liveness import ProcessIdentity
 from mpc.storage.ledger import CREDENTIAL_REVOKED
 from mpc.storage.store import SQLiteStore
 
-__all__ = ["ServiceStore", "ParkedSession", "Step", "StepOutcome", "new_token", "hash_token"]
+__all__ = ["ServiceStore", "ParkedSession", "NewPark", "Step", "StepOutcome", "new_token", "hash_token"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS client_tokens (
@@ -179,6 +183,22 @@ class ParkedSession:
     # park id under a fresh nonce, so two parks never share it): a worker uses the session it
     # kept decoded only for the park it made itself (``mpc.service.worker``, Warm sessions).
     version: bytes = field(default=b"", repr=False, compare=False)
+    # The sealed state as stored (what the optimistic step's commit compares: ``commit_step``).
+    sealed: bytes = field(default=b"", repr=False, compare=False)
+    epoch: int = field(default=0, repr=False, compare=False)  # the nonce epoch its state carries
+
+
+@dataclass(frozen=True)
+class NewPark:
+    """What an optimistic step parks in its commit (``ServiceStore.commit_step``): the stepped
+    state (``to_bytes``, tagged with nonce epoch ``epoch``), every message sent so far, whether
+    it holds the client's operation lock, and for how long it stays parked."""
+
+    data: bytes = field(repr=False)  # secrets
+    outbox: list[str] = field(repr=False)
+    holds_lock: bool
+    ttl: float
+    epoch: int
 
 
 @dataclass(frozen=True)
@@ -193,8 +213,9 @@ class Step:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """What became of a step whose worker died: ``"untouched"`` (never taken: safe to run
-    again), ``"parked"`` (it ran and parked the session: ``messages`` are what it produced),
+    """What became of a step whose worker died: ``"untouched"`` (never taken, or an optimistic
+    step never committed: the row is parked as it was, safe to run again), ``"parked"`` (it ran
+    and parked the session, or committed: ``messages`` are what it produced),
     ``"lost"`` (taken and never parked again: the operation is lost, its lock freed) or
     ``"gone"`` (the session is not there, or another step took it)."""
 
@@ -239,18 +260,29 @@ class ServiceStore:
         """A step's checks from one read: ``check_token``, then the device key ``session_id`` was
         opened under must still pass ``check_device`` (a recover that moved the wallet to another
         device ends the old device's sessions); returns that key."""
+        return self.check_and_read(client_id, token, session_id, read=False)[0]
+
+    def check_and_read(self, client_id: Any, token: Any, session_id: str,
+                       read: bool = True) -> tuple[bytes, ParkedSession | None]:
+        """``check_step`` and, once it passed, the client's parked session as it is now (None if
+        absent or of another client), from one statement (issue 30: a step's checks and its row
+        in one round trip). The row stays parked: an optimistic step runs on it and
+        ``commit_step`` takes it, if it is still this very park."""
         presented = _presented(client_id, token)
+        parked = f", {', '.join('p.' + c for c in _COLUMNS.split(', '))} FROM (SELECT 1 AS one) o LEFT JOIN " \
+            "parked_sessions p ON p.session_id = ? AND p.client_id = ?" if read else ""
         row = self.store._execute(
             "SELECT (SELECT token_hash FROM client_tokens WHERE client_id = ?), (SELECT device_public FROM "
             "client_devices WHERE client_id = ?), (SELECT device_public FROM session_devices WHERE session_id = ? AND "
-            "client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?)",
-            (client_id, client_id, session_id, client_id, session_id, client_id)).fetchone()
+            f"client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?){parked}",
+            (client_id, client_id, session_id, client_id, session_id, client_id)
+            + ((session_id, client_id) if read else ())).fetchone()
         self._match_token(client_id, presented, row[0])
         if row[2] is None:  # no session of this client opened under a key
             raise AuthFailed()
         bound = bytes(row[2])  # the key that opened it must still pass (a recover to another device ends it)
         _device_verdict(None if row[1] is None else bytes(row[1]), bound, lambda: (bound, bool(row[3])))
-        return bound
+        return bound, (self._unpark(row[4:])[0] if read and row[4] is not None else None)
 
     def _refuse(self, client_id: str, presented: bytes) -> NoReturn:
         """``AuthTokenReplaced`` for the token a recover or eject replaced, else ``AuthFailed``."""
@@ -417,6 +449,74 @@ class ServiceStore:
                     admit(parked)
         return parked
 
+    # --- the optimistic step (issue 30, round four; docs/threat-model.md, "The optimistic step") --
+    def commit_step(self, parked: ParkedSession, step: Step | None, admit: Callable[[], None],
+                    park: NewPark | None, finish: Callable[[], None] | None = None) -> bytes | None:
+        """The one transaction of an optimistic step that ran on ``parked`` (``check_and_read``): under the
+        client's row lock and the take counter's (the restore guard compared first: a restored
+        database has its epoch bumped and its parked rows deleted here), the row is taken only if
+        it is still that very park (its sealed bytes unchanged: no other step, abort or purge took
+        it since); ``admit`` runs (the engine's admission: the park id consumed once, in this nonce
+        epoch); then the new state is parked in its place, with the renewal of the lock it holds
+        and the step marker saying it parked (``step_outcome``: a dead worker's committed step
+        sends what it produced), or, with ``park`` None, the row goes with the session's marker
+        and ``finish`` runs (the kept result). Anything raised rolls all of it back.
+
+        Returns the new park's version (``b""`` without a park), or None if the row was no longer
+        that park: nothing was committed, and what the step computed must not leave."""
+        sealed = None if park is None else self._seal_park(parked, park)
+        with self.store.transaction():
+            self.store.lock_client(parked.client_id)  # the client's row first, as every take
+            with self.store.taking() as took:
+                if not self._replace_if_unchanged(parked, sealed, park):
+                    return None  # nothing written (a restore found here is committed: its bump)
+                took(True)
+                admit()
+                if park is not None:
+                    self._parked_again(parked, park, step)
+                else:
+                    self.store._execute("DELETE FROM session_steps WHERE session_id = ?", (parked.session_id,))
+                    if finish is not None:
+                        finish()
+        return b"" if sealed is None else _version(sealed[0])
+
+    def _seal_park(self, parked: ParkedSession, park: NewPark) -> tuple[bytes, bytes]:
+        """The sealed state and outbox of ``park`` (bound to ``parked``'s session, client and operation)."""
+        key = (parked.session_id, parked.client_id, parked.operation)
+        box = self.store._seal(json.dumps(park.outbox).encode("ascii"), "parked_sessions", "outbox", *key)
+        tagged = park.epoch.to_bytes(_EPOCH_BYTES, "big") + park.data
+        return self.store._seal(tagged, "parked_sessions", "data", *key), box
+
+    def _replace_if_unchanged(self, parked: ParkedSession, sealed: tuple[bytes, bytes] | None,
+                              park: NewPark | None) -> bool:
+        """In ``commit_step``'s transaction: the row of ``parked``, if it is still that park and
+        of the store's nonce epoch, is replaced by ``sealed`` (or deleted); whether it was (if
+        not, nothing was written: another step committed first, an abort or the purge took it,
+        or the restore guard's bump in this transaction deleted it)."""
+        if parked.epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore)
+            return False
+        where = "session_id = ? AND client_id = ? AND data = ?"
+        match = (parked.session_id, parked.client_id, parked.sealed)
+        if sealed is None or park is None:
+            return bool(self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match).rowcount == 1)
+        return bool(self.store._execute(
+            f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {where}",
+            (*sealed, int(park.holds_lock), time.time() + park.ttl, *match)).rowcount == 1)
+
+    def _parked_again(self, parked: ParkedSession, park: NewPark, step: Step | None) -> None:
+        """In ``commit_step``'s transaction, once the new state replaced the row: its epoch is the
+        store's, the lock it holds is renewed to the park's expiry (``OperationLost`` if it was
+        reclaimed) and the step marker records the park (how many messages came before it)."""
+        if park.epoch != self.store.nonce_epoch():
+            raise StateInvalid("the database's nonce epoch moved while this step ran: start the operation again")
+        expires = time.time() + park.ttl
+        if park.holds_lock and not self._renew_lock(parked.client_id, parked.session_id, expires):
+            raise OperationLost("the client's operation lock was reclaimed while this session was stepped")
+        if step is not None:
+            self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 1, ?, ?)",
+                                (parked.session_id, parked.client_id, step.step_id, step.node_id,
+                                 len(parked.outbox), expires))
+
     def _mark_step(self, session_id: str, parked: ParkedSession, step: Step) -> None:
         """In the take's transaction: the step marker, and the lease of the lock the session holds."""
         self.store.lock_client(parked.client_id)  # the client's row before its marker, as everywhere
@@ -458,7 +558,7 @@ class ServiceStore:
                     return StepOutcome("parked", tuple(parked.outbox[int(marker[2]):]) if parked else ())
                 self._forget(session_id)
                 return StepOutcome("lost")
-            if self.peek(session_id) is not None:  # parked, and not taken since: this step never ran
+            if self.peek(session_id) is not None:  # parked, not taken or committed since: as if it never ran
                 return StepOutcome("untouched")
             # Not parked, no marker of ours: it finished (its result lost with the worker) or
             # expired; another step's marker: another connection has it.
@@ -647,8 +747,9 @@ class ServiceStore:
         tagged = self.store._unseal(row[3], "parked_sessions", "data", *key)
         outbox = json.loads(self.store._unseal(row[4], "parked_sessions", "outbox", *key))
         epoch = int.from_bytes(tagged[:_EPOCH_BYTES], "big")
+        sealed = bytes(row[3])
         parked = ParkedSession(*key, tagged[_EPOCH_BYTES:], list(outbox), bool(row[5]), float(row[6]),
-                               _version(bytes(row[3])))
+                               _version(sealed), sealed, epoch)
         return parked, epoch
 
     def count(self) -> int:

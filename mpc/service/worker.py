@@ -1,23 +1,45 @@
 """The custodian service's steps, run in an executor (a worker thread or a worker process).
 
 Each step opens (or reuses) this process's ``Custodian`` and ``ServiceStore`` for the database
-URL, *takes* the parked session (load and delete at once), steps it with one frame, and parks the
-new state with the messages it produced (``mpc.service.server``: Parking, restarts, expiry). A
-worker receives only picklable values (database URL, client id and token, parked state, frame),
-and a worker process exits when the service process dies (after the step it is running).
+URL, steps the parked session with one frame and parks the new state with the messages it
+produced: a sign's or presign's step optimistically, in one commit after the run (The optimistic
+step, below), any other operation's by *taking* the parked session first (load and delete at
+once) and parking it after. A worker receives only picklable values (database URL, client id
+and token, parked state, frame), and a worker process exits when the service process dies
+(after the step it is running).
+
+The optimistic step (issue 30, round four)
+-------------------------------------------
+A step of a sign, ``sign_presigned`` or presign session (``OPTIMISTIC_OPERATIONS``: their custodian
+steps write nothing to the store while the protocol runs) reads the parked row without taking
+it, decodes it (or uses this process's warm copy of that very park), runs the protocol, and then
+commits once (``ServiceStore.commit_step``): the row taken only if it is still that park, the
+session admitted (``Custodian._admission``: its park id consumed, its nonce epoch and a sign's
+share checked, after the restore guard compared), the new state parked with the step marker
+saying so (or the row gone and the result kept when the operation finished). Only then is
+anything returned: a step whose commit finds the row changed (another step of the same session
+committed first, an abort, the purge, a restore) answers ``NOT_FOUND`` and what it computed is
+dropped; a rejected message commits nothing (the row stays parked as it was); an abort deletes
+the row if it is still that park. A worker that dies before its commit sent nothing and left the
+row parked: the step runs again (``ServiceStore.step_outcome``: ``untouched``); one that dies after
+it left the new park and its marker (``parked``: its messages are sent). Why this is safe (the
+custodian's per-step randomness is derived from the transcript, so only the committed run's
+output ever leaves): docs/threat-model.md, The optimistic step. The other operations (generate,
+backup, recover, eject, derive) write inside their steps (the operation lock, shares, statuses,
+attempt counts, HD keys) and keep the take-first step.
 
 Parking, restarts, expiry
 -------------------------
 Between two messages a session lives only in the database (``mpc.service.store``): each
-incoming message *takes* the parked state (load and delete at once), steps it, and parks the new
-state with the messages it produced. A server may therefore stop between two rounds and another
+incoming message steps the parked state (optimistically, or by taking it first: above) and parks
+the new state with the messages it produced. A server may therefore stop between two rounds and another
 process on the same database continue: the client reconnects with ``resume``, learns which of
 its messages the custodian expects next (``expect``) and receives the last step's messages again
 (it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
 releasing the operation lock it held; shares and statuses are never touched by the purge.
 
 The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
-park's expiry at each park, ``lock_ttl`` while a step runs. Each take leaves a step marker
+park's expiry at each park, ``lock_ttl`` while a step runs. Each take (take-first steps) leaves a step marker
 naming this node, and every node heartbeats, so a session taken by a step that died (its node
 silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
 ``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
@@ -46,9 +68,9 @@ a worker keeps the session it just parked decoded in memory (``WARM_SESSIONS`` p
 the *version* of that park (``ParkedSession.version``: a fingerprint of the sealed row). The pool
 is made of lanes, one worker each (``mpc.service.pool.LanePool``), and the next step of a session
 goes to the lane that ran its last one unless another lane is less busy. The store stays the
-truth: the next step still *takes* the row (one transaction: delete, step marker, lease), and the
-warm session is used only if the row taken is the very park it made (same version); in that
-same transaction ``Custodian._admit`` consumes its park id and checks the nonce epoch, as
+truth: the warm session is used only if the row read (optimistic step) or taken (take-first
+step) is the very park it made (same version); the transaction that commits the step (or takes
+the row) admits it (``Custodian._admit``: its park id consumed, the nonce epoch checked), as
 ``Custodian.resume`` does for a decoded one. A row another node parked since, a database
 restored (the restore guard empties the parked sessions at the take), a warm copy dropped (a
 full cache, a worker restart) or refused: the stored state is decoded as before. A warm session
@@ -87,7 +109,7 @@ from mpc.service.guard import (
     BoundedLog,
 )
 from mpc.service.requests import parse_message
-from mpc.service.store import ParkedSession, ServiceStore, Step
+from mpc.service.store import NewPark, ParkedSession, ServiceStore, Step
 from mpc.wire import (
     TOKEN_ROTATING_OPERATIONS,
 )
@@ -348,9 +370,13 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
     except MessageInvalid as exc:
         return {"error": exc.to_json(), "fatal": False}
     try:
-        device = service.check_step(client_id, token, session_id)
+        device, current = service.check_and_read(client_id, token, session_id)
     except AuthFailed as exc:
         return {"error": exc.to_json(), "fatal": True}
+    if current is None:
+        return _missing(service, session_id, client_id)
+    if current.operation in OPTIMISTIC_OPERATIONS:
+        return _step_optimistic(db, custodian, service, current, message, token, ttl, step)
     parked, session = _take(db, custodian, service, session_id, client_id, step)
     if parked is None:  # not parked, another client's, or another connection took it first
         return _missing(service, session_id, client_id)
@@ -397,6 +423,100 @@ def _take(db: str, custodian: Custodian, service: ServiceStore, session_id: str,
         if not refused:  # the store's own failure: as without a warm session
             raise
         return service.take(session_id, step, client_id), None
+
+
+# --- the optimistic step (issue 30, round four) -------------------------------------------------------
+# The operations whose custodian steps write nothing to the store while the protocol runs (no
+# operation lock, no status, no attempt count, no HD key or account): their steps run on the
+# parked row without taking it and commit once (module docstring, The optimistic step).
+OPTIMISTIC_OPERATIONS = ("sign", "sign_presigned", "presign")
+
+
+def _step_optimistic(db: str, custodian: Custodian, service: ServiceStore, parked: ParkedSession,
+                     message: Message, token: str, ttl: float, step: Step | None) -> dict[str, Any]:
+    """One step of ``parked`` (read, not taken): decode it (or use this process's warm copy of
+    that very park), deliver the message, then commit once (``ServiceStore.commit_step``: the
+    row taken if still that park, the session admitted, the new state parked or the result
+    kept). Nothing the step computed is returned unless that commit succeeded; a rejected
+    message commits nothing (the row stays parked as it was)."""
+    if parked.expires < time.time():  # the purge takes it
+        return {"error": session_not_found(), "fatal": True}
+    try:
+        session = _decoded(db, custodian, parked)
+    except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
+        _drop(service, parked, step)
+        return {"error": error_frame(exc), "fatal": True}
+    admit = custodian._admission(session)  # its park tag now: ``to_bytes`` re-tags it below
+    try:
+        produced = session.receive(message)
+    except InvalidMessage as exc:  # nothing changed and nothing is committed
+        return {"error": MessageInvalid(str(exc)).to_json(), "fatal": False}
+    except Exception as exc:  # noqa: BLE001 - an abort ends the session: its row goes
+        _drop(service, parked, step)
+        return {"error": error_frame(exc), "fatal": True}
+    sent = [m.to_bytes().decode("ascii") for m in produced]
+    if session.done:
+        outcome: dict[str, Any] = {"messages": sent, "result": _result_json(session.result())}
+        results.ensure_table(service.store)
+        kept = functools.partial(results.keep, service.store, parked.session_id, parked.client_id, token, outcome, ttl)
+        return _committed(service, parked, step, admit, None, kept) or outcome
+    # Tagged with the epoch of the park it ran on (no read of the store's: the commit checks it).
+    data = session.to_bytes(nonce_epoch=parked.epoch) if isinstance(session, CustodianOperation) else \
+        session.to_bytes()
+    park = NewPark(data, parked.outbox + sent, bool(getattr(session, "_holds_lock", False)), ttl, parked.epoch)
+    version: list[bytes] = []
+    refused = _committed(service, parked, step, admit, park, None, version)
+    if refused is not None:
+        return refused
+    _keep_warm(db, parked.session_id, version[0], session, ttl)
+    return {"messages": sent}
+
+
+def _decoded(db: str, custodian: Custodian, parked: ParkedSession) -> Session:
+    """The session of ``parked``: this process's warm copy if it is of that very park (removed:
+    a warm copy serves one step at most), else decoded from the row (not admitted)."""
+    warm = _take_warm(db, parked.session_id)
+    if warm is not None and hmac.compare_digest(warm.version, parked.version):
+        return warm.session
+    return custodian._decode(parked.data)
+
+
+def _committed(service: ServiceStore, parked: ParkedSession, step: Step | None, admit: Callable[[], None],
+               park: NewPark | None, finish: Callable[[], None] | None,
+               version: list[bytes] | None = None) -> dict[str, Any] | None:
+    """Commit the step (``ServiceStore.commit_step``); None once committed (the new park's
+    version appended to ``version``), else the answer instead of what the step computed:
+    ``NOT_FOUND`` if another step of the session committed first (or an abort, the purge or a
+    restore took the row), the admission's or the store's error otherwise."""
+    refused: list[BaseException] = []
+
+    def admitted() -> None:
+        try:
+            admit()
+        except BaseException as exc:
+            refused.append(exc)
+            raise
+
+    try:
+        committed = service.commit_step(parked, step, admitted, park, finish)
+    except Exception as exc:  # noqa: BLE001 - refused or failed: nothing leaves
+        if refused:  # its park id used, its epoch dead, its share replaced: it never will be admitted
+            _drop(service, parked, step)
+        return {"error": error_frame(exc), "fatal": True}
+    if committed is None:
+        return {"error": session_not_found(), "fatal": True}
+    if version is not None:
+        version.append(committed)
+    return None
+
+
+def _drop(service: ServiceStore, parked: ParkedSession, step: Step | None) -> None:
+    """An optimistic step that ended its session (an abort, a state that does not restore):
+    the row goes, if it is still that park (a step that committed meanwhile keeps its own)."""
+    try:
+        service.commit_step(parked, step, lambda: None, None)
+    except Exception as exc:  # noqa: BLE001 - the session expires instead
+        BOUNDED_LOG.error("could not drop an ended session", exc)
 
 
 # --- issue 18 (client retries): a lost recover/eject result frame ------------------------------------

@@ -126,19 +126,19 @@ def test_concurrent_operations_of_several_clients_on_one_event_loop(server: Serv
 
 def test_the_asyncio_client_resumes_after_lost_ready_and_a_cut_during_a_step(
         server: ServiceThread, monkeypatch: pytest.MonkeyPatch) -> None:
-    take = ServiceStore.take
+    commit = ServiceStore.commit_step
     armed = threading.Event()
 
     with CutProxy(server.port) as proxy:
-        def slow_take(self: ServiceStore, session_id: str, *args: Any, **kwargs: Any) -> Any:
-            taken = take(self, session_id, *args, **kwargs)
-            if taken is not None and armed.is_set():
+        def slow_commit(self: ServiceStore, *args: Any, **kwargs: Any) -> Any:
+            committed = commit(self, *args, **kwargs)  # the step parked its session (issue 30: one commit)
+            if committed is not None and armed.is_set():
                 armed.clear()
-                proxy.cut()
+                proxy.cut()  # its answer never arrives: the client resumes
                 time.sleep(1.0)
-            return taken
+            return committed
 
-        monkeypatch.setattr(ServiceStore, "take", slow_take)
+        monkeypatch.setattr(ServiceStore, "commit_step", slow_commit)
 
         async def scenario() -> None:
             client_id, token = await remote_at(server.url).create_client()

@@ -17,6 +17,7 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
+import mpc.service.results as results_module  # noqa: E402
 import mpc.service.worker as worker_module  # noqa: E402
 from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import (  # noqa: E402
@@ -105,21 +106,35 @@ def test_a_silent_connection_is_given_up_after_the_ready_timeout_not_minutes(ser
 
 
 # --- a cut while the custodian steps the session ------------------------------------------------------------
-def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
-        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("committed", [False, True], ids=["cut-before-commit", "cut-after-commit"])
+def test_a_cut_during_a_step_is_resumed_from_the_parked_session(
+        server: ServiceThread, proxy: CutProxy, monkeypatch: pytest.MonkeyPatch, committed: bool) -> None:
+    """The network drops while a worker runs a sign step (issue 30, round four: an optimistic
+    step leaves the row parked until its one commit). Cut before the commit: the client's resume
+    finds the session parked as it was and resends; the resent step commits and the first one's
+    commit finds the row changed (its answer, to the dead connection, is NOT_FOUND). Cut after
+    the commit: the resume hands the committed step's messages. Either way the resume is ready
+    at once (never "stepping") and the signature completes."""
     client_id, token = remote_at(server.url).create_client()
     phone = device(client_id)
     remote_at(server.url).generate(phone, token)
-    take = ServiceStore.take
+    commit = ServiceStore.commit_step
     armed = threading.Event()
+    lost: list[Any] = []
+    finished = threading.Semaphore(0)  # a first run's late commit is done
 
-    def slow_take(self: ServiceStore, session_id: str, *args: Any, **kwargs: Any) -> Any:
-        taken = take(self, session_id, *args, **kwargs)
-        if taken is not None and armed.is_set():
-            armed.clear()
-            proxy.cut()  # the network drops while a worker holds the session
-            time.sleep(1.5)
-        return taken
+    def cut_commit(self: ServiceStore, *args: Any, **kwargs: Any) -> Any:
+        if not armed.is_set():
+            return commit(self, *args, **kwargs)
+        armed.clear()
+        done = commit(self, *args, **kwargs) if committed else None
+        proxy.cut()  # the network drops while a worker holds the step
+        time.sleep(1.5)  # the client resumes (and resends) meanwhile
+        if committed:
+            return done
+        lost.append(commit(self, *args, **kwargs))
+        finished.release()
+        return lost[-1]
 
     resumes: list[str] = []
     resume_channel = worker_module.resume_channel
@@ -129,7 +144,7 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         resumes.append(outcome["error"]["error"]["id"] if "error" in outcome else "ready")
         return outcome
 
-    monkeypatch.setattr(ServiceStore, "take", slow_take)
+    monkeypatch.setattr(ServiceStore, "commit_step", cut_commit)
     monkeypatch.setattr(worker_module, "resume_channel", recorded)
     remote = remote_at(proxy.url)
     for chain in ("ethereum", "solana"):
@@ -139,7 +154,10 @@ def test_a_cut_during_a_step_is_resumed_once_the_step_parks_the_session(
         result, custodian_result = remote.sign(phone, token, chain, data)
         verify_result(result, data)
         assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
-        assert resumes[0] == "NOT_FOUND" and resumes[-1] == "ready", resumes  # retried, then resumed
+        assert not armed.is_set() and resumes == ["ready"], resumes  # resumed at once from the parked row
+    for _ in range(0 if committed else 2):
+        assert finished.acquire(timeout=30)
+    assert lost == ([] if committed else [None, None])  # the first run of each resent step lost its commit
     assert parked(server) == 0
 
 
@@ -151,17 +169,18 @@ def _resume_reply(url: str, client_id: str, token: str, session_id: str, device:
 
 
 def cut_after_the_result_is_kept(monkeypatch: pytest.MonkeyPatch, proxy: CutProxy) -> list[str]:
-    """From now on, a finished operation's connections are cut right after the custodian kept its
-    result (its result frame never arrives); returns the list the kept session ids go to."""
-    keep = worker_module.keep_finished
+    """From now on, a finished operation's connections are cut as the custodian keeps its result
+    (``results.keep``: in the transaction that commits a sign's last step, or after a recover's
+    or eject's; its result frame never arrives); returns the list the kept session ids go to."""
+    keep = results_module.keep
     sessions: list[str] = []
 
-    def keep_then_cut(service: Any, session_id: str, *args: Any) -> None:
-        keep(service, session_id, *args)
+    def keep_then_cut(store: Any, session_id: str, *args: Any) -> None:
+        keep(store, session_id, *args)
         sessions.append(session_id)
         proxy.cut()
 
-    monkeypatch.setattr(worker_module, "keep_finished", keep_then_cut)
+    monkeypatch.setattr(results_module, "keep", keep_then_cut)
     return sessions
 
 

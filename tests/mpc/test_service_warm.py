@@ -31,7 +31,7 @@ TTL = 60.0
 
 class _Node:
     """A ``CustodianService`` on a shared database (thread executor, never listening), and how
-    many parked states its custodian decoded (``Custodian.resume``)."""
+    many parked states its custodian decoded (``Custodian._decode``)."""
 
     def __init__(self, store: mpc.SQLiteStore) -> None:
         self.custodian = mpc.Custodian(store)
@@ -39,13 +39,13 @@ class _Node:
                                         open_registration=True)
         self.key = self.service._key
         self.decoded = 0
-        resume = self.custodian.resume
+        decode = self.custodian._decode  # what ``resume`` and the optimistic step decode with
 
         def counting(data: bytes) -> Session:
             self.decoded += 1
-            return resume(data)
+            return decode(data)
 
-        self.custodian.resume = counting  # type: ignore[method-assign]
+        self.custodian._decode = counting  # type: ignore[method-assign]
 
     def close(self) -> None:
         self.service._pool.shutdown()
@@ -156,13 +156,19 @@ def test_a_warm_session_is_never_used_after_a_restore(enrolled: tuple[Path, str,
         assert "error" not in signing.step(guarded)
         with sqlite3.connect(db) as source, sqlite3.connect(tmp_path / "backup.sqlite3") as target:
             source.backup(target)
+        again = signing.outbox[0]  # the message the backup's parked state expects
         assert "error" not in signing.step(guarded)  # warm again, the take counter moved on
         assert worker.warm_sessions(guarded.key) == 1
         shutil.copyfile(tmp_path / "backup.sqlite3", db)  # restored under the running service
-        outcome = signing.step(guarded)
+        # The optimistic step (issue 30, round four) reads the restored park (not the warm copy:
+        # another version), runs it on the very message it expects, and its commit finds the
+        # restore (the guard compared first): refused, nothing of what it computed leaves.
+        outcome = worker.step(guarded.key, client_id, token, signing.sid, again.to_bytes(), TTL)
         assert outcome["error"]["error"]["id"] == "NOT_FOUND" and outcome["fatal"]
+        assert "messages" not in outcome
         assert store.restores_detected == 1 and store.nonce_epoch() == 2
-        assert guarded.decoded == 0 and worker.warm_sessions(guarded.key) == 0
+        assert guarded.service.service.count() == 0  # the bump emptied the parked sessions
+        assert guarded.decoded == 1 and worker.warm_sessions(guarded.key) == 0
     finally:
         guarded.close()
 
@@ -182,8 +188,8 @@ def test_a_warm_copy_past_its_park_expiry_is_dropped(signer: tuple[_Node, str, s
 
 def test_a_warm_session_refused_at_its_take_is_refused_from_the_store_too(signer: tuple[_Node, str, str, mpc.Client]
                                                                           ) -> None:
-    """Its park id found resumed already: the take is undone, the stored state decoded and
-    refused the same way; the session ends."""
+    """Its park id found resumed already: the optimistic step's commit refuses it (nothing
+    leaves) and the session ends (its row goes)."""
     node, client_id, token, phone = signer
     signing = _Signing(node, client_id, token, phone)
     warm = worker._WARM[(node.key, signing.sid)]
@@ -191,8 +197,8 @@ def test_a_warm_session_refused_at_its_take_is_refused_from_the_store_too(signer
     store = node.custodian.store
     assert store.consume_park_id(session._park_id, session._parked_at, time.time() - 3600, session._park_epoch)
     outcome = signing.step(node)
-    assert outcome["error"]["error"]["id"] == "STATE_INVALID" and outcome["fatal"]
-    assert node.decoded == 1 and node.service.service.count() == 0
+    assert outcome["error"]["error"]["id"] == "STATE_INVALID" and outcome["fatal"] and "messages" not in outcome
+    assert node.decoded == 0 and node.service.service.count() == 0
 
 
 def _idle(lanes: LanePool) -> None:

@@ -1,0 +1,135 @@
+"""Count the store work of one Ethereum signature in the service's steps: ``python -m benchmarks.step_statements``.
+
+The worker's functions (``mpc.service.worker``: ``open_operation`` and ``step``, as a service with a
+thread executor runs them) sign ``--signs`` times after ``--warm`` signatures, on a SQLite file and,
+when reachable, on PostgreSQL (``$PORTAL_MPC_TEST_POSTGRES``, in a throw-away schema); per signature
+it prints the outermost transactions (``BEGIN``), the statements (``_execute``) and the
+``COMMIT``s (counted, not timed: they do not depend on the machine's load), and the steps'
+overhead: the thread CPU of ``worker.step`` minus the custodian protocol's ``receive`` in it
+(timed: noisy, compare trees in alternating runs). It uses only the worker's API, so the tree
+before a change can be measured as well (``PYTHONPATH=that tree``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+__all__ = ["count_signatures"]
+
+
+def _counting(store: Any, counts: Counter[str]) -> None:
+    """Count ``store``'s outermost transactions, statements and commits into ``counts``."""
+    for name in ("_begin", "_execute", "_commit"):
+        original = getattr(store, name)
+
+        def counted(*args: Any, _original: Any = original, _name: str = name) -> Any:
+            counts[_name] += 1
+            return _original(*args)
+
+        setattr(store, name, counted)
+
+
+def count_signatures(url: str, signs: int, warm: int) -> dict[str, float]:
+    """Per signature over ``signs`` after ``warm``: transactions, statements and commits."""
+    import mpc
+    from mpc.backup.methods import MemoryCloudStorage
+    from mpc.service import worker
+    from mpc.service.server import CustodianService
+    from mpc.service.store import new_token
+    from mpc.storage.backends import open_store
+    from protocols.rounds import Message
+
+    custodian = mpc.Custodian(open_store(url))
+    service = CustodianService(url, custodian=custodian, executor="thread", open_registration=True)
+    client_id = custodian.create_client()
+    device = mpc.Client(client_id, mpc.MemoryKeychain(), cloud=MemoryCloudStorage())
+    mpc.run_local(device.generate(), custodian.generate(client_id))
+    token = new_token()
+    service.service.set_token(client_id, token)
+    service.service.register_device(client_id, device.device_key().public)
+    counts: Counter[str] = Counter()
+    cpu = {"steps": 0.0, "receive": 0.0}
+    _timing_receive(cpu)
+    for i in range(warm + signs):
+        if i == warm:
+            _counting(custodian.store, counts)
+            cpu.update(steps=0.0, receive=0.0)
+        data = hashlib.sha256(f"count {i}".encode()).digest()
+        session = device.sign("ethereum", data)
+        sid = session.session_id.hex()
+        opened = worker.open_operation(service._key, "sign", client_id, {"chain": "ethereum", "data": data}, sid,
+                                       60.0, 8, device.device_key().public, False)
+        outbox = session.start()
+        for text in opened["messages"]:
+            outbox += session.receive(Message.from_bytes(text.encode()))
+        while outbox:
+            start = time.thread_time()
+            outcome = worker.step(service._key, client_id, token, sid, outbox.pop(0).to_bytes(), 60.0)
+            cpu["steps"] += time.thread_time() - start
+            assert "error" not in outcome, outcome
+            for text in outcome.get("messages", ()):
+                outbox += session.receive(Message.from_bytes(text.encode()))
+    service._pool.shutdown()
+    custodian.store.close()
+    return {"transactions": counts["_begin"] / signs, "statements": counts["_execute"] / signs,
+            "commits": counts["_commit"] / signs, "step overhead (ms)": (cpu["steps"] - cpu["receive"]) * 1000 / signs}
+
+
+def _timing_receive(cpu: dict[str, float]) -> None:
+    """Add the thread CPU of every custodian operation's ``receive`` to ``cpu["receive"]``."""
+    from mpc.operation import CustodianOperation
+
+    original = CustodianOperation.receive
+
+    def timed(self: Any, msg: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return original(self, msg)
+        finally:
+            cpu["receive"] += time.thread_time() - start
+
+    CustodianOperation.receive = timed  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--signs", type=int, default=40)
+    parser.add_argument("--warm", type=int, default=25)
+    args = parser.parse_args(argv)
+    from mpc.storage.sealing import KEY_ENV
+
+    os.environ.setdefault(KEY_ENV, base64.b64encode(secrets.token_bytes(32)).decode("ascii"))
+    with tempfile.TemporaryDirectory() as home:
+        backends = {"sqlite": os.path.join(home, "custodian.sqlite3")}
+        postgres = os.environ.get("PORTAL_MPC_TEST_POSTGRES")
+        if postgres:
+            backends["postgresql"] = f"{postgres}{'&' if '?' in postgres else '?'}schema=count_{secrets.token_hex(4)}"
+        try:
+            for name, url in backends.items():
+                figures = count_signatures(url, args.signs, args.warm)
+                print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in figures.items())
+                      + " per signature")
+        finally:
+            if postgres:
+                _drop_schema(postgres, backends["postgresql"].rsplit("schema=", 1)[1])
+    return 0
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    sys.exit(main())
