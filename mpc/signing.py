@@ -186,8 +186,10 @@ def first_payload(hello: Mapping[str, Any], child: Mapping[str, Any]) -> dict[st
     """The payload of the client's first message (module docstring, "Framing"): each field of
     ``hello`` under ``HELLO_PREFIX``, beside the fields of its child's first ``child`` payload
     (none of which may start with that prefix: ``UsageError``)."""
-    if any(key.startswith(HELLO_PREFIX) for key in child):
-        raise UsageError(f"a signing protocol's first payload has a field named {HELLO_PREFIX}...")
+    cut = len(HELLO_PREFIX)
+    for key in child:
+        if key[:cut] == HELLO_PREFIX:
+            raise UsageError(f"a signing protocol's first payload has a field named {HELLO_PREFIX}...")
     payload = {HELLO_PREFIX + key: value for key, value in hello.items()}
     payload.update(child)
     return payload
@@ -235,15 +237,14 @@ class _SignChannel(Composite):
     curve: str
 
     def start(self) -> list[Message]:
+        """``Composite.start``; the operation then awaits what its child awaits (the client's), or
+        the first message's round 1 (the custodian's, which has no child yet): a transport's resend
+        and replay logic compares the messages' rounds with it (``mpc.remote``)."""
         messages = super().start()
-        self._await_child()
-        return messages
-
-    def _await_child(self) -> None:
-        """The operation awaits what its child awaits (its first message's round before it has one):
-        a transport's resend and replay logic compares the messages' rounds with it."""
         child = self._children.get(self.curve)
-        self._round = 1 if child is None else child.awaiting_round
+        if child is not None:
+            self._round = child.awaiting_round
+        return messages
 
     def receive(self, msg: Message) -> list[Message]:
         """The peer's message, to the child (the first one through ``_receive_first``)."""
@@ -300,8 +301,11 @@ class _SignChannel(Composite):
         """The peer's message was accepted by ``child``: its replies go out as they are (once
         the child is done, with what ends the operation)."""
         self._accepted()
-        self._await_child()
-        return produced + self._guard(self._check_children_done) if child.done and not self._children_done else produced
+        self._round = child.awaiting_round  # what the child awaits next (``start``)
+        if not child.done or self._children_done:
+            return produced
+        self._children_done = True  # the one child is done (``Composite._check_children_done``)
+        return produced + self._guard(self._on_children_done)
 
 
 class ClientSign(ClientOperation, _SignChannel):
