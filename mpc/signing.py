@@ -20,10 +20,12 @@ step of its own (the hello), and its child's rounds alternate between the two pa
 message each; so its messages are the child's own: the child's protocol (``sign_protocol``),
 the operation's session id (the child runs under it: there is no other child to keep apart),
 the child's rounds and payloads, checked by the child's own envelope check. The client's first
-message carries the hello beside its child's first payload, in one flat object
-(``first_payload``: each hello field under ``hello/``, the child's fields as they are): three
-messages for FROST, as the protocol alone sends, each built, encoded and parsed once, and only
-the first one made again on each side (joined, then split).
+message carries the hello beside its child's first payload: one more field, ``hello``, its
+values as one text (``hello_text``: client id, chain, SHA-256 of the data, client share, with a
+path the path and child key, joined by spaces), which the custodian compares with its own hello's
+text (and reads field by field only to say what differs, ``parse_hello``). Three messages for
+FROST, as the protocol alone sends, each built, encoded and parsed once; only the first one is
+made again on each side (joined, then split).
 
 The client's side is not parkable: it holds the device's nonces, and a device never stores a
 single-use secret. A decryption marker left by a crash (older than
@@ -57,6 +59,8 @@ __all__ = [
     "sign_hello",
     "first_payload",
     "split_first_payload",
+    "hello_text",
+    "parse_hello",
     "sign_protocol",
     "sign_data",
     "client_share_id",
@@ -179,39 +183,56 @@ def lock_after_interrupted_decryptions(client: Device) -> None:
         client.keychain.delete(name, missing_ok=True)
 
 
-HELLO_PREFIX = "hello/"
+HELLO_FIELD = "hello"
+HELLO_KEYS = ("client_id", "chain", "data_sha256", "client_share", "path", "child_key")  # in this order
+
+
+def hello_text(hello: Mapping[str, Any]) -> str:
+    """The hello as it travels (module docstring, "Framing"): its values in ``HELLO_KEYS``' order
+    (the first four, or all six with an HD path), joined by single spaces. Each value is text
+    without a space (hex digits, a chain's name, a client id, a canonical HD path), so the text
+    reads back as exactly these values (``parse_hello``); anything else is a ``UsageError``."""
+    try:  # exactly the first len(hello) keys (no other), text values
+        values = [hello[key] for key in HELLO_KEYS[:len(hello)]]
+        text = " ".join(values)
+    except (KeyError, TypeError):
+        raise UsageError("a sign's hello has text values under the first fields of " + ", ".join(HELLO_KEYS)) from None
+    if len(values) != len(hello) or text.count(" ") != len(values) - 1 or "" in values:
+        raise UsageError("a sign's hello holds non-empty text values without spaces")
+    return text
+
+
+def parse_hello(text: str) -> dict[str, str]:
+    """The hello's fields from its text (``hello_text``): one to six non-empty values, named by
+    ``HELLO_KEYS`` in order, else ``InvalidMessage``. Which fields and values the custodian
+    accepts, its hello check decides (exactly its own hello)."""
+    values = text.split(" ")
+    if len(values) > len(HELLO_KEYS) or "" in values:
+        raise InvalidMessage("the client's hello is not a sign's hello")
+    return dict(zip(HELLO_KEYS, values))
 
 
 def first_payload(hello: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload of the client's first message (module docstring, "Framing"): each field of
-    ``hello`` under ``HELLO_PREFIX``, beside the fields of its child's first ``child`` payload
-    (none of which may start with that prefix: ``UsageError``)."""
-    cut = len(HELLO_PREFIX)
-    for key in child:
-        if key[:cut] == HELLO_PREFIX:
-            raise UsageError(f"a signing protocol's first payload has a field named {HELLO_PREFIX}...")
-    payload = {HELLO_PREFIX + key: value for key, value in hello.items()}
-    payload.update(child)
+    """The payload of the client's first message (module docstring, "Framing"): the fields of
+    its child's first ``child`` payload (none of which may be named ``HELLO_FIELD``:
+    ``UsageError``) and ``HELLO_FIELD``, the hello's text (``hello_text``)."""
+    if HELLO_FIELD in child:
+        raise UsageError(f"a signing protocol's first payload has a field named {HELLO_FIELD!r}")
+    payload = dict(child)
+    payload[HELLO_FIELD] = hello_text(hello)
     return payload
 
 
-def split_first_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(hello, child payload) of the client's first message, as ``first_payload`` joined them:
-    every field under ``HELLO_PREFIX`` is the hello's, every other one the child's (the child's
-    message freezes its part again, as every ``Message`` does). No hello field
-    at all is ``InvalidMessage``; which fields the hello must have, the custodian's hello check
-    decides (exactly its own, ``CustodianOperation._decode_step``)."""
-    hello: dict[str, Any] = {}
-    child: dict[str, Any] = {}
-    cut = len(HELLO_PREFIX)
-    for key, value in payload.items():
-        if key.startswith(HELLO_PREFIX):
-            hello[key[cut:]] = value
-        else:
-            child[key] = value
-    if not hello:
-        raise InvalidMessage("the client's first message carries its hello beside its child's first message")
-    return hello, child
+def split_first_payload(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(hello text, child payload) of the client's first message, as ``first_payload`` joined them
+    (the child's message freezes its part again, as every ``Message`` does). No hello, or a hello
+    that is not text, is ``InvalidMessage``; what the text must say, the custodian's hello check
+    decides (``CustodianSign._check_hello``)."""
+    child = dict(payload)
+    text = child.pop(HELLO_FIELD, None)
+    if type(text) is not str:
+        raise InvalidMessage("the client's first message carries its hello (text) beside its child's first message")
+    return text, child
 
 
 def sign_protocol(curve: str) -> str:
@@ -280,7 +301,7 @@ class _SignChannel(Composite):
         child takes the child's first payload; both are kept only if both are accepted."""
         session_id = self._check_first(msg)
         asked, child_payload = split_first_payload(msg.payload)
-        hello = self._guard(self._decode_pure, "hello", asked, msg.sender, culprit=msg.sender)
+        hello = self._guard(self._check_hello, asked, msg.sender, culprit=msg.sender)
         child = self._first_child(session_id)
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
@@ -290,6 +311,9 @@ class _SignChannel(Composite):
         self._children[self.curve] = child
         self._on_hello(hello)
         return self._accept(child, produced)
+
+    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+        raise InvalidMessage("unexpected first message")
 
     def _first_child(self, session_id: bytes) -> Session:
         raise InvalidMessage("unexpected first message")
@@ -417,6 +441,15 @@ class CustodianSign(CustodianOperation, _SignChannel):
                                 "one (a recover replaced it): wipe this device and recover onto it, "
                                 "or sign with the device that recovered")
         return expected
+
+    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+        """The client's hello (its text, ``hello_text``), accepted if it is exactly this session's;
+        otherwise read (``parse_hello``) and refused by the operations' hello check, which names
+        what differs (``CustodianOperation._decode_step``; ``SHARE_REPLACED``: ``_expected_hello``)."""
+        expected = self._hello()
+        if text == hello_text(expected):
+            return expected
+        return cast(Mapping[str, Any], self._decode_pure("hello", parse_hello(text), sender))
 
     def _first_child(self, session_id: bytes) -> Session:
         """The signing session that takes the client's first message (made once its hello held),

@@ -26,7 +26,7 @@ import pytest
 
 import mpc
 from mpc.backup.methods import MemoryCloudStorage
-from mpc.signing import first_payload, sign_protocol, split_first_payload
+from mpc.signing import first_payload, parse_hello, sign_protocol, split_first_payload
 from protocols import paillier
 from protocols.ecdsa2p.common import GROUP
 from protocols.errors import MPCError
@@ -334,7 +334,7 @@ def test_a_rejected_message_does_not_move_the_derivation(wallet: Wallet) -> None
     custodian_op.start()
     honest = wallet.custodian.resume(custodian_op.to_bytes())
     bad = Message(out[0].protocol, out[0].session_id, out[0].round, out[0].sender, out[0].recipient,
-                  first_payload(split_first_payload(out[0].payload)[0], {"garbage": 1}))
+                  first_payload(parse_hello(split_first_payload(out[0].payload)[0]), {"garbage": 1}))
     with pytest.raises(MPCError):
         custodian_op.receive(bad)
     assert custodian_op.receive(out[0])[0].to_bytes() == honest.receive(out[0])[0].to_bytes()

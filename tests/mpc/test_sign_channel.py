@@ -12,7 +12,7 @@ import pytest
 
 import mpc
 from mpc.errors import ShareReplaced, StateInvalid
-from mpc.signing import HELLO_PREFIX, first_payload, sign_protocol, split_first_payload
+from mpc.signing import HELLO_FIELD, first_payload, hello_text, parse_hello, sign_protocol, split_first_payload
 from mpc.storage.store import SQLiteStore
 from protocols.errors import FutureMessage, InvalidMessage, MPCError, UsageError
 from protocols.rounds import Message, Session
@@ -59,16 +59,18 @@ def _plain(value: Any) -> Any:
 @pytest.mark.parametrize("chain", ["solana", "ethereum"])
 def test_the_first_message_carries_the_hello_beside_the_childs_first_payload(generated: Wallet, chain: str) -> None:
     client, custodian, first = _opened(generated, chain)
-    hello, child = split_first_payload(first.payload)
+    text, child = split_first_payload(first.payload)
+    hello = parse_hello(text)
     assert first.round == 1 and hello["chain"] == chain and hello["client_id"] == generated.client_id
+    assert list(hello) == ["client_id", "chain", "data_sha256", "client_share"] and hello_text(hello) == text
     curve = "ed25519" if chain == "solana" else "secp256k1"
     assert first.protocol == sign_protocol(curve) and first.session_id == client.session_id
-    assert child and not any(key.startswith(HELLO_PREFIX) for key in child)
+    assert child and HELLO_FIELD not in child and set(first.payload) == {*child, HELLO_FIELD}
     assert all(isinstance(value, str) for value in first.payload.values())  # flat: the direct encoding
     assert first_payload(hello, child) == dict(first.payload)
     replies = custodian.receive(first)
     assert [(m.protocol, m.round, m.sender) for m in replies] == [(sign_protocol(curve), 2, 2)]
-    assert not any(key.startswith(HELLO_PREFIX) or key == "child" for key in replies[0].payload)
+    assert HELLO_FIELD not in replies[0].payload and "child" not in replies[0].payload
     assert custodian.session_id == client.session_id == custodian.child(curve).session_id  # type: ignore[attr-defined]
     (answer,) = client.receive(Message.from_bytes(replies[0].to_bytes()))
     _finish(client, custodian, Message.from_bytes(answer.to_bytes()), chain)
@@ -91,23 +93,30 @@ def test_a_solana_sign_is_three_messages_as_the_protocol_alone(generated: Wallet
 
 @pytest.mark.parametrize("chain", ["solana", "ethereum"])
 @pytest.mark.parametrize("hostile", [
-    "no hello", "extra key", "extra hello field", "hello field not a string", "hello for other data",
+    "no hello", "extra key", "extra hello field", "hello not text", "hello for other data",
     "another client's hello", "child payload malformed", "child payload missing", "old nested shape",
+    "old prefixed hello", "hello with a space more", "hello with a field less", "hello with seven fields",
+    "empty hello",
 ])
 def test_a_rejected_first_message_leaves_the_custodian_unbound(generated: Wallet, chain: str, hostile: str) -> None:
     client, custodian, first = _opened(generated, chain)
-    hello, child = split_first_payload(first.payload)
-    child = _plain(child)
+    text, child = split_first_payload(first.payload)
+    hello, child = parse_hello(text), _plain(child)
     payload = {
         "no hello": child,
         "extra key": {**first.payload, "step": "hello"},
         "extra hello field": first_payload({**hello, "path": "m/0"}, child),
-        "hello field not a string": first_payload({**hello, "chain": [chain]}, child),
+        "hello not text": {**child, HELLO_FIELD: hello},
         "hello for other data": first_payload({**hello, "data_sha256": "00" * 32}, child),
         "another client's hello": first_payload({**hello, "client_id": "0" * 32}, child),
         "child payload malformed": first_payload(hello, {**child, next(iter(child)): "zz"}),
         "child payload missing": first_payload(hello, {}),
         "old nested shape": {"hello": hello, "message": child},
+        "old prefixed hello": {**{"hello/" + key: value for key, value in hello.items()}, **child},
+        "hello with a space more": {**child, HELLO_FIELD: text + " "},
+        "hello with a field less": {**child, HELLO_FIELD: text.rsplit(" ", 1)[0]},
+        "hello with seven fields": {**child, HELLO_FIELD: " ".join([text, "m/0", "00", "x"])},
+        "empty hello": {**child, HELLO_FIELD: ""},
     }[hostile]
     with pytest.raises(MPCError) as info:
         custodian.receive(_with_payload(first, payload))
@@ -195,16 +204,30 @@ def test_a_child_message_cannot_be_moved_into_another_sign(generated: Wallet) ->
 
 
 def test_the_first_payload_keeps_the_hello_apart_from_the_childs_fields() -> None:
-    """``first_payload`` and ``split_first_payload`` are inverse; a child field that would read as a
-    hello field is refused when the message is made, a payload without a hello when it is read."""
-    hello, child = {"client_id": "c", "chain": "solana"}, {"hiding": "aa", "binding": "bb"}
+    """``first_payload`` and ``split_first_payload`` are inverse, and so are ``hello_text`` and
+    ``parse_hello``; a child field named ``hello``, or a hello that would not read back as the
+    same values (a space in one, an empty one, a field skipped, a non-text value), is refused
+    when the message is made; a payload without a text hello, or an unreadable one, when it is read."""
+    hello = {"client_id": "c", "chain": "solana", "data_sha256": "ab", "client_share": "cd"}
+    child = {"hiding": "aa", "binding": "bb"}
     joined = first_payload(hello, child)
-    assert joined == {"hello/client_id": "c", "hello/chain": "solana", "hiding": "aa", "binding": "bb"}
-    assert split_first_payload(joined) == (hello, child)
+    assert joined == {"hello": "c solana ab cd", "hiding": "aa", "binding": "bb"}
+    assert split_first_payload(joined) == ("c solana ab cd", child)
+    assert parse_hello("c solana ab cd") == hello
+    with_path = {**hello, "path": "m/44'/501'/0'/0'", "child_key": "ef"}
+    assert parse_hello(hello_text(with_path)) == with_path
     with pytest.raises(UsageError):
-        first_payload(hello, {"hello/chain": "ethereum"})
-    with pytest.raises(InvalidMessage):
-        split_first_payload(child)
+        first_payload(hello, {"hello": "x"})
+    for bad in ({**hello, "chain": "sol ana"}, {**hello, "chain": ""}, {**hello, "chain": ["solana"]},
+                {"client_id": "c", "data_sha256": "ab"}, {**hello, "child_key": "ef"}, {**with_path, "extra": "x"}):
+        with pytest.raises(UsageError):
+            hello_text(bad)
+    for payload in (child, {**child, "hello": ["c"]}, {**child, "hello": None}):
+        with pytest.raises(InvalidMessage):
+            split_first_payload(payload)
+    for text in ("", "c  solana", "c solana ab cd m/0 ef x", " c"):
+        with pytest.raises(InvalidMessage):
+            parse_hello(text)
 
 
 def test_the_channels_messages_equal_the_checked_constructors(generated: Wallet) -> None:
