@@ -188,17 +188,19 @@ HELLO_KEYS = ("client_id", "chain", "data_sha256", "client_share", "path", "chil
 
 
 def hello_text(hello: Mapping[str, Any]) -> str:
-    """The hello as it travels (module docstring, "Framing"): its values in ``HELLO_KEYS``' order
-    (the first four, or all six with an HD path), joined by single spaces. Each value is text
-    without a space (hex digits, a chain's name, a client id, a canonical HD path), so the text
-    reads back as exactly these values (``parse_hello``); anything else is a ``UsageError``."""
-    try:  # exactly the first len(hello) keys (no other), text values
-        values = [hello[key] for key in HELLO_KEYS[:len(hello)]]
-        text = " ".join(values)
-    except (KeyError, TypeError):
-        raise UsageError("a sign's hello has text values under the first fields of " + ", ".join(HELLO_KEYS)) from None
-    if len(values) != len(hello) or text.count(" ") != len(values) - 1 or "" in values:
-        raise UsageError("a sign's hello holds non-empty text values without spaces")
+    """The hello as it travels (module docstring, "Framing"): its values, under the first four or
+    all six of ``HELLO_KEYS`` in that order (as ``sign_hello`` makes it), joined by single spaces.
+    Each value is non-empty text without a space (hex digits, a chain's name, a client id, a
+    canonical HD path), so the text reads back as exactly these values (``parse_hello``);
+    anything else is a ``UsageError``."""
+    if tuple(hello) != HELLO_KEYS[:len(hello)]:
+        raise UsageError("a sign's hello has the first fields of " + ", ".join(HELLO_KEYS) + ", in this order")
+    try:
+        text = " ".join(hello.values())
+    except TypeError:
+        raise UsageError("a sign's hello holds text values") from None
+    if text.count(" ") != len(hello) - 1 or "" in hello.values():
+        raise UsageError("a sign's hello holds non-empty values without spaces")
     return text
 
 
