@@ -276,7 +276,7 @@ class _SignChannel(Composite):
         if child is None:
             return self._receive_first(msg)
         if not isinstance(msg, Message) or msg.recipient != self.party_id:
-            raise InvalidMessage("a signing message must be addressed to this party")
+            raise InvalidMessage("not a Message addressed to this party")
         return self._accept(child, self._guard(child.receive, msg, culprit=msg.sender))
 
     def _check_first(self, msg: Message) -> bytes:
