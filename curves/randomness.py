@@ -15,9 +15,12 @@ values (RFC 6979's idea, with the peer's commitment bound first). ``with fresh()
 precomputation pool, must draw the rest fresh too: never mix the two inside one proof).
 
 Construction: seed = BLAKE2b-512 keyed with ``key`` (personalised ``portal-mpc/rng``) over the
-domain tag and the context, each length-prefixed; the i-th draw of a scope reads
-SHAKE-256(seed ‖ i) for as many bytes as it needs. Uniform integers below a bound are made by
-rejection sampling (no modulo bias).
+domain tag and the context, each length-prefixed; a scope's draws read SHAKE-256(seed), each
+the next bytes of that one output, as many as it needs. Uniform integers below a bound are made by
+rejection sampling (no modulo bias). A long-lived key may be made ready once
+(:class:`DerivationKey`: the keyed BLAKE2b state with the tag absorbed, copied for each scope's
+seed): the same seeds, without keying a hash object at every scope; it lives exactly as long as
+its holder keeps the key itself.
 """
 
 from __future__ import annotations
@@ -27,39 +30,95 @@ import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from typing import NoReturn
 
 from curves.errors import CurveError
 
-__all__ = ["randbits", "randbelow", "token_bytes", "derived", "fresh", "is_derived", "KEY_LENGTH"]
+__all__ = ["randbits", "randbelow", "token_bytes", "derived", "fresh", "is_derived", "DerivationKey", "KEY_LENGTH"]
 
 KEY_LENGTH = 32
 _TAG = b"portal-mpc/rng/v1"
 
 
+class DerivationKey:
+    """A derivation key made ready once (module docstring): BLAKE2b-512 keyed with it and
+    personalised, the domain tag absorbed; each seed is a copy of that state over the
+    length-prefixed context, equal to the seed computed from the key's bytes. A secret: no repr
+    of it, never serialised; its holder keeps it exactly as long as the key."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key, b"")
+        state = hashlib.blake2b(key=bytes(key), digest_size=64, person=b"portal-mpc/rng")
+        state.update(len(_TAG).to_bytes(8, "big") + _TAG)
+        self._state = state
+
+    def seed(self, context: bytes) -> bytes:
+        """The seed of a scope over ``context`` (bytes)."""
+        state = self._state.copy()
+        state.update(len(context).to_bytes(8, "big") + context)
+        return state.digest()
+
+    def __repr__(self) -> str:
+        return "DerivationKey(<secret>)"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a derivation key is never serialised")
+
+
 class _Stream:
-    """A deterministic byte stream: draw i reads SHAKE-256(seed ‖ i) (not thread-shared).
+    """A derived scope's deterministic byte stream (not thread-shared), and the context manager
+    ``derived`` returns (a class, not a generator: it is entered on every step of every custodian
+    operation): the draws read SHAKE-256(seed) in order, each the next bytes of that one XOF
+    output (squeezed ahead in blocks, so two 32-byte nonces are one SHAKE call).
 
     The seed is computed at the first draw: a step that draws nothing (most steps of an
     operation only check and store) never pays for the keyed hash."""
 
-    __slots__ = ("_key", "_context", "_seed", "_counter")
+    __slots__ = ("_key", "_context", "_xof", "_output", "_used", "_token")
 
-    def __init__(self, key: bytes, context: bytes) -> None:
-        self._key, self._context = key, context
-        self._seed: bytes | None = None
-        self._counter = 0
+    def __init__(self, key: bytes | DerivationKey, context: bytes) -> None:
+        if type(key) is not DerivationKey:
+            key = DerivationKey(key)  # type: ignore[arg-type]  # checks it: CurveError
+        if type(context) is not bytes:
+            _check_key(bytes(KEY_LENGTH), context)
+            context = bytes(context)
+        self._key: DerivationKey | None = key
+        self._context = context
+        self._output = b""
+        self._used = 0
 
     def read(self, n: int) -> bytes:
-        if self._seed is None:
-            self._seed = _seed(self._key, self._context)
-            self._key = self._context = b""
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(n)
+        """The next ``n`` bytes of SHAKE-256(seed)."""
+        used, end = self._used, self._used + n
+        if end > len(self._output):
+            self._squeeze(end)
+        self._used = end
+        return self._output[used:end]
+
+    def _squeeze(self, end: int) -> None:
+        """At least ``end`` bytes of the XOF output (a multiple of SHAKE-256's 136-byte rate, at
+        least doubling: a scope's draws cost linear time however many there are)."""
+        if self._key is not None:  # the first draw: the seed, then the key and context dropped
+            self._xof = hashlib.shake_256(self._key.seed(self._context))
+            self._key, self._context = None, b""
+        size = max(end, 2 * len(self._output))
+        self._output = self._xof.digest(size + -size % _RATE)
+
+    def __enter__(self) -> None:
+        if hasattr(self, "_token"):  # one scope, one stream, entered once (as the generator was)
+            raise CurveError("a derived-randomness scope is entered once")
+        self._token = _CURRENT.set(self)
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._token)
 
     def __repr__(self) -> str:
         return "_Stream(<secret>)"
 
 
+_RATE = 136  # SHAKE-256's rate in bytes: squeezing a whole block costs what a part of it does
 _CURRENT: ContextVar[_Stream | None] = ContextVar("portal_mpc_randomness", default=None)
 
 
@@ -70,36 +129,11 @@ def _check_key(key: bytes, context: bytes) -> None:
         raise CurveError("a derivation context must be bytes")
 
 
-def _seed(key: bytes, context: bytes) -> bytes:
-    h = hashlib.blake2b(key=bytes(key), digest_size=64, person=b"portal-mpc/rng")
-    for item in (_TAG, bytes(context)):
-        h.update(len(item).to_bytes(8, "big") + item)
-    return h.digest()
-
-
-class _DerivedScope:
-    """The context manager ``derived`` returns (a class, not a generator: it is entered on every
-    step of every custodian operation)."""
-
-    __slots__ = ("_stream", "_token")
-
-    def __init__(self, key: bytes, context: bytes) -> None:
-        _check_key(key, context)
-        self._stream = _Stream(bytes(key), bytes(context))
-
-    def __enter__(self) -> None:
-        if hasattr(self, "_token"):  # one scope, one stream, entered once (as the generator was)
-            raise CurveError("a derived-randomness scope is entered once")
-        self._token = _CURRENT.set(self._stream)
-
-    def __exit__(self, *exc: object) -> None:
-        _CURRENT.reset(self._token)
-
-
-def derived(key: bytes, context: bytes) -> AbstractContextManager[None]:
-    """Within this scope every draw is a deterministic function of ``key``, ``context`` and the
-    order of the draws (a fresh stream per scope: nested or repeated scopes never share one)."""
-    return _DerivedScope(key, context)
+def derived(key: bytes | DerivationKey, context: bytes) -> AbstractContextManager[None]:
+    """Within this scope every draw is a deterministic function of ``key`` (its bytes, or the
+    ``DerivationKey`` made of them), ``context`` and the order and sizes of the draws (a fresh
+    stream per scope: nested or repeated scopes never share one)."""
+    return _Stream(key, context)
 
 
 @contextmanager

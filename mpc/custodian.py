@@ -128,6 +128,7 @@ class Custodian:
         # or the default level for a new store.
         self.security_level = security_level
         self._nonce_key: bytes | None = None
+        self._nonce_prf: randomness.DerivationKey | None = None
         # ECDSA precomputations, in this process's memory only (``mpc.presign``).
         self._precomputations = PrecomputationPool()
 
@@ -139,6 +140,14 @@ class Custodian:
         if self._nonce_key is None:
             self._nonce_key = self.store.nonce_key()
         return self._nonce_key
+
+    @property
+    def nonce_prf(self) -> randomness.DerivationKey:
+        """``nonce_key`` made ready for ``randomness.derived`` once (``curves.randomness``: the same
+        seeds, no hash keyed per step); held exactly as long as the key itself."""
+        if self._nonce_prf is None:
+            self._nonce_prf = randomness.DerivationKey(self.nonce_key)
+        return self._nonce_prf
 
     @property
     def precomputations(self) -> PrecomputationPool:

@@ -78,6 +78,10 @@ class Service(Protocol):
         """The custodian's long-lived nonce key (``Custodian.nonce_key``)."""
 
     @property
+    def nonce_prf(self) -> randomness.DerivationKey:
+        """The nonce key made ready for ``randomness.derived`` (``Custodian.nonce_prf``)."""
+
+    @property
     def precomputations(self) -> Precomputations:
         """The custodian's in-memory ECDSA precomputation pool (``mpc.presign``)."""
 
@@ -224,7 +228,7 @@ class CustodianOperation(Composite):
         if type(self)._begin is CustodianOperation._begin:
             messages = super().start()
         else:
-            with randomness.derived(self.custodian.nonce_key, context):
+            with randomness.derived(self.custodian.nonce_prf, context):
                 messages = super().start()
         self._rng_transcript = context
         return messages
@@ -239,7 +243,7 @@ class CustodianOperation(Composite):
             raise InvalidMessage("not a Message")
         context, before = self._rng_context(msg), self._next_from_peer
         try:
-            with randomness.derived(self.custodian.nonce_key, context):
+            with randomness.derived(self.custodian.nonce_prf, context):
                 return self._receive_locked(msg)
         finally:
             if self._next_from_peer != before:  # accepted (``Composite._accepted``)

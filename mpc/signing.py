@@ -17,12 +17,15 @@ Steps::
 
 Framing (docs/architecture.md, "The sign operation's channel"): a sign has one child and one
 step of its own (the hello), and its child's rounds alternate between the two parties, one
-message each; so its messages are the child's re-enveloped (``wallet/sign``, the operation's
-session id, the sender's sequence number, the child's payload), and the client's first one carries the
-hello beside its child's first payload, in one flat object (``first_payload``: each hello field
-under ``hello/``, the child's fields as they are): three messages for FROST, as the protocol
-alone sends, each encoded and parsed once, a flat object of strings taking the messages' direct
-encoding (``protocols.rounds``) where a nested one would go through the JSON encoder twice.
+message each; so its messages are the child's own: the child's protocol (``sign_protocol``),
+the operation's session id (the child runs under it: there is no other child to keep apart),
+the child's rounds and payloads, checked by the child's own envelope check. The client's first
+message carries the hello beside its child's first payload: one more field, ``hello``, its
+values as one text (``hello_text``: client id, chain, SHA-256 of the data, client share, with a
+path the path and child key, joined by spaces), which the custodian compares with its own hello's
+text (and reads field by field only to say what differs, ``parse_hello``). Three messages for
+FROST, as the protocol alone sends, each built, encoded and parsed once; only the first one is
+made again on each side (joined, then split).
 
 The client's side is not parkable: it holds the device's nonces, and a device never stores a
 single-use secret. A decryption marker left by a crash (older than
@@ -56,6 +59,9 @@ __all__ = [
     "sign_hello",
     "first_payload",
     "split_first_payload",
+    "hello_text",
+    "parse_hello",
+    "sign_protocol",
     "sign_data",
     "client_share_id",
     "sign_child",
@@ -177,113 +183,155 @@ def lock_after_interrupted_decryptions(client: Device) -> None:
         client.keychain.delete(name, missing_ok=True)
 
 
-HELLO_PREFIX = "hello/"
+HELLO_FIELD = "hello"
+HELLO_KEYS = ("client_id", "chain", "data_sha256", "client_share", "path", "child_key")  # in this order
+
+
+def hello_text(hello: Mapping[str, Any]) -> str:
+    """The hello as it travels (module docstring, "Framing"): its values, under the first four or
+    all six of ``HELLO_KEYS`` in that order (as ``sign_hello`` makes it), joined by single spaces.
+    Each value is non-empty text without a space (hex digits, a chain's name, a client id, a
+    canonical HD path), so the text reads back as exactly these values (``parse_hello``);
+    anything else is a ``UsageError``."""
+    if tuple(hello) != HELLO_KEYS[:len(hello)]:
+        raise UsageError("a sign's hello has the first fields of " + ", ".join(HELLO_KEYS) + ", in this order")
+    try:
+        text = " ".join(hello.values())
+    except TypeError:
+        raise UsageError("a sign's hello holds text values") from None
+    if text.count(" ") != len(hello) - 1 or "" in hello.values():
+        raise UsageError("a sign's hello holds non-empty values without spaces")
+    return text
+
+
+def parse_hello(text: str) -> dict[str, str]:
+    """The hello's fields from its text (``hello_text``): one to six non-empty values, named by
+    ``HELLO_KEYS`` in order, else ``InvalidMessage``. Which fields and values the custodian
+    accepts, its hello check decides (exactly its own hello)."""
+    values = text.split(" ")
+    if len(values) > len(HELLO_KEYS) or "" in values:
+        raise InvalidMessage("the client's hello is not a sign's hello")
+    return dict(zip(HELLO_KEYS, values))
 
 
 def first_payload(hello: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload of the client's first message (module docstring, "Framing"): each field of
-    ``hello`` under ``HELLO_PREFIX``, beside the fields of its child's first ``child`` payload
-    (none of which may start with that prefix: ``UsageError``)."""
-    if any(key.startswith(HELLO_PREFIX) for key in child):
-        raise UsageError(f"a signing protocol's first payload has a field named {HELLO_PREFIX}...")
-    payload = {HELLO_PREFIX + key: value for key, value in hello.items()}
-    payload.update(child)
+    """The payload of the client's first message (module docstring, "Framing"): the fields of
+    its child's first ``child`` payload (none of which may be named ``HELLO_FIELD``:
+    ``UsageError``) and ``HELLO_FIELD``, the hello's text (``hello_text``)."""
+    if HELLO_FIELD in child:
+        raise UsageError(f"a signing protocol's first payload has a field named {HELLO_FIELD!r}")
+    payload = dict(child)
+    payload[HELLO_FIELD] = hello_text(hello)
     return payload
 
 
-def split_first_payload(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(hello, child payload) of the client's first message, as ``first_payload`` joined them:
-    every field under ``HELLO_PREFIX`` is the hello's, every other one the child's (the child's
-    message freezes its part again, as every ``Message`` does). No hello field
-    at all is ``InvalidMessage``; which fields the hello must have, the custodian's hello check
-    decides (exactly its own, ``CustodianOperation._decode_step``)."""
-    hello: dict[str, Any] = {}
-    child: dict[str, Any] = {}
-    cut = len(HELLO_PREFIX)
-    for key, value in payload.items():
-        if key.startswith(HELLO_PREFIX):
-            hello[key[cut:]] = value
-        else:
-            child[key] = value
-    if not hello:
-        raise InvalidMessage("the client's first message carries its hello beside its child's first message")
-    return hello, child
+def split_first_payload(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(hello text, child payload) of the client's first message, as ``first_payload`` joined them
+    (the child's message freezes its part again, as every ``Message`` does). No hello, or a hello
+    that is not text, is ``InvalidMessage``; what the text must say, the custodian's hello check
+    decides (``CustodianSign._check_hello``)."""
+    child = dict(payload)
+    text = child.pop(HELLO_FIELD, None)
+    if type(text) is not str:
+        raise InvalidMessage("the client's first message carries its hello (text) beside its child's first message")
+    return text, child
 
 
-def _child_round(sequence: int, sender: int) -> int:
-    """The child's round of its sender's ``sequence``-th message: the signing protocols' rounds
-    alternate, one message each, the client's first (1, 3, 5 from the client; 2, 4 back)."""
-    return 2 * sequence - (1 if sender == CLIENT_PARTY else 0)
+def sign_protocol(curve: str) -> str:
+    """The protocol name of a sign's messages on ``curve``: its child's (``ecdsa2p/sign`` or
+    ``frost/round-trip-sign``; module docstring, "Framing")."""
+    return ecdsa2p.SignP2.protocol if curve == "secp256k1" else frost.ResponderSession.protocol
 
 
 class _SignChannel(Composite):
-    """The channel of both roles of ``sign`` (module docstring, "Framing"): the one child's
-    messages re-enveloped, the client's hello beside its child's first payload.
+    """The channel of both roles of ``sign`` (module docstring, "Framing"): the one child's own
+    messages, the client's hello beside its child's first payload.
 
-    What ``Composite`` guarantees holds here too, by its own envelope check: protocol, session
-    id and the two parties are checked before anything is decoded, and the envelope's round is
-    the sender's sequence number (a message ahead of the next one is a ``FutureMessage``, one
-    behind it a duplicate). The child's message is made by the ``Message`` constructor's checks
-    with the child's round for that sequence number, then checked and decoded by the child
-    itself. A rejected message changes nothing: the custodian registers its child only once the
-    first message, hello and child payload, was accepted, and a custodian made without a session
-    id takes the id of the client's first message only if that message is accepted."""
+    The child runs under the operation's session id, so each message is checked by the child's
+    own envelope check (``Session._check_envelope``: protocol, session id, the two parties, the
+    round awaited, a duplicate, a finished run) before anything is decoded, as the protocol
+    alone checks it; the recipient must be this party. The client's first message, whose child
+    does not exist yet on the custodian's side, is checked here the same way (``_check_first``)
+    before its hello; the child's part of it is made by the ``Message`` constructor's checks.
+    A rejected message changes nothing: the custodian registers its child only once the first
+    message, hello and child payload, was accepted, and a custodian made without a session id
+    takes the id of the client's first message only if that message is accepted."""
 
     curve: str
 
-    def _envelope(self, message: Message, hello: Mapping[str, Any] | None = None) -> Message:
-        """The operation's message carrying the child's ``message``'s payload (for the client's
-        first message, with ``hello`` beside it: ``first_payload``)."""
-        if message.round != _child_round(self._sent + 1, self.party_id):
-            raise UsageError("a signing protocol's rounds alternate between the two parties, one message each")
-        payload = message.payload if hello is None else first_payload(hello, message.payload)
-        return self._outer(payload)
+    def start(self) -> list[Message]:
+        """``Composite.start``; the operation then awaits what its child awaits (the client's), or
+        the first message's round 1 (the custodian's, which has no child yet): a transport's resend
+        and replay logic compares the messages' rounds with it (``mpc.remote``)."""
+        messages = super().start()
+        child = self._children.get(self.curve)
+        if child is not None:
+            self._round = child.awaiting_round
+        return messages
 
-    def _wrap_children(self, name: str, messages: list[Message]) -> list[Message]:
-        return [self._envelope(m) for m in messages]
-
-    def _dispatch(self, msg: Message) -> list[Message]:
-        """``Composite``'s receive after its envelope check (and its binding of an unbound
-        custodian to the first message's session id, undone if that message is rejected)."""
+    def receive(self, msg: Message) -> list[Message]:
+        """The peer's message, to the child (the first one through ``_receive_first``)."""
+        self._raise_if_aborted()
         child = self._children.get(self.curve)
         if child is None:
             return self._receive_first(msg)
-        inner = self._inner(child, msg, msg.payload)
-        return self._accept(child, self._guard(child.receive, inner, culprit=msg.sender))
+        if not isinstance(msg, Message) or msg.recipient != self.party_id:
+            raise InvalidMessage("not a Message addressed to this party")
+        return self._accept(child, self._guard(child.receive, msg, culprit=msg.sender))
 
-    def _inner(self, child: Session, msg: Message, payload: Mapping[str, Any]) -> Message:
-        """The child's message that ``msg`` carries (its payload ``payload``, a part of ``msg``'s
-        frozen payload). Called after the envelope check: ``msg.round`` is the awaited sequence
-        number (a small int), so the child's round is one the ``Message`` constructor accepts."""
-        return Message(child.protocol, child.session_id, _child_round(msg.round, msg.sender), msg.sender,
-                       msg.recipient, payload)
+    def _check_first(self, msg: Message) -> bytes:
+        """The envelope of the client's first message (as the child will check the next ones);
+        the session id it binds (the custodian's own, or the message's if it was made without one)."""
+        if not isinstance(msg, Message):
+            raise InvalidMessage("not a Message")
+        if msg.protocol != sign_protocol(self.curve):
+            raise InvalidMessage(f"message for protocol {msg.protocol!r}, expected {sign_protocol(self.curve)!r}")
+        if not self._unbound and msg.session_id != self.session_id:
+            raise InvalidMessage("message for another session")
+        if msg.sender != self.peer or msg.recipient != self.party_id:
+            raise InvalidMessage("message between the wrong parties")
+        if self._done:
+            raise InvalidMessage("session already finished")
+        if not self._started or msg.round > 1:
+            raise FutureMessage("waiting for the client's first message")
+        if msg.round < 1:
+            raise InvalidMessage(f"message of past round {msg.round}")
+        return msg.session_id
 
     def _receive_first(self, msg: Message) -> list[Message]:
         """The client's first message (the custodian's side): the hello is checked, then a fresh
         child takes the child's first payload; both are kept only if both are accepted."""
+        session_id = self._check_first(msg)
         asked, child_payload = split_first_payload(msg.payload)
-        hello = self._guard(self._decode_pure, "hello", asked, msg.sender, culprit=msg.sender)
-        child = self._first_child()
+        hello = self._guard(self._check_hello, asked, msg.sender, culprit=msg.sender)
+        child = self._first_child(session_id)
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
-        inner = self._inner(child, msg, child_payload)
+        inner = Message(msg.protocol, session_id, 1, msg.sender, msg.recipient, child_payload)
         produced = self._guard(child.receive, inner, culprit=msg.sender)
+        self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
         self._on_hello(hello)
         return self._accept(child, produced)
 
-    def _first_child(self) -> Session:
+    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+        raise InvalidMessage("unexpected first message")
+
+    def _first_child(self, session_id: bytes) -> Session:
         raise InvalidMessage("unexpected first message")
 
     def _on_hello(self, hello: Mapping[str, Any]) -> None:
         """The client's hello was accepted (``CustodianOperation._on_hello``)."""
 
     def _accept(self, child: Session, produced: list[Message]) -> list[Message]:
-        """The peer's message was accepted by ``child``: the next one is awaited, the child's
-        replies go out (and, once the child is done, what ends the operation)."""
+        """The peer's message was accepted by ``child``: its replies go out as they are (once
+        the child is done, with what ends the operation)."""
         self._accepted()
-        out = self._wrap_children(self.curve, produced)
-        return out + self._guard(self._check_children_done) if child.done and not self._children_done else out
+        self._round = child.awaiting_round  # what the child awaits next (``start``)
+        if not child.done or self._children_done:
+            return produced
+        self._children_done = True  # the one child is done (``Composite._check_children_done``)
+        return produced + self._guard(self._on_children_done)
 
 
 class ClientSign(ClientOperation, _SignChannel):
@@ -306,7 +354,7 @@ class ClientSign(ClientOperation, _SignChannel):
         # the root share stays the one kept and locked (a lock set on the copy is carried back).
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
         guard = _KeychainDecryptionGuard(client, session_id) if self.curve == "secp256k1" else None
-        self._session = sign_child(self.curve, self._child_id(self.curve), self._share, CLIENT_PARTY, self.data,
+        self._session = sign_child(self.curve, self.session_id, self._share, CLIENT_PARTY, self.data,
                                    decryption_guard=guard)
 
     def _hello(self) -> dict[str, Any]:
@@ -316,10 +364,12 @@ class ClientSign(ClientOperation, _SignChannel):
     def _begin(self) -> list[Message]:
         """The hello beside the child's first message (module docstring, "Framing")."""
         first = self._session.start()
-        if len(first) != 1:
-            raise UsageError("a signing session's initiator sends one first message")
+        if len(first) != 1 or first[0].round != 1:
+            raise UsageError("a signing session's initiator sends one first message, of round 1")
         self._children[self.curve] = self._session
-        return [self._envelope(first[0], self._hello())]
+        (child,) = first
+        return [Message(child.protocol, child.session_id, 1, child.sender, child.recipient,
+                        first_payload(self._hello(), child.payload))]
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":
@@ -394,10 +444,20 @@ class CustodianSign(CustodianOperation, _SignChannel):
                                 "or sign with the device that recovered")
         return expected
 
-    def _first_child(self) -> Session:
-        """The signing session that takes the client's first message (made once its hello held)."""
-        return cast(Session, sign_child(self.curve, self._child_id(self.curve), self._share, CUSTODIAN_PARTY,
-                                        self.data, self._pool_source()))
+    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+        """The client's hello (its text, ``hello_text``), accepted if it is exactly this session's;
+        otherwise read (``parse_hello``) and refused by the operations' hello check, which names
+        what differs (``CustodianOperation._decode_step``; ``SHARE_REPLACED``: ``_expected_hello``)."""
+        expected = self._hello()
+        if text == hello_text(expected):
+            return expected
+        return cast(Mapping[str, Any], self._decode_pure("hello", parse_hello(text), sender))
+
+    def _first_child(self, session_id: bytes) -> Session:
+        """The signing session that takes the client's first message (made once its hello held),
+        under the operation's ``session_id`` (module docstring, "Framing")."""
+        return cast(Session, sign_child(self.curve, session_id, self._share, CUSTODIAN_PARTY, self.data,
+                                        self._pool_source()))
 
     def _pool_source(self) -> ecdsa2p.PrecomputationSource | None:
         """Where ECDSA P2 takes a precomputation in its round 3: this process's pool."""

@@ -7,6 +7,6 @@ makes every secret of that step a function of its nonce key and the step's trans
 (docs/threat-model.md, "Rollback").
 """
 
-from curves.randomness import KEY_LENGTH, derived, fresh, is_derived, randbelow, randbits, token_bytes
+from curves.randomness import KEY_LENGTH, DerivationKey, derived, fresh, is_derived, randbelow, randbits, token_bytes
 
-__all__ = ["KEY_LENGTH", "derived", "fresh", "is_derived", "randbelow", "randbits", "token_bytes"]
+__all__ = ["KEY_LENGTH", "DerivationKey", "derived", "fresh", "is_derived", "randbelow", "randbits", "token_bytes"]

@@ -22,6 +22,7 @@ import mpc
 from curves import SecretScalar, ed25519, secp256k1
 from mpc import errors
 from mpc.backup.methods import BackupContext, PasswordMethod, encrypt_backup
+from mpc.signing import sign_protocol
 from protocols import ecdsa2p, frost, hd, paillier
 from protocols.ecdsa2p import SignP1, SignP2
 from protocols.errors import MPCError
@@ -169,7 +170,7 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
     pk = client.signing_share("secp256k1").paillier.public_key
 
     def crafted_c3(msg: Message) -> Message:
-        if msg.protocol == "wallet/sign" and msg.sender == 2 and msg.round == 2:  # P2's c3 (mpc.signing)
+        if msg.protocol == "ecdsa2p/sign" and msg.sender == 2 and msg.round == 4:  # P2's c3 (mpc.signing)
             return dataclasses.replace(msg, payload={"c3": paillier.encode_ciphertext(paillier.encrypt(pk, 7)[0])})
         return msg
 
@@ -180,7 +181,7 @@ def test_wallet_lifecycle_logs_and_errors_show_no_secret(caplog: pytest.LogCaptu
         session = custodian.sign(cid, "solana", MESSAGE)
         session.start()
         with pytest.raises(MPCError) as info:
-            session.receive(Message("wallet/sign", new_sid(), 1, 1, 2, hostile))
+            session.receive(Message(sign_protocol("ed25519"), new_sid(), 1, 1, 2, hostile))
         texts.extend(_exception_texts(info.value))
 
     # Recover (the lock is cleared by fresh shares) and eject (the whole private keys).

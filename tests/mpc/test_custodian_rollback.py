@@ -26,7 +26,7 @@ import pytest
 
 import mpc
 from mpc.backup.methods import MemoryCloudStorage
-from mpc.signing import first_payload, split_first_payload
+from mpc.signing import first_payload, parse_hello, sign_protocol, split_first_payload
 from protocols import paillier
 from protocols.ecdsa2p.common import GROUP
 from protocols.errors import MPCError
@@ -124,11 +124,11 @@ class Transcript:
         return [m.to_bytes() for _, out in self.steps for m in out]
 
     def child_payloads(self, child: str, round_no: int) -> list[Any]:
-        """The payloads of child ``child``'s round ``round_no`` in the custodian's replies (a sign
-        carries its one child's messages flat: mpc.signing, "Framing")."""
-        return [out.payload if out.protocol == "wallet/sign" else out.payload["message"]["payload"]
+        """The payloads of child ``child``'s round ``round_no`` in the custodian's replies (a sign's
+        messages are its one child's own: mpc.signing, "Framing")."""
+        return [out.payload if out.protocol == sign_protocol(child) else out.payload["message"]["payload"]
                 for _, outs in self.steps for out in outs
-                if (out.protocol == "wallet/sign" and 2 * out.round == round_no)  # the custodian's k-th: round 2k
+                if (out.protocol == sign_protocol(child) and out.round == round_no)
                 or (out.payload.get("child") == child and out.payload["message"]["round"] == round_no)]
 
 
@@ -334,7 +334,7 @@ def test_a_rejected_message_does_not_move_the_derivation(wallet: Wallet) -> None
     custodian_op.start()
     honest = wallet.custodian.resume(custodian_op.to_bytes())
     bad = Message(out[0].protocol, out[0].session_id, out[0].round, out[0].sender, out[0].recipient,
-                  first_payload(split_first_payload(out[0].payload)[0], {"garbage": 1}))
+                  first_payload(parse_hello(split_first_payload(out[0].payload)[0]), {"garbage": 1}))
     with pytest.raises(MPCError):
         custodian_op.receive(bad)
     assert custodian_op.receive(out[0])[0].to_bytes() == honest.receive(out[0])[0].to_bytes()

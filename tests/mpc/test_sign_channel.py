@@ -1,5 +1,5 @@
-"""The sign operation's channel (mpc.signing, "Framing"; docs/architecture.md): the child's
-messages re-enveloped, the hello beside the client's first child payload. A malicious device
+"""The sign operation's channel (mpc.signing, "Framing"; docs/architecture.md): the child's own
+messages under the operation's session id, the hello beside the client's first child payload. A malicious device
 drives the custodian's side through its public API: every rejected message leaves the custodian
 as it was (unbound, no hello, no child), and the honest message still signs afterwards."""
 
@@ -12,7 +12,7 @@ import pytest
 
 import mpc
 from mpc.errors import ShareReplaced, StateInvalid
-from mpc.signing import HELLO_PREFIX, first_payload, split_first_payload
+from mpc.signing import HELLO_FIELD, first_payload, hello_text, parse_hello, sign_protocol, split_first_payload
 from mpc.storage.store import SQLiteStore
 from protocols.errors import FutureMessage, InvalidMessage, MPCError, UsageError
 from protocols.rounds import Message, Session
@@ -59,14 +59,19 @@ def _plain(value: Any) -> Any:
 @pytest.mark.parametrize("chain", ["solana", "ethereum"])
 def test_the_first_message_carries_the_hello_beside_the_childs_first_payload(generated: Wallet, chain: str) -> None:
     client, custodian, first = _opened(generated, chain)
-    hello, child = split_first_payload(first.payload)
+    text, child = split_first_payload(first.payload)
+    hello = parse_hello(text)
     assert first.round == 1 and hello["chain"] == chain and hello["client_id"] == generated.client_id
-    assert child and not any(key.startswith(HELLO_PREFIX) for key in child)
+    assert list(hello) == ["client_id", "chain", "data_sha256", "client_share"] and hello_text(hello) == text
+    curve = "ed25519" if chain == "solana" else "secp256k1"
+    assert first.protocol == sign_protocol(curve) and first.session_id == client.session_id
+    assert child and HELLO_FIELD not in child and set(first.payload) == {*child, HELLO_FIELD}
     assert all(isinstance(value, str) for value in first.payload.values())  # flat: the direct encoding
     assert first_payload(hello, child) == dict(first.payload)
     replies = custodian.receive(first)
-    assert [(m.protocol, m.round, m.sender) for m in replies] == [("wallet/sign", 1, 2)]
-    assert "hello" not in replies[0].payload and "child" not in replies[0].payload  # the child's payload itself
+    assert [(m.protocol, m.round, m.sender) for m in replies] == [(sign_protocol(curve), 2, 2)]
+    assert HELLO_FIELD not in replies[0].payload and "child" not in replies[0].payload
+    assert custodian.session_id == client.session_id == custodian.child(curve).session_id  # type: ignore[attr-defined]
     (answer,) = client.receive(Message.from_bytes(replies[0].to_bytes()))
     _finish(client, custodian, Message.from_bytes(answer.to_bytes()), chain)
 
@@ -80,29 +85,38 @@ def test_a_solana_sign_is_three_messages_as_the_protocol_alone(generated: Wallet
         out = target.receive(msg)
         sent += out
         queue += [(client if target is custodian else custodian, Message.from_bytes(m.to_bytes())) for m in out]
-    assert [(m.sender, m.round) for m in sent] == [(1, 1), (2, 1), (1, 2)]
+    assert [(m.protocol, m.sender, m.round) for m in sent] == [("frost/round-trip-sign", 1, 1),
+                                                               ("frost/round-trip-sign", 2, 2),
+                                                               ("frost/round-trip-sign", 1, 3)]
     verify_result(client.result(), data_for("solana"))
 
 
 @pytest.mark.parametrize("chain", ["solana", "ethereum"])
 @pytest.mark.parametrize("hostile", [
-    "no hello", "extra key", "extra hello field", "hello field not a string", "hello for other data",
+    "no hello", "extra key", "extra hello field", "hello not text", "hello for other data",
     "another client's hello", "child payload malformed", "child payload missing", "old nested shape",
+    "old prefixed hello", "hello with a space more", "hello with a field less", "hello with seven fields",
+    "empty hello",
 ])
 def test_a_rejected_first_message_leaves_the_custodian_unbound(generated: Wallet, chain: str, hostile: str) -> None:
     client, custodian, first = _opened(generated, chain)
-    hello, child = split_first_payload(first.payload)
-    child = _plain(child)
+    text, child = split_first_payload(first.payload)
+    hello, child = parse_hello(text), _plain(child)
     payload = {
         "no hello": child,
         "extra key": {**first.payload, "step": "hello"},
         "extra hello field": first_payload({**hello, "path": "m/0"}, child),
-        "hello field not a string": first_payload({**hello, "chain": [chain]}, child),
+        "hello not text": {**child, HELLO_FIELD: hello},
         "hello for other data": first_payload({**hello, "data_sha256": "00" * 32}, child),
         "another client's hello": first_payload({**hello, "client_id": "0" * 32}, child),
         "child payload malformed": first_payload(hello, {**child, next(iter(child)): "zz"}),
         "child payload missing": first_payload(hello, {}),
         "old nested shape": {"hello": hello, "message": child},
+        "old prefixed hello": {**{"hello/" + key: value for key, value in hello.items()}, **child},
+        "hello with a space more": {**child, HELLO_FIELD: text + " "},
+        "hello with a field less": {**child, HELLO_FIELD: text.rsplit(" ", 1)[0]},
+        "hello with seven fields": {**child, HELLO_FIELD: " ".join([text, "m/0", "00", "x"])},
+        "empty hello": {**child, HELLO_FIELD: ""},
     }[hostile]
     with pytest.raises(MPCError) as info:
         custodian.receive(_with_payload(first, payload))
@@ -116,16 +130,49 @@ def test_a_rejected_first_message_leaves_the_custodian_unbound(generated: Wallet
 def test_replays_and_messages_ahead_are_refused_without_a_change(generated: Wallet) -> None:
     client, custodian, first = _opened(generated, "ethereum")
     (reply,) = custodian.receive(first)
-    with pytest.raises(InvalidMessage, match="duplicate or past"):
+    with pytest.raises(InvalidMessage, match="past round"):
         custodian.receive(first)  # the first message again: its commitment met k2 once
     (opening,) = client.receive(Message.from_bytes(reply.to_bytes()))
-    ahead = dataclasses.replace(opening, round=3)
+    assert opening.round == 3 and custodian.awaiting_round == 3
     with pytest.raises(FutureMessage):
-        custodian.receive(ahead)
-    with pytest.raises(InvalidMessage):
-        custodian.receive(dataclasses.replace(opening, sender=2, recipient=1))  # the wrong parties
+        custodian.receive(dataclasses.replace(opening, round=5))
+    hostile = {
+        "the wrong parties": dataclasses.replace(opening, sender=2, recipient=1),
+        "a broadcast": dataclasses.replace(opening, recipient=None),
+        "another session": dataclasses.replace(opening, session_id=bytes(32)),
+        "the old envelope": dataclasses.replace(opening, protocol="wallet/sign", round=2),
+        "another protocol": dataclasses.replace(opening, protocol="frost/round-trip-sign"),
+    }
+    for name, msg in hostile.items():
+        with pytest.raises(InvalidMessage) as info:
+            custodian.receive(msg)
+        assert not isinstance(info.value, FutureMessage), name
+        assert custodian.aborted is None and custodian.awaiting_round == 3, name
     out = custodian.receive(Message.from_bytes(opening.to_bytes()))  # the honest opening still goes on
-    assert [(m.sender, m.round) for m in out] == [(2, 2)]
+    assert [(m.protocol, m.sender, m.round) for m in out] == [("ecdsa2p/sign", 2, 4)]
+
+
+@pytest.mark.parametrize("chain", ["solana", "ethereum"])
+def test_a_first_message_of_another_shape_leaves_the_custodian_unbound(generated: Wallet, chain: str) -> None:
+    """The first message's envelope is checked before its hello, as the child checks the next ones:
+    another protocol (the old ``wallet/sign`` envelope too), another round, the wrong parties."""
+    client, custodian, first = _opened(generated, chain)
+    refused = {
+        "the old envelope": (dataclasses.replace(first, protocol="wallet/sign"), InvalidMessage),
+        "the other curve's protocol": (dataclasses.replace(
+            first, protocol="ecdsa2p/sign" if chain == "solana" else "frost/round-trip-sign"), InvalidMessage),
+        "the wrong parties": (dataclasses.replace(first, sender=2, recipient=1), InvalidMessage),
+        "a broadcast": (dataclasses.replace(first, recipient=None), InvalidMessage),
+        "round 0": (dataclasses.replace(first, round=0), InvalidMessage),
+        "a later round": (dataclasses.replace(first, round=3), FutureMessage),
+    }
+    for name, (msg, error) in refused.items():
+        with pytest.raises(error) as info:
+            custodian.receive(msg)
+        assert type(info.value) is error or error is InvalidMessage and not isinstance(info.value, FutureMessage), name
+        assert custodian.session_id == bytes(32) and not custodian._children, name  # type: ignore[attr-defined]
+        assert custodian.aborted is None and custodian.awaiting_round == 1, name
+    _finish(client, custodian, first, chain)
 
 
 def test_a_first_message_of_another_sign_binds_nothing_it_cannot_finish(generated: Wallet) -> None:
@@ -143,8 +190,8 @@ def test_a_first_message_of_another_sign_binds_nothing_it_cannot_finish(generate
 
 
 def test_a_child_message_cannot_be_moved_into_another_sign(generated: Wallet) -> None:
-    """Each sign's child has its own session id (child_session_id of the operation's): the
-    device's second message, re-enveloped for another sign, fails the child's envelope check."""
+    """Each sign's child runs under its own operation's session id: the device's second message,
+    moved into another sign (its session id rewritten), meets that sign's commitment and aborts it."""
     client_a, custodian_a, first_a = _opened(generated, "ethereum")
     client_b, custodian_b, first_b = _opened(generated, "ethereum")
     (opening_a,) = client_a.receive(Message.from_bytes(custodian_a.receive(first_a)[0].to_bytes()))
@@ -157,31 +204,45 @@ def test_a_child_message_cannot_be_moved_into_another_sign(generated: Wallet) ->
 
 
 def test_the_first_payload_keeps_the_hello_apart_from_the_childs_fields() -> None:
-    """``first_payload`` and ``split_first_payload`` are inverse; a child field that would read as a
-    hello field is refused when the message is made, a payload without a hello when it is read."""
-    hello, child = {"client_id": "c", "chain": "solana"}, {"hiding": "aa", "binding": "bb"}
+    """``first_payload`` and ``split_first_payload`` are inverse, and so are ``hello_text`` and
+    ``parse_hello``; a child field named ``hello``, or a hello that would not read back as the
+    same values (a space in one, an empty one, a field skipped, a non-text value), is refused
+    when the message is made; a payload without a text hello, or an unreadable one, when it is read."""
+    hello = {"client_id": "c", "chain": "solana", "data_sha256": "ab", "client_share": "cd"}
+    child = {"hiding": "aa", "binding": "bb"}
     joined = first_payload(hello, child)
-    assert joined == {"hello/client_id": "c", "hello/chain": "solana", "hiding": "aa", "binding": "bb"}
-    assert split_first_payload(joined) == (hello, child)
+    assert joined == {"hello": "c solana ab cd", "hiding": "aa", "binding": "bb"}
+    assert split_first_payload(joined) == ("c solana ab cd", child)
+    assert parse_hello("c solana ab cd") == hello
+    with_path = {**hello, "path": "m/44'/501'/0'/0'", "child_key": "ef"}
+    assert parse_hello(hello_text(with_path)) == with_path
     with pytest.raises(UsageError):
-        first_payload(hello, {"hello/chain": "ethereum"})
-    with pytest.raises(InvalidMessage):
-        split_first_payload(child)
+        first_payload(hello, {"hello": "x"})
+    for bad in ({**hello, "chain": "sol ana"}, {**hello, "chain": ""}, {**hello, "chain": ["solana"]},
+                {"client_id": "c", "data_sha256": "ab"}, {**hello, "child_key": "ef"}, {**with_path, "extra": "x"}):
+        with pytest.raises(UsageError):
+            hello_text(bad)
+    for payload in (child, {**child, "hello": ["c"]}, {**child, "hello": None}):
+        with pytest.raises(InvalidMessage):
+            split_first_payload(payload)
+    for text in ("", "c  solana", "c solana ab cd m/0 ef x", " c"):
+        with pytest.raises(InvalidMessage):
+            parse_hello(text)
 
 
 def test_the_channels_messages_equal_the_checked_constructors(generated: Wallet) -> None:
-    """The re-enveloped and unwrapped messages are equal to what ``Message``'s own constructor makes of the same fields, and encode alike."""
+    """Every message of a sign is what ``Message``'s own constructor makes of its fields (frozen
+    as it freezes), and encodes alike; the custodian's child got exactly the child's fields of
+    the first message, under the operation's session id."""
     client, custodian, first = _opened(generated, "solana")
     (reply,) = custodian.receive(first)
-    rebuilt = Message(reply.protocol, reply.session_id, reply.round, reply.sender, reply.recipient, _plain(reply.payload))
-    assert reply == rebuilt and reply.to_bytes() == rebuilt.to_bytes()
-    assert type(reply.payload).__name__ == "mappingproxy"  # frozen as the constructor freezes it
     child = custodian.child("ed25519")  # type: ignore[attr-defined]
-    payload = split_first_payload(first.payload)[1]
-    inner = custodian._inner(child, first, payload)  # type: ignore[attr-defined]
-    assert inner == Message(child.protocol, child.session_id, 1, 1, 2, _plain(payload))
+    assert child.session_id == first.session_id and child.awaiting_round == 3
     (answer,) = client.receive(Message.from_bytes(reply.to_bytes()))
-    assert answer == Message(answer.protocol, answer.session_id, 2, 1, 2, _plain(answer.payload))
+    for msg in (first, reply, answer):
+        rebuilt = Message(msg.protocol, msg.session_id, msg.round, msg.sender, msg.recipient, _plain(msg.payload))
+        assert msg == rebuilt and msg.to_bytes() == rebuilt.to_bytes()
+        assert type(msg.payload).__name__ == "mappingproxy"  # frozen as the constructor freezes it
     custodian.receive(Message.from_bytes(answer.to_bytes()))
     verify_result(client.result(), data_for("solana"))
 

@@ -23,9 +23,8 @@ def crafted_c3(client: mpc.Client):
     pk = client.signing_share("secp256k1").paillier.public_key
 
     def tamper(msg: Message):
-        # A sign carries its child's messages flat (mpc.signing, "Framing"): the custodian's
-        # second message is P2's round 4, c3.
-        if msg.protocol == "wallet/sign" and msg.sender == 2 and msg.round == 2:
+        # A sign's messages are its child's own (mpc.signing, "Framing"): P2's round 4 is c3.
+        if msg.protocol == "ecdsa2p/sign" and msg.sender == 2 and msg.round == 4:
             return replace(msg, payload={**msg.payload, "c3": paillier.encode_ciphertext(paillier.encrypt(pk, 12345)[0])})
         return msg
 

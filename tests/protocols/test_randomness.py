@@ -125,23 +125,73 @@ def test_bad_arguments_are_typed_errors(call: object) -> None:
         call()  # type: ignore[operator]
 
 
+def _documented_seed(key: bytes, context: bytes) -> bytes:
+    import hashlib
+
+    seed = hashlib.blake2b(key=key, digest_size=64, person=b"portal-mpc/rng")
+    for item in (b"portal-mpc/rng/v1", context):
+        seed.update(len(item).to_bytes(8, "big") + item)
+    return seed.digest()
+
+
 def test_the_stream_is_the_documented_construction() -> None:
     """seed = BLAKE2b-512(key, person "portal-mpc/rng") over the tag and the context, each
-    length-prefixed; draw i reads SHAKE-256(seed ‖ i). A custodian's parked operation resumed by
+    length-prefixed; the draws read SHAKE-256(seed) in order. A custodian's parked operation resumed by
     another version must replay the same values, so the construction never changes silently."""
     import hashlib
 
     key, context = bytes(range(32)), b"transcript"
-    seed = hashlib.blake2b(key=key, digest_size=64, person=b"portal-mpc/rng")
-    for item in (b"portal-mpc/rng/v1", context):
-        seed.update(len(item).to_bytes(8, "big") + item)
-    expected = [hashlib.shake_256(seed.digest() + i.to_bytes(8, "big")).digest(n) for i, n in ((1, 32), (2, 5))]
+    output = hashlib.shake_256(_documented_seed(key, context)).digest(37)
+    expected = [output[:32], output[32:37]]
     with randomness.derived(key, context):
         assert [randomness.token_bytes(32), randomness.token_bytes(5)] == expected
     with randomness.derived(key, context):  # a scope that draws nothing, then a fresh one: the same stream
         pass
     with randomness.derived(key, context):
         assert randomness.token_bytes(32) == expected[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(KEYS, CONTEXTS, st.lists(st.integers(min_value=0, max_value=700), max_size=8))
+def test_the_draws_are_a_function_of_exactly_the_key_the_context_and_the_sizes(
+        key: bytes, context: bytes, sizes: list[int]) -> None:
+    """Whatever the sizes (within one SHAKE block, across blocks, many small draws), the draws are
+    the consecutive bytes of SHAKE-256(seed(key, context)): nothing else goes in, nothing is
+    read twice; a prepared ``DerivationKey`` gives the very same draws as the key's bytes."""
+    import hashlib
+
+    output = hashlib.shake_256(_documented_seed(key, context)).digest(sum(sizes))
+    offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    expected = [output[start:end] for start, end in zip(offsets, offsets[1:])]
+    for source in (key, randomness.DerivationKey(key)):
+        with randomness.derived(source, context):
+            assert [randomness.token_bytes(n) for n in sizes] == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(KEYS, st.lists(CONTEXTS, min_size=2, max_size=5, unique=True))
+def test_distinct_transcripts_give_distinct_nonce_pairs(key: bytes, contexts: list[bytes]) -> None:
+    """A custodian step draws its two 32-byte nonces (a FROST responder's) in one scope over the
+    step's transcript: distinct transcripts (another round, another peer message, another label)
+    give distinct pairs, and the two nonces of one pair differ."""
+    prepared = randomness.DerivationKey(key)
+    pairs = []
+    for context in contexts:
+        with randomness.derived(prepared, context):
+            pairs.append((randomness.token_bytes(32), randomness.token_bytes(32)))
+    assert len(set(pairs)) == len(contexts) and all(first != second for first, second in pairs)
+
+
+def test_a_derivation_key_is_checked_and_never_shown_or_serialised() -> None:
+    import pickle
+
+    prepared = randomness.DerivationKey(bytes(range(32)))
+    assert bytes(range(32)).hex() not in repr(prepared) and "secret" in repr(prepared)
+    with pytest.raises(TypeError):
+        pickle.dumps(prepared)
+    for bad in (bytes(31), "00" * 32, None):
+        with pytest.raises(CurveError):
+            randomness.DerivationKey(bad)  # type: ignore[arg-type]
 
 
 def test_a_derived_scope_is_entered_once() -> None:
