@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import os
 import pickle
 import selectors
@@ -41,6 +42,7 @@ from typing import Any, TypeVar
 __all__ = ["DIRECT_SEND", "Collector", "Lane", "RemoteTraceback"]
 
 _T = TypeVar("_T")
+_log = logging.getLogger("mpc.service.server")  # the service's one logger (``mpc.service.worker.log``)
 
 DIRECT_SEND = 32 * 1024  # bytes of a call sent by its caller (more: by the collector)
 _STOP = b""  # the message that stops a worker
@@ -328,8 +330,12 @@ class Collector:
                 for key, _ in self._selector.select():
                     if key.data is None:
                         os.read(self._wake_read, 4096)
-                    else:
+                        continue
+                    try:
                         self._ready(*key.data)
+                    except Exception:  # noqa: BLE001 - a bug here must not stop every lane's answers
+                        _log.exception("the lanes' collector failed on a worker's event: its lane is broken")
+                        self._drop(key)
         finally:
             with self._lock:
                 self._release()
@@ -364,11 +370,23 @@ class Collector:
             return
         while not lane._closed and lane._conn.poll(0) and lane._receive():
             pass  # the answers it sent before it exited
-        self._forget_pipe(lane)
         self._selector.unregister(lane._process.sentinel)
-        lane._process.join()  # it has exited: reap it
+        lane._process.join()  # it has exited: reaped before its calls fail, so their callers find it gone
+        self._forget_pipe(lane)
         with self._lock:
             self._lanes.discard(lane)
+
+    def _drop(self, key: selectors.SelectorKey) -> None:
+        """After a failure on ``key``'s event: stop watching it (no event loops forever) and break
+        its lane (its calls fail; the service replaces it and terminates the worker at stop)."""
+        lane, what = key.data
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._selector.unregister(key.fileobj)
+        if what == "answer" and not lane._closed:
+            lane._lost()
+        with self._lock:
+            if what == "exit":
+                self._lanes.discard(lane)
 
     def _forget_pipe(self, lane: Lane) -> None:
         """Unregister a lane's pipe and break the lane (before its descriptor is closed)."""
