@@ -43,7 +43,7 @@ def _names() -> dict[int, str]:
 
 def _label(name: str) -> str:
     """Threads of one kind under one label (numbered pool threads summed)."""
-    for prefix in ("asyncio_", "ThreadPoolExecutor-", "mpc-bridge", "mpc-step"):
+    for prefix in ("asyncio_", "ThreadPoolExecutor-", "mpc-bridge", "mpc-step", "Thread-", "QueueFeederThread"):
         if name.startswith(prefix):
             return prefix.rstrip("_-") + "*"
     return name

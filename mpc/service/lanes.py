@@ -26,14 +26,17 @@ a broken ``ProcessPoolExecutor``), and ``submit`` on the lane raises the same.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import logging
+import multiprocessing.util  # noqa: F401 - its exit handler first, so ours runs before it
 import os
 import pickle
 import selectors
 import threading
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
@@ -154,17 +157,23 @@ class Lane(concurrent.futures.Executor):
         return future
 
     def _start(self) -> None:
-        """Start the worker (holding the lock): its pipe's far end goes to it, ours is watched."""
+        """Start the worker (holding the lock): its pipe's far end goes to it, ours is watched.
+        A start that fails leaves the lane unstarted (the next call tries again)."""
         self._collector.check_open()
         ours, theirs = self._context.Pipe(duplex=True)
-        self._process = self._context.Process(target=_lane_main, args=(theirs, self._initializer))
-        self._process.start()
-        theirs.close()
-        self._conn = ours
+        process = self._context.Process(target=_lane_main, args=(theirs, self._initializer))
+        try:
+            process.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._process, self._conn = process, ours
         try:
             self._collector.watch(self)
         except RuntimeError:  # closed meanwhile: nobody would read this worker's answers
-            self._process.terminate()
+            process.terminate()
             self._broken = True
             raise
 
@@ -272,6 +281,7 @@ class Collector:
         self._added: list[Lane] = []
         self._sends: list[Lane] = []
         self._lanes: set[Lane] = set()
+        _COLLECTORS.add(self)
         self._closing = False
         self._finished = False  # the thread ended: its selector and wake pipe are closed
         self._thread: threading.Thread | None = None
@@ -299,7 +309,7 @@ class Collector:
             self._sends.append(lane)
             self._wake()
 
-    def close(self) -> None:
+    def close(self, *, cancel_futures: bool = False) -> None:
         """Stop once every watched lane's worker has exited (each lane is shut down)."""
         with self._lock:
             self._closing = True
@@ -308,7 +318,7 @@ class Collector:
                 self._release()
             self._wake()
         for lane in lanes:
-            lane.shutdown(wait=False)
+            lane.shutdown(wait=False, cancel_futures=cancel_futures)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to end (after ``close``)."""
@@ -393,3 +403,17 @@ class Collector:
         if not lane._closed:
             self._selector.unregister(lane._conn.fileno())
             lane._lost()
+
+
+_COLLECTORS: weakref.WeakSet[Collector] = weakref.WeakSet()  # a running one is kept by its thread
+
+
+@atexit.register
+def _stop_lanes() -> None:
+    """At interpreter exit (registered after ``multiprocessing``'s own exit handler, so it runs
+    first: that one joins the worker processes): every lane still open stops its worker after
+    the call it is running, the calls queued are cancelled, as ``ProcessPoolExecutor`` does."""
+    for collector in list(_COLLECTORS):
+        collector.close(cancel_futures=True)
+    for collector in list(_COLLECTORS):
+        collector.join()

@@ -5,14 +5,12 @@ Parking, restarts, expiry; a node silent for ``node_ttl`` has its steps counted 
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures
 import contextlib
 import functools
 import multiprocessing.connection
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -125,7 +123,6 @@ class LanePool(concurrent.futures.Executor):
         self._busy = [0] * len(self.lanes)  # calls submitted to each lane and not done yet
         self._last: OrderedDict[str, int] = OrderedDict()  # key -> the lane of its last call
         self._lock = threading.Lock()
-        _POOLS.add(self)
 
     def _new_lane(self) -> Lane:
         return Lane(self._initializer, self._context, self.collector)
@@ -178,7 +175,6 @@ class LanePool(concurrent.futures.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut every lane down (``Lane.shutdown``) and the collector once their workers exited."""
-        _POOLS.discard(self)
         for lane in self.lanes:
             lane.shutdown(wait=False, cancel_futures=cancel_futures)
         self.collector.close()
@@ -207,17 +203,6 @@ _LANE_KEYS = 4096  # sessions whose last lane is remembered
 def _lane_dead(lane: Lane) -> bool:
     """Whether a lane's worker died: the lane is broken, or its process has exited."""
     return lane._broken or any(_exited(process) for process in lane._processes.values())
-
-
-_POOLS: weakref.WeakSet[LanePool] = weakref.WeakSet()  # not shut down yet
-
-
-@atexit.register
-def _stop_pools() -> None:
-    """At interpreter exit (before ``multiprocessing`` joins its children): every lane pool not
-    shut down stops its workers after the step each is running, as ``ProcessPoolExecutor`` does."""
-    for lanes in list(_POOLS):
-        lanes.shutdown(wait=True, cancel_futures=True)
 
 
 class Heartbeat:

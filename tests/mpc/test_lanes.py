@@ -10,11 +10,14 @@ import multiprocessing
 import operator
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +120,27 @@ def test_closing_terminates_a_call_that_outlasts_the_grace(lanes: LanePool) -> N
     with pytest.raises(BrokenProcessPool):  # it was running: terminated, not cancelled
         stuck.result(0)
     assert pool_processes(lanes) == []
+
+
+_FORGOTTEN_POOL = """
+import multiprocessing, os, sys
+from mpc.service import worker
+from mpc.service.pool import LanePool
+
+if __name__ == "__main__":
+    pool = LanePool(1, worker.worker_init, multiprocessing.get_context("spawn"))
+    print(pool.submit(os.getpid).result(60), flush=True)
+    del pool  # never shut down: the interpreter's exit stops its worker
+"""
+
+
+def test_a_process_that_exits_without_closing_its_lanes_stops_their_workers(tmp_path: Path) -> None:
+    script = tmp_path / "forgotten.py"
+    script.write_text(_FORGOTTEN_POOL)
+    root = str(Path(__file__).resolve().parents[2])  # this tree's packages
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=WITHIN,
+                          cwd=root, env={**os.environ, "PYTHONPATH": root}, check=False)
+    assert done.returncode == 0, done.stderr
+    worker_pid = int(done.stdout.split()[0])
+    with pytest.raises(ProcessLookupError):  # exited and reaped: no orphan, no zombie of ours
+        os.kill(worker_pid, 0)
