@@ -1,6 +1,6 @@
 """Worker lanes (issue 30): one worker process per lane, fed through a pipe, and one *collector*
 thread that reads every lane's answers; what a ``ProcessPoolExecutor(max_workers=1)`` per lane
-did, without its manager and queue feeder threads in the service process (about 1.3 ms of the
+did, without its manager and queue feeder threads in the service process (about 1.1 ms of the
 service's CPU per signature: ``benchmarks/README.md``, Service CPU: worker lanes).
 
 A lane's worker (``_lane_main``, started from the spawn context on the lane's first call) runs
