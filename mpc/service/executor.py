@@ -93,8 +93,9 @@ class StepExecutor:
                         f"{self.pool_rebuilds}); their steps are retried, answered or reported lost")
         for lane in replaced:
             # Not cancel_futures: a lane whose worker exited may not be marked broken yet, and a
-            # cancelled step would end its connection without an answer; its executor fails what
-            # is queued with BrokenProcessPool, which the callers retry, answer or report lost.
+            # cancelled step would end its connection without an answer; the lanes' collector
+            # fails what is queued with BrokenProcessPool, which the callers retry, answer or
+            # report lost (``mpc.service.lanes``).
             lane.shutdown(wait=False, cancel_futures=False)
         self._retired = [p for p in self._retired if pool.pool_processes(p)] + list(replaced)
 

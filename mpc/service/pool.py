@@ -21,6 +21,7 @@ from mpc.errors import (
 from mpc.service.guard import (
     BoundedLog,
 )
+from mpc.service.lanes import Collector, Lane
 from mpc.service.store import ServiceStore
 from mpc.service.worker import log
 
@@ -70,12 +71,14 @@ def stop_resource_tracker() -> None:
 def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
     """Shut ``pool`` down: queued work is cancelled, running steps get ``grace`` seconds, then
     worker processes still running are terminated; returns once every worker has exited."""
-    executors = list(getattr(pool, "lanes", None) or [pool])
-    if not all(isinstance(executor, concurrent.futures.ProcessPoolExecutor) for executor in executors):
+    if isinstance(pool, LanePool):
+        lanes, collector = list(pool.lanes), pool.collector
+    elif isinstance(pool, Lane):  # a replaced lane (``LanePool.replace_broken``)
+        lanes, collector = [pool], None
+    else:
         pool.shutdown(wait=True, cancel_futures=True)
         return
-    managers = [getattr(executor, "_executor_manager_thread", None) for executor in executors]  # they join the workers
-    processes = [process for executor in executors for process in (getattr(executor, "_processes", None) or {}).values()]
+    processes = [process for lane in lanes for process in lane._processes.values()]
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace
     for process in processes:
@@ -87,14 +90,13 @@ def close_pool(pool: concurrent.futures.Executor, grace: float) -> None:
         process.join(10.0)
     if stuck:
         log.warning("terminated %d worker process(es) still running a step after %.0f s", len(stuck), grace)
-    for manager in managers:
-        if manager is not None:
-            manager.join(10.0)
+    if collector is not None:
+        collector.join(10.0)  # it fails the calls of a terminated worker, then ends
 
 
 def _exited(process: Any) -> bool:
     """Whether a worker process has exited: its sentinel is readable. (``is_alive`` is not
-    enough: the executor's own thread joins its workers too, and a process reaped there keeps
+    enough: the collector thread joins the workers too, and a process reaped there may keep
     answering ``is_alive() == True`` here, which made a clean stop log a termination.)"""
     try:
         return bool(multiprocessing.connection.wait([process.sentinel], 0))
@@ -103,32 +105,33 @@ def _exited(process: Any) -> bool:
 
 
 class LanePool(concurrent.futures.Executor):
-    """Issue 30: the worker processes as *lanes*, one ``ProcessPoolExecutor`` of one process each,
-    so the steps of a session go where its decoded state is warm (``mpc.service.worker``, Warm
-    sessions). ``submit_to(key, ...)`` runs on the lane that ran ``key``'s last call unless
-    another lane is less busy (then on the least busy one: a miss only costs a decode);
-    ``submit`` on the least busy lane; when a key moves to another lane, ``evict(key)`` runs on
-    the lane it left (what that worker keeps of it is stale). A lane whose process died breaks the pool
-    (``_broken``, as a dead worker breaks one ``ProcessPoolExecutor``): the service replaces that
-    lane only (``replace_broken``), the others keep their worker and its warm sessions."""
+    """Issue 30: the worker processes as *lanes* (``mpc.service.lanes.Lane``: one worker process
+    each, fed through a pipe, answered through one collector thread for all lanes), so the steps
+    of a session go where its decoded state is warm (``mpc.service.worker``, Warm sessions).
+    ``submit_to(key, ...)`` runs on the lane that ran ``key``'s last call unless another lane is
+    less busy (then on the least busy one: a miss only costs a decode); ``submit`` on the least
+    busy lane; when a key moves to another lane, ``evict(key)`` runs on the lane it left (what
+    that worker keeps of it is stale). A lane whose process died breaks the pool (``_broken``,
+    as a dead worker broke one ``ProcessPoolExecutor``): the service replaces that lane only
+    (``replace_broken``), the others keep their worker and its warm sessions."""
 
     def __init__(self, workers: int, initializer: Callable[[], None], context: Any,
                  evict: Callable[[str], Any] | None = None) -> None:
         self._initializer, self._context, self._evict = initializer, context, evict
+        self.collector = Collector()
         self.lanes = [self._new_lane() for _ in range(max(1, workers))]
         self._busy = [0] * len(self.lanes)  # calls submitted to each lane and not done yet
         self._last: OrderedDict[str, int] = OrderedDict()  # key -> the lane of its last call
         self._lock = threading.Lock()
 
-    def _new_lane(self) -> concurrent.futures.ProcessPoolExecutor:
-        return concurrent.futures.ProcessPoolExecutor(max_workers=1, initializer=self._initializer,
-                                                      mp_context=self._context)
+    def _new_lane(self) -> Lane:
+        return Lane(self._initializer, self._context, self.collector)
 
-    def replace_broken(self) -> list[concurrent.futures.ProcessPoolExecutor]:
+    def replace_broken(self) -> list[Lane]:
         """Replace each lane whose worker died (broken, or its process exited: two workers killed
         at once are replaced together) by a new one; the live lanes go on untouched. Returns the
         replaced lanes, for the caller to shut down and join (their calls have failed already
-        with ``BrokenProcessPool``, or fail once their executor notices)."""
+        with ``BrokenProcessPool``, or fail once the collector notices)."""
         with self._lock:
             dead = [index for index, lane in enumerate(self.lanes) if _lane_dead(lane)]
             replaced = [self.lanes[index] for index in dead]
@@ -171,34 +174,35 @@ class LanePool(concurrent.futures.Executor):
             self._busy[lane] -= 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut every lane down (``Lane.shutdown``) and the collector once their workers exited."""
         for lane in self.lanes:
             lane.shutdown(wait=False, cancel_futures=cancel_futures)
+        self.collector.close()
         if wait:
             for lane in self.lanes:
                 lane.shutdown(wait=True)
+            self.collector.join()
 
-    # What ``pool_state``, ``pool_processes`` and ``close_pool`` read of a ``ProcessPoolExecutor``.
+    # What ``pool_state``, ``pool_processes`` and ``close_pool`` read (a ``ProcessPoolExecutor``'s names).
     @property
     def _broken(self) -> bool:
-        return any(getattr(lane, "_broken", False) for lane in self.lanes)
+        return any(lane._broken for lane in self.lanes)
 
     @property
     def _shutdown_thread(self) -> bool:
-        return any(getattr(lane, "_shutdown_thread", False) for lane in self.lanes)
+        return any(lane._shutdown_thread for lane in self.lanes)
 
     @property
     def _processes(self) -> dict[int, Any]:
-        return {pid: process for lane in self.lanes for pid, process in (getattr(lane, "_processes", None) or {}).items()}
+        return {pid: process for lane in self.lanes for pid, process in lane._processes.items()}
 
 
 _LANE_KEYS = 4096  # sessions whose last lane is remembered
 
 
-def _lane_dead(lane: concurrent.futures.Executor) -> bool:
-    """Whether a lane's worker died: its executor is broken, or its process has exited."""
-    if getattr(lane, "_broken", False):
-        return True
-    return any(_exited(process) for process in list((getattr(lane, "_processes", None) or {}).values()))
+def _lane_dead(lane: Lane) -> bool:
+    """Whether a lane's worker died: the lane is broken, or its process has exited."""
+    return lane._broken or any(_exited(process) for process in lane._processes.values())
 
 
 class Heartbeat:
