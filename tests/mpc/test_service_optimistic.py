@@ -238,7 +238,9 @@ def _tampered_share(message: Message) -> Message:
     """``message`` (a backup's round 5: the client's reshare share) with its share changed."""
     document = json.loads(message.to_bytes())
     inner = document["payload"]["message"]["payload"]
-    inner["share"] = inner["share"][:-2] + ("00" if inner["share"][-2:] != "00" else "11")
+    # The last byte is the scalar's most significant (little-endian): 00 or 01 keeps it below
+    # the group order, so the share stays canonical and only the protocol's check can refuse it.
+    inner["share"] = inner["share"][:-2] + ("00" if inner["share"][-2:] != "00" else "01")
     return Message.from_bytes(json.dumps(document, separators=(",", ":"), sort_keys=True).encode())
 
 
