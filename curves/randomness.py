@@ -49,7 +49,7 @@ class DerivationKey:
     __slots__ = ("_state",)
 
     def __init__(self, key: bytes) -> None:
-        _check_key(key, b"")
+        _check_key(key)
         state = hashlib.blake2b(key=bytes(key), digest_size=64, person=b"portal-mpc/rng")
         state.update(len(_TAG).to_bytes(8, "big") + _TAG)
         self._state = state
@@ -82,7 +82,7 @@ class _Stream:
         if type(key) is not DerivationKey:
             key = DerivationKey(key)  # type: ignore[arg-type]  # checks it: CurveError
         if type(context) is not bytes:
-            _check_key(bytes(KEY_LENGTH), context)
+            _check_context(context)
             context = bytes(context)
         self._key: DerivationKey | None = key
         self._context = context
@@ -117,14 +117,20 @@ class _Stream:
     def __repr__(self) -> str:
         return "_Stream(<secret>)"
 
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a derived-randomness scope is never copied or serialised (a copy would replay its draws)")
+
 
 _RATE = 136  # SHAKE-256's rate in bytes: squeezing a whole block costs what a part of it does
 _CURRENT: ContextVar[_Stream | None] = ContextVar("portal_mpc_randomness", default=None)
 
 
-def _check_key(key: bytes, context: bytes) -> None:
+def _check_key(key: bytes) -> None:
     if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_LENGTH:
         raise CurveError(f"a derivation key must be {KEY_LENGTH} bytes")
+
+
+def _check_context(context: bytes) -> None:
     if not isinstance(context, (bytes, bytearray)):
         raise CurveError("a derivation context must be bytes")
 

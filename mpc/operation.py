@@ -74,10 +74,6 @@ class Service(Protocol):
     store: SQLiteStore
 
     @property
-    def nonce_key(self) -> bytes:
-        """The custodian's long-lived nonce key (``Custodian.nonce_key``)."""
-
-    @property
     def nonce_prf(self) -> randomness.DerivationKey:
         """The nonce key made ready for ``randomness.derived`` (``Custodian.nonce_prf``)."""
 

@@ -366,10 +366,11 @@ class ClientSign(ClientOperation, _SignChannel):
         first = self._session.start()
         if len(first) != 1 or first[0].round != 1:
             raise UsageError("a signing session's initiator sends one first message, of round 1")
-        self._children[self.curve] = self._session
         (child,) = first
-        return [Message(child.protocol, child.session_id, 1, child.sender, child.recipient,
-                        first_payload(self._hello(), child.payload))]
+        message = Message(child.protocol, child.session_id, 1, child.sender, child.recipient,
+                          first_payload(self._hello(), child.payload))
+        self._children[self.curve] = self._session  # only once the first message could be made
+        return [message]
 
     def receive(self, msg: Message) -> list[Message]:
         if self.curve == "secp256k1":

@@ -194,6 +194,21 @@ def test_a_derivation_key_is_checked_and_never_shown_or_serialised() -> None:
             randomness.DerivationKey(bad)  # type: ignore[arg-type]
 
 
+def test_a_derived_scope_is_never_copied_or_serialised() -> None:
+    """A copy of a scope would replay its draws (the same nonces a second time)."""
+    import copy
+    import pickle
+
+    scope = randomness.derived(bytes(32), b"test/copy")
+    for duplicate in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError):
+            duplicate(scope)
+    with scope:
+        randomness.randbits(64)
+        with pytest.raises(TypeError):
+            copy.copy(scope)
+
+
 def test_a_derived_scope_is_entered_once() -> None:
     scope = randomness.derived(bytes(32), b"test/once")
     with scope:
