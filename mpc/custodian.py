@@ -436,7 +436,7 @@ class Custodian:
 
     def _decode(self, data: bytes) -> Session:
         """A parked operation decoded, *not* admitted (its park id not consumed): the networked
-        service's optimistic step (``mpc.service.worker``) runs it and calls ``_admit`` in the
+        service's optimistic step (``mpc.service.worker``) runs it and calls ``_admission`` in the
         transaction that commits the step; nothing it computed leaves before that commit."""
         setup = self._setup
         if setup is None:

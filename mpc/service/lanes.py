@@ -47,7 +47,10 @@ __all__ = ["DIRECT_SEND", "Collector", "Lane", "RemoteTraceback"]
 _T = TypeVar("_T")
 _log = logging.getLogger("mpc.service.server")  # the service's one logger (``mpc.service.worker.log``)
 
-DIRECT_SEND = 32 * 1024  # bytes of a call sent by its caller (more: by the collector)
+# Bytes of a call sent by its caller (more: by the collector). A socket pair's buffer holds at
+# least this much on every platform we know (Linux ~200 KiB, macOS 8 KiB); a sign step's call is
+# ~1 KiB, so only the rare large call (a generate's) goes through the collector.
+DIRECT_SEND = 8 * 1024
 _STOP = b""  # the message that stops a worker
 _BROKEN = "a worker process died: its lane is broken (the call may or may not have run)"
 
@@ -174,6 +177,7 @@ class Lane(concurrent.futures.Executor):
             self._collector.watch(self)
         except RuntimeError:  # closed meanwhile: nobody would read this worker's answers
             process.terminate()
+            ours.close()
             self._broken = True
             raise
 
