@@ -50,7 +50,7 @@ _log = logging.getLogger("mpc.service.server")  # the service's one logger (``mp
 # Bytes of a call sent by its caller (more: by the collector). A socket pair's buffer holds at
 # least this much on every platform we know (Linux ~200 KiB, macOS 8 KiB); a sign step's call is
 # ~1 KiB, so only the rare large call (a generate's) goes through the collector.
-DIRECT_SEND = 8 * 1024
+DIRECT_SEND = 4 * 1024  # with the length header, well inside the smallest buffer
 _STOP = b""  # the message that stops a worker
 _BROKEN = "a worker process died: its lane is broken (the call may or may not have run)"
 
