@@ -100,6 +100,7 @@ _MESSAGE_PREFIX = '{"payload":'  # canonical messages sort their keys: "payload"
 # new resume resynchronises. At most this many times per operation.
 _MAX_RESYNCS = 3
 _REQUEST_MARGIN = 512  # room in a request frame for its JSON quoting and the device's signature
+_OLD_CUSTODIAN_REFUSAL = "unknown request fields: message"  # a custodian before issue 30, round five
 
 
 def parse_control(frame: Any) -> dict[str, Any]:
@@ -411,6 +412,8 @@ class OperationChannel:
         - ``MESSAGE_INVALID`` on a resumed connection that sent messages again: the old
           connection's buffered frames were processed meanwhile, so a resent one was a duplicate
           (refused, nothing changed); resumed again, at most ``_MAX_RESYNCS`` times;
+        - ``INPUT_INVALID`` "unknown request fields: message" to an open carrying the first message:
+          an older custodian; opened again at once without it (the message is sent after ``ready``);
         - anything else (an abort, ``AUTH_FAILED``, ``INPUT_INVALID``, ``KEY_LOCKED``, a TLS failure,
           a device-side protocol error) is raised at once.
         """
@@ -440,6 +443,9 @@ class OperationChannel:
         if exc.code == "MESSAGE_INVALID" and self._resent and self._resyncs < _MAX_RESYNCS:
             self._resyncs += 1  # a resent message the custodian had processed meanwhile: resume again
             return self.backoff.delay(exc)
+        if answered_request and self._next == "open" and _refused_first_message(exc, self._request):
+            del self.open_request["message"]  # an older custodian: the first message goes after ready
+            return 0.0
         if answered_request and self._next == "open" and self._reopening and exc.code in _AMBIGUOUS_REOPEN_CODES:
             self._ambiguous, self._next = exc, "resume"
             return self.backoff.delay(exc)
@@ -473,6 +479,12 @@ class OperationChannel:
                 else "the operation cannot be resumed")
         return (f"{what}: its session is gone from the custodian service (finished, aborted or expired; "
                 f"not back after {waited:.1f} s)")
+
+
+def _refused_first_message(exc: EngineError, request: Mapping[str, Any]) -> bool:
+    """Whether ``exc`` is an older custodian's refusal of the first message in ``request`` (it
+    checks the request's fields before anything else, so nothing was opened)."""
+    return "message" in request and exc.code == "INPUT_INVALID" and exc.message == _OLD_CUSTODIAN_REFUSAL
 
 
 def _key_of(device: Client | None) -> DeviceKey | None:

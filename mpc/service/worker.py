@@ -26,7 +26,9 @@ it left the new park and its marker (``parked``: its messages are sent). Why thi
 custodian's per-step randomness is derived from the transcript, so only the committed run's
 output ever leaves): docs/threat-model.md, The optimistic step. The other operations (generate,
 backup, recover, eject, derive) write inside their steps (the operation lock, shares, statuses,
-attempt counts, HD keys) and keep the take-first step.
+attempt counts, HD keys) and keep the take-first step. A sign's first step may come with its
+open, in one commit (issue 30, round five: The first message in the request, at
+``open_operation``).
 
 Parking, restarts, expiry
 -------------------------

@@ -25,7 +25,8 @@ from websockets.sync.client import connect  # noqa: E402
 
 import mpc  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
-from mpc.service import worker  # noqa: E402
+from mpc.errors import InputInvalid  # noqa: E402
+from mpc.service import requests, worker  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.service.store import ServiceStore  # noqa: E402
@@ -109,6 +110,24 @@ def test_a_sign_carrying_its_first_message_completes_and_verifies(
     assert len(opened) == 1 and isinstance(opened[0], bytes)
     first = Message.from_bytes(opened[0])
     assert first.round == 1 and stepped and all(Message.from_bytes(f).round > first.round for f in stepped)
+
+
+def test_an_older_custodian_refusing_the_field_gets_the_message_after_ready(
+        wallet: _Wallet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A custodian before this change refuses the unknown field (``INPUT_INVALID``, nothing
+    opened): the device opens again at once without it and sends its message after ``ready``."""
+    opened: list[Any] = []
+    open_operation = worker.open_operation
+
+    def older(op: str, request: dict[str, Any]) -> None:
+        if "message" in request:
+            raise InputInvalid("unknown request fields: message")
+
+    monkeypatch.setattr(requests, "first_message", older)
+    monkeypatch.setattr(worker, "open_operation", lambda *a: opened.append(a[-1]) or open_operation(*a))
+    data = data_for("ethereum", b"an older custodian")
+    verify_result(wallet.remote.sign(wallet.phone, wallet.token, "ethereum", data)[0], data)
+    assert opened == [None]
 
 
 def _tampered(field: str) -> Any:
@@ -216,19 +235,25 @@ def test_the_cap_and_a_session_id_in_use_still_refuse(wallet: _Wallet) -> None:
     third, _ = wallet.request()
     (reply,) = wallet.send(third)
     assert _error(reply) == "RATE_LIMITED" and not wallet.service.is_parked(third["session_id"])
+    _abort(wallet, parked[1][0])  # a place comes back: the id check answers, not the cap
     request, _ = parked[0]
     (reply,) = wallet.send({**request, "op": "sign_presigned"})
-    assert _error(reply) in ("INPUT_INVALID", "RATE_LIMITED")
-    for request, _ in parked:  # the device gives up: the places come back
-        with connect(wallet.running.url, open_timeout=TIMEOUT) as ws:
-            resume = {key: request[key] for key in ("client_id", "token", "session_id")}
-            assert "ready" in json.loads(send_authorised(ws, {**resume, "op": "resume"}, wallet.phone.device_key()))
-            ws.recv(timeout=TIMEOUT)  # the replayed message
-            ws.send('{"abort":true}')
-    request, _ = parked[0]
-    assert not wallet.service.is_parked(request["session_id"])
+    assert _error(reply) == "INPUT_INVALID" and "in use" in reply["error"]["message"]
+    _abort(wallet, request)
     (reply,) = wallet.send({**request, "op": "sign_presigned"})  # not parked any more: opened afresh
     assert reply.get("ready", {}).get("expect") == 3
+
+
+def _abort(wallet: _Wallet, request: dict[str, Any]) -> None:
+    """The device gives the session of ``request`` up (resume, then the abort frame)."""
+    with connect(wallet.running.url, open_timeout=TIMEOUT) as ws:
+        resume = {key: request[key] for key in ("client_id", "token", "session_id")}
+        assert "ready" in json.loads(send_authorised(ws, {**resume, "op": "resume"}, wallet.phone.device_key()))
+        ws.recv(timeout=TIMEOUT)  # the replayed message
+        ws.send('{"abort":true}')
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=TIMEOUT)  # closed once the abort's step freed the session
+    assert not wallet.service.is_parked(request["session_id"])
 
 
 def test_the_same_request_twice_answers_the_committed_step(wallet: _Wallet) -> None:
