@@ -61,8 +61,8 @@ both sides exchange protocol messages, each one frame holding ``Message.to_bytes
 request may carry that first message itself (``"message"``: the frame's text exactly; issue 30,
 round five): the custodian steps it with the open, commits both at once and answers ``ready``
 (``expect``: the round after it) followed by its replies. A message that is not a canonical
-message of this session, or that the protocol refuses, fails the request with
-``MESSAGE_INVALID`` and nothing is opened; the same request again once its open committed
+message of this session fails the request with ``MESSAGE_INVALID``, one the protocol refuses
+with the error a first frame would get, and nothing is opened; the same request again once its open committed
 answers ``ready`` and the committed replies (as ``resume``). When the custodian's session completes the server
 sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
 and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes

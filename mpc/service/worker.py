@@ -321,12 +321,13 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
 
 # --- the first message in the request (issue 30, round five) ------------------------------------------
 # A ``sign`` or ``sign_presigned`` request (``mpc.wire.FIRST_MESSAGE_OPERATIONS``: optimistic
-# operations whose custodian start sends nothing and that do not complete on that message) may carry the device's first message
-# (``"message"``). ``open_operation`` then creates the session, steps it with that message and
-# commits the open and the step in one transaction (the cap and session-id checks, the share
-# check of the step's admission, ``bind_session``, the park of the stepped state with its
-# messages): nothing is sent before that commit, and a refusal of the open or of the message
-# commits nothing (the request fails: ``MESSAGE_INVALID`` for a message the protocol refuses).
+# operations whose custodian start sends nothing and that do not complete on that message) may
+# carry the device's first message (``"message"``). ``open_operation`` then creates the session,
+# steps it with that message and commits the open and the step in one transaction (the cap and
+# session-id checks, the share check of the step's admission, ``bind_session``, the park of the
+# stepped state with its messages): nothing is sent before that commit, and a refusal of the
+# open or of the message commits nothing (the request fails: ``MESSAGE_INVALID``, or the error
+# the protocol gives that message as a first frame).
 # A worker that dies before the commit left nothing: ``reopen`` opens afresh with the message;
 # after it, ``reopen`` (or the same request again: ``_in_use``) answers the parked outbox.
 # docs/threat-model.md, The optimistic step.
