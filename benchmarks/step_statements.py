@@ -5,9 +5,14 @@ thread executor runs them) sign ``--signs`` times after ``--warm`` signatures, o
 when reachable, on PostgreSQL (``$PORTAL_MPC_TEST_POSTGRES``, in a throw-away schema); per signature
 it prints the outermost transactions (``BEGIN``), the statements (``_execute``) and the
 ``COMMIT``s (counted, not timed: they do not depend on the machine's load), and the steps'
-overhead: the thread CPU of ``worker.step`` minus the custodian protocol's ``receive`` in it
-(timed: noisy, compare trees in alternating runs). It uses only the worker's API, so the tree
-before a change can be measured as well (``PYTHONPATH=that tree``).
+overhead: the thread CPU of ``worker.open_operation`` and ``worker.step`` minus the custodian
+protocol's ``receive`` in them (timed: noisy, compare trees in alternating runs). It uses only the
+worker's API, so the tree before a change can be measured as well (``PYTHONPATH=that tree``).
+
+Two ways of opening (issue 30, round five): ``frame``, the device's first message sent after
+``ready`` (a step of its own, as an older device does), and ``request``, carried by the request
+(``open_operation``'s ``frame``: the open and the first step in one commit), when the worker
+supports it.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ def _counting(store: Any, counts: Counter[str]) -> None:
         setattr(store, name, counted)
 
 
-def count_signatures(url: str, signs: int, warm: int) -> dict[str, float]:
-    """Per signature over ``signs`` after ``warm``: transactions, statements and commits."""
+def count_signatures(url: str, signs: int, warm: int, carried: bool = False) -> dict[str, float]:
+    """Per signature over ``signs`` after ``warm``: transactions, statements and commits;
+    ``carried``: the device's first message goes in the open request."""
     import mpc
     from mpc.backup.methods import MemoryCloudStorage
     from mpc.service import worker
@@ -66,9 +72,13 @@ def count_signatures(url: str, signs: int, warm: int) -> dict[str, float]:
         data = hashlib.sha256(f"count {i}".encode()).digest()
         session = device.sign("ethereum", data)
         sid = session.session_id.hex()
-        opened = worker.open_operation(service._key, "sign", client_id, {"chain": "ethereum", "data": data}, sid,
-                                       60.0, 8, device.device_key().public, False)
         outbox = session.start()
+        first = (outbox.pop(0).to_bytes(),) if carried else ()
+        start = time.thread_time()
+        opened = worker.open_operation(service._key, "sign", client_id, {"chain": "ethereum", "data": data}, sid,
+                                       60.0, 8, device.device_key().public, False, *first)
+        cpu["steps"] += time.thread_time() - start
+        assert "error" not in opened, opened
         for text in opened["messages"]:
             outbox += session.receive(Message.from_bytes(text.encode()))
         while outbox:
@@ -115,13 +125,23 @@ def main(argv: list[str] | None = None) -> int:
             backends["postgresql"] = f"{postgres}{'&' if '?' in postgres else '?'}schema=count_{secrets.token_hex(4)}"
         try:
             for name, url in backends.items():
-                figures = count_signatures(url, args.signs, args.warm)
-                print(f"{name}: " + ", ".join(f"{key} {value:.2f}" for key, value in figures.items())
-                      + " per signature")
+                for carried in (False, True) if _carries_first_message() else (False,):
+                    figures = count_signatures(url, args.signs, args.warm, carried)
+                    print(f"{name} ({'request' if carried else 'frame'}): "
+                          + ", ".join(f"{key} {value:.2f}" for key, value in figures.items()) + " per signature")
         finally:
             if postgres:
                 _drop_schema(postgres, backends["postgresql"].rsplit("schema=", 1)[1])
     return 0
+
+
+def _carries_first_message() -> bool:
+    """Whether this tree's worker opens with the device's first message (issue 30, round five)."""
+    import inspect
+
+    from mpc.service import worker
+
+    return "frame" in inspect.signature(worker.open_operation).parameters
 
 
 def _drop_schema(url: str, schema: str) -> None:

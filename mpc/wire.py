@@ -5,7 +5,8 @@ uses ``mpc.remote`` never loads the service.
 - Frame limits: ``MAX_FRAME_BYTES`` (the largest protocol message, keygen round 5, is about
   100 kB), ``MAX_REQUEST_BYTES`` and ``MAX_REQUEST_DEPTH`` for the first (request) frame.
 - Request shapes: ``OPERATIONS`` a client may start, ``OPERATOR_OPS`` that need the operator
-  credential, ``TOKEN_ROTATING_OPERATIONS`` whose completion replaces the client's token.
+  credential, ``TOKEN_ROTATING_OPERATIONS`` whose completion replaces the client's token,
+  ``FIRST_MESSAGE_OPERATIONS`` whose request may carry the device's first message.
 - Device authorisation (``docs/operations.md``, Device keys): ``DEVICE_OPS`` that the device's
   key must authorise, ``NEW_DEVICE_OPS`` authorised by a key the request brings, the
   ``challenge`` the service answers with, and ``device_auth_message``, what the device signs.
@@ -38,6 +39,7 @@ __all__ = [
     "OPERATIONS",
     "OPERATOR_OPS",
     "TOKEN_ROTATING_OPERATIONS",
+    "FIRST_MESSAGE_OPERATIONS",
     "DEVICE_OPS",
     "NEW_DEVICE_OPS",
     "CHALLENGE_BYTES",
@@ -60,6 +62,13 @@ MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused be
 OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned", "derive")
 OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client", "revoke_device")
 TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
+# Operations whose request may carry the device's first protocol message ("message": its text
+# exactly as a frame carries it): the custodian's start sends nothing and its steps write nothing
+# while the protocol runs, so the open and the first step commit together (issue 30, round five;
+# docs/operations.md, The first message in the request). Not presign: it completes on its first
+# message (its result would have to be kept in that commit); not the others: their custodian
+# speaks first or their steps write (locks, shares, statuses).
+FIRST_MESSAGE_OPERATIONS = ("sign", "sign_presigned")
 # Requests the device's key authorises (over a fresh challenge of the service): every request of
 # a client but create_client; NEW_DEVICE_OPS bring the key that signs them ("device_public"):
 # recover (a new device, registered when the recover completes) and enrol_device (a device of a

@@ -72,8 +72,8 @@ from mpc.remote.specs import (
 from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, client_view
 from mpc.remote.kept import KeptConnection
-from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, KEEP_ALIVE_SUBPROTOCOL, MAX_FRAME_BYTES, check_service_url, \
-    client_tls_context, device_auth_message, hex_bytes
+from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, FIRST_MESSAGE_OPERATIONS, KEEP_ALIVE_SUBPROTOCOL, \
+    MAX_FRAME_BYTES, MAX_REQUEST_BYTES, check_service_url, client_tls_context, device_auth_message, hex_bytes
 from protocols.errors import MPCError
 from protocols.rounds import Message, Session
 
@@ -99,6 +99,8 @@ _MESSAGE_PREFIX = '{"payload":'  # canonical messages sort their keys: "payload"
 # service before the cut, may have been processed meanwhile (the duplicate changes nothing): a
 # new resume resynchronises. At most this many times per operation.
 _MAX_RESYNCS = 3
+_REQUEST_MARGIN = 512  # room in a request frame for its JSON quoting and the device's signature
+_OLD_CUSTODIAN_REFUSAL = "unknown request fields: message"  # a custodian before issue 30, round five
 
 
 def parse_control(frame: Any) -> dict[str, Any]:
@@ -251,7 +253,10 @@ class OperationChannel:
     - **Resent on resume.** The device keeps every message it produced; ``ready`` carries
       ``expect``, the round the custodian waits for, and every produced message of that round
       or later is sent again (the custodian never processed them). A re-opened operation sends
-      the device's first messages again.
+      the device's first messages again, in its request or after ``ready``.
+    - **The first message in the request** (issue 30, round five): a ``FIRST_MESSAGE_OPERATIONS``
+      request carries the device's first message; ``ready`` then says (``expect``) that the
+      custodian processed it and nothing is sent after it but the replies.
     - **Dropped replays.** A resumed custodian replays every message it sent; those of a round
       the device has passed (or all, once it is done) are dropped.
     - **Failures.** See :meth:`retry`.
@@ -287,10 +292,24 @@ class OperationChannel:
 
     # --- the driver's calls ------------------------------------------------------------------------
     def start(self) -> None:
-        """Run the device session's first step (CPU-bound: Paillier keys, proofs)."""
+        """Run the device session's first step (CPU-bound: Paillier keys, proofs); an operation of
+        ``FIRST_MESSAGE_OPERATIONS`` carries its one first message in the request (``_carry``)."""
         if not self._started:
             self.produced.extend(self.session.start())
             self._started = True
+            self._carry()
+
+    def _carry(self) -> None:
+        """Issue 30, round five: the open request of a ``FIRST_MESSAGE_OPERATIONS`` operation holds
+        the device's first message (``"message"``, signed with the request by the device key), so
+        the service opens and steps the session in one commit; only when it is the one message
+        the start produced and the request stays within ``MAX_REQUEST_BYTES`` (else it is sent
+        after ``ready``, as by an older device)."""
+        if self.open_request["op"] not in FIRST_MESSAGE_OPERATIONS or len(self.produced) != 1:
+            return
+        text = self.produced[0].to_bytes().decode("ascii")
+        if len(json.dumps(self.open_request)) + len(text) + _REQUEST_MARGIN <= MAX_REQUEST_BYTES:
+            self.open_request["message"] = text
 
     @property
     def next_request(self) -> str:
@@ -323,9 +342,9 @@ class OperationChannel:
             raise EngineError("the custodian service did not accept the operation")
         self._ready = self.accepted = True
         self._ambiguous, self._missing_since, self._reopening = None, None, False
-        if self._next == "open":
+        if self._next == "open" and "message" not in self._request:
             pending = list(self.produced)  # only the first messages exist before any ready
-        else:
+        else:  # resumed, or opened with the first message: what the custodian still expects
             expect = ready.get("expect")
             pending = [m for m in self.produced if isinstance(expect, int) and m.round >= expect]
             self._resent = bool(pending)
@@ -393,6 +412,8 @@ class OperationChannel:
         - ``MESSAGE_INVALID`` on a resumed connection that sent messages again: the old
           connection's buffered frames were processed meanwhile, so a resent one was a duplicate
           (refused, nothing changed); resumed again, at most ``_MAX_RESYNCS`` times;
+        - ``INPUT_INVALID`` "unknown request fields: message" to an open carrying the first message:
+          an older custodian; opened again at once without it (the message is sent after ``ready``);
         - anything else (an abort, ``AUTH_FAILED``, ``INPUT_INVALID``, ``KEY_LOCKED``, a TLS failure,
           a device-side protocol error) is raised at once.
         """
@@ -422,6 +443,9 @@ class OperationChannel:
         if exc.code == "MESSAGE_INVALID" and self._resent and self._resyncs < _MAX_RESYNCS:
             self._resyncs += 1  # a resent message the custodian had processed meanwhile: resume again
             return self.backoff.delay(exc)
+        if answered_request and self._next == "open" and _refused_first_message(exc, self._request):
+            del self.open_request["message"]  # an older custodian: the first message goes after ready
+            return 0.0
         if answered_request and self._next == "open" and self._reopening and exc.code in _AMBIGUOUS_REOPEN_CODES:
             self._ambiguous, self._next = exc, "resume"
             return self.backoff.delay(exc)
@@ -455,6 +479,12 @@ class OperationChannel:
                 else "the operation cannot be resumed")
         return (f"{what}: its session is gone from the custodian service (finished, aborted or expired; "
                 f"not back after {waited:.1f} s)")
+
+
+def _refused_first_message(exc: EngineError, request: Mapping[str, Any]) -> bool:
+    """Whether ``exc`` is an older custodian's refusal of the first message in ``request`` (it
+    checks the request's fields before anything else, so nothing was opened)."""
+    return "message" in request and exc.code == "INPUT_INVALID" and exc.message == _OLD_CUSTODIAN_REFUSAL
 
 
 def _key_of(device: Client | None) -> DeviceKey | None:

@@ -135,12 +135,13 @@ class StepExecutor:
                 return pool.pool_failing()
 
     async def _open(self, op: str, client_id: str, params: dict[str, Any], session_id: str,
-                    grant: Claim) -> dict[str, Any]:
-        """Open an operation (``worker.open_operation``) under the device key that authorised it;
-        if the worker died, ``worker.reopen`` (the session may have been parked: then it is
-        resumed, never opened twice)."""
+                    grant: Claim, first: bytes | None = None) -> dict[str, Any]:
+        """Open an operation (``worker.open_operation``) under the device key that authorised it,
+        stepped with ``first`` (the device's first message, carried by the request) in the same
+        commit; if the worker died, ``worker.reopen`` (the session may have been parked: then it
+        is resumed, never opened or stepped twice)."""
         args = (self._key, op, client_id, params, session_id, self.session_ttl, self.limits.max_parked_per_client,
-                grant.public, grant.pending)
+                grant.public, grant.pending, first)
         self._in_flight += 1
         try:
             opened: dict[str, Any]

@@ -57,7 +57,13 @@ integer from 1 to ``mpc.presign.MAX_PRESIGN_COUNT``: ECDSA precomputations the c
 and keeps; the device stores nothing). sign_presigned is the same operation as sign (every
 ECDSA sign takes a precomputation from the pool when there is one). After ``ready``
 both sides exchange protocol messages, each one frame holding ``Message.to_bytes()`` exactly
-(the client speaks first, with its "hello"). When the custodian's session completes the server
+(the client speaks first, with its "hello"). A ``sign`` or ``sign_presigned``
+request may carry that first message itself (``"message"``: the frame's text exactly; issue 30,
+round five): the custodian steps it with the open, commits both at once and answers ``ready``
+(``expect``: the round after it) followed by its replies. A message that is not a canonical
+message of this session fails the request with ``MESSAGE_INVALID``, one the protocol refuses
+with the error a first frame would get, and nothing is opened; the same request again once its open committed
+answers ``ready`` and the committed replies (as ``resume``). When the custodian's session completes the server
 sends ``{"result": <custodian result>}`` (the view of ``get_client`` (plus ``token`` after recover
 and eject), the signature's ``SignResult.to_json()``, or presign's counts per curve) and closes
 the connection normally. Every message of an operation re-checks the client's token and the
@@ -93,6 +99,7 @@ from mpc.errors import (
 from mpc.presign import MAX_PRESIGN_COUNT
 from protocols.hd import MAX_PATHS
 from mpc.wire import (
+    FIRST_MESSAGE_OPERATIONS,
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
 )
@@ -186,7 +193,8 @@ def operation_params(op: str, request: dict[str, Any]) -> dict[str, Any]:
     allowed = {"generate": (), "backup": ("method", "client_stores_backup"), "recover": ("method",),
                "eject": ("method",), "sign": ("chain", "data", "path"), "sign_presigned": ("chain", "data", "path"),
                "presign": ("count",), "derive": ("paths",)}[op]
-    extra = set(request) - {"op", "client_id", "token", "session_id", "device_public", *allowed}
+    carried = ("message",) if op in FIRST_MESSAGE_OPERATIONS else ()  # first_message() reads it
+    extra = set(request) - {"op", "client_id", "token", "session_id", "device_public", *allowed, *carried}
     if extra:
         raise InputInvalid(f"unknown request fields: {', '.join(sorted(extra))}")
     params = {name: request[name] for name in allowed if name in request}
@@ -236,6 +244,16 @@ def message_frame(frame: Any) -> bytes:
         return frame.encode("ascii")
     except UnicodeEncodeError:
         raise MessageInvalid("message must be ASCII") from None
+
+
+def first_message(op: str, request: dict[str, Any]) -> bytes | None:
+    """The device's first protocol message carried by an operation's request (``"message"``,
+    ``mpc.wire.FIRST_MESSAGE_OPERATIONS`` only: ``operation_params`` refuses it elsewhere), as
+    bytes, or None; ``MESSAGE_INVALID`` unless it is what a message frame may hold
+    (``message_frame``; the worker decodes it strictly for this session: ``parse_message``)."""
+    if op not in FIRST_MESSAGE_OPERATIONS or "message" not in request:
+        return None
+    return message_frame(request["message"])
 
 
 def parse_message(data: bytes, session_id: str) -> Message:

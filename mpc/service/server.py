@@ -429,9 +429,10 @@ class CustodianService(NodeHealth, OperatorRequests):
             await self._reply(ws, view)
         elif op in OPERATIONS and grant is not None:
             session_id = requests.parse_session_id(request)
+            params, first = requests.operation_params(op, request), requests.first_message(op, request)
             if await self._closed_for_drain(ws):
                 return
-            opened = await self._open(op, client_id, requests.operation_params(op, request), session_id, grant)
+            opened = await self._open(op, client_id, params, session_id, grant, first)
             await self._channel(ws, client_id, token, session_id, opened)
         elif op == "resume":
             session_id = requests.parse_session_id(request)

@@ -26,7 +26,9 @@ it left the new park and its marker (``parked``: its messages are sent). Why thi
 custodian's per-step randomness is derived from the transcript, so only the committed run's
 output ever leaves): docs/threat-model.md, The optimistic step. The other operations (generate,
 backup, recover, eject, derive) write inside their steps (the operation lock, shares, statuses,
-attempt counts, HD keys) and keep the take-first step.
+attempt counts, HD keys) and keep the take-first step. A sign's first step may come with its
+open, in one commit (issue 30, round five: The first message in the request, at
+``open_operation``).
 
 Parking, restarts, expiry
 -------------------------
@@ -95,6 +97,7 @@ from typing import Any, ParamSpec, TypeVar
 from mpc.service import results
 from mpc.custodian import Custodian
 from mpc.operation import CustodianOperation
+from mpc.signing import CustodianSign
 from mpc.errors import (
     AuthFailed,
     EngineError,
@@ -270,13 +273,21 @@ def _one_step(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 @_one_step
 def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str,
-                    ttl: float, max_parked: int, device_public: bytes, pending: bool) -> dict[str, Any]:
+                    ttl: float, max_parked: int, device_public: bytes, pending: bool,
+                    frame: bytes | None = None) -> dict[str, Any]:
     """Create the custodian session of ``op`` and park it before any message arrives, bound to
     the device key that authorised it (``ServiceStore.bind_session``); refused when the client
     already has ``max_parked`` unfinished sessions parked of the same kind (opened under its
-    registered key, or under a key a recover brought: see ``_check_parked``)."""
+    registered key, or under a key a recover brought: see ``_check_parked``).
+
+    ``frame``: the device's first message, carried in the request (issue 30, round five: The
+    first message in the request, below): the session is stepped with it before anything is
+    committed, and the open and the step commit together, once."""
     custodian, service = _service(db)
     try:
+        message = None if frame is None else parse_message(frame, session_id)
+        if message is not None and _in_use(service, op, client_id, session_id, device_public):
+            return resume_channel(db, client_id, session_id)  # the same request again: its committed answer
         _check_parked(service, client_id, max_parked, pending)
         if service.is_parked(session_id):
             raise InputInvalid("this session id is in use")
@@ -284,12 +295,16 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         factory = getattr(custodian, op)
         session = factory(client_id, session_id=sid, **params)
         outbox = [m.to_bytes().decode("ascii") for m in session.start()]
+        if message is not None:
+            outbox = _first_step(session, outbox, message)
         try:
             with service.store.transaction():
                 service.store.lock_client(client_id)  # the cap again, under the client's lock: exact
                 _check_parked(service, client_id, max_parked, pending)
                 if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
                     raise InputInvalid("this session id is in use")
+                if message is not None:
+                    _admit_fresh(custodian, session)  # what the first step's commit checks otherwise
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
                 data = session.to_bytes()
                 version = service.park(session_id, client_id, op, data, outbox, session._holds_lock, ttl,
@@ -302,6 +317,52 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         return {"messages": outbox, "expect": session.awaiting_round}
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error frame
         return {"error": error_frame(exc), "fatal": True}
+
+
+# --- the first message in the request (issue 30, round five) ------------------------------------------
+# A ``sign`` or ``sign_presigned`` request (``mpc.wire.FIRST_MESSAGE_OPERATIONS``: optimistic
+# operations whose custodian start sends nothing and that do not complete on that message) may
+# carry the device's first message (``"message"``). ``open_operation`` then creates the session,
+# steps it with that message and commits the open and the step in one transaction (the cap and
+# session-id checks, the share check of the step's admission, ``bind_session``, the park of the
+# stepped state with its messages): nothing is sent before that commit, and a refusal of the
+# open or of the message commits nothing (the request fails: ``MESSAGE_INVALID``, or the error
+# the protocol gives that message as a first frame).
+# A worker that dies before the commit left nothing: ``reopen`` opens afresh with the message;
+# after it, ``reopen`` (or the same request again: ``_in_use``) answers the parked outbox.
+# docs/threat-model.md, The optimistic step.
+def _first_step(session: Session, started: list[str], message: Message) -> list[str]:
+    """The messages of ``session``'s first step with the device's first ``message`` (its start
+    must have sent nothing: ``started``); ``MESSAGE_INVALID`` if the protocol refuses it."""
+    if started:
+        raise InputInvalid("this operation's custodian speaks first: send the first message after ready")
+    try:
+        produced = session.receive(message)
+    except InvalidMessage as exc:
+        raise MessageInvalid(str(exc)) from None
+    if session.done:  # no operation allowed here completes on its first message
+        raise EngineError("the operation completed on its first message")
+    return [m.to_bytes().decode("ascii") for m in produced]
+
+
+def _admit_fresh(custodian: Custodian, session: Session) -> None:
+    """The admission of a session stepped before its first park (``Custodian._admission``
+    without a park id to consume: it has none yet; its park is tagged in this transaction's
+    nonce epoch): a sign's share is still the client's (a recover may have replaced it since
+    the session was created)."""
+    if isinstance(session, CustodianSign):
+        custodian._refuse_replaced(session.client_id, session.curve, session._root)
+
+
+def _in_use(service: ServiceStore, op: str, client_id: str, session_id: str, device_public: bytes) -> bool:
+    """Whether ``session_id`` is parked as this client's ``op``, opened under this device key: a
+    request carrying the first message that was committed already (its reply lost, its worker
+    dead), answered with that commit's outbox (``resume_channel``), never stepped twice."""
+    parked = service.peek(session_id)
+    if parked is None or parked.client_id != client_id or parked.operation != op:
+        return False
+    bound = service.session_device(session_id, client_id)
+    return bound is not None and hmac.compare_digest(bound[0], device_public)
 
 
 def _check_parked(service: ServiceStore, client_id: str, max_parked: int, pending: bool) -> None:
@@ -341,14 +402,14 @@ def _missing(service: ServiceStore, session_id: str, client_id: str) -> dict[str
 
 
 def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str, ttl: float,
-            max_parked: int, device_public: bytes, pending: bool) -> dict[str, Any]:
-    """``open_operation`` again after its worker died: if it had parked the new session, the
-    channel resumes it; else it is opened now."""
+            max_parked: int, device_public: bytes, pending: bool, frame: bytes | None = None) -> dict[str, Any]:
+    """``open_operation`` again after its worker died: if it had parked the new session (and,
+    with ``frame``, stepped it), the channel resumes it; else it is opened now."""
     _, service = _service(db)
     parked = service.peek(session_id)
     if parked is not None and parked.client_id == client_id and parked.operation == op:
         return resume_channel(db, client_id, session_id)
-    return open_operation(db, op, client_id, params, session_id, ttl, max_parked, device_public, pending)
+    return open_operation(db, op, client_id, params, session_id, ttl, max_parked, device_public, pending, frame)
 
 
 @_one_step

@@ -154,7 +154,11 @@ def test_a_cut_during_a_step_is_resumed_from_the_parked_session(
         result, custodian_result = remote.sign(phone, token, chain, data)
         verify_result(result, data)
         assert custodian_result == result and custodian_result.to_json()["signature"] == result.signature.hex()
-        assert not armed.is_set() and resumes == ["ready"], resumes  # resumed at once from the parked row
+        # Resumed at once from the parked row; but solana's first step after the open (which
+        # carries the device's first message: issue 30, round five) is its last: cut after its
+        # commit, the resume finds the row gone and the kept result is handed over (issue 26).
+        finished_by_it = committed and chain == "solana"
+        assert not armed.is_set() and resumes == (["NOT_FOUND"] if finished_by_it else ["ready"]), resumes
     for _ in range(0 if committed else 2):
         assert finished.acquire(timeout=30)
     assert lost == ([] if committed else [None, None])  # the first run of each resent step lost its commit
