@@ -9,6 +9,7 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+import multiprocessing.connection
 import os
 import queue
 import random
@@ -222,8 +223,17 @@ def _retrying(action: Callable[[], Any], within: float = RETRY_WITHIN,
             time.sleep(0.2)
 
 
-def _worker_pids(running: ServiceThread) -> list[int]:
-    return [process.pid for process in (running.service._pool._processes or {}).values()]  # type: ignore[union-attr]
+def _kill_workers_together(running: ServiceThread) -> None:
+    """SIGKILL every worker and wait until each has exited: the kills are sent one after the
+    other, so without the wait a loaded machine may let the service meet one dead worker before
+    the other has died (two rebuilds where the test means one)."""
+    processes = list((running.service._pool._processes or {}).values())  # type: ignore[union-attr]
+    for process in processes:
+        os.kill(process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and \
+            len(multiprocessing.connection.wait([p.sentinel for p in processes], 0.05)) < len(processes):
+        pass
 
 
 def _running_marker(store: Any) -> str | None:
@@ -260,8 +270,7 @@ def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(
     running, remote, client_id, token, phone = two_workers
     service = running.service
     # The workers die while idle: the next operation works, on a rebuilt pool.
-    for pid in _worker_pids(running):
-        os.kill(pid, signal.SIGKILL)
+    _kill_workers_together(running)
     remote.generate(phone, token)
     assert service.pool_rebuilds == 1 and service.ready()[0]
     # Workers killed in the middle of a backup's step: OPERATION_LOST at once, the lock freed,
@@ -272,8 +281,7 @@ def test_a_dead_worker_rebuilds_the_pool_and_a_lost_step_is_answered(
     deadline = time.monotonic() + TIMEOUT
     while _running_marker(service.custodian.store) is None and backup.is_alive() and time.monotonic() < deadline:
         time.sleep(0.002)
-    for pid in _worker_pids(running):
-        os.kill(pid, signal.SIGKILL)
+    _kill_workers_together(running)
     backup.join(TIMEOUT)
     assert outcome and (outcome[0] is None or isinstance(outcome[0], errors.OperationLost)), outcome
     assert service.custodian.store.client(client_id).operation is None or outcome[0] is None
