@@ -29,7 +29,7 @@ __all__ = ["StepExecutor"]
 class StepExecutor:
     """The executor part of ``CustodianService``: steps run in a process (or thread) pool; a dead
     worker rebuilds the pool (a ``LanePool``: its lane only) and the step marker decides what the client is told (never a step
-    run twice)."""
+    committed twice)."""
 
     # Set by CustodianService.__init__ (its configuration and resilience state).
     service: ServiceStore
@@ -164,9 +164,10 @@ class StepExecutor:
             await asyncio.sleep(0.2)
 
     async def _deliver(self, client_id: str, token: str, session_id: str, frame: bytes) -> dict[str, Any]:
-        """One step (``worker.step``). If its worker died, the step marker decides (never a step run
-        twice): never taken, it runs once more on the rebuilt pool; it ran and parked, its
-        messages are sent; taken and not parked again, ``OPERATION_LOST`` (its lock is freed)."""
+        """One step (``worker.step``). If its worker died, the step marker decides (never a step
+        committed twice): never taken, or an optimistic step that never committed, it runs once
+        more on the rebuilt pool; it ran and parked, its messages are sent; taken and not parked
+        again, ``OPERATION_LOST`` (its lock is freed)."""
         self._in_flight += 1
         try:
             for _ in range(2):

@@ -404,10 +404,8 @@ class ServiceStore:
         was encoded: issue 30, one read less per park), else the store's is read now. Returns
         the park's ``version`` (``ParkedSession.version``)."""
         key = (session_id, client_id, operation)
-        box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
         epoch = self.store.nonce_epoch() if epoch is None else epoch
-        tagged = epoch.to_bytes(_EPOCH_BYTES, "big") + data
-        sealed = self.store._seal(tagged, "parked_sessions", "data", *key)
+        sealed, box = self._seal_state(key, data, outbox, epoch)
         expires = time.time() + ttl
         with self.store.transaction():
             if holds_lock and not self._renew_lock(client_id, session_id, expires):
@@ -482,9 +480,14 @@ class ServiceStore:
 
     def _seal_park(self, parked: ParkedSession, park: NewPark) -> tuple[bytes, bytes]:
         """The sealed state and outbox of ``park`` (bound to ``parked``'s session, client and operation)."""
-        key = (parked.session_id, parked.client_id, parked.operation)
-        box = self.store._seal(json.dumps(park.outbox).encode("ascii"), "parked_sessions", "outbox", *key)
-        tagged = park.epoch.to_bytes(_EPOCH_BYTES, "big") + park.data
+        return self._seal_state((parked.session_id, parked.client_id, parked.operation), park.data, park.outbox,
+                                park.epoch)
+
+    def _seal_state(self, key: tuple[str, str, str], data: bytes, outbox: list[str], epoch: int) -> tuple[bytes, bytes]:
+        """A parked row's sealed state (tagged with its nonce epoch) and sealed outbox, bound to
+        its session, client and operation (``key``)."""
+        box = self.store._seal(json.dumps(outbox).encode("ascii"), "parked_sessions", "outbox", *key)
+        tagged = epoch.to_bytes(_EPOCH_BYTES, "big") + data
         return self.store._seal(tagged, "parked_sessions", "data", *key), box
 
     def _replace_if_unchanged(self, parked: ParkedSession, sealed: tuple[bytes, bytes] | None,
@@ -492,12 +495,14 @@ class ServiceStore:
         """In ``commit_step``'s transaction: the row of ``parked``, if it is still that park and
         of the store's nonce epoch, is replaced by ``sealed`` (or deleted); whether it was (if
         not, nothing was written: another step committed first, an abort or the purge took it,
-        or the restore guard's bump in this transaction deleted it)."""
-        if parked.epoch != self.store.nonce_epoch():  # a dead blob (a copy met after a restore)
-            return False
+        or the restore guard's bump in this transaction deleted it). A row of a dead nonce epoch
+        (a copy met after a restore) is deleted, as a take deletes it, and never replaced."""
         where = "session_id = ? AND client_id = ? AND data = ?"
         match = (parked.session_id, parked.client_id, parked.sealed)
-        if sealed is None or park is None:
+        if parked.epoch != self.store.nonce_epoch():
+            self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match)
+            return False
+        if sealed is None or park is None:  # (one is None exactly when the other is)
             return bool(self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match).rowcount == 1)
         return bool(self.store._execute(
             f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {where}",

@@ -45,8 +45,9 @@ park's expiry at each park, ``lock_ttl`` while a step runs. Each take (take-firs
 naming this node, and every node heartbeats, so a session taken by a step that died (its node
 silent for ``node_ttl``, or its worker process dead) is *lost*: ``resume`` answers
 ``OPERATION_LOST`` (retryable: start the operation again) and its lock is freed at once. A
-dead worker is replaced (its lane only: ``pool.LanePool``); a step that never ran is run
-again, one that ran is never run twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
+dead worker is replaced (its lane only: ``pool.LanePool``); a step that never ran (or an
+optimistic step that never committed: nothing of it left) is run again, one that committed is
+never run twice. SIGTERM drains (``drain``), ``ready()`` tells a load balancer whether to send traffic
 (``docs/operations.md``, Resilience).
 
 Off the event loop
@@ -106,6 +107,7 @@ from mpc.errors import (
     NotFound,
     OperationLost,
     RateLimited,
+    StoreUnavailable,
     from_protocol_error,
 )
 from mpc.service.guard import (
@@ -417,12 +419,15 @@ def step(db: str, client_id: str, token: str, session_id: str, frame: bytes, ttl
           step: Step | None = None) -> dict[str, Any]:
     """Decode the frame (strictly, once: ``MESSAGE_INVALID`` leaves the session untouched), check
     the client's token and the device key the session was opened under (revoked, rotated or
-    replaced: ``AUTH_FAILED``, the session stays parked until it expires), take the parked
-    session, deliver the message, park the new state (or finish: a completed recover or eject
-    gets a fresh token in its result, and a completed recover registers its device key).
+    replaced: ``AUTH_FAILED``, the session stays parked until it expires), then step the parked
+    session: an optimistic operation's (``OPTIMISTIC_OPERATIONS``) on the row as read, committed
+    once (``_step_optimistic``), another's taken first, then its new state parked (or finish: a
+    completed recover or eject gets a fresh token in its result, and a completed recover
+    registers its device key).
 
-    ``step`` (the service's: step id, node, lock lease) leaves a marker with the take, so a
-    crash mid-step is known for what it is (``ServiceStore.step_outcome``, ``missing_session``)."""
+    ``step`` (the service's: step id, node, lock lease) leaves a marker, with the take or with the
+    optimistic step's commit, so a crash mid-step is known for what it is
+    (``ServiceStore.step_outcome``, ``missing_session``)."""
     custodian, service = _service(db)
     if step is not None:
         custodian.lock_ttl = step.lease  # a lock this step takes is leased like the step
@@ -505,7 +510,7 @@ def _step_optimistic(db: str, custodian: Custodian, service: ServiceStore, parke
     try:
         session = _decoded(db, custodian, parked)
     except Exception as exc:  # noqa: BLE001 - a state that does not restore is dropped
-        _drop(service, parked, step)
+        _drop(service, parked, step, exc)
         return {"error": error_frame(exc), "fatal": True}
     admit = custodian._admission(session)  # its park tag now: ``to_bytes`` re-tags it below
     try:
@@ -513,7 +518,7 @@ def _step_optimistic(db: str, custodian: Custodian, service: ServiceStore, parke
     except InvalidMessage as exc:  # nothing changed and nothing is committed
         return {"error": MessageInvalid(str(exc)).to_json(), "fatal": False}
     except Exception as exc:  # noqa: BLE001 - an abort ends the session: its row goes
-        _drop(service, parked, step)
+        _drop(service, parked, step, exc)
         return {"error": error_frame(exc), "fatal": True}
     sent = [m.to_bytes().decode("ascii") for m in produced]
     if session.done:
@@ -562,7 +567,7 @@ def _committed(service: ServiceStore, parked: ParkedSession, step: Step | None, 
         committed = service.commit_step(parked, step, admitted, park, finish)
     except Exception as exc:  # noqa: BLE001 - refused or failed: nothing leaves
         if refused:  # its park id used, its epoch dead, its share replaced: it never will be admitted
-            _drop(service, parked, step)
+            _drop(service, parked, step, refused[0])
         return {"error": error_frame(exc), "fatal": True}
     if committed is None:
         return {"error": session_not_found(), "fatal": True}
@@ -571,9 +576,13 @@ def _committed(service: ServiceStore, parked: ParkedSession, step: Step | None, 
     return None
 
 
-def _drop(service: ServiceStore, parked: ParkedSession, step: Step | None) -> None:
-    """An optimistic step that ended its session (an abort, a state that does not restore):
-    the row goes, if it is still that park (a step that committed meanwhile keeps its own)."""
+def _drop(service: ServiceStore, parked: ParkedSession, step: Step | None, cause: BaseException) -> None:
+    """An optimistic step that ended its session (an abort, a state that does not restore, an
+    admission refused): the row goes, if it is still that park (a step that committed meanwhile
+    keeps its own). Not for ``STORE_UNAVAILABLE`` (the store failed, not the session: the row
+    stays parked and the client resumes it once the store answers)."""
+    if isinstance(cause, StoreUnavailable):
+        return
     try:
         service.commit_step(parked, step, lambda: None, None)
     except Exception as exc:  # noqa: BLE001 - the session expires instead

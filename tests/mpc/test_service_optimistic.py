@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 import mpc
+from mpc import errors
 from mpc.service import worker
 from mpc.service.store import ServiceStore, Step
 from mpc.storage.backends import open_store
@@ -315,3 +316,46 @@ def test_a_worker_killed_around_its_commit(signer: tuple[_Node, str, str, str, m
     signing.outbox.pop(0)
     signing.outbox += signing.session.receive(Message.from_bytes(outcome.messages[0].encode()))
     signing.finish(node)
+
+
+@pytest.mark.parametrize("where", ["decode", "admission"])
+def test_a_store_failure_in_a_step_leaves_the_session_parked(
+        signer: tuple[_Node, str, str, str, mpc.Client], monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """The store fails (``STORE_UNAVAILABLE``) while a step decodes its state or in its commit's
+    admission: nothing leaves, and the session is not dropped (the store failed, not the
+    session): the same message, sent again once the store answers, completes the signature."""
+    node, _, client_id, token, phone = signer
+    signing = _Signing(node, client_id, token, phone)
+    assert "error" not in signing.step(node)
+    before = _resume(node, signing)
+    worker.forget_warm(signing.sid)  # the step decodes the stored state
+
+    def unavailable(*_: Any) -> Any:
+        raise errors.StoreUnavailable("the database does not answer")
+
+    if where == "decode":
+        monkeypatch.setattr(node.custodian, "_decode", unavailable)
+    else:
+        monkeypatch.setattr(node.custodian, "_admission", lambda session: unavailable)
+    message = signing.outbox[0]
+    outcome = worker.step(node.key, client_id, token, signing.sid, message.to_bytes(), TTL)
+    assert _error(outcome) == "STORE_UNAVAILABLE" and "messages" not in outcome
+    monkeypatch.undo()
+    assert _resume(node, signing) == before  # still parked, as it was
+    signing.finish(node)
+
+
+def test_a_row_of_a_dead_nonce_epoch_is_deleted_at_its_commit(
+        signer: tuple[_Node, str, str, str, mpc.Client]) -> None:
+    """A parked row whose state carries an epoch the store has left (a copy met after a
+    restore, the epoch moved without emptying the table): the step's commit refuses it, nothing
+    leaves, and the row goes, as a take would delete it."""
+    node, _, client_id, token, phone = signer
+    signing = _Signing(node, client_id, token, phone)
+    assert "error" not in signing.step(node)
+    store = node.custodian.store
+    with store.transaction():
+        store._set_meta("nonce_epoch", str(store.nonce_epoch() + 1))
+    outcome = signing.step(node)
+    assert _error(outcome) == "NOT_FOUND" and "messages" not in outcome
+    assert not node.service.service.is_parked(signing.sid)
