@@ -459,14 +459,18 @@ class Custodian:
         later: the networked service's optimistic step runs the session first, which re-tags it
         when it is encoded again, and admits it in the transaction that commits the step."""
         tag = session.park_tag if isinstance(session, CustodianOperation) else None
-        sign = session if isinstance(session, CustodianSign) else None
 
         def admit() -> None:
             if isinstance(session, CustodianOperation):
                 self._consume_park(tag)
-            if sign is not None:
-                self._refuse_replaced(sign.client_id, sign.curve, sign._root)
+            self._check_share_current(session)
         return admit
+
+    def _check_share_current(self, session: Session) -> None:
+        """A sign's share is still the client's (``SHARE_REPLACED``: a recover may have replaced
+        it since the session was made); nothing to check for another session."""
+        if isinstance(session, CustodianSign):
+            self._refuse_replaced(session.client_id, session.curve, session._root)
 
     def parked_awaiting_round(self, data: bytes) -> Any:
         """Which round a parked operation waits for, without resuming it (its park id stays unused)."""

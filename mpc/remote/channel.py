@@ -308,7 +308,7 @@ class OperationChannel:
         if self.open_request["op"] not in FIRST_MESSAGE_OPERATIONS or len(self.produced) != 1:
             return
         text = self.produced[0].to_bytes().decode("ascii")
-        if len(json.dumps(self.open_request)) + len(text) + _REQUEST_MARGIN <= MAX_REQUEST_BYTES:
+        if len(json.dumps(self.open_request)) + len(json.dumps(text)) + _REQUEST_MARGIN <= MAX_REQUEST_BYTES:
             self.open_request["message"] = text
 
     @property
@@ -483,7 +483,8 @@ class OperationChannel:
 
 def _refused_first_message(exc: EngineError, request: Mapping[str, Any]) -> bool:
     """Whether ``exc`` is an older custodian's refusal of the first message in ``request`` (it
-    checks the request's fields before anything else, so nothing was opened)."""
+    checks the request's fields before it opens anything, after the device key and the
+    client's request allowance: the fallback costs one request of that allowance)."""
     return "message" in request and exc.code == "INPUT_INVALID" and exc.message == _OLD_CUSTODIAN_REFUSAL
 
 

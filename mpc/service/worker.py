@@ -98,7 +98,6 @@ from typing import Any, ParamSpec, TypeVar
 from mpc.service import results
 from mpc.custodian import Custodian
 from mpc.operation import CustodianOperation
-from mpc.signing import CustodianSign
 from mpc.errors import (
     AuthFailed,
     EngineError,
@@ -306,7 +305,7 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
                 if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
                     raise InputInvalid("this session id is in use")
                 if message is not None:
-                    _admit_fresh(custodian, session)  # what the first step's commit checks otherwise
+                    custodian._check_share_current(session)  # the admission of a session with no park id yet
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
                 data = session.to_bytes()
                 version = service.park(session_id, client_id, op, data, outbox, session._holds_lock, ttl,
@@ -345,15 +344,6 @@ def _first_step(session: Session, started: list[str], message: Message) -> list[
     if session.done:  # no operation allowed here completes on its first message
         raise EngineError("the operation completed on its first message")
     return [m.to_bytes().decode("ascii") for m in produced]
-
-
-def _admit_fresh(custodian: Custodian, session: Session) -> None:
-    """The admission of a session stepped before its first park (``Custodian._admission``
-    without a park id to consume: it has none yet; its park is tagged in this transaction's
-    nonce epoch): a sign's share is still the client's (a recover may have replaced it since
-    the session was created)."""
-    if isinstance(session, CustodianSign):
-        custodian._refuse_replaced(session.client_id, session.curve, session._root)
 
 
 def _in_use(service: ServiceStore, op: str, client_id: str, session_id: str, device_public: bytes) -> bool:
@@ -408,8 +398,7 @@ def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id:
     """``open_operation`` again after its worker died: if it had parked the new session (and,
     with ``frame``, stepped it), the channel resumes it; else it is opened now."""
     _, service = _service(db)
-    parked = service.peek(session_id)
-    if parked is not None and parked.client_id == client_id and parked.operation == op:
+    if _in_use(service, op, client_id, session_id, device_public):
         return resume_channel(db, client_id, session_id)
     return open_operation(db, op, client_id, params, session_id, ttl, max_parked, device_public, pending, frame)
 
