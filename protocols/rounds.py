@@ -29,7 +29,7 @@ from itertools import accumulate
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 from protocols.errors import (
     FutureMessage,
@@ -357,6 +357,24 @@ def parse_hex(value: Any, name: str) -> bytes:
     return raw
 
 
+def _two_sorted_parties(parties: Iterable[int]) -> TypeGuard[tuple[int, int]]:
+    """Whether ``parties`` is already what ``_checked_parties`` returns for two parties (the common
+    case: a two-party protocol or a wallet operation, ``mpc.wallet.PARTIES``): a tuple of two plain
+    ints, ascending (so distinct), both in [1, 2^32). Anything else takes the general check."""
+    if type(parties) is not tuple or len(parties) != 2:
+        return False
+    first, second = parties
+    return type(first) is int and type(second) is int and 1 <= first < second < 2**32
+
+
+def _checked_parties(parties: Iterable[int]) -> tuple[int, ...]:
+    """The party ids sorted, if they are distinct integers in [1, 2^32), else ``UsageError``."""
+    checked = tuple(sorted(parties))
+    if len(set(checked)) != len(checked) or not all(_is_party_id(p) for p in checked):
+        raise UsageError("party ids must be distinct integers in [1, 2^32)")
+    return checked
+
+
 class Session:
     """One party's state in one protocol run (sans-I/O: no clocks, no sockets, no sleeps)."""
 
@@ -366,16 +384,14 @@ class Session:
     ``from_bytes`` as keyword arguments (see ``protocols.state``)."""
 
     def __init__(self, session_id: bytes, party_id: int, parties: Iterable[int]) -> None:
-        parties = tuple(sorted(parties))
-        if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_LENGTH:
+        if type(session_id) is not bytes and not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_LENGTH:
             raise UsageError("session_id must be 32 bytes")
-        if len(set(parties)) != len(parties) or not all(_is_party_id(p) for p in parties):
-            raise UsageError("party ids must be distinct integers in [1, 2^32)")
-        if party_id not in parties:
+        checked: tuple[int, ...] = parties if _two_sorted_parties(parties) else _checked_parties(parties)
+        if party_id not in checked:
             raise UsageError("party_id must be one of the parties")
         self.session_id = session_id
         self.party_id = party_id
-        self.parties = parties
+        self.parties = checked
         self._started = False
         self._round: int | None = None
         self._awaited: frozenset[int] = frozenset()
