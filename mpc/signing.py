@@ -137,9 +137,9 @@ def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: byte
 def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> SignResult:
     """The ``SignResult`` of a protocol signature (an ``ecdsa2p.Signature`` or 64 Ed25519 bytes)."""
     if curve == "secp256k1":
-        return SignResult(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
-                          signature.recid, signature.to_der())
-    return SignResult(chain, curve, public_key, bytes(signature))
+        return SignResult._of(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
+                              signature.recid, signature.to_der())
+    return SignResult._of(chain, curve, public_key, bytes(signature))
 
 
 DECRYPTION_MARKER_SECONDS = 60.0  # a decryption takes milliseconds: an older marker is a crash
