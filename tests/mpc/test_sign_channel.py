@@ -282,5 +282,5 @@ def test_a_signs_result_is_what_the_dataclass_constructor_makes(generated: Walle
         assert result.to_json() == made.to_json() and vars(result) == vars(made)
         assert encode_state(result) == encode_state(made)
         with pytest.raises(dataclasses.FrozenInstanceError):
-            result.signature = b""  # type: ignore[misc]
+            result.signature = b""
     verify_result(client_result, data_for(chain))
