@@ -336,7 +336,7 @@ class _SignChannel(Composite):
         child takes the child's first payload; both are kept only if both are accepted."""
         session_id = self._check_first(msg)
         asked, child_payload = split_first_payload(msg.payload)
-        hello = self._guard(self._check_hello, asked, msg.sender, culprit=msg.sender)
+        self._guard(self._check_hello, asked, msg.sender, culprit=msg.sender)
         child = self._first_child(session_id)
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
@@ -344,23 +344,21 @@ class _SignChannel(Composite):
         produced = self._guard(child.receive, inner, culprit=msg.sender)
         self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
-        self._on_hello(hello)
         return self._accept(child, produced)
 
-    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+    def _check_hello(self, text: str, sender: int) -> None:
+        """Accept the client's hello (its text) or refuse it; a sign takes no parameter from it
+        (it must be exactly the custodian's own: ``CustodianSign._check_hello``)."""
         raise InvalidMessage("unexpected first message")
 
     def _first_child(self, session_id: bytes) -> Session:
         raise InvalidMessage("unexpected first message")
 
-    def _on_hello(self, hello: Mapping[str, Any]) -> None:
-        """The client's hello was accepted (``CustodianOperation._on_hello``)."""
-
     def _accept(self, child: Session, produced: list[Message]) -> list[Message]:
         """The peer's message was accepted by ``child``: its replies go out as they are (once
         the child is done, with what ends the operation)."""
-        self._accepted()
-        self._round = child.awaiting_round  # what the child awaits next (``start``)
+        self._next_from_peer += 1  # ``Composite._accepted``; the round is then what the child
+        self._round = child.awaiting_round  # awaits next (``start``)
         if not child.done or self._children_done:
             return produced
         self._children_done = True  # the one child is done (``Composite._check_children_done``)
@@ -476,13 +474,16 @@ class CustodianSign(CustodianOperation, _SignChannel):
                                 "or sign with the device that recovered")
         return expected
 
-    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+    def _check_hello(self, text: str, sender: int) -> None:
         """The client's hello (its text, ``hello_text``), accepted if it is exactly this session's;
         otherwise read (``parse_hello``) and refused by the operations' hello check, which names
-        what differs (``CustodianOperation._decode_step``; ``SHARE_REPLACED``: ``_expected_hello``)."""
+        what differs (``CustodianOperation._decode_step``; ``SHARE_REPLACED``: ``_expected_hello``).
+        A sign takes nothing from an accepted hello (no ``_on_hello``: ``CustodianOperation``'s
+        does nothing for it)."""
         if text == sign_hello_text(self.client_id, *self._hello_values()):  # ``hello_text(self._hello())``
-            return parse_hello(text)  # this session's hello: its fields
-        return cast(Mapping[str, Any], self._decode_pure("hello", parse_hello(text), sender))
+            return
+        self._decode_pure("hello", parse_hello(text), sender)  # its own hello reads back as itself: this raises
+        raise InvalidMessage("the client's hello is not this sign's")  # (never reached: a differing text differs)
 
     def _first_child(self, session_id: bytes) -> Session:
         """The signing session that takes the client's first message (made once its hello held),
