@@ -38,7 +38,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
@@ -431,12 +431,13 @@ class ClientSign(ClientOperation, _SignChannel):
             self._share.lock()
 
     def _on_children_done(self) -> list[Message]:
-        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self._children[self.curve].result()))
         return []
 
     def result(self) -> SignResult:
         """The signature (the client has it first)."""
-        return cast(SignResult, super().result())
+        result: SignResult = super().result()  # (a variable, not ``typing.cast``: no call)
+        return result
 
 
 class CustodianSign(CustodianOperation, _SignChannel):
@@ -488,8 +489,9 @@ class CustodianSign(CustodianOperation, _SignChannel):
     def _first_child(self, session_id: bytes) -> Session:
         """The signing session that takes the client's first message (made once its hello held),
         under the operation's ``session_id`` (module docstring, "Framing")."""
-        return cast(Session, sign_child(self.curve, session_id, self._share, CUSTODIAN_PARTY, self.data,
-                                        self._pool_source()))
+        child: Session = sign_child(self.curve, session_id, self._share, CUSTODIAN_PARTY, self.data,
+                                    self._pool_source())
+        return child
 
     def _pool_source(self) -> ecdsa2p.PrecomputationSource | None:
         """Where ECDSA P2 takes a precomputation in its round 3: this process's pool."""
@@ -504,12 +506,13 @@ class CustodianSign(CustodianOperation, _SignChannel):
             child.precomputations = self._pool_source()
 
     def _on_children_done(self) -> list[Message]:
-        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self._children[self.curve].result()))
         return []
 
     def result(self) -> SignResult:
         """The same signature as the client's."""
-        return cast(SignResult, super().result())
+        result: SignResult = super().result()  # (a variable, not ``typing.cast``: no call)
+        return result
 
 
 # Parkable state (``protocols.state``): the custodian's side only.
