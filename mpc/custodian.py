@@ -363,7 +363,7 @@ class Custodian:
         known = CHAIN_CURVES.get(chain) if isinstance(chain, str) else None
         has_wallet, status, data = self.store.signing_row(client_id, known or "")
         self._require_signing_status(has_wallet, status)
-        curve = curve_of_chain(chain)
+        curve = known or curve_of_chain(chain)  # an unknown chain: InputInvalid
         if data is None:
             raise WalletNotFound(f"no signing share for {curve}")
         return decode_share(curve, CUSTODIAN_PARTY, data)

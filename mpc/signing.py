@@ -38,7 +38,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
@@ -60,6 +60,7 @@ __all__ = [
     "first_payload",
     "split_first_payload",
     "hello_text",
+    "sign_hello_text",
     "parse_hello",
     "sign_protocol",
     "sign_data",
@@ -137,9 +138,9 @@ def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: byte
 def sign_result(chain: str, curve: str, public_key: bytes, signature: Any) -> SignResult:
     """The ``SignResult`` of a protocol signature (an ``ecdsa2p.Signature`` or 64 Ed25519 bytes)."""
     if curve == "secp256k1":
-        return SignResult(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
-                          signature.recid, signature.to_der())
-    return SignResult(chain, curve, public_key, bytes(signature))
+        return SignResult._of(chain, curve, public_key, signature.to_bytes(), signature.r, signature.s,
+                              signature.recid, signature.to_der())
+    return SignResult._of(chain, curve, public_key, bytes(signature))
 
 
 DECRYPTION_MARKER_SECONDS = 60.0  # a decryption takes milliseconds: an older marker is a crash
@@ -195,11 +196,28 @@ def hello_text(hello: Mapping[str, Any]) -> str:
     anything else is a ``UsageError``."""
     if tuple(hello) != HELLO_KEYS[:len(hello)]:
         raise UsageError("a sign's hello has the first fields of " + ", ".join(HELLO_KEYS) + ", in this order")
+    return _joined_hello(list(hello.values()))
+
+
+def sign_hello_text(client_id: str, chain: str, data: bytes, client_share: str,
+                    child: tuple[str, bytes] | None = None) -> str:
+    """``hello_text(sign_hello(...))`` of the same arguments, made without the dict (each side of a
+    sign makes its own hello's text once: the client to send it, the custodian to compare): the
+    same text, and the same ``UsageError`` for a value that would not read back."""
+    values = [client_id, chain, hashlib.sha256(data).hexdigest(), client_share]
+    if child is not None:
+        values += (child[0], child[1].hex())
+    return _joined_hello(values)
+
+
+def _joined_hello(values: list[Any]) -> str:
+    """The hello's values (``HELLO_KEYS``' first ones, in order) joined by single spaces, if each
+    is non-empty text without a space (so that ``parse_hello`` reads them back), else ``UsageError``."""
     try:
-        text = " ".join(hello.values())
+        text = " ".join(values)
     except TypeError:
         raise UsageError("a sign's hello holds text values") from None
-    if text.count(" ") != len(hello) - 1 or "" in hello.values():
+    if text.count(" ") != len(values) - 1 or "" in values:
         raise UsageError("a sign's hello holds non-empty values without spaces")
     return text
 
@@ -218,10 +236,15 @@ def first_payload(hello: Mapping[str, Any], child: Mapping[str, Any]) -> dict[st
     """The payload of the client's first message (module docstring, "Framing"): the fields of
     its child's first ``child`` payload (none of which may be named ``HELLO_FIELD``:
     ``UsageError``) and ``HELLO_FIELD``, the hello's text (``hello_text``)."""
+    return _joined_first_payload(hello_text(hello), child)
+
+
+def _joined_first_payload(text: str, child: Mapping[str, Any]) -> dict[str, Any]:
+    """``first_payload`` of a hello already made into its text (``sign_hello_text``)."""
     if HELLO_FIELD in child:
         raise UsageError(f"a signing protocol's first payload has a field named {HELLO_FIELD!r}")
     payload = dict(child)
-    payload[HELLO_FIELD] = hello_text(hello)
+    payload[HELLO_FIELD] = text
     return payload
 
 
@@ -258,6 +281,16 @@ class _SignChannel(Composite):
     takes the id of the client's first message only if that message is accepted."""
 
     curve: str
+    chain: str
+    data: bytes
+    _root: Any
+    _hd_child: tuple[str, Point, int] | None
+
+    def _hello_values(self) -> tuple[str, bytes, str, tuple[str, bytes] | None]:
+        """``sign_hello``'s arguments after the client id: the chain, the data, the client's
+        public share (``client_share_id`` of the root pair) and, with a path, the path and child key."""
+        child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
+        return self.chain, self.data, client_share_id(self.curve, self._root), child
 
     def start(self) -> list[Message]:
         """``Composite.start``; the operation then awaits what its child awaits (the client's), or
@@ -303,31 +336,29 @@ class _SignChannel(Composite):
         child takes the child's first payload; both are kept only if both are accepted."""
         session_id = self._check_first(msg)
         asked, child_payload = split_first_payload(msg.payload)
-        hello = self._guard(self._check_hello, asked, msg.sender, culprit=msg.sender)
+        self._guard(self._check_hello, asked, msg.sender, culprit=msg.sender)
         child = self._first_child(session_id)
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
-        inner = Message(msg.protocol, session_id, 1, msg.sender, msg.recipient, child_payload)
+        inner = msg._with_payload(child_payload)  # the first message's header (``_check_first``: round 1)
         produced = self._guard(child.receive, inner, culprit=msg.sender)
         self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
-        self._on_hello(hello)
         return self._accept(child, produced)
 
-    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+    def _check_hello(self, text: str, sender: int) -> None:
+        """Accept the client's hello (its text) or refuse it; a sign takes no parameter from it
+        (it must be exactly the custodian's own: ``CustodianSign._check_hello``)."""
         raise InvalidMessage("unexpected first message")
 
     def _first_child(self, session_id: bytes) -> Session:
         raise InvalidMessage("unexpected first message")
 
-    def _on_hello(self, hello: Mapping[str, Any]) -> None:
-        """The client's hello was accepted (``CustodianOperation._on_hello``)."""
-
     def _accept(self, child: Session, produced: list[Message]) -> list[Message]:
         """The peer's message was accepted by ``child``: its replies go out as they are (once
         the child is done, with what ends the operation)."""
-        self._accepted()
-        self._round = child.awaiting_round  # what the child awaits next (``start``)
+        self._next_from_peer += 1  # ``Composite._accepted``; the round is then what the child
+        self._round = child.awaiting_round  # awaits next (``start``)
         if not child.done or self._children_done:
             return produced
         self._children_done = True  # the one child is done (``Composite._check_children_done``)
@@ -358,8 +389,7 @@ class ClientSign(ClientOperation, _SignChannel):
                                    decryption_guard=guard)
 
     def _hello(self) -> dict[str, Any]:
-        child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
-        return sign_hello(self.client.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
+        return sign_hello(self.client.client_id, *self._hello_values())
 
     def _begin(self) -> list[Message]:
         """The hello beside the child's first message (module docstring, "Framing")."""
@@ -367,8 +397,8 @@ class ClientSign(ClientOperation, _SignChannel):
         if len(first) != 1 or first[0].round != 1:
             raise UsageError("a signing session's initiator sends one first message, of round 1")
         (child,) = first
-        message = Message(child.protocol, child.session_id, 1, child.sender, child.recipient,
-                          first_payload(self._hello(), child.payload))
+        text = sign_hello_text(self.client.client_id, *self._hello_values())  # ``hello_text(self._hello())``
+        message = child._with_payload(_joined_first_payload(text, child.payload))  # the child's header
         self._children[self.curve] = self._session  # only once the first message could be made
         return [message]
 
@@ -401,12 +431,13 @@ class ClientSign(ClientOperation, _SignChannel):
             self._share.lock()
 
     def _on_children_done(self) -> list[Message]:
-        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        self._finish(sign_result(self.chain, self.curve, self._share.public_key, self._children[self.curve].result()))
         return []
 
     def result(self) -> SignResult:
         """The signature (the client has it first)."""
-        return cast(SignResult, super().result())
+        result: SignResult = super().result()  # (a variable, not ``typing.cast``: no call)
+        return result
 
 
 class CustodianSign(CustodianOperation, _SignChannel):
@@ -429,8 +460,7 @@ class CustodianSign(CustodianOperation, _SignChannel):
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
 
     def _hello(self) -> dict[str, Any]:
-        child = None if self._hd_child is None else (self._hd_child[0], self._hd_child[1].to_bytes())
-        return sign_hello(self.client_id, self.chain, self.data, client_share_id(self.curve, self._root), child)
+        return sign_hello(self.client_id, *self._hello_values())
 
     def _expected_hello(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """This session's hello; a device that asks for this very signature with another public
@@ -445,20 +475,23 @@ class CustodianSign(CustodianOperation, _SignChannel):
                                 "or sign with the device that recovered")
         return expected
 
-    def _check_hello(self, text: str, sender: int) -> Mapping[str, Any]:
+    def _check_hello(self, text: str, sender: int) -> None:
         """The client's hello (its text, ``hello_text``), accepted if it is exactly this session's;
         otherwise read (``parse_hello``) and refused by the operations' hello check, which names
-        what differs (``CustodianOperation._decode_step``; ``SHARE_REPLACED``: ``_expected_hello``)."""
-        expected = self._hello()
-        if text == hello_text(expected):
-            return expected
-        return cast(Mapping[str, Any], self._decode_pure("hello", parse_hello(text), sender))
+        what differs (``CustodianOperation._decode_step``; ``SHARE_REPLACED``: ``_expected_hello``).
+        A sign takes nothing from an accepted hello (no ``_on_hello``: ``CustodianOperation``'s
+        does nothing for it)."""
+        if text == sign_hello_text(self.client_id, *self._hello_values()):  # ``hello_text(self._hello())``
+            return
+        self._decode_pure("hello", parse_hello(text), sender)  # its own hello reads back as itself: this raises
+        raise InvalidMessage("the client's hello is not this sign's")  # (never reached: a differing text differs)
 
     def _first_child(self, session_id: bytes) -> Session:
         """The signing session that takes the client's first message (made once its hello held),
         under the operation's ``session_id`` (module docstring, "Framing")."""
-        return cast(Session, sign_child(self.curve, session_id, self._share, CUSTODIAN_PARTY, self.data,
-                                        self._pool_source()))
+        child: Session = sign_child(self.curve, session_id, self._share, CUSTODIAN_PARTY, self.data,
+                                    self._pool_source())
+        return child
 
     def _pool_source(self) -> ecdsa2p.PrecomputationSource | None:
         """Where ECDSA P2 takes a precomputation in its round 3: this process's pool."""
@@ -473,12 +506,13 @@ class CustodianSign(CustodianOperation, _SignChannel):
             child.precomputations = self._pool_source()
 
     def _on_children_done(self) -> list[Message]:
-        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self.child(self.curve).result()))
+        self._complete(sign_result(self.chain, self.curve, self._share.public_key, self._children[self.curve].result()))
         return []
 
     def result(self) -> SignResult:
         """The same signature as the client's."""
-        return cast(SignResult, super().result())
+        result: SignResult = super().result()  # (a variable, not ``typing.cast``: no call)
+        return result
 
 
 # Parkable state (``protocols.state``): the custodian's side only.

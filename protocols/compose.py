@@ -65,7 +65,8 @@ class Composite(Session):
         super().__init__(bytes(32) if session_id is None else session_id, party_id, parties)
         if len(self.parties) != 2:
             raise InvalidMessage("a composite runs between exactly two parties")
-        self.peer = self.peers[0]
+        first, second = self.parties
+        self.peer = second if first == party_id else first  # ``self.peers[0]``, without building the tuple
         self._children: dict[str, Session] = {}
         self._sent = 0
         self._next_from_peer = 1

@@ -29,7 +29,7 @@ from itertools import accumulate
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 from protocols.errors import (
     FutureMessage,
@@ -220,6 +220,22 @@ class Message:
         if self.recipient is not None and not _is_party_id(self.recipient):
             raise InvalidMessage("bad recipient id")
 
+    def _with_payload(self, payload: Mapping[str, Any]) -> Message:
+        """``Message(self.protocol, self.session_id, self.round, self.sender, self.recipient,
+        payload)``: this message's header, which its constructor checked (a message is immutable),
+        and ``payload`` frozen and checked as the constructor freezes it (``InvalidMessage``),
+        without the frozen dataclass's per-field ``object.__setattr__`` calls and the header
+        checks run again (~2 µs). For a message made of another's fields (the wallet's sign joins
+        its hello to its child's first payload and splits it off again: ``mpc.signing``)."""
+        if type(self) is not Message:  # a subclass's constructor may check more: run it
+            return type(self)(self.protocol, self.session_id, self.round, self.sender, self.recipient, payload)
+        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
+            raise InvalidMessage("payload must be a mapping")
+        message = object.__new__(Message)
+        message.__dict__.update(protocol=self.protocol, session_id=self.session_id, round=self.round,
+                                sender=self.sender, recipient=self.recipient, payload=_freeze(payload))
+        return message
+
     def to_bytes(self) -> bytes:
         """The canonical, versioned JSON encoding (made once: a message is immutable, so a
         received message's bytes, or a sent one's, are never encoded again)."""
@@ -357,6 +373,24 @@ def parse_hex(value: Any, name: str) -> bytes:
     return raw
 
 
+def _two_sorted_parties(parties: Iterable[int]) -> TypeGuard[tuple[int, int]]:
+    """Whether ``parties`` is already what ``_checked_parties`` returns for two parties (the common
+    case: a two-party protocol or a wallet operation, ``mpc.wallet.PARTIES``): a tuple of two plain
+    ints, ascending (so distinct), both in [1, 2^32). Anything else takes the general check."""
+    if type(parties) is not tuple or len(parties) != 2:
+        return False
+    first, second = parties
+    return type(first) is int and type(second) is int and 1 <= first < second < 2**32
+
+
+def _checked_parties(parties: Iterable[int]) -> tuple[int, ...]:
+    """The party ids sorted, if they are distinct integers in [1, 2^32), else ``UsageError``."""
+    checked = tuple(sorted(parties))
+    if len(set(checked)) != len(checked) or not all(_is_party_id(p) for p in checked):
+        raise UsageError("party ids must be distinct integers in [1, 2^32)")
+    return checked
+
+
 class Session:
     """One party's state in one protocol run (sans-I/O: no clocks, no sockets, no sleeps)."""
 
@@ -366,16 +400,14 @@ class Session:
     ``from_bytes`` as keyword arguments (see ``protocols.state``)."""
 
     def __init__(self, session_id: bytes, party_id: int, parties: Iterable[int]) -> None:
-        parties = tuple(sorted(parties))
-        if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_LENGTH:
+        if type(session_id) is not bytes and not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_LENGTH:
             raise UsageError("session_id must be 32 bytes")
-        if len(set(parties)) != len(parties) or not all(_is_party_id(p) for p in parties):
-            raise UsageError("party ids must be distinct integers in [1, 2^32)")
-        if party_id not in parties:
+        checked: tuple[int, ...] = parties if _two_sorted_parties(parties) else _checked_parties(parties)
+        if party_id not in checked:
             raise UsageError("party_id must be one of the parties")
         self.session_id = session_id
         self.party_id = party_id
-        self.parties = parties
+        self.parties = checked
         self._started = False
         self._round: int | None = None
         self._awaited: frozenset[int] = frozenset()

@@ -12,10 +12,13 @@ import pytest
 
 import mpc
 from mpc.errors import ShareReplaced, StateInvalid
-from mpc.signing import HELLO_FIELD, first_payload, hello_text, parse_hello, sign_protocol, split_first_payload
+from mpc.signing import (HELLO_FIELD, first_payload, hello_text, parse_hello, sign_hello, sign_hello_text, sign_protocol,
+                         split_first_payload)
 from mpc.storage.store import SQLiteStore
+from mpc.wallet import SignResult
 from protocols.errors import FutureMessage, InvalidMessage, MPCError, UsageError
 from protocols.rounds import Message, Session
+from protocols.state import encode_state
 from tests.mpc.conftest import Wallet, data_for, new_wallet, verify_result
 
 
@@ -267,3 +270,33 @@ def test_a_sign_reads_the_share_another_process_replaced(tmp_path) -> None:
     other.store.update_client(w.client_id, signing_share_status="STORED_DATABASE")
     with pytest.raises(StateInvalid):
         w.sign("solana", data_for("solana"), client=device)
+
+
+@pytest.mark.parametrize("chain", ["solana", "ethereum"])
+def test_a_signs_result_is_what_the_dataclass_constructor_makes(generated: Wallet, chain: str) -> None:
+    """``SignResult._of`` (the sign's results on both sides) makes what ``SignResult(...)`` makes of
+    the same fields: equal, hashing and printing alike, frozen, its JSON and parked form the same."""
+    client_result, custodian_result = generated.sign(chain, data_for(chain))
+    for result in (client_result, custodian_result):
+        made = SignResult(*(getattr(result, f.name) for f in dataclasses.fields(SignResult)))
+        assert result == made and hash(result) == hash(made) and repr(result) == repr(made)
+        assert result.to_json() == made.to_json() and vars(result) == vars(made)
+        assert encode_state(result) == encode_state(made)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            result.signature = b""
+    verify_result(client_result, data_for(chain))
+
+
+def test_a_hellos_text_made_directly_is_the_hellos_text() -> None:
+    """``sign_hello_text`` (each side's own hello, made once per sign) is ``hello_text`` of
+    ``sign_hello`` of the same arguments, with and without a path, and refuses what it refuses: a
+    client id or path with a space or empty, a value that is not text."""
+    for child in (None, ("m/44'/501'/0'/0'", bytes(range(32)))):
+        args: tuple[Any, ...] = ("client-1", "solana", b"data to sign", "ab" * 32, child)
+        assert sign_hello_text(*args) == hello_text(sign_hello(*args))
+        assert parse_hello(sign_hello_text(*args)) == sign_hello(*args)
+    for bad in (("client 1", "solana", b"d", "ab", None), ("", "solana", b"d", "ab", None),
+                ("c", "solana", b"d", "ab", ("m/0 /1", b"k")), (7, "solana", b"d", "ab", None)):
+        for make in (sign_hello_text, lambda *a: hello_text(sign_hello(*a))):
+            with pytest.raises(UsageError):
+                make(*bad)

@@ -261,3 +261,28 @@ def test_a_protocol_name_subclass_travels_as_the_name_it_holds() -> None:
     assert type(msg.protocol) is str and msg.protocol == "test/proto"
     assert msg.to_bytes() == make().to_bytes()
     assert Message.from_bytes(msg.to_bytes()) == make()
+
+
+@settings(max_examples=100, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5), recipient=st.sampled_from([None, 2]))
+def test_a_message_with_another_payload_is_what_the_constructor_makes(payload, recipient) -> None:
+    """``Message._with_payload``: the base's header and the payload frozen as the constructor freezes
+    it; equal to, encoding and printing like ``Message(...)`` of the same fields; the base unchanged."""
+    base = make(recipient=recipient, payload={"a": "00"})
+    made = base._with_payload(payload)
+    rebuilt = Message(base.protocol, base.session_id, base.round, base.sender, base.recipient, payload)
+    assert made == rebuilt and made.to_bytes() == rebuilt.to_bytes() and repr(made) == repr(rebuilt)
+    assert Message.from_bytes(made.to_bytes()) == made and base.payload == {"a": "00"}
+    with pytest.raises(TypeError):
+        made.payload["new"] = 1  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        made.round = 2  # type: ignore[misc]
+
+
+def test_a_message_with_another_payload_refuses_what_the_constructor_refuses() -> None:
+    base = make()
+    for bad in (["a"], {"a": 1.5}, {1: "x"}, {"a": object()}, {"a": [[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]}):
+        with pytest.raises(InvalidMessage):
+            Message(base.protocol, base.session_id, base.round, base.sender, base.recipient, bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidMessage):
+            base._with_payload(bad)  # type: ignore[arg-type]

@@ -150,3 +150,37 @@ def test_tampered_bytes_never_corrupt_state(data):
         return
     # The mutation was harmless (e.g. replaced a byte by itself): everyone still agrees.
     assert len({r.public_key.to_bytes() for r in results}) == 1
+
+
+def _general_verdict(party_id, parties):
+    """What ``Session.__init__`` decided before its two-party shortcut: the ids sorted, distinct
+    ints (not bools) in [1, 2^32), ``party_id`` among them; else ``UsageError``."""
+    try:
+        checked = tuple(sorted(parties))
+    except TypeError:
+        return "TypeError"
+    if len(set(checked)) != len(checked) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p < 2**32 for p in checked):
+        return "UsageError"
+    return checked if party_id in checked else "UsageError"
+
+
+_ids = st.sampled_from([0, 1, 2, 3, 2**32 - 1, 2**32, -1, True, False])
+
+
+@settings(max_examples=300, deadline=None)
+@given(party_id=_ids, parties=st.one_of(st.tuples(_ids, _ids), st.lists(_ids, max_size=3),
+                                        st.tuples(_ids, _ids).map(list), st.tuples(_ids, _ids, _ids)))
+def test_the_two_party_shortcut_decides_what_the_general_check_decides(party_id, parties):
+    """Two ascending plain ints skip the general party check (``protocols.rounds``): every tuple or
+    list of ids, bools, zero, 2^32 and duplicates among them, gets the same verdict and the same
+    sorted ids as the general check gives."""
+    expected = _general_verdict(party_id, parties)
+    try:
+        session = JointKey(bytes(32), party_id, parties, secp256k1)
+    except UsageError:
+        assert expected == "UsageError"
+    except TypeError:
+        assert expected == "TypeError"
+    else:
+        assert session.parties == expected and type(session.parties) is tuple
