@@ -153,6 +153,16 @@ class StepExecutor:
         finally:
             self._in_flight -= 1
 
+    async def _finished(self, client_id: str, token: str, session_id: str) -> dict[str, Any] | None:
+        """The kept outcome of a step whose worker died after its commit finished the operation
+        (``worker.take_finished``: once, for the token that ran it), or None (none kept, or the
+        rebuilt pool failed as well: the step is reported lost)."""
+        try:
+            finished = await self._run_step(worker.take_finished, self._key, client_id, token, session_id, on_pool=True)
+        except concurrent.futures.BrokenExecutor:
+            return None
+        return None if finished is None else {"messages": list(finished["messages"]), "result": finished["result"]}
+
     async def _resume(self, client_id: str, session_id: str) -> dict[str, Any]:
         """``worker.resume_channel``; a session a live node is stepping right now is waited for (it
         parks, or its node is found dead within ``node_ttl`` and the answer is ``OPERATION_LOST``)."""
@@ -166,8 +176,9 @@ class StepExecutor:
     async def _deliver(self, client_id: str, token: str, session_id: str, frame: bytes) -> dict[str, Any]:
         """One step (``worker.step``). If its worker died, the step marker decides (never a step
         committed twice): never taken, or an optimistic step that never committed, it runs once
-        more on the rebuilt pool; it ran and parked, its messages are sent; taken and not parked
-        again, ``OPERATION_LOST`` (its lock is freed)."""
+        more on the rebuilt pool; it ran and parked, its messages are sent; it finished the
+        operation (its result kept for ``resume``: ``worker.take_finished``), that result is
+        sent; taken and not parked again, ``OPERATION_LOST`` (its lock is freed)."""
         self._in_flight += 1
         try:
             for _ in range(2):
@@ -181,6 +192,9 @@ class StepExecutor:
                 if outcome.state == "parked":
                     return {"messages": list(outcome.messages)}
                 if outcome.state == "lost":
+                    finished = await self._finished(client_id, token, session_id)
+                    if finished is not None:
+                        return finished
                     self._log.warning(f"operation lost with a dead worker (session {session_id[:8]}…)")
                     return {"error": OperationLost().to_json(), "fatal": True}
                 if outcome.state == "gone":

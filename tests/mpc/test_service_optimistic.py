@@ -9,6 +9,8 @@ step at its commit (or take) until both got there (``_Race``), never by sleeping
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures.process
 import json
 import multiprocessing
 import os
@@ -359,3 +361,40 @@ def test_a_row_of_a_dead_nonce_epoch_is_deleted_at_its_commit(
     outcome = signing.step(node)
     assert _error(outcome) == "NOT_FOUND" and "messages" not in outcome
     assert not node.service.service.is_parked(signing.sid)
+
+
+@pytest.mark.parametrize("last", [False, True], ids=["middle-step", "last-step"])
+def test_a_worker_dying_after_its_commit_is_answered_by_the_service(
+        signer: tuple[_Node, str, str, str, mpc.Client], monkeypatch: pytest.MonkeyPatch, last: bool) -> None:
+    """Through the service's step (``CustodianService._deliver``): the step runs and commits,
+    then its worker dies before the answer comes back. A middle step's parked messages are sent;
+    the last step's kept result is sent (once), not ``OPERATION_LOST``: the signature completes
+    on the device, and nothing ran twice."""
+    node, _, client_id, token, phone = signer
+    signing = _Signing(node, client_id, token, phone)
+    for _ in range(2 if last else 1):
+        assert "error" not in signing.step(node)
+    message = signing.outbox.pop(0)
+    service = node.service
+    run_step = service._run_step
+    died: list[bool] = []
+
+    async def dies_after_the_step(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        answer = await run_step(fn, *args, **kwargs)
+        if fn is worker.step and not died:
+            died.append(True)  # committed; the worker dies before its answer reaches the service
+            raise concurrent.futures.process.BrokenProcessPool("the worker died")
+        return answer
+
+    monkeypatch.setattr(service, "_run_step", dies_after_the_step)
+    outcome = asyncio.run(service._deliver(client_id, token, signing.sid, message.to_bytes()))
+    assert died and "error" not in outcome, outcome
+    if last:  # the custodian's last step sends nothing but its result: the device's signature
+        assert outcome["messages"] == [] and node.service.service.count() == 0
+        verify_result(signing.session.result(), signing.data)
+        assert outcome["result"]["r"] == signing.session.result().to_json()["r"]
+        assert worker.take_finished(node.key, client_id, token, signing.sid) is None  # sent once
+    else:
+        assert "result" not in outcome and len(outcome["messages"]) == 1
+        signing.outbox += signing.session.receive(Message.from_bytes(outcome["messages"][0].encode()))
+        signing.finish(node)
