@@ -17,6 +17,7 @@ import pytest
 
 import mpc
 from mpc.backup.methods import MemoryCloudStorage
+from mpc.service import warm as warm_cache
 from mpc.service import worker
 from mpc.service.pool import LanePool
 from mpc.service.server import CustodianService
@@ -177,12 +178,12 @@ def test_a_warm_copy_past_its_park_expiry_is_dropped(signer: tuple[_Node, str, s
     """No decoded state outlives its park: an expired copy is neither used nor kept."""
     node, client_id, token, phone = signer
     signing = _Signing(node, client_id, token, phone)
-    worker._WARM[(node.key, signing.sid)].expires = time.time() - 1
+    warm_cache._WARM[(node.key, signing.sid)].expires = time.time() - 1
     assert "error" not in signing.step(node)
     assert node.decoded == 1  # decoded from the store instead
-    worker._WARM[(node.key, signing.sid)].expires = time.time() - 1
+    warm_cache._WARM[(node.key, signing.sid)].expires = time.time() - 1
     worker._keep_warm(node.key, "another", b"v", signing.session, TTL)  # any park sweeps the expired out
-    assert (node.key, signing.sid) not in worker._WARM
+    assert (node.key, signing.sid) not in warm_cache._WARM
     worker._take_warm(node.key, "another")
 
 
@@ -192,7 +193,7 @@ def test_a_warm_session_refused_at_its_take_is_refused_from_the_store_too(signer
     leaves) and the session ends (its row goes)."""
     node, client_id, token, phone = signer
     signing = _Signing(node, client_id, token, phone)
-    warm = worker._WARM[(node.key, signing.sid)]
+    warm = warm_cache._WARM[(node.key, signing.sid)]
     session: Any = warm.session
     store = node.custodian.store
     assert store.consume_park_id(session._park_id, session._parked_at, time.time() - 3600, session._park_epoch)
