@@ -237,7 +237,8 @@ class CustodianOperation(Composite):
         when the message is accepted (a rejected one changes nothing)."""
         if not isinstance(msg, Message):
             raise InvalidMessage("not a Message")
-        context, before = self._rng_context(msg), self._next_from_peer
+        before, current = self._next_from_peer, getattr(self, "_rng_transcript", None)
+        context = self._rng_context(msg) if current is None else _link(current, msg.to_bytes())  # (one call less)
         try:
             with randomness.derived(self.custodian.nonce_prf, context):
                 return self._receive_locked(msg)

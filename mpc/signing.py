@@ -295,16 +295,17 @@ class _SignChannel(Composite):
     def start(self) -> list[Message]:
         """``Composite.start``; the operation then awaits what its child awaits (the client's), or
         the first message's round 1 (the custodian's, which has no child yet): a transport's resend
-        and replay logic compares the messages' rounds with it (``mpc.remote``)."""
-        messages = super().start()
+        and replay logic compares the messages' rounds with it (``mpc.remote``). (``Session.start``
+        directly: ``Composite.start`` only sets the round, which is set here.)"""
+        messages = Session.start(self)
         child = self._children.get(self.curve)
-        if child is not None:
-            self._round = child.awaiting_round
+        self._round = self._next_from_peer if child is None else child._round  # ``child.awaiting_round``
         return messages
 
     def receive(self, msg: Message) -> list[Message]:
         """The peer's message, to the child (the first one through ``_receive_first``)."""
-        self._raise_if_aborted()
+        if self._abort is not None:  # ``_raise_if_aborted``
+            raise self._abort
         child = self._children.get(self.curve)
         if child is None:
             return self._receive_first(msg)
@@ -358,8 +359,8 @@ class _SignChannel(Composite):
         """The peer's message was accepted by ``child``: its replies go out as they are (once
         the child is done, with what ends the operation)."""
         self._next_from_peer += 1  # ``Composite._accepted``; the round is then what the child
-        self._round = child.awaiting_round  # awaits next (``start``)
-        if not child.done or self._children_done:
+        self._round = child._round  # awaits next (``start``; ``child.awaiting_round``, ``child.done``)
+        if not child._done or self._children_done:
             return produced
         self._children_done = True  # the one child is done (``Composite._check_children_done``)
         return produced + self._guard(self._on_children_done)
