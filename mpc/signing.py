@@ -38,6 +38,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
@@ -341,7 +342,9 @@ class _SignChannel(Composite):
         child = self._first_child(session_id)
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
-        inner = msg._with_payload(child_payload)  # the first message's header (``_check_first``: round 1)
+        # The first message's header (``_check_first``: round 1) and its payload's own frozen values
+        # but the hello: frozen already (``Message._with_frozen_payload``).
+        inner = msg._with_frozen_payload(MappingProxyType(child_payload))
         produced = self._guard(child.receive, inner, culprit=msg.sender)
         self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
@@ -399,7 +402,8 @@ class ClientSign(ClientOperation, _SignChannel):
             raise UsageError("a signing session's initiator sends one first message, of round 1")
         (child,) = first
         text = sign_hello_text(self.client.client_id, *self._hello_values())  # ``hello_text(self._hello())``
-        message = child._with_payload(_joined_first_payload(text, child.payload))  # the child's header
+        # The child's header, its payload's frozen values and the hello's text (a str): frozen already.
+        message = child._with_frozen_payload(MappingProxyType(_joined_first_payload(text, child.payload)))
         self._children[self.curve] = self._session  # only once the first message could be made
         return [message]
 
