@@ -190,10 +190,12 @@ def randbelow(n: int) -> int:
     """Uniform in [0, n) for n ≥ 1, by rejection sampling of bit-length-``n`` draws."""
     if not isinstance(n, int) or n < 1:
         raise CurveError("an upper bound must be a positive integer")
-    if _CURRENT.get() is None:
+    stream = _CURRENT.get()
+    if stream is None:
         return secrets.randbelow(n)
-    bits = (n - 1).bit_length()
+    bits = (n - 1).bit_length()  # each try is ``randbits(bits)``, read here directly (one lookup of the stream)
+    size, shift = (bits + 7) // 8, -bits % 8
     while True:
-        value = randbits(bits)
+        value = int.from_bytes(stream.read(size), "big") >> shift
         if value < n:
             return value

@@ -213,3 +213,22 @@ def test_a_derived_scope_is_entered_once() -> None:
             pass
     with randomness.derived(bytes(32), b"test/once"):
         assert randomness.randbits(64) == first  # a new scope over the same context: the same stream
+
+
+@settings(max_examples=40, deadline=None)
+@given(KEYS, CONTEXTS, st.lists(st.integers(min_value=1, max_value=2**300), min_size=1, max_size=6))
+def test_randbelow_is_rejection_sampling_of_randbits_on_the_same_stream(
+        key: bytes, context: bytes, bounds: list[int]) -> None:
+    """``randbelow(n)`` in a scope is ``randbits(bit length of n - 1)`` drawn until below n (the
+    module docstring's construction), reading the scope's stream exactly as those draws would."""
+    with randomness.derived(key, context):
+        drawn = [randomness.randbelow(n) for n in bounds] + [randomness.token_bytes(8)]
+    expected: list[object] = []
+    with randomness.derived(key, context):
+        for n in bounds:
+            value = randomness.randbits((n - 1).bit_length())
+            while value >= n:
+                value = randomness.randbits((n - 1).bit_length())
+            expected.append(value)
+        expected.append(randomness.token_bytes(8))
+    assert drawn == expected
