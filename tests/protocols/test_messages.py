@@ -282,7 +282,7 @@ def test_a_message_with_another_payload_is_what_the_constructor_makes(payload, r
         made.round = 2  # type: ignore[misc]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(first=st.dictionaries(st.text(max_size=8), json_values, max_size=5), text=st.text(max_size=40),
        dropped=st.text(max_size=8))
 def test_a_message_with_a_payload_frozen_already_is_what_the_constructor_makes(first, text, dropped) -> None:
