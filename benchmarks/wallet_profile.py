@@ -1,6 +1,6 @@
 """``python -m benchmarks.wallet_profile [--signs N] [--rounds R]``: where a wallet-level solana
 sign spends its time, step by step, beside the same protocol without the engine
-(benchmarks/README.md, "Wallet-level sign, round two" to "round five").
+(benchmarks/README.md, "Wallet-level sign, round two" to "round six").
 
 Both runs are driven alike: sessions made, ``start`` on both sides, then every message through
 its wire encoding and strict decoding (``to_bytes``, ``Message.from_bytes``) and the receiver's

@@ -14,13 +14,17 @@ values (RFC 6979's idea, with the peer's commitment bound first). ``with fresh()
 :mod:`secrets` inside a derived scope (a step whose randomness was drawn ahead, from the
 precomputation pool, must draw the rest fresh too: never mix the two inside one proof).
 
-Construction: seed = BLAKE2b-512 keyed with ``key`` (personalised ``portal-mpc/rng``) over the
-domain tag and the context, each length-prefixed; a scope's draws read SHAKE-256(seed), each
-the next bytes of that one output, as many as it needs. Uniform integers below a bound are made by
-rejection sampling (no modulo bias). A long-lived key may be made ready once
-(:class:`DerivationKey`: the keyed BLAKE2b state with the tag absorbed, copied for each scope's
-seed): the same seeds, without keying a hash object at every scope; it lives exactly as long as
-its holder keeps the key itself.
+Construction (v2): a scope's draws read one output of SHAKE-256 over the domain tag, the key and
+the context, each length-prefixed (8-byte big-endian length), in that order: each draw the next
+bytes of that one output, as many as it needs. That is a keyed sponge, a PRF as KMAC256 is
+(cSHAKE256 over the key, then the input): the key (32 bytes) sits at a fixed place behind the tag,
+the prefixed encoding is injective, and the context comes last, so two scopes share an output
+only if their tag, key and context are all equal. (v1 hashed the same three into a BLAKE2b-512
+seed first, then read SHAKE-256(seed): two hash constructions per scope for no more separation.)
+Uniform integers below a bound are made by rejection sampling (no modulo bias). A long-lived key
+may be made ready once (:class:`DerivationKey`: the SHAKE-256 state with the tag and the key
+absorbed, copied for each scope): the same outputs as from the key's bytes, without absorbing the
+key again at every scope; it lives exactly as long as its holder keeps the key itself.
 """
 
 from __future__ import annotations
@@ -29,36 +33,38 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
-from typing import NoReturn
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, NoReturn
 
 from curves.errors import CurveError
+
+if TYPE_CHECKING:
+    from _hashlib import HASHXOF  # what ``hashlib.shake_256`` returns
 
 __all__ = ["randbits", "randbelow", "token_bytes", "derived", "fresh", "is_derived", "DerivationKey", "KEY_LENGTH"]
 
 KEY_LENGTH = 32
-_TAG = b"portal-mpc/rng/v1"
+_TAG = b"portal-mpc/rng/v2"
+_PREFIX = len(_TAG).to_bytes(8, "big") + _TAG + KEY_LENGTH.to_bytes(8, "big")  # then the key
 
 
 class DerivationKey:
-    """A derivation key made ready once (module docstring): BLAKE2b-512 keyed with it and
-    personalised, the domain tag absorbed; each seed is a copy of that state over the
-    length-prefixed context, equal to the seed computed from the key's bytes. A secret: no repr
-    of it, never serialised; its holder keeps it exactly as long as the key."""
+    """A derivation key made ready once (module docstring): SHAKE-256 with the length-prefixed
+    domain tag and key absorbed; each scope's XOF is a copy of that state over the length-prefixed
+    context, the same as from the key's bytes. A secret: no repr of it, never serialised; its
+    holder keeps it exactly as long as the key."""
 
     __slots__ = ("_state",)
 
     def __init__(self, key: bytes) -> None:
         _check_key(key)
-        state = hashlib.blake2b(key=bytes(key), digest_size=64, person=b"portal-mpc/rng")
-        state.update(len(_TAG).to_bytes(8, "big") + _TAG)
-        self._state = state
+        self._state = hashlib.shake_256(_PREFIX + bytes(key))
 
-    def seed(self, context: bytes) -> bytes:
-        """The seed of a scope over ``context`` (bytes)."""
+    def xof(self, context: bytes) -> HASHXOF:
+        """The XOF whose output a scope over ``context`` (bytes) reads."""
         state = self._state.copy()
         state.update(len(context).to_bytes(8, "big") + context)
-        return state.digest()
+        return state
 
     def __repr__(self) -> str:
         return "DerivationKey(<secret>)"
@@ -70,11 +76,12 @@ class DerivationKey:
 class _Stream:
     """A derived scope's deterministic byte stream (not thread-shared), and the context manager
     ``derived`` returns (a class, not a generator: it is entered on every step of every custodian
-    operation): the draws read SHAKE-256(seed) in order, each the next bytes of that one XOF
-    output (squeezed ahead in blocks, so two 32-byte nonces are one SHAKE call).
+    operation): the draws read the scope's SHAKE-256 output (module docstring) in order, each the
+    next bytes of that one XOF output (squeezed ahead in blocks, so two 32-byte nonces are one
+    SHAKE call).
 
-    The seed is computed at the first draw: a step that draws nothing (most steps of an
-    operation only check and store) never pays for the keyed hash."""
+    The XOF is made at the first draw: a step that draws nothing (most steps of an operation only
+    check and store) never pays for the keyed hash."""
 
     __slots__ = ("_key", "_context", "_xof", "_output", "_used", "_token")
 
@@ -88,9 +95,10 @@ class _Stream:
         self._context = context
         self._output = b""
         self._used = 0
+        self._token: Token[_Stream | None] | None = None
 
     def read(self, n: int) -> bytes:
-        """The next ``n`` bytes of SHAKE-256(seed)."""
+        """The next ``n`` bytes of the scope's SHAKE-256 output."""
         used, end = self._used, self._used + n
         if end > len(self._output):
             self._squeeze(end)
@@ -100,19 +108,20 @@ class _Stream:
     def _squeeze(self, end: int) -> None:
         """At least ``end`` bytes of the XOF output (a multiple of SHAKE-256's 136-byte rate, at
         least doubling: a scope's draws cost linear time however many there are)."""
-        if self._key is not None:  # the first draw: the seed, then the key and context dropped
-            self._xof = hashlib.shake_256(self._key.seed(self._context))
+        if self._key is not None:  # the first draw: the XOF, then the key and context dropped
+            self._xof = self._key.xof(self._context)
             self._key, self._context = None, b""
-        size = max(end, 2 * len(self._output))
+        size = 2 * len(self._output)
+        size = end if end > size else size  # (not ``max``: no call)
         self._output = self._xof.digest(size + -size % _RATE)
 
     def __enter__(self) -> None:
-        if hasattr(self, "_token"):  # one scope, one stream, entered once (as the generator was)
+        if self._token is not None:  # one scope, one stream, entered once (as the generator was)
             raise CurveError("a derived-randomness scope is entered once")
         self._token = _CURRENT.set(self)
 
     def __exit__(self, *exc: object) -> None:
-        _CURRENT.reset(self._token)
+        _CURRENT.reset(self._token)  # type: ignore[arg-type]  # set by ``__enter__``
 
     def __repr__(self) -> str:
         return "_Stream(<secret>)"
@@ -181,10 +190,12 @@ def randbelow(n: int) -> int:
     """Uniform in [0, n) for n ≥ 1, by rejection sampling of bit-length-``n`` draws."""
     if not isinstance(n, int) or n < 1:
         raise CurveError("an upper bound must be a positive integer")
-    if _CURRENT.get() is None:
+    stream = _CURRENT.get()
+    if stream is None:
         return secrets.randbelow(n)
-    bits = (n - 1).bit_length()
+    bits = (n - 1).bit_length()  # each try is ``randbits(bits)``, read here directly (one lookup of the stream)
+    size, shift = (bits + 7) // 8, -bits % 8
     while True:
-        value = randbits(bits)
+        value = int.from_bytes(stream.read(size), "big") >> shift
         if value < n:
             return value

@@ -107,6 +107,14 @@ def _chain(*parts: bytes) -> bytes:
 
 
 _LINK_PREFIX = (32).to_bytes(8, "big")  # the length prefix of a link's first part: a SHA-256 digest
+_RNG_START = len(_RNG_TAG).to_bytes(8, "big") + _RNG_TAG  # the first part of every initial transcript, prefixed
+
+
+def _initial_transcript(client_id: bytes, protocol: bytes, salt: bytes) -> bytes:
+    """``_chain(_RNG_TAG, client_id, protocol, salt)`` in one expression: the transcript hash an
+    operation starts from (``CustodianOperation._rng_context``)."""
+    return hashlib.sha256(_RNG_START + len(client_id).to_bytes(8, "big") + client_id + len(protocol).to_bytes(8, "big")
+                          + protocol + len(salt).to_bytes(8, "big") + salt).digest()
 
 
 def _link(current: bytes, message: bytes) -> bytes:
@@ -213,7 +221,7 @@ class CustodianOperation(Composite):
         operation's salt; each accepted peer message advances it by its canonical bytes."""
         current: bytes | None = getattr(self, "_rng_transcript", None)
         if current is None:
-            current = _chain(_RNG_TAG, self.client_id.encode(), self.protocol.encode(), self._rng_salt)
+            current = _initial_transcript(self.client_id.encode(), self.protocol.encode(), self._rng_salt)
         return current if msg is None else _link(current, msg.to_bytes())
 
     def start(self) -> list[Message]:
@@ -237,7 +245,8 @@ class CustodianOperation(Composite):
         when the message is accepted (a rejected one changes nothing)."""
         if not isinstance(msg, Message):
             raise InvalidMessage("not a Message")
-        context, before = self._rng_context(msg), self._next_from_peer
+        before, current = self._next_from_peer, getattr(self, "_rng_transcript", None)
+        context = self._rng_context(msg) if current is None else _link(current, msg.to_bytes())  # (one call less)
         try:
             with randomness.derived(self.custodian.nonce_prf, context):
                 return self._receive_locked(msg)

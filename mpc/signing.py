@@ -38,6 +38,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
@@ -295,16 +296,17 @@ class _SignChannel(Composite):
     def start(self) -> list[Message]:
         """``Composite.start``; the operation then awaits what its child awaits (the client's), or
         the first message's round 1 (the custodian's, which has no child yet): a transport's resend
-        and replay logic compares the messages' rounds with it (``mpc.remote``)."""
-        messages = super().start()
+        and replay logic compares the messages' rounds with it (``mpc.remote``). (``Session.start``
+        directly: ``Composite.start`` only sets the round, which is set here.)"""
+        messages = Session.start(self)
         child = self._children.get(self.curve)
-        if child is not None:
-            self._round = child.awaiting_round
+        self._round = self._next_from_peer if child is None else child._round  # ``child.awaiting_round``
         return messages
 
     def receive(self, msg: Message) -> list[Message]:
         """The peer's message, to the child (the first one through ``_receive_first``)."""
-        self._raise_if_aborted()
+        if self._abort is not None:  # ``_raise_if_aborted``
+            raise self._abort
         child = self._children.get(self.curve)
         if child is None:
             return self._receive_first(msg)
@@ -340,7 +342,9 @@ class _SignChannel(Composite):
         child = self._first_child(session_id)
         if child.start():
             raise UsageError("the custodian's signing session must not speak first")
-        inner = msg._with_payload(child_payload)  # the first message's header (``_check_first``: round 1)
+        # The first message's header (``_check_first``: round 1) and its payload's own frozen values
+        # but the hello: frozen already (``Message._with_frozen_payload``).
+        inner = msg._with_frozen_payload(MappingProxyType(child_payload))
         produced = self._guard(child.receive, inner, culprit=msg.sender)
         self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
@@ -358,8 +362,8 @@ class _SignChannel(Composite):
         """The peer's message was accepted by ``child``: its replies go out as they are (once
         the child is done, with what ends the operation)."""
         self._next_from_peer += 1  # ``Composite._accepted``; the round is then what the child
-        self._round = child.awaiting_round  # awaits next (``start``)
-        if not child.done or self._children_done:
+        self._round = child._round  # awaits next (``start``; ``child.awaiting_round``, ``child.done``)
+        if not child._done or self._children_done:
             return produced
         self._children_done = True  # the one child is done (``Composite._check_children_done``)
         return produced + self._guard(self._on_children_done)
@@ -398,7 +402,8 @@ class ClientSign(ClientOperation, _SignChannel):
             raise UsageError("a signing session's initiator sends one first message, of round 1")
         (child,) = first
         text = sign_hello_text(self.client.client_id, *self._hello_values())  # ``hello_text(self._hello())``
-        message = child._with_payload(_joined_first_payload(text, child.payload))  # the child's header
+        # The child's header, its payload's frozen values and the hello's text (a str): frozen already.
+        message = child._with_frozen_payload(MappingProxyType(_joined_first_payload(text, child.payload)))
         self._children[self.curve] = self._session  # only once the first message could be made
         return [message]
 

@@ -227,13 +227,21 @@ class Message:
         without the frozen dataclass's per-field ``object.__setattr__`` calls and the header
         checks run again (~2 µs). For a message made of another's fields (the wallet's sign joins
         its hello to its child's first payload and splits it off again: ``mpc.signing``)."""
-        if type(self) is not Message:  # a subclass's constructor may check more: run it
-            return type(self)(self.protocol, self.session_id, self.round, self.sender, self.recipient, payload)
         if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
             raise InvalidMessage("payload must be a mapping")
+        return self._with_frozen_payload(payload if type(self) is not Message else _freeze(payload))
+
+    def _with_frozen_payload(self, payload: Mapping[str, Any]) -> Message:
+        """``_with_payload(payload)`` of a payload frozen already: a ``MappingProxyType`` over a
+        dict that nothing else holds, whose values are each a value of a message's payload (which
+        its constructor froze) or a ``str`` (the wallet's sign: its child's first payload with the
+        hello's text, and that payload without it). Not frozen and checked again: the values are
+        those ``_freeze`` returned, and the proxy's dict is reachable only through it."""
+        if type(self) is not Message:  # a subclass's constructor may check more: run it
+            return type(self)(self.protocol, self.session_id, self.round, self.sender, self.recipient, payload)
         message = object.__new__(Message)
         message.__dict__.update(protocol=self.protocol, session_id=self.session_id, round=self.round,
-                                sender=self.sender, recipient=self.recipient, payload=_freeze(payload))
+                                sender=self.sender, recipient=self.recipient, payload=payload)
         return message
 
     def to_bytes(self) -> bytes:

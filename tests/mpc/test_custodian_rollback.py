@@ -427,9 +427,12 @@ def test_the_transcript_link_is_the_length_prefixed_chain() -> None:
     """Each accepted message advances the custodian's running hash by one link: SHA-256 over the
     length-prefixed hash so far and the message's bytes (``_link``, written out for speed, is
     ``_chain`` of the two; a parked transcript advances the same way after an upgrade)."""
-    from mpc.operation import _chain, _link
+    from mpc.operation import _chain, _initial_transcript, _link
 
-    start = _chain(b"portal-mpc/custodian-rng/v1", b"client", b"wallet/sign", secrets.token_bytes(32))
+    salt = secrets.token_bytes(32)
+    start = _chain(b"portal-mpc/custodian-rng/v1", b"client", b"wallet/sign", salt)
+    assert _initial_transcript(b"client", b"wallet/sign", salt) == start  # the start, also written out
+    assert _initial_transcript(b"client", b"wallet/backup", salt) != start != _initial_transcript(b"clien", b"twallet/sign", salt)
     for message in (b"", b"{}", secrets.token_bytes(700)):
         assert _link(start, message) == _chain(start, message)
     assert _link(start, b"a") != _link(start, b"b") and _link(b"short", b"a") == _chain(b"short", b"a")

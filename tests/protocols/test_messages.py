@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -277,6 +280,44 @@ def test_a_message_with_another_payload_is_what_the_constructor_makes(payload, r
         made.payload["new"] = 1  # type: ignore[index]
     with pytest.raises(AttributeError):
         made.round = 2  # type: ignore[misc]
+
+
+@settings(max_examples=50, deadline=None)
+@given(first=st.dictionaries(st.text(max_size=8), json_values, max_size=5), text=st.text(max_size=40),
+       dropped=st.text(max_size=8))
+def test_a_message_with_a_payload_frozen_already_is_what_the_constructor_makes(first, text, dropped) -> None:
+    """``Message._with_frozen_payload`` (the wallet's sign: a message's frozen payload with one more
+    text field, and a frozen payload with one field less, each wrapped as it is): equal to, encoding
+    like and as immutable as ``Message(...)`` of the same fields; the source message unchanged."""
+    source = make(payload=first)
+    joined = dict(source.payload)
+    joined["hello"] = text
+    split = dict(source.payload)
+    split.pop(dropped, None)
+    for fields in (joined, split):
+        made = source._with_frozen_payload(MappingProxyType(fields))
+        rebuilt = Message(source.protocol, source.session_id, source.round, source.sender, source.recipient, fields)
+        assert made == rebuilt and made.to_bytes() == rebuilt.to_bytes() and repr(made) == repr(rebuilt)
+        assert Message.from_bytes(made.to_bytes()) == made
+        with pytest.raises(TypeError):
+            made.payload["new"] = 1  # type: ignore[index]
+    assert source == make(payload=first)
+
+
+def test_a_message_subclass_with_another_payload_runs_its_constructor() -> None:
+    """A subclass's constructor may check more: both ways of making a message of another payload run it."""
+    seen: list[Any] = []
+
+    @dataclass(frozen=True)
+    class Checked(Message):
+        def __post_init__(self) -> None:
+            seen.append(dict(self.payload))
+            super().__post_init__()
+
+    base = Checked("test/proto", bytes(32), 1, 1, 2, {"a": "00"})
+    assert type(base._with_payload({"b": "01"})) is Checked
+    assert type(base._with_frozen_payload(MappingProxyType({"c": "02"}))) is Checked
+    assert seen == [{"a": "00"}, {"b": "01"}, {"c": "02"}]
 
 
 def test_a_message_with_another_payload_refuses_what_the_constructor_refuses() -> None:

@@ -125,23 +125,20 @@ def test_bad_arguments_are_typed_errors(call: object) -> None:
         call()  # type: ignore[operator]
 
 
-def _documented_seed(key: bytes, context: bytes) -> bytes:
+def _documented_output(key: bytes, context: bytes, size: int) -> bytes:
+    """SHAKE-256 over the tag, the key and the context, each with its 8-byte big-endian length."""
     import hashlib
 
-    seed = hashlib.blake2b(key=key, digest_size=64, person=b"portal-mpc/rng")
-    for item in (b"portal-mpc/rng/v1", context):
-        seed.update(len(item).to_bytes(8, "big") + item)
-    return seed.digest()
+    return hashlib.shake_256(b"".join(len(item).to_bytes(8, "big") + item
+                                      for item in (b"portal-mpc/rng/v2", key, context))).digest(size)
 
 
 def test_the_stream_is_the_documented_construction() -> None:
-    """seed = BLAKE2b-512(key, person "portal-mpc/rng") over the tag and the context, each
-    length-prefixed; the draws read SHAKE-256(seed) in order. A custodian's parked operation resumed by
-    another version must replay the same values, so the construction never changes silently."""
-    import hashlib
-
+    """The draws read SHAKE-256(tag, key, context; each length-prefixed) in order. A custodian's
+    parked operation resumed by another version must replay the same values, so the construction
+    never changes silently."""
     key, context = bytes(range(32)), b"transcript"
-    output = hashlib.shake_256(_documented_seed(key, context)).digest(37)
+    output = _documented_output(key, context, 37)
     expected = [output[:32], output[32:37]]
     with randomness.derived(key, context):
         assert [randomness.token_bytes(32), randomness.token_bytes(5)] == expected
@@ -156,11 +153,9 @@ def test_the_stream_is_the_documented_construction() -> None:
 def test_the_draws_are_a_function_of_exactly_the_key_the_context_and_the_sizes(
         key: bytes, context: bytes, sizes: list[int]) -> None:
     """Whatever the sizes (within one SHAKE block, across blocks, many small draws), the draws are
-    the consecutive bytes of SHAKE-256(seed(key, context)): nothing else goes in, nothing is
-    read twice; a prepared ``DerivationKey`` gives the very same draws as the key's bytes."""
-    import hashlib
-
-    output = hashlib.shake_256(_documented_seed(key, context)).digest(sum(sizes))
+    the consecutive bytes of SHAKE-256(tag, key, context): nothing else goes in, nothing is read
+    twice; a prepared ``DerivationKey`` gives the very same draws as the key's bytes."""
+    output = _documented_output(key, context, sum(sizes))
     offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
     expected = [output[start:end] for start, end in zip(offsets, offsets[1:])]
     for source in (key, randomness.DerivationKey(key)):
@@ -218,3 +213,22 @@ def test_a_derived_scope_is_entered_once() -> None:
             pass
     with randomness.derived(bytes(32), b"test/once"):
         assert randomness.randbits(64) == first  # a new scope over the same context: the same stream
+
+
+@settings(max_examples=40, deadline=None)
+@given(KEYS, CONTEXTS, st.lists(st.integers(min_value=1, max_value=2**300), min_size=1, max_size=6))
+def test_randbelow_is_rejection_sampling_of_randbits_on_the_same_stream(
+        key: bytes, context: bytes, bounds: list[int]) -> None:
+    """``randbelow(n)`` in a scope is ``randbits(bit length of n - 1)`` drawn until below n (the
+    module docstring's construction), reading the scope's stream exactly as those draws would."""
+    with randomness.derived(key, context):
+        drawn = [randomness.randbelow(n) for n in bounds] + [randomness.token_bytes(8)]
+    expected: list[object] = []
+    with randomness.derived(key, context):
+        for n in bounds:
+            value = randomness.randbits((n - 1).bit_length())
+            while value >= n:
+                value = randomness.randbits((n - 1).bit_length())
+            expected.append(value)
+        expected.append(randomness.token_bytes(8))
+    assert drawn == expected
