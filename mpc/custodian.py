@@ -506,15 +506,13 @@ class Custodian:
 
     def _check_share_current(self, session: Session) -> None:
         """A sign's share is still the client's (``SHARE_REPLACED``: a recover may have replaced
-        it since the session was made, or a restored database holds a replaced one again: the
-        ledger); nothing to check for another session. A sign that names its share (every sign
-        made since share references) compares the version it named with the store's share now:
-        in the transaction that admits a step, so no recover slips in between."""
+        it since the session was made); nothing to check for another session. Here the ledger's
+        word (a restored database may hold a replaced share again); a parked state's share is
+        compared with the store's when it is decoded (``_named_share``: it is loaded from there),
+        and through the service a recover also replaces the token and device key every step
+        presents (docs/operations.md, The parked row)."""
         if isinstance(session, CustodianSign):
             self._refuse_replaced(session.client_id, session.curve, session._root)
-            digest = getattr(session, "_root_digest", None)
-            if digest is not None:
-                self._named_share(session.client_id, session.curve, digest)
 
     def parked_awaiting_round(self, data: bytes) -> Any:
         """Which round a parked operation waits for, without resuming it (its park id stays unused)."""

@@ -22,9 +22,9 @@ from mpc.storage.store import SQLiteStore
 from protocols.errors import UsageError
 from protocols.rounds import Message, Session
 from tests.mpc.conftest import Wallet, data_for, new_wallet, verify_result
-from tests.mpc.test_service_warm import TTL, _copy, _Node, _Signing, enrolled
+from tests.mpc.test_service_warm import TTL, _copy, _Node, _Signing, enrolled, signer
 
-__all__ = ["enrolled"]
+__all__ = ["enrolled", "signer"]
 
 
 def _first_step(wallet: Wallet, chain: str = "ethereum", path: str | None = None) -> tuple[Any, CustodianSign, Any]:
@@ -83,24 +83,18 @@ def test_a_path_signs_with_the_tweaked_share_derived_again(two_wallets: tuple[Wa
     assert result.public_key == custodian._share.public_key
 
 
-@pytest.mark.parametrize("where", ["resume", "admission"])
-def test_a_parked_sign_whose_share_a_recover_replaced_is_refused(where: str) -> None:
+def test_a_parked_sign_whose_share_a_recover_replaced_is_refused() -> None:
     """A recover between two steps of a sign: the parked state is refused (``SHARE_REPLACED``)
-    when it is decoded, and a session decoded before the recover (a worker's warm copy, or an
-    optimistic step that ran meanwhile) is refused at its admission: it never signs with the
-    share it named once another took its place."""
+    when it is decoded: it never signs with the share it named once another took its place,
+    nor with the new one."""
     wallet = new_wallet(mpc.Custodian(SQLiteStore(":memory:")))
     wallet.generate()
     wallet.backup()
     _, custodian, _ = _first_step(wallet)
     blob = custodian.to_bytes()
-    decoded = wallet.custodian._decode(blob)  # before the recover
     wallet.recover(wallet.device())
     with pytest.raises(ShareReplaced):
-        if where == "resume":
-            wallet.custodian.resume(blob)
-        else:
-            wallet.custodian._admit(decoded)
+        wallet.custodian.resume(blob)
 
 
 @pytest.mark.parametrize("field", ["client", "curve"])
@@ -141,19 +135,11 @@ def test_a_state_parked_with_the_share_inside_still_finishes(two_wallets: tuple[
 
 
 # --- through the service's worker -------------------------------------------------------------------
-@pytest.fixture
-def node(enrolled: tuple[Path, str, str, mpc.Client], tmp_path: Path) -> Any:
-    db, client_id, token, phone = _copy(enrolled, tmp_path)
-    running = _Node(open_store(db))
-    yield running, client_id, token, phone
-    running.close()
-
-
-def test_resume_after_each_step_answers_that_steps_messages(node: tuple[_Node, str, str, mpc.Client]) -> None:
+def test_resume_after_each_step_answers_that_steps_messages(signer: tuple[_Node, str, str, mpc.Client]) -> None:
     """After every step of a sign the service parks what that step sent, and a resume answers
     exactly it: all a device that lost the connection lacks (it sent its message only once it
     had every earlier one); the sign then finishes from the resumed messages."""
-    running, client_id, token, phone = node
+    running, client_id, token, phone = signer
     signing = _Signing(running, client_id, token, phone)
     while signing.outbox:
         message = signing.outbox.pop(0)
@@ -172,24 +158,22 @@ def test_resume_after_each_step_answers_that_steps_messages(node: tuple[_Node, s
 
 def test_a_recover_between_two_service_steps_refuses_the_next(enrolled: tuple[Path, str, str, mpc.Client],
                                                               tmp_path: Path) -> None:
-    """Through the worker, on a warm session and on a cold one (another node decodes the row):
-    a recover that replaced the share between two steps gets ``SHARE_REPLACED``, fatal, and the
-    parked row is gone."""
+    """Through the worker: a recover that replaced the share between two steps of a sign (made
+    here beside the service, which keeps the token and device key: only the share is new) gets
+    ``SHARE_REPLACED``, fatal, on a node that decodes the row, and the parked row is gone."""
     db, client_id, token, phone = _copy(enrolled, tmp_path)
     first, second = _Node(open_store(db)), _Node(open_store(db))
     try:
         cloud = MemoryCloudStorage()
         device = mpc.Client(client_id, phone.keychain, cloud=cloud)
         mpc.run_local(device.backup(), first.custodian.backup(client_id))
-        warm, cold = (_Signing(first, client_id, token, device) for _ in range(2))
-        assert "error" not in warm.step(first) and "error" not in cold.step(first)
+        signing = _Signing(first, client_id, token, device)
+        assert "error" not in signing.step(first)
         mpc.run_local(mpc.Client(client_id, mpc.MemoryKeychain(), cloud=cloud).recover(),
                       first.custodian.recover(client_id))
-        for signing, running in ((warm, first), (cold, second)):
-            outcome = signing.step(running)
-            assert outcome["error"]["error"]["id"] == "SHARE_REPLACED" and outcome["fatal"]
-            assert running.service.service.peek(signing.sid) is None
-        assert second.decoded >= 1  # the cold one was decoded from its row
+        outcome = signing.step(second)
+        assert outcome["error"]["error"]["id"] == "SHARE_REPLACED" and outcome["fatal"]
+        assert second.decoded == 1 and second.service.service.peek(signing.sid) is None
     finally:
         first.close()
         second.close()
