@@ -36,8 +36,10 @@ Between two messages a session lives only in the database (``mpc.service.store``
 incoming message steps the parked state (optimistically, or by taking it first: above) and parks
 the new state with the messages it produced. A server may therefore stop between two rounds and another
 process on the same database continue: the client reconnects with ``resume``, learns which of
-its messages the custodian expects next (``expect``) and receives the last step's messages again
-(it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
+its messages the custodian expects next (``expect``) and receives again the messages it may lack
+(it drops those it already has): a sign's last step's, another operation's every message
+(``_outbox``). A parked sign names its key share instead of carrying it (docs/operations.md, The
+parked row). A session untouched for ``session_ttl`` seconds is purged,
 releasing the operation lock it held; shares and statuses are never touched by the purge.
 
 The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
