@@ -177,3 +177,35 @@ def test_a_recover_between_two_service_steps_refuses_the_next(enrolled: tuple[Pa
     finally:
         first.close()
         second.close()
+
+
+def test_a_row_parked_by_the_previous_version_finishes_through_the_worker(
+        signer: tuple[_Node, str, str, mpc.Client]) -> None:
+    """A sign row as the version before parked it (the share inside the state, every message sent
+    so far in the outbox) is resumed (its whole outbox replayed: the device drops what it has)
+    and stepped to the end (its share still inside its state: it names none it did not before;
+    its outbox from then on the last step's messages only)."""
+    running, client_id, token, phone = signer
+    data = data_for("ethereum")
+    device = phone.sign("ethereum", data)
+    sid = device.session_id.hex()
+    custodian = running.custodian.sign(client_id, "ethereum", data, device.session_id)
+    custodian.start()
+    replies = custodian.receive(device.start()[0])
+    del custodian._root_digest  # a session of that version: no digest, the share inside its state
+    old = custodian.to_bytes()
+    assert b'"x"' not in old
+    service = running.service.service
+    service.bind_session(sid, client_id, phone.device_key().public, False, TTL)
+    service.park(sid, client_id, "sign", old, [m.to_bytes().decode("ascii") for m in replies], False, TTL)
+    resumed = worker.resume_channel(running.key, client_id, sid)
+    assert resumed["messages"] == [m.to_bytes().decode("ascii") for m in replies]
+    pending = device.receive(Message.from_bytes(resumed["messages"][0].encode()))
+    while pending:
+        outcome = worker.step(running.key, client_id, token, sid, pending.pop(0).to_bytes(), TTL)
+        assert "error" not in outcome, outcome
+        parked = service.peek(sid)
+        assert "result" in outcome or (parked is not None and parked.outbox == outcome["messages"])
+        for text in outcome["messages"]:
+            pending += device.receive(Message.from_bytes(text.encode()))
+    verify_result(device.result(), data)
