@@ -24,6 +24,8 @@ Operation flows (custodian side; child protocols run side by side through ``Comp
 
 from __future__ import annotations
 
+import functools
+import hmac
 import json
 import logging
 import secrets
@@ -51,7 +53,7 @@ from mpc.errors import (
 from mpc.status import BackupShareStatus, SigningShareStatus
 from mpc.operation import CustodianOperation, method_name
 from mpc.presign import CustodianPresign, PrecomputationPool
-from mpc.signing import CustodianSign, client_share_id
+from mpc.signing import SHARE_REFERENCE, CustodianSign, client_share_id, share_digest
 from mpc.storage.ledger import SHARE_REPLACED, RevocationLedger
 from mpc.storage.store import ClientRecord, SQLiteStore
 from mpc.backup.custodian_ops import CustodianBackup, CustodianEject, CustodianRecover, _StoresSigningShares
@@ -350,23 +352,23 @@ class Custodian:
         refused unless the signing shares are STORED_CLIENT. Uses a precomputation from this
         process's pool when it has one (``mpc.presign``). With ``path`` the custodian adds the path's
         public tweak to its share (docs/hd.md); the account must have been derived."""
-        share = self._signing_share(client_id, chain)
-        session = CustodianSign(self, client_id, session_id, chain, data, path=path, share=share)
+        share, digest = self._signing_share(client_id, chain)
+        session = CustodianSign(self, client_id, session_id, chain, data, path=path, share=share, digest=digest)
         self._refuse_replaced(client_id, session.curve, session._root)  # the root pair (a path tweaks a copy)
         return session
 
-    def _signing_share(self, client_id: str, chain: str) -> Any:
-        """The client's custodian signing share on ``chain``'s curve, once its row is checked (as
-        ``_require_signing`` checks it): the row and the share in one read of the store
-        (``signing_row``). An unknown chain is refused after that check (``InputInvalid``), as
-        ``CustodianSign`` finds it."""
+    def _signing_share(self, client_id: str, chain: str) -> tuple[Any, str]:
+        """The client's custodian signing share on ``chain``'s curve and its ``share_digest``, once
+        its row is checked (as ``_require_signing`` checks it): the row and the share in one read
+        of the store (``signing_row``). An unknown chain is refused after that check
+        (``InputInvalid``), as ``CustodianSign`` finds it."""
         known = CHAIN_CURVES.get(chain) if isinstance(chain, str) else None
         has_wallet, status, data = self.store.signing_row(client_id, known or "")
         self._require_signing_status(has_wallet, status)
         curve = known or curve_of_chain(chain)  # an unknown chain: InputInvalid
         if data is None:
             raise WalletNotFound(f"no signing share for {curve}")
-        return decode_share(curve, CUSTODIAN_PARTY, data)
+        return decode_share(curve, CUSTODIAN_PARTY, data), share_digest(data)
 
     def derive(self, client_id: str, paths: Iterable[str], session_id: bytes | None = None) -> hd.CustodianDerive:
         """The custodian's side of ``client.derive(paths)``: the accounts of ``paths`` (docs/hd.md)."""
@@ -445,7 +447,43 @@ class Custodian:
         context: dict[str, Any] = {"custodian": self}
         if setup is not None:
             context["setup"] = setup
-        return Session.from_bytes(data, **context)
+        resolved: dict[tuple[str, ...], Any] = {}
+        session = Session.from_bytes(data, resolve=functools.partial(self._resolve_share, resolved), **context)
+        if isinstance(session, CustodianSign):
+            session.check_references(resolved)
+        elif resolved:
+            raise StateInvalid("this parked operation names shares it does not use")
+        return session
+
+    def _resolve_share(self, resolved: dict[tuple[str, ...], Any], key: tuple[str, ...]) -> Any:
+        """The share a parked sign names (``CustodianSign.share_references``): the client's signing
+        share on the curve, loaded from the store, if it is still the version named (else
+        ``SHARE_REPLACED``, as ``_refuse_replaced``); with a tweak, that share tweaked again.
+        Recorded in ``resolved`` for ``CustodianSign.check_references`` (whose state it is)."""
+        if len(key) not in (4, 5) or key[0] != SHARE_REFERENCE or key[2] not in CURVES:
+            raise StateInvalid("this parked session names an unknown kind of share")
+        share = resolved.get(key[:4])
+        if share is None:
+            share = resolved[key[:4]] = decode_share(key[2], CUSTODIAN_PARTY, self._named_share(*key[1:4]))
+        if len(key) == 5:
+            tweak = key[4]
+            if not tweak or tweak != tweak.lower() or tweak.lstrip("0") != tweak or not all(c in _HEX for c in tweak):
+                raise StateInvalid("this parked sign names a malformed tweak")
+            try:
+                share = resolved[key] = share.tweaked(int(tweak, 16))
+            except MPCError:
+                raise StateInvalid("this parked sign names a malformed tweak") from None
+        return share
+
+    def _named_share(self, client_id: str, curve: str, digest: str) -> bytes:
+        """The client's stored signing share on ``curve`` (its bytes) if its ``share_digest`` is
+        ``digest``; ``SHARE_REPLACED`` if another share took its place (a recover, a new wallet)
+        or none is left."""
+        data = self.store.get_share(client_id, "signing", "", curve)
+        if data is None or not hmac.compare_digest(share_digest(data), digest):
+            raise ShareReplaced(f"this client's {curve} signing share was replaced since this sign began "
+                                "(a recover or a new wallet): sign again")
+        return data
 
     def _admit(self, session: Session) -> Session:
         """The checks of every resumed session (its park id once, in this nonce epoch; a sign's
@@ -468,13 +506,17 @@ class Custodian:
 
     def _check_share_current(self, session: Session) -> None:
         """A sign's share is still the client's (``SHARE_REPLACED``: a recover may have replaced
-        it since the session was made); nothing to check for another session."""
+        it since the session was made); nothing to check for another session. Here the ledger's
+        word (a restored database may hold a replaced share again); a parked state's share is
+        compared with the store's when it is decoded (``_named_share``: it is loaded from there),
+        and through the service a recover also replaces the token and device key every step
+        presents (docs/operations.md, The parked row)."""
         if isinstance(session, CustodianSign):
             self._refuse_replaced(session.client_id, session.curve, session._root)
 
     def parked_awaiting_round(self, data: bytes) -> Any:
         """Which round a parked operation waits for, without resuming it (its park id stays unused)."""
-        return Session.from_bytes(data, custodian=self, setup=self.setup).awaiting_round
+        return self._decode(data).awaiting_round
 
     def _consume_park(self, tag: tuple[str, int, int] | None) -> None:
         """Refuse a blob (its park tag: ``CustodianOperation.park_tag``) of another nonce epoch,
@@ -545,6 +587,7 @@ class Custodian:
 
 
 _STORED_CLIENT = SigningShareStatus.STORED_CLIENT.value
+_HEX = frozenset("0123456789abcdef")
 MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (its tombstone purged)
 
 

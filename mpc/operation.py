@@ -42,6 +42,7 @@ from protocols.ecdsa2p import P2KeyShare, PrecomputationSource
 from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, ShareMismatch, UsageError
 from protocols.local import run
 from protocols.rounds import Message, Session
+from protocols.state import encode_state
 
 
 class Device(Protocol):
@@ -168,6 +169,10 @@ class CustodianOperation(Composite):
 
     operation = "operation"
     exclusive = True
+    # Whether the client sends each message only once it has every message this party sent
+    # before it (a sign: ``mpc.signing.CustodianSign``); then a client that resumes lacks at most
+    # the last step's messages, which is all the service parks for it (``mpc.service.worker``).
+    alternates = False
     _transient = ("custodian", "store")  # not state: given back by Custodian.resume
 
     def __init__(self, custodian: Service, client_id: str, session_id: bytes | None) -> None:
@@ -201,7 +206,13 @@ class CustodianOperation(Composite):
         self._park_id = secrets.token_hex(16)
         self._parked_at = int(time.time())
         self._park_epoch = self.store.nonce_epoch() if nonce_epoch is None else nonce_epoch
-        return super().to_bytes()
+        return encode_state(self, self.share_references())
+
+    def share_references(self) -> list[tuple[Any, tuple[str, ...]]]:
+        """The shares of this operation its parked state names instead of carrying them
+        (``protocols.state``, References): none here; a sign names its signing share
+        (``mpc.signing.CustodianSign``), which ``Custodian._decode`` loads from the store again."""
+        return []
 
     @property
     def park_tag(self) -> tuple[str, int, int] | None:

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Callable
 
-from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, WalletNotFound, from_protocol_error
+from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, StateInvalid, WalletNotFound, from_protocol_error
 from mpc.operation import ClientOperation, CustodianOperation, Device, Service
 from mpc.wallet import CLIENT_PARTY, CUSTODIAN_PARTY, SignResult, curve_of_chain
 from curves import Point, group_by_name
@@ -66,6 +66,8 @@ __all__ = [
     "sign_protocol",
     "sign_data",
     "client_share_id",
+    "share_digest",
+    "SHARE_REFERENCE",
     "sign_child",
     "sign_result",
     "path_tweak",
@@ -114,6 +116,16 @@ def client_share_id(curve: str, share: Any) -> str:
     if curve == "secp256k1":
         return str(share.q1.to_bytes().hex())
     return str(share.verifying_shares[CLIENT_PARTY].to_bytes().hex())
+
+
+SHARE_REFERENCE = "signing-share"  # the first part of a parked sign's share reference
+
+
+def share_digest(data: bytes) -> str:
+    """Which version of a client's custodian signing share a parked sign names (docs/operations.md,
+    The parked row): BLAKE2b-128 of the share's stored bytes, hex. Every generate and recover
+    makes a new share (new x2, new Paillier key): a digest of the old one never matches it."""
+    return hashlib.blake2b(data, digest_size=16, person=b"portal-mpc-share").hexdigest()
 
 
 def sign_child(curve: str, session_id: bytes, share: Any, party: int, data: bytes,
@@ -452,9 +464,13 @@ class CustodianSign(CustodianOperation, _SignChannel):
 
     protocol = "wallet/sign"
     exclusive = False
+    # The client sends each message only once it has every message of the custodian before it
+    # (the child's rounds alternate, one message each: module docstring, "Framing"): a client
+    # that resumes lacks at most the last step's messages (``mpc.service.worker._outbox``).
+    alternates = True
 
     def __init__(self, custodian: Service, client_id: str, session_id: bytes | None, chain: str, data: bytes, *,
-                 path: str | None = None, share: Any) -> None:
+                 path: str | None = None, share: Any, digest: str | None = None) -> None:
         self.chain = chain
         self.curve = curve_of_chain(chain)
         self.data = sign_data(chain, self.curve, data)
@@ -463,6 +479,32 @@ class CustodianSign(CustodianOperation, _SignChannel):
         super().__init__(custodian, client_id, session_id)
         self._root = share  # the root share the caller read already (``Custodian.sign``: with the client's row)
         self._share = self._root if self._hd_child is None else self._root.tweaked(self._hd_child[2])
+        # ``share_digest`` of the root share as stored: the parked state names the share by it
+        # instead of carrying it (``share_references``); None: the share is parked inside the state.
+        self._root_digest = digest
+
+    def share_references(self) -> list[tuple[Any, tuple[str, ...]]]:
+        """The shares the parked state names instead of carrying them (``protocols.state``,
+        References; docs/operations.md, The parked row): the root share as (``SHARE_REFERENCE``,
+        client, curve, ``share_digest``), and with a path the tweaked copy as the same key plus
+        the tweak (hex), which ``Custodian._decode`` derives again from the root share. None when
+        the sign was made without the digest (or parked by a version before references)."""
+        digest = getattr(self, "_root_digest", None)
+        if digest is None:
+            return []
+        root = (SHARE_REFERENCE, self.client_id, self.curve, digest)
+        if self._hd_child is None:
+            return [(self._root, root)]
+        return [(self._root, root), (self._share, root + (format(self._hd_child[2], "x"),))]
+
+    def check_references(self, resolved: Mapping[tuple[str, ...], Any]) -> None:
+        """The share references a decoded state resolved (key -> share) are exactly this sign's
+        own, and its shares are those very objects: its client and curve, and with a path its
+        tweak; else ``StateInvalid`` (a state naming another client's or curve's share never
+        signs with it)."""
+        expected = {key: share for share, key in self.share_references()}
+        if set(resolved) != set(expected) or any(resolved[key] is not share for key, share in expected.items()):
+            raise StateInvalid("this parked sign names a share that is not its own")
 
     def _hello(self) -> dict[str, Any]:
         return sign_hello(self.client_id, *self._hello_values())

@@ -25,6 +25,7 @@ and ``false``, every value is a JSON array whose first element is a type tag::
     ["k", group, hex]                          SecretScalar (explicitly: it is a secret)
     ["o", class, body]                         a registered class (body per its kind)
     ["r", n]                                   the n-th object already seen (see below)
+    ["x", [text…]]                             an object held outside the state, by reference
 
 Registered kinds: ``attrs`` (sessions and plain objects: their ``__dict__`` by sorted name,
 minus the names in the class's ``_transient``), ``dataclass`` (its init fields, rebuilt through
@@ -37,6 +38,15 @@ Shared objects keep their identity: lists, dicts and registered objects are numb
 order they are first met, and a second occurrence is ``["r", n]``. A signing session and its
 wallet operation hold the same key share object (a lock set by one is seen by the other), and a
 composite holds its children once; after a restore they are still one object.
+
+References. An object the caller keeps elsewhere (the custodian's key share, which its store
+holds) may be left out of the state and *named* instead: ``encode_state(root, references=[(obj,
+key)…])`` writes every occurrence of ``obj`` as ``["x", key]`` (``key``: a non-empty tuple of
+text, meaningful to the caller only), and ``decode_state(data, resolve=...)`` gets it back by
+calling ``resolve(key)`` once per distinct key (so its occurrences are still one object). The
+codec knows nothing of what a key means: the caller that resolves it must check that it names
+what the rest of the state may use (its client, curve and version). A reference met without a
+``resolve`` is ``UsageError`` (as a missing collaborator).
 
 Transient collaborators (the custodian facade, its store, the device's keychain facade, a
 backup method) are not state: a class names them in ``_transient`` and ``from_bytes`` takes them
@@ -60,7 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import accumulate
 from types import MappingProxyType
 from typing import Any
@@ -149,7 +159,10 @@ def registered_names() -> list[str]:
 
 # --- encoding -------------------------------------------------------------------------------------
 class _Encoder:
-    def __init__(self) -> None:
+    def __init__(self, references: Iterable[tuple[Any, tuple[str, ...]]] = ()) -> None:
+        pairs = list(references)
+        self._references = {id(obj): _reference_key(key) for obj, key in pairs}
+        self._referenced = [obj for obj, _ in pairs]  # kept alive while encoding, so ids stay unique
         self._seen: dict[int, int] = {}
         self._alive: list[Any] = []  # keeps every numbered object alive, so ids stay unique
         self._open: set[int] = set()
@@ -185,6 +198,8 @@ class _Encoder:
             return ["k", obj.group.name, obj.to_bytes().hex()]
         if isinstance(obj, Group):
             return ["g", obj.name]
+        if self._references and id(obj) in self._references:
+            return ["x", list(self._references[id(obj)])]
         if kind in (list, dict, MappingProxyType) or kind in _BY_CLASS:
             ref = self._number(obj)
             if ref is not None:
@@ -225,9 +240,17 @@ def _canonical_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def encode_state(root: Any) -> bytes:
-    """The canonical version-1 encoding of ``root`` (normally a ``Session``)."""
-    envelope = {"kind": STATE_KIND, "v": STATE_VERSION, "state": _Encoder().value(root)}
+def _reference_key(key: Any) -> tuple[str, ...]:
+    """A reference's key as given (module docstring, References): a non-empty tuple of text."""
+    if type(key) is not tuple or not key or not all(type(part) is str for part in key):
+        raise UsageError("a state reference is named by a non-empty tuple of text")
+    return key
+
+
+def encode_state(root: Any, references: Iterable[tuple[Any, tuple[str, ...]]] = ()) -> bytes:
+    """The canonical version-1 encoding of ``root`` (normally a ``Session``); each object of
+    ``references`` is written as its key (module docstring, References)."""
+    envelope = {"kind": STATE_KIND, "v": STATE_VERSION, "state": _Encoder(references).value(root)}
     return _canonical_text(envelope).encode("ascii")
 
 
@@ -236,9 +259,11 @@ _PENDING = object()
 
 
 class _Decoder:
-    def __init__(self, context: Mapping[str, Any]) -> None:
+    def __init__(self, context: Mapping[str, Any], resolve: Callable[[tuple[str, ...]], Any] | None = None) -> None:
         self.context = context
         self._objects: list[Any] = []
+        self._resolve = resolve
+        self._resolved: dict[tuple[str, ...], Any] = {}
 
     def _reserve(self) -> int:
         self._objects.append(_PENDING)
@@ -373,6 +398,18 @@ class _Decoder:
             raise InvalidMessage("state reference cycle")
         return target
 
+    def _reference(self, args: list[Any]) -> Any:
+        """An object named by its key (module docstring, References): ``resolve(key)``, once per key."""
+        body = _one(args)
+        if not isinstance(body, list) or not body or not all(isinstance(part, str) for part in body):
+            raise InvalidMessage("a state reference is named by a non-empty array of text")
+        key = tuple(body)
+        if key not in self._resolved:
+            if self._resolve is None:  # a missing collaborator, as a missing transient one
+                raise UsageError("this session state names objects held outside it: resuming it needs resolve=...")
+            self._resolved[key] = self._resolve(key)
+        return self._resolved[key]
+
     def _object(self, args: list[Any]) -> Any:
         if len(args) != 2 or not isinstance(args[0], str):
             raise InvalidMessage("state object needs a class name and a body")
@@ -418,7 +455,7 @@ _TAGS: dict[str, Callable[[_Decoder, list[Any]], Any]] = {
     "i": _Decoder._int, "s": _Decoder._str, "b": _Decoder._bytes, "t": _Decoder._tuple,
     "f": _Decoder._frozenset, "l": _Decoder._list, "d": _Decoder._dict, "m": _Decoder._mapping,
     "g": _Decoder._group, "p": _Decoder._point, "k": _Decoder._secret,
-    "o": _Decoder._object, "r": _Decoder._ref,
+    "o": _Decoder._object, "r": _Decoder._ref, "x": _Decoder._reference,
 }
 
 
@@ -473,11 +510,13 @@ def _parse(data: bytes) -> Any:
     return obj
 
 
-def decode_state(data: bytes, **context: Any) -> Any:
-    """Restore what :func:`encode_state` encoded; ``context`` re-injects transient collaborators.
+def decode_state(data: bytes, *, resolve: Callable[[tuple[str, ...]], Any] | None = None, **context: Any) -> Any:
+    """Restore what :func:`encode_state` encoded; ``context`` re-injects transient collaborators,
+    ``resolve`` gives back the objects the state names by reference (module docstring, References).
 
     Anything malformed, non-canonical, of another version or naming a class that is not
-    registered raises ``InvalidMessage``; a missing collaborator raises ``UsageError``.
+    registered raises ``InvalidMessage`` (and a reference ``resolve`` refuses, its error); a
+    missing collaborator (or ``resolve``, for a state with references) raises ``UsageError``.
     """
     obj = _parse(data)
     if not isinstance(obj, dict) or set(obj) != {"kind", "v", "state"} or obj["kind"] != STATE_KIND:
@@ -485,7 +524,7 @@ def decode_state(data: bytes, **context: Any) -> Any:
     if type(obj["v"]) is not int or obj["v"] != STATE_VERSION:
         raise InvalidMessage("unsupported session state version")
     try:
-        return _Decoder(context).value(obj["state"])
+        return _Decoder(context, resolve).value(obj["state"])
     except RecursionError:
         raise InvalidMessage("session state nested too deeply") from None
 

@@ -9,12 +9,14 @@ Tables (created on first use, portable SQL)::
                    revocation ledger the old hash is recorded there first, so a restored
                    database's copy of it stays dead (``mpc.storage.ledger``)
   parked_sessions  session id -> client id, operation, the custodian session's state
-                   (``Session.to_bytes()``), the messages it has sent (replayed when a client
-                   resumes after a lost connection), whether it holds the client's
+                   (``Session.to_bytes()``; a sign's names its key share instead of
+                   carrying it: ``mpc.signing.CustodianSign.share_references``), the
+                   messages a client that resumes after a lost connection may lack (replayed:
+                   a sign's last step's, another operation's every message), whether it holds the client's
                    operation lock, and when it expires
   session_steps    session id -> the last step taken on it: step id, the node running it,
-                   whether it parked the session again, its lease, and how many messages the
-                   session had sent before it (what a step that ran produced is the rest)
+                   whether it parked the session again, its lease, and how many of the
+                   park's messages came before it (what a step that ran produced is the rest)
   service_nodes    node id -> when its heartbeat lapses (every ``serve`` process is a node)
   node_processes   node id -> where its process runs (boot id and PID namespace, pid, start
                    tick: ``mpc.service.liveness``), so a node starting on the same machine
@@ -196,14 +198,17 @@ class ParkedSession:
 @dataclass(frozen=True)
 class NewPark:
     """What an optimistic step parks in its commit (``ServiceStore.commit_step``): the stepped
-    state (``to_bytes``, tagged with nonce epoch ``epoch``), every message sent so far, whether
-    it holds the client's operation lock, and for how long it stays parked."""
+    state (``to_bytes``, tagged with nonce epoch ``epoch``), the messages a client that resumes
+    may lack (a sign's: this step's only; ``mpc.service.worker._outbox``) of which the first
+    ``before`` came before this step, whether it holds the client's operation lock, and for how
+    long it stays parked."""
 
     data: bytes = field(repr=False)  # secrets
     outbox: list[str] = field(repr=False)
     holds_lock: bool
     ttl: float
     epoch: int
+    before: int = 0
 
 
 class ServiceStore(StepLeases):
@@ -379,10 +384,14 @@ class ServiceStore(StepLeases):
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],
-             holds_lock: bool, ttl: float, step: Step | None = None, epoch: int | None = None) -> bytes:
-        """Save (or replace) a session's state after a step, in one transaction with the renewal
+             holds_lock: bool, ttl: float, step: Step | None = None, epoch: int | None = None,
+             before: int = 0) -> bytes:
+        """Save (or replace) a session's state after a step, with ``outbox`` (the messages a
+        client that resumes may lack: ``mpc.service.worker._outbox``), in one transaction with the renewal
         of its lock's lease to the park's expiry (``OperationLost`` if the lock is no longer this
-        session's: its lease lapsed and it was reclaimed) and the step marker's "parked".
+        session's: its lease lapsed and it was reclaimed) and the step marker's "parked" (with
+        ``before``: how many of ``outbox``'s messages came before the step: ``step_outcome``
+        sends the rest).
         ``epoch``: the nonce epoch ``data`` was encoded in (a custodian operation's, read as it
         was encoded: issue 30, one read less per park), else the store's is read now. Returns
         the park's ``version`` (``ParkedSession.version``)."""
@@ -398,8 +407,8 @@ class ServiceStore(StepLeases):
                 (*key, sealed, box, int(holds_lock), expires),
             )
             if step is not None:
-                self.store._execute("UPDATE session_steps SET parked = 1, expires = ? WHERE session_id = ? "
-                                    "AND step_id = ?", (expires, session_id, step.step_id))
+                self.store._execute("UPDATE session_steps SET parked = 1, sent = ?, expires = ? WHERE session_id = ? "
+                                    "AND step_id = ?", (before, expires, session_id, step.step_id))
         return _version(sealed)
 
     def take(self, session_id: str, step: Step | None = None, client_id: str | None = None,
@@ -494,7 +503,7 @@ class ServiceStore(StepLeases):
     def _parked_again(self, parked: ParkedSession, park: NewPark, step: Step | None) -> None:
         """In ``commit_step``'s transaction, once the new state replaced the row: its epoch is the
         store's, the lock it holds is renewed to the park's expiry (``OperationLost`` if it was
-        reclaimed) and the step marker records the park (how many messages came before it)."""
+        reclaimed) and the step marker records the park (how many of its messages came before it)."""
         if park.epoch != self.store.nonce_epoch():
             raise StateInvalid("the database's nonce epoch moved while this step ran: start the operation again")
         expires = time.time() + park.ttl
@@ -502,8 +511,8 @@ class ServiceStore(StepLeases):
             raise OperationLost("the client's operation lock was reclaimed while this session was stepped")
         if step is not None:
             self.store._execute("INSERT OR REPLACE INTO session_steps VALUES (?, ?, ?, ?, 1, ?, ?)",
-                                (parked.session_id, parked.client_id, step.step_id, step.node_id,
-                                 len(parked.outbox), expires))
+                                (parked.session_id, parked.client_id, step.step_id, step.node_id, park.before,
+                                 expires))
 
     def _mark_step(self, session_id: str, parked: ParkedSession, step: Step) -> None:
         """In the take's transaction: the step marker, and the lease of the lock the session holds."""

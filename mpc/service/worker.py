@@ -36,8 +36,10 @@ Between two messages a session lives only in the database (``mpc.service.store``
 incoming message steps the parked state (optimistically, or by taking it first: above) and parks
 the new state with the messages it produced. A server may therefore stop between two rounds and another
 process on the same database continue: the client reconnects with ``resume``, learns which of
-its messages the custodian expects next (``expect``) and receives the last step's messages again
-(it drops those it already has). A session untouched for ``session_ttl`` seconds is purged,
+its messages the custodian expects next (``expect``) and receives again the messages it may lack
+(it drops those it already has): a sign's last step's, another operation's every message
+(``_outbox``). A parked sign names its key share instead of carrying it (docs/operations.md, The
+parked row). A session untouched for ``session_ttl`` seconds is purged,
 releasing the operation lock it held; shares and statuses are never touched by the purge.
 
 The operation lock is a lease held by its session (``mpc.service.store``): renewed to the
@@ -470,7 +472,8 @@ def _step_optimistic(db: str, custodian: Custodian, service: ServiceStore, parke
     # Tagged with the epoch of the park it ran on (no read of the store's: the commit checks it).
     data = session.to_bytes(nonce_epoch=parked.epoch) if isinstance(session, CustodianOperation) else \
         session.to_bytes()
-    park = NewPark(data, parked.outbox + sent, bool(getattr(session, "_holds_lock", False)), ttl, parked.epoch)
+    outbox, before = _outbox(session, parked, sent)
+    park = NewPark(data, outbox, bool(getattr(session, "_holds_lock", False)), ttl, parked.epoch, before)
     version: list[bytes] = []
     refused = _committed(service, parked, step, admit, park, None, version)
     if refused is not None:
@@ -572,8 +575,8 @@ def _step_taken(db: str, custodian: Custodian, service: ServiceStore, parked: Pa
             return {"error": error_frame(exc), "fatal": True}
     try:
         produced = session.receive(message)
-    except InvalidMessage as exc:  # the session is unchanged: park it again, keep the channel
-        lost = _park(db, service, session, parked, parked.outbox, ttl, step)
+    except InvalidMessage as exc:  # the session is unchanged: park it again, keep the channel (and its outbox)
+        lost = _park(db, service, session, parked, parked.outbox, len(parked.outbox), ttl, step)
         return lost or {"error": MessageInvalid(str(exc)).to_json(), "fatal": False, "parked": True}
     except Exception as exc:  # noqa: BLE001 - an abort ends the session (it released its lock)
         if getattr(session, "_holds_lock", False):  # not an abort (a store failure, a bug): free its lock
@@ -588,21 +591,32 @@ def _step_taken(db: str, custodian: Custodian, service: ServiceStore, parked: Pa
                     service.register_device(client_id, device)
                 result = {**result, "token": service.replace_token(client_id, parked.operation)}
         return {"messages": sent, "result": result}
-    # Every message sent so far stays with the state: a client that reconnects gets them all
-    # again and drops those it has (an operation sends a handful of messages).
-    return _park(db, service, session, parked, parked.outbox + sent, ttl, step) or {"messages": sent, "parked": True}
+    return _park(db, service, session, parked, *_outbox(session, parked, sent), ttl, step) or \
+        {"messages": sent, "parked": True}
 
 
-def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, outbox: list[str], ttl: float,
-          step: Step | None) -> dict[str, Any] | None:
-    """Park the stepped session again (renewing its lock's lease) and keep it warm; on failure
-    the error answer (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is
-    dropped, or the store's error) and the session is forgotten: its lock, if still its own,
-    is freed."""
+def _outbox(session: Any, parked: ParkedSession, sent: list[str]) -> tuple[list[str], int]:
+    """What a step that sent ``sent`` parks for a client that resumes (Parking, restarts, expiry),
+    and how many of those messages came before the step: a session whose peer sends each
+    message only once it has every message this party sent before (``alternates``: a sign)
+    keeps this step's messages only; another (a composite whose children speak side by side,
+    several messages a round) keeps every message sent so far (the client drops those it has)."""
+    if getattr(session, "alternates", False):
+        return sent, 0
+    return parked.outbox + sent, len(parked.outbox)
+
+
+def _park(db: str, service: ServiceStore, session: Any, parked: ParkedSession, outbox: list[str], before: int,
+          ttl: float, step: Step | None) -> dict[str, Any] | None:
+    """Park the stepped session again (renewing its lock's lease) with ``outbox``, whose first
+    ``before`` messages came before this step (the rest is what its marker sends if its worker
+    dies: ``ServiceStore.step_outcome``), and keep it warm; on failure the error answer
+    (``OPERATION_LOST`` if its lock was reclaimed meanwhile: the state is dropped, or the
+    store's error) and the session is forgotten: its lock, if still its own, is freed."""
     try:
         data = session.to_bytes()
         version = service.park(parked.session_id, parked.client_id, parked.operation, data, outbox,
-                               session._holds_lock, ttl, step, _encoded_epoch(session))
+                               session._holds_lock, ttl, step, _encoded_epoch(session), before)
     except EngineError as exc:
         try:
             service.abandon(parked.session_id)

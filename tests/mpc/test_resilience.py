@@ -34,7 +34,7 @@ from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.remote.channel import OperationChannel  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.service.guard import OPERATOR_KEY_ENV  # noqa: E402
-from mpc.service.store import LOST_TOMBSTONE_TTL, ServiceStore, Step  # noqa: E402
+from mpc.service.store import LOST_TOMBSTONE_TTL, ServiceStore, Step, StepOutcome  # noqa: E402
 from mpc.storage.backends import DB_ENV, open_store  # noqa: E402
 from tests.mpc.conftest import data_for, verify_result  # noqa: E402
 
@@ -73,10 +73,15 @@ def test_the_lock_lease_follows_its_session(service: ServiceStore) -> None:
     taken = service.take("s1", step)
     assert taken is not None and abs(_lock(service)[1] - (time.time() + 5.0)) < 2  # stepping: the step's lease
     assert not service.reclaim_lock("c1")  # being stepped by a live node
-    service.park("s1", "c1", "backup", b"state2", ["m1", "m2"], True, 60, step)
+    service.park("s1", "c1", "backup", b"state2", ["m1", "m2"], True, 60, step, before=1)  # m1: an earlier step's
     assert service.step_outcome("s1", step).state == "parked"
     assert service.step_outcome("s1", step).messages == ("m2",)  # what that step produced
     assert service.step_outcome("s1", Step("other", "node-a", 5.0)).state == "untouched"
+    again = Step("step-2", "node-a", 5.0)  # a step that refused its message parks the outbox it found
+    assert service.take("s1", again) is not None
+    service.park("s1", "c1", "backup", b"state3", ["m1", "m2"], True, 60, again, before=2)
+    assert service.step_outcome("s1", again) == StepOutcome("parked", ())  # it produced nothing
+    assert service.peek("s1").outbox == ["m1", "m2"]  # what a resume still answers
 
 
 def test_a_lock_whose_holder_died_is_reclaimed_at_once(service: ServiceStore) -> None:

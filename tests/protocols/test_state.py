@@ -132,6 +132,45 @@ def test_sessions_keep_shared_objects_shared(ecdsa_pair) -> None:
     assert restored.other._share.locked  # type: ignore[attr-defined]
 
 
+def test_a_referenced_object_is_named_and_resolved_once_per_key(ecdsa_pair) -> None:
+    """References (``protocols.state``): an object the caller keeps elsewhere is written as its
+    key, never its content, and comes back from ``resolve`` once per key, still one object."""
+    p1, _ = ecdsa_pair
+    session = ecdsa2p.ReshareP1(sid(), p1, for_signing=False)
+    session.other = p1  # type: ignore[attr-defined] - a second occurrence of the share
+    data = encode_state(session, [(p1, ("share", "c1"))])
+    assert p1.to_bytes().hex().encode() not in data and data.count(b'["x",["share","c1"]]') == 2
+    asked: list[tuple[str, ...]] = []
+
+    def resolve(key: tuple[str, ...]) -> Any:
+        asked.append(key)
+        return type(p1).from_bytes(p1.to_bytes())
+
+    restored = decode_state(data, resolve=resolve)
+    assert asked == [("share", "c1")] and restored._share is restored.other
+    assert encode_state(restored, [(restored._share, ("share", "c1"))]) == data
+
+
+def test_references_are_refused_when_malformed_or_unresolved(ecdsa_pair) -> None:
+    p1, _ = ecdsa_pair
+    session = ecdsa2p.ReshareP1(sid(), p1, for_signing=False)
+    for key in [(), ("a", 1), ["a"]]:
+        with pytest.raises(UsageError):
+            encode_state(session, [(p1, key)])  # type: ignore[list-item]
+    data = encode_state(session, [(p1, ("share",))])
+    with pytest.raises(UsageError):  # a state with references needs its resolver, as a collaborator
+        decode_state(data)
+    for bad in [b'["x",[]]', b'["x",["share",1]]', b'["x","share"]', b'["x",["share"],1]']:
+        with pytest.raises(InvalidMessage):
+            decode_state(data.replace(b'["x",["share"]]', bad), resolve=lambda key: p1)
+
+    def refuse(key: tuple[str, ...]) -> Any:
+        raise InvalidMessage("not this one")
+
+    with pytest.raises(InvalidMessage, match="not this one"):  # the resolver's refusal is the decode's
+        decode_state(data, resolve=refuse)
+
+
 @pytest.mark.parametrize("device_session", ["ecdsa2p", "frost", "frost-sign"])
 def test_device_signing_sessions_holding_nonces_cannot_be_parked(ecdsa_pair, device_session: str) -> None:
     """Rollback: a session holding nonces between rounds is never stored, so these refuse to be
