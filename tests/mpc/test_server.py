@@ -172,7 +172,9 @@ def test_abrupt_disconnect_mid_round_then_expiry_frees_the_lock_only(server: Ser
         challenge = Message.from_bytes(ws.recv(timeout=TIMEOUT).encode())  # the custodian's nonce
         for message in session.receive(challenge):  # the proof of possession, the resharing's start
             ws.send(message.to_bytes().decode())
-        ws.recv(timeout=TIMEOUT)  # the custodian answered: the session is parked and holds the lock
+            # each frame's answer: the session is parked and holds the lock, no step of it running
+            # (a step still running when the test purges is a taken session, not a parked one)
+            ws.recv(timeout=TIMEOUT)
         ws.socket.close()  # abrupt: no closing handshake
     deadline = time.time() + TIMEOUT
     while custodian.store.client(client_id).operation is None and time.time() < deadline:
