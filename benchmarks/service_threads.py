@@ -3,8 +3,9 @@
 
 A custodian service (``ServiceThread``, process pool of two lanes, sealed store) runs in this
 process; one client process signs ``W`` ethereum signatures sequentially to warm up, then ``N``
-more, and each thread of this process is charged the CPU ticks it spent during the ``N``
-(``/proc/self/task/*/stat``, matched to Python threads by ``native_id``; ticks of 1/CLK_TCK s).
+more, and each thread of this process is charged the CPU time it spent during the ``N``
+(``/proc/self/task/*/schedstat``, nanoseconds; where the kernel has none, ``stat``'s ticks of
+1/CLK_TCK s; matched to Python threads by ``native_id``).
 The worker processes' CPU is reported as one figure (they are other processes). Issue 30: where
 the service process's own CPU per signature goes (``benchmarks/README.md``).
 """
@@ -19,9 +20,10 @@ import secrets
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["main", "thread_ticks"]
+__all__ = ["main", "thread_ns", "thread_ticks"]
 
 
 def thread_ticks() -> dict[int, int]:
@@ -35,6 +37,26 @@ def thread_ticks() -> dict[int, int]:
         fields = stat[stat.rindex(")") + 2:].split()
         ticks[int(task.name)] = int(fields[11]) + int(fields[12])
     return ticks
+
+
+def thread_ns(pid: str = "self") -> dict[int, int]:
+    """Nanoseconds on a CPU of each thread of process ``pid``, by thread id (``schedstat``: the
+    scheduler's own count, finer than the ticks of ``stat``); empty where the kernel has none."""
+    times: dict[int, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            times[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile, or no schedstat
+            continue
+    return times
+
+
+def _clock() -> tuple[Callable[[str], dict[int, int]], float]:
+    """The per-thread clock and its units per millisecond: ``schedstat`` if this kernel has it,
+    else ``stat``'s ticks."""
+    if thread_ns():
+        return thread_ns, 1e6
+    return (lambda pid: thread_ticks()), os.sysconf("SC_CLK_TCK") / 1000
 
 
 def _names() -> dict[int, str]:
@@ -51,35 +73,35 @@ def _label(name: str) -> str:
 
 def measure(db: str, signs: int, warm: int) -> dict[str, float]:
     """Milliseconds of CPU per signature of each thread (label) of this process, and the workers'."""
-    from benchmarks.load import _process_cpu, _signer_job, _signer_setup
+    from benchmarks.load import _signer_job, _signer_setup
     from mpc.service.server import ServiceThread
 
     operator_key = secrets.token_urlsafe(32)
     server = ServiceThread(db, host="127.0.0.1", port=0, executor="process", workers=2,
                            operator_key=operator_key).start()
-    hz = os.sysconf("SC_CLK_TCK")
+    clock, per_ms = _clock()
     try:
         with tempfile.TemporaryDirectory(prefix="portal-mpc-threads-") as folder, \
                 concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             client_id, token = pool.submit(_signer_setup, server.url, operator_key, folder).result()
             pool.submit(_signer_job, server.url, client_id, token, folder, warm).result()
-            workers = list(getattr(server.service._pool, "_processes", None) or {})  # type: ignore[union-attr]
-            before, names = thread_ticks(), _names()
-            workers_before = sum(_process_cpu(pid) for pid in workers)
+            workers = [str(pid) for pid in getattr(server.service._pool, "_processes", None) or {}]  # type: ignore[union-attr]
+            before, names = clock("self"), _names()
+            workers_before = sum(sum(clock(pid).values()) for pid in workers)
             pool.submit(_signer_job, server.url, client_id, token, folder, signs).result()
-            after = thread_ticks()
-            workers_after = sum(_process_cpu(pid) for pid in workers)
+            after = clock("self")
+            workers_after = sum(sum(clock(pid).values()) for pid in workers)
             names.update(_names())
     finally:
         server.stop()
     figures: dict[str, float] = {}
-    for tid, ticks in after.items():
-        spent = ticks - before.get(tid, 0)
+    for tid, spent_until in after.items():
+        spent = spent_until - before.get(tid, 0)
         if spent:
             label = _label(names.get(tid, f"tid {tid}"))
-            figures[label] = figures.get(label, 0.0) + spent * 1000 / hz / signs
+            figures[label] = figures.get(label, 0.0) + spent / per_ms / signs
     figures["total (this process)"] = sum(figures.values())
-    figures["worker processes"] = (workers_after - workers_before) * 1000 / signs
+    figures["worker processes"] = (workers_after - workers_before) / per_ms / signs
     return figures
 
 

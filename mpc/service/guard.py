@@ -22,6 +22,7 @@ the operator credential, connection and request limits, bounded logging.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -285,7 +286,15 @@ def peer_key(address: Any) -> str:
     """The rate-limiting key of a peer address: the IPv4 address, or the IPv6 /64."""
     if not address:
         return "unknown"
-    host = str(address[0]).split("%")[0]
+    return _host_key(str(address[0]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_key(address: str) -> str:
+    """``peer_key`` of one host string, remembered for the last 4,096 hosts (issue 30: every
+    request and connection asks for its peer's key, and ``ipaddress`` parses in Python; bounded,
+    so a flood from many addresses only evicts)."""
+    host = address.split("%")[0]
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mpc.custodian import Custodian
-from mpc.errors import AuthFailed, InputInvalid
+from mpc.errors import AuthFailed, EngineError, InputInvalid
 from mpc.service import credentials, requests
 from mpc.service.credentials import Claim
 from mpc.service.guard import BoundedLog, OperatorKey, ServiceLimits, peer_common_name, peer_key
@@ -25,6 +25,9 @@ from mpc.service.worker import log
 from mpc.wallet import ClientView, DeviceView, ServiceClientView
 
 __all__ = ["OperatorRequests"]
+
+Presigned = tuple[bytes, tuple[bytes, None]]  # ``credentials.take_presigned``: (challenge, answer)
+Authorised = Claim | EngineError | None  # the device check done with the token's: grant, refusal, not done
 
 
 class OperatorRequests:
@@ -46,33 +49,49 @@ class OperatorRequests:
         wanted = await asyncio.to_thread(credentials.claim, self.service, self.custodian, request)
         return await self._prove_device(ws, request, wanted)
 
-    def _token_and_claim(self, client_id: str, token: str,
-                         request: dict[str, Any]) -> tuple[AuthFailed | None, Claim | None]:
-        """The token check (its refusal, returned) and then, if it passed, which key must sign
-        ``request`` (``credentials.claim``): one trip to a thread for both (issue 30)."""
+    def _token_and_claim(self, client_id: str, token: str, request: dict[str, Any],
+                         presigned: Presigned | None = None) -> tuple[AuthFailed | None, Claim | None, Authorised]:
+        """The token check (its refusal, returned), then, if it passed, which key must sign
+        ``request`` (``credentials.claim``) and, when the request brought its signature
+        (``presigned``: ``credentials.take_presigned``), ``credentials.authorise``: its grant,
+        or its refusal returned for ``_prove_device`` to raise. One trip to a thread for all
+        three (issue 30), in the order of separate trips: nothing is checked that an earlier
+        check refused."""
         try:
             self.service.check_token(client_id, token)
         except AuthFailed as refused:
-            return refused, None
-        return None, credentials.claim(self.service, self.custodian, request)
+            return refused, None, None
+        wanted = credentials.claim(self.service, self.custodian, request)
+        if wanted is None or presigned is None:
+            return None, wanted, None
+        try:
+            return None, wanted, credentials.authorise(self.service, self.custodian, request, wanted, *presigned)
+        except EngineError as exc:
+            return None, wanted, exc
 
-    async def _prove_device(self, ws: Any, request: dict[str, Any], wanted: Claim | None) -> Claim | None:
+    async def _prove_device(self, ws: Any, request: dict[str, Any], wanted: Claim | None,
+                            authorised: Authorised = None) -> Claim | None:
         """The challenge for ``wanted`` (the key that must sign ``request``; None: the token
         suffices), the device's signed answer, and ``credentials.authorise``. On a kept
         connection the request may bring its signature over the challenge the previous result
-        carried (``credentials.take_presigned``): then no challenge frame is sent."""
+        carried (``credentials.take_presigned``): then no challenge frame is sent, and
+        ``_token_and_claim`` checked it already (``authorised``: its grant or refusal)."""
         if wanted is None:
             return None
         record = current_request()
         record.named(request["op"], "device")
         presigned, record.presigned = record.presigned, None
+        if isinstance(authorised, EngineError):
+            raise authorised
+        if authorised is not None:
+            return authorised
         answer: tuple[bytes, Mapping[str, Any] | None]
         if presigned is not None:  # signed over the challenge the connection's previous result carried
             challenge, answer = presigned
         else:
             challenge = credentials.new_challenge()
             await ws.send(requests.frame_text(record.frame({"challenge": challenge.hex()})))
-            answer = credentials.parse_answer(await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout))
+            answer = credentials.parse_answer(await requests.receive(ws, self.limits.first_frame_timeout))
         grant: Claim = await asyncio.to_thread(credentials.authorise, self.service, self.custodian, request, wanted,
                                                challenge, answer)
         return grant

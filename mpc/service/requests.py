@@ -87,8 +87,10 @@ session and closes the connection. A frame above ``MAX_FRAME_BYTES`` closes the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sys
 from typing import Any
 
 from mpc.errors import (
@@ -117,7 +119,7 @@ def parse_request(frame: Any) -> dict[str, Any]:
     error: size and nesting are bounded before decoding, strings must be valid Unicode)."""
     if not isinstance(frame, str) or len(frame) > MAX_REQUEST_BYTES:
         raise InputInvalid("the first frame must be a JSON request object (text, at most 64 KiB)")
-    if nesting_depth(frame) > MAX_REQUEST_DEPTH:
+    if _openers(frame) > MAX_REQUEST_DEPTH and nesting_depth(frame) > MAX_REQUEST_DEPTH:
         raise InputInvalid(f"the request is nested deeper than {MAX_REQUEST_DEPTH}")
     try:
         request = json.loads(frame, parse_constant=_no_constant)
@@ -125,8 +127,17 @@ def parse_request(frame: Any) -> dict[str, Any]:
         raise InputInvalid("the request is not valid JSON") from None
     if not isinstance(request, dict) or not isinstance(request.get("op"), str):
         raise InputInvalid("the request must be an object with an 'op'")
-    _check_strings(request)
+    if not frame.isascii() or "\\u" in frame:
+        _check_strings(request)
     return request
+
+
+def _openers(frame: str) -> int:
+    """The ``[`` and ``{`` in ``frame``, inside strings too: a bound on its nesting depth (each
+    level opens with one), so a frame with at most ``MAX_REQUEST_DEPTH`` of them needs no scan
+    (issue 30: a sign request carries its first message, whose escaped quotes ``nesting_depth``
+    visits one by one; counting is a C loop)."""
+    return frame.count("[") + frame.count("{")
 
 
 def nesting_depth(frame: str) -> int:
@@ -155,7 +166,9 @@ def nesting_depth(frame: str) -> int:
 
 
 def _check_strings(value: Any) -> None:
-    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800`` escapes)."""
+    """Refuse strings that are not valid Unicode (lone surrogates from ``\\ud800`` escapes).
+    ``parse_request`` skips it for an ASCII frame without ``\\u``: no escape, no raw character
+    outside ASCII, so no surrogate can be in what it decodes to."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -228,6 +241,20 @@ def parse_session_id(request: dict[str, Any]) -> str:
     if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(session_id):
         raise InputInvalid("session_id must be 64 lowercase hex digits")
     return session_id
+
+
+if sys.version_info >= (3, 11):
+    async def receive(ws: Any, seconds: float) -> Any:
+        """The connection's next frame, within ``seconds`` (``asyncio.TimeoutError`` otherwise).
+        ``asyncio.timeout`` runs the read in the calling task, where ``asyncio.wait_for`` wraps
+        it in a task of its own (issue 30: three reads a signature, each a task, a timer's
+        callbacks and a turn of the event loop more)."""
+        async with asyncio.timeout(seconds):
+            return await ws.recv()
+else:  # Python 3.10: no asyncio.timeout
+    async def receive(ws: Any, seconds: float) -> Any:
+        """The connection's next frame, within ``seconds`` (``asyncio.TimeoutError`` otherwise)."""
+        return await asyncio.wait_for(ws.recv(), seconds)
 
 
 def frame_text(obj: Any) -> str:

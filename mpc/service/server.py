@@ -345,7 +345,7 @@ class CustodianService(NodeHealth, OperatorRequests):
         record = RequestRecord.begin(ws.remote_address)
         try:
             try:
-                frame = await asyncio.wait_for(ws.recv(), self.limits.first_frame_timeout)
+                frame = await requests.receive(ws, self.limits.first_frame_timeout)
             except asyncio.TimeoutError:
                 await ws.close(1000, IDLE_CLOSE_REASON)  # nothing of this connection was read since
                 return False
@@ -399,12 +399,13 @@ class CustodianService(NodeHealth, OperatorRequests):
             return
         record.named(op, "token")
         client_id, token = requests.client_credentials(request)
-        refused, wanted = await asyncio.to_thread(self._token_and_claim, client_id, token, request)
+        refused, wanted, authorised = await asyncio.to_thread(self._token_and_claim, client_id, token, request,
+                                                              record.presigned)
         if refused is not None:  # issue 18 (client retries): a lost recover/eject result, once, for the old token
             if op != "resume" or not await self._resume_finished(ws, client_id, token, request):
                 raise refused
             return
-        grant = await self._prove_device(ws, request, wanted)
+        grant = await self._prove_device(ws, request, wanted, authorised)
         try:  # the registered device draws on its own allowance: a token thief cannot drain it
             self._client_requests.take(f"{client_id}/{grant.allowance if grant else 'token'}",
                                        "too many requests for this client")
@@ -490,7 +491,7 @@ class CustodianService(NodeHealth, OperatorRequests):
             await ws.send(text)
         invalid = 0
         while True:
-            frame = await asyncio.wait_for(ws.recv(), self.session_ttl)
+            frame = await requests.receive(ws, self.session_ttl)
             if await self._closed_for_drain(ws):  # the session stays parked: the client resumes
                 return
             if frame == ABORT_FRAME:  # the device's step failed: the session ends and frees its lock now

@@ -22,6 +22,8 @@ from mpc.backup.methods import MemoryCloudStorage  # noqa: E402
 from mpc.errors import AuthFailed  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.remote.kept import closed_idle  # noqa: E402
+from mpc.service import metrics  # noqa: E402
+from mpc.storage.device_key import DeviceKey  # noqa: E402
 from mpc.service.guard import ServiceLimits  # noqa: E402
 from mpc.service.server import ServiceThread  # noqa: E402
 from mpc.wire import IDLE_CLOSE_REASON, KEEP_ALIVE_SUBPROTOCOL, device_auth_message  # noqa: E402
@@ -137,3 +139,39 @@ def test_a_request_signed_over_the_kept_challenge_needs_no_challenge_frame_once(
     with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
         ws.send(presigned(first["next_challenge"]))  # on another connection: none was issued there
         assert json.loads(ws.recv(timeout=10))["error"]["id"] == "AUTH_FAILED"
+
+
+def test_a_presigned_request_is_checked_token_first_then_signature_in_one_trip(server: ServiceThread) -> None:
+    """Issue 30, round six: the signature a request brings over the kept challenge is checked in the
+    token check's thread trip, in the same order as before: a wrong token is refused as a token
+    (``AUTH_FAILED``, counted as a token refusal, the challenge spent), a signature by another key
+    as a device refusal; a refused request changes nothing and the device's next request works."""
+    client_id, token, phone = with_wallet(server, RemoteCustodian(server.url, keep_alive=False))
+    key, thief = phone.device_key(), DeviceKey.generate()
+    request = {"op": "get_client", "client_id": client_id, "token": token}
+
+    def presigned(challenge: str, signer: Any, body: dict[str, Any]) -> str:
+        return json.dumps({**body, "device_sig": signer.sign(device_auth_message(bytes.fromhex(challenge), body)).hex()})
+
+    def refused(ws: Any) -> str:
+        answer = json.loads(ws.recv(timeout=10))
+        assert "result" not in answer and "next_challenge" not in answer
+        return str(answer["error"]["id"])
+
+    tokens, devices = metrics.AUTH_FAILURES.value(kind="token"), metrics.AUTH_FAILURES.value(kind="device")
+    with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
+        first = json.loads(send_authorised(ws, request, key))
+        wrong_token = {**request, "token": token + "x"}
+        ws.send(presigned(first["next_challenge"], key, wrong_token))
+        assert refused(ws) == "AUTH_FAILED"
+    assert metrics.AUTH_FAILURES.value(kind="token") == tokens + 1
+    assert metrics.AUTH_FAILURES.value(kind="device") == devices
+    with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
+        first = json.loads(send_authorised(ws, request, key))
+        ws.send(presigned(first["next_challenge"], thief, request))
+        assert refused(ws) == "AUTH_FAILED"
+    assert metrics.AUTH_FAILURES.value(kind="device") == devices + 1
+    with connect(server.url, open_timeout=10, subprotocols=[KEEP_ALIVE_SUBPROTOCOL]) as ws:  # type: ignore[list-item]
+        first = json.loads(send_authorised(ws, request, key))
+        ws.send(presigned(first["next_challenge"], key, request))
+        assert json.loads(ws.recv(timeout=10))["result"]["client_id"] == client_id

@@ -351,6 +351,24 @@ def test_malformed_first_frames_over_the_wire(server: ServiceThread, caplog: pyt
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def test_the_request_checks_skipped_by_counting_still_refuse_what_they_refused() -> None:
+    """Issue 30, round six: ``parse_request`` scans the nesting only when the frame holds more
+    brackets than the depth allows, and walks the strings only for a frame with ``\\u`` or a
+    character outside ASCII; what those checks refused is still refused, and brackets inside
+    strings still do not count."""
+    many_in_strings = '{"op":"get_client","message":"' + "{[" * 20 + '"}'
+    assert parse_request(many_in_strings)["message"] == "{[" * 20
+    eight_deep = '{"op":"get_client","a":' + "[" * 7 + "]" * 7 + "}"
+    assert parse_request(eight_deep)["a"] == [[[[[[[]]]]]]]
+    for frame in ('{"op":"get_client","a":' + "[" * 8 + "]" * 8 + "}",  # nine deep
+                  '{"op":"get_client","token":"\\ud800"}',  # an escaped lone surrogate (ASCII frame)
+                  '{"op":"get_client","token":"\\ud800","x":"\u00e9"}',  # ... in a frame that is not ASCII
+                  '{"op":"get_client","token":"\ud800"}'):  # a raw lone surrogate in the text
+        with pytest.raises(InputInvalid):
+            parse_request(frame)
+    assert parse_request('{"op":"get_client","x":"\\u00e9\u00e9"}')["x"] == "\u00e9\u00e9"
+
+
 def test_nesting_depth_ignores_brackets_inside_strings() -> None:
     assert nesting_depth('{"op":"[[[[[[[[[[[[[[[[[[[[["}') == 1
     assert nesting_depth('{"a":"\\\\","b":[[["\\"]]]]]]"]]]}') == 4
