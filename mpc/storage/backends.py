@@ -459,9 +459,10 @@ class PostgresStore(SQLiteStore):
         conn, self._local.conn = self._local.conn, None
         xid: Any = _UNSENT
         try:
-            xid = self._local.xid
-            if xid is None and self._local.wrote:
-                xid = self._cursor(conn).execute("SELECT txid_current_if_assigned()").fetchone()[0]
+            known = self._local.xid
+            if known is None and self._local.wrote:  # (lost during this read: still ``_UNSENT``)
+                known = self._cursor(conn).execute("SELECT txid_current_if_assigned()").fetchone()[0]
+            xid = known
             conn.execute("COMMIT")
         except self._psycopg.OperationalError:
             lost = conn.closed or conn.broken
