@@ -33,7 +33,9 @@ touches: the client's row (``SQLiteStore.lock_client``: ``SELECT … FOR NO KEY 
 operation lock, the attempt counter, device enrolment, token replacement and the release of a
 lost session's lock; a transaction-scoped advisory lock per name (``SQLiteStore._lock_key``:
 the take counter, a ``meta`` key, the nonce key, schema changes), the name qualified by the
-schema. Two clients' operations never wait for each other, except that single-use takes are
+schema. A lock is sent with the transaction's next statement, a client's row and the take
+counter's lock in one (``PostgresStore._send_locks``: no round trip of its own, the same order).
+Two clients' operations never wait for each other, except that single-use takes are
 serialised on the take counter (one short transaction each). The table of what protects what is
 in ``docs/operations.md`` ("PostgreSQL: connections and locking").
 
