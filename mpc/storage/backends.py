@@ -457,7 +457,11 @@ class PostgresStore(SQLiteStore):
         lost at COMMIT: ``_settle`` with that id. Locks taken and not sent yet are taken first
         (``_send_locks``: the transaction holds them before it ends, as it would have)."""
         if self._local.pending:
-            self._send_locks()
+            try:
+                self._send_locks()
+            except BaseException:  # a deadlock victim, a lost connection: as a failed body
+                self._rollback()
+                raise
         conn, self._local.conn = self._local.conn, None
         xid: Any = _UNSENT
         try:

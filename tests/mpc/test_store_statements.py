@@ -189,3 +189,21 @@ def test_a_transaction_that_wrote_no_row_lost_at_commit_returns_normally(pg: Pos
         assert pg.release_operation("nobody") is False
         _cut_at_commit(pg, False, postgres_url)
     assert pg.client("c1").signing_share_status == "NOT_CREATED" and pg.reconnects == 1
+
+
+def test_a_last_lock_on_a_lost_connection_is_store_unavailable_and_the_store_goes_on(
+        pg: PostgresStore, postgres_url: str) -> None:
+    """The lock sent before COMMIT fails as any statement of the transaction would: rolled back,
+    ``STORE_UNAVAILABLE``, the connection replaced (none kept checked out)."""
+    import psycopg
+
+    pg.create_client("c1", "NOT_CREATED")
+    with pytest.raises(StoreUnavailable, match="rolled back"):
+        with pg.transaction():
+            pg.lock_client("c1")
+            with psycopg.connect(postgres_url, autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", (pg._local.conn.info.backend_pid,))
+    assert pg._local.conn is None and pg.reconnects == 1
+    with pg.transaction():  # the store goes on, on another connection
+        pg.lock_client("c1")
+        assert pg.client("c1").signing_share_status == "NOT_CREATED"
