@@ -33,8 +33,8 @@ touches: the client's row (``SQLiteStore.lock_client``: ``SELECT … FOR NO KEY 
 operation lock, the attempt counter, device enrolment, token replacement and the release of a
 lost session's lock; a transaction-scoped advisory lock per name (``SQLiteStore._lock_key``:
 the take counter, a ``meta`` key, the nonce key, schema changes), the name qualified by the
-schema. A lock is sent with the transaction's next statement, a client's row and the take
-counter's lock in one (``PostgresStore._send_locks``: no round trip of its own, the same order).
+schema. A lock is sent just before the transaction's next statement, a client's row and the
+take counter's lock in one (``PostgresStore._send_locks``: no round trip of its own, the same order).
 Two clients' operations never wait for each other, except that single-use takes are
 serialised on the take counter (one short transaction each). The table of what protects what is
 in ``docs/operations.md`` ("PostgreSQL: connections and locking").
@@ -526,8 +526,8 @@ class PostgresStore(SQLiteStore):
 
     def _send_locks(self) -> None:
         """Take the locks asked for since the transaction's last statement, in the order asked,
-        before its next statement (issue 30, round six: a lock costs no round trip of its own
-        when it can share one). Exact: nothing of the transaction reaches the database between
+        before its next statement (issue 30, round six: locks asked for together share a round
+        trip). Exact: nothing of the transaction reaches the database between
         the ask and this, so every statement after the ask still runs under the lock. A client's
         row lock followed by an advisory lock (every take: ``ServiceStore.take``,
         ``commit_step``) is one statement whose aggregate has locked the row before the lock

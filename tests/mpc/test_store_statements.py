@@ -4,7 +4,7 @@ round six").
 
 An optimistic step's commit compares the park's nonce epoch in its own write and reads none (on
 both backends), and what it refuses is refused as before: a park that changed, a park of a dead
-epoch. On PostgreSQL a lock asked for is sent with the transaction's next statement (a client's
+epoch. On PostgreSQL a lock asked for is sent just before the transaction's next statement (a client's
 row and the take counter's lock in one): the test plays a second connection and finds the lock
 held once that statement ran, and a transaction whose last act is a lock still waits for it
 before it commits; the transaction's id comes with its first write that wrote a row, and a
