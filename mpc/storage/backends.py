@@ -34,7 +34,7 @@ operation lock, the attempt counter, device enrolment, token replacement and the
 lost session's lock; a transaction-scoped advisory lock per name (``SQLiteStore._lock_key``:
 the take counter, a ``meta`` key, the nonce key, schema changes), the name qualified by the
 schema. A lock is sent just before the transaction's next statement, a client's row and the
-take counter's lock in one (``PostgresStore._send_locks``: no round trip of its own, the same order).
+take counter's lock in one (``PostgresStore._send_locks``: one round trip for both, the same order).
 Two clients' operations never wait for each other, except that single-use takes are
 serialised on the take counter (one short transaction each). The table of what protects what is
 in ``docs/operations.md`` ("PostgreSQL: connections and locking").
@@ -187,7 +187,8 @@ class _Rows:
     once: what the store's callers use of a cursor (``fetchone``, ``fetchall``, ``rowcount``,
     ``description``). Made from the connection's one cursor (``PostgresStore._cursor``), which
     the next statement reuses: the rows are fetched now, the column names only if asked (from
-    the result, which stays this statement's)."""
+    the result, which stays this statement's). ``hidden``: the rows are not the caller's (the
+    transaction's id a write returned: ``_Statement.with_xid``)."""
 
     __slots__ = ("rowcount", "_result", "_rows", "_next")
 
@@ -234,8 +235,6 @@ class _Statement:
     reads: bool
     ddl: bool
     with_xid: str | None
-
-
 
 
 class _ThreadState(threading.local):
@@ -503,15 +502,15 @@ class PostgresStore(SQLiteStore):
     # --- locks (docs/operations.md, "PostgreSQL: connections and locking") ----------------------
     def lock_client(self, client_id: str) -> None:
         """The client's row, locked until the transaction ends (``FOR NO KEY UPDATE``: rows that
-        reference it can still be inserted; every update of it waits); sent with the
+        reference it can still be inserted; every update of it waits); sent just before the
         transaction's next statement (``_send_locks``)."""
         super().lock_client(client_id)
         if self._first_hold("client:" + client_id):
             self._local.pending.append((_ROW_LOCK, client_id))
 
     def _lock_key(self, name: str) -> None:
-        """A transaction-scoped advisory lock on ``name`` in this store's schema (sent with the
-        transaction's next statement: ``_send_locks``)."""
+        """A transaction-scoped advisory lock on ``name`` in this store's schema (sent just
+        before the transaction's next statement: ``_send_locks``)."""
         super()._lock_key(name)
         if self._first_hold("key:" + name):
             self._local.pending.append((_KEY_LOCK, _advisory_key(self.schema, name)))
