@@ -139,7 +139,8 @@ CREATE TABLE IF NOT EXISTS session_devices (
 _COLUMNS = "session_id, client_id, operation, data, outbox, holds_lock, expires"
 # ``_replace_if_unchanged``: the very park read (its sealed state unchanged), of the store's nonce epoch.
 _THAT_PARK = "session_id = ? AND client_id = ? AND data = ?"
-_DELETE_IF_UNCHANGED = f"DELETE FROM parked_sessions WHERE {_THAT_PARK} AND {EPOCH_MATCHES}"
+_DELETE_THAT_PARK = f"DELETE FROM parked_sessions WHERE {_THAT_PARK}"
+_DELETE_IF_UNCHANGED = f"{_DELETE_THAT_PARK} AND {EPOCH_MATCHES}"
 _REPLACE_IF_UNCHANGED = (f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {_THAT_PARK} "
                          f"AND {EPOCH_MATCHES}")
 log = logging.getLogger("mpc.service.server")
@@ -500,7 +501,7 @@ class ServiceStore(StepLeases):
         if done:
             self.store.epoch_matched(parked.epoch)
         elif parked.epoch != self.store.nonce_epoch():
-            self.store._execute(f"DELETE FROM parked_sessions WHERE {_THAT_PARK}", match)
+            self.store._execute(_DELETE_THAT_PARK, match)
         return bool(done)
 
     def _parked_again(self, parked: ParkedSession, park: NewPark, step: Step | None) -> None:
