@@ -190,7 +190,7 @@ class _Rows:
     the result, which stays this statement's). ``hidden``: the rows are not the caller's (the
     transaction's id a write returned: ``_Statement.with_xid``)."""
 
-    __slots__ = ("rowcount", "_result", "_rows", "_next")
+    __slots__ = ("_next", "_result", "_rows", "rowcount")
 
     def __init__(self, cursor: Any, hidden: bool = False) -> None:
         self.rowcount: int = cursor.rowcount
@@ -207,7 +207,7 @@ class _Rows:
         result = self._result
         if result is None:
             return None
-        return [(result.fname(i).decode("utf-8"),) for i in range(result.nfields)]
+        return [(result.fname(i).decode(),) for i in range(result.nfields)]
 
     def fetchone(self) -> Any:
         """The next row, or None."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from mpc.storage.restore_guard import RestoreGuard
 
-__all__ = ["SingleUseState", "EPOCH_MATCHES"]
+__all__ = ["EPOCH_MATCHES", "SingleUseState"]
 
 # A condition a statement of a take adds to compare a value's nonce epoch (its one ``?``) with the
 # store's as the database has it, in that statement (``SingleUseState.epoch_matched``; the same

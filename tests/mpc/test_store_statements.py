@@ -198,11 +198,10 @@ def test_a_last_lock_on_a_lost_connection_is_store_unavailable_and_the_store_goe
     import psycopg
 
     pg.create_client("c1", "NOT_CREATED")
-    with pytest.raises(StoreUnavailable, match="rolled back"):
-        with pg.transaction():
-            pg.lock_client("c1")
-            with psycopg.connect(postgres_url, autocommit=True) as killer:
-                killer.execute("SELECT pg_terminate_backend(%s)", (pg._local.conn.info.backend_pid,))
+    with pytest.raises(StoreUnavailable, match="rolled back"), pg.transaction():
+        pg.lock_client("c1")
+        with psycopg.connect(postgres_url, autocommit=True) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pg._local.conn.info.backend_pid,))
     assert pg._local.conn is None and pg.reconnects == 1
     with pg.transaction():  # the store goes on, on another connection
         pg.lock_client("c1")
