@@ -3,10 +3,11 @@
 The worker's functions (``mpc.service.worker``: ``open_operation`` and ``step``, as a service with a
 thread executor runs them) sign ``--signs`` times after ``--warm`` signatures, on a SQLite file and,
 when reachable, on PostgreSQL (``$PORTAL_MPC_TEST_POSTGRES``, in a throw-away schema); per signature
-it prints the outermost transactions (``BEGIN``), the statements (``_execute``) and the
-``COMMIT``s (counted, not timed: they do not depend on the machine's load), and the steps'
-overhead: the thread CPU of ``worker.open_operation`` and ``worker.step`` minus the custodian
-protocol's ``receive`` in them (timed: noisy, compare trees in alternating runs). It uses only the
+it prints the outermost transactions (``BEGIN``), the statements (``_execute``), the
+``COMMIT``s and, on PostgreSQL, the round trips (every statement psycopg sends: ``BEGIN``,
+``COMMIT`` and the transaction id's read included) (counted, not timed: they do not depend on the
+machine's load), and the steps' overhead: the thread CPU of ``worker.open_operation`` and
+``worker.step`` minus the custodian protocol's ``receive`` in them (timed: noisy, compare trees in alternating runs). It uses only the
 worker's API, so the tree before a change can be measured as well (``PYTHONPATH=that tree``).
 
 Two ways of opening (issue 30, round five): ``frame``, the device's first message sent after
@@ -43,9 +44,28 @@ def _counting(store: Any, counts: Counter[str]) -> None:
         setattr(store, name, counted)
 
 
+def _counting_round_trips(counts: Counter[str]) -> Any:
+    """Count every statement psycopg sends (``BEGIN``, ``COMMIT`` and the locks included: a round
+    trip each) into ``counts["round trips"]``; returns a function that stops counting."""
+    import psycopg
+
+    original = psycopg.Cursor.execute
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["round trips"] += 1
+        return original(self, *args, **kwargs)
+
+    psycopg.Cursor.execute = counted  # type: ignore[method-assign]
+
+    def stop() -> None:
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    return stop
+
+
 def count_signatures(url: str, signs: int, warm: int, carried: bool = False) -> dict[str, float]:
-    """Per signature over ``signs`` after ``warm``: transactions, statements and commits;
-    ``carried``: the device's first message goes in the open request."""
+    """Per signature over ``signs`` after ``warm``: transactions, statements and commits (and on
+    PostgreSQL every round trip: ``_counting_round_trips``); ``carried``: the device's first
+    message goes in the open request."""
     import mpc
     from mpc.backup.methods import MemoryCloudStorage
     from mpc.service import worker
@@ -65,9 +85,12 @@ def count_signatures(url: str, signs: int, warm: int, carried: bool = False) -> 
     counts: Counter[str] = Counter()
     cpu = {"steps": 0.0, "receive": 0.0}
     _timing_receive(cpu)
+    stop = None
     for i in range(warm + signs):
         if i == warm:
             _counting(custodian.store, counts)
+            if "://" in url:
+                stop = _counting_round_trips(counts)
             cpu.update(steps=0.0, receive=0.0)
         data = hashlib.sha256(f"count {i}".encode()).digest()
         session = device.sign("ethereum", data)
@@ -88,10 +111,16 @@ def count_signatures(url: str, signs: int, warm: int, carried: bool = False) -> 
             assert "error" not in outcome, outcome
             for text in outcome.get("messages", ()):
                 outbox += session.receive(Message.from_bytes(text.encode()))
+    if stop is not None:
+        stop()
     service._pool.shutdown()
     custodian.store.close()
-    return {"transactions": counts["_begin"] / signs, "statements": counts["_execute"] / signs,
-            "commits": counts["_commit"] / signs, "step overhead (ms)": (cpu["steps"] - cpu["receive"]) * 1000 / signs}
+    figures = {"transactions": counts["_begin"] / signs, "statements": counts["_execute"] / signs,
+               "commits": counts["_commit"] / signs}
+    if stop is not None:
+        figures["round trips"] = counts["round trips"] / signs
+    figures["step overhead (ms)"] = (cpu["steps"] - cpu["receive"]) * 1000 / signs
+    return figures
 
 
 def _timing_receive(cpu: dict[str, float]) -> None:

@@ -81,6 +81,7 @@ from mpc.service.leases import (  # re-exported: the worker, the executor and th
     StepOutcome as StepOutcome,
 )
 from mpc.storage.ledger import CREDENTIAL_REVOKED
+from mpc.storage.single_use import EPOCH_MATCHES
 from mpc.storage.store import SQLiteStore
 
 __all__ = ["ServiceStore", "ParkedSession", "NewPark", "Step", "StepOutcome", "new_token", "hash_token"]
@@ -138,6 +139,12 @@ CREATE TABLE IF NOT EXISTS session_devices (
 """
 
 _COLUMNS = "session_id, client_id, operation, data, outbox, holds_lock, expires"
+# ``_replace_if_unchanged``: the very park read (its sealed state unchanged), of the store's nonce epoch.
+_THAT_PARK = "session_id = ? AND client_id = ? AND data = ?"
+_DELETE_THAT_PARK = f"DELETE FROM parked_sessions WHERE {_THAT_PARK}"
+_DELETE_IF_UNCHANGED = f"{_DELETE_THAT_PARK} AND {EPOCH_MATCHES}"
+_REPLACE_IF_UNCHANGED = (f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {_THAT_PARK} "
+                         f"AND {EPOCH_MATCHES}")
 log = logging.getLogger("mpc.service.server")
 
 
@@ -488,17 +495,23 @@ class ServiceStore(StepLeases):
         of the store's nonce epoch, is replaced by ``sealed`` (or deleted); whether it was (if
         not, nothing was written: another step committed first, an abort or the purge took it,
         or the restore guard's bump in this transaction deleted it). A row of a dead nonce epoch
-        (a copy met after a restore) is deleted, as a take deletes it, and never replaced."""
-        where = "session_id = ? AND client_id = ? AND data = ?"
+        (a copy met after a restore) is deleted, as a take deletes it, and never replaced.
+
+        The epoch is compared in the replacing statement itself (``EPOCH_MATCHES``; issue 30,
+        round six: no read of its own), which then tells the take the epoch
+        (``epoch_matched``); the epoch is read only when that statement wrote nothing, to tell
+        a dead epoch's row (deleted) from a row that changed."""
         match = (parked.session_id, parked.client_id, parked.sealed)
-        if parked.epoch != self.store.nonce_epoch():
-            self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match)
-            return False
         if sealed is None or park is None:  # (one is None exactly when the other is)
-            return bool(self.store._execute(f"DELETE FROM parked_sessions WHERE {where}", match).rowcount == 1)
-        return bool(self.store._execute(
-            f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {where}",
-            (*sealed, int(park.holds_lock), time.time() + park.ttl, *match)).rowcount == 1)
+            done = self.store._execute(_DELETE_IF_UNCHANGED, (*match, parked.epoch)).rowcount == 1
+        else:
+            done = self.store._execute(_REPLACE_IF_UNCHANGED, (*sealed, int(park.holds_lock), time.time() + park.ttl,
+                                                               *match, parked.epoch)).rowcount == 1
+        if done:
+            self.store.epoch_matched(parked.epoch)
+        elif parked.epoch != self.store.nonce_epoch():
+            self.store._execute(_DELETE_THAT_PARK, match)
+        return bool(done)
 
     def _parked_again(self, parked: ParkedSession, park: NewPark, step: Step | None) -> None:
         """In ``commit_step``'s transaction, once the new state replaced the row: its epoch is the

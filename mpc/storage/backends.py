@@ -33,7 +33,9 @@ touches: the client's row (``SQLiteStore.lock_client``: ``SELECT … FOR NO KEY 
 operation lock, the attempt counter, device enrolment, token replacement and the release of a
 lost session's lock; a transaction-scoped advisory lock per name (``SQLiteStore._lock_key``:
 the take counter, a ``meta`` key, the nonce key, schema changes), the name qualified by the
-schema. Two clients' operations never wait for each other, except that single-use takes are
+schema. A lock is sent just before the transaction's next statement, a client's row and the
+take counter's lock in one (``PostgresStore._send_locks``: one round trip for both, the same order).
+Two clients' operations never wait for each other, except that single-use takes are
 serialised on the take counter (one short transaction each). The table of what protects what is
 in ``docs/operations.md`` ("PostgreSQL: connections and locking").
 
@@ -51,6 +53,7 @@ import re
 import secrets
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mpc.errors import InputInvalid, StoreKeyMissing, StoreNotSealed, StoreUnavailable
@@ -73,6 +76,18 @@ _DDL = re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b", re.I)
 _CREATE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*$", re.S | re.I)
 _INSERT_OR_REPLACE = re.compile(r"^\s*INSERT OR REPLACE INTO (\w+)\s*(\(([^)]*)\))?\s*VALUES", re.I)
 _READ_ONLY = re.compile(r"^\s*SELECT\b", re.I)
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.I)
+_RETURNING = re.compile(r"\bRETURNING\b", re.I)
+_STATEMENTS_KEPT = 1024  # statement texts kept adapted per store (``PostgresStore._statement``)
+_TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK: a result with rows (``_Rows``)
+# The locks of ``PostgresStore._send_locks``: a client's row; an advisory lock; the row, then the
+# advisory lock, in one statement (the aggregate reads the locked row in full before the lock
+# function of the outer SELECT runs).
+_ROW_LOCK, _KEY_LOCK = "row", "key"
+_ROW_SQL = "SELECT 1 FROM clients WHERE client_id = ? FOR NO KEY UPDATE"
+_KEY_SQL = "SELECT pg_advisory_xact_lock(?)"
+_ROW_THEN_KEY_SQL = ("SELECT pg_advisory_xact_lock(?) FROM (SELECT COUNT(*) AS n FROM (SELECT 1 FROM clients "
+                     "WHERE client_id = ? FOR NO KEY UPDATE) AS locked) AS row_locked")
 _UNSENT = object()  # COMMIT was not sent (``PostgresStore._commit``)
 log = logging.getLogger("mpc.storage.store")
 
@@ -170,13 +185,29 @@ def _advisory_key(schema: str | None, name: str) -> int:
 class _Rows:
     """A statement's result read in full, so that its connection can go back to the pool at
     once: what the store's callers use of a cursor (``fetchone``, ``fetchall``, ``rowcount``,
-    ``description``)."""
+    ``description``). Made from the connection's one cursor (``PostgresStore._cursor``), which
+    the next statement reuses: the rows are fetched now, the column names only if asked (from
+    the result, which stays this statement's). ``hidden``: the rows are not the caller's (the
+    transaction's id a write returned: ``_Statement.with_xid``)."""
 
-    def __init__(self, cursor: Any) -> None:
-        self.description = cursor.description
+    __slots__ = ("_next", "_result", "_rows", "rowcount")
+
+    def __init__(self, cursor: Any, hidden: bool = False) -> None:
         self.rowcount: int = cursor.rowcount
-        self._rows: list[Any] = list(cursor.fetchall()) if cursor.description is not None else []
+        result = cursor.pgresult
+        tuples = result is not None and result.status == _TUPLES_OK
+        self._result = result if tuples and not hidden else None
+        self._rows: list[Any] = cursor.fetchall() if tuples and not hidden else []
         self._next = 0
+
+    @property
+    def description(self) -> list[tuple[str]] | None:
+        """The result's columns (their name first, as a DB-API cursor's); None for a statement
+        that returns no rows."""
+        result = self._result
+        if result is None:
+            return None
+        return [(result.fname(i).decode(),) for i in range(result.nfields)]
 
     def fetchone(self) -> Any:
         """The next row, or None."""
@@ -191,19 +222,37 @@ class _Rows:
         return rows
 
 
+@dataclass(frozen=True)
+class _Statement:
+    """A statement as ``PostgresStore`` sends it (``_adapt``), made once per text: whether it
+    only reads (harmless to repeat on a new connection), whether it changes the schema, and for
+    a write that returns nothing, the same write returning the transaction's id
+    (``txid_current_if_assigned()``, evaluated after the row is written: the id ``_commit``
+    needs for ``_settle``, read with the transaction's first write instead of in a round trip
+    of its own before COMMIT)."""
+
+    text: str
+    reads: bool
+    ddl: bool
+    with_xid: str | None
+
+
 class _ThreadState(threading.local):
-    """One thread's transaction: its pooled connection (None outside one), its nesting depth
-    and the take count its restore guard records after the commit."""
+    """One thread's transaction: its pooled connection (None outside one), its nesting depth,
+    the take count its restore guard records after the commit, the locks it holds and those
+    not sent yet, and its id once a write read it."""
 
     conn: Any = None
     depth: int = 0
     guard_pending: int | None = None
     held: frozenset[str] = frozenset()  # the locks this transaction holds (taken once each)
     memo: dict[str, int]  # this transaction's take count and nonce epoch (``SQLiteStore.taking``)
-    xid: int | None = None  # this transaction's id (``PostgresStore._begin``)
+    pending: list[tuple[str, Any]]  # locks taken and not sent yet (``PostgresStore._send_locks``)
+    xid: int | None = None  # this transaction's id, if a write returned it (``_Statement.with_xid``)
 
     def __init__(self) -> None:
         self.memo = {}
+        self.pending = []
 
 
 class PostgresStore(SQLiteStore):
@@ -253,6 +302,7 @@ class PostgresStore(SQLiteStore):
         self._dsn, self.pool_size = split_pool_size(dsn)
         self._local = _ThreadState()
         self._tables: dict[str, tuple[list[str], list[str]]] = {}
+        self._statements: dict[str, _Statement] = {}  # ``_statement``
         self.single_use_tables = ["presignatures", "resumed_sessions"]
         self._init_guard_state()
         self.ledger = None
@@ -373,19 +423,22 @@ class PostgresStore(SQLiteStore):
         for _ in range(2):
             conn = self._checkout()
             try:
-                conn.execute("BEGIN")
+                self._cursor(conn).execute("BEGIN")
             except self._psycopg.OperationalError:
                 lost = conn.closed or conn.broken
                 self._checkin(conn)
                 if not lost:
                     raise
                 continue
-            self._local.conn, self._local.held, self._local.wrote = conn, frozenset(), False
+            state = self._local
+            state.conn, state.held, state.wrote, state.xid = conn, frozenset(), False, None
+            state.pending = []
             return
         raise StoreUnavailable("the PostgreSQL connection was lost twice while opening a transaction")
 
     def _rollback(self) -> None:
         conn, self._local.conn = self._local.conn, None
+        self._local.pending = []  # never sent: nothing to release
         try:
             if not (conn.closed or conn.broken):  # else the server rolled it back when the connection died
                 conn.execute("ROLLBACK")
@@ -396,14 +449,25 @@ class PostgresStore(SQLiteStore):
             self._checkin(conn)
 
     def _commit(self) -> None:
-        """COMMIT, the connection back to the pool. A transaction that wrote reads its id first
-        (``txid_current_if_assigned()``: one round trip, only then; forcing an id on every
-        transaction would make each read-only COMMIT flush a WAL record); a connection lost at
-        COMMIT: ``_settle`` with that id."""
+        """COMMIT, the connection back to the pool. A transaction that wrote needs its id for
+        ``_settle``: returned by its first write that wrote a row (``_Statement.with_xid``), else
+        read now (``txid_current_if_assigned()``: one round trip, only then; forcing an id on
+        every transaction would make each read-only COMMIT flush a WAL record); a connection
+        lost at COMMIT: ``_settle`` with that id. Locks taken and not sent yet are taken first
+        (``_send_locks``: the transaction holds them before it ends, as it would have)."""
+        if self._local.pending:
+            try:
+                self._send_locks()
+            except BaseException:  # a deadlock victim, a lost connection: as a failed body
+                self._rollback()
+                raise
         conn, self._local.conn = self._local.conn, None
         xid: Any = _UNSENT
         try:
-            xid = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0] if self._local.wrote else None
+            known = self._local.xid
+            if known is None and self._local.wrote:  # (lost during this read: still ``_UNSENT``)
+                known = self._cursor(conn).execute("SELECT txid_current_if_assigned()").fetchone()[0]
+            xid = known
             conn.execute("COMMIT")
         except self._psycopg.OperationalError:
             lost = conn.closed or conn.broken
@@ -438,16 +502,18 @@ class PostgresStore(SQLiteStore):
     # --- locks (docs/operations.md, "PostgreSQL: connections and locking") ----------------------
     def lock_client(self, client_id: str) -> None:
         """The client's row, locked until the transaction ends (``FOR NO KEY UPDATE``: rows that
-        reference it can still be inserted; every update of it waits)."""
+        reference it can still be inserted; every update of it waits); sent just before the
+        transaction's next statement (``_send_locks``)."""
         super().lock_client(client_id)
         if self._first_hold("client:" + client_id):
-            self._execute("SELECT 1 FROM clients WHERE client_id = ? FOR NO KEY UPDATE", (client_id,))
+            self._local.pending.append((_ROW_LOCK, client_id))
 
     def _lock_key(self, name: str) -> None:
-        """A transaction-scoped advisory lock on ``name`` in this store's schema."""
+        """A transaction-scoped advisory lock on ``name`` in this store's schema (sent just
+        before the transaction's next statement: ``_send_locks``)."""
         super()._lock_key(name)
         if self._first_hold("key:" + name):
-            self._execute("SELECT pg_advisory_xact_lock(?)", (_advisory_key(self.schema, name),))
+            self._local.pending.append((_KEY_LOCK, _advisory_key(self.schema, name)))
 
     def _first_hold(self, lock: str) -> bool:
         """Whether this transaction takes ``lock`` now (a lock it holds already is held until it
@@ -457,22 +523,53 @@ class PostgresStore(SQLiteStore):
         self._local.held = self._local.held | {lock}
         return True
 
+    def _send_locks(self) -> None:
+        """Take the locks asked for since the transaction's last statement, in the order asked,
+        before its next statement (issue 30, round six: locks asked for together share a round
+        trip). Exact: nothing of the transaction reaches the database between
+        the ask and this, so every statement after the ask still runs under the lock. A client's
+        row lock followed by an advisory lock (every take: ``ServiceStore.take``,
+        ``commit_step``) is one statement whose aggregate has locked the row before the lock
+        function runs (the same order as two statements: the order every transaction locks in;
+        a deadlock is still detected and reported). Nothing else shares the statement: under
+        ``READ COMMITTED`` a statement reads the snapshot taken when it began, before its lock
+        waits, so what a lock protects is read by the next statement, never by its own."""
+        pending, self._local.pending = self._local.pending, []
+        while pending:
+            kind, value = pending.pop(0)
+            if kind == _ROW_LOCK and pending and pending[0][0] == _KEY_LOCK:
+                self._execute(_ROW_THEN_KEY_SQL, (pending.pop(0)[1], value))
+            elif kind == _ROW_LOCK:
+                self._execute(_ROW_SQL, (value,))
+            else:
+                self._execute(_KEY_SQL, (value,))
+
     # --- statements ---------------------------------------------------------------------------
+    def _cursor(self, conn: Any) -> Any:
+        """The connection's one cursor, made once (issue 30, round six: a cursor per statement
+        costs ~9 µs of client CPU). A pooled connection serves one thread at a time, and
+        ``_Rows`` reads each result in full before the next statement."""
+        cursor = getattr(conn, "_portal_mpc_cursor", None)
+        if cursor is None:
+            cursor = conn.cursor()
+            conn._portal_mpc_cursor = cursor
+        return cursor
+
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
         values = tuple(int(a) if isinstance(a, bool) else a for a in args)
-        adapted = self._adapt(sql)
+        statement = self._statement(sql)
         if self._local.conn is not None:
-            return self._in_transaction(adapted, values)
+            return self._in_transaction(statement, values)
         for attempt in range(2):
             conn = self._checkout_compared()
             try:
-                rows = _Rows(conn.execute(adapted, values))
+                rows = _Rows(self._cursor(conn).execute(statement.text, values))
             except self._psycopg.OperationalError:
                 lost = conn.closed or conn.broken
                 self._checkin(conn)
                 if not lost:
                     raise
-                if attempt or not _READ_ONLY.match(adapted):
+                if attempt or not statement.reads:
                     raise StoreUnavailable("the PostgreSQL connection was lost during a statement that may or may "
                                            "not have been applied; retry") from None
                 continue  # a read is harmless to repeat (after the guard's check)
@@ -480,16 +577,27 @@ class PostgresStore(SQLiteStore):
             return rows
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _in_transaction(self, adapted: str, values: tuple[Any, ...]) -> _Rows:
-        """A statement of the thread's transaction (a schema change first takes the schema's
-        lock: two processes creating the same table at once would collide)."""
+    def _in_transaction(self, statement: _Statement, values: tuple[Any, ...]) -> _Rows:
+        """A statement of the thread's transaction, after the locks it asked for
+        (``_send_locks``; a schema change first takes the schema's lock: two processes creating
+        the same table at once would collide). The transaction's first write that returns
+        nothing returns its id instead (``_Statement.with_xid``), unseen by the caller."""
         conn = self._local.conn
-        if _DDL.match(adapted):
+        if statement.ddl:
             self._lock_key("schema")
-        if not _READ_ONLY.match(adapted):
-            self._local.wrote = True  # ``_commit`` reads the transaction's id for ``_settle``
+        if self._local.pending:
+            self._send_locks()
+        cursor = self._cursor(conn)
         try:
-            return _Rows(conn.execute(adapted, values))
+            if statement.reads:
+                return _Rows(cursor.execute(statement.text, values))
+            self._local.wrote = True  # ``_commit`` needs the transaction's id for ``_settle``
+            if statement.with_xid is None or self._local.xid is not None:
+                return _Rows(cursor.execute(statement.text, values))
+            row = cursor.execute(statement.with_xid, values).fetchone()
+            if row is not None:  # a row was written: the transaction has its id
+                self._local.xid = row[0]
+            return _Rows(cursor, hidden=True)
         except self._psycopg.OperationalError as exc:
             if (exc.sqlstate or "").startswith("40"):  # class 40, transaction rollback: 40P01 deadlock, 40001
                 raise StoreUnavailable("this transaction conflicted with a concurrent one and PostgreSQL rolled it "
@@ -502,6 +610,19 @@ class PostgresStore(SQLiteStore):
     def _has_table(self, table: str) -> bool:
         return self._execute("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
                              "AND table_name = ?", (table,)).fetchone() is not None
+
+    def _statement(self, sql: str) -> _Statement:
+        """``sql`` as sent (``_adapt``), made once per text (the store's texts are constants)."""
+        statement = self._statements.get(sql)
+        if statement is None:
+            text = self._adapt(sql)
+            writes = _WRITE.match(text) is not None and _RETURNING.search(text) is None
+            statement = _Statement(text, _READ_ONLY.match(text) is not None, _DDL.match(text) is not None,
+                                   text.rstrip().rstrip(";") + " RETURNING txid_current_if_assigned()" if writes
+                                   else None)
+            if len(self._statements) < _STATEMENTS_KEPT and not statement.ddl:  # a DDL text teaches ``_adapt``
+                self._statements[sql] = statement
+        return statement
 
     def _adapt(self, sql: str) -> str:
         info = _table_info(sql)
