@@ -23,8 +23,7 @@ service's) has its answers read by that loop instead (issue 30, round six: ``loo
 and a reader that never blocks, ``_Answers``): the answer completes the call where its caller
 waits, with no thread woken in between; the collector still watches the lane's process and,
 when it exits, hands the rest to the loop (the answers it wrote first, then the lane's calls
-fail), or does it itself once that loop is closed. Such a lane answers while its loop runs: its
-owner (``CustodianService.stop``) closes the pool before the loop ends. A
+fail), or does it itself once that loop is closed. A
 worker whose process exits, or whose pipe closes, unless it was told to stop and had nothing
 left to do, *breaks* its lane: the call it was running and those queued behind it fail with
 ``BrokenProcessPool`` (which ``mpc.service.executor`` retries, answers or reports lost, as with
