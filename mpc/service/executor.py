@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import multiprocessing
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,42 +24,6 @@ from mpc.service.guard import BoundedLog, ServiceLimits
 from mpc.service.store import ServiceStore, Step
 
 __all__ = ["StepExecutor"]
-
-
-def _awaited_on(loop: asyncio.AbstractEventLoop, future: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
-    """``asyncio.wrap_future(future)`` for ``loop`` (its thread calls this), completed at once when
-    ``future`` completes on that thread (a lane's answer read by the loop: issue 30, round six),
-    where ``wrap_future`` goes through ``call_soon_threadsafe`` (a write to the loop's wake-up pipe
-    and a turn of the loop more); from another thread (the collector's, a dead worker's calls),
-    as ``wrap_future``. Cancelling the awaited future cancels ``future`` (if not running yet)."""
-    waiter = loop.create_future()
-    home = threading.get_ident()
-
-    def settle(done: concurrent.futures.Future[Any]) -> None:
-        if waiter.done():  # cancelled meanwhile
-            return
-        if done.cancelled():
-            waiter.cancel()
-            return
-        error = done.exception()
-        if error is None:
-            waiter.set_result(done.result())
-        else:
-            waiter.set_exception(error)
-
-    def completed(done: concurrent.futures.Future[Any]) -> None:
-        if threading.get_ident() == home:
-            settle(done)
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(settle, done)
-
-    def cancelled(awaited: asyncio.Future[Any]) -> None:
-        if awaited.cancelled():
-            future.cancel()
-
-    waiter.add_done_callback(cancelled)
-    future.add_done_callback(completed)
-    return waiter
 
 
 class StepExecutor:
@@ -144,9 +107,7 @@ class StepExecutor:
         executor = self._pool if on_pool or self.warm or self.executor_kind == "thread" else self._bridge_pool()
         try:
             if isinstance(executor, pool.LanePool):
-                loop = asyncio.get_running_loop()
-                executor.read_on(loop)  # answers read here, no thread between
-                return await _awaited_on(loop, executor.submit_to(session, fn, *args))
+                return await asyncio.wrap_future(executor.submit_to(session, fn, *args))
             return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except concurrent.futures.BrokenExecutor:
             self._rebuild_pool(executor)

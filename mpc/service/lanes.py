@@ -17,13 +17,7 @@ one (a frame of up to ``mpc.wire.MAX_FRAME_BYTES``) is sent by the collector, so
 never waits for a worker to read it.
 
 The collector (``Collector``: one thread, one selector over every lane's pipe and process
-sentinel) completes each call's ``concurrent.futures.Future`` and sends the lane's next call.
-A lane started by a call from the event loop the pool reads on (``Collector.read_on``: the
-service's) has its answers read by that loop instead (issue 30, round six: ``loop.add_reader``
-and a reader that never blocks, ``_Answers``): the answer completes the call where its caller
-waits, with no thread woken in between; the collector still watches the lane's process and,
-when it exits, hands the rest to the loop (the answers it wrote first, then the lane's calls
-fail), or does it itself once that loop is closed. A
+sentinel) completes each call's ``concurrent.futures.Future`` and sends the lane's next call. A
 worker whose process exits, or whose pipe closes, unless it was told to stop and had nothing
 left to do, *breaks* its lane: the call it was running and those queued behind it fail with
 ``BrokenProcessPool`` (which ``mpc.service.executor`` retries, answers or reports lost, as with
@@ -32,7 +26,6 @@ a broken ``ProcessPoolExecutor``), and ``submit`` on the lane raises the same.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import concurrent.futures
 import contextlib
@@ -41,8 +34,6 @@ import multiprocessing.util  # noqa: F401 - its exit handler first, so ours runs
 import os
 import pickle
 import selectors
-import socket
-import struct
 import threading
 import traceback
 import weakref
@@ -142,8 +133,6 @@ class Lane(concurrent.futures.Executor):
         self._shutdown_thread = False
         self._stopped = False  # the stop message was sent
         self._closed = False  # the collector is done with it: its pipe is closed
-        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that reads its answers, if any
-        self._answers: _Answers | None = None  # that loop's reader of them
 
     @property
     def _processes(self) -> dict[int, Any]:
@@ -184,7 +173,6 @@ class Lane(concurrent.futures.Executor):
         finally:
             theirs.close()
         self._process, self._conn = process, ours
-        self._loop = self._collector.reading_loop()
         try:
             self._collector.watch(self)
         except RuntimeError:  # closed meanwhile: nobody would read this worker's answers
@@ -192,9 +180,6 @@ class Lane(concurrent.futures.Executor):
             ours.close()
             self._broken = True
             raise
-        if self._loop is not None:  # on that loop's thread (``reading_loop``), before any answer is read
-            self._answers = _Answers(ours.fileno())
-            self._loop.add_reader(ours.fileno(), self._readable)
 
     def _next(self) -> None:
         """Holding the lock: if the worker is idle, send it the next queued call (a large one
@@ -235,59 +220,12 @@ class Lane(concurrent.futures.Executor):
             data = self._conn.recv_bytes()
         except (EOFError, OSError):
             return False
-        self._answered(data)
-        return True
-
-    def _answered(self, data: bytes) -> None:
-        """The worker's answer ``data`` to the running call: send the next call, complete it."""
         with self._lock:
             call, self._running = self._running, None
             self._next()
         if call is not None:
             _complete(call.future, data)
-
-    def _readable(self) -> None:
-        """The reading loop (``_loop``): the pipe has data; the answers complete, and a closed pipe
-        (the worker is gone) ends the lane (``_lost``)."""
-        if self._closed or self._answers is None:
-            return
-        answers = self._answers.read()
-        for data in answers or ():
-            self._answered(data)
-        if answers is None:
-            self._end_reading()
-
-    def _exited(self) -> None:
-        """The collector: this lane's worker exited (reaped). Its reading loop reads what it wrote
-        before exiting and ends the lane; a closed loop cannot, so it is done here (nobody else
-        reads the pipe then)."""
-        try:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._drain)
-                return
-        except RuntimeError:  # the loop is closed
-            pass
-        self._drain()
-
-    def _drain(self) -> None:
-        """Every answer left in the pipe of a worker that exited, then the end of the lane."""
-        while not self._closed and self._answers is not None:
-            answers = self._answers.read()
-            for data in answers or ():
-                self._answered(data)
-            if answers is None or self._answers.waiting:  # the end of the pipe, or nothing left in it
-                break
-        self._end_reading()
-
-    def _end_reading(self) -> None:
-        """Stop reading (on the reading loop's thread, or with the loop closed) and end the lane."""
-        if self._closed:
-            return
-        if self._loop is not None:
-            self._loop.remove_reader(self._conn.fileno())  # (a closed loop has nothing to remove)
-        if self._answers is not None:
-            self._answers.close()
-        self._lost()
+        return True
 
     def _lost(self) -> None:
         """The collector: the worker exited or its pipe closed. Its calls fail with
@@ -351,21 +289,6 @@ class Collector:
         self._closing = False
         self._finished = False  # the thread ended: its selector and wake pipe are closed
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # ``read_on``
-
-    def read_on(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Lanes started from now on by a call on ``loop``'s thread have their answers read by
-        ``loop`` (the service's event loop, where their callers wait)."""
-        self._loop = loop
-
-    def reading_loop(self) -> asyncio.AbstractEventLoop | None:
-        """The loop of ``read_on`` if the calling thread is running it (a lane starting now is read
-        there), else None (the collector reads it)."""
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        return running if running is self._loop else None
 
     def check_open(self) -> None:
         """``RuntimeError`` once ``close`` was called (no new worker to watch)."""
@@ -447,8 +370,7 @@ class Collector:
             sends, self._sends = self._sends, []
             for lane in added:
                 self._lanes.add(lane)
-                if lane._loop is None:  # else its loop reads the answers
-                    self._selector.register(lane._conn.fileno(), selectors.EVENT_READ, (lane, "answer"))
+                self._selector.register(lane._conn.fileno(), selectors.EVENT_READ, (lane, "answer"))
                 self._selector.register(lane._process.sentinel, selectors.EVENT_READ, (lane, "exit"))
             done = self._closing and not self._lanes
         for lane in sends:
@@ -459,13 +381,6 @@ class Collector:
         if what == "answer":
             if not lane._receive():
                 self._forget_pipe(lane)
-            return
-        if lane._loop is not None:  # its loop reads the pipe: reaped here, the rest there
-            self._selector.unregister(lane._process.sentinel)
-            lane._process.join()
-            with self._lock:
-                self._lanes.discard(lane)
-            lane._exited()
             return
         while not lane._closed and lane._conn.poll(0) and lane._receive():
             pass  # the answers it sent before it exited
@@ -483,8 +398,6 @@ class Collector:
             self._selector.unregister(key.fileobj)
         if what == "answer" and not lane._closed:
             lane._lost()
-        elif what == "exit" and lane._loop is not None:
-            lane._exited()
         with self._lock:
             if what == "exit":
                 self._lanes.discard(lane)
@@ -494,58 +407,6 @@ class Collector:
         if not lane._closed:
             self._selector.unregister(lane._conn.fileno())
             lane._lost()
-
-
-class _Answers:
-    """The answers of a lane's worker as its reading loop gets them: reads that never block (a
-    worker stopped in the middle of writing a large answer never stalls the loop), the
-    ``multiprocessing.connection`` framing (a 4-byte big-endian length, or -1 and an 8-byte one,
-    then the bytes: what ``_lane_main``'s ``send_bytes`` writes), the bytes of an answer not
-    complete yet kept for the next read."""
-
-    _READ = 1 << 16
-
-    def __init__(self, fd: int) -> None:
-        self._socket = socket.socket(fileno=os.dup(fd))  # its own descriptor: non-blocking reads only
-        self._buffer = bytearray()
-        self.waiting = False  # the last read found nothing to read yet
-
-    def read(self) -> list[bytes] | None:
-        """The answers complete after one read of what the pipe holds ([] if none yet); None once
-        the pipe is closed (the worker is gone) or fails."""
-        try:
-            chunk = self._socket.recv(self._READ, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            self.waiting = True
-            return []
-        except OSError:
-            return None
-        self.waiting = False
-        if not chunk:
-            return None
-        self._buffer += chunk
-        answers = []
-        while (answer := self._take()) is not None:
-            answers.append(answer)
-        return answers
-
-    def _take(self) -> bytes | None:
-        """The first complete answer in the buffer (removed from it), or None."""
-        if len(self._buffer) < 4:
-            return None
-        size, start = struct.unpack_from("!i", self._buffer)[0], 4
-        if size == -1:
-            if len(self._buffer) < 12:
-                return None
-            size, start = struct.unpack_from("!Q", self._buffer, 4)[0], 12
-        if len(self._buffer) < start + size:
-            return None
-        answer = bytes(self._buffer[start:start + size])
-        del self._buffer[:start + size]
-        return answer
-
-    def close(self) -> None:
-        self._socket.close()
 
 
 _COLLECTORS: weakref.WeakSet[Collector] = weakref.WeakSet()  # a running one is kept by its thread

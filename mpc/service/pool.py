@@ -5,7 +5,6 @@ Parking, restarts, expiry; a node silent for ``node_ttl`` has its steps counted 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import functools
@@ -142,11 +141,6 @@ class LanePool(concurrent.futures.Executor):
 
     def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[_T]:
         return self.submit_to(None, fn, *args, **kwargs)
-
-    def read_on(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The lanes started from now on by calls on ``loop`` have their answers read there
-        (``mpc.service.lanes.Collector.read_on``: the service's event loop)."""
-        self.collector.read_on(loop)
 
     def submit_to(self, key: str | None, fn: Callable[..., _T], /, *args: Any,
                   **kwargs: Any) -> concurrent.futures.Future[_T]:

@@ -6,7 +6,6 @@ or is stopped with a call in flight, and what the service's health and rebuild r
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import operator
 import os
@@ -145,95 +144,3 @@ def test_a_process_that_exits_without_closing_its_lanes_stops_their_workers(tmp_
     worker_pid = int(done.stdout.split()[0])
     with pytest.raises(ProcessLookupError):  # exited and reaped: no orphan, no zombie of ours
         os.kill(worker_pid, 0)
-
-
-# --- answers read by the event loop (issue 30, round six) ----------------------------------------------
-def _on_loop(pool: LanePool, scenario: Any) -> Any:
-    """Run ``scenario(loop)`` on a fresh event loop that ``pool`` reads its lanes' answers on."""
-    async def main() -> Any:
-        loop = asyncio.get_running_loop()
-        pool.read_on(loop)
-        return await scenario(loop)
-
-    return asyncio.run(main())
-
-
-def test_lanes_started_from_the_reading_loop_answer_on_it_whole_and_in_order(lanes: LanePool) -> None:
-    """A lane started by a call on the loop the pool reads on completes its calls on that loop's
-    thread (no thread between the worker and the caller); answers larger than one read (400 KB)
-    arrive whole; calls queued behind each other answer in order; a lane started elsewhere (a
-    plain thread) is still read by the collector."""
-    async def scenario(loop: asyncio.AbstractEventLoop) -> tuple[list[int], set[int], bytes, list[Any]]:
-        threads: set[int] = set()
-
-        def note(future: Future[Any]) -> None:
-            threads.add(threading.get_ident())
-
-        calls = [lanes.lanes[0].submit(os.getpid), lanes.lanes[1].submit(os.getpid)]
-        for call in calls:
-            call.add_done_callback(note)
-        pids = [await asyncio.wrap_future(call) for call in calls]
-        large = lanes.submit_to("s1", operator.mul, b"ab", 200_000)
-        large.add_done_callback(note)
-        queued = [lanes.lanes[0].submit(operator.add, i, 1) for i in range(5)]
-        return pids, threads, await asyncio.wrap_future(large), [await asyncio.wrap_future(q) for q in queued]
-
-    loop_thread: list[int] = []
-
-    async def wrapped(loop: asyncio.AbstractEventLoop) -> Any:
-        loop_thread.append(threading.get_ident())
-        return await scenario(loop)
-
-    pids, threads, large, queued = _on_loop(lanes, wrapped)
-    assert len(set(pids)) == 2 and os.getpid() not in pids
-    assert threads == set(loop_thread)  # completed on the loop's own thread
-    assert large == b"ab" * 200_000 and queued == [1, 2, 3, 4, 5]
-    other = LanePool(1, None, multiprocessing.get_context("spawn"))
-    try:
-        done: list[int] = []
-        call = other.submit(os.getpid)
-        call.add_done_callback(lambda _: done.append(threading.get_ident()))
-        assert call.result(WITHIN) > 0 and done != [threading.get_ident()]  # the collector's thread
-    finally:
-        close_pool(other, 5.0)
-
-
-def test_a_worker_killed_mid_call_fails_its_calls_on_the_reading_loop_and_its_lane_is_replaced(
-        lanes: LanePool) -> None:
-    async def scenario(loop: asyncio.AbstractEventLoop) -> tuple[str, str]:
-        victim = await asyncio.wrap_future(lanes.lanes[0].submit(os.getpid))
-        await asyncio.wrap_future(lanes.lanes[1].submit(os.getpid))
-        dying = asyncio.wrap_future(lanes.lanes[0].submit(time.sleep, WITHIN))
-        queued = asyncio.wrap_future(lanes.lanes[0].submit(os.getpid))
-        await asyncio.sleep(0.2)
-        os.kill(victim, signal.SIGKILL)
-        outcomes = []
-        for call in (dying, queued):
-            try:
-                await asyncio.wait_for(call, WITHIN)
-                outcomes.append("answered")
-            except BrokenProcessPool:
-                outcomes.append("broken")
-        return outcomes[0], outcomes[1]
-
-    assert _on_loop(lanes, scenario) == ("broken", "broken")
-    assert pool_state(lanes) == "broken"
-    replaced = lanes.replace_broken()
-    assert len(replaced) == 1 and lanes.lanes[0].submit(os.getpid).result(WITHIN) > 0
-    close_pool(replaced[0], 1.0)
-
-
-def test_closing_a_loop_read_lane_delivers_its_running_call_and_cancels_the_queued(lanes: LanePool) -> None:
-    """``close_pool`` (from a thread, as the service's stop does) while the loop still runs: the
-    running call's answer, written just before its worker reads the stop and exits, is read and
-    delivered (never ``BrokenProcessPool``); the queued call is cancelled; no worker is left."""
-    async def scenario(loop: asyncio.AbstractEventLoop) -> tuple[Any, bool]:
-        await asyncio.wrap_future(lanes.lanes[0].submit(os.getpid))
-        running = lanes.lanes[0].submit(operator.mul, b"z", 300_000)  # written in several pieces
-        queued = lanes.lanes[0].submit(os.getpid)
-        await asyncio.to_thread(close_pool, lanes, 30.0)
-        return await asyncio.wait_for(asyncio.wrap_future(running), WITHIN), queued.cancelled()
-
-    answer, cancelled = _on_loop(lanes, scenario)
-    assert answer == b"z" * 300_000 and cancelled
-    assert pool_processes(lanes) == [] and pool_state(lanes) == "shut down"
