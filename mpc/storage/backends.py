@@ -277,8 +277,8 @@ class PostgresStore(SQLiteStore):
     applied before the connection died, and the body of a transaction cannot be run again from
     here (it is the caller's code; a half-run body on a dead connection was rolled back by the
     server, all or nothing). A connection lost *at* ``COMMIT`` is the one ambiguous case: the
-    transaction's id (``txid_current_if_assigned()``, read before COMMIT by a transaction that
-    wrote) is looked up on another
+    transaction's id (``txid_current_if_assigned()``, returned by its first write that wrote a
+    row, or read before COMMIT if none did) is looked up on another
     connection (``txid_status``): committed, the call returns normally; aborted,
     ``STORE_UNAVAILABLE`` says nothing was written; still unknown, ``STORE_UNAVAILABLE`` says so.
     No pooled connection within ``_POOL_WAIT`` seconds (the server is down, or every connection
