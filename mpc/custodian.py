@@ -466,13 +466,7 @@ class Custodian:
         if share is None:
             share = resolved[key[:4]] = decode_share(key[2], CUSTODIAN_PARTY, self._named_share(*key[1:4]))
         if len(key) == 5:
-            tweak = key[4]
-            if not tweak or tweak != tweak.lower() or tweak.lstrip("0") != tweak or not all(c in _HEX for c in tweak):
-                raise StateInvalid("this parked sign names a malformed tweak")
-            try:
-                share = resolved[key] = share.tweaked(int(tweak, 16))
-            except MPCError:
-                raise StateInvalid("this parked sign names a malformed tweak") from None
+            share = resolved[key] = _tweaked(share, key[4])
         return share
 
     def _named_share(self, client_id: str, curve: str, digest: str) -> bytes:
@@ -588,6 +582,20 @@ class Custodian:
 
 _STORED_CLIENT = SigningShareStatus.STORED_CLIENT.value
 _HEX = frozenset("0123456789abcdef")
+
+
+def _tweaked(share: Any, tweak: str) -> Any:
+    """``share`` tweaked by a parked sign's named tweak: lowercase hex of a scalar as
+    ``CustodianSign.share_references`` writes it (``format(t, "x")``: no leading zero, "0" for
+    zero, at most 64 digits), else ``STATE_INVALID``; so is a share that takes no tweak."""
+    canonical = 0 < len(tweak) <= 64 and (tweak == "0" or tweak[0] != "0") and all(c in _HEX for c in tweak)
+    apply = getattr(share, "tweaked", None)
+    if not canonical or apply is None:
+        raise StateInvalid("this parked sign names a malformed tweak")
+    try:
+        return apply(int(tweak, 16))
+    except MPCError:
+        raise StateInvalid("this parked sign names a malformed tweak") from None
 MAX_PARK_SECONDS = 86_400.0  # a parked operation older than this is refused (its tombstone purged)
 
 

@@ -83,6 +83,26 @@ def test_a_path_signs_with_the_tweaked_share_derived_again(two_wallets: tuple[Wa
     assert result.public_key == custodian._share.public_key
 
 
+@pytest.mark.parametrize("tweak", ["", "0", "00", "0a", "A", "g", "1" * 65, "-1"])
+def test_a_parked_path_sign_naming_a_malformed_tweak_is_refused(two_wallets: tuple[Wallet, Wallet],
+                                                                 tweak: str) -> None:
+    """Beneath the sealed row's AAD: a parked sign at a path names its tweak as the lowercase hex
+    ``format(t, "x")`` writes; any other text (empty, a leading zero, upper case, not hex, longer
+    than a scalar, signed) is ``STATE_INVALID`` when the state is decoded, and the genuine state
+    still resumes. ("0" alone is the canonical zero; a sign's tweak is never zero, so it names
+    another share, which the check of the references refuses as well.)"""
+    wallet, _ = two_wallets
+    mpc.run_local(wallet.client.derive(["m/44/60/0"]), wallet.custodian.derive(wallet.client_id, ["m/44/60/0"]))
+    _, custodian, _ = _first_step(wallet, path="m/44/60/0/0/7")
+    blob = custodian.to_bytes()
+    digest = custodian._root_digest
+    named = f'"{digest}","{format(custodian._hd_child[2], "x")}"]'.encode()  # the tweaked share's references
+    assert blob.count(named) >= 1
+    with pytest.raises(StateInvalid):
+        wallet.custodian.resume(blob.replace(named, f'"{digest}","{tweak}"]'.encode()))
+    wallet.custodian.resume(blob)  # the genuine state is untouched by the attempt
+
+
 def test_a_parked_sign_whose_share_a_recover_replaced_is_refused() -> None:
     """A recover between two steps of a sign: the parked state is refused (``SHARE_REPLACED``)
     when it is decoded: it never signs with the share it named once another took its place,
