@@ -11,15 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mpc.errors import StoreUnavailable
 from mpc.service import liveness
 from mpc.service.liveness import ProcessIdentity
+from mpc.service.parked import ParkedSession
 from mpc.storage.store import SQLiteStore
-
-if TYPE_CHECKING:
-    from mpc.service.store import ParkedSession
 
 __all__ = ["LOST_TOMBSTONE_TTL", "Step", "StepLeases", "StepOutcome"]
 

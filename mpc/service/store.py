@@ -69,7 +69,6 @@ import json
 import secrets
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -82,6 +81,7 @@ from mpc.service.leases import (  # re-exported: the worker, the executor and th
 )
 from mpc.storage.ledger import CREDENTIAL_REVOKED
 from mpc.storage.single_use import EPOCH_MATCHES
+from mpc.service.parked import NewPark, ParkedSession  # re-exported: the worker and the tests name them here
 from mpc.storage.store import SQLiteStore
 
 __all__ = ["ServiceStore", "ParkedSession", "NewPark", "Step", "StepOutcome", "new_token", "hash_token"]
@@ -180,42 +180,6 @@ def hash_token(token: str) -> bytes:
     """BLAKE2b-256 of the token (domain-separated): the token has 256 bits of entropy, so a
     plain hash suffices; only the hash is stored."""
     return hashlib.blake2b(token.encode("utf-8"), digest_size=32, person=b"portal-mpc-token").digest()
-
-
-@dataclass(frozen=True)
-class ParkedSession:
-    """One parked custodian session (``data`` is secret-bearing and single use)."""
-
-    session_id: str
-    client_id: str
-    operation: str
-    data: bytes = field(repr=False)  # the session's state: secrets
-    outbox: list[str] = field(repr=False)  # an eject's carries backup shares
-    holds_lock: bool
-    expires: float
-    # The park's fingerprint (BLAKE2b-128 of the sealed state as stored: every park seals a fresh
-    # park id under a fresh nonce, so two parks never share it): a worker uses the session it
-    # kept decoded only for the park it made itself (``mpc.service.worker``, Warm sessions).
-    version: bytes = field(default=b"", repr=False, compare=False)
-    # The sealed state as stored (what the optimistic step's commit compares: ``commit_step``).
-    sealed: bytes = field(default=b"", repr=False, compare=False)
-    epoch: int = field(default=0, repr=False, compare=False)  # the nonce epoch its state carries
-
-
-@dataclass(frozen=True)
-class NewPark:
-    """What an optimistic step parks in its commit (``ServiceStore.commit_step``): the stepped
-    state (``to_bytes``, tagged with nonce epoch ``epoch``), the messages a client that resumes
-    may lack (a sign's: this step's only; ``mpc.service.worker._outbox``) of which the first
-    ``before`` came before this step, whether it holds the client's operation lock, and for how
-    long it stays parked."""
-
-    data: bytes = field(repr=False)  # secrets
-    outbox: list[str] = field(repr=False)
-    holds_lock: bool
-    ttl: float
-    epoch: int
-    before: int = 0
 
 
 class ServiceStore(StepLeases):
