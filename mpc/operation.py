@@ -108,14 +108,11 @@ def _chain(*parts: bytes) -> bytes:
 
 
 _LINK_PREFIX = (32).to_bytes(8, "big")  # the length prefix of a link's first part: a SHA-256 digest
-_RNG_START = len(_RNG_TAG).to_bytes(8, "big") + _RNG_TAG  # the first part of every initial transcript, prefixed
 
 
 def _initial_transcript(client_id: bytes, protocol: bytes, salt: bytes) -> bytes:
-    """``_chain(_RNG_TAG, client_id, protocol, salt)`` in one expression: the transcript hash an
-    operation starts from (``CustodianOperation._rng_context``)."""
-    return hashlib.sha256(_RNG_START + len(client_id).to_bytes(8, "big") + client_id + len(protocol).to_bytes(8, "big")
-                          + protocol + len(salt).to_bytes(8, "big") + salt).digest()
+    """The transcript hash an operation starts from (``CustodianOperation._rng_context``)."""
+    return _chain(_RNG_TAG, client_id, protocol, salt)
 
 
 def _link(current: bytes, message: bytes) -> bytes:

@@ -487,8 +487,9 @@ class CustodianSign(CustodianOperation, _SignChannel):
         """The shares the parked state names instead of carrying them (``protocols.state``,
         References; docs/operations.md, The parked row): the root share as (``SHARE_REFERENCE``,
         client, curve, ``share_digest``), and with a path the tweaked copy as the same key plus
-        the tweak (hex), which ``Custodian._decode`` derives again from the root share. None when
-        the sign was made without the digest (or parked by a version before references)."""
+        the tweak (hex), which ``Custodian._decode`` derives again from the root share. None (the
+        share parked inside the state) when the sign was made without the digest (or parked by a
+        version before references)."""
         digest = getattr(self, "_root_digest", None)
         if digest is None:
             return []
