@@ -29,6 +29,33 @@ def test_open_store_picks_the_backend(tmp_path) -> None:
     assert type(open_store(f"sqlite:///{tmp_path}/x.db")) is SQLiteStore
 
 
+def test_a_sqlite_commit_is_durable_once_it_returns(tmp_path) -> None:
+    """FULL with the TRUNCATE journal (its truncation synced): DELETE at FULL syncs no unlink, so
+    a power loss right after a commit could roll it back (docs/operations.md, Durable commits)."""
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"))
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "truncate"
+    with store.transaction():
+        store.create_client("c1", "NOT_CREATED")
+    journal = tmp_path / "store.sqlite3-journal"
+    assert journal.exists() and journal.stat().st_size == 0  # committed: truncated, nothing hot
+    store.close()
+    again = SQLiteStore(str(tmp_path / "store.sqlite3"))  # every connection sets it (not kept in the file)
+    assert again._conn.execute("PRAGMA journal_mode").fetchone()[0] == "truncate"
+    assert again.client("c1").client_id == "c1"
+    again.close()
+
+
+def test_a_database_an_operator_put_in_wal_mode_stays_in_it(tmp_path) -> None:
+    store = SQLiteStore(str(tmp_path / "store.sqlite3"))
+    store._execute("PRAGMA journal_mode = WAL")
+    store.close()
+    again = SQLiteStore(str(tmp_path / "store.sqlite3"))
+    assert again._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert again._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    again.close()
+
+
 def test_clients_shares_and_backups(store: SQLiteStore) -> None:
     store.create_client("c1", "NOT_CREATED")
     store.update_client("c1", secp256k1_public=b"\x02" * 33, has_wallet=1, operation_expires=1.5)
