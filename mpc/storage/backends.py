@@ -642,6 +642,11 @@ class PostgresStore(SQLiteStore):
             sql = "INSERT INTO" + sql[match.start(1) - 1 :] + conflict
         return sql.replace("%", "%%").replace("?", "%s")
 
+    def signing_row(self, client_id: str, curve: str) -> tuple[bool, str, bytes | None]:
+        """``SQLiteStore.signing_row``, read at every call: PostgreSQL gives no cheap exact sign
+        that nothing changed since an earlier read."""
+        return self._read_signing_row(client_id, curve)
+
     def close(self) -> None:
         """Close this process's pool (its connections)."""
         self._pool.close()

@@ -78,8 +78,8 @@ def test_clients_shares_and_backups(store: SQLiteStore) -> None:
 
 def test_signing_row_reads_what_a_sign_checks_each_time(store: SQLiteStore) -> None:
     """``signing_row`` (issue 30, round three): the wallet flag, the signing status and the signing
-    share of one curve, in one read, answered from the table every time (no cache: a recover that
-    replaces the share, an eject or a status change is seen at the next read)."""
+    share of one curve, in one read, exact at every call (a recover that replaces the share, an
+    eject or a status change is seen at the next read)."""
     store.create_client("c1", "NOT_CREATED")
     store.create_client("c2", "STORED_CLIENT")
     assert store.signing_row("c1", "ed25519") == (False, "NOT_CREATED", None)
@@ -112,6 +112,62 @@ def test_signing_row_sees_another_connections_write(tmp_path) -> None:
     assert two.signing_row("c1", "ed25519") == (False, "STORED_DATABASE", b"after")
     one.close()
     two.close()
+
+
+def test_signing_row_forgets_a_write_that_rolled_back(store: SQLiteStore) -> None:
+    """Inside a transaction the row is read (its own write seen); once that transaction rolls
+    back, the committed row is what the next read gives, never the write that was undone."""
+    store.create_client("c1", "STORED_CLIENT")
+    store.put_share("c1", "signing", "", "ed25519", b"committed")
+    assert store.signing_row("c1", "ed25519")[2] == b"committed"
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put_share("c1", "signing", "", "ed25519", b"undone")
+            store.update_client("c1", signing_share_status="STORED_DATABASE")
+            assert store.signing_row("c1", "ed25519") == (False, "STORED_DATABASE", b"undone")
+            raise RuntimeError("the transaction fails")
+    assert store.signing_row("c1", "ed25519") == (False, "STORED_CLIENT", b"committed")
+
+
+def test_signing_row_is_read_again_after_any_change(tmp_path, monkeypatch) -> None:
+    """An answer is given again only while the database provably did not change: any write by this
+    connection (to any table) or a commit by another connection makes the next call read."""
+    path = str(tmp_path / "shared.sqlite3")
+    one, two = SQLiteStore(path), SQLiteStore(path)
+    one.create_client("c1", "STORED_CLIENT")
+    one.put_share("c1", "signing", "", "ed25519", b"share")
+    reads: list[str] = []
+    read = one._read_signing_row
+    monkeypatch.setattr(one, "_read_signing_row", lambda *key: reads.append(key[0]) or read(*key))
+    for _ in range(3):
+        assert one.signing_row("c1", "ed25519")[2] == b"share"
+    assert len(reads) == 1
+    one.create_client("c2", "NOT_CREATED")  # this connection's write, another table's row
+    assert one.signing_row("c1", "ed25519")[2] == b"share" and len(reads) == 2
+    two.create_client("c3", "NOT_CREATED")  # another connection's commit
+    assert one.signing_row("c1", "ed25519")[2] == b"share" and len(reads) == 3
+    with one.transaction():  # never answered from memory inside a transaction
+        one.signing_row("c1", "ed25519")
+    assert len(reads) == 4
+    one.close()
+    two.close()
+
+
+def test_signing_row_sees_a_database_file_restored_underneath(tmp_path) -> None:
+    """A database file overwritten in place by an older copy while a store has it open (a restore
+    nobody announced): the next read gives the restored row, not the answer read before."""
+    path = tmp_path / "custodian.sqlite3"
+    store = SQLiteStore(str(path))
+    store.create_client("c1", "STORED_CLIENT")
+    store.put_share("c1", "signing", "", "ed25519", b"old share")
+    snapshot = path.read_bytes()
+    store.put_share("c1", "signing", "", "ed25519", b"new share")
+    assert store.signing_row("c1", "ed25519")[2] == b"new share"
+    with open(path, "r+b") as file:  # the same inode, older content
+        file.write(snapshot)
+        file.truncate()
+    assert store.signing_row("c1", "ed25519")[2] == b"old share"
+    store.close()
 
 
 def test_signing_row_opens_a_sealed_share(tmp_path) -> None:
