@@ -165,12 +165,13 @@ _CLIENT_COLUMNS = (
     "has_wallet, ejected, operation, operation_expires, operation_session"
 )
 
+# ``signing_row``'s answers kept (opened shares: as many as ``mpc.wallet``'s cache of validated shares
+# holds, so no more secrets stay in memory than before), each valid while the database is unchanged.
+SIGNING_ROWS_KEPT = 32
+
 # Whole statements made once: the driver's statement cache is keyed by the text, and a text built
 # per call is hashed again per call. The signing share's kind and method are constants of the
 # statement, not parameters (two bindings fewer per sign: ~0.3 µs of the ~2.9 µs statement, warm).
-# ``signing_row``'s answers kept (opened shares: as many as ``mpc.wallet``'s cache of validated shares
-# holds, so no more secrets stay in memory than before), each valid while the database is unchanged
-SIGNING_ROWS_KEPT = 32
 _SIGNING_ROW_SQL = ("SELECT c.has_wallet, c.signing_share_status, s.data FROM clients c LEFT JOIN shares s "
                     "ON s.client_id = c.client_id AND s.kind = 'signing' AND s.method = '' AND s.curve = ? "
                     "WHERE c.client_id = ?")
