@@ -591,6 +591,17 @@ class GatedSocket(socket.socket):
         listener.gate = gate
         return listener
 
+    @staticmethod
+    def require_python_accepts(loop: Any) -> None:
+        """``CONFIG_INVALID`` unless ``loop`` accepts through the listener's ``accept`` above: asyncio's
+        selector loops do; uvloop (libuv accepts in C) and Windows' proactor loop never call it, so
+        no cap, count or eviction would apply (measured: the flood tests fail under uvloop)."""
+        import asyncio.selector_events
+
+        if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            raise ConfigInvalid(f"the service needs an asyncio selector event loop, not {type(loop).__name__}: "
+                                "its connection limits are applied when a socket is accepted (docs/operations.md, Limits)")
+
     def accept(self) -> tuple[socket.socket, Any]:
         while True:  # BlockingIOError (nothing left to accept) ends the caller's accept loop
             fd, address = self._accept()  # type: ignore[attr-defined]

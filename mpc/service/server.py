@@ -250,6 +250,7 @@ class CustodianService(NodeHealth, OperatorRequests):
         if self.ssl_context is None and not self.allow_plaintext and not binds_loopback_only(host):
             raise TransportInsecure(f"refusing plaintext ws:// on {host}: configure TLS (--tls-cert, --tls-key) "
                                     "or pass --insecure-plaintext")
+        GatedSocket.require_python_accepts(asyncio.get_running_loop())
         self._gate.max_sockets = check_fd_budget(self.limits)  # the soft descriptor limit raised to the hard one
         if self.open_registration:
             log.warning("OPEN REGISTRATION: anyone who can reach this service may create clients "

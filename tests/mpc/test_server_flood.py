@@ -25,7 +25,7 @@ pytest.importorskip("cryptography")
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from mpc.errors import ServiceUnavailable, TlsFailed  # noqa: E402
+from mpc.errors import ConfigInvalid, ServiceUnavailable, TlsFailed  # noqa: E402
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
 from mpc.service import logs  # noqa: E402
 from mpc.service.guard import (  # noqa: E402
@@ -33,6 +33,7 @@ from mpc.service.guard import (  # noqa: E402
     MAX_SOCKET_CAP,
     BoundedLog,
     ConnectionGate,
+    GatedSocket,
     ServiceLimits,
     check_fd_budget,
 )
@@ -326,3 +327,36 @@ def test_tls_1_2_offers_aead_suites_only_and_a_refused_client_certificate_is_tls
         assert "CHACHA20" in tls12_handshake(plain.port, str(pki.ca), "ECDHE+CHACHA20")
     finally:
         plain.stop()
+
+
+# --- the loop must accept through the gate ------------------------------------------------------------
+def test_the_service_refuses_an_event_loop_that_would_bypass_its_connection_gate() -> None:
+    """The caps and evictions run in the listener's ``accept``: a loop that accepts elsewhere
+    (uvloop in C, Windows' proactor) would serve every socket unchecked, so it is refused."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        GatedSocket.require_python_accepts(loop)  # asyncio's selector loop calls accept
+    finally:
+        loop.close()
+
+    class AcceptsElsewhere(asyncio.AbstractEventLoop):
+        pass
+
+    with pytest.raises(ConfigInvalid, match="selector event loop, not AcceptsElsewhere"):
+        GatedSocket.require_python_accepts(AcceptsElsewhere())
+
+
+def test_a_service_on_uvloop_does_not_start() -> None:
+    import asyncio
+
+    uvloop = pytest.importorskip("uvloop")
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        server = ServiceThread(":memory:", operator_key="operator-key-for-the-tests-0123456789")
+    finally:
+        asyncio.set_event_loop_policy(policy)
+    with pytest.raises(ConfigInvalid, match="selector event loop, not Loop"):
+        server.start(timeout=30)
