@@ -109,7 +109,8 @@ def _signer_job(url: str, client_id: str, token: str, folder: str, count: int) -
 def _process_cpu(pid: int) -> float:
     """CPU seconds of a live process, from ``/proc``: its threads' ``schedstat`` nanoseconds (the
     scheduler's own count) where the kernel has them, else its ``stat`` ticks (user + system,
-    1/CLK_TCK s: 0.5 ms per signature at 20 signatures)."""
+    1/CLK_TCK s: 0.5 ms per signature at 20 signatures). Only live threads count: a lane's
+    worker keeps its threads (its main thread and the parent watch) as long as it lives."""
     from benchmarks.service_threads import thread_ns
 
     nanoseconds = thread_ns(str(pid))

@@ -165,9 +165,10 @@ _CLIENT_COLUMNS = (
     "has_wallet, ejected, operation, operation_expires, operation_session"
 )
 
-# ``signing_row``'s answers kept (opened shares: as many as ``mpc.wallet``'s cache of validated shares
-# holds, so no more secrets stay in memory than before), each valid while the database is unchanged.
+# ``signing_row``'s answers kept while the database is unchanged (opened shares: as many as
+# ``mpc.wallet``'s cache of validated shares; all dropped at the first change of the database).
 SIGNING_ROWS_KEPT = 32
+_VERSION_SQL = "SELECT * FROM pragma_data_version(), pragma_schema_version()"
 
 # Whole statements made once: the driver's statement cache is keyed by the text, and a text built
 # per call is hashed again per call. The signing share's kind and method are constants of the
@@ -223,7 +224,8 @@ class SQLiteStore(SingleUseState):
         _make_commits_durable(self._conn)
         self._lock = threading.RLock()
         self._depth = 0
-        self._signing_rows: dict[tuple[str, str], tuple[tuple[int, int], tuple[bool, str, bytes | None]]] = {}
+        self._signing_rows: dict[tuple[str, str], tuple[bool, str, bytes | None]] = {}  # ``signing_row``
+        self._signing_rows_version: tuple[int, int, int] | None = None  # the version they were read at
         self.single_use_tables: list[str] = ["presignatures", "resumed_sessions"]  # emptied by bump_nonce_epoch
         self._init_guard_state()
         self.ledger: RevocationLedger | None = None  # ``attach_ledger`` (mpc.storage.ledger)
@@ -464,20 +466,22 @@ class SQLiteStore(SingleUseState):
         read.
 
         The answer is exact at every call. Outside a transaction an answer read before is given
-        again while the database provably has not changed since (``_database_version``: no
-        commit by another connection, no change by this one); else the row is read."""
+        again while the database provably has not changed since (``_database_version``); at the
+        first change every answer kept is dropped, and the row is read."""
         with self._lock:
             version = self._database_version()
+            if version is None:
+                return self._read_signing_row(client_id, curve)
+            if version != self._signing_rows_version:
+                self._signing_rows.clear()
+                self._signing_rows_version = version
             key = (client_id, curve)
-            if version is not None:
-                known = self._signing_rows.get(key)
-                if known is not None and known[0] == version:
-                    return known[1]
-            answer = self._read_signing_row(client_id, curve)
-            if version is not None:
+            answer = self._signing_rows.get(key)
+            if answer is None:
+                answer = self._read_signing_row(client_id, curve)
                 if len(self._signing_rows) >= SIGNING_ROWS_KEPT:
                     self._signing_rows.pop(next(iter(self._signing_rows)))
-                self._signing_rows[key] = (version, answer)
+                self._signing_rows[key] = answer
             return answer
 
     def _read_signing_row(self, client_id: str, curve: str) -> tuple[bool, str, bytes | None]:
@@ -488,20 +492,22 @@ class SQLiteStore(SingleUseState):
         return bool(row[0]), row[1], None if data is None else self._unseal(data, "shares", "data", client_id,
                                                                           "signing", "", curve)
 
-    def _database_version(self) -> tuple[int, int] | None:
+    def _database_version(self) -> tuple[int, int, int] | None:
         """A value that differs whenever the database this connection reads may have changed since
         it was last taken; None inside a transaction (its own uncommitted writes may roll back).
 
         SQLite's ``data_version`` changes once another connection (any process) has committed to
-        the file, and ``PRAGMA data_version`` starts a read transaction, which also notices a file
-        changed underneath (its change counter); it never changes for this connection's own
-        writes, which ``total_changes`` counts (every row inserted, updated or deleted, also by a
-        statement whose transaction rolled back, so the count never returns to an old value).
-        Read before the row, so a commit in between leaves the answer tagged as older."""
-        if self._depth:
+        the file, and reading it starts a read transaction, which also notices a file changed
+        underneath (its change counter); it never changes for this connection's own writes.
+        ``total_changes`` counts those (every row a statement inserts, updates or deletes, also in
+        a transaction that rolled back, so it never returns to an old value), and the schema
+        cookie the rest: a backup or schema change made through this connection. Read before
+        the row, so a change in between leaves the answer under the older version."""
+        if self._depth or self._conn.in_transaction:
             return None
         changes = self._conn.total_changes
-        return changes, self._execute("PRAGMA data_version").fetchone()[0]
+        data_version, schema_version = self._execute(_VERSION_SQL).fetchone()
+        return changes, data_version, schema_version
 
     def update_client(self, client_id: str, **fields: Any) -> None:
         """Set columns of the client's row (``UsageError`` for an unknown one, ``ClientNotFound``)."""
@@ -607,6 +613,7 @@ class SQLiteStore(SingleUseState):
     def close(self) -> None:
         """Close the database connection."""
         self._signing_rows.clear()
+        self._signing_rows_version = None
         self._conn.close()
 
 

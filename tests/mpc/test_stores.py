@@ -170,6 +170,49 @@ def test_signing_row_sees_a_database_file_restored_underneath(tmp_path) -> None:
     store.close()
 
 
+def test_signing_row_sees_a_restore_made_through_its_own_connection(tmp_path) -> None:
+    """A backup copied into the store's own connection (as ``tests/mpc/test_custodian_rollback.py``
+    restores) changes neither ``total_changes`` nor ``data_version``: the schema cookie it bumps
+    does."""
+    import sqlite3
+
+    store = SQLiteStore(str(tmp_path / "custodian.sqlite3"))
+    store.create_client("c1", "STORED_CLIENT")
+    store.put_share("c1", "signing", "", "ed25519", b"old share")
+    snapshot = sqlite3.connect(":memory:")
+    store._conn.backup(snapshot)
+    store.put_share("c1", "signing", "", "ed25519", b"new share")
+    store.update_client("c1", has_wallet=1)
+    assert store.signing_row("c1", "ed25519") == (True, "STORED_CLIENT", b"new share")
+    snapshot.backup(store._conn)
+    assert store.signing_row("c1", "ed25519") == (False, "STORED_CLIENT", b"old share")
+    store.close()
+
+
+def test_signing_row_keeps_nothing_across_a_change_nor_in_a_raw_transaction(tmp_path) -> None:
+    """Every answer kept goes at the first change (an ejected or deleted client's share does not
+    stay in memory); a transaction opened outside ``transaction()`` is seen as one too."""
+    store = SQLiteStore(str(tmp_path / "custodian.sqlite3"))
+    for client in ("c1", "c2"):
+        store.create_client(client, "STORED_CLIENT")
+        store.put_share(client, "signing", "", "ed25519", client.encode())
+    store.signing_row("c1", "ed25519")
+    store.signing_row("c2", "ed25519")
+    assert len(store._signing_rows) == 2
+    store.update_client("c2", signing_share_status="NOT_CREATED")  # any change
+    store.signing_row("c1", "ed25519")
+    assert list(store._signing_rows) == [("c1", "ed25519")]
+    store._conn.execute("BEGIN")
+    store._conn.execute("UPDATE shares SET data = ? WHERE client_id = 'c1'", (b"undone",))
+    assert store.signing_row("c1", "ed25519")[2] == b"undone"
+    store._conn.execute("ROLLBACK")
+    assert store.signing_row("c1", "ed25519")[2] == b"c1"
+    with pytest.raises(ClientNotFound):
+        store.signing_row("nobody", "ed25519")
+    assert ("nobody", "ed25519") not in store._signing_rows
+    store.close()
+
+
 def test_signing_row_opens_a_sealed_share(tmp_path) -> None:
     sealed = SQLiteStore(str(tmp_path / "sealed.sqlite3"), sealer=Sealer(LocalKeyProvider(secrets.token_bytes(32))))
     sealed.create_client("c1", "STORED_CLIENT")
