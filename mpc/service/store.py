@@ -145,6 +145,14 @@ _DELETE_THAT_PARK = f"DELETE FROM parked_sessions WHERE {_THAT_PARK}"
 _DELETE_IF_UNCHANGED = f"{_DELETE_THAT_PARK} AND {EPOCH_MATCHES}"
 _REPLACE_IF_UNCHANGED = (f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {_THAT_PARK} "
                          f"AND {EPOCH_MATCHES}")
+# ``open_checks``: ``parked_count``'s aggregate, ``is_parked`` and (``_OPEN_CHECKS_EPOCH``) the
+# nonce epoch as ``nonce_epoch`` reads it (1 while none is stored), in one statement.
+_OPEN_CHECKS = ("SELECT COUNT(*), MIN(p.expires), (SELECT COUNT(*) FROM parked_sessions WHERE session_id = ?) "
+                "FROM parked_sessions p JOIN session_devices d ON d.session_id = p.session_id "
+                "WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?")
+_OPEN_CHECKS_EPOCH = _OPEN_CHECKS.replace(
+    " FROM parked_sessions p ",
+    ", COALESCE((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'nonce_epoch'), 1) FROM parked_sessions p ", 1)
 log = logging.getLogger("mpc.service.server")
 
 
@@ -352,6 +360,18 @@ class ServiceStore(StepLeases):
             "p.session_id WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?",
             (client_id, now, int(pending))).fetchone()
         return int(row[0]), None if row[1] is None else float(row[1])
+
+    def open_checks(self, session_id: str, client_id: str, pending: bool, now: float,
+                    epoch: bool = False) -> tuple[int, float | None, bool, int | None]:
+        """What an open checks before it parks, from one statement (issue 30, round seven):
+        ``parked_count`` (the client's live sessions of this kind and their earliest expiry),
+        ``is_parked(session_id)`` and, with ``epoch``, the store's nonce epoch (``nonce_epoch``:
+        the open's transaction encodes the new session in it; else None). Each is what its own
+        statement would read at the same point of the same transaction."""
+        row = self.store._execute(_OPEN_CHECKS_EPOCH if epoch else _OPEN_CHECKS,
+                                  (session_id, client_id, now, int(pending))).fetchone()
+        return (int(row[0]), None if row[1] is None else float(row[1]), bool(row[2]),
+                int(row[3]) if epoch else None)
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],

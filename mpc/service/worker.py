@@ -233,7 +233,7 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
     """Create the custodian session of ``op`` and park it before any message arrives, bound to
     the device key that authorised it (``ServiceStore.bind_session``); refused when the client
     already has ``max_parked`` unfinished sessions parked of the same kind (opened under its
-    registered key, or under a key a recover brought: see ``_check_parked``).
+    registered key, or under a key a recover brought: see ``_check_open``).
 
     ``frame``: the device's first message, carried in the request (issue 30, round five: The
     first message in the request, below): the session is stepped with it before anything is
@@ -243,9 +243,7 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         message = None if frame is None else parse_message(frame, session_id)
         if message is not None and _in_use(service, op, client_id, session_id, device_public):
             return resume_channel(db, client_id, session_id)  # the same request again: its committed answer
-        _check_parked(service, client_id, max_parked, pending)
-        if service.is_parked(session_id):
-            raise InputInvalid("this session id is in use")
+        _check_open(service, client_id, session_id, max_parked, pending)
         sid = bytes.fromhex(session_id)
         factory = getattr(custodian, op)
         session = factory(client_id, session_id=sid, **params)
@@ -255,13 +253,12 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         try:
             with service.store.transaction():
                 service.store.lock_client(client_id)  # the cap again, under the client's lock: exact
-                _check_parked(service, client_id, max_parked, pending)
-                if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
-                    raise InputInvalid("this session id is in use")
+                # (and the id again: a concurrent open of the same id may have parked it meanwhile)
+                epoch = _check_open(service, client_id, session_id, max_parked, pending, encoded=session)
                 if message is not None:
                     custodian._check_share_current(session)  # the admission of a session with no park id yet
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
-                data = session.to_bytes()
+                data = session.to_bytes() if epoch is None else session.to_bytes(nonce_epoch=epoch)
                 version = service.park(session_id, client_id, op, data, outbox, session._holds_lock, ttl,
                                        epoch=_encoded_epoch(session))
         except (RateLimited, InputInvalid):  # a concurrent open took the last place, or this id, meanwhile
@@ -311,16 +308,25 @@ def _in_use(service: ServiceStore, op: str, client_id: str, session_id: str, dev
     return bound is not None and hmac.compare_digest(bound[0], device_public)
 
 
-def _check_parked(service: ServiceStore, client_id: str, max_parked: int, pending: bool) -> None:
-    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions of this kind
-    (retry when the oldest expires). The two kinds have a cap each: sessions opened under the
-    registered device key, and recovers under a key they brought (what a token thief can open:
-    filling that cap never blocks the owner's device)."""
+def _check_open(service: ServiceStore, client_id: str, session_id: str, max_parked: int, pending: bool,
+                encoded: Session | None = None) -> int | None:
+    """An open's checks, from one statement (``ServiceStore.open_checks``): ``RATE_LIMITED`` when
+    the client has ``max_parked`` live parked sessions of this kind (retry when the oldest
+    expires), then ``INPUT_INVALID`` when ``session_id`` is parked already. The two kinds have a
+    cap each: sessions opened under the registered device key, and recovers under a key they
+    brought (what a token thief can open: filling that cap never blocks the owner's device).
+    With ``encoded`` a custodian operation (the open's transaction, which encodes it next), the
+    store's nonce epoch read by the same statement, to tag its state with (issue 30, round
+    seven: ``to_bytes`` reads it otherwise); else None."""
     now = time.time()
-    count, first_expiry = service.parked_count(client_id, pending, now)
+    count, first_expiry, in_use, epoch = service.open_checks(session_id, client_id, pending, now,
+                                                             epoch=isinstance(encoded, CustodianOperation))
     if count >= max_parked:
         kind = "recovers by a new device key" if pending else "unfinished operations"
         raise RateLimited.after((first_expiry or now) - now, f"this client has {count} {kind} (at most {max_parked})")
+    if in_use:
+        raise InputInvalid("this session id is in use")
+    return epoch
 
 
 def resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
