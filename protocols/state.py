@@ -236,8 +236,19 @@ def _hex_int(value: int) -> str:
     return ("-" + format(-value, "x")) if value < 0 else format(value, "x")
 
 
+# One encoder for every canonical text (issue 30, round seven: ``json.dumps`` with options builds
+# a new ``JSONEncoder`` per call). No circularity check: every value it writes is a tree, either
+# made fresh by ``_Encoder.value`` (its lists are new per occurrence; a shared object is written
+# once and then as ``["r", n]``, a cycle refused before: ``_number``) or parsed from JSON
+# (``_parse``), so the check's bookkeeping per list (~40 % of writing a parked sign's text) buys
+# nothing; a cycle met anyway would end in ``RecursionError``, never loop.
+# The text is the same byte for byte (``protocols.rounds`` writes its messages the same way).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, check_circular=False)
+
+
 def _canonical_text(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """The canonical JSON text of ``value`` (a tree: module docstring, Format)."""
+    return _CANONICAL.encode(value)
 
 
 def _reference_key(key: Any) -> tuple[str, ...]:

@@ -70,7 +70,7 @@ import secrets
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from mpc.errors import AuthFailed, AuthTokenReplaced, OperationLost, StateInvalid
 from mpc.service.leases import (  # re-exported: the worker, the executor and the tests name them here
@@ -84,7 +84,7 @@ from mpc.storage.single_use import EPOCH_MATCHES
 from mpc.service.parked import NewPark, ParkedSession  # re-exported: the worker and the tests name them here
 from mpc.storage.store import SQLiteStore
 
-__all__ = ["ServiceStore", "ParkedSession", "NewPark", "Step", "StepOutcome", "new_token", "hash_token"]
+__all__ = ["ServiceStore", "OpenChecks", "ParkedSession", "NewPark", "Step", "StepOutcome", "new_token", "hash_token"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS client_tokens (
@@ -145,6 +145,38 @@ _DELETE_THAT_PARK = f"DELETE FROM parked_sessions WHERE {_THAT_PARK}"
 _DELETE_IF_UNCHANGED = f"{_DELETE_THAT_PARK} AND {EPOCH_MATCHES}"
 _REPLACE_IF_UNCHANGED = (f"UPDATE parked_sessions SET data = ?, outbox = ?, holds_lock = ?, expires = ? WHERE {_THAT_PARK} "
                          f"AND {EPOCH_MATCHES}")
+# ``check_step``'s checks (the token's hash, the registered device key, the key the session was
+# opened under and whether it is pending) and ``check_and_read``'s, with the parked row: texts
+# made once (issue 30, round seven: not joined again per step).
+_CHECK_STEP = ("SELECT (SELECT token_hash FROM client_tokens WHERE client_id = ?), (SELECT device_public FROM "
+               "client_devices WHERE client_id = ?), (SELECT device_public FROM session_devices WHERE session_id = ? "
+               "AND client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?)")
+_CHECK_AND_READ = (f"{_CHECK_STEP}, {', '.join('p.' + c for c in _COLUMNS.split(', '))} FROM (SELECT 1 AS one) o "
+                   "LEFT JOIN parked_sessions p ON p.session_id = ? AND p.client_id = ?")
+# ``open_checks``: ``parked_count``'s aggregate, ``is_parked``, then, if asked, the nonce epoch as
+# ``nonce_epoch`` reads it (1 while none is stored) and the session's row of this client as
+# ``peek`` and ``session_device`` read it (its operation; the device key it was opened under).
+_OPEN_CHECKS = ("SELECT COUNT(*), MIN(p.expires), (SELECT COUNT(*) FROM parked_sessions WHERE session_id = ?){} "
+                "FROM parked_sessions p JOIN session_devices d ON d.session_id = p.session_id "
+                "WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?")
+_EPOCH_COLUMN = ", COALESCE((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'nonce_epoch'), 1)"
+_MINE_COLUMNS = (", (SELECT operation FROM parked_sessions WHERE session_id = ? AND client_id = ?), "
+                 "(SELECT device_public FROM session_devices WHERE session_id = ? AND client_id = ?)")
+_OPEN_CHECKS_SQL = {(epoch, mine): _OPEN_CHECKS.format((_EPOCH_COLUMN if epoch else "") + (_MINE_COLUMNS if mine else ""))
+                    for epoch in (False, True) for mine in (False, True)}
+
+
+class OpenChecks(NamedTuple):
+    """What ``open_checks`` read, in one statement."""
+
+    live: int  # the client's live parked sessions of the kind asked (``parked_count``)
+    first_expiry: float | None  # the earliest expiry among them
+    parked: bool  # a session of this id is parked (``is_parked``), of any client
+    epoch: int | None  # the store's nonce epoch (asked for), else None
+    operation: str | None  # the operation of this id parked for this client (asked for), else None
+    device: bytes | None  # the device key this id was opened under for this client (asked for), else None
+
+
 log = logging.getLogger("mpc.service.server")
 
 
@@ -228,12 +260,8 @@ class ServiceStore(StepLeases):
         in one round trip). The row stays parked: an optimistic step runs on it and
         ``commit_step`` takes it, if it is still this very park."""
         presented = _presented(client_id, token)
-        parked = f", {', '.join('p.' + c for c in _COLUMNS.split(', '))} FROM (SELECT 1 AS one) o LEFT JOIN " \
-            "parked_sessions p ON p.session_id = ? AND p.client_id = ?" if read else ""
         row = self.store._execute(
-            "SELECT (SELECT token_hash FROM client_tokens WHERE client_id = ?), (SELECT device_public FROM "
-            "client_devices WHERE client_id = ?), (SELECT device_public FROM session_devices WHERE session_id = ? AND "
-            f"client_id = ?), (SELECT pending FROM session_devices WHERE session_id = ? AND client_id = ?){parked}",
+            _CHECK_AND_READ if read else _CHECK_STEP,
             (client_id, client_id, session_id, client_id, session_id, client_id)
             + ((session_id, client_id) if read else ())).fetchone()
         self._match_token(client_id, presented, row[0])
@@ -352,6 +380,23 @@ class ServiceStore(StepLeases):
             "p.session_id WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?",
             (client_id, now, int(pending))).fetchone()
         return int(row[0]), None if row[1] is None else float(row[1])
+
+    def open_checks(self, session_id: str, client_id: str, pending: bool, now: float, epoch: bool = False,
+                    mine: bool = False) -> OpenChecks:
+        """What an open checks before it parks, from one statement (issue 30, round seven):
+        ``parked_count`` (the client's live sessions of this kind and their earliest expiry) and
+        ``is_parked(session_id)``; with ``epoch``, the store's nonce epoch (``nonce_epoch``: the
+        open's transaction encodes the new session in it); with ``mine``, the session's parked
+        operation and the key it was opened under, if it is this client's (``peek``,
+        ``session_device``: is it this very open, committed already?). Each is what its own
+        statement would read at the same point of the same transaction."""
+        args = (session_id, *((session_id, client_id, session_id, client_id) if mine else ()), client_id, now,
+                int(pending))
+        row = self.store._execute(_OPEN_CHECKS_SQL[(epoch, mine)], args).fetchone()
+        at = 4 if epoch else 3
+        return OpenChecks(int(row[0]), None if row[1] is None else float(row[1]), bool(row[2]),
+                          int(row[3]) if epoch else None, str(row[at]) if mine and row[at] is not None else None,
+                          bytes(row[at + 1]) if mine and row[at + 1] is not None else None)
 
     # --- parked sessions ------------------------------------------------------------------------
     def park(self, session_id: str, client_id: str, operation: str, data: bytes, outbox: list[str],

@@ -114,7 +114,7 @@ from mpc.service.guard import (
     BoundedLog,
 )
 from mpc.service.requests import parse_message
-from mpc.service.store import NewPark, ParkedSession, ServiceStore, Step
+from mpc.service.store import NewPark, OpenChecks, ParkedSession, ServiceStore, Step
 from mpc.service.warm import (  # re-exported: the executor and the tests name them here
     WARM_SESSIONS as WARM_SESSIONS,
     _keep_warm,
@@ -233,7 +233,7 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
     """Create the custodian session of ``op`` and park it before any message arrives, bound to
     the device key that authorised it (``ServiceStore.bind_session``); refused when the client
     already has ``max_parked`` unfinished sessions parked of the same kind (opened under its
-    registered key, or under a key a recover brought: see ``_check_parked``).
+    registered key, or under a key a recover brought: see ``_refuse_open``).
 
     ``frame``: the device's first message, carried in the request (issue 30, round five: The
     first message in the request, below): the session is stepped with it before anything is
@@ -241,11 +241,10 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
     custodian, service = _service(db)
     try:
         message = None if frame is None else parse_message(frame, session_id)
-        if message is not None and _in_use(service, op, client_id, session_id, device_public):
+        checks = service.open_checks(session_id, client_id, pending, time.time(), mine=message is not None)
+        if message is not None and _in_use(checks, op, device_public):
             return resume_channel(db, client_id, session_id)  # the same request again: its committed answer
-        _check_parked(service, client_id, max_parked, pending)
-        if service.is_parked(session_id):
-            raise InputInvalid("this session id is in use")
+        _refuse_open(checks, max_parked, pending)
         sid = bytes.fromhex(session_id)
         factory = getattr(custodian, op)
         session = factory(client_id, session_id=sid, **params)
@@ -255,13 +254,15 @@ def open_operation(db: str, op: str, client_id: str, params: dict[str, Any], ses
         try:
             with service.store.transaction():
                 service.store.lock_client(client_id)  # the cap again, under the client's lock: exact
-                _check_parked(service, client_id, max_parked, pending)
-                if service.is_parked(session_id):  # a concurrent open of the same id parked it meanwhile
-                    raise InputInvalid("this session id is in use")
+                # (and the id again: a concurrent open of the same id may have parked it meanwhile)
+                checks = service.open_checks(session_id, client_id, pending, time.time(),
+                                             epoch=isinstance(session, CustodianOperation))
+                _refuse_open(checks, max_parked, pending)
                 if message is not None:
                     custodian._check_share_current(session)  # the admission of a session with no park id yet
                 service.bind_session(session_id, client_id, device_public, pending, ttl)
-                data = session.to_bytes()
+                # tagged with the epoch the checks read (issue 30, round seven: ``to_bytes`` reads it otherwise)
+                data = session.to_bytes() if checks.epoch is None else session.to_bytes(nonce_epoch=checks.epoch)
                 version = service.park(session_id, client_id, op, data, outbox, session._holds_lock, ttl,
                                        epoch=_encoded_epoch(session))
         except (RateLimited, InputInvalid):  # a concurrent open took the last place, or this id, meanwhile
@@ -300,27 +301,27 @@ def _first_step(session: Session, started: list[str], message: Message) -> list[
     return [m.to_bytes().decode("ascii") for m in produced]
 
 
-def _in_use(service: ServiceStore, op: str, client_id: str, session_id: str, device_public: bytes) -> bool:
-    """Whether ``session_id`` is parked as this client's ``op``, opened under this device key: a
-    request carrying the first message that was committed already (its reply lost, its worker
-    dead), answered with that commit's outbox (``resume_channel``), never stepped twice."""
-    parked = service.peek(session_id)
-    if parked is None or parked.client_id != client_id or parked.operation != op:
-        return False
-    bound = service.session_device(session_id, client_id)
-    return bound is not None and hmac.compare_digest(bound[0], device_public)
+def _in_use(checks: OpenChecks, op: str, device_public: bytes) -> bool:
+    """Whether the session id the open checked (``ServiceStore.open_checks`` with ``mine``) is
+    parked as this client's ``op``, opened under this device key: a request carrying the first
+    message that was committed already (its reply lost, its worker dead), answered with that
+    commit's outbox (``resume_channel``), never stepped twice."""
+    return checks.operation == op and checks.device is not None and hmac.compare_digest(checks.device, device_public)
 
 
-def _check_parked(service: ServiceStore, client_id: str, max_parked: int, pending: bool) -> None:
-    """``RATE_LIMITED`` when the client has ``max_parked`` live parked sessions of this kind
-    (retry when the oldest expires). The two kinds have a cap each: sessions opened under the
-    registered device key, and recovers under a key they brought (what a token thief can open:
-    filling that cap never blocks the owner's device)."""
-    now = time.time()
-    count, first_expiry = service.parked_count(client_id, pending, now)
-    if count >= max_parked:
+def _refuse_open(checks: OpenChecks, max_parked: int, pending: bool) -> None:
+    """An open's refusals from its checks (``ServiceStore.open_checks``): ``RATE_LIMITED`` when
+    the client has ``max_parked`` live parked sessions of this kind (retry when the oldest
+    expires), then ``INPUT_INVALID`` when the session id is parked already. The two kinds have a
+    cap each: sessions opened under the registered device key, and recovers under a key they
+    brought (what a token thief can open: filling that cap never blocks the owner's device)."""
+    if checks.live >= max_parked:
+        now = time.time()
         kind = "recovers by a new device key" if pending else "unfinished operations"
-        raise RateLimited.after((first_expiry or now) - now, f"this client has {count} {kind} (at most {max_parked})")
+        raise RateLimited.after((checks.first_expiry or now) - now,
+                                f"this client has {checks.live} {kind} (at most {max_parked})")
+    if checks.parked:
+        raise InputInvalid("this session id is in use")
 
 
 def resume_channel(db: str, client_id: str, session_id: str) -> dict[str, Any]:
@@ -352,7 +353,7 @@ def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id:
     """``open_operation`` again after its worker died: if it had parked the new session (and,
     with ``frame``, stepped it), the channel resumes it; else it is opened now."""
     _, service = _service(db)
-    if _in_use(service, op, client_id, session_id, device_public):
+    if _in_use(service.open_checks(session_id, client_id, pending, time.time(), mine=True), op, device_public):
         return resume_channel(db, client_id, session_id)
     return open_operation(db, op, client_id, params, session_id, ttl, max_parked, device_public, pending, frame)
 

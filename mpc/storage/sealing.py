@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -224,9 +225,21 @@ def key_file(path: str | os.PathLike[str]) -> LocalKeyProvider:
 
 def row_aad(table: str, column: str, *key: str | bytes | int) -> bytes:
     """The identity of one stored value (table, column, then its key columns), encoded without
-    ambiguity: each part is a type byte, a 4-byte length and the bytes (ints as decimal text)."""
-    out = bytearray(_ROW_DOMAIN)
-    for part in (table, column, *key):
+    ambiguity: each part is a type byte, a 4-byte length and the bytes (ints as decimal text).
+
+    A row's key of text only (a parked session's, a share's) is encoded once for its columns
+    (issue 30, round seven: a parked row seals and opens two columns, each step): ``_text_key``
+    keeps the last few such encodings (ids, never secrets); the bytes are the same."""
+    named = _named(table, column)
+    if all(type(part) is str for part in key):
+        return _ROW_DOMAIN + named + _text_key(*key)
+    return _ROW_DOMAIN + named + _encoded_parts(key)
+
+
+def _encoded_parts(parts: tuple[str | bytes | int, ...]) -> bytes:
+    """``row_aad``'s encoding of ``parts``, each in turn (``InputInvalid`` for a bool)."""
+    out = bytearray()
+    for part in parts:
         if isinstance(part, bool):
             raise InputInvalid("a row key part is text, bytes or an integer")
         if isinstance(part, int):
@@ -234,6 +247,19 @@ def row_aad(table: str, column: str, *key: str | bytes | int) -> bytes:
         tag, raw = (b"s", part.encode("utf-8")) if isinstance(part, str) else (b"b", bytes(part))
         out += tag + len(raw).to_bytes(4, "big") + raw
     return bytes(out)
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _named(table: str, column: str) -> bytes:
+    """The encoded table and column of ``row_aad`` (a few dozen pairs in all)."""
+    return _encoded_parts((table, column))
+
+
+@functools.lru_cache(maxsize=256)
+def _text_key(*key: str) -> bytes:
+    """The encoded key of ``row_aad``, when every part is ``str`` (checked by the caller: the
+    cache compares by equality, and only ``str`` equals nothing but ``str``)."""
+    return _encoded_parts(key)
 
 
 def looks_sealed(blob: bytes) -> bool:

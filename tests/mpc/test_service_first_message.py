@@ -244,6 +244,31 @@ def test_the_cap_and_a_session_id_in_use_still_refuse(wallet: _Wallet) -> None:
     assert reply.get("ready", {}).get("expect") == 3
 
 
+def test_an_open_checks_in_one_statement_before_and_one_inside_its_transaction(
+        wallet: _Wallet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 30, round seven: the open carrying its first message reads its checks (the
+    committed-already check, the cap, the id in use; again under the client's lock with the
+    nonce epoch) in one statement each, and nothing else of them: no ``peek``, ``is_parked``,
+    ``parked_count`` or epoch read of their own; the state is parked tagged with the store's epoch."""
+    store = wallet.service.store
+    texts: list[str] = []
+    execute = store._execute
+    monkeypatch.setattr(store, "_execute", lambda sql, args=(): texts.append(sql) or execute(sql, args))
+    request, _ = wallet.request()
+    ready, reply = wallet.send(request, replies=2)
+    monkeypatch.undo()
+    assert ready["ready"]["expect"] == 3 and "message" in reply
+    checks = [text for text in texts if text.startswith("SELECT COUNT(*), MIN(p.expires)")]
+    assert len(checks) == 2 and "nonce_epoch" not in checks[0] and "nonce_epoch" in checks[1]
+    assert "session_devices WHERE session_id = ? AND client_id = ?" in checks[0]
+    own_reads = ("SELECT value FROM meta WHERE key = 'nonce_epoch'", "SELECT 1 FROM parked_sessions",
+                 "SELECT session_id, client_id, operation, data, outbox", "SELECT device_public, pending FROM")
+    assert not [text for text in texts if text.startswith(own_reads)], texts
+    parked = wallet.service.peek(request["session_id"])
+    assert parked is not None and parked.epoch == store.nonce_epoch()
+    _abort(wallet, request)
+
+
 def _abort(wallet: _Wallet, request: dict[str, Any]) -> None:
     """The device gives the session of ``request`` up (resume, then the abort frame)."""
     with connect(wallet.running.url, open_timeout=TIMEOUT) as ws:

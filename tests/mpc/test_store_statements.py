@@ -13,6 +13,7 @@ connection lost at COMMIT is still told apart (committed, or nothing written).""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,44 @@ def test_a_commit_on_a_park_of_a_dead_epoch_deletes_it_and_admits_nothing(store:
     admitted: list[bool] = []
     assert service.commit_step(parked, None, lambda: admitted.append(True), None) is None
     assert not admitted and not service.is_parked("s1")
+
+
+def test_an_opens_checks_read_in_one_statement_what_their_own_statements_read(
+        store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ServiceStore.open_checks`` (issue 30, round seven): the cap's count and earliest expiry
+    (``parked_count``), whether the id is parked (``is_parked``), the nonce epoch
+    (``nonce_epoch``) and the id's operation and device key for this client (``peek``,
+    ``session_device``), as those read them, for sessions of both kinds, of another client,
+    expired, unknown; the epoch as stored or 1 while none is; one statement."""
+    for client in ("c1", "c2"):
+        store.create_client(client, "NOT_CREATED")
+    service = ServiceStore(store)
+    for sid, client, op, key, pending, ttl in (("s1", "c1", "sign", b"k1", False, 60.0),
+                                               ("s2", "c1", "recover", b"k2", True, 60.0),
+                                               ("s3", "c2", "sign", b"k3", False, 60.0),
+                                               ("s4", "c1", "sign", b"k1", False, -5.0)):  # s4: expired
+        service.bind_session(sid, client, key, pending, 60.0)
+        service.park(sid, client, op, b"state", ["m"], False, ttl)
+    for stored_epoch in (None, 7):
+        if stored_epoch is not None:
+            with store.transaction():
+                store._set_meta("nonce_epoch", str(stored_epoch))
+        now = time.time()
+        for sid in ("s1", "s2", "s3", "s4", "s9"):
+            for client in ("c1", "c2"):
+                for pending in (False, True):
+                    texts = _recorded(store, monkeypatch)
+                    checks = service.open_checks(sid, client, pending, now, epoch=True, mine=True)
+                    assert len(texts) == 1
+                    monkeypatch.undo()
+                    parked, bound = service.peek(sid), service.session_device(sid, client)
+                    assert (checks.live, checks.first_expiry) == service.parked_count(client, pending, now)
+                    assert checks.parked == service.is_parked(sid)
+                    assert checks.epoch == store.nonce_epoch() == (stored_epoch or 1)
+                    assert checks.operation == (parked.operation if parked and parked.client_id == client else None)
+                    assert checks.device == (None if bound is None else bound[0])
+    plain = service.open_checks("s1", "c1", False, time.time())
+    assert plain.live == 1 and plain.parked and plain.epoch is None and plain.operation is None and plain.device is None
 
 
 # --- PostgreSQL: locks sent with the next statement ------------------------------------------------------

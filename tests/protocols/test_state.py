@@ -207,6 +207,22 @@ def test_every_value_kind_round_trips() -> None:
     assert decode_state(encode_state(value)) == value
 
 
+def test_the_encoding_is_the_sorted_compact_json_text_and_a_cycle_is_refused(custodian_setup) -> None:
+    """The canonical text is written by one shared encoder without JSON's circularity check
+    (issue 30, round seven): byte for byte ``json.dumps``'s sorted compact text, as before; a
+    state holding a cycle is still refused when encoding (``UsageError``), never looped over."""
+    value = {"list": [frozenset({3, 1}), b"\x01", "t\u00e9xt\"", -7], "group": ed25519}
+    for data in (encode_state(value), ecdsa2p.KeygenP2(sid(), custodian_setup).to_bytes()):
+        assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode("ascii")
+    looped: list[Any] = [1]
+    looped.append(looped)
+    nested: dict[str, Any] = {}
+    nested["again"] = [nested]
+    for cyclic in (looped, nested):
+        with pytest.raises(UsageError):
+            encode_state(cyclic)
+
+
 def _state(root: Any) -> bytes:
     return json.dumps({"kind": "portal-mpc/session-state", "v": 1, "state": root},
                       sort_keys=True, separators=(",", ":")).encode()
