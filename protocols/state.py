@@ -242,7 +242,9 @@ def _hex_int(value: int) -> str:
 # once and then as ``["r", n]``, a cycle refused before: ``_number``) or parsed from JSON
 # (``_parse``), so the check's bookkeeping per list (~40 % of writing a parked sign's text) buys
 # nothing; a cycle met anyway would end in ``RecursionError``, never loop.
-# The text is the same byte for byte (``protocols.rounds`` writes its messages the same way).
+# The text is the same byte for byte. ``protocols.rounds`` keeps an encoder of its own on purpose:
+# a message's payload refuses NaN and writes frozen values through ``default``; a state's never
+# meets either (its values are made by ``_Encoder.value``).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, check_circular=False)
 
 

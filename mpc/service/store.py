@@ -156,10 +156,11 @@ _CHECK_AND_READ = (f"{_CHECK_STEP}, {', '.join('p.' + c for c in _COLUMNS.split(
 # ``open_checks``: ``parked_count``'s aggregate, ``is_parked``, then, if asked, the nonce epoch as
 # ``nonce_epoch`` reads it (1 while none is stored) and the session's row of this client as
 # ``peek`` and ``session_device`` read it (its operation; the device key it was opened under).
-_OPEN_CHECKS = ("SELECT COUNT(*), MIN(p.expires), (SELECT COUNT(*) FROM parked_sessions WHERE session_id = ?){} "
-                "FROM parked_sessions p JOIN session_devices d ON d.session_id = p.session_id "
-                "WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?")
-_EPOCH_COLUMN = ", COALESCE((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'nonce_epoch'), 1)"
+_LIVE_PARKED = ("FROM parked_sessions p JOIN session_devices d ON d.session_id = p.session_id "
+                "WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?")  # ``parked_count``'s rows
+_OPEN_CHECKS = "SELECT COUNT(*), MIN(p.expires), (SELECT COUNT(*) FROM parked_sessions WHERE session_id = ?){} " + \
+    _LIVE_PARKED
+_EPOCH_COLUMN = ", " + EPOCH_MATCHES.removeprefix("? = ")  # the epoch the commit compares with
 _MINE_COLUMNS = (", (SELECT operation FROM parked_sessions WHERE session_id = ? AND client_id = ?), "
                  "(SELECT device_public FROM session_devices WHERE session_id = ? AND client_id = ?)")
 _OPEN_CHECKS_SQL = {(epoch, mine): _OPEN_CHECKS.format((_EPOCH_COLUMN if epoch else "") + (_MINE_COLUMNS if mine else ""))
@@ -375,10 +376,8 @@ class ServiceStore(StepLeases):
     def parked_count(self, client_id: str, pending: bool, now: float) -> tuple[int, float | None]:
         """How many live sessions of the client are parked that were opened under a pending
         key (``pending``) or under the registered one, and the earliest expiry among them."""
-        row = self.store._execute(
-            "SELECT COUNT(*), MIN(p.expires) FROM parked_sessions p JOIN session_devices d ON d.session_id = "
-            "p.session_id WHERE p.client_id = ? AND p.expires >= ? AND d.pending = ?",
-            (client_id, now, int(pending))).fetchone()
+        row = self.store._execute(f"SELECT COUNT(*), MIN(p.expires) {_LIVE_PARKED}",
+                                  (client_id, now, int(pending))).fetchone()
         return int(row[0]), None if row[1] is None else float(row[1])
 
     def open_checks(self, session_id: str, client_id: str, pending: bool, now: float, epoch: bool = False,

@@ -351,10 +351,12 @@ def _missing(service: ServiceStore, session_id: str, client_id: str) -> dict[str
 def reopen(db: str, op: str, client_id: str, params: dict[str, Any], session_id: str, ttl: float,
             max_parked: int, device_public: bytes, pending: bool, frame: bytes | None = None) -> dict[str, Any]:
     """``open_operation`` again after its worker died: if it had parked the new session (and,
-    with ``frame``, stepped it), the channel resumes it; else it is opened now."""
-    _, service = _service(db)
-    if _in_use(service.open_checks(session_id, client_id, pending, time.time(), mine=True), op, device_public):
-        return resume_channel(db, client_id, session_id)
+    with ``frame``, stepped it), the channel resumes it; else it is opened now. With ``frame``
+    ``open_operation``'s own checks find a committed open (one statement, not two)."""
+    if frame is None:
+        _, service = _service(db)
+        if _in_use(service.open_checks(session_id, client_id, pending, time.time(), mine=True), op, device_public):
+            return resume_channel(db, client_id, session_id)
     return open_operation(db, op, client_id, params, session_id, ttl, max_parked, device_public, pending, frame)
 
 
