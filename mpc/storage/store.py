@@ -199,7 +199,8 @@ def _make_commits_durable(conn: sqlite3.Connection) -> None:
     ``synchronous = FULL`` nothing syncs that unlink: a power loss right after a commit can leave
     the journal in place, hot, and the next open rolls the transaction back (SQLite's ``EXTRA``
     level exists for that). ``TRUNCATE`` commits by truncating the journal and, at ``FULL``, syncs
-    the truncation before the commit returns, with less work than an unlink. Set per connection
+    the truncation before the commit returns, for the same CPU per commit (measured: benchmarks/
+    README.md, round seven; ``EXTRA``'s directory sync costs more). Set per connection
     (a rollback journal mode is not stored in the file). A database an operator put in WAL mode
     is left in it (``journal_mode`` persists for WAL; docs/operations.md says what WAL trades)."""
     conn.execute("PRAGMA synchronous = FULL")
@@ -507,7 +508,7 @@ class SQLiteStore(SingleUseState):
             return None
         changes = self._conn.total_changes
         data_version = self._execute("PRAGMA data_version").fetchone()[0]
-        return changes, data_version, self._conn.execute("PRAGMA schema_version").fetchone()[0]
+        return changes, data_version, self._execute("PRAGMA schema_version").fetchone()[0]
 
     def update_client(self, client_id: str, **fields: Any) -> None:
         """Set columns of the client's row (``UsageError`` for an unknown one, ``ClientNotFound``)."""
