@@ -38,7 +38,6 @@ import hashlib
 import struct
 import time
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Callable
 
 from mpc.errors import InputInvalid, KeyLockedError, ShareReplaced, StateInvalid, WalletNotFound, from_protocol_error
@@ -50,6 +49,7 @@ from protocols import ecdsa2p, frost
 from protocols.encoding import get_point
 from protocols.compose import Composite
 from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, MPCError, UsageError
+from protocols.frozen import FrozenDict
 from protocols.rounds import Message, Session
 from protocols.state import register_attrs
 
@@ -356,7 +356,7 @@ class _SignChannel(Composite):
             raise UsageError("the custodian's signing session must not speak first")
         # The first message's header (``_check_first``: round 1) and its payload's own frozen values
         # but the hello: frozen already (``Message._with_frozen_payload``).
-        inner = msg._with_frozen_payload(MappingProxyType(child_payload))
+        inner = msg._with_frozen_payload(FrozenDict(child_payload))
         produced = self._guard(child.receive, inner, culprit=msg.sender)
         self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
@@ -415,7 +415,7 @@ class ClientSign(ClientOperation, _SignChannel):
         (child,) = first
         text = sign_hello_text(self.client.client_id, *self._hello_values())  # ``hello_text(self._hello())``
         # The child's header, its payload's frozen values and the hello's text (a str): frozen already.
-        message = child._with_frozen_payload(MappingProxyType(_joined_first_payload(text, child.payload)))
+        message = child._with_frozen_payload(FrozenDict(_joined_first_payload(text, child.payload)))
         self._children[self.curve] = self._session  # only once the first message could be made
         return [message]
 

@@ -28,7 +28,6 @@ import re
 from itertools import accumulate
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, ClassVar, TypeGuard, TypeVar
 
 from protocols.errors import (
@@ -40,6 +39,7 @@ from protocols.errors import (
     ProtocolAbort,
     UsageError,
 )
+from protocols.frozen import FrozenDict
 from protocols.state import register_bytes
 
 __all__ = ["Message", "Session", "WIRE_VERSION", "MAX_MESSAGE_BYTES", "parse_hex", "parse_strict_json"]
@@ -48,27 +48,36 @@ WIRE_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 16
 SESSION_ID_LENGTH = 32
+# A payload's numbers are small (counts, levels, indices): protocol values travel as hex strings.
+# The bound keeps every number a message holds encodable (Python writes at most 4300 decimal
+# digits of an int by default), so ``to_bytes`` never fails on a message its constructor took.
+MAX_INT_BITS = 8192
+_INT_BOUND = 1 << MAX_INT_BITS
 _KEYS = frozenset({"v", "protocol", "session_id", "round", "sender", "recipient", "payload"})
 _PROTOCOL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]{0,63}$")
 _T = TypeVar("_T")
 
 
 def _freeze(value: Any, depth: int = 0) -> Any:
-    """Deep-copy a JSON-able value into immutable containers, rejecting anything else."""
+    """Deep-copy a JSON-able value into immutable containers (``FrozenDict``, tuples), rejecting
+    anything else and any number of ``MAX_INT_BITS`` bits or more."""
     if depth > MAX_DEPTH:
         raise InvalidMessage("payload nested too deeply")
     # The exact JSON types first (every value of a decoded message is one): no ABC check.
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str or kind is int and -_INT_BOUND < value < _INT_BOUND or kind is bool or value is None:
         return value
-    if kind is dict or kind is MappingProxyType:
+    if kind is dict or kind is FrozenDict:
         return _freeze_mapping(value, depth)
     if kind is tuple or kind is list:
         return _freeze_sequence(value, depth)
     if isinstance(value, str):  # a subclass: kept as the plain str it holds (what the encoding writes)
         return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
+    if isinstance(value, int):  # an int subclass, or a number too large to be a payload's
+        number = int.__index__(value)
+        if not -_INT_BOUND < number < _INT_BOUND:
+            raise InvalidMessage(f"payload number of {number.bit_length()} bits (at most {MAX_INT_BITS - 1})")
+        return number
     if isinstance(value, (list, tuple)):
         return _freeze_sequence(value, depth)
     if isinstance(value, Mapping):
@@ -76,7 +85,7 @@ def _freeze(value: Any, depth: int = 0) -> Any:
     raise InvalidMessage(f"payload value of type {type(value).__name__} is not allowed")
 
 
-def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
+def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> FrozenDict[str, Any]:
     frozen = {}
     for key, item in value.items():
         if type(key) is not str:
@@ -86,21 +95,16 @@ def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> MappingProxyType[st
         if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
             raise InvalidMessage("payload nested too deeply")
         kind = type(item)  # a scalar is kept as it is without a call (most values are)
-        frozen[key] = item if kind is str or kind is int or kind is bool or item is None else _freeze(item, depth + 1)
-    return MappingProxyType(frozen)
+        frozen[key] = item if kind is str or kind is int and -_INT_BOUND < item < _INT_BOUND or kind is bool \
+            or item is None else _freeze(item, depth + 1)
+    return FrozenDict(frozen)
 
 
 def _freeze_sequence(value: list[Any] | tuple[Any, ...], depth: int) -> tuple[Any, ...]:
     if value and depth >= MAX_DEPTH:
         raise InvalidMessage("payload nested too deeply")
-    return tuple([item if (kind := type(item)) is str or kind is int or kind is bool or item is None
-                  else _freeze(item, depth + 1) for item in value])
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, MappingProxyType):
-        return dict(value)
-    raise TypeError(type(value).__name__)
+    return tuple([item if (kind := type(item)) is str or kind is int and -_INT_BOUND < item < _INT_BOUND
+                  or kind is bool or item is None else _freeze(item, depth + 1) for item in value])
 
 
 # One encoder and one decoder for every message: json.dumps/json.loads with options build a new
@@ -109,7 +113,6 @@ def _json_default(value: Any) -> Any:
 # or a decoded one (a tree), so the check's bookkeeping per container buys nothing.
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False,
-    default=_json_default,
 )
 
 
@@ -197,7 +200,7 @@ class Message:
     def __post_init__(self) -> None:
         self._check_header()
         payload = self.payload
-        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
+        if type(payload) is not dict and type(payload) is not FrozenDict and not isinstance(payload, Mapping):
             raise InvalidMessage("payload must be a mapping")
         object.__setattr__(self, "payload", _freeze(payload))
 
@@ -227,16 +230,16 @@ class Message:
         without the frozen dataclass's per-field ``object.__setattr__`` calls and the header
         checks run again (~2 µs). For a message made of another's fields (the wallet's sign joins
         its hello to its child's first payload and splits it off again: ``mpc.signing``)."""
-        if type(payload) is not dict and type(payload) is not MappingProxyType and not isinstance(payload, Mapping):
+        if type(payload) is not dict and type(payload) is not FrozenDict and not isinstance(payload, Mapping):
             raise InvalidMessage("payload must be a mapping")
         return self._with_frozen_payload(payload if type(self) is not Message else _freeze(payload))
 
     def _with_frozen_payload(self, payload: Mapping[str, Any]) -> Message:
-        """``_with_payload(payload)`` of a payload frozen already: a ``MappingProxyType`` over a
-        dict that nothing else holds, whose values are each a value of a message's payload (which
-        its constructor froze) or a ``str`` (the wallet's sign: its child's first payload with the
-        hello's text, and that payload without it). Not frozen and checked again: the values are
-        those ``_freeze`` returned, and the proxy's dict is reachable only through it."""
+        """``_with_payload(payload)`` of a payload frozen already: a ``FrozenDict`` that nothing
+        else holds, whose values are each a value of a message's payload (which its constructor
+        froze) or a ``str`` (the wallet's sign: its child's first payload with the hello's text,
+        and that payload without it). Not frozen and checked again: the values are those
+        ``_freeze`` returned, and the ``FrozenDict`` refuses every change."""
         if type(self) is not Message:  # a subclass's constructor may check more: run it
             return type(self)(self.protocol, self.session_id, self.round, self.sender, self.recipient, payload)
         message = object.__new__(Message)

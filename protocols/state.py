@@ -18,8 +18,10 @@ and ``false``, every value is a JSON array whose first element is a type tag::
     ["s", text]             str
     ["b", hex]              bytes
     ["t", [v…]]  ["l", [v…]]  ["f", [v…]]      tuple, list, frozenset (sorted by encoding)
-    ["d", [[k, v]…]]  ["m", [[k, v]…]]         dict, read-only mapping (insertion order kept;
-                                                keys are values too, so int keys are fine)
+    ["d", [[k, v]…]]  ["m", [[k, v]…]]         dict, read-only mapping (a ``FrozenDict`` or a
+                                                ``MappingProxyType``; restored as a ``FrozenDict``;
+                                                insertion order kept; keys are values too, so int
+                                                keys are fine)
     ["g", name]                                group singletons, by name
     ["p", group, hex | null]                   curve point (null: the identity)
     ["k", group, hex]                          SecretScalar (explicitly: it is a secret)
@@ -78,6 +80,7 @@ from typing import Any
 from curves import Group, Point, SecretScalar, group_by_name
 from curves.errors import CurveError
 from protocols.errors import InvalidMessage, KeyLocked, MPCError, ProtocolAbort, UsageError
+from protocols.frozen import FrozenDict
 
 __all__ = [
     "STATE_VERSION",
@@ -200,7 +203,7 @@ class _Encoder:
             return ["g", obj.name]
         if self._references and id(obj) in self._references:
             return ["x", list(self._references[id(obj)])]
-        if kind in (list, dict, MappingProxyType) or kind in _BY_CLASS:
+        if kind in (list, dict, FrozenDict, MappingProxyType) or kind in _BY_CLASS:
             ref = self._number(obj)
             if ref is not None:
                 return ref
@@ -215,7 +218,7 @@ class _Encoder:
         kind = type(obj)
         if kind is list:
             return ["l", [self.value(v) for v in obj]]
-        if kind is dict or kind is MappingProxyType:
+        if kind is dict or kind is FrozenDict or kind is MappingProxyType:
             pairs = [[self.value(k), self.value(v)] for k, v in obj.items()]
             return ["d" if kind is dict else "m", pairs]
         entry = _BY_CLASS[kind]
@@ -366,15 +369,17 @@ class _Decoder:
         self._objects[index] = out
         return out
 
-    def _mapping(self, args: list[Any]) -> MappingProxyType[Any, Any]:
+    def _mapping(self, args: list[Any]) -> FrozenDict[Any, Any]:
         index = self._reserve()
         pairs = self.pairs(_one(args))
-        content = dict(pairs)
+        try:
+            content = FrozenDict(pairs)
+        except TypeError:
+            raise InvalidMessage("unhashable key in state mapping") from None
         if len(content) != len(pairs):
             raise InvalidMessage("duplicate key in state mapping")
-        proxy = MappingProxyType(content)
-        self._objects[index] = proxy
-        return proxy
+        self._objects[index] = content
+        return content
 
     def _group(self, args: list[Any]) -> Group:
         try:

@@ -17,6 +17,7 @@ from mpc.signing import (HELLO_FIELD, first_payload, hello_text, parse_hello, si
 from mpc.storage.store import SQLiteStore
 from mpc.wallet import SignResult
 from protocols.errors import FutureMessage, InvalidMessage, MPCError, UsageError
+from protocols.frozen import FrozenDict
 from protocols.rounds import Message, Session
 from protocols.state import encode_state
 from tests.mpc.conftest import Wallet, data_for, new_wallet, verify_result
@@ -245,7 +246,7 @@ def test_the_channels_messages_equal_the_checked_constructors(generated: Wallet)
     for msg in (first, reply, answer):
         rebuilt = Message(msg.protocol, msg.session_id, msg.round, msg.sender, msg.recipient, _plain(msg.payload))
         assert msg == rebuilt and msg.to_bytes() == rebuilt.to_bytes()
-        assert type(msg.payload).__name__ == "mappingproxy"  # frozen as the constructor freezes it
+        assert type(msg.payload) is FrozenDict  # frozen as the constructor freezes it
     custodian.receive(Message.from_bytes(answer.to_bytes()))
     verify_result(client.result(), data_for("solana"))
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import secrets
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import InvalidMessage
-from protocols.rounds import MAX_DEPTH, MAX_MESSAGE_BYTES, Message
+from protocols.frozen import FrozenDict
+from protocols.rounds import MAX_DEPTH, MAX_INT_BITS, MAX_MESSAGE_BYTES, Message
 
 SID = bytes(range(32))
 
@@ -56,6 +58,60 @@ def test_payload_is_immutable():
         msg.payload["new"] = 1  # type: ignore[index]
     with pytest.raises(TypeError):
         msg.payload["map"]["k"] = "w"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p.__setitem__("new", 1), lambda p: p.__delitem__("map"), lambda p: p.update(a=1), lambda p: p.pop("map"),
+    lambda p: p.popitem(), lambda p: p.setdefault("new", 1), lambda p: p.clear(), lambda p: p.__ior__({"a": 1}),
+])
+def test_no_method_changes_a_payload(change) -> None:
+    msg = make(payload={"map": {"k": "v"}, "n": 1})
+    for mapping in (msg.payload, msg.payload["map"]):
+        with pytest.raises(TypeError):
+            change(mapping)
+    assert msg == make(payload={"map": {"k": "v"}, "n": 1})
+
+
+@settings(max_examples=50, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_a_message_is_plain_data_to_json_pickle_and_copy(payload) -> None:
+    """DESIGN's payload is "a mapping of plain JSON-able values": ``json.dumps`` takes it as it is
+    (equal to the payload given, lists as arrays), a queue frontend can pickle a message and a
+    harness can deep-copy one to tamper with the copy; the copies are equal and encode alike."""
+    msg = make(payload=payload)
+    assert json.loads(json.dumps(msg.payload)) == json.loads(json.dumps(payload))
+    for copied in (copy.deepcopy(msg), copy.copy(msg), pickle.loads(pickle.dumps(msg))):
+        assert copied == msg and copied.to_bytes() == msg.to_bytes()
+        assert type(copied.payload) is FrozenDict
+    assert make(payload={"a": "00", "b": {"c": 1}}).payload == {"a": "00", "b": {"c": 1}}  # equal to a dict
+    tampered = dict(copy.deepcopy(msg).payload)
+    tampered["extra"] = "01"
+    assert make(payload=tampered).payload["extra"] == "01" and "extra" not in msg.payload
+
+
+def test_a_number_too_large_to_encode_is_refused_as_the_wire_refuses_it() -> None:
+    """A payload number is below 2^MAX_INT_BITS in magnitude, given as an object or on the wire:
+    ``to_bytes`` never meets a number it cannot write (Python writes at most 4300 digits)."""
+    largest = (1 << MAX_INT_BITS) - 1
+    for number in (largest, -largest):
+        msg = make(payload={"n": number, "l": [number], "d": {"n": number}})
+        assert Message.from_bytes(msg.to_bytes()) == msg
+    for number, digits in ((1 << MAX_INT_BITS, str(1 << MAX_INT_BITS)), (-(1 << MAX_INT_BITS), str(-(1 << MAX_INT_BITS))),
+                           (10**5000, "1" + "0" * 5000)):
+        for payload in ({"n": number}, {"l": [number]}, {"d": {"n": number}}):
+            with pytest.raises(InvalidMessage, match="payload number"):
+                make(payload=payload)
+        wire = make(payload={"n": 1}).to_bytes().replace(b'"n":1', b'"n":' + digits.encode())
+        with pytest.raises(InvalidMessage):
+            Message.from_bytes(wire)
+
+
+def test_an_int_subclass_is_kept_as_the_int_it_holds() -> None:
+    class Loud(int):
+        def __repr__(self) -> str:
+            return "loud"
+    msg = make(payload={"n": Loud(5)})
+    assert type(msg.payload["n"]) is int and msg.to_bytes() == make(payload={"n": 5}).to_bytes()
 
 
 def _reencode(mutate) -> bytes:
@@ -295,7 +351,7 @@ def test_a_message_with_a_payload_frozen_already_is_what_the_constructor_makes(f
     split = dict(source.payload)
     split.pop(dropped, None)
     for fields in (joined, split):
-        made = source._with_frozen_payload(MappingProxyType(fields))
+        made = source._with_frozen_payload(FrozenDict(fields))
         rebuilt = Message(source.protocol, source.session_id, source.round, source.sender, source.recipient, fields)
         assert made == rebuilt and made.to_bytes() == rebuilt.to_bytes() and repr(made) == repr(rebuilt)
         assert Message.from_bytes(made.to_bytes()) == made
@@ -316,7 +372,7 @@ def test_a_message_subclass_with_another_payload_runs_its_constructor() -> None:
 
     base = Checked("test/proto", bytes(32), 1, 1, 2, {"a": "00"})
     assert type(base._with_payload({"b": "01"})) is Checked
-    assert type(base._with_frozen_payload(MappingProxyType({"c": "02"}))) is Checked
+    assert type(base._with_frozen_payload(FrozenDict({"c": "02"}))) is Checked
     assert seen == [{"a": "00"}, {"b": "01"}, {"c": "02"}]
 
 
