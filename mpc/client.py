@@ -30,7 +30,7 @@ from typing import Any
 
 from mpc.addresses import addresses
 from mpc.backup.client_ops import ClientBackup, ClientEject, ClientRecover, EjectedKeys, _DeviceOperation, _stored_step
-from mpc.backup.methods import BackupMethod, CloudMethod, CloudStorage
+from mpc.backup.methods import BackupMethod, CloudMethod, CloudStorage, default_cloud_storage
 from mpc import hd
 from mpc.addresses import address_of
 from mpc.operation import new_session_id
@@ -106,6 +106,8 @@ class Client:
     def __init__(self, client_id: str, keychain: Keychain, *, cloud: CloudStorage | None = None,
                  security_level: ecdsa2p.SecurityLevel = ecdsa2p.LEVEL_112,
                  published_setup: ecdsa2p.ClientSetupPublic | None = None) -> None:
+        if not isinstance(client_id, str) or not client_id:
+            raise InputInvalid("Client takes the client id custodian.create_client() returned (a str)")
         self.client_id = client_id
         # No default location: the shares live where the caller says (a FileKeychain folder, the
         # platform's keystore behind the Keychain interface, MemoryKeychain in tests).
@@ -113,7 +115,9 @@ class Client:
             raise InputInvalid("Client needs a keychain: mpc.FileKeychain(folder), a Keychain of the platform's "
                                "keystore, or mpc.MemoryKeychain() for tests")
         self.keychain = keychain
-        self.cloud = cloud  # the CLOUD method's storage; None: name another backup method
+        # The CLOUD method's storage (backup keys); None: the local-folder default, at first use
+        # (``default_cloud_storage``: $PORTAL_MPC_HOME/cloud).
+        self.cloud = cloud
         self.security_level = security_level  # the deployment's: the custodian's must be the same
         # A deployment option: parameters published by a third party instead of the device's own
         # (whoever made them can forge the custodian's c3 proofs: docs/threat-model.md).
@@ -271,10 +275,10 @@ class Client:
         return Session.from_bytes(data, client=self, method=method or self._cloud_method())
 
     def _cloud_method(self) -> CloudMethod:
-        """The default backup method: CLOUD, through the storage this device was given."""
+        """The default backup method: CLOUD, through the storage this device was given, else the
+        local-folder default (``default_cloud_storage``), set as ``cloud`` at its first use."""
         if self.cloud is None:
-            raise InputInvalid("no backup method: pass one (PasswordMethod, PasskeyMethod, CloudMethod) "
-                               "or give the device its cloud storage, Client(..., cloud=...)")
+            self.cloud = default_cloud_storage()
         return CloudMethod(self.cloud)
 
 

@@ -112,6 +112,8 @@ class Custodian:
         backup_methods: Iterable[str] = BACKUP_METHODS,
         ledger: RevocationLedger | None = None,
     ) -> None:
+        if store is not None and not isinstance(store, SQLiteStore):
+            raise InputInvalid("Custodian takes a store: mpc.SQLiteStore(path), PostgresStore, or open_store(url)")
         if not lock_ttl > 0:
             raise InputInvalid("lock_ttl must be a positive number of seconds")
         # The lease of the per-client operation lock: an operation abandoned without ending
@@ -216,6 +218,7 @@ class Custodian:
         a token alone cannot replace the current backup. A pending version whose boxes the
         custodian keeps completes only when they arrive (``StateInvalid``)."""
         method = method_name(method)
+        self.store.client(client_id)  # an unknown client is CLIENT_NOT_FOUND, as in get_client
         backups = self.store.backups(client_id)
         if method not in backups:
             raise StateInvalid("no custodian backup share for this method yet")

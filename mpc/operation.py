@@ -442,7 +442,8 @@ def run_local(client_session: Operation[A], custodian_session: Operation[B]) -> 
 
     Protocol-level failures surface as engine errors (``mpc.errors``) with stable codes.
     """
-    if not isinstance(client_session, Session) or not isinstance(custodian_session, Session):
+    if not isinstance(client_session, Session) or not isinstance(custodian_session, Session) \
+            or isinstance(client_session, CustodianOperation) or isinstance(custodian_session, ClientOperation):
         raise errors.InputInvalid("run_local takes the two sessions of one operation (client first, then custodian)")
     try:
         client_result, custodian_result = run([client_session, custodian_session])

@@ -503,7 +503,10 @@ class CustodianSign(CustodianOperation, _SignChannel):
         own, and its shares are those very objects: its client and curve, and with a path its
         tweak; else ``StateInvalid`` (a state naming another client's or curve's share never
         signs with it)."""
-        expected = {key: share for share, key in self.share_references()}
+        try:
+            expected = {key: share for share, key in self.share_references()}
+        except (TypeError, ValueError):  # a digest or tweak of the decoded state that no sign parks
+            raise StateInvalid("this parked sign names its share malformed") from None
         if set(resolved) != set(expected) or any(resolved[key] is not share for key, share in expected.items()):
             raise StateInvalid("this parked sign names a share that is not its own")
 

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_REQUEST_BYTES",
     "MAX_REQUEST_DEPTH",
+    "MAX_ANSWER_DEPTH",
     "OPERATIONS",
     "OPERATOR_OPS",
     "TOKEN_ROTATING_OPERATIONS",
@@ -54,11 +55,15 @@ __all__ = [
     "client_tls_context",
     "check_service_url",
     "is_loopback_literal",
+    "nesting_depth",
+    "nested_deeper_than",
 ]
 
 MAX_FRAME_BYTES = 1 << 20  # the largest protocol message (keygen round 5) is about 100 kB
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_REQUEST_DEPTH = 8  # requests are flat objects; deeper nesting is refused before decoding
+MAX_ANSWER_DEPTH = 16  # the service's control frames (ready, results, errors): refused deeper, before decoding
+_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 OPERATIONS = ("generate", "backup", "recover", "eject", "sign", "presign", "sign_presigned", "derive")
 OPERATOR_OPS = ("revoke_token", "issue_token", "unlock_client", "revoke_device")
 TOKEN_ROTATING_OPERATIONS = ("recover", "eject")  # a completed one replaces the client's token
@@ -153,3 +158,38 @@ def hex_bytes(value: object, length: int) -> bytes | None:
     if not isinstance(value, str) or len(value) != 2 * length or not _LOWER_HEX.fullmatch(value):
         return None  # canonical only: lowercase, no white space (bytes.fromhex accepts both)
     return bytes.fromhex(value)
+
+
+def nesting_depth(frame: str) -> int:
+    """The deepest nesting of arrays and objects in JSON text ``frame`` (brackets inside strings
+    do not count); linear in the frame, visiting only brackets, quotes and backslashes."""
+    depth = deepest = 0
+    in_string = False
+    escaped_at = -1  # the position of a character escaped by a backslash
+    for match in _JSON_STRUCTURE.finditer(frame):
+        char, at = match.group(), match.start()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def nested_deeper_than(frame: str, limit: int) -> bool:
+    """Whether JSON text ``frame`` nests deeper than ``limit``: asked before decoding a peer's
+    frame, since a deep enough one exhausts the C parser's stack (a crash, not an exception,
+    where the recursion limit was raised). Every level opens with a ``[`` or ``{``, so a frame
+    with at most ``limit`` of them (counted in C, inside strings too) needs no scan: a sign
+    request carries its first message, whose escaped quotes ``nesting_depth`` visits one by one
+    (issue 30)."""
+    return frame.count("[") + frame.count("{") > limit and nesting_depth(frame) > limit

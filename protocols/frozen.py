@@ -28,6 +28,7 @@ class FrozenDict(dict[_K, _V]):
     __slots__ = ()
 
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Refused: a ``FrozenDict`` is read-only (``TypeError``)."""
         raise TypeError(f"{type(self).__name__} is read-only")
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse

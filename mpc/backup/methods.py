@@ -67,6 +67,7 @@ from mpc.errors import (
 from protocols import oprf
 from protocols.errors import InvalidMessage, UsageError
 from mpc.storage.keychain import FileKeychain, Keychain, MemoryKeychain, validate_name
+from mpc.wallet import default_home
 
 __all__ = [
     "KEY_LENGTH",
@@ -82,6 +83,7 @@ __all__ = [
     "CloudStorage",
     "KeychainCloudStorage",
     "LocalFolderCloudStorage",
+    "default_cloud_storage",
     "MemoryCloudStorage",
     "CloudMethod",
     "PasskeyWrapper",
@@ -544,6 +546,16 @@ class LocalFolderCloudStorage(KeychainCloudStorage):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(FileKeychain(path))
+
+
+def default_cloud_storage() -> LocalFolderCloudStorage:
+    """The CLOUD method's storage of a device that names none (``Client(..., cloud=None)``;
+    docs/backup.md): the folder ``cloud`` under ``default_home()`` (``$PORTAL_MPC_HOME``, else
+    ``~/.portal-mpc``), made 0700 at first use, one 0600 file per backup key. Every device of the
+    same account on this machine reads it, as every device of a user reads a synced drive, so a
+    new device recovers from the keys an old one saved there. Only the key goes there: the
+    encrypted share it opens stays with the custodian (or the customer)."""
+    return LocalFolderCloudStorage(default_home() / "cloud")
 
 
 class MemoryCloudStorage(KeychainCloudStorage):

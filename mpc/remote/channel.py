@@ -73,8 +73,9 @@ from mpc.storage.device_key import DeviceKey
 from mpc.wallet import ClientView, client_view
 from mpc.remote.kept import KeptConnection
 from mpc.wire import ABORT_FRAME, CHALLENGE_BYTES, FIRST_MESSAGE_OPERATIONS, KEEP_ALIVE_SUBPROTOCOL, \
-    MAX_FRAME_BYTES, MAX_REQUEST_BYTES, check_service_url, client_tls_context, device_auth_message, hex_bytes
-from protocols.errors import MPCError
+    MAX_ANSWER_DEPTH, MAX_FRAME_BYTES, MAX_REQUEST_BYTES, check_service_url, client_tls_context, device_auth_message, \
+    hex_bytes, nested_deeper_than
+from protocols.errors import InvalidMessage, MPCError
 from protocols.rounds import Message, Session
 
 __all__ = [
@@ -106,9 +107,11 @@ _OLD_CUSTODIAN_REFUSAL = "unknown request fields: message"  # a custodian before
 def parse_control(frame: Any) -> dict[str, Any]:
     """A control frame (``ready`` / ``result``) as an object; an error frame raises its engine
     error (``errors.from_json``)."""
+    if not isinstance(frame, str) or nested_deeper_than(frame, MAX_ANSWER_DEPTH):
+        raise EngineError("malformed frame from the custodian service")
     try:
         obj = json.loads(frame)
-    except (TypeError, ValueError):
+    except ValueError:
         raise EngineError("malformed frame from the custodian service") from None
     if not isinstance(obj, dict):
         raise EngineError("malformed frame from the custodian service")
@@ -359,7 +362,11 @@ class OperationChannel:
     def deliver(self, frame: str) -> list[Message] | None:
         """Process one custodian message (CPU-bound); the device's replies, or None for a replay
         it already processed (dropped)."""
-        message = Message.from_bytes(frame.encode("ascii"))
+        try:
+            data = frame.encode("ascii")
+        except UnicodeEncodeError:  # every message is ASCII (its canonical encoding)
+            raise InvalidMessage("message must be ASCII") from None
+        message = Message.from_bytes(data)
         waiting = self.session.awaiting_round
         if self.session.done or (waiting is not None and message.round < waiting):
             return None

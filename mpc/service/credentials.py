@@ -44,7 +44,8 @@ from mpc.service.store import ServiceStore
 from mpc.status import SigningShareStatus
 from mpc.storage.device_key import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, verify_signature
 from mpc.wallet import CURVES
-from mpc.wire import CHALLENGE_BYTES, DEVICE_OPS, NEW_DEVICE_OPS, device_auth_message, hex_bytes
+from mpc.wire import CHALLENGE_BYTES, DEVICE_OPS, MAX_REQUEST_DEPTH, NEW_DEVICE_OPS, device_auth_message, hex_bytes, \
+    nested_deeper_than
 from protocols.errors import InvalidMessage, ProofError
 
 __all__ = ["Claim", "claim", "authorise", "new_challenge", "parse_answer", "take_presigned"]
@@ -123,8 +124,9 @@ def parse_answer(frame: Any) -> tuple[bytes, Mapping[str, Any] | None]:
     """The device's answer to a challenge: ``{"device_sig": 128 hex digits}``, plus
     ``"possession"`` for ``enrol_device``. Anything else is ``AUTH_FAILED``."""
     try:
-        answer = json.loads(frame) if isinstance(frame, str) and len(frame) <= _MAX_ANSWER_CHARS else None
-    except (ValueError, RecursionError):
+        answer = json.loads(frame) if isinstance(frame, str) and len(frame) <= _MAX_ANSWER_CHARS \
+            and not nested_deeper_than(frame, MAX_REQUEST_DEPTH) else None
+    except ValueError:
         answer = None
     if not isinstance(answer, dict) or set(answer) - {"device_sig", "possession"}:
         raise AuthFailed()

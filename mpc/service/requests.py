@@ -104,6 +104,7 @@ from mpc.wire import (
     FIRST_MESSAGE_OPERATIONS,
     MAX_REQUEST_BYTES,
     MAX_REQUEST_DEPTH,
+    nested_deeper_than,
 )
 from protocols.errors import InvalidMessage
 from protocols.rounds import Message
@@ -111,7 +112,6 @@ from protocols.rounds import Message
 _MAX_CLIENT_ID_CHARS = 256
 _MAX_PATH_CHARS = 200  # a path of 10 levels is at most 123 characters
 SESSION_ID_PATTERN = re.compile(r"[0-9a-f]{64}")
-_JSON_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 
 def parse_request(frame: Any) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def parse_request(frame: Any) -> dict[str, Any]:
     error: size and nesting are bounded before decoding, strings must be valid Unicode)."""
     if not isinstance(frame, str) or len(frame) > MAX_REQUEST_BYTES:
         raise InputInvalid("the first frame must be a JSON request object (text, at most 64 KiB)")
-    if _openers(frame) > MAX_REQUEST_DEPTH and nesting_depth(frame) > MAX_REQUEST_DEPTH:
+    if nested_deeper_than(frame, MAX_REQUEST_DEPTH):
         raise InputInvalid(f"the request is nested deeper than {MAX_REQUEST_DEPTH}")
     try:
         request = json.loads(frame, parse_constant=_no_constant)
@@ -130,39 +130,6 @@ def parse_request(frame: Any) -> dict[str, Any]:
     if not frame.isascii() or "\\u" in frame:
         _check_strings(request)
     return request
-
-
-def _openers(frame: str) -> int:
-    """The ``[`` and ``{`` in ``frame``, inside strings too: a bound on its nesting depth (each
-    level opens with one), so a frame with at most ``MAX_REQUEST_DEPTH`` of them needs no scan
-    (issue 30: a sign request carries its first message, whose escaped quotes ``nesting_depth``
-    visits one by one; counting is a C loop)."""
-    return frame.count("[") + frame.count("{")
-
-
-def nesting_depth(frame: str) -> int:
-    """The deepest nesting of arrays and objects in ``frame`` (brackets inside strings do not
-    count); linear in the frame, visiting only brackets, quotes and backslashes."""
-    depth = deepest = 0
-    in_string = False
-    escaped_at = -1  # the position of a character escaped by a backslash
-    for match in _JSON_STRUCTURE.finditer(frame):
-        char, at = match.group(), match.start()
-        if at == escaped_at:
-            continue
-        if in_string:
-            if char == "\\":
-                escaped_at = at + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _check_strings(value: Any) -> None:

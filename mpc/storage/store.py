@@ -71,6 +71,7 @@ from typing import Any
 from mpc.storage._files import create_private_file
 from mpc.errors import (
     ClientNotFound,
+    InputInvalid,
     StoreKeyInvalid,
     StoreKeyMissing,
     StoreNotSealed,
@@ -214,6 +215,8 @@ class SQLiteStore(SingleUseState):
     ``sealer``: seal secret values at rest (``mpc.storage.sealing``; see the module docstring)."""
 
     def __init__(self, path: str = ":memory:", *, sealer: Sealer | None = None) -> None:
+        if not isinstance(path, str):
+            raise InputInvalid("SQLiteStore takes the database's path as a str (':memory:' for a store in memory)")
         self.path = path
         self.sealer = sealer
         if path not in ("", ":memory:") and not path.startswith("file:"):

@@ -45,7 +45,7 @@ True
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from protocols.errors import UsageError, require_instance
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
@@ -81,6 +81,8 @@ def _new_session_id() -> bytes:
 
 
 def _same_key(key_shares: Sequence[KeyShare]) -> list[KeyShare]:
+    if isinstance(key_shares, (str, bytes)) or not isinstance(key_shares, Iterable):
+        raise UsageError("need a non-empty list of KeyShare")
     shares = list(key_shares)
     if not shares:
         raise UsageError("need a non-empty list of KeyShare")

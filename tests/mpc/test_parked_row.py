@@ -7,6 +7,7 @@ tampers with the share a state names, and resumes after every step."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,21 @@ def test_a_state_naming_another_clients_or_curves_share_is_refused(two_wallets: 
     with pytest.raises(StateInvalid):
         wallet.custodian.resume(blob.replace(named, forged))
     wallet.custodian.resume(blob)  # the genuine state is untouched by the attempt
+
+
+@pytest.mark.parametrize("digest", [["l", []], ["d", []], ["i", "1"], ["k", "secp256k1", "01" * 32], None])
+def test_a_state_whose_share_digest_is_not_a_digest_is_refused(two_wallets: tuple[Wallet, Wallet], digest: Any) -> None:
+    """The state's own field naming its share's version holds another type (a list, a mapping, an
+    int, a secret scalar, null): ``StateInvalid`` (a bare ``TypeError`` before), the genuine state
+    untouched."""
+    wallet, _ = two_wallets
+    _, custodian, _ = _first_step(wallet)
+    blob = custodian.to_bytes()
+    field = f'["_root_digest",["s","{custodian._root_digest}"]]'.encode()
+    assert blob.count(field) == 1
+    with pytest.raises(StateInvalid):
+        wallet.custodian.resume(blob.replace(field, b'["_root_digest",' + json.dumps(digest, separators=(",", ":")).encode() + b"]"))
+    wallet.custodian.resume(blob)
 
 
 def test_a_state_parked_with_the_share_inside_still_finishes(two_wallets: tuple[Wallet, Wallet]) -> None:

@@ -386,6 +386,34 @@ class _FakeSession:
         return [self.hello]
 
 
+def test_hostile_custodian_frames_fail_typed_and_leave_the_channel_usable() -> None:
+    """The device side of strict decoding: a control frame nested deeper than any answer
+    (``MAX_ANSWER_DEPTH``, checked before the parser runs) or not text is a malformed frame
+    (``EngineError``; 100 000 levels crashed the process where the recursion limit was raised, a
+    ``RecursionError`` elsewhere), and a frame that looks like a
+    message but is not ASCII is ``InvalidMessage`` (a ``UnicodeEncodeError`` before); neither
+    changes the channel."""
+    from mpc.remote.channel import parse_control
+    from protocols.errors import InvalidMessage
+
+    from mpc.wire import MAX_ANSWER_DEPTH
+
+    deepest = '{"a":' * (MAX_ANSWER_DEPTH - 2) + "{}" + "}" * (MAX_ANSWER_DEPTH - 2)  # in {"result": ...}: the limit
+    assert parse_control('{"result":' + deepest + "}")["result"]["a"]["a"] is not None  # as deep as answers may be
+    for frame in ("[" * 100_000 + "]" * 100_000, '{"ready":' * 100_000, '{"result":[' + deepest + "]}",
+                  b'{"ready":{}}'):
+        with pytest.raises(EngineError, match="malformed frame"):
+            parse_control(frame)
+    channel = OperationChannel("sign", _FakeSession(), "c", "t", {}, RetryPolicy())  # type: ignore[arg-type]
+    channel.start()
+    produced = list(channel.produced)
+    frame = '{"payload":{"x":"\u00e9"}}'
+    assert channel.is_message(frame)
+    with pytest.raises(InvalidMessage, match="ASCII"):
+        channel.deliver(frame)
+    assert channel.received == 0 and channel.produced == produced
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 100.0

@@ -33,7 +33,8 @@ from mpc.errors import (  # noqa: E402
     TransportInsecure,
 )
 from mpc.remote.blocking import RemoteCustodian  # noqa: E402
-from mpc.service.requests import nesting_depth, parse_request  # noqa: E402
+from mpc.service.requests import parse_request  # noqa: E402
+from mpc.wire import nesting_depth  # noqa: E402
 from mpc.service import metrics  # noqa: E402
 from mpc.service.server import CustodianService, ServiceThread  # noqa: E402
 from mpc.service.guard import (  # noqa: E402
@@ -374,6 +375,16 @@ def test_nesting_depth_ignores_brackets_inside_strings() -> None:
     assert nesting_depth('{"a":"\\\\","b":[[["\\"]]]]]]"]]]}') == 4
     assert nesting_depth('{"a":"\\"[[[[[[[[[[[[","b":[]}') == 2
     assert nesting_depth("[" * 50) == 50
+
+
+def test_a_challenge_answer_nested_deeper_than_a_request_is_refused_before_decoding() -> None:
+    from mpc.service.credentials import parse_answer
+
+    signature = "00" * 64
+    assert parse_answer(f'{{"device_sig":"{signature}"}}')[0] == bytes(64)
+    for frame in ('{"device_sig":"' + signature + '","possession":' + "[" * 4000 + "]" * 4000 + "}", "[" * 8000):
+        with pytest.raises(AuthFailed):
+            parse_answer(frame)
 
 
 # --- limits ------------------------------------------------------------------------------------------

@@ -212,7 +212,8 @@ def test_clients_are_independent():
 
 def test_unknown_client():
     custodian = mpc.Custodian()
-    for call in (lambda: custodian.get_client("nobody"), lambda: custodian.generate("nobody")):
+    for call in (lambda: custodian.get_client("nobody"), lambda: custodian.generate("nobody"),
+                 lambda: custodian.stored_client_backup_share("nobody")):
         with pytest.raises(errors.ClientNotFound) as info:
             call()
         assert info.value.status == 404
@@ -240,14 +241,57 @@ def test_sign_result_shapes(generated):
         ed["secret"]
 
 
-def test_a_device_names_its_keychain_and_its_backup_storage():
-    """No silent default location for shares or backup keys."""
+def test_a_device_names_its_keychain():
+    """No silent default location for shares; a client id and a keychain of the right types."""
     with pytest.raises(TypeError):
         mpc.Client("client-1")  # type: ignore[call-arg]
     with pytest.raises(errors.InputInvalid, match="keychain"):
         mpc.Client("client-1", None)  # type: ignore[arg-type]
-    with pytest.raises(errors.InputInvalid, match="no backup method"):
-        mpc.Client("client-1", mpc.MemoryKeychain()).recover()
+    for client_id in (123, b"client-1", "", None):
+        with pytest.raises(errors.InputInvalid, match="client id"):
+            mpc.Client(client_id, mpc.MemoryKeychain())  # type: ignore[arg-type]
+
+
+def test_the_roles_refuse_arguments_of_the_wrong_kind_at_once(generated) -> None:
+    """A store path that is not a str, a custodian store that is not a store, and the two sessions
+    of ``run_local`` given the wrong way round: ``INPUT_INVALID`` before anything runs."""
+    for path in (123, None, b"custodian.sqlite3"):
+        with pytest.raises(errors.InputInvalid, match="path"):
+            mpc.SQLiteStore(path)  # type: ignore[arg-type]
+    for store in ("custodian.sqlite3", object(), {}):
+        with pytest.raises(errors.InputInvalid, match="store"):
+            mpc.Custodian(store)  # type: ignore[arg-type]
+    data = data_for("ethereum")
+    client_session = generated.client.sign("ethereum", data)
+    custodian_session = generated.custodian.sign(generated.client_id, "ethereum", data, client_session.session_id)
+    with pytest.raises(errors.InputInvalid, match="client first"):
+        mpc.run_local(custodian_session, client_session)  # type: ignore[arg-type]
+    verify_result(mpc.run_local(client_session, custodian_session)[0], data)  # nothing ran: both still fresh
+
+
+def test_backup_keys_go_to_the_local_folder_default_and_a_new_device_recovers_from_it(tmp_path, monkeypatch):
+    """DESIGN's surface as written: ``mpc.Client(client_id, keychain)`` with no cloud storage backs
+    up to the local-folder default ($PORTAL_MPC_HOME/cloud: 0700, its keys 0600), and a new device
+    made the same way recovers from it (same addresses); a device with its own storage never
+    touches the folder."""
+    monkeypatch.setenv("PORTAL_MPC_HOME", str(tmp_path / "home"))
+    custodian = mpc.Custodian(mpc.SQLiteStore(":memory:"))
+    client_id = custodian.create_client()
+    device = mpc.Client(client_id, mpc.MemoryKeychain())
+    assert device.cloud is None and not (tmp_path / "home").exists()  # nothing made before it is used
+    addresses, _ = mpc.run_local(device.generate(), custodian.generate(client_id))
+    mpc.run_local(device.backup(), custodian.backup(client_id))
+    folder = tmp_path / "home" / "cloud"
+    assert isinstance(device.cloud, mpc.LocalFolderCloudStorage)
+    keys = sorted(path.name for path in folder.iterdir())
+    assert len(keys) == 2 and all(name.startswith(f"{client_id}.") for name in keys)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all((folder / name).stat().st_mode & 0o777 == 0o600 for name in keys)
+    new_device = mpc.Client(client_id, mpc.MemoryKeychain())
+    mpc.run_local(new_device.recover(), custodian.recover(client_id))
+    assert new_device.addresses() == addresses
+    verify_result(mpc.run_local(new_device.sign("ethereum", data_for("ethereum")),
+                                custodian.sign(client_id, "ethereum", data_for("ethereum")))[0], data_for("ethereum"))
 
 
 def test_a_recover_overtaken_by_a_later_recover_cannot_confirm(generated):

@@ -71,6 +71,18 @@ def test_too_few_signers_refused() -> None:
         SignSession(secrets.token_bytes(32), shares[0], [1, 2, 6], b"m")  # 6 is no participant
 
 
+@pytest.mark.parametrize("shares", [None, 5, b"shares", "shares", object()])
+def test_signing_with_something_that_is_not_a_list_of_shares_is_a_usage_error(shares) -> None:
+    with pytest.raises(UsageError, match="list of KeyShare"):
+        frost.sign(shares, b"m")
+
+
+def test_any_iterable_of_shares_signs() -> None:
+    shares = frost.trusted_dealer_keygen(2, 2)
+    for given in (tuple(shares), iter(shares), (share for share in shares)):
+        verify(shares[0].public_key, b"m", frost.sign(given, b"m"))  # type: ignore[arg-type]
+
+
 def test_shares_of_different_keys_refused() -> None:
     a, b = frost.trusted_dealer_keygen(2, 2), frost.trusted_dealer_keygen(2, 2)
     with pytest.raises(UsageError):
