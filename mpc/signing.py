@@ -49,7 +49,7 @@ from protocols import ecdsa2p, frost
 from protocols.encoding import get_point
 from protocols.compose import Composite
 from protocols.errors import FutureMessage, InvalidMessage, KeyLocked, MPCError, UsageError
-from protocols.frozen import FrozenDict
+from protocols.frozen import frozen
 from protocols.rounds import Message, Session
 from protocols.state import register_attrs
 
@@ -356,7 +356,7 @@ class _SignChannel(Composite):
             raise UsageError("the custodian's signing session must not speak first")
         # The first message's header (``_check_first``: round 1) and its payload's own frozen values
         # but the hello: frozen already (``Message._with_frozen_payload``).
-        inner = msg._with_frozen_payload(FrozenDict(child_payload))
+        inner = msg._with_frozen_payload(frozen(child_payload))
         produced = self._guard(child.receive, inner, culprit=msg.sender)
         self.session_id, self._unbound = session_id, False
         self._children[self.curve] = child
@@ -415,7 +415,7 @@ class ClientSign(ClientOperation, _SignChannel):
         (child,) = first
         text = sign_hello_text(self.client.client_id, *self._hello_values())  # ``hello_text(self._hello())``
         # The child's header, its payload's frozen values and the hello's text (a str): frozen already.
-        message = child._with_frozen_payload(FrozenDict(_joined_first_payload(text, child.payload)))
+        message = child._with_frozen_payload(frozen(_joined_first_payload(text, child.payload)))
         self._children[self.curve] = self._session  # only once the first message could be made
         return [message]
 
@@ -503,10 +503,11 @@ class CustodianSign(CustodianOperation, _SignChannel):
         own, and its shares are those very objects: its client and curve, and with a path its
         tweak; else ``StateInvalid`` (a state naming another client's or curve's share never
         signs with it)."""
-        try:
-            expected = {key: share for share, key in self.share_references()}
-        except (TypeError, ValueError):  # a digest or tweak of the decoded state that no sign parks
-            raise StateInvalid("this parked sign names its share malformed") from None
+        digest, child = getattr(self, "_root_digest", None), self._hd_child
+        if digest is not None and type(digest) is not str \
+                or child is not None and not (type(child) is tuple and len(child) == 3 and type(child[2]) is int):
+            raise StateInvalid("this parked sign names its share malformed")  # no sign parks such a field
+        expected = {key: share for share, key in self.share_references()}
         if set(resolved) != set(expected) or any(resolved[key] is not share for key, share in expected.items()):
             raise StateInvalid("this parked sign names a share that is not its own")
 

@@ -42,8 +42,10 @@ DEFAULT_METHOD = "CLOUD"
 
 
 def default_home() -> Path:
-    """Where file-based defaults live: ``$PORTAL_MPC_HOME`` or ``~/.portal-mpc``."""
-    return Path(os.environ.get("PORTAL_MPC_HOME", Path.home() / ".portal-mpc"))
+    """Where file-based defaults live: ``$PORTAL_MPC_HOME`` (``~`` expanded, made absolute: a
+    later change of the working folder moves nothing) or, unset or empty, ``~/.portal-mpc``."""
+    configured = os.environ.get("PORTAL_MPC_HOME")
+    return Path(configured).expanduser().absolute() if configured else Path.home() / ".portal-mpc"
 
 
 def curve_of_chain(chain: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, TypeVar
 
-__all__ = ["FrozenDict"]
+__all__ = ["FrozenDict", "frozen"]
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -21,11 +21,22 @@ _V = TypeVar("_V")
 
 class FrozenDict(dict[_K, _V]):
     """A ``dict`` whose items are fixed by its constructor: ``d[k] = v``, ``del d[k]``, ``update``,
-    ``pop``, ``popitem``, ``setdefault``, ``clear`` and ``|=`` raise ``TypeError``. Its values are
-    meant to be immutable too (a payload's are: ``str``, ``int``, ``bool``, ``None``, tuples and
-    ``FrozenDict``), so a copy is the object itself and pickling rebuilds it from its items."""
+    ``pop``, ``popitem``, ``setdefault``, ``clear`` and ``|=`` raise ``TypeError``, and ``__init__``
+    called again changes nothing (only ``dict``'s own methods called on it, ``dict.update(d, ...)``,
+    change it, as for any ``dict`` subclass). A copy is the object itself and pickling rebuilds it
+    from its items: for a payload, whose values are immutable too (``str``, ``int``, ``bool``,
+    ``None``, tuples and ``FrozenDict``); a ``FrozenDict`` holding a mutable value shares it with
+    its copies."""
 
     __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict[_K, _V]:
+        made = dict.__new__(cls)
+        dict.__init__(made, *args, **kwargs)
+        return made
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Filled by the constructor (``__new__``): calling ``__init__`` again changes nothing."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Refused: a ``FrozenDict`` is read-only (``TypeError``)."""
@@ -45,3 +56,15 @@ class FrozenDict(dict[_K, _V]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict.__repr__(self)})"
+
+
+_EMPTY = dict.__new__
+_FILL = dict.update
+
+
+def frozen(items: dict[_K, _V]) -> FrozenDict[_K, _V]:
+    """``FrozenDict(items)`` without the Python-level constructor (two calls into C: a payload is
+    frozen per message, ``protocols.rounds``)."""
+    made: FrozenDict[_K, _V] = _EMPTY(FrozenDict)
+    _FILL(made, items)
+    return made

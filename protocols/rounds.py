@@ -39,7 +39,7 @@ from protocols.errors import (
     ProtocolAbort,
     UsageError,
 )
-from protocols.frozen import FrozenDict
+from protocols.frozen import FrozenDict, frozen
 from protocols.state import register_bytes
 
 __all__ = ["Message", "Session", "WIRE_VERSION", "MAX_MESSAGE_BYTES", "parse_hex", "parse_strict_json"]
@@ -86,7 +86,7 @@ def _freeze(value: Any, depth: int = 0) -> Any:
 
 
 def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> FrozenDict[str, Any]:
-    frozen = {}
+    made = {}
     for key, item in value.items():
         if type(key) is not str:
             if not isinstance(key, str):
@@ -95,9 +95,9 @@ def _freeze_mapping(value: Mapping[Any, Any], depth: int) -> FrozenDict[str, Any
         if depth >= MAX_DEPTH:  # the item would be nested too deeply, whatever it is
             raise InvalidMessage("payload nested too deeply")
         kind = type(item)  # a scalar is kept as it is without a call (most values are)
-        frozen[key] = item if kind is str or kind is int and -_INT_BOUND < item < _INT_BOUND or kind is bool \
+        made[key] = item if kind is str or kind is int and -_INT_BOUND < item < _INT_BOUND or kind is bool \
             or item is None else _freeze(item, depth + 1)
-    return FrozenDict(frozen)
+    return frozen(made)
 
 
 def _freeze_sequence(value: list[Any] | tuple[Any, ...], depth: int) -> tuple[Any, ...]:

@@ -373,7 +373,7 @@ class _Decoder:
         index = self._reserve()
         pairs = self.pairs(_one(args))
         try:
-            content = FrozenDict(pairs)
+            content: FrozenDict[Any, Any] = FrozenDict(pairs)
         except TypeError:
             raise InvalidMessage("unhashable key in state mapping") from None
         if len(content) != len(pairs):

@@ -43,6 +43,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import nacl.exceptions
@@ -526,12 +527,15 @@ class KeychainCloudStorage(CloudStorage):
     def __init__(self, keychain: Keychain) -> None:
         self.keychain = keychain
 
+    def _keychain(self) -> Keychain:
+        return self.keychain
+
     def save(self, name: str, data: bytes) -> None:
-        self.keychain.put(name, data)
+        self._keychain().put(name, data)
 
     def load(self, name: str) -> bytes:
         try:
-            return self.keychain.get(name)
+            return self._keychain().get(name)
         except KeychainEntryNotFound:
             raise BackupKeyNotFound(f"no backup key {name!r} in cloud storage") from None
         except KeychainCorrupted:
@@ -542,16 +546,27 @@ class KeychainCloudStorage(CloudStorage):
 
 
 class LocalFolderCloudStorage(KeychainCloudStorage):
-    """The default: a local (or synced) folder; atomic, checksummed 0600 files (a FileKeychain)."""
+    """The default: a local (or synced) folder; atomic, checksummed 0600 files (a FileKeychain),
+    the folder made (0700) when the first key is saved or read, not before."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__(FileKeychain(path))
+        self.path = Path(path)
+        self._folder: FileKeychain | None = None
+
+    def _keychain(self) -> Keychain:
+        if self._folder is None:
+            self._folder = FileKeychain(self.path)
+        return self._folder
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} at {os.fspath(self.path)!r}>"
 
 
 def default_cloud_storage() -> LocalFolderCloudStorage:
     """The CLOUD method's storage of a device that names none (``Client(..., cloud=None)``;
     docs/backup.md): the folder ``cloud`` under ``default_home()`` (``$PORTAL_MPC_HOME``, else
-    ``~/.portal-mpc``), made 0700 at first use, one 0600 file per backup key. Every device of the
+    ``~/.portal-mpc``; an absolute path, fixed when the device first backs up or recovers), made
+    0700 when the first key is saved or read, one 0600 file per backup key. Every device of the
     same account on this machine reads it, as every device of a user reads a synced drive, so a
     new device recovers from the keys an old one saved there. Only the key goes there: the
     encrypted share it opens stays with the custodian (or the customer)."""

@@ -362,6 +362,8 @@ class OperationChannel:
     def deliver(self, frame: str) -> list[Message] | None:
         """Process one custodian message (CPU-bound); the device's replies, or None for a replay
         it already processed (dropped)."""
+        if not isinstance(frame, str):
+            raise InvalidMessage("a message arrives as a text frame")
         try:
             data = frame.encode("ascii")
         except UnicodeEncodeError:  # every message is ASCII (its canonical encoding)

@@ -411,6 +411,8 @@ def test_hostile_custodian_frames_fail_typed_and_leave_the_channel_usable() -> N
     assert channel.is_message(frame)
     with pytest.raises(InvalidMessage, match="ASCII"):
         channel.deliver(frame)
+    with pytest.raises(InvalidMessage, match="text frame"):
+        channel.deliver(b'{"payload":{}}')  # type: ignore[arg-type]
     assert channel.received == 0 and channel.produced == produced
 
 

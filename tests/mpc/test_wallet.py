@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import mpc
@@ -250,6 +252,27 @@ def test_a_device_names_its_keychain():
     for client_id in (123, b"client-1", "", None):
         with pytest.raises(errors.InputInvalid, match="client id"):
             mpc.Client(client_id, mpc.MemoryKeychain())  # type: ignore[arg-type]
+
+
+def test_the_home_of_file_defaults_is_an_absolute_path(tmp_path, monkeypatch) -> None:
+    """``$PORTAL_MPC_HOME`` is expanded and made absolute when read (a later ``chdir`` moves no
+    default folder); unset or empty, the default is ``~/.portal-mpc``."""
+    from mpc.backup.methods import default_cloud_storage
+    from mpc.wallet import default_home
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PORTAL_MPC_HOME", "relative/home")
+    assert default_home() == tmp_path / "relative" / "home"
+    assert default_cloud_storage().path == tmp_path / "relative" / "home" / "cloud"
+    assert not (tmp_path / "relative").exists()  # nothing made before a key is saved
+    monkeypatch.setenv("PORTAL_MPC_HOME", "~/portal")
+    assert default_home() == Path.home() / "portal"
+    for unset in ("", None):
+        if unset is None:
+            monkeypatch.delenv("PORTAL_MPC_HOME")
+        else:
+            monkeypatch.setenv("PORTAL_MPC_HOME", unset)
+        assert default_home() == Path.home() / ".portal-mpc"
 
 
 def test_the_roles_refuse_arguments_of_the_wrong_kind_at_once(generated) -> None:
