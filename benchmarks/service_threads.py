@@ -20,10 +20,11 @@ import secrets
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["main", "thread_ns", "thread_ticks"]
+__all__ = ["main", "service_arguments", "service_database", "thread_ns", "thread_ticks"]
 
 
 def thread_ticks() -> dict[int, int]:
@@ -105,31 +106,48 @@ def measure(db: str, signs: int, warm: int) -> dict[str, float]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
-    from benchmarks.load import _postgres_db, _prepare_setup, _use_store_key
-
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.service_threads", description=__doc__,
+def service_arguments(prog: str, description: str | None, signs: int, argv: list[str] | None) -> argparse.Namespace:
+    """``--backend``, ``--signs`` and ``--warm``: the options of a benchmark of one service."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--signs", type=int, default=100)
+    parser.add_argument("--signs", type=int, default=signs)
     parser.add_argument("--warm", type=int, default=30)
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="portal-mpc-threads-") as tmp:
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def service_database(backend: str) -> Iterator[str | None]:
+    """A fresh database for one service, with the custodian's setup stored and a store key set
+    (a SQLite file in a temporary folder, or a PostgreSQL schema dropped afterwards); None when
+    no PostgreSQL server is reachable."""
+    from benchmarks.load import _postgres_db, _prepare_setup, _use_store_key
+
+    with tempfile.TemporaryDirectory(prefix="portal-mpc-service-") as tmp:
         _use_store_key(Path(tmp))
         cleanup = None
         db = str(Path(tmp) / "custodian.sqlite3")
-        if args.backend == "postgresql":
+        if backend == "postgresql":
             pg = _postgres_db()
             if pg is None:
-                print("no PostgreSQL server reachable")
-                return 1
+                yield None
+                return
             db, cleanup = pg
         try:
             _prepare_setup(db)
-            figures = measure(db, max(1, args.signs), max(0, args.warm))
+            yield db
         finally:
             if cleanup is not None:
                 cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = service_arguments("python -m benchmarks.service_threads", __doc__, 100, argv)
+    with service_database(args.backend) as db:
+        if db is None:
+            print("no PostgreSQL server reachable")
+            return 1
+        figures = measure(db, max(1, args.signs), max(0, args.warm))
     for label, value in sorted(figures.items(), key=lambda item: -item[1]):
         print(f"  {label:<28} {value:6.2f} ms per signature")
     return 0
