@@ -50,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from protocols.errors import UsageError, require_instance
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
 from protocols.frost.dkg import DKGSession
-from protocols.frost.keys import KeyShare, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
+from protocols.frost.keys import KeyShare, check_identifiers, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
 from protocols.frost.round_trip import InitiatorSession, ResponderSession
 from protocols.frost.reshare import RefreshSession, ReshareSession
 from protocols.frost.sign import SignSession
@@ -138,7 +138,7 @@ def reshare(key_shares: Sequence[KeyShare], new_threshold: int, new_participants
     """
     shares = _same_key(key_shares)
     by_id = {s.identifier: s for s in shares}
-    receivers = sorted(new_participants)
+    receivers = list(check_identifiers(new_participants))
     first = shares[0]
     session_id = _new_session_id()
     sessions = [

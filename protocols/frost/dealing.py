@@ -29,7 +29,7 @@ from protocols.encoding import encode_points, get_bytes, get_list, get_point, ge
 from protocols.errors import ProofError, ProtocolAbort, UsageError
 from protocols.frost.broadcast import VIEW_HASH_LENGTH, inconsistency_culprit, view_hash
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
-from protocols.frost.keys import KeyShare, check_identifiers
+from protocols.frost.keys import KeyShare, check_identifiers, check_threshold
 from protocols.rounds import Message, Session
 from protocols.sharing import evaluate_polynomial, feldman_commit, feldman_evaluate, feldman_verify
 from protocols.state import register_dataclass
@@ -69,8 +69,9 @@ class DealingSession(Session):
     def __init__(
         self, session_id: bytes, party_id: int, dealers: Iterable[int], receivers: Iterable[int], threshold: int
     ) -> None:
-        self.dealers = check_identifiers(dealers, None)
-        self.receivers = check_identifiers(receivers, threshold)
+        self.dealers = check_identifiers(dealers)
+        self.receivers = check_identifiers(receivers)
+        check_threshold(threshold, len(self.receivers))
         self.threshold = threshold
         super().__init__(session_id, party_id, set(self.dealers) | set(self.receivers))
         self._dealings: dict[int, Dealing] = {}

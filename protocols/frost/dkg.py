@@ -28,6 +28,7 @@ from curves import Point, SecretScalar
 from protocols.encoding import get_bytes, require_keys
 from protocols.errors import InvalidMessage, ProofError, UsageError
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
+from protocols.frost.keys import check_identifiers
 from protocols.frost.dealing import (
     Dealing,
     DealingSession,
@@ -88,7 +89,7 @@ class DKGSession(DealingSession):
     protocol = "frost/dkg"
 
     def __init__(self, session_id: bytes, party_id: int, parties: Iterable[int], threshold: int) -> None:
-        parties = tuple(parties)
+        parties = check_identifiers(parties)
         super().__init__(session_id, party_id, parties, parties, threshold)
         params = [self.protocol.encode(), session_id, threshold.to_bytes(4, "big")]
         params += [p.to_bytes(4, "big") for p in self.parties]

@@ -31,7 +31,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from curves import InvalidEncoding, Point, SecretScalar
-from protocols.errors import InvalidMessage, UsageError
+from protocols.errors import InvalidMessage, UsageError, require_instance
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512 as SUITE
 from protocols.sharing import feldman_commit, feldman_evaluate, shamir_split
 from protocols.state import register_bytes
@@ -53,9 +53,13 @@ MAX_PARTICIPANTS = 1024
 MIN_THRESHOLD = 2  # RFC 9591: MIN_PARTICIPANTS ≥ 2 (t = 1 would give every participant the whole key)
 
 
-def check_identifiers(identifiers: Iterable[int], threshold: int | None) -> tuple[int, ...]:
-    """Sorted, distinct identifiers in [1, 2^32) and, unless ``threshold`` is None (a set of
-    dealers), MIN_THRESHOLD ≤ threshold ≤ n (else ``UsageError``)."""
+def check_identifiers(identifiers: Iterable[int],
+                      duplicate: str = "duplicate identifier {}: every participant needs its own") -> tuple[int, ...]:
+    """Sorted, distinct identifiers in [1, 2^32), at most ``MAX_PARTICIPANTS`` (else
+    ``UsageError``; a repeated one named by ``duplicate``, formatted with it); a threshold over
+    them is ``check_threshold``'s."""
+    if isinstance(identifiers, (str, bytes)) or not isinstance(identifiers, Iterable):
+        raise UsageError(f"identifiers must be a collection of integers, not {type(identifiers).__name__}")
     ids = tuple(identifiers)
     if any(not isinstance(i, int) or isinstance(i, bool) or not 1 <= i < 2**32 for i in ids):
         raise UsageError("identifiers must be integers in [1, 2^32)")
@@ -64,11 +68,9 @@ def check_identifiers(identifiers: Iterable[int], threshold: int | None) -> tupl
         raise UsageError("identifiers must not be empty")
     if len(ids) > MAX_PARTICIPANTS:
         raise UsageError(f"at most {MAX_PARTICIPANTS} participants")
-    duplicate = next((a for a, b in zip(ids, ids[1:]) if a == b), None)
-    if duplicate is not None:
-        raise UsageError(f"duplicate identifier {duplicate}: every participant needs its own")
-    if threshold is not None:
-        check_threshold(threshold, len(ids))
+    repeated = next((a for a, b in zip(ids, ids[1:]) if a == b), None)
+    if repeated is not None:
+        raise UsageError(duplicate.format(repeated))
     return ids
 
 
@@ -104,7 +106,8 @@ class KeyShare:
     group_public_key: Point
 
     def __post_init__(self) -> None:
-        ids = check_identifiers(self.participants, self.threshold)
+        ids = check_identifiers(self.participants)
+        check_threshold(self.threshold, len(ids))
         object.__setattr__(self, "participants", ids)
         if self.identifier not in ids:
             raise UsageError("own identifier is not among the participants")
@@ -226,7 +229,9 @@ def split_secret(
     secret: SecretScalar, threshold: int, identifiers: Iterable[int]
 ) -> list[KeyShare]:
     """App. C.1 with a given secret: Shamir-split ``secret`` into one KeyShare per identifier."""
-    ids = check_identifiers(identifiers, threshold)
+    require_instance(secret, SecretScalar, "split_secret takes the secret to share")
+    ids = check_identifiers(identifiers)
+    check_threshold(threshold, len(ids))
     if secret.group is not SUITE.group or secret.value == 0:
         raise UsageError("secret must be a non-zero ed25519 scalar")
     shares, coefficients = shamir_split(SUITE.group, secret.value, threshold, ids)

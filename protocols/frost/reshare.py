@@ -44,7 +44,7 @@ from protocols.frost.dealing import (
     sum_commitments,
 )
 from protocols.frost.helpers import derive_interpolating_value
-from protocols.frost.keys import KeyShare
+from protocols.frost.keys import KeyShare, check_identifiers
 from protocols.rounds import Message
 from protocols.sharing import random_polynomial
 from protocols.state import register_attrs
@@ -67,7 +67,7 @@ class RefreshSession(DealingSession):
 
     def __init__(self, session_id: bytes, key_share: KeyShare, parties: Iterable[int]) -> None:
         require_instance(key_share, KeyShare, "a FROST RefreshSession takes this participant's key share")
-        parties = tuple(parties)
+        parties = check_identifiers(parties)
         if not set(parties) <= set(key_share.participants):
             raise UsageError("refresh parties must be participants of the key")
         super().__init__(session_id, key_share.identifier, parties, parties, key_share.threshold)
@@ -134,8 +134,10 @@ class ReshareSession(DealingSession):
             raise UsageError("a dealer must pass its key_share")
         if group_public_key is None or old_verifying_shares is None:
             raise UsageError("receivers need the group public key and the old verifying shares")
-        if not set(self.dealers) <= set(old_verifying_shares):
-            raise UsageError("need the old verifying share of every dealer")
+        require_instance(group_public_key, Point, "a FROST ReshareSession takes the group public key")
+        if not isinstance(old_verifying_shares, Mapping) or not set(self.dealers) <= set(old_verifying_shares) \
+                or not all(isinstance(old_verifying_shares[i], Point) for i in self.dealers):
+            raise UsageError("need the old verifying share of every dealer: a mapping of identifier to Point")
         self.key_share = key_share
         self.group_public_key = group_public_key
         self.old_verifying_shares = {i: old_verifying_shares[i] for i in self.dealers}

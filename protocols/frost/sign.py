@@ -41,7 +41,7 @@ from protocols.frost.helpers import (
     compute_signing_context,
     encode_group_commitment_list,
 )
-from protocols.frost.keys import KeyShare
+from protocols.frost.keys import KeyShare, check_identifiers
 from protocols.rounds import Message, Session
 
 __all__ = ["SignSession"]
@@ -53,13 +53,10 @@ class SignSession(Session):
     protocol = "frost/sign"
 
     def __init__(self, session_id: bytes, key_share: KeyShare, signers: Iterable[int], message: bytes) -> None:
-        signers = tuple(sorted(signers))
+        signers = check_identifiers(signers, "duplicate signer identifier {}: each signer signs once, with its own share")
         require_instance(key_share, KeyShare, "a FROST SignSession takes this signer's key share")
         if not isinstance(message, (bytes, bytearray)):
             raise UsageError("message must be bytes")
-        duplicate = next((a for a, b in zip(signers, signers[1:]) if a == b), None)
-        if duplicate is not None:
-            raise UsageError(f"duplicate signer identifier {duplicate}: each signer signs once, with its own share")
         if len(signers) < key_share.threshold:
             raise UsageError(f"need at least t = {key_share.threshold} signers, got {len(signers)}")
         if not set(signers) <= set(key_share.participants):

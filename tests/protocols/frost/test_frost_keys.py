@@ -88,6 +88,36 @@ def test_threshold_one_is_refused_everywhere() -> None:
         frost.dkg(3, 2)
 
 
+@pytest.mark.parametrize("call", [
+    lambda sh, sid: frost.SignSession(sid, sh[0], None, b"m"),
+    lambda sh, sid: frost.SignSession(sid, sh[0], (1, "2"), b"m"),
+    lambda sh, sid: frost.RefreshSession(sid, sh[0], [1, [2], 3]),
+    lambda sh, sid: frost.DKGSession(sid, 1, 5, 2),
+    lambda sh, sid: frost.DKGSession(sid, 1, (1, 2, 3), None),
+    lambda sh, sid: frost.dkg(None, 3),
+    lambda sh, sid: frost.trusted_dealer_keygen(None, 3),
+    lambda sh, sid: frost.split_secret(None, 2, [1, 2]),  # type: ignore[arg-type]
+    lambda sh, sid: frost.reshare(sh[:2], None, [1, 2, 3]),
+    lambda sh, sid: frost.reshare(sh[:2], 2, None),
+    lambda sh, sid: frost.ReshareSession(sid, 3, dealers=(1, 2), receivers=(1, 2, 3), new_threshold=None,
+                                         group_public_key=sh[0].group_public_key,
+                                         old_verifying_shares=sh[0].verifying_shares),
+    lambda sh, sid: frost.ReshareSession(sid, 6, dealers=(1, 2), receivers=(1, 2, 6), new_threshold=2,
+                                         group_public_key=sh[0].group_public_key, old_verifying_shares=[1, 2, 3]),
+    lambda sh, sid: frost.ReshareSession(sid, 6, dealers=(1, 2), receivers=(1, 2, 6), new_threshold=2,
+                                         group_public_key=b"junk", old_verifying_shares=sh[0].verifying_shares),
+    lambda sh, sid: frost.ReshareSession(sid, 6, dealers=(1, 2), receivers=(1, 2, 6), new_threshold=2,
+                                         group_public_key=sh[0].group_public_key,
+                                         old_verifying_shares={1: b"x", 2: b"y"}),
+])
+def test_arguments_of_the_wrong_kind_are_a_usage_error(call) -> None:
+    """Sessions and helpers given signer sets, thresholds, keys or verifying shares of the wrong
+    kind refuse them at once (``UsageError``; bare ``TypeError``, ``AttributeError`` or
+    ``IndexError`` before, found by fuzzing)."""
+    with pytest.raises(UsageError):
+        call(frost.trusted_dealer_keygen(2, 3), bytes(32))
+
+
 def test_duplicate_signer_is_named() -> None:
     shares = frost.trusted_dealer_keygen(2, 3)
     with pytest.raises(UsageError, match="duplicate signer identifier 1"):
