@@ -50,7 +50,13 @@ from collections.abc import Iterable, Sequence
 from protocols.errors import UsageError, require_instance
 from protocols.frost.ciphersuite import FROST_ED25519_SHA512, Ciphersuite
 from protocols.frost.dkg import DKGSession
-from protocols.frost.keys import KeyShare, check_identifiers, secret_scalar_from_seed, split_secret, trusted_dealer_keygen
+from protocols.frost.keys import (
+    KeyShare,
+    check_identifiers,
+    secret_scalar_from_seed,
+    split_secret,
+    trusted_dealer_keygen,
+)
 from protocols.frost.round_trip import InitiatorSession, ResponderSession
 from protocols.frost.reshare import RefreshSession, ReshareSession
 from protocols.frost.sign import SignSession

@@ -46,6 +46,8 @@ from protocols.rounds import Message, Session
 
 __all__ = ["SignSession"]
 
+_DUPLICATE_SIGNER = "duplicate signer identifier {}: each signer signs once, with its own share"
+
 
 class SignSession(Session):
     """One signer's side of a FROST signing run; ``result()`` is the 64-byte signature."""
@@ -53,7 +55,7 @@ class SignSession(Session):
     protocol = "frost/sign"
 
     def __init__(self, session_id: bytes, key_share: KeyShare, signers: Iterable[int], message: bytes) -> None:
-        signers = check_identifiers(signers, "duplicate signer identifier {}: each signer signs once, with its own share")
+        signers = check_identifiers(signers, _DUPLICATE_SIGNER)
         require_instance(key_share, KeyShare, "a FROST SignSession takes this signer's key share")
         if not isinstance(message, (bytes, bytearray)):
             raise UsageError("message must be bytes")

@@ -153,7 +153,8 @@ def test_a_state_whose_share_digest_is_not_a_digest_is_refused(two_wallets: tupl
     field = f'["_root_digest",["s","{custodian._root_digest}"]]'.encode()
     assert blob.count(field) == 1
     with pytest.raises(StateInvalid):
-        wallet.custodian.resume(blob.replace(field, b'["_root_digest",' + json.dumps(digest, separators=(",", ":")).encode() + b"]"))
+        forged = b'["_root_digest",' + json.dumps(digest, separators=(",", ":")).encode() + b"]"
+        wallet.custodian.resume(blob.replace(field, forged))
     wallet.custodian.resume(blob)
 
 
