@@ -246,8 +246,8 @@ def _hex_int(value: int) -> str:
 # (``_parse``), so the check's bookkeeping per list (~40 % of writing a parked sign's text) buys
 # nothing; a cycle met anyway would end in ``RecursionError``, never loop.
 # The text is the same byte for byte. ``protocols.rounds`` keeps an encoder of its own on purpose:
-# a message's payload refuses NaN and writes frozen values through ``default``; a state's never
-# meets either (its values are made by ``_Encoder.value``).
+# a message's payload refuses NaN (``allow_nan=False``); a state's never meets one (its values are
+# made by ``_Encoder.value``).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, check_circular=False)
 
 

@@ -527,15 +527,12 @@ class KeychainCloudStorage(CloudStorage):
     def __init__(self, keychain: Keychain) -> None:
         self.keychain = keychain
 
-    def _keychain(self) -> Keychain:
-        return self.keychain
-
     def save(self, name: str, data: bytes) -> None:
-        self._keychain().put(name, data)
+        self.keychain.put(name, data)
 
     def load(self, name: str) -> bytes:
         try:
-            return self._keychain().get(name)
+            return self.keychain.get(name)
         except KeychainEntryNotFound:
             raise BackupKeyNotFound(f"no backup key {name!r} in cloud storage") from None
         except KeychainCorrupted:
@@ -553,7 +550,9 @@ class LocalFolderCloudStorage(KeychainCloudStorage):
         self.path = Path(path)
         self._folder: FileKeychain | None = None
 
-    def _keychain(self) -> Keychain:
+    @property
+    def keychain(self) -> Keychain:  # type: ignore[override]
+        """The folder's ``FileKeychain``, made (with the folder) at its first use."""
         if self._folder is None:
             self._folder = FileKeychain(self.path)
         return self._folder

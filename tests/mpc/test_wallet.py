@@ -265,6 +265,8 @@ def test_the_home_of_file_defaults_is_an_absolute_path(tmp_path, monkeypatch) ->
     assert default_home() == tmp_path / "relative" / "home"
     assert default_cloud_storage().path == tmp_path / "relative" / "home" / "cloud"
     assert not (tmp_path / "relative").exists()  # nothing made before a key is saved
+    assert isinstance(default_cloud_storage().keychain, mpc.FileKeychain)  # the storage's keychain, as before
+    assert (tmp_path / "relative" / "home" / "cloud").is_dir()  # made at that first use
     monkeypatch.setenv("PORTAL_MPC_HOME", "~/portal")
     assert default_home() == Path.home() / "portal"
     for unset in ("", None):
